@@ -1,0 +1,52 @@
+/* cli — shared context of the `dipole` subcommands: global options, the
+ * loaded configuration, and helpers that print a user-facing error and return
+ * an exit code. Exit codes (contract): 0 ok, 1 operation failed, 2 usage or
+ * configuration error, 3 refused by state.
+ */
+#ifndef DIPOLE_CLI_H
+#define DIPOLE_CLI_H
+
+#include "config.h"
+
+enum exit_code { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STATE = 3 };
+
+struct cli {
+	const char *config_path; /* NULL: default search */
+	const char *node;        /* NULL: hostname */
+	const char *run_dir;
+	struct cfg *cfg;
+	char node_buf[256];
+};
+
+struct cli_cmd {
+	const char *name;
+	int (*fn)(struct cli *cli, int argc, char **argv);
+	const char *usage;
+	const char *help;
+};
+
+/* Load the configuration (printing warnings if `warn`). Returns exit code. */
+int cli_load(struct cli *cli, int warn);
+/* Resolve resource `name` and this node's host section. Returns exit code. */
+int cli_resolve(struct cli *cli, const char *name, const struct cfg_resource **res, const struct cfg_host **host);
+/* Standard handling of "-h/--help" for a subcommand: returns 1 if help was printed. */
+int cli_want_help(const struct cli_cmd *cmd, int argc, char **argv);
+const struct cli_cmd *cli_find(const char *name);
+void cli_cmd_usage(const struct cli_cmd *cmd, int to_stderr);
+
+/* Paths of a resource's runtime files. */
+void cli_path(const struct cli *cli, const char *res, const char *suffix, char *out, size_t len);
+
+/* subcommands */
+int cmd_create_md(struct cli *cli, int argc, char **argv);
+int cmd_dump_md(struct cli *cli, int argc, char **argv);
+int cmd_dump(struct cli *cli, int argc, char **argv);
+int cmd_up(struct cli *cli, int argc, char **argv);
+int cmd_down(struct cli *cli, int argc, char **argv);
+int cmd_primary(struct cli *cli, int argc, char **argv);
+int cmd_secondary(struct cli *cli, int argc, char **argv);
+int cmd_status(struct cli *cli, int argc, char **argv);
+int cmd_events(struct cli *cli, int argc, char **argv);
+int cmd_not_yet(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,196 @@
+/* cmd_ctl — commands that talk to a running daemon: down, primary,
+ * secondary, status, events. */
+#include "cli.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Send `req` for resource `res`; prints the body to stdout and any message
+ * to stderr. not_up_code: exit code when no daemon runs (-1: print nothing). */
+static int request(struct cli *cli, const char *res, const char *req, int not_up_code, struct strbuf *out)
+{
+	char sock[512], msg[512];
+	struct strbuf body = { 0 };
+
+	cli_path(cli, res, "ctl", sock, sizeof sock);
+	int rc = ctl_request(sock, req, msg, &body);
+	if (rc == -ENOENT || rc == -ECONNREFUSED) {
+		if (not_up_code >= 0)
+			fprintf(stderr, "dipole: resource '%s' is not up on this node (no daemon at %s)\n"
+					"  hint: dipole up %s\n", res, sock, res);
+		return not_up_code >= 0 ? not_up_code : EXIT_STATE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "dipole: cannot reach the daemon of '%s' at %s: %s\n", res, sock, strerror(-rc));
+		return EXIT_FAIL;
+	}
+	if (msg[0])
+		fprintf(stderr, "dipole: %s: %s\n", res, msg);
+	if (body.buf) {
+		if (out)
+			sb_printf(out, "%s", body.buf);
+		else
+			fputs(body.buf, stdout);
+	}
+	sb_free(&body);
+	return rc;
+}
+
+static int one_res_cmd(struct cli *cli, int argc, char **argv, const char *allowed_flag, const char **res,
+		       int *flag)
+{
+	*res = NULL;
+	*flag = 0;
+	for (int i = 1; i < argc; i++) {
+		if (allowed_flag && !strcmp(argv[i], allowed_flag))
+			*flag = 1;
+		else if (argv[i][0] == '-' || *res) {
+			fprintf(stderr, "dipole %s: unexpected argument '%s'\n  usage: dipole %s\n", argv[0], argv[i],
+				cli_find(argv[0])->usage);
+			return EXIT_USAGE;
+		} else
+			*res = argv[i];
+	}
+	if (!*res) {
+		fprintf(stderr, "dipole %s: missing resource name\n  usage: dipole %s\n", argv[0], cli_find(argv[0])->usage);
+		return EXIT_USAGE;
+	}
+	const struct cfg_resource *r;
+	int rc = cli_load(cli, 0);
+	return rc ? rc : cli_resolve(cli, *res, &r, NULL);
+}
+
+int cmd_down(struct cli *cli, int argc, char **argv)
+{
+	const char *res;
+	int force, rc;
+
+	if ((rc = one_res_cmd(cli, argc, argv, "--force", &res, &force)))
+		return rc;
+	rc = request(cli, res, force ? "down --force" : "down", -1, NULL);
+	if (rc == EXIT_STATE && access("/dev/null", F_OK) == 0) {
+		char sock[512];
+		cli_path(cli, res, "ctl", sock, sizeof sock);
+		struct strbuf b = { 0 };
+		char msg[512];
+		int again = ctl_request(sock, "state", msg, &b);
+		sb_free(&b);
+		if (again == -ENOENT || again == -ECONNREFUSED) {
+			/* not running: down is idempotent, but sweep a killed daemon's leftovers */
+			daemon_clean_stale(cli, res, 0);
+			fprintf(stderr, "dipole: resource '%s' is not up\n", res);
+			return EXIT_OK;
+		}
+	}
+	return rc;
+}
+
+int cmd_primary(struct cli *cli, int argc, char **argv)
+{
+	const char *res;
+	int force, rc;
+	if ((rc = one_res_cmd(cli, argc, argv, "--force", &res, &force)))
+		return rc;
+	return request(cli, res, force ? "primary --force" : "primary", EXIT_STATE, NULL);
+}
+
+int cmd_secondary(struct cli *cli, int argc, char **argv)
+{
+	const char *res;
+	int force, rc;
+	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &force)))
+		return rc;
+	return request(cli, res, "secondary", EXIT_STATE, NULL);
+}
+
+int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	const char *res = NULL;
+	int json = 0, rc, worst = 0, shown = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (argv[i][0] == '-' || res) {
+			fprintf(stderr, "dipole status: unexpected argument '%s'\n  usage: dipole status [RES] [--json]\n",
+				argv[i]);
+			return EXIT_USAGE;
+		} else
+			res = argv[i];
+	}
+	if ((rc = cli_load(cli, 0)))
+		return rc;
+	if (res) {
+		const struct cfg_resource *r;
+		if ((rc = cli_resolve(cli, res, &r, NULL)))
+			return rc;
+		return request(cli, res, json ? "status-json" : "status", EXIT_STATE, NULL);
+	}
+	for (int i = 0; i < cli->cfg->nres; i++) {
+		rc = request(cli, cli->cfg->res[i].name, json ? "status-json" : "status", -1, NULL);
+		if (rc == EXIT_STATE) {
+			if (!json)
+				printf("%s: not up\n", cli->cfg->res[i].name);
+			continue;
+		}
+		shown++;
+		if (rc > worst)
+			worst = rc;
+	}
+	(void)shown;
+	return worst;
+}
+
+int cmd_events(struct cli *cli, int argc, char **argv)
+{
+	const char *res = NULL;
+	int once = 0, rc;
+	char *last[64] = { 0 };
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--once"))
+			once = 1;
+		else if (argv[i][0] == '-' || res) {
+			fprintf(stderr, "dipole events: unexpected argument '%s'\n", argv[i]);
+			return EXIT_USAGE;
+		} else
+			res = argv[i];
+	}
+	if ((rc = cli_load(cli, 0)))
+		return rc;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (;;) {
+		for (int i = 0; i < cli->cfg->nres && i < 64; i++) {
+			const char *n = cli->cfg->res[i].name;
+			struct strbuf b = { 0 };
+			if (res && strcmp(res, n))
+				continue;
+			rc = request(cli, n, "state", -1, &b);
+			if (rc == EXIT_STATE)
+				sb_printf(&b, "down\n");
+			if (b.buf && (!last[i] || strcmp(last[i], b.buf))) {
+				char ts[40];
+				struct timespec t;
+				clock_gettime(CLOCK_REALTIME, &t);
+				strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t.tv_sec));
+				printf("%s %s %s", ts, n, b.buf);
+				free(last[i]);
+				last[i] = xstrdup(b.buf);
+			}
+			sb_free(&b);
+		}
+		if (once)
+			break;
+		usleep(200 * 1000);
+	}
+	for (int i = 0; i < 64; i++)
+		free(last[i]);
+	return EXIT_OK;
+}

@@ -1,0 +1,185 @@
+/* cmd_md — create-md and dump-md. */
+#include "cli.h"
+#include "disk.h"
+#include "meta.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int parse_args(const char *cmd, int argc, char **argv, const char **res, int *force)
+{
+	*res = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (force && !strcmp(argv[i], "--force"))
+			*force = 1;
+		else if (argv[i][0] == '-' || *res) {
+			fprintf(stderr, "dipole %s: unexpected argument '%s'\n", cmd, argv[i]);
+			return EXIT_USAGE;
+		} else
+			*res = argv[i];
+	}
+	if (!*res) {
+		fprintf(stderr, "dipole %s: missing resource name\n  usage: dipole %s RES%s\n", cmd, cmd,
+			force ? " [--force]" : "");
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static int open_disk(const struct cfg_host *h, int rdonly, struct disk **d)
+{
+	int rc = disk_open(d, h->disk, rdonly);
+	if (rc) {
+		fprintf(stderr, "dipole: cannot open backing disk %s: %s%s\n", h->disk, strerror(-rc),
+			rc == -ENOENT ? "\n  hint: create it (e.g. lvcreate, or truncate -s SIZE FILE) or fix 'disk'" :
+			rc == -EINVAL ? "\n  hint: the disk must be a regular file or a block device" : "");
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+int cmd_create_md(struct cli *cli, int argc, char **argv)
+{
+	const struct cfg_resource *r;
+	const struct cfg_host *h;
+	const char *name;
+	struct disk *d;
+	struct md_super sb;
+	struct md_layout l;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX], a[32], b[32];
+	int force = 0, rc;
+
+	if ((rc = parse_args("create-md", argc, argv, &name, &force)) || (rc = cli_load(cli, 1)) ||
+	    (rc = cli_resolve(cli, name, &r, &h)))
+		return rc;
+	if ((rc = open_disk(h, 0, &d)))
+		return rc;
+	if (md_layout(d->size, &l)) {
+		fprintf(stderr, "dipole: backing disk %s is too small (%s): metadata alone needs %s and at least "
+				"1 MiB must remain for data\n", h->disk, fmt_size(d->size, a, sizeof a),
+			fmt_size(2 * MD_SB_BYTES + MD_AL_BYTES + MD_BLOCK, b, sizeof b));
+		disk_close(d);
+		return EXIT_FAIL;
+	}
+	rc = md_read(d, &sb, err, warn);
+	if (!force) {
+		const char *sig;
+		if (rc == 0 || rc == -EBADMSG) {
+			fprintf(stderr, "dipole: %s already holds dipole metadata%s%s%s\n"
+					"  hint: 'dipole create-md %s --force' overwrites it; the data generations "
+					"and bitmap are lost\n", h->disk, rc ? " (damaged: " : "", rc ? err : "",
+				rc ? ")" : "", name);
+			disk_close(d);
+			return EXIT_STATE;
+		}
+		if ((sig = md_probe_signature(d))) {
+			fprintf(stderr, "dipole: %s looks like it holds %s; refusing to write metadata over it\n"
+					"  hint: the last %s of the disk would be overwritten; if that is intended, "
+					"use 'dipole create-md %s --force'\n", h->disk, sig,
+				fmt_size(l.disk_size - l.data_size, a, sizeof a), name);
+			disk_close(d);
+			return EXIT_STATE;
+		}
+	}
+	rc = md_create(d, h->node_id, r->name, &sb);
+	if (rc) {
+		fprintf(stderr, "dipole: writing metadata to %s failed: %s\n", h->disk, strerror(-rc));
+		disk_close(d);
+		return EXIT_FAIL;
+	}
+	printf("dipole: wrote metadata for '%s' node '%s' (node-id %d) to %s\n"
+	       "  usable size %s (%llu bytes), metadata %s; disk state Inconsistent\n",
+	       r->name, h->name, h->node_id, h->disk, fmt_size(sb.lay.data_size, a, sizeof a),
+	       (unsigned long long)sb.lay.data_size, fmt_size(sb.lay.disk_size - sb.lay.data_size, b, sizeof b));
+	disk_close(d);
+	return EXIT_OK;
+}
+
+int cmd_dump_md(struct cli *cli, int argc, char **argv)
+{
+	const struct cfg_resource *r;
+	const struct cfg_host *h;
+	const char *name;
+	struct disk *d;
+	struct md_super sb;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX], a[32];
+	uint8_t *bm;
+	int rc;
+
+	if ((rc = parse_args("dump-md", argc, argv, &name, NULL)) || (rc = cli_load(cli, 0)) ||
+	    (rc = cli_resolve(cli, name, &r, &h)))
+		return rc;
+	if ((rc = open_disk(h, 1, &d)))
+		return rc;
+	rc = md_read(d, &sb, err, warn);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "dipole: no dipole metadata on %s\n  hint: dipole create-md %s\n", h->disk, name);
+		disk_close(d);
+		return EXIT_FAIL;
+	}
+	if (rc) {
+		fprintf(stderr, "dipole: %s: %s\n", h->disk, rc == -EBADMSG ? err : strerror(-rc));
+		disk_close(d);
+		return EXIT_FAIL;
+	}
+	if (warn[0])
+		fprintf(stderr, "dipole: warning: %s\n", warn);
+	bm = xcalloc(1, sb.lay.bm_bytes);
+	rc = md_read_bitmap(d, &sb, bm);
+	uint64_t bits = 0, nblocks = (sb.lay.data_size + MD_BLOCK - 1) / MD_BLOCK;
+	for (uint64_t i = 0; !rc && i < nblocks; i++)
+		bits += (bm[i / 8] >> (i % 8)) & 1;
+	free(bm);
+	time_t ct = (time_t)sb.created;
+	char tbuf[64];
+	strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&ct));
+	printf("# dipole metadata on %s\n", h->disk);
+	printf("version %d;\nresource %s;\nnode-id %d;\ncreated %s;\nsequence %llu; # slot %d\n", MD_VERSION,
+	       sb.resource, sb.node_id, tbuf, (unsigned long long)sb.seq, sb.slot);
+	printf("disk-size %llu; # %s\n", (unsigned long long)sb.lay.disk_size, fmt_size(sb.lay.disk_size, a, sizeof a));
+	printf("data-size %llu; # %s usable\n", (unsigned long long)sb.lay.data_size,
+	       fmt_size(sb.lay.data_size, a, sizeof a));
+	printf("al-offset %llu; al-bytes %llu;\n", (unsigned long long)sb.lay.al_offset,
+	       (unsigned long long)sb.lay.al_bytes);
+	printf("bm-offset %llu; bm-bytes %llu;\n", (unsigned long long)sb.lay.bm_offset,
+	       (unsigned long long)sb.lay.bm_bytes);
+	printf("uuid current %016llX; bitmap %016llX; history %016llX %016llX;\n",
+	       (unsigned long long)sb.uuid[0], (unsigned long long)sb.uuid[1], (unsigned long long)sb.uuid[2],
+	       (unsigned long long)sb.uuid[3]);
+	printf("flags 0x%x;%s%s%s%s%s\n", sb.flags, sb.flags & MDF_CONSISTENT ? " consistent" : "",
+	       sb.flags & MDF_WAS_UP_TO_DATE ? " was-up-to-date" : "", sb.flags & MDF_PRIMARY_IND ? " primary" : "",
+	       sb.flags & MDF_CRASHED ? " attached-or-crashed" : "", sb.flags & MDF_FULL_SYNC ? " full-sync" : "");
+	printf("disk-state %s;\n", (sb.flags & MDF_CONSISTENT) ? ((sb.flags & MDF_WAS_UP_TO_DATE) ? "UpToDate" : "Consistent")
+							       : "Inconsistent");
+	printf("bitmap blocks %llu; out-of-sync %llu; # %s\n", (unsigned long long)nblocks,
+	       (unsigned long long)bits, fmt_size(bits * MD_BLOCK, a, sizeof a));
+	disk_close(d);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_dump(struct cli *cli, int argc, char **argv)
+{
+	const char *name = NULL;
+	const struct cfg_resource *r;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-' || name) {
+			fprintf(stderr, "dipole dump: unexpected argument '%s'\n", argv[i]);
+			return EXIT_USAGE;
+		}
+		name = argv[i];
+	}
+	if ((rc = cli_load(cli, 1)))
+		return rc;
+	if (name && (rc = cli_resolve(cli, name, &r, NULL)))
+		return rc;
+	char *s = cfg_dump(cli->cfg, name);
+	fputs(s, stdout);
+	free(s);
+	return EXIT_OK;
+}

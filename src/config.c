@@ -1,0 +1,1182 @@
+/* config — DRBD resource-file parser. See config.h.
+ *
+ * Two stages: a lexer + recursive-descent parser that turns the text into a
+ * generic tree of statements ("key args... ;" or "key args... { ... }") with
+ * locations, then an interpreter that walks the tree against tables of known
+ * sections and options, validates values and builds struct cfg.
+ */
+#include "config.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- lexer */
+
+enum tok_type { T_EOF, T_WORD, T_STRING, T_LBRACE, T_RBRACE, T_SEMI };
+
+struct tok {
+	enum tok_type type;
+	char *text; /* WORD/STRING: malloc'd; else NULL */
+	struct cfg_loc loc;
+};
+
+struct lexer {
+	const char *p, *end;
+	struct cfg_loc loc;
+};
+
+struct node {
+	char *key;
+	struct tok *args;
+	int nargs;
+	int block;          /* 1 if "{ ... }" followed */
+	struct node *kids;
+	int nkids;
+	struct cfg_loc loc;
+};
+
+struct parser {
+	struct cfg *cfg;
+	char *err;          /* CFG_ERR_MAX */
+	int failed;
+	int allow_include;
+	int depth;          /* include nesting */
+};
+
+static void perr(struct parser *ps, struct cfg_loc loc, const char *hint, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void perr(struct parser *ps, struct cfg_loc loc, const char *hint, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (ps->failed)
+		return; /* keep the first error: later ones are usually fallout */
+	ps->failed = 1;
+	n = snprintf(ps->err, CFG_ERR_MAX, "%s:%d:%d: ", loc.file, loc.line, loc.col);
+	if (n < 0 || n >= CFG_ERR_MAX)
+		return;
+	va_start(ap, fmt);
+	n += vsnprintf(ps->err + n, (size_t)(CFG_ERR_MAX - n), fmt, ap);
+	va_end(ap);
+	if (hint && n < CFG_ERR_MAX)
+		snprintf(ps->err + n, (size_t)(CFG_ERR_MAX - n), "\n  hint: %s", hint);
+}
+
+static void pwarn(struct parser *ps, struct cfg_loc loc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void pwarn(struct parser *ps, struct cfg_loc loc, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n = snprintf(buf, sizeof buf, "%s:%d:%d: warning: ", loc.file, loc.line, loc.col);
+
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+	va_end(ap);
+	ps->cfg->warnings = xrealloc(ps->cfg->warnings, sizeof(char *) * (size_t)(ps->cfg->nwarnings + 1));
+	ps->cfg->warnings[ps->cfg->nwarnings++] = xstrdup(buf);
+}
+
+static void lex_advance(struct lexer *lx)
+{
+	if (*lx->p == '\n') {
+		lx->loc.line++;
+		lx->loc.col = 1;
+	} else {
+		lx->loc.col++;
+	}
+	lx->p++;
+}
+
+static int is_word_char(char c)
+{
+	return c && !isspace((unsigned char)c) && c != '{' && c != '}' && c != ';' && c != '"';
+}
+
+static const char *tok_desc(const struct tok *t, char *buf, size_t len)
+{
+	switch (t->type) {
+	case T_EOF: return "end of file";
+	case T_LBRACE: return "'{'";
+	case T_RBRACE: return "'}'";
+	case T_SEMI: return "';'";
+	case T_STRING: snprintf(buf, len, "string \"%.40s\"", t->text); return buf;
+	case T_WORD: snprintf(buf, len, "'%.40s'", t->text); return buf;
+	}
+	return "?";
+}
+
+/* Returns 0 and fills *t, or -1 after reporting an error. */
+static int lex_next(struct parser *ps, struct lexer *lx, struct tok *t)
+{
+	memset(t, 0, sizeof *t);
+	for (;;) {
+		while (lx->p < lx->end && isspace((unsigned char)*lx->p))
+			lex_advance(lx);
+		if (lx->p < lx->end && *lx->p == '#') {
+			while (lx->p < lx->end && *lx->p != '\n')
+				lex_advance(lx);
+			continue;
+		}
+		break;
+	}
+	t->loc = lx->loc;
+	if (lx->p >= lx->end) {
+		t->type = T_EOF;
+		return 0;
+	}
+	if (*lx->p == '\0') {
+		perr(ps, t->loc, "the file looks binary or corrupt", "expected a statement, found a NUL byte");
+		return -1;
+	}
+	switch (*lx->p) {
+	case '{': t->type = T_LBRACE; lex_advance(lx); return 0;
+	case '}': t->type = T_RBRACE; lex_advance(lx); return 0;
+	case ';': t->type = T_SEMI; lex_advance(lx); return 0;
+	case '"': {
+		struct strbuf sb = { 0 };
+		lex_advance(lx);
+		sb_printf(&sb, "%s", "");
+		while (lx->p < lx->end && *lx->p != '"') {
+			char c = *lx->p;
+			if (c == '\\' && lx->p + 1 < lx->end) {
+				lex_advance(lx);
+				c = *lx->p == 'n' ? '\n' : *lx->p == 't' ? '\t' : *lx->p;
+			} else if (c == '\n' || c == '\0') {
+				break;
+			}
+			sb_printf(&sb, "%c", c);
+			lex_advance(lx);
+		}
+		if (lx->p >= lx->end || *lx->p != '"') {
+			sb_free(&sb);
+			perr(ps, t->loc, "close the string with '\"' on the same line",
+			     "expected '\"' to end the string, found %s",
+			     lx->p >= lx->end ? "end of file" : "end of line");
+			return -1;
+		}
+		lex_advance(lx);
+		t->type = T_STRING;
+		t->text = sb.buf;
+		return 0;
+	}
+	default: {
+		const char *s = lx->p;
+		while (lx->p < lx->end && is_word_char(*lx->p))
+			lex_advance(lx);
+		size_t n = (size_t)(lx->p - s);
+		t->type = T_WORD;
+		t->text = xcalloc(1, n + 1);
+		memcpy(t->text, s, n);
+		return 0;
+	}
+	}
+}
+
+static void node_free(struct node *n)
+{
+	free(n->key);
+	for (int i = 0; i < n->nargs; i++)
+		free(n->args[i].text);
+	free(n->args);
+	for (int i = 0; i < n->nkids; i++)
+		node_free(&n->kids[i]);
+	free(n->kids);
+}
+
+static void nodes_free(struct node *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		node_free(&v[i]);
+	free(v);
+}
+
+static void nodes_push(struct node **v, int *n, struct node *x)
+{
+	*v = xrealloc(*v, sizeof(struct node) * (size_t)(*n + 1));
+	(*v)[(*n)++] = *x;
+}
+
+static int parse_file_nodes(struct parser *ps, const char *path, struct node **out, int *nout,
+			    struct cfg_loc from);
+
+/* Parse statements until '}' (inner) or EOF (top). `open` is the location of
+ * the statement that opened this block, for error messages. */
+static int parse_block(struct parser *ps, struct lexer *lx, int top, const struct node *open,
+		       const char *dir, struct node **out, int *nout)
+{
+	char d1[64], d2[64];
+	struct tok t;
+
+	for (;;) {
+		struct node n = { 0 };
+
+		if (lex_next(ps, lx, &t))
+			return -1;
+		if (t.type == T_EOF) {
+			if (top)
+				return 0;
+			perr(ps, t.loc, "a '}' is missing; check that every '{' has its '}'",
+			     "expected '}' to close '%s' opened at line %d, found end of file",
+			     open->key, open->loc.line);
+			return -1;
+		}
+		if (t.type == T_RBRACE) {
+			if (!top)
+				return 0;
+			perr(ps, t.loc, "there is one '}' too many, or a '{' is missing before it",
+			     "expected a section (global, common, resource) or include, found '}'");
+			return -1;
+		}
+		if (t.type == T_SEMI)
+			continue; /* stray ';' (e.g. "};") is harmless */
+		if (t.type != T_WORD) {
+			perr(ps, t.loc, "an option name must not be quoted",
+			     "expected an option or section name, found %s", tok_desc(&t, d1, sizeof d1));
+			free(t.text);
+			return -1;
+		}
+		n.key = t.text;
+		n.loc = t.loc;
+		for (;;) {
+			if (lex_next(ps, lx, &t)) {
+				node_free(&n);
+				return -1;
+			}
+			if (t.type == T_WORD || t.type == T_STRING) {
+				n.args = xrealloc(n.args, sizeof(struct tok) * (size_t)(n.nargs + 1));
+				n.args[n.nargs++] = t;
+				continue;
+			}
+			break;
+		}
+		if (t.type == T_SEMI) {
+			/* statement */
+		} else if (t.type == T_LBRACE) {
+			n.block = 1;
+			if (parse_block(ps, lx, 0, &n, dir, &n.kids, &n.nkids)) {
+				node_free(&n);
+				return -1;
+			}
+		} else {
+			perr(ps, t.loc, "end every option with ';'",
+			     "expected ';' or '{' after '%s', found %s", n.key, tok_desc(&t, d2, sizeof d2));
+			node_free(&n);
+			return -1;
+		}
+		if (!strcmp(n.key, "include")) {
+			if (!top || n.block || n.nargs != 1) {
+				perr(ps, n.loc, "write: include \"/etc/drbd.d/*.res\"; at the top level",
+				     "expected include \"GLOB\"; at the top level of a file");
+				node_free(&n);
+				return -1;
+			}
+			if (!ps->allow_include) {
+				perr(ps, n.loc, NULL, "include is not allowed in this input");
+				node_free(&n);
+				return -1;
+			}
+			char pattern[4096];
+			const char *g = n.args[0].text;
+			glob_t gl;
+			if (g[0] == '/')
+				snprintf(pattern, sizeof pattern, "%s", g);
+			else
+				snprintf(pattern, sizeof pattern, "%s/%s", dir, g);
+			int rc = glob(pattern, 0, NULL, &gl);
+			if (rc == 0) {
+				for (size_t i = 0; i < gl.gl_pathc && !ps->failed; i++)
+					parse_file_nodes(ps, gl.gl_pathv[i], out, nout, n.loc);
+				globfree(&gl);
+			} else if (rc != GLOB_NOMATCH) {
+				perr(ps, n.loc, NULL, "cannot expand include pattern '%s'", pattern);
+			}
+			node_free(&n);
+			if (ps->failed)
+				return -1;
+			continue;
+		}
+		nodes_push(out, nout, &n);
+	}
+}
+
+static const char *intern_file(struct cfg *cfg, const char *path)
+{
+	for (int i = 0; i < cfg->nfiles; i++)
+		if (!strcmp(cfg->files[i], path))
+			return cfg->files[i];
+	cfg->files = xrealloc(cfg->files, sizeof(char *) * (size_t)(cfg->nfiles + 1));
+	cfg->files[cfg->nfiles] = xstrdup(path);
+	return cfg->files[cfg->nfiles++];
+}
+
+static int parse_text(struct parser *ps, const char *name, const char *buf, size_t len,
+		      const char *dir, struct node **out, int *nout)
+{
+	struct lexer lx = { .p = buf, .end = buf + len };
+	lx.loc.file = intern_file(ps->cfg, name);
+	lx.loc.line = 1;
+	lx.loc.col = 1;
+	return parse_block(ps, &lx, 1, NULL, dir, out, nout);
+}
+
+static int parse_file_nodes(struct parser *ps, const char *path, struct node **out, int *nout,
+			    struct cfg_loc from)
+{
+	char *buf = NULL, *dcopy;
+	size_t len = 0, cap = 0;
+	FILE *f;
+	int rc;
+
+	if (++ps->depth > 8) {
+		perr(ps, from, "an included file includes itself, directly or not",
+		     "includes nested deeper than 8 levels at '%s'", path);
+		return -1;
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		if (from.file)
+			perr(ps, from, NULL, "cannot read included file %s: %s", path, strerror(errno));
+		else
+			snprintf(ps->err, CFG_ERR_MAX, "%s: cannot read configuration: %s%s", path,
+				 strerror(errno),
+				 errno == ENOENT ? "\n  hint: pass the file with -c FILE" : ""),
+				ps->failed = 1;
+		ps->depth--;
+		return -errno;
+	}
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8192;
+			if (cap > (16u << 20)) {
+				fclose(f);
+				free(buf);
+				snprintf(ps->err, CFG_ERR_MAX, "%s: configuration file larger than 16 MiB", path);
+				ps->failed = 1;
+				ps->depth--;
+				return -EFBIG;
+			}
+			buf = xrealloc(buf, cap);
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+		if (n == 0)
+			break;
+		len += n;
+	}
+	fclose(f);
+	dcopy = xstrdup(path);
+	rc = parse_text(ps, path, buf, len, dirname(dcopy), out, nout);
+	free(dcopy);
+	free(buf);
+	ps->depth--;
+	return rc;
+}
+
+/* ------------------------------------------------------- option tables */
+
+enum opt_kind { K_FLAG, K_ENUM, K_INT, K_SIZE, K_STR, K_ANY };
+enum opt_impl { NOT_YET, IMPL, NO_EFFECT };
+
+struct optspec {
+	const char *key;
+	enum opt_kind kind;
+	const char *enums; /* K_ENUM: space-separated choices; K_INT: "min max" */
+	enum opt_impl impl;
+};
+
+static const struct optspec net_opts[] = {
+	{ "protocol", K_ENUM, "A B C", NOT_YET },
+	{ "allow-two-primaries", K_FLAG, NULL, NOT_YET },
+	{ "after-sb-0pri", K_ENUM, "disconnect discard-younger-primary discard-older-primary discard-zero-changes discard-least-changes discard-local discard-remote discard-node-*", NOT_YET },
+	{ "after-sb-1pri", K_ENUM, "disconnect consensus violently-as0p discard-secondary call-pri-lost-after-sb", NOT_YET },
+	{ "after-sb-2pri", K_ENUM, "disconnect violently-as0p call-pri-lost-after-sb", NOT_YET },
+	{ "always-asbp", K_FLAG, NULL, NOT_YET },
+	{ "rr-conflict", K_ENUM, "disconnect call-pri-lost violently retry-connect", NOT_YET },
+	{ "shared-secret", K_STR, NULL, NOT_YET },
+	{ "cram-hmac-alg", K_STR, NULL, NOT_YET },
+	{ "timeout", K_INT, "1 600", NOT_YET },
+	{ "ping-int", K_INT, "1 120", NOT_YET },
+	{ "ping-timeout", K_INT, "1 300", NOT_YET },
+	{ "connect-int", K_INT, "1 120", NOT_YET },
+	{ "ko-count", K_INT, "0 200", NOT_YET },
+	{ "max-buffers", K_INT, "32 131072", NO_EFFECT },
+	{ "max-epoch-size", K_INT, "1 20000", NO_EFFECT },
+	{ "sndbuf-size", K_SIZE, NULL, NOT_YET },
+	{ "rcvbuf-size", K_SIZE, NULL, NOT_YET },
+	{ "unplug-watermark", K_INT, "1 131072", NO_EFFECT },
+	{ "verify-alg", K_STR, NULL, NOT_YET },
+	{ "csums-alg", K_STR, NULL, NOT_YET },
+	{ "data-integrity-alg", K_STR, NULL, NOT_YET },
+	{ "tcp-cork", K_FLAG, NULL, NO_EFFECT },
+	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", NOT_YET },
+	{ "transport", K_ENUM, "tcp", NO_EFFECT },
+	{ "on-congestion", K_ENUM, "block pull-ahead disconnect", NOT_YET },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const struct optspec disk_opts[] = {
+	{ "on-io-error", K_ENUM, "pass_on call-local-io-error detach", NOT_YET },
+	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", NOT_YET },
+	{ "resync-rate", K_SIZE, NULL, NOT_YET },
+	{ "c-max-rate", K_SIZE, NULL, NOT_YET },
+	{ "c-min-rate", K_SIZE, NULL, NOT_YET },
+	{ "c-plan-ahead", K_INT, "0 300", NOT_YET },
+	{ "c-fill-target", K_SIZE, NULL, NOT_YET },
+	{ "c-delay-target", K_INT, "1 100", NOT_YET },
+	{ "al-extents", K_INT, "67 65534", NOT_YET },
+	{ "al-updates", K_FLAG, NULL, NOT_YET },
+	{ "disk-flushes", K_FLAG, NULL, NOT_YET },
+	{ "md-flushes", K_FLAG, NULL, NOT_YET },
+	{ "disk-barrier", K_FLAG, NULL, NO_EFFECT },
+	{ "disk-drain", K_FLAG, NULL, NO_EFFECT },
+	{ "disk-timeout", K_INT, "0 6000", NOT_YET },
+	{ "read-balancing", K_STR, NULL, NOT_YET },
+	{ "discard-zeroes-if-aligned", K_FLAG, NULL, NO_EFFECT },
+	{ "rs-discard-granularity", K_SIZE, NULL, NO_EFFECT },
+	{ "size", K_SIZE, NULL, NOT_YET },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const struct optspec startup_opts[] = {
+	{ "become-primary-on", K_ANY, NULL, NOT_YET },
+	{ "wfc-timeout", K_INT, "0 1000000", NOT_YET },
+	{ "degr-wfc-timeout", K_INT, "0 1000000", NOT_YET },
+	{ "outdated-wfc-timeout", K_INT, "0 1000000", NOT_YET },
+	{ "wait-after-sb", K_FLAG, NULL, NOT_YET },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const struct optspec handlers_opts[] = {
+	{ "split-brain", K_STR, NULL, NOT_YET },
+	{ "fence-peer", K_STR, NULL, NOT_YET },
+	{ "unfence-peer", K_STR, NULL, NOT_YET },
+	{ "pri-lost-after-sb", K_STR, NULL, NOT_YET },
+	{ "pri-lost", K_STR, NULL, NOT_YET },
+	{ "pri-on-incon-degr", K_STR, NULL, NOT_YET },
+	{ "local-io-error", K_STR, NULL, NOT_YET },
+	{ "before-resync-target", K_STR, NULL, NOT_YET },
+	{ "after-resync-target", K_STR, NULL, NOT_YET },
+	{ "before-resync-source", K_STR, NULL, NOT_YET },
+	{ "out-of-sync", K_STR, NULL, NOT_YET },
+	{ "initial-split-brain", K_STR, NULL, NOT_YET },
+	{ "quorum-lost", K_STR, NULL, NOT_YET },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const struct optspec options_opts[] = {
+	{ "quorum", K_ANY, NULL, NOT_YET },
+	{ "on-no-quorum", K_ENUM, "suspend-io io-error", NOT_YET },
+	{ "quorum-minimum-redundancy", K_ANY, NULL, NOT_YET },
+	{ "auto-promote", K_FLAG, NULL, NOT_YET },
+	{ "on-no-data-accessible", K_ENUM, "suspend-io io-error", NOT_YET },
+	{ "cpu-mask", K_STR, NULL, NO_EFFECT },
+	{ "peer-ack-window", K_SIZE, NULL, NO_EFFECT },
+	{ "peer-ack-delay", K_INT, "1 10000", NO_EFFECT },
+	{ "twopc-timeout", K_INT, "50 600", NO_EFFECT },
+	{ "twopc-retry-timeout", K_INT, "1 50", NO_EFFECT },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const struct optspec global_opts[] = {
+	{ "usage-count", K_ENUM, "yes no ask", NO_EFFECT },
+	{ "minor-count", K_INT, "1 1048576", NO_EFFECT },
+	{ "dialog-refresh", K_INT, "0 600", NO_EFFECT },
+	{ "disable-ip-verification", K_FLAG, NULL, NO_EFFECT },
+	{ "udev-always-use-vnr", K_FLAG, NULL, NO_EFFECT },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const struct optspec *const sect_tables[SECT_COUNT] = {
+	net_opts, disk_opts, startup_opts, handlers_opts, options_opts
+};
+static const char *const sect_names[SECT_COUNT] = { "net", "disk", "startup", "handlers", "options" };
+
+const char *cfg_sect_name(enum cfg_sect s) { return sect_names[s]; }
+
+static int sect_from_name(const char *name)
+{
+	for (int i = 0; i < SECT_COUNT; i++)
+		if (!strcmp(sect_names[i], name))
+			return i;
+	return -1;
+}
+
+static int enum_has(const char *choices, const char *v)
+{
+	const char *p = choices;
+	size_t vl = strlen(v);
+	while (*p) {
+		const char *e = strchr(p, ' ');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n >= 1 && p[n - 1] == '*' && vl >= n - 1 && !strncmp(p, v, n - 1) && vl > n - 1)
+			return 1; /* prefix choice, e.g. discard-node-NAME */
+		if (n == vl && !strncmp(p, v, n))
+			return 1;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+static char *join_args(const struct node *n)
+{
+	struct strbuf sb = { 0 };
+	sb_printf(&sb, "%s", "");
+	for (int i = 0; i < n->nargs; i++)
+		sb_printf(&sb, "%s%s", i ? " " : "", n->args[i].text);
+	return sb.buf;
+}
+
+static void sect_set(struct cfg_section *s, const char *key, char *val, struct cfg_loc loc)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (!strcmp(s->opts[i].key, key)) {
+			free(s->opts[i].val);
+			s->opts[i].val = val;
+			s->opts[i].loc = loc;
+			return;
+		}
+	}
+	s->opts = xrealloc(s->opts, sizeof(struct cfg_opt) * (size_t)(s->n + 1));
+	s->opts[s->n].key = xstrdup(key);
+	s->opts[s->n].val = val;
+	s->opts[s->n].loc = loc;
+	s->n++;
+}
+
+static const char *sect_get(const struct cfg_section *s, const char *key)
+{
+	for (int i = 0; i < s->n; i++)
+		if (!strcmp(s->opts[i].key, key))
+			return s->opts[i].val;
+	return NULL;
+}
+
+/* Check one option statement against its table and store it. */
+static void interp_option(struct parser *ps, const char *where, const struct optspec *tab,
+			  const struct node *n, struct cfg_section *dst)
+{
+	const struct optspec *o;
+	char hint[256];
+
+	for (o = tab; o->key; o++)
+		if (!strcmp(o->key, n->key))
+			break;
+	if (!o->key) {
+		pwarn(ps, n->loc, "unknown option '%s' in %s section ignored", n->key, where);
+		return;
+	}
+	if (n->block) {
+		perr(ps, n->loc, NULL, "expected '%s VALUE;', found a '{' section", n->key);
+		return;
+	}
+	switch (o->kind) {
+	case K_FLAG:
+		if (n->nargs > 1 || (n->nargs == 1 && strcmp(n->args[0].text, "yes") && strcmp(n->args[0].text, "no"))) {
+			perr(ps, n->nargs ? n->args[n->nargs > 1 ? 1 : 0].loc : n->loc,
+			     "is a ';' missing after the previous option?",
+			     "expected '%s;' or '%s yes|no;', found '%s'", n->key, n->key,
+			     n->args[n->nargs > 1 ? 1 : 0].text);
+			return;
+		}
+		break;
+	case K_ANY:
+		if (n->nargs < 1) {
+			perr(ps, n->loc, NULL, "expected a value after '%s', found ';'", n->key);
+			return;
+		}
+		break;
+	default:
+		if (n->nargs != 1) {
+			if (n->nargs == 0)
+				perr(ps, n->loc, NULL, "expected a value after '%s', found ';'", n->key);
+			else
+				perr(ps, n->args[1].loc, "is a ';' missing after the value?",
+				     "expected ';' after '%s %s', found '%s'", n->key, n->args[0].text,
+				     n->args[1].text);
+			return;
+		}
+		break;
+	}
+	const char *v = n->nargs ? n->args[0].text : "";
+	if (o->kind == K_ENUM && !enum_has(o->enums, v)) {
+		snprintf(hint, sizeof hint, "valid values: %s", o->enums);
+		perr(ps, n->args[0].loc, hint, "expected a valid value for '%s', found '%s'", n->key, v);
+		return;
+	}
+	if (o->kind == K_INT) {
+		long lo, hi, x;
+		sscanf(o->enums, "%ld %ld", &lo, &hi);
+		if (parse_int(v, lo, hi, &x)) {
+			snprintf(hint, sizeof hint, "'%s' takes a whole number from %ld to %ld", n->key, lo, hi);
+			perr(ps, n->args[0].loc, hint, "expected a number for '%s', found '%s'", n->key, v);
+			return;
+		}
+	}
+	if (o->kind == K_SIZE) {
+		uint64_t x;
+		if (parse_size(v, &x)) {
+			perr(ps, n->args[0].loc, "sizes are numbers with an optional unit: 100M, 4k, 1G",
+			     "expected a size for '%s', found '%s'", n->key, v);
+			return;
+		}
+	}
+	if (sect_get(dst, n->key))
+		pwarn(ps, n->loc, "'%s' set again in the same %s section; this value wins", n->key, where);
+	if (o->impl == NOT_YET)
+		pwarn(ps, n->loc, "option '%s' (%s) is not implemented by dipole yet; it is kept but has no effect",
+		      n->key, where);
+	sect_set(dst, n->key, join_args(n), n->loc);
+}
+
+static void interp_section(struct parser *ps, const struct node *n, enum cfg_sect s, struct cfg_section *dst)
+{
+	if (n->nargs) {
+		perr(ps, n->args[0].loc, NULL, "expected '{' after '%s', found '%s'", n->key, n->args[0].text);
+		return;
+	}
+	for (int i = 0; i < n->nkids && !ps->failed; i++)
+		interp_option(ps, sect_names[s], sect_tables[s], &n->kids[i], dst);
+}
+
+static int need_args(struct parser *ps, const struct node *n, int want, const char *usage)
+{
+	if (n->nargs == want)
+		return 0;
+	if (n->nargs < want)
+		perr(ps, n->loc, NULL, "expected '%s', found too few values", usage);
+	else
+		perr(ps, n->args[want].loc, "is a ';' missing?", "expected '%s', found extra value '%s'",
+		     usage, n->args[want].text);
+	return -1;
+}
+
+/* address [ipv4|ipv6] IP:PORT */
+static void interp_address(struct parser *ps, const struct node *n, char **addr, char **af)
+{
+	const struct tok *a;
+	const char *fam = "ipv4";
+	char ip[128];
+	const char *colon;
+	long port;
+	unsigned char bin[16];
+
+	if (n->nargs == 2) {
+		fam = n->args[0].text;
+		if (strcmp(fam, "ipv4") && strcmp(fam, "ipv6")) {
+			perr(ps, n->args[0].loc, "supported families: ipv4, ipv6",
+			     "expected an address family, found '%s'", fam);
+			return;
+		}
+		a = &n->args[1];
+	} else if (n->nargs == 1) {
+		a = &n->args[0];
+		if (a->text[0] == '[')
+			fam = "ipv6";
+	} else {
+		perr(ps, n->loc, "write: address 192.168.1.1:7790;", "expected 'address [ipv4|ipv6] IP:PORT;'");
+		return;
+	}
+	colon = strrchr(a->text, ':');
+	if (!colon || colon == a->text) {
+		perr(ps, a->loc, "write the port after a colon: 192.168.1.1:7790",
+		     "expected IP:PORT, found '%s'", a->text);
+		return;
+	}
+	size_t iplen = (size_t)(colon - a->text);
+	if (iplen >= sizeof ip) {
+		perr(ps, a->loc, NULL, "expected IP:PORT, found an address too long");
+		return;
+	}
+	memcpy(ip, a->text, iplen);
+	ip[iplen] = 0;
+	if (!strcmp(fam, "ipv6")) {
+		if (ip[0] != '[' || ip[iplen - 1] != ']') {
+			perr(ps, a->loc, "IPv6 addresses go in brackets: ipv6 [fd00::1]:7790",
+			     "expected [IPv6]:PORT, found '%s'", a->text);
+			return;
+		}
+		memmove(ip, ip + 1, iplen - 2);
+		ip[iplen - 2] = 0;
+	}
+	if (inet_pton(!strcmp(fam, "ipv6") ? AF_INET6 : AF_INET, ip, bin) != 1) {
+		perr(ps, a->loc, "use a numeric address; host names are not resolved",
+		     "expected an %s address, found '%s'", fam, ip);
+		return;
+	}
+	if (parse_int(colon + 1, 1, 65535, &port)) {
+		perr(ps, a->loc, NULL, "expected a port 1-65535 after ':', found '%s'", colon + 1);
+		return;
+	}
+	free(*addr);
+	free(*af);
+	*addr = xstrdup(a->text);
+	*af = xstrdup(fam);
+}
+
+struct dev_disk { char *disk, *device, *meta_disk; struct cfg_loc disk_loc; };
+
+/* disk / device / meta-disk statements shared by resource and on-sections.
+ * Returns 1 if consumed. */
+static int interp_dev_disk(struct parser *ps, const struct node *n, struct dev_disk *dd)
+{
+	if (!strcmp(n->key, "disk") && !n->block) {
+		if (need_args(ps, n, 1, "disk PATH;"))
+			return 1;
+		free(dd->disk);
+		dd->disk = xstrdup(n->args[0].text);
+		dd->disk_loc = n->loc;
+		return 1;
+	}
+	if (!strcmp(n->key, "device")) {
+		char buf[64];
+		const char *path = NULL;
+		long minor = -1;
+		if (n->block) {
+			perr(ps, n->loc, NULL, "expected 'device PATH;', found '{'");
+			return 1;
+		}
+		/* device PATH | device PATH minor N | device minor N */
+		for (int i = 0; i < n->nargs; i++) {
+			if (!strcmp(n->args[i].text, "minor") && i + 1 < n->nargs) {
+				if (parse_int(n->args[i + 1].text, 0, 1048575, &minor)) {
+					perr(ps, n->args[i + 1].loc, NULL, "expected a minor number, found '%s'",
+					     n->args[i + 1].text);
+					return 1;
+				}
+				i++;
+			} else if (!path && n->args[i].text[0] == '/') {
+				path = n->args[i].text;
+			} else {
+				perr(ps, n->args[i].loc, "write: device /dev/drbd0; or device minor 0;",
+				     "expected a device path or 'minor N', found '%s'", n->args[i].text);
+				return 1;
+			}
+		}
+		if (!path && minor < 0) {
+			perr(ps, n->loc, "write: device /dev/drbd0;", "expected a device path after 'device'");
+			return 1;
+		}
+		if (!path) {
+			snprintf(buf, sizeof buf, "/dev/drbd%ld", minor);
+			path = buf;
+		}
+		free(dd->device);
+		dd->device = xstrdup(path);
+		return 1;
+	}
+	if (!strcmp(n->key, "meta-disk")) {
+		if (n->block || n->nargs < 1)
+			perr(ps, n->loc, NULL, "expected 'meta-disk internal;'");
+		else if (strcmp(n->args[0].text, "internal"))
+			perr(ps, n->args[0].loc,
+			     "dipole keeps its metadata at the end of the backing disk: use meta-disk internal;",
+			     "expected 'internal', found '%s' (external metadata is not supported)", n->args[0].text);
+		else if (!need_args(ps, n, 1, "meta-disk internal;")) {
+			free(dd->meta_disk);
+			dd->meta_disk = xstrdup("internal");
+		}
+		return 1;
+	}
+	return 0;
+}
+
+static void interp_host(struct parser *ps, const struct node *n, struct cfg_resource *r, int index)
+{
+	struct cfg_host *h;
+	struct dev_disk dd = { 0 };
+
+	if (!n->block) {
+		perr(ps, n->loc, NULL, "expected '{' after 'on %s', found ';'", n->nargs ? n->args[0].text : "HOST");
+		return;
+	}
+	if (n->nargs != 1) {
+		perr(ps, n->nargs ? n->args[1].loc : n->loc, "write: on docker1 { ... }",
+		     "expected one host name after 'on'");
+		return;
+	}
+	r->hosts = xrealloc(r->hosts, sizeof(struct cfg_host) * (size_t)(r->nhosts + 1));
+	h = &r->hosts[r->nhosts++];
+	memset(h, 0, sizeof *h);
+	h->name = xstrdup(n->args[0].text);
+	h->loc = n->loc;
+	h->node_id = -1;
+	(void)index;
+	for (int i = 0; i < n->nkids && !ps->failed; i++) {
+		const struct node *k = &n->kids[i];
+		long id;
+		if (interp_dev_disk(ps, k, &dd))
+			continue;
+		if (!strcmp(k->key, "address")) {
+			interp_address(ps, k, &h->address, &h->af);
+		} else if (!strcmp(k->key, "nbd-address")) {
+			char *af = NULL;
+			interp_address(ps, k, &h->nbd_address, &af);
+			free(af);
+		} else if (!strcmp(k->key, "node-id")) {
+			if (need_args(ps, k, 1, "node-id N;"))
+				break;
+			if (parse_int(k->args[0].text, 0, 31, &id)) {
+				perr(ps, k->args[0].loc, "node ids are 0 to 31, unique within a resource",
+				     "expected a node id, found '%s'", k->args[0].text);
+				break;
+			}
+			h->node_id = (int)id;
+		} else if (!strcmp(k->key, "volume")) {
+			pwarn(ps, k->loc, "'volume' sections are not supported by dipole yet; ignored");
+		} else {
+			pwarn(ps, k->loc, "unknown option '%s' in 'on %s' ignored", k->key, h->name);
+		}
+	}
+	h->disk = dd.disk;
+	h->device = dd.device;
+	h->meta_disk = dd.meta_disk;
+}
+
+static void copy_section(struct cfg_section *dst, const struct cfg_section *src)
+{
+	for (int i = 0; i < src->n; i++)
+		sect_set(dst, src->opts[i].key, xstrdup(src->opts[i].val), src->opts[i].loc);
+}
+
+static void free_section(struct cfg_section *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		free(s->opts[i].key);
+		free(s->opts[i].val);
+	}
+	free(s->opts);
+	s->opts = NULL;
+	s->n = 0;
+}
+
+static void interp_resource(struct parser *ps, const struct node *n, const struct cfg_section *common)
+{
+	struct cfg *cfg = ps->cfg;
+	struct cfg_resource *r;
+	struct cfg_section own[SECT_COUNT] = { 0 };
+	struct dev_disk dd = { 0 };
+
+	if (!n->block || n->nargs != 1) {
+		perr(ps, n->loc, "write: resource NAME { ... }", "expected 'resource NAME {', found %s",
+		     n->nargs != 1 ? "no name or several" : "';'");
+		return;
+	}
+	for (int i = 0; i < cfg->nres; i++) {
+		if (!strcmp(cfg->res[i].name, n->args[0].text)) {
+			char hint[128];
+			snprintf(hint, sizeof hint, "first defined at %s:%d", cfg->res[i].loc.file, cfg->res[i].loc.line);
+			perr(ps, n->args[0].loc, hint, "resource '%s' defined twice", n->args[0].text);
+			return;
+		}
+	}
+	cfg->res = xrealloc(cfg->res, sizeof(struct cfg_resource) * (size_t)(cfg->nres + 1));
+	r = &cfg->res[cfg->nres++];
+	memset(r, 0, sizeof *r);
+	r->name = xstrdup(n->args[0].text);
+	r->loc = n->loc;
+
+	for (int i = 0; i < n->nkids && !ps->failed; i++) {
+		const struct node *k = &n->kids[i];
+		int s = sect_from_name(k->key);
+		if (s >= 0 && k->block) {
+			interp_section(ps, k, (enum cfg_sect)s, &own[s]);
+		} else if (interp_dev_disk(ps, k, &dd)) {
+			continue;
+		} else if (!strcmp(k->key, "on")) {
+			interp_host(ps, k, r, r->nhosts);
+		} else if (!strcmp(k->key, "connection-mesh") || !strcmp(k->key, "connection") ||
+			   !strcmp(k->key, "floating") || !strcmp(k->key, "volume") || !strcmp(k->key, "stacked-on-top-of")) {
+			pwarn(ps, k->loc, "'%s' is not supported by dipole yet; ignored", k->key);
+		} else if (s >= 0) {
+			perr(ps, k->loc, NULL, "expected '{' after '%s'", k->key);
+		} else {
+			pwarn(ps, k->loc, "unknown option '%s' in resource '%s' ignored", k->key, r->name);
+		}
+	}
+	/* inherit: common first, resource values override */
+	for (int s = 0; s < SECT_COUNT; s++) {
+		copy_section(&r->sect[s], &common[s]);
+		copy_section(&r->sect[s], &own[s]);
+		free_section(&own[s]);
+	}
+	if (ps->failed)
+		goto out;
+	if (r->nhosts == 0) {
+		perr(ps, n->loc, "add one 'on HOST { address IP:PORT; disk PATH; }' per node",
+		     "resource '%s' has no 'on HOST' section", r->name);
+		goto out;
+	}
+	for (int i = 0; i < r->nhosts; i++) {
+		struct cfg_host *h = &r->hosts[i];
+		if (!h->disk && dd.disk)
+			h->disk = xstrdup(dd.disk);
+		if (!h->device && dd.device)
+			h->device = xstrdup(dd.device);
+		if (!h->meta_disk)
+			h->meta_disk = xstrdup("internal");
+		if (h->node_id < 0)
+			h->node_id = i;
+		if (!h->disk) {
+			perr(ps, h->loc, "set 'disk PATH;' in this section or in the resource",
+			     "'on %s' has no backing disk", h->name);
+			goto out;
+		}
+		if (!h->address) {
+			perr(ps, h->loc, "add 'address IP:PORT;' (the replication address of this node)",
+			     "'on %s' has no address", h->name);
+			goto out;
+		}
+		for (int j = 0; j < i; j++) {
+			if (!strcmp(r->hosts[j].name, h->name)) {
+				perr(ps, h->loc, NULL, "host '%s' appears twice in resource '%s'", h->name, r->name);
+				goto out;
+			}
+			if (r->hosts[j].node_id == h->node_id) {
+				char hint[160];
+				snprintf(hint, sizeof hint, "give each host its own 'node-id N;' (%s has %d)",
+					 r->hosts[j].name, h->node_id);
+				perr(ps, h->loc, hint, "node-id %d of '%s' collides with host '%s'", h->node_id,
+				     h->name, r->hosts[j].name);
+				goto out;
+			}
+		}
+	}
+out:
+	free(dd.disk);
+	free(dd.device);
+	free(dd.meta_disk);
+}
+
+static void interp_top(struct parser *ps, struct node *nodes, int n)
+{
+	struct cfg_section common[SECT_COUNT] = { 0 };
+	char d[64];
+
+	/* common applies to every resource wherever it appears, so read it first */
+	for (int i = 0; i < n && !ps->failed; i++) {
+		struct node *k = &nodes[i];
+		if (!strcmp(k->key, "common")) {
+			if (!k->block || k->nargs) {
+				perr(ps, k->loc, NULL, "expected 'common {'");
+				break;
+			}
+			for (int j = 0; j < k->nkids && !ps->failed; j++) {
+				struct node *c = &k->kids[j];
+				int s = sect_from_name(c->key);
+				if (s >= 0 && c->block)
+					interp_section(ps, c, (enum cfg_sect)s, &common[s]);
+				else
+					pwarn(ps, c->loc, "unknown section '%s' in common ignored", c->key);
+			}
+		} else if (!strcmp(k->key, "global")) {
+			if (!k->block || k->nargs) {
+				perr(ps, k->loc, NULL, "expected 'global {'");
+				break;
+			}
+			for (int j = 0; j < k->nkids && !ps->failed; j++)
+				interp_option(ps, "global", global_opts, &k->kids[j], &ps->cfg->global);
+		}
+	}
+	for (int i = 0; i < n && !ps->failed; i++) {
+		struct node *k = &nodes[i];
+		if (!strcmp(k->key, "resource"))
+			interp_resource(ps, k, common);
+		else if (strcmp(k->key, "common") && strcmp(k->key, "global") && strcmp(k->key, "skeleton")) {
+			struct tok t = { .type = T_WORD, .text = k->key };
+			perr(ps, k->loc, "the top level holds only global, common, resource and include",
+			     "expected a section (global, common, resource) or include, found %s",
+			     tok_desc(&t, d, sizeof d));
+		}
+	}
+	for (int s = 0; s < SECT_COUNT; s++)
+		free_section(&common[s]);
+}
+
+static int finish(struct parser *ps, struct node *nodes, int n, struct cfg **out)
+{
+	if (!ps->failed)
+		interp_top(ps, nodes, n);
+	nodes_free(nodes, n);
+	if (ps->failed) {
+		cfg_free(ps->cfg);
+		return -EINVAL;
+	}
+	*out = ps->cfg;
+	return 0;
+}
+
+int cfg_parse_file(const char *path, struct cfg **out, char *err)
+{
+	struct parser ps = { .cfg = xcalloc(1, sizeof(struct cfg)), .err = err, .allow_include = 1 };
+	struct node *nodes = NULL;
+	int n = 0;
+	struct cfg_loc none = { 0 };
+
+	err[0] = 0;
+	int rc = parse_file_nodes(&ps, path, &nodes, &n, none);
+	if (rc && rc != -1 && !ps.failed) {
+		snprintf(err, CFG_ERR_MAX, "%s: %s", path, strerror(-rc));
+		ps.failed = 1;
+	}
+	rc = finish(&ps, nodes, n, out);
+	return rc;
+}
+
+int cfg_parse_buffer(const char *name, const char *buf, size_t len, int allow_include,
+		     struct cfg **out, char *err)
+{
+	struct parser ps = { .cfg = xcalloc(1, sizeof(struct cfg)), .err = err, .allow_include = allow_include };
+	struct node *nodes = NULL;
+	int n = 0;
+
+	err[0] = 0;
+	parse_text(&ps, name, buf, len, "/", &nodes, &n);
+	return finish(&ps, nodes, n, out);
+}
+
+void cfg_free(struct cfg *cfg)
+{
+	if (!cfg)
+		return;
+	free_section(&cfg->global);
+	for (int i = 0; i < cfg->nres; i++) {
+		struct cfg_resource *r = &cfg->res[i];
+		free(r->name);
+		for (int s = 0; s < SECT_COUNT; s++)
+			free_section(&r->sect[s]);
+		for (int h = 0; h < r->nhosts; h++) {
+			free(r->hosts[h].name);
+			free(r->hosts[h].address);
+			free(r->hosts[h].af);
+			free(r->hosts[h].disk);
+			free(r->hosts[h].device);
+			free(r->hosts[h].meta_disk);
+			free(r->hosts[h].nbd_address);
+		}
+		free(r->hosts);
+	}
+	free(cfg->res);
+	for (int i = 0; i < cfg->nfiles; i++)
+		free(cfg->files[i]);
+	free(cfg->files);
+	for (int i = 0; i < cfg->nwarnings; i++)
+		free(cfg->warnings[i]);
+	free(cfg->warnings);
+	free(cfg);
+}
+
+const struct cfg_resource *cfg_find_res(const struct cfg *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nres; i++)
+		if (!strcmp(cfg->res[i].name, name))
+			return &cfg->res[i];
+	return NULL;
+}
+
+const struct cfg_host *cfg_find_host(const struct cfg_resource *res, const char *node)
+{
+	for (int i = 0; i < res->nhosts; i++)
+		if (!strcmp(res->hosts[i].name, node))
+			return &res->hosts[i];
+	return NULL;
+}
+
+const char *cfg_get(const struct cfg_resource *res, enum cfg_sect s, const char *key)
+{
+	return sect_get(&res->sect[s], key);
+}
+
+int cfg_get_bool(const struct cfg_resource *res, enum cfg_sect s, const char *key)
+{
+	const char *v = cfg_get(res, s, key);
+	return v && strcmp(v, "no") != 0;
+}
+
+static void dump_value(struct strbuf *sb, const char *v)
+{
+	int plain = *v != 0;
+	for (const char *p = v; *p; p++)
+		if (!is_word_char(*p) || *p == '#')
+			plain = 0;
+	if (plain || !*v) {
+		sb_printf(sb, "%s", v);
+		return;
+	}
+	sb_printf(sb, "\"");
+	for (const char *p = v; *p; p++)
+		sb_printf(sb, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+	sb_printf(sb, "\"");
+}
+
+static void dump_section(struct strbuf *sb, const char *name, const struct cfg_section *s, const char *ind)
+{
+	if (!s->n)
+		return;
+	sb_printf(sb, "%s%s {\n", ind, name);
+	for (int i = 0; i < s->n; i++) {
+		sb_printf(sb, "%s    %s", ind, s->opts[i].key);
+		if (*s->opts[i].val) {
+			sb_printf(sb, " ");
+			/* multi-word values (become-primary-on a b) print as words */
+			if (strchr(s->opts[i].val, ' ') && strcmp(name, "handlers"))
+				sb_printf(sb, "%s", s->opts[i].val);
+			else
+				dump_value(sb, s->opts[i].val);
+		}
+		sb_printf(sb, ";\n");
+	}
+	sb_printf(sb, "%s}\n", ind);
+}
+
+char *cfg_dump(const struct cfg *cfg, const char *res)
+{
+	struct strbuf sb = { 0 };
+
+	sb_printf(&sb, "%s", "");
+	if (!res && cfg->global.n) {
+		dump_section(&sb, "global", &cfg->global, "");
+		sb_printf(&sb, "\n");
+	}
+	for (int i = 0; i < cfg->nres; i++) {
+		const struct cfg_resource *r = &cfg->res[i];
+		if (res && strcmp(res, r->name))
+			continue;
+		sb_printf(&sb, "# resource %s from %s:%d\n", r->name, r->loc.file, r->loc.line);
+		sb_printf(&sb, "resource %s {\n", r->name);
+		for (int s = 0; s < SECT_COUNT; s++)
+			dump_section(&sb, sect_names[s], &r->sect[s], "    ");
+		for (int h = 0; h < r->nhosts; h++) {
+			const struct cfg_host *ho = &r->hosts[h];
+			sb_printf(&sb, "    on %s {\n", ho->name);
+			sb_printf(&sb, "        node-id %d;\n", ho->node_id);
+			sb_printf(&sb, "        address %s %s;\n", ho->af, ho->address);
+			if (ho->nbd_address)
+				sb_printf(&sb, "        nbd-address %s;\n", ho->nbd_address);
+			sb_printf(&sb, "        disk ");
+			dump_value(&sb, ho->disk);
+			sb_printf(&sb, ";\n");
+			if (ho->device) {
+				sb_printf(&sb, "        device ");
+				dump_value(&sb, ho->device);
+				sb_printf(&sb, ";\n");
+			}
+			sb_printf(&sb, "        meta-disk %s;\n", ho->meta_disk);
+			sb_printf(&sb, "    }\n");
+		}
+		sb_printf(&sb, "}\n");
+	}
+	return sb.buf;
+}

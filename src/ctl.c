@@ -1,0 +1,121 @@
+/* ctl — see ctl.h. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int mkaddr(const char *path, struct sockaddr_un *a)
+{
+	memset(a, 0, sizeof *a);
+	a->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof a->sun_path)
+		return -ENAMETOOLONG;
+	strcpy(a->sun_path, path);
+	return 0;
+}
+
+int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf *body)
+{
+	struct sockaddr_un a;
+	char buf[65536];
+	struct strbuf all = { 0 };
+	int fd, rc;
+
+	msg[0] = 0;
+	if ((rc = mkaddr(sock_path, &a)))
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if ((rc = write_full(fd, req, strlen(req))) || (rc = write_full(fd, "\n", 1))) {
+		close(fd);
+		return rc;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf[n] = 0;
+		sb_printf(&all, "%s", buf);
+	}
+	close(fd);
+	if (!all.buf) {
+		snprintf(msg, 512, "daemon closed the control connection without answering (did it crash?)");
+		return 1;
+	}
+	char *nl = strchr(all.buf, '\n');
+	if (nl)
+		*nl = 0;
+	int code = atoi(all.buf);
+	const char *sp = strchr(all.buf, ' ');
+	snprintf(msg, 512, "%s", sp ? sp + 1 : "");
+	if (nl && nl[1])
+		sb_printf(body, "%s", nl + 1);
+	sb_free(&all);
+	return code;
+}
+
+int ctl_listen(const char *sock_path)
+{
+	struct sockaddr_un a;
+	int fd, rc;
+
+	if ((rc = mkaddr(sock_path, &a)))
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(sock_path);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 16) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	chmod(sock_path, 0600);
+	return fd;
+}
+
+int ctl_accept(int lfd, char *req, size_t reqlen)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	size_t n = 0;
+
+	if (fd < 0)
+		return -errno;
+	/* a client that connects and says nothing must not wedge the daemon */
+	struct timeval tv = { .tv_sec = 2 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	while (n + 1 < reqlen) {
+		ssize_t r = read(fd, req + n, 1);
+		if (r <= 0 || req[n] == '\n')
+			break;
+		n++;
+	}
+	req[n] = 0;
+	return fd;
+}
+
+void ctl_reply(int fd, int code, const char *msg, const char *body)
+{
+	char line[600];
+	int n = snprintf(line, sizeof line, "%d %s\n", code, msg ? msg : "");
+	(void)!write_full(fd, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+	if (body)
+		(void)!write_full(fd, body, strlen(body));
+	close(fd);
+}

@@ -1,0 +1,517 @@
+/* daemon — `dipole up` and the daemon main loop. See daemon.h.
+ *
+ * Startup order: lock RUN_DIR/RES.pid (one daemon per resource), clean what a
+ * killed predecessor left, attach the engine, fork, then in the child start
+ * NBD, FUSE + loop device + device symlink and the control socket, and only
+ * then tell the waiting parent "ready". Shutdown runs the same steps backwards.
+ */
+#include "daemon.h"
+#include "ctl.h"
+#include "engine.h"
+#include "fusedev.h"
+#include "log.h"
+#include "loopdev.h"
+#include "nbd.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct daemon {
+	struct cli *cli;
+	const struct cfg_resource *r;
+	const struct cfg_host *h;
+	struct engine *e;
+	struct nbd_server *nbd;
+	struct fusedev *fuse;
+	int loop_fd;
+	char loop_dev[64];
+	char device[1024];   /* symlink we created, "" if none */
+	char nbd_path[512], ctl_path[512], pid_path[512], fuse_path[512], log_path[512];
+	const char *nbd_tcp;
+	int ctl_fd;
+	int lock_fd;
+};
+
+/* ------------------------------------------------------------ status */
+
+static void status_json(struct daemon *d, struct strbuf *sb)
+{
+	struct engine *e = d->e;
+	sb_printf(sb, "{\"name\":");
+	sb_json_str(sb, d->r->name);
+	sb_printf(sb, ",\"node\":");
+	sb_json_str(sb, d->h->name);
+	sb_printf(sb, ",\"role\":\"%s\",\"disk\":\"%s\",\"size_bytes\":%llu,\"peers\":[",
+		  role_name((enum role)atomic_load(&e->role)), disk_state_name((enum disk_state)atomic_load(&e->dstate)),
+		  (unsigned long long)e->size);
+	uint64_t oos = atomic_load(&e->oos_blocks) * MD_BLOCK;
+	if (oos > e->size)
+		oos = e->size;
+	int first = 1;
+	for (int i = 0; i < d->r->nhosts; i++) {
+		const struct cfg_host *p = &d->r->hosts[i];
+		if (p == d->h)
+			continue;
+		sb_printf(sb, "%s{\"name\":", first ? "" : ",");
+		first = 0;
+		sb_json_str(sb, p->name);
+		sb_printf(sb, ",\"node_id\":%d,\"connection\":\"StandAlone\",\"role\":\"Unknown\",\"disk\":\"DUnknown\","
+			  "\"replication\":\"Off\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f}",
+			  p->node_id, (unsigned long long)oos, 100.0 - 100.0 * (double)oos / (double)e->size);
+	}
+	sb_printf(sb, "],\"stats\":{\"sent_bytes\":%llu,\"received_bytes\":%llu,\"written_bytes\":%llu,"
+		  "\"read_bytes\":%llu,\"io_errors\":%llu},",
+		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
+		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
+		  (unsigned long long)atomic_load(&e->st.io_errors));
+	sb_printf(sb, "\"exports\":{\"nbd\":");
+	sb_json_str(sb, d->nbd_path);
+	sb_printf(sb, ",\"nbd_tcp\":");
+	if (d->nbd_tcp)
+		sb_json_str(sb, d->nbd_tcp);
+	else
+		sb_printf(sb, "null");
+	sb_printf(sb, ",\"nbd_clients\":%d,\"loop\":", nbd_server_clients(d->nbd));
+	if (d->loop_dev[0])
+		sb_json_str(sb, d->loop_dev);
+	else
+		sb_printf(sb, "null");
+	sb_printf(sb, ",\"device\":");
+	if (d->device[0])
+		sb_json_str(sb, d->device);
+	else
+		sb_printf(sb, "null");
+	sb_printf(sb, "},\"pid\":%d}\n", (int)getpid());
+}
+
+static void status_text(struct daemon *d, struct strbuf *sb)
+{
+	struct engine *e = d->e;
+	char a[32], b[32], c[32], f[32];
+	uint64_t oos = atomic_load(&e->oos_blocks) * MD_BLOCK;
+	if (oos > e->size)
+		oos = e->size;
+
+	sb_printf(sb, "%s node:%s role:%s\n", d->r->name, d->h->name, role_name((enum role)atomic_load(&e->role)));
+	sb_printf(sb, "  disk:%s size:%s\n", disk_state_name((enum disk_state)atomic_load(&e->dstate)),
+		  fmt_size(e->size, a, sizeof a));
+	for (int i = 0; i < d->r->nhosts; i++) {
+		const struct cfg_host *p = &d->r->hosts[i];
+		if (p == d->h)
+			continue;
+		sb_printf(sb, "  %s connection:StandAlone role:Unknown (replication not implemented yet)\n", p->name);
+		sb_printf(sb, "    peer-disk:DUnknown replication:Off out-of-sync:%s\n", fmt_size(oos, a, sizeof a));
+	}
+	sb_printf(sb, "  exports: nbd:%s", d->nbd_path);
+	if (d->nbd_tcp)
+		sb_printf(sb, " nbd-tcp:%s", d->nbd_tcp);
+	sb_printf(sb, " (%d client%s)", nbd_server_clients(d->nbd), nbd_server_clients(d->nbd) == 1 ? "" : "s");
+	if (d->loop_dev[0])
+		sb_printf(sb, " loop:%s", d->loop_dev);
+	if (d->device[0])
+		sb_printf(sb, " device:%s", d->device);
+	sb_printf(sb, "\n  stats: sent:%s received:%s written:%s read:%s io-errors:%llu\n",
+		  fmt_size(atomic_load(&e->st.sent_bytes), a, sizeof a),
+		  fmt_size(atomic_load(&e->st.received_bytes), b, sizeof b),
+		  fmt_size(atomic_load(&e->st.written_bytes), c, sizeof c),
+		  fmt_size(atomic_load(&e->st.read_bytes), f, sizeof f),
+		  (unsigned long long)atomic_load(&e->st.io_errors));
+}
+
+static void state_line(struct daemon *d, struct strbuf *sb)
+{
+	sb_printf(sb, "role:%s disk:%s", role_name((enum role)atomic_load(&d->e->role)),
+		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
+	for (int i = 0; i < d->r->nhosts; i++)
+		if (&d->r->hosts[i] != d->h)
+			sb_printf(sb, " peer:%s connection:StandAlone", d->r->hosts[i].name);
+	sb_printf(sb, "\n");
+}
+
+/* ------------------------------------------------------- exports */
+
+static int device_in_use(struct daemon *d)
+{
+	return d->loop_dev[0] && loopdev_busy(d->loop_dev);
+}
+
+static void exports_stop(struct daemon *d)
+{
+	nbd_server_stop(d->nbd);
+	d->nbd = NULL;
+	if (d->device[0]) {
+		unlink(d->device);
+		d->device[0] = 0;
+	}
+	if (d->loop_fd >= 0) {
+		int rc = loopdev_detach(d->loop_fd);
+		if (rc)
+			log_warn("detaching %s: %s", d->loop_dev, strerror(-rc));
+		d->loop_fd = -1;
+		d->loop_dev[0] = 0;
+	}
+	fusedev_stop(d->fuse);
+	d->fuse = NULL;
+}
+
+static int exports_start(struct daemon *d, const char *device, char *err)
+{
+	int rc;
+
+	rc = nbd_server_start(&d->nbd, d->e, d->r->name, d->nbd_path, d->nbd_tcp, err);
+	if (rc)
+		return rc;
+	if (device && !strcmp(device, "none"))
+		return 0;
+	rc = fusedev_start(&d->fuse, d->e, d->fuse_path, d->r->name, err);
+	if (rc)
+		return rc;
+	rc = loopdev_attach(fusedev_file(d->fuse), 0, d->loop_dev, sizeof d->loop_dev, &d->loop_fd, err);
+	if (rc)
+		return rc;
+	/* Secondary: the block device refuses writes at the block layer too */
+	loopdev_set_ro(d->loop_fd, 1);
+	if (device) {
+		if (symlink(d->loop_dev, device) < 0) {
+			rc = -errno;
+			snprintf(err, 256, "cannot create device link %s -> %s: %s", device, d->loop_dev, strerror(errno));
+			return rc;
+		}
+		snprintf(d->device, sizeof d->device, "%s", device);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------- control loop */
+
+static int handle(struct daemon *d, int fd, char *req)
+{
+	struct strbuf body = { 0 };
+	char msg[256];
+	int force = strstr(req, "--force") != NULL;
+
+	if (!strcmp(req, "status")) {
+		status_text(d, &body);
+		ctl_reply(fd, 0, "", body.buf);
+	} else if (!strcmp(req, "status-json")) {
+		status_json(d, &body);
+		ctl_reply(fd, 0, "", body.buf);
+	} else if (!strcmp(req, "state")) {
+		state_line(d, &body);
+		ctl_reply(fd, 0, "", body.buf);
+	} else if (!strncmp(req, "primary", 7)) {
+		int rc = engine_set_role(d->e, ROLE_PRIMARY, force, msg);
+		if (!rc && d->loop_fd >= 0)
+			loopdev_set_ro(d->loop_fd, 0);
+		ctl_reply(fd, rc == -EPERM ? 3 : rc ? 1 : 0, rc ? msg : "", NULL);
+	} else if (!strncmp(req, "secondary", 9)) {
+		if (device_in_use(d)) {
+			snprintf(msg, sizeof msg, "refusing to become Secondary: %s is in use (mounted or open); "
+				 "unmount it first", d->device[0] ? d->device : d->loop_dev);
+			ctl_reply(fd, 3, msg, NULL);
+		} else {
+			if (d->loop_fd >= 0)
+				loopdev_set_ro(d->loop_fd, 1);
+			int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
+			ctl_reply(fd, rc ? 1 : 0, rc ? msg : "", NULL);
+		}
+	} else if (!strncmp(req, "down", 4)) {
+		if (device_in_use(d) && !force) {
+			snprintf(msg, sizeof msg, "refusing to go down: %s is in use (mounted or open); unmount it, "
+				 "or use 'down --force' (its users then get I/O errors)",
+				 d->device[0] ? d->device : d->loop_dev);
+			ctl_reply(fd, 3, msg, NULL);
+		} else {
+			sb_free(&body);
+			return 1; /* reply after shutdown, so `down` returns when it is done */
+		}
+	} else {
+		snprintf(msg, sizeof msg, "unknown control request '%.60s'", req);
+		ctl_reply(fd, 2, msg, NULL);
+	}
+	sb_free(&body);
+	return 0;
+}
+
+static int shutdown_all(struct daemon *d)
+{
+	exports_stop(d);
+	int rc = engine_close(d->e);
+	d->e = NULL;
+	if (rc)
+		log_err("final flush/metadata update failed: %s", strerror(-rc));
+	close(d->ctl_fd);
+	unlink(d->ctl_path);
+	unlink(d->pid_path);
+	log_info("down");
+	return rc;
+}
+
+static int main_loop(struct daemon *d, int sfd)
+{
+	struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s", strerror(errno));
+			return shutdown_all(d) ? 1 : 0;
+		}
+		if (p[1].revents) {
+			struct signalfd_siginfo si;
+			(void)!read(sfd, &si, sizeof si);
+			log_info("signal %u: shutting down", si.ssi_signo);
+			return shutdown_all(d) ? 1 : 0;
+		}
+		if (p[0].revents) {
+			char req[256];
+			int fd = ctl_accept(d->ctl_fd, req, sizeof req);
+			if (fd < 0)
+				continue;
+			if (handle(d, fd, req)) {
+				log_info("down requested");
+				int rc = shutdown_all(d);
+				char m[128];
+				snprintf(m, sizeof m, "%s", rc ? "down, but the final flush failed: see the log" : "");
+				ctl_reply(fd, rc ? 1 : 0, m, NULL);
+				return rc ? 1 : 0;
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------- up */
+
+int daemon_clean_stale(const struct cli *cli, const char *res, int quiet)
+{
+	char p[512], file[600], msg[512];
+	int rc = 0;
+
+	cli_path(cli, res, "fuse", p, sizeof p);
+	snprintf(file, sizeof file, "%s/%s", p, res);
+	int n = loopdev_clean_stale(file, msg, sizeof msg);
+	if (n > 0 && !quiet)
+		fprintf(stderr, "dipole: %s: detached %d stale loop device(s) left by a previous daemon\n", res, n);
+	if (msg[0]) {
+		fprintf(stderr, "dipole: %s: warning: %s\n", res, msg);
+	}
+	int f = fusedev_clean_stale(p);
+	if (f > 0 && !quiet)
+		fprintf(stderr, "dipole: %s: unmounted stale FUSE mount %s left by a previous daemon\n", res, p);
+	if (f < 0) {
+		fprintf(stderr, "dipole: %s: cannot unmount stale FUSE mount %s: %s\n", res, p, strerror(-f));
+		rc = f;
+	}
+	rmdir(p);
+	static const char *const sfx[] = { "nbd", "ctl" };
+	for (size_t i = 0; i < ARRAY_SIZE(sfx); i++) {
+		cli_path(cli, res, sfx[i], p, sizeof p);
+		if (unlink(p) == 0 && !quiet)
+			fprintf(stderr, "dipole: %s: removed stale socket %s\n", res, p);
+	}
+	return rc;
+}
+
+static void notify(int fd, int code, const char *msg)
+{
+	char buf[600];
+	int n = snprintf(buf, sizeof buf, "%d %s", code, msg);
+	if (fd >= 0)
+		(void)!write(fd, buf, (size_t)n);
+}
+
+static int lock_resource(struct daemon *d)
+{
+	char buf[32] = { 0 };
+
+	d->lock_fd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->lock_fd < 0) {
+		fprintf(stderr, "dipole: cannot create %s: %s\n", d->pid_path, strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		(void)!pread(d->lock_fd, buf, sizeof buf - 1, 0);
+		fprintf(stderr, "dipole: resource '%s' is already up on this node (daemon pid %ld)\n"
+				"  hint: 'dipole status %s' shows it; 'dipole down %s' stops it\n",
+			d->r->name, strtol(buf, NULL, 10), d->r->name, d->r->name);
+		close(d->lock_fd);
+		return EXIT_STATE;
+	}
+	return EXIT_OK;
+}
+
+static void write_pid(struct daemon *d)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+	(void)!ftruncate(d->lock_fd, 0);
+	(void)!pwrite(d->lock_fd, buf, (size_t)n, 0);
+}
+
+int cmd_up(struct cli *cli, int argc, char **argv)
+{
+	struct daemon d = { .cli = cli, .loop_fd = -1, .ctl_fd = -1 };
+	const char *name = NULL, *device = NULL;
+	int foreground = 0, rc, ready[2] = { -1, -1 };
+	char err[MD_MSG_MAX];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--foreground"))
+			foreground = 1;
+		else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+			device = argv[++i];
+		else if (!strcmp(argv[i], "--nbd-tcp") && i + 1 < argc)
+			d.nbd_tcp = argv[++i];
+		else if (argv[i][0] == '-' || name) {
+			fprintf(stderr, "dipole up: unexpected argument '%s'\n  usage: %s\n", argv[i], cli_find("up")->usage);
+			return EXIT_USAGE;
+		} else
+			name = argv[i];
+	}
+	if (!name) {
+		fprintf(stderr, "dipole up: missing resource name\n  usage: dipole %s\n", cli_find("up")->usage);
+		return EXIT_USAGE;
+	}
+	if ((rc = cli_load(cli, 1)) || (rc = cli_resolve(cli, name, &d.r, &d.h)))
+		return rc;
+	if (!device)
+		device = d.h->device;
+	if (!d.nbd_tcp)
+		d.nbd_tcp = d.h->nbd_address;
+	if (mkdir(cli->run_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "dipole: cannot create run dir %s: %s\n", cli->run_dir, strerror(errno));
+		return EXIT_FAIL;
+	}
+	cli_path(cli, name, "nbd", d.nbd_path, sizeof d.nbd_path);
+	cli_path(cli, name, "ctl", d.ctl_path, sizeof d.ctl_path);
+	cli_path(cli, name, "pid", d.pid_path, sizeof d.pid_path);
+	cli_path(cli, name, "fuse", d.fuse_path, sizeof d.fuse_path);
+	cli_path(cli, name, "log", d.log_path, sizeof d.log_path);
+	if ((rc = lock_resource(&d)))
+		return rc;
+	/* we hold the lock: anything still here belongs to a dead daemon */
+	daemon_clean_stale(cli, name, 0);
+	if (device && strcmp(device, "none")) {
+		struct stat st;
+		if (lstat(device, &st) == 0) {
+			if (!S_ISLNK(st.st_mode)) {
+				fprintf(stderr, "dipole: device path %s exists and is not a symlink; refusing to replace it\n"
+						"  hint: pick another 'device' path or --device PATH\n", device);
+				return EXIT_FAIL;
+			}
+			unlink(device); /* our own stale link */
+		}
+	}
+	log_set_resource(name);
+	rc = engine_open(&d.e, name, d.h->name, d.h->disk, err);
+	if (rc) {
+		fprintf(stderr, "dipole: %s: %s\n", name, err);
+		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;
+	}
+
+	int logfd = open(d.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (!foreground) {
+		if (pipe2(ready, O_CLOEXEC) < 0) {
+			perror("dipole: pipe");
+			return EXIT_FAIL;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("dipole: fork");
+			return EXIT_FAIL;
+		}
+		if (pid > 0) {
+			char buf[600] = { 0 };
+			size_t n = 0;
+			close(ready[1]);
+			while (n < sizeof buf - 1) {
+				ssize_t r = read(ready[0], buf + n, sizeof buf - 1 - n);
+				if (r <= 0)
+					break;
+				n += (size_t)r;
+			}
+			if (n == 0) {
+				fprintf(stderr, "dipole: %s: the daemon exited during startup; see %s\n", name, d.log_path);
+				return EXIT_FAIL;
+			}
+			int code = atoi(buf);
+			char *m = strchr(buf, ' ');
+			if (code)
+				fprintf(stderr, "dipole: %s: %s\n", name, m ? m + 1 : "startup failed");
+			else
+				printf("%s\n", m ? m + 1 : "");
+			return code;
+		}
+		close(ready[0]);
+		setsid();
+		if (logfd >= 0) {
+			log_set_fd(logfd);
+			log_set_verbose_prefix(1);
+		}
+	} else {
+		log_set_verbose_prefix(1);
+	}
+	write_pid(&d);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL); /* inherited by every thread we start */
+	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
+
+	log_info("starting on node %s (node-id %d), disk %s, %s", d.h->name, d.h->node_id, d.h->disk,
+		 disk_state_name((enum disk_state)d.e->dstate));
+	rc = exports_start(&d, device, err);
+	if (!rc) {
+		d.ctl_fd = ctl_listen(d.ctl_path);
+		if (d.ctl_fd < 0) {
+			rc = d.ctl_fd;
+			snprintf(err, sizeof err, "cannot listen on %s: %s", d.ctl_path, strerror(-rc));
+		}
+	}
+	if (rc) {
+		log_err("%s", err);
+		notify(ready[1], EXIT_FAIL, err);
+		exports_stop(&d);
+		engine_close(d.e);
+		unlink(d.pid_path);
+		return EXIT_FAIL;
+	}
+	char okmsg[700];
+	snprintf(okmsg, sizeof okmsg, "%s: up on %s as Secondary, disk %s; nbd %s%s%s%s%s", name, d.h->name,
+		 disk_state_name((enum disk_state)d.e->dstate), d.nbd_path, d.loop_dev[0] ? ", loop " : "",
+		 d.loop_dev, d.device[0] ? ", device " : "", d.device);
+	log_info("ready: %s", okmsg);
+	if (!foreground) {
+		notify(ready[1], 0, okmsg);
+		close(ready[1]);
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(nul, 1);
+		dup2(logfd >= 0 ? logfd : nul, 2);
+		if (nul > 2)
+			close(nul);
+	} else {
+		printf("%s\n", okmsg);
+		fflush(stdout);
+	}
+	rc = main_loop(&d, sfd);
+	close(sfd);
+	if (logfd >= 0)
+		close(logfd);
+	close(d.lock_fd);
+	return rc;
+}

@@ -1,0 +1,318 @@
+/* engine — see engine.h. */
+#include "engine.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *role_name(enum role r)
+{
+	return r == ROLE_PRIMARY ? "Primary" : "Secondary";
+}
+
+const char *disk_state_name(enum disk_state d)
+{
+	static const char *n[] = { "Diskless", "Attaching", "Failed", "Inconsistent",
+				   "Outdated", "Consistent", "UpToDate" };
+	return (unsigned)d < ARRAY_SIZE(n) ? n[d] : "Unknown";
+}
+
+static void bm_set_range(struct engine *e, uint64_t off, uint64_t len)
+{
+	if (!len)
+		return;
+	uint64_t first = off / MD_BLOCK, last = (off + len - 1) / MD_BLOCK;
+	for (uint64_t b = first; b <= last && b < e->bm_bits; b++) {
+		uint64_t bit = 1ULL << (b & 63);
+		/* a cheap load first: re-marking hot blocks must not bounce cache lines */
+		if (atomic_load_explicit(&e->bm[b >> 6], memory_order_relaxed) & bit)
+			continue;
+		if (!(atomic_fetch_or(&e->bm[b >> 6], bit) & bit))
+			atomic_fetch_add(&e->oos_blocks, 1);
+	}
+}
+
+static void bm_load(struct engine *e, const uint8_t *raw)
+{
+	uint64_t n = 0;
+	for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++) {
+		uint64_t v = get_le64(raw + 8 * w);
+		if (w == e->bm_bits / 64)
+			v &= (e->bm_bits % 64) ? ((1ULL << (e->bm_bits % 64)) - 1) : 0;
+		atomic_store(&e->bm[w], v);
+		n += (uint64_t)__builtin_popcountll(v);
+	}
+	atomic_store(&e->oos_blocks, n);
+}
+
+static int bm_save(struct engine *e)
+{
+	uint8_t *raw = calloc(1, e->sb.lay.bm_bytes);
+	if (!raw)
+		return -ENOMEM;
+	for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
+		put_le64(raw + 8 * w, atomic_load(&e->bm[w]));
+	int rc = md_write_bitmap(e->disk, &e->sb, raw);
+	free(raw);
+	return rc;
+}
+
+int engine_open(struct engine **out, const char *res, const char *node, const char *disk_path, char *err)
+{
+	struct engine *e = calloc(1, sizeof *e);
+	char warn[MD_MSG_MAX], sz[32];
+	uint8_t *raw = NULL;
+	int rc;
+
+	err[0] = 0;
+	if (!e)
+		return -ENOMEM;
+	snprintf(e->res, sizeof e->res, "%s", res);
+	snprintf(e->node, sizeof e->node, "%s", node);
+	pthread_mutex_init(&e->lock, NULL);
+	rc = disk_open(&e->disk, disk_path, 0);
+	if (rc) {
+		snprintf(err, MD_MSG_MAX, "cannot open backing disk %s: %s%s", disk_path, strerror(-rc),
+			 rc == -ENOENT ? " (check 'disk' in the config)" :
+			 rc == -EROFS || rc == -EACCES || rc == -EPERM ? " (the disk must be writable)" :
+			 rc == -EINVAL ? " (not a regular file or block device)" : "");
+		goto fail;
+	}
+	rc = md_read(e->disk, &e->sb, err, warn);
+	if (rc == -ENOENT) {
+		struct md_layout l;
+		if (md_layout(e->disk->size, &l))
+			snprintf(err, MD_MSG_MAX, "backing disk %s (%s) is too small to hold dipole metadata and data",
+				 disk_path, fmt_size(e->disk->size, sz, sizeof sz));
+		else
+			snprintf(err, MD_MSG_MAX, "no dipole metadata on %s; run 'dipole create-md %s' first",
+				 disk_path, res);
+		goto fail;
+	}
+	if (rc == -EBADMSG) {
+		char tmp[MD_MSG_MAX];
+		snprintf(tmp, sizeof tmp, "%s", err);
+		snprintf(err, MD_MSG_MAX, "%s: %s; refusing to attach (nothing was changed)", disk_path, tmp);
+		goto fail;
+	}
+	if (rc) {
+		snprintf(err, MD_MSG_MAX, "cannot read metadata from %s: %s", disk_path, strerror(-rc));
+		goto fail;
+	}
+	if (warn[0])
+		log_warn("%s: %s", disk_path, warn);
+	e->size = e->sb.lay.data_size;
+	e->bm_bits = (e->size + MD_BLOCK - 1) / MD_BLOCK;
+	e->bm = calloc((e->bm_bits + 63) / 64 + 1, sizeof(uint64_t));
+	raw = calloc(1, e->sb.lay.bm_bytes);
+	if (!e->bm || !raw) {
+		rc = -ENOMEM;
+		snprintf(err, MD_MSG_MAX, "out of memory for the bitmap");
+		goto fail;
+	}
+	rc = md_read_bitmap(e->disk, &e->sb, raw);
+	if (rc) {
+		snprintf(err, MD_MSG_MAX, "cannot read bitmap from %s: %s", disk_path, strerror(-rc));
+		goto fail;
+	}
+	bm_load(e, raw);
+	free(raw);
+	raw = NULL;
+
+	if ((e->sb.flags & MDF_CONSISTENT) && (e->sb.flags & MDF_WAS_UP_TO_DATE))
+		e->dstate = DS_UPTODATE;
+	else if (e->sb.flags & MDF_CONSISTENT)
+		e->dstate = DS_CONSISTENT;
+	else
+		e->dstate = DS_INCONSISTENT;
+	if (e->sb.flags & MDF_CRASHED)
+		log_warn("%s was not detached cleanly last time (daemon killed or machine crashed)", disk_path);
+	e->role = ROLE_SECONDARY;
+	e->sb.flags |= MDF_CRASHED;
+	e->sb.flags &= ~(uint32_t)MDF_PRIMARY_IND;
+	rc = md_write(e->disk, &e->sb);
+	if (rc) {
+		snprintf(err, MD_MSG_MAX, "cannot update metadata on %s: %s", disk_path, strerror(-rc));
+		goto fail;
+	}
+	*out = e;
+	return 0;
+fail:
+	free(raw);
+	free(e->bm);
+	disk_close(e->disk);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	return rc ? rc : -EINVAL;
+}
+
+int engine_close(struct engine *e)
+{
+	int rc, rc2;
+
+	if (!e)
+		return 0;
+	rc = disk_flush(e->disk);
+	pthread_mutex_lock(&e->lock);
+	rc2 = bm_save(e);
+	if (!rc)
+		rc = rc2;
+	rc2 = disk_flush(e->disk);
+	if (!rc)
+		rc = rc2;
+	if (!rc) {
+		/* only a fully flushed detach may clear the crash marker */
+		e->sb.flags &= ~(uint32_t)(MDF_CRASHED | MDF_PRIMARY_IND);
+		rc = md_write(e->disk, &e->sb);
+	}
+	pthread_mutex_unlock(&e->lock);
+	disk_close(e->disk);
+	free(e->bm);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	return rc;
+}
+
+static int range_ok(struct engine *e, uint64_t off, uint64_t len)
+{
+	return len <= e->size && off <= e->size - len;
+}
+
+static int count_err(struct engine *e, int rc)
+{
+	if (rc)
+		atomic_fetch_add_explicit(&e->st.io_errors, 1, memory_order_relaxed);
+	return rc;
+}
+
+int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
+{
+	if (!range_ok(e, off, len))
+		return -EINVAL;
+	int rc = disk_pread(e->disk, buf, len, off);
+	if (!rc) {
+		atomic_fetch_add_explicit(&e->st.read_bytes, len, memory_order_relaxed);
+		atomic_fetch_add_explicit(&e->st.reads, 1, memory_order_relaxed);
+	}
+	return count_err(e, rc);
+}
+
+static int may_write(struct engine *e)
+{
+	return atomic_load_explicit(&e->role, memory_order_acquire) == ROLE_PRIMARY;
+}
+
+int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags)
+{
+	int rc;
+
+	if (!may_write(e))
+		return -EPERM;
+	if (!range_ok(e, off, len))
+		return -ENOSPC;
+	/* no peer is connected yet (replication arrives later): every write is
+	 * out of sync with the peer until a resync copies it */
+	bm_set_range(e, off, len);
+	rc = disk_pwrite(e->disk, buf, len, off);
+	if (!rc && (flags & ENGINE_FUA))
+		rc = disk_flush(e->disk);
+	if (!rc) {
+		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
+		atomic_fetch_add_explicit(&e->st.writes, 1, memory_order_relaxed);
+	}
+	return count_err(e, rc);
+}
+
+int engine_flush(struct engine *e)
+{
+	atomic_fetch_add_explicit(&e->st.flushes, 1, memory_order_relaxed);
+	return count_err(e, disk_flush(e->disk));
+}
+
+int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags)
+{
+	if (!may_write(e))
+		return -EPERM;
+	if (!range_ok(e, off, len))
+		return -EINVAL;
+	bm_set_range(e, off, len);
+	int rc = disk_trim(e->disk, off, len);
+	if (!rc && (flags & ENGINE_FUA))
+		rc = disk_flush(e->disk);
+	if (!rc)
+		atomic_fetch_add_explicit(&e->st.trims, 1, memory_order_relaxed);
+	return count_err(e, rc);
+}
+
+int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsigned flags)
+{
+	if (!may_write(e))
+		return -EPERM;
+	if (!range_ok(e, off, len))
+		return -ENOSPC;
+	bm_set_range(e, off, len);
+	int rc = disk_zero(e->disk, off, len, no_hole);
+	if (!rc && (flags & ENGINE_FUA))
+		rc = disk_flush(e->disk);
+	if (!rc)
+		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
+	return count_err(e, rc);
+}
+
+int engine_set_role(struct engine *e, enum role r, int force, char *msg)
+{
+	int rc = 0;
+
+	msg[0] = 0;
+	pthread_mutex_lock(&e->lock);
+	if (r == ROLE_PRIMARY) {
+		int ds = e->dstate;
+		if (ds != DS_UPTODATE && !force) {
+			snprintf(msg, 256, "refusing to become Primary: local disk is %s, not UpToDate; "
+				 "use 'primary --force' to declare this node's data the good copy",
+				 disk_state_name((enum disk_state)ds));
+			rc = -EPERM;
+			goto out;
+		}
+		struct md_super nsb = e->sb;
+		nsb.flags |= MDF_PRIMARY_IND;
+		if (ds != DS_UPTODATE) {
+			/* forced: this data becomes a new generation */
+			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
+			nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_CURRENT];
+			nsb.uuid[UUID_CURRENT] = md_new_uuid();
+			nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
+		}
+		rc = md_write(e->disk, &nsb);
+		if (rc) {
+			snprintf(msg, 256, "cannot write metadata: %s", strerror(-rc));
+			goto out;
+		}
+		e->sb = nsb;
+		if (ds != DS_UPTODATE)
+			log_info("disk %s -> UpToDate (forced, new generation %016llx)",
+				 disk_state_name((enum disk_state)ds), (unsigned long long)nsb.uuid[UUID_CURRENT]);
+		e->dstate = DS_UPTODATE;
+		if (e->role != ROLE_PRIMARY)
+			log_info("role Secondary -> Primary");
+		atomic_store_explicit(&e->role, ROLE_PRIMARY, memory_order_release);
+	} else {
+		if (e->role == ROLE_PRIMARY) {
+			atomic_store_explicit(&e->role, ROLE_SECONDARY, memory_order_release);
+			/* writes admitted before the switch must be durable before we say so */
+			rc = disk_flush(e->disk);
+			struct md_super nsb = e->sb;
+			nsb.flags &= ~(uint32_t)MDF_PRIMARY_IND;
+			if (!rc)
+				rc = md_write(e->disk, &nsb);
+			if (!rc)
+				e->sb = nsb;
+			log_info("role Primary -> Secondary");
+		}
+	}
+out:
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}

@@ -1,0 +1,72 @@
+/* engine — one replicated resource on this node: backing disk, metadata,
+ * role and disk state, the out-of-sync bitmap and I/O counters.
+ *
+ * Frontends (NBD, FUSE) call engine_read/write/flush/... from any thread; the
+ * engine does not know which frontend called. Data path calls take no global
+ * lock: counters and bitmap bits are atomics; the state lock (`lock`) guards
+ * role/disk-state changes and metadata writes only.
+ * All functions return 0 or a negative errno.
+ */
+#ifndef DIPOLE_ENGINE_H
+#define DIPOLE_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <pthread.h>
+
+#include "disk.h"
+#include "meta.h"
+#include "util.h"
+
+enum role { ROLE_SECONDARY, ROLE_PRIMARY };
+enum disk_state { DS_DISKLESS, DS_ATTACHING, DS_FAILED, DS_INCONSISTENT, DS_OUTDATED, DS_CONSISTENT, DS_UPTODATE };
+
+/* NBD-style request flags understood by the engine */
+#define ENGINE_FUA 1u
+
+struct engine_stats {
+	atomic_uint_fast64_t read_bytes, written_bytes, sent_bytes, received_bytes;
+	atomic_uint_fast64_t reads, writes, flushes, trims, io_errors;
+};
+
+struct engine {
+	char res[64], node[64];
+	struct disk *disk;
+	uint64_t size;                 /* exported bytes (data area) */
+	struct engine_stats st;
+
+	pthread_mutex_t lock;          /* guards role, dstate and sb writes */
+	_Atomic int role;              /* enum role; read lock-free on the data path */
+	_Atomic int dstate;            /* enum disk_state */
+	struct md_super sb;
+
+	/* out-of-sync bitmap: 1 bit per MD_BLOCK of the data area, set for every
+	 * write no peer has acknowledged. Word-wise atomic. */
+	_Atomic uint64_t *bm;
+	uint64_t bm_bits;
+	atomic_uint_fast64_t oos_blocks;
+};
+
+/* Attach: open the disk, read metadata (must exist), load the bitmap, mark
+ * the metadata as in use. err[MD_MSG_MAX] explains failures for the user. */
+int engine_open(struct engine **out, const char *res, const char *node, const char *disk_path, char *err);
+/* Flush, persist bitmap, mark clean, close. Returns the first error seen. */
+int engine_close(struct engine *e);
+
+int engine_read(struct engine *e, void *buf, size_t len, uint64_t off);
+/* -EPERM unless Primary. */
+int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags);
+int engine_flush(struct engine *e);
+int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags);
+int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsigned flags);
+
+/* Role change. primary: -EROFS-like refusals are -EPERM with msg set;
+ * `force` makes an Inconsistent/Consistent disk UpToDate with a new data
+ * generation. msg[256] gets a human reason on refusal. */
+int engine_set_role(struct engine *e, enum role r, int force, char *msg);
+
+const char *role_name(enum role r);
+const char *disk_state_name(enum disk_state d);
+
+#endif

@@ -1,0 +1,258 @@
+/* fusedev — see fusedev.h. */
+#define FUSE_USE_VERSION 35
+#include "fusedev.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fuse.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fusedev {
+	struct engine *e;
+	struct fuse *fuse;
+	pthread_t thr;
+	int running;
+	char mnt[512];
+	char name[64];
+	char path[600];
+};
+
+static struct fusedev *ctx(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static int is_file(struct fusedev *f, const char *path)
+{
+	return path[0] == '/' && !strcmp(path + 1, f->name);
+}
+
+static void *fd_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	cfg->direct_io = 1;
+	cfg->kernel_cache = 0;
+	cfg->attr_timeout = 3600;
+	cfg->entry_timeout = 3600;
+	cfg->use_ino = 0;
+	return fuse_get_context()->private_data;
+}
+
+static int fd_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct fusedev *f = ctx();
+	(void)fi;
+	memset(st, 0, sizeof *st);
+	if (!strcmp(path, "/")) {
+		st->st_mode = S_IFDIR | 0700;
+		st->st_nlink = 2;
+		return 0;
+	}
+	if (!is_file(f, path))
+		return -ENOENT;
+	st->st_mode = S_IFREG | (atomic_load(&f->e->role) == ROLE_PRIMARY ? 0600 : 0400);
+	st->st_nlink = 1;
+	st->st_size = (off_t)f->e->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)(f->e->size / 512);
+	return 0;
+}
+
+static int fd_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags fl)
+{
+	struct fusedev *f = ctx();
+	(void)off; (void)fi; (void)fl;
+	if (strcmp(path, "/"))
+		return -ENOTDIR;
+	fill(buf, ".", NULL, 0, 0);
+	fill(buf, "..", NULL, 0, 0);
+	fill(buf, f->name, NULL, 0, 0);
+	return 0;
+}
+
+static int fd_open(const char *path, struct fuse_file_info *fi)
+{
+	struct fusedev *f = ctx();
+	if (!is_file(f, path))
+		return -ENOENT;
+	/* opening for write is always allowed (the loop device holds one such fd
+	 * across role changes); writes themselves are refused unless Primary */
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	return 0;
+}
+
+static int fd_read(const char *path, char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+{
+	struct fusedev *f = ctx();
+	(void)path; (void)fi;
+	if (off < 0)
+		return -EINVAL;
+	if ((uint64_t)off >= f->e->size)
+		return 0;
+	if (len > f->e->size - (uint64_t)off)
+		len = (size_t)(f->e->size - (uint64_t)off);
+	int rc = engine_read(f->e, buf, len, (uint64_t)off);
+	return rc ? rc : (int)len;
+}
+
+static int fd_write(const char *path, const char *buf, size_t len, off_t off, struct fuse_file_info *fi)
+{
+	struct fusedev *f = ctx();
+	(void)path; (void)fi;
+	if (off < 0)
+		return -EINVAL;
+	if ((uint64_t)off >= f->e->size || len > f->e->size - (uint64_t)off)
+		return -ENOSPC; /* the device does not grow */
+	int rc = engine_write(f->e, buf, len, (uint64_t)off, 0);
+	return rc == -EPERM ? -EROFS : rc ? rc : (int)len;
+}
+
+static int fd_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)path; (void)datasync; (void)fi;
+	return engine_flush(ctx()->e);
+}
+
+static int fd_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path; (void)fi;
+	return 0; /* close() is not a durability point; fsync is */
+}
+
+static int fd_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct fusedev *f = ctx();
+	(void)path; (void)fi;
+	return (uint64_t)size == f->e->size ? 0 : -EPERM;
+}
+
+static int fd_fallocate(const char *path, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	struct fusedev *f = ctx();
+	(void)path; (void)fi;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && !(mode & FALLOC_FL_ZERO_RANGE))
+		return (uint64_t)off + (uint64_t)len <= f->e->size ? 0 : -ENOSPC;
+	int rc;
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		rc = engine_zero(f->e, (uint64_t)off, (uint64_t)len, 0, 0);
+	else if (mode & FALLOC_FL_ZERO_RANGE)
+		rc = engine_zero(f->e, (uint64_t)off, (uint64_t)len, 1, 0);
+	else
+		rc = -EOPNOTSUPP;
+	return rc == -EPERM ? -EROFS : rc;
+}
+
+static const struct fuse_operations ops = {
+	.init = fd_init,
+	.getattr = fd_getattr,
+	.readdir = fd_readdir,
+	.open = fd_open,
+	.read = fd_read,
+	.write = fd_write,
+	.fsync = fd_fsync,
+	.flush = fd_flush,
+	.truncate = fd_truncate,
+	.fallocate = fd_fallocate,
+};
+
+static void *loop_main(void *arg)
+{
+	struct fusedev *f = arg;
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
+	fuse_loop_mt(f->fuse, &lc);
+	return NULL;
+}
+
+int fusedev_clean_stale(const char *mountpoint)
+{
+	char line[4096];
+	int found = 0;
+	FILE *mi = fopen("/proc/self/mounts", "r");
+
+	if (!mi)
+		return -errno;
+	while (fgets(line, sizeof line, mi)) {
+		char dev[1024], dir[2048];
+		if (sscanf(line, "%1023s %2047s", dev, dir) == 2 && !strcmp(dir, mountpoint))
+			found = 1;
+	}
+	fclose(mi);
+	if (!found)
+		return 0;
+	if (umount2(mountpoint, MNT_DETACH) < 0)
+		return -errno;
+	return 1;
+}
+
+int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint, const char *name, char *err)
+{
+	char *argv[] = { "dipole", "-o", "fsname=dipole,subtype=dipole", NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	struct fusedev *f = calloc(1, sizeof *f);
+
+	if (!f)
+		return -ENOMEM;
+	f->e = e;
+	snprintf(f->mnt, sizeof f->mnt, "%s", mountpoint);
+	snprintf(f->name, sizeof f->name, "%s", name);
+	snprintf(f->path, sizeof f->path, "%s/%s", mountpoint, name);
+	if (mkdir(mountpoint, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, 256, "cannot create mount point %s: %s", mountpoint, strerror(errno));
+		free(f);
+		return -EIO;
+	}
+	f->fuse = fuse_new(&args, &ops, sizeof ops, f);
+	fuse_opt_free_args(&args);
+	if (!f->fuse) {
+		snprintf(err, 256, "cannot initialise FUSE (is /dev/fuse present and the fuse module loaded?)");
+		free(f);
+		return -EIO;
+	}
+	if (fuse_mount(f->fuse, mountpoint)) {
+		snprintf(err, 256, "cannot mount FUSE at %s (see the log for libfuse's reason)", mountpoint);
+		fuse_destroy(f->fuse);
+		free(f);
+		return -EIO;
+	}
+	if (pthread_create(&f->thr, NULL, loop_main, f)) {
+		snprintf(err, 256, "cannot start FUSE thread");
+		fuse_unmount(f->fuse);
+		fuse_destroy(f->fuse);
+		free(f);
+		return -EAGAIN;
+	}
+	f->running = 1;
+	*out = f;
+	return 0;
+}
+
+void fusedev_stop(struct fusedev *f)
+{
+	if (!f)
+		return;
+	fuse_exit(f->fuse);
+	/* unmounting makes the kernel end the session, which ends the loop */
+	fuse_unmount(f->fuse);
+	if (f->running)
+		pthread_join(f->thr, NULL);
+	fuse_destroy(f->fuse);
+	rmdir(f->mnt);
+	free(f);
+}
+
+const char *fusedev_file(const struct fusedev *f)
+{
+	return f->path;
+}

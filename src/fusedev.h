@@ -1,0 +1,27 @@
+/* fusedev — exposes the engine as one regular file in a FUSE mount, so the
+ * kernel loop driver (or any program) can use it as a file.
+ *
+ * The mount lives at `mountpoint`, the file is `mountpoint/NAME`. Requests are
+ * served by libfuse's multi-threaded loop on its own threads; they call the
+ * engine directly. Files are opened in direct-I/O mode so the kernel keeps no
+ * second page cache of the device.
+ */
+#ifndef DIPOLE_FUSEDEV_H
+#define DIPOLE_FUSEDEV_H
+
+#include "engine.h"
+
+struct fusedev;
+
+/* Mount and start serving. err[256] on failure. */
+int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint, const char *name, char *err);
+/* Unmount (lazily if busy) and join the service threads. */
+void fusedev_stop(struct fusedev *f);
+/* Path of the exported file. */
+const char *fusedev_file(const struct fusedev *f);
+
+/* If `mountpoint` is a mount (e.g. left by a killed daemon), detach it.
+ * Returns 1 if something was cleaned, 0 if nothing was mounted, <0 on error. */
+int fusedev_clean_stale(const char *mountpoint);
+
+#endif

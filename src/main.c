@@ -1,0 +1,122 @@
+/* main — `dipole` entry point: global options and the subcommand table. */
+#include "cli.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef DIPOLE_VERSION
+#define DIPOLE_VERSION "0.1.0"
+#endif
+
+static const struct cli_cmd cmds[] = {
+	{ "create-md", cmd_create_md, "create-md RES [--force]",
+	  "Write fresh metadata at the end of this node's backing disk. Refuses to\n"
+	  "overwrite existing dipole metadata or a disk that holds a filesystem or\n"
+	  "partition table unless --force is given." },
+	{ "dump-md", cmd_dump_md, "dump-md RES",
+	  "Print this node's metadata: layout, flags, generation UUIDs, bitmap summary." },
+	{ "dump", cmd_dump, "dump [RES]",
+	  "Print the parsed, normalized configuration (options inherited from\n"
+	  "common are shown in each resource)." },
+	{ "up", cmd_up, "up RES [--foreground] [--device PATH|none] [--nbd-tcp IP:PORT]",
+	  "Attach the disk and export it: NBD on RUN_DIR/RES.nbd (and TCP if\n"
+	  "configured with nbd-address or --nbd-tcp), and a loop device behind a\n"
+	  "FUSE file, linked from the config's device path (or --device PATH).\n"
+	  "Returns 0 once every export serves; the daemon runs in the background\n"
+	  "unless --foreground. The node starts as Secondary (read-only)." },
+	{ "down", cmd_down, "down RES [--force]",
+	  "Stop the daemon: finish in-flight requests, flush, detach the loop\n"
+	  "device, unmount FUSE, mark metadata clean, remove runtime files.\n"
+	  "Refused (exit 3) while the device is mounted or held open, unless\n"
+	  "--force. Also cleans leftovers of a killed daemon." },
+	{ "primary", cmd_primary, "primary RES [--force]",
+	  "Make this node Primary (writable). --force declares an Inconsistent\n"
+	  "disk UpToDate: this node's data becomes the good copy." },
+	{ "secondary", cmd_secondary, "secondary RES",
+	  "Make this node Secondary (read-only). Refused while the device is in use." },
+	{ "connect", cmd_not_yet, "connect RES [--discard-my-data]", "Connect to the peer (not implemented yet)." },
+	{ "disconnect", cmd_not_yet, "disconnect RES", "Disconnect from the peer (not implemented yet)." },
+	{ "invalidate", cmd_not_yet, "invalidate RES", "Full resync from the peer (not implemented yet)." },
+	{ "verify", cmd_not_yet, "verify RES", "Online verify (not implemented yet)." },
+	{ "status", cmd_status, "status [RES] [--json]",
+	  "Show role, disk state, peers, exports and counters of running\n"
+	  "resources; --json prints one JSON object per resource and line." },
+	{ "events", cmd_events, "events [RES] [--once]",
+	  "Print one line per state change until interrupted." },
+	{ NULL, NULL, NULL, NULL }
+};
+
+const struct cli_cmd *cli_find(const char *name)
+{
+	for (const struct cli_cmd *c = cmds; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dipole [-c|--config FILE] [--node NAME] [--run-dir DIR] COMMAND [RES] [options]\n"
+		"\n"
+		"Replicated block storage in userspace. Reads DRBD resource files.\n"
+		"\n"
+		"  -c, --config FILE  configuration (default /etc/dipole/dipole.conf,\n"
+		"                     else /etc/drbd.d/*.res)\n"
+		"      --node NAME    which 'on NAME' section is this node (default: hostname)\n"
+		"      --run-dir DIR  runtime files: sockets, pid, log (default /run/dipole)\n"
+		"  -h, --help         this help; 'dipole COMMAND --help' for a command\n"
+		"  -V, --version      print the version\n"
+		"\ncommands:\n");
+	for (const struct cli_cmd *c = cmds; c->name; c++)
+		fprintf(f, "  %-62s\n", c->usage);
+	fprintf(f, "\nexit codes: 0 ok, 1 operation failed, 2 usage or configuration error,\n"
+		   "3 refused by the current state\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "run-dir", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli cli = { .run_dir = "/run/dipole" };
+	int o;
+
+	/* stop at the first non-option: the subcommand owns the rest */
+	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': cli.config_path = optarg; break;
+		case 'n': cli.node = optarg; break;
+		case 'r': cli.run_dir = optarg; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("dipole %s\n", DIPOLE_VERSION); return EXIT_OK;
+		default:
+			fprintf(stderr, "dipole: try 'dipole --help'\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const struct cli_cmd *c = cli_find(argv[optind]);
+	if (!c) {
+		fprintf(stderr, "dipole: unknown command '%s'; try 'dipole --help'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	argc -= optind;
+	argv += optind;
+	if (cli_want_help(c, argc, argv))
+		return EXIT_OK;
+	int rc = c->fn(&cli, argc, argv);
+	cfg_free(cli.cfg);
+	return rc;
+}

@@ -1,0 +1,294 @@
+/* meta — see meta.h.
+ *
+ * Superblock slot encoding (byte offsets, little-endian):
+ *   0 magic[8] "DIPOLEMD"   8 version u32   12 header bytes u32 (=256)
+ *  16 seq u64              24 flags u32    28 node_id i32
+ *  32 disk_size u64        40 data_size    48 al_offset   56 al_bytes
+ *  64 bm_offset            72 bm_bytes     80 sb_offset   88 block size u32
+ *  96 uuid[4] u64         128 created u64 136 resource[64]
+ * 252 crc32c u32 over bytes 0..251. The rest of the 4 KiB slot is zero.
+ */
+#include "meta.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define SB_HDR 256
+
+int md_layout(uint64_t disk_size, struct md_layout *l)
+{
+	uint64_t sz = disk_size / MD_BLOCK * MD_BLOCK;
+	uint64_t blocks = sz / MD_BLOCK;
+	/* the bitmap covers the whole disk: slightly more than the data needs */
+	uint64_t bm = ROUND_UP((blocks + 7) / 8, MD_BLOCK);
+	uint64_t md = 2 * MD_SB_BYTES + bm + MD_AL_BYTES;
+
+	memset(l, 0, sizeof *l);
+	if (sz < md + MD_MIN_DATA)
+		return -ENOSPC;
+	l->disk_size = sz;
+	l->sb_offset = sz - 2 * MD_SB_BYTES;
+	l->bm_bytes = bm;
+	l->bm_offset = l->sb_offset - bm;
+	l->al_bytes = MD_AL_BYTES;
+	l->al_offset = l->bm_offset - MD_AL_BYTES;
+	l->data_size = l->al_offset;
+	return 0;
+}
+
+static void sb_encode(const struct md_super *sb, uint8_t *p)
+{
+	memset(p, 0, MD_SB_BYTES);
+	memcpy(p, MD_MAGIC, 8);
+	put_le32(p + 8, MD_VERSION);
+	put_le32(p + 12, SB_HDR);
+	put_le64(p + 16, sb->seq);
+	put_le32(p + 24, sb->flags);
+	put_le32(p + 28, (uint32_t)sb->node_id);
+	put_le64(p + 32, sb->lay.disk_size);
+	put_le64(p + 40, sb->lay.data_size);
+	put_le64(p + 48, sb->lay.al_offset);
+	put_le64(p + 56, sb->lay.al_bytes);
+	put_le64(p + 64, sb->lay.bm_offset);
+	put_le64(p + 72, sb->lay.bm_bytes);
+	put_le64(p + 80, sb->lay.sb_offset);
+	put_le32(p + 88, MD_BLOCK);
+	for (int i = 0; i < UUID_COUNT; i++)
+		put_le64(p + 96 + 8 * i, sb->uuid[i]);
+	put_le64(p + 128, sb->created);
+	memcpy(p + 136, sb->resource, 63);
+	put_le32(p + 252, crc32c(p, 252));
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* 0 ok, 1 empty, -1 corrupt (reason in why) */
+static int sb_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wlen)
+{
+	if (all_zero(p, MD_SB_BYTES))
+		return 1;
+	if (memcmp(p, MD_MAGIC, 8)) {
+		snprintf(why, wlen, "bad magic");
+		return -1;
+	}
+	if (get_le32(p + 8) != MD_VERSION) {
+		snprintf(why, wlen, "unsupported format version %u (this dipole reads version %u)",
+			 get_le32(p + 8), MD_VERSION);
+		return -1;
+	}
+	uint32_t want = get_le32(p + 252), got = crc32c(p, 252);
+	if (want != got) {
+		snprintf(why, wlen, "checksum mismatch (stored crc32c %08x, computed %08x)", want, got);
+		return -1;
+	}
+	memset(sb, 0, sizeof *sb);
+	sb->seq = get_le64(p + 16);
+	sb->flags = get_le32(p + 24);
+	sb->node_id = (int32_t)get_le32(p + 28);
+	sb->lay.disk_size = get_le64(p + 32);
+	sb->lay.data_size = get_le64(p + 40);
+	sb->lay.al_offset = get_le64(p + 48);
+	sb->lay.al_bytes = get_le64(p + 56);
+	sb->lay.bm_offset = get_le64(p + 64);
+	sb->lay.bm_bytes = get_le64(p + 72);
+	sb->lay.sb_offset = get_le64(p + 80);
+	for (int i = 0; i < UUID_COUNT; i++)
+		sb->uuid[i] = get_le64(p + 96 + 8 * i);
+	sb->created = get_le64(p + 128);
+	memcpy(sb->resource, p + 136, 63);
+	sb->resource[63] = 0;
+	if (get_le32(p + 88) != MD_BLOCK) {
+		snprintf(why, wlen, "unsupported block size %u", get_le32(p + 88));
+		return -1;
+	}
+	return 0;
+}
+
+/* The recorded layout must be exactly what this disk size implies. */
+static int layout_check(const struct md_super *sb, uint64_t disk_size, char *why, size_t wlen)
+{
+	struct md_layout l;
+	char a[32], b[32];
+
+	if (md_layout(disk_size, &l)) {
+		snprintf(why, wlen, "disk of %s is too small to hold its recorded metadata",
+			 fmt_size(disk_size, a, sizeof a));
+		return -1;
+	}
+	if (sb->lay.disk_size != l.disk_size) {
+		snprintf(why, wlen, "metadata was written for a disk of %s but the disk now has %s (resized?)",
+			 fmt_size(sb->lay.disk_size, a, sizeof a), fmt_size(l.disk_size, b, sizeof b));
+		return -1;
+	}
+	if (memcmp(&sb->lay, &l, sizeof l)) {
+		snprintf(why, wlen, "impossible layout (data %llu, bitmap at %llu+%llu, al at %llu+%llu)",
+			 (unsigned long long)sb->lay.data_size, (unsigned long long)sb->lay.bm_offset,
+			 (unsigned long long)sb->lay.bm_bytes, (unsigned long long)sb->lay.al_offset,
+			 (unsigned long long)sb->lay.al_bytes);
+		return -1;
+	}
+	if (sb->node_id < 0 || sb->node_id > 31) {
+		snprintf(why, wlen, "impossible node id %d", sb->node_id);
+		return -1;
+	}
+	return 0;
+}
+
+int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
+{
+	struct md_layout l;
+	struct md_super s[2];
+	int st[2];
+	char why[2][200];
+	uint8_t *buf;
+	int rc;
+
+	err[0] = warn[0] = 0;
+	if (md_layout(d->size, &l))
+		return -ENOENT; /* too small to hold metadata at all */
+	buf = malloc(2 * MD_SB_BYTES);
+	if (!buf)
+		return -ENOMEM;
+	rc = disk_pread(d, buf, 2 * MD_SB_BYTES, l.sb_offset);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	for (int i = 0; i < 2; i++) {
+		why[i][0] = 0;
+		st[i] = sb_decode(buf + i * MD_SB_BYTES, &s[i], why[i], sizeof why[i]);
+		if (st[i] == 0 && layout_check(&s[i], d->size, why[i], sizeof why[i]))
+			st[i] = -1;
+		s[i].slot = i;
+	}
+	free(buf);
+	if (st[0] == 1 && st[1] == 1)
+		return -ENOENT;
+	/* a bad magic in every non-empty slot: not dipole metadata at all */
+	if ((st[0] != 0 && st[1] != 0) && (st[0] == 1 || !strcmp(why[0], "bad magic")) &&
+	    (st[1] == 1 || !strcmp(why[1], "bad magic")))
+		return -ENOENT;
+	if (st[0] != 0 && st[1] != 0) {
+		int i = st[0] == -1 ? 0 : 1;
+		snprintf(err, MD_MSG_MAX, "corrupt metadata superblock (slot %d at byte offset %llu): %s", i,
+			 (unsigned long long)(l.sb_offset + (uint64_t)i * MD_SB_BYTES), why[i]);
+		return -EBADMSG;
+	}
+	int pick = st[0] == 0 && (st[1] != 0 || s[0].seq > s[1].seq) ? 0 : 1;
+	int other = 1 - pick;
+	if (st[other] == -1) {
+		snprintf(warn, MD_MSG_MAX,
+			 "superblock slot %d is damaged (%s); using slot %d (sequence %llu), "
+			 "which is what an interrupted metadata update leaves behind",
+			 other, why[other], pick, (unsigned long long)s[pick].seq);
+	}
+	*out = s[pick];
+	return 0;
+}
+
+int md_write(struct disk *d, struct md_super *sb)
+{
+	uint8_t *buf = aligned_alloc(4096, MD_SB_BYTES);
+	int slot = 1 - sb->slot;
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	sb->seq++;
+	sb_encode(sb, buf);
+	rc = disk_pwrite(d, buf, MD_SB_BYTES, sb->lay.sb_offset + (uint64_t)slot * MD_SB_BYTES);
+	if (!rc)
+		rc = disk_flush(d);
+	free(buf);
+	if (rc) {
+		sb->seq--;
+		return rc;
+	}
+	sb->slot = slot;
+	return 0;
+}
+
+uint64_t md_new_uuid(void)
+{
+	uint64_t u = 0;
+	while (u == 0 || u == 4 /* reserved like DRBD's UUID_JUST_CREATED */) {
+		if (getrandom(&u, sizeof u, 0) != sizeof u)
+			u = (uint64_t)time(NULL) * 6364136223846793005ULL + (uint64_t)clock();
+	}
+	return u & ~1ULL; /* low bit is kept free for a "primary" marker later */
+}
+
+int md_create(struct disk *d, int node_id, const char *resource, struct md_super *out)
+{
+	struct md_super sb = { 0 };
+	int rc;
+
+	rc = md_layout(d->size, &sb.lay);
+	if (rc)
+		return rc;
+	/* zero AL + bitmap + both superblock slots: one contiguous range */
+	rc = disk_zero(d, sb.lay.al_offset, sb.lay.disk_size - sb.lay.al_offset, 1);
+	if (rc)
+		return rc;
+	sb.node_id = node_id;
+	sb.created = (uint64_t)time(NULL);
+	snprintf(sb.resource, sizeof sb.resource, "%s", resource);
+	sb.uuid[UUID_CURRENT] = 4; /* "just created": no data generation yet */
+	sb.slot = 1;               /* so the first write goes to slot 0 */
+	rc = md_write(d, &sb);
+	if (rc)
+		return rc;
+	*out = sb;
+	return 0;
+}
+
+const char *md_probe_signature(struct disk *d)
+{
+	uint8_t b[70000];
+	size_t n = d->size < sizeof b ? (size_t)d->size : sizeof b;
+
+	if (n < 4096 || disk_pread(d, b, n, 0))
+		return NULL;
+	if (n > 1081 && b[1080] == 0x53 && b[1081] == 0xEF)
+		return "an ext2/ext3/ext4 filesystem";
+	if (!memcmp(b, "XFSB", 4))
+		return "an XFS filesystem";
+	if (n > 65608 && !memcmp(b + 65600, "_BHRfS_M", 8))
+		return "a btrfs filesystem";
+	if (!memcmp(b + 512, "LABELONE", 8) || !memcmp(b + 24, "LVM2", 4))
+		return "an LVM physical volume";
+	if (!memcmp(b + 4086, "SWAPSPACE2", 10) || !memcmp(b + 4086, "SWAP-SPACE", 10))
+		return "a swap area";
+	if (!memcmp(b + 512, "EFI PART", 8))
+		return "a GPT partition table";
+	if (n > 8192 && !memcmp(b + 8192, "OCFSV2", 6))
+		return "an OCFS2 filesystem";
+	if (!memcmp(b + 3, "NTFS    ", 8))
+		return "an NTFS filesystem";
+	if (!memcmp(b + 54, "FAT", 3) || !memcmp(b + 82, "FAT32", 5))
+		return "a FAT filesystem";
+	if (b[510] == 0x55 && b[511] == 0xAA && !all_zero(b + 446, 64))
+		return "an MBR partition table";
+	return NULL;
+}
+
+int md_read_bitmap(struct disk *d, const struct md_super *sb, uint8_t *bm)
+{
+	return disk_pread(d, bm, sb->lay.bm_bytes, sb->lay.bm_offset);
+}
+
+int md_write_bitmap(struct disk *d, const struct md_super *sb, const uint8_t *bm)
+{
+	return disk_pwrite(d, bm, sb->lay.bm_bytes, sb->lay.bm_offset);
+}

@@ -1,0 +1,88 @@
+/* meta — dipole's internal metadata at the end of the backing disk.
+ *
+ * Layout (all offsets from the start of the disk, sizes multiples of 4 KiB):
+ *
+ *   [ data: data_size ][ activity log: al_bytes ][ bitmap: bm_bytes ][ sb0 ][ sb1 ]
+ *
+ * The two 4 KiB superblock slots are written alternately with an increasing
+ * sequence number (double buffering), so a crash in the middle of an update
+ * leaves the previous slot intact. A slot that is all zeroes is empty; a slot
+ * that is not empty must carry the magic, format version and a valid crc32c,
+ * or it is corrupt. The bitmap has one bit per 4 KiB block of the data area.
+ * All integers are little-endian. Format history:
+ *   v1 (2026-11): first version.
+ */
+#ifndef DIPOLE_META_H
+#define DIPOLE_META_H
+
+#include <stdint.h>
+#include "disk.h"
+
+#define MD_MAGIC        "DIPOLEMD" /* first 8 bytes of a superblock slot */
+#define MD_VERSION      1
+#define MD_BLOCK        4096u     /* bitmap granularity and metadata alignment */
+#define MD_SB_BYTES     4096u
+#define MD_AL_BYTES     (32u * 1024)
+#define MD_MSG_MAX      512
+#define MD_MIN_DATA     (1u << 20) /* refuse disks that would hold less */
+
+enum md_flags {
+	MDF_CONSISTENT     = 1 << 0, /* data is a consistent image (not mid-sync) */
+	MDF_WAS_UP_TO_DATE = 1 << 1, /* was UpToDate when last attached */
+	MDF_PRIMARY_IND    = 1 << 2, /* node was Primary */
+	MDF_CRASHED        = 1 << 3, /* attached and not cleanly detached */
+	MDF_FULL_SYNC      = 1 << 4, /* next connect needs a full sync */
+	MDF_PEER_OUTDATED  = 1 << 5,
+};
+
+enum md_uuid { UUID_CURRENT, UUID_BITMAP, UUID_HISTORY0, UUID_HISTORY1, UUID_COUNT };
+
+struct md_layout {
+	uint64_t disk_size;  /* usable disk size (rounded down to 4 KiB) */
+	uint64_t data_size;  /* what the device exposes */
+	uint64_t al_offset, al_bytes;
+	uint64_t bm_offset, bm_bytes;
+	uint64_t sb_offset;  /* slot 0; slot 1 follows */
+};
+
+struct md_super {
+	uint64_t seq;
+	uint32_t flags;
+	int32_t node_id;
+	uint64_t uuid[UUID_COUNT];
+	uint64_t created;    /* unix seconds */
+	char resource[64];
+	struct md_layout lay;
+	int slot;            /* slot this superblock was read from / last written to */
+};
+
+/* Compute the layout for a disk of `disk_size` bytes.
+ * -ENOSPC if the disk cannot hold metadata plus MD_MIN_DATA. */
+int md_layout(uint64_t disk_size, struct md_layout *out);
+
+/* Read the newest valid superblock. Returns 0; -ENOENT when no dipole
+ * metadata is present; -EBADMSG when metadata is present but corrupt or
+ * inconsistent with the disk (details in err[MD_MSG_MAX]); -errno on I/O error.
+ * A torn newer slot next to a valid older one is reported in warn[MD_MSG_MAX] (else
+ * warn[0] == 0) and the older one is used. */
+int md_read(struct disk *d, struct md_super *out, char *err, char *warn);
+
+/* Write sb to the other slot with seq+1 and make it durable. */
+int md_write(struct disk *d, struct md_super *sb);
+
+/* Fresh metadata: zero the bitmap and activity log, write slot 0 (seq 1),
+ * clear slot 1. Disk state afterwards: Inconsistent. */
+int md_create(struct disk *d, int node_id, const char *resource, struct md_super *out);
+
+/* Look at the first blocks for a known filesystem or partition table.
+ * Returns a static description or NULL. */
+const char *md_probe_signature(struct disk *d);
+
+/* Bitmap I/O: whole bitmap, `bm_bytes` long. */
+int md_read_bitmap(struct disk *d, const struct md_super *sb, uint8_t *bm);
+int md_write_bitmap(struct disk *d, const struct md_super *sb, const uint8_t *bm);
+
+/* A fresh random generation identifier (never 0). */
+uint64_t md_new_uuid(void);
+
+#endif

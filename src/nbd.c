@@ -1,0 +1,864 @@
+/* nbd — NBD server. See nbd.h and nbd_proto.h.
+ *
+ * Handshake (protocol-handshake phase) and transmission (protocol phase) are
+ * separate functions; both run on the connection's reader thread. Workers only
+ * ever see fully received, validated requests.
+ */
+#include "nbd.h"
+#include "nbd_proto.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONN_SLOTS     16                /* requests in flight per connection */
+#define NBD_MAX_PAYLOAD (32u << 20)      /* advertised maximum block size */
+#define NBD_HARD_MAX   (64u << 20)       /* beyond this we drop the client */
+#define NBD_MAX_CLIENTS 64
+#define NBD_WORKERS    8
+
+struct nbd_conn;
+
+struct nbd_req {
+	struct nbd_conn *c;
+	uint16_t flags, type;
+	uint64_t cookie, off;
+	uint32_t len;
+	uint8_t *buf;       /* grows to the largest request seen on this slot */
+	size_t cap;
+	struct nbd_req *next;
+};
+
+struct nbd_conn {
+	struct nbd_server *s;
+	int fd;
+	int closed;                 /* fd closed; guarded by lock */
+	int done;                   /* reader finished; guarded by server lock */
+	int has_thread;
+	pthread_t thr;
+	char peer[96];
+	pthread_mutex_t lock;       /* slots free list, inflight, closed */
+	pthread_cond_t cond;
+	struct nbd_req slots[CONN_SLOTS];
+	struct nbd_req *free;
+	int inflight;
+	pthread_mutex_t send_lock;  /* one reply on the wire at a time */
+	int dead;                   /* a send failed; guarded by send_lock */
+	struct nbd_conn *next;
+};
+
+struct nbd_server {
+	struct engine *e;
+	char name[64];
+	char upath[108];
+	int ufd, tfd;
+	int wake[2];
+	pthread_t acceptor;
+	int has_acceptor;
+	pthread_mutex_t lock;       /* queue, conns, stopping */
+	pthread_cond_t qcond;
+	struct nbd_req *qhead, *qtail;
+	int stopping, workers_stop;
+	pthread_t workers[NBD_WORKERS];
+	int nworkers;
+	struct nbd_conn *conns;
+	int nconns;
+};
+
+/* ------------------------------------------------------------ replies */
+
+static int writev_full(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static uint32_t nbd_errno(int rc)
+{
+	switch (-rc) {
+	case 0: return 0;
+	case EPERM: case EROFS: return NBD_EPERM;
+	case ENOSPC: return NBD_ENOSPC;
+	case EINVAL: return NBD_EINVAL;
+	case ENOMEM: return NBD_ENOMEM;
+	case EOPNOTSUPP: return NBD_ENOTSUP;
+	case ESHUTDOWN: return NBD_ESHUTDOWN;
+	case EOVERFLOW: return NBD_EOVERFLOW;
+	default: return NBD_EIO;
+	}
+}
+
+static void send_reply(struct nbd_conn *c, uint64_t cookie, int rc, const void *data, size_t len)
+{
+	uint8_t h[NBD_REPLY_BYTES];
+	struct iovec iov[2] = { { h, sizeof h }, { (void *)data, len } };
+
+	put_be32(h, NBD_SIMPLE_REPLY_MAGIC);
+	put_be32(h + 4, nbd_errno(rc));
+	put_be64(h + 8, cookie);
+	pthread_mutex_lock(&c->send_lock);
+	if (!c->dead && writev_full(c->fd, iov, rc == 0 && len ? 2 : 1)) {
+		c->dead = 1;
+		shutdown(c->fd, SHUT_RDWR); /* wakes the reader */
+	}
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+static void slot_release(struct nbd_req *r)
+{
+	struct nbd_conn *c = r->c;
+	pthread_mutex_lock(&c->lock);
+	r->next = c->free;
+	c->free = r;
+	c->inflight--;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static struct nbd_req *slot_get(struct nbd_conn *c)
+{
+	struct nbd_req *r;
+	pthread_mutex_lock(&c->lock);
+	while (!c->free)
+		pthread_cond_wait(&c->cond, &c->lock);
+	r = c->free;
+	c->free = r->next;
+	c->inflight++;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+static int slot_reserve(struct nbd_req *r, size_t len)
+{
+	if (r->cap >= len)
+		return 0;
+	uint8_t *nb = realloc(r->buf, len);
+	if (!nb)
+		return -ENOMEM;
+	r->buf = nb;
+	r->cap = len;
+	return 0;
+}
+
+/* ------------------------------------------------------------ workers */
+
+static void execute(struct nbd_server *s, struct nbd_req *r)
+{
+	struct engine *e = s->e;
+	unsigned fl = (r->flags & NBD_CMD_FLAG_FUA) ? ENGINE_FUA : 0;
+	int rc;
+
+	switch (r->type) {
+	case NBD_CMD_READ:
+		rc = engine_read(e, r->buf, r->len, r->off);
+		send_reply(r->c, r->cookie, rc, r->buf, r->len);
+		return;
+	case NBD_CMD_WRITE:
+		rc = engine_write(e, r->buf, r->len, r->off, fl);
+		break;
+	case NBD_CMD_FLUSH:
+		rc = engine_flush(e);
+		break;
+	case NBD_CMD_TRIM:
+		rc = engine_trim(e, r->off, r->len, fl);
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		rc = engine_zero(e, r->off, r->len, !!(r->flags & NBD_CMD_FLAG_NO_HOLE), fl);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	if (rc && rc != -EPERM)
+		log_warn("nbd %s: %s of %u bytes at %llu failed: %s", r->c->peer,
+			 r->type == NBD_CMD_WRITE ? "write" : r->type == NBD_CMD_FLUSH ? "flush" : "request",
+			 r->len, (unsigned long long)r->off, strerror(-rc));
+	send_reply(r->c, r->cookie, rc, NULL, 0);
+}
+
+static void *worker_main(void *arg)
+{
+	struct nbd_server *s = arg;
+	for (;;) {
+		struct nbd_req *r;
+		pthread_mutex_lock(&s->lock);
+		while (!s->qhead && !s->workers_stop)
+			pthread_cond_wait(&s->qcond, &s->lock);
+		if (!s->qhead) {
+			pthread_mutex_unlock(&s->lock);
+			return NULL;
+		}
+		r = s->qhead;
+		s->qhead = r->next;
+		if (!s->qhead)
+			s->qtail = NULL;
+		pthread_mutex_unlock(&s->lock);
+		execute(s, r);
+		slot_release(r);
+	}
+}
+
+static void enqueue(struct nbd_server *s, struct nbd_req *r)
+{
+	r->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->qtail)
+		s->qtail->next = r;
+	else
+		s->qhead = r;
+	s->qtail = r;
+	pthread_cond_signal(&s->qcond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---------------------------------------------------------- handshake */
+
+static int opt_reply(struct nbd_conn *c, uint32_t opt, uint32_t type, const void *data, uint32_t len)
+{
+	uint8_t h[20];
+	struct iovec iov[2] = { { h, sizeof h }, { (void *)data, len } };
+	put_be64(h, NBD_REP_MAGIC);
+	put_be32(h + 8, opt);
+	put_be32(h + 12, type);
+	put_be32(h + 16, len);
+	return writev_full(c->fd, iov, len ? 2 : 1);
+}
+
+static uint16_t tx_flags(struct nbd_server *s)
+{
+	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
+		     NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN;
+	if (atomic_load(&s->e->role) != ROLE_PRIMARY)
+		f |= NBD_FLAG_READ_ONLY;
+	return f;
+}
+
+static int name_ok(struct nbd_server *s, const char *name)
+{
+	return !name[0] || !strcmp(name, s->name);
+}
+
+/* INFO / GO. Returns 1 to enter transmission, 0 to continue haggling, <0 to drop. */
+static int opt_info_go(struct nbd_conn *c, uint32_t opt, const uint8_t *d, uint32_t len)
+{
+	struct nbd_server *s = c->s;
+	char name[4097];
+	uint8_t b[32];
+	uint32_t nlen;
+	uint16_t nreq;
+	int want_name = 0, want_desc = 0, rc;
+
+	if (len < 6 || (nlen = get_be32(d)) > len - 6 || nlen > 4096)
+		return opt_reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+	nreq = get_be16(d + 4 + nlen);
+	if (len != 4 + nlen + 2 + 2u * nreq)
+		return opt_reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+	memcpy(name, d + 4, nlen);
+	name[nlen] = 0;
+	for (int i = 0; i < nreq; i++) {
+		uint16_t t = get_be16(d + 4 + nlen + 2 + 2 * i);
+		want_name |= t == NBD_INFO_NAME;
+		want_desc |= t == NBD_INFO_DESCRIPTION;
+	}
+	if (!name_ok(s, name)) {
+		char msg[160];
+		int m = snprintf(msg, sizeof msg, "unknown export '%.60s'; this server exports '%s'", name, s->name);
+		return opt_reply(c, opt, NBD_REP_ERR_UNKNOWN, msg, (uint32_t)m);
+	}
+	put_be16(b, NBD_INFO_EXPORT);
+	put_be64(b + 2, s->e->size);
+	put_be16(b + 10, tx_flags(s));
+	if ((rc = opt_reply(c, opt, NBD_REP_INFO, b, 12)))
+		return rc;
+	put_be16(b, NBD_INFO_BLOCK_SIZE);
+	put_be32(b + 2, 1);
+	put_be32(b + 6, 4096);
+	put_be32(b + 10, NBD_MAX_PAYLOAD);
+	if ((rc = opt_reply(c, opt, NBD_REP_INFO, b, 14)))
+		return rc;
+	if (want_name) {
+		uint8_t nb[66];
+		size_t n = strlen(s->name);
+		put_be16(nb, NBD_INFO_NAME);
+		memcpy(nb + 2, s->name, n);
+		if ((rc = opt_reply(c, opt, NBD_REP_INFO, nb, (uint32_t)(n + 2))))
+			return rc;
+	}
+	if (want_desc) {
+		uint8_t db[128];
+		int n = snprintf((char *)db + 2, sizeof db - 2, "dipole resource %s on %s", s->name, s->e->node);
+		put_be16(db, NBD_INFO_DESCRIPTION);
+		if ((rc = opt_reply(c, opt, NBD_REP_INFO, db, (uint32_t)(n + 2))))
+			return rc;
+	}
+	if ((rc = opt_reply(c, opt, NBD_REP_ACK, NULL, 0)))
+		return rc;
+	return opt == NBD_OPT_GO ? 1 : 0;
+}
+
+/* Returns 0 when transmission should start, <0 to drop the connection. */
+static int handshake(struct nbd_conn *c)
+{
+	struct nbd_server *s = c->s;
+	uint8_t h[18], buf[16];
+	uint8_t *data = NULL;
+	int rc, no_zeroes;
+
+	put_be64(h, NBD_MAGIC);
+	put_be64(h + 8, NBD_IHAVEOPT);
+	put_be16(h + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+	if ((rc = write_full(c->fd, h, sizeof h)))
+		return rc;
+	if ((rc = read_full(c->fd, buf, 4)))
+		return rc;
+	uint32_t cflags = get_be32(buf);
+	if (cflags & ~(uint32_t)(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES)) {
+		log_warn("nbd %s: unknown client flags 0x%x; closing", c->peer, cflags);
+		return -EPROTO;
+	}
+	no_zeroes = !!(cflags & NBD_FLAG_NO_ZEROES);
+	data = malloc(65536);
+	if (!data)
+		return -ENOMEM;
+	for (;;) {
+		if ((rc = read_full(c->fd, buf, 16)))
+			break;
+		if (get_be64(buf) != NBD_IHAVEOPT) {
+			log_warn("nbd %s: bad option magic in handshake; closing", c->peer);
+			rc = -EPROTO;
+			break;
+		}
+		uint32_t opt = get_be32(buf + 8), len = get_be32(buf + 12);
+		if (len > 65536) {
+			log_warn("nbd %s: option %u with %u bytes of data is too large; closing", c->peer, opt, len);
+			rc = -EPROTO;
+			break;
+		}
+		if ((rc = read_full(c->fd, data, len)))
+			break;
+		switch (opt) {
+		case NBD_OPT_EXPORT_NAME: {
+			char name[4097];
+			uint8_t r[10 + 124] = { 0 };
+			size_t n = len < 4096 ? len : 4096;
+			memcpy(name, data, n);
+			name[n] = 0;
+			if (!name_ok(s, name)) {
+				log_warn("nbd %s: unknown export '%s' requested; closing", c->peer, name);
+				rc = -ENOENT;
+				goto out;
+			}
+			put_be64(r, s->e->size);
+			put_be16(r + 8, tx_flags(s));
+			rc = write_full(c->fd, r, no_zeroes ? 10 : sizeof r);
+			goto out;
+		}
+		case NBD_OPT_ABORT:
+			opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+			rc = -ECONNRESET;
+			goto out;
+		case NBD_OPT_LIST:
+			if (len) {
+				rc = opt_reply(c, opt, NBD_REP_ERR_INVALID, NULL, 0);
+			} else {
+				uint8_t lb[68];
+				size_t n = strlen(s->name);
+				put_be32(lb, (uint32_t)n);
+				memcpy(lb + 4, s->name, n);
+				rc = opt_reply(c, opt, NBD_REP_SERVER, lb, (uint32_t)(n + 4));
+				if (!rc)
+					rc = opt_reply(c, opt, NBD_REP_ACK, NULL, 0);
+			}
+			break;
+		case NBD_OPT_INFO:
+		case NBD_OPT_GO:
+			rc = opt_info_go(c, opt, data, len);
+			if (rc == 1) {
+				rc = 0;
+				goto out;
+			}
+			break;
+		default: /* structured replies, TLS, meta contexts: not offered */
+			rc = opt_reply(c, opt, NBD_REP_ERR_UNSUP, NULL, 0);
+			break;
+		}
+		if (rc)
+			break;
+	}
+	if (!rc)
+		rc = -EPROTO;
+out:
+	free(data);
+	return rc;
+}
+
+/* ------------------------------------------------------- transmission */
+
+static int discard_payload(int fd, uint32_t len, uint8_t *scratch, size_t cap)
+{
+	while (len) {
+		size_t n = len < cap ? len : cap;
+		int rc = read_full(fd, scratch, n);
+		if (rc)
+			return rc;
+		len -= (uint32_t)n;
+	}
+	return 0;
+}
+
+static void transmission(struct nbd_conn *c)
+{
+	struct nbd_server *s = c->s;
+	uint8_t h[NBD_REQ_BYTES];
+	int rc;
+
+	for (;;) {
+		if ((rc = read_full(c->fd, h, sizeof h))) {
+			if (rc != -EPIPE && rc != -ECONNRESET)
+				log_warn("nbd %s: receive failed: %s", c->peer, strerror(-rc));
+			else if (!c->dead)
+				log_info("nbd %s: client went away without NBD_CMD_DISC", c->peer);
+			return;
+		}
+		if (get_be32(h) != NBD_REQUEST_MAGIC) {
+			log_warn("nbd %s: bad request magic 0x%08x; closing connection", c->peer, get_be32(h));
+			return;
+		}
+		uint16_t type = get_be16(h + 6);
+		if (type == NBD_CMD_DISC)
+			return;
+		struct nbd_req *r = slot_get(c);
+		r->flags = get_be16(h + 4);
+		r->type = type;
+		r->cookie = get_be64(h + 8);
+		r->off = get_be64(h + 16);
+		r->len = get_be32(h + 24);
+
+		int err = 0;
+		if (type == NBD_CMD_WRITE) {
+			if (r->len > NBD_HARD_MAX) {
+				log_warn("nbd %s: write of %u bytes exceeds the %u byte limit; closing", c->peer,
+					 r->len, NBD_HARD_MAX);
+				slot_release(r);
+				return;
+			}
+			if (r->len > NBD_MAX_PAYLOAD) {
+				/* answer EINVAL but keep the stream in step */
+				if (slot_reserve(r, 1 << 20) || discard_payload(c->fd, r->len, r->buf, r->cap)) {
+					slot_release(r);
+					return;
+				}
+				err = -EINVAL;
+			} else if (slot_reserve(r, r->len ? r->len : 1)) {
+				log_err("nbd %s: out of memory for a %u byte write; closing", c->peer, r->len);
+				slot_release(r);
+				return;
+			} else if ((rc = read_full(c->fd, r->buf, r->len))) {
+				log_warn("nbd %s: client disconnected in the middle of a %u byte write at %llu; "
+					 "that write was not applied", c->peer, r->len, (unsigned long long)r->off);
+				slot_release(r);
+				return;
+			}
+		}
+		if (!err) {
+			switch (type) {
+			case NBD_CMD_READ:
+				if (r->len == 0 || r->len > NBD_MAX_PAYLOAD || slot_reserve(r, r->len))
+					err = -EINVAL;
+				else if (r->off > s->e->size || r->len > s->e->size - r->off)
+					err = -EINVAL;
+				break;
+			case NBD_CMD_WRITE:
+				if (r->len == 0)
+					err = -EINVAL;
+				break;
+			case NBD_CMD_FLUSH:
+				break;
+			case NBD_CMD_TRIM:
+			case NBD_CMD_WRITE_ZEROES:
+				if (r->len == 0)
+					err = -EINVAL;
+				break;
+			default:
+				log_warn("nbd %s: unsupported command %u", c->peer, type);
+				err = -EINVAL;
+			}
+		}
+		if (err) {
+			send_reply(c, r->cookie, err, NULL, 0);
+			slot_release(r);
+			continue;
+		}
+		enqueue(s, r);
+	}
+}
+
+static void conn_init(struct nbd_conn *c, struct nbd_server *s, int fd, const char *peer)
+{
+	memset(c, 0, sizeof *c);
+	c->s = s;
+	c->fd = fd;
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->send_lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	for (int i = 0; i < CONN_SLOTS; i++) {
+		c->slots[i].c = c;
+		c->slots[i].next = c->free;
+		c->free = &c->slots[i];
+	}
+}
+
+static void conn_run(struct nbd_conn *c)
+{
+	int rc = handshake(c);
+	if (rc == 0) {
+		log_info("nbd %s: client connected", c->peer);
+		transmission(c);
+	}
+	/* every admitted request is answered before the socket closes */
+	pthread_mutex_lock(&c->lock);
+	while (c->inflight)
+		pthread_cond_wait(&c->cond, &c->lock);
+	close(c->fd);
+	c->closed = 1;
+	pthread_mutex_unlock(&c->lock);
+	if (rc == 0)
+		log_info("nbd %s: client disconnected", c->peer);
+}
+
+static void conn_free(struct nbd_conn *c)
+{
+	for (int i = 0; i < CONN_SLOTS; i++)
+		free(c->slots[i].buf);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->send_lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
+}
+
+static void *conn_main(void *arg)
+{
+	struct nbd_conn *c = arg;
+	conn_run(c);
+	pthread_mutex_lock(&c->s->lock);
+	c->done = 1;
+	pthread_mutex_unlock(&c->s->lock);
+	return NULL;
+}
+
+/* Join and free finished connections. Caller holds no lock. */
+static void reap(struct nbd_server *s, int all)
+{
+	for (;;) {
+		struct nbd_conn *victim = NULL, **pp;
+		pthread_mutex_lock(&s->lock);
+		for (pp = &s->conns; *pp; pp = &(*pp)->next) {
+			if ((*pp)->done || all) {
+				victim = *pp;
+				*pp = victim->next;
+				s->nconns--;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!victim)
+			return;
+		pthread_join(victim->thr, NULL);
+		conn_free(victim);
+	}
+}
+
+void nbd_server_serve_fd(struct nbd_server *s, int fd, const char *peer)
+{
+	struct nbd_conn *c = malloc(sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	conn_init(c, s, fd, peer);
+	conn_run(c);
+	conn_free(c);
+}
+
+/* ------------------------------------------------------------ accept */
+
+static void peer_name(int fd, int is_unix, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (is_unix || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(out, len, "unix:fd%d", fd);
+		return;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (void *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+		snprintf(out, len, "[%s]:%u", ip, ntohs(a->sin6_port));
+	} else {
+		struct sockaddr_in *a = (void *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+		snprintf(out, len, "%s:%u", ip, ntohs(a->sin_port));
+	}
+}
+
+static void *acceptor_main(void *arg)
+{
+	struct nbd_server *s = arg;
+	struct pollfd p[3] = { { s->wake[0], POLLIN, 0 }, { s->ufd, POLLIN, 0 }, { s->tfd, POLLIN, 0 } };
+	int np = s->tfd >= 0 ? 3 : 2;
+
+	for (;;) {
+		if (poll(p, (nfds_t)np, 1000) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents)
+			break;
+		reap(s, 0);
+		for (int i = 1; i < np; i++) {
+			if (!(p[i].revents & POLLIN))
+				continue;
+			int fd = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				continue;
+			char peer[96];
+			peer_name(fd, i == 1, peer, sizeof peer);
+			if (i == 2) {
+				int one = 1;
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			}
+			pthread_mutex_lock(&s->lock);
+			int full = s->nconns >= NBD_MAX_CLIENTS;
+			pthread_mutex_unlock(&s->lock);
+			struct nbd_conn *c = full ? NULL : malloc(sizeof *c);
+			if (!c) {
+				log_warn("nbd %s: refused: %d clients already connected", peer, NBD_MAX_CLIENTS);
+				close(fd);
+				continue;
+			}
+			conn_init(c, s, fd, peer);
+			pthread_mutex_lock(&s->lock);
+			c->next = s->conns;
+			s->conns = c;
+			s->nconns++;
+			pthread_mutex_unlock(&s->lock);
+			if (pthread_create(&c->thr, NULL, conn_main, c)) {
+				pthread_mutex_lock(&s->lock);
+				s->conns = c->next;
+				s->nconns--;
+				pthread_mutex_unlock(&s->lock);
+				close(fd);
+				conn_free(c);
+			}
+		}
+	}
+	return NULL;
+}
+
+static int listen_unix(const char *path, char *err)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof a.sun_path) {
+		snprintf(err, 256, "socket path %s is too long (max %zu bytes); use a shorter --run-dir", path,
+			 sizeof a.sun_path - 1);
+		return -ENAMETOOLONG;
+	}
+	strcpy(a.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0) {
+		int e = errno;
+		snprintf(err, 256, "cannot listen on %s: %s", path, strerror(e));
+		close(fd);
+		return -e;
+	}
+	chmod(path, 0600);
+	return fd;
+}
+
+static int listen_tcp(const char *addr, char *err)
+{
+	char ip[128];
+	const char *colon = strrchr(addr, ':');
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	int fd, one = 1;
+	long port;
+
+	if (!colon || (size_t)(colon - addr) >= sizeof ip || parse_int(colon + 1, 1, 65535, &port)) {
+		snprintf(err, 256, "bad NBD TCP address '%s' (expected IP:PORT)", addr);
+		return -EINVAL;
+	}
+	memcpy(ip, addr, (size_t)(colon - addr));
+	ip[colon - addr] = 0;
+	if (ip[0] == '[') {
+		struct sockaddr_in6 *a = (void *)&ss;
+		ip[strlen(ip) - 1] = 0;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, ip + 1, &a->sin6_addr) != 1)
+			goto bad;
+		sl = sizeof *a;
+	} else {
+		struct sockaddr_in *a = (void *)&ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
+			goto bad;
+		sl = sizeof *a;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 64) < 0) {
+		int e = errno;
+		snprintf(err, 256, "cannot listen for NBD on %s: %s", addr, strerror(e));
+		close(fd);
+		return -e;
+	}
+	return fd;
+bad:
+	snprintf(err, 256, "bad NBD TCP address '%s' (expected a numeric IP)", addr);
+	return -EINVAL;
+}
+
+int nbd_server_new(struct nbd_server **out, struct engine *e, const char *name, int workers)
+{
+	struct nbd_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->e = e;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	s->ufd = s->tfd = s->wake[0] = s->wake[1] = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->qcond, NULL);
+	if (workers > NBD_WORKERS)
+		workers = NBD_WORKERS;
+	for (int i = 0; i < workers; i++) {
+		if (pthread_create(&s->workers[i], NULL, worker_main, s))
+			break;
+		s->nworkers++;
+	}
+	if (!s->nworkers) {
+		free(s);
+		return -EAGAIN;
+	}
+	*out = s;
+	return 0;
+}
+
+int nbd_server_start(struct nbd_server **out, struct engine *e, const char *name,
+		     const char *unix_path, const char *tcp_addr, char *err)
+{
+	struct nbd_server *s;
+	int rc = nbd_server_new(&s, e, name, NBD_WORKERS);
+
+	err[0] = 0;
+	if (rc) {
+		snprintf(err, 256, "cannot start NBD workers: %s", strerror(-rc));
+		return rc;
+	}
+	snprintf(s->upath, sizeof s->upath, "%s", unix_path);
+	if (pipe2(s->wake, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = s->ufd = listen_unix(unix_path, err);
+	if (rc < 0)
+		goto fail;
+	if (tcp_addr) {
+		rc = s->tfd = listen_tcp(tcp_addr, err);
+		if (rc < 0)
+			goto fail;
+	}
+	if ((rc = -pthread_create(&s->acceptor, NULL, acceptor_main, s)))
+		goto fail;
+	s->has_acceptor = 1;
+	*out = s;
+	return 0;
+fail:
+	if (!err[0])
+		snprintf(err, 256, "cannot start NBD server: %s", strerror(-rc));
+	nbd_server_stop(s);
+	return rc;
+}
+
+void nbd_server_stop(struct nbd_server *s)
+{
+	if (!s)
+		return;
+	if (s->has_acceptor) {
+		(void)!write(s->wake[1], "x", 1);
+		pthread_join(s->acceptor, NULL);
+	}
+	if (s->ufd >= 0) {
+		close(s->ufd);
+		unlink(s->upath);
+	}
+	if (s->tfd >= 0)
+		close(s->tfd);
+	/* ask every reader to stop; each answers what it admitted, then closes */
+	pthread_mutex_lock(&s->lock);
+	for (struct nbd_conn *c = s->conns; c; c = c->next) {
+		pthread_mutex_lock(&c->lock);
+		if (!c->closed)
+			shutdown(c->fd, SHUT_RD);
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	reap(s, 1);
+	pthread_mutex_lock(&s->lock);
+	s->workers_stop = 1;
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	if (s->wake[0] >= 0) {
+		close(s->wake[0]);
+		close(s->wake[1]);
+	}
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->qcond);
+	free(s);
+}
+
+int nbd_server_clients(struct nbd_server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	int n = s->nconns;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}

@@ -1,0 +1,57 @@
+/* util — small helpers shared by every module: sizes, full-length I/O,
+ * little-endian codecs, string building. No global state.
+ */
+#ifndef DIPOLE_UTIL_H
+#define DIPOLE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ROUND_UP(x, a) ((((x) + (a) - 1) / (a)) * (a))
+
+/* Parse "123", "4k", "1M", "2G", "1T" (binary units, optional "iB"/"B").
+ * Returns 0 or -EINVAL/-ERANGE. */
+int parse_size(const char *s, uint64_t *out);
+/* Parse a decimal integer within [min,max]. 0 or -EINVAL/-ERANGE. */
+int parse_int(const char *s, long min, long max, long *out);
+/* Human size like "1.0 GiB" into buf. */
+const char *fmt_size(uint64_t bytes, char *buf, size_t len);
+
+/* Loop until all bytes are transferred. 0 on success, -errno on error,
+ * -EPIPE when a stream ends early (read) */
+int read_full(int fd, void *buf, size_t len);
+int write_full(int fd, const void *buf, size_t len);
+int pread_full(int fd, void *buf, size_t len, off_t off);
+int pwrite_full(int fd, const void *buf, size_t len, off_t off);
+
+/* Little-endian and big-endian fixed-width codecs for on-disk/on-wire data. */
+static inline void put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void put_le64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline uint32_t get_le32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+static inline uint64_t get_le64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+static inline void put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void put_be32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (24 - 8 * i)); }
+static inline void put_be64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i)); }
+static inline uint16_t get_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t get_be32(const uint8_t *p) { uint32_t v = 0; for (int i = 0; i < 4; i++) v = (v << 8) | p[i]; return v; }
+static inline uint64_t get_be64(const uint8_t *p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v = (v << 8) | p[i]; return v; }
+
+/* Growable string buffer; aborts on allocation failure (only used off the data path). */
+struct strbuf { char *buf; size_t len, cap; };
+void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_json_str(struct strbuf *sb, const char *s); /* appends a quoted JSON string */
+void sb_free(struct strbuf *sb);
+
+/* xmalloc family: abort with a message on OOM (config/CLI paths only). */
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t sz);
+char *xstrdup(const char *s);
+
+uint32_t crc32c(const void *buf, size_t len);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t now_ns(void);
+
+#endif
