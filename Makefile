@@ -20,10 +20,8 @@ Q := @
 endif
 
 SRCS    := $(wildcard src/*.c)
-LIBSRCS := $(filter-out src/main.c,$(SRCS))
 OBJS    := $(SRCS:src/%.c=build/obj/%.o)
 SOBJS   := $(SRCS:src/%.c=build/san/obj/%.o)
-SLIBOBJS:= $(LIBSRCS:src/%.c=build/san/obj/%.o)
 UNITS   := $(patsubst tests/unit/%.c,build/san/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all check unit fuzz fuzz-run demo bench soak clean
@@ -47,12 +45,14 @@ build/san/obj/%.o: src/%.c
 	@echo "  CC san  $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -c -o $@ $<
 
-build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $(SLIBOBJS)
+# unit tests link only the modules they test
+UNIT_config := config util log
+UNIT_meta   := meta disk util log
+UNIT_engine := engine meta disk util log
+.SECONDEXPANSION:
+build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $< $(SLIBOBJS) $(PKG_LIBS)
-
-build/san/nbdraw: tests/nbdraw.c
-	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -DFIXTURES=\"$(CURDIR)/tests/fixtures\" -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 
 # libFuzzer needs clang; the parser is built into the target from source.
 FUZZ_CC := clang
@@ -60,8 +60,8 @@ FUZZ_SRCS := src/config.c src/log.c src/util.c
 build/fuzz/fuzz_config: fuzz/fuzz_config.c $(FUZZ_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^
-build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c src/nbd.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/config.c
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal
+build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c src/nbd.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lpthread
@@ -70,7 +70,7 @@ fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd
 
 unit: $(UNITS)
 
-check: build/dipole build/san/dipole unit fuzz build/san/nbdraw
+check: build/dipole build/san/dipole unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 demo: build/dipole

@@ -36,7 +36,7 @@ static int open_disk(const struct cfg_host *h, int rdonly, struct disk **d)
 	if (rc) {
 		fprintf(stderr, "dipole: cannot open backing disk %s: %s%s\n", h->disk, strerror(-rc),
 			rc == -ENOENT ? "\n  hint: create it (e.g. lvcreate, or truncate -s SIZE FILE) or fix 'disk'" :
-			rc == -EINVAL ? "\n  hint: the disk must be a regular file or a block device" : "");
+			rc == -EINVAL || rc == -EISDIR ? "\n  hint: the disk must be a regular file or a block device" : "");
 		return EXIT_FAIL;
 	}
 	return EXIT_OK;

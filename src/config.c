@@ -210,6 +210,7 @@ static void nodes_push(struct node **v, int *n, struct node *x)
 
 static int parse_file_nodes(struct parser *ps, const char *path, struct node **out, int *nout,
 			    struct cfg_loc from);
+static char *join_args(const struct node *n);
 
 /* Parse statements until '}' (inner) or EOF (top). `open` is the location of
  * the statement that opened this block, for error messages. */
@@ -270,8 +271,10 @@ static int parse_block(struct parser *ps, struct lexer *lx, int top, const struc
 				return -1;
 			}
 		} else {
-			perr(ps, t.loc, "end every option with ';'",
-			     "expected ';' or '{' after '%s', found %s", n.key, tok_desc(&t, d2, sizeof d2));
+			char *what = join_args(&n);
+			perr(ps, t.loc, "end every option with ';'", "expected ';' after '%s%s%.60s', found %s",
+			     n.key, *what ? " " : "", what, tok_desc(&t, d2, sizeof d2));
+			free(what);
 			node_free(&n);
 			return -1;
 		}

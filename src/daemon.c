@@ -435,12 +435,17 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 			char buf[600] = { 0 };
 			size_t n = 0;
 			close(ready[1]);
+			engine_forget(d.e);
+			close(d.lock_fd);
+			if (logfd >= 0)
+				close(logfd);
 			while (n < sizeof buf - 1) {
 				ssize_t r = read(ready[0], buf + n, sizeof buf - 1 - n);
 				if (r <= 0)
 					break;
 				n += (size_t)r;
 			}
+			close(ready[0]);
 			if (n == 0) {
 				fprintf(stderr, "dipole: %s: the daemon exited during startup; see %s\n", name, d.log_path);
 				return EXIT_FAIL;

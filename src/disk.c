@@ -35,10 +35,16 @@ int disk_open(struct disk **out, const char *path, int rdonly)
 	snprintf(d->path, sizeof d->path, "%s", path);
 	if (S_ISBLK(st.st_mode)) {
 		d->is_blockdev = 1;
+		int ro = 0;
 		if (ioctl(fd, BLKGETSIZE64, &d->size) < 0) {
 			int e = -errno;
 			disk_close(d);
 			return e;
+		}
+		/* a read-only block device still opens O_RDWR; its writes fail later */
+		if (!rdonly && ioctl(fd, BLKROGET, &ro) == 0 && ro) {
+			disk_close(d);
+			return -EROFS;
 		}
 	} else if (S_ISREG(st.st_mode)) {
 		d->size = (uint64_t)st.st_size;

@@ -77,7 +77,7 @@ int engine_open(struct engine **out, const char *res, const char *node, const ch
 		snprintf(err, MD_MSG_MAX, "cannot open backing disk %s: %s%s", disk_path, strerror(-rc),
 			 rc == -ENOENT ? " (check 'disk' in the config)" :
 			 rc == -EROFS || rc == -EACCES || rc == -EPERM ? " (the disk must be writable)" :
-			 rc == -EINVAL ? " (not a regular file or block device)" : "");
+			 rc == -EINVAL || rc == -EISDIR ? " (not a regular file or block device)" : "");
 		goto fail;
 	}
 	rc = md_read(e->disk, &e->sb, err, warn);
@@ -168,11 +168,18 @@ int engine_close(struct engine *e)
 		rc = md_write(e->disk, &e->sb);
 	}
 	pthread_mutex_unlock(&e->lock);
+	engine_forget(e);
+	return rc;
+}
+
+void engine_forget(struct engine *e)
+{
+	if (!e)
+		return;
 	disk_close(e->disk);
 	free(e->bm);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
-	return rc;
 }
 
 static int range_ok(struct engine *e, uint64_t off, uint64_t len)
@@ -253,11 +260,12 @@ int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsig
 	if (!range_ok(e, off, len))
 		return -ENOSPC;
 	bm_set_range(e, off, len);
+	/* zeroing moves no data: it is counted with trims, not in written_bytes */
 	int rc = disk_zero(e->disk, off, len, no_hole);
 	if (!rc && (flags & ENGINE_FUA))
 		rc = disk_flush(e->disk);
 	if (!rc)
-		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
+		atomic_fetch_add_explicit(&e->st.trims, 1, memory_order_relaxed);
 	return count_err(e, rc);
 }
 

@@ -53,6 +53,9 @@ struct engine {
 int engine_open(struct engine **out, const char *res, const char *node, const char *disk_path, char *err);
 /* Flush, persist bitmap, mark clean, close. Returns the first error seen. */
 int engine_close(struct engine *e);
+/* Release memory and fds without touching the disk (the parent side of a
+ * fork: the child owns the attached disk). */
+void engine_forget(struct engine *e);
 
 int engine_read(struct engine *e, void *buf, size_t len, uint64_t off);
 /* -EPERM unless Primary. */

@@ -857,8 +857,10 @@ void nbd_server_stop(struct nbd_server *s)
 
 int nbd_server_clients(struct nbd_server *s)
 {
+	int n = 0;
 	pthread_mutex_lock(&s->lock);
-	int n = s->nconns;
+	for (struct nbd_conn *c = s->conns; c; c = c->next)
+		n += !c->done;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

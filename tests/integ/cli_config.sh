@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Configuration and command-line behaviour: the guide's swarm.res, dump,
+# errors with file:line:col and exit 2, unknown node/resource, --help.
+. "$(dirname "$0")/lib.sh"
+FIX=$ROOT/tests/fixtures
+
+expect_rc "swarm.res from the guide dumps unchanged" 0 "on docker2" \
+	"$DIPOLE" -c "$FIX/swarm.res" --node docker1 dump swarm
+"$DIPOLE" -c "$FIX/swarm.res" dump swarm >"$T/dump" 2>"$T/warn"
+check "dump shows inherited device and node ids" \
+	bash -c "grep -q 'device /dev/drbd0;' $T/dump && grep -q 'node-id 1;' $T/dump && grep -q 'address ipv4 192.168.1.2:7790;' $T/dump"
+check "not-yet-implemented options are warned about with their location" \
+	grep -q "swarm.res:7:7: warning: option 'allow-two-primaries'" "$T/warn"
+# the normalized dump is itself a valid configuration that dumps the same
+"$DIPOLE" -c "$T/dump" dump swarm 2>/dev/null >"$T/dump2"
+check "the dump parses back to the same configuration" \
+	bash -c "diff <(grep -v '^#' $T/dump) <(grep -v '^#' $T/dump2)"
+
+printf 'resource r0 {\n  net {\n    protocol C\n  }\n  on a { address 127.0.0.1:7790; disk /tmp/x; }\n}\n' >"$T/bad.res"
+expect_rc "syntax error: file:line:col, expected/found, exit 2" 2 "bad.res:4:3: expected ';' after 'protocol C', found '}'" \
+	"$DIPOLE" -c "$T/bad.res" dump
+expect_rc "syntax error carries a hint" 2 "hint:" "$DIPOLE" -c "$T/bad.res" dump
+printf 'resource r0 {\n  on a { address 127.0.0.1:7790; disk /tmp/x; }\n  net { protocol Z; }\n}\n' >"$T/bad2.res"
+expect_rc "bad option value names the valid ones" 2 "bad2.res:3:18: expected a valid value for 'protocol', found 'Z'" \
+	"$DIPOLE" -c "$T/bad2.res" dump
+printf 'resource r0 {   \t\n\n  on a { address 127.0.0.1:7790;   disk /tmp/x; }  \r\n  disk { wibble 3; }\n}   \n\n' >"$T/ws.res"
+expect_rc "trailing spaces and CRLF are fine; unknown option warned" 0 "ws.res:4:10: warning: unknown option 'wibble'" \
+	"$DIPOLE" -c "$T/ws.res" dump
+expect_rc "missing config file is a clear error" 2 "cannot read configuration: No such file" \
+	"$DIPOLE" -c "$T/nonexistent.res" dump
+
+mkres
+expect_rc "unknown node lists the hosts the file knows" 2 "hosts known: a, b" \
+	"$DIPOLE" -c "$T/r.res" --node zed --run-dir "$RUN" create-md r0
+expect_rc "unknown resource lists the resources" 2 "resources known: r0" \
+	"$DIPOLE" -c "$T/r.res" --node a dump nope
+expect_rc "unknown command exits 2" 2 "unknown command 'frob'" "$DIPOLE" frob
+expect_rc "no command prints usage and exits 2" 2 "usage: dipole" "$DIPOLE"
+expect_rc "missing resource argument exits 2" 2 "missing resource name" dp up
+expect_rc "bad flag exits 2" 2 "unexpected argument '--bogus'" dp up r0 --bogus
+
+helpok=1
+for c in create-md dump-md dump up down primary secondary connect disconnect invalidate verify status events; do
+	out=$("$DIPOLE" "$c" --help 2>&1) && echo "$out" | grep -q "usage: dipole" || { helpok=0; echo "    | $c --help: $out"; }
+done
+[ $helpok = 1 ] && ok "--help works on every command" || notok "--help works on every command"
+expect_rc "global --help lists the commands and exit codes" 0 "exit codes" "$DIPOLE" --help
+expect_rc "--version" 0 "^dipole [0-9]" "$DIPOLE" --version
+expect_rc "commands of later issues say they are not implemented" 1 "not implemented yet" dp verify r0
+finish

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The FUSE file + loop device export: a real ext4 on it survives down/up,
+# fsck is clean, files are intact; in-use devices are protected.
+. "$(dirname "$0")/lib.sh"
+mkres 256M
+dp create-md r0 >/dev/null 2>&1
+DEV=$T/drbd0
+expect_rc "up creates the device link to a loop device" 0 "loop /dev/loop[0-9]+, device $DEV" dp up r0 --device "$DEV"
+check "device is a symlink to a block device" bash -c "[ -L $DEV ] && [ -b \$(readlink $DEV) ]"
+check "Secondary: the block device is read-only" bash -c "[ \$(blockdev --getro \$(readlink $DEV)) = 1 ]"
+check "Secondary: a direct write to the device fails" bash -c "! dd if=/dev/zero of=$DEV bs=4k count=1 oflag=direct 2>/dev/null"
+dp primary r0 --force >/dev/null 2>&1
+check "Primary: the block device is writable" bash -c "[ \$(blockdev --getro \$(readlink $DEV)) = 0 ]"
+check "block device size equals the usable size" test "$(blockdev --getsize64 "$(readlink "$DEV")")" = 268386304
+check "mkfs.ext4 on the device" mkfs.ext4 -q -F "$DEV"
+mkdir -p "$T/mnt"
+check "mount it" mount "$DEV" "$T/mnt"
+head -c 20M /dev/urandom >"$T/big"
+mkdir -p "$T/mnt/conf"
+for i in $(seq 1 50); do echo "setting $i = $RANDOM" >"$T/mnt/conf/file$i.conf"; done
+cp "$T/big" "$T/mnt/big"
+(cd "$T/mnt" && find . -type f -exec md5sum {} + | sort -k2) >"$T/sums"
+sync
+expect_rc "down is refused while the filesystem is mounted (exit 3)" 3 "in use \(mounted or open\)" dp down r0
+expect_rc "secondary is refused while mounted (exit 3)" 3 "in use" dp secondary r0
+check "unmount" umount "$T/mnt"
+expect_rc "down" 0 "" dp down r0
+check "down detached the loop device and removed the link" bash -c "! [ -e $DEV ] && ! losetup -a | grep -q '$T'"
+check "down unmounted FUSE" bash -c "! grep -q '$RUN' /proc/mounts"
+dp dump-md r0 >"$T/md"
+check "metadata marked clean and UpToDate after down" bash -c "grep -q 'disk-state UpToDate' $T/md && ! grep -q attached-or-crashed $T/md"
+expect_rc "up again" 0 "disk UpToDate" dp up r0 --device "$DEV"
+check "fsck -fn is clean" fsck.ext4 -fn "$DEV"
+dp primary r0 >/dev/null 2>&1
+check "mount again" mount "$DEV" "$T/mnt"
+check "every file intact" bash -c "cd $T/mnt && find . -type f -exec md5sum {} + | sort -k2 | diff - $T/sums"
+umount "$T/mnt"
+
+# a daemon killed with SIGKILL while its device is mounted
+mount "$DEV" "$T/mnt"
+kill -9 "$(cat "$RUN/r0.pid")"
+wait_for 10 bash -c "! kill -0 $(cat "$RUN/r0.pid") 2>/dev/null"
+check "after SIGKILL the mounted filesystem sees I/O errors, not hangs" bash -c "! ls $T/mnt/conf >/dev/null 2>&1"
+umount -l "$T/mnt"
+expect_rc "up after SIGKILL cleans the stale FUSE mount and sockets" 0 "unmounted stale FUSE mount" dp up r0 --device "$DEV"
+check "fsck -fn still clean after the crash (data was synced)" fsck.ext4 -fn "$DEV"
+dp primary r0 >/dev/null 2>&1
+mount "$DEV" "$T/mnt"
+check "files intact after the crash" bash -c "cd $T/mnt && find . -type f -exec md5sum {} + | sort -k2 | diff - $T/sums"
+umount "$T/mnt"
+expect_rc "down" 0 "" dp down r0
+check "no loop device left" bash -c "! losetup -a | grep -q '$T'"
+finish

@@ -1,0 +1,182 @@
+/* Unit tests for on-disk metadata (src/meta.c) on temporary files. */
+#include "unit.h"
+#include "meta.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+static char path[64];
+
+static struct disk *mkdisk(uint64_t size)
+{
+	struct disk *d = NULL;
+	snprintf(path, sizeof path, "/tmp/dipole-mdtest-XXXXXX");
+	int fd = mkstemp(path);
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+		return NULL;
+	close(fd);
+	if (disk_open(&d, path, 0))
+		return NULL;
+	return d;
+}
+
+static void rmdisk(struct disk *d)
+{
+	disk_close(d);
+	unlink(path);
+}
+
+TEST(crc32c_known_vector)
+{
+	CHECK(crc32c("123456789", 9) == 0xE3069283u);
+}
+
+TEST(layout_leaves_room_and_aligns)
+{
+	struct md_layout l;
+	CHECK(md_layout(256ull << 20, &l) == 0);
+	CHECK(l.data_size % MD_BLOCK == 0);
+	CHECK(l.data_size + l.al_bytes + l.bm_bytes + 2 * MD_SB_BYTES == l.disk_size);
+	CHECK(l.bm_bytes * 8 * MD_BLOCK >= l.data_size);
+	/* 1 TiB: bitmap 32 MiB */
+	CHECK(md_layout(1ull << 40, &l) == 0 && l.bm_bytes == 32ull << 20);
+	/* odd sizes round down to 4 KiB */
+	CHECK(md_layout((64ull << 20) + 1000, &l) == 0 && l.disk_size == 64ull << 20);
+	CHECK(md_layout(512 * 1024, &l) == -ENOSPC);
+}
+
+TEST(create_then_read_roundtrip)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	CHECK(d != NULL);
+	if (!d)
+		return;
+	CHECK(md_read(d, &rd, err, warn) == -ENOENT);
+	CHECK(md_create(d, 5, "swarm", &sb) == 0);
+	CHECK(md_read(d, &rd, err, warn) == 0);
+	CHECK(rd.node_id == 5 && !strcmp(rd.resource, "swarm") && rd.seq == 1 && rd.slot == 0);
+	CHECK(rd.lay.data_size == sb.lay.data_size && warn[0] == 0);
+	CHECK((rd.flags & MDF_CONSISTENT) == 0);
+	/* updates alternate slots and the newest wins */
+	rd.flags |= MDF_CONSISTENT;
+	CHECK(md_write(d, &rd) == 0 && rd.slot == 1 && rd.seq == 2);
+	rd.uuid[UUID_CURRENT] = 0x1234;
+	CHECK(md_write(d, &rd) == 0 && rd.slot == 0 && rd.seq == 3);
+	struct md_super again;
+	CHECK(md_read(d, &again, err, warn) == 0);
+	CHECK(again.seq == 3 && again.uuid[UUID_CURRENT] == 0x1234 && (again.flags & MDF_CONSISTENT));
+	rmdisk(d);
+}
+
+static void corrupt(struct disk *d, uint64_t off, uint8_t x)
+{
+	uint8_t b;
+	CHECK(pread(d->fd, &b, 1, (off_t)off) == 1);
+	b ^= x;
+	CHECK(pwrite(d->fd, &b, 1, (off_t)off) == 1);
+}
+
+TEST(bad_crc_is_refused_with_offset)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	corrupt(d, sb.lay.sb_offset + 40, 0xff); /* data_size field, slot 0 */
+	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
+	CHECK_STR_HAS(err, "slot 0");
+	CHECK_STR_HAS(err, "checksum mismatch");
+	rmdisk(d);
+}
+
+TEST(bad_version_and_impossible_sizes_refused)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	uint8_t blk[MD_SB_BYTES];
+	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	/* re-encode slot 0 with an impossible data size but a valid crc */
+	CHECK(pread(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	put_le64(blk + 40, sb.lay.disk_size * 2);
+	put_le32(blk + 252, crc32c(blk, 252));
+	CHECK(pwrite(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
+	CHECK_STR_HAS(err, "impossible layout");
+	/* a future format version */
+	put_le64(blk + 40, sb.lay.data_size);
+	put_le32(blk + 8, 99);
+	put_le32(blk + 252, crc32c(blk, 252));
+	CHECK(pwrite(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
+	CHECK_STR_HAS(err, "unsupported format version 99");
+	rmdisk(d);
+}
+
+TEST(torn_newer_slot_falls_back_with_warning)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	sb.uuid[UUID_CURRENT] = 77;
+	CHECK(md_write(d, &sb) == 0 && sb.slot == 1); /* seq 2 in slot 1 */
+	corrupt(d, sb.lay.sb_offset + MD_SB_BYTES + 100, 0x55); /* tear slot 1 */
+	CHECK(md_read(d, &rd, err, warn) == 0);
+	CHECK(rd.seq == 1 && rd.slot == 0 && rd.uuid[UUID_CURRENT] == 4);
+	CHECK_STR_HAS(warn, "slot 1 is damaged");
+	rmdisk(d);
+}
+
+TEST(resized_disk_detected)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	/* grow by moving the superblock region forward as a careless copy would */
+	uint8_t blk[2 * MD_SB_BYTES];
+	CHECK(pread(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(ftruncate(d->fd, (off_t)(128ull << 20)) == 0);
+	CHECK(pwrite(d->fd, blk, sizeof blk, (off_t)((128ull << 20) - sizeof blk)) == (ssize_t)sizeof blk);
+	d->size = 128ull << 20;
+	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
+	CHECK_STR_HAS(err, "resized?");
+	rmdisk(d);
+}
+
+TEST(foreign_data_is_not_metadata)
+{
+	struct disk *d = mkdisk(8ull << 20);
+	struct md_super rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	uint8_t junk[2 * MD_SB_BYTES];
+	struct md_layout l;
+	CHECK(d && md_layout(d->size, &l) == 0);
+	memset(junk, 0xA5, sizeof junk);
+	CHECK(pwrite(d->fd, junk, sizeof junk, (off_t)l.sb_offset) == (ssize_t)sizeof junk);
+	CHECK(md_read(d, &rd, err, warn) == -ENOENT);
+	rmdisk(d);
+}
+
+TEST(filesystem_signatures)
+{
+	struct disk *d = mkdisk(8ull << 20);
+	uint8_t m[2] = { 0x53, 0xEF };
+	CHECK(d && md_probe_signature(d) == NULL);
+	CHECK(pwrite(d->fd, m, 2, 1080) == 2);
+	CHECK_STR_HAS(md_probe_signature(d), "ext2/ext3/ext4");
+	CHECK(pwrite(d->fd, "\0\0", 2, 1080) == 2);
+	CHECK(pwrite(d->fd, "XFSB", 4, 0) == 4);
+	CHECK_STR_HAS(md_probe_signature(d), "XFS");
+	rmdisk(d);
+}
+
+int main(void)
+{
+	return unit_main("meta");
+}
