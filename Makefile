@@ -76,7 +76,10 @@ check: build/dipole build/san/dipole unit fuzz
 demo: build/dipole
 	$(Q)bash scripts/demo
 
-bench: build/dipole
+build/synclat: bench/synclat.c
+	$(Q)$(CC) -O2 $(CSTD) $(WARN) -o $@ $<
+
+bench: build/dipole build/synclat
 	$(Q)bash bench/run
 
 soak: build/dipole

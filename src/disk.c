@@ -11,6 +11,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <unistd.h>
 
 int disk_open(struct disk **out, const char *path, int rdonly)
@@ -31,7 +34,10 @@ int disk_open(struct disk **out, const char *path, int rdonly)
 		close(fd);
 		return -ENOMEM;
 	}
-	d->fd = fd;
+	d->fd = d->bfd = fd;
+	int dfd = open(path, (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_DIRECT);
+	if (dfd >= 0)
+		d->fd = dfd;
 	snprintf(d->path, sizeof d->path, "%s", path);
 	if (S_ISBLK(st.st_mode)) {
 		d->is_blockdev = 1;
@@ -60,23 +66,113 @@ void disk_close(struct disk *d)
 {
 	if (!d)
 		return;
-	close(d->fd);
+	if (d->fd != d->bfd)
+		close(d->fd);
+	close(d->bfd);
 	free(d);
+}
+
+/* Per-thread aligned bounce buffer for direct I/O from unaligned memory,
+ * allocated on first use and grown only for larger requests; freed by the
+ * key destructor when the thread exits. */
+struct bounce { size_t cap; void *buf; };
+static pthread_key_t bounce_key;
+static pthread_once_t bounce_once = PTHREAD_ONCE_INIT;
+
+static void bounce_free(void *p)
+{
+	struct bounce *b = p;
+	free(b->buf);
+	free(b);
+}
+
+static void bounce_init(void)
+{
+	pthread_key_create(&bounce_key, bounce_free);
+}
+
+static void *bounce_get(size_t len)
+{
+	struct bounce *b;
+
+	pthread_once(&bounce_once, bounce_init);
+	b = pthread_getspecific(bounce_key);
+	if (!b) {
+		b = calloc(1, sizeof *b);
+		if (!b || pthread_setspecific(bounce_key, b)) {
+			free(b);
+			return NULL;
+		}
+	}
+	if (b->cap < len) {
+		void *p = NULL;
+		size_t cap = len < (1u << 20) ? (1u << 20) : len;
+		if (posix_memalign(&p, DISK_ALIGN, cap))
+			return NULL;
+		free(b->buf);
+		b->buf = p;
+		b->cap = cap;
+	}
+	return b->buf;
+}
+
+static int direct_ok(const struct disk *d, size_t len, uint64_t off)
+{
+	return d->fd != d->bfd && ((off | len) & (DISK_ALIGN - 1)) == 0;
+}
+
+static int buf_aligned(const void *buf)
+{
+	return ((uintptr_t)buf & (DISK_ALIGN - 1)) == 0;
 }
 
 int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 {
-	return pread_full(d->fd, buf, len, (off_t)off);
+	if (!direct_ok(d, len, off))
+		return pread_full(d->bfd, buf, len, (off_t)off);
+	if (buf_aligned(buf))
+		return pread_full(d->fd, buf, len, (off_t)off);
+	void *b = bounce_get(len);
+	if (!b)
+		return pread_full(d->bfd, buf, len, (off_t)off);
+	int rc = pread_full(d->fd, b, len, (off_t)off);
+	if (!rc)
+		memcpy(buf, b, len);
+	return rc;
 }
 
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off)
 {
-	return pwrite_full(d->fd, buf, len, (off_t)off);
+	if (!direct_ok(d, len, off))
+		return pwrite_full(d->bfd, buf, len, (off_t)off);
+	if (buf_aligned(buf))
+		return pwrite_full(d->fd, buf, len, (off_t)off);
+	void *b = bounce_get(len);
+	if (!b)
+		return pwrite_full(d->bfd, buf, len, (off_t)off);
+	memcpy(b, buf, len);
+	return pwrite_full(d->fd, b, len, (off_t)off);
+}
+
+int disk_pwrite_fua(struct disk *d, const void *buf, size_t len, uint64_t off)
+{
+	if (direct_ok(d, len, off) && buf_aligned(buf)) {
+		struct iovec iov = { (void *)buf, len };
+		ssize_t n = pwritev2(d->fd, &iov, 1, (off_t)off, RWF_DSYNC);
+		if (n == (ssize_t)len)
+			return 0;
+		if (n < 0 && errno != EOPNOTSUPP && errno != EINVAL)
+			return -errno;
+		/* short or unsupported: fall through to write + flush */
+	}
+	int rc = disk_pwrite(d, buf, len, off);
+	return rc ? rc : disk_flush(d);
 }
 
 int disk_flush(struct disk *d)
 {
-	return fdatasync(d->fd) < 0 ? -errno : 0;
+	/* syncs the inode: data written through either descriptor */
+	return fdatasync(d->bfd) < 0 ? -errno : 0;
 }
 
 int disk_trim(struct disk *d, uint64_t off, uint64_t len)
@@ -84,11 +180,11 @@ int disk_trim(struct disk *d, uint64_t off, uint64_t len)
 	if (d->is_blockdev) {
 		uint64_t r[2] = { off, len };
 		/* discard is advisory: a device without it still did nothing wrong */
-		if (ioctl(d->fd, BLKDISCARD, r) < 0 && errno != EOPNOTSUPP)
+		if (ioctl(d->bfd, BLKDISCARD, r) < 0 && errno != EOPNOTSUPP)
 			return -errno;
 		return 0;
 	}
-	if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0 &&
+	if (fallocate(d->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0 &&
 	    errno != EOPNOTSUPP)
 		return -errno;
 	return 0;
@@ -112,12 +208,12 @@ int disk_zero(struct disk *d, uint64_t off, uint64_t len, int no_hole)
 {
 	if (d->is_blockdev) {
 		uint64_t r[2] = { off, len };
-		if (ioctl(d->fd, BLKZEROOUT, r) == 0)
+		if (ioctl(d->bfd, BLKZEROOUT, r) == 0)
 			return 0;
 		return zero_by_writing(d, off, len);
 	}
 	int mode = no_hole ? FALLOC_FL_ZERO_RANGE : (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
-	if (fallocate(d->fd, mode, (off_t)off, (off_t)len) == 0)
+	if (fallocate(d->bfd, mode, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP)
 		return -errno;

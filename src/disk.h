@@ -1,8 +1,15 @@
 /* disk — the local backing store: a regular file or a block device.
  *
- * Thin, allocation-free wrappers over pread/pwrite/fdatasync/fallocate (or the
- * block-device ioctls), returning 0 or -errno. Safe to call from many threads
- * at once (positional I/O only; no shared file offset).
+ * Thin wrappers over pread/pwrite/fdatasync/fallocate (or the block-device
+ * ioctls), returning 0 or -errno. Safe to call from many threads at once
+ * (positional I/O only; no shared file offset).
+ *
+ * Like DRBD, dipole sits below the page cache: I/O whose offset and length
+ * are multiples of DISK_ALIGN goes through an O_DIRECT descriptor (a buffer
+ * that is not aligned is bounced through a per-thread aligned buffer, grown
+ * once); anything else uses a buffered descriptor on the same file. The
+ * kernel keeps the two coherent (direct I/O writes back and invalidates the
+ * cached range). Where O_DIRECT is refused (tmpfs, memfd) both are buffered.
  */
 #ifndef DIPOLE_DISK_H
 #define DIPOLE_DISK_H
@@ -10,8 +17,11 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#define DISK_ALIGN 4096u
+
 struct disk {
-	int fd;
+	int fd;           /* O_DIRECT when possible */
+	int bfd;          /* buffered: unaligned I/O, flushes */
 	int is_blockdev;
 	uint64_t size;    /* bytes, as reported by the kernel */
 	char path[4096];
@@ -24,6 +34,9 @@ void disk_close(struct disk *d);
 
 int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off);
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off);
+/* Write and make that write durable (FUA): one RWF_DSYNC write where the
+ * kernel supports it, which devices with FUA do without a full cache flush. */
+int disk_pwrite_fua(struct disk *d, const void *buf, size_t len, uint64_t off);
 int disk_flush(struct disk *d);
 /* Deallocate (may read back as zeroes afterwards, or not). */
 int disk_trim(struct disk *d, uint64_t off, uint64_t len);

@@ -222,9 +222,7 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 	/* no peer is connected yet (replication arrives later): every write is
 	 * out of sync with the peer until a resync copies it */
 	bm_set_range(e, off, len);
-	rc = disk_pwrite(e->disk, buf, len, off);
-	if (!rc && (flags & ENGINE_FUA))
-		rc = disk_flush(e->disk);
+	rc = (flags & ENGINE_FUA) ? disk_pwrite_fua(e->disk, buf, len, off) : disk_pwrite(e->disk, buf, len, off);
 	if (!rc) {
 		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
 		atomic_fetch_add_explicit(&e->st.writes, 1, memory_order_relaxed);

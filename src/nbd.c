@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -158,11 +159,15 @@ static struct nbd_req *slot_get(struct nbd_conn *c)
 
 static int slot_reserve(struct nbd_req *r, size_t len)
 {
+	void *nb = NULL;
+
 	if (r->cap >= len)
 		return 0;
-	uint8_t *nb = realloc(r->buf, len);
-	if (!nb)
+	/* aligned, so the engine can hand it to O_DIRECT without bouncing */
+	len = ROUND_UP(len, 65536);
+	if (posix_memalign(&nb, 4096, len))
 		return -ENOMEM;
+	free(r->buf);
 	r->buf = nb;
 	r->cap = len;
 	return 0;
@@ -433,6 +438,20 @@ static int discard_payload(int fd, uint32_t len, uint8_t *scratch, size_t cap)
 	return 0;
 }
 
+/* True when the request just taken is the only one of this connection in
+ * flight and the client has sent nothing more yet (queue depth 1). */
+static int alone(struct nbd_conn *c)
+{
+	int pending = 0, inflight;
+
+	pthread_mutex_lock(&c->lock);
+	inflight = c->inflight;
+	pthread_mutex_unlock(&c->lock);
+	if (inflight != 1)
+		return 0;
+	return ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0;
+}
+
 static void transmission(struct nbd_conn *c)
 {
 	struct nbd_server *s = c->s;
@@ -513,6 +532,13 @@ static void transmission(struct nbd_conn *c)
 		}
 		if (err) {
 			send_reply(c, r->cookie, err, NULL, 0);
+			slot_release(r);
+			continue;
+		}
+		if (alone(c)) {
+			/* nothing else in flight or waiting: a hand-off to a worker would
+			 * only add a wake-up to this request's latency */
+			execute(s, r);
 			slot_release(r);
 			continue;
 		}

@@ -75,9 +75,9 @@ TEST(create_then_read_roundtrip)
 static void corrupt(struct disk *d, uint64_t off, uint8_t x)
 {
 	uint8_t b;
-	CHECK(pread(d->fd, &b, 1, (off_t)off) == 1);
+	CHECK(pread(d->bfd, &b, 1, (off_t)off) == 1);
 	b ^= x;
-	CHECK(pwrite(d->fd, &b, 1, (off_t)off) == 1);
+	CHECK(pwrite(d->bfd, &b, 1, (off_t)off) == 1);
 }
 
 TEST(bad_crc_is_refused_with_offset)
@@ -101,17 +101,17 @@ TEST(bad_version_and_impossible_sizes_refused)
 	uint8_t blk[MD_SB_BYTES];
 	CHECK(d && md_create(d, 0, "r", &sb) == 0);
 	/* re-encode slot 0 with an impossible data size but a valid crc */
-	CHECK(pread(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
 	put_le64(blk + 40, sb.lay.disk_size * 2);
 	put_le32(blk + 252, crc32c(blk, 252));
-	CHECK(pwrite(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "impossible layout");
 	/* a future format version */
 	put_le64(blk + 40, sb.lay.data_size);
 	put_le32(blk + 8, 99);
 	put_le32(blk + 252, crc32c(blk, 252));
-	CHECK(pwrite(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "unsupported format version 99");
 	rmdisk(d);
@@ -140,9 +140,9 @@ TEST(resized_disk_detected)
 	CHECK(d && md_create(d, 0, "r", &sb) == 0);
 	/* grow by moving the superblock region forward as a careless copy would */
 	uint8_t blk[2 * MD_SB_BYTES];
-	CHECK(pread(d->fd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
-	CHECK(ftruncate(d->fd, (off_t)(128ull << 20)) == 0);
-	CHECK(pwrite(d->fd, blk, sizeof blk, (off_t)((128ull << 20) - sizeof blk)) == (ssize_t)sizeof blk);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(ftruncate(d->bfd, (off_t)(128ull << 20)) == 0);
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)((128ull << 20) - sizeof blk)) == (ssize_t)sizeof blk);
 	d->size = 128ull << 20;
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "resized?");
@@ -158,7 +158,7 @@ TEST(foreign_data_is_not_metadata)
 	struct md_layout l;
 	CHECK(d && md_layout(d->size, &l) == 0);
 	memset(junk, 0xA5, sizeof junk);
-	CHECK(pwrite(d->fd, junk, sizeof junk, (off_t)l.sb_offset) == (ssize_t)sizeof junk);
+	CHECK(pwrite(d->bfd, junk, sizeof junk, (off_t)l.sb_offset) == (ssize_t)sizeof junk);
 	CHECK(md_read(d, &rd, err, warn) == -ENOENT);
 	rmdisk(d);
 }
@@ -168,10 +168,10 @@ TEST(filesystem_signatures)
 	struct disk *d = mkdisk(8ull << 20);
 	uint8_t m[2] = { 0x53, 0xEF };
 	CHECK(d && md_probe_signature(d) == NULL);
-	CHECK(pwrite(d->fd, m, 2, 1080) == 2);
+	CHECK(pwrite(d->bfd, m, 2, 1080) == 2);
 	CHECK_STR_HAS(md_probe_signature(d), "ext2/ext3/ext4");
-	CHECK(pwrite(d->fd, "\0\0", 2, 1080) == 2);
-	CHECK(pwrite(d->fd, "XFSB", 4, 0) == 4);
+	CHECK(pwrite(d->bfd, "\0\0", 2, 1080) == 2);
+	CHECK(pwrite(d->bfd, "XFSB", 4, 0) == 4);
 	CHECK_STR_HAS(md_probe_signature(d), "XFS");
 	rmdisk(d);
 }
