@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's demo command must keep working: run scripts/demo and check
+# what it claims, and that it leaves nothing behind.
+. "$(dirname "$0")/lib.sh"
+DIPOLE=$DIPOLE bash "$ROOT/scripts/demo" >"$T/demo.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && ok "scripts/demo runs to the end" || { notok "scripts/demo runs to the end (exit $rc)"; tail -20 "$T/demo.out" | sed 's/^/    | /'; }
+check "the demo's data read back through NBD matches" \
+	bash -c "[ \$(grep -c -E '^[0-9a-f]{32}  (read back through NBD|written)' $T/demo.out) = 2 ] && [ \$(grep -E '^[0-9a-f]{32}  (read back|written)' $T/demo.out | cut -d' ' -f1 | sort -u | wc -l) = 1 ]"
+check "the demo shows a Primary, UpToDate node in JSON" grep -q '"role":"Primary","disk":"UpToDate"' "$T/demo.out"
+check "the demo removed its namespaces" bash -c "! ip netns list | grep -q dpdemo"
+check "the demo detached its loop devices" bash -c "! losetup -a | grep -q dipole-demo"
+finish
