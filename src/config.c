@@ -738,6 +738,10 @@ static int interp_dev_disk(struct parser *ps, const struct node *n, struct dev_d
 	if (!strcmp(n->key, "disk") && !n->block) {
 		if (need_args(ps, n, 1, "disk PATH;"))
 			return 1;
+		if (!n->args[0].text[0]) {
+			perr(ps, n->args[0].loc, NULL, "expected a disk path, found an empty string");
+			return 1;
+		}
 		free(dd->disk);
 		dd->disk = xstrdup(n->args[0].text);
 		dd->disk_loc = n->loc;
@@ -1114,7 +1118,7 @@ static void dump_value(struct strbuf *sb, const char *v)
 	for (const char *p = v; *p; p++)
 		if (!is_word_char(*p) || *p == '#')
 			plain = 0;
-	if (plain || !*v) {
+	if (plain) {
 		sb_printf(sb, "%s", v);
 		return;
 	}
@@ -1124,20 +1128,40 @@ static void dump_value(struct strbuf *sb, const char *v)
 	sb_printf(sb, "\"");
 }
 
-static void dump_section(struct strbuf *sb, const char *name, const struct cfg_section *s, const char *ind)
+static int words_plain(const char *v)
+{
+	for (; *v; v++)
+		if (*v != ' ' && (!is_word_char(*v) || *v == '#'))
+			return 0;
+	return 1;
+}
+
+static const struct optspec *find_spec(const struct optspec *tab, const char *key)
+{
+	for (; tab && tab->key; tab++)
+		if (!strcmp(tab->key, key))
+			return tab;
+	return NULL;
+}
+
+static void dump_section(struct strbuf *sb, const char *name, const struct cfg_section *s, const char *ind,
+			 const struct optspec *tab)
 {
 	if (!s->n)
 		return;
 	sb_printf(sb, "%s%s {\n", ind, name);
 	for (int i = 0; i < s->n; i++) {
+		const struct optspec *spec = find_spec(tab, s->opts[i].key);
+		const char *v = s->opts[i].val;
 		sb_printf(sb, "%s    %s", ind, s->opts[i].key);
-		if (*s->opts[i].val) {
+		if (*v) {
 			sb_printf(sb, " ");
-			/* multi-word values (become-primary-on a b) print as words */
-			if (strchr(s->opts[i].val, ' ') && strcmp(name, "handlers"))
-				sb_printf(sb, "%s", s->opts[i].val);
+			/* several plain words (become-primary-on a b) print as words;
+			 * everything else as one quoted value, so the dump parses back */
+			if (spec && spec->kind == K_ANY && strchr(v, ' ') && words_plain(v))
+				sb_printf(sb, "%s", v);
 			else
-				dump_value(sb, s->opts[i].val);
+				dump_value(sb, v);
 		}
 		sb_printf(sb, ";\n");
 	}
@@ -1150,7 +1174,7 @@ char *cfg_dump(const struct cfg *cfg, const char *res)
 
 	sb_printf(&sb, "%s", "");
 	if (!res && cfg->global.n) {
-		dump_section(&sb, "global", &cfg->global, "");
+		dump_section(&sb, "global", &cfg->global, "", global_opts);
 		sb_printf(&sb, "\n");
 	}
 	for (int i = 0; i < cfg->nres; i++) {
@@ -1160,7 +1184,7 @@ char *cfg_dump(const struct cfg *cfg, const char *res)
 		sb_printf(&sb, "# resource %s from %s:%d\n", r->name, r->loc.file, r->loc.line);
 		sb_printf(&sb, "resource %s {\n", r->name);
 		for (int s = 0; s < SECT_COUNT; s++)
-			dump_section(&sb, sect_names[s], &r->sect[s], "    ");
+			dump_section(&sb, sect_names[s], &r->sect[s], "    ", sect_tables[s]);
 		for (int h = 0; h < r->nhosts; h++) {
 			const struct cfg_host *ho = &r->hosts[h];
 			sb_printf(&sb, "    on %s {\n", ho->name);

@@ -260,6 +260,26 @@ TEST(binary_garbage_is_an_error_not_a_crash)
 	CHECK_STR_HAS(err, "NUL byte");
 }
 
+TEST(dump_roundtrip_quotes_what_needs_it)
+{
+	/* found by the fuzzer: an empty disk path was accepted and dumped unquoted */
+	CHECK(parse("resource r { on a { address 1.2.3.4:5; disk \"\"; } }") == NULL);
+	CHECK_STR_HAS(err, "expected a disk path, found an empty string");
+	struct cfg *c = parse("resource r { net { shared-secret \"two words\"; } startup { become-primary-on a b; }\n"
+			      " on a { address 1.2.3.4:5; disk /x; } }");
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	char *d = cfg_dump(c, NULL);
+	CHECK_STR_HAS(d, "shared-secret \"two words\";");
+	CHECK_STR_HAS(d, "become-primary-on a b;");
+	struct cfg *c2 = parse(d);
+	CHECK(c2 && !strcmp(cfg_get(&c2->res[0], SECT_NET, "shared-secret"), "two words"));
+	cfg_free(c2);
+	free(d);
+	cfg_free(c);
+}
+
 int main(void)
 {
 	return unit_main("config");
