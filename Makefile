@@ -6,7 +6,7 @@
 CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
-PKGS    := fuse3
+PKGS    := fuse3 libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lisal -lpthread
 CFLAGS  ?= -O2 -g
@@ -48,7 +48,7 @@ build/san/obj/%.o: src/%.c
 # unit tests link only the modules they test
 UNIT_config := config util log
 UNIT_meta   := meta disk util log
-UNIT_engine := engine meta disk util log
+UNIT_decide := decide
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"
@@ -60,11 +60,11 @@ FUZZ_SRCS := src/config.c src/log.c src/util.c
 build/fuzz/fuzz_config: fuzz/fuzz_config.c $(FUZZ_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal
-build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c src/nbd.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lcrypto
+build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c src/nbd.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/peer.c src/decide.c src/config.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lpthread
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lcrypto -lpthread
 
 fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd
 

@@ -399,19 +399,19 @@ struct optspec {
 };
 
 static const struct optspec net_opts[] = {
-	{ "protocol", K_ENUM, "A B C", NOT_YET },
-	{ "allow-two-primaries", K_FLAG, NULL, NOT_YET },
+	{ "protocol", K_ENUM, "A B C", IMPL },
+	{ "allow-two-primaries", K_FLAG, NULL, IMPL },
 	{ "after-sb-0pri", K_ENUM, "disconnect discard-younger-primary discard-older-primary discard-zero-changes discard-least-changes discard-local discard-remote discard-node-*", NOT_YET },
 	{ "after-sb-1pri", K_ENUM, "disconnect consensus violently-as0p discard-secondary call-pri-lost-after-sb", NOT_YET },
 	{ "after-sb-2pri", K_ENUM, "disconnect violently-as0p call-pri-lost-after-sb", NOT_YET },
 	{ "always-asbp", K_FLAG, NULL, NOT_YET },
 	{ "rr-conflict", K_ENUM, "disconnect call-pri-lost violently retry-connect", NOT_YET },
-	{ "shared-secret", K_STR, NULL, NOT_YET },
-	{ "cram-hmac-alg", K_STR, NULL, NOT_YET },
+	{ "shared-secret", K_STR, NULL, IMPL },
+	{ "cram-hmac-alg", K_STR, NULL, IMPL },
 	{ "timeout", K_INT, "1 600", NOT_YET },
-	{ "ping-int", K_INT, "1 120", NOT_YET },
-	{ "ping-timeout", K_INT, "1 300", NOT_YET },
-	{ "connect-int", K_INT, "1 120", NOT_YET },
+	{ "ping-int", K_INT, "1 120", IMPL },
+	{ "ping-timeout", K_INT, "1 300", IMPL },
+	{ "connect-int", K_INT, "1 120", IMPL },
 	{ "ko-count", K_INT, "0 200", NOT_YET },
 	{ "max-buffers", K_INT, "32 131072", NO_EFFECT },
 	{ "max-epoch-size", K_INT, "1 20000", NO_EFFECT },
@@ -431,8 +431,8 @@ static const struct optspec net_opts[] = {
 static const struct optspec disk_opts[] = {
 	{ "on-io-error", K_ENUM, "pass_on call-local-io-error detach", NOT_YET },
 	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", NOT_YET },
-	{ "resync-rate", K_SIZE, NULL, NOT_YET },
-	{ "c-max-rate", K_SIZE, NULL, NOT_YET },
+	{ "resync-rate", K_SIZE, NULL, IMPL },
+	{ "c-max-rate", K_SIZE, NULL, IMPL },
 	{ "c-min-rate", K_SIZE, NULL, NOT_YET },
 	{ "c-plan-ahead", K_INT, "0 300", NOT_YET },
 	{ "c-fill-target", K_SIZE, NULL, NOT_YET },
@@ -452,7 +452,7 @@ static const struct optspec disk_opts[] = {
 };
 
 static const struct optspec startup_opts[] = {
-	{ "become-primary-on", K_ANY, NULL, NOT_YET },
+	{ "become-primary-on", K_ANY, NULL, IMPL },
 	{ "wfc-timeout", K_INT, "0 1000000", NOT_YET },
 	{ "degr-wfc-timeout", K_INT, "0 1000000", NOT_YET },
 	{ "outdated-wfc-timeout", K_INT, "0 1000000", NOT_YET },

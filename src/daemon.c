@@ -12,6 +12,7 @@
 #include "log.h"
 #include "loopdev.h"
 #include "nbd.h"
+#include "peer.h"
 #include "util.h"
 
 #include <errno.h>
@@ -33,6 +34,7 @@ struct daemon {
 	struct engine *e;
 	struct nbd_server *nbd;
 	struct fusedev *fuse;
+	struct peer *peer;
 	int loop_fd;
 	char loop_dev[64];
 	char device[1024];   /* symlink we created, "" if none */
@@ -54,21 +56,8 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 	sb_printf(sb, ",\"role\":\"%s\",\"disk\":\"%s\",\"size_bytes\":%llu,\"peers\":[",
 		  role_name((enum role)atomic_load(&e->role)), disk_state_name((enum disk_state)atomic_load(&e->dstate)),
 		  (unsigned long long)e->size);
-	uint64_t oos = atomic_load(&e->oos_blocks) * MD_BLOCK;
-	if (oos > e->size)
-		oos = e->size;
-	int first = 1;
-	for (int i = 0; i < d->r->nhosts; i++) {
-		const struct cfg_host *p = &d->r->hosts[i];
-		if (p == d->h)
-			continue;
-		sb_printf(sb, "%s{\"name\":", first ? "" : ",");
-		first = 0;
-		sb_json_str(sb, p->name);
-		sb_printf(sb, ",\"node_id\":%d,\"connection\":\"StandAlone\",\"role\":\"Unknown\",\"disk\":\"DUnknown\","
-			  "\"replication\":\"Off\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f}",
-			  p->node_id, (unsigned long long)oos, 100.0 - 100.0 * (double)oos / (double)e->size);
-	}
+	if (d->peer)
+		peer_status_json(d->peer, sb);
 	sb_printf(sb, "],\"stats\":{\"sent_bytes\":%llu,\"received_bytes\":%llu,\"written_bytes\":%llu,"
 		  "\"read_bytes\":%llu,\"io_errors\":%llu},",
 		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
@@ -98,20 +87,12 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 {
 	struct engine *e = d->e;
 	char a[32], b[32], c[32], f[32];
-	uint64_t oos = atomic_load(&e->oos_blocks) * MD_BLOCK;
-	if (oos > e->size)
-		oos = e->size;
 
 	sb_printf(sb, "%s node:%s role:%s\n", d->r->name, d->h->name, role_name((enum role)atomic_load(&e->role)));
 	sb_printf(sb, "  disk:%s size:%s\n", disk_state_name((enum disk_state)atomic_load(&e->dstate)),
 		  fmt_size(e->size, a, sizeof a));
-	for (int i = 0; i < d->r->nhosts; i++) {
-		const struct cfg_host *p = &d->r->hosts[i];
-		if (p == d->h)
-			continue;
-		sb_printf(sb, "  %s connection:StandAlone role:Unknown (replication not implemented yet)\n", p->name);
-		sb_printf(sb, "    peer-disk:DUnknown replication:Off out-of-sync:%s\n", fmt_size(oos, a, sizeof a));
-	}
+	if (d->peer)
+		peer_status_text(d->peer, sb);
 	sb_printf(sb, "  exports: nbd:%s", d->nbd_path);
 	if (d->nbd_tcp)
 		sb_printf(sb, " nbd-tcp:%s", d->nbd_tcp);
@@ -132,9 +113,8 @@ static void state_line(struct daemon *d, struct strbuf *sb)
 {
 	sb_printf(sb, "role:%s disk:%s", role_name((enum role)atomic_load(&d->e->role)),
 		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
-	for (int i = 0; i < d->r->nhosts; i++)
-		if (&d->r->hosts[i] != d->h)
-			sb_printf(sb, " peer:%s connection:StandAlone", d->r->hosts[i].name);
+	if (d->peer)
+		peer_state_line(d->peer, sb);
 	sb_printf(sb, "\n");
 }
 
@@ -192,6 +172,44 @@ static int exports_start(struct daemon *d, const char *device, char *err)
 	return 0;
 }
 
+/* Start replication with the other host of the resource, and honour
+ * startup { become-primary-on }. */
+static int peer_setup(struct daemon *d, char *err)
+{
+	const struct cfg_host *other = NULL;
+	for (int i = 0; i < d->r->nhosts; i++) {
+		if (&d->r->hosts[i] == d->h)
+			continue;
+		if (other) {
+			log_warn("resource has more than two hosts; dipole replicates to '%s' only, ignoring '%s'",
+				 other->name, d->r->hosts[i].name);
+			continue;
+		}
+		other = &d->r->hosts[i];
+	}
+	if (other) {
+		int rc = peer_start(&d->peer, d->e, d->r, d->h, other, err);
+		if (rc)
+			return rc;
+		d->e->peer = d->peer;
+	}
+	const char *bp = cfg_get(d->r, SECT_STARTUP, "become-primary-on");
+	if (bp && atomic_load(&d->e->dstate) == DS_UPTODATE) {
+		char list[256], *save = NULL, msg[256];
+		snprintf(list, sizeof list, "%s", bp);
+		for (char *w = strtok_r(list, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+			if (!strcmp(w, "both") || !strcmp(w, d->h->name)) {
+				if (engine_set_role(d->e, ROLE_PRIMARY, 0, msg))
+					log_warn("become-primary-on: %s", msg);
+				else if (d->loop_fd >= 0)
+					loopdev_set_ro(d->loop_fd, 0);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------- control loop */
 
 static int handle(struct daemon *d, int fd, char *req)
@@ -213,7 +231,7 @@ static int handle(struct daemon *d, int fd, char *req)
 		int rc = engine_set_role(d->e, ROLE_PRIMARY, force, msg);
 		if (!rc && d->loop_fd >= 0)
 			loopdev_set_ro(d->loop_fd, 0);
-		ctl_reply(fd, rc == -EPERM ? 3 : rc ? 1 : 0, rc ? msg : "", NULL);
+		ctl_reply(fd, rc == -EPERM || rc == -EBUSY ? 3 : rc ? 1 : 0, rc ? msg : "", NULL);
 	} else if (!strncmp(req, "secondary", 9)) {
 		if (device_in_use(d)) {
 			snprintf(msg, sizeof msg, "refusing to become Secondary: %s is in use (mounted or open); "
@@ -246,6 +264,10 @@ static int handle(struct daemon *d, int fd, char *req)
 static int shutdown_all(struct daemon *d)
 {
 	exports_stop(d);
+	/* no frontend is left to call into the engine: now the peer can go */
+	peer_stop(d->peer);
+	d->peer = NULL;
+	d->e->peer = NULL;
 	int rc = engine_close(d->e);
 	d->e = NULL;
 	if (rc)
@@ -480,6 +502,8 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 	log_info("starting on node %s (node-id %d), disk %s, %s", d.h->name, d.h->node_id, d.h->disk,
 		 disk_state_name((enum disk_state)d.e->dstate));
 	rc = exports_start(&d, device, err);
+	if (!rc)
+		rc = peer_setup(&d, err);
 	if (!rc) {
 		d.ctl_fd = ctl_listen(d.ctl_path);
 		if (d.ctl_fd < 0) {
@@ -491,6 +515,8 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 		log_err("%s", err);
 		notify(ready[1], EXIT_FAIL, err);
 		exports_stop(&d);
+		peer_stop(d.peer);
+		d.e->peer = NULL;
 		engine_close(d.e);
 		unlink(d.pid_path);
 		return EXIT_FAIL;

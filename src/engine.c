@@ -1,6 +1,8 @@
 /* engine — see engine.h. */
 #include "engine.h"
 #include "log.h"
+#include "peer.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +34,42 @@ static void bm_set_range(struct engine *e, uint64_t off, uint64_t len)
 		if (!(atomic_fetch_or(&e->bm[b >> 6], bit) & bit))
 			atomic_fetch_add(&e->oos_blocks, 1);
 	}
+}
+
+void engine_mark_oos(struct engine *e, uint64_t off, uint64_t len)
+{
+	bm_set_range(e, off, len);
+}
+
+void engine_mark_all_oos(struct engine *e)
+{
+	bm_set_range(e, 0, e->size);
+}
+
+uint64_t engine_clear_oos(struct engine *e, uint64_t first, uint64_t n)
+{
+	uint64_t cleared = 0;
+	for (uint64_t b = first; b < first + n && b < e->bm_bits; b++) {
+		uint64_t bit = 1ULL << (b & 63);
+		if (atomic_fetch_and(&e->bm[b >> 6], ~bit) & bit)
+			cleared++;
+	}
+	atomic_fetch_sub(&e->oos_blocks, cleared);
+	return cleared;
+}
+
+uint64_t engine_next_oos(struct engine *e, uint64_t from)
+{
+	for (uint64_t w = from >> 6; w < (e->bm_bits + 63) / 64; w++) {
+		uint64_t v = atomic_load_explicit(&e->bm[w], memory_order_relaxed);
+		if (w == from >> 6)
+			v &= ~0ULL << (from & 63);
+		if (v) {
+			uint64_t b = w * 64 + (uint64_t)__builtin_ctzll(v);
+			return b < e->bm_bits ? b : UINT64_MAX;
+		}
+	}
+	return UINT64_MAX;
 }
 
 static void bm_load(struct engine *e, const uint8_t *raw)
@@ -211,6 +249,18 @@ static int may_write(struct engine *e)
 	return atomic_load_explicit(&e->role, memory_order_acquire) == ROLE_PRIMARY;
 }
 
+/* Replicate around a local operation: the peer gets the request first (so
+ * the network transfer overlaps the local I/O), then the protocol's
+ * acknowledgement is awaited. A range the peer did not get is marked out of
+ * sync. */
+#define REPLICATED(e, buf, len, off, dflags, local_op) ({                            \
+	struct pending *pd_ = (e)->peer ? peer_write_begin((e)->peer, buf, len, off, dflags) : NULL; \
+	int rc_ = (local_op);                                                           \
+	int ok_ = (e)->peer ? peer_write_end((e)->peer, pd_) : 0;                      \
+	if (!ok_)                                                                       \
+		bm_set_range(e, off, len);                                              \
+	rc_; })
+
 int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags)
 {
 	int rc;
@@ -219,10 +269,9 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 		return -EPERM;
 	if (!range_ok(e, off, len))
 		return -ENOSPC;
-	/* no peer is connected yet (replication arrives later): every write is
-	 * out of sync with the peer until a resync copies it */
-	bm_set_range(e, off, len);
-	rc = (flags & ENGINE_FUA) ? disk_pwrite_fua(e->disk, buf, len, off) : disk_pwrite(e->disk, buf, len, off);
+	rc = REPLICATED(e, buf, len, off, (flags & ENGINE_FUA) ? DF_FUA : 0,
+			(flags & ENGINE_FUA) ? disk_pwrite_fua(e->disk, buf, len, off)
+					     : disk_pwrite(e->disk, buf, len, off));
 	if (!rc) {
 		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
 		atomic_fetch_add_explicit(&e->st.writes, 1, memory_order_relaxed);
@@ -233,7 +282,10 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 int engine_flush(struct engine *e)
 {
 	atomic_fetch_add_explicit(&e->st.flushes, 1, memory_order_relaxed);
-	return count_err(e, disk_flush(e->disk));
+	int rc = disk_flush(e->disk);
+	/* the peer's flush covers every write it acknowledged before it */
+	int prc = e->peer ? peer_flush(e->peer) : 0;
+	return count_err(e, rc ? rc : prc);
 }
 
 int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags)
@@ -242,8 +294,7 @@ int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags)
 		return -EPERM;
 	if (!range_ok(e, off, len))
 		return -EINVAL;
-	bm_set_range(e, off, len);
-	int rc = disk_trim(e->disk, off, len);
+	int rc = REPLICATED(e, NULL, len, off, DF_TRIM, disk_trim(e->disk, off, len));
 	if (!rc && (flags & ENGINE_FUA))
 		rc = disk_flush(e->disk);
 	if (!rc)
@@ -257,14 +308,67 @@ int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsig
 		return -EPERM;
 	if (!range_ok(e, off, len))
 		return -ENOSPC;
-	bm_set_range(e, off, len);
 	/* zeroing moves no data: it is counted with trims, not in written_bytes */
-	int rc = disk_zero(e->disk, off, len, no_hole);
+	int rc = REPLICATED(e, NULL, len, off, DF_ZERO, disk_zero(e->disk, off, len, no_hole));
 	if (!rc && (flags & ENGINE_FUA))
 		rc = disk_flush(e->disk);
 	if (!rc)
 		atomic_fetch_add_explicit(&e->st.trims, 1, memory_order_relaxed);
 	return count_err(e, rc);
+}
+
+int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned dflags)
+{
+	int rc;
+	if (!range_ok(e, off, len))
+		return -EINVAL;
+	if (dflags & DF_TRIM)
+		rc = disk_trim(e->disk, off, len);
+	else if (dflags & DF_ZERO)
+		rc = disk_zero(e->disk, off, len, 1);
+	else if (dflags & DF_FUA)
+		rc = disk_pwrite_fua(e->disk, buf, len, off);
+	else
+		rc = disk_pwrite(e->disk, buf, len, off);
+	if (!rc && !(dflags & (DF_TRIM | DF_ZERO)))
+		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
+	return count_err(e, rc);
+}
+
+int engine_sync_target_begin(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	struct md_super nsb = e->sb;
+	/* from the first resync block on, the local data is a mix: not consistent */
+	nsb.flags &= ~(uint32_t)(MDF_CONSISTENT | MDF_WAS_UP_TO_DATE);
+	int rc = md_write(e->disk, &nsb);
+	if (!rc) {
+		e->sb = nsb;
+		atomic_store(&e->dstate, DS_INCONSISTENT);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int engine_sync_target_done(struct engine *e, uint64_t uuid)
+{
+	pthread_mutex_lock(&e->lock);
+	struct md_super nsb = e->sb;
+	if (nsb.uuid[UUID_CURRENT] != uuid) {
+		nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
+		nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_CURRENT];
+		nsb.uuid[UUID_CURRENT] = uuid;
+	}
+	nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
+	int rc = disk_flush(e->disk);
+	if (!rc)
+		rc = md_write(e->disk, &nsb);
+	if (!rc) {
+		e->sb = nsb;
+		atomic_store(&e->dstate, DS_UPTODATE);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
 }
 
 int engine_set_role(struct engine *e, enum role r, int force, char *msg)
@@ -275,6 +379,8 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 	pthread_mutex_lock(&e->lock);
 	if (r == ROLE_PRIMARY) {
 		int ds = e->dstate;
+		if (e->peer && e->role != ROLE_PRIMARY && (rc = peer_may_promote(e->peer, msg)))
+			goto out;
 		if (ds != DS_UPTODATE && !force) {
 			snprintf(msg, 256, "refusing to become Primary: local disk is %s, not UpToDate; "
 				 "use 'primary --force' to declare this node's data the good copy",
@@ -320,5 +426,7 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 	}
 out:
 	pthread_mutex_unlock(&e->lock);
+	if (!rc && e->peer)
+		peer_state_changed(e->peer);
 	return rc;
 }

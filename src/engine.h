@@ -30,8 +30,11 @@ struct engine_stats {
 	atomic_uint_fast64_t reads, writes, flushes, trims, io_errors;
 };
 
+struct peer;
+
 struct engine {
 	char res[64], node[64];
+	struct peer *peer;             /* set once by the daemon, NULL if none */
 	struct disk *disk;
 	uint64_t size;                 /* exported bytes (data area) */
 	struct engine_stats st;
@@ -63,6 +66,23 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 int engine_flush(struct engine *e);
 int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags);
 int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsigned flags);
+
+/* Mark a range out of sync with the peer (it did not get it). */
+void engine_mark_oos(struct engine *e, uint64_t off, uint64_t len);
+/* Mark everything out of sync (a full sync follows). */
+void engine_mark_all_oos(struct engine *e);
+/* Clear bits [first, first+n) and return how many were set. For resync. */
+uint64_t engine_clear_oos(struct engine *e, uint64_t first_block, uint64_t n);
+/* Next set bit at or after `from`, or UINT64_MAX. */
+uint64_t engine_next_oos(struct engine *e, uint64_t from);
+
+/* Apply a write received from the peer (no role check). dflags: DF_* */
+int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned dflags);
+
+/* Resync target: the disk becomes Inconsistent (persisted) until done, then
+ * UpToDate with the source's generation. */
+int engine_sync_target_begin(struct engine *e);
+int engine_sync_target_done(struct engine *e, uint64_t uuid);
 
 /* Role change. primary: -EROFS-like refusals are -EPERM with msg set;
  * `force` makes an Inconsistent/Consistent disk UpToDate with a new data

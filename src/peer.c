@@ -1,0 +1,1356 @@
+/* peer — replication with one peer. See peer.h and wire.h. */
+#include "peer.h"
+#include "decide.h"
+#include "log.h"
+#include "wire.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define PEND_MAX   256          /* replicated requests in flight */
+#define RS_WINDOW  16           /* resync chunks in flight */
+#define RS_CHUNK_BLOCKS 256     /* 1 MiB per resync packet */
+
+struct pending {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	uint64_t off;
+	uint32_t len;
+	uint32_t gen;
+	int recv_acked, write_acked, failed, status;
+	int refs;                  /* waiter + network; guarded by peer->plock */
+	struct pending *next;
+};
+
+struct rs_slot { uint64_t off; uint32_t len; int used; };
+
+struct peer {
+	struct engine *e;
+	const struct cfg_resource *r;
+	const struct cfg_host *me, *ph;
+	char addr[160];            /* "name (ip:port)" for log lines */
+	int protocol, allow_two, dialer;
+	char secret[256];
+	int has_secret;
+	const EVP_MD *md;
+	int connect_int_ms, ping_int_ms, ping_timeout_ms;
+	uint64_t rate;             /* resync bytes/s, 0 = unlimited */
+
+	int lfd;
+	int wake[2];
+	pthread_t thr;
+	_Atomic int stopping;
+
+	pthread_mutex_t lock;      /* dfd/mfd changes, reason */
+	int dfd, mfd;
+	char reason[256];
+	_Atomic int cstate, repl, peer_role, peer_disk;
+	_Atomic uint64_t peer_uuid;
+
+	pthread_mutex_t dsend, msend;
+
+	pthread_mutex_t plock;     /* pending free list */
+	pthread_cond_t pcond;
+	struct pending pend[PEND_MAX];
+	struct pending *pfree;
+
+	pthread_rwlock_t sync_lock;
+	pthread_mutex_t rsctl;     /* serializes rs_start/rs_stop (conn thread vs. role changes) */
+	pthread_t rs_thr;
+	int rs_running;
+	_Atomic int rs_stop;
+	pthread_mutex_t rslock;
+	pthread_cond_t rscond;
+	struct rs_slot rs[RS_WINDOW];
+	int rs_out;
+	_Atomic uint64_t sync_total, sync_done, sync_start_ns;
+
+	pthread_t meta_thr;
+	int meta_running;
+	uint8_t *rbuf;
+	size_t rcap;
+};
+
+const char *conn_state_name(enum conn_state c)
+{
+	static const char *n[] = { "StandAlone", "Connecting", "Connected", "Disconnecting" };
+	return (unsigned)c < ARRAY_SIZE(n) ? n[c] : "?";
+}
+
+const char *repl_state_name(enum repl_state r)
+{
+	static const char *n[] = { "Off", "Established", "SyncSource", "SyncTarget" };
+	return (unsigned)r < ARRAY_SIZE(n) ? n[r] : "?";
+}
+
+static void set_reason(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_reason(struct peer *p, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&p->lock);
+	int changed = strcmp(buf, p->reason) != 0;
+	snprintf(p->reason, sizeof p->reason, "%s", buf);
+	pthread_mutex_unlock(&p->lock);
+	if (changed && buf[0])
+		log_warn("peer %s: %s", p->addr, buf);
+}
+
+/* ------------------------------------------------------------ sending */
+
+static int send_pkt(struct peer *p, int ch, uint16_t type, uint16_t flags, uint64_t id,
+		    const void *a, size_t alen, const void *b, size_t blen)
+{
+	uint8_t h[WIRE_HDR];
+	struct iovec iov[3] = { { h, sizeof h }, { (void *)a, alen }, { (void *)b, blen } };
+	pthread_mutex_t *l = ch == CH_DATA ? &p->dsend : &p->msend;
+	int rc = -ENOTCONN;
+
+	put_be32(h, WIRE_MAGIC);
+	put_be16(h + 4, type);
+	put_be16(h + 6, flags);
+	put_be32(h + 8, (uint32_t)(alen + blen));
+	put_be32(h + 12, 0);
+	put_be64(h + 16, id);
+	pthread_mutex_lock(l);
+	int fd = ch == CH_DATA ? p->dfd : p->mfd;
+	if (fd >= 0) {
+		struct iovec *v = iov;
+		int n = blen ? 3 : alen ? 2 : 1;
+		rc = 0;
+		while (n > 0) {
+			ssize_t w = writev(fd, v, n);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				rc = -errno;
+				break;
+			}
+			while (n > 0 && (size_t)w >= v->iov_len) {
+				w -= (ssize_t)v->iov_len;
+				v++;
+				n--;
+			}
+			if (n > 0) {
+				v->iov_base = (char *)v->iov_base + w;
+				v->iov_len -= (size_t)w;
+			}
+		}
+	}
+	pthread_mutex_unlock(l);
+	return rc;
+}
+
+static int send_ack(struct peer *p, uint16_t type, uint64_t id, int status)
+{
+	uint8_t b[4];
+	put_be32(b, (uint32_t)status);
+	return send_pkt(p, CH_META, type, 0, id, b, 4, NULL, 0);
+}
+
+/* ------------------------------------------------------------ pending */
+
+static struct pending *pending_get(struct peer *p)
+{
+	struct pending *pd;
+	pthread_mutex_lock(&p->plock);
+	while (!p->pfree)
+		pthread_cond_wait(&p->pcond, &p->plock);
+	pd = p->pfree;
+	p->pfree = pd->next;
+	pd->refs = 2;
+	pd->gen++;
+	pthread_mutex_unlock(&p->plock);
+	pd->recv_acked = pd->write_acked = pd->failed = pd->status = 0;
+	return pd;
+}
+
+static void pending_put(struct peer *p, struct pending *pd)
+{
+	pthread_mutex_lock(&p->plock);
+	if (--pd->refs == 0) {
+		pd->next = p->pfree;
+		p->pfree = pd;
+		pthread_cond_signal(&p->pcond);
+	}
+	pthread_mutex_unlock(&p->plock);
+}
+
+static uint64_t pending_id(struct peer *p, struct pending *pd)
+{
+	return ((uint64_t)pd->gen << 16) | (uint64_t)(pd - p->pend);
+}
+
+/* Network side of an acknowledgement. final: the network reference ends. */
+static void pending_ack(struct peer *p, uint64_t id, int type, int status)
+{
+	uint32_t idx = (uint32_t)(id & 0xffff);
+	struct pending *pd;
+
+	if (idx >= PEND_MAX)
+		return;
+	pd = &p->pend[idx];
+	pthread_mutex_lock(&p->plock);
+	int live = pd->refs > 0 && pd->gen == (uint32_t)(id >> 16);
+	pthread_mutex_unlock(&p->plock);
+	if (!live)
+		return;
+	pthread_mutex_lock(&pd->m);
+	int final = 0;
+	if (type == P_RECV_ACK) {
+		pd->recv_acked = 1;
+	} else if (!pd->write_acked && !pd->failed) {
+		pd->write_acked = 1;
+		pd->status = status;
+		final = 1;
+	}
+	pthread_cond_broadcast(&pd->c);
+	pthread_mutex_unlock(&pd->m);
+	if (final) {
+		if (status && pd->len)
+			engine_mark_oos(p->e, pd->off, pd->len);
+		pending_put(p, pd);
+	}
+}
+
+/* Connection lost: every request not yet written on the peer is out of sync. */
+static void pending_fail_all(struct peer *p)
+{
+	for (int i = 0; i < PEND_MAX; i++) {
+		struct pending *pd = &p->pend[i];
+		pthread_mutex_lock(&p->plock);
+		int live = pd->refs > 0;
+		pthread_mutex_unlock(&p->plock);
+		if (!live)
+			continue;
+		pthread_mutex_lock(&pd->m);
+		int final = !pd->write_acked && !pd->failed;
+		if (final)
+			pd->failed = 1;
+		pthread_cond_broadcast(&pd->c);
+		pthread_mutex_unlock(&pd->m);
+		if (final) {
+			if (pd->len)
+				engine_mark_oos(p->e, pd->off, pd->len);
+			pending_put(p, pd);
+		}
+	}
+}
+
+/* ------------------------------------------------------- write path */
+
+static int connected(struct peer *p)
+{
+	return atomic_load(&p->cstate) == CS_CONNECTED;
+}
+
+struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags)
+{
+	uint8_t h[12];
+	struct pending *pd;
+
+	pthread_rwlock_rdlock(&p->sync_lock);
+	if (!connected(p) || atomic_load(&p->peer_disk) < DS_INCONSISTENT)
+		return NULL;
+	pd = pending_get(p);
+	pd->off = off;
+	pd->len = (uint32_t)len;
+	put_be64(h, off);
+	put_be32(h + 8, (uint32_t)len);
+	int payload = !(dflags & (DF_ZERO | DF_TRIM));
+	if (send_pkt(p, CH_DATA, P_DATA, (uint16_t)dflags, pending_id(p, pd), h, sizeof h,
+		     payload ? buf : NULL, payload ? len : 0)) {
+		/* the disconnect path will fail it; the caller marks the range */
+		pthread_mutex_lock(&pd->m);
+		int final = !pd->failed && !pd->write_acked;
+		pd->failed = 1;
+		pthread_mutex_unlock(&pd->m);
+		if (final)
+			pending_put(p, pd);
+		return pd;
+	}
+	if (payload)
+		atomic_fetch_add_explicit(&p->e->st.sent_bytes, len, memory_order_relaxed);
+	return pd;
+}
+
+int peer_write_end(struct peer *p, struct pending *pd)
+{
+	int ok;
+
+	pthread_rwlock_unlock(&p->sync_lock);
+	if (!pd)
+		return 0;
+	pthread_mutex_lock(&pd->m);
+	if (p->protocol == 'C')
+		while (!pd->write_acked && !pd->failed)
+			pthread_cond_wait(&pd->c, &pd->m);
+	else if (p->protocol == 'B')
+		while (!pd->recv_acked && !pd->write_acked && !pd->failed)
+			pthread_cond_wait(&pd->c, &pd->m);
+	ok = p->protocol == 'C' ? (pd->write_acked && !pd->status) : !pd->failed;
+	pthread_mutex_unlock(&pd->m);
+	pending_put(p, pd);
+	return ok;
+}
+
+int peer_flush(struct peer *p)
+{
+	struct pending *pd;
+
+	if (!connected(p))
+		return 0;
+	pd = pending_get(p);
+	pd->off = 0;
+	pd->len = 0;
+	if (send_pkt(p, CH_DATA, P_FLUSH, 0, pending_id(p, pd), NULL, 0, NULL, 0)) {
+		pthread_mutex_lock(&pd->m);
+		int final = !pd->failed && !pd->write_acked;
+		pd->failed = 1;
+		pthread_mutex_unlock(&pd->m);
+		if (final)
+			pending_put(p, pd);
+	}
+	pthread_mutex_lock(&pd->m);
+	while (!pd->write_acked && !pd->failed)
+		pthread_cond_wait(&pd->c, &pd->m);
+	int rc = pd->write_acked ? -pd->status : 0;
+	pthread_mutex_unlock(&pd->m);
+	pending_put(p, pd);
+	return rc;
+}
+
+/* ---------------------------------------------------------- resync */
+
+static void rs_release(struct peer *p, uint64_t id)
+{
+	pthread_mutex_lock(&p->rslock);
+	if (id < RS_WINDOW && p->rs[id].used) {
+		atomic_fetch_add(&p->sync_done, p->rs[id].len);
+		p->rs[id].used = 0;
+		p->rs_out--;
+		pthread_cond_broadcast(&p->rscond);
+	}
+	pthread_mutex_unlock(&p->rslock);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void *rs_main(void *arg)
+{
+	struct peer *p = arg;
+	struct engine *e = p->e;
+	uint64_t cursor = 0;
+	uint8_t *buf = NULL;
+	uint8_t h[12];
+
+	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
+		return NULL;
+	uint64_t total = atomic_load(&e->oos_blocks) * MD_BLOCK;
+	if (total > e->size)
+		total = e->size;
+	atomic_store(&p->sync_total, total);
+	atomic_store(&p->sync_done, 0);
+	atomic_store(&p->sync_start_ns, now_ns());
+	put_be64(h, total);
+	send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, 8, NULL, 0);
+	log_info("peer %s: resync started as SyncSource, %llu bytes to send", p->addr, (unsigned long long)total);
+
+	while (!atomic_load(&p->rs_stop)) {
+		uint64_t b = engine_next_oos(e, cursor);
+		if (b == UINT64_MAX) {
+			/* wait for the window to drain, then look again from the start:
+			 * writes that failed to replicate meanwhile are marked again */
+			pthread_mutex_lock(&p->rslock);
+			while (p->rs_out && !atomic_load(&p->rs_stop))
+				pthread_cond_wait(&p->rscond, &p->rslock);
+			pthread_mutex_unlock(&p->rslock);
+			if (atomic_load(&p->rs_stop))
+				break;
+			if (engine_next_oos(e, 0) == UINT64_MAX)
+				break;
+			cursor = 0;
+			continue;
+		}
+		uint64_t n = 1;
+		while (n < RS_CHUNK_BLOCKS && b + n < e->bm_bits && engine_next_oos(e, b + n) == b + n)
+			n++;
+		/* throttle to the configured resync rate */
+		if (p->rate) {
+			uint64_t el = now_ns() - atomic_load(&p->sync_start_ns);
+			uint64_t due = atomic_load(&p->sync_done) * 1000000000ULL / p->rate;
+			if (due > el)
+				sleep_ms((int)((due - el) / 1000000 + 1));
+		}
+		int slot = -1;
+		pthread_mutex_lock(&p->rslock);
+		while (p->rs_out >= RS_WINDOW && !atomic_load(&p->rs_stop))
+			pthread_cond_wait(&p->rscond, &p->rslock);
+		for (int i = 0; i < RS_WINDOW && slot < 0; i++)
+			if (!p->rs[i].used)
+				slot = i;
+		pthread_mutex_unlock(&p->rslock);
+		if (slot < 0)
+			break;
+		uint64_t off = b * MD_BLOCK;
+		uint64_t len = n * MD_BLOCK;
+		if (off + len > e->size)
+			len = e->size - off;
+		pthread_rwlock_wrlock(&p->sync_lock);
+		engine_clear_oos(e, b, n);
+		int rc = disk_pread(e->disk, buf, len, off);
+		if (!rc) {
+			pthread_mutex_lock(&p->rslock);
+			p->rs[slot] = (struct rs_slot){ off, (uint32_t)len, 1 };
+			p->rs_out++;
+			pthread_mutex_unlock(&p->rslock);
+			put_be64(h, off);
+			put_be32(h + 8, (uint32_t)len);
+			rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, 12, buf, len);
+			if (!rc)
+				atomic_fetch_add_explicit(&e->st.sent_bytes, len, memory_order_relaxed);
+		}
+		pthread_rwlock_unlock(&p->sync_lock);
+		if (rc) {
+			engine_mark_oos(e, off, len);
+			break;
+		}
+		cursor = b + n;
+	}
+	free(buf);
+	if (!atomic_load(&p->rs_stop) && connected(p)) {
+		uint8_t u[8];
+		put_be64(u, e->sb.uuid[UUID_CURRENT]);
+		send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, 8, NULL, 0);
+		atomic_store(&p->peer_disk, DS_UPTODATE);
+		atomic_store(&p->repl, RS_ESTABLISHED);
+		uint64_t ms = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
+		log_info("peer %s: resync finished: %llu bytes in %llu ms", p->addr,
+			 (unsigned long long)atomic_load(&p->sync_done), (unsigned long long)ms);
+	}
+	return NULL;
+}
+
+static void rs_start(struct peer *p)
+{
+	pthread_mutex_lock(&p->rsctl);
+	if (p->rs_running) {
+		/* a finished run is joined before a new one starts */
+		if (atomic_load(&p->repl) == RS_SYNC_SOURCE) {
+			pthread_mutex_unlock(&p->rsctl);
+			return;
+		}
+		pthread_join(p->rs_thr, NULL);
+		p->rs_running = 0;
+	}
+	atomic_store(&p->rs_stop, 0);
+	atomic_store(&p->repl, RS_SYNC_SOURCE);
+	if (pthread_create(&p->rs_thr, NULL, rs_main, p) == 0)
+		p->rs_running = 1;
+	pthread_mutex_unlock(&p->rsctl);
+}
+
+static void rs_stop(struct peer *p)
+{
+	pthread_mutex_lock(&p->rsctl);
+	if (!p->rs_running) {
+		pthread_mutex_unlock(&p->rsctl);
+		return;
+	}
+	atomic_store(&p->rs_stop, 1);
+	pthread_mutex_lock(&p->rslock);
+	pthread_cond_broadcast(&p->rscond);
+	pthread_mutex_unlock(&p->rslock);
+	pthread_join(p->rs_thr, NULL);
+	p->rs_running = 0;
+	pthread_mutex_unlock(&p->rsctl);
+	/* chunks sent but not acknowledged must be sent again next time */
+	pthread_mutex_lock(&p->rslock);
+	for (int i = 0; i < RS_WINDOW; i++) {
+		if (p->rs[i].used) {
+			engine_mark_oos(p->e, p->rs[i].off, p->rs[i].len);
+			p->rs[i].used = 0;
+		}
+	}
+	p->rs_out = 0;
+	pthread_mutex_unlock(&p->rslock);
+}
+
+/* -------------------------------------------------------- receiving */
+
+static int recv_hdr(int fd, uint8_t *h, uint16_t *type, uint16_t *flags, uint32_t *len, uint64_t *id)
+{
+	int rc = read_full(fd, h, WIRE_HDR);
+	if (rc)
+		return rc;
+	if (get_be32(h) != WIRE_MAGIC)
+		return -EPROTO;
+	*type = get_be16(h + 4);
+	*flags = get_be16(h + 6);
+	*len = get_be32(h + 8);
+	*id = get_be64(h + 16);
+	if (*len > WIRE_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	return 0;
+}
+
+static void disconnect_sockets(struct peer *p)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->dfd >= 0)
+		shutdown(p->dfd, SHUT_RDWR);
+	if (p->mfd >= 0)
+		shutdown(p->mfd, SHUT_RDWR);
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void *meta_main(void *arg)
+{
+	struct peer *p = arg;
+	uint8_t h[WIRE_HDR], body[64];
+	uint64_t ping_sent = 0;
+
+	for (;;) {
+		struct pollfd pf = { p->mfd, POLLIN, 0 };
+		int wait = ping_sent ? p->ping_timeout_ms : p->ping_int_ms;
+		int n = poll(&pf, 1, wait);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			if (ping_sent) {
+				set_reason(p, "no answer to ping within %d ms; dropping the connection", p->ping_timeout_ms);
+				break;
+			}
+			send_pkt(p, CH_META, P_PING, 0, 0, NULL, 0, NULL, 0);
+			ping_sent = now_ns();
+			continue;
+		}
+		uint16_t type, flags;
+		uint32_t len;
+		uint64_t id;
+		int rc = recv_hdr(p->mfd, h, &type, &flags, &len, &id);
+		if (rc || len > sizeof body || read_full(p->mfd, body, len)) {
+			if (rc && rc != -EPIPE && rc != -ECONNRESET && !atomic_load(&p->stopping))
+				set_reason(p, "meta channel: %s", rc == -EPROTO ? "bad packet magic" : strerror(-rc));
+			break;
+		}
+		ping_sent = 0; /* any traffic proves the peer alive */
+		int status = len >= 4 ? (int)get_be32(body) : 0;
+		switch (type) {
+		case P_PING:
+			send_pkt(p, CH_META, P_PING_ACK, 0, 0, NULL, 0, NULL, 0);
+			break;
+		case P_PING_ACK:
+			break;
+		case P_RECV_ACK:
+		case P_WRITE_ACK:
+		case P_FLUSH_ACK:
+			pending_ack(p, id, type == P_RECV_ACK ? P_RECV_ACK : P_WRITE_ACK, status);
+			break;
+		case P_RS_ACK:
+			if (status) {
+				pthread_mutex_lock(&p->rslock);
+				if (id < RS_WINDOW && p->rs[id].used)
+					engine_mark_oos(p->e, p->rs[id].off, p->rs[id].len);
+				pthread_mutex_unlock(&p->rslock);
+			}
+			rs_release(p, id);
+			break;
+		default:
+			set_reason(p, "meta channel: unexpected packet type %u", type);
+			goto out;
+		}
+	}
+out:
+	disconnect_sockets(p);
+	return NULL;
+}
+
+static void send_state(struct peer *p)
+{
+	uint8_t b[16] = { 0 };
+	b[0] = (uint8_t)atomic_load(&p->e->role);
+	b[1] = (uint8_t)atomic_load(&p->e->dstate);
+	put_be64(b + 8, p->e->sb.uuid[UUID_CURRENT]);
+	send_pkt(p, CH_DATA, P_STATE, 0, 0, b, sizeof b, NULL, 0);
+}
+
+/* Receive the data channel until it breaks. */
+static void data_loop(struct peer *p)
+{
+	struct engine *e = p->e;
+	uint8_t h[WIRE_HDR];
+
+	for (;;) {
+		uint16_t type, flags;
+		uint32_t len;
+		uint64_t id;
+		int rc = recv_hdr(p->dfd, h, &type, &flags, &len, &id);
+		if (rc) {
+			if (!atomic_load(&p->stopping))
+				set_reason(p, "data channel: %s", rc == -EPROTO ? "bad packet magic" :
+					   rc == -EMSGSIZE ? "oversized packet" : rc == -EPIPE ? "closed by peer" :
+					   strerror(-rc));
+			return;
+		}
+		if (len > p->rcap) {
+			void *nb = NULL;
+			size_t cap = ROUND_UP((size_t)len, 1u << 20);
+			if (posix_memalign(&nb, 4096, cap)) {
+				set_reason(p, "out of memory for a %u byte packet", len);
+				return;
+			}
+			free(p->rbuf);
+			p->rbuf = nb;
+			p->rcap = cap;
+		}
+		if (len && (rc = read_full(p->dfd, p->rbuf, len))) {
+			set_reason(p, "data channel: truncated packet (%s)", strerror(-rc));
+			return;
+		}
+		switch (type) {
+		case P_DATA:
+		case P_RS_DATA: {
+			if (len < 12) {
+				set_reason(p, "malformed write packet (%u bytes)", len);
+				return;
+			}
+			uint64_t off = get_be64(p->rbuf);
+			uint32_t dlen = get_be32(p->rbuf + 8);
+			int payload = !(flags & (DF_ZERO | DF_TRIM));
+			if ((payload && dlen != len - 12) || off > e->size || dlen > e->size - off) {
+				set_reason(p, "malformed write packet: %u bytes at %llu (device has %llu)", dlen,
+					   (unsigned long long)off, (unsigned long long)e->size);
+				return;
+			}
+			if (type == P_DATA)
+				send_ack(p, P_RECV_ACK, id, 0);
+			rc = engine_apply(e, p->rbuf + 12, dlen, off, flags);
+			if (payload)
+				atomic_fetch_add_explicit(&e->st.received_bytes, dlen, memory_order_relaxed);
+			if (type == P_RS_DATA)
+				atomic_fetch_add(&p->sync_done, dlen);
+			send_ack(p, type == P_DATA ? P_WRITE_ACK : P_RS_ACK, id, -rc);
+			break;
+		}
+		case P_FLUSH:
+			rc = disk_flush(e->disk);
+			send_ack(p, P_FLUSH_ACK, id, -rc);
+			break;
+		case P_STATE:
+			if (len >= 16) {
+				atomic_store(&p->peer_role, p->rbuf[0]);
+				atomic_store(&p->peer_disk, p->rbuf[1]);
+				atomic_store(&p->peer_uuid, get_be64(p->rbuf + 8));
+				log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)p->rbuf[0]),
+					 disk_state_name((enum disk_state)p->rbuf[1]));
+			}
+			break;
+		case P_SYNC_START:
+			if (len >= 8) {
+				atomic_store(&p->sync_total, get_be64(p->rbuf));
+				atomic_store(&p->sync_done, 0);
+				atomic_store(&p->sync_start_ns, now_ns());
+				atomic_store(&p->repl, RS_SYNC_TARGET);
+				engine_sync_target_begin(e);
+				log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
+					 (unsigned long long)get_be64(p->rbuf));
+			}
+			break;
+		case P_SYNC_DONE:
+			if (len >= 8) {
+				disk_flush(e->disk);
+				engine_sync_target_done(e, get_be64(p->rbuf));
+				atomic_store(&p->repl, RS_ESTABLISHED);
+				log_info("peer %s: resync finished, disk UpToDate", p->addr);
+				send_state(p);
+			}
+			break;
+		default:
+			set_reason(p, "data channel: unknown packet type %u", type);
+			return;
+		}
+	}
+}
+
+/* -------------------------------------------------------- handshake */
+
+static void hello_build(struct peer *p, int ch, uint8_t *b, const uint8_t *chal)
+{
+	struct engine *e = p->e;
+	memset(b, 0, HELLO_BYTES);
+	put_be32(b + HELLO_VMIN, WIRE_VERSION_MIN);
+	put_be32(b + HELLO_VMAX, WIRE_VERSION_MAX);
+	put_be32(b + HELLO_NODE_ID, (uint32_t)p->me->node_id);
+	b[HELLO_CHANNEL] = (uint8_t)ch;
+	b[HELLO_PROTOCOL] = (uint8_t)p->protocol;
+	b[HELLO_ROLE] = (uint8_t)atomic_load(&e->role);
+	b[HELLO_DISK] = (uint8_t)atomic_load(&e->dstate);
+	put_be32(b + HELLO_FLAGS, (p->allow_two ? HF_TWO_PRIMARIES : 0) | (p->has_secret ? HF_AUTH : 0));
+	put_be64(b + HELLO_SIZE, e->size);
+	put_be64(b + HELLO_OOS, atomic_load(&e->oos_blocks));
+	for (int i = 0; i < UUID_COUNT; i++)
+		put_be64(b + HELLO_UUID + 8 * i, e->sb.uuid[i]);
+	snprintf((char *)b + HELLO_RES, 64, "%s", e->res);
+	memcpy(b + HELLO_CHAL, chal, WIRE_CHALLENGE);
+}
+
+static unsigned mac(struct peer *p, const uint8_t *chal, int node_id, int ch, uint8_t *out)
+{
+	uint8_t msg[WIRE_CHALLENGE + 5];
+	unsigned n = 0;
+	memcpy(msg, chal, WIRE_CHALLENGE);
+	put_be32(msg + WIRE_CHALLENGE, (uint32_t)node_id);
+	msg[WIRE_CHALLENGE + 4] = (uint8_t)ch;
+	HMAC(p->md, p->secret, (int)strlen(p->secret), msg, sizeof msg, out, &n);
+	return n;
+}
+
+static void refuse(struct peer *p, int fd, const char *why)
+{
+	/* best effort: tell the other side why, so both logs say the same */
+	uint8_t h[WIRE_HDR];
+	size_t n = strlen(why);
+	put_be32(h, WIRE_MAGIC);
+	put_be16(h + 4, P_REFUSE);
+	put_be16(h + 6, 0);
+	put_be32(h + 8, (uint32_t)n);
+	put_be32(h + 12, 0);
+	put_be64(h + 16, 0);
+	(void)!write_full(fd, h, sizeof h);
+	(void)!write_full(fd, why, n);
+	(void)p;
+}
+
+/* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
+ * the reason set (and logged). `from` names the remote address. */
+static int handshake(struct peer *p, int fd, int ch, const char *from, uint8_t *peer_hello)
+{
+	uint8_t mine[HELLO_BYTES], chal[WIRE_CHALLENGE], h[WIRE_HDR], buf[512];
+	uint16_t type, flags;
+	uint32_t len;
+	uint64_t id;
+	char why[256];
+	int rc;
+
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (getrandom(chal, sizeof chal, 0) != (ssize_t)sizeof chal)
+		return -EIO;
+	hello_build(p, ch, mine, chal);
+	put_be32(h, WIRE_MAGIC);
+	put_be16(h + 4, P_HELLO);
+	put_be16(h + 6, 0);
+	put_be32(h + 8, HELLO_BYTES);
+	put_be32(h + 12, 0);
+	put_be64(h + 16, 0);
+	if ((rc = write_full(fd, h, sizeof h)) || (rc = write_full(fd, mine, sizeof mine))) {
+		set_reason(p, "handshake with %s: send failed: %s", from, strerror(-rc));
+		return rc;
+	}
+	rc = recv_hdr(fd, h, &type, &flags, &len, &id);
+	if (rc == -EPROTO || rc == -EMSGSIZE) {
+		set_reason(p, "handshake with %s: not a dipole peer (bad magic or size); dropped", from);
+		return rc;
+	}
+	if (rc) {
+		set_reason(p, "handshake with %s: %s", from, rc == -EAGAIN ? "timed out" : strerror(-rc));
+		return rc;
+	}
+	if (type == P_REFUSE && len < sizeof buf) {
+		read_full(fd, buf, len);
+		buf[len] = 0;
+		set_reason(p, "refused by %s: %s", from, (char *)buf);
+		return -ECONNREFUSED;
+	}
+	if (type != P_HELLO || len != HELLO_BYTES) {
+		set_reason(p, "handshake with %s: expected HELLO, got packet type %u (%u bytes); dropped", from, type, len);
+		return -EPROTO;
+	}
+	if ((rc = read_full(fd, peer_hello, HELLO_BYTES))) {
+		set_reason(p, "handshake with %s: truncated HELLO", from);
+		return rc;
+	}
+	uint32_t vmin = get_be32(peer_hello + HELLO_VMIN), vmax = get_be32(peer_hello + HELLO_VMAX);
+	uint32_t pid = get_be32(peer_hello + HELLO_NODE_ID);
+	uint32_t pflags = get_be32(peer_hello + HELLO_FLAGS);
+	char pres[65];
+	memcpy(pres, peer_hello + HELLO_RES, 64);
+	pres[64] = 0;
+	why[0] = 0;
+	if (vmax < WIRE_VERSION_MIN || vmin > WIRE_VERSION_MAX)
+		snprintf(why, sizeof why, "protocol versions do not overlap: peer speaks %u-%u, this node %u-%u",
+			 vmin, vmax, WIRE_VERSION_MIN, WIRE_VERSION_MAX);
+	else if (strcmp(pres, p->e->res))
+		snprintf(why, sizeof why, "resource name differs: peer has '%s', this node '%s'", pres, p->e->res);
+	else if (pid != (uint32_t)p->ph->node_id)
+		snprintf(why, sizeof why, "peer says it is node-id %u, but '%s' is node-id %d in the config", pid,
+			 p->ph->name, p->ph->node_id);
+	else if (peer_hello[HELLO_CHANNEL] != ch)
+		snprintf(why, sizeof why, "channel mismatch");
+	else if (get_be64(peer_hello + HELLO_SIZE) != p->e->size)
+		snprintf(why, sizeof why, "device size differs: peer %llu bytes, this node %llu bytes",
+			 (unsigned long long)get_be64(peer_hello + HELLO_SIZE), (unsigned long long)p->e->size);
+	else if (peer_hello[HELLO_PROTOCOL] != p->protocol)
+		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer_hello[HELLO_PROTOCOL],
+			 p->protocol);
+	else if (!!(pflags & HF_AUTH) != p->has_secret)
+		snprintf(why, sizeof why, "%s",
+			 p->has_secret ? "peer has no shared-secret but this node requires one"
+				       : "peer requires a shared-secret but this node has none");
+	if (why[0]) {
+		refuse(p, fd, why);
+		set_reason(p, "%s: %s", from, why);
+		return -EPROTO;
+	}
+	if (p->has_secret) {
+		uint8_t m[WIRE_MAC_MAX], want[WIRE_MAC_MAX], pm[WIRE_MAC_MAX];
+		unsigned ml = mac(p, peer_hello + HELLO_CHAL, p->me->node_id, ch, m);
+		put_be32(h, WIRE_MAGIC);
+		put_be16(h + 4, P_AUTH);
+		put_be16(h + 6, 0);
+		put_be32(h + 8, ml);
+		if ((rc = write_full(fd, h, sizeof h)) || (rc = write_full(fd, m, ml)))
+			return rc;
+		rc = recv_hdr(fd, h, &type, &flags, &len, &id);
+		if (rc || type != P_AUTH || len != ml || read_full(fd, pm, len)) {
+			set_reason(p, "%s did not authenticate (no or malformed AUTH); refused, nothing changed", from);
+			refuse(p, fd, "authentication failed");
+			return -EACCES;
+		}
+		mac(p, chal, p->ph->node_id, ch, want);
+		if (CRYPTO_memcmp(pm, want, ml)) {
+			set_reason(p, "%s failed authentication (wrong shared-secret?); refused, nothing changed", from);
+			refuse(p, fd, "authentication failed: shared-secret does not match");
+			return -EACCES;
+		}
+		put_be16(h + 4, P_AUTH_OK);
+		put_be32(h + 8, 0);
+		if ((rc = write_full(fd, h, sizeof h)))
+			return rc;
+		rc = recv_hdr(fd, h, &type, &flags, &len, &id);
+		if (rc || type != P_AUTH_OK) {
+			if (!rc && type == P_REFUSE && len < sizeof buf && !read_full(fd, buf, len)) {
+				buf[len] = 0;
+				set_reason(p, "refused by %s: %s", from, (char *)buf);
+			} else {
+				set_reason(p, "%s: authentication not confirmed", from);
+			}
+			return -EACCES;
+		}
+	}
+	tv.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	return 0;
+}
+
+/* --------------------------------------------------- connection setup */
+
+static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	char ip[128];
+	const char *colon = strrchr(s, ':');
+	long port;
+
+	if (!colon || (size_t)(colon - s) >= sizeof ip || parse_int(colon + 1, 1, 65535, &port))
+		return -EINVAL;
+	memcpy(ip, s, (size_t)(colon - s));
+	ip[colon - s] = 0;
+	memset(ss, 0, sizeof *ss);
+	if (ip[0] == '[') {
+		struct sockaddr_in6 *a = (void *)ss;
+		ip[strlen(ip) - 1] = 0;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, ip + 1, &a->sin6_addr) != 1)
+			return -EINVAL;
+		*sl = sizeof *a;
+	} else {
+		struct sockaddr_in *a = (void *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
+			return -EINVAL;
+		*sl = sizeof *a;
+	}
+	return 0;
+}
+
+static void tune(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+static int dial(struct peer *p)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (parse_addr(p->ph->address, &ss, &sl))
+		return -EINVAL;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	struct pollfd pf[2] = { { fd, POLLOUT, 0 }, { p->wake[0], POLLIN, 0 } };
+	int n = poll(pf, 2, 5000);
+	int err = 0;
+	socklen_t el = sizeof err;
+	if (n <= 0 || pf[1].revents || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+		close(fd);
+		return n <= 0 ? -ETIMEDOUT : pf[1].revents ? -ECANCELED : -err;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	tune(fd);
+	return fd;
+}
+
+static void sockname(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		} else {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		}
+	}
+	snprintf(out, len, "%s:%d", ip, port);
+}
+
+/* Accept one handshaken connection for channel `ch`. */
+static int accept_channel(struct peer *p, int ch, uint8_t *hello, int timeout_ms)
+{
+	for (;;) {
+		struct pollfd pf[2] = { { p->lfd, POLLIN, 0 }, { p->wake[0], POLLIN, 0 } };
+		int n = poll(pf, 2, timeout_ms);
+		if (n <= 0 || pf[1].revents || atomic_load(&p->stopping))
+			return n == 0 ? -ETIMEDOUT : -ECANCELED;
+		int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		char from[96];
+		sockname(fd, from, sizeof from);
+		tune(fd);
+		if (handshake(p, fd, ch, from, hello) == 0)
+			return fd;
+		close(fd);
+		if (ch == CH_META)
+			return -EPROTO; /* start over with a new data channel */
+	}
+}
+
+static int establish(struct peer *p, uint8_t *hello)
+{
+	uint8_t mh[HELLO_BYTES];
+	int dfd, mfd;
+
+	if (p->dialer) {
+		dfd = dial(p);
+		if (dfd < 0)
+			return dfd;
+		char from[96];
+		snprintf(from, sizeof from, "%s", p->ph->address);
+		if (handshake(p, dfd, CH_DATA, from, hello)) {
+			close(dfd);
+			return -EPROTO;
+		}
+		mfd = dial(p);
+		if (mfd < 0 || handshake(p, mfd, CH_META, from, mh)) {
+			close(dfd);
+			if (mfd >= 0)
+				close(mfd);
+			return -EPROTO;
+		}
+	} else {
+		dfd = accept_channel(p, CH_DATA, hello, -1);
+		if (dfd < 0)
+			return dfd;
+		mfd = accept_channel(p, CH_META, mh, 5000);
+		if (mfd < 0) {
+			close(dfd);
+			return mfd;
+		}
+	}
+	pthread_mutex_lock(&p->dsend);
+	pthread_mutex_lock(&p->msend);
+	pthread_mutex_lock(&p->lock);
+	p->dfd = dfd;
+	p->mfd = mfd;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->msend);
+	pthread_mutex_unlock(&p->dsend);
+	return 0;
+}
+
+static void teardown(struct peer *p)
+{
+	atomic_store(&p->cstate, atomic_load(&p->stopping) ? CS_DISCONNECTING : CS_CONNECTING);
+	disconnect_sockets(p);
+	rs_stop(p);
+	if (p->meta_running) {
+		pthread_join(p->meta_thr, NULL);
+		p->meta_running = 0;
+	}
+	pending_fail_all(p);
+	pthread_mutex_lock(&p->dsend);
+	pthread_mutex_lock(&p->msend);
+	pthread_mutex_lock(&p->lock);
+	if (p->dfd >= 0)
+		close(p->dfd);
+	if (p->mfd >= 0)
+		close(p->mfd);
+	p->dfd = p->mfd = -1;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->msend);
+	pthread_mutex_unlock(&p->dsend);
+	atomic_store(&p->repl, RS_OFF);
+	atomic_store(&p->peer_role, -1);
+	atomic_store(&p->peer_disk, -1);
+}
+
+/* Both sides apply decide_sync() to the same two HELLOs. Returns 0 to run,
+ * <0 to drop the connection (reason set). */
+static int agree(struct peer *p, const uint8_t *hello)
+{
+	struct engine *e = p->e;
+	struct side me = { atomic_load(&e->dstate), atomic_load(&e->role) == ROLE_PRIMARY,
+			   e->sb.uuid[UUID_CURRENT], atomic_load(&e->oos_blocks) };
+	struct side them = { hello[HELLO_DISK], hello[HELLO_ROLE] == ROLE_PRIMARY,
+			     get_be64(hello + HELLO_UUID), get_be64(hello + HELLO_OOS) };
+
+	if (me.primary && them.primary && !p->allow_two) {
+		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
+		return -EBUSY;
+	}
+	enum decision d = decide_sync(&me, &them);
+	atomic_store(&p->peer_role, hello[HELLO_ROLE]);
+	atomic_store(&p->peer_disk, hello[HELLO_DISK]);
+	atomic_store(&p->peer_uuid, them.uuid);
+	switch (d) {
+	case D_SPLIT_BRAIN:
+		set_reason(p, "split brain: both nodes changed generation %016llx while apart (%llu and %llu blocks); "
+			   "resolve by hand (split-brain policies come later)", (unsigned long long)me.uuid,
+			   (unsigned long long)me.oos, (unsigned long long)them.oos);
+		return -EXDEV;
+	case D_UNRELATED:
+		set_reason(p, "unrelated data: local generation %016llx, peer %016llx; refusing to sync",
+			   (unsigned long long)me.uuid, (unsigned long long)them.uuid);
+		return -EXDEV;
+	default:
+		break;
+	}
+	log_info("peer %s: connected; local %s %016llx, peer %s %016llx: %s", p->addr,
+		 disk_state_name((enum disk_state)me.disk), (unsigned long long)me.uuid,
+		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid, decision_name(d));
+	set_reason(p, "%s", "");
+	atomic_store(&p->repl, RS_ESTABLISHED);
+	if (d == D_SOURCE_FULL) {
+		engine_mark_all_oos(e);
+		rs_start(p);
+	} else if (d == D_SOURCE_BITMAP) {
+		rs_start(p);
+	}
+	return 0;
+}
+
+static void *conn_main(void *arg)
+{
+	struct peer *p = arg;
+	uint8_t hello[HELLO_BYTES];
+	int backoff = 100;
+
+	while (!atomic_load(&p->stopping)) {
+		atomic_store(&p->cstate, CS_CONNECTING);
+		int rc = establish(p, hello);
+		if (rc) {
+			if (rc == -ECANCELED)
+				break;
+			if (p->dialer && rc != -EPROTO)
+				set_reason(p, "cannot connect to %s: %s; retrying", p->ph->address, strerror(-rc));
+			/* back off: 0.1 s doubling up to connect-int */
+			struct pollfd pf = { p->wake[0], POLLIN, 0 };
+			poll(&pf, 1, backoff);
+			backoff = backoff * 2 > p->connect_int_ms ? p->connect_int_ms : backoff * 2;
+			continue;
+		}
+		backoff = 100;
+		atomic_store(&p->cstate, CS_CONNECTED);
+		if (agree(p, hello)) {
+			teardown(p);
+			if (atomic_load(&p->stopping))
+				break;
+			/* a refusal by state (split brain, unrelated, two primaries) does
+			 * not heal by itself: stay StandAlone until restarted */
+			atomic_store(&p->cstate, CS_STANDALONE);
+			struct pollfd pf = { p->wake[0], POLLIN, 0 };
+			poll(&pf, 1, -1);
+			break;
+		}
+		if (pthread_create(&p->meta_thr, NULL, meta_main, p) == 0)
+			p->meta_running = 1;
+		data_loop(p);
+		teardown(p);
+		if (!atomic_load(&p->stopping))
+			log_warn("peer %s: connection lost; writes are tracked in the bitmap until it returns", p->addr);
+	}
+	atomic_store(&p->cstate, CS_STANDALONE);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+static int opt_int(const struct cfg_resource *r, enum cfg_sect s, const char *key, int def)
+{
+	const char *v = cfg_get(r, s, key);
+	long x;
+	return v && !parse_int(v, 0, 1000000, &x) ? (int)x : def;
+}
+
+int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r,
+	       const struct cfg_host *me, const struct cfg_host *ph, char *err)
+{
+	struct peer *p = calloc(1, sizeof *p);
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	const char *v;
+
+	if (!p)
+		return -ENOMEM;
+	p->e = e;
+	p->r = r;
+	p->me = me;
+	p->ph = ph;
+	snprintf(p->addr, sizeof p->addr, "%s (%s)", ph->name, ph->address);
+	v = cfg_get(r, SECT_NET, "protocol");
+	p->protocol = v ? v[0] : 'C';
+	p->allow_two = cfg_get_bool(r, SECT_NET, "allow-two-primaries");
+	v = cfg_get(r, SECT_NET, "shared-secret");
+	if (v && *v) {
+		snprintf(p->secret, sizeof p->secret, "%s", v);
+		p->has_secret = 1;
+		const char *alg = cfg_get(r, SECT_NET, "cram-hmac-alg");
+		p->md = EVP_get_digestbyname(alg ? alg : "sha256");
+		if (!p->md) {
+			snprintf(err, 256, "cram-hmac-alg '%s' is not a digest this system knows (try sha256)", alg);
+			free(p);
+			return -EINVAL;
+		}
+	} else {
+		log_warn("no shared-secret for resource %s: peers are not authenticated", r->name);
+	}
+	/* DRBD units: connect-int and ping-int in seconds, ping-timeout in 0.1 s */
+	p->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
+	p->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;
+	p->ping_timeout_ms = opt_int(r, SECT_NET, "ping-timeout", 5) * 100;
+	uint64_t rate = 0;
+	if ((v = cfg_get(r, SECT_DISK, "c-max-rate")) || (v = cfg_get(r, SECT_DISK, "resync-rate")))
+		parse_size(v, &rate);
+	/* DRBD rates without a unit are KiB/s */
+	if (v && rate && strspn(v, "0123456789") == strlen(v))
+		rate *= 1024;
+	p->rate = rate;
+	p->dialer = me->node_id < ph->node_id;
+	p->dfd = p->mfd = p->lfd = -1;
+	p->peer_role = p->peer_disk = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->dsend, NULL);
+	pthread_mutex_init(&p->msend, NULL);
+	pthread_mutex_init(&p->plock, NULL);
+	pthread_cond_init(&p->pcond, NULL);
+	pthread_rwlock_init(&p->sync_lock, NULL);
+	pthread_mutex_init(&p->rslock, NULL);
+	pthread_mutex_init(&p->rsctl, NULL);
+	pthread_cond_init(&p->rscond, NULL);
+	for (int i = PEND_MAX - 1; i >= 0; i--) {
+		pthread_mutex_init(&p->pend[i].m, NULL);
+		pthread_cond_init(&p->pend[i].c, NULL);
+		p->pend[i].next = p->pfree;
+		p->pfree = &p->pend[i];
+	}
+	if (pipe2(p->wake, O_CLOEXEC) < 0 || parse_addr(me->address, &ss, &sl)) {
+		snprintf(err, 256, "bad address %s", me->address);
+		peer_stop(p);
+		return -EINVAL;
+	}
+	p->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&ss, sl) < 0 || listen(p->lfd, 8) < 0) {
+		snprintf(err, 256, "cannot listen for the peer on %s: %s (is this address on this node? "
+			 "check 'address' in 'on %s')", me->address, strerror(errno), me->name);
+		peer_stop(p);
+		return -EADDRNOTAVAIL;
+	}
+	atomic_store(&p->cstate, CS_CONNECTING);
+	if (pthread_create(&p->thr, NULL, conn_main, p)) {
+		snprintf(err, 256, "cannot start the peer thread");
+		peer_stop(p);
+		return -EAGAIN;
+	}
+	*out = p;
+	return 0;
+}
+
+void peer_stop(struct peer *p)
+{
+	if (!p)
+		return;
+	atomic_store(&p->stopping, 1);
+	if (p->wake[1] > 0)
+		(void)!write(p->wake[1], "x", 1);
+	disconnect_sockets(p);
+	if (p->thr)
+		pthread_join(p->thr, NULL);
+	if (p->lfd >= 0)
+		close(p->lfd);
+	if (p->wake[0] > 0) {
+		close(p->wake[0]);
+		close(p->wake[1]);
+	}
+	free(p->rbuf);
+	free(p);
+}
+
+void peer_state_changed(struct peer *p)
+{
+	if (!connected(p))
+		return;
+	send_state(p);
+	/* forced UpToDate while connected to an Inconsistent peer: full sync */
+	if (atomic_load(&p->e->dstate) == DS_UPTODATE && atomic_load(&p->peer_disk) == DS_INCONSISTENT &&
+	    atomic_load(&p->repl) == RS_ESTABLISHED) {
+		engine_mark_all_oos(p->e);
+		rs_start(p);
+	}
+}
+
+int peer_may_promote(struct peer *p, char *msg)
+{
+	if (connected(p) && atomic_load(&p->peer_role) == ROLE_PRIMARY && !p->allow_two) {
+		snprintf(msg, 256, "refusing to become Primary: peer %s is Primary and allow-two-primaries "
+			 "is not set", p->ph->name);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static double sync_percent(struct peer *p)
+{
+	int r = atomic_load(&p->repl);
+	uint64_t tot = atomic_load(&p->sync_total), done = atomic_load(&p->sync_done);
+	if (r == RS_SYNC_SOURCE || r == RS_SYNC_TARGET)
+		return tot ? 100.0 * (double)(done > tot ? tot : done) / (double)tot : 0.0;
+	if (r == RS_ESTABLISHED && atomic_load(&p->e->dstate) == DS_UPTODATE && atomic_load(&p->peer_disk) == DS_UPTODATE)
+		return 100.0;
+	uint64_t oos = atomic_load(&p->e->oos_blocks) * MD_BLOCK;
+	return p->e->size ? 100.0 - 100.0 * (double)(oos > p->e->size ? p->e->size : oos) / (double)p->e->size : 0;
+}
+
+static uint64_t oos_bytes(struct peer *p)
+{
+	if (atomic_load(&p->repl) == RS_SYNC_TARGET) {
+		uint64_t tot = atomic_load(&p->sync_total), done = atomic_load(&p->sync_done);
+		return done > tot ? 0 : tot - done;
+	}
+	uint64_t oos = atomic_load(&p->e->oos_blocks) * MD_BLOCK;
+	return oos > p->e->size ? p->e->size : oos;
+}
+
+static const char *peer_role_name(struct peer *p)
+{
+	int r = atomic_load(&p->peer_role);
+	return connected(p) && r >= 0 ? role_name((enum role)r) : "Unknown";
+}
+
+static const char *peer_disk_name(struct peer *p)
+{
+	int d = atomic_load(&p->peer_disk);
+	return connected(p) && d >= 0 ? disk_state_name((enum disk_state)d) : "DUnknown";
+}
+
+void peer_status_json(struct peer *p, struct strbuf *sb)
+{
+	char reason[256];
+	pthread_mutex_lock(&p->lock);
+	snprintf(reason, sizeof reason, "%s", p->reason);
+	pthread_mutex_unlock(&p->lock);
+	uint64_t el = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
+	int r = atomic_load(&p->repl);
+	uint64_t done = atomic_load(&p->sync_done);
+	double speed = (r == RS_SYNC_SOURCE || r == RS_SYNC_TARGET) && el ? (double)done / 1048576.0 / ((double)el / 1000.0) : 0;
+	sb_printf(sb, "{\"name\":");
+	sb_json_str(sb, p->ph->name);
+	sb_printf(sb, ",\"node_id\":%d,\"address\":", p->ph->node_id);
+	sb_json_str(sb, p->ph->address);
+	sb_printf(sb, ",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\",\"replication\":\"%s\","
+		  "\"protocol\":\"%c\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f,"
+		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"reason\":",
+		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
+		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
+		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0);
+	sb_json_str(sb, reason);
+	sb_printf(sb, "}");
+}
+
+void peer_status_text(struct peer *p, struct strbuf *sb)
+{
+	char a[32];
+	sb_printf(sb, "  %s connection:%s role:%s\n", p->ph->name, conn_state_name((enum conn_state)atomic_load(&p->cstate)),
+		  peer_role_name(p));
+	int r = atomic_load(&p->repl);
+	sb_printf(sb, "    peer-disk:%s replication:%s protocol:%c out-of-sync:%s", peer_disk_name(p),
+		  repl_state_name((enum repl_state)r), p->protocol, fmt_size(oos_bytes(p), a, sizeof a));
+	if (r == RS_SYNC_SOURCE || r == RS_SYNC_TARGET) {
+		uint64_t el = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
+		double speed = el ? (double)atomic_load(&p->sync_done) / 1048576.0 / ((double)el / 1000.0) : 0;
+		sb_printf(sb, " done:%.1f%% speed:%.1f MiB/s eta:%.0fs", sync_percent(p), speed,
+			  speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0);
+	}
+	sb_printf(sb, "\n");
+	pthread_mutex_lock(&p->lock);
+	if (p->reason[0])
+		sb_printf(sb, "    last problem: %s\n", p->reason);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void peer_state_line(struct peer *p, struct strbuf *sb)
+{
+	sb_printf(sb, " peer:%s connection:%s peer-role:%s peer-disk:%s replication:%s", p->ph->name,
+		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
+		  repl_state_name((enum repl_state)atomic_load(&p->repl)));
+}

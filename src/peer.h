@@ -1,0 +1,63 @@
+/* peer — replication with one peer node: connection, handshake and
+ * authentication, the write path (protocols A/B/C), flushes, resync, state.
+ *
+ * Threads: one connection thread per peer (dials or accepts, handshakes, then
+ * receives the data channel), one meta receiver (acks, pings) while
+ * connected, and a resync thread while this node is SyncSource. Frontend
+ * threads call peer_write_begin/peer_write_end/peer_flush directly.
+ *
+ * Locking: `lock` guards connection state changes; `dsend`/`msend` serialize
+ * sends per channel; `sync_lock` (rwlock) orders resync reads against
+ * application writes (writes hold it shared from local write through send,
+ * a resync chunk holds it exclusive from read through send); each pending
+ * request has its own mutex/cond.
+ */
+#ifndef DIPOLE_PEER_H
+#define DIPOLE_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "engine.h"
+#include "util.h"
+
+struct peer;
+struct pending;
+
+enum conn_state { CS_STANDALONE, CS_CONNECTING, CS_CONNECTED, CS_DISCONNECTING };
+enum repl_state { RS_OFF, RS_ESTABLISHED, RS_SYNC_SOURCE, RS_SYNC_TARGET };
+
+/* Start replicating `e` with `peer_host`, listening on `me`'s address.
+ * err[256] on failure (e.g. the address cannot be bound). */
+int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r,
+	       const struct cfg_host *me, const struct cfg_host *peer_host, char *err);
+/* Disconnect (failing nothing: unacknowledged writes are marked out of sync)
+ * and join all threads. */
+void peer_stop(struct peer *p);
+
+/* Write path, around the local write: begin sends the write to the peer
+ * when connected and returns a handle (NULL when not replicated); end waits
+ * for the protocol's acknowledgement. Returns 1 when the peer has (or, for
+ * protocol A/B, will be held responsible for) the write, 0 when the caller
+ * must mark the range out of sync. */
+struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags);
+int peer_write_end(struct peer *p, struct pending *pd);
+/* Make every write the peer acknowledged durable on the peer. 0 if done or
+ * not connected (then the writes are in the bitmap anyway). */
+int peer_flush(struct peer *p);
+
+/* This node's role or disk state changed: tell the peer, maybe start a sync. */
+void peer_state_changed(struct peer *p);
+/* Refuse promotion? Returns 0 or -EBUSY with msg[256] explaining. */
+int peer_may_promote(struct peer *p, char *msg);
+
+const char *conn_state_name(enum conn_state c);
+const char *repl_state_name(enum repl_state r);
+
+/* Status pieces for the daemon. */
+void peer_status_json(struct peer *p, struct strbuf *sb);
+void peer_status_text(struct peer *p, struct strbuf *sb);
+void peer_state_line(struct peer *p, struct strbuf *sb);
+
+#endif

@@ -1,0 +1,78 @@
+/* wire — the replication protocol between two dipole nodes.
+ *
+ * Two TCP connections per peer pair: the data channel carries writes, resync
+ * data and state changes in order; the meta channel carries acknowledgements
+ * and pings, so they never queue behind bulk data. Every packet starts with a
+ * 24-byte header, all fields big-endian:
+ *
+ *   0 magic u32 "DPL1"   4 type u16   6 flags u16   8 length u32 (payload)
+ *  12 reserved u32 (0)  16 id u64 (request id, echoed by acknowledgements)
+ *
+ * A connection starts with P_HELLO both ways; when a shared secret is
+ * configured each side then proves it knows it (P_AUTH: HMAC over the other
+ * side's random challenge, its own node id and the channel) before anything
+ * else is accepted. Only the node with the lower node-id dials, so exactly
+ * one connection pair exists per peer pair.
+ *
+ * Version history:
+ *   1 (2026-11): first version.
+ */
+#ifndef DIPOLE_WIRE_H
+#define DIPOLE_WIRE_H
+
+#include <stdint.h>
+
+#define WIRE_MAGIC        0x44504c31u /* "DPL1" */
+#define WIRE_VERSION_MIN  1u
+#define WIRE_VERSION_MAX  1u
+#define WIRE_HDR          24u
+#define WIRE_MAX_PAYLOAD  ((32u << 20) + 4096u)
+#define WIRE_CHALLENGE    32u
+#define WIRE_MAC_MAX      64u
+
+enum wire_type {
+	P_HELLO = 1,     /* struct below */
+	P_AUTH = 2,      /* MAC bytes */
+	P_AUTH_OK = 3,
+	P_REFUSE = 4,    /* human-readable reason */
+	P_DATA = 10,     /* off u64, len u32, then len bytes unless DF_ZERO/DF_TRIM */
+	P_RECV_ACK = 11, /* id; payload: status i32 */
+	P_WRITE_ACK = 12,
+	P_FLUSH = 13,
+	P_FLUSH_ACK = 14,
+	P_PING = 15,
+	P_PING_ACK = 16,
+	P_STATE = 17,    /* role u8, disk u8, pad[6], uuid current u64 */
+	P_RS_DATA = 20,  /* like P_DATA: resync block */
+	P_RS_ACK = 21,
+	P_SYNC_START = 22, /* total bytes u64 */
+	P_SYNC_DONE = 23,  /* uuid current u64 of the source */
+};
+
+/* P_DATA / P_RS_DATA flags */
+#define DF_FUA   1u
+#define DF_ZERO  2u
+#define DF_TRIM  4u
+
+/* HELLO payload layout (offsets) */
+#define HELLO_VMIN      0   /* u32 */
+#define HELLO_VMAX      4   /* u32 */
+#define HELLO_NODE_ID   8   /* u32 */
+#define HELLO_CHANNEL   12  /* u8: 0 data, 1 meta */
+#define HELLO_PROTOCOL  13  /* u8: 'A' 'B' 'C' */
+#define HELLO_ROLE      14  /* u8 */
+#define HELLO_DISK      15  /* u8 */
+#define HELLO_FLAGS     16  /* u32: HF_* */
+#define HELLO_SIZE      20  /* u64: exported bytes */
+#define HELLO_OOS       28  /* u64: out-of-sync blocks */
+#define HELLO_UUID      36  /* u64 x 4 */
+#define HELLO_RES       68  /* char[64] */
+#define HELLO_CHAL      132 /* u8[32] */
+#define HELLO_BYTES     164
+
+#define HF_TWO_PRIMARIES 1u
+#define HF_AUTH          2u  /* this side requires authentication */
+
+enum channel { CH_DATA = 0, CH_META = 1 };
+
+#endif
