@@ -54,6 +54,12 @@ struct peer {
 	int lfd;
 	int wake[2];
 	pthread_t thr;
+	pthread_t lthr;            /* listener: accepts and handshakes every inbound connection */
+	int lthr_running;
+	pthread_mutex_t inq_lock;  /* handshaken inbound channels waiting for conn_main */
+	pthread_cond_t inq_cond;
+	int in_dfd, in_mfd;
+	uint8_t in_hello[HELLO_BYTES];
 	_Atomic int stopping;
 
 	pthread_mutex_t lock;      /* dfd/mfd changes, reason */
@@ -717,6 +723,20 @@ static void hello_build(struct peer *p, int ch, uint8_t *b, const uint8_t *chal)
 	memcpy(b + HELLO_CHAL, chal, WIRE_CHALLENGE);
 }
 
+static int send_hello(struct peer *p, int fd, int ch, const uint8_t *chal, uint8_t *mine)
+{
+	uint8_t h[WIRE_HDR];
+	hello_build(p, ch, mine, chal);
+	put_be32(h, WIRE_MAGIC);
+	put_be16(h + 4, P_HELLO);
+	put_be16(h + 6, 0);
+	put_be32(h + 8, HELLO_BYTES);
+	put_be32(h + 12, 0);
+	put_be64(h + 16, 0);
+	int rc = write_full(fd, h, sizeof h);
+	return rc ? rc : write_full(fd, mine, HELLO_BYTES);
+}
+
 static unsigned mac(struct peer *p, const uint8_t *chal, int node_id, int ch, uint8_t *out)
 {
 	uint8_t msg[WIRE_CHALLENGE + 5];
@@ -746,8 +766,9 @@ static void refuse(struct peer *p, int fd, const char *why)
 
 /* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
  * the reason set (and logged). `from` names the remote address. */
-static int handshake(struct peer *p, int fd, int ch, const char *from, uint8_t *peer_hello)
+static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello)
 {
+	int ch = *chp;
 	uint8_t mine[HELLO_BYTES], chal[WIRE_CHALLENGE], h[WIRE_HDR], buf[512];
 	uint16_t type, flags;
 	uint32_t len;
@@ -760,14 +781,8 @@ static int handshake(struct peer *p, int fd, int ch, const char *from, uint8_t *
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	if (getrandom(chal, sizeof chal, 0) != (ssize_t)sizeof chal)
 		return -EIO;
-	hello_build(p, ch, mine, chal);
-	put_be32(h, WIRE_MAGIC);
-	put_be16(h + 4, P_HELLO);
-	put_be16(h + 6, 0);
-	put_be32(h + 8, HELLO_BYTES);
-	put_be32(h + 12, 0);
-	put_be64(h + 16, 0);
-	if ((rc = write_full(fd, h, sizeof h)) || (rc = write_full(fd, mine, sizeof mine))) {
+	/* the dialer speaks first; the acceptor learns the channel from it */
+	if (ch >= 0 && (rc = send_hello(p, fd, ch, chal, mine))) {
 		set_reason(p, "handshake with %s: send failed: %s", from, strerror(-rc));
 		return rc;
 	}
@@ -793,6 +808,11 @@ static int handshake(struct peer *p, int fd, int ch, const char *from, uint8_t *
 	if ((rc = read_full(fd, peer_hello, HELLO_BYTES))) {
 		set_reason(p, "handshake with %s: truncated HELLO", from);
 		return rc;
+	}
+	if (ch < 0) {
+		ch = *chp = peer_hello[HELLO_CHANNEL] == CH_META ? CH_META : CH_DATA;
+		if ((rc = send_hello(p, fd, ch, chal, mine)))
+			return rc;
 	}
 	uint32_t vmin = get_be32(peer_hello + HELLO_VMIN), vmax = get_be32(peer_hello + HELLO_VMAX);
 	uint32_t pid = get_be32(peer_hello + HELLO_NODE_ID);
@@ -952,26 +972,65 @@ static void sockname(int fd, char *out, size_t len)
 	snprintf(out, len, "%s:%d", ip, port);
 }
 
-/* Accept one handshaken connection for channel `ch`. */
-static int accept_channel(struct peer *p, int ch, uint8_t *hello, int timeout_ms)
+static int connected(struct peer *p);
+
+/* Every inbound connection is accepted and handshaken here, whatever the
+ * state: a scanner or a confused client is dropped with a log line naming its
+ * address; the real peer's channels are handed to conn_main. If the peer
+ * dials while we think we are connected, it restarted: the old connection is
+ * dropped in favour of the new one. */
+static void *listener_main(void *arg)
 {
+	struct peer *p = arg;
+	uint8_t hello[HELLO_BYTES];
+
 	for (;;) {
 		struct pollfd pf[2] = { { p->lfd, POLLIN, 0 }, { p->wake[0], POLLIN, 0 } };
-		int n = poll(pf, 2, timeout_ms);
-		if (n <= 0 || pf[1].revents || atomic_load(&p->stopping))
-			return n == 0 ? -ETIMEDOUT : -ECANCELED;
+		int n = poll(pf, 2, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || pf[1].revents || atomic_load(&p->stopping))
+			break;
 		int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
 		char from[96];
+		int ch = -1;
 		sockname(fd, from, sizeof from);
 		tune(fd);
-		if (handshake(p, fd, ch, from, hello) == 0)
-			return fd;
-		close(fd);
-		if (ch == CH_META)
-			return -EPROTO; /* start over with a new data channel */
+		if (handshake(p, fd, &ch, from, hello)) {
+			close(fd);
+			continue;
+		}
+		if (p->dialer) {
+			refuse(p, fd, "this node has the lower node-id and dials; do not dial it");
+			set_reason(p, "%s dialed, but the node with the lower node-id dials; dropped", from);
+			close(fd);
+			continue;
+		}
+		pthread_mutex_lock(&p->inq_lock);
+		if (ch == CH_DATA) {
+			if (p->in_dfd >= 0)
+				close(p->in_dfd);
+			if (p->in_mfd >= 0)
+				close(p->in_mfd);
+			p->in_dfd = fd;
+			p->in_mfd = -1;
+			memcpy(p->in_hello, hello, sizeof hello);
+		} else if (p->in_dfd >= 0 && p->in_mfd < 0) {
+			p->in_mfd = fd;
+			pthread_cond_broadcast(&p->inq_cond);
+		} else {
+			close(fd);
+		}
+		int replace = ch == CH_DATA && connected(p);
+		pthread_mutex_unlock(&p->inq_lock);
+		if (replace) {
+			set_reason(p, "peer dialed again: it restarted; replacing the old connection");
+			disconnect_sockets(p);
+		}
 	}
+	return NULL;
 }
 
 static int establish(struct peer *p, uint8_t *hello)
@@ -985,25 +1044,34 @@ static int establish(struct peer *p, uint8_t *hello)
 			return dfd;
 		char from[96];
 		snprintf(from, sizeof from, "%s", p->ph->address);
-		if (handshake(p, dfd, CH_DATA, from, hello)) {
+		int ch = CH_DATA;
+		if (handshake(p, dfd, &ch, from, hello)) {
 			close(dfd);
 			return -EPROTO;
 		}
 		mfd = dial(p);
-		if (mfd < 0 || handshake(p, mfd, CH_META, from, mh)) {
+		ch = CH_META;
+		if (mfd < 0 || handshake(p, mfd, &ch, from, mh)) {
 			close(dfd);
 			if (mfd >= 0)
 				close(mfd);
 			return -EPROTO;
 		}
 	} else {
-		dfd = accept_channel(p, CH_DATA, hello, -1);
-		if (dfd < 0)
-			return dfd;
-		mfd = accept_channel(p, CH_META, mh, 5000);
-		if (mfd < 0) {
-			close(dfd);
-			return mfd;
+		pthread_mutex_lock(&p->inq_lock);
+		while ((p->in_dfd < 0 || p->in_mfd < 0) && !atomic_load(&p->stopping))
+			pthread_cond_wait(&p->inq_cond, &p->inq_lock);
+		dfd = p->in_dfd;
+		mfd = p->in_mfd;
+		p->in_dfd = p->in_mfd = -1;
+		memcpy(hello, p->in_hello, HELLO_BYTES);
+		pthread_mutex_unlock(&p->inq_lock);
+		if (atomic_load(&p->stopping)) {
+			if (dfd >= 0)
+				close(dfd);
+			if (mfd >= 0)
+				close(mfd);
+			return -ECANCELED;
 		}
 	}
 	pthread_mutex_lock(&p->dsend);
@@ -1186,6 +1254,9 @@ int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r
 	p->rate = rate;
 	p->dialer = me->node_id < ph->node_id;
 	p->dfd = p->mfd = p->lfd = -1;
+	p->in_dfd = p->in_mfd = -1;
+	pthread_mutex_init(&p->inq_lock, NULL);
+	pthread_cond_init(&p->inq_cond, NULL);
 	p->peer_role = p->peer_disk = -1;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_init(&p->dsend, NULL);
@@ -1217,6 +1288,8 @@ int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r
 		return -EADDRNOTAVAIL;
 	}
 	atomic_store(&p->cstate, CS_CONNECTING);
+	if (pthread_create(&p->lthr, NULL, listener_main, p) == 0)
+		p->lthr_running = 1;
 	if (pthread_create(&p->thr, NULL, conn_main, p)) {
 		snprintf(err, 256, "cannot start the peer thread");
 		peer_stop(p);
@@ -1234,8 +1307,17 @@ void peer_stop(struct peer *p)
 	if (p->wake[1] > 0)
 		(void)!write(p->wake[1], "x", 1);
 	disconnect_sockets(p);
+	pthread_mutex_lock(&p->inq_lock);
+	pthread_cond_broadcast(&p->inq_cond);
+	pthread_mutex_unlock(&p->inq_lock);
+	if (p->lthr_running)
+		pthread_join(p->lthr, NULL);
 	if (p->thr)
 		pthread_join(p->thr, NULL);
+	if (p->in_dfd >= 0)
+		close(p->in_dfd);
+	if (p->in_mfd >= 0)
+		close(p->in_mfd);
 	if (p->lfd >= 0)
 		close(p->lfd);
 	if (p->wake[0] > 0) {

@@ -88,3 +88,55 @@ NBD_URI() { echo "nbd+unix:///r0?socket=$RUN/r0.nbd"; }
 bg() { "$@" & echo $! >>"$T/bg.pids"; }
 
 finish() { exit $FAILED; }
+
+# ---- two nodes in network namespaces -------------------------------------
+# mknet2: namespaces for nodes a and b joined by a veth pair, addresses
+# $IP_A and $IP_B (10.211.0.1/.2). Deleted by cleanup().
+mknet2() {
+	NS_A=dpt$$a NS_B=dpt$$b IP_A=10.211.0.1 IP_B=10.211.0.2
+	ip netns add "$NS_A" && echo "$NS_A" >>"$T/netns"
+	ip netns add "$NS_B" && echo "$NS_B" >>"$T/netns"
+	ip link add va$$ netns "$NS_A" type veth peer name vb$$ netns "$NS_B"
+	ip -n "$NS_A" addr add $IP_A/24 dev va$$
+	ip -n "$NS_B" addr add $IP_B/24 dev vb$$
+	for n in "$NS_A" "$NS_B"; do ip -n "$n" link set lo up; done
+	ip -n "$NS_A" link set va$$ up
+	ip -n "$NS_B" link set vb$$ up
+	VETH_A=va$$ VETH_B=vb$$
+}
+
+# mkres2 SIZE [NET-OPTIONS...]: $T/r.res for a and b in the namespaces
+mkres2() {
+	local size=$1; shift
+	truncate -s "$size" "$T/a.img" "$T/b.img"
+	cat >"$T/r.res" <<EOT
+resource r0 {
+    net { connect-int 1; ping-int 1; ping-timeout 10; $* }
+    disk { ${DISK_OPTS:-} }
+    on a { address $IP_A:7790; disk $T/a.img; }
+    on b { address $IP_B:7790; disk $T/b.img; }
+}
+EOT
+}
+
+# na/nb ARGS...: dipole as node a/b inside its namespace, own run dir
+na() { nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "${CFG_A:-$T/r.res}" --node a --run-dir "$T/ra" "$@"; }
+nb() { nsenter --net=/run/netns/$NS_B "$DIPOLE" -c "${CFG_B:-$T/r.res}" --node b --run-dir "$T/rb" "$@"; }
+URI_A="nbd+unix:///r0?socket=\$T/ra/r0.nbd"
+uri_a() { echo "nbd+unix:///r0?socket=$T/ra/r0.nbd"; }
+uri_b() { echo "nbd+unix:///r0?socket=$T/rb/r0.nbd"; }
+
+# jq-like check on a node's status: jcheck NODE PYTHON-EXPR (o = the status object, p = first peer)
+jcheck() {
+	local node=$1 expr=$2
+	"n$node" status r0 --json 2>/dev/null | python3 -c "
+import json, sys
+o = json.loads(sys.stdin.read()); p = o['peers'][0] if o['peers'] else {}
+sys.exit(0 if ($expr) else 1)"
+}
+
+# both A-EXPR B-EXPR: jcheck on a and on b
+both() { jcheck a "$1" && jcheck b "$2"; }
+
+# data area of a backing file (metadata excluded): md5
+data_md5() { head -c "$1" "$2" | md5sum | cut -d' ' -f1; }

@@ -63,7 +63,7 @@ o = json.loads(open(sys.argv[1]).read())
 assert o["name"] == "r0" and o["node"] == "a" and o["role"] == "Primary" and o["disk"] == "UpToDate", o
 assert o["size_bytes"] == 268386304
 p = o["peers"][0]
-assert p["name"] == "b" and p["connection"] == "StandAlone" and p["role"] == "Unknown" and p["disk"] == "DUnknown"
+assert p["name"] == "b" and p["connection"] == "Connecting" and p["role"] == "Unknown" and p["disk"] == "DUnknown"
 assert p["replication"] == "Off" and p["out_of_sync_bytes"] >= 64 << 20 and 0 <= p["sync_done_percent"] <= 100
 s = o["stats"]
 assert s["written_bytes"] >= 64 << 20 and s["read_bytes"] >= 64 << 20, s
@@ -71,7 +71,7 @@ assert s["sent_bytes"] == 0 and s["received_bytes"] == 0
 PY
 expect_rc "status (human) shows role, disk, peer and exports" 0 "r0 node:a role:Primary" dp status r0
 expect_rc "status without RES lists running resources" 0 "disk:UpToDate" dp status
-expect_rc "events --once prints the current state" 0 "r0 role:Primary disk:UpToDate peer:b connection:StandAlone" dp events r0 --once
+expect_rc "events --once prints the current state" 0 "r0 role:Primary disk:UpToDate peer:b connection:Connecting" dp events r0 --once
 expect_rc "down" 0 "" dp down r0
 expect_rc "up with --nbd-tcp also serves NBD on TCP" 0 "up on a" dp up r0 --device none --nbd-tcp 127.0.0.1:10899
 check "nbdcopy over TCP reads what the unix socket reads" bash -c "cmp <(nbdcopy nbd://127.0.0.1:10899/r0 - | head -c 128M) <(nbdcopy '$U' - | head -c 128M)"
