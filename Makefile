@@ -66,7 +66,12 @@ build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c src/nbd.c src/engine.c src/disk.c src/meta.
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lcrypto -lpthread
 
-fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd
+build/fuzz/fuzz_peer: fuzz/fuzz_peer.c src/peer.c src/decide.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/config.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lcrypto
+
+fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer
 
 unit: $(UNITS)
 

@@ -7,6 +7,7 @@
 #include "nbd.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@ static void setup(void)
 	int fd = memfd_create("fuzz-disk", 0);
 
 	log_set_level(LOG_ERR);
+	signal(SIGPIPE, SIG_IGN); /* the daemon ignores it too */
 	if (fd < 0 || ftruncate(fd, 4 << 20) < 0)
 		abort();
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);

@@ -1209,16 +1209,14 @@ static int opt_int(const struct cfg_resource *r, enum cfg_sect s, const char *ke
 	return v && !parse_int(v, 0, 1000000, &x) ? (int)x : def;
 }
 
-int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r,
-	       const struct cfg_host *me, const struct cfg_host *ph, char *err)
+static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+			     const struct cfg_host *ph, char *err)
 {
 	struct peer *p = calloc(1, sizeof *p);
-	struct sockaddr_storage ss;
-	socklen_t sl;
 	const char *v;
 
 	if (!p)
-		return -ENOMEM;
+		return NULL;
 	p->e = e;
 	p->r = r;
 	p->me = me;
@@ -1236,7 +1234,7 @@ int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r
 		if (!p->md) {
 			snprintf(err, 256, "cram-hmac-alg '%s' is not a digest this system knows (try sha256)", alg);
 			free(p);
-			return -EINVAL;
+			return NULL;
 		}
 	} else {
 		log_warn("no shared-secret for resource %s: peers are not authenticated", r->name);
@@ -1273,7 +1271,24 @@ int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r
 		p->pend[i].next = p->pfree;
 		p->pfree = &p->pend[i];
 	}
-	if (pipe2(p->wake, O_CLOEXEC) < 0 || parse_addr(me->address, &ss, &sl)) {
+	if (pipe2(p->wake, O_CLOEXEC) < 0) {
+		snprintf(err, 256, "cannot create a pipe: %s", strerror(errno));
+		peer_stop(p);
+		return NULL;
+	}
+	return p;
+}
+
+int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r,
+	       const struct cfg_host *me, const struct cfg_host *ph, char *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	struct peer *p = peer_new(e, r, me, ph, err);
+
+	if (!p)
+		return -EINVAL;
+	if (parse_addr(me->address, &ss, &sl)) {
 		snprintf(err, 256, "bad address %s", me->address);
 		peer_stop(p);
 		return -EINVAL;
@@ -1435,4 +1450,29 @@ void peer_state_line(struct peer *p, struct strbuf *sb)
 	sb_printf(sb, " peer:%s connection:%s peer-role:%s peer-disk:%s replication:%s", p->ph->name,
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)atomic_load(&p->repl)));
+}
+
+void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+		   const struct cfg_host *ph, int fd)
+{
+	char err[256];
+	uint8_t hello[HELLO_BYTES];
+	int ch = -1;
+	struct peer *p = peer_new(e, r, me, ph, err);
+
+	if (!p) {
+		close(fd);
+		return;
+	}
+	if (handshake(p, fd, &ch, "fuzz", hello) == 0 && ch == CH_DATA) {
+		p->dfd = fd;
+		atomic_store(&p->cstate, CS_CONNECTED);
+		if (agree(p, hello) == 0)
+			data_loop(p);
+		teardown(p); /* closes fd */
+	} else {
+		close(fd);
+	}
+	atomic_store(&p->stopping, 1);
+	peer_stop(p);
 }

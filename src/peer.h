@@ -52,6 +52,11 @@ void peer_state_changed(struct peer *p);
 /* Refuse promotion? Returns 0 or -EBUSY with msg[256] explaining. */
 int peer_may_promote(struct peer *p, char *msg);
 
+/* Fuzzer/test entry: handshake as acceptor on fd, then receive the data
+ * channel until it ends. No threads, no listener. Closes fd. */
+void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+		   const struct cfg_host *ph, int fd);
+
 const char *conn_state_name(enum conn_state c);
 const char *repl_state_name(enum repl_state r);
 
