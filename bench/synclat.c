@@ -5,9 +5,10 @@
  * this tool. Prints: ops, IOPS, p50 and p99 latency in microseconds.
  *
  * usage: synclat file PATH SIZE SECONDS [direct]
- *        synclat nbd SOCKET EXPORT SECONDS [fua]
+ *        synclat nbd SOCKET EXPORT SECONDS [fua|write]
  * With "fua" the NBD client sends each write with NBD_CMD_FLAG_FUA instead of
- * a separate flush (one round trip, as qemu and the kernel client do).
+ * a separate flush (one round trip, as qemu and the kernel client do); with
+ * "write" it sends plain writes and no flush (replication latency alone).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -134,6 +135,7 @@ int main(int argc, char **argv)
 		return fprintf(stderr, "usage: synclat file PATH SIZE SECONDS [direct] | nbd SOCKET EXPORT SECONDS\n"), 2;
 	nbd = !strcmp(argv[1], "nbd");
 	int fua = nbd && argc > 5 && !strcmp(argv[5], "fua");
+	int plain = nbd && argc > 5 && !strcmp(argv[5], "write");
 	if (posix_memalign(&buf, 4096, 4096))
 		die("memalign");
 	memset(buf, 0x5a, 4096);
@@ -156,8 +158,8 @@ int main(int argc, char **argv)
 	end = now_ns() + secs * 1000000000ull;
 	while (now_ns() < end && n < cap) {
 		uint64_t off = ((uint64_t)random() % blocks) * 4096, t0 = now_ns();
-		if (nbd && fua) {
-			nbd_cmd(fd, 1, 1, off, 4096, buf);
+		if (nbd && (fua || plain)) {
+			nbd_cmd(fd, 1, fua ? 1 : 0, off, 4096, buf);
 		} else if (nbd) {
 			nbd_cmd(fd, 1, 0, off, 4096, buf);
 			nbd_cmd(fd, 3, 0, 0, 0, NULL);

@@ -33,6 +33,7 @@ struct pending {
 	uint32_t len;
 	uint32_t gen;
 	int recv_acked, write_acked, failed, status;
+	int fua;                   /* wait for the write ack whatever the protocol */
 	int refs;                  /* waiter + network; guarded by peer->plock */
 	struct pending *next;
 };
@@ -279,6 +280,7 @@ struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, ui
 	pd = pending_get(p);
 	pd->off = off;
 	pd->len = (uint32_t)len;
+	pd->fua = !!(dflags & DF_FUA);
 	put_be64(h, off);
 	put_be32(h + 8, (uint32_t)len);
 	int payload = !(dflags & (DF_ZERO | DF_TRIM));
@@ -306,13 +308,14 @@ int peer_write_end(struct peer *p, struct pending *pd)
 	if (!pd)
 		return 0;
 	pthread_mutex_lock(&pd->m);
-	if (p->protocol == 'C')
+	/* FUA is durable on every replica before completion, whatever the protocol */
+	if (p->protocol == 'C' || pd->fua)
 		while (!pd->write_acked && !pd->failed)
 			pthread_cond_wait(&pd->c, &pd->m);
 	else if (p->protocol == 'B')
 		while (!pd->recv_acked && !pd->write_acked && !pd->failed)
 			pthread_cond_wait(&pd->c, &pd->m);
-	ok = p->protocol == 'C' ? (pd->write_acked && !pd->status) : !pd->failed;
+	ok = p->protocol == 'C' || pd->fua ? (pd->write_acked && !pd->status) : !pd->failed;
 	pthread_mutex_unlock(&pd->m);
 	pending_put(p, pd);
 	return ok;
@@ -327,6 +330,7 @@ int peer_flush(struct peer *p)
 	pd = pending_get(p);
 	pd->off = 0;
 	pd->len = 0;
+	pd->fua = 1;
 	if (send_pkt(p, CH_DATA, P_FLUSH, 0, pending_id(p, pd), NULL, 0, NULL, 0)) {
 		pthread_mutex_lock(&pd->m);
 		int final = !pd->failed && !pd->write_acked;

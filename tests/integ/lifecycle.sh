@@ -27,7 +27,7 @@ print("acked", struct.unpack(">IIQ", r)[1])
 sys.stdout.flush()
 print("eof" if s.recv(1) == b"" else "data")
 PY
-echo $! >>"$T/bg.pids"
+echo $! >>"$T/bg.pids"; disown $!
 wait_for 20 grep -q acked "$T/client.out"
 expect_rc "status shows the connected client" 0 "\(1 client\)" dp status r0
 expect_rc "down while a client is connected" 0 "" dp down r0
