@@ -282,9 +282,11 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 int engine_flush(struct engine *e)
 {
 	atomic_fetch_add_explicit(&e->st.flushes, 1, memory_order_relaxed);
+	/* the peer's flush covers every write it acknowledged before it; both
+	 * disks flush concurrently */
+	struct pending *pd = e->peer ? peer_flush_begin(e->peer) : NULL;
 	int rc = disk_flush(e->disk);
-	/* the peer's flush covers every write it acknowledged before it */
-	int prc = e->peer ? peer_flush(e->peer) : 0;
+	int prc = e->peer ? peer_flush_end(e->peer, pd) : 0;
 	return count_err(e, rc ? rc : prc);
 }
 

@@ -321,12 +321,12 @@ int peer_write_end(struct peer *p, struct pending *pd)
 	return ok;
 }
 
-int peer_flush(struct peer *p)
+struct pending *peer_flush_begin(struct peer *p)
 {
 	struct pending *pd;
 
 	if (!connected(p))
-		return 0;
+		return NULL;
 	pd = pending_get(p);
 	pd->off = 0;
 	pd->len = 0;
@@ -339,6 +339,13 @@ int peer_flush(struct peer *p)
 		if (final)
 			pending_put(p, pd);
 	}
+	return pd;
+}
+
+int peer_flush_end(struct peer *p, struct pending *pd)
+{
+	if (!pd)
+		return 0;
 	pthread_mutex_lock(&pd->m);
 	while (!pd->write_acked && !pd->failed)
 		pthread_cond_wait(&pd->c, &pd->m);

@@ -43,9 +43,12 @@ void peer_stop(struct peer *p);
  * must mark the range out of sync. */
 struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags);
 int peer_write_end(struct peer *p, struct pending *pd);
-/* Make every write the peer acknowledged durable on the peer. 0 if done or
- * not connected (then the writes are in the bitmap anyway). */
-int peer_flush(struct peer *p);
+/* Make every write the peer acknowledged durable on the peer: begin sends
+ * the flush (NULL when not connected: then unreplicated writes are in the
+ * bitmap anyway), end waits for it. The local flush goes in between, so both
+ * disks flush at the same time. */
+struct pending *peer_flush_begin(struct peer *p);
+int peer_flush_end(struct peer *p, struct pending *pd);
 
 /* This node's role or disk state changed: tell the peer, maybe start a sync. */
 void peer_state_changed(struct peer *p);
