@@ -1250,6 +1250,10 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	} else {
 		log_warn("no shared-secret for resource %s: peers are not authenticated", r->name);
 	}
+	if (p->allow_two)
+		log_warn("allow-two-primaries: writes to the same block issued on both nodes at the same "
+			 "moment are not reconciled yet; the filesystem on top must never do that (a cluster "
+			 "filesystem with a lock manager does not)");
 	/* DRBD units: connect-int and ping-int in seconds, ping-timeout in 0.1 s */
 	p->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
 	p->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;

@@ -10,7 +10,7 @@ expect_rc "swarm.res from the guide dumps unchanged" 0 "on docker2" \
 check "dump shows inherited device and node ids" \
 	bash -c "grep -q 'device /dev/drbd0;' $T/dump && grep -q 'node-id 1;' $T/dump && grep -q 'address ipv4 192.168.1.2:7790;' $T/dump"
 check "not-yet-implemented options are warned about with their location" \
-	grep -q "swarm.res:7:7: warning: option 'allow-two-primaries'" "$T/warn"
+	grep -q "swarm.res:8:7: warning: option 'after-sb-0pri'" "$T/warn"
 # the normalized dump is itself a valid configuration that dumps the same
 "$DIPOLE" -c "$T/dump" dump swarm 2>/dev/null >"$T/dump2"
 check "the dump parses back to the same configuration" \

@@ -47,7 +47,9 @@ TEST(swarm_res_from_guide_parses_unchanged)
 	CHECK(!strcmp(cfg_get(r, SECT_NET, "after-sb-0pri"), "discard-zero-changes"));
 	CHECK(!strcmp(cfg_get(r, SECT_STARTUP, "become-primary-on"), "both"));
 	/* not implemented options are reported with their location, not dropped */
-	CHECK(has_warning(c, "swarm.res:7:7: warning: option 'allow-two-primaries'"));
+	CHECK(has_warning(c, "swarm.res:8:7: warning: option 'after-sb-0pri'"));
+	/* implemented options are not warned about */
+	CHECK(!has_warning(c, "'protocol'") && !has_warning(c, "'allow-two-primaries'"));
 	cfg_free(c);
 }
 
