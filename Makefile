@@ -75,7 +75,7 @@ fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer
 
 unit: $(UNITS)
 
-check: build/dipole build/san/dipole unit fuzz
+check: build/dipole build/san/dipole build/synclat unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 demo: build/dipole
