@@ -60,16 +60,16 @@ FUZZ_SRCS := src/config.c src/log.c src/util.c
 build/fuzz/fuzz_config: fuzz/fuzz_config.c $(FUZZ_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lcrypto
-build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c src/nbd.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/peer.c src/decide.c src/config.c
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto
+build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c fuzz/fuzz_common.h src/nbd.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/peer.c src/decide.c src/config.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lcrypto -lpthread
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto -lpthread
 
-build/fuzz/fuzz_peer: fuzz/fuzz_peer.c src/peer.c src/decide.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/config.c
+build/fuzz/fuzz_peer: fuzz/fuzz_peer.c fuzz/fuzz_common.h src/peer.c src/decide.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/config.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $^ -lisal -lcrypto
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto
 
 fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer
 

@@ -1154,7 +1154,9 @@ static void dump_section(struct strbuf *sb, const char *name, const struct cfg_s
 		const struct optspec *spec = find_spec(tab, s->opts[i].key);
 		const char *v = s->opts[i].val;
 		sb_printf(sb, "%s    %s", ind, s->opts[i].key);
-		if (*v) {
+		/* a flag without value prints bare; any other option prints its
+		 * value, even an empty one (as "") */
+		if (*v || (spec && spec->kind != K_FLAG)) {
 			sb_printf(sb, " ");
 			/* several plain words (become-primary-on a b) print as words;
 			 * everything else as one quoted value, so the dump parses back */

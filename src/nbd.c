@@ -80,28 +80,6 @@ struct nbd_server {
 
 /* ------------------------------------------------------------ replies */
 
-static int writev_full(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
 static uint32_t nbd_errno(int rc)
 {
 	switch (-rc) {
@@ -736,34 +714,13 @@ static int listen_unix(const char *path, char *err)
 
 static int listen_tcp(const char *addr, char *err)
 {
-	char ip[128];
-	const char *colon = strrchr(addr, ':');
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss;
 	socklen_t sl;
 	int fd, one = 1;
-	long port;
 
-	if (!colon || (size_t)(colon - addr) >= sizeof ip || parse_int(colon + 1, 1, 65535, &port)) {
-		snprintf(err, 256, "bad NBD TCP address '%s' (expected IP:PORT)", addr);
+	if (parse_sockaddr(addr, &ss, &sl)) {
+		snprintf(err, 256, "bad NBD TCP address '%s' (expected numeric IP:PORT)", addr);
 		return -EINVAL;
-	}
-	memcpy(ip, addr, (size_t)(colon - addr));
-	ip[colon - addr] = 0;
-	if (ip[0] == '[') {
-		struct sockaddr_in6 *a = (void *)&ss;
-		ip[strlen(ip) - 1] = 0;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, ip + 1, &a->sin6_addr) != 1)
-			goto bad;
-		sl = sizeof *a;
-	} else {
-		struct sockaddr_in *a = (void *)&ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
-			goto bad;
-		sl = sizeof *a;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -776,9 +733,6 @@ static int listen_tcp(const char *addr, char *err)
 		return -e;
 	}
 	return fd;
-bad:
-	snprintf(err, 256, "bad NBD TCP address '%s' (expected a numeric IP)", addr);
-	return -EINVAL;
 }
 
 int nbd_server_new(struct nbd_server **out, struct engine *e, const char *name, int workers)

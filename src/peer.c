@@ -139,29 +139,8 @@ static int send_pkt(struct peer *p, int ch, uint16_t type, uint16_t flags, uint6
 	put_be64(h + 16, id);
 	pthread_mutex_lock(l);
 	int fd = ch == CH_DATA ? p->dfd : p->mfd;
-	if (fd >= 0) {
-		struct iovec *v = iov;
-		int n = blen ? 3 : alen ? 2 : 1;
-		rc = 0;
-		while (n > 0) {
-			ssize_t w = writev(fd, v, n);
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				rc = -errno;
-				break;
-			}
-			while (n > 0 && (size_t)w >= v->iov_len) {
-				w -= (ssize_t)v->iov_len;
-				v++;
-				n--;
-			}
-			if (n > 0) {
-				v->iov_base = (char *)v->iov_base + w;
-				v->iov_len -= (size_t)w;
-			}
-		}
-	}
+	if (fd >= 0)
+		rc = writev_full(fd, iov, blen ? 3 : alen ? 2 : 1);
 	pthread_mutex_unlock(l);
 	return rc;
 }
@@ -204,6 +183,18 @@ static void pending_put(struct peer *p, struct pending *pd)
 static uint64_t pending_id(struct peer *p, struct pending *pd)
 {
 	return ((uint64_t)pd->gen << 16) | (uint64_t)(pd - p->pend);
+}
+
+/* The request could not be sent: it fails now, and the network reference
+ * (no ack will ever come) ends here. */
+static void pending_abort(struct peer *p, struct pending *pd)
+{
+	pthread_mutex_lock(&pd->m);
+	int final = !pd->failed && !pd->write_acked;
+	pd->failed = 1;
+	pthread_mutex_unlock(&pd->m);
+	if (final)
+		pending_put(p, pd);
 }
 
 /* Network side of an acknowledgement. final: the network reference ends. */
@@ -286,13 +277,7 @@ struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, ui
 	int payload = !(dflags & (DF_ZERO | DF_TRIM));
 	if (send_pkt(p, CH_DATA, P_DATA, (uint16_t)dflags, pending_id(p, pd), h, sizeof h,
 		     payload ? buf : NULL, payload ? len : 0)) {
-		/* the disconnect path will fail it; the caller marks the range */
-		pthread_mutex_lock(&pd->m);
-		int final = !pd->failed && !pd->write_acked;
-		pd->failed = 1;
-		pthread_mutex_unlock(&pd->m);
-		if (final)
-			pending_put(p, pd);
+		pending_abort(p, pd); /* the caller marks the range */
 		return pd;
 	}
 	if (payload)
@@ -331,14 +316,8 @@ struct pending *peer_flush_begin(struct peer *p)
 	pd->off = 0;
 	pd->len = 0;
 	pd->fua = 1;
-	if (send_pkt(p, CH_DATA, P_FLUSH, 0, pending_id(p, pd), NULL, 0, NULL, 0)) {
-		pthread_mutex_lock(&pd->m);
-		int final = !pd->failed && !pd->write_acked;
-		pd->failed = 1;
-		pthread_mutex_unlock(&pd->m);
-		if (final)
-			pending_put(p, pd);
-	}
+	if (send_pkt(p, CH_DATA, P_FLUSH, 0, pending_id(p, pd), NULL, 0, NULL, 0))
+		pending_abort(p, pd);
 	return pd;
 }
 
@@ -901,36 +880,6 @@ static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t
 
 /* --------------------------------------------------- connection setup */
 
-static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *sl)
-{
-	char ip[128];
-	const char *colon = strrchr(s, ':');
-	long port;
-
-	if (!colon || (size_t)(colon - s) >= sizeof ip || parse_int(colon + 1, 1, 65535, &port))
-		return -EINVAL;
-	memcpy(ip, s, (size_t)(colon - s));
-	ip[colon - s] = 0;
-	memset(ss, 0, sizeof *ss);
-	if (ip[0] == '[') {
-		struct sockaddr_in6 *a = (void *)ss;
-		ip[strlen(ip) - 1] = 0;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, ip + 1, &a->sin6_addr) != 1)
-			return -EINVAL;
-		*sl = sizeof *a;
-	} else {
-		struct sockaddr_in *a = (void *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
-			return -EINVAL;
-		*sl = sizeof *a;
-	}
-	return 0;
-}
-
 static void tune(int fd)
 {
 	int one = 1;
@@ -942,7 +891,7 @@ static int dial(struct peer *p)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	if (parse_addr(p->ph->address, &ss, &sl))
+	if (parse_sockaddr(p->ph->address, &ss, &sl))
 		return -EINVAL;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -1303,7 +1252,7 @@ int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r
 
 	if (!p)
 		return -EINVAL;
-	if (parse_addr(me->address, &ss, &sl)) {
+	if (parse_sockaddr(me->address, &ss, &sl)) {
 		snprintf(err, 256, "bad address %s", me->address);
 		peer_stop(p);
 		return -EINVAL;

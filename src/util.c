@@ -1,7 +1,11 @@
 /* util — see util.h. */
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <errno.h>
 #include <isa-l/crc.h>
 #include <stdarg.h>
@@ -227,4 +231,59 @@ uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int writev_full(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t w = writev(fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+int parse_sockaddr(const char *s, struct sockaddr_storage *ss, unsigned *sl)
+{
+	char ip[128];
+	const char *colon = strrchr(s, ':');
+	long port;
+
+	if (!colon || (size_t)(colon - s) >= sizeof ip || parse_int(colon + 1, 1, 65535, &port))
+		return -EINVAL;
+	memcpy(ip, s, (size_t)(colon - s));
+	ip[colon - s] = 0;
+	memset(ss, 0, sizeof *ss);
+	if (ip[0] == '[') {
+		struct sockaddr_in6 *a = (void *)ss;
+		size_t n = strlen(ip);
+		if (n < 3 || ip[n - 1] != ']')
+			return -EINVAL;
+		ip[n - 1] = 0;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, ip + 1, &a->sin6_addr) != 1)
+			return -EINVAL;
+		*sl = sizeof *a;
+	} else {
+		struct sockaddr_in *a = (void *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, ip, &a->sin_addr) != 1)
+			return -EINVAL;
+		*sl = sizeof *a;
+	}
+	return 0;
 }

@@ -26,6 +26,13 @@ int write_full(int fd, const void *buf, size_t len);
 int pread_full(int fd, void *buf, size_t len, off_t off);
 int pwrite_full(int fd, const void *buf, size_t len, off_t off);
 
+struct iovec;
+struct sockaddr_storage;
+/* writev until every byte of iov[0..n) is written (iov is consumed). */
+int writev_full(int fd, struct iovec *iov, int n);
+/* "1.2.3.4:80" or "[fd00::1]:80" into a socket address. 0 or -EINVAL. */
+int parse_sockaddr(const char *s, struct sockaddr_storage *ss, unsigned *sl);
+
 /* Little-endian and big-endian fixed-width codecs for on-disk/on-wire data. */
 static inline void put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 static inline void put_le64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }

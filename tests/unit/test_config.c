@@ -280,6 +280,20 @@ TEST(dump_roundtrip_quotes_what_needs_it)
 	cfg_free(c2);
 	free(d);
 	cfg_free(c);
+	/* found by the fuzzer: an empty handler string dumped as "split-brain ;" */
+	c = parse("resource r { handlers { split-brain \"\"; } net { allow-two-primaries; }\n"
+		  " on a { address 1.2.3.4:5; disk /x; } }");
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	d = cfg_dump(c, NULL);
+	CHECK_STR_HAS(d, "split-brain \"\";");
+	CHECK_STR_HAS(d, "allow-two-primaries;");
+	c2 = parse(d);
+	CHECK(c2 && !strcmp(cfg_get(&c2->res[0], SECT_HANDLERS, "split-brain"), ""));
+	cfg_free(c2);
+	free(d);
+	cfg_free(c);
 }
 
 int main(void)
