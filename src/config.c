@@ -1123,8 +1123,14 @@ static void dump_value(struct strbuf *sb, const char *v)
 		return;
 	}
 	sb_printf(sb, "\"");
-	for (const char *p = v; *p; p++)
-		sb_printf(sb, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\n')
+			sb_printf(sb, "\\n"); /* a raw newline would end the string */
+		else if (*p == '\t')
+			sb_printf(sb, "\\t");
+		else
+			sb_printf(sb, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+	}
 	sb_printf(sb, "\"");
 }
 

@@ -25,6 +25,8 @@
 #define PEND_MAX   256          /* replicated requests in flight */
 #define RS_WINDOW  16           /* resync chunks in flight */
 #define RS_CHUNK_BLOCKS 256     /* 1 MiB per resync packet */
+#define HIST       4096         /* own writes remembered for conflict detection */
+#define MAX_CONFLICTS 64
 
 struct pending {
 	pthread_mutex_t m;
@@ -34,11 +36,16 @@ struct pending {
 	uint32_t gen;
 	int recv_acked, write_acked, failed, status;
 	int fua;                   /* wait for the write ack whatever the protocol */
+	uint64_t seq;              /* P_DATA sequence number, 0 if none */
 	int refs;                  /* waiter + network; guarded by peer->plock */
 	struct pending *next;
 };
 
 struct rs_slot { uint64_t off; uint32_t len; int used; };
+
+/* One of this node's recent writes, for detecting concurrent dual-primary
+ * writes (docs/replication.md). */
+struct hist { uint64_t seq, off; uint32_t len; int local_done; };
 
 struct peer {
 	struct engine *e;
@@ -86,6 +93,15 @@ struct peer {
 	struct rs_slot rs[RS_WINDOW];
 	int rs_out;
 	_Atomic uint64_t sync_total, sync_done, sync_start_ns;
+
+	/* dual-primary conflict detection; hist guarded by hlock, my_seq by dsend */
+	pthread_mutex_t hlock;
+	pthread_cond_t hcond;
+	struct hist hist[HIST];
+	_Atomic uint64_t my_seq;       /* last seq sent */
+	_Atomic uint64_t applied_seq;  /* last peer seq applied here */
+	_Atomic uint64_t peer_seen;    /* last of my seqs the peer had applied */
+	atomic_uint_fast64_t conflicts; /* concurrent writes reconciled */
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -166,6 +182,7 @@ static struct pending *pending_get(struct peer *p)
 	pd->gen++;
 	pthread_mutex_unlock(&p->plock);
 	pd->recv_acked = pd->write_acked = pd->failed = pd->status = 0;
+	pd->seq = 0;
 	return pd;
 }
 
@@ -260,9 +277,54 @@ static int connected(struct peer *p)
 	return atomic_load(&p->cstate) == CS_CONNECTED;
 }
 
+/* Send a write: its sequence number is assigned, and it is remembered in
+ * hist, under the data channel's send lock, so seq order is wire order. */
+static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const void *buf, size_t blen)
+{
+	uint8_t h[WIRE_HDR + DATA_HDR];
+	struct iovec iov[2] = { { h, sizeof h }, { (void *)buf, blen } };
+	int rc = -ENOTCONN;
+
+	pthread_mutex_lock(&p->dsend);
+	if (p->dfd >= 0) {
+		uint64_t seq = atomic_load(&p->my_seq) + 1;
+		struct hist *e = &p->hist[seq % HIST];
+		pthread_mutex_lock(&p->hlock);
+		*e = (struct hist){ seq, pd->off, pd->len, 0 };
+		pthread_mutex_unlock(&p->hlock);
+		atomic_store(&p->my_seq, seq);
+		pd->seq = seq;
+		put_be32(h, WIRE_MAGIC);
+		put_be16(h + 4, P_DATA);
+		put_be16(h + 6, (uint16_t)dflags);
+		put_be32(h + 8, (uint32_t)(DATA_HDR + blen));
+		put_be32(h + 12, 0);
+		put_be64(h + 16, pending_id(p, pd));
+		put_be64(h + WIRE_HDR, pd->off);
+		put_be32(h + WIRE_HDR + 8, pd->len);
+		put_be64(h + WIRE_HDR + 12, seq);
+		put_be64(h + WIRE_HDR + 20, atomic_load(&p->applied_seq));
+		rc = writev_full(p->dfd, iov, blen ? 2 : 1);
+	}
+	pthread_mutex_unlock(&p->dsend);
+	return rc;
+}
+
+/* The local part of a write is on the local disk: a losing concurrent peer
+ * write waiting for it may now be applied on top. */
+static void hist_local_done(struct peer *p, uint64_t seq)
+{
+	pthread_mutex_lock(&p->hlock);
+	struct hist *e = &p->hist[seq % HIST];
+	if (e->seq == seq) {
+		e->local_done = 1;
+		pthread_cond_broadcast(&p->hcond);
+	}
+	pthread_mutex_unlock(&p->hlock);
+}
+
 struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags)
 {
-	uint8_t h[12];
 	struct pending *pd;
 
 	pthread_rwlock_rdlock(&p->sync_lock);
@@ -272,11 +334,8 @@ struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, ui
 	pd->off = off;
 	pd->len = (uint32_t)len;
 	pd->fua = !!(dflags & DF_FUA);
-	put_be64(h, off);
-	put_be32(h + 8, (uint32_t)len);
 	int payload = !(dflags & (DF_ZERO | DF_TRIM));
-	if (send_pkt(p, CH_DATA, P_DATA, (uint16_t)dflags, pending_id(p, pd), h, sizeof h,
-		     payload ? buf : NULL, payload ? len : 0)) {
+	if (send_data(p, pd, dflags, payload ? buf : NULL, payload ? len : 0)) {
 		pending_abort(p, pd); /* the caller marks the range */
 		return pd;
 	}
@@ -292,6 +351,8 @@ int peer_write_end(struct peer *p, struct pending *pd)
 	pthread_rwlock_unlock(&p->sync_lock);
 	if (!pd)
 		return 0;
+	if (pd->seq)
+		hist_local_done(p, pd->seq);
 	pthread_mutex_lock(&pd->m);
 	/* FUA is durable on every replica before completion, whatever the protocol */
 	if (p->protocol == 'C' || pd->fua)
@@ -593,6 +654,80 @@ static void send_state(struct peer *p)
 	send_pkt(p, CH_DATA, P_STATE, 0, 0, b, sizeof b, NULL, 0);
 }
 
+static void seen_advance(struct peer *p, uint64_t seen)
+{
+	uint64_t cur = atomic_load(&p->peer_seen);
+	while (seen > cur && !atomic_compare_exchange_weak(&p->peer_seen, &cur, seen))
+		;
+}
+
+/* Apply a peer write, reconciling it with this node's own writes that the
+ * peer had not applied when it sent this one (both were in flight at once):
+ * the write of the lower node-id is the one left on both disks. The winner
+ * applies only the parts outside its own conflicting writes; the loser first
+ * waits until its own conflicting writes are on its disk, then applies the
+ * winner's on top. Both sides see the same pairs: write W (seq s, seen σ)
+ * conflicts with own write M iff they overlap and M.seq > σ. */
+static int apply_peer_write(struct peer *p, const uint8_t *data, uint32_t len, uint64_t off, unsigned flags,
+			    uint64_t seq, uint64_t seen)
+{
+	struct engine *e = p->e;
+	struct { uint64_t off, end; } c[MAX_CONFLICTS];
+	int nc = 0, rc = 0;
+	int winner = p->me->node_id < p->ph->node_id;
+
+	seen_advance(p, seen);
+	pthread_mutex_lock(&p->hlock);
+	uint64_t last = atomic_load(&p->my_seq);
+	uint64_t first = seen + 1;
+	if (last >= HIST && first < last - HIST + 1)
+		first = last - HIST + 1; /* older slots were reused */
+	for (uint64_t s = first; s <= last && nc < MAX_CONFLICTS; s++) {
+		struct hist *h = &p->hist[s % HIST];
+		if (h->seq != s || h->off >= off + len || off >= h->off + h->len)
+			continue;
+		if (!winner)
+			while (h->seq == s && !h->local_done)
+				pthread_cond_wait(&p->hcond, &p->hlock);
+		c[nc].off = h->off;
+		c[nc].end = h->off + h->len;
+		nc++;
+	}
+	pthread_mutex_unlock(&p->hlock);
+	if (nc)
+		atomic_fetch_add_explicit(&p->conflicts, 1, memory_order_relaxed);
+	if (!nc || !winner) {
+		rc = engine_apply(e, data, len, off, flags);
+	} else {
+		/* apply [off, end) minus the conflicting ranges, in offset order */
+		uint64_t pos = off, end = off + len;
+		for (int i = 1; i < nc; i++)
+			for (int k = i; k > 0 && c[k - 1].off > c[k].off; k--) {
+				uint64_t to = c[k].off, te = c[k].end;
+				c[k] = c[k - 1];
+				c[k - 1].off = to;
+				c[k - 1].end = te;
+			}
+		for (int i = 0; i < nc && !rc; i++) {
+			uint64_t cs = c[i].off > off ? c[i].off : off, ce = c[i].end < end ? c[i].end : end;
+			if (ce <= pos)
+				continue;
+			if (cs > pos)
+				rc = engine_apply(e, data ? data + (pos - off) : NULL, cs - pos, pos, flags);
+			pos = ce;
+		}
+		if (!rc && pos < end)
+			rc = engine_apply(e, data ? data + (pos - off) : NULL, end - pos, pos, flags);
+	}
+	atomic_store(&p->applied_seq, seq);
+	if (p->allow_two) {
+		uint8_t b[8];
+		put_be64(b, seq);
+		send_pkt(p, CH_DATA, P_SEEN, 0, 0, b, 8, NULL, 0);
+	}
+	return rc;
+}
+
 /* Receive the data channel until it breaks. */
 static void data_loop(struct peer *p)
 {
@@ -629,28 +764,38 @@ static void data_loop(struct peer *p)
 		switch (type) {
 		case P_DATA:
 		case P_RS_DATA: {
-			if (len < 12) {
+			uint32_t fixed = type == P_DATA ? DATA_HDR : RS_HDR;
+			if (len < fixed) {
 				set_reason(p, "malformed write packet (%u bytes)", len);
 				return;
 			}
 			uint64_t off = get_be64(p->rbuf);
 			uint32_t dlen = get_be32(p->rbuf + 8);
 			int payload = !(flags & (DF_ZERO | DF_TRIM));
-			if ((payload && dlen != len - 12) || off > e->size || dlen > e->size - off) {
+			if ((payload && dlen != len - fixed) || off > e->size || dlen > e->size - off) {
 				set_reason(p, "malformed write packet: %u bytes at %llu (device has %llu)", dlen,
 					   (unsigned long long)off, (unsigned long long)e->size);
 				return;
 			}
-			if (type == P_DATA)
+			const uint8_t *data = p->rbuf + fixed;
+			if (type == P_RS_DATA) {
+				rc = engine_apply(e, data, dlen, off, flags);
+				atomic_fetch_add(&p->sync_done, dlen);
+				send_ack(p, P_RS_ACK, id, -rc);
+			} else {
+				uint64_t seq = get_be64(p->rbuf + 12), seen = get_be64(p->rbuf + 20);
 				send_ack(p, P_RECV_ACK, id, 0);
-			rc = engine_apply(e, p->rbuf + 12, dlen, off, flags);
+				rc = apply_peer_write(p, data, dlen, off, flags, seq, seen);
+				send_ack(p, P_WRITE_ACK, id, -rc);
+			}
 			if (payload)
 				atomic_fetch_add_explicit(&e->st.received_bytes, dlen, memory_order_relaxed);
-			if (type == P_RS_DATA)
-				atomic_fetch_add(&p->sync_done, dlen);
-			send_ack(p, type == P_DATA ? P_WRITE_ACK : P_RS_ACK, id, -rc);
 			break;
 		}
+		case P_SEEN:
+			if (len >= 8)
+				seen_advance(p, get_be64(p->rbuf));
+			break;
 		case P_FLUSH:
 			rc = disk_flush(e->disk);
 			send_ack(p, P_FLUSH_ACK, id, -rc);
@@ -1039,6 +1184,13 @@ static int establish(struct peer *p, uint8_t *hello)
 	pthread_mutex_lock(&p->lock);
 	p->dfd = dfd;
 	p->mfd = mfd;
+	/* sequence numbers are per connection */
+	pthread_mutex_lock(&p->hlock);
+	memset(p->hist, 0, sizeof p->hist);
+	pthread_mutex_unlock(&p->hlock);
+	atomic_store(&p->my_seq, 0);
+	atomic_store(&p->applied_seq, 0);
+	atomic_store(&p->peer_seen, 0);
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->msend);
 	pthread_mutex_unlock(&p->dsend);
@@ -1199,10 +1351,7 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	} else {
 		log_warn("no shared-secret for resource %s: peers are not authenticated", r->name);
 	}
-	if (p->allow_two)
-		log_warn("allow-two-primaries: writes to the same block issued on both nodes at the same "
-			 "moment are not reconciled yet; the filesystem on top must never do that (a cluster "
-			 "filesystem with a lock manager does not)");
+
 	/* DRBD units: connect-int and ping-int in seconds, ping-timeout in 0.1 s */
 	p->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
 	p->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;
@@ -1228,6 +1377,8 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	pthread_rwlock_init(&p->sync_lock, NULL);
 	pthread_mutex_init(&p->rslock, NULL);
 	pthread_mutex_init(&p->rsctl, NULL);
+	pthread_mutex_init(&p->hlock, NULL);
+	pthread_cond_init(&p->hcond, NULL);
 	pthread_cond_init(&p->rscond, NULL);
 	for (int i = PEND_MAX - 1; i >= 0; i--) {
 		pthread_mutex_init(&p->pend[i].m, NULL);
@@ -1380,10 +1531,11 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 	sb_json_str(sb, p->ph->address);
 	sb_printf(sb, ",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\",\"replication\":\"%s\","
 		  "\"protocol\":\"%c\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f,"
-		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"reason\":",
+		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,\"reason\":",
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
-		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0);
+		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0,
+		  (unsigned long long)atomic_load(&p->conflicts));
 	sb_json_str(sb, reason);
 	sb_printf(sb, "}");
 }

@@ -35,7 +35,10 @@ enum wire_type {
 	P_AUTH = 2,      /* MAC bytes */
 	P_AUTH_OK = 3,
 	P_REFUSE = 4,    /* human-readable reason */
-	P_DATA = 10,     /* off u64, len u32, then len bytes unless DF_ZERO/DF_TRIM */
+	P_DATA = 10,     /* off u64, len u32, seq u64, seen u64, then len bytes
+			  * unless DF_ZERO/DF_TRIM. seq numbers this node's writes on
+			  * this connection from 1; seen is the highest peer seq this
+			  * node had applied when it sent the write. */
 	P_RECV_ACK = 11, /* id; payload: status i32 */
 	P_WRITE_ACK = 12,
 	P_FLUSH = 13,
@@ -47,12 +50,16 @@ enum wire_type {
 	P_RS_ACK = 21,
 	P_SYNC_START = 22, /* total bytes u64 */
 	P_SYNC_DONE = 23,  /* uuid current u64 of the source */
+	P_SEEN = 24,       /* seen u64: highest peer write seq applied (dual-primary) */
 };
 
 /* P_DATA / P_RS_DATA flags */
 #define DF_FUA   1u
 #define DF_ZERO  2u
 #define DF_TRIM  4u
+
+#define DATA_HDR 28u /* P_DATA fixed part: off, len, seq, seen */
+#define RS_HDR   12u /* P_RS_DATA fixed part: off, len */
 
 /* HELLO payload layout (offsets) */
 #define HELLO_VMIN      0   /* u32 */

@@ -289,8 +289,17 @@ TEST(dump_roundtrip_quotes_what_needs_it)
 	d = cfg_dump(c, NULL);
 	CHECK_STR_HAS(d, "split-brain \"\";");
 	CHECK_STR_HAS(d, "allow-two-primaries;");
+	free(d);
+	cfg_free(c);
+	/* found by the fuzzer: "\n" in a string dumped as a raw newline */
+	c = parse("resource r { handlers { split-brain \"a\\nb\\tc\"; }\n on a { address 1.2.3.4:5; disk /x; } }");
+	CHECK(c && !strcmp(cfg_get(&c->res[0], SECT_HANDLERS, "split-brain"), "a\nb\tc"));
+	if (!c)
+		return;
+	d = cfg_dump(c, NULL);
+	CHECK_STR_HAS(d, "split-brain \"a\\nb\\tc\";");
 	c2 = parse(d);
-	CHECK(c2 && !strcmp(cfg_get(&c2->res[0], SECT_HANDLERS, "split-brain"), ""));
+	CHECK(c2 && !strcmp(cfg_get(&c2->res[0], SECT_HANDLERS, "split-brain"), "a\nb\tc"));
 	cfg_free(c2);
 	free(d);
 	cfg_free(c);
