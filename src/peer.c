@@ -25,7 +25,10 @@
 #define PEND_MAX   256          /* replicated requests in flight */
 #define RS_WINDOW  16           /* resync chunks in flight */
 #define RS_CHUNK_BLOCKS 256     /* 1 MiB per resync packet */
-#define HIST       4096         /* own writes remembered for conflict detection */
+/* Own writes remembered for conflict detection. A peer write can only
+ * conflict with own writes the peer had not applied when it sent it, which
+ * were unacknowledged then (at most PEND_MAX) or sent while it travelled. */
+#define HIST       4096
 #define MAX_CONFLICTS 64
 
 struct pending {
@@ -100,7 +103,8 @@ struct peer {
 	struct hist hist[HIST];
 	_Atomic uint64_t my_seq;       /* last seq sent */
 	_Atomic uint64_t applied_seq;  /* last peer seq applied here */
-	_Atomic uint64_t peer_seen;    /* last of my seqs the peer had applied */
+	uint64_t applying_off, applying_end; /* peer write being applied (hlock) */
+	int applying;
 	atomic_uint_fast64_t conflicts; /* concurrent writes reconciled */
 
 	pthread_t meta_thr;
@@ -290,6 +294,11 @@ static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const 
 		uint64_t seq = atomic_load(&p->my_seq) + 1;
 		struct hist *e = &p->hist[seq % HIST];
 		pthread_mutex_lock(&p->hlock);
+		/* a peer write to this range is being applied right now: wait, so
+		 * this write is either seen by that write's conflict scan or sent
+		 * with a `seen` that covers it — never in between */
+		while (p->applying && pd->off < p->applying_end && p->applying_off < pd->off + pd->len)
+			pthread_cond_wait(&p->hcond, &p->hlock);
 		*e = (struct hist){ seq, pd->off, pd->len, 0 };
 		pthread_mutex_unlock(&p->hlock);
 		atomic_store(&p->my_seq, seq);
@@ -654,13 +663,6 @@ static void send_state(struct peer *p)
 	send_pkt(p, CH_DATA, P_STATE, 0, 0, b, sizeof b, NULL, 0);
 }
 
-static void seen_advance(struct peer *p, uint64_t seen)
-{
-	uint64_t cur = atomic_load(&p->peer_seen);
-	while (seen > cur && !atomic_compare_exchange_weak(&p->peer_seen, &cur, seen))
-		;
-}
-
 /* Apply a peer write, reconciling it with this node's own writes that the
  * peer had not applied when it sent this one (both were in flight at once):
  * the write of the lower node-id is the one left on both disks. The winner
@@ -676,8 +678,10 @@ static int apply_peer_write(struct peer *p, const uint8_t *data, uint32_t len, u
 	int nc = 0, rc = 0;
 	int winner = p->me->node_id < p->ph->node_id;
 
-	seen_advance(p, seen);
 	pthread_mutex_lock(&p->hlock);
+	p->applying = 1;
+	p->applying_off = off;
+	p->applying_end = off + len;
 	uint64_t last = atomic_load(&p->my_seq);
 	uint64_t first = seen + 1;
 	if (last >= HIST && first < last - HIST + 1)
@@ -719,12 +723,11 @@ static int apply_peer_write(struct peer *p, const uint8_t *data, uint32_t len, u
 		if (!rc && pos < end)
 			rc = engine_apply(e, data ? data + (pos - off) : NULL, end - pos, pos, flags);
 	}
+	pthread_mutex_lock(&p->hlock);
 	atomic_store(&p->applied_seq, seq);
-	if (p->allow_two) {
-		uint8_t b[8];
-		put_be64(b, seq);
-		send_pkt(p, CH_DATA, P_SEEN, 0, 0, b, 8, NULL, 0);
-	}
+	p->applying = 0;
+	pthread_cond_broadcast(&p->hcond);
+	pthread_mutex_unlock(&p->hlock);
 	return rc;
 }
 
@@ -792,10 +795,7 @@ static void data_loop(struct peer *p)
 				atomic_fetch_add_explicit(&e->st.received_bytes, dlen, memory_order_relaxed);
 			break;
 		}
-		case P_SEEN:
-			if (len >= 8)
-				seen_advance(p, get_be64(p->rbuf));
-			break;
+
 		case P_FLUSH:
 			rc = disk_flush(e->disk);
 			send_ack(p, P_FLUSH_ACK, id, -rc);
@@ -1190,7 +1190,6 @@ static int establish(struct peer *p, uint8_t *hello)
 	pthread_mutex_unlock(&p->hlock);
 	atomic_store(&p->my_seq, 0);
 	atomic_store(&p->applied_seq, 0);
-	atomic_store(&p->peer_seen, 0);
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->msend);
 	pthread_mutex_unlock(&p->dsend);

@@ -50,7 +50,6 @@ enum wire_type {
 	P_RS_ACK = 21,
 	P_SYNC_START = 22, /* total bytes u64 */
 	P_SYNC_DONE = 23,  /* uuid current u64 of the source */
-	P_SEEN = 24,       /* seen u64: highest peer write seq applied (dual-primary) */
 };
 
 /* P_DATA / P_RS_DATA flags */
