@@ -6,13 +6,7 @@
 mknet2
 SIZE=268386304
 mkres2 256M "protocol C; allow-two-primaries;"
-na create-md r0 >/dev/null 2>&1
-nb create-md r0 >/dev/null 2>&1
-na up r0 --device none >/dev/null 2>&1
-nb up r0 --device none >/dev/null 2>&1
-wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
-na primary r0 --force >/dev/null 2>&1
-wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
+check "the pair comes up and finishes the initial sync" pair_up
 expect_rc "both nodes Primary" 0 "" nb primary r0
 for round in 1 2 3; do
 	# 8 MiB hot region, random 4k-64k writes, 16 in flight on each node at once

@@ -138,5 +138,15 @@ sys.exit(0 if ($expr) else 1)"
 # both A-EXPR B-EXPR: jcheck on a and on b
 both() { jcheck a "$1" && jcheck b "$2"; }
 
+# pair_up: fresh metadata on both, both up, connected, a forced Primary and
+# the initial sync finished (b UpToDate). Returns non-zero if any step fails.
+pair_up() {
+	na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1 &&
+		na up r0 --device none >/dev/null 2>&1 && nb up r0 --device none >/dev/null 2>&1 &&
+		wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'" &&
+		na primary r0 --force >/dev/null 2>&1 &&
+		wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
+}
+
 # data area of a backing file (metadata excluded): md5
 data_md5() { head -c "$1" "$2" | md5sum | cut -d' ' -f1; }

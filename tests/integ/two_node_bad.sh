@@ -107,13 +107,7 @@ nb down r0 >/dev/null 2>&1
 # --- protocols A and B replicate too ----------------------------------------
 for proto in A B; do
 	mkres2 256M "protocol $proto;"
-	na create-md r0 --force >/dev/null 2>&1
-	nb create-md r0 --force >/dev/null 2>&1
-	na up r0 --device none >/dev/null 2>&1
-	nb up r0 --device none >/dev/null 2>&1
-	wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
-	na primary r0 --force >/dev/null 2>&1
-	wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
+	pair_up || notok "protocol $proto: pair comes up and syncs"
 	head -c 16M /dev/urandom >"$T/rand"
 	nbdcopy "$T/rand" "$(uri_a)"
 	qemu-io -f raw -c flush "$(uri_a)" >/dev/null
