@@ -243,6 +243,16 @@ static int handle(struct daemon *d, int fd, char *req)
 			int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
 			ctl_reply(fd, rc ? 1 : 0, rc ? msg : "", NULL);
 		}
+	} else if (!strcmp(req, "disconnect") || !strcmp(req, "connect")) {
+		if (!d->peer) {
+			ctl_reply(fd, 3, "this resource has no peer", NULL);
+		} else {
+			if (req[0] == 'd')
+				peer_disconnect(d->peer);
+			else
+				peer_connect(d->peer);
+			ctl_reply(fd, 0, "", NULL);
+		}
 	} else if (!strncmp(req, "down", 4)) {
 		if (device_in_use(d) && !force) {
 			snprintf(msg, sizeof msg, "refusing to go down: %s is in use (mounted or open); unmount it, "

@@ -37,8 +37,13 @@ static const struct cli_cmd cmds[] = {
 	  "disk UpToDate: this node's data becomes the good copy." },
 	{ "secondary", cmd_secondary, "secondary RES",
 	  "Make this node Secondary (read-only). Refused while the device is in use." },
-	{ "connect", cmd_not_yet, "connect RES [--discard-my-data]", "Connect to the peer (not implemented yet)." },
-	{ "disconnect", cmd_not_yet, "disconnect RES", "Disconnect from the peer (not implemented yet)." },
+	{ "connect", cmd_connect, "connect RES",
+	  "Connect to the peer again after 'disconnect', or after a refusal by\n"
+	  "state (split brain, unrelated data, two Primaries) left it StandAlone.\n"
+	  "(--discard-my-data is not implemented yet.)" },
+	{ "disconnect", cmd_disconnect, "disconnect RES",
+	  "Drop the connection to the peer and stay StandAlone; writes are tracked\n"
+	  "in the bitmap and resynced after 'connect'." },
 	{ "invalidate", cmd_not_yet, "invalidate RES", "Full resync from the peer (not implemented yet)." },
 	{ "verify", cmd_not_yet, "verify RES", "Online verify (not implemented yet)." },
 	{ "status", cmd_status, "status [RES] [--json]",

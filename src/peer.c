@@ -73,6 +73,10 @@ struct peer {
 	uint8_t in_hello[HELLO_BYTES];
 	_Atomic int stopping;
 
+	pthread_mutex_t admin_lock; /* admin_down changes; admin_cond wakes conn_main */
+	pthread_cond_t admin_cond;
+	_Atomic int admin_down;    /* `disconnect` or a refusal by state: stay StandAlone */
+
 	pthread_mutex_t lock;      /* dfd/mfd changes, reason */
 	int dfd, mfd;
 	char reason[256];
@@ -618,7 +622,8 @@ static void *meta_main(void *arg)
 		uint64_t id;
 		int rc = recv_hdr(p->mfd, h, &type, &flags, &len, &id);
 		if (rc || len > sizeof body || read_full(p->mfd, body, len)) {
-			if (rc && rc != -EPIPE && rc != -ECONNRESET && !atomic_load(&p->stopping))
+			if (rc && rc != -EPIPE && rc != -ECONNRESET && !atomic_load(&p->stopping) &&
+			    !atomic_load(&p->admin_down))
 				set_reason(p, "meta channel: %s", rc == -EPROTO ? "bad packet magic" : strerror(-rc));
 			break;
 		}
@@ -743,7 +748,7 @@ static void data_loop(struct peer *p)
 		uint64_t id;
 		int rc = recv_hdr(p->dfd, h, &type, &flags, &len, &id);
 		if (rc) {
-			if (!atomic_load(&p->stopping))
+			if (!atomic_load(&p->stopping) && !atomic_load(&p->admin_down))
 				set_reason(p, "data channel: %s", rc == -EPROTO ? "bad packet magic" :
 					   rc == -EMSGSIZE ? "oversized packet" : rc == -EPIPE ? "closed by peer" :
 					   strerror(-rc));
@@ -1107,6 +1112,11 @@ static void *listener_main(void *arg)
 			close(fd);
 			continue;
 		}
+		if (atomic_load(&p->admin_down)) {
+			refuse(p, fd, "disconnected by the administrator on this node");
+			close(fd);
+			continue;
+		}
 		if (p->dialer) {
 			refuse(p, fd, "this node has the lower node-id and dials; do not dial it");
 			set_reason(p, "%s dialed, but the node with the lower node-id dials; dropped", from);
@@ -1144,6 +1154,8 @@ static int establish(struct peer *p, uint8_t *hello)
 	int dfd, mfd;
 
 	if (p->dialer) {
+		if (atomic_load(&p->admin_down))
+			return -ECANCELED;
 		dfd = dial(p);
 		if (dfd < 0)
 			return dfd;
@@ -1164,14 +1176,14 @@ static int establish(struct peer *p, uint8_t *hello)
 		}
 	} else {
 		pthread_mutex_lock(&p->inq_lock);
-		while ((p->in_dfd < 0 || p->in_mfd < 0) && !atomic_load(&p->stopping))
+		while ((p->in_dfd < 0 || p->in_mfd < 0) && !atomic_load(&p->stopping) && !atomic_load(&p->admin_down))
 			pthread_cond_wait(&p->inq_cond, &p->inq_lock);
 		dfd = p->in_dfd;
 		mfd = p->in_mfd;
 		p->in_dfd = p->in_mfd = -1;
 		memcpy(hello, p->in_hello, HELLO_BYTES);
 		pthread_mutex_unlock(&p->inq_lock);
-		if (atomic_load(&p->stopping)) {
+		if (atomic_load(&p->stopping) || atomic_load(&p->admin_down) || dfd < 0 || mfd < 0) {
 			if (dfd >= 0)
 				close(dfd);
 			if (mfd >= 0)
@@ -1274,11 +1286,22 @@ static void *conn_main(void *arg)
 	int backoff = 100;
 
 	while (!atomic_load(&p->stopping)) {
+		if (atomic_load(&p->admin_down)) {
+			atomic_store(&p->cstate, CS_STANDALONE);
+			pthread_mutex_lock(&p->admin_lock);
+			while (atomic_load(&p->admin_down) && !atomic_load(&p->stopping))
+				pthread_cond_wait(&p->admin_cond, &p->admin_lock);
+			pthread_mutex_unlock(&p->admin_lock);
+			backoff = 100;
+			continue;
+		}
 		atomic_store(&p->cstate, CS_CONNECTING);
 		int rc = establish(p, hello);
 		if (rc) {
-			if (rc == -ECANCELED)
+			if (rc == -ECANCELED && atomic_load(&p->stopping))
 				break;
+			if (rc == -ECANCELED)
+				continue;
 			if (p->dialer && rc != -EPROTO)
 				set_reason(p, "cannot connect to %s: %s; retrying", p->ph->address, strerror(-rc));
 			/* back off: 0.1 s doubling up to connect-int */
@@ -1294,11 +1317,9 @@ static void *conn_main(void *arg)
 			if (atomic_load(&p->stopping))
 				break;
 			/* a refusal by state (split brain, unrelated, two primaries) does
-			 * not heal by itself: stay StandAlone until restarted */
-			atomic_store(&p->cstate, CS_STANDALONE);
-			struct pollfd pf = { p->wake[0], POLLIN, 0 };
-			poll(&pf, 1, -1);
-			break;
+			 * not heal by itself: StandAlone until `dipole connect` */
+			atomic_store(&p->admin_down, 1);
+			continue;
 		}
 		if (pthread_create(&p->meta_thr, NULL, meta_main, p) == 0)
 			p->meta_running = 1;
@@ -1369,6 +1390,8 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	pthread_cond_init(&p->inq_cond, NULL);
 	p->peer_role = p->peer_disk = -1;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->admin_lock, NULL);
+	pthread_cond_init(&p->admin_cond, NULL);
 	pthread_mutex_init(&p->dsend, NULL);
 	pthread_mutex_init(&p->msend, NULL);
 	pthread_mutex_init(&p->plock, NULL);
@@ -1439,6 +1462,9 @@ void peer_stop(struct peer *p)
 	pthread_mutex_lock(&p->inq_lock);
 	pthread_cond_broadcast(&p->inq_cond);
 	pthread_mutex_unlock(&p->inq_lock);
+	pthread_mutex_lock(&p->admin_lock);
+	pthread_cond_broadcast(&p->admin_cond);
+	pthread_mutex_unlock(&p->admin_lock);
 	if (p->lthr_running)
 		pthread_join(p->lthr, NULL);
 	if (p->thr)
@@ -1455,6 +1481,26 @@ void peer_stop(struct peer *p)
 	}
 	free(p->rbuf);
 	free(p);
+}
+
+void peer_disconnect(struct peer *p)
+{
+	pthread_mutex_lock(&p->admin_lock);
+	atomic_store(&p->admin_down, 1);
+	pthread_mutex_unlock(&p->admin_lock);
+	set_reason(p, "disconnected by the administrator");
+	disconnect_sockets(p);
+	pthread_mutex_lock(&p->inq_lock);
+	pthread_cond_broadcast(&p->inq_cond);
+	pthread_mutex_unlock(&p->inq_lock);
+}
+
+void peer_connect(struct peer *p)
+{
+	pthread_mutex_lock(&p->admin_lock);
+	atomic_store(&p->admin_down, 0);
+	pthread_cond_broadcast(&p->admin_cond);
+	pthread_mutex_unlock(&p->admin_lock);
 }
 
 void peer_state_changed(struct peer *p)

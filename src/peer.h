@@ -50,6 +50,12 @@ int peer_write_end(struct peer *p, struct pending *pd);
 struct pending *peer_flush_begin(struct peer *p);
 int peer_flush_end(struct peer *p, struct pending *pd);
 
+/* `dipole disconnect`: drop the connection and stay StandAlone (writes are
+ * tracked in the bitmap). `dipole connect`: connect again, also after a
+ * refusal by state (split brain, unrelated data, two Primaries). */
+void peer_disconnect(struct peer *p);
+void peer_connect(struct peer *p);
+
 /* This node's role or disk state changed: tell the peer, maybe start a sync. */
 void peer_state_changed(struct peer *p);
 /* Refuse promotion? Returns 0 or -EBUSY with msg[256] explaining. */
