@@ -81,6 +81,7 @@ struct peer {
 	int dfd, mfd;
 	char reason[256];
 	_Atomic int cstate, repl, peer_role, peer_disk;
+	_Atomic int expect_target;     /* agree() decided this node is SyncTarget */
 	_Atomic uint64_t peer_uuid;
 
 	pthread_mutex_t dsend, msend;
@@ -815,6 +816,13 @@ static void data_loop(struct peer *p)
 			}
 			break;
 		case P_SYNC_START:
+			if (atomic_load(&e->dstate) == DS_UPTODATE && !atomic_load(&p->expect_target)) {
+				/* never let a peer overwrite good data we did not agree to */
+				set_reason(p, "peer started a resync over this node's UpToDate data without "
+					   "agreement; dropping the connection");
+				return;
+			}
+			atomic_store(&p->expect_target, 0);
 			if (len >= 8) {
 				atomic_store(&p->sync_total, get_be64(p->rbuf));
 				atomic_store(&p->sync_done, 0);
@@ -1270,6 +1278,7 @@ static int agree(struct peer *p, const uint8_t *hello)
 		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid, decision_name(d));
 	set_reason(p, "%s", "");
 	atomic_store(&p->repl, RS_ESTABLISHED);
+	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
 	if (d == D_SOURCE_FULL) {
 		engine_mark_all_oos(e);
 		rs_start(p);
