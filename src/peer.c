@@ -297,15 +297,19 @@ static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const 
 	pthread_mutex_lock(&p->dsend);
 	if (p->dfd >= 0) {
 		uint64_t seq = atomic_load(&p->my_seq) + 1;
-		struct hist *e = &p->hist[seq % HIST];
-		pthread_mutex_lock(&p->hlock);
-		/* a peer write to this range is being applied right now: wait, so
-		 * this write is either seen by that write's conflict scan or sent
-		 * with a `seen` that covers it — never in between */
-		while (p->applying && pd->off < p->applying_end && p->applying_off < pd->off + pd->len)
-			pthread_cond_wait(&p->hcond, &p->hlock);
-		*e = (struct hist){ seq, pd->off, pd->len, 0 };
-		pthread_mutex_unlock(&p->hlock);
+		/* only two Primaries can write concurrently: single-primary writes
+		 * skip the bookkeeping (and its lock) entirely */
+		if (p->allow_two) {
+			struct hist *e = &p->hist[seq % HIST];
+			pthread_mutex_lock(&p->hlock);
+			/* a peer write to this range is being applied right now: wait, so
+			 * this write is either seen by that write's conflict scan or sent
+			 * with a `seen` that covers it — never in between */
+			while (p->applying && pd->off < p->applying_end && p->applying_off < pd->off + pd->len)
+				pthread_cond_wait(&p->hcond, &p->hlock);
+			*e = (struct hist){ seq, pd->off, pd->len, 0 };
+			pthread_mutex_unlock(&p->hlock);
+		}
 		atomic_store(&p->my_seq, seq);
 		pd->seq = seq;
 		put_be32(h, WIRE_MAGIC);
@@ -365,7 +369,7 @@ int peer_write_end(struct peer *p, struct pending *pd)
 	pthread_rwlock_unlock(&p->sync_lock);
 	if (!pd)
 		return 0;
-	if (pd->seq)
+	if (pd->seq && p->allow_two)
 		hist_local_done(p, pd->seq);
 	pthread_mutex_lock(&pd->m);
 	/* FUA is durable on every replica before completion, whatever the protocol */
@@ -684,6 +688,12 @@ static int apply_peer_write(struct peer *p, const uint8_t *data, uint32_t len, u
 	int nc = 0, rc = 0;
 	int winner = p->me->node_id < p->ph->node_id;
 
+	if (!p->allow_two) {
+		/* the peer writes only while this node cannot: nothing to reconcile */
+		rc = engine_apply(e, data, len, off, flags);
+		atomic_store(&p->applied_seq, seq);
+		return rc;
+	}
 	pthread_mutex_lock(&p->hlock);
 	p->applying = 1;
 	p->applying_off = off;
@@ -985,6 +995,9 @@ static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t
 	else if (peer_hello[HELLO_PROTOCOL] != p->protocol)
 		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer_hello[HELLO_PROTOCOL],
 			 p->protocol);
+	else if (!!(pflags & HF_TWO_PRIMARIES) != !!p->allow_two)
+		snprintf(why, sizeof why, "allow-two-primaries differs: set on %s only",
+			 p->allow_two ? "this node" : "the peer");
 	else if (!!(pflags & HF_AUTH) != p->has_secret)
 		snprintf(why, sizeof why, "%s",
 			 p->has_secret ? "peer has no shared-secret but this node requires one"

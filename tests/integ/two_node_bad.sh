@@ -46,6 +46,10 @@ sed 's/protocol C;/protocol A;/' "$T/r.res" >"$T/protoA.res"
 CFG_B=$T/protoA.res nb up r0 --device none >/dev/null 2>&1
 check "different protocols are refused, naming both" wait_for 20 jcheck a "'protocol differs: peer uses A, this node C' in p['reason']"
 nb down r0 >/dev/null 2>&1
+sed 's/protocol C;/protocol C; allow-two-primaries;/' "$T/r.res" >"$T/two.res"
+CFG_B=$T/two.res nb up r0 --device none >/dev/null 2>&1
+check "allow-two-primaries on one side only is refused" wait_for 20 jcheck a "'allow-two-primaries differs: set on the peer only' in p['reason']"
+nb down r0 >/dev/null 2>&1
 
 # --- garbage on the replication port ----------------------------------------
 for junk in "GET / HTTP/1.0" "" "$(head -c 300 /dev/urandom | base64)"; do
