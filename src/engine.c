@@ -58,6 +58,23 @@ uint64_t engine_clear_oos(struct engine *e, uint64_t first, uint64_t n)
 	return cleared;
 }
 
+static int bm_test(struct engine *e, uint64_t b)
+{
+	return b < e->bm_bits && (atomic_load_explicit(&e->bm[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
+}
+
+void engine_merge_oos(struct engine *e, uint64_t first_word, const uint8_t *words_le, uint64_t n)
+{
+	uint64_t nw = (e->bm_bits + 63) / 64;
+	for (uint64_t i = 0; i < n && first_word + i < nw; i++) {
+		uint64_t v = get_le64(words_le + 8 * i);
+		if (first_word + i == e->bm_bits / 64)
+			v &= (e->bm_bits % 64) ? ((1ULL << (e->bm_bits % 64)) - 1) : 0;
+		uint64_t old = atomic_fetch_or(&e->bm[first_word + i], v);
+		atomic_fetch_add(&e->oos_blocks, (uint64_t)__builtin_popcountll(v & ~old));
+	}
+}
+
 uint64_t engine_next_oos(struct engine *e, uint64_t from)
 {
 	for (uint64_t w = from >> 6; w < (e->bm_bits + 63) / 64; w++) {
@@ -232,11 +249,40 @@ static int count_err(struct engine *e, int rc)
 	return rc;
 }
 
+/* Inconsistent disk: blocks this node lacks come from the peer. While
+ * SyncTarget the bitmap says which; before that, everything does. */
+static int read_unsynced(struct engine *e, void *buf, size_t len, uint64_t off)
+{
+	if (!e->peer || !peer_can_read(e->peer))
+		return -EIO;
+	if (!peer_is_sync_target(e->peer))
+		return peer_read(e->peer, buf, len, off);
+	uint64_t pos = off, end = off + len;
+	while (pos < end) {
+		uint64_t b = pos / MD_BLOCK;
+		int remote = bm_test(e, b);
+		uint64_t run = (b + 1) * MD_BLOCK;
+		while (run < end && bm_test(e, run / MD_BLOCK) == remote)
+			run += MD_BLOCK;
+		if (run > end)
+			run = end;
+		uint8_t *dst = (uint8_t *)buf + (pos - off);
+		int rc = remote ? peer_read(e->peer, dst, run - pos, pos) : disk_pread(e->disk, dst, run - pos, pos);
+		if (rc)
+			return rc;
+		pos = run;
+	}
+	return 0;
+}
+
 int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
 {
 	if (!range_ok(e, off, len))
 		return -EINVAL;
-	int rc = disk_pread(e->disk, buf, len, off);
+	/* (a resource without a peer has nothing better than its own disk) */
+	int rc = e->peer && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT
+			 ? read_unsynced(e, buf, len, off)
+			 : disk_pread(e->disk, buf, len, off);
 	if (!rc) {
 		atomic_fetch_add_explicit(&e->st.read_bytes, len, memory_order_relaxed);
 		atomic_fetch_add_explicit(&e->st.reads, 1, memory_order_relaxed);
@@ -261,6 +307,146 @@ static int may_write(struct engine *e)
 		bm_set_range(e, off, len);                                              \
 	rc_; })
 
+enum op { OP_WRITE, OP_TRIM, OP_ZERO };
+
+static int local_op(struct engine *e, enum op k, const void *buf, uint64_t len, uint64_t off, int fua, int no_hole)
+{
+	switch (k) {
+	case OP_WRITE:
+		return fua ? disk_pwrite_fua(e->disk, buf, len, off) : disk_pwrite(e->disk, buf, len, off);
+	case OP_TRIM:
+		return disk_trim(e->disk, off, len);
+	default:
+		return disk_zero(e->disk, off, len, no_hole);
+	}
+}
+
+/* Would this write have to go the SyncTarget way? Checked again under the
+ * resync lock, which the bitmap merge takes exclusively. */
+static int unsynced(struct engine *e)
+{
+	return e->peer && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT;
+}
+
+struct edges {
+	uint64_t blk[2];    /* head and tail block */
+	int part[2];        /* the write covers it only partly */
+	int have[2];        /* its current content was fetched from the peer */
+	uint8_t *buf;       /* 2 blocks */
+};
+
+/* The local part of a write on a node that lacks some blocks (under the
+ * resync lock, shared). A partly written block this node lacks is completed
+ * with the content fetched from the peer and written whole; every block
+ * written whole no longer needs resync data, so its bit is cleared (resync
+ * data for it arriving later is skipped). -EAGAIN: state changed, retry. */
+static int unsynced_local(struct engine *e, enum op k, const uint8_t *buf, uint64_t len, uint64_t off, int fua,
+			  int no_hole, struct edges *g)
+{
+	uint64_t s = off, t = off + len;
+	int rc;
+
+	if (!unsynced(e))
+		return -EAGAIN;
+	for (int i = 0; i < 2; i++)
+		if (g->part[i] && bm_test(e, g->blk[i]) && !g->have[i])
+			return -EAGAIN;
+	for (int i = 0; i < 2; i++) {
+		if (!g->part[i] || !bm_test(e, g->blk[i]))
+			continue;
+		uint8_t *b = g->buf + i * MD_BLOCK;
+		uint64_t bs = g->blk[i] * MD_BLOCK, cs = off > bs ? off : bs;
+		uint64_t ce = off + len < bs + MD_BLOCK ? off + len : bs + MD_BLOCK;
+		if (k == OP_WRITE)
+			memcpy(b + (cs - bs), buf + (cs - off), ce - cs);
+		else
+			memset(b + (cs - bs), 0, ce - cs);
+		rc = fua ? disk_pwrite_fua(e->disk, b, MD_BLOCK, bs) : disk_pwrite(e->disk, b, MD_BLOCK, bs);
+		if (rc)
+			return rc;
+		engine_clear_oos(e, g->blk[i], 1);
+		if (i == 0)
+			s = ce;
+		else
+			t = cs;
+	}
+	if (s < t) {
+		rc = local_op(e, k, k == OP_WRITE ? buf + (s - off) : NULL, t - s, s, fua, no_hole);
+		if (rc)
+			return rc;
+		uint64_t fb = (s + MD_BLOCK - 1) / MD_BLOCK, lb = t / MD_BLOCK;
+		if (t == e->size)
+			lb = e->bm_bits; /* a short last block is whole when written to the end */
+		if (lb > fb)
+			engine_clear_oos(e, fb, lb - fb);
+	}
+	return 0;
+}
+
+/* A write on an Inconsistent node (SyncTarget made Primary). Unlike on an
+ * UpToDate node, a write the peer did not get fails: this node's copy alone
+ * is not a copy anyone can rely on. */
+static int unsynced_write(struct engine *e, enum op k, const void *buf, size_t len, uint64_t off, int fua,
+			  int no_hole, unsigned df)
+{
+	struct edges g = { { off / MD_BLOCK, (off + len - 1) / MD_BLOCK }, { 0, 0 }, { 0, 0 }, NULL };
+	int rc;
+
+	g.part[0] = off % MD_BLOCK || off + len < (g.blk[0] + 1) * MD_BLOCK;
+	g.part[1] = g.blk[1] != g.blk[0] && (off + len) % MD_BLOCK && off + len != e->size;
+	if (g.part[0] && off + len == e->size && off % MD_BLOCK == 0)
+		g.part[0] = 0; /* the short last block, written to its end */
+	for (;;) {
+		for (int i = 0; i < 2; i++) {
+			if (!g.part[i] || g.have[i] || !bm_test(e, g.blk[i]))
+				continue;
+			if (!g.buf && posix_memalign((void **)&g.buf, MD_BLOCK, 2 * MD_BLOCK))
+				return -ENOMEM;
+			uint64_t bs = g.blk[i] * MD_BLOCK, bl = e->size - bs < MD_BLOCK ? e->size - bs : MD_BLOCK;
+			memset(g.buf + i * MD_BLOCK, 0, MD_BLOCK);
+			if ((rc = peer_read(e->peer, g.buf + i * MD_BLOCK, bl, bs)))
+				goto out;
+			g.have[i] = 1;
+		}
+		struct pending *pd = peer_write_begin(e->peer, k == OP_WRITE ? buf : NULL, len, off, df);
+		rc = unsynced_local(e, k, buf, len, off, fua, no_hole, &g);
+		int ok = peer_write_end(e->peer, pd);
+		if (rc == -EAGAIN) {
+			if (!unsynced(e))
+				break; /* the sync finished meanwhile: the normal path */
+			continue;
+		}
+		if (!rc && !ok)
+			rc = -EIO;
+		goto out;
+	}
+	rc = -EAGAIN;
+out:
+	free(g.buf);
+	return rc;
+}
+
+/* Every write-like request: replicated, and on a SyncTarget the blocks it
+ * completes stop needing resync data. */
+static int do_write(struct engine *e, enum op k, const void *buf, size_t len, uint64_t off, unsigned flags,
+		    int no_hole)
+{
+	int fua = k == OP_WRITE && (flags & ENGINE_FUA);
+	unsigned df = k == OP_TRIM ? DF_TRIM : k == OP_ZERO ? DF_ZERO : fua ? DF_FUA : 0;
+	int rc;
+
+	if (!len)
+		return 0;
+	for (;;) {
+		if (unsynced(e) && (rc = unsynced_write(e, k, buf, len, off, fua, no_hole, df)) != -EAGAIN)
+			return rc;
+		rc = REPLICATED(e, k == OP_WRITE ? buf : NULL, len, off, df,
+				unsynced(e) ? -EAGAIN : local_op(e, k, buf, len, off, fua, no_hole));
+		if (rc != -EAGAIN)
+			return rc;
+	}
+}
+
 int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags)
 {
 	int rc;
@@ -269,9 +455,7 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 		return -EPERM;
 	if (!range_ok(e, off, len))
 		return -ENOSPC;
-	rc = REPLICATED(e, buf, len, off, (flags & ENGINE_FUA) ? DF_FUA : 0,
-			(flags & ENGINE_FUA) ? disk_pwrite_fua(e->disk, buf, len, off)
-					     : disk_pwrite(e->disk, buf, len, off));
+	rc = do_write(e, OP_WRITE, buf, len, off, flags, 0);
 	if (!rc) {
 		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
 		atomic_fetch_add_explicit(&e->st.writes, 1, memory_order_relaxed);
@@ -296,7 +480,7 @@ int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags)
 		return -EPERM;
 	if (!range_ok(e, off, len))
 		return -EINVAL;
-	int rc = REPLICATED(e, NULL, len, off, DF_TRIM, disk_trim(e->disk, off, len));
+	int rc = do_write(e, OP_TRIM, NULL, len, off, 0, 0);
 	if (!rc && (flags & ENGINE_FUA))
 		rc = disk_flush(e->disk);
 	if (!rc)
@@ -311,7 +495,7 @@ int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsig
 	if (!range_ok(e, off, len))
 		return -ENOSPC;
 	/* zeroing moves no data: it is counted with trims, not in written_bytes */
-	int rc = REPLICATED(e, NULL, len, off, DF_ZERO, disk_zero(e->disk, off, len, no_hole));
+	int rc = do_write(e, OP_ZERO, NULL, len, off, 0, no_hole);
 	if (!rc && (flags & ENGINE_FUA))
 		rc = disk_flush(e->disk);
 	if (!rc)
@@ -337,7 +521,32 @@ int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, un
 	return count_err(e, rc);
 }
 
-int engine_sync_target_begin(struct engine *e)
+int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off)
+{
+	if (!range_ok(e, off, len) || off % MD_BLOCK)
+		return -EINVAL;
+	uint64_t pos = off, end = off + len;
+	while (pos < end) {
+		uint64_t b = pos / MD_BLOCK;
+		int marked = bm_test(e, b);
+		uint64_t run = (b + 1) * MD_BLOCK;
+		while (run < end && bm_test(e, run / MD_BLOCK) == marked)
+			run += MD_BLOCK;
+		if (run > end)
+			run = end;
+		if (marked) {
+			int rc = disk_pwrite(e->disk, (const uint8_t *)buf + (pos - off), run - pos, pos);
+			if (rc)
+				return count_err(e, rc);
+			engine_clear_oos(e, b, (run - pos + MD_BLOCK - 1) / MD_BLOCK);
+			atomic_fetch_add_explicit(&e->st.written_bytes, run - pos, memory_order_relaxed);
+		}
+		pos = run;
+	}
+	return 0;
+}
+
+int engine_sync_target_begin(struct engine *e, int full)
 {
 	pthread_mutex_lock(&e->lock);
 	struct md_super nsb = e->sb;
@@ -346,6 +555,8 @@ int engine_sync_target_begin(struct engine *e)
 	int rc = md_write(e->disk, &nsb);
 	if (!rc) {
 		e->sb = nsb;
+		if (full)
+			bm_set_range(e, 0, e->size);
 		atomic_store(&e->dstate, DS_INCONSISTENT);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -367,6 +578,8 @@ int engine_sync_target_done(struct engine *e, uint64_t uuid)
 		rc = md_write(e->disk, &nsb);
 	if (!rc) {
 		e->sb = nsb;
+		/* identical to the source now: nothing is out of sync */
+		engine_clear_oos(e, 0, e->bm_bits);
 		atomic_store(&e->dstate, DS_UPTODATE);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -383,7 +596,9 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 		int ds = e->dstate;
 		if (e->peer && e->role != ROLE_PRIMARY && (rc = peer_may_promote(e->peer, msg)))
 			goto out;
-		if (ds != DS_UPTODATE && !force) {
+		/* a SyncTarget may be Primary: what it lacks is read from the peer */
+		int through = !force && ds == DS_INCONSISTENT && e->peer && peer_can_read(e->peer);
+		if (ds != DS_UPTODATE && !force && !through) {
 			snprintf(msg, 256, "refusing to become Primary: local disk is %s, not UpToDate; "
 				 "use 'primary --force' to declare this node's data the good copy",
 				 disk_state_name((enum disk_state)ds));
@@ -392,7 +607,7 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 		}
 		struct md_super nsb = e->sb;
 		nsb.flags |= MDF_PRIMARY_IND;
-		if (ds != DS_UPTODATE) {
+		if (ds != DS_UPTODATE && !through) {
 			/* forced: this data becomes a new generation */
 			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
 			nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_CURRENT];
@@ -405,10 +620,13 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 			goto out;
 		}
 		e->sb = nsb;
-		if (ds != DS_UPTODATE)
+		if (through)
+			log_info("Primary with an Inconsistent disk: blocks not yet synced are read from the peer");
+		else if (ds != DS_UPTODATE)
 			log_info("disk %s -> UpToDate (forced, new generation %016llx)",
 				 disk_state_name((enum disk_state)ds), (unsigned long long)nsb.uuid[UUID_CURRENT]);
-		e->dstate = DS_UPTODATE;
+		if (!through)
+			e->dstate = DS_UPTODATE;
 		if (e->role != ROLE_PRIMARY)
 			log_info("role Secondary -> Primary");
 		atomic_store_explicit(&e->role, ROLE_PRIMARY, memory_order_release);

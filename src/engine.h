@@ -80,8 +80,15 @@ uint64_t engine_next_oos(struct engine *e, uint64_t from);
 int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned dflags);
 
 /* Resync target: the disk becomes Inconsistent (persisted) until done, then
- * UpToDate with the source's generation. */
-int engine_sync_target_begin(struct engine *e);
+ * UpToDate with the source's generation. While Inconsistent the bitmap holds
+ * the blocks this node lacks (all of them when `full`); reads of those go to
+ * the peer, and writes completing a block clear its bit. */
+int engine_sync_target_begin(struct engine *e, int full);
+/* Resync data for [off, off+len): written only to blocks still marked (a
+ * block this node wrote since is newer), whose bits are then cleared. */
+int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off);
+/* OR the source's bitmap words into ours (SyncTarget). */
+void engine_merge_oos(struct engine *e, uint64_t first_word, const uint8_t *words_le, uint64_t n);
 int engine_sync_target_done(struct engine *e, uint64_t uuid);
 
 /* Role change. primary: -EROFS-like refusals are -EPERM with msg set;

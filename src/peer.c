@@ -40,6 +40,8 @@ struct pending {
 	int recv_acked, write_acked, failed, status;
 	int fua;                   /* wait for the write ack whatever the protocol */
 	uint64_t seq;              /* P_DATA sequence number, 0 if none */
+	void *rdbuf;               /* P_READ_REQ: where the reply's data goes */
+	uint32_t rdlen;
 	int refs;                  /* waiter + network; guarded by peer->plock */
 	struct pending *next;
 };
@@ -101,6 +103,12 @@ struct peer {
 	struct rs_slot rs[RS_WINDOW];
 	int rs_out;
 	_Atomic uint64_t sync_total, sync_done, sync_start_ns;
+	_Atomic int rs_go;             /* the target merged the bitmap (P_SYNC_ACK) */
+
+	/* epochs (wire.h): sender side under dsend, receiver side in data_loop */
+	_Atomic uint64_t epoch;        /* epoch the next write belongs to */
+	_Atomic uint64_t epoch_acked;  /* last epoch the peer reported stable */
+	_Atomic uint64_t rx_epoch;     /* last peer epoch made stable here */
 
 	/* dual-primary conflict detection; hist guarded by hlock, my_seq by dsend */
 	pthread_mutex_t hlock;
@@ -116,6 +124,8 @@ struct peer {
 	int meta_running;
 	uint8_t *rbuf;
 	size_t rcap;
+	uint8_t *scratch;          /* data_loop: read replies */
+	size_t scap;
 };
 
 const char *conn_state_name(enum conn_state c)
@@ -192,8 +202,12 @@ static struct pending *pending_get(struct peer *p)
 	pthread_mutex_unlock(&p->plock);
 	pd->recv_acked = pd->write_acked = pd->failed = pd->status = 0;
 	pd->seq = 0;
+	pd->rdbuf = NULL;
+	pd->rdlen = 0;
 	return pd;
 }
+
+static struct pending *pending_lookup(struct peer *p, uint64_t id);
 
 static void pending_put(struct peer *p, struct pending *pd)
 {
@@ -223,19 +237,25 @@ static void pending_abort(struct peer *p, struct pending *pd)
 		pending_put(p, pd);
 }
 
-/* Network side of an acknowledgement. final: the network reference ends. */
-static void pending_ack(struct peer *p, uint64_t id, int type, int status)
+/* The live request with this id, or NULL. */
+static struct pending *pending_lookup(struct peer *p, uint64_t id)
 {
 	uint32_t idx = (uint32_t)(id & 0xffff);
-	struct pending *pd;
-
 	if (idx >= PEND_MAX)
-		return;
-	pd = &p->pend[idx];
+		return NULL;
+	struct pending *pd = &p->pend[idx];
 	pthread_mutex_lock(&p->plock);
 	int live = pd->refs > 0 && pd->gen == (uint32_t)(id >> 16);
 	pthread_mutex_unlock(&p->plock);
-	if (!live)
+	return live ? pd : NULL;
+}
+
+/* Network side of an acknowledgement. final: the network reference ends. */
+static void pending_ack(struct peer *p, uint64_t id, int type, int status)
+{
+	struct pending *pd = pending_lookup(p, id);
+
+	if (!pd)
 		return;
 	pthread_mutex_lock(&pd->m);
 	int final = 0;
@@ -395,7 +415,27 @@ struct pending *peer_flush_begin(struct peer *p)
 	pd->off = 0;
 	pd->len = 0;
 	pd->fua = 1;
-	if (send_pkt(p, CH_DATA, P_FLUSH, 0, pending_id(p, pd), NULL, 0, NULL, 0))
+	/* the epoch number is taken and the flush sent under the data channel's
+	 * send lock, so every write sent before it belongs to this epoch */
+	uint8_t b[8];
+	int rc = -ENOTCONN;
+	pthread_mutex_lock(&p->dsend);
+	if (p->dfd >= 0) {
+		uint64_t ep = atomic_fetch_add(&p->epoch, 1);
+		pd->seq = ep;
+		put_be64(b, ep);
+		uint8_t h[WIRE_HDR];
+		struct iovec iov[2] = { { h, sizeof h }, { b, sizeof b } };
+		put_be32(h, WIRE_MAGIC);
+		put_be16(h + 4, P_FLUSH);
+		put_be16(h + 6, 0);
+		put_be32(h + 8, sizeof b);
+		put_be32(h + 12, 0);
+		put_be64(h + 16, pending_id(p, pd));
+		rc = writev_full(p->dfd, iov, 2);
+	}
+	pthread_mutex_unlock(&p->dsend);
+	if (rc)
 		pending_abort(p, pd);
 	return pd;
 }
@@ -408,9 +448,56 @@ int peer_flush_end(struct peer *p, struct pending *pd)
 	while (!pd->write_acked && !pd->failed)
 		pthread_cond_wait(&pd->c, &pd->m);
 	int rc = pd->write_acked ? -pd->status : 0;
+	if (pd->write_acked && !pd->status) {
+		uint64_t cur = atomic_load(&p->epoch_acked);
+		while (pd->seq > cur && !atomic_compare_exchange_weak(&p->epoch_acked, &cur, pd->seq))
+			;
+	}
 	pthread_mutex_unlock(&pd->m);
 	pending_put(p, pd);
 	return rc;
+}
+
+int peer_read(struct peer *p, void *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		uint32_t n = len > READ_MAX ? READ_MAX : (uint32_t)len;
+		if (!connected(p) || atomic_load(&p->peer_disk) != DS_UPTODATE)
+			return -EIO;
+		struct pending *pd = pending_get(p);
+		uint8_t b[12];
+		pd->off = off;
+		pd->len = 0; /* nothing to mark out of sync if it fails */
+		pd->rdbuf = buf;
+		pd->rdlen = n;
+		put_be64(b, off);
+		put_be32(b + 8, n);
+		if (send_pkt(p, CH_DATA, P_READ_REQ, 0, pending_id(p, pd), b, sizeof b, NULL, 0))
+			pending_abort(p, pd);
+		pthread_mutex_lock(&pd->m);
+		while (!pd->write_acked && !pd->failed)
+			pthread_cond_wait(&pd->c, &pd->m);
+		int rc = pd->write_acked ? -pd->status : -EIO;
+		pthread_mutex_unlock(&pd->m);
+		pending_put(p, pd);
+		if (rc)
+			return rc;
+		atomic_fetch_add_explicit(&p->e->st.received_bytes, n, memory_order_relaxed);
+		buf = (uint8_t *)buf + n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int peer_can_read(struct peer *p)
+{
+	return connected(p) && atomic_load(&p->peer_disk) == DS_UPTODATE;
+}
+
+int peer_is_sync_target(struct peer *p)
+{
+	return atomic_load(&p->repl) == RS_SYNC_TARGET;
 }
 
 /* ---------------------------------------------------------- resync */
@@ -433,6 +520,51 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Tell the target what is coming: P_SYNC_START, the bitmap (unless all of it
+ * is out of sync), P_BITMAP_DONE; then wait for its P_SYNC_ACK. The ack
+ * travels on the target's data channel behind every write the target sent
+ * before merging the bitmap, so by the time it arrives those writes are
+ * applied here and every block read from now on includes them. Writes the
+ * target makes afterwards to a block clear its bit there, and the target
+ * skips resync data for blocks whose bit is clear (docs/replication.md). */
+static int rs_announce(struct peer *p, uint64_t total)
+{
+	struct engine *e = p->e;
+	uint64_t words = (e->bm_bits + 63) / 64;
+	int full = atomic_load(&e->oos_blocks) >= e->bm_bits;
+	uint8_t h[12];
+	int rc;
+
+	atomic_store(&p->rs_go, 0);
+	put_be64(h, total);
+	put_be32(h + 8, full ? SSF_FULL : 0);
+	rc = send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, 12, NULL, 0);
+	if (!full) {
+		uint8_t *pkt = malloc(8 + 8 * (size_t)BM_WORDS_PER_PKT);
+		if (!pkt)
+			return -ENOMEM;
+		for (uint64_t w = 0; !rc && w < words; w += BM_WORDS_PER_PKT) {
+			uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
+			put_be64(pkt, w);
+			for (uint64_t i = 0; i < n; i++) {
+				uint64_t v = atomic_load_explicit(&e->bm[w + i], memory_order_relaxed);
+				any |= v;
+				put_le64(pkt + 8 + 8 * i, v);
+			}
+			if (any)
+				rc = send_pkt(p, CH_DATA, P_BITMAP, 0, 0, pkt, 8 + 8 * n, NULL, 0);
+		}
+		free(pkt);
+	}
+	if (!rc)
+		rc = send_pkt(p, CH_DATA, P_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0);
+	pthread_mutex_lock(&p->rslock);
+	while (!rc && !atomic_load(&p->rs_go) && !atomic_load(&p->rs_stop))
+		pthread_cond_wait(&p->rscond, &p->rslock);
+	pthread_mutex_unlock(&p->rslock);
+	return rc ? rc : atomic_load(&p->rs_stop) ? -ECANCELED : 0;
+}
+
 static void *rs_main(void *arg)
 {
 	struct peer *p = arg;
@@ -449,8 +581,10 @@ static void *rs_main(void *arg)
 	atomic_store(&p->sync_total, total);
 	atomic_store(&p->sync_done, 0);
 	atomic_store(&p->sync_start_ns, now_ns());
-	put_be64(h, total);
-	send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, 8, NULL, 0);
+	if (rs_announce(p, total)) {
+		free(buf);
+		return NULL;
+	}
 	log_info("peer %s: resync started as SyncSource, %llu bytes to send", p->addr, (unsigned long long)total);
 
 	while (!atomic_load(&p->rs_stop)) {
@@ -798,7 +932,11 @@ static void data_loop(struct peer *p)
 			}
 			const uint8_t *data = p->rbuf + fixed;
 			if (type == P_RS_DATA) {
-				rc = engine_apply(e, data, dlen, off, flags);
+				/* only blocks still marked: a block the target wrote since
+				 * the bitmap merge is newer than this */
+				pthread_rwlock_wrlock(&p->sync_lock);
+				rc = engine_apply_resync(e, data, dlen, off);
+				pthread_rwlock_unlock(&p->sync_lock);
 				atomic_fetch_add(&p->sync_done, dlen);
 				send_ack(p, P_RS_ACK, id, -rc);
 			} else {
@@ -813,8 +951,79 @@ static void data_loop(struct peer *p)
 		}
 
 		case P_FLUSH:
+			/* every write of the epoch was applied before this packet */
 			rc = disk_flush(e->disk);
+			if (!rc && len >= 8)
+				atomic_store(&p->rx_epoch, get_be64(p->rbuf));
 			send_ack(p, P_FLUSH_ACK, id, -rc);
+			break;
+		case P_READ_REQ: {
+			if (len < 12) {
+				set_reason(p, "malformed read request (%u bytes)", len);
+				return;
+			}
+			uint64_t off = get_be64(p->rbuf);
+			uint32_t n = get_be32(p->rbuf + 8);
+			if (n > READ_MAX || off > e->size || n > e->size - off) {
+				set_reason(p, "malformed read request: %u bytes at %llu", n, (unsigned long long)off);
+				return;
+			}
+			if (n + 4 > p->scap) {
+				void *nb = NULL;
+				if (posix_memalign(&nb, 4096, (size_t)READ_MAX + 4096)) {
+					set_reason(p, "out of memory for a read request");
+					return;
+				}
+				free(p->scratch);
+				p->scratch = nb;
+				p->scap = (size_t)READ_MAX + 4096;
+			}
+			/* data starts on a page boundary (O_DIRECT); status just before */
+			uint8_t *d = p->scratch + 4096;
+			rc = atomic_load(&e->dstate) == DS_UPTODATE ? engine_read(e, d, n, off) : -EIO;
+			put_be32(d - 4, (uint32_t)-rc);
+			if (send_pkt(p, CH_DATA, P_READ_REPLY, 0, id, d - 4, rc ? 4 : 4 + (size_t)n, NULL, 0))
+				return;
+			if (!rc)
+				atomic_fetch_add_explicit(&e->st.sent_bytes, n, memory_order_relaxed);
+			break;
+		}
+		case P_READ_REPLY: {
+			if (len < 4)
+				break;
+			int st = (int)get_be32(p->rbuf);
+			struct pending *pd = pending_lookup(p, id);
+			if (pd && !st && (len - 4 != pd->rdlen || !pd->rdbuf))
+				st = EPROTO;
+			if (pd && !st)
+				memcpy(pd->rdbuf, p->rbuf + 4, pd->rdlen);
+			pending_ack(p, id, P_WRITE_ACK, st);
+			break;
+		}
+		case P_BITMAP: {
+			if (len < 8 || (len - 8) % 8) {
+				set_reason(p, "malformed bitmap packet (%u bytes)", len);
+				return;
+			}
+			uint64_t w = get_be64(p->rbuf), n = (len - 8) / 8;
+			if (w > (e->bm_bits + 63) / 64 || n > (e->bm_bits + 63) / 64 - w) {
+				set_reason(p, "bitmap packet beyond the device (word %llu)", (unsigned long long)w);
+				return;
+			}
+			pthread_rwlock_wrlock(&p->sync_lock);
+			engine_merge_oos(e, w, p->rbuf + 8, n);
+			pthread_rwlock_unlock(&p->sync_lock);
+			break;
+		}
+		case P_BITMAP_DONE:
+			atomic_store(&p->repl, RS_SYNC_TARGET);
+			send_pkt(p, CH_DATA, P_SYNC_ACK, 0, 0, NULL, 0, NULL, 0);
+			break;
+		case P_SYNC_ACK:
+			pthread_mutex_lock(&p->rslock);
+			atomic_store(&p->rs_go, 1);
+			pthread_cond_broadcast(&p->rscond);
+			pthread_mutex_unlock(&p->rslock);
 			break;
 		case P_STATE:
 			if (len >= 16) {
@@ -833,20 +1042,29 @@ static void data_loop(struct peer *p)
 				return;
 			}
 			atomic_store(&p->expect_target, 0);
-			if (len >= 8) {
+			if (len >= 12) {
 				atomic_store(&p->sync_total, get_be64(p->rbuf));
 				atomic_store(&p->sync_done, 0);
 				atomic_store(&p->sync_start_ns, now_ns());
-				atomic_store(&p->repl, RS_SYNC_TARGET);
-				engine_sync_target_begin(e);
+				/* from here on the bitmap means "blocks this node lacks";
+				 * writes in flight finish first */
+				pthread_rwlock_wrlock(&p->sync_lock);
+				rc = engine_sync_target_begin(e, get_be32(p->rbuf + 8) & SSF_FULL);
+				pthread_rwlock_unlock(&p->sync_lock);
+				if (rc) {
+					set_reason(p, "cannot start the resync: metadata write failed: %s", strerror(-rc));
+					return;
+				}
 				log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
 					 (unsigned long long)get_be64(p->rbuf));
 			}
 			break;
 		case P_SYNC_DONE:
-			if (len >= 8) {
+			if (len >= 8 && atomic_load(&p->repl) == RS_SYNC_TARGET) {
 				disk_flush(e->disk);
+				pthread_rwlock_wrlock(&p->sync_lock);
 				engine_sync_target_done(e, get_be64(p->rbuf));
+				pthread_rwlock_unlock(&p->sync_lock);
 				atomic_store(&p->repl, RS_ESTABLISHED);
 				log_info("peer %s: resync finished, disk UpToDate", p->addr);
 				send_state(p);
@@ -1223,6 +1441,9 @@ static int establish(struct peer *p, uint8_t *hello)
 	pthread_mutex_unlock(&p->hlock);
 	atomic_store(&p->my_seq, 0);
 	atomic_store(&p->applied_seq, 0);
+	atomic_store(&p->epoch, 1);
+	atomic_store(&p->epoch_acked, 0);
+	atomic_store(&p->rx_epoch, 0);
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->msend);
 	pthread_mutex_unlock(&p->dsend);
@@ -1418,7 +1639,12 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	pthread_mutex_init(&p->msend, NULL);
 	pthread_mutex_init(&p->plock, NULL);
 	pthread_cond_init(&p->pcond, NULL);
-	pthread_rwlock_init(&p->sync_lock, NULL);
+	/* writers first: a resync chunk must not starve behind a stream of writes */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&p->sync_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&p->rslock, NULL);
 	pthread_mutex_init(&p->rsctl, NULL);
 	pthread_mutex_init(&p->hlock, NULL);
@@ -1502,6 +1728,7 @@ void peer_stop(struct peer *p)
 		close(p->wake[1]);
 	}
 	free(p->rbuf);
+	free(p->scratch);
 	free(p);
 }
 
@@ -1598,11 +1825,13 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 	sb_json_str(sb, p->ph->address);
 	sb_printf(sb, ",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\",\"replication\":\"%s\","
 		  "\"protocol\":\"%c\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f,"
-		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,\"reason\":",
+		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,"
+		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"reason\":",
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
 		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0,
-		  (unsigned long long)atomic_load(&p->conflicts));
+		  (unsigned long long)atomic_load(&p->conflicts), (unsigned long long)atomic_load(&p->epoch),
+		  (unsigned long long)atomic_load(&p->epoch_acked), (unsigned long long)atomic_load(&p->rx_epoch));
 	sb_json_str(sb, reason);
 	sb_printf(sb, "}");
 }

@@ -50,6 +50,14 @@ int peer_write_end(struct peer *p, struct pending *pd);
 struct pending *peer_flush_begin(struct peer *p);
 int peer_flush_end(struct peer *p, struct pending *pd);
 
+/* Read from the peer's disk (it must be UpToDate and connected): for a
+ * SyncTarget's blocks not yet synced. -EIO when it cannot. */
+int peer_read(struct peer *p, void *buf, size_t len, uint64_t off);
+/* Connected to an UpToDate peer (reads can go there). */
+int peer_can_read(struct peer *p);
+/* This node is SyncTarget and its bitmap holds the blocks it lacks. */
+int peer_is_sync_target(struct peer *p);
+
 /* `dipole disconnect`: drop the connection and stay StandAlone (writes are
  * tracked in the bitmap). `dipole connect`: connect again, also after a
  * refusal by state (split brain, unrelated data, two Primaries). */

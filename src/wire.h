@@ -14,6 +14,13 @@
  * else is accepted. Only the node with the lower node-id dials, so exactly
  * one connection pair exists per peer pair.
  *
+ * Epochs: the writes sent between two P_FLUSH packets form an epoch. The
+ * peer applies the data channel in order and acknowledges P_FLUSH (which
+ * names the epoch it closes) only after flushing its disk, so an
+ * acknowledged epoch means every write in it and before it is on the peer's
+ * stable storage. Writes completed before a FLUSH was issued belong to an
+ * earlier or the closing epoch.
+ *
  * Version history:
  *   1 (2026-11): first version.
  */
@@ -41,16 +48,26 @@ enum wire_type {
 			  * node had applied when it sent the write. */
 	P_RECV_ACK = 11, /* id; payload: status i32 */
 	P_WRITE_ACK = 12,
-	P_FLUSH = 13,
-	P_FLUSH_ACK = 14,
+	P_FLUSH = 13,    /* epoch u64: closes that epoch (see below) */
+	P_FLUSH_ACK = 14,/* id; status i32: every write of the epoch is on stable storage */
 	P_PING = 15,
 	P_PING_ACK = 16,
 	P_STATE = 17,    /* role u8, disk u8, pad[6], uuid current u64 */
 	P_RS_DATA = 20,  /* like P_DATA: resync block */
 	P_RS_ACK = 21,
-	P_SYNC_START = 22, /* total bytes u64 */
+	P_SYNC_START = 22, /* total bytes u64, flags u32 (SSF_FULL) */
 	P_SYNC_DONE = 23,  /* uuid current u64 of the source */
+	P_BITMAP = 24,     /* first word u64, then 64-bit bitmap words (le): blocks to resync */
+	P_BITMAP_DONE = 25,/* the source's bitmap is complete on the target */
+	P_SYNC_ACK = 26,   /* target -> source on the data channel: bitmap merged, every
+			    * write the target sent before this is ahead of it; send data */
+	P_READ_REQ = 27,   /* off u64, len u32: read from the peer's (UpToDate) disk */
+	P_READ_REPLY = 28, /* id; status i32, then len bytes when status is 0 */
 };
+
+#define SSF_FULL 1u        /* P_SYNC_START: everything is out of sync */
+#define BM_WORDS_PER_PKT 8192u
+#define READ_MAX (16u << 20) /* largest P_READ_REQ */
 
 /* P_DATA / P_RS_DATA flags */
 #define DF_FUA   1u

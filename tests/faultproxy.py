@@ -8,6 +8,9 @@ Every forwarded chunk looks at files in CONTROL_DIR (written by the test):
   stall_up   exists: stop forwarding client->target (data piles up, nothing breaks)
   stall_down exists: stop forwarding target->client
   reset      exists: close every connection (and each new one) at once
+  data_delay_up_ms  integer: extra delay client->target on data channels only
+             (the channel byte of the dialer's HELLO, src/wire.h), so data
+             can lag behind acknowledgements
 It stops by itself when CONTROL_DIR disappears. Only for addresses the test
 created (loopback or its own namespaces).
 """
@@ -25,16 +28,18 @@ def flag(name):
     return os.path.exists(os.path.join(CTL, name))
 
 
-def delay_s():
+def delay_s(name="delay_ms"):
     try:
-        with open(os.path.join(CTL, "delay_ms")) as f:
+        with open(os.path.join(CTL, name)) as f:
             return int(f.read().strip() or 0) / 1000.0
     except (OSError, ValueError):
         return 0.0
 
 
-async def pump(reader, writer, stall_name, conns):
+async def pump(reader, writer, stall_name, extra=None, first=b""):
     q = asyncio.Queue()
+    if first:
+        await q.put((time.monotonic() + delay_s() + (delay_s(extra) if extra else 0), first))
 
     async def sender():
         while True:
@@ -56,7 +61,7 @@ async def pump(reader, writer, stall_name, conns):
             data = await reader.read(65536)
             if not data:
                 break
-            await q.put((time.monotonic() + delay_s(), data))
+            await q.put((time.monotonic() + delay_s() + (delay_s(extra) if extra else 0), data))
     except (ConnectionError, OSError):
         pass
     await q.put((0, None))
@@ -64,6 +69,9 @@ async def pump(reader, writer, stall_name, conns):
         await task
     except (ConnectionError, OSError):
         pass
+
+
+HELLO_CHANNEL_AT = 24 + 12  # header, then the HELLO's channel byte (0 data, 1 meta)
 
 
 async def handle(creader, cwriter):
@@ -75,7 +83,18 @@ async def handle(creader, cwriter):
     except OSError:
         cwriter.close()
         return
-    await asyncio.gather(pump(creader, twriter, "stall_up", None), pump(treader, cwriter, "stall_down", None),
+    first = b""
+    try:
+        while len(first) <= HELLO_CHANNEL_AT:
+            chunk = await creader.read(65536)
+            if not chunk:
+                break
+            first += chunk
+    except (ConnectionError, OSError):
+        pass
+    data = len(first) > HELLO_CHANNEL_AT and first[HELLO_CHANNEL_AT] == 0
+    await asyncio.gather(pump(creader, twriter, "stall_up", "data_delay_up_ms" if data else None, first),
+                         pump(treader, cwriter, "stall_down"),
                          return_exceptions=True)
 
 

@@ -29,6 +29,8 @@ expect_rc "promote b" 0 "" nb primary r0
 check "read back through b equals what was written on a" bash -c "nbdcopy '$(uri_b)' - | head -c 64M | cmp - $T/rand"
 qemu-io -f raw -c 'write -P 0x77 100M 3M' -c 'write -z 110M 1M' -c 'discard 120M 1M' -c flush "$(uri_b)" >/dev/null
 check "writes, zeroes and discards on b reach a" test "$(data_md5 $SIZE "$T/a.img")" = "$(data_md5 $SIZE "$T/b.img")"
+check "b's flush closed an epoch that a acknowledged as stable" \
+	both "p['peer_epoch_stable'] >= 1" "p['epoch_stable'] >= 1 and p['epoch'] > p['epoch_stable']"
 
 # an acknowledged write survives the writer's death
 nb secondary r0 >/dev/null 2>&1
