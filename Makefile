@@ -57,19 +57,21 @@ build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/o
 # libFuzzer needs clang; the parser is built into the target from source.
 FUZZ_CC := clang
 FUZZ_SRCS := src/config.c src/log.c src/util.c
+# the engine with replication: what the NBD and peer targets link
+ENGINE_SRCS := src/engine.c src/al.c src/disk.c src/meta.c src/log.c src/util.c src/peer.c src/decide.c src/handler.c src/config.c
 build/fuzz/fuzz_config: fuzz/fuzz_config.c $(FUZZ_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto
-build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c fuzz/fuzz_common.h src/nbd.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/peer.c src/decide.c src/config.c
+build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c fuzz/fuzz_common.h src/nbd.c $(ENGINE_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto -lpthread
 
-build/fuzz/fuzz_peer: fuzz/fuzz_peer.c fuzz/fuzz_common.h src/peer.c src/decide.c src/engine.c src/disk.c src/meta.c src/log.c src/util.c src/config.c
+build/fuzz/fuzz_peer: fuzz/fuzz_peer.c fuzz/fuzz_common.h $(ENGINE_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 -Isrc -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto -lpthread
 
 fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer
 

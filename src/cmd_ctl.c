@@ -201,12 +201,16 @@ int cmd_connect(struct cli *cli, int argc, char **argv)
 	int discard, rc;
 	if ((rc = one_res_cmd(cli, argc, argv, "--discard-my-data", &res, &discard)))
 		return rc;
-	if (discard) {
-		fprintf(stderr, "dipole connect: --discard-my-data is not implemented yet (split-brain "
-				"recovery comes with the failure handling work)\n");
-		return EXIT_FAIL;
-	}
-	return request(cli, res, "connect", EXIT_STATE, NULL);
+	return request(cli, res, discard ? "connect --discard-my-data" : "connect", EXIT_STATE, NULL);
+}
+
+int cmd_invalidate(struct cli *cli, int argc, char **argv)
+{
+	const char *res;
+	int flag, rc;
+	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &flag)))
+		return rc;
+	return request(cli, res, "invalidate", EXIT_STATE, NULL);
 }
 
 int cmd_disconnect(struct cli *cli, int argc, char **argv)

@@ -188,7 +188,17 @@ static int peer_setup(struct daemon *d, char *err)
 		other = &d->r->hosts[i];
 	}
 	if (other) {
-		int rc = peer_start(&d->peer, d->e, d->r, d->h, other, err);
+		/* al-extents as in DRBD (default 1237), capped to one log record */
+		const char *ae = cfg_get(d->r, SECT_DISK, "al-extents");
+		long nal = 1237;
+		if (ae)
+			parse_int(ae, 1, 65534, &nal);
+		int rc = engine_al_start(d->e, (unsigned)nal);
+		if (rc) {
+			snprintf(err, 256, "cannot start the activity log: %s", strerror(-rc));
+			return rc;
+		}
+		rc = peer_start(&d->peer, d->e, d->r, d->h, other, err);
 		if (rc)
 			return rc;
 		d->e->peer = d->peer;
@@ -243,14 +253,17 @@ static int handle(struct daemon *d, int fd, char *req)
 			int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
 			ctl_reply(fd, rc ? 1 : 0, rc ? msg : "", NULL);
 		}
-	} else if (!strcmp(req, "disconnect") || !strcmp(req, "connect")) {
+	} else if (!strncmp(req, "disconnect", 10) || !strncmp(req, "connect", 7) || !strcmp(req, "invalidate")) {
 		if (!d->peer) {
 			ctl_reply(fd, 3, "this resource has no peer", NULL);
+		} else if (req[0] == 'i') {
+			int rc = peer_invalidate(d->peer, msg);
+			ctl_reply(fd, rc ? 3 : 0, rc ? msg : "", NULL);
 		} else {
 			if (req[0] == 'd')
 				peer_disconnect(d->peer);
 			else
-				peer_connect(d->peer);
+				peer_connect(d->peer, strstr(req, "--discard-my-data") != NULL);
 			ctl_reply(fd, 0, "", NULL);
 		}
 	} else if (!strncmp(req, "down", 4)) {

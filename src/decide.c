@@ -2,12 +2,33 @@
 #include "decide.h"
 #include "engine.h"
 
-/* "just created" generation: no data yet */
-#define UUID_NEW 4
+#include <stdio.h>
+#include <string.h>
 
 static int good(const struct side *s)
 {
 	return s->disk == DS_UPTODATE || s->disk == DS_CONSISTENT;
+}
+
+/* Same current generation, something marked: only the marked blocks can
+ * differ; the union of both bitmaps is resynced from the node that was
+ * Primary when it crashed (its activity log marked what may have been in
+ * flight), else from the one that has marks, else from the lower node-id. */
+static int source_of_same(const struct side *me, const struct side *peer)
+{
+	if (me->crashed_primary != peer->crashed_primary)
+		return me->crashed_primary;
+	if (!me->oos != !peer->oos)
+		return me->oos != 0;
+	return me->node_id < peer->node_id;
+}
+
+static int in_set(uint64_t u, const uint64_t *set, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (u && set[i] == u)
+			return 1;
+	return 0;
 }
 
 enum decision decide_sync(const struct side *me, const struct side *peer)
@@ -20,16 +41,32 @@ enum decision decide_sync(const struct side *me, const struct side *peer)
 		return D_SOURCE_FULL;
 	if (!mg && pg)
 		return D_TARGET_FULL;
-	/* both hold data */
-	if (me->uuid != peer->uuid)
-		return D_UNRELATED;
-	if (me->oos && peer->oos)
-		return D_SPLIT_BRAIN;
-	if (me->oos)
+
+	const uint64_t *m = me->uuid, *p = peer->uuid;
+	if (m[G_CURRENT] == p[G_CURRENT]) {
+		if (!me->oos && !peer->oos)
+			return D_NO_SYNC;
+		return source_of_same(me, peer) ? D_SOURCE_BITMAP : D_TARGET_BITMAP;
+	}
+	/* the peer still has the generation my bitmap counts from: it did not
+	 * change, I did */
+	if (m[G_BITMAP] && m[G_BITMAP] == p[G_CURRENT])
 		return D_SOURCE_BITMAP;
-	if (peer->oos)
+	if (p[G_BITMAP] && p[G_BITMAP] == m[G_CURRENT])
 		return D_TARGET_BITMAP;
-	return D_NO_SYNC;
+	/* both moved on from the same generation */
+	if (m[G_BITMAP] && m[G_BITMAP] == p[G_BITMAP])
+		return D_SPLIT_BRAIN;
+	/* the peer's data is an ancestor of mine the bitmap does not cover */
+	if (in_set(p[G_CURRENT], m + G_HIST0, 2))
+		return D_SOURCE_FULL;
+	if (in_set(m[G_CURRENT], p + G_HIST0, 2))
+		return D_TARGET_FULL;
+	/* a common ancestor somewhere, but both changed since */
+	for (int i = G_BITMAP; i < G_COUNT; i++)
+		if (in_set(m[i], p + G_BITMAP, 3))
+			return D_SPLIT_BRAIN;
+	return D_UNRELATED;
 }
 
 const char *decision_name(enum decision d)
@@ -37,4 +74,142 @@ const char *decision_name(enum decision d)
 	static const char *n[] = { "no-sync", "source-full", "target-full", "source-bitmap",
 				   "target-bitmap", "wait", "split-brain", "unrelated" };
 	return (unsigned)d < sizeof n / sizeof n[0] ? n[d] : "?";
+}
+
+static const char *const rule_names[] = {
+	"disconnect", "discard-younger-primary", "discard-older-primary", "discard-zero-changes",
+	"discard-least-changes", "discard-node-", "consensus", "violently-as0p", "discard-secondary",
+	"call-pri-lost-after-sb",
+};
+
+const char *sb_rule_name(enum sb_rule r)
+{
+	return (unsigned)r < sizeof rule_names / sizeof rule_names[0] ? rule_names[r] : "?";
+}
+
+int sb_rule_parse(int which, const char *v, enum sb_rule *out, int *discard_node_id,
+		  int (*node_id_of)(const char *name, void *arg), void *arg)
+{
+	static const unsigned allowed[3] = {
+		1u << SB_DISCONNECT | 1u << SB_DISCARD_YOUNGER | 1u << SB_DISCARD_OLDER | 1u << SB_DISCARD_ZERO |
+			1u << SB_DISCARD_LEAST | 1u << SB_DISCARD_NODE,
+		1u << SB_DISCONNECT | 1u << SB_CONSENSUS | 1u << SB_VIOLENTLY | 1u << SB_DISCARD_SECONDARY |
+			1u << SB_CALL_PRI_LOST,
+		1u << SB_DISCONNECT | 1u << SB_VIOLENTLY | 1u << SB_CALL_PRI_LOST,
+	};
+	if (!v) {
+		*out = SB_DISCONNECT;
+		return 0;
+	}
+	for (unsigned r = 0; r < sizeof rule_names / sizeof rule_names[0]; r++) {
+		if (!(allowed[which] & (1u << r)))
+			continue;
+		if (r == SB_DISCARD_NODE) {
+			size_t l = strlen(rule_names[r]);
+			if (strncmp(v, rule_names[r], l) || !v[l])
+				continue;
+			int id = node_id_of(v + l, arg);
+			if (id < 0)
+				return -1;
+			*discard_node_id = id;
+		} else if (strcmp(v, rule_names[r])) {
+			continue;
+		}
+		*out = (enum sb_rule)r;
+		return 0;
+	}
+	return -1;
+}
+
+/* The after-sb-0pri rule: 1 this node is the source, -1 the target, 0 none. */
+static int rule0(const struct side *me, const struct side *peer, const struct sb_policy *pol, char *why)
+{
+	int lower = me->node_id < peer->node_id;
+	switch (pol->p0) {
+	case SB_DISCARD_YOUNGER:
+	case SB_DISCARD_OLDER: {
+		int me_younger = me->gen_time != peer->gen_time ? me->gen_time > peer->gen_time : !lower;
+		int victim = pol->p0 == SB_DISCARD_YOUNGER ? me_younger : !me_younger;
+		snprintf(why, 128, "%s: the %s primary is %s", sb_rule_name(pol->p0),
+			 pol->p0 == SB_DISCARD_YOUNGER ? "younger" : "older", victim ? "this node" : "the peer");
+		return victim ? -1 : 1;
+	}
+	case SB_DISCARD_ZERO:
+		if (me->oos && peer->oos) {
+			snprintf(why, 128, "discard-zero-changes: both nodes changed data (%llu and %llu blocks)",
+				 (unsigned long long)me->oos, (unsigned long long)peer->oos);
+			return 0;
+		}
+		snprintf(why, 128, "discard-zero-changes: %s no changes", !me->oos && !peer->oos ? "neither node has" :
+			 !me->oos ? "this node has" : "the peer has");
+		if (!me->oos && !peer->oos)
+			return lower ? 1 : -1;
+		return me->oos ? 1 : -1;
+	case SB_DISCARD_LEAST:
+		snprintf(why, 128, "discard-least-changes: %llu blocks here, %llu on the peer",
+			 (unsigned long long)me->oos, (unsigned long long)peer->oos);
+		if (me->oos != peer->oos)
+			return me->oos > peer->oos ? 1 : -1;
+		return lower ? 1 : -1;
+	case SB_DISCARD_NODE:
+		snprintf(why, 128, "discard-node: node-id %d's changes are dropped", pol->discard_node_id);
+		if (pol->discard_node_id == me->node_id)
+			return -1;
+		if (pol->discard_node_id == peer->node_id)
+			return 1;
+		return 0;
+	default:
+		snprintf(why, 128, "after-sb-0pri disconnect");
+		return 0;
+	}
+}
+
+enum decision resolve_split_brain(const struct side *me, const struct side *peer, const struct sb_policy *pol,
+				  int *pri_lost, char *why)
+{
+	int np = !!me->primary + !!peer->primary, r = 0;
+	char w0[128];
+
+	*pri_lost = 0;
+	if (me->discard_my_data != peer->discard_my_data) {
+		snprintf(why, 128, "--discard-my-data on %s", me->discard_my_data ? "this node" : "the peer");
+		return me->discard_my_data ? D_TARGET_BITMAP : D_SOURCE_BITMAP;
+	}
+	if (me->discard_my_data) {
+		snprintf(why, 128, "--discard-my-data given on both nodes");
+		return D_SPLIT_BRAIN;
+	}
+	r = rule0(me, peer, pol, w0);
+	if (np == 0) {
+		snprintf(why, 128, "after-sb-0pri %s", w0);
+	} else {
+		enum sb_rule rule = np == 1 ? pol->p1 : pol->p2;
+		/* which side would lose: the Primary? */
+		int primary_loses = r && ((r < 0) == !!me->primary);
+		switch (rule) {
+		case SB_CONSENSUS:
+			if (primary_loses)
+				r = 0;
+			snprintf(why, 128, "after-sb-1pri consensus: %s%s", w0,
+				 !r ? " (would discard the Primary: no consensus)" : "");
+			break;
+		case SB_DISCARD_SECONDARY:
+			r = me->primary ? 1 : -1;
+			snprintf(why, 128, "after-sb-1pri discard-secondary");
+			break;
+		case SB_VIOLENTLY:
+			snprintf(why, 128, "after-sb-%dpri violently-as0p: %s", np, w0);
+			break;
+		case SB_CALL_PRI_LOST:
+			if (r < 0 && me->primary)
+				*pri_lost = 1;
+			snprintf(why, 128, "after-sb-%dpri call-pri-lost-after-sb: %s", np, w0);
+			break;
+		default:
+			r = 0;
+			snprintf(why, 128, "after-sb-%dpri disconnect", np);
+			break;
+		}
+	}
+	return r > 0 ? D_SOURCE_BITMAP : r < 0 ? D_TARGET_BITMAP : D_SPLIT_BRAIN;
 }

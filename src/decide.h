@@ -1,31 +1,76 @@
-/* decide — what two nodes do when they meet: the pure rule both sides apply
+/* decide — what two nodes do when they meet: the pure rules both sides apply
  * to the same inputs (their own and the peer's HELLO), so they always reach
  * mirror-image decisions. No I/O, no state; table-tested in tests/unit.
+ *
+ * Data generations (DRBD's scheme, docs/failures.md): `current` names the
+ * data as it is now; `bitmap` is the generation the out-of-sync bitmap counts
+ * changes from (0 when none is kept); `history` holds the two generations
+ * before. A Primary that loses its peer starts a new current generation and
+ * keeps the old one as bitmap; a finished resync moves the source's bitmap
+ * generation into history, and the target adopts the source's generations.
  */
 #ifndef DIPOLE_DECIDE_H
 #define DIPOLE_DECIDE_H
 
 #include <stdint.h>
 
+enum { G_CURRENT, G_BITMAP, G_HIST0, G_HIST1, G_COUNT };
+
 struct side {
 	int disk;          /* enum disk_state */
 	int primary;       /* role is Primary */
-	uint64_t uuid;     /* current data generation */
+	uint64_t uuid[G_COUNT];
 	uint64_t oos;      /* blocks marked out of sync */
+	int node_id;
+	int crashed_primary; /* was Primary when it last went down uncleanly */
+	int discard_my_data; /* `connect --discard-my-data` */
+	uint64_t gen_time; /* when `current` began (unix ns): "younger" primary */
 };
 
 enum decision {
-	D_NO_SYNC,         /* identical generations, nothing marked */
-	D_SOURCE_FULL,     /* send everything: the peer has no valid data */
+	D_NO_SYNC,         /* same data */
+	D_SOURCE_FULL,     /* send everything: the peer has no valid data, or data the bitmap does not cover */
 	D_TARGET_FULL,
-	D_SOURCE_BITMAP,   /* send the blocks marked in my bitmap */
+	D_SOURCE_BITMAP,   /* send the blocks marked in either bitmap */
 	D_TARGET_BITMAP,
 	D_WAIT,            /* neither side has good data yet (both Inconsistent) */
 	D_SPLIT_BRAIN,     /* both changed the same generation independently */
-	D_UNRELATED,       /* different generations: refuse */
+	D_UNRELATED,       /* no common generation: refuse */
 };
 
 enum decision decide_sync(const struct side *me, const struct side *peer);
 const char *decision_name(enum decision d);
+
+/* Split-brain recovery policies (drbd.conf(5) meanings). */
+enum sb_rule {
+	SB_DISCONNECT,
+	SB_DISCARD_YOUNGER,     /* 0pri */
+	SB_DISCARD_OLDER,
+	SB_DISCARD_ZERO,
+	SB_DISCARD_LEAST,
+	SB_DISCARD_NODE,
+	SB_CONSENSUS,           /* 1pri */
+	SB_VIOLENTLY,           /* 1pri, 2pri */
+	SB_DISCARD_SECONDARY,   /* 1pri */
+	SB_CALL_PRI_LOST,       /* 1pri, 2pri */
+};
+
+struct sb_policy {
+	enum sb_rule p0, p1, p2;
+	int discard_node_id;    /* SB_DISCARD_NODE: this node's changes are dropped */
+};
+
+/* Parse an after-sb-Npri value (`which` 0, 1, 2). node_id_of maps a host
+ * name (discard-node-NAME) to its node-id or -1. Returns 0 or -1. */
+int sb_rule_parse(int which, const char *v, enum sb_rule *out, int *discard_node_id,
+		  int (*node_id_of)(const char *name, void *arg), void *arg);
+const char *sb_rule_name(enum sb_rule r);
+
+/* Resolve a split brain: D_SOURCE_BITMAP / D_TARGET_BITMAP for this node, or
+ * D_SPLIT_BRAIN when the policy leaves it to the administrator. *pri_lost
+ * is set when this node is Primary, loses, and the policy says to call the
+ * pri-lost-after-sb handler. why[128] names the rule that decided. */
+enum decision resolve_split_brain(const struct side *me, const struct side *peer, const struct sb_policy *pol,
+				  int *pri_lost, char *why);
 
 #endif

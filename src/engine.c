@@ -1,5 +1,6 @@
 /* engine — see engine.h. */
 #include "engine.h"
+#include "al.h"
 #include "log.h"
 #include "peer.h"
 #include "wire.h"
@@ -102,6 +103,52 @@ static void bm_load(struct engine *e, const uint8_t *raw)
 	atomic_store(&e->oos_blocks, n);
 }
 
+static int bm_save(struct engine *e);
+
+/* One 4 KiB page of the on-disk bitmap from the in-memory words. */
+static int bm_save_page(struct engine *e, uint64_t page)
+{
+	uint8_t *raw = NULL;
+	uint64_t nw = (e->bm_bits + 63) / 64, w0 = page * (MD_BLOCK / 8);
+	if (page * MD_BLOCK >= e->sb.lay.bm_bytes)
+		return 0;
+	if (posix_memalign((void **)&raw, MD_BLOCK, MD_BLOCK))
+		return -ENOMEM;
+	memset(raw, 0, MD_BLOCK);
+	for (uint64_t i = 0; i < MD_BLOCK / 8 && w0 + i < nw; i++)
+		put_le64(raw + 8 * i, atomic_load(&e->bm[w0 + i]));
+	int rc = disk_pwrite(e->disk, raw, MD_BLOCK, e->sb.lay.bm_offset + page * MD_BLOCK);
+	free(raw);
+	return rc;
+}
+
+/* An extent leaves the activity log: its bitmap bits go to disk first. */
+static int al_evict(void *arg, uint32_t extent)
+{
+	struct engine *e = arg;
+	uint64_t first_word = (uint64_t)extent * (MD_AL_EXTENT / MD_BLOCK) / 64;
+	int rc = bm_save_page(e, first_word / (MD_BLOCK / 8));
+	return rc ? rc : disk_flush(e->disk);
+}
+
+int engine_al_start(struct engine *e, unsigned nslots)
+{
+	uint32_t *ext = malloc(MD_AL_MAX * sizeof *ext);
+	uint64_t seq = 0;
+	if (!ext)
+		return -ENOMEM;
+	int n = md_read_al(e->disk, &e->sb, ext, &seq);
+	free(ext);
+	if (n < 0 && n != -EBADMSG)
+		return n;
+	return al_new(&e->al, e->disk, &e->sb, e->size, nslots, seq, al_evict, e);
+}
+
+int engine_save_bitmap(struct engine *e)
+{
+	return bm_save(e);
+}
+
 static int bm_save(struct engine *e)
 {
 	uint8_t *raw = calloc(1, e->sb.lay.bm_bytes);
@@ -182,8 +229,41 @@ int engine_open(struct engine **out, const char *res, const char *node, const ch
 		e->dstate = DS_CONSISTENT;
 	else
 		e->dstate = DS_INCONSISTENT;
-	if (e->sb.flags & MDF_CRASHED)
+	if (e->sb.flags & MDF_CRASHED) {
 		log_warn("%s was not detached cleanly last time (daemon killed or machine crashed)", disk_path);
+		e->crashed_primary = !!(e->sb.flags & MDF_PRIMARY_IND);
+		/* whatever may have been in flight is out of sync with the peer */
+		uint32_t *ext = malloc(MD_AL_MAX * sizeof *ext);
+		uint64_t alseq;
+		int n = ext ? md_read_al(e->disk, &e->sb, ext, &alseq) : -ENOMEM;
+		if (n == -EBADMSG) {
+			snprintf(err, MD_MSG_MAX, "%s: the activity log (at byte %llu) is corrupt in both slots, so "
+				 "the blocks that were being written when it crashed are unknown; refusing to attach "
+				 "(nothing was changed). To give up this node's data: 'dipole create-md %s --force' "
+				 "here, then a full sync from the peer", disk_path,
+				 (unsigned long long)e->sb.lay.al_offset, res);
+			free(ext);
+			rc = -EBADMSG;
+			goto fail;
+		}
+		uint64_t before = atomic_load(&e->oos_blocks);
+		for (int i = 0; i < n; i++)
+			if ((uint64_t)ext[i] * MD_AL_EXTENT < e->size)
+				bm_set_range(e, (uint64_t)ext[i] * MD_AL_EXTENT,
+					     e->size - (uint64_t)ext[i] * MD_AL_EXTENT < MD_AL_EXTENT
+						     ? e->size - (uint64_t)ext[i] * MD_AL_EXTENT : MD_AL_EXTENT);
+		free(ext);
+		e->al_marked = atomic_load(&e->oos_blocks) - before;
+		if (n > 0) {
+			log_warn("activity log: %d extent(s) were active; %llu block(s) marked out of sync", n,
+				 (unsigned long long)e->al_marked);
+			/* the marks must survive another crash before they are resynced */
+			if ((rc = bm_save(e)) || (rc = disk_flush(e->disk))) {
+				snprintf(err, MD_MSG_MAX, "cannot write the bitmap to %s: %s", disk_path, strerror(-rc));
+				goto fail;
+			}
+		}
+	}
 	e->role = ROLE_SECONDARY;
 	e->sb.flags |= MDF_CRASHED;
 	e->sb.flags &= ~(uint32_t)MDF_PRIMARY_IND;
@@ -217,6 +297,13 @@ int engine_close(struct engine *e)
 	rc2 = disk_flush(e->disk);
 	if (!rc)
 		rc = rc2;
+	/* the bitmap holds every mark now: the activity log may forget */
+	rc2 = al_clear(e->al);
+	if (!rc)
+		rc = rc2;
+	rc2 = disk_flush(e->disk);
+	if (!rc)
+		rc = rc2;
 	if (!rc) {
 		/* only a fully flushed detach may clear the crash marker */
 		e->sb.flags &= ~(uint32_t)(MDF_CRASHED | MDF_PRIMARY_IND);
@@ -233,6 +320,7 @@ void engine_forget(struct engine *e)
 		return;
 	disk_close(e->disk);
 	free(e->bm);
+	al_free(e->al);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -437,14 +525,18 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 
 	if (!len)
 		return 0;
+	if ((rc = al_begin(e->al, off, len)))
+		return rc;
 	for (;;) {
 		if (unsynced(e) && (rc = unsynced_write(e, k, buf, len, off, fua, no_hole, df)) != -EAGAIN)
-			return rc;
+			break;
 		rc = REPLICATED(e, k == OP_WRITE ? buf : NULL, len, off, df,
 				unsynced(e) ? -EAGAIN : local_op(e, k, buf, len, off, fua, no_hole));
 		if (rc != -EAGAIN)
-			return rc;
+			break;
 	}
+	al_end(e->al, off, len);
+	return rc;
 }
 
 int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags)
@@ -563,15 +655,14 @@ int engine_sync_target_begin(struct engine *e, int full)
 	return rc;
 }
 
-int engine_sync_target_done(struct engine *e, uint64_t uuid)
+int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen_time)
 {
 	pthread_mutex_lock(&e->lock);
 	struct md_super nsb = e->sb;
-	if (nsb.uuid[UUID_CURRENT] != uuid) {
-		nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
-		nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_CURRENT];
-		nsb.uuid[UUID_CURRENT] = uuid;
-	}
+	/* the same data as the source now: the same generations */
+	for (int i = 0; i < UUID_COUNT; i++)
+		nsb.uuid[i] = uuid[i];
+	nsb.gen_time = gen_time;
 	nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
 	int rc = disk_flush(e->disk);
 	if (!rc)
@@ -586,9 +677,47 @@ int engine_sync_target_done(struct engine *e, uint64_t uuid)
 	return rc;
 }
 
+int engine_new_generation(struct engine *e, const char *why)
+{
+	pthread_mutex_lock(&e->lock);
+	int rc = 0;
+	if (atomic_load(&e->dstate) == DS_UPTODATE) {
+		struct md_super nsb = e->sb;
+		if (!nsb.uuid[UUID_BITMAP])
+			nsb.uuid[UUID_BITMAP] = nsb.uuid[UUID_CURRENT];
+		nsb.uuid[UUID_CURRENT] = md_new_uuid();
+		nsb.gen_time = now_realtime_ns();
+		rc = md_write(e->disk, &nsb);
+		if (!rc) {
+			e->sb = nsb;
+			log_info("new data generation %016llx (%s); changes since %016llx are tracked in the bitmap",
+				 (unsigned long long)nsb.uuid[UUID_CURRENT], why, (unsigned long long)nsb.uuid[UUID_BITMAP]);
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int engine_sync_source_done(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	int rc = 0;
+	if (e->sb.uuid[UUID_BITMAP] && !atomic_load(&e->oos_blocks)) {
+		struct md_super nsb = e->sb;
+		nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
+		nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_BITMAP];
+		nsb.uuid[UUID_BITMAP] = 0;
+		rc = md_write(e->disk, &nsb);
+		if (!rc)
+			e->sb = nsb;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
 int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 {
-	int rc = 0;
+	int rc = 0, rotate = 0;
 
 	msg[0] = 0;
 	pthread_mutex_lock(&e->lock);
@@ -612,6 +741,8 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
 			nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_CURRENT];
 			nsb.uuid[UUID_CURRENT] = md_new_uuid();
+			nsb.uuid[UUID_BITMAP] = 0;
+			nsb.gen_time = now_realtime_ns();
 			nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
 		}
 		rc = md_write(e->disk, &nsb);
@@ -644,8 +775,13 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 			log_info("role Primary -> Secondary");
 		}
 	}
+	rotate = r == ROLE_PRIMARY && !force && e->peer && !peer_is_connected(e->peer);
 out:
 	pthread_mutex_unlock(&e->lock);
+	/* Primary without the peer: what it writes from now on is a new
+	 * generation the peer does not have */
+	if (!rc && rotate)
+		engine_new_generation(e, "Primary while the peer is not connected");
 	if (!rc && e->peer)
 		peer_state_changed(e->peer);
 	return rc;

@@ -49,11 +49,25 @@ struct engine {
 	_Atomic uint64_t *bm;
 	uint64_t bm_bits;
 	atomic_uint_fast64_t oos_blocks;
+
+	struct al *al;                 /* activity log (NULL without a peer) */
+	int crashed_primary;           /* was Primary when it last went down uncleanly */
+	uint64_t al_marked;            /* blocks the activity log marked at attach */
 };
 
 /* Attach: open the disk, read metadata (must exist), load the bitmap, mark
  * the metadata as in use. err[MD_MSG_MAX] explains failures for the user. */
 int engine_open(struct engine **out, const char *res, const char *node, const char *disk_path, char *err);
+/* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
+int engine_al_start(struct engine *e, unsigned nslots);
+/* Write the whole bitmap to disk now. */
+int engine_save_bitmap(struct engine *e);
+/* A Primary without its peer starts a new data generation: the old one is
+ * kept as the bitmap generation (if none is kept yet). No-op unless UpToDate. */
+int engine_new_generation(struct engine *e, const char *why);
+/* The resync this node sent is complete: the bitmap generation goes to history. */
+int engine_sync_source_done(struct engine *e);
+
 /* Flush, persist bitmap, mark clean, close. Returns the first error seen. */
 int engine_close(struct engine *e);
 /* Release memory and fds without touching the disk (the parent side of a
@@ -89,7 +103,7 @@ int engine_sync_target_begin(struct engine *e, int full);
 int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off);
 /* OR the source's bitmap words into ours (SyncTarget). */
 void engine_merge_oos(struct engine *e, uint64_t first_word, const uint8_t *words_le, uint64_t n);
-int engine_sync_target_done(struct engine *e, uint64_t uuid);
+int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen_time);
 
 /* Role change. primary: -EROFS-like refusals are -EPERM with msg set;
  * `force` makes an Inconsistent/Consistent disk UpToDate with a new data

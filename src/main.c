@@ -37,14 +37,17 @@ static const struct cli_cmd cmds[] = {
 	  "disk UpToDate: this node's data becomes the good copy." },
 	{ "secondary", cmd_secondary, "secondary RES",
 	  "Make this node Secondary (read-only). Refused while the device is in use." },
-	{ "connect", cmd_connect, "connect RES",
+	{ "connect", cmd_connect, "connect RES [--discard-my-data]",
 	  "Connect to the peer again after 'disconnect', or after a refusal by\n"
 	  "state (split brain, unrelated data, two Primaries) left it StandAlone.\n"
-	  "(--discard-my-data is not implemented yet.)" },
+	  "--discard-my-data: this node is the split-brain victim; its changes\n"
+	  "since the split are overwritten by the peer's data." },
 	{ "disconnect", cmd_disconnect, "disconnect RES",
 	  "Drop the connection to the peer and stay StandAlone; writes are tracked\n"
 	  "in the bitmap and resynced after 'connect'." },
-	{ "invalidate", cmd_not_yet, "invalidate RES", "Full resync from the peer (not implemented yet)." },
+	{ "invalidate", cmd_invalidate, "invalidate RES",
+	  "Throw away this node's data: it becomes Inconsistent and gets a full\n"
+	  "resync from the connected UpToDate peer. Refused (exit 3) without one." },
 	{ "verify", cmd_not_yet, "verify RES", "Online verify (not implemented yet)." },
 	{ "status", cmd_status, "status [RES] [--json]",
 	  "Show role, disk state, peers, exports and counters of running\n"

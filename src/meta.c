@@ -6,6 +6,7 @@
  *  32 disk_size u64        40 data_size    48 al_offset   56 al_bytes
  *  64 bm_offset            72 bm_bytes     80 sb_offset   88 block size u32
  *  96 uuid[4] u64         128 created u64 136 resource[64]
+ * 200 gen_time u64 (unix ns when uuid[current] began)
  * 252 crc32c u32 over bytes 0..251. The rest of the 4 KiB slot is zero.
  */
 #include "meta.h"
@@ -61,6 +62,7 @@ static void sb_encode(const struct md_super *sb, uint8_t *p)
 	for (int i = 0; i < UUID_COUNT; i++)
 		put_le64(p + 96 + 8 * i, sb->uuid[i]);
 	put_le64(p + 128, sb->created);
+	put_le64(p + 200, sb->gen_time);
 	memcpy(p + 136, sb->resource, 63);
 	put_le32(p + 252, crc32c(p, 252));
 }
@@ -106,6 +108,7 @@ static int sb_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wl
 	for (int i = 0; i < UUID_COUNT; i++)
 		sb->uuid[i] = get_le64(p + 96 + 8 * i);
 	sb->created = get_le64(p + 128);
+	sb->gen_time = get_le64(p + 200);
 	memcpy(sb->resource, p + 136, 63);
 	sb->resource[63] = 0;
 	if (get_le32(p + 88) != MD_BLOCK) {
@@ -291,4 +294,61 @@ int md_read_bitmap(struct disk *d, const struct md_super *sb, uint8_t *bm)
 int md_write_bitmap(struct disk *d, const struct md_super *sb, const uint8_t *bm)
 {
 	return disk_pwrite(d, bm, sb->lay.bm_bytes, sb->lay.bm_offset);
+}
+
+int md_read_al(struct disk *d, const struct md_super *sb, uint32_t *ext, uint64_t *seq)
+{
+	uint8_t *b = NULL;
+	int best = -1, bad = 0;
+	uint64_t bseq = 0;
+
+	if (posix_memalign((void **)&b, MD_BLOCK, 2 * MD_BLOCK))
+		return -ENOMEM;
+	int rc = disk_pread(d, b, 2 * MD_BLOCK, sb->lay.al_offset);
+	if (rc) {
+		free(b);
+		return rc;
+	}
+	for (int i = 0; i < 2; i++) {
+		uint8_t *p = b + i * MD_BLOCK;
+		if (all_zero(p, MD_BLOCK))
+			continue;
+		uint32_t n = get_le32(p + 16), want = get_le32(p + 20);
+		put_le32(p + 20, 0);
+		if (memcmp(p, "DIPOLEAL", 8) || n > MD_AL_MAX || crc32c(p, 24 + 4 * (size_t)n) != want) {
+			bad++;
+			continue;
+		}
+		if (best < 0 || get_le64(p + 8) > bseq) {
+			best = i;
+			bseq = get_le64(p + 8);
+		}
+	}
+	rc = 0;
+	if (best >= 0) {
+		uint8_t *p = b + best * MD_BLOCK;
+		rc = (int)get_le32(p + 16);
+		for (int i = 0; i < rc; i++)
+			ext[i] = get_le32(p + 24 + 4 * i);
+	} else if (bad) {
+		rc = -EBADMSG;
+	}
+	*seq = bseq;
+	free(b);
+	return rc;
+}
+
+int md_write_al(struct disk *d, const struct md_super *sb, uint8_t *b, uint64_t seq, const uint32_t *ext,
+		uint32_t n)
+{
+	if (n > MD_AL_MAX)
+		return -EINVAL;
+	memset(b, 0, MD_BLOCK);
+	memcpy(b, "DIPOLEAL", 8);
+	put_le64(b + 8, seq);
+	put_le32(b + 16, n);
+	for (uint32_t i = 0; i < n; i++)
+		put_le32(b + 24 + 4 * i, ext[i]);
+	put_le32(b + 20, crc32c(b, 24 + 4 * (size_t)n));
+	return disk_pwrite_fua(d, b, MD_BLOCK, sb->lay.al_offset + (seq & 1) * MD_BLOCK);
 }

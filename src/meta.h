@@ -51,6 +51,7 @@ struct md_super {
 	int32_t node_id;
 	uint64_t uuid[UUID_COUNT];
 	uint64_t created;    /* unix seconds */
+	uint64_t gen_time;   /* unix ns when uuid[UUID_CURRENT] began */
 	char resource[64];
 	struct md_layout lay;
 	int slot;            /* slot this superblock was read from / last written to */
@@ -81,6 +82,19 @@ const char *md_probe_signature(struct disk *d);
 /* Bitmap I/O: whole bitmap, `bm_bytes` long. */
 int md_read_bitmap(struct disk *d, const struct md_super *sb, uint8_t *bm);
 int md_write_bitmap(struct disk *d, const struct md_super *sb, const uint8_t *bm);
+
+/* Activity log: a record of the extents (MD_AL_EXTENT bytes each) that may
+ * have writes in flight, in two MD_BLOCK slots written alternately with FUA.
+ * Record: magic "DIPOLEAL" u64, seq u64, count u32, crc32c u32 (over the
+ * record with this field zero), then count extent numbers u32. */
+#define MD_AL_EXTENT   (4u << 20)
+#define MD_AL_MAX      ((MD_BLOCK - 24) / 4)
+/* Newest valid record: fills ext[MD_AL_MAX], returns the count (0 when the
+ * log is empty or blank) or -EBADMSG when both slots are corrupt. */
+int md_read_al(struct disk *d, const struct md_super *sb, uint32_t *ext, uint64_t *seq);
+/* buf: MD_BLOCK bytes, MD_BLOCK-aligned scratch. */
+int md_write_al(struct disk *d, const struct md_super *sb, uint8_t *buf, uint64_t seq, const uint32_t *ext,
+		uint32_t n);
 
 /* A fresh random generation identifier (never 0). */
 uint64_t md_new_uuid(void);

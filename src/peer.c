@@ -1,6 +1,7 @@
 /* peer — replication with one peer. See peer.h and wire.h. */
 #include "peer.h"
 #include "decide.h"
+#include "handler.h"
 #include "log.h"
 #include "wire.h"
 
@@ -43,6 +44,7 @@ struct pending {
 	void *rdbuf;               /* P_READ_REQ: where the reply's data goes */
 	uint32_t rdlen;
 	int refs;                  /* waiter + network; guarded by peer->plock */
+	uint64_t sent_ns;          /* for the `timeout` check */
 	struct pending *next;
 };
 
@@ -72,7 +74,7 @@ struct peer {
 	pthread_mutex_t inq_lock;  /* handshaken inbound channels waiting for conn_main */
 	pthread_cond_t inq_cond;
 	int in_dfd, in_mfd;
-	uint8_t in_hello[HELLO_BYTES];
+	uint8_t in_hello[HELLO_BYTES], in_mine[HELLO_BYTES];
 	_Atomic int stopping;
 
 	pthread_mutex_t admin_lock; /* admin_down changes; admin_cond wakes conn_main */
@@ -84,6 +86,11 @@ struct peer {
 	char reason[256];
 	_Atomic int cstate, repl, peer_role, peer_disk;
 	_Atomic int expect_target;     /* agree() decided this node is SyncTarget */
+	_Atomic int await_peer_bm;     /* SyncSource: the target's own marks come first */
+	_Atomic int discard_my_data;   /* `connect --discard-my-data`, until the next handshake */
+	int established;               /* agree() succeeded on this connection */
+	struct sb_policy sb;
+	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
 	_Atomic uint64_t peer_uuid;
 
 	pthread_mutex_t dsend, msend;
@@ -119,6 +126,7 @@ struct peer {
 	uint64_t applying_off, applying_end; /* peer write being applied (hlock) */
 	int applying;
 	atomic_uint_fast64_t conflicts; /* concurrent writes reconciled */
+	atomic_uint_fast64_t split_brains; /* detected (resolved or not) */
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -204,6 +212,7 @@ static struct pending *pending_get(struct peer *p)
 	pd->seq = 0;
 	pd->rdbuf = NULL;
 	pd->rdlen = 0;
+	pd->sent_ns = now_ns();
 	return pd;
 }
 
@@ -650,9 +659,15 @@ static void *rs_main(void *arg)
 	}
 	free(buf);
 	if (!atomic_load(&p->rs_stop) && connected(p)) {
-		uint8_t u[8];
-		put_be64(u, e->sb.uuid[UUID_CURRENT]);
-		send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, 8, NULL, 0);
+		/* the bitmap generation becomes history; the target adopts ours */
+		engine_sync_source_done(e);
+		uint8_t u[8 * UUID_COUNT + 8];
+		pthread_mutex_lock(&e->lock);
+		for (int i = 0; i < UUID_COUNT; i++)
+			put_be64(u + 8 * i, e->sb.uuid[i]);
+		put_be64(u + 8 * UUID_COUNT, e->sb.gen_time);
+		pthread_mutex_unlock(&e->lock);
+		send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, sizeof u, NULL, 0);
 		atomic_store(&p->peer_disk, DS_UPTODATE);
 		atomic_store(&p->repl, RS_ESTABLISHED);
 		uint64_t ms = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
@@ -735,19 +750,56 @@ static void disconnect_sockets(struct peer *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* The oldest request still waiting for the peer's acknowledgement, in ms. */
+static uint64_t oldest_unacked_ms(struct peer *p)
+{
+	uint64_t now = now_ns(), oldest = 0;
+	for (int i = 0; i < PEND_MAX; i++) {
+		struct pending *pd = &p->pend[i];
+		pthread_mutex_lock(&p->plock);
+		int live = pd->refs > 0;
+		pthread_mutex_unlock(&p->plock);
+		if (!live)
+			continue;
+		pthread_mutex_lock(&pd->m);
+		if (!pd->write_acked && !pd->failed && now - pd->sent_ns > oldest)
+			oldest = now - pd->sent_ns;
+		pthread_mutex_unlock(&pd->m);
+	}
+	return oldest / 1000000;
+}
+
 static void *meta_main(void *arg)
 {
 	struct peer *p = arg;
 	uint8_t h[WIRE_HDR], body[64];
-	uint64_t ping_sent = 0;
+	uint64_t ping_sent = 0, scanned = now_ns(), last_rx = now_ns();
+	int scan_ms = p->timeout_ms / 4 < 500 ? p->timeout_ms / 4 : 500;
 
+	if (scan_ms < 10)
+		scan_ms = 10;
 	for (;;) {
 		struct pollfd pf = { p->mfd, POLLIN, 0 };
 		int wait = ping_sent ? p->ping_timeout_ms : p->ping_int_ms;
+		if (wait > scan_ms)
+			wait = scan_ms;
 		int n = poll(&pf, 1, wait);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (now_ns() - scanned > (uint64_t)scan_ms * 1000000) {
+			scanned = now_ns();
+			uint64_t old = oldest_unacked_ms(p);
+			if (old > (uint64_t)p->timeout_ms) {
+				set_reason(p, "peer did not acknowledge a request for %llu ms (timeout %d ms: 'timeout' "
+					   "x 'ko-count'); dropping the connection", (unsigned long long)old, p->timeout_ms);
+				break;
+			}
+		}
 		if (n == 0) {
+			if (ping_sent && now_ns() - ping_sent < (uint64_t)p->ping_timeout_ms * 1000000)
+				continue;
+			if (!ping_sent && now_ns() - last_rx < (uint64_t)p->ping_int_ms * 1000000)
+				continue;
 			if (ping_sent) {
 				set_reason(p, "no answer to ping within %d ms; dropping the connection", p->ping_timeout_ms);
 				break;
@@ -767,6 +819,7 @@ static void *meta_main(void *arg)
 			break;
 		}
 		ping_sent = 0; /* any traffic proves the peer alive */
+		last_rx = now_ns();
 		int status = len >= 4 ? (int)get_be32(body) : 0;
 		switch (type) {
 		case P_PING:
@@ -1000,6 +1053,12 @@ static void data_loop(struct peer *p)
 			pending_ack(p, id, P_WRITE_ACK, st);
 			break;
 		}
+		case P_PEER_BITMAP:
+			if (!atomic_load(&p->await_peer_bm)) {
+				set_reason(p, "peer sent its bitmap unasked; dropping the connection");
+				return;
+			}
+			/* fall through */
 		case P_BITMAP: {
 			if (len < 8 || (len - 8) % 8) {
 				set_reason(p, "malformed bitmap packet (%u bytes)", len);
@@ -1015,6 +1074,10 @@ static void data_loop(struct peer *p)
 			pthread_rwlock_unlock(&p->sync_lock);
 			break;
 		}
+		case P_PEER_BITMAP_DONE:
+			if (atomic_exchange(&p->await_peer_bm, 0))
+				rs_start(p);
+			break;
 		case P_BITMAP_DONE:
 			atomic_store(&p->repl, RS_SYNC_TARGET);
 			send_pkt(p, CH_DATA, P_SYNC_ACK, 0, 0, NULL, 0, NULL, 0);
@@ -1032,6 +1095,12 @@ static void data_loop(struct peer *p)
 				atomic_store(&p->peer_uuid, get_be64(p->rbuf + 8));
 				log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)p->rbuf[0]),
 					 disk_state_name((enum disk_state)p->rbuf[1]));
+				/* the peer threw its data away (invalidate): send it everything */
+				if (p->rbuf[1] == DS_INCONSISTENT && atomic_load(&e->dstate) == DS_UPTODATE &&
+				    atomic_load(&p->repl) == RS_ESTABLISHED) {
+					engine_mark_all_oos(e);
+					rs_start(p);
+				}
 			}
 			break;
 		case P_SYNC_START:
@@ -1060,10 +1129,13 @@ static void data_loop(struct peer *p)
 			}
 			break;
 		case P_SYNC_DONE:
-			if (len >= 8 && atomic_load(&p->repl) == RS_SYNC_TARGET) {
+			if (len >= 8 * UUID_COUNT + 8 && atomic_load(&p->repl) == RS_SYNC_TARGET) {
+				uint64_t u[UUID_COUNT];
+				for (int i = 0; i < UUID_COUNT; i++)
+					u[i] = get_be64(p->rbuf + 8 * i);
 				disk_flush(e->disk);
 				pthread_rwlock_wrlock(&p->sync_lock);
-				engine_sync_target_done(e, get_be64(p->rbuf));
+				engine_sync_target_done(e, u, get_be64(p->rbuf + 8 * UUID_COUNT));
 				pthread_rwlock_unlock(&p->sync_lock);
 				atomic_store(&p->repl, RS_ESTABLISHED);
 				log_info("peer %s: resync finished, disk UpToDate", p->addr);
@@ -1090,7 +1162,10 @@ static void hello_build(struct peer *p, int ch, uint8_t *b, const uint8_t *chal)
 	b[HELLO_PROTOCOL] = (uint8_t)p->protocol;
 	b[HELLO_ROLE] = (uint8_t)atomic_load(&e->role);
 	b[HELLO_DISK] = (uint8_t)atomic_load(&e->dstate);
-	put_be32(b + HELLO_FLAGS, (p->allow_two ? HF_TWO_PRIMARIES : 0) | (p->has_secret ? HF_AUTH : 0));
+	put_be32(b + HELLO_FLAGS, (p->allow_two ? HF_TWO_PRIMARIES : 0) | (p->has_secret ? HF_AUTH : 0) |
+				  (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
+				  (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0));
+	put_be64(b + HELLO_GEN_TIME, e->sb.gen_time);
 	put_be64(b + HELLO_SIZE, e->size);
 	put_be64(b + HELLO_OOS, atomic_load(&e->oos_blocks));
 	for (int i = 0; i < UUID_COUNT; i++)
@@ -1142,10 +1217,10 @@ static void refuse(struct peer *p, int fd, const char *why)
 
 /* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
  * the reason set (and logged). `from` names the remote address. */
-static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello)
+static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine)
 {
 	int ch = *chp;
-	uint8_t mine[HELLO_BYTES], chal[WIRE_CHALLENGE], h[WIRE_HDR], buf[512];
+	uint8_t chal[WIRE_CHALLENGE], h[WIRE_HDR], buf[512];
 	uint16_t type, flags;
 	uint32_t len;
 	uint64_t id;
@@ -1331,7 +1406,7 @@ static int connected(struct peer *p);
 static void *listener_main(void *arg)
 {
 	struct peer *p = arg;
-	uint8_t hello[HELLO_BYTES];
+	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
 
 	for (;;) {
 		struct pollfd pf[2] = { { p->lfd, POLLIN, 0 }, { p->wake[0], POLLIN, 0 } };
@@ -1347,7 +1422,7 @@ static void *listener_main(void *arg)
 		int ch = -1;
 		sockname(fd, from, sizeof from);
 		tune(fd);
-		if (handshake(p, fd, &ch, from, hello)) {
+		if (handshake(p, fd, &ch, from, hello, mine)) {
 			close(fd);
 			continue;
 		}
@@ -1371,6 +1446,7 @@ static void *listener_main(void *arg)
 			p->in_dfd = fd;
 			p->in_mfd = -1;
 			memcpy(p->in_hello, hello, sizeof hello);
+			memcpy(p->in_mine, mine, sizeof mine);
 		} else if (p->in_dfd >= 0 && p->in_mfd < 0) {
 			p->in_mfd = fd;
 			pthread_cond_broadcast(&p->inq_cond);
@@ -1387,9 +1463,9 @@ static void *listener_main(void *arg)
 	return NULL;
 }
 
-static int establish(struct peer *p, uint8_t *hello)
+static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
 {
-	uint8_t mh[HELLO_BYTES];
+	uint8_t mh[HELLO_BYTES], mine[HELLO_BYTES];
 	int dfd, mfd;
 
 	if (p->dialer) {
@@ -1401,13 +1477,13 @@ static int establish(struct peer *p, uint8_t *hello)
 		char from[96];
 		snprintf(from, sizeof from, "%s", p->ph->address);
 		int ch = CH_DATA;
-		if (handshake(p, dfd, &ch, from, hello)) {
+		if (handshake(p, dfd, &ch, from, hello, my_hello)) {
 			close(dfd);
 			return -EPROTO;
 		}
 		mfd = dial(p);
 		ch = CH_META;
-		if (mfd < 0 || handshake(p, mfd, &ch, from, mh)) {
+		if (mfd < 0 || handshake(p, mfd, &ch, from, mh, mine)) {
 			close(dfd);
 			if (mfd >= 0)
 				close(mfd);
@@ -1421,6 +1497,7 @@ static int establish(struct peer *p, uint8_t *hello)
 		mfd = p->in_mfd;
 		p->in_dfd = p->in_mfd = -1;
 		memcpy(hello, p->in_hello, HELLO_BYTES);
+		memcpy(my_hello, p->in_mine, HELLO_BYTES);
 		pthread_mutex_unlock(&p->inq_lock);
 		if (atomic_load(&p->stopping) || atomic_load(&p->admin_down) || dfd < 0 || mfd < 0) {
 			if (dfd >= 0)
@@ -1429,6 +1506,35 @@ static int establish(struct peer *p, uint8_t *hello)
 				close(mfd);
 			return -ECANCELED;
 		}
+	}
+	/* both sides confirm they took this connection before deciding anything
+	 * from the HELLOs: an acceptor that refused (administratively down,
+	 * replaced) must not leave the dialer deciding alone */
+	uint8_t rh[WIRE_HDR], why[256];
+	uint16_t type, flags;
+	uint32_t len;
+	uint64_t id;
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	put_be32(rh, WIRE_MAGIC);
+	put_be16(rh + 4, P_READY);
+	memset(rh + 6, 0, WIRE_HDR - 6);
+	int rc = write_full(dfd, rh, WIRE_HDR);
+	if (!rc)
+		rc = recv_hdr(dfd, rh, &type, &flags, &len, &id);
+	if (!rc && type == P_REFUSE && len < sizeof why && !read_full(dfd, why, len)) {
+		why[len] = 0;
+		set_reason(p, "refused by %s: %s", p->ph->name, (char *)why);
+		rc = -ECONNREFUSED;
+	} else if (!rc && (type != P_READY || len)) {
+		rc = -EPROTO;
+	}
+	tv.tv_sec = 0;
+	setsockopt(dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (rc) {
+		close(dfd);
+		close(mfd);
+		return rc == -ECONNREFUSED ? -EPROTO : rc;
 	}
 	pthread_mutex_lock(&p->dsend);
 	pthread_mutex_lock(&p->msend);
@@ -1460,6 +1566,15 @@ static void teardown(struct peer *p)
 		p->meta_running = 0;
 	}
 	pending_fail_all(p);
+	if (p->established) {
+		p->established = 0;
+		/* what failed to replicate is marked: make the marks durable */
+		engine_save_bitmap(p->e);
+		disk_flush(p->e->disk);
+		if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping))
+			engine_new_generation(p->e, "Primary lost its peer");
+	}
+	atomic_store(&p->await_peer_bm, 0);
 	pthread_mutex_lock(&p->dsend);
 	pthread_mutex_lock(&p->msend);
 	pthread_mutex_lock(&p->lock);
@@ -1476,16 +1591,59 @@ static void teardown(struct peer *p)
 	atomic_store(&p->peer_disk, -1);
 }
 
-/* Both sides apply decide_sync() to the same two HELLOs. Returns 0 to run,
- * <0 to drop the connection (reason set). */
-static int agree(struct peer *p, const uint8_t *hello)
+static void side_of_hello(struct side *s, const uint8_t *h)
+{
+	uint32_t f = get_be32(h + HELLO_FLAGS);
+	memset(s, 0, sizeof *s);
+	s->disk = h[HELLO_DISK];
+	s->primary = h[HELLO_ROLE] == ROLE_PRIMARY;
+	for (int i = 0; i < G_COUNT; i++)
+		s->uuid[i] = get_be64(h + HELLO_UUID + 8 * i);
+	s->oos = get_be64(h + HELLO_OOS);
+	s->node_id = (int)get_be32(h + HELLO_NODE_ID);
+	s->crashed_primary = !!(f & HF_CRASHED_PRIMARY);
+	s->discard_my_data = !!(f & HF_DISCARD_MY_DATA);
+	s->gen_time = get_be64(h + HELLO_GEN_TIME);
+}
+
+/* Send this node's own marks to the SyncSource (bitmap resync target). */
+static int send_own_bitmap(struct peer *p)
 {
 	struct engine *e = p->e;
-	struct side me = { atomic_load(&e->dstate), atomic_load(&e->role) == ROLE_PRIMARY,
-			   e->sb.uuid[UUID_CURRENT], atomic_load(&e->oos_blocks) };
-	struct side them = { hello[HELLO_DISK], hello[HELLO_ROLE] == ROLE_PRIMARY,
-			     get_be64(hello + HELLO_UUID), get_be64(hello + HELLO_OOS) };
+	uint64_t words = (e->bm_bits + 63) / 64;
+	uint8_t *pkt = malloc(8 + 8 * (size_t)BM_WORDS_PER_PKT);
+	int rc = 0;
+	if (!pkt)
+		return -ENOMEM;
+	for (uint64_t w = 0; !rc && atomic_load(&e->oos_blocks) && w < words; w += BM_WORDS_PER_PKT) {
+		uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
+		put_be64(pkt, w);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t v = atomic_load_explicit(&e->bm[w + i], memory_order_relaxed);
+			any |= v;
+			put_le64(pkt + 8 + 8 * i, v);
+		}
+		if (any)
+			rc = send_pkt(p, CH_DATA, P_PEER_BITMAP, 0, 0, pkt, 8 + 8 * n, NULL, 0);
+	}
+	free(pkt);
+	return rc ? rc : send_pkt(p, CH_DATA, P_PEER_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0);
+}
 
+/* Both sides apply decide_sync() (and, for a split brain, the configured
+ * policy) to the same two HELLOs — each side's own as sent, not its state
+ * now — so they reach mirror-image decisions. Returns 0 to run, <0 to drop
+ * the connection (reason set). */
+static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
+{
+	struct engine *e = p->e;
+	struct side me, them;
+	char why[128];
+	int pri_lost = 0;
+
+	side_of_hello(&me, mine);
+	side_of_hello(&them, hello);
+	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
 	if (me.primary && them.primary && !p->allow_two) {
 		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
 		return -EBUSY;
@@ -1493,31 +1651,50 @@ static int agree(struct peer *p, const uint8_t *hello)
 	enum decision d = decide_sync(&me, &them);
 	atomic_store(&p->peer_role, hello[HELLO_ROLE]);
 	atomic_store(&p->peer_disk, hello[HELLO_DISK]);
-	atomic_store(&p->peer_uuid, them.uuid);
-	switch (d) {
-	case D_SPLIT_BRAIN:
-		set_reason(p, "split brain: both nodes changed generation %016llx while apart (%llu and %llu blocks); "
-			   "resolve by hand (split-brain policies come later)", (unsigned long long)me.uuid,
-			   (unsigned long long)me.oos, (unsigned long long)them.oos);
+	atomic_store(&p->peer_uuid, them.uuid[G_CURRENT]);
+	if (d == D_SPLIT_BRAIN) {
+		enum decision r = resolve_split_brain(&me, &them, &p->sb, &pri_lost, why);
+		if (r == D_SPLIT_BRAIN) {
+			set_reason(p, "split brain: both nodes changed the data since generation %016llx (%llu and "
+				   "%llu blocks), not resolved automatically (%s). Pick the node whose changes to "
+				   "drop: 'dipole connect %s --discard-my-data' there, 'dipole connect %s' on the other",
+				   (unsigned long long)(me.uuid[G_BITMAP] ? me.uuid[G_BITMAP] : me.uuid[G_HIST0]),
+				   (unsigned long long)me.oos, (unsigned long long)them.oos, why, e->res, e->res);
+			atomic_fetch_add(&p->split_brains, 1);
+			handler_run(p->r, "split-brain", p->me, p->ph, 0);
+			return -EXDEV;
+		}
+		atomic_fetch_add(&p->split_brains, 1);
+		log_warn("peer %s: split brain detected and resolved by %s: %s", p->addr, why,
+			 r == D_SOURCE_BITMAP ? "this node's data is kept and sent to the peer"
+					      : "this node's changes since the split are discarded (resync from the peer)");
+		set_reason(p, "split brain resolved automatically (%s); this node %s", why,
+			   r == D_SOURCE_BITMAP ? "kept its data" : "was the victim");
+		if (pri_lost)
+			handler_run(p->r, "pri-lost-after-sb", p->me, p->ph, 0);
+		d = r;
+	} else if (d == D_UNRELATED) {
+		set_reason(p, "unrelated data: local generation %016llx, peer %016llx, no common history; refusing "
+			   "to sync (wrong disk or another resource's disk?)",
+			   (unsigned long long)me.uuid[G_CURRENT], (unsigned long long)them.uuid[G_CURRENT]);
 		return -EXDEV;
-	case D_UNRELATED:
-		set_reason(p, "unrelated data: local generation %016llx, peer %016llx; refusing to sync",
-			   (unsigned long long)me.uuid, (unsigned long long)them.uuid);
-		return -EXDEV;
-	default:
-		break;
+	} else {
+		set_reason(p, "%s", "");
 	}
 	log_info("peer %s: connected; local %s %016llx, peer %s %016llx: %s", p->addr,
-		 disk_state_name((enum disk_state)me.disk), (unsigned long long)me.uuid,
-		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid, decision_name(d));
-	set_reason(p, "%s", "");
+		 disk_state_name((enum disk_state)me.disk), (unsigned long long)me.uuid[G_CURRENT],
+		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid[G_CURRENT], decision_name(d));
 	atomic_store(&p->repl, RS_ESTABLISHED);
 	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
+	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
+	p->established = 1;
 	if (d == D_SOURCE_FULL) {
 		engine_mark_all_oos(e);
 		rs_start(p);
-	} else if (d == D_SOURCE_BITMAP) {
-		rs_start(p);
+	} else if (d == D_TARGET_BITMAP) {
+		int rc = send_own_bitmap(p);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -1525,7 +1702,7 @@ static int agree(struct peer *p, const uint8_t *hello)
 static void *conn_main(void *arg)
 {
 	struct peer *p = arg;
-	uint8_t hello[HELLO_BYTES];
+	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
 	int backoff = 100;
 
 	while (!atomic_load(&p->stopping)) {
@@ -1539,7 +1716,7 @@ static void *conn_main(void *arg)
 			continue;
 		}
 		atomic_store(&p->cstate, CS_CONNECTING);
-		int rc = establish(p, hello);
+		int rc = establish(p, hello, mine);
 		if (rc) {
 			if (rc == -ECANCELED && atomic_load(&p->stopping))
 				break;
@@ -1555,7 +1732,7 @@ static void *conn_main(void *arg)
 		}
 		backoff = 100;
 		atomic_store(&p->cstate, CS_CONNECTED);
-		if (agree(p, hello)) {
+		if (agree(p, hello, mine)) {
 			teardown(p);
 			if (atomic_load(&p->stopping))
 				break;
@@ -1582,6 +1759,15 @@ static int opt_int(const struct cfg_resource *r, enum cfg_sect s, const char *ke
 	const char *v = cfg_get(r, s, key);
 	long x;
 	return v && !parse_int(v, 0, 1000000, &x) ? (int)x : def;
+}
+
+static int host_node_id(const char *name, void *arg)
+{
+	const struct cfg_resource *r = arg;
+	for (int i = 0; i < r->nhosts; i++)
+		if (!strcmp(r->hosts[i].name, name))
+			return r->hosts[i].node_id;
+	return -1;
 }
 
 static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
@@ -1619,6 +1805,21 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	p->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
 	p->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;
 	p->ping_timeout_ms = opt_int(r, SECT_NET, "ping-timeout", 5) * 100;
+	/* DRBD: timeout in 0.1 s (default 6 s), times ko-count when set */
+	p->timeout_ms = opt_int(r, SECT_NET, "timeout", 60) * 100;
+	if (opt_int(r, SECT_NET, "ko-count", 0) > 0)
+		p->timeout_ms *= opt_int(r, SECT_NET, "ko-count", 0);
+	static const char *const sbk[3] = { "after-sb-0pri", "after-sb-1pri", "after-sb-2pri" };
+	enum sb_rule *sbr[3] = { &p->sb.p0, &p->sb.p1, &p->sb.p2 };
+	p->sb.discard_node_id = -1;
+	for (int i = 0; i < 3; i++) {
+		v = cfg_get(r, SECT_NET, sbk[i]);
+		if (sb_rule_parse(i, v, sbr[i], &p->sb.discard_node_id, host_node_id, (void *)r)) {
+			snprintf(err, 256, "%s %s: not a policy dipole knows here (see docs/split-brain.md)", sbk[i], v);
+			free(p);
+			return NULL;
+		}
+	}
 	uint64_t rate = 0;
 	if ((v = cfg_get(r, SECT_DISK, "c-max-rate")) || (v = cfg_get(r, SECT_DISK, "resync-rate")))
 		parse_size(v, &rate);
@@ -1744,8 +1945,38 @@ void peer_disconnect(struct peer *p)
 	pthread_mutex_unlock(&p->inq_lock);
 }
 
-void peer_connect(struct peer *p)
+int peer_is_connected(struct peer *p)
 {
+	return connected(p);
+}
+
+int peer_invalidate(struct peer *p, char *msg)
+{
+	struct engine *e = p->e;
+	if (!connected(p) || atomic_load(&p->peer_disk) != DS_UPTODATE || atomic_load(&p->repl) != RS_ESTABLISHED) {
+		snprintf(msg, 256, "refusing to invalidate: it needs a connected UpToDate peer with no resync "
+			 "running to sync from (peer is %s, %s)", conn_state_name((enum conn_state)atomic_load(&p->cstate)),
+			 repl_state_name((enum repl_state)atomic_load(&p->repl)));
+		return -EBUSY;
+	}
+	/* (a Primary may invalidate too: it reads from the peer during the sync) */
+	atomic_store(&p->expect_target, 1);
+	pthread_rwlock_wrlock(&p->sync_lock);
+	int rc = engine_sync_target_begin(e, 1);
+	pthread_rwlock_unlock(&p->sync_lock);
+	if (rc) {
+		snprintf(msg, 256, "cannot write metadata: %s", strerror(-rc));
+		return rc;
+	}
+	log_warn("invalidated: local data is Inconsistent until the full sync from %s completes", p->ph->name);
+	send_state(p);
+	return 0;
+}
+
+void peer_connect(struct peer *p, int discard_my_data)
+{
+	if (discard_my_data)
+		atomic_store(&p->discard_my_data, 1);
 	pthread_mutex_lock(&p->admin_lock);
 	atomic_store(&p->admin_down, 0);
 	pthread_cond_broadcast(&p->admin_cond);
@@ -1826,12 +2057,14 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 	sb_printf(sb, ",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\",\"replication\":\"%s\","
 		  "\"protocol\":\"%c\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f,"
 		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,"
-		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"reason\":",
+		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"split_brains\":%llu,"
+		  "\"reason\":",
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
 		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0,
 		  (unsigned long long)atomic_load(&p->conflicts), (unsigned long long)atomic_load(&p->epoch),
-		  (unsigned long long)atomic_load(&p->epoch_acked), (unsigned long long)atomic_load(&p->rx_epoch));
+		  (unsigned long long)atomic_load(&p->epoch_acked), (unsigned long long)atomic_load(&p->rx_epoch),
+		  (unsigned long long)atomic_load(&p->split_brains));
 	sb_json_str(sb, reason);
 	sb_printf(sb, "}");
 }
@@ -1868,7 +2101,7 @@ void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct 
 		   const struct cfg_host *ph, int fd)
 {
 	char err[256];
-	uint8_t hello[HELLO_BYTES];
+	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
 	int ch = -1;
 	struct peer *p = peer_new(e, r, me, ph, err);
 
@@ -1876,10 +2109,10 @@ void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct 
 		close(fd);
 		return;
 	}
-	if (handshake(p, fd, &ch, "fuzz", hello) == 0 && ch == CH_DATA) {
+	if (handshake(p, fd, &ch, "fuzz", hello, mine) == 0 && ch == CH_DATA) {
 		p->dfd = fd;
 		atomic_store(&p->cstate, CS_CONNECTED);
-		if (agree(p, hello) == 0)
+		if (agree(p, hello, mine) == 0)
 			data_loop(p);
 		teardown(p); /* closes fd */
 	} else {

@@ -55,6 +55,10 @@ int peer_flush_end(struct peer *p, struct pending *pd);
 int peer_read(struct peer *p, void *buf, size_t len, uint64_t off);
 /* Connected to an UpToDate peer (reads can go there). */
 int peer_can_read(struct peer *p);
+int peer_is_connected(struct peer *p);
+/* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync
+ * from the connected UpToDate peer. -EBUSY with msg[256] when impossible. */
+int peer_invalidate(struct peer *p, char *msg);
 /* This node is SyncTarget and its bitmap holds the blocks it lacks. */
 int peer_is_sync_target(struct peer *p);
 
@@ -62,7 +66,7 @@ int peer_is_sync_target(struct peer *p);
  * tracked in the bitmap). `dipole connect`: connect again, also after a
  * refusal by state (split brain, unrelated data, two Primaries). */
 void peer_disconnect(struct peer *p);
-void peer_connect(struct peer *p);
+void peer_connect(struct peer *p, int discard_my_data);
 
 /* This node's role or disk state changed: tell the peer, maybe start a sync. */
 void peer_state_changed(struct peer *p);

@@ -59,6 +59,7 @@ char *xstrdup(const char *s);
 uint32_t crc32c(const void *buf, size_t len);
 
 /* Monotonic clock in nanoseconds. */
-uint64_t now_ns(void);
+uint64_t now_ns(void);          /* monotonic */
+uint64_t now_realtime_ns(void); /* wall clock, for timestamps kept on disk */
 
 #endif

@@ -42,6 +42,8 @@ enum wire_type {
 	P_AUTH = 2,      /* MAC bytes */
 	P_AUTH_OK = 3,
 	P_REFUSE = 4,    /* human-readable reason */
+	P_READY = 5,     /* data channel, both ways: this side took the connection (it
+			  * may still refuse by state after comparing HELLOs) */
 	P_DATA = 10,     /* off u64, len u32, seq u64, seen u64, then len bytes
 			  * unless DF_ZERO/DF_TRIM. seq numbers this node's writes on
 			  * this connection from 1; seen is the highest peer seq this
@@ -56,13 +58,16 @@ enum wire_type {
 	P_RS_DATA = 20,  /* like P_DATA: resync block */
 	P_RS_ACK = 21,
 	P_SYNC_START = 22, /* total bytes u64, flags u32 (SSF_FULL) */
-	P_SYNC_DONE = 23,  /* uuid current u64 of the source */
+	P_SYNC_DONE = 23,  /* the source's uuid[4] u64, gen_time u64: the target adopts them */
 	P_BITMAP = 24,     /* first word u64, then 64-bit bitmap words (le): blocks to resync */
 	P_BITMAP_DONE = 25,/* the source's bitmap is complete on the target */
 	P_SYNC_ACK = 26,   /* target -> source on the data channel: bitmap merged, every
 			    * write the target sent before this is ahead of it; send data */
 	P_READ_REQ = 27,   /* off u64, len u32: read from the peer's (UpToDate) disk */
 	P_READ_REPLY = 28, /* id; status i32, then len bytes when status is 0 */
+	P_PEER_BITMAP = 29,      /* target -> source, like P_BITMAP: blocks the target has
+				  * marked itself (activity log, split-brain changes) */
+	P_PEER_BITMAP_DONE = 30, /* target -> source: merged, start the resync */
 };
 
 #define SSF_FULL 1u        /* P_SYNC_START: everything is out of sync */
@@ -91,10 +96,13 @@ enum wire_type {
 #define HELLO_UUID      36  /* u64 x 4 */
 #define HELLO_RES       68  /* char[64] */
 #define HELLO_CHAL      132 /* u8[32] */
-#define HELLO_BYTES     164
+#define HELLO_GEN_TIME  164 /* u64: when the current generation began (unix ns) */
+#define HELLO_BYTES     172
 
 #define HF_TWO_PRIMARIES 1u
 #define HF_AUTH          2u  /* this side requires authentication */
+#define HF_CRASHED_PRIMARY 4u /* was Primary when it last went down uncleanly */
+#define HF_DISCARD_MY_DATA 8u /* `connect --discard-my-data` */
 
 enum channel { CH_DATA = 0, CH_META = 1 };
 

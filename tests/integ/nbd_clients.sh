@@ -9,8 +9,12 @@ U=$(NBD_URI)
 SIZE=268386304
 
 expect_rc "nbdinfo sees the export, read-only while Secondary" 0 "is_read_only: true" nbdinfo "$U"
-python3 "$ROOT/tests/nbdraw.py" "$RUN/r0.nbd" r0 secondary || notok "raw protocol checks on Secondary (exit $?)"
+check "a fresh (Inconsistent) disk without its peer is not readable: EIO, not garbage" \
+	bash -c "qemu-io -f raw -r -c 'read 0 4k' '$U' 2>&1 | grep -q 'Input/output error'"
 expect_rc "primary without --force is refused on an Inconsistent disk (exit 3)" 3 "Inconsistent, not UpToDate" dp primary r0
+# an UpToDate Secondary is readable
+dp primary r0 --force >/dev/null && dp secondary r0 >/dev/null
+python3 "$ROOT/tests/nbdraw.py" "$RUN/r0.nbd" r0 secondary || notok "raw protocol checks on Secondary (exit $?)"
 expect_rc "primary --force" 0 "" dp primary r0 --force
 expect_rc "nbdinfo: size, writable, flush/fua/trim/zero/multi-conn" 0 "export-size: $SIZE" nbdinfo "$U"
 nbdinfo "$U" >"$T/info"

@@ -31,8 +31,18 @@ check "both Primary: the connection is refused, both StandAlone with the reason"
 nb secondary r0 >/dev/null 2>&1
 expect_rc "after b steps down, connect again (on both, as with DRBD)" 0 "" na connect r0
 nb connect r0 >/dev/null 2>&1
-check "they connect" wait_for 30 both "p['connection'] == 'Connected' and p['replication'] == 'Established'" "p['connection'] == 'Connected'"
-expect_rc "connect --discard-my-data says it is not implemented" 1 "not implemented yet" nb connect r0 --discard-my-data
+# both were Primary while apart (each started a new data generation): that
+# is a split brain even though b wrote nothing; the default policy is disconnect
+check "split brain detected: both StandAlone, the reason says what to do" \
+	wait_for 20 both "p['connection'] == 'StandAlone' and 'split brain' in p['reason'] and '--discard-my-data' in p['reason']" \
+	"p['connection'] == 'StandAlone' and 'split brain' in p['reason']"
+expect_rc "connect --discard-my-data on b (the victim)" 0 "" nb connect r0 --discard-my-data
+expect_rc "connect on a" 0 "" na connect r0
+check "they connect and b resyncs from a" \
+	wait_for 30 both "p['connection'] == 'Connected' and p['replication'] == 'Established' and p['out_of_sync_bytes'] == 0" \
+	"p['connection'] == 'Connected' and o['disk'] == 'UpToDate'"
+check "replicas identical after the manual recovery" test "$(data_md5 $SIZE "$T/a.img")" = "$(data_md5 $SIZE "$T/b.img")"
+check "both count the split brain" both "p['split_brains'] >= 1" "p['split_brains'] >= 1"
 na down r0 >/dev/null 2>&1
 nb down r0 >/dev/null 2>&1
 finish

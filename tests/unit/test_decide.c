@@ -1,6 +1,7 @@
 /* Table-driven tests of decide_sync (src/decide.c): what two nodes do when
  * they meet. Every case is also checked from the other side: the decisions
  * must mirror each other. */
+#include <string.h>
 #include "unit.h"
 #include "decide.h"
 #include "engine.h"
@@ -16,33 +17,132 @@ static enum decision mirror(enum decision d)
 	}
 }
 
-TEST(table)
+/* shorthand: disk, primary, current, bitmap, h0, h1, oos, node-id */
+#define S(d, pri, c, b, h0, h1, oos, id) { d, pri, { c, b, h0, h1 }, oos, id, 0, 0, 0 }
+#define UP DS_UPTODATE
+#define INC DS_INCONSISTENT
+
+static void check_pair(const struct side *me, const struct side *peer, enum decision want, const char *what)
+{
+	enum decision d = decide_sync(me, peer);
+	enum decision back = decide_sync(peer, me);
+	if (d != want || back != mirror(want)) {
+		fprintf(stderr, "    %s: got %s / %s, want %s / %s\n", what, decision_name(d), decision_name(back),
+			decision_name(want), decision_name(mirror(want)));
+		unit_failed_now = 1;
+	}
+}
+
+TEST(generations)
 {
 	static const struct {
 		struct side me, peer;
 		enum decision want;
 		const char *what;
 	} cases[] = {
-		{ { DS_INCONSISTENT, 0, 4, 0 }, { DS_INCONSISTENT, 0, 4, 0 }, D_WAIT, "fresh pair: wait for primary --force" },
-		{ { DS_UPTODATE, 1, 100, 500 }, { DS_INCONSISTENT, 0, 4, 0 }, D_SOURCE_FULL, "forced primary meets fresh peer" },
-		{ { DS_UPTODATE, 0, 100, 0 }, { DS_INCONSISTENT, 0, 100, 0 }, D_SOURCE_FULL, "peer was interrupted mid-sync" },
-		{ { DS_UPTODATE, 0, 100, 0 }, { DS_UPTODATE, 0, 100, 0 }, D_NO_SYNC, "identical, clean" },
-		{ { DS_UPTODATE, 1, 100, 12 }, { DS_UPTODATE, 0, 100, 0 }, D_SOURCE_BITMAP, "primary wrote while apart" },
-		{ { DS_CONSISTENT, 0, 100, 0 }, { DS_UPTODATE, 1, 100, 9 }, D_TARGET_BITMAP, "consistent secondary, primary wrote" },
-		{ { DS_UPTODATE, 1, 100, 3 }, { DS_UPTODATE, 1, 100, 7 }, D_SPLIT_BRAIN, "both wrote while apart" },
-		{ { DS_UPTODATE, 0, 100, 0 }, { DS_UPTODATE, 0, 200, 0 }, D_UNRELATED, "different generations" },
-		{ { DS_OUTDATED, 0, 100, 0 }, { DS_INCONSISTENT, 0, 4, 0 }, D_WAIT, "outdated data is not a sync source" },
-		{ { DS_DISKLESS, 0, 0, 0 }, { DS_UPTODATE, 0, 100, 0 }, D_TARGET_FULL, "diskless meets good data" },
+		{ S(INC, 0, 4, 0, 0, 0, 0, 0), S(INC, 0, 4, 0, 0, 0, 0, 1), D_WAIT, "fresh pair: wait for primary --force" },
+		{ S(UP, 1, 100, 0, 4, 0, 500, 0), S(INC, 0, 4, 0, 0, 0, 0, 1), D_SOURCE_FULL, "forced primary meets fresh peer" },
+		{ S(UP, 0, 100, 0, 0, 0, 0, 0), S(INC, 0, 100, 0, 0, 0, 0, 1), D_SOURCE_FULL, "peer was interrupted mid-sync" },
+		{ S(UP, 0, 100, 0, 0, 0, 0, 0), S(UP, 0, 100, 0, 0, 0, 0, 1), D_NO_SYNC, "identical, clean" },
+		{ S(UP, 1, 200, 100, 0, 0, 12, 0), S(UP, 0, 100, 0, 0, 0, 0, 1), D_SOURCE_BITMAP,
+		  "primary lost its peer (new generation 200 from 100) and wrote" },
+		{ S(UP, 1, 200, 100, 0, 0, 0, 0), S(UP, 0, 100, 0, 0, 0, 0, 1), D_SOURCE_BITMAP,
+		  "primary lost its peer, wrote nothing: empty resync, generations converge" },
+		{ S(DS_CONSISTENT, 0, 100, 0, 0, 0, 0, 0), S(UP, 1, 300, 100, 0, 0, 9, 1), D_TARGET_BITMAP,
+		  "consistent secondary, primary wrote" },
+		{ S(UP, 0, 100, 0, 0, 0, 40, 1), S(UP, 1, 300, 100, 0, 0, 9, 0), D_TARGET_BITMAP,
+		  "failover: crashed old primary has activity-log marks, new primary wrote (union resynced)" },
+		{ S(UP, 1, 200, 100, 0, 0, 3, 0), S(UP, 1, 300, 100, 0, 0, 7, 1), D_SPLIT_BRAIN,
+		  "both became primary while apart" },
+		{ S(UP, 0, 200, 100, 0, 0, 0, 0), S(UP, 0, 300, 100, 0, 0, 0, 1), D_SPLIT_BRAIN,
+		  "both rotated, no writes: still split brain (policy decides)" },
+		{ S(UP, 0, 500, 0, 200, 100, 0, 0), S(UP, 0, 300, 100, 0, 0, 4, 1), D_SPLIT_BRAIN,
+		  "common ancestor only in history: diverged" },
+		{ S(UP, 0, 500, 0, 300, 100, 0, 0), S(UP, 0, 300, 0, 100, 0, 0, 1), D_SOURCE_FULL,
+		  "peer's data is my ancestor, not covered by a bitmap" },
+		{ S(UP, 0, 100, 0, 0, 0, 0, 0), S(UP, 0, 200, 0, 0, 0, 0, 1), D_UNRELATED, "different generations" },
+		{ S(UP, 0, 100, 0, 0, 0, 5, 0), S(UP, 0, 100, 0, 0, 0, 9, 1), D_SOURCE_BITMAP,
+		  "same generation, both marked: union, lower node-id sends" },
+		{ S(DS_OUTDATED, 0, 100, 0, 0, 0, 0, 0), S(INC, 0, 4, 0, 0, 0, 0, 1), D_WAIT, "outdated data is not a sync source" },
+		{ S(DS_DISKLESS, 0, 0, 0, 0, 0, 0, 0), S(UP, 0, 100, 0, 0, 0, 0, 1), D_TARGET_FULL, "diskless meets good data" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		check_pair(&cases[i].me, &cases[i].peer, cases[i].want, cases[i].what);
+
+	struct side cp = S(UP, 0, 100, 0, 0, 0, 8, 1), other = S(UP, 0, 100, 0, 0, 0, 20, 0);
+	cp.crashed_primary = 1;
+	check_pair(&cp, &other, D_SOURCE_BITMAP, "same generation: the crashed primary is the source");
+}
+
+static int ids(const char *name, void *arg)
+{
+	(void)arg;
+	return !strcmp(name, "alpha") ? 0 : !strcmp(name, "beta") ? 1 : -1;
+}
+
+TEST(split_brain_policies)
+{
+	/* a: node 0, b: node 1; gen_time: a became Primary first (older) */
+	struct side a = S(UP, 0, 200, 100, 0, 0, 5, 0), b = S(UP, 0, 300, 100, 0, 0, 0, 1);
+	a.gen_time = 1000;
+	b.gen_time = 2000;
+	static const struct {
+		int apri, bpri, aoos, boos, admd, bdmd;
+		struct sb_policy pol;
+		enum decision want; /* for a */
+		int a_lost, b_lost;
+		const char *what;
+	} cases[] = {
+		{ 0, 0, 5, 0, 0, 0, { SB_DISCONNECT, SB_DISCONNECT, SB_DISCONNECT, -1 }, D_SPLIT_BRAIN, 0, 0, "0pri disconnect" },
+		{ 0, 0, 5, 0, 0, 0, { SB_DISCARD_ZERO, 0, 0, -1 }, D_SOURCE_BITMAP, 0, 0, "zero-changes: b wrote nothing" },
+		{ 0, 0, 5, 3, 0, 0, { SB_DISCARD_ZERO, 0, 0, -1 }, D_SPLIT_BRAIN, 0, 0, "zero-changes: both wrote" },
+		{ 0, 0, 0, 0, 0, 0, { SB_DISCARD_ZERO, 0, 0, -1 }, D_SOURCE_BITMAP, 0, 0, "zero-changes: neither wrote" },
+		{ 0, 0, 5, 3, 0, 0, { SB_DISCARD_YOUNGER, 0, 0, -1 }, D_SOURCE_BITMAP, 0, 0, "younger (b) discarded" },
+		{ 0, 0, 5, 3, 0, 0, { SB_DISCARD_OLDER, 0, 0, -1 }, D_TARGET_BITMAP, 0, 0, "older (a) discarded" },
+		{ 0, 0, 5, 30, 0, 0, { SB_DISCARD_LEAST, 0, 0, -1 }, D_TARGET_BITMAP, 0, 0, "least changes (a) discarded" },
+		{ 0, 0, 5, 30, 0, 0, { SB_DISCARD_NODE, 0, 0, 1 }, D_SOURCE_BITMAP, 0, 0, "discard-node-beta" },
+		{ 1, 0, 5, 3, 0, 0, { SB_DISCONNECT, SB_DISCARD_SECONDARY, 0, -1 }, D_SOURCE_BITMAP, 0, 0, "1pri discard-secondary" },
+		{ 0, 1, 5, 3, 0, 0, { SB_DISCONNECT, SB_DISCARD_SECONDARY, 0, -1 }, D_TARGET_BITMAP, 0, 0, "1pri discard-secondary (b Primary)" },
+		{ 0, 1, 5, 0, 0, 0, { SB_DISCARD_ZERO, SB_CONSENSUS, 0, -1 }, D_SPLIT_BRAIN, 0, 0, "consensus: 0pri would discard the Primary" },
+		{ 1, 0, 5, 0, 0, 0, { SB_DISCARD_ZERO, SB_CONSENSUS, 0, -1 }, D_SOURCE_BITMAP, 0, 0, "consensus: 0pri discards the Secondary" },
+		{ 0, 1, 5, 0, 0, 0, { SB_DISCARD_ZERO, SB_VIOLENTLY, 0, -1 }, D_SOURCE_BITMAP, 0, 0, "violently-as0p discards the Primary" },
+		{ 0, 1, 5, 0, 0, 0, { SB_DISCARD_ZERO, SB_CALL_PRI_LOST, 0, -1 }, D_SOURCE_BITMAP, 0, 1, "1pri call-pri-lost: b loses" },
+		{ 1, 1, 5, 3, 0, 0, { SB_DISCARD_ZERO, SB_DISCONNECT, SB_DISCONNECT, -1 }, D_SPLIT_BRAIN, 0, 0, "2pri disconnect" },
+		{ 1, 1, 5, 3, 0, 0, { SB_DISCARD_LEAST, 0, SB_VIOLENTLY, -1 }, D_SOURCE_BITMAP, 0, 0, "2pri violently" },
+		{ 1, 1, 5, 3, 0, 0, { SB_DISCARD_LEAST, 0, SB_CALL_PRI_LOST, -1 }, D_SOURCE_BITMAP, 0, 1, "2pri call-pri-lost" },
+		{ 1, 1, 5, 3, 1, 0, { SB_DISCONNECT, SB_DISCONNECT, SB_DISCONNECT, -1 }, D_TARGET_BITMAP, 0, 0, "--discard-my-data on a" },
+		{ 0, 0, 5, 3, 1, 1, { SB_DISCARD_LEAST, 0, 0, -1 }, D_SPLIT_BRAIN, 0, 0, "--discard-my-data on both" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		enum decision d = decide_sync(&cases[i].me, &cases[i].peer);
-		enum decision back = decide_sync(&cases[i].peer, &cases[i].me);
-		if (d != cases[i].want || back != mirror(cases[i].want)) {
-			fprintf(stderr, "    case %zu (%s): got %s / %s, want %s / %s\n", i, cases[i].what, decision_name(d),
-				decision_name(back), decision_name(cases[i].want), decision_name(mirror(cases[i].want)));
+		char wa[128], wb[128];
+		int la, lb;
+		a.primary = cases[i].apri;
+		b.primary = cases[i].bpri;
+		a.oos = (uint64_t)cases[i].aoos;
+		b.oos = (uint64_t)cases[i].boos;
+		a.discard_my_data = cases[i].admd;
+		b.discard_my_data = cases[i].bdmd;
+		enum decision da = resolve_split_brain(&a, &b, &cases[i].pol, &la, wa);
+		enum decision db = resolve_split_brain(&b, &a, &cases[i].pol, &lb, wb);
+		if (da != cases[i].want || db != mirror(cases[i].want) || la != cases[i].a_lost || lb != cases[i].b_lost) {
+			fprintf(stderr, "    %s: a %s (lost %d, %s), b %s (lost %d, %s); want a %s\n", cases[i].what,
+				decision_name(da), la, wa, decision_name(db), lb, wb, decision_name(cases[i].want));
 			unit_failed_now = 1;
 		}
 	}
+}
+
+TEST(policy_parse)
+{
+	enum sb_rule r;
+	int id = -1;
+	CHECK(sb_rule_parse(0, "discard-zero-changes", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_ZERO);
+	CHECK(sb_rule_parse(0, "discard-node-beta", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_NODE && id == 1);
+	CHECK(sb_rule_parse(0, "discard-node-gamma", &r, &id, ids, NULL) == -1);
+	CHECK(sb_rule_parse(1, "discard-secondary", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_SECONDARY);
+	CHECK(sb_rule_parse(2, "discard-secondary", &r, &id, ids, NULL) == -1);
+	CHECK(sb_rule_parse(2, "violently-as0p", &r, &id, ids, NULL) == 0 && r == SB_VIOLENTLY);
+	CHECK(sb_rule_parse(0, NULL, &r, &id, ids, NULL) == 0 && r == SB_DISCONNECT);
 }
 
 int main(void)

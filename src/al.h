@@ -1,0 +1,38 @@
+/* al — the activity log: which extents of the device may have writes in
+ * flight. Before a write touches an extent that is not in the log, the log
+ * is updated on disk (one 4 KiB FUA write); extents leave it only when no
+ * write is in flight in them. After a crash every block of every logged
+ * extent is marked out of sync, so whatever was in flight — written here
+ * but not on the peer, or the other way round — is resynced when the nodes
+ * meet again (docs/failures.md).
+ *
+ * The data path takes no lock when the extent is already logged: a slot
+ * reference count (atomic) and a lookup table from extent to slot.
+ */
+#ifndef DIPOLE_AL_H
+#define DIPOLE_AL_H
+
+#include <stdint.h>
+
+struct disk;
+struct md_super;
+struct al;
+
+/* nslots: how many extents may be logged at once (al-extents), capped to
+ * what one record holds. */
+/* seq: of the newest record on disk. evict(arg, extent) is called (under the
+ * log's lock) before an extent leaves the log: persist its bitmap bits. */
+int al_new(struct al **out, struct disk *d, const struct md_super *sb, uint64_t size, unsigned nslots,
+	   uint64_t seq, int (*evict)(void *arg, uint32_t extent), void *arg);
+void al_free(struct al *a);
+/* Around a write of [off, off+len). begin returns 0 or -errno (log update
+ * failed: the write must not happen). */
+int al_begin(struct al *a, uint64_t off, uint64_t len);
+void al_end(struct al *a, uint64_t off, uint64_t len);
+/* Clean detach: no write in flight, log emptied on disk. */
+int al_clear(struct al *a);
+/* How many extents are logged now, and how many log updates were written. */
+unsigned al_active(struct al *a);
+uint64_t al_updates(struct al *a);
+
+#endif
