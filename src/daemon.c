@@ -6,6 +6,7 @@
  * then tell the waiting parent "ready". Shutdown runs the same steps backwards.
  */
 #include "daemon.h"
+#include "al.h"
 #include "ctl.h"
 #include "engine.h"
 #include "fusedev.h"
@@ -63,6 +64,12 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
 		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
 		  (unsigned long long)atomic_load(&e->st.io_errors));
+	pthread_mutex_lock(&e->lock);
+	uint64_t gc = e->sb.uuid[UUID_CURRENT], gb = e->sb.uuid[UUID_BITMAP];
+	pthread_mutex_unlock(&e->lock);
+	sb_printf(sb, "\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
+		  "\"activity_log\":{\"active_extents\":%u,\"updates\":%llu,\"marked_at_attach\":%llu},",
+		  (unsigned long long)gc, (unsigned long long)gb, al_active(e->al), (unsigned long long)al_updates(e->al), (unsigned long long)e->al_marked);
 	sb_printf(sb, "\"exports\":{\"nbd\":");
 	sb_json_str(sb, d->nbd_path);
 	sb_printf(sb, ",\"nbd_tcp\":");

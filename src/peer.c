@@ -804,7 +804,16 @@ static void *meta_main(void *arg)
 				set_reason(p, "no answer to ping within %d ms; dropping the connection", p->ping_timeout_ms);
 				break;
 			}
-			send_pkt(p, CH_META, P_PING, 0, 0, NULL, 0, NULL, 0);
+			/* never block here: if a sender is stuck on a full socket the
+			 * ping is skipped, and the missing answer still counts */
+			if (pthread_mutex_trylock(&p->msend) == 0) {
+				uint8_t ph[WIRE_HDR] = { 0 };
+				put_be32(ph, WIRE_MAGIC);
+				put_be16(ph + 4, P_PING);
+				if (p->mfd >= 0)
+					(void)!send(p->mfd, ph, sizeof ph, MSG_DONTWAIT | MSG_NOSIGNAL);
+				pthread_mutex_unlock(&p->msend);
+			}
 			ping_sent = now_ns();
 			continue;
 		}
@@ -1338,6 +1347,10 @@ static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t
 	}
 	tv.tv_sec = 0;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	/* a send that cannot make progress for `timeout` means a dead peer:
+	 * fail it rather than block a thread (and the locks it holds) forever */
+	tv.tv_sec = p->timeout_ms / 1000;
+	tv.tv_usec = (p->timeout_ms % 1000) * 1000;
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	return 0;
 }
@@ -1643,6 +1656,21 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 
 	side_of_hello(&me, mine);
 	side_of_hello(&them, hello);
+	/* The HELLO may have waited a long time (the peer's side of the link was
+	 * down while the dialer's HELLO sat in a proxy or a socket): decide only
+	 * on what is still true here, else handshake again. (The out-of-sync
+	 * count may grow meanwhile; only whether it is zero changes decisions.) */
+	pthread_mutex_lock(&e->lock);
+	int stale = 0;
+	for (int i = 0; i < G_COUNT; i++)
+		stale |= me.uuid[i] != e->sb.uuid[i];
+	pthread_mutex_unlock(&e->lock);
+	stale |= me.disk != atomic_load(&e->dstate) || me.primary != (atomic_load(&e->role) == ROLE_PRIMARY) ||
+		 !me.oos != !atomic_load(&e->oos_blocks) || me.crashed_primary != e->crashed_primary;
+	if (stale) {
+		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
+		return -EAGAIN;
+	}
 	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
 	if (me.primary && them.primary && !p->allow_two) {
 		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
@@ -1688,6 +1716,8 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
+	/* the activity log's marks are in the bitmap now, part of this decision */
+	e->crashed_primary = 0;
 	if (d == D_SOURCE_FULL) {
 		engine_mark_all_oos(e);
 		rs_start(p);
@@ -1732,10 +1762,12 @@ static void *conn_main(void *arg)
 		}
 		backoff = 100;
 		atomic_store(&p->cstate, CS_CONNECTED);
-		if (agree(p, hello, mine)) {
+		if ((rc = agree(p, hello, mine))) {
 			teardown(p);
 			if (atomic_load(&p->stopping))
 				break;
+			if (rc == -EAGAIN)
+				continue; /* stale HELLO: handshake again */
 			/* a refusal by state (split brain, unrelated, two primaries) does
 			 * not heal by itself: StandAlone until `dipole connect` */
 			atomic_store(&p->admin_down, 1);

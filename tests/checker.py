@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""checker — dipole's fault-injection correctness checker.
+
+Writes unique, self-identifying 4 KiB blocks through the Primary's NBD export
+with many writes in flight and records every acknowledged write, while a
+nemesis crashes nodes (link cut, then SIGKILL: a power cut) and restarts them, fails over to the survivor,
+partitions and heals the link and drops packets at random. At the end every
+block must hold its last acknowledged write (or a later write whose outcome
+was unknown when its connection died), and the two backing disks must be
+byte-identical after the resync.
+
+usage: checker.py   (everything comes from the environment, set by
+                     tests/integ/checker.sh: T NS_A NS_B VETH_A VETH_B DIPOLE CFG_A CFG_B,
+                     CHECK_SEED, CHECK_SECONDS)
+
+Prints "ok - checker: ..." / "not ok - checker: ..." lines and, first, the
+seed: CHECK_SEED=<seed> reproduces the same nemesis schedule.
+"""
+import asyncio, hashlib, json, os, random, struct, sys, time, zlib
+
+T, NS_A, NS_B = os.environ["T"], os.environ["NS_A"], os.environ["NS_B"]
+VETH_A, VETH_B = os.environ["VETH_A"], os.environ["VETH_B"]
+DIPOLE = os.environ["DIPOLE"]
+CFG = {"a": os.environ["CFG_A"], "b": os.environ["CFG_B"]}
+SEED = int(os.environ.get("CHECK_SEED") or random.randrange(1 << 30))
+SECONDS = float(os.environ.get("CHECK_SECONDS", "60"))
+BLOCKS = int(os.environ.get("CHECK_BLOCKS", "0"))   # default: the whole device
+INFLIGHT = 16
+# writes per second at most: a node writing alone must not overwrite (and so
+# re-mark) every block before the other returns, or lost in-flight blocks hide
+RATE = float(os.environ.get("CHECK_RATE", "1000"))
+BS = 4096
+MAGIC = b"DPCK"
+NS = {"a": NS_A, "b": NS_B}
+VETH = {"a": VETH_A, "b": VETH_B}
+rng = random.Random(SEED)           # the nemesis schedule
+wrng = random.Random(SEED + 1)     # the writer's block choice
+failures = 0
+
+
+def say(good, what):
+    global failures
+    print(("ok" if good else "not ok") + " - checker: " + what, flush=True)
+    failures += 0 if good else 1
+
+
+def block(idx, seq):
+    head = MAGIC + struct.pack(">IQ", idx, seq)
+    body = hashlib.blake2b(head, digest_size=64).digest() * ((BS - len(head) - 4) // 64 + 1)
+    b = head + body[:BS - len(head) - 4]
+    return b + struct.pack(">I", zlib.crc32(b))
+
+
+def parse(b):
+    """(idx, seq) of a block we wrote, (None, 0) for never written, or raise."""
+    if b == bytes(BS):
+        return None, 0
+    if b[:4] != MAGIC or struct.unpack(">I", b[-4:])[0] != zlib.crc32(b[:-4]):
+        raise ValueError("torn or foreign block content")
+    return struct.unpack(">IQ", b[4:16])
+
+
+# ------------------------------------------------------------------ nodes
+async def run(*cmd, check=False):
+    p = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await p.communicate()
+    if check and p.returncode:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), p.returncode, out.decode(errors="replace")))
+    return p.returncode, out.decode(errors="replace")
+
+
+async def dp(node, *args):
+    return await run("nsenter", "--net=/run/netns/" + NS[node], DIPOLE, "-c", CFG[node], "--node", node,
+                     "--run-dir", "%s/r%s" % (T, node), *args)
+
+
+async def status(node):
+    rc, out = await dp(node, "status", "r0", "--json")
+    try:
+        o = json.loads(out)
+        return o, (o["peers"][0] if o["peers"] else {})
+    except (ValueError, KeyError, IndexError):
+        return None, {}
+
+
+def pid_of(node):
+    try:
+        return int(open("%s/r%s/r0.pid" % (T, node)).read())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(node):
+    pid = pid_of(node)
+    if not pid:
+        return False
+    try:  # a killed daemon may linger as a zombie until its parent reaps it
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except (OSError, IndexError):
+        return False
+
+
+async def wait(cond, secs):
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        if await cond():
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+# ------------------------------------------------------------------ writer
+class Writer:
+    def __init__(self):
+        self.primary = "a"
+        self.seq = 0
+        self.acked = {}        # block -> last acknowledged seq
+        self.issued = {}       # block -> set of seqs sent (acked or not)
+        self.busy = set()      # blocks with a write in flight
+        self.n_acked = self.n_unknown = self.n_failed = 0
+        self.stop = False
+        self.ready = asyncio.Event()
+        self.ready.set()
+
+    async def connect(self):
+        r, w = await asyncio.open_unix_connection("%s/r%s/r0.nbd" % (T, self.primary))
+        hdr = await r.readexactly(18)
+        assert hdr[:16] == b"NBDMAGICIHAVEOPT"
+        w.write(struct.pack(">I", 3))
+        name = b"r0"
+        w.write(struct.pack(">QII", 0x49484156454F5054, 7, 4 + len(name) + 2) + struct.pack(">I", len(name)) + name
+                + struct.pack(">H", 0))
+        while True:
+            _, _, typ, ln = struct.unpack(">QIII", await r.readexactly(20))
+            await r.readexactly(ln)
+            if typ == 1:
+                return r, w
+            if typ & 0x80000000:
+                raise ConnectionError("export refused: %x" % typ)
+
+    async def session(self):
+        r, w = await self.connect()
+        inflight = {}
+
+        async def reader():
+            while inflight or not self.stop:
+                magic, err, cookie = struct.unpack(">IIQ", await r.readexactly(16))
+                blk, seq = inflight.pop(cookie)
+                self.busy.discard(blk)
+                if err == 0:
+                    self.acked[blk] = max(self.acked.get(blk, 0), seq)
+                    self.n_acked += 1
+                else:
+                    self.n_failed += 1   # an error: its outcome counts as unknown
+        rt = asyncio.ensure_future(reader())
+        t0, n0 = time.monotonic(), self.seq
+        try:
+            while not self.stop and not rt.done():
+                if self.seq - n0 > (time.monotonic() - t0) * RATE:
+                    await asyncio.sleep(0.002)
+                    continue
+                if len(inflight) >= INFLIGHT:
+                    await asyncio.sleep(0.0005)
+                    continue
+                blk = wrng.randrange(BLOCKS)
+                if blk in self.busy:
+                    continue
+                self.seq += 1
+                self.busy.add(blk)
+                self.issued.setdefault(blk, set()).add(self.seq)
+                inflight[self.seq] = (blk, self.seq)
+                w.write(struct.pack(">IHHQQI", 0x25609513, 0, 1, self.seq, blk * BS, BS) + block(blk, self.seq))
+                await w.drain()
+            await asyncio.wait_for(rt, 30)
+        finally:
+            rt.cancel()
+            # whatever was in flight has an unknown outcome
+            for blk, seq in inflight.values():
+                self.busy.discard(blk)
+                self.n_unknown += 1
+            w.close()
+
+    async def loop(self):
+        while not self.stop:
+            await self.ready.wait()
+            try:
+                await self.session()
+            except (ConnectionError, asyncio.IncompleteReadError, OSError, asyncio.TimeoutError, AssertionError):
+                await asyncio.sleep(0.1)
+
+
+# ------------------------------------------------------------------ nemesis
+class Nemesis:
+    def __init__(self, wr):
+        self.wr = wr
+        self.partitioned = self.lossy = False
+        self.cut = set()   # crashed nodes: their link is dead too (a power cut loses socket buffers)
+        self.log = []
+        self.faults = 0
+
+    async def ipt(self, add, *rule):
+        await run("ip", "netns", "exec", NS_A, "iptables", "-I" if add else "-D", "INPUT", "-i", VETH_A, *rule)
+
+    async def crash(self, node):
+        """Power cut: the node's network dies with it, so nothing it had queued
+        in its sockets reaches the peer, then the process is killed."""
+        for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            await run("ip", "netns", "exec", NS[node], "iptables", "-I", chain, flag, VETH[node], "-j", "DROP")
+        self.cut.add(node)
+        os.kill(pid_of(node), 9)
+
+    async def restart(self, node):
+        if node in self.cut:
+            for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+                await run("ip", "netns", "exec", NS[node], "iptables", "-D", chain, flag, VETH[node], "-j", "DROP")
+            self.cut.discard(node)
+        await dp(node, "up", "r0", "--device", "none")
+
+    async def synced(self):
+        o, p = await status(self.wr.primary)
+        return bool(o) and p.get("connection") == "Connected" and p.get("replication") == "Established" \
+            and p.get("out_of_sync_bytes") == 0 and p.get("disk") == "UpToDate"
+
+    async def step(self):
+        wr = self.wr
+        other = "b" if wr.primary == "a" else "a"
+        choices = ["partition" if not self.partitioned else "heal", "loss" if not self.lossy else "loss-off"]
+        if alive(other):
+            choices += ["kill-secondary"]
+            if not self.partitioned and await self.synced():
+                choices += ["kill-primary"] * 2
+        else:
+            choices += ["restart"] * 3
+        act = rng.choice(choices)
+        self.log.append(act)
+        self.faults += act in ("partition", "loss", "kill-secondary", "kill-primary")
+        print("# nemesis: %s (primary %s)" % (act, wr.primary), flush=True)
+        if act == "partition":
+            await self.ipt(True, "-j", "DROP")
+            self.partitioned = True
+        elif act == "heal":
+            await self.ipt(False, "-j", "DROP")
+            self.partitioned = False
+        elif act == "loss":
+            await self.ipt(True, "-m", "statistic", "--mode", "random", "--probability", "0.2", "-j", "DROP")
+            self.lossy = True
+        elif act == "loss-off":
+            await self.ipt(False, "-m", "statistic", "--mode", "random", "--probability", "0.2", "-j", "DROP")
+            self.lossy = False
+        elif act == "kill-secondary":
+            await self.crash(other)
+        elif act == "restart":
+            await self.restart(other)
+        elif act == "kill-primary":
+            # everything acknowledged is on the other node: fail over to it
+            wr.ready.clear()
+            await self.crash(wr.primary)
+
+            async def gone():
+                o, p = await status(other)
+                return bool(o) and p.get("connection") != "Connected"
+            await wait(gone, 30)
+            rc, out = await dp(other, "primary", "r0")
+            if rc:
+                say(False, "failover: promoting %s failed: %s" % (other, out.strip()))
+            wr.primary = other
+            wr.ready.set()
+
+    async def settle(self):
+        """Heal everything, restart what is down, wait until in sync."""
+        if self.partitioned:
+            await self.ipt(False, "-j", "DROP")
+        if self.lossy:
+            await self.ipt(False, "-m", "statistic", "--mode", "random", "--probability", "0.2", "-j", "DROP")
+        for n in "ab":
+            if not alive(n):
+                await self.restart(n)
+
+        async def done():
+            oa, pa = await status("a")
+            ob, pb = await status("b")
+            return bool(oa and ob) and all(p.get("connection") == "Connected" and p.get("replication") == "Established"
+                                           and p.get("out_of_sync_bytes") == 0 for p in (pa, pb)) \
+                and oa["disk"] == ob["disk"] == "UpToDate"
+        return await wait(done, 90)
+
+
+async def main():
+    global BLOCKS
+    o, _ = await status("a")
+    if not BLOCKS or BLOCKS > o["size_bytes"] // BS:
+        BLOCKS = o["size_bytes"] // BS // 256 * 256
+    print("# checker: CHECK_SEED=%d CHECK_SECONDS=%g blocks=%d in flight=%d rate<=%g/s" % (SEED, SECONDS, BLOCKS, INFLIGHT, RATE),
+          flush=True)
+    wr = Writer()
+    nem = Nemesis(wr)
+    wt = asyncio.ensure_future(wr.loop())
+    end = time.monotonic() + SECONDS
+    while time.monotonic() < end:
+        await asyncio.sleep(rng.uniform(1.5, 4.0))
+        await nem.step()
+    wr.stop = True
+    wr.ready.set()
+    try:
+        await asyncio.wait_for(wt, 60)
+    except asyncio.TimeoutError:
+        wt.cancel()
+    settled = await nem.settle()
+    say(settled, "after healing and restarting, both nodes are Connected, UpToDate, nothing out of sync")
+    if not settled:
+        for n in "ab":
+            o, p = await status(n)
+            print("# %s: %s" % (n, json.dumps(o)))
+            try:
+                print("".join("# " + l for l in open("%s/r%s/r0.log" % (T, n)).readlines()[-15:]))
+            except OSError:
+                pass
+    say(wr.n_acked > 0, "%d writes acknowledged (%d with unknown outcome, %d refused) through %d faults: %s" %
+        (wr.n_acked, wr.n_unknown, wr.n_failed, nem.faults, " ".join(nem.log)))
+
+    # every acknowledged write is readable on the Primary
+    r, w = await wr.connect()
+    bad = []
+    for i in range(0, BLOCKS, 256):
+        w.write(struct.pack(">IHHQQI", 0x25609513, 0, 0, i, i * BS, 256 * BS))
+        await w.drain()
+        magic, err, cookie = struct.unpack(">IIQ", await r.readexactly(16))
+        data = await r.readexactly(256 * BS) if err == 0 else b""
+        if err:
+            bad.append("read of blocks %d.. failed: error %d" % (i, err))
+            continue
+        for k in range(256):
+            blk = i + k
+            try:
+                idx, seq = parse(data[k * BS:(k + 1) * BS])
+            except ValueError as e:
+                bad.append("block %d: %s" % (blk, e))
+                continue
+            want = wr.acked.get(blk, 0)
+            if idx is not None and idx != blk:
+                bad.append("block %d holds block %d's data (seq %d)" % (blk, idx, seq))
+            elif seq < want:
+                bad.append("block %d: acknowledged write seq %d lost (holds seq %d)" % (blk, want, seq))
+            elif seq and seq not in wr.issued.get(blk, ()):
+                bad.append("block %d: seq %d was never written there" % (blk, seq))
+    w.close()
+    say(not bad, "every acknowledged write is readable on the Primary (%s)" % wr.primary +
+        ("" if not bad else ": %d bad blocks, first: %s" % (len(bad), "; ".join(bad[:5]))))
+    if bad and os.environ.get("CHECK_KEEP"):
+        os.system("cp -r %s %s" % (T, os.environ["CHECK_KEEP"]))
+
+    # replicas byte-identical (data areas)
+    o, _ = await status("a")
+    size = o["size_bytes"] if o else 0
+    digests = []
+    for n in "ab":
+        h = hashlib.md5()
+        with open("%s/%s.img" % (T, n), "rb") as f:
+            left = size
+            while left:
+                c = f.read(min(left, 1 << 20))
+                h.update(c)
+                left -= len(c)
+        digests.append(h.hexdigest())
+    say(size > 0 and digests[0] == digests[1], "replicas byte-identical after resync (%s)" % " ".join(digests))
+    print("# checker: %d passed checks, seed %d: reproduce with CHECK_SEED=%d" % (4 - failures, SEED, SEED))
+    return failures
+
+
+sys.exit(1 if asyncio.run(main()) else 0)
