@@ -429,7 +429,7 @@ static const struct optspec net_opts[] = {
 };
 
 static const struct optspec disk_opts[] = {
-	{ "on-io-error", K_ENUM, "pass_on call-local-io-error detach", NOT_YET },
+	{ "on-io-error", K_ENUM, "pass_on call-local-io-error detach", IMPL },
 	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", NOT_YET },
 	{ "resync-rate", K_SIZE, NULL, IMPL },
 	{ "c-max-rate", K_SIZE, NULL, IMPL },
@@ -467,7 +467,7 @@ static const struct optspec handlers_opts[] = {
 	{ "pri-lost-after-sb", K_STR, NULL, IMPL },
 	{ "pri-lost", K_STR, NULL, NOT_YET },
 	{ "pri-on-incon-degr", K_STR, NULL, NOT_YET },
-	{ "local-io-error", K_STR, NULL, NOT_YET },
+	{ "local-io-error", K_STR, NULL, IMPL },
 	{ "before-resync-target", K_STR, NULL, NOT_YET },
 	{ "after-resync-target", K_STR, NULL, NOT_YET },
 	{ "before-resync-source", K_STR, NULL, NOT_YET },

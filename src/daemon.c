@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "al.h"
 #include "ctl.h"
+#include "handler.h"
 #include "engine.h"
 #include "fusedev.h"
 #include "log.h"
@@ -36,6 +37,7 @@ struct daemon {
 	struct nbd_server *nbd;
 	struct fusedev *fuse;
 	struct peer *peer;
+	const struct cfg_host *other; /* the peer host, NULL if none */
 	int loop_fd;
 	char loop_dev[64];
 	char device[1024];   /* symlink we created, "" if none */
@@ -64,10 +66,14 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
 		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
 		  (unsigned long long)atomic_load(&e->st.io_errors));
+	char dr[160];
 	pthread_mutex_lock(&e->lock);
 	uint64_t gc = e->sb.uuid[UUID_CURRENT], gb = e->sb.uuid[UUID_BITMAP];
+	snprintf(dr, sizeof dr, "%s", e->detach_reason);
 	pthread_mutex_unlock(&e->lock);
-	sb_printf(sb, "\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
+	sb_printf(sb, "\"disk_reason\":");
+	sb_json_str(sb, dr);
+	sb_printf(sb, ",\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
 		  "\"activity_log\":{\"active_extents\":%u,\"updates\":%llu,\"marked_at_attach\":%llu},",
 		  (unsigned long long)gc, (unsigned long long)gb, al_active(e->al), (unsigned long long)al_updates(e->al), (unsigned long long)e->al_marked);
 	sb_printf(sb, "\"exports\":{\"nbd\":");
@@ -98,6 +104,10 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 	sb_printf(sb, "%s node:%s role:%s\n", d->r->name, d->h->name, role_name((enum role)atomic_load(&e->role)));
 	sb_printf(sb, "  disk:%s size:%s\n", disk_state_name((enum disk_state)atomic_load(&e->dstate)),
 		  fmt_size(e->size, a, sizeof a));
+	pthread_mutex_lock(&e->lock);
+	if (e->detach_reason[0])
+		sb_printf(sb, "  disk detached: %s\n", e->detach_reason);
+	pthread_mutex_unlock(&e->lock);
 	if (d->peer)
 		peer_status_text(d->peer, sb);
 	sb_printf(sb, "  exports: nbd:%s", d->nbd_path);
@@ -181,6 +191,15 @@ static int exports_start(struct daemon *d, const char *device, char *err)
 
 /* Start replication with the other host of the resource, and honour
  * startup { become-primary-on }. */
+/* on-io-error call-local-io-error: run the handler (it runs on its own) */
+static void io_error_handler(void *arg, const char *what)
+{
+	struct daemon *d = arg;
+	(void)what;
+	if (handler_run(d->r, "local-io-error", d->h, d->other, 0) == -2)
+		log_warn("on-io-error call-local-io-error, but no local-io-error handler is configured");
+}
+
 static int peer_setup(struct daemon *d, char *err)
 {
 	const struct cfg_host *other = NULL;
@@ -194,6 +213,12 @@ static int peer_setup(struct daemon *d, char *err)
 		}
 		other = &d->r->hosts[i];
 	}
+	const char *oie = cfg_get(d->r, SECT_DISK, "on-io-error");
+	d->e->on_io_error = !oie || !strcmp(oie, "detach") ? OIE_DETACH : !strcmp(oie, "pass_on") ? OIE_PASS_ON
+													: OIE_CALL_HANDLER;
+	d->e->io_error_hook = io_error_handler;
+	d->e->hook_arg = d;
+	d->other = other;
 	if (other) {
 		/* al-extents as in DRBD (default 1237), capped to one log record */
 		const char *ae = cfg_get(d->r, SECT_DISK, "al-extents");

@@ -35,6 +35,10 @@ enum decision decide_sync(const struct side *me, const struct side *peer)
 {
 	int mg = good(me), pg = good(peer);
 
+	/* a node without a disk (failed and detached, or diskless by design)
+	 * takes part without data: nothing to sync either way */
+	if (me->disk == DS_DISKLESS || peer->disk == DS_DISKLESS)
+		return D_NO_SYNC;
 	if (!mg && !pg)
 		return D_WAIT;
 	if (mg && !pg)

@@ -16,6 +16,73 @@
 #include <stdint.h>
 #include <unistd.h>
 
+/* ------------------------------------------------------ fault injection */
+
+enum { FK_READ = 1, FK_WRITE = 2, FK_FLUSH = 4 };
+
+struct disk_faults {
+	pthread_mutex_t lock;
+	char path[4096];
+	struct timespec mtime;
+	int nrules;
+	struct { unsigned kinds; uint64_t off, len; } rule[16];
+	long after;           /* -1: off */
+	uint64_t ops;
+};
+
+static void faults_load(struct disk_faults *f)
+{
+	struct stat st;
+	if (stat(f->path, &st) < 0) {
+		f->nrules = 0;
+		f->after = -1;
+		f->mtime = (struct timespec){ 0, 0 };
+		return;
+	}
+	if (st.st_mtim.tv_sec == f->mtime.tv_sec && st.st_mtim.tv_nsec == f->mtime.tv_nsec)
+		return;
+	f->mtime = st.st_mtim;
+	f->nrules = 0;
+	f->after = -1;
+	FILE *fp = fopen(f->path, "r");
+	char line[256], kind[16];
+	unsigned long long a, b;
+	long n;
+	while (fp && fgets(line, sizeof line, fp)) {
+		if (sscanf(line, "eio-after %ld", &n) == 1) {
+			f->after = n;
+			f->ops = 0;
+		} else if (sscanf(line, "eio %15s %llu %llu", kind, &a, &b) == 3 && f->nrules < 16) {
+			unsigned k = !strcmp(kind, "read") ? FK_READ : !strcmp(kind, "write") ? FK_WRITE :
+				     !strcmp(kind, "flush") ? FK_FLUSH : FK_READ | FK_WRITE | FK_FLUSH;
+			f->rule[f->nrules].kinds = k;
+			f->rule[f->nrules].off = a;
+			f->rule[f->nrules].len = b;
+			f->nrules++;
+		}
+	}
+	if (fp)
+		fclose(fp);
+}
+
+static int fault(struct disk *d, unsigned kind, uint64_t off, uint64_t len)
+{
+	struct disk_faults *f = d->faults;
+	int hit = 0;
+	if (!f)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	faults_load(f);
+	if (f->after >= 0 && f->ops++ >= (uint64_t)f->after)
+		hit = 1;
+	for (int i = 0; i < f->nrules && !hit; i++)
+		if ((f->rule[i].kinds & kind) &&
+		    (kind == FK_FLUSH || (off < f->rule[i].off + f->rule[i].len && f->rule[i].off < off + len)))
+			hit = 1;
+	pthread_mutex_unlock(&f->lock);
+	return hit ? -EIO : 0;
+}
+
 int disk_open(struct disk **out, const char *path, int rdonly)
 {
 	struct stat st;
@@ -58,6 +125,12 @@ int disk_open(struct disk **out, const char *path, int rdonly)
 		disk_close(d);
 		return -EINVAL;
 	}
+	const char *fp = getenv("DIPOLE_FAULTS");
+	if (fp && *fp && (d->faults = calloc(1, sizeof *d->faults))) {
+		pthread_mutex_init(&d->faults->lock, NULL);
+		snprintf(d->faults->path, sizeof d->faults->path, "%s", fp);
+		d->faults->after = -1;
+	}
 	*out = d;
 	return 0;
 }
@@ -69,6 +142,7 @@ void disk_close(struct disk *d)
 	if (d->fd != d->bfd)
 		close(d->fd);
 	close(d->bfd);
+	free(d->faults);
 	free(d);
 }
 
@@ -128,6 +202,8 @@ static int buf_aligned(const void *buf)
 
 int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 {
+	if (d->faults && fault(d, FK_READ, off, len))
+		return -EIO;
 	if (!direct_ok(d, len, off))
 		return pread_full(d->bfd, buf, len, (off_t)off);
 	if (buf_aligned(buf))
@@ -143,6 +219,8 @@ int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off)
 {
+	if (d->faults && fault(d, FK_WRITE, off, len))
+		return -EIO;
 	if (!direct_ok(d, len, off))
 		return pwrite_full(d->bfd, buf, len, (off_t)off);
 	if (buf_aligned(buf))
@@ -156,6 +234,8 @@ int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off)
 
 int disk_pwrite_fua(struct disk *d, const void *buf, size_t len, uint64_t off)
 {
+	if (d->faults && fault(d, FK_WRITE, off, len))
+		return -EIO;
 	if (direct_ok(d, len, off) && buf_aligned(buf)) {
 		struct iovec iov = { (void *)buf, len };
 		ssize_t n = pwritev2(d->fd, &iov, 1, (off_t)off, RWF_DSYNC);
@@ -171,12 +251,16 @@ int disk_pwrite_fua(struct disk *d, const void *buf, size_t len, uint64_t off)
 
 int disk_flush(struct disk *d)
 {
+	if (d->faults && fault(d, FK_FLUSH, 0, 0))
+		return -EIO;
 	/* syncs the inode: data written through either descriptor */
 	return fdatasync(d->bfd) < 0 ? -errno : 0;
 }
 
 int disk_trim(struct disk *d, uint64_t off, uint64_t len)
 {
+	if (d->faults && fault(d, FK_WRITE, off, len))
+		return -EIO;
 	if (d->is_blockdev) {
 		uint64_t r[2] = { off, len };
 		/* discard is advisory: a device without it still did nothing wrong */
@@ -206,6 +290,8 @@ static int zero_by_writing(struct disk *d, uint64_t off, uint64_t len)
 
 int disk_zero(struct disk *d, uint64_t off, uint64_t len, int no_hole)
 {
+	if (d->faults && fault(d, FK_WRITE, off, len))
+		return -EIO;
 	if (d->is_blockdev) {
 		uint64_t r[2] = { off, len };
 		if (ioctl(d->bfd, BLKZEROOUT, r) == 0)

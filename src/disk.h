@@ -25,7 +25,15 @@ struct disk {
 	int is_blockdev;
 	uint64_t size;    /* bytes, as reported by the kernel */
 	char path[4096];
+	struct disk_faults *faults; /* test fault injection (DIPOLE_FAULTS), else NULL */
 };
+
+/* Fault injection for tests: when the environment variable DIPOLE_FAULTS
+ * names a file at disk_open, every I/O first consults it (re-read whenever
+ * it changes). Lines:
+ *   eio read|write|flush|any OFFSET LEN   I/O touching [OFFSET, OFFSET+LEN) fails with EIO
+ *   eio-after N                           every I/O after the next N fails
+ * An empty or missing file injects nothing. */
 
 /* Open read-write (or read-only when `rdonly`). Errors: -ENOENT, -EACCES,
  * -EROFS, -EPERM, -EINVAL (not a file or block device), ... */

@@ -283,12 +283,22 @@ fail:
 	return rc ? rc : -EINVAL;
 }
 
+static int diskless(struct engine *e)
+{
+	return atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_DISKLESS;
+}
+
 int engine_close(struct engine *e)
 {
 	int rc, rc2;
 
 	if (!e)
 		return 0;
+	if (diskless(e)) {
+		/* the disk failed: nothing more is written to it */
+		engine_forget(e);
+		return 0;
+	}
 	rc = disk_flush(e->disk);
 	pthread_mutex_lock(&e->lock);
 	rc2 = bm_save(e);
@@ -323,6 +333,44 @@ void engine_forget(struct engine *e)
 	al_free(e->al);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
+}
+
+void engine_detach(struct engine *e, const char *why)
+{
+	pthread_mutex_lock(&e->lock);
+	int was = atomic_exchange(&e->dstate, DS_DISKLESS);
+	if (was != DS_DISKLESS)
+		snprintf(e->detach_reason, sizeof e->detach_reason, "%s", why);
+	pthread_mutex_unlock(&e->lock);
+	if (was == DS_DISKLESS)
+		return;
+	log_err("local disk failed (%s): detached, disk Diskless%s", why,
+		e->peer ? "; reads and writes now go to the peer" : "; I/O fails from now on");
+	if (e->peer)
+		peer_state_changed(e->peer);
+}
+
+/* A local I/O error, handled per on-io-error. Returns 1 when the disk was
+ * detached (the caller then serves the request through the peer). */
+static int io_error(struct engine *e, int rc, const char *op, uint64_t off, uint64_t len)
+{
+	char what[160];
+	snprintf(what, sizeof what, "%s of %llu bytes at offset %llu: %s", op, (unsigned long long)len,
+		 (unsigned long long)off, strerror(-rc));
+	atomic_fetch_add_explicit(&e->st.io_errors, 1, memory_order_relaxed);
+	switch (e->on_io_error) {
+	case OIE_PASS_ON:
+		log_err("local I/O error (%s): passed on (on-io-error pass_on)", what);
+		return 0;
+	case OIE_CALL_HANDLER:
+		log_err("local I/O error (%s): calling the local-io-error handler", what);
+		if (e->io_error_hook)
+			e->io_error_hook(e->hook_arg, what);
+		return 0;
+	default:
+		engine_detach(e, what);
+		return 1;
+	}
 }
 
 static int range_ok(struct engine *e, uint64_t off, uint64_t len)
@@ -367,10 +415,14 @@ int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
 {
 	if (!range_ok(e, off, len))
 		return -EINVAL;
+	int rc;
+	if (diskless(e))
+		rc = e->peer && peer_can_read(e->peer) ? peer_read(e->peer, buf, len, off) : -EIO;
 	/* (a resource without a peer has nothing better than its own disk) */
-	int rc = e->peer && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT
-			 ? read_unsynced(e, buf, len, off)
-			 : disk_pread(e->disk, buf, len, off);
+	else if (e->peer && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT)
+		rc = read_unsynced(e, buf, len, off);
+	else if ((rc = disk_pread(e->disk, buf, len, off)) && io_error(e, rc, "read", off, len))
+		rc = e->peer && peer_can_read(e->peer) ? peer_read(e->peer, buf, len, off) : -EIO;
 	if (!rc) {
 		atomic_fetch_add_explicit(&e->st.read_bytes, len, memory_order_relaxed);
 		atomic_fetch_add_explicit(&e->st.reads, 1, memory_order_relaxed);
@@ -383,18 +435,10 @@ static int may_write(struct engine *e)
 	return atomic_load_explicit(&e->role, memory_order_acquire) == ROLE_PRIMARY;
 }
 
-/* Replicate around a local operation: the peer gets the request first (so
- * the network transfer overlaps the local I/O), then the protocol's
- * acknowledgement is awaited. A range the peer did not get is marked out of
- * sync. */
-#define REPLICATED(e, buf, len, off, dflags, local_op) ({                            \
-	struct pending *pd_ = (e)->peer ? peer_write_begin((e)->peer, buf, len, off, dflags) : NULL; \
-	int rc_ = (local_op);                                                           \
-	int ok_ = (e)->peer ? peer_write_end((e)->peer, pd_) : 0;                      \
-	if (!ok_)                                                                       \
-		bm_set_range(e, off, len);                                              \
-	rc_; })
-
+/* Every write below is replicated around the local operation: the peer gets
+ * the request first (so the network transfer overlaps the local I/O), then
+ * the protocol's acknowledgement is awaited; a range the peer did not get is
+ * marked out of sync. */
 enum op { OP_WRITE, OP_TRIM, OP_ZERO };
 
 static int local_op(struct engine *e, enum op k, const void *buf, uint64_t len, uint64_t off, int fua, int no_hole)
@@ -525,17 +569,31 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 
 	if (!len)
 		return 0;
-	if ((rc = al_begin(e->al, off, len)))
+	if (!diskless(e) && (rc = al_begin(e->al, off, len)) && !io_error(e, rc, "activity log update", off, len))
 		return rc;
+	int logged = !diskless(e);
 	for (;;) {
+		if (diskless(e)) {
+			/* only the peer has a disk: the write is done when it has it */
+			struct pending *pd = e->peer ? peer_write_begin(e->peer, k == OP_WRITE ? buf : NULL, len, off, df) : NULL;
+			int ok = e->peer ? peer_write_end(e->peer, pd) : 0;
+			rc = ok ? 0 : -EIO;
+			break;
+		}
 		if (unsynced(e) && (rc = unsynced_write(e, k, buf, len, off, fua, no_hole, df)) != -EAGAIN)
 			break;
-		rc = REPLICATED(e, k == OP_WRITE ? buf : NULL, len, off, df,
-				unsynced(e) ? -EAGAIN : local_op(e, k, buf, len, off, fua, no_hole));
+		struct pending *pd = e->peer ? peer_write_begin(e->peer, k == OP_WRITE ? buf : NULL, len, off, df) : NULL;
+		rc = unsynced(e) ? -EAGAIN : local_op(e, k, buf, len, off, fua, no_hole);
+		int ok = e->peer ? peer_write_end(e->peer, pd) : 0;
+		if (!ok)
+			bm_set_range(e, off, len);
+		if (rc && rc != -EAGAIN && io_error(e, rc, k == OP_WRITE ? "write" : "trim/zero", off, len))
+			rc = ok ? 0 : -EIO; /* detached: done if the peer has it */
 		if (rc != -EAGAIN)
 			break;
 	}
-	al_end(e->al, off, len);
+	if (logged)
+		al_end(e->al, off, len);
 	return rc;
 }
 
@@ -561,9 +619,13 @@ int engine_flush(struct engine *e)
 	/* the peer's flush covers every write it acknowledged before it; both
 	 * disks flush concurrently */
 	struct pending *pd = e->peer ? peer_flush_begin(e->peer) : NULL;
-	int rc = disk_flush(e->disk);
+	int rc = diskless(e) ? 0 : disk_flush(e->disk);
 	int prc = e->peer ? peer_flush_end(e->peer, pd) : 0;
-	return count_err(e, rc ? rc : prc);
+	if (rc && io_error(e, rc, "flush", 0, 0))
+		rc = pd ? 0 : -EIO;
+	if (diskless(e) && !pd)
+		rc = -EIO;
+	return rc ? rc : prc;
 }
 
 int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags)
@@ -600,6 +662,8 @@ int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, un
 	int rc;
 	if (!range_ok(e, off, len))
 		return -EINVAL;
+	if (diskless(e))
+		return -EIO;
 	if (dflags & DF_TRIM)
 		rc = disk_trim(e->disk, off, len);
 	else if (dflags & DF_ZERO)
@@ -610,7 +674,9 @@ int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, un
 		rc = disk_pwrite(e->disk, buf, len, off);
 	if (!rc && !(dflags & (DF_TRIM | DF_ZERO)))
 		atomic_fetch_add_explicit(&e->st.written_bytes, len, memory_order_relaxed);
-	return count_err(e, rc);
+	if (rc)
+		io_error(e, rc, "replicated write", off, len);
+	return rc;
 }
 
 int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off)

@@ -22,6 +22,9 @@
 enum role { ROLE_SECONDARY, ROLE_PRIMARY };
 enum disk_state { DS_DISKLESS, DS_ATTACHING, DS_FAILED, DS_INCONSISTENT, DS_OUTDATED, DS_CONSISTENT, DS_UPTODATE };
 
+/* on-io-error (disk section): what a local I/O error does */
+enum io_error_policy { OIE_DETACH, OIE_PASS_ON, OIE_CALL_HANDLER };
+
 /* NBD-style request flags understood by the engine */
 #define ENGINE_FUA 1u
 
@@ -51,6 +54,10 @@ struct engine {
 	atomic_uint_fast64_t oos_blocks;
 
 	struct al *al;                 /* activity log (NULL without a peer) */
+	int on_io_error;               /* enum io_error_policy */
+	void (*io_error_hook)(void *arg, const char *what); /* local-io-error handler */
+	void *hook_arg;
+	char detach_reason[160];       /* why the disk is Diskless, guarded by lock */
 	int crashed_primary;           /* was Primary when it last went down uncleanly */
 	uint64_t al_marked;            /* blocks the activity log marked at attach */
 };
@@ -60,6 +67,9 @@ struct engine {
 int engine_open(struct engine **out, const char *res, const char *node, const char *disk_path, char *err);
 /* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
 int engine_al_start(struct engine *e, unsigned nslots);
+/* The local disk failed: go Diskless (I/O continues through the peer). */
+void engine_detach(struct engine *e, const char *why);
+
 /* Write the whole bitmap to disk now. */
 int engine_save_bitmap(struct engine *e);
 /* A Primary without its peer starts a new data generation: the old one is

@@ -1005,6 +1005,9 @@ static void data_loop(struct peer *p)
 				uint64_t seq = get_be64(p->rbuf + 12), seen = get_be64(p->rbuf + 20);
 				send_ack(p, P_RECV_ACK, id, 0);
 				rc = apply_peer_write(p, data, dlen, off, flags, seq, seen);
+				/* from a peer without a disk: only this node has it */
+				if (!rc && atomic_load(&p->peer_disk) == DS_DISKLESS)
+					engine_mark_oos(e, off, dlen);
 				send_ack(p, P_WRITE_ACK, id, -rc);
 			}
 			if (payload)
@@ -1104,6 +1107,11 @@ static void data_loop(struct peer *p)
 				atomic_store(&p->peer_uuid, get_be64(p->rbuf + 8));
 				log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)p->rbuf[0]),
 					 disk_state_name((enum disk_state)p->rbuf[1]));
+				/* the peer's disk failed: what it writes from now on exists only
+				 * here — a new generation, and the bitmap tracks it for the
+				 * peer's return */
+				if (p->rbuf[1] == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)
+					engine_new_generation(e, "the peer detached its disk");
 				/* the peer threw its data away (invalidate): send it everything */
 				if (p->rbuf[1] == DS_INCONSISTENT && atomic_load(&e->dstate) == DS_UPTODATE &&
 				    atomic_load(&p->repl) == RS_ESTABLISHED) {

@@ -64,7 +64,7 @@ TEST(generations)
 		{ S(UP, 0, 100, 0, 0, 0, 5, 0), S(UP, 0, 100, 0, 0, 0, 9, 1), D_SOURCE_BITMAP,
 		  "same generation, both marked: union, lower node-id sends" },
 		{ S(DS_OUTDATED, 0, 100, 0, 0, 0, 0, 0), S(INC, 0, 4, 0, 0, 0, 0, 1), D_WAIT, "outdated data is not a sync source" },
-		{ S(DS_DISKLESS, 0, 0, 0, 0, 0, 0, 0), S(UP, 0, 100, 0, 0, 0, 0, 1), D_TARGET_FULL, "diskless meets good data" },
+		{ S(DS_DISKLESS, 0, 0, 0, 0, 0, 0, 0), S(UP, 0, 100, 0, 0, 0, 0, 1), D_NO_SYNC, "diskless (detached) meets good data: no sync" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		check_pair(&cases[i].me, &cases[i].peer, cases[i].want, cases[i].what);
