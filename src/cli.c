@@ -99,11 +99,3 @@ void cli_path(const struct cli *cli, const char *res, const char *suffix, char *
 	snprintf(out, len, "%s/%s.%s", cli->run_dir, res, suffix);
 }
 
-int cmd_not_yet(struct cli *cli, int argc, char **argv)
-{
-	(void)cli;
-	(void)argc;
-	fprintf(stderr, "dipole: '%s' is not implemented yet: replication between nodes is not built yet\n",
-		argv[0]);
-	return EXIT_FAIL;
-}

@@ -49,7 +49,7 @@ int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_events(struct cli *cli, int argc, char **argv);
 int cmd_connect(struct cli *cli, int argc, char **argv);
 int cmd_invalidate(struct cli *cli, int argc, char **argv);
+int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_disconnect(struct cli *cli, int argc, char **argv);
-int cmd_not_yet(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -204,6 +204,44 @@ int cmd_connect(struct cli *cli, int argc, char **argv)
 	return request(cli, res, discard ? "connect --discard-my-data" : "connect", EXIT_STATE, NULL);
 }
 
+int cmd_verify(struct cli *cli, int argc, char **argv)
+{
+	const char *res;
+	int flag, rc;
+	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &flag)))
+		return rc;
+	if ((rc = request(cli, res, "verify", EXIT_STATE, NULL)))
+		return rc;
+	for (int tick = 0;; tick++) {
+		struct strbuf sb = { 0 };
+		int running = 0;
+		double pct = 0;
+		unsigned long long oos = 0, blocks = 0;
+		usleep(200 * 1000);
+		rc = request(cli, res, "verify-status", EXIT_STATE, &sb);
+		if (rc || !sb.buf || sscanf(sb.buf, "%d %lf %llu %llu", &running, &pct, &oos, &blocks) != 4) {
+			sb_free(&sb);
+			fprintf(stderr, "dipole verify: lost the daemon of '%s'\n", res);
+			return rc ? rc : EXIT_FAIL;
+		}
+		sb_free(&sb);
+		if (running) {
+			if (tick % 5 == 0)
+				fprintf(stderr, "verify %s: %.1f%% done, %llu block(s) out of sync so far\n", res, pct, oos);
+			continue;
+		}
+		if (pct < 100.0) {
+			fprintf(stderr, "verify %s: stopped at %.1f%% (connection lost?); %llu block(s) out of sync so far\n",
+				res, pct, oos);
+			return EXIT_FAIL;
+		}
+		printf("verify %s: %llu of %llu blocks out of sync (%llu bytes)\n", res, oos, blocks, oos * 4096ULL);
+		if (oos)
+			printf("  they are marked; resync them with: dipole disconnect %s && dipole connect %s\n", res, res);
+		return EXIT_OK;
+	}
+}
+
 int cmd_invalidate(struct cli *cli, int argc, char **argv)
 {
 	const char *res;

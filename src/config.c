@@ -418,7 +418,7 @@ static const struct optspec net_opts[] = {
 	{ "sndbuf-size", K_SIZE, NULL, NOT_YET },
 	{ "rcvbuf-size", K_SIZE, NULL, NOT_YET },
 	{ "unplug-watermark", K_INT, "1 131072", NO_EFFECT },
-	{ "verify-alg", K_STR, NULL, NOT_YET },
+	{ "verify-alg", K_STR, NULL, IMPL },
 	{ "csums-alg", K_STR, NULL, NOT_YET },
 	{ "data-integrity-alg", K_STR, NULL, NOT_YET },
 	{ "tcp-cork", K_FLAG, NULL, NO_EFFECT },

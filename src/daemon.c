@@ -285,6 +285,16 @@ static int handle(struct daemon *d, int fd, char *req)
 			int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
 			ctl_reply(fd, rc ? 1 : 0, rc ? msg : "", NULL);
 		}
+	} else if (!strcmp(req, "verify") || !strcmp(req, "verify-status")) {
+		if (!d->peer) {
+			ctl_reply(fd, 3, "this resource has no peer to compare with", NULL);
+		} else if (!strcmp(req, "verify")) {
+			int rc = peer_verify_start(d->peer, msg);
+			ctl_reply(fd, rc ? 3 : 0, rc ? msg : "", NULL);
+		} else {
+			peer_verify_status(d->peer, &body);
+			ctl_reply(fd, 0, "", body.buf);
+		}
 	} else if (!strncmp(req, "disconnect", 10) || !strncmp(req, "connect", 7) || !strcmp(req, "invalidate")) {
 		if (!d->peer) {
 			ctl_reply(fd, 3, "this resource has no peer", NULL);

@@ -48,7 +48,11 @@ static const struct cli_cmd cmds[] = {
 	{ "invalidate", cmd_invalidate, "invalidate RES",
 	  "Throw away this node's data: it becomes Inconsistent and gets a full\n"
 	  "resync from the connected UpToDate peer. Refused (exit 3) without one." },
-	{ "verify", cmd_not_yet, "verify RES", "Online verify (not implemented yet)." },
+	{ "verify", cmd_verify, "verify RES",
+	  "Online verify: compare every block with the peer's (net { verify-alg },\n"
+	  "default crc32c), mark differing blocks out of sync and report how many.\n"
+	  "Runs while the device is in use; waits, showing progress. The marked\n"
+	  "blocks are resynced at the next connect (disconnect + connect)." },
 	{ "status", cmd_status, "status [RES] [--json]",
 	  "Show role, disk state, peers, exports and counters of running\n"
 	  "resources; --json prints one JSON object per resource and line." },

@@ -130,6 +130,13 @@ struct peer {
 
 	pthread_t meta_thr;
 	int meta_running;
+
+	/* online verify */
+	const EVP_MD *vmd;         /* verify-alg; NULL: crc32c */
+	pthread_t vf_thr;
+	int vf_joinable;
+	_Atomic int vf_running;
+	_Atomic uint64_t vf_done, vf_oos, vf_blocks;
 	uint8_t *rbuf;
 	size_t rcap;
 	uint8_t *scratch;          /* data_loop: read replies */
@@ -572,6 +579,126 @@ static int rs_announce(struct peer *p, uint64_t total)
 		pthread_cond_wait(&p->rscond, &p->rslock);
 	pthread_mutex_unlock(&p->rslock);
 	return rc ? rc : atomic_load(&p->rs_stop) ? -ECANCELED : 0;
+}
+
+/* ---------------------------------------------------------- verify */
+
+static unsigned digest_len(struct peer *p)
+{
+	return p->vmd ? (unsigned)EVP_MD_get_size(p->vmd) : 4;
+}
+
+/* One digest per MD_BLOCK of buf[len] into out. */
+static void digests(struct peer *p, const uint8_t *buf, uint32_t len, uint8_t *out)
+{
+	unsigned dl = digest_len(p);
+	for (uint32_t o = 0, i = 0; o < len; o += MD_BLOCK, i++) {
+		uint32_t n = len - o < MD_BLOCK ? len - o : MD_BLOCK;
+		if (p->vmd) {
+			unsigned got = 0;
+			EVP_Digest(buf + o, n, out + i * dl, &got, p->vmd, NULL);
+		} else {
+			put_be32(out + i * dl, crc32c(buf + o, n));
+		}
+	}
+}
+
+#define VF_CHUNK (1u << 20)
+
+static void *verify_main(void *arg)
+{
+	struct peer *p = arg;
+	struct engine *e = p->e;
+	unsigned dl = digest_len(p);
+	uint8_t *buf = NULL, *mine = malloc((VF_CHUNK / MD_BLOCK) * dl), *theirs = malloc((VF_CHUNK / MD_BLOCK) * dl);
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (!mine || !theirs || posix_memalign((void **)&buf, 4096, VF_CHUNK))
+		rc = -ENOMEM;
+	log_info("peer %s: online verify started (%s)", p->addr, p->vmd ? EVP_MD_get0_name(p->vmd) : "crc32c");
+	while (!rc && off < e->size && connected(p) && !atomic_load(&p->stopping)) {
+		uint32_t n = e->size - off < VF_CHUNK ? (uint32_t)(e->size - off) : VF_CHUNK;
+		uint32_t nb = (n + MD_BLOCK - 1) / MD_BLOCK;
+		struct pending *pd = pending_get(p);
+		uint8_t b[12];
+		pd->off = off;
+		pd->len = 0;
+		pd->rdbuf = theirs;
+		pd->rdlen = nb * dl;
+		put_be64(b, off);
+		put_be32(b + 8, n);
+		if (send_pkt(p, CH_DATA, P_VERIFY_REQ, 0, pending_id(p, pd), b, sizeof b, NULL, 0))
+			pending_abort(p, pd);
+		/* our digests while the peer computes its own */
+		rc = disk_pread(e->disk, buf, n, off);
+		if (!rc)
+			digests(p, buf, n, mine);
+		pthread_mutex_lock(&pd->m);
+		while (!pd->write_acked && !pd->failed)
+			pthread_cond_wait(&pd->c, &pd->m);
+		int prc = pd->write_acked ? -pd->status : -EIO;
+		pthread_mutex_unlock(&pd->m);
+		pending_put(p, pd);
+		if (!rc)
+			rc = prc;
+		for (uint32_t i = 0; !rc && i < nb; i++) {
+			if (memcmp(mine + i * dl, theirs + i * dl, dl)) {
+				engine_mark_oos(e, off + (uint64_t)i * MD_BLOCK, MD_BLOCK);
+				atomic_fetch_add(&p->vf_oos, 1);
+			}
+		}
+		atomic_fetch_add(&p->vf_blocks, nb);
+		off += n;
+		atomic_store(&p->vf_done, off);
+	}
+	if (rc || off < e->size)
+		log_warn("peer %s: online verify stopped at %llu of %llu bytes%s%s", p->addr, (unsigned long long)off,
+			 (unsigned long long)e->size, rc ? ": " : " (connection lost)", rc ? strerror(-rc) : "");
+	else
+		log_info("peer %s: online verify finished: %llu of %llu blocks out of sync%s", p->addr,
+			 (unsigned long long)atomic_load(&p->vf_oos), (unsigned long long)atomic_load(&p->vf_blocks),
+			 atomic_load(&p->vf_oos) ? "; they are resynced when the nodes connect again" : "");
+	free(buf);
+	free(mine);
+	free(theirs);
+	atomic_store(&p->vf_running, 0);
+	return NULL;
+}
+
+int peer_verify_start(struct peer *p, char *msg)
+{
+	if (!connected(p) || atomic_load(&p->repl) != RS_ESTABLISHED || atomic_load(&p->peer_disk) != DS_UPTODATE ||
+	    atomic_load(&p->e->dstate) != DS_UPTODATE) {
+		snprintf(msg, 256, "refusing to verify: both disks must be UpToDate and connected with no resync "
+			 "running (peer %s, %s)", conn_state_name((enum conn_state)atomic_load(&p->cstate)),
+			 repl_state_name((enum repl_state)atomic_load(&p->repl)));
+		return -EBUSY;
+	}
+	if (atomic_exchange(&p->vf_running, 1)) {
+		snprintf(msg, 256, "a verify is already running");
+		return -EBUSY;
+	}
+	if (p->vf_joinable)
+		pthread_join(p->vf_thr, NULL);
+	atomic_store(&p->vf_done, 0);
+	atomic_store(&p->vf_oos, 0);
+	atomic_store(&p->vf_blocks, 0);
+	p->vf_joinable = pthread_create(&p->vf_thr, NULL, verify_main, p) == 0;
+	if (!p->vf_joinable) {
+		atomic_store(&p->vf_running, 0);
+		snprintf(msg, 256, "cannot start the verify thread");
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void peer_verify_status(struct peer *p, struct strbuf *sb)
+{
+	uint64_t done = atomic_load(&p->vf_done);
+	sb_printf(sb, "%d %.1f %llu %llu\n", atomic_load(&p->vf_running),
+		  p->e->size ? 100.0 * (double)done / (double)p->e->size : 100.0,
+		  (unsigned long long)atomic_load(&p->vf_oos), (unsigned long long)atomic_load(&p->vf_blocks));
 }
 
 static void *rs_main(void *arg)
@@ -1051,6 +1178,32 @@ static void data_loop(struct peer *p)
 				return;
 			if (!rc)
 				atomic_fetch_add_explicit(&e->st.sent_bytes, n, memory_order_relaxed);
+			break;
+		}
+		case P_VERIFY_REQ: {
+			if (len < 12) {
+				set_reason(p, "malformed verify request (%u bytes)", len);
+				return;
+			}
+			uint64_t off = get_be64(p->rbuf);
+			uint32_t n = get_be32(p->rbuf + 8);
+			if (n > VF_CHUNK || off > e->size || n > e->size - off) {
+				set_reason(p, "malformed verify request: %u bytes at %llu", n, (unsigned long long)off);
+				return;
+			}
+			if (!p->scratch) {
+				if (posix_memalign((void **)&p->scratch, 4096, (size_t)READ_MAX + 4096))
+					return;
+				p->scap = (size_t)READ_MAX + 4096;
+			}
+			uint8_t *d = p->scratch + 4096, *dg = p->scratch + 4096 + VF_CHUNK + 4;
+			unsigned nb = (n + MD_BLOCK - 1) / MD_BLOCK;
+			rc = atomic_load(&e->dstate) == DS_UPTODATE ? disk_pread(e->disk, d, n, off) : -EIO;
+			if (!rc)
+				digests(p, d, n, dg);
+			put_be32(dg - 4, (uint32_t)-rc);
+			if (send_pkt(p, CH_DATA, P_READ_REPLY, 0, id, dg - 4, rc ? 4 : 4 + (size_t)nb * digest_len(p), NULL, 0))
+				return;
 			break;
 		}
 		case P_READ_REPLY: {
@@ -1868,6 +2021,12 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		rate *= 1024;
 	p->rate = rate;
 	p->dialer = me->node_id < ph->node_id;
+	v = cfg_get(r, SECT_NET, "verify-alg");
+	if (v && strcmp(v, "crc32c") && !(p->vmd = EVP_get_digestbyname(v))) {
+		snprintf(err, 256, "verify-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
+		free(p);
+		return NULL;
+	}
 	p->dfd = p->mfd = p->lfd = -1;
 	p->in_dfd = p->in_mfd = -1;
 	pthread_mutex_init(&p->inq_lock, NULL);
@@ -1956,6 +2115,8 @@ void peer_stop(struct peer *p)
 	pthread_mutex_unlock(&p->admin_lock);
 	if (p->lthr_running)
 		pthread_join(p->lthr, NULL);
+	if (p->vf_joinable)
+		pthread_join(p->vf_thr, NULL);
 	if (p->thr)
 		pthread_join(p->thr, NULL);
 	if (p->in_dfd >= 0)

@@ -59,6 +59,12 @@ int peer_is_connected(struct peer *p);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync
  * from the connected UpToDate peer. -EBUSY with msg[256] when impossible. */
 int peer_invalidate(struct peer *p, char *msg);
+/* Online verify (`dipole verify`): compare every block with the peer's using
+ * verify-alg; differing blocks are marked out of sync (resynced at the next
+ * connect). start: -EBUSY with msg[256] when not possible. */
+int peer_verify_start(struct peer *p, char *msg);
+/* "running done_percent out_of_sync_blocks compared_blocks" */
+void peer_verify_status(struct peer *p, struct strbuf *sb);
 /* This node is SyncTarget and its bitmap holds the blocks it lacks. */
 int peer_is_sync_target(struct peer *p);
 

@@ -68,6 +68,8 @@ enum wire_type {
 	P_PEER_BITMAP = 29,      /* target -> source, like P_BITMAP: blocks the target has
 				  * marked itself (activity log, split-brain changes) */
 	P_PEER_BITMAP_DONE = 30, /* target -> source: merged, start the resync */
+	P_VERIFY_REQ = 31, /* off u64, len u32: answer with P_READ_REPLY carrying one
+			    * verify-alg digest per 4 KiB block of that range */
 };
 
 #define SSF_FULL 1u        /* P_SYNC_START: everything is out of sync */

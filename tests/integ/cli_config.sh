@@ -49,5 +49,5 @@ done
 [ $helpok = 1 ] && ok "--help works on every command" || notok "--help works on every command"
 expect_rc "global --help lists the commands and exit codes" 0 "exit codes" "$DIPOLE" --help
 expect_rc "--version" 0 "^dipole [0-9]" "$DIPOLE" --version
-expect_rc "commands of later issues say they are not implemented" 1 "not implemented yet" dp verify r0
+expect_rc "verify of a resource that is not up says so (exit 3)" 3 "not up" dp verify r0
 finish
