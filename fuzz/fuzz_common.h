@@ -73,7 +73,7 @@ static struct engine *fuzz_engine(const char *node, int node_id)
 	if (disk_open(&d, path, 0) || md_create(d, node_id, "fuzz", &sb))
 		abort();
 	disk_close(d);
-	if (engine_open(&e, "fuzz", node, path, err) || engine_set_role(e, ROLE_PRIMARY, 1, msg))
+	if (engine_open(&e, "fuzz", node, -1, path, err) || engine_set_role(e, ROLE_PRIMARY, 1, msg))
 		abort();
 	return e;
 }

@@ -501,7 +501,7 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 		}
 	}
 	log_set_resource(name);
-	rc = engine_open(&d.e, name, d.h->name, d.h->disk, err);
+	rc = engine_open(&d.e, name, d.h->name, d.h->node_id, d.h->disk, err);
 	if (rc) {
 		fprintf(stderr, "dipole: %s: %s\n", name, err);
 		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;

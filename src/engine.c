@@ -103,7 +103,7 @@ static void bm_load(struct engine *e, const uint8_t *raw)
 	atomic_store(&e->oos_blocks, n);
 }
 
-static int bm_save(struct engine *e);
+static int bm_save(struct engine *e, uint32_t *crc);
 
 /* One 4 KiB page of the on-disk bitmap from the in-memory words. */
 static int bm_save_page(struct engine *e, uint64_t page)
@@ -146,22 +146,25 @@ int engine_al_start(struct engine *e, unsigned nslots)
 
 int engine_save_bitmap(struct engine *e)
 {
-	return bm_save(e);
+	return bm_save(e, NULL);
 }
 
-static int bm_save(struct engine *e)
+static int bm_save(struct engine *e, uint32_t *crc)
 {
 	uint8_t *raw = calloc(1, e->sb.lay.bm_bytes);
 	if (!raw)
 		return -ENOMEM;
 	for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
 		put_le64(raw + 8 * w, atomic_load(&e->bm[w]));
+	if (crc)
+		*crc = crc32c(raw, e->sb.lay.bm_bytes);
 	int rc = md_write_bitmap(e->disk, &e->sb, raw);
 	free(raw);
 	return rc;
 }
 
-int engine_open(struct engine **out, const char *res, const char *node, const char *disk_path, char *err)
+int engine_open(struct engine **out, const char *res, const char *node, int node_id, const char *disk_path,
+		char *err)
 {
 	struct engine *e = calloc(1, sizeof *e);
 	char warn[MD_MSG_MAX], sz[32];
@@ -203,6 +206,20 @@ int engine_open(struct engine **out, const char *res, const char *node, const ch
 		snprintf(err, MD_MSG_MAX, "cannot read metadata from %s: %s", disk_path, strerror(-rc));
 		goto fail;
 	}
+	if (strcmp(e->sb.resource, res)) {
+		snprintf(err, MD_MSG_MAX, "%s holds metadata of resource '%s', not '%s' (wrong disk in the config?); "
+			 "refusing to attach, nothing was changed", disk_path, e->sb.resource, res);
+		rc = -EBADMSG;
+		goto fail;
+	}
+	if (node_id >= 0 && e->sb.node_id != node_id) {
+		snprintf(err, MD_MSG_MAX, "%s holds metadata created for node-id %d, but this node is node-id %d "
+			 "(the other node's disk?); refusing to attach, nothing was changed. If this disk really "
+			 "belongs here now: 'dipole create-md %s --force' and a full sync from the peer",
+			 disk_path, e->sb.node_id, node_id, res);
+		rc = -EBADMSG;
+		goto fail;
+	}
 	if (warn[0])
 		log_warn("%s: %s", disk_path, warn);
 	e->size = e->sb.lay.data_size;
@@ -217,6 +234,17 @@ int engine_open(struct engine **out, const char *res, const char *node, const ch
 	rc = md_read_bitmap(e->disk, &e->sb, raw);
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot read bitmap from %s: %s", disk_path, strerror(-rc));
+		goto fail;
+	}
+	/* after a clean detach the bitmap's checksum is in the superblock */
+	if (!(e->sb.flags & MDF_CRASHED) && (e->sb.flags & MDF_BM_CRC) &&
+	    crc32c(raw, e->sb.lay.bm_bytes) != e->sb.bm_crc) {
+		snprintf(err, MD_MSG_MAX, "%s: the out-of-sync bitmap (at byte %llu, %llu bytes) is corrupt: its "
+			 "crc32c does not match the one recorded at the last clean detach; which blocks differ "
+			 "from the peer is unknown. Refusing to attach (nothing was changed). To give up this "
+			 "node's data: 'dipole create-md %s --force' here, then a full sync from the peer",
+			 disk_path, (unsigned long long)e->sb.lay.bm_offset, (unsigned long long)e->sb.lay.bm_bytes, res);
+		rc = -EBADMSG;
 		goto fail;
 	}
 	bm_load(e, raw);
@@ -258,7 +286,7 @@ int engine_open(struct engine **out, const char *res, const char *node, const ch
 			log_warn("activity log: %d extent(s) were active; %llu block(s) marked out of sync", n,
 				 (unsigned long long)e->al_marked);
 			/* the marks must survive another crash before they are resynced */
-			if ((rc = bm_save(e)) || (rc = disk_flush(e->disk))) {
+			if ((rc = bm_save(e, NULL)) || (rc = disk_flush(e->disk))) {
 				snprintf(err, MD_MSG_MAX, "cannot write the bitmap to %s: %s", disk_path, strerror(-rc));
 				goto fail;
 			}
@@ -266,7 +294,7 @@ int engine_open(struct engine **out, const char *res, const char *node, const ch
 	}
 	e->role = ROLE_SECONDARY;
 	e->sb.flags |= MDF_CRASHED;
-	e->sb.flags &= ~(uint32_t)MDF_PRIMARY_IND;
+	e->sb.flags &= ~(uint32_t)(MDF_PRIMARY_IND | MDF_BM_CRC);
 	rc = md_write(e->disk, &e->sb);
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot update metadata on %s: %s", disk_path, strerror(-rc));
@@ -300,8 +328,9 @@ int engine_close(struct engine *e)
 		return 0;
 	}
 	rc = disk_flush(e->disk);
+	uint32_t crc = 0;
 	pthread_mutex_lock(&e->lock);
-	rc2 = bm_save(e);
+	rc2 = bm_save(e, &crc);
 	if (!rc)
 		rc = rc2;
 	rc2 = disk_flush(e->disk);
@@ -317,6 +346,8 @@ int engine_close(struct engine *e)
 	if (!rc) {
 		/* only a fully flushed detach may clear the crash marker */
 		e->sb.flags &= ~(uint32_t)(MDF_CRASHED | MDF_PRIMARY_IND);
+		e->sb.flags |= MDF_BM_CRC;
+		e->sb.bm_crc = crc;
 		rc = md_write(e->disk, &e->sb);
 	}
 	pthread_mutex_unlock(&e->lock);

@@ -64,7 +64,10 @@ struct engine {
 
 /* Attach: open the disk, read metadata (must exist), load the bitmap, mark
  * the metadata as in use. err[MD_MSG_MAX] explains failures for the user. */
-int engine_open(struct engine **out, const char *res, const char *node, const char *disk_path, char *err);
+/* node_id: this node's id from the config (-1: not checked); metadata
+ * written for another resource or node is refused before anything is written. */
+int engine_open(struct engine **out, const char *res, const char *node, int node_id, const char *disk_path,
+		char *err);
 /* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
 int engine_al_start(struct engine *e, unsigned nslots);
 /* The local disk failed: go Diskless (I/O continues through the peer). */

@@ -6,7 +6,7 @@
  *  32 disk_size u64        40 data_size    48 al_offset   56 al_bytes
  *  64 bm_offset            72 bm_bytes     80 sb_offset   88 block size u32
  *  96 uuid[4] u64         128 created u64 136 resource[64]
- * 200 gen_time u64 (unix ns when uuid[current] began)
+ * 200 gen_time u64 (unix ns when uuid[current] began)  208 bm_crc u32
  * 252 crc32c u32 over bytes 0..251. The rest of the 4 KiB slot is zero.
  */
 #include "meta.h"
@@ -63,6 +63,7 @@ static void sb_encode(const struct md_super *sb, uint8_t *p)
 		put_le64(p + 96 + 8 * i, sb->uuid[i]);
 	put_le64(p + 128, sb->created);
 	put_le64(p + 200, sb->gen_time);
+	put_le32(p + 208, sb->bm_crc);
 	memcpy(p + 136, sb->resource, 63);
 	put_le32(p + 252, crc32c(p, 252));
 }
@@ -109,6 +110,7 @@ static int sb_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wl
 		sb->uuid[i] = get_le64(p + 96 + 8 * i);
 	sb->created = get_le64(p + 128);
 	sb->gen_time = get_le64(p + 200);
+	sb->bm_crc = get_le32(p + 208);
 	memcpy(sb->resource, p + 136, 63);
 	sb->resource[63] = 0;
 	if (get_le32(p + 88) != MD_BLOCK) {

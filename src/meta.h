@@ -33,6 +33,7 @@ enum md_flags {
 	MDF_CRASHED        = 1 << 3, /* attached and not cleanly detached */
 	MDF_FULL_SYNC      = 1 << 4, /* next connect needs a full sync */
 	MDF_PEER_OUTDATED  = 1 << 5,
+	MDF_BM_CRC         = 1 << 6, /* bm_crc holds the bitmap's crc32c (clean detach) */
 };
 
 enum md_uuid { UUID_CURRENT, UUID_BITMAP, UUID_HISTORY0, UUID_HISTORY1, UUID_COUNT };
@@ -52,6 +53,7 @@ struct md_super {
 	uint64_t uuid[UUID_COUNT];
 	uint64_t created;    /* unix seconds */
 	uint64_t gen_time;   /* unix ns when uuid[UUID_CURRENT] began */
+	uint32_t bm_crc;     /* crc32c of the bitmap area, valid with MDF_BM_CRC */
 	char resource[64];
 	struct md_layout lay;
 	int slot;            /* slot this superblock was read from / last written to */
