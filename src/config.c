@@ -419,7 +419,7 @@ static const struct optspec net_opts[] = {
 	{ "rcvbuf-size", K_SIZE, NULL, NOT_YET },
 	{ "unplug-watermark", K_INT, "1 131072", NO_EFFECT },
 	{ "verify-alg", K_STR, NULL, IMPL },
-	{ "csums-alg", K_STR, NULL, NOT_YET },
+	{ "csums-alg", K_STR, NULL, IMPL },
 	{ "data-integrity-alg", K_STR, NULL, NOT_YET },
 	{ "tcp-cork", K_FLAG, NULL, NO_EFFECT },
 	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", NOT_YET },

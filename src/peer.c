@@ -133,6 +133,10 @@ struct peer {
 
 	/* online verify */
 	const EVP_MD *vmd;         /* verify-alg; NULL: crc32c */
+	const EVP_MD *cmd;         /* csums-alg; NULL: crc32c (when has_csums) */
+	int has_csums;
+	_Atomic uint64_t *need;    /* SyncSource with csums: blocks whose checksum differed */
+	atomic_uint_fast64_t csum_skipped; /* resync bytes not sent: checksums matched */
 	pthread_t vf_thr;
 	int vf_joinable;
 	_Atomic int vf_running;
@@ -583,24 +587,39 @@ static int rs_announce(struct peer *p, uint64_t total)
 
 /* ---------------------------------------------------------- verify */
 
-static unsigned digest_len(struct peer *p)
+static unsigned md_len(const EVP_MD *md)
 {
-	return p->vmd ? (unsigned)EVP_MD_get_size(p->vmd) : 4;
+	return md ? (unsigned)EVP_MD_get_size(md) : 4;
 }
 
-/* One digest per MD_BLOCK of buf[len] into out. */
-static void digests(struct peer *p, const uint8_t *buf, uint32_t len, uint8_t *out)
+static unsigned digest_len(struct peer *p)
 {
-	unsigned dl = digest_len(p);
+	return md_len(p->vmd);
+}
+
+/* One digest per MD_BLOCK of buf[len] into out (md NULL: crc32c). */
+static void digests_md(const EVP_MD *md, const uint8_t *buf, uint32_t len, uint8_t *out)
+{
+	unsigned dl = md_len(md);
 	for (uint32_t o = 0, i = 0; o < len; o += MD_BLOCK, i++) {
 		uint32_t n = len - o < MD_BLOCK ? len - o : MD_BLOCK;
-		if (p->vmd) {
+		if (md) {
 			unsigned got = 0;
-			EVP_Digest(buf + o, n, out + i * dl, &got, p->vmd, NULL);
+			EVP_Digest(buf + o, n, out + i * dl, &got, md, NULL);
 		} else {
 			put_be32(out + i * dl, crc32c(buf + o, n));
 		}
 	}
+}
+
+static void digests(struct peer *p, const uint8_t *buf, uint32_t len, uint8_t *out)
+{
+	digests_md(p->vmd, buf, len, out);
+}
+
+static int need_test(struct peer *p, uint64_t b)
+{
+	return p->need && (atomic_load_explicit(&p->need[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
 }
 
 #define VF_CHUNK (1u << 20)
@@ -711,6 +730,9 @@ static void *rs_main(void *arg)
 
 	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
 		return NULL;
+	if (p->need)
+		for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
+			atomic_store(&p->need[w], 0);
 	uint64_t total = atomic_load(&e->oos_blocks) * MD_BLOCK;
 	if (total > e->size)
 		total = e->size;
@@ -739,8 +761,12 @@ static void *rs_main(void *arg)
 			cursor = 0;
 			continue;
 		}
+		/* with csums-alg, a run is either checksums (blocks not yet
+		 * compared) or data (blocks whose checksum differed) */
+		int as_data = !p->has_csums || need_test(p, b);
 		uint64_t n = 1;
-		while (n < RS_CHUNK_BLOCKS && b + n < e->bm_bits && engine_next_oos(e, b + n) == b + n)
+		while (n < RS_CHUNK_BLOCKS && b + n < e->bm_bits && engine_next_oos(e, b + n) == b + n &&
+		       (!p->has_csums || need_test(p, b + n) == as_data))
 			n++;
 		/* throttle to the configured resync rate */
 		if (p->rate) {
@@ -773,9 +799,17 @@ static void *rs_main(void *arg)
 			pthread_mutex_unlock(&p->rslock);
 			put_be64(h, off);
 			put_be32(h + 8, (uint32_t)len);
-			rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, 12, buf, len);
-			if (!rc)
-				atomic_fetch_add_explicit(&e->st.sent_bytes, len, memory_order_relaxed);
+			if (as_data) {
+				rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, 12, buf, len);
+				if (!rc)
+					atomic_fetch_add_explicit(&e->st.sent_bytes, len, memory_order_relaxed);
+				for (uint64_t i = 0; p->need && i < n; i++)
+					atomic_fetch_and(&p->need[(b + i) >> 6], ~(1ULL << ((b + i) & 63)));
+			} else {
+				uint8_t dg[RS_CHUNK_BLOCKS * EVP_MAX_MD_SIZE];
+				digests_md(p->cmd, buf, (uint32_t)len, dg);
+				rc = send_pkt(p, CH_DATA, P_RS_CSUM, 0, (uint64_t)slot, h, 12, dg, n * md_len(p->cmd));
+			}
 		}
 		pthread_rwlock_unlock(&p->sync_lock);
 		if (rc) {
@@ -968,6 +1002,26 @@ static void *meta_main(void *arg)
 		case P_FLUSH_ACK:
 			pending_ack(p, id, type == P_RECV_ACK ? P_RECV_ACK : P_WRITE_ACK, status);
 			break;
+		case P_RS_CSUM_REPLY: {
+			/* blocks whose checksum differed: mark them again, to be sent as data */
+			pthread_mutex_lock(&p->rslock);
+			if (id < RS_WINDOW && p->rs[id].used && p->need) {
+				uint64_t b0 = p->rs[id].off / MD_BLOCK, nb = (p->rs[id].len + MD_BLOCK - 1) / MD_BLOCK;
+				uint64_t differ = 0;
+				for (uint64_t i = 0; i < nb; i++) {
+					int d = status || (len >= 4 + (i / 8) + 1 && (body[4 + i / 8] >> (i % 8)) & 1);
+					if (!d)
+						continue;
+					differ++;
+					atomic_fetch_or(&p->need[(b0 + i) >> 6], 1ULL << ((b0 + i) & 63));
+					engine_mark_oos(p->e, (b0 + i) * MD_BLOCK, MD_BLOCK);
+				}
+				atomic_fetch_add(&p->csum_skipped, (nb - differ) * MD_BLOCK);
+			}
+			pthread_mutex_unlock(&p->rslock);
+			rs_release(p, id);
+			break;
+		}
 		case P_RS_ACK:
 			if (status) {
 				pthread_mutex_lock(&p->rslock);
@@ -1178,6 +1232,45 @@ static void data_loop(struct peer *p)
 				return;
 			if (!rc)
 				atomic_fetch_add_explicit(&e->st.sent_bytes, n, memory_order_relaxed);
+			break;
+		}
+		case P_RS_CSUM: {
+			if (len < 12) {
+				set_reason(p, "malformed checksum packet (%u bytes)", len);
+				return;
+			}
+			uint64_t off = get_be64(p->rbuf);
+			uint32_t n = get_be32(p->rbuf + 8);
+			unsigned dl = md_len(p->cmd), nb = (n + MD_BLOCK - 1) / MD_BLOCK;
+			if (!p->has_csums || off % MD_BLOCK || n > RS_CHUNK_BLOCKS * MD_BLOCK || off > e->size ||
+			    n > e->size - off || len != 12 + nb * dl) {
+				set_reason(p, "malformed checksum packet: %u bytes at %llu", n, (unsigned long long)off);
+				return;
+			}
+			if (!p->scratch) {
+				if (posix_memalign((void **)&p->scratch, 4096, (size_t)READ_MAX + 4096))
+					return;
+				p->scap = (size_t)READ_MAX + 4096;
+			}
+			uint8_t *d = p->scratch + 4096, *mine = p->scratch + 4096 + RS_CHUNK_BLOCKS * MD_BLOCK;
+			uint8_t reply[4 + RS_CHUNK_BLOCKS / 8] = { 0 };
+			/* blocks that already match need no data: in sync now */
+			pthread_rwlock_wrlock(&p->sync_lock);
+			rc = disk_pread(e->disk, d, n, off);
+			if (!rc) {
+				digests_md(p->cmd, d, n, mine);
+				for (unsigned i = 0; i < nb; i++) {
+					uint64_t blk = off / MD_BLOCK + i;
+					if (!memcmp(mine + i * dl, p->rbuf + 12 + i * dl, dl))
+						engine_clear_oos(e, blk, 1);
+					else
+						reply[4 + i / 8] |= (uint8_t)(1u << (i % 8));
+				}
+			}
+			pthread_rwlock_unlock(&p->sync_lock);
+			put_be32(reply, (uint32_t)-rc);
+			atomic_fetch_add(&p->sync_done, n);
+			send_pkt(p, CH_META, P_RS_CSUM_REPLY, 0, id, reply, 4 + (nb + 7) / 8, NULL, 0);
 			break;
 		}
 		case P_VERIFY_REQ: {
@@ -2021,9 +2114,21 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		rate *= 1024;
 	p->rate = rate;
 	p->dialer = me->node_id < ph->node_id;
+	v = cfg_get(r, SECT_NET, "csums-alg");
+	if (v && (p->has_csums = 1) && strcmp(v, "crc32c") && !(p->cmd = EVP_get_digestbyname(v))) {
+		snprintf(err, 256, "csums-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
+		free(p);
+		return NULL;
+	}
+	if (p->has_csums && !(p->need = calloc((e->bm_bits + 63) / 64, sizeof *p->need))) {
+		snprintf(err, 256, "out of memory for the checksum bitmap");
+		free(p);
+		return NULL;
+	}
 	v = cfg_get(r, SECT_NET, "verify-alg");
 	if (v && strcmp(v, "crc32c") && !(p->vmd = EVP_get_digestbyname(v))) {
 		snprintf(err, 256, "verify-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
+		free(p->need);
 		free(p);
 		return NULL;
 	}
@@ -2131,6 +2236,7 @@ void peer_stop(struct peer *p)
 	}
 	free(p->rbuf);
 	free(p->scratch);
+	free(p->need);
 	free(p);
 }
 
@@ -2259,13 +2365,14 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 		  "\"protocol\":\"%c\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f,"
 		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,"
 		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"split_brains\":%llu,"
+		  "\"csum_skipped_bytes\":%llu,"
 		  "\"reason\":",
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
 		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0,
 		  (unsigned long long)atomic_load(&p->conflicts), (unsigned long long)atomic_load(&p->epoch),
 		  (unsigned long long)atomic_load(&p->epoch_acked), (unsigned long long)atomic_load(&p->rx_epoch),
-		  (unsigned long long)atomic_load(&p->split_brains));
+		  (unsigned long long)atomic_load(&p->split_brains), (unsigned long long)atomic_load(&p->csum_skipped));
 	sb_json_str(sb, reason);
 	sb_printf(sb, "}");
 }

@@ -68,6 +68,9 @@ enum wire_type {
 	P_PEER_BITMAP = 29,      /* target -> source, like P_BITMAP: blocks the target has
 				  * marked itself (activity log, split-brain changes) */
 	P_PEER_BITMAP_DONE = 30, /* target -> source: merged, start the resync */
+	P_RS_CSUM = 32,    /* like P_RS_DATA but off u64, len u32, then one csums-alg digest
+			    * per block instead of the data (csums-alg set) */
+	P_RS_CSUM_REPLY = 33, /* meta, id: status i32, then a bit per block: 1 = differs, send it */
 	P_VERIFY_REQ = 31, /* off u64, len u32: answer with P_READ_REPLY carrying one
 			    * verify-alg digest per 4 KiB block of that range */
 };

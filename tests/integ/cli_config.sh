@@ -10,10 +10,10 @@ expect_rc "swarm.res from the guide dumps unchanged" 0 "on docker2" \
 check "dump shows inherited device and node ids" \
 	bash -c "grep -q 'device /dev/drbd0;' $T/dump && grep -q 'node-id 1;' $T/dump && grep -q 'address ipv4 192.168.1.2:7790;' $T/dump"
 check "the guide's swarm.res has nothing dipole does not implement: no warnings" test ! -s "$T/warn"
-printf 'resource r {\n  net { csums-alg sha1; }\n  on a { address 127.0.0.1:7790; disk /x; }\n}\n' >"$T/ny.res"
+printf 'resource r {\n  net { data-integrity-alg sha1; }\n  on a { address 127.0.0.1:7790; disk /x; }\n}\n' >"$T/ny.res"
 "$DIPOLE" -c "$T/ny.res" dump r >/dev/null 2>"$T/warn2"
 check "not-yet-implemented options are warned about with their location" \
-	grep -q "ny.res:2:9: warning: option 'csums-alg'" "$T/warn2"
+	grep -q "ny.res:2:9: warning: option 'data-integrity-alg'" "$T/warn2"
 # the normalized dump is itself a valid configuration that dumps the same
 "$DIPOLE" -c "$T/dump" dump swarm 2>/dev/null >"$T/dump2"
 check "the dump parses back to the same configuration" \

@@ -33,6 +33,23 @@ expect_rc "invalidate on b" 0 "" nb invalidate r0
 check "b resyncs fully from a" \
 	wait_for 60 both "p['out_of_sync_bytes']==0 and p['replication']=='Established'" "o['disk']=='UpToDate' and o['stats']['received_bytes'] >= $rx0 + $SIZE"
 check "replicas identical after invalidate" test "$(data_md5 $SIZE "$T/a.img")" = "$(data_md5 $SIZE "$T/b.img")"
+
+# csums-alg: the same full resync moves only the blocks whose checksums differ
+na down r0 >/dev/null 2>&1
+nb down r0 >/dev/null 2>&1
+sed -i 's/verify-alg sha256;/verify-alg sha256; csums-alg sha1;/' "$T/r.res"
+na up r0 --device none >/dev/null 2>&1
+nb up r0 --device none >/dev/null 2>&1
+check "up again with csums-alg" wait_for 30 both "p['connection']=='Connected' and p['replication']=='Established'" "p['connection']=='Connected'"
+printf 'rot' | dd of="$T/b.img" bs=1 seek=$((33 << 20)) conv=notrunc status=none
+printf 'rot' | dd of="$T/b.img" bs=1 seek=$((133 << 20)) conv=notrunc status=none
+tx0=$(na status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['stats']['sent_bytes'])")
+expect_rc "invalidate on b" 0 "" nb invalidate r0
+check "the resync completes" \
+	wait_for 60 both "p['out_of_sync_bytes']==0 and p['replication']=='Established'" "o['disk']=='UpToDate'"
+check "checksums matched for all but the damaged blocks" jcheck a "p['csum_skipped_bytes'] >= $SIZE - 2 * 4096 - 4096"
+check "and only their data crossed the link" jcheck a "o['stats']['sent_bytes'] - $tx0 <= 64 * 4096"
+check "replicas identical after the checksum resync" test "$(data_md5 $SIZE "$T/a.img")" = "$(data_md5 $SIZE "$T/b.img")"
 na down r0 >/dev/null 2>&1
 nb down r0 >/dev/null 2>&1
 finish

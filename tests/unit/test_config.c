@@ -129,10 +129,10 @@ TEST(unknown_options_warn_with_location)
 		cfg_free(c);
 	}
 	/* options dipole knows but does not act on yet are reported with their location */
-	c = parse("resource r {\n net {\n  csums-alg sha1; }\n on a { address 1.2.3.4:5; disk /x; }\n}");
+	c = parse("resource r {\n net {\n  data-integrity-alg sha1; }\n on a { address 1.2.3.4:5; disk /x; }\n}");
 	CHECK(c != NULL);
 	if (c) {
-		CHECK(has_warning(c, "t.res:3:3: warning: option 'csums-alg'"));
+		CHECK(has_warning(c, "t.res:3:3: warning: option 'data-integrity-alg'"));
 		cfg_free(c);
 	}
 }
