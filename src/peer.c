@@ -540,6 +540,32 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Send the non-zero chunks of this node's bitmap as `type` packets, then
+ * `done`: the source's marks to the target (P_BITMAP), or the target's own
+ * marks to the source (P_PEER_BITMAP). */
+static int send_bitmap(struct peer *p, uint16_t type, uint16_t done)
+{
+	struct engine *e = p->e;
+	uint64_t words = (e->bm_bits + 63) / 64;
+	uint8_t *pkt = malloc(8 + 8 * (size_t)BM_WORDS_PER_PKT);
+	int rc = 0;
+	if (!pkt)
+		return -ENOMEM;
+	for (uint64_t w = 0; !rc && atomic_load(&e->oos_blocks) && w < words; w += BM_WORDS_PER_PKT) {
+		uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
+		put_be64(pkt, w);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t v = atomic_load_explicit(&e->bm[w + i], memory_order_relaxed);
+			any |= v;
+			put_le64(pkt + 8 + 8 * i, v);
+		}
+		if (any)
+			rc = send_pkt(p, CH_DATA, type, 0, 0, pkt, 8 + 8 * n, NULL, 0);
+	}
+	free(pkt);
+	return rc ? rc : send_pkt(p, CH_DATA, done, 0, 0, NULL, 0, NULL, 0);
+}
+
 /* Tell the target what is coming: P_SYNC_START, the bitmap (unless all of it
  * is out of sync), P_BITMAP_DONE; then wait for its P_SYNC_ACK. The ack
  * travels on the target's data channel behind every write the target sent
@@ -550,7 +576,6 @@ static void sleep_ms(int ms)
 static int rs_announce(struct peer *p, uint64_t total)
 {
 	struct engine *e = p->e;
-	uint64_t words = (e->bm_bits + 63) / 64;
 	int full = atomic_load(&e->oos_blocks) >= e->bm_bits;
 	uint8_t h[12];
 	int rc;
@@ -559,25 +584,9 @@ static int rs_announce(struct peer *p, uint64_t total)
 	put_be64(h, total);
 	put_be32(h + 8, full ? SSF_FULL : 0);
 	rc = send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, 12, NULL, 0);
-	if (!full) {
-		uint8_t *pkt = malloc(8 + 8 * (size_t)BM_WORDS_PER_PKT);
-		if (!pkt)
-			return -ENOMEM;
-		for (uint64_t w = 0; !rc && w < words; w += BM_WORDS_PER_PKT) {
-			uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
-			put_be64(pkt, w);
-			for (uint64_t i = 0; i < n; i++) {
-				uint64_t v = atomic_load_explicit(&e->bm[w + i], memory_order_relaxed);
-				any |= v;
-				put_le64(pkt + 8 + 8 * i, v);
-			}
-			if (any)
-				rc = send_pkt(p, CH_DATA, P_BITMAP, 0, 0, pkt, 8 + 8 * n, NULL, 0);
-		}
-		free(pkt);
-	}
 	if (!rc)
-		rc = send_pkt(p, CH_DATA, P_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0);
+		rc = full ? send_pkt(p, CH_DATA, P_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0)
+			  : send_bitmap(p, P_BITMAP, P_BITMAP_DONE);
 	pthread_mutex_lock(&p->rslock);
 	while (!rc && !atomic_load(&p->rs_go) && !atomic_load(&p->rs_stop))
 		pthread_cond_wait(&p->rscond, &p->rslock);
@@ -1873,30 +1882,6 @@ static void side_of_hello(struct side *s, const uint8_t *h)
 	s->gen_time = get_be64(h + HELLO_GEN_TIME);
 }
 
-/* Send this node's own marks to the SyncSource (bitmap resync target). */
-static int send_own_bitmap(struct peer *p)
-{
-	struct engine *e = p->e;
-	uint64_t words = (e->bm_bits + 63) / 64;
-	uint8_t *pkt = malloc(8 + 8 * (size_t)BM_WORDS_PER_PKT);
-	int rc = 0;
-	if (!pkt)
-		return -ENOMEM;
-	for (uint64_t w = 0; !rc && atomic_load(&e->oos_blocks) && w < words; w += BM_WORDS_PER_PKT) {
-		uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
-		put_be64(pkt, w);
-		for (uint64_t i = 0; i < n; i++) {
-			uint64_t v = atomic_load_explicit(&e->bm[w + i], memory_order_relaxed);
-			any |= v;
-			put_le64(pkt + 8 + 8 * i, v);
-		}
-		if (any)
-			rc = send_pkt(p, CH_DATA, P_PEER_BITMAP, 0, 0, pkt, 8 + 8 * n, NULL, 0);
-	}
-	free(pkt);
-	return rc ? rc : send_pkt(p, CH_DATA, P_PEER_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0);
-}
-
 /* Both sides apply decide_sync() (and, for a split brain, the configured
  * policy) to the same two HELLOs — each side's own as sent, not its state
  * now — so they reach mirror-image decisions. Returns 0 to run, <0 to drop
@@ -1976,7 +1961,7 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		engine_mark_all_oos(e);
 		rs_start(p);
 	} else if (d == D_TARGET_BITMAP) {
-		int rc = send_own_bitmap(p);
+		int rc = send_bitmap(p, P_PEER_BITMAP, P_PEER_BITMAP_DONE);
 		if (rc)
 			return rc;
 	}

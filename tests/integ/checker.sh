@@ -8,14 +8,9 @@
 . "$(dirname "$0")/lib.sh"
 mknet2
 mkres2 256M "protocol C;"
-CTL=$T/ctl
-mkdir -p "$CTL"
-echo "${CHECK_DELAY_MS:-20}" >"$CTL/delay_ms"
 # node a reaches b through the proxy in a's namespace
-sed "s/address $IP_B:7790/address $IP_A:17790/" "$T/r.res" >"$T/r-a.res"
-nsenter --net=/run/netns/$NS_A python3 "$ROOT/tests/faultproxy.py" $IP_A:17790 $IP_B:7790 "$CTL" &
-echo $! >>"$T/bg.pids"; disown $!
-wait_for 10 test -f "$CTL/ready" || notok "fault proxy started"
+start_proxy
+echo "${CHECK_DELAY_MS:-20}" >"$CTL/delay_ms"
 CFG_A=$T/r-a.res
 check "pair comes up and syncs" pair_up
 T=$T NS_A=$NS_A NS_B=$NS_B VETH_A=$VETH_A VETH_B=$VETH_B DIPOLE=$DIPOLE CFG_A=$T/r-a.res CFG_B=$T/r.res \

@@ -148,5 +148,18 @@ pair_up() {
 		wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
 }
 
+# start_proxy: the fault proxy (tests/faultproxy.py) in a's namespace on
+# $IP_A:17790 forwarding to b, controlled through files in $CTL; writes
+# $T/r-a.res, the config through which a dials b via the proxy.
+start_proxy() {
+	CTL=$T/ctl
+	mkdir -p "$CTL"
+	sed "s/address $IP_B:7790/address $IP_A:17790/" "$T/r.res" >"$T/r-a.res"
+	nsenter --net=/run/netns/$NS_A python3 "$ROOT/tests/faultproxy.py" $IP_A:17790 $IP_B:7790 "$CTL" &
+	echo $! >>"$T/bg.pids"
+	disown $!
+	wait_for 10 test -f "$CTL/ready" || notok "fault proxy started"
+}
+
 # data area of a backing file (metadata excluded): md5
 data_md5() { head -c "$1" "$2" | md5sum | cut -d' ' -f1; }

@@ -9,12 +9,7 @@
 mknet2
 SIZE=268386304
 mkres2 256M "protocol C;"
-CTL=$T/ctl
-mkdir -p "$CTL"
-sed "s/address $IP_B:7790/address $IP_A:17790/" "$T/r.res" >"$T/r-a.res"
-nsenter --net=/run/netns/$NS_A python3 "$ROOT/tests/faultproxy.py" $IP_A:17790 $IP_B:7790 "$CTL" &
-echo $! >>"$T/bg.pids"; disown $!
-wait_for 10 test -f "$CTL/ready" || notok "fault proxy started"
+start_proxy
 CFG_A=$T/r-a.res
 check "pair comes up through the proxy and syncs" pair_up
 echo 50 >"$CTL/delay_ms"

@@ -7,13 +7,8 @@
 . "$(dirname "$0")/lib.sh"
 mknet2
 SIZE=268386304
-CTL=$T/ctl
-mkdir -p "$CTL"
 DISK_OPTS="resync-rate 16M;" mkres2 256M "protocol C;"
-sed "s/address $IP_B:7790/address $IP_A:17790/" "$T/r.res" >"$T/r-a.res"
-nsenter --net=/run/netns/$NS_A python3 "$ROOT/tests/faultproxy.py" $IP_A:17790 $IP_B:7790 "$CTL" &
-echo $! >>"$T/bg.pids"; disown $!
-wait_for 10 test -f "$CTL/ready" || notok "fault proxy started"
+start_proxy
 CFG_A=$T/r-a.res
 echo 300 >"$CTL/data_delay_up_ms"
 na create-md r0 >/dev/null 2>&1
