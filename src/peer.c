@@ -88,6 +88,7 @@ struct peer {
 	_Atomic int expect_target;     /* agree() decided this node is SyncTarget */
 	_Atomic int await_peer_bm;     /* SyncSource: the target's own marks come first */
 	_Atomic int discard_my_data;   /* `connect --discard-my-data`, until the next handshake */
+	int no_confirm;                /* fuzzing: no P_DECISION exchange */
 	int established;               /* agree() succeeded on this connection */
 	struct sb_policy sb;
 	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
@@ -1867,6 +1868,54 @@ static void teardown(struct peer *p)
 	atomic_store(&p->peer_disk, -1);
 }
 
+enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED };
+
+static int mirror_verdict(int v)
+{
+	switch (v) {
+	case D_SOURCE_FULL: return D_TARGET_FULL;
+	case D_TARGET_FULL: return D_SOURCE_FULL;
+	case D_SOURCE_BITMAP: return D_TARGET_BITMAP;
+	case D_TARGET_BITMAP: return D_SOURCE_BITMAP;
+	default: return v;
+	}
+}
+
+/* Exchange verdicts (P_DECISION) on the data channel before anything is
+ * done about them. -EAGAIN (handshake again, nothing changed) when the peer
+ * hung up or disagrees. */
+static int confirm(struct peer *p, int verdict)
+{
+	uint8_t b[4], h[WIRE_HDR];
+	uint16_t type, flags;
+	uint32_t len;
+	uint64_t id;
+	if (p->no_confirm)
+		return 0;
+	put_be32(b, (uint32_t)verdict);
+	int rc = send_pkt(p, CH_DATA, P_DECISION, 0, 0, b, 4, NULL, 0);
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(p->dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (!rc)
+		rc = recv_hdr(p->dfd, h, &type, &flags, &len, &id);
+	if (!rc && (type != P_DECISION || len != 4))
+		rc = -EPROTO;
+	if (!rc)
+		rc = read_full(p->dfd, b, 4);
+	tv.tv_sec = 0;
+	setsockopt(p->dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (!rc && (int)get_be32(b) != mirror_verdict(verdict)) {
+		set_reason(p, "the peer reached another decision (%u, this node %d); connecting again", get_be32(b), verdict);
+		return -EAGAIN;
+	}
+	if (rc) {
+		set_reason(p, "the peer did not confirm the connection decision (%s); connecting again",
+			   rc == -EPROTO ? "unexpected packet" : strerror(-rc));
+		return -EAGAIN;
+	}
+	return 0;
+}
+
 static void side_of_hello(struct side *s, const uint8_t *h)
 {
 	uint32_t f = get_be32(h + HELLO_FLAGS);
@@ -1910,28 +1959,42 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
 		return -EAGAIN;
 	}
-	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
+	/* decide first, without side effects */
+	enum decision d = D_NO_SYNC, r = D_NO_SYNC;
+	int verdict;
 	if (me.primary && them.primary && !p->allow_two) {
-		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
-		return -EBUSY;
+		verdict = V_TWO_PRIMARIES;
+	} else {
+		d = decide_sync(&me, &them);
+		if (d == D_SPLIT_BRAIN)
+			r = resolve_split_brain(&me, &them, &p->sb, &pri_lost, why);
+		verdict = d == D_UNRELATED ? V_UNRELATED : d == D_SPLIT_BRAIN && r == D_SPLIT_BRAIN ? V_SPLIT_BRAIN
+			: (int)(d == D_SPLIT_BRAIN ? r : d);
 	}
-	enum decision d = decide_sync(&me, &them);
+	/* both sides must have reached mirror-image verdicts before either acts:
+	 * one whose HELLO went stale has hung up instead of answering */
+	int rc = confirm(p, verdict);
+	if (rc)
+		return rc;
+	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
 	atomic_store(&p->peer_role, hello[HELLO_ROLE]);
 	atomic_store(&p->peer_disk, hello[HELLO_DISK]);
 	atomic_store(&p->peer_uuid, them.uuid[G_CURRENT]);
+	if (verdict == V_TWO_PRIMARIES) {
+		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
+		return -EBUSY;
+	}
 	if (d == D_SPLIT_BRAIN) {
-		enum decision r = resolve_split_brain(&me, &them, &p->sb, &pri_lost, why);
+		atomic_fetch_add(&p->split_brains, 1);
 		if (r == D_SPLIT_BRAIN) {
 			set_reason(p, "split brain: both nodes changed the data since generation %016llx (%llu and "
 				   "%llu blocks), not resolved automatically (%s). Pick the node whose changes to "
 				   "drop: 'dipole connect %s --discard-my-data' there, 'dipole connect %s' on the other",
 				   (unsigned long long)(me.uuid[G_BITMAP] ? me.uuid[G_BITMAP] : me.uuid[G_HIST0]),
 				   (unsigned long long)me.oos, (unsigned long long)them.oos, why, e->res, e->res);
-			atomic_fetch_add(&p->split_brains, 1);
 			handler_run(p->r, "split-brain", p->me, p->ph, 0);
 			return -EXDEV;
 		}
-		atomic_fetch_add(&p->split_brains, 1);
 		log_warn("peer %s: split brain detected and resolved by %s: %s", p->addr, why,
 			 r == D_SOURCE_BITMAP ? "this node's data is kept and sent to the peer"
 					      : "this node's changes since the split are discarded (resync from the peer)");
@@ -1961,7 +2024,7 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		engine_mark_all_oos(e);
 		rs_start(p);
 	} else if (d == D_TARGET_BITMAP) {
-		int rc = send_bitmap(p, P_PEER_BITMAP, P_PEER_BITMAP_DONE);
+		rc = send_bitmap(p, P_PEER_BITMAP, P_PEER_BITMAP_DONE);
 		if (rc)
 			return rc;
 	}
@@ -2404,6 +2467,7 @@ void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct 
 	}
 	if (handshake(p, fd, &ch, "fuzz", hello, mine) == 0 && ch == CH_DATA) {
 		p->dfd = fd;
+		p->no_confirm = 1;
 		atomic_store(&p->cstate, CS_CONNECTED);
 		if (agree(p, hello, mine) == 0)
 			data_loop(p);

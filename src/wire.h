@@ -44,6 +44,8 @@ enum wire_type {
 	P_REFUSE = 4,    /* human-readable reason */
 	P_READY = 5,     /* data channel, both ways: this side took the connection (it
 			  * may still refuse by state after comparing HELLOs) */
+	P_DECISION = 6,  /* data channel, both ways: verdict u32 from both HELLOs; each
+			  * side acts only after seeing the peer's mirror-image verdict */
 	P_DATA = 10,     /* off u64, len u32, seq u64, seen u64, then len bytes
 			  * unless DF_ZERO/DF_TRIM. seq numbers this node's writes on
 			  * this connection from 1; seen is the highest peer seq this

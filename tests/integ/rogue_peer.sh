@@ -37,6 +37,7 @@ for ch in (0, 1):
     socks.append(s)
 d = socks[0]
 d.sendall(pkt(5))  # P_READY
+d.sendall(pkt(6, struct.pack(">I", 4)))  # P_DECISION: target-bitmap (b, with marks, is source)
 time.sleep(0.5)
 if mode == "sync":
     d.sendall(pkt(22, struct.pack(">Q", size)))
