@@ -242,6 +242,15 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 	}
 }
 
+int cmd_resume_io(struct cli *cli, int argc, char **argv)
+{
+	const char *res;
+	int flag, rc;
+	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &flag)))
+		return rc;
+	return request(cli, res, "resume-io", EXIT_STATE, NULL);
+}
+
 int cmd_invalidate(struct cli *cli, int argc, char **argv)
 {
 	const char *res;

@@ -422,7 +422,7 @@ static const struct optspec net_opts[] = {
 	{ "csums-alg", K_STR, NULL, IMPL },
 	{ "data-integrity-alg", K_STR, NULL, NOT_YET },
 	{ "tcp-cork", K_FLAG, NULL, NO_EFFECT },
-	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", NOT_YET },
+	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", IMPL },
 	{ "transport", K_ENUM, "tcp", NO_EFFECT },
 	{ "on-congestion", K_ENUM, "block pull-ahead disconnect", NOT_YET },
 	{ NULL, 0, NULL, 0 }
@@ -430,7 +430,7 @@ static const struct optspec net_opts[] = {
 
 static const struct optspec disk_opts[] = {
 	{ "on-io-error", K_ENUM, "pass_on call-local-io-error detach", IMPL },
-	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", NOT_YET },
+	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", IMPL },
 	{ "resync-rate", K_SIZE, NULL, IMPL },
 	{ "c-max-rate", K_SIZE, NULL, IMPL },
 	{ "c-min-rate", K_SIZE, NULL, NOT_YET },
@@ -462,7 +462,7 @@ static const struct optspec startup_opts[] = {
 
 static const struct optspec handlers_opts[] = {
 	{ "split-brain", K_STR, NULL, IMPL },
-	{ "fence-peer", K_STR, NULL, NOT_YET },
+	{ "fence-peer", K_STR, NULL, IMPL },
 	{ "unfence-peer", K_STR, NULL, NOT_YET },
 	{ "pri-lost-after-sb", K_STR, NULL, IMPL },
 	{ "pri-lost", K_STR, NULL, NOT_YET },

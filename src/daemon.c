@@ -66,13 +66,16 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
 		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
 		  (unsigned long long)atomic_load(&e->st.io_errors));
-	char dr[160];
+	char dr[160], sr[256];
 	pthread_mutex_lock(&e->lock);
 	uint64_t gc = e->sb.uuid[UUID_CURRENT], gb = e->sb.uuid[UUID_BITMAP];
 	snprintf(dr, sizeof dr, "%s", e->detach_reason);
+	snprintf(sr, sizeof sr, "%s", e->suspend_reason);
 	pthread_mutex_unlock(&e->lock);
 	sb_printf(sb, "\"disk_reason\":");
 	sb_json_str(sb, dr);
+	sb_printf(sb, ",\"io_suspended\":%s,\"suspend_reason\":", engine_is_suspended(e) ? "true" : "false");
+	sb_json_str(sb, sr);
 	sb_printf(sb, ",\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
 		  "\"activity_log\":{\"active_extents\":%u,\"updates\":%llu,\"marked_at_attach\":%llu},",
 		  (unsigned long long)gc, (unsigned long long)gb, al_active(e->al), (unsigned long long)al_updates(e->al), (unsigned long long)e->al_marked);
@@ -107,6 +110,8 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 	pthread_mutex_lock(&e->lock);
 	if (e->detach_reason[0])
 		sb_printf(sb, "  disk detached: %s\n", e->detach_reason);
+	if (atomic_load(&e->suspended))
+		sb_printf(sb, "  I/O SUSPENDED: %s\n", e->suspend_reason);
 	pthread_mutex_unlock(&e->lock);
 	if (d->peer)
 		peer_status_text(d->peer, sb);
@@ -128,8 +133,9 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 
 static void state_line(struct daemon *d, struct strbuf *sb)
 {
-	sb_printf(sb, "role:%s disk:%s", role_name((enum role)atomic_load(&d->e->role)),
-		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
+	sb_printf(sb, "role:%s disk:%s%s", role_name((enum role)atomic_load(&d->e->role)),
+		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)),
+		  engine_is_suspended(d->e) ? " io:suspended" : "");
 	if (d->peer)
 		peer_state_line(d->peer, sb);
 	sb_printf(sb, "\n");
@@ -285,6 +291,13 @@ static int handle(struct daemon *d, int fd, char *req)
 			int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
 			ctl_reply(fd, rc ? 1 : 0, rc ? msg : "", NULL);
 		}
+	} else if (!strcmp(req, "resume-io")) {
+		int was = engine_is_suspended(d->e);
+		engine_resume(d->e, "by the administrator (dipole resume-io)");
+		/* writing on without the peer: a new generation, as any Primary alone */
+		if (was && d->peer && !peer_is_connected(d->peer) && atomic_load(&d->e->role) == ROLE_PRIMARY)
+			engine_new_generation(d->e, "I/O resumed by the administrator without the peer");
+		ctl_reply(fd, was ? 0 : 3, was ? "" : "I/O is not suspended", NULL);
 	} else if (!strcmp(req, "verify") || !strcmp(req, "verify-status")) {
 		if (!d->peer) {
 			ctl_reply(fd, 3, "this resource has no peer to compare with", NULL);
@@ -328,6 +341,8 @@ static int handle(struct daemon *d, int fd, char *req)
 
 static int shutdown_all(struct daemon *d)
 {
+	/* requests frozen by a suspension end now (failed writes are marked) */
+	engine_resume(d->e, "shutting down");
 	exports_stop(d);
 	/* no frontend is left to call into the engine: now the peer can go */
 	peer_stop(d->peer);

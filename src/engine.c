@@ -177,6 +177,7 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	snprintf(e->res, sizeof e->res, "%s", res);
 	snprintf(e->node, sizeof e->node, "%s", node);
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->resume_cond, NULL);
 	rc = disk_open(&e->disk, disk_path, 0);
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot open backing disk %s: %s%s", disk_path, strerror(-rc),
@@ -366,6 +367,40 @@ void engine_forget(struct engine *e)
 	free(e);
 }
 
+void engine_suspend(struct engine *e, const char *why)
+{
+	pthread_mutex_lock(&e->lock);
+	snprintf(e->suspend_reason, sizeof e->suspend_reason, "%s", why);
+	int was = atomic_exchange(&e->suspended, 1);
+	pthread_mutex_unlock(&e->lock);
+	if (!was)
+		log_err("I/O suspended: %s", why);
+}
+
+void engine_resume(struct engine *e, const char *why)
+{
+	pthread_mutex_lock(&e->lock);
+	int was = atomic_exchange(&e->suspended, 0);
+	e->suspend_reason[0] = 0;
+	pthread_cond_broadcast(&e->resume_cond);
+	pthread_mutex_unlock(&e->lock);
+	if (was)
+		log_warn("I/O resumed: %s", why);
+}
+
+int engine_is_suspended(struct engine *e)
+{
+	return atomic_load_explicit(&e->suspended, memory_order_acquire);
+}
+
+static void wait_resume(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	while (atomic_load(&e->suspended))
+		pthread_cond_wait(&e->resume_cond, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+}
+
 void engine_detach(struct engine *e, const char *why)
 {
 	pthread_mutex_lock(&e->lock);
@@ -446,6 +481,8 @@ int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
 {
 	if (!range_ok(e, off, len))
 		return -EINVAL;
+	if (engine_is_suspended(e))
+		wait_resume(e);
 	int rc;
 	if (diskless(e))
 		rc = e->peer && peer_can_read(e->peer) ? peer_read(e->peer, buf, len, off) : -EIO;
@@ -600,6 +637,8 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 
 	if (!len)
 		return 0;
+	if (engine_is_suspended(e))
+		wait_resume(e);
 	if (!diskless(e) && (rc = al_begin(e->al, off, len)) && !io_error(e, rc, "activity log update", off, len))
 		return rc;
 	int logged = !diskless(e);
@@ -618,6 +657,13 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		int ok = e->peer ? peer_write_end(e->peer, pd) : 0;
 		if (!ok)
 			bm_set_range(e, off, len);
+		if (!ok && !rc && (engine_is_suspended(e) || (e->peer && peer_must_hold(e->peer)))) {
+			/* I/O is frozen (the peer's fate is open): this write is not
+			 * done until it can be replicated again, or I/O is resumed */
+			wait_resume(e);
+			if (e->peer && peer_is_connected(e->peer))
+				continue;
+		}
 		if (rc && rc != -EAGAIN && io_error(e, rc, k == OP_WRITE ? "write" : "trim/zero", off, len))
 			rc = ok ? 0 : -EIO; /* detached: done if the peer has it */
 		if (rc != -EAGAIN)
@@ -646,6 +692,8 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 
 int engine_flush(struct engine *e)
 {
+	if (engine_is_suspended(e))
+		wait_resume(e);
 	atomic_fetch_add_explicit(&e->st.flushes, 1, memory_order_relaxed);
 	/* the peer's flush covers every write it acknowledged before it; both
 	 * disks flush concurrently */

@@ -58,6 +58,12 @@ struct engine {
 	void (*io_error_hook)(void *arg, const char *what); /* local-io-error handler */
 	void *hook_arg;
 	char detach_reason[160];       /* why the disk is Diskless, guarded by lock */
+
+	/* suspended I/O (fencing, dual-primary peer loss): new requests wait, and
+	 * writes the peer did not get wait and are retried */
+	_Atomic int suspended;
+	pthread_cond_t resume_cond;    /* with lock */
+	char suspend_reason[256];      /* guarded by lock */
 	int crashed_primary;           /* was Primary when it last went down uncleanly */
 	uint64_t al_marked;            /* blocks the activity log marked at attach */
 };
@@ -70,6 +76,12 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		char *err);
 /* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
 int engine_al_start(struct engine *e, unsigned nslots);
+/* Suspend I/O with a reason (logged, shown in status); resume lets waiting
+ * requests continue. */
+void engine_suspend(struct engine *e, const char *why);
+void engine_resume(struct engine *e, const char *why);
+int engine_is_suspended(struct engine *e);
+
 /* The local disk failed: go Diskless (I/O continues through the peer). */
 void engine_detach(struct engine *e, const char *why);
 

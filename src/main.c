@@ -48,6 +48,11 @@ static const struct cli_cmd cmds[] = {
 	{ "invalidate", cmd_invalidate, "invalidate RES",
 	  "Throw away this node's data: it becomes Inconsistent and gets a full\n"
 	  "resync from the connected UpToDate peer. Refused (exit 3) without one." },
+	{ "resume-io", cmd_resume_io, "resume-io RES",
+	  "Let suspended I/O continue (after fencing failed, or on the dual-primary\n"
+	  "node that froze when it lost its peer) without the peer: this node's\n"
+	  "writes may then conflict with the peer's (split brain). Exit 3 if not\n"
+	  "suspended." },
 	{ "verify", cmd_verify, "verify RES",
 	  "Online verify: compare every block with the peer's (net { verify-alg },\n"
 	  "default crc32c), mark differing blocks out of sync and report how many.\n"

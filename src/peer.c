@@ -89,6 +89,8 @@ struct peer {
 	_Atomic int await_peer_bm;     /* SyncSource: the target's own marks come first */
 	_Atomic int discard_my_data;   /* `connect --discard-my-data`, until the next handshake */
 	int no_confirm;                /* fuzzing: no P_DECISION exchange */
+	int fencing;                   /* fencing resource-only|resource-and-stonith */
+	_Atomic int peer_was_primary;  /* last known peer role was Primary (kept across a loss) */
 	int established;               /* agree() succeeded on this connection */
 	struct sb_policy sb;
 	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
@@ -128,6 +130,8 @@ struct peer {
 	int applying;
 	atomic_uint_fast64_t conflicts; /* concurrent writes reconciled */
 	atomic_uint_fast64_t split_brains; /* detected (resolved or not) */
+	atomic_uint_fast64_t fenced;       /* fence-peer handler successes */
+	char hold_reason[256];
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -1359,6 +1363,7 @@ static void data_loop(struct peer *p)
 		case P_STATE:
 			if (len >= 16) {
 				atomic_store(&p->peer_role, p->rbuf[0]);
+				atomic_store(&p->peer_was_primary, p->rbuf[0] == ROLE_PRIMARY);
 				atomic_store(&p->peer_disk, p->rbuf[1]);
 				atomic_store(&p->peer_uuid, get_be64(p->rbuf + 8));
 				log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)p->rbuf[0]),
@@ -1833,6 +1838,49 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
 	return 0;
 }
 
+/* Must this node keep a write the peer did not get from completing? With
+ * fencing: until the peer is fenced. Dual-primary without fencing or
+ * quorum: the node with the higher node-id does (docs/fencing.md). */
+static int peer_hold_unreplicated(struct peer *p)
+{
+	if (atomic_load(&p->e->role) != ROLE_PRIMARY)
+		return 0;
+	if (p->fencing)
+		return 1;
+	return p->allow_two && !p->dialer && atomic_load(&p->peer_was_primary);
+}
+
+int peer_must_hold(struct peer *p)
+{
+	if (!peer_hold_unreplicated(p))
+		return 0;
+	engine_suspend(p->e, p->fencing ? "a write could not be replicated; waiting for the peer to be fenced"
+					: p->hold_reason);
+	return 1;
+}
+
+/* fence-peer handler (DRBD exit codes): 3 peer Inconsistent, 4 peer
+ * Outdated, 5 peer down, 7 peer fenced (STONITH) let I/O resume; anything
+ * else leaves it frozen. */
+static void fence_peer(struct peer *p)
+{
+	int rc = handler_run(p->r, "fence-peer", p->me, p->ph, 1);
+	const char *what = rc == 3 ? "peer is Inconsistent" : rc == 4 ? "peer was outdated" : rc == 5 ? "peer is down"
+			 : rc == 7 ? "peer was fenced (STONITH)" : NULL;
+	if (what) {
+		char why[160];
+		snprintf(why, sizeof why, "fence-peer handler exited %d: %s", rc, what);
+		atomic_fetch_add(&p->fenced, 1);
+		engine_resume(p->e, why);
+		return;
+	}
+	char why[256];
+	snprintf(why, sizeof why, "fence-peer handler %s (exit %d); I/O stays frozen until the peer reconnects or "
+		 "'dipole resume-io %s'", rc == -2 ? "is not configured" : "did not fence the peer", rc, p->e->res);
+	engine_suspend(p->e, why);
+	set_reason(p, "%s", why);
+}
+
 static void teardown(struct peer *p)
 {
 	atomic_store(&p->cstate, atomic_load(&p->stopping) ? CS_DISCONNECTING : CS_CONNECTING);
@@ -1842,14 +1890,31 @@ static void teardown(struct peer *p)
 		pthread_join(p->meta_thr, NULL);
 		p->meta_running = 0;
 	}
+	int hold = p->established && !atomic_load(&p->stopping) && peer_hold_unreplicated(p);
+	if (hold)
+		engine_suspend(p->e, p->fencing ? "connection to the peer lost; fencing it (fence-peer handler) before "
+						  "any more writes complete" : p->hold_reason);
 	pending_fail_all(p);
 	if (p->established) {
 		p->established = 0;
 		/* what failed to replicate is marked: make the marks durable */
 		engine_save_bitmap(p->e);
 		disk_flush(p->e->disk);
-		if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping))
-			engine_new_generation(p->e, "Primary lost its peer");
+		if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping)) {
+			if (p->fencing)
+				fence_peer(p);
+			else if (hold)
+				log_err("peer %s: lost while both nodes were Primary and there is neither fencing nor "
+					"quorum: by the documented rule the lower node-id (%s) continues and this node's "
+					"I/O stays frozen until the peer reconnects or 'dipole resume-io %s'", p->addr,
+					p->ph->name, p->e->res);
+			else if (p->allow_two && atomic_load(&p->peer_was_primary))
+				log_err("peer %s: lost while both nodes were Primary and there is neither fencing nor "
+					"quorum: by the documented rule this node (lower node-id) continues; the peer's "
+					"I/O is frozen until they reconnect", p->addr);
+			if (!hold || !engine_is_suspended(p->e))
+				engine_new_generation(p->e, "Primary lost its peer");
+		}
 	}
 	atomic_store(&p->await_peer_bm, 0);
 	pthread_mutex_lock(&p->dsend);
@@ -2014,6 +2079,9 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	log_info("peer %s: connected; local %s %016llx, peer %s %016llx: %s", p->addr,
 		 disk_state_name((enum disk_state)me.disk), (unsigned long long)me.uuid[G_CURRENT],
 		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid[G_CURRENT], decision_name(d));
+	atomic_store(&p->peer_was_primary, hello[HELLO_ROLE] == ROLE_PRIMARY);
+	if (engine_is_suspended(e))
+		engine_resume(e, "the peer is back");
 	atomic_store(&p->repl, RS_ESTABLISHED);
 	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
@@ -2120,6 +2188,17 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	v = cfg_get(r, SECT_NET, "protocol");
 	p->protocol = v ? v[0] : 'C';
 	p->allow_two = cfg_get_bool(r, SECT_NET, "allow-two-primaries");
+	if (p->allow_two && p->protocol != 'C') {
+		snprintf(err, 256, "allow-two-primaries needs protocol C (as with DRBD): with %c a write could complete "
+			 "on one Primary that the other never sees", p->protocol);
+		free(p);
+		return NULL;
+	}
+	if (((v = cfg_get(r, SECT_NET, "fencing")) || (v = cfg_get(r, SECT_DISK, "fencing"))) && strcmp(v, "dont-care"))
+		p->fencing = 1;
+	snprintf(p->hold_reason, sizeof p->hold_reason, "lost peer %s while both were Primary (no fencing, no "
+		 "quorum): the lower node-id (%s) continues; I/O here is frozen until it reconnects or 'dipole "
+		 "resume-io %s'", ph->name, ph->name, e->res);
 	v = cfg_get(r, SECT_NET, "shared-secret");
 	if (v && *v) {
 		snprintf(p->secret, sizeof p->secret, "%s", v);

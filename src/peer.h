@@ -56,6 +56,9 @@ int peer_read(struct peer *p, void *buf, size_t len, uint64_t off);
 /* Connected to an UpToDate peer (reads can go there). */
 int peer_can_read(struct peer *p);
 int peer_is_connected(struct peer *p);
+/* A write the peer did not get: must it wait instead of completing (fencing,
+ * or dual-primary loser)? If so, I/O is suspended with the reason. */
+int peer_must_hold(struct peer *p);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync
  * from the connected UpToDate peer. -EBUSY with msg[256] when impossible. */
 int peer_invalidate(struct peer *p, char *msg);
