@@ -28,7 +28,138 @@ struct disk_faults {
 	struct { unsigned kinds; uint64_t off, len; } rule[16];
 	long after;           /* -1: off */
 	uint64_t ops;
+	int vol;              /* "volatile": a write cache that a crash loses */
+	struct vblock **vc;   /* VC_BUCKETS chains of cached blocks */
+	uint64_t vcount;
 };
+
+/* The volatile write cache: like a disk's, what is written stays in memory
+ * (here: the daemon's, so SIGKILL is a power cut) until a flush or FUA. */
+#define VC_BUCKETS 4096u
+#define VC_MAX     16384u  /* 64 MiB: then written back (as a disk may do) */
+struct vblock { uint64_t blk; struct vblock *next; uint8_t data[DISK_ALIGN]; };
+
+static int vc_writeback(struct disk *d)
+{
+	struct disk_faults *f = d->faults;
+	int rc = 0;
+	for (unsigned i = 0; f->vc && i < VC_BUCKETS; i++) {
+		while (f->vc[i]) {
+			struct vblock *v = f->vc[i];
+			f->vc[i] = v->next;
+			if (!rc)
+				rc = pwrite_full(d->bfd, v->data, DISK_ALIGN, (off_t)(v->blk * DISK_ALIGN));
+			free(v);
+		}
+	}
+	f->vcount = 0;
+	return rc;
+}
+
+static struct vblock **vc_slot(struct disk_faults *f, uint64_t blk)
+{
+	struct vblock **pp = &f->vc[blk % VC_BUCKETS];
+	while (*pp && (*pp)->blk != blk)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static int vc_write(struct disk *d, const uint8_t *buf, size_t len, uint64_t off)
+{
+	struct disk_faults *f = d->faults;
+	if (!f->vc && !(f->vc = calloc(VC_BUCKETS, sizeof *f->vc)))
+		return -ENOMEM;
+	for (uint64_t pos = off; pos < off + len;) {
+		uint64_t blk = pos / DISK_ALIGN, bs = blk * DISK_ALIGN;
+		uint64_t end = bs + DISK_ALIGN < off + len ? bs + DISK_ALIGN : off + len;
+		struct vblock **pp = vc_slot(f, blk);
+		if (!*pp) {
+			struct vblock *v = calloc(1, sizeof *v);
+			if (!v)
+				return -ENOMEM;
+			v->blk = blk;
+			if (pos != bs || end != bs + DISK_ALIGN) /* partial: start from the disk's copy */
+				(void)!pread(d->bfd, v->data, DISK_ALIGN, (off_t)bs);
+			*pp = v;
+			f->vcount++;
+		}
+		memcpy((*pp)->data + (pos - bs), buf + (pos - off), end - pos);
+		pos = end;
+	}
+	return f->vcount > VC_MAX ? vc_writeback(d) : 0;
+}
+
+static void vc_overlay(struct disk *d, uint8_t *buf, size_t len, uint64_t off)
+{
+	struct disk_faults *f = d->faults;
+	for (uint64_t pos = off; f->vc && pos < off + len;) {
+		uint64_t blk = pos / DISK_ALIGN, bs = blk * DISK_ALIGN;
+		uint64_t end = bs + DISK_ALIGN < off + len ? bs + DISK_ALIGN : off + len;
+		struct vblock *v = *vc_slot(f, blk);
+		if (v)
+			memcpy(buf + (pos - off), v->data + (pos - bs), end - pos);
+		pos = end;
+	}
+}
+
+static void vc_drop(struct disk *d, uint64_t off, size_t len)
+{
+	struct disk_faults *f = d->faults;
+	for (uint64_t blk = off / DISK_ALIGN; f->vc && len && blk <= (off + len - 1) / DISK_ALIGN; blk++) {
+		struct vblock **pp = vc_slot(f, blk);
+		if (*pp) {
+			struct vblock *v = *pp;
+			*pp = v->next;
+			free(v);
+			f->vcount--;
+		}
+	}
+}
+
+/* Forget the cache without writing it (the close of a crashed daemon never
+ * happens; a clean close flushed it). */
+static void vc_drop_all(struct disk *d)
+{
+	struct disk_faults *f = d->faults;
+	for (unsigned i = 0; f->vc && i < VC_BUCKETS; i++)
+		while (f->vc[i]) {
+			struct vblock *v = f->vc[i];
+			f->vc[i] = v->next;
+			free(v);
+		}
+}
+
+/* 1 and *rc set when the volatile cache handled the request. */
+static int vc_io(struct disk *d, int op, void *buf, size_t len, uint64_t off, int *rc)
+{
+	struct disk_faults *f = d->faults;
+	if (!f || !f->vol)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	switch (op) {
+	case 'r':
+		*rc = pread_full(d->bfd, buf, len, (off_t)off);
+		if (!*rc)
+			vc_overlay(d, buf, len, off);
+		break;
+	case 'w':
+		*rc = vc_write(d, buf, len, off);
+		break;
+	case 'F': /* FUA: only this write becomes durable */
+		vc_drop(d, off, len);
+		*rc = pwrite_full(d->bfd, buf, len, (off_t)off);
+		if (!*rc && fdatasync(d->bfd) < 0)
+			*rc = -errno;
+		break;
+	default: /* flush, or before trim/zero: everything */
+		*rc = vc_writeback(d);
+		if (!*rc && op == 'f' && fdatasync(d->bfd) < 0)
+			*rc = -errno;
+		break;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return op == 'r' || op == 'w' || op == 'F' || op == 'f';
+}
 
 static void faults_load(struct disk_faults *f)
 {
@@ -44,12 +175,16 @@ static void faults_load(struct disk_faults *f)
 	f->mtime = st.st_mtim;
 	f->nrules = 0;
 	f->after = -1;
+	int was_vol = f->vol;
+	f->vol = 0;
 	FILE *fp = fopen(f->path, "r");
 	char line[256], kind[16];
 	unsigned long long a, b;
 	long n;
 	while (fp && fgets(line, sizeof line, fp)) {
-		if (sscanf(line, "eio-after %ld", &n) == 1) {
+		if (!strncmp(line, "volatile", 8)) {
+			f->vol = 1;
+		} else if (sscanf(line, "eio-after %ld", &n) == 1) {
 			f->after = n;
 			f->ops = 0;
 		} else if (sscanf(line, "eio %15s %llu %llu", kind, &a, &b) == 3 && f->nrules < 16) {
@@ -63,6 +198,8 @@ static void faults_load(struct disk_faults *f)
 	}
 	if (fp)
 		fclose(fp);
+	if (was_vol)
+		f->vol = 1; /* once on, the cache stays on: its blocks are not on disk yet */
 }
 
 static int fault(struct disk *d, unsigned kind, uint64_t off, uint64_t len)
@@ -142,6 +279,10 @@ void disk_close(struct disk *d)
 	if (d->fd != d->bfd)
 		close(d->fd);
 	close(d->bfd);
+	if (d->faults) {
+		vc_drop_all(d);
+		free(d->faults->vc);
+	}
 	free(d->faults);
 	free(d);
 }
@@ -202,8 +343,11 @@ static int buf_aligned(const void *buf)
 
 int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 {
+	int vrc;
 	if (d->faults && fault(d, FK_READ, off, len))
 		return -EIO;
+	if (d->faults && vc_io(d, 'r', buf, len, off, &vrc))
+		return vrc;
 	if (!direct_ok(d, len, off))
 		return pread_full(d->bfd, buf, len, (off_t)off);
 	if (buf_aligned(buf))
@@ -219,8 +363,11 @@ int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off)
 {
+	int vrc;
 	if (d->faults && fault(d, FK_WRITE, off, len))
 		return -EIO;
+	if (d->faults && vc_io(d, 'w', (void *)buf, len, off, &vrc))
+		return vrc;
 	if (!direct_ok(d, len, off))
 		return pwrite_full(d->bfd, buf, len, (off_t)off);
 	if (buf_aligned(buf))
@@ -234,8 +381,11 @@ int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off)
 
 int disk_pwrite_fua(struct disk *d, const void *buf, size_t len, uint64_t off)
 {
+	int vrc;
 	if (d->faults && fault(d, FK_WRITE, off, len))
 		return -EIO;
+	if (d->faults && vc_io(d, 'F', (void *)buf, len, off, &vrc))
+		return vrc;
 	if (direct_ok(d, len, off) && buf_aligned(buf)) {
 		struct iovec iov = { (void *)buf, len };
 		ssize_t n = pwritev2(d->fd, &iov, 1, (off_t)off, RWF_DSYNC);
@@ -251,16 +401,22 @@ int disk_pwrite_fua(struct disk *d, const void *buf, size_t len, uint64_t off)
 
 int disk_flush(struct disk *d)
 {
+	int vrc;
 	if (d->faults && fault(d, FK_FLUSH, 0, 0))
 		return -EIO;
+	if (d->faults && vc_io(d, 'f', NULL, 0, 0, &vrc))
+		return vrc;
 	/* syncs the inode: data written through either descriptor */
 	return fdatasync(d->bfd) < 0 ? -errno : 0;
 }
 
 int disk_trim(struct disk *d, uint64_t off, uint64_t len)
 {
+	int vrc = 0;
 	if (d->faults && fault(d, FK_WRITE, off, len))
 		return -EIO;
+	if (d->faults && (vc_io(d, 'b', NULL, 0, 0, &vrc), d->faults->vol) && vrc)
+		return vrc;
 	if (d->is_blockdev) {
 		uint64_t r[2] = { off, len };
 		/* discard is advisory: a device without it still did nothing wrong */
@@ -290,8 +446,11 @@ static int zero_by_writing(struct disk *d, uint64_t off, uint64_t len)
 
 int disk_zero(struct disk *d, uint64_t off, uint64_t len, int no_hole)
 {
+	int vrc = 0;
 	if (d->faults && fault(d, FK_WRITE, off, len))
 		return -EIO;
+	if (d->faults && (vc_io(d, 'b', NULL, 0, 0, &vrc), d->faults->vol) && vrc)
+		return vrc;
 	if (d->is_blockdev) {
 		uint64_t r[2] = { off, len };
 		if (ioctl(d->bfd, BLKZEROOUT, r) == 0)

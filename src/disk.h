@@ -33,6 +33,10 @@ struct disk {
  * it changes). Lines:
  *   eio read|write|flush|any OFFSET LEN   I/O touching [OFFSET, OFFSET+LEN) fails with EIO
  *   eio-after N                           every I/O after the next N fails
+ *   volatile                              a write cache in this process's memory:
+ *                                         writes reach the file only at a flush, a
+ *                                         FUA write or past 64 MiB, so SIGKILL acts
+ *                                         as a power cut (stays on once set)
  * An empty or missing file injects nothing. */
 
 /* Open read-write (or read-only when `rdonly`). Errors: -ENOENT, -EACCES,
