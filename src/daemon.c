@@ -293,6 +293,8 @@ static int handle(struct daemon *d, int fd, char *req)
 		}
 	} else if (!strcmp(req, "resume-io")) {
 		int was = engine_is_suspended(d->e);
+		if (d->peer)
+			peer_io_resumed(d->peer);
 		engine_resume(d->e, "by the administrator (dipole resume-io)");
 		/* writing on without the peer: a new generation, as any Primary alone */
 		if (was && d->peer && !peer_is_connected(d->peer) && atomic_load(&d->e->role) == ROLE_PRIMARY)

@@ -91,6 +91,8 @@ struct peer {
 	int no_confirm;                /* fuzzing: no P_DECISION exchange */
 	int fencing;                   /* fencing resource-only|resource-and-stonith */
 	_Atomic int peer_was_primary;  /* last known peer role was Primary (kept across a loss) */
+	_Atomic int primary_at_loss;   /* this node was Primary when the connection was lost */
+	_Atomic int hold_off;          /* `resume-io`: go on alone until the peer is back */
 	int established;               /* agree() succeeded on this connection */
 	struct sb_policy sb;
 	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
@@ -1843,11 +1845,20 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
  * quorum: the node with the higher node-id does (docs/fencing.md). */
 static int peer_hold_unreplicated(struct peer *p)
 {
-	if (atomic_load(&p->e->role) != ROLE_PRIMARY)
+	if (atomic_load(&p->e->role) != ROLE_PRIMARY || atomic_load(&p->hold_off))
 		return 0;
 	if (p->fencing)
 		return 1;
-	return p->allow_two && !p->dialer && atomic_load(&p->peer_was_primary);
+	/* only a node that was Primary when the two lost each other: one
+	 * promoted later was promoted by an operator who chose to */
+	int was_primary = connected(p) || atomic_load(&p->primary_at_loss);
+	return p->allow_two && !p->dialer && atomic_load(&p->peer_was_primary) && was_primary;
+}
+
+void peer_io_resumed(struct peer *p)
+{
+	if (!connected(p))
+		atomic_store(&p->hold_off, 1);
 }
 
 int peer_must_hold(struct peer *p)
@@ -1890,6 +1901,8 @@ static void teardown(struct peer *p)
 		pthread_join(p->meta_thr, NULL);
 		p->meta_running = 0;
 	}
+	if (p->established)
+		atomic_store(&p->primary_at_loss, atomic_load(&p->e->role) == ROLE_PRIMARY);
 	int hold = p->established && !atomic_load(&p->stopping) && peer_hold_unreplicated(p);
 	if (hold)
 		engine_suspend(p->e, p->fencing ? "connection to the peer lost; fencing it (fence-peer handler) before "
@@ -2080,6 +2093,8 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		 disk_state_name((enum disk_state)me.disk), (unsigned long long)me.uuid[G_CURRENT],
 		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid[G_CURRENT], decision_name(d));
 	atomic_store(&p->peer_was_primary, hello[HELLO_ROLE] == ROLE_PRIMARY);
+	atomic_store(&p->primary_at_loss, 0);
+	atomic_store(&p->hold_off, 0);
 	if (engine_is_suspended(e))
 		engine_resume(e, "the peer is back");
 	atomic_store(&p->repl, RS_ESTABLISHED);

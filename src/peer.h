@@ -59,6 +59,8 @@ int peer_is_connected(struct peer *p);
 /* A write the peer did not get: must it wait instead of completing (fencing,
  * or dual-primary loser)? If so, I/O is suspended with the reason. */
 int peer_must_hold(struct peer *p);
+/* `resume-io` while disconnected: stop holding writes until the peer is back. */
+void peer_io_resumed(struct peer *p);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync
  * from the connected UpToDate peer. -EBUSY with msg[256] when impossible. */
 int peer_invalidate(struct peer *p, char *msg);
