@@ -69,9 +69,14 @@ async def run(*cmd, check=False):
     return p.returncode, out.decode(errors="replace")
 
 
+def faults_file(node):
+    return "%s/faults.%s" % (T, node)
+
+
 async def dp(node, *args):
-    return await run("nsenter", "--net=/run/netns/" + NS[node], DIPOLE, "-c", CFG[node], "--node", node,
-                     "--run-dir", "%s/r%s" % (T, node), *args)
+    # every daemon reads its disk faults from its own file (DIPOLE_FAULTS)
+    return await run("env", "DIPOLE_FAULTS=" + faults_file(node), "nsenter", "--net=/run/netns/" + NS[node], DIPOLE,
+                     "-c", CFG[node], "--node", node, "--run-dir", "%s/r%s" % (T, node), *args)
 
 
 async def status(node):
@@ -196,6 +201,7 @@ class Nemesis:
         self.wr = wr
         self.partitioned = self.lossy = False
         self.cut = set()   # crashed nodes: their link is dead too (a power cut loses socket buffers)
+        self.faulty = set()  # nodes whose disk returns I/O errors (they detach and go Diskless)
         self.log = []
         self.faults = 0
 
@@ -211,6 +217,9 @@ class Nemesis:
         os.kill(pid_of(node), 9)
 
     async def restart(self, node):
+        if node in self.faulty:  # a crashed node with a failed disk comes back with it replaced
+            open(faults_file(node), "w").close()
+            self.faulty.discard(node)
         if node in self.cut:
             for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
                 await run("ip", "netns", "exec", NS[node], "iptables", "-D", chain, flag, VETH[node], "-j", "DROP")
@@ -226,15 +235,20 @@ class Nemesis:
         wr = self.wr
         other = "b" if wr.primary == "a" else "a"
         choices = ["partition" if not self.partitioned else "heal", "loss" if not self.lossy else "loss-off"]
+        synced = alive(other) and not self.partitioned and await self.synced()
+        if self.faulty:
+            choices += ["repair-disk"]
+        elif synced:
+            choices += ["disk-error"] * 2   # the secondary's disk fails: it detaches
         if alive(other):
             choices += ["kill-secondary"]
-            if not self.partitioned and await self.synced():
+            if synced and not self.faulty:
                 choices += ["kill-primary"] * 2
         else:
             choices += ["restart"] * 3
         act = rng.choice(choices)
         self.log.append(act)
-        self.faults += act in ("partition", "loss", "kill-secondary", "kill-primary")
+        self.faults += act in ("partition", "loss", "kill-secondary", "kill-primary", "disk-error")
         print("# nemesis: %s (primary %s)" % (act, wr.primary), flush=True)
         if act == "partition":
             await self.ipt(True, "-j", "DROP")
@@ -248,6 +262,14 @@ class Nemesis:
         elif act == "loss-off":
             await self.ipt(False, "-m", "statistic", "--mode", "random", "--probability", "0.2", "-j", "DROP")
             self.lossy = False
+        elif act == "disk-error":
+            n = other
+            with open(faults_file(n), "w") as f:
+                f.write("eio any 0 1099511627776\n")
+            self.faulty.add(n)
+            self.log[-1] += "@" + n
+        elif act == "repair-disk":
+            await self.repair()
         elif act == "kill-secondary":
             await self.crash(other)
         elif act == "restart":
@@ -267,8 +289,19 @@ class Nemesis:
             wr.primary = other
             wr.ready.set()
 
+    async def repair(self):
+        """A failed disk is replaced by the same disk (errors gone): the node
+        goes down and comes back up, a sync target of what it missed."""
+        for n in sorted(self.faulty):
+            open(faults_file(n), "w").close()
+            if alive(n):
+                await dp(n, "down", "r0", "--force")
+            await self.restart(n)
+        self.faulty.clear()
+
     async def settle(self):
         """Heal everything, restart what is down, wait until in sync."""
+        await self.repair()
         if self.partitioned:
             await self.ipt(False, "-j", "DROP")
         if self.lossy:
