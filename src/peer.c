@@ -1946,7 +1946,7 @@ static void teardown(struct peer *p)
 	atomic_store(&p->peer_disk, -1);
 }
 
-enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED };
+enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS };
 
 static int mirror_verdict(int v)
 {
@@ -2040,7 +2040,13 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	/* decide first, without side effects */
 	enum decision d = D_NO_SYNC, r = D_NO_SYNC;
 	int verdict;
-	if (me.primary && them.primary && !p->allow_two) {
+	/* a node whose disk failed can serve only through a peer that has its
+	 * latest data: not one it moved away from while they were apart */
+	const struct side *dl = me.disk == DS_DISKLESS ? &me : them.disk == DS_DISKLESS ? &them : NULL;
+	const struct side *other = dl == &me ? &them : &me;
+	if (dl && dl->uuid[G_BITMAP] && dl->uuid[G_BITMAP] == other->uuid[G_CURRENT]) {
+		verdict = V_STALE_FOR_DISKLESS;
+	} else if (me.primary && them.primary && !p->allow_two) {
 		verdict = V_TWO_PRIMARIES;
 	} else {
 		d = decide_sync(&me, &them);
@@ -2061,6 +2067,12 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	if (verdict == V_TWO_PRIMARIES) {
 		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
 		return -EBUSY;
+	}
+	if (verdict == V_STALE_FOR_DISKLESS) {
+		set_reason(p, "%s disk failed (Diskless) after writes %s never got: serving through it would return "
+			   "old data; not connecting. Bring the failed disk back (down, fix, up) to resync",
+			   dl == &me ? "this node's" : "the peer's", dl == &me ? "the peer" : "this node");
+		return -EXDEV;
 	}
 	if (d == D_SPLIT_BRAIN) {
 		atomic_fetch_add(&p->split_brains, 1);

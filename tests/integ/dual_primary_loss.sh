@@ -13,7 +13,7 @@ check "pair comes up and syncs" pair_up
 expect_rc "b becomes Primary too" 0 "" nb primary r0
 part() { ip netns exec $NS_A iptables "$1" INPUT -i $VETH_A -j DROP; ip netns exec $NS_A iptables "$1" OUTPUT -o $VETH_A -j DROP; }
 w() { qemu-io -f raw -c "write -P $2 $(($3 * M)) 1M" "$(uri_$1)" >/dev/null 2>&1; }
-r() { qemu-io -f raw -r -c "read -P $2 $(($3 * M)) 1M" "$(uri_$1)" | grep -q '^read'; }
+r() { qemu-io -f raw -r -c "read -P $2 $(($3 * M)) 1M" "$(uri_$1)" >/dev/null 2>&1; }
 
 part -I
 bg bash -c "qemu-io -f raw -c 'write -P 0x61 10M 1M' '$(uri_b)' >/dev/null 2>&1 && touch '$T/b-done'"

@@ -23,7 +23,7 @@ apart() {
 	wait_for 20 both "p['connection'] != 'Connected'" "p['connection'] != 'Connected'"
 }
 w() { qemu-io -f raw -c "write -P $2 $(($3 * M)) $(($4 * M))" "$(uri_$1)" >/dev/null; }
-r() { qemu-io -f raw -r -c "read -P $2 $(($3 * M)) $(($4 * M))" "$(uri_$1)" | grep -q '^read'; }
+r() { qemu-io -f raw -r -c "read -P $2 $(($3 * M)) $(($4 * M))" "$(uri_$1)" >/dev/null 2>&1; }
 identical() { test "$(data_md5 $SIZE "$T/a.img")" = "$(data_md5 $SIZE "$T/b.img")"; }
 
 # 1. after-sb-0pri discard-zero-changes: b was Primary apart but wrote nothing
