@@ -150,8 +150,7 @@ struct peer {
 	_Atomic uint64_t vf_done, vf_oos, vf_blocks;
 	uint8_t *rbuf;
 	size_t rcap;
-	uint8_t *scratch;          /* data_loop: read replies */
-	size_t scap;
+	uint8_t *scratch;          /* data_loop: answers to requests, see scratch() */
 };
 
 const char *conn_state_name(enum conn_state c)
@@ -302,15 +301,20 @@ static void pending_ack(struct peer *p, uint64_t id, int type, int status)
 	}
 }
 
+static int pending_in_use(struct peer *p, struct pending *pd)
+{
+	pthread_mutex_lock(&p->plock);
+	int live = pd->refs > 0;
+	pthread_mutex_unlock(&p->plock);
+	return live;
+}
+
 /* Connection lost: every request not yet written on the peer is out of sync. */
 static void pending_fail_all(struct peer *p)
 {
 	for (int i = 0; i < PEND_MAX; i++) {
 		struct pending *pd = &p->pend[i];
-		pthread_mutex_lock(&p->plock);
-		int live = pd->refs > 0;
-		pthread_mutex_unlock(&p->plock);
-		if (!live)
+		if (!pending_in_use(p, pd))
 			continue;
 		pthread_mutex_lock(&pd->m);
 		int final = !pd->write_acked && !pd->failed;
@@ -933,10 +937,7 @@ static uint64_t oldest_unacked_ms(struct peer *p)
 	uint64_t now = now_ns(), oldest = 0;
 	for (int i = 0; i < PEND_MAX; i++) {
 		struct pending *pd = &p->pend[i];
-		pthread_mutex_lock(&p->plock);
-		int live = pd->refs > 0;
-		pthread_mutex_unlock(&p->plock);
-		if (!live)
+		if (!pending_in_use(p, pd))
 			continue;
 		pthread_mutex_lock(&pd->m);
 		if (!pd->write_acked && !pd->failed && now - pd->sent_ns > oldest)
@@ -1140,6 +1141,34 @@ static int apply_peer_write(struct peer *p, const uint8_t *data, uint32_t len, u
 	return rc;
 }
 
+/* A request for [off, off+n) of the device (off u64, len u32 at the start
+ * of the payload), at most max bytes: -EPROTO, reason set, when malformed. */
+static int range_req(struct peer *p, uint32_t len, uint32_t max, const char *what, uint64_t *off, uint32_t *n)
+{
+	if (len < 12) {
+		set_reason(p, "malformed %s (%u bytes)", what, len);
+		return -EPROTO;
+	}
+	*off = get_be64(p->rbuf);
+	*n = get_be32(p->rbuf + 8);
+	if (*n > max || *off > p->e->size || *n > p->e->size - *off) {
+		set_reason(p, "malformed %s: %u bytes at %llu", what, *n, (unsigned long long)*off);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* The receiver's buffer for answers (reads, digests): READ_MAX + a page,
+ * data at +4096 so it is page-aligned for O_DIRECT. */
+static uint8_t *scratch(struct peer *p)
+{
+	if (!p->scratch && posix_memalign((void **)&p->scratch, 4096, (size_t)READ_MAX + 4096)) {
+		p->scratch = NULL;
+		set_reason(p, "out of memory for a peer request");
+	}
+	return p->scratch;
+}
+
 /* Receive the data channel until it breaks. */
 static void data_loop(struct peer *p)
 {
@@ -1220,26 +1249,10 @@ static void data_loop(struct peer *p)
 			send_ack(p, P_FLUSH_ACK, id, -rc);
 			break;
 		case P_READ_REQ: {
-			if (len < 12) {
-				set_reason(p, "malformed read request (%u bytes)", len);
+			uint64_t off;
+			uint32_t n;
+			if (range_req(p, len, READ_MAX, "read request", &off, &n) || !scratch(p))
 				return;
-			}
-			uint64_t off = get_be64(p->rbuf);
-			uint32_t n = get_be32(p->rbuf + 8);
-			if (n > READ_MAX || off > e->size || n > e->size - off) {
-				set_reason(p, "malformed read request: %u bytes at %llu", n, (unsigned long long)off);
-				return;
-			}
-			if (n + 4 > p->scap) {
-				void *nb = NULL;
-				if (posix_memalign(&nb, 4096, (size_t)READ_MAX + 4096)) {
-					set_reason(p, "out of memory for a read request");
-					return;
-				}
-				free(p->scratch);
-				p->scratch = nb;
-				p->scap = (size_t)READ_MAX + 4096;
-			}
 			/* data starts on a page boundary (O_DIRECT); status just before */
 			uint8_t *d = p->scratch + 4096;
 			rc = atomic_load(&e->dstate) == DS_UPTODATE ? engine_read(e, d, n, off) : -EIO;
@@ -1251,22 +1264,14 @@ static void data_loop(struct peer *p)
 			break;
 		}
 		case P_RS_CSUM: {
-			if (len < 12) {
-				set_reason(p, "malformed checksum packet (%u bytes)", len);
+			uint64_t off;
+			uint32_t n;
+			if (range_req(p, len, RS_CHUNK_BLOCKS * MD_BLOCK, "checksum packet", &off, &n) || !scratch(p))
 				return;
-			}
-			uint64_t off = get_be64(p->rbuf);
-			uint32_t n = get_be32(p->rbuf + 8);
 			unsigned dl = md_len(p->cmd), nb = (n + MD_BLOCK - 1) / MD_BLOCK;
-			if (!p->has_csums || off % MD_BLOCK || n > RS_CHUNK_BLOCKS * MD_BLOCK || off > e->size ||
-			    n > e->size - off || len != 12 + nb * dl) {
+			if (!p->has_csums || off % MD_BLOCK || len != 12 + nb * dl) {
 				set_reason(p, "malformed checksum packet: %u bytes at %llu", n, (unsigned long long)off);
 				return;
-			}
-			if (!p->scratch) {
-				if (posix_memalign((void **)&p->scratch, 4096, (size_t)READ_MAX + 4096))
-					return;
-				p->scap = (size_t)READ_MAX + 4096;
 			}
 			uint8_t *d = p->scratch + 4096, *mine = p->scratch + 4096 + RS_CHUNK_BLOCKS * MD_BLOCK;
 			uint8_t reply[4 + RS_CHUNK_BLOCKS / 8] = { 0 };
@@ -1290,21 +1295,10 @@ static void data_loop(struct peer *p)
 			break;
 		}
 		case P_VERIFY_REQ: {
-			if (len < 12) {
-				set_reason(p, "malformed verify request (%u bytes)", len);
+			uint64_t off;
+			uint32_t n;
+			if (range_req(p, len, VF_CHUNK, "verify request", &off, &n) || !scratch(p))
 				return;
-			}
-			uint64_t off = get_be64(p->rbuf);
-			uint32_t n = get_be32(p->rbuf + 8);
-			if (n > VF_CHUNK || off > e->size || n > e->size - off) {
-				set_reason(p, "malformed verify request: %u bytes at %llu", n, (unsigned long long)off);
-				return;
-			}
-			if (!p->scratch) {
-				if (posix_memalign((void **)&p->scratch, 4096, (size_t)READ_MAX + 4096))
-					return;
-				p->scap = (size_t)READ_MAX + 4096;
-			}
 			uint8_t *d = p->scratch + 4096, *dg = p->scratch + 4096 + VF_CHUNK + 4;
 			unsigned nb = (n + MD_BLOCK - 1) / MD_BLOCK;
 			rc = atomic_load(&e->dstate) == DS_UPTODATE ? disk_pread(e->disk, d, n, off) : -EIO;
