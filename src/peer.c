@@ -974,23 +974,38 @@ static void *meta_main(void *arg)
 			}
 		}
 		if (n == 0) {
-			if (ping_sent && now_ns() - ping_sent < (uint64_t)p->ping_timeout_ms * 1000000)
-				continue;
-			if (!ping_sent && now_ns() - last_rx < (uint64_t)p->ping_int_ms * 1000000)
-				continue;
+			uint64_t now = now_ns();
 			if (ping_sent) {
+				if (now - ping_sent < (uint64_t)p->ping_timeout_ms * 1000000)
+					continue;
 				set_reason(p, "no answer to ping within %d ms; dropping the connection", p->ping_timeout_ms);
 				break;
 			}
-			/* never block here: if a sender is stuck on a full socket the
-			 * ping is skipped, and the missing answer still counts */
-			if (pthread_mutex_trylock(&p->msend) == 0) {
-				uint8_t ph[WIRE_HDR] = { 0 };
-				put_be32(ph, WIRE_MAGIC);
-				put_be16(ph + 4, P_PING);
-				if (p->mfd >= 0)
-					(void)!send(p->mfd, ph, sizeof ph, MSG_DONTWAIT | MSG_NOSIGNAL);
-				pthread_mutex_unlock(&p->msend);
+			if (now - last_rx < (uint64_t)p->ping_int_ms * 1000000)
+				continue;
+			/* a sender stuck on a full socket holds the lock: waiting for
+			 * it longer than ping-timeout means the peer is not reading */
+			struct timespec dl;
+			clock_gettime(CLOCK_REALTIME, &dl);
+			dl.tv_sec += p->ping_timeout_ms / 1000;
+			dl.tv_nsec += (long)(p->ping_timeout_ms % 1000) * 1000000L;
+			if (dl.tv_nsec >= 1000000000L) {
+				dl.tv_sec++;
+				dl.tv_nsec -= 1000000000L;
+			}
+			if (pthread_mutex_timedlock(&p->msend, &dl)) {
+				set_reason(p, "could not send a ping within %d ms (the peer is not reading); dropping the "
+					   "connection", p->ping_timeout_ms);
+				break;
+			}
+			uint8_t ph[WIRE_HDR] = { 0 };
+			put_be32(ph, WIRE_MAGIC);
+			put_be16(ph + 4, P_PING);
+			int src = p->mfd >= 0 ? write_full(p->mfd, ph, sizeof ph) : -ENOTCONN;
+			pthread_mutex_unlock(&p->msend);
+			if (src) {
+				set_reason(p, "cannot send a ping: %s; dropping the connection", strerror(-src));
+				break;
 			}
 			ping_sent = now_ns();
 			continue;
