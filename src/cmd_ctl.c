@@ -67,6 +67,16 @@ static int one_res_cmd(struct cli *cli, int argc, char **argv, const char *allow
 	return rc ? rc : cli_resolve(cli, *res, &r, NULL);
 }
 
+/* A command taking only RES whose daemon request has the command's name. */
+static int plain_request(struct cli *cli, int argc, char **argv, const char *req)
+{
+	const char *res;
+	int flag, rc;
+	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &flag)))
+		return rc;
+	return request(cli, res, req, EXIT_STATE, NULL);
+}
+
 int cmd_down(struct cli *cli, int argc, char **argv)
 {
 	const char *res;
@@ -103,11 +113,7 @@ int cmd_primary(struct cli *cli, int argc, char **argv)
 
 int cmd_secondary(struct cli *cli, int argc, char **argv)
 {
-	const char *res;
-	int force, rc;
-	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &force)))
-		return rc;
-	return request(cli, res, "secondary", EXIT_STATE, NULL);
+	return plain_request(cli, argc, argv, "secondary");
 }
 
 int cmd_status(struct cli *cli, int argc, char **argv)
@@ -244,27 +250,15 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 
 int cmd_resume_io(struct cli *cli, int argc, char **argv)
 {
-	const char *res;
-	int flag, rc;
-	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &flag)))
-		return rc;
-	return request(cli, res, "resume-io", EXIT_STATE, NULL);
+	return plain_request(cli, argc, argv, "resume-io");
 }
 
 int cmd_invalidate(struct cli *cli, int argc, char **argv)
 {
-	const char *res;
-	int flag, rc;
-	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &flag)))
-		return rc;
-	return request(cli, res, "invalidate", EXIT_STATE, NULL);
+	return plain_request(cli, argc, argv, "invalidate");
 }
 
 int cmd_disconnect(struct cli *cli, int argc, char **argv)
 {
-	const char *res;
-	int flag, rc;
-	if ((rc = one_res_cmd(cli, argc, argv, NULL, &res, &flag)))
-		return rc;
-	return request(cli, res, "disconnect", EXIT_STATE, NULL);
+	return plain_request(cli, argc, argv, "disconnect");
 }
