@@ -178,6 +178,13 @@ int cmd_dump(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (name && (rc = cli_resolve(cli, name, &r, NULL)))
 		return rc;
+	for (int i = 0; i < cli->cfg->nres; i++) {
+		char err[CFG_ERR_MAX];
+		if ((!name || !strcmp(name, cli->cfg->res[i].name)) && cfg_check_handlers(&cli->cfg->res[i], err)) {
+			fprintf(stderr, "dipole: %s\n", err);
+			return EXIT_USAGE;
+		}
+	}
 	char *s = cfg_dump(cli->cfg, name);
 	fputs(s, stdout);
 	free(s);

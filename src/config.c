@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- lexer */
 
@@ -478,8 +480,8 @@ static const struct optspec handlers_opts[] = {
 };
 
 static const struct optspec options_opts[] = {
-	{ "quorum", K_ANY, NULL, NOT_YET },
-	{ "on-no-quorum", K_ENUM, "suspend-io io-error", NOT_YET },
+	{ "quorum", K_ANY, NULL, IMPL },
+	{ "on-no-quorum", K_ENUM, "suspend-io io-error", IMPL },
 	{ "quorum-minimum-redundancy", K_ANY, NULL, NOT_YET },
 	{ "auto-promote", K_FLAG, NULL, NOT_YET },
 	{ "on-no-data-accessible", K_ENUM, "suspend-io io-error", NOT_YET },
@@ -869,12 +871,123 @@ static void free_section(struct cfg_section *s)
 	s->n = 0;
 }
 
+static int host_index(const struct cfg_resource *r, const char *name)
+{
+	for (int i = 0; i < r->nhosts; i++)
+		if (!strcmp(r->hosts[i].name, name))
+			return i;
+	return -1;
+}
+
+/* connection-mesh { hosts A B C; }: dipole connects every pair of hosts, so
+ * the mesh must name exactly the resource's hosts. */
+static int interp_mesh(struct parser *ps, const struct node *m, struct cfg_resource *r)
+{
+	const struct node *hosts = NULL;
+	if (!m->block) {
+		perr(ps, m->loc, "write: connection-mesh { hosts a b c; }", "expected '{' after 'connection-mesh'");
+		return -1;
+	}
+	for (int i = 0; i < m->nkids; i++) {
+		const struct node *k = &m->kids[i];
+		if (!strcmp(k->key, "hosts") && !k->block)
+			hosts = k;
+		else if (!strcmp(k->key, "net") && k->block)
+			pwarn(ps, k->loc, "a 'net' section inside connection-mesh is not supported by dipole yet; "
+					  "put net options in the resource's 'net' section");
+		else
+			pwarn(ps, k->loc, "unknown option '%s' in connection-mesh ignored", k->key);
+	}
+	if (!hosts || hosts->nargs < 2) {
+		perr(ps, hosts ? hosts->loc : m->loc, "write: connection-mesh { hosts a b c; }",
+		     "connection-mesh needs 'hosts' naming at least two hosts");
+		return -1;
+	}
+	unsigned seen = 0;
+	for (int i = 0; i < hosts->nargs; i++) {
+		const struct tok *t = &hosts->args[i];
+		int h = host_index(r, t->text);
+		if (h < 0) {
+			char hint[256];
+			snprintf(hint, sizeof hint, "every host in the mesh needs an 'on %s { ... }' section in resource '%s'",
+				 t->text, r->name);
+			perr(ps, t->loc, hint, "connection-mesh names unknown host '%s'", t->text);
+			return -1;
+		}
+		if (seen & (1u << h)) {
+			perr(ps, t->loc, NULL, "connection-mesh names host '%s' twice", t->text);
+			return -1;
+		}
+		seen |= 1u << h;
+	}
+	for (int h = 0; h < r->nhosts; h++) {
+		if (!(seen & (1u << h))) {
+			char hint[256];
+			snprintf(hint, sizeof hint, "dipole connects every pair of hosts: add '%s' to 'hosts', or remove "
+				 "its 'on' section", r->hosts[h].name);
+			perr(ps, hosts->loc, hint, "connection-mesh leaves out host '%s'", r->hosts[h].name);
+			return -1;
+		}
+	}
+	r->has_mesh = 1;
+	r->mesh_loc = m->loc;
+	return 0;
+}
+
+static const struct cfg_opt *sect_find(const struct cfg_section *s, const char *key)
+{
+	for (int i = 0; i < s->n; i++)
+		if (!strcmp(s->opts[i].key, key))
+			return &s->opts[i];
+	return NULL;
+}
+
+/* quorum off|majority|all|N, resolved to the votes needed: every host,
+ * with or without a disk, has one vote. */
+static void interp_quorum(struct parser *ps, struct cfg_resource *r)
+{
+	const struct cfg_opt *q = sect_find(&r->sect[SECT_OPTIONS], "quorum");
+	const struct cfg_opt *oq = sect_find(&r->sect[SECT_OPTIONS], "on-no-quorum");
+	long n;
+	r->quorum_io_error = oq && !strcmp(oq->val, "io-error");
+	if (!q || !strcmp(q->val, "off"))
+		return;
+	if (!strcmp(q->val, "majority")) {
+		r->quorum = Q_MAJORITY;
+		r->quorum_votes = r->nhosts / 2 + 1;
+	} else if (!strcmp(q->val, "all")) {
+		r->quorum = Q_ALL;
+		r->quorum_votes = r->nhosts;
+	} else if (!parse_int(q->val, 1, 32, &n)) {
+		if (n > r->nhosts) {
+			char hint[160];
+			snprintf(hint, sizeof hint, "resource '%s' has %d hosts; use majority, all or a number up to %d",
+				 r->name, r->nhosts, r->nhosts);
+			perr(ps, q->loc, hint, "quorum %ld can never be met", n);
+			return;
+		}
+		r->quorum = Q_FIXED;
+		r->quorum_votes = (int)n;
+		if (n <= r->nhosts / 2)
+			pwarn(ps, q->loc, "quorum %ld of %d hosts is not a majority: two partitions can both have "
+					  "quorum and write (split brain); use 'quorum majority'", n, r->nhosts);
+	} else {
+		perr(ps, q->loc, "write: quorum off; quorum majority; quorum all; or quorum N;",
+		     "expected off, majority, all or a number for 'quorum', found '%s'", q->val);
+		return;
+	}
+	if (r->nhosts < 3)
+		pwarn(ps, q->loc, "quorum with %d hosts: losing any host stops I/O; add a third host (a diskless "
+				  "tiebreaker: 'disk none;') so one side can go on", r->nhosts);
+}
+
 static void interp_resource(struct parser *ps, const struct node *n, const struct cfg_section *common)
 {
 	struct cfg *cfg = ps->cfg;
 	struct cfg_resource *r;
 	struct cfg_section own[SECT_COUNT] = { 0 };
 	struct dev_disk dd = { 0 };
+	const struct node *mesh = NULL;
 
 	if (!n->block || n->nargs != 1) {
 		perr(ps, n->loc, "write: resource NAME { ... }", "expected 'resource NAME {', found %s",
@@ -904,7 +1017,9 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 			continue;
 		} else if (!strcmp(k->key, "on")) {
 			interp_host(ps, k, r, r->nhosts);
-		} else if (!strcmp(k->key, "connection-mesh") || !strcmp(k->key, "connection") ||
+		} else if (!strcmp(k->key, "connection-mesh")) {
+			mesh = k;
+		} else if (!strcmp(k->key, "connection") ||
 			   !strcmp(k->key, "floating") || !strcmp(k->key, "volume") || !strcmp(k->key, "stacked-on-top-of")) {
 			pwarn(ps, k->loc, "'%s' is not supported by dipole yet; ignored", k->key);
 		} else if (s >= 0) {
@@ -937,10 +1052,11 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 		if (h->node_id < 0)
 			h->node_id = i;
 		if (!h->disk) {
-			perr(ps, h->loc, "set 'disk PATH;' in this section or in the resource",
+			perr(ps, h->loc, "set 'disk PATH;' (or 'disk none;' for a diskless tiebreaker) in this section or in the resource",
 			     "'on %s' has no backing disk", h->name);
 			goto out;
 		}
+		h->diskless = !strcmp(h->disk, "none");
 		if (!h->address) {
 			perr(ps, h->loc, "add 'address IP:PORT;' (the replication address of this node)",
 			     "'on %s' has no address", h->name);
@@ -961,6 +1077,9 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 			}
 		}
 	}
+	if (mesh && interp_mesh(ps, mesh, r))
+		goto out;
+	interp_quorum(ps, r);
 out:
 	free(dd.disk);
 	free(dd.device);
@@ -1211,7 +1330,68 @@ char *cfg_dump(const struct cfg *cfg, const char *res)
 			sb_printf(&sb, "        meta-disk %s;\n", ho->meta_disk);
 			sb_printf(&sb, "    }\n");
 		}
+		if (r->has_mesh) {
+			sb_printf(&sb, "    connection-mesh {\n        hosts");
+			for (int h = 0; h < r->nhosts; h++)
+				sb_printf(&sb, " %s", r->hosts[h].name);
+			sb_printf(&sb, ";\n    }\n");
+		}
 		sb_printf(&sb, "}\n");
 	}
 	return sb.buf;
+}
+
+int cfg_disk_hosts(const struct cfg_resource *r)
+{
+	int n = 0;
+	for (int i = 0; i < r->nhosts; i++)
+		n += !r->hosts[i].diskless;
+	return n;
+}
+
+/* Is `prog` (a path, or a name looked up in PATH as /bin/sh would) an
+ * executable regular file? */
+static int executable(const char *prog)
+{
+	struct stat st;
+	if (strchr(prog, '/'))
+		return stat(prog, &st) == 0 && S_ISREG(st.st_mode) && access(prog, X_OK) == 0;
+	const char *path = getenv("PATH");
+	char dir[4096];
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		size_t l = strcspn(p, ":");
+		snprintf(dir, sizeof dir, "%.*s/%s", (int)l, p, prog);
+		if (stat(dir, &st) == 0 && S_ISREG(st.st_mode) && access(dir, X_OK) == 0)
+			return 1;
+		p += l + (p[l] == ':');
+	}
+	return 0;
+}
+
+int cfg_check_handlers(const struct cfg_resource *r, char *err)
+{
+	const struct cfg_section *s = &r->sect[SECT_HANDLERS];
+	for (int i = 0; i < s->n; i++) {
+		const struct cfg_opt *o = &s->opts[i];
+		char prog[1024];
+		size_t l = strcspn(o->val + strspn(o->val, " \t"), " \t");
+		snprintf(prog, sizeof prog, "%.*s", (int)l, o->val + strspn(o->val, " \t"));
+		if (!prog[0]) {
+			snprintf(err, CFG_ERR_MAX, "%s:%d:%d: handler '%s' is empty\n  hint: name a program, e.g. %s "
+				 "\"/usr/local/sbin/notify.sh\";", o->loc.file, o->loc.line, o->loc.col, o->key, o->key);
+			return -EINVAL;
+		}
+		/* shell builtins that scripts use as handlers */
+		if (!strcmp(prog, "true") || !strcmp(prog, "false") || !strcmp(prog, "exit") || !strcmp(prog, "echo"))
+			continue;
+		if (!executable(prog)) {
+			struct stat st;
+			int exists = strchr(prog, '/') && stat(prog, &st) == 0;
+			snprintf(err, CFG_ERR_MAX, "%s:%d:%d: handler '%s': %s '%s'\n  hint: %s", o->loc.file, o->loc.line,
+				 o->loc.col, o->key, exists ? "not an executable file:" : "program not found:", prog,
+				 exists ? "chmod +x it, or fix the path" : "give the full path of an executable program");
+			return -EINVAL;
+		}
+	}
+	return 0;
 }

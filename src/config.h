@@ -45,8 +45,12 @@ struct cfg_host {
 	char *meta_disk;   /* "internal" (only supported value) */
 	char *nbd_address; /* optional "IP:PORT" to also export NBD over TCP */
 	int node_id;       /* explicit, else the index of the on-section */
+	int diskless;      /* `disk none;`: no backing store (tiebreaker or diskless client) */
 	struct cfg_loc loc;
 };
+
+/* options { quorum ...; on-no-quorum ...; } resolved against the host count */
+enum cfg_quorum { Q_OFF, Q_MAJORITY, Q_ALL, Q_FIXED };
 
 struct cfg_resource {
 	char *name;
@@ -54,6 +58,11 @@ struct cfg_resource {
 	struct cfg_section sect[SECT_COUNT]; /* after inheritance from common */
 	struct cfg_host *hosts;
 	int nhosts;
+	int has_mesh;       /* a connection-mesh was given (it names every host) */
+	struct cfg_loc mesh_loc;
+	enum cfg_quorum quorum;
+	int quorum_votes;   /* votes needed (self included); 0 when quorum is off */
+	int quorum_io_error; /* on-no-quorum io-error (else suspend-io) */
 };
 
 struct cfg {
@@ -86,6 +95,13 @@ const struct cfg_host *cfg_find_host(const struct cfg_resource *res, const char 
 const char *cfg_get(const struct cfg_resource *res, enum cfg_sect s, const char *key);
 /* Boolean option: flag present, or "yes"/"no". */
 int cfg_get_bool(const struct cfg_resource *res, enum cfg_sect s, const char *key);
+
+/* Checks that need the file system, made by `up` and `dump` (parsing has
+ * no side effects): every configured handler names an executable program.
+ * Returns 0, or -EINVAL with "file:line:col: ..." in err[CFG_ERR_MAX]. */
+int cfg_check_handlers(const struct cfg_resource *r, char *err);
+/* Number of hosts with a disk. */
+int cfg_disk_hosts(const struct cfg_resource *r);
 
 /* Print the normalized configuration (all resources if res == NULL) to a
  * malloc'd string. */

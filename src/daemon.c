@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "fusedev.h"
 #include "log.h"
+#include "listener.h"
 #include "loopdev.h"
 #include "nbd.h"
 #include "peer.h"
@@ -36,8 +37,10 @@ struct daemon {
 	struct engine *e;
 	struct nbd_server *nbd;
 	struct fusedev *fuse;
-	struct peer *peer;
-	const struct cfg_host *other; /* the peer host, NULL if none */
+	struct peer *peer;            /* the disk peer, NULL if none */
+	const struct cfg_host *other; /* the disk peer's host, NULL if none */
+	struct listener *lsn;         /* the replication port, NULL without peers */
+	struct quorum *quorum;        /* votes and vote links, NULL with one host */
 	int loop_fd;
 	char loop_dev[64];
 	char device[1024];   /* symlink we created, "" if none */
@@ -236,10 +239,17 @@ static int peer_setup(struct daemon *d, char *err)
 			snprintf(err, 256, "cannot start the activity log: %s", strerror(-rc));
 			return rc;
 		}
-		rc = peer_start(&d->peer, d->e, d->r, d->h, other, err);
+		rc = listener_open(&d->lsn, d->h->address, d->h->name, err);
+		if (rc)
+			return rc;
+		rc = peer_start(&d->peer, d->e, d->r, d->h, other, d->lsn, err);
 		if (rc)
 			return rc;
 		d->e->peer = d->peer;
+		if ((rc = listener_start(d->lsn))) {
+			snprintf(err, 256, "cannot start the listener thread");
+			return rc;
+		}
 	}
 	const char *bp = cfg_get(d->r, SECT_STARTUP, "become-primary-on");
 	if (bp && atomic_load(&d->e->dstate) == DS_UPTODATE) {
@@ -347,6 +357,8 @@ static int shutdown_all(struct daemon *d)
 	engine_resume(d->e, "shutting down");
 	exports_stop(d);
 	/* no frontend is left to call into the engine: now the peer can go */
+	listener_close(d->lsn);
+	d->lsn = NULL;
 	peer_stop(d->peer);
 	d->peer = NULL;
 	d->e->peer = NULL;
@@ -597,6 +609,7 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 		log_err("%s", err);
 		notify(ready[1], EXIT_FAIL, err);
 		exports_stop(&d);
+		listener_close(d.lsn);
 		peer_stop(d.peer);
 		d.e->peer = NULL;
 		engine_close(d.e);

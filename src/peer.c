@@ -2,6 +2,8 @@
 #include "peer.h"
 #include "decide.h"
 #include "handler.h"
+#include "hs.h"
+#include "listener.h"
 #include "log.h"
 #include "wire.h"
 
@@ -66,11 +68,9 @@ struct peer {
 	int connect_int_ms, ping_int_ms, ping_timeout_ms;
 	uint64_t rate;             /* resync bytes/s, 0 = unlimited */
 
-	int lfd;
+	struct hs_conf hs;
 	int wake[2];
 	pthread_t thr;
-	pthread_t lthr;            /* listener: accepts and handshakes every inbound connection */
-	int lthr_running;
 	pthread_mutex_t inq_lock;  /* handshaken inbound channels waiting for conn_main */
 	pthread_cond_t inq_cond;
 	int in_dfd, in_mfd;
@@ -905,22 +905,6 @@ static void rs_stop(struct peer *p)
 
 /* -------------------------------------------------------- receiving */
 
-static int recv_hdr(int fd, uint8_t *h, uint16_t *type, uint16_t *flags, uint32_t *len, uint64_t *id)
-{
-	int rc = read_full(fd, h, WIRE_HDR);
-	if (rc)
-		return rc;
-	if (get_be32(h) != WIRE_MAGIC)
-		return -EPROTO;
-	*type = get_be16(h + 4);
-	*flags = get_be16(h + 6);
-	*len = get_be32(h + 8);
-	*id = get_be64(h + 16);
-	if (*len > WIRE_MAX_PAYLOAD)
-		return -EMSGSIZE;
-	return 0;
-}
-
 static void disconnect_sockets(struct peer *p)
 {
 	pthread_mutex_lock(&p->lock);
@@ -1013,7 +997,7 @@ static void *meta_main(void *arg)
 		uint16_t type, flags;
 		uint32_t len;
 		uint64_t id;
-		int rc = recv_hdr(p->mfd, h, &type, &flags, &len, &id);
+		int rc = hs_recv_hdr(p->mfd, h, &type, &flags, &len, &id);
 		if (rc || len > sizeof body || read_full(p->mfd, body, len)) {
 			if (rc && rc != -EPIPE && rc != -ECONNRESET && !atomic_load(&p->stopping) &&
 			    !atomic_load(&p->admin_down))
@@ -1194,7 +1178,7 @@ static void data_loop(struct peer *p)
 		uint16_t type, flags;
 		uint32_t len;
 		uint64_t id;
-		int rc = recv_hdr(p->dfd, h, &type, &flags, &len, &id);
+		int rc = hs_recv_hdr(p->dfd, h, &type, &flags, &len, &id);
 		if (rc) {
 			if (!atomic_load(&p->stopping) && !atomic_load(&p->admin_down))
 				set_reason(p, "data channel: %s", rc == -EPROTO ? "bad packet magic" :
@@ -1440,295 +1424,76 @@ static void data_loop(struct peer *p)
 
 /* -------------------------------------------------------- handshake */
 
-static void hello_build(struct peer *p, int ch, uint8_t *b, const uint8_t *chal)
+/* This node's state in its HELLO (hs.h fills the rest). */
+static void hello_fill(void *arg, uint8_t *b)
 {
+	struct peer *p = arg;
 	struct engine *e = p->e;
-	memset(b, 0, HELLO_BYTES);
-	put_be32(b + HELLO_VMIN, WIRE_VERSION_MIN);
-	put_be32(b + HELLO_VMAX, WIRE_VERSION_MAX);
-	put_be32(b + HELLO_NODE_ID, (uint32_t)p->me->node_id);
-	b[HELLO_CHANNEL] = (uint8_t)ch;
-	b[HELLO_PROTOCOL] = (uint8_t)p->protocol;
 	b[HELLO_ROLE] = (uint8_t)atomic_load(&e->role);
 	b[HELLO_DISK] = (uint8_t)atomic_load(&e->dstate);
-	put_be32(b + HELLO_FLAGS, (p->allow_two ? HF_TWO_PRIMARIES : 0) | (p->has_secret ? HF_AUTH : 0) |
-				  (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
+	put_be32(b + HELLO_FLAGS, get_be32(b + HELLO_FLAGS) | (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
 				  (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0));
 	put_be64(b + HELLO_GEN_TIME, e->sb.gen_time);
-	put_be64(b + HELLO_SIZE, e->size);
 	put_be64(b + HELLO_OOS, atomic_load(&e->oos_blocks));
 	for (int i = 0; i < UUID_COUNT; i++)
 		put_be64(b + HELLO_UUID + 8 * i, e->sb.uuid[i]);
-	snprintf((char *)b + HELLO_RES, 64, "%s", e->res);
-	memcpy(b + HELLO_CHAL, chal, WIRE_CHALLENGE);
 }
 
-static int send_hello(struct peer *p, int fd, int ch, const uint8_t *chal, uint8_t *mine)
-{
-	uint8_t h[WIRE_HDR];
-	hello_build(p, ch, mine, chal);
-	put_be32(h, WIRE_MAGIC);
-	put_be16(h + 4, P_HELLO);
-	put_be16(h + 6, 0);
-	put_be32(h + 8, HELLO_BYTES);
-	put_be32(h + 12, 0);
-	put_be64(h + 16, 0);
-	int rc = write_full(fd, h, sizeof h);
-	return rc ? rc : write_full(fd, mine, HELLO_BYTES);
-}
-
-static unsigned mac(struct peer *p, const uint8_t *chal, int node_id, int ch, uint8_t *out)
-{
-	uint8_t msg[WIRE_CHALLENGE + 5];
-	unsigned n = 0;
-	memcpy(msg, chal, WIRE_CHALLENGE);
-	put_be32(msg + WIRE_CHALLENGE, (uint32_t)node_id);
-	msg[WIRE_CHALLENGE + 4] = (uint8_t)ch;
-	HMAC(p->md, p->secret, (int)strlen(p->secret), msg, sizeof msg, out, &n);
-	return n;
-}
-
-static void refuse(struct peer *p, int fd, const char *why)
-{
-	/* best effort: tell the other side why, so both logs say the same */
-	uint8_t h[WIRE_HDR];
-	size_t n = strlen(why);
-	put_be32(h, WIRE_MAGIC);
-	put_be16(h + 4, P_REFUSE);
-	put_be16(h + 6, 0);
-	put_be32(h + 8, (uint32_t)n);
-	put_be32(h + 12, 0);
-	put_be64(h + 16, 0);
-	(void)!write_full(fd, h, sizeof h);
-	(void)!write_full(fd, why, n);
-	(void)p;
-}
-
-/* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
- * the reason set (and logged). `from` names the remote address. */
 static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine)
 {
-	int ch = *chp;
-	uint8_t chal[WIRE_CHALLENGE], h[WIRE_HDR], buf[512];
-	uint16_t type, flags;
-	uint32_t len;
-	uint64_t id;
 	char why[256];
-	int rc;
-
-	struct timeval tv = { .tv_sec = 5 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (getrandom(chal, sizeof chal, 0) != (ssize_t)sizeof chal)
-		return -EIO;
-	/* the dialer speaks first; the acceptor learns the channel from it */
-	if (ch >= 0 && (rc = send_hello(p, fd, ch, chal, mine))) {
-		set_reason(p, "handshake with %s: send failed: %s", from, strerror(-rc));
-		return rc;
-	}
-	rc = recv_hdr(fd, h, &type, &flags, &len, &id);
-	if (rc == -EPROTO || rc == -EMSGSIZE) {
-		set_reason(p, "handshake with %s: not a dipole peer (bad magic or size); dropped", from);
-		return rc;
-	}
-	if (rc) {
-		set_reason(p, "handshake with %s: %s", from, rc == -EAGAIN ? "timed out" : strerror(-rc));
-		return rc;
-	}
-	if (type == P_REFUSE && len < sizeof buf) {
-		read_full(fd, buf, len);
-		buf[len] = 0;
-		set_reason(p, "refused by %s: %s", from, (char *)buf);
-		return -ECONNREFUSED;
-	}
-	if (type != P_HELLO || len != HELLO_BYTES) {
-		set_reason(p, "handshake with %s: expected HELLO, got packet type %u (%u bytes); dropped", from, type, len);
-		return -EPROTO;
-	}
-	if ((rc = read_full(fd, peer_hello, HELLO_BYTES))) {
-		set_reason(p, "handshake with %s: truncated HELLO", from);
-		return rc;
-	}
-	if (ch < 0) {
-		ch = *chp = peer_hello[HELLO_CHANNEL] == CH_META ? CH_META : CH_DATA;
-		if ((rc = send_hello(p, fd, ch, chal, mine)))
-			return rc;
-	}
-	uint32_t vmin = get_be32(peer_hello + HELLO_VMIN), vmax = get_be32(peer_hello + HELLO_VMAX);
-	uint32_t pid = get_be32(peer_hello + HELLO_NODE_ID);
-	uint32_t pflags = get_be32(peer_hello + HELLO_FLAGS);
-	char pres[65];
-	memcpy(pres, peer_hello + HELLO_RES, 64);
-	pres[64] = 0;
-	why[0] = 0;
-	if (vmax < WIRE_VERSION_MIN || vmin > WIRE_VERSION_MAX)
-		snprintf(why, sizeof why, "protocol versions do not overlap: peer speaks %u-%u, this node %u-%u",
-			 vmin, vmax, WIRE_VERSION_MIN, WIRE_VERSION_MAX);
-	else if (strcmp(pres, p->e->res))
-		snprintf(why, sizeof why, "resource name differs: peer has '%s', this node '%s'", pres, p->e->res);
-	else if (pid != (uint32_t)p->ph->node_id)
-		snprintf(why, sizeof why, "peer says it is node-id %u, but '%s' is node-id %d in the config", pid,
-			 p->ph->name, p->ph->node_id);
-	else if (peer_hello[HELLO_CHANNEL] != ch)
-		snprintf(why, sizeof why, "channel mismatch");
-	else if (get_be64(peer_hello + HELLO_SIZE) != p->e->size)
-		snprintf(why, sizeof why, "device size differs: peer %llu bytes, this node %llu bytes",
-			 (unsigned long long)get_be64(peer_hello + HELLO_SIZE), (unsigned long long)p->e->size);
-	else if (peer_hello[HELLO_PROTOCOL] != p->protocol)
-		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer_hello[HELLO_PROTOCOL],
-			 p->protocol);
-	else if (!!(pflags & HF_TWO_PRIMARIES) != !!p->allow_two)
-		snprintf(why, sizeof why, "allow-two-primaries differs: set on %s only",
-			 p->allow_two ? "this node" : "the peer");
-	else if (!!(pflags & HF_AUTH) != p->has_secret)
-		snprintf(why, sizeof why, "%s",
-			 p->has_secret ? "peer has no shared-secret but this node requires one"
-				       : "peer requires a shared-secret but this node has none");
-	if (why[0]) {
-		refuse(p, fd, why);
-		set_reason(p, "%s: %s", from, why);
-		return -EPROTO;
-	}
-	if (p->has_secret) {
-		uint8_t m[WIRE_MAC_MAX], want[WIRE_MAC_MAX], pm[WIRE_MAC_MAX];
-		unsigned ml = mac(p, peer_hello + HELLO_CHAL, p->me->node_id, ch, m);
-		put_be32(h, WIRE_MAGIC);
-		put_be16(h + 4, P_AUTH);
-		put_be16(h + 6, 0);
-		put_be32(h + 8, ml);
-		if ((rc = write_full(fd, h, sizeof h)) || (rc = write_full(fd, m, ml)))
-			return rc;
-		rc = recv_hdr(fd, h, &type, &flags, &len, &id);
-		if (rc || type != P_AUTH || len != ml || read_full(fd, pm, len)) {
-			set_reason(p, "%s did not authenticate (no or malformed AUTH); refused, nothing changed", from);
-			refuse(p, fd, "authentication failed");
-			return -EACCES;
-		}
-		mac(p, chal, p->ph->node_id, ch, want);
-		if (CRYPTO_memcmp(pm, want, ml)) {
-			set_reason(p, "%s failed authentication (wrong shared-secret?); refused, nothing changed", from);
-			refuse(p, fd, "authentication failed: shared-secret does not match");
-			return -EACCES;
-		}
-		put_be16(h + 4, P_AUTH_OK);
-		put_be32(h + 8, 0);
-		if ((rc = write_full(fd, h, sizeof h)))
-			return rc;
-		rc = recv_hdr(fd, h, &type, &flags, &len, &id);
-		if (rc || type != P_AUTH_OK) {
-			if (!rc && type == P_REFUSE && len < sizeof buf && !read_full(fd, buf, len)) {
-				buf[len] = 0;
-				set_reason(p, "refused by %s: %s", from, (char *)buf);
-			} else {
-				set_reason(p, "%s: authentication not confirmed", from);
-			}
-			return -EACCES;
-		}
-	}
-	tv.tv_sec = 0;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	/* a send that cannot make progress for `timeout` means a dead peer:
-	 * fail it rather than block a thread (and the locks it holds) forever */
-	tv.tv_sec = p->timeout_ms / 1000;
-	tv.tv_usec = (p->timeout_ms % 1000) * 1000;
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	return 0;
+	int rc = hs_handshake(&p->hs, fd, chp, from, peer_hello, mine, why);
+	if (rc)
+		set_reason(p, "%s", why);
+	return rc;
 }
 
 /* --------------------------------------------------- connection setup */
 
-static void tune(int fd)
-{
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-}
-
 static int dial(struct peer *p)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	if (parse_sockaddr(p->ph->address, &ss, &sl))
-		return -EINVAL;
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	struct pollfd pf[2] = { { fd, POLLOUT, 0 }, { p->wake[0], POLLIN, 0 } };
-	int n = poll(pf, 2, 5000);
-	int err = 0;
-	socklen_t el = sizeof err;
-	if (n <= 0 || pf[1].revents || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
-		close(fd);
-		return n <= 0 ? -ETIMEDOUT : pf[1].revents ? -ECANCELED : -err;
-	}
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	tune(fd);
-	return fd;
-}
-
-static void sockname(int fd, char *out, size_t len)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	char ip[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		if (ss.ss_family == AF_INET6) {
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		} else {
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		}
-	}
-	snprintf(out, len, "%s:%d", ip, port);
+	return hs_dial(p->ph->address, p->wake[0]);
 }
 
 static int connected(struct peer *p);
 
-/* Every inbound connection is accepted and handshaken here, whatever the
- * state: a scanner or a confused client is dropped with a log line naming its
- * address; the real peer's channels are handed to conn_main. If the peer
- * dials while we think we are connected, it restarted: the old connection is
- * dropped in favour of the new one. */
-static void *listener_main(void *arg)
+/* Every inbound connection from the peer's node-id (and, the default route
+ * of listener.h, anything unidentified) is handshaken here, on the listener
+ * thread, whatever the state: a scanner or a confused client is dropped with
+ * a reason naming its address; the real peer's channels are handed to
+ * conn_main. If the peer dials while we think we are connected, it
+ * restarted: the old connection is dropped in favour of the new one. */
+static void peer_inbound(void *arg, int fd, const char *from)
 {
 	struct peer *p = arg;
 	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+	int ch = -1;
 
-	for (;;) {
-		struct pollfd pf[2] = { { p->lfd, POLLIN, 0 }, { p->wake[0], POLLIN, 0 } };
-		int n = poll(pf, 2, -1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || pf[1].revents || atomic_load(&p->stopping))
-			break;
-		int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		char from[96];
-		int ch = -1;
-		sockname(fd, from, sizeof from);
-		tune(fd);
+	if (atomic_load(&p->stopping)) {
+		close(fd);
+		return;
+	}
+	hs_tune(fd);
+	{
 		if (handshake(p, fd, &ch, from, hello, mine)) {
 			close(fd);
-			continue;
+			return;
 		}
 		if (atomic_load(&p->admin_down)) {
-			refuse(p, fd, "disconnected by the administrator on this node");
+			hs_refuse(fd, "disconnected by the administrator on this node");
 			close(fd);
-			continue;
+			return;
 		}
 		if (p->dialer) {
-			refuse(p, fd, "this node has the lower node-id and dials; do not dial it");
+			hs_refuse(fd, "this node has the lower node-id and dials; do not dial it");
 			set_reason(p, "%s dialed, but the node with the lower node-id dials; dropped", from);
 			close(fd);
-			continue;
+			return;
+		}
+		if (ch == CH_VOTE) {
+			hs_refuse(fd, "this node has a disk peer link with you, not a vote link");
+			close(fd);
+			return;
 		}
 		pthread_mutex_lock(&p->inq_lock);
 		if (ch == CH_DATA) {
@@ -1753,7 +1518,6 @@ static void *listener_main(void *arg)
 			disconnect_sockets(p);
 		}
 	}
-	return NULL;
 }
 
 static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
@@ -1814,7 +1578,7 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
 	memset(rh + 6, 0, WIRE_HDR - 6);
 	int rc = write_full(dfd, rh, WIRE_HDR);
 	if (!rc)
-		rc = recv_hdr(dfd, rh, &type, &flags, &len, &id);
+		rc = hs_recv_hdr(dfd, rh, &type, &flags, &len, &id);
 	if (!rc && type == P_REFUSE && len < sizeof why && !read_full(dfd, why, len)) {
 		why[len] = 0;
 		set_reason(p, "refused by %s: %s", p->ph->name, (char *)why);
@@ -1984,7 +1748,7 @@ static int confirm(struct peer *p, int verdict)
 	struct timeval tv = { .tv_sec = 5 };
 	setsockopt(p->dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (!rc)
-		rc = recv_hdr(p->dfd, h, &type, &flags, &len, &id);
+		rc = hs_recv_hdr(p->dfd, h, &type, &flags, &len, &id);
 	if (!rc && (type != P_DECISION || len != 4))
 		rc = -EPROTO;
 	if (!rc)
@@ -2277,6 +2041,10 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		rate *= 1024;
 	p->rate = rate;
 	p->dialer = me->node_id < ph->node_id;
+	p->hs = (struct hs_conf){ .res = e->res, .my_id = me->node_id, .peer_id = ph->node_id, .peer_name = ph->name,
+				  .size = e->size, .protocol = p->protocol, .allow_two = p->allow_two,
+				  .secret = p->secret, .has_secret = p->has_secret, .md = p->md,
+				  .timeout_ms = p->timeout_ms, .fill = hello_fill, .arg = p };
 	v = cfg_get(r, SECT_NET, "csums-alg");
 	if (v && (p->has_csums = 1) && strcmp(v, "crc32c") && !(p->cmd = EVP_get_digestbyname(v))) {
 		snprintf(err, 256, "csums-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
@@ -2295,7 +2063,7 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		free(p);
 		return NULL;
 	}
-	p->dfd = p->mfd = p->lfd = -1;
+	p->dfd = p->mfd = -1;
 	p->in_dfd = p->in_mfd = -1;
 	pthread_mutex_init(&p->inq_lock, NULL);
 	pthread_cond_init(&p->inq_cond, NULL);
@@ -2332,32 +2100,16 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	return p;
 }
 
-int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r,
-	       const struct cfg_host *me, const struct cfg_host *ph, char *err)
+int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+	       const struct cfg_host *ph, struct listener *l, char *err)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
 	struct peer *p = peer_new(e, r, me, ph, err);
 
 	if (!p)
 		return -EINVAL;
-	if (parse_sockaddr(me->address, &ss, &sl)) {
-		snprintf(err, 256, "bad address %s", me->address);
-		peer_stop(p);
-		return -EINVAL;
-	}
-	p->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	setsockopt(p->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (p->lfd < 0 || bind(p->lfd, (struct sockaddr *)&ss, sl) < 0 || listen(p->lfd, 8) < 0) {
-		snprintf(err, 256, "cannot listen for the peer on %s: %s (is this address on this node? "
-			 "check 'address' in 'on %s')", me->address, strerror(errno), me->name);
-		peer_stop(p);
-		return -EADDRNOTAVAIL;
-	}
+	listener_route(l, ph->node_id, peer_inbound, p);
+	listener_route(l, -1, peer_inbound, p); /* unidentified callers get this peer's refusal */
 	atomic_store(&p->cstate, CS_CONNECTING);
-	if (pthread_create(&p->lthr, NULL, listener_main, p) == 0)
-		p->lthr_running = 1;
 	if (pthread_create(&p->thr, NULL, conn_main, p)) {
 		snprintf(err, 256, "cannot start the peer thread");
 		peer_stop(p);
@@ -2381,8 +2133,6 @@ void peer_stop(struct peer *p)
 	pthread_mutex_lock(&p->admin_lock);
 	pthread_cond_broadcast(&p->admin_cond);
 	pthread_mutex_unlock(&p->admin_lock);
-	if (p->lthr_running)
-		pthread_join(p->lthr, NULL);
 	if (p->vf_joinable)
 		pthread_join(p->vf_thr, NULL);
 	if (p->thr)
@@ -2391,8 +2141,6 @@ void peer_stop(struct peer *p)
 		close(p->in_dfd);
 	if (p->in_mfd >= 0)
 		close(p->in_mfd);
-	if (p->lfd >= 0)
-		close(p->lfd);
 	if (p->wake[0] > 0) {
 		close(p->wake[0]);
 		close(p->wake[1]);

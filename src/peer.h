@@ -28,10 +28,12 @@ struct pending;
 enum conn_state { CS_STANDALONE, CS_CONNECTING, CS_CONNECTED, CS_DISCONNECTING };
 enum repl_state { RS_OFF, RS_ESTABLISHED, RS_SYNC_SOURCE, RS_SYNC_TARGET };
 
-/* Start replicating `e` with `peer_host`, listening on `me`'s address.
- * err[256] on failure (e.g. the address cannot be bound). */
-int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r,
-	       const struct cfg_host *me, const struct cfg_host *peer_host, char *err);
+struct listener;
+/* Start replicating `e` with `peer_host`; its inbound connections arrive
+ * through `l` (routes are registered here, before listener_start).
+ * err[256] on failure. */
+int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+	       const struct cfg_host *peer_host, struct listener *l, char *err);
 /* Disconnect (failing nothing: unacknowledged writes are marked out of sync)
  * and join all threads. */
 void peer_stop(struct peer *p);

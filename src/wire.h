@@ -93,7 +93,7 @@ enum wire_type {
 #define HELLO_VMIN      0   /* u32 */
 #define HELLO_VMAX      4   /* u32 */
 #define HELLO_NODE_ID   8   /* u32 */
-#define HELLO_CHANNEL   12  /* u8: 0 data, 1 meta */
+#define HELLO_CHANNEL   12  /* u8: 0 data, 1 meta, 2 vote */
 #define HELLO_PROTOCOL  13  /* u8: 'A' 'B' 'C' */
 #define HELLO_ROLE      14  /* u8 */
 #define HELLO_DISK      15  /* u8 */
@@ -111,6 +111,6 @@ enum wire_type {
 #define HF_CRASHED_PRIMARY 4u /* was Primary when it last went down uncleanly */
 #define HF_DISCARD_MY_DATA 8u /* `connect --discard-my-data` */
 
-enum channel { CH_DATA = 0, CH_META = 1 };
+enum channel { CH_DATA = 0, CH_META = 1, CH_VOTE = 2 }; /* CH_VOTE: a vote link (quorum.h) */
 
 #endif

@@ -1,0 +1,273 @@
+/* hs — see hs.h. */
+#include "hs.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#define RSN(...) snprintf(reason, 256, __VA_ARGS__)
+
+int hs_recv_hdr(int fd, uint8_t *h, uint16_t *type, uint16_t *flags, uint32_t *len, uint64_t *id)
+{
+	int rc = read_full(fd, h, WIRE_HDR);
+	if (rc)
+		return rc;
+	if (get_be32(h) != WIRE_MAGIC)
+		return -EPROTO;
+	*type = get_be16(h + 4);
+	*flags = get_be16(h + 6);
+	*len = get_be32(h + 8);
+	*id = get_be64(h + 16);
+	if (*len > WIRE_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	return 0;
+}
+
+int hs_send(int fd, uint16_t type, uint64_t id, const void *payload, uint32_t len)
+{
+	uint8_t h[WIRE_HDR];
+	put_be32(h, WIRE_MAGIC);
+	put_be16(h + 4, type);
+	put_be16(h + 6, 0);
+	put_be32(h + 8, len);
+	put_be32(h + 12, 0);
+	put_be64(h + 16, id);
+	int rc = write_full(fd, h, sizeof h);
+	return rc || !len ? rc : write_full(fd, payload, len);
+}
+
+void hs_tune(int fd)
+{
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+int hs_dial(const char *address, int wake_fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	if (parse_sockaddr(address, &ss, &sl))
+		return -EINVAL;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	struct pollfd pf[2] = { { fd, POLLOUT, 0 }, { wake_fd, POLLIN, 0 } };
+	int n = poll(pf, 2, 5000);
+	int err = 0;
+	socklen_t el = sizeof err;
+	if (n <= 0 || pf[1].revents || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+		close(fd);
+		return n <= 0 ? -ETIMEDOUT : pf[1].revents ? -ECANCELED : -err;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	hs_tune(fd);
+	return fd;
+}
+
+static void hello_base(const struct hs_conf *c, int ch, uint8_t *b, const uint8_t *chal)
+{
+	memset(b, 0, HELLO_BYTES);
+	put_be32(b + HELLO_VMIN, WIRE_VERSION_MIN);
+	put_be32(b + HELLO_VMAX, WIRE_VERSION_MAX);
+	put_be32(b + HELLO_NODE_ID, (uint32_t)c->my_id);
+	b[HELLO_CHANNEL] = (uint8_t)ch;
+	b[HELLO_PROTOCOL] = (uint8_t)c->protocol;
+	put_be32(b + HELLO_FLAGS, (c->allow_two ? HF_TWO_PRIMARIES : 0) | (c->has_secret ? HF_AUTH : 0));
+	put_be64(b + HELLO_SIZE, c->size);
+	snprintf((char *)b + HELLO_RES, 64, "%s", c->res);
+	memcpy(b + HELLO_CHAL, chal, WIRE_CHALLENGE);
+	if (c->fill)
+		c->fill(c->arg, b);
+}
+
+static int send_hello(const struct hs_conf *c, int fd, int ch, const uint8_t *chal, uint8_t *mine)
+{
+	uint8_t h[WIRE_HDR];
+	hello_base(c, ch, mine, chal);
+	put_be32(h, WIRE_MAGIC);
+	put_be16(h + 4, P_HELLO);
+	put_be16(h + 6, 0);
+	put_be32(h + 8, HELLO_BYTES);
+	put_be32(h + 12, 0);
+	put_be64(h + 16, 0);
+	int rc = write_full(fd, h, sizeof h);
+	return rc ? rc : write_full(fd, mine, HELLO_BYTES);
+}
+
+static unsigned mac(const struct hs_conf *c, const uint8_t *chal, int node_id, int ch, uint8_t *out)
+{
+	uint8_t msg[WIRE_CHALLENGE + 5];
+	unsigned n = 0;
+	memcpy(msg, chal, WIRE_CHALLENGE);
+	put_be32(msg + WIRE_CHALLENGE, (uint32_t)node_id);
+	msg[WIRE_CHALLENGE + 4] = (uint8_t)ch;
+	HMAC(c->md, c->secret, (int)strlen(c->secret), msg, sizeof msg, out, &n);
+	return n;
+}
+
+void hs_refuse(int fd, const char *why)
+{
+	/* best effort: tell the other side why, so both logs say the same */
+	uint8_t h[WIRE_HDR];
+	size_t n = strlen(why);
+	put_be32(h, WIRE_MAGIC);
+	put_be16(h + 4, P_REFUSE);
+	put_be16(h + 6, 0);
+	put_be32(h + 8, (uint32_t)n);
+	put_be32(h + 12, 0);
+	put_be64(h + 16, 0);
+	(void)!write_full(fd, h, sizeof h);
+	(void)!write_full(fd, why, n);
+}
+
+/* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
+ * the reason set (and logged). `from` names the remote address. */
+int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine,
+		 char *reason)
+{
+	int ch = *chp;
+	uint8_t chal[WIRE_CHALLENGE], h[WIRE_HDR], buf[512];
+	uint16_t type, flags;
+	uint32_t len;
+	uint64_t id;
+	char why[256];
+	int rc;
+
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (getrandom(chal, sizeof chal, 0) != (ssize_t)sizeof chal)
+		return -EIO;
+	/* the dialer speaks first; the acceptor learns the channel from it */
+	if (ch >= 0 && (rc = send_hello(c, fd, ch, chal, mine))) {
+		RSN("handshake with %s: send failed: %s", from, strerror(-rc));
+		return rc;
+	}
+	rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
+	if (rc == -EPROTO || rc == -EMSGSIZE) {
+		RSN("handshake with %s: not a dipole peer (bad magic or size); dropped", from);
+		return rc;
+	}
+	if (rc) {
+		RSN("handshake with %s: %s", from, rc == -EAGAIN ? "timed out" : strerror(-rc));
+		return rc;
+	}
+	if (type == P_REFUSE && len < sizeof buf) {
+		read_full(fd, buf, len);
+		buf[len] = 0;
+		RSN("refused by %s: %s", from, (char *)buf);
+		return -ECONNREFUSED;
+	}
+	if (type != P_HELLO || len != HELLO_BYTES) {
+		RSN("handshake with %s: expected HELLO, got packet type %u (%u bytes); dropped", from, type, len);
+		return -EPROTO;
+	}
+	if ((rc = read_full(fd, peer_hello, HELLO_BYTES))) {
+		RSN("handshake with %s: truncated HELLO", from);
+		return rc;
+	}
+	if (ch < 0) {
+		ch = *chp = peer_hello[HELLO_CHANNEL] == CH_META ? CH_META : peer_hello[HELLO_CHANNEL] == CH_VOTE ? CH_VOTE : CH_DATA;
+		if ((rc = send_hello(c, fd, ch, chal, mine)))
+			return rc;
+	}
+	uint32_t vmin = get_be32(peer_hello + HELLO_VMIN), vmax = get_be32(peer_hello + HELLO_VMAX);
+	uint32_t pid = get_be32(peer_hello + HELLO_NODE_ID);
+	uint32_t pflags = get_be32(peer_hello + HELLO_FLAGS);
+	char pres[65];
+	memcpy(pres, peer_hello + HELLO_RES, 64);
+	pres[64] = 0;
+	why[0] = 0;
+	if (vmax < WIRE_VERSION_MIN || vmin > WIRE_VERSION_MAX)
+		snprintf(why, sizeof why, "protocol versions do not overlap: peer speaks %u-%u, this node %u-%u",
+			 vmin, vmax, WIRE_VERSION_MIN, WIRE_VERSION_MAX);
+	else if (strcmp(pres, c->res))
+		snprintf(why, sizeof why, "resource name differs: peer has '%s', this node '%s'", pres, c->res);
+	else if (pid != (uint32_t)c->peer_id)
+		snprintf(why, sizeof why, "peer says it is node-id %u, but '%s' is node-id %d in the config", pid,
+			 c->peer_name, c->peer_id);
+	else if (peer_hello[HELLO_CHANNEL] != ch)
+		snprintf(why, sizeof why, "channel mismatch");
+	else if (ch == CH_VOTE)
+		; /* a vote link carries no data: size and protocol do not matter */
+	else if (get_be64(peer_hello + HELLO_SIZE) != c->size)
+		snprintf(why, sizeof why, "device size differs: peer %llu bytes, this node %llu bytes",
+			 (unsigned long long)get_be64(peer_hello + HELLO_SIZE), (unsigned long long)c->size);
+	else if (peer_hello[HELLO_PROTOCOL] != c->protocol)
+		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer_hello[HELLO_PROTOCOL],
+			 c->protocol);
+	else if (!!(pflags & HF_TWO_PRIMARIES) != !!c->allow_two)
+		snprintf(why, sizeof why, "allow-two-primaries differs: set on %s only",
+			 c->allow_two ? "this node" : "the peer");
+	else if (!!(pflags & HF_AUTH) != c->has_secret)
+		snprintf(why, sizeof why, "%s",
+			 c->has_secret ? "peer has no shared-secret but this node requires one"
+				       : "peer requires a shared-secret but this node has none");
+	if (why[0]) {
+		hs_refuse(fd, why);
+		RSN("%s: %s", from, why);
+		return -EPROTO;
+	}
+	if (c->has_secret) {
+		uint8_t m[WIRE_MAC_MAX], want[WIRE_MAC_MAX], pm[WIRE_MAC_MAX];
+		unsigned ml = mac(c, peer_hello + HELLO_CHAL, c->my_id, ch, m);
+		put_be32(h, WIRE_MAGIC);
+		put_be16(h + 4, P_AUTH);
+		put_be16(h + 6, 0);
+		put_be32(h + 8, ml);
+		if ((rc = write_full(fd, h, sizeof h)) || (rc = write_full(fd, m, ml)))
+			return rc;
+		rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
+		if (rc || type != P_AUTH || len != ml || read_full(fd, pm, len)) {
+			RSN("%s did not authenticate (no or malformed AUTH); refused, nothing changed", from);
+			hs_refuse(fd, "authentication failed");
+			return -EACCES;
+		}
+		mac(c, chal, c->peer_id, ch, want);
+		if (CRYPTO_memcmp(pm, want, ml)) {
+			RSN("%s failed authentication (wrong shared-secret?); refused, nothing changed", from);
+			hs_refuse(fd, "authentication failed: shared-secret does not match");
+			return -EACCES;
+		}
+		put_be16(h + 4, P_AUTH_OK);
+		put_be32(h + 8, 0);
+		if ((rc = write_full(fd, h, sizeof h)))
+			return rc;
+		rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
+		if (rc || type != P_AUTH_OK) {
+			if (!rc && type == P_REFUSE && len < sizeof buf && !read_full(fd, buf, len)) {
+				buf[len] = 0;
+				RSN("refused by %s: %s", from, (char *)buf);
+			} else {
+				RSN("%s: authentication not confirmed", from);
+			}
+			return -EACCES;
+		}
+	}
+	tv.tv_sec = 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	/* a send that cannot make progress for `timeout` means a dead peer:
+	 * fail it rather than block a thread (and the locks it holds) forever */
+	tv.tv_sec = c->timeout_ms / 1000;
+	tv.tv_usec = (c->timeout_ms % 1000) * 1000;
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	return 0;
+}
+

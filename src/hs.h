@@ -1,0 +1,45 @@
+/* hs — the connection handshake shared by every link between two nodes
+ * (data and meta channels of a disk peer, vote links): HELLO both ways, then,
+ * with a shared secret, mutual HMAC authentication (wire.h). The dialer
+ * speaks first. No state of its own; a link fills in its part of the HELLO.
+ */
+#ifndef DIPOLE_HS_H
+#define DIPOLE_HS_H
+
+#include <openssl/evp.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct hs_conf {
+	const char *res;          /* resource name, must match */
+	int my_id, peer_id;       /* node ids; the peer must say it is peer_id */
+	const char *peer_name;
+	uint64_t size;            /* exported bytes, must match (not on vote links) */
+	int protocol, allow_two;  /* must match (not on vote links) */
+	const char *secret;       /* shared-secret when has_secret */
+	int has_secret;
+	const EVP_MD *md;         /* cram-hmac-alg */
+	int timeout_ms;           /* send timeout once connected */
+	void (*fill)(void *arg, uint8_t *hello); /* state fields of this node's HELLO */
+	void *arg;
+};
+
+/* Handshake on fd. *chp: the channel to open (dialer) or -1 (acceptor:
+ * learns it from the peer's HELLO). Fills peer_hello and mine
+ * (HELLO_BYTES each). Returns 0, or <0 with reason[256] set. */
+int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine,
+		 char *reason);
+/* Read one packet header: -EPROTO bad magic, -EMSGSIZE oversized payload. */
+int hs_recv_hdr(int fd, uint8_t *h, uint16_t *type, uint16_t *flags, uint32_t *len, uint64_t *id);
+/* Send one packet (header + payload) with a blocking write. */
+int hs_send(int fd, uint16_t type, uint64_t id, const void *payload, uint32_t len);
+/* Connect to "IP:PORT" within 5 s (a byte on wake_fd cancels: -ECANCELED);
+ * returns a blocking, tuned socket or -errno. */
+int hs_dial(const char *address, int wake_fd);
+/* TCP_NODELAY and keepalive on a replication socket. */
+void hs_tune(int fd);
+/* Tell the other side why it is refused (best effort). */
+void hs_refuse(int fd, const char *why);
+
+#endif

@@ -1,0 +1,30 @@
+/* listener — the one replication port of a node (its `address`), shared by
+ * every connection of a resource: data/meta channels of the disk peer and the
+ * vote links of diskless nodes.
+ *
+ * The dialer speaks first (wire.h), so the listener peeks at the HELLO of
+ * each accepted connection, reads the sender's node-id and hands the socket
+ * to the route registered for that node-id. A connection it cannot place
+ * goes to the default route (which handshakes and refuses it with a reason
+ * in its status), or is closed with a log line.
+ *
+ * Threads: one accept thread; route callbacks run on it and own the fd.
+ * Routes are registered before listener_start and never change after.
+ */
+#ifndef DIPOLE_LISTENER_H
+#define DIPOLE_LISTENER_H
+
+struct listener;
+
+/* fd: the accepted socket (now owned by the callee); from: "ip:port" */
+typedef void (*listener_fn)(void *arg, int fd, const char *from);
+
+/* Bind `address` ("IP:PORT"). err[256] names the address and host on failure. */
+int listener_open(struct listener **out, const char *address, const char *host, char *err);
+/* Connections from node_id go to fn(arg); node_id -1 sets the default route. */
+void listener_route(struct listener *l, int node_id, listener_fn fn, void *arg);
+int listener_start(struct listener *l);
+/* Stop accepting and join the thread; NULL is fine. */
+void listener_close(struct listener *l);
+
+#endif
