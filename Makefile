@@ -58,7 +58,7 @@ build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/o
 FUZZ_CC := clang
 FUZZ_SRCS := src/config.c src/log.c src/util.c
 # the engine with replication: what the NBD and peer targets link
-ENGINE_SRCS := src/engine.c src/al.c src/disk.c src/meta.c src/log.c src/util.c src/peer.c src/decide.c src/handler.c src/config.c src/hs.c src/listener.c
+ENGINE_SRCS := src/engine.c src/al.c src/disk.c src/meta.c src/log.c src/util.c src/peer.c src/decide.c src/handler.c src/config.c src/hs.c src/listener.c src/quorum.c
 build/fuzz/fuzz_config: fuzz/fuzz_config.c $(FUZZ_SRCS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"

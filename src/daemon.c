@@ -16,6 +16,7 @@
 #include "loopdev.h"
 #include "nbd.h"
 #include "peer.h"
+#include "quorum.h"
 #include "util.h"
 
 #include <errno.h>
@@ -64,7 +65,14 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 		  (unsigned long long)e->size);
 	if (d->peer)
 		peer_status_json(d->peer, sb);
-	sb_printf(sb, "],\"stats\":{\"sent_bytes\":%llu,\"received_bytes\":%llu,\"written_bytes\":%llu,"
+	if (d->quorum)
+		quorum_peers_json(d->quorum, sb, d->peer != NULL);
+	sb_printf(sb, "],");
+	if (d->quorum) {
+		quorum_status_json(d->quorum, sb);
+		sb_printf(sb, ",");
+	}
+	sb_printf(sb, "\"stats\":{\"sent_bytes\":%llu,\"received_bytes\":%llu,\"written_bytes\":%llu,"
 		  "\"read_bytes\":%llu,\"io_errors\":%llu},",
 		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
 		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
@@ -83,7 +91,10 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 		  "\"activity_log\":{\"active_extents\":%u,\"updates\":%llu,\"marked_at_attach\":%llu},",
 		  (unsigned long long)gc, (unsigned long long)gb, al_active(e->al), (unsigned long long)al_updates(e->al), (unsigned long long)e->al_marked);
 	sb_printf(sb, "\"exports\":{\"nbd\":");
-	sb_json_str(sb, d->nbd_path);
+	if (d->nbd)
+		sb_json_str(sb, d->nbd_path);
+	else
+		sb_printf(sb, "null");
 	sb_printf(sb, ",\"nbd_tcp\":");
 	if (d->nbd_tcp)
 		sb_json_str(sb, d->nbd_tcp);
@@ -118,7 +129,9 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 	pthread_mutex_unlock(&e->lock);
 	if (d->peer)
 		peer_status_text(d->peer, sb);
-	sb_printf(sb, "  exports: nbd:%s", d->nbd_path);
+	if (d->quorum)
+		quorum_status_text(d->quorum, sb);
+	sb_printf(sb, "  exports: nbd:%s", d->nbd ? d->nbd_path : "none (tiebreaker)");
 	if (d->nbd_tcp)
 		sb_printf(sb, " nbd-tcp:%s", d->nbd_tcp);
 	sb_printf(sb, " (%d client%s)", nbd_server_clients(d->nbd), nbd_server_clients(d->nbd) == 1 ? "" : "s");
@@ -141,6 +154,8 @@ static void state_line(struct daemon *d, struct strbuf *sb)
 		  engine_is_suspended(d->e) ? " io:suspended" : "");
 	if (d->peer)
 		peer_state_line(d->peer, sb);
+	if (d->quorum)
+		quorum_state_line(d->quorum, sb);
 	sb_printf(sb, "\n");
 }
 
@@ -211,17 +226,11 @@ static void io_error_handler(void *arg, const char *what)
 
 static int peer_setup(struct daemon *d, char *err)
 {
+	int rc;
 	const struct cfg_host *other = NULL;
-	for (int i = 0; i < d->r->nhosts; i++) {
-		if (&d->r->hosts[i] == d->h)
-			continue;
-		if (other) {
-			log_warn("resource has more than two hosts; dipole replicates to '%s' only, ignoring '%s'",
-				 other->name, d->r->hosts[i].name);
-			continue;
-		}
-		other = &d->r->hosts[i];
-	}
+	for (int i = 0; i < d->r->nhosts && !d->h->diskless; i++)
+		if (&d->r->hosts[i] != d->h && !d->r->hosts[i].diskless)
+			other = &d->r->hosts[i]; /* (up refused more than two disk hosts) */
 	const char *oie = cfg_get(d->r, SECT_DISK, "on-io-error");
 	d->e->on_io_error = !oie || !strcmp(oie, "detach") ? OIE_DETACH : !strcmp(oie, "pass_on") ? OIE_PASS_ON
 													: OIE_CALL_HANDLER;
@@ -234,7 +243,7 @@ static int peer_setup(struct daemon *d, char *err)
 		long nal = 1237;
 		if (ae)
 			parse_int(ae, 1, 65534, &nal);
-		int rc = engine_al_start(d->e, (unsigned)nal);
+		rc = engine_al_start(d->e, (unsigned)nal);
 		if (rc) {
 			snprintf(err, 256, "cannot start the activity log: %s", strerror(-rc));
 			return rc;
@@ -246,10 +255,19 @@ static int peer_setup(struct daemon *d, char *err)
 		if (rc)
 			return rc;
 		d->e->peer = d->peer;
-		if ((rc = listener_start(d->lsn))) {
-			snprintf(err, 256, "cannot start the listener thread");
+	}
+	if (d->r->nhosts > 2 || d->r->quorum != Q_OFF || d->h->diskless) {
+		if (!d->lsn && (rc = listener_open(&d->lsn, d->h->address, d->h->name, err)))
 			return rc;
-		}
+		if ((rc = quorum_start(&d->quorum, d->h->diskless ? NULL : d->e, d->peer, d->r, d->h, d->lsn, err)))
+			return rc;
+		d->e->quorum = d->quorum;
+	}
+	if (d->lsn && (rc = listener_start(d->lsn))) {
+		snprintf(err, 256, "cannot start the listener thread");
+		return rc;
+	}
+	{
 	}
 	const char *bp = cfg_get(d->r, SECT_STARTUP, "become-primary-on");
 	if (bp && atomic_load(&d->e->dstate) == DS_UPTODATE) {
@@ -286,7 +304,16 @@ static int handle(struct daemon *d, int fd, char *req)
 		state_line(d, &body);
 		ctl_reply(fd, 0, "", body.buf);
 	} else if (!strncmp(req, "primary", 7)) {
-		int rc = engine_set_role(d->e, ROLE_PRIMARY, force, msg);
+		int rc = 0;
+		if (d->h->diskless) {
+			snprintf(msg, sizeof msg, "%s has no disk (disk none): it is a tiebreaker and cannot be Primary",
+				 d->h->name);
+			rc = -EPERM;
+		} else if (!force && atomic_load(&d->e->role) != ROLE_PRIMARY) {
+			rc = quorum_may_promote(d->quorum, msg);
+		}
+		if (!rc)
+			rc = engine_set_role(d->e, ROLE_PRIMARY, force, msg);
 		if (!rc && d->loop_fd >= 0)
 			loopdev_set_ro(d->loop_fd, 0);
 		ctl_reply(fd, rc == -EPERM || rc == -EBUSY ? 3 : rc ? 1 : 0, rc ? msg : "", NULL);
@@ -353,7 +380,9 @@ static int handle(struct daemon *d, int fd, char *req)
 
 static int shutdown_all(struct daemon *d)
 {
-	/* requests frozen by a suspension end now (failed writes are marked) */
+	/* no more quorum decisions; requests frozen by a suspension end now
+	 * (failed writes are marked) */
+	quorum_stop(d->quorum);
 	engine_resume(d->e, "shutting down");
 	exports_stop(d);
 	/* no frontend is left to call into the engine: now the peer can go */
@@ -362,6 +391,9 @@ static int shutdown_all(struct daemon *d)
 	peer_stop(d->peer);
 	d->peer = NULL;
 	d->e->peer = NULL;
+	d->e->quorum = NULL;
+	quorum_free(d->quorum);
+	d->quorum = NULL;
 	int rc = engine_close(d->e);
 	d->e = NULL;
 	if (rc)
@@ -371,6 +403,29 @@ static int shutdown_all(struct daemon *d)
 	unlink(d->pid_path);
 	log_info("down");
 	return rc;
+}
+
+/* Configuration checks `up` makes before touching anything: handlers that
+ * cannot run, and shapes dipole does not replicate yet. */
+static int check_resource(const struct cfg_resource *r)
+{
+	char err[CFG_ERR_MAX];
+	if (cfg_check_handlers(r, err)) {
+		fprintf(stderr, "dipole: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (cfg_disk_hosts(r) > 2) {
+		const struct cfg_host *third = NULL;
+		for (int i = 0, n = 0; i < r->nhosts && !third; i++)
+			if (!r->hosts[i].diskless && ++n == 3)
+				third = &r->hosts[i];
+		fprintf(stderr, "dipole: %s:%d:%d: resource '%s' has %d hosts with a disk; dipole replicates between "
+			"two disk hosts so far\n  hint: make the third host a diskless tiebreaker with 'disk none;' "
+			"(it still votes for quorum)\n", third->loc.file, third->loc.line, third->loc.col, r->name,
+			cfg_disk_hosts(r));
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 static int main_loop(struct daemon *d, int sfd)
@@ -501,6 +556,8 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 	}
 	if ((rc = cli_load(cli, 1)) || (rc = cli_resolve(cli, name, &d.r, &d.h)))
 		return rc;
+	if ((rc = check_resource(d.r)))
+		return rc;
 	if (!device)
 		device = d.h->device;
 	if (!d.nbd_tcp)
@@ -530,7 +587,8 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 		}
 	}
 	log_set_resource(name);
-	rc = engine_open(&d.e, name, d.h->name, d.h->node_id, d.h->disk, err);
+	rc = d.h->diskless ? engine_open_diskless(&d.e, name, d.h->name)
+			   : engine_open(&d.e, name, d.h->name, d.h->node_id, d.h->disk, err);
 	if (rc) {
 		fprintf(stderr, "dipole: %s: %s\n", name, err);
 		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;
@@ -595,7 +653,16 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 
 	log_info("starting on node %s (node-id %d), disk %s, %s", d.h->name, d.h->node_id, d.h->disk,
 		 disk_state_name((enum disk_state)d.e->dstate));
-	rc = exports_start(&d, device, err);
+	if (d.r->quorum != Q_OFF && d.e->dstate == DS_UPTODATE && cfg_disk_hosts(d.r) > 1) {
+		/* it may have been down while the others wrote: current again
+		 * once it meets its disk peer (docs/quorum.md) */
+		d.e->dstate = DS_CONSISTENT;
+		log_info("quorum: disk Consistent until it meets its disk peer (it may have missed writes while down)");
+	}
+	const char *fen = cfg_get(d.r, SECT_NET, "fencing");
+	if (d.r->quorum != Q_OFF && fen && strcmp(fen, "dont-care"))
+		log_warn("fencing is ignored: with quorum, the quorum rules decide who writes (docs/quorum.md)");
+	rc = d.h->diskless ? 0 : exports_start(&d, device, err);
 	if (!rc)
 		rc = peer_setup(&d, err);
 	if (!rc) {
@@ -608,17 +675,21 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 	if (rc) {
 		log_err("%s", err);
 		notify(ready[1], EXIT_FAIL, err);
+		quorum_stop(d.quorum);
 		exports_stop(&d);
 		listener_close(d.lsn);
 		peer_stop(d.peer);
 		d.e->peer = NULL;
+		d.e->quorum = NULL;
+		quorum_free(d.quorum);
 		engine_close(d.e);
 		unlink(d.pid_path);
 		return EXIT_FAIL;
 	}
 	char okmsg[700];
-	snprintf(okmsg, sizeof okmsg, "%s: up on %s as Secondary, disk %s; nbd %s%s%s%s%s", name, d.h->name,
-		 disk_state_name((enum disk_state)d.e->dstate), d.nbd_path, d.loop_dev[0] ? ", loop " : "",
+	snprintf(okmsg, sizeof okmsg, "%s: up on %s as Secondary, disk %s; %s %s%s%s%s%s", name, d.h->name,
+		 disk_state_name((enum disk_state)d.e->dstate), d.nbd ? "nbd" : "tiebreaker, no exports:",
+		 d.nbd ? d.nbd_path : "votes only", d.loop_dev[0] ? ", loop " : "",
 		 d.loop_dev, d.device[0] ? ", device " : "", d.device);
 	log_info("ready: %s", okmsg);
 	if (!foreground) {

@@ -5,17 +5,22 @@
 #include <stdio.h>
 #include <string.h>
 
+/* data that is whole (if maybe not the newest: Outdated, Consistent) */
 static int good(const struct side *s)
 {
-	return s->disk == DS_UPTODATE || s->disk == DS_CONSISTENT;
+	return s->disk == DS_UPTODATE || s->disk == DS_CONSISTENT || s->disk == DS_OUTDATED;
 }
 
 /* Same current generation, something marked: only the marked blocks can
  * differ; the union of both bitmaps is resynced from the node that was
  * Primary when it crashed (its activity log marked what may have been in
- * flight), else from the one that has marks, else from the lower node-id. */
+ * flight), else from the one that has marks, else from the lower node-id;
+ * but an UpToDate node always before one that is not. */
 static int source_of_same(const struct side *me, const struct side *peer)
 {
+	/* an Outdated node (it lost quorum) holds at most writes nobody saw complete */
+	if ((me->disk == DS_UPTODATE) != (peer->disk == DS_UPTODATE))
+		return me->disk == DS_UPTODATE;
 	if (me->crashed_primary != peer->crashed_primary)
 		return me->crashed_primary;
 	if (!me->oos != !peer->oos)

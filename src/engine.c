@@ -163,6 +163,21 @@ static int bm_save(struct engine *e, uint32_t *crc)
 	return rc;
 }
 
+int engine_open_diskless(struct engine **out, const char *res, const char *node)
+{
+	struct engine *e = calloc(1, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	snprintf(e->res, sizeof e->res, "%s", res);
+	snprintf(e->node, sizeof e->node, "%s", node);
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->resume_cond, NULL);
+	e->dstate = DS_DISKLESS;
+	snprintf(e->detach_reason, sizeof e->detach_reason, "diskless by configuration (disk none)");
+	*out = e;
+	return 0;
+}
+
 int engine_open(struct engine **out, const char *res, const char *node, int node_id, const char *disk_path,
 		char *err)
 {
@@ -388,6 +403,15 @@ void engine_resume(struct engine *e, const char *why)
 		log_warn("I/O resumed: %s", why);
 }
 
+void engine_set_uptodate(struct engine *e, const char *why)
+{
+	pthread_mutex_lock(&e->lock);
+	int was = atomic_exchange(&e->dstate, DS_UPTODATE);
+	pthread_mutex_unlock(&e->lock);
+	if (was != DS_UPTODATE)
+		log_info("disk %s -> UpToDate: %s", disk_state_name((enum disk_state)was), why);
+}
+
 int engine_is_suspended(struct engine *e)
 {
 	return atomic_load_explicit(&e->suspended, memory_order_acquire);
@@ -483,6 +507,8 @@ int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
 		return -EINVAL;
 	if (engine_is_suspended(e))
 		wait_resume(e);
+	if (atomic_load_explicit(&e->io_fail, memory_order_relaxed))
+		return count_err(e, -EIO);
 	int rc;
 	if (diskless(e))
 		rc = e->peer && peer_can_read(e->peer) ? peer_read(e->peer, buf, len, off) : -EIO;
@@ -639,6 +665,8 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		return 0;
 	if (engine_is_suspended(e))
 		wait_resume(e);
+	if (atomic_load_explicit(&e->io_fail, memory_order_relaxed))
+		return -EIO;
 	if (!diskless(e) && (rc = al_begin(e->al, off, len)) && !io_error(e, rc, "activity log update", off, len))
 		return rc;
 	int logged = !diskless(e);
@@ -657,12 +685,21 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		int ok = e->peer ? peer_write_end(e->peer, pd) : 0;
 		if (!ok)
 			bm_set_range(e, off, len);
-		if (!ok && !rc && (engine_is_suspended(e) || (e->peer && peer_must_hold(e->peer)))) {
+		int hold = !ok && !rc && e->peer && !engine_is_suspended(e) ? peer_must_hold(e->peer) : 0;
+		if (hold < 0) {
+			rc = -EIO; /* on-no-quorum io-error: not a local disk error */
+			break;
+		}
+		if (!ok && !rc && (engine_is_suspended(e) || hold)) {
 			/* I/O is frozen (the peer's fate is open): this write is not
 			 * done until it can be replicated again, or I/O is resumed */
 			wait_resume(e);
 			if (e->peer && peer_is_connected(e->peer))
 				continue;
+			if (atomic_load(&e->io_fail)) {
+				rc = -EIO;
+				break;
+			}
 		}
 		if (rc && rc != -EAGAIN && io_error(e, rc, k == OP_WRITE ? "write" : "trim/zero", off, len))
 			rc = ok ? 0 : -EIO; /* detached: done if the peer has it */

@@ -38,6 +38,8 @@ struct peer;
 struct engine {
 	char res[64], node[64];
 	struct peer *peer;             /* set once by the daemon, NULL if none */
+	struct quorum *quorum;         /* set once by the daemon, NULL if none */
+	_Atomic int io_fail;           /* no quorum with on-no-quorum io-error: I/O fails with EIO */
 	struct disk *disk;
 	uint64_t size;                 /* exported bytes (data area) */
 	struct engine_stats st;
@@ -74,6 +76,8 @@ struct engine {
  * written for another resource or node is refused before anything is written. */
 int engine_open(struct engine **out, const char *res, const char *node, int node_id, const char *disk_path,
 		char *err);
+/* A node with `disk none;` (a tiebreaker): no disk, no data, size 0. */
+int engine_open_diskless(struct engine **out, const char *res, const char *node);
 /* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
 int engine_al_start(struct engine *e, unsigned nslots);
 /* Suspend I/O with a reason (logged, shown in status); resume lets waiting
@@ -81,6 +85,9 @@ int engine_al_start(struct engine *e, unsigned nslots);
 void engine_suspend(struct engine *e, const char *why);
 void engine_resume(struct engine *e, const char *why);
 int engine_is_suspended(struct engine *e);
+
+/* An Outdated or Consistent disk is known current again (in memory). */
+void engine_set_uptodate(struct engine *e, const char *why);
 
 /* The local disk failed: go Diskless (I/O continues through the peer). */
 void engine_detach(struct engine *e, const char *why);

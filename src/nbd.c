@@ -838,6 +838,8 @@ void nbd_server_stop(struct nbd_server *s)
 int nbd_server_clients(struct nbd_server *s)
 {
 	int n = 0;
+	if (!s)
+		return 0;
 	pthread_mutex_lock(&s->lock);
 	for (struct nbd_conn *c = s->conns; c; c = c->next)
 		n += !c->done;

@@ -4,6 +4,7 @@
 #include "handler.h"
 #include "hs.h"
 #include "listener.h"
+#include "quorum.h"
 #include "log.h"
 #include "wire.h"
 
@@ -134,6 +135,10 @@ struct peer {
 	atomic_uint_fast64_t split_brains; /* detected (resolved or not) */
 	atomic_uint_fast64_t fenced;       /* fence-peer handler successes */
 	char hold_reason[256];
+	/* lease (quorum.h): meta_main renews it, the quorum rules read it */
+	uint64_t lease_ns;             /* ping-int + ping-timeout */
+	_Atomic uint64_t lease_until_ns, last_rx_ns;
+	_Atomic uint64_t conn_seq;     /* connections established */
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -935,21 +940,22 @@ static void *meta_main(void *arg)
 {
 	struct peer *p = arg;
 	uint8_t h[WIRE_HDR], body[64];
-	uint64_t ping_sent = 0, scanned = now_ns(), last_rx = now_ns();
+	uint64_t ping_out = 0, last_ping = now_ns(), scanned = now_ns(), last_rx = now_ns();
 	int scan_ms = p->timeout_ms / 4 < 500 ? p->timeout_ms / 4 : 500;
 
 	if (scan_ms < 10)
 		scan_ms = 10;
 	for (;;) {
 		struct pollfd pf = { p->mfd, POLLIN, 0 };
-		int wait = ping_sent ? p->ping_timeout_ms : p->ping_int_ms;
+		int wait = ping_out ? p->ping_timeout_ms : p->ping_int_ms;
 		if (wait > scan_ms)
 			wait = scan_ms;
 		int n = poll(&pf, 1, wait);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (now_ns() - scanned > (uint64_t)scan_ms * 1000000) {
-			scanned = now_ns();
+		uint64_t now = now_ns();
+		if (now - scanned > (uint64_t)scan_ms * 1000000) {
+			scanned = now;
 			uint64_t old = oldest_unacked_ms(p);
 			if (old > (uint64_t)p->timeout_ms) {
 				set_reason(p, "peer did not acknowledge a request for %llu ms (timeout %d ms: 'timeout' "
@@ -957,16 +963,15 @@ static void *meta_main(void *arg)
 				break;
 			}
 		}
-		if (n == 0) {
-			uint64_t now = now_ns();
-			if (ping_sent) {
-				if (now - ping_sent < (uint64_t)p->ping_timeout_ms * 1000000)
-					continue;
-				set_reason(p, "no answer to ping within %d ms; dropping the connection", p->ping_timeout_ms);
-				break;
-			}
-			if (now - last_rx < (uint64_t)p->ping_int_ms * 1000000)
-				continue;
+		/* any traffic proves the peer alive; only an answered ping renews
+		 * the lease (quorum.h): it proves the peer heard this node after
+		 * the ping was sent */
+		if (ping_out && now - ping_out >= (uint64_t)p->ping_timeout_ms * 1000000 &&
+		    now - last_rx >= (uint64_t)p->ping_timeout_ms * 1000000) {
+			set_reason(p, "no answer to ping within %d ms; dropping the connection", p->ping_timeout_ms);
+			break;
+		}
+		if (!ping_out && now - last_ping >= (uint64_t)p->ping_int_ms * 1000000) {
 			/* a sender stuck on a full socket holds the lock: waiting for
 			 * it longer than ping-timeout means the peer is not reading */
 			struct timespec dl;
@@ -991,9 +996,10 @@ static void *meta_main(void *arg)
 				set_reason(p, "cannot send a ping: %s; dropping the connection", strerror(-src));
 				break;
 			}
-			ping_sent = now_ns();
-			continue;
+			ping_out = last_ping = now;
 		}
+		if (n <= 0)
+			continue;
 		uint16_t type, flags;
 		uint32_t len;
 		uint64_t id;
@@ -1004,14 +1010,17 @@ static void *meta_main(void *arg)
 				set_reason(p, "meta channel: %s", rc == -EPROTO ? "bad packet magic" : strerror(-rc));
 			break;
 		}
-		ping_sent = 0; /* any traffic proves the peer alive */
 		last_rx = now_ns();
+		atomic_store(&p->last_rx_ns, last_rx);
 		int status = len >= 4 ? (int)get_be32(body) : 0;
 		switch (type) {
 		case P_PING:
 			send_pkt(p, CH_META, P_PING_ACK, 0, 0, NULL, 0, NULL, 0);
 			break;
 		case P_PING_ACK:
+			if (ping_out)
+				atomic_store(&p->lease_until_ns, ping_out + p->lease_ns);
+			ping_out = 0;
 			break;
 		case P_RECV_ACK:
 		case P_WRITE_ACK:
@@ -1618,14 +1627,25 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
  * quorum: the node with the higher node-id does (docs/fencing.md). */
 static int peer_hold_unreplicated(struct peer *p)
 {
-	if (atomic_load(&p->e->role) != ROLE_PRIMARY || atomic_load(&p->hold_off))
-		return 0;
+	if (atomic_load(&p->e->role) != ROLE_PRIMARY || atomic_load(&p->hold_off) || quorum_enabled(p->e->quorum))
+		return 0; /* (with quorum, quorum.c decides) */
 	if (p->fencing)
 		return 1;
 	/* only a node that was Primary when the two lost each other: one
 	 * promoted later was promoted by an operator who chose to */
 	int was_primary = connected(p) || atomic_load(&p->primary_at_loss);
 	return p->allow_two && !p->dialer && atomic_load(&p->peer_was_primary) && was_primary;
+}
+
+void peer_view(struct peer *p, struct peer_view *v)
+{
+	uint64_t now = now_ns();
+	v->connected = connected(p) && atomic_load(&p->repl) != RS_OFF;
+	v->usable = v->connected && atomic_load(&p->lease_until_ns) > now;
+	v->last_rx_ns = atomic_load(&p->last_rx_ns);
+	v->conn_seq = atomic_load(&p->conn_seq);
+	v->role = atomic_load(&p->peer_role);
+	v->disk = atomic_load(&p->peer_disk);
 }
 
 void peer_io_resumed(struct peer *p)
@@ -1636,6 +1656,8 @@ void peer_io_resumed(struct peer *p)
 
 int peer_must_hold(struct peer *p)
 {
+	if (quorum_enabled(p->e->quorum) && !atomic_load(&p->hold_off))
+		return atomic_load(&p->e->role) == ROLE_PRIMARY ? quorum_hold_write(p->e->quorum) : 0;
 	if (!peer_hold_unreplicated(p))
 		return 0;
 	engine_suspend(p->e, p->fencing ? "a write could not be replicated; waiting for the peer to be fenced"
@@ -1686,7 +1708,11 @@ static void teardown(struct peer *p)
 		/* what failed to replicate is marked: make the marks durable */
 		engine_save_bitmap(p->e);
 		disk_flush(p->e->disk);
-		if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping)) {
+		if (quorum_enabled(p->e->quorum)) {
+			atomic_store(&p->lease_until_ns, 0);
+			if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping))
+				quorum_hold_write(p->e->quorum); /* it decides whether and when this node goes on */
+		} else if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping)) {
 			if (p->fencing)
 				fence_peer(p);
 			else if (hold)
@@ -1882,6 +1908,21 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	atomic_store(&p->hold_off, 0);
 	if (engine_is_suspended(e))
 		engine_resume(e, "the peer is back");
+	/* an Outdated (quorum lost) or Consistent (just started, with quorum)
+	 * disk is current again once it meets a peer with the newest data, or
+	 * when the two of them are every disk of the resource */
+	int mine_ds = atomic_load(&e->dstate);
+	if ((mine_ds == DS_OUTDATED || mine_ds == DS_CONSISTENT) &&
+	    (d == D_NO_SYNC || d == D_SOURCE_BITMAP || d == D_SOURCE_FULL) &&
+	    (them.disk == DS_UPTODATE || cfg_disk_hosts(p->r) == 2)) {
+		engine_set_uptodate(e, them.disk == DS_UPTODATE ? "the peer with the newest data is back"
+								: "every disk of the resource is connected again");
+		send_state(p);
+	}
+	uint64_t t0 = now_ns();
+	atomic_store(&p->last_rx_ns, t0);
+	atomic_store(&p->lease_until_ns, t0 + p->lease_ns);
+	atomic_fetch_add(&p->conn_seq, 1);
 	atomic_store(&p->repl, RS_ESTABLISHED);
 	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
@@ -2018,6 +2059,7 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	p->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
 	p->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;
 	p->ping_timeout_ms = opt_int(r, SECT_NET, "ping-timeout", 5) * 100;
+	p->lease_ns = ((uint64_t)p->ping_int_ms + (uint64_t)p->ping_timeout_ms) * 1000000;
 	/* DRBD: timeout in 0.1 s (default 6 s), times ko-count when set */
 	p->timeout_ms = opt_int(r, SECT_NET, "timeout", 60) * 100;
 	if (opt_int(r, SECT_NET, "ko-count", 0) > 0)

@@ -59,8 +59,18 @@ int peer_read(struct peer *p, void *buf, size_t len, uint64_t off);
 int peer_can_read(struct peer *p);
 int peer_is_connected(struct peer *p);
 /* A write the peer did not get: must it wait instead of completing (fencing,
- * or dual-primary loser)? If so, I/O is suspended with the reason. */
+ * dual-primary loser, quorum rules)? 1: I/O was suspended with the reason;
+ * -EIO: fail it (on-no-quorum io-error); 0: complete it. */
 int peer_must_hold(struct peer *p);
+/* What the quorum rules (quorum.h) need to know of the disk peer. */
+struct peer_view {
+	int connected;        /* connected and past the handshake */
+	int usable;           /* connected and its lease fresh */
+	uint64_t last_rx_ns;  /* last packet on the meta channel (now_ns), 0 never */
+	uint64_t conn_seq;    /* connections established so far */
+	int role, disk;       /* last known, -1 unknown */
+};
+void peer_view(struct peer *p, struct peer_view *v);
 /* `resume-io` while disconnected: stop holding writes until the peer is back. */
 void peer_io_resumed(struct peer *p);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync

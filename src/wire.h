@@ -22,7 +22,8 @@
  * earlier or the closing epoch.
  *
  * Version history:
- *   1 (2026-11): first version.
+ *   1 (2026-11): first version. Vote links (channel CH_VOTE, P_VSTATE) were
+ *     added before any release, so the version stayed 1.
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -73,6 +74,8 @@ enum wire_type {
 	P_RS_CSUM = 32,    /* like P_RS_DATA but off u64, len u32, then one csums-alg digest
 			    * per block instead of the data (csums-alg set) */
 	P_RS_CSUM_REPLY = 33, /* meta, id: status i32, then a bit per block: 1 = differs, send it */
+	P_VSTATE = 34,     /* vote links only (quorum.c): this node's role, disk, quorum and
+			    * its view of every node; sent every 200 ms */
 	P_VERIFY_REQ = 31, /* off u64, len u32: answer with P_READ_REPLY carrying one
 			    * verify-alg digest per 4 KiB block of that range */
 };

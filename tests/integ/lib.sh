@@ -163,3 +163,53 @@ start_proxy() {
 
 # data area of a backing file (metadata excluded): md5
 data_md5() { head -c "$1" "$2" | md5sum | cut -d' ' -f1; }
+
+# ---- three nodes ---------------------------------------------------------
+# mknet3: namespaces for a, b and c; each node's address ($IP_A/$IP_B/$IP_C,
+# 10.212.0.1-3) sits on its loopback and every pair has its own veth link
+# (v<x><y> in x's namespace), so one link can be cut (cut3/heal3) while the
+# others stay up. Deleted by cleanup().
+mknet3() {
+	NS_A=dpt$$a NS_B=dpt$$b NS_C=dpt$$c IP_A=10.212.0.1 IP_B=10.212.0.2 IP_C=10.212.0.3
+	local x y
+	for x in a b c; do
+		local ns=dpt$$$x
+		ip netns add "$ns" && echo "$ns" >>"$T/netns"
+		ip -n "$ns" link set lo up
+		ip -n "$ns" addr add "$(ip3 $x)/32" dev lo
+	done
+	for x in a b c; do for y in a b c; do
+		[[ $x < $y ]] || continue
+		ip link add v$x$y$$ netns dpt$$$x type veth peer name v$y$x$$ netns dpt$$$y
+		ip -n dpt$$$x link set v$x$y$$ up
+		ip -n dpt$$$y link set v$y$x$$ up
+		ip -n dpt$$$x route add "$(ip3 $y)/32" dev v$x$y$$ src "$(ip3 $x)"
+		ip -n dpt$$$y route add "$(ip3 $x)/32" dev v$y$x$$ src "$(ip3 $y)"
+	done; done
+}
+ip3() { case $1 in a) echo 10.212.0.1;; b) echo 10.212.0.2;; c) echo 10.212.0.3;; esac; }
+
+# cut3 X Y / heal3 X Y: silently drop everything between X and Y (both ways)
+# linkdrop X Y -I|-D: drop what X receives from Y only (a one-way stall)
+linkdrop() { ip netns exec dpt$$$1 iptables "$3" INPUT -i v$1$2$$ -j DROP; }
+cut3() { linkdrop "$1" "$2" -I; linkdrop "$2" "$1" -I; }
+heal3() { linkdrop "$1" "$2" -D; linkdrop "$2" "$1" -D; }
+
+# mkres3 SIZE [OPTIONS-SECTION-TEXT]: a and b with disks, c a diskless
+# tiebreaker, quorum majority, both may be Primary
+mkres3() {
+	local size=$1; shift
+	truncate -s "$size" "$T/a.img" "$T/b.img"
+	cat >"$T/r.res" <<EOT
+resource r0 {
+    net { connect-int 1; ping-int 1; ping-timeout 5; allow-two-primaries; ${NET_OPTS:-} }
+    options { quorum majority; ${*:-} }
+    on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
+    on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
+    on c { node-id 2; address $IP_C:7790; disk none; }
+    connection-mesh { hosts a b c; }
+}
+EOT
+}
+nc3() { nsenter --net=/run/netns/$NS_C "$DIPOLE" -c "${CFG_C:-$T/r.res}" --node c --run-dir "$T/rc" "$@"; }
+nc() { nc3 "$@"; }

@@ -1,0 +1,782 @@
+/* quorum — see quorum.h and docs/quorum.md. */
+#include "quorum.h"
+#include "engine.h"
+#include "hs.h"
+#include "listener.h"
+#include "log.h"
+#include "peer.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_NODES 32
+#define TICK_MS 50
+/* the quorum thread notices an expired lease within a tick; the side that
+ * goes on waits this much longer than the lease */
+#define MARGIN_NS (250ull * 1000000ull)
+#define AGE_NEVER 0xffffffffu
+
+/* P_VSTATE payload (vote links): this node's role u8, disk u8, quorum u8,
+ * pad u8, seen u32 (node ids whose vote it counts now), uptime_ms u32,
+ * pad u32, current generation u64; then per node id 0..31: age_ms u32 since
+ * it last heard from that node (AGE_NEVER: not since it started), disk u8,
+ * role u8, quorum u8, pad u8. */
+#define VS_HDR 24
+#define VS_BYTES (VS_HDR + 8 * MAX_NODES)
+
+struct vnode { uint32_t age_ms; int disk, role, quorum; };
+struct vstate {
+	int role, disk, quorum;
+	uint32_t seen, uptime_ms;
+	uint64_t uuid;
+	struct vnode n[MAX_NODES];
+};
+
+struct vlink {
+	struct quorum *q;
+	const struct cfg_host *h;
+	int dialer;
+	pthread_t thr;
+	int running;
+	pthread_mutex_t lock;      /* in_fd, st, reason */
+	pthread_cond_t cond;
+	int in_fd;                 /* handshaken inbound connection for the thread */
+	_Atomic int connected;
+	_Atomic uint64_t lease_until, last_rx;
+	struct vstate st;          /* the other side's last report */
+	int have_st;
+	uint64_t st_rx;            /* when it arrived (now_ns) */
+	char reason[200];
+	int wake[2];
+	struct hs_conf hs;         /* the quorum's, with this link's peer id */
+};
+
+struct quorum {
+	struct engine *e;          /* NULL on a diskless host */
+	struct peer *peer;         /* disk peer or NULL */
+	const struct cfg_resource *r;
+	const struct cfg_host *me, *peer_host;
+	struct hs_conf hs;
+	char secret[256];
+	struct vlink links[MAX_NODES];
+	int nlinks;
+	_Atomic int enabled;       /* cleared by quorum_stop: the plain two-node rules apply */
+	int need, hosts, io_error;
+	int ping_int_ms, ping_timeout_ms, connect_int_ms;
+	uint64_t lease_ns, started;
+	_Atomic int have, votes;
+	_Atomic int stopping;
+	pthread_t thr;
+	int running;
+	int wake[2];
+
+	pthread_mutex_t lock;      /* below */
+	char block[256];           /* why I/O is held now ("" = not) */
+	int suspended_by_us;       /* engine_suspend() was ours */
+	uint64_t alone_seq;        /* disk-peer connection the alone decision is for; 0 none */
+	int alone;                 /* may complete writes the (lost) disk peer did not get */
+};
+
+static int opt_int(const struct cfg_resource *r, enum cfg_sect s, const char *key, int def)
+{
+	const char *v = cfg_get(r, s, key);
+	long x;
+	return v && !parse_int(v, 0, 1000000, &x) ? (int)x : def;
+}
+
+static int lease_fresh(uint64_t until, uint64_t now)
+{
+	return until > now;
+}
+
+/* ------------------------------------------------------- vote links */
+
+static uint8_t my_disk(struct quorum *q)
+{
+	return (uint8_t)(q->e ? atomic_load(&q->e->dstate) : DS_DISKLESS);
+}
+
+static uint8_t my_role(struct quorum *q)
+{
+	return (uint8_t)(q->e ? atomic_load(&q->e->role) : ROLE_SECONDARY);
+}
+
+static void vstate_build(struct quorum *q, uint8_t *b)
+{
+	uint64_t now = now_ns();
+	uint32_t seen = 0;
+	memset(b, 0, VS_BYTES);
+	b[0] = my_role(q);
+	b[1] = my_disk(q);
+	b[2] = (uint8_t)(atomic_load(&q->have) == 1);
+	for (int i = 0; i < MAX_NODES; i++)
+		put_be32(b + VS_HDR + 8 * i, AGE_NEVER);
+	if (q->peer) {
+		struct peer_view v;
+		peer_view(q->peer, &v);
+		uint8_t *n = b + VS_HDR + 8 * q->peer_host->node_id;
+		if (v.usable)
+			seen |= 1u << q->peer_host->node_id;
+		if (v.last_rx_ns)
+			put_be32(n, (uint32_t)((now - v.last_rx_ns) / 1000000));
+		n[4] = (uint8_t)v.disk;
+		n[5] = (uint8_t)v.role;
+		n[6] = (uint8_t)v.usable;
+	}
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		uint8_t *n = b + VS_HDR + 8 * l->h->node_id;
+		uint64_t rx = atomic_load(&l->last_rx);
+		if (atomic_load(&l->connected) && lease_fresh(atomic_load(&l->lease_until), now))
+			seen |= 1u << l->h->node_id;
+		if (rx)
+			put_be32(n, (uint32_t)((now - rx) / 1000000));
+		pthread_mutex_lock(&l->lock);
+		n[4] = (uint8_t)(l->have_st ? l->st.disk : 0xff);
+		n[5] = (uint8_t)(l->have_st ? l->st.role : 0xff);
+		n[6] = (uint8_t)(l->have_st ? l->st.quorum : 0);
+		pthread_mutex_unlock(&l->lock);
+	}
+	put_be32(b + 4, seen);
+	put_be32(b + 8, (uint32_t)((now - q->started) / 1000000));
+	put_be64(b + 16, q->e ? q->e->sb.uuid[UUID_CURRENT] : 0);
+}
+
+static int vstate_parse(const uint8_t *b, uint32_t len, struct vstate *s)
+{
+	if (len != VS_BYTES || b[0] > ROLE_PRIMARY || b[1] > DS_UPTODATE || b[2] > 1)
+		return -EPROTO;
+	s->role = b[0];
+	s->disk = b[1];
+	s->quorum = b[2];
+	s->seen = get_be32(b + 4);
+	s->uptime_ms = get_be32(b + 8);
+	s->uuid = get_be64(b + 16);
+	for (int i = 0; i < MAX_NODES; i++) {
+		const uint8_t *n = b + VS_HDR + 8 * i;
+		s->n[i].age_ms = get_be32(n);
+		s->n[i].disk = n[4];
+		s->n[i].role = n[5];
+		s->n[i].quorum = n[6];
+	}
+	return 0;
+}
+
+static void vl_reason(struct vlink *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vl_reason(struct vlink *l, const char *fmt, ...)
+{
+	char buf[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&l->lock);
+	int changed = strcmp(buf, l->reason);
+	snprintf(l->reason, sizeof l->reason, "%s", buf);
+	pthread_mutex_unlock(&l->lock);
+	if (changed && buf[0])
+		log_warn("vote link %s (%s): %s", l->h->name, l->h->address, buf);
+}
+
+static void vl_inbound(void *arg, int fd, const char *from)
+{
+	struct vlink *l = arg;
+	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+	int ch = -1;
+	char why[256];
+	hs_tune(fd);
+	if (atomic_load(&l->q->stopping) || hs_handshake(&l->hs, fd, &ch, from, hello, mine, why)) {
+		if (!atomic_load(&l->q->stopping))
+			vl_reason(l, "%s", why);
+		close(fd);
+		return;
+	}
+	if (ch != CH_VOTE || l->dialer) {
+		hs_refuse(fd, ch != CH_VOTE ? "this node has a vote link with you, not a disk peer link"
+					    : "this node has the lower node-id and dials; do not dial it");
+		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&l->lock);
+	if (l->in_fd >= 0)
+		close(l->in_fd);
+	l->in_fd = fd;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+	(void)!write(l->wake[1], "x", 1); /* a restarted peer: drop the old connection */
+}
+
+static int vl_connect(struct vlink *l)
+{
+	if (l->dialer) {
+		int fd = hs_dial(l->h->address, l->wake[0]);
+		if (fd < 0)
+			return fd;
+		uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+		int ch = CH_VOTE;
+		char why[256];
+		if (hs_handshake(&l->hs, fd, &ch, l->h->address, hello, mine, why)) {
+			vl_reason(l, "%s", why);
+			close(fd);
+			return -EPROTO;
+		}
+		return fd;
+	}
+	pthread_mutex_lock(&l->lock);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 200 * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	if (l->in_fd < 0)
+		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+	int fd = l->in_fd;
+	l->in_fd = -1;
+	pthread_mutex_unlock(&l->lock);
+	return fd >= 0 ? fd : -EAGAIN;
+}
+
+/* One connection: pings (lease), state reports both ways. */
+static void vl_run(struct vlink *l, int fd)
+{
+	struct quorum *q = l->q;
+	uint8_t b[VS_BYTES], h[WIRE_HDR];
+	uint64_t now = now_ns(), ping_out = 0, last_ping = 0, last_state = 0;
+	char wb[64];
+
+	while (read(l->wake[0], wb, sizeof wb) > 0)
+		;
+	atomic_store(&l->last_rx, now);
+	atomic_store(&l->lease_until, now + q->lease_ns);
+	atomic_store(&l->connected, 1);
+	vl_reason(l, "%s", "");
+	log_info("vote link %s (%s): connected", l->h->name, l->h->address);
+	while (!atomic_load(&q->stopping)) {
+		now = now_ns();
+		if (ping_out && now - ping_out > (uint64_t)q->ping_timeout_ms * 1000000) {
+			vl_reason(l, "no answer to ping within %d ms; dropping the vote link", q->ping_timeout_ms);
+			break;
+		}
+		if (!ping_out && now - last_ping >= (uint64_t)q->ping_int_ms * 1000000) {
+			if (hs_send(fd, P_PING, now, NULL, 0))
+				break;
+			ping_out = last_ping = now;
+		}
+		if (now - last_state >= TICK_MS * 4 * 1000000ull) {
+			vstate_build(q, b);
+			if (hs_send(fd, P_VSTATE, 0, b, VS_BYTES))
+				break;
+			last_state = now;
+		}
+		struct pollfd pf[2] = { { fd, POLLIN, 0 }, { l->wake[0], POLLIN, 0 } };
+		int n = poll(pf, 2, TICK_MS);
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0 && pf[1].revents) {
+			pthread_mutex_lock(&l->lock);
+			int replaced = l->in_fd >= 0;
+			pthread_mutex_unlock(&l->lock);
+			if (replaced || atomic_load(&q->stopping)) {
+				if (replaced)
+					vl_reason(l, "the other side connected again (it restarted); replacing the link");
+				break;
+			}
+			while (read(l->wake[0], wb, sizeof wb) > 0)
+				;
+		}
+		if (n <= 0 || !(pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		uint16_t type, flags;
+		uint32_t len;
+		uint64_t id;
+		int rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
+		if (!rc && len > sizeof b)
+			rc = -EMSGSIZE;
+		if (!rc && len)
+			rc = read_full(fd, b, len);
+		if (rc) {
+			vl_reason(l, "%s", rc == -EPROTO ? "bad packet magic; dropping the vote link"
+				  : rc == -EMSGSIZE ? "oversized packet; dropping the vote link" : "connection lost");
+			break;
+		}
+		now = now_ns();
+		atomic_store(&l->last_rx, now);
+		if (type == P_PING) {
+			if (hs_send(fd, P_PING_ACK, id, NULL, 0))
+				break;
+		} else if (type == P_PING_ACK) {
+			if (id == ping_out && ping_out) {
+				atomic_store(&l->lease_until, ping_out + q->lease_ns);
+				ping_out = 0;
+			}
+		} else if (type == P_VSTATE) {
+			struct vstate s;
+			if (vstate_parse(b, len, &s)) {
+				vl_reason(l, "malformed state report (%u bytes); dropping the vote link", len);
+				break;
+			}
+			pthread_mutex_lock(&l->lock);
+			l->st = s;
+			l->have_st = 1;
+			l->st_rx = now;
+			pthread_mutex_unlock(&l->lock);
+		} else {
+			vl_reason(l, "unexpected packet type %u on a vote link; dropping it", type);
+			break;
+		}
+	}
+	atomic_store(&l->connected, 0);
+	close(fd);
+	if (!atomic_load(&q->stopping))
+		log_warn("vote link %s (%s): lost", l->h->name, l->h->address);
+}
+
+static void *vl_main(void *arg)
+{
+	struct vlink *l = arg;
+	int backoff = 100;
+	while (!atomic_load(&l->q->stopping)) {
+		int fd = vl_connect(l);
+		if (fd < 0) {
+			if (l->dialer) {
+				if (fd != -EPROTO)
+					vl_reason(l, "cannot connect to %s: %s; retrying", l->h->address, strerror(-fd));
+				struct pollfd pf = { l->wake[0], POLLIN, 0 };
+				poll(&pf, 1, backoff);
+				backoff = backoff * 2 > l->q->connect_int_ms ? l->q->connect_int_ms : backoff * 2;
+			}
+			continue;
+		}
+		backoff = 100;
+		vl_run(l, fd);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------- the rules */
+
+static int count_votes(struct quorum *q, uint64_t now)
+{
+	int votes = 1;
+	if (q->peer) {
+		struct peer_view v;
+		peer_view(q->peer, &v);
+		votes += v.usable;
+	}
+	for (int i = 0; i < q->nlinks; i++)
+		votes += atomic_load(&q->links[i].connected) && lease_fresh(atomic_load(&q->links[i].lease_until), now);
+	return votes;
+}
+
+/* Why this Primary may not complete writes its lost disk peer did not get
+ * ("" when it may). Called with q->lock held. */
+static void alone_rule(struct quorum *q, const struct peer_view *pv, uint64_t now, char *why, size_t wl)
+{
+	const char *pn = q->peer_host->name;
+	int disk = atomic_load(&q->e->dstate);
+	why[0] = 0;
+	if (disk != DS_UPTODATE) {
+		snprintf(why, wl, "disk peer %s is gone and this disk is %s: the newest data may be there; I/O waits "
+			 "until it is back", pn, disk_state_name((enum disk_state)disk));
+		return;
+	}
+	/* the peer's lease ends at most `lease` after it last reached anyone */
+	uint64_t gone = pv->last_rx_ns;
+	const char *seen_by = NULL;
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		if (!atomic_load(&l->connected) || !lease_fresh(atomic_load(&l->lease_until), now))
+			continue;
+		pthread_mutex_lock(&l->lock);
+		if (l->have_st) {
+			const struct vnode *n = &l->st.n[q->peer_host->node_id];
+			if (l->st.seen & (1u << q->peer_host->node_id)) {
+				if (n->disk == DS_UPTODATE && n->quorum && q->peer_host->node_id < q->me->node_id)
+					seen_by = l->h->name;
+			} else {
+				uint64_t heard = n->age_ms != AGE_NEVER ? l->st_rx - (uint64_t)n->age_ms * 1000000
+									 : l->st_rx - (uint64_t)l->st.uptime_ms * 1000000;
+				if (heard > gone)
+					gone = heard;
+			}
+		}
+		pthread_mutex_unlock(&l->lock);
+	}
+	if (seen_by) {
+		snprintf(why, wl, "disk peer %s is unreachable from here but still UpToDate with quorum through %s: by "
+			 "rule the lower node-id (%s) goes on; I/O here waits until they reconnect", pn, seen_by, pn);
+		return;
+	}
+	if (now < gone + q->lease_ns + MARGIN_NS) {
+		snprintf(why, wl, "disk peer %s is gone; writes wait until its lease ends (%llu ms) so it can no "
+			 "longer write", pn, (unsigned long long)((gone + q->lease_ns + MARGIN_NS - now) / 1000000));
+		return;
+	}
+}
+
+/* Apply a hold reason ("" = none) to the engine. q->lock held. */
+static void apply(struct quorum *q, const char *why)
+{
+	struct engine *e = q->e;
+	if (why[0]) {
+		if (q->io_error) {
+			atomic_store(&e->io_fail, 1);
+			if (q->suspended_by_us) {
+				engine_resume(e, "on-no-quorum io-error: waiting requests fail");
+				q->suspended_by_us = 0;
+			}
+		} else if (!engine_is_suspended(e) || q->suspended_by_us) {
+			if (engine_is_suspended(e) && strcmp(why, q->block))
+				log_warn("I/O still suspended, now: %s", why);
+			if (strcmp(why, q->block) || !engine_is_suspended(e))
+				engine_suspend(e, why);
+			q->suspended_by_us = 1;
+		}
+	} else {
+		atomic_store(&e->io_fail, 0);
+		if (q->suspended_by_us) {
+			q->suspended_by_us = 0;
+			if (engine_is_suspended(e))
+				engine_resume(e, q->block[0] ? "quorum rules allow I/O again" : "quorum regained");
+		}
+	}
+	snprintf(q->block, sizeof q->block, "%s", why);
+}
+
+/* One evaluation of the rules (quorum thread, and writes that failed to
+ * replicate). */
+static void evaluate(struct quorum *q)
+{
+	uint64_t now = now_ns();
+	int votes = count_votes(q, now);
+	int have = !quorum_enabled(q) || votes >= q->need;
+	int had = atomic_exchange(&q->have, have);
+	atomic_store(&q->votes, votes);
+	if (had < 0 && quorum_enabled(q))
+		log_info("quorum %s at start: %d of %d votes (%d needed)", have ? "present" : "not yet", votes, q->hosts,
+			 q->need);
+	else if (had != have && quorum_enabled(q))
+	{
+		if (have)
+			log_warn("quorum regained: %d of %d votes (%d needed)", votes, q->hosts, q->need);
+		else
+			log_err("quorum LOST: %d of %d votes (%d needed)", votes, q->hosts, q->need);
+	}
+	if (!q->e)
+		return;
+	struct engine *e = q->e;
+	if (!have && had == 1) {
+		pthread_mutex_lock(&e->lock);
+		int outdated = atomic_load(&e->dstate) == DS_UPTODATE;
+		if (outdated)
+			atomic_store(&e->dstate, DS_OUTDATED);
+		pthread_mutex_unlock(&e->lock);
+		if (outdated) {
+			log_warn("disk Outdated: without quorum the other partition may be writing");
+			if (q->peer)
+				peer_state_changed(q->peer);
+		}
+	}
+	if (!quorum_enabled(q))
+		return;
+	char why[256] = "";
+	pthread_mutex_lock(&q->lock);
+	struct peer_view pv = { 0 };
+	if (q->peer)
+		peer_view(q->peer, &pv);
+	if (!have) {
+		snprintf(why, sizeof why, "no quorum: %d of %d votes, %d needed (on-no-quorum %s); resumes by itself "
+			 "when enough nodes are reachable", votes, q->hosts, q->need, q->io_error ? "io-error" : "suspend-io");
+	} else if (q->peer && !pv.usable && atomic_load(&e->role) == ROLE_PRIMARY) {
+		if (!(q->alone && q->alone_seq == pv.conn_seq + 1)) {
+			q->alone = 0;
+			alone_rule(q, &pv, now, why, sizeof why);
+			if (!why[0]) {
+				q->alone = 1;
+				q->alone_seq = pv.conn_seq + 1;
+				pthread_mutex_unlock(&q->lock);
+				log_warn("disk peer %s is gone and can no longer write; this node goes on alone with "
+					 "quorum (%d of %d votes)", q->peer_host->name, votes, q->hosts);
+				engine_new_generation(e, "Primary goes on without its disk peer (quorum)");
+				pthread_mutex_lock(&q->lock);
+			}
+		}
+	} else if (pv.usable) {
+		q->alone = 0;
+	}
+	apply(q, why);
+	pthread_mutex_unlock(&q->lock);
+}
+
+static void *q_main(void *arg)
+{
+	struct quorum *q = arg;
+	while (!atomic_load(&q->stopping)) {
+		evaluate(q);
+		struct pollfd pf = { q->wake[0], POLLIN, 0 };
+		poll(&pf, 1, TICK_MS);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+int quorum_enabled(const struct quorum *q)
+{
+	return q && atomic_load(&q->enabled);
+}
+
+int quorum_have(struct quorum *q)
+{
+	return !q || atomic_load(&q->have) == 1;
+}
+
+int quorum_may_promote(struct quorum *q, char *msg)
+{
+	if (!quorum_enabled(q) || atomic_load(&q->have) == 1)
+		return 0;
+	snprintf(msg, 256, "no quorum (%d of %d votes, %d needed): a Primary here could diverge from the "
+		 "partition that has it. Reconnect the nodes, or change 'quorum' in the config",
+		 atomic_load(&q->votes), q->hosts, q->need);
+	return -EBUSY;
+}
+
+int quorum_hold_write(struct quorum *q)
+{
+	evaluate(q);
+	pthread_mutex_lock(&q->lock);
+	int rc = !q->block[0] && q->alone ? 0 : q->io_error ? -EIO : 1;
+	if (rc == 1 && !q->block[0]) {
+		/* the peer failed between two ticks: hold until the rules say */
+		apply(q, "a write could not be replicated to the disk peer; waiting for the quorum rules");
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const struct cfg_resource *r,
+		 const struct cfg_host *me, struct listener *lsn, char *err)
+{
+	struct quorum *q = calloc(1, sizeof *q);
+	if (!q) {
+		snprintf(err, 256, "out of memory");
+		return -ENOMEM;
+	}
+	q->e = e;
+	q->peer = peer;
+	q->r = r;
+	q->me = me;
+	q->enabled = r->quorum != Q_OFF;
+	q->need = r->quorum_votes;
+	q->hosts = r->nhosts;
+	q->io_error = r->quorum_io_error;
+	q->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;
+	q->ping_timeout_ms = opt_int(r, SECT_NET, "ping-timeout", 5) * 100;
+	q->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
+	q->lease_ns = ((uint64_t)q->ping_int_ms + (uint64_t)q->ping_timeout_ms) * 1000000;
+	q->started = now_ns();
+	q->have = -1; /* not evaluated yet */
+	q->votes = 1;
+	q->wake[0] = q->wake[1] = -1;
+	pthread_mutex_init(&q->lock, NULL);
+	const char *v = cfg_get(r, SECT_NET, "shared-secret");
+	if (v && *v) {
+		snprintf(q->secret, sizeof q->secret, "%s", v);
+		const char *alg = cfg_get(r, SECT_NET, "cram-hmac-alg");
+		q->hs.md = EVP_get_digestbyname(alg ? alg : "sha256");
+		q->hs.has_secret = q->hs.md != NULL;
+	}
+	q->hs.res = r->name;
+	q->hs.my_id = me->node_id;
+	q->hs.secret = q->secret;
+	q->hs.timeout_ms = q->ping_timeout_ms > 1000 ? q->ping_timeout_ms : 1000;
+	for (int i = 0; i < r->nhosts; i++) {
+		const struct cfg_host *h = &r->hosts[i];
+		if (h == me)
+			continue;
+		if (!me->diskless && !h->diskless) {
+			q->peer_host = h;
+			continue;
+		}
+		struct vlink *l = &q->links[q->nlinks++];
+		l->q = q;
+		l->h = h;
+		l->dialer = me->node_id < h->node_id;
+		l->in_fd = -1;
+		l->wake[0] = l->wake[1] = -1;
+		pthread_mutex_init(&l->lock, NULL);
+		pthread_cond_init(&l->cond, NULL);
+		listener_route(lsn, h->node_id, vl_inbound, l);
+	}
+	if (!q->peer)
+		q->peer_host = NULL;
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+			snprintf(err, 256, "cannot create a pipe: %s", strerror(errno));
+			quorum_free(q);
+			return -errno;
+		}
+	}
+	if (pipe2(q->wake, O_CLOEXEC) < 0) {
+		snprintf(err, 256, "cannot create a pipe: %s", strerror(errno));
+		quorum_free(q);
+		return -EIO;
+	}
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		l->hs = q->hs;
+		l->hs.peer_id = l->h->node_id;
+		l->hs.peer_name = l->h->name;
+		if (pthread_create(&l->thr, NULL, vl_main, l)) {
+			snprintf(err, 256, "cannot start a vote link thread");
+			quorum_free(q);
+			return -EAGAIN;
+		}
+		l->running = 1;
+	}
+	if (pthread_create(&q->thr, NULL, q_main, q)) {
+		snprintf(err, 256, "cannot start the quorum thread");
+		quorum_free(q);
+		return -EAGAIN;
+	}
+	q->running = 1;
+	*out = q;
+	return 0;
+}
+
+void quorum_stop(struct quorum *q)
+{
+	if (!q || atomic_load(&q->stopping))
+		return;
+	atomic_store(&q->stopping, 1);
+	if (q->wake[1] >= 0)
+		(void)!write(q->wake[1], "x", 1);
+	if (q->running)
+		pthread_join(q->thr, NULL);
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		if (l->wake[1] >= 0)
+			(void)!write(l->wake[1], "x", 1);
+		pthread_mutex_lock(&l->lock);
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->lock);
+		if (l->running)
+			pthread_join(l->thr, NULL);
+		if (l->in_fd >= 0)
+			close(l->in_fd);
+		l->in_fd = -1;
+	}
+	for (int i = 0; i < q->nlinks; i++)
+		q->links[i].running = 0;
+	q->running = 0;
+	atomic_store(&q->enabled, 0);
+	if (q->suspended_by_us && q->e)
+		engine_resume(q->e, "quorum checks stopped");
+	q->suspended_by_us = 0;
+	if (q->e)
+		atomic_store(&q->e->io_fail, 0);
+}
+
+void quorum_free(struct quorum *q)
+{
+	if (!q)
+		return;
+	quorum_stop(q);
+	for (int i = 0; i < q->nlinks; i++) {
+		if (q->links[i].wake[0] >= 0) {
+			close(q->links[i].wake[0]);
+			close(q->links[i].wake[1]);
+		}
+	}
+	if (q->wake[0] >= 0) {
+		close(q->wake[0]);
+		close(q->wake[1]);
+	}
+	free(q);
+}
+
+/* ------------------------------------------------------------ status */
+
+void quorum_status_json(struct quorum *q, struct strbuf *sb)
+{
+	static const char *const mode[] = { "off", "majority", "all", "fixed" };
+	pthread_mutex_lock(&q->lock);
+	sb_printf(sb, "\"quorum\":{\"mode\":\"%s\",\"have\":%s,\"votes\":%d,\"needed\":%d,\"hosts\":%d,"
+		  "\"on_no_quorum\":\"%s\",\"writes_held\":",
+		  mode[q->r->quorum], atomic_load(&q->have) == 1 ? "true" : "false", atomic_load(&q->votes), q->need,
+		  q->hosts, q->io_error ? "io-error" : "suspend-io");
+	sb_json_str(sb, q->block);
+	sb_printf(sb, ",\"alone\":%s}", q->alone ? "true" : "false");
+	pthread_mutex_unlock(&q->lock);
+}
+
+void quorum_peers_json(struct quorum *q, struct strbuf *sb, int comma)
+{
+	uint64_t now = now_ns();
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		int c = atomic_load(&l->connected);
+		pthread_mutex_lock(&l->lock);
+		sb_printf(sb, "%s{\"name\":", comma || i ? "," : "");
+		sb_json_str(sb, l->h->name);
+		sb_printf(sb, ",\"node_id\":%d,\"address\":", l->h->node_id);
+		sb_json_str(sb, l->h->address);
+		sb_printf(sb, ",\"link\":\"vote\",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\","
+			  "\"replication\":\"Off\",\"out_of_sync_bytes\":0,\"sync_done_percent\":100.0,"
+			  "\"vote\":%s,\"peer_has_quorum\":%s,\"reason\":",
+			  c ? "Connected" : "Connecting", c && l->have_st ? role_name((enum role)l->st.role) : "Unknown",
+			  c && l->have_st ? disk_state_name((enum disk_state)l->st.disk) : "DUnknown",
+			  c && lease_fresh(atomic_load(&l->lease_until), now) ? "true" : "false",
+			  c && l->have_st && l->st.quorum ? "true" : "false");
+		sb_json_str(sb, l->reason);
+		sb_printf(sb, "}");
+		pthread_mutex_unlock(&l->lock);
+	}
+}
+
+void quorum_status_text(struct quorum *q, struct strbuf *sb)
+{
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		int c = atomic_load(&l->connected);
+		pthread_mutex_lock(&l->lock);
+		sb_printf(sb, "  %s connection:%s role:%s (vote link)\n    peer-disk:%s\n", l->h->name,
+			  c ? "Connected" : "Connecting", c && l->have_st ? role_name((enum role)l->st.role) : "Unknown",
+			  c && l->have_st ? disk_state_name((enum disk_state)l->st.disk) : "DUnknown");
+		if (l->reason[0])
+			sb_printf(sb, "    last problem: %s\n", l->reason);
+		pthread_mutex_unlock(&l->lock);
+	}
+	if (!quorum_enabled(q))
+		return;
+	pthread_mutex_lock(&q->lock);
+	sb_printf(sb, "  quorum:%s votes:%d/%d needed:%d on-no-quorum:%s\n", atomic_load(&q->have) == 1 ? "yes" : "NO",
+		  atomic_load(&q->votes), q->hosts, q->need, q->io_error ? "io-error" : "suspend-io");
+	if (q->block[0])
+		sb_printf(sb, "  writes held: %s\n", q->block);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void quorum_state_line(struct quorum *q, struct strbuf *sb)
+{
+	if (quorum_enabled(q))
+		sb_printf(sb, " quorum:%s votes:%d/%d", atomic_load(&q->have) == 1 ? "yes" : "no", atomic_load(&q->votes),
+			  q->need);
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		sb_printf(sb, " vote:%s:%s", l->h->name, atomic_load(&l->connected) ? "Connected" : "Connecting");
+	}
+}

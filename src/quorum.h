@@ -1,0 +1,65 @@
+/* quorum — votes, vote links, and who may write while nodes are apart
+ * (docs/quorum.md).
+ *
+ * Every host of a resource has one vote. A node counts its own vote, its disk
+ * peer's (struct peer) and one per vote link: a link to or from a diskless
+ * host (`disk none;`, a tiebreaker), which carries no data, only pings and
+ * each side's view of the cluster (P_VSTATE). A vote counts only while its
+ * lease is fresh: the last answered ping was sent less than
+ * lease = ping-int + ping-timeout ago. A node has quorum when its votes
+ * reach the configured number (options { quorum majority|all|N; }).
+ *
+ * Rules, checked every 50 ms by the quorum thread and on every write the
+ * disk peer did not acknowledge:
+ *  - without quorum, I/O is suspended (on-no-quorum suspend-io) or fails with
+ *    EIO (io-error), promotion is refused, and an UpToDate disk becomes
+ *    Outdated: the majority may be writing without this node.
+ *  - a Primary whose disk peer is gone (connection lost or lease expired)
+ *    completes writes the peer did not get only when it has quorum, its disk
+ *    is UpToDate, the peer's lease has certainly ended (by this node's and
+ *    every vote link's last contact with it), and no vote link still sees the
+ *    peer UpToDate with a lower node-id (then the peer is the one that goes
+ *    on). Otherwise those writes wait (or fail with io-error).
+ *  - I/O resumes by itself when the rules allow it again.
+ *
+ * Threads: one quorum thread, one thread per vote link. `lock` guards the
+ * reported views and the suspend bookkeeping.
+ */
+#ifndef DIPOLE_QUORUM_H
+#define DIPOLE_QUORUM_H
+
+#include "config.h"
+#include "util.h"
+
+struct quorum;
+struct engine;
+struct peer;
+struct listener;
+
+/* Start vote links to/from the diskless hosts (or, on a diskless host, to
+ * every host) and the quorum thread. e is NULL on a diskless host; peer is
+ * the disk peer or NULL. err[256] on failure. */
+int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const struct cfg_resource *r,
+		 const struct cfg_host *me, struct listener *l, char *err);
+/* Stop the threads; from then on quorum rules no longer apply (shutdown).
+ * quorum_free stops (if needed) and releases. */
+void quorum_stop(struct quorum *q);
+void quorum_free(struct quorum *q);
+
+int quorum_enabled(const struct quorum *q);
+/* This node has quorum (always 1 when quorum is off). */
+int quorum_have(struct quorum *q);
+/* Promotion check: 0, or -EBUSY with msg[256]. */
+int quorum_may_promote(struct quorum *q, char *msg);
+/* A write the disk peer did not get: 0 complete it alone, 1 it must wait
+ * (I/O was suspended with the reason), -EIO fail it (on-no-quorum io-error). */
+int quorum_hold_write(struct quorum *q);
+
+/* Status pieces: the quorum object, the vote-link peers (each preceded by a
+ * comma when `comma`), text lines, and the events line part. */
+void quorum_status_json(struct quorum *q, struct strbuf *sb);
+void quorum_peers_json(struct quorum *q, struct strbuf *sb, int comma);
+void quorum_status_text(struct quorum *q, struct strbuf *sb);
+void quorum_state_line(struct quorum *q, struct strbuf *sb);
+
+#endif
