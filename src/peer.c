@@ -139,6 +139,7 @@ struct peer {
 	uint64_t lease_ns;             /* ping-int + ping-timeout */
 	_Atomic uint64_t lease_until_ns, last_rx_ns;
 	_Atomic uint64_t conn_seq;     /* connections established */
+	_Atomic int sync_pending;      /* SyncTarget-to-be: the source's bitmap is not merged yet */
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -1357,6 +1358,8 @@ static void data_loop(struct peer *p)
 		case P_BITMAP_DONE:
 			atomic_store(&p->repl, RS_SYNC_TARGET);
 			send_pkt(p, CH_DATA, P_SYNC_ACK, 0, 0, NULL, 0, NULL, 0);
+			if (atomic_exchange(&p->sync_pending, 0) && engine_is_suspended(e))
+				engine_resume(e, "the peer is back; blocks this node lacks are read from it until synced");
 			break;
 		case P_SYNC_ACK:
 			pthread_mutex_lock(&p->rslock);
@@ -1641,7 +1644,7 @@ void peer_view(struct peer *p, struct peer_view *v)
 {
 	uint64_t now = now_ns();
 	v->connected = connected(p) && atomic_load(&p->repl) != RS_OFF;
-	v->usable = v->connected && atomic_load(&p->lease_until_ns) > now;
+	v->usable = v->connected && atomic_load(&p->lease_until_ns) > now && !atomic_load(&p->sync_pending);
 	v->last_rx_ns = atomic_load(&p->last_rx_ns);
 	v->conn_seq = atomic_load(&p->conn_seq);
 	v->role = atomic_load(&p->peer_role);
@@ -1729,6 +1732,7 @@ static void teardown(struct peer *p)
 		}
 	}
 	atomic_store(&p->await_peer_bm, 0);
+	atomic_store(&p->sync_pending, 0);
 	pthread_mutex_lock(&p->dsend);
 	pthread_mutex_lock(&p->msend);
 	pthread_mutex_lock(&p->lock);
@@ -1906,7 +1910,11 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	atomic_store(&p->peer_was_primary, hello[HELLO_ROLE] == ROLE_PRIMARY);
 	atomic_store(&p->primary_at_loss, 0);
 	atomic_store(&p->hold_off, 0);
-	if (engine_is_suspended(e))
+	/* a node about to be SyncTarget resumes only once the source's bitmap
+	 * is merged: until then a read would return its old data */
+	int target = d == D_TARGET_FULL || d == D_TARGET_BITMAP;
+	atomic_store(&p->sync_pending, target);
+	if (engine_is_suspended(e) && !target)
 		engine_resume(e, "the peer is back");
 	/* an Outdated (quorum lost) or Consistent (just started, with quorum)
 	 * disk is current again once it meets a peer with the newest data, or

@@ -18,7 +18,7 @@ wbg() {
 done_ok() { [ -s "$T/$1.rc" ] && [ "$(cat "$T/$1.rc")" = 0 ]; }
 pending() { [ ! -s "$T/$1.rc" ]; }
 # rd NODE BYTE OFF: NODE reads 64 KiB of BYTE at OFF
-rd() { qemu-io -f raw -c "read -P $2 $3 64k" "$(uri_$1)" >/dev/null 2>&1; }
+rd() { qemu-io -r -f raw -c "read -P $2 $3 64k" "$(uri_$1)" >/dev/null 2>&1; }
 img_md5() { nbdcopy "$(uri_$1)" - | md5sum | cut -d' ' -f1; }
 all_connected() {
 	jcheck a "all(x['connection'] == 'Connected' for x in o['peers']) and o['quorum']['votes'] == 3" &&

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# quorum_config — bad three-node configurations are refused with file:line
+# before anything starts: unknown or missing mesh hosts, colliding node-ids,
+# quorum values that cannot be met, handlers that cannot run, more than two
+# disk hosts; the DRBD 9 shape with a tiebreaker parses and dumps.
+source "$(dirname "$0")/lib.sh"
+
+# res NAME BODY: a config file with three hosts on loopback addresses
+res() {
+	cat >"$T/$1.res" <<EOT
+resource r0 {
+    options { quorum majority; }
+    on a { node-id 0; address 127.0.0.1:7790; disk $T/a.img; }
+    on b { node-id 1; address 127.0.0.2:7790; disk $T/b.img; }
+    on c { node-id 2; address 127.0.0.3:7790; disk none; }
+$2
+}
+EOT
+}
+dpc() { local f=$1; shift; "$DIPOLE" -c "$T/$f.res" --node a --run-dir "$RUN" "$@"; }
+truncate -s 64M "$T/a.img" "$T/b.img"
+
+res good "    connection-mesh { hosts a b c; }"
+expect_rc "the DRBD 9 shape (mesh, disk none, quorum) parses" 0 "connection-mesh" dpc good dump r0
+dumps_disk_none() { dpc good dump r0 2>/dev/null | grep -q "disk none;"; }
+check "dump shows the tiebreaker's 'disk none'" dumps_disk_none
+dpc good dump r0 >"$T/dumped.res" 2>/dev/null
+expect_rc "the dump parses back" 0 "hosts a b c" "$DIPOLE" -c "$T/dumped.res" dump r0
+
+res mesh_unknown "    connection-mesh { hosts a b d; }"
+expect_rc "a mesh naming an unknown host: file:line:col" 2 "mesh_unknown.res:6:.*unknown host 'd'" dpc mesh_unknown dump
+res mesh_short "    connection-mesh { hosts a b; }"
+expect_rc "a mesh leaving out a host is refused, naming it" 2 "mesh_short.res:6:.*leaves out host 'c'" dpc mesh_short dump
+res mesh_twice "    connection-mesh { hosts a b b c; }"
+expect_rc "a mesh naming a host twice" 2 "named? host 'b' twice|names host 'b' twice" dpc mesh_twice dump
+
+sed 's/node-id 2;/node-id 1;/' "$T/good.res" >"$T/ids.res"
+expect_rc "colliding node-ids: file:line and both hosts" 2 "ids.res:5:.*node-id 1 of 'c' collides with host 'b'" dpc ids dump
+
+sed 's/quorum majority;/quorum 4;/' "$T/good.res" >"$T/q4.res"
+expect_rc "quorum 4 of 3 hosts can never be met" 2 "q4.res:2:.*quorum 4 can never be met" dpc q4 dump
+sed 's/quorum majority;/quorum most;/' "$T/good.res" >"$T/qbad.res"
+expect_rc "quorum with a bad value" 2 "qbad.res:2:.*expected off, majority, all or a number" dpc qbad dump
+sed 's/quorum majority;/quorum 1;/' "$T/good.res" >"$T/q1.res"
+expect_rc "quorum 1 of 3 is accepted with a split-brain warning" 0 "not a majority" dpc q1 dump
+sed 's/quorum majority;/quorum majority; on-no-quorum freeze;/' "$T/good.res" >"$T/oq.res"
+expect_rc "on-no-quorum with a bad value" 2 "oq.res:2:.*on-no-quorum.*freeze" dpc oq dump
+
+sed "s|options {|handlers { fence-peer \"$T/missing.sh --x\"; }\n    options {|" "$T/good.res" >"$T/h1.res"
+expect_rc "a handler that does not exist: file:line at dump" 2 "h1.res:2:.*fence-peer.*not found.*missing.sh" dpc h1 dump r0
+expect_rc "... and at up, before anything starts" 2 "h1.res:2:.*not found" dpc h1 up r0
+check "up started nothing" test ! -e "$RUN/r0.pid"
+printf '#!/bin/sh\nexit 0\n' >"$T/noexec.sh"
+sed "s|options {|handlers { split-brain \"$T/noexec.sh\"; }\n    options {|" "$T/good.res" >"$T/h2.res"
+expect_rc "a handler that is not executable" 2 "h2.res:2:.*split-brain.*not an executable" dpc h2 dump r0
+chmod +x "$T/noexec.sh"
+expect_rc "once executable it is accepted" 0 "split-brain" dpc h2 dump r0
+
+sed "s|disk none;|disk $T/c.img;|" "$T/good.res" >"$T/three.res"
+expect_rc "three disk hosts: refused at up, pointing at the third" 2 "three.res:5:.*3 hosts with a disk" \
+	dpc three up r0
+finish

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# quorum_stall — the side that goes on never overlaps with the side that
+# stops: the a->b direction of their link stalls (fault proxy: nothing
+# breaks, nothing arrives) while both still reach the tiebreaker c. By rule
+# a (lower node-id) goes on, and only once b's lease has ended: b must not
+# serve a read of old data after a acknowledged new data. Then
+# on-no-quorum io-error, and the tiebreaker's memory.
+source "$(dirname "$0")/lib.sh"
+mknet3
+NET_OPTS="ping-timeout 10;" mkres3 64M
+
+wbg() {
+	rm -f "$T/$1.rc"
+	( timeout 90 qemu-io -f raw -c "write -P $3 $4 64k" -c flush "$(uri_$2)" >/dev/null 2>&1; echo $? >"$T/$1.rc" ) &
+	echo $! >>"$T/bg.pids"
+}
+# rbg NAME NODE BYTE OFF: read in the background; rc 0 only if the data is BYTE
+rbg() {
+	rm -f "$T/$1.rc"
+	( timeout 90 qemu-io -r -f raw -c "read -P $3 $4 64k" "$(uri_$2)" >/dev/null 2>&1; echo $? >"$T/$1.rc" ) &
+	echo $! >>"$T/bg.pids"
+}
+done_ok() { [ -s "$T/$1.rc" ] && [ "$(cat "$T/$1.rc")" = 0 ]; }
+pending() { [ ! -s "$T/$1.rc" ]; }
+rd() { qemu-io -r -f raw -c "read -P $2 $3 64k" "$(uri_$1)" >/dev/null 2>&1; }
+img_md5() { nbdcopy "$(uri_$1)" - | md5sum | cut -d' ' -f1; }
+all_connected() {
+	jcheck a "all(x['connection'] == 'Connected' for x in o['peers'])" &&
+		jcheck b "all(x['connection'] == 'Connected' for x in o['peers'])"
+}
+converged() {
+	all_connected && both "o['disk'] == 'UpToDate' and p['disk'] == 'UpToDate' and p['out_of_sync_bytes'] == 0 \
+and not o['io_suspended']" "o['disk'] == 'UpToDate' and p['out_of_sync_bytes'] == 0 and not o['io_suspended']"
+}
+sane_end() { both "p['split_brains'] == 0" "p['split_brains'] == 0" && [ "$(img_md5 a)" = "$(img_md5 b)" ]; }
+three_up() {
+	na create-md r0 --force && nb create-md r0 --force && na up r0 --device none && nb up r0 --device none &&
+		nc up r0 --device none
+}
+
+# a dials b through the fault proxy
+start_proxy
+export CFG_A=$T/r-a.res
+check "three nodes up, a reaching b through the proxy" three_up
+check "connected" wait_for 20 all_connected
+na primary r0 --force >/dev/null
+check "synced, both Primary" bash -c "$(declare -f wait_for jcheck nb); NS_B=$NS_B DIPOLE=$DIPOLE T=$T; \
+wait_for 60 jcheck b \"o['disk'] == 'UpToDate'\" && nb primary r0"
+check "old data on both" rd a 0x00 0
+wbg w1 a 0x71 0
+check "a writes 0x71" wait_for 20 done_ok w1
+
+touch "$CTL/stall_up"   # a -> b stalls; b -> a still flows; both reach c
+wbg w2 a 0x72 0
+check "a goes on (lower node-id, c sees both) after b's lease" wait_for 30 done_ok w2
+rbg r1 b 0x72 0
+wbg w3 b 0x73 1M
+sleep 3
+check "b returns no read of the old 0x71 after a acknowledged 0x72: the read waits" pending r1
+check "b's write waits too" pending w3
+check "b says why: the lower node-id goes on" jcheck b "o['io_suspended'] and 'lower node-id' in o['suspend_reason']"
+check "a goes on alone with quorum" jcheck a "o['quorum']['alone'] and not o['io_suspended']"
+rm -f "$CTL/stall_up"
+check "unstalled: b's read completes with a's new data" wait_for 60 done_ok r1
+check "b's held write completes" wait_for 60 done_ok w3
+check "converged" wait_for 60 converged
+check "both writes on both disks" bash -c "$(declare -f rd uri_a uri_b); T=$T; rd a 0x72 0 && rd b 0x72 0 && \
+rd a 0x73 1M && rd b 0x73 1M"
+check "no split brain, identical disks" sane_end
+
+# tiebreaker memory (the optimized build, when present: ASan adds its own)
+rss_kb() { awk '/^VmRSS/ { print $2 }' /proc/"$(cat "$T/rc/r0.pid")"/status; }
+if [ -x "$ROOT/build/dipole" ] && [ "$DIPOLE" != "$ROOT/build/dipole" ]; then
+	nc down r0 >/dev/null 2>&1
+	DIPOLE=$ROOT/build/dipole nc up r0 --device none >/dev/null 2>&1
+	check "release tiebreaker reconnects" wait_for 20 jcheck c "all(x['connection'] == 'Connected' for x in o['peers'])"
+fi
+check "tiebreaker RSS at most 16 MiB ($(rss_kb) KiB)" test "$(rss_kb)" -le 16384
+
+# on-no-quorum io-error: a cut off from both fails I/O instead of waiting
+for n in a b c; do "n$n" down r0 --force >/dev/null 2>&1; done
+unset CFG_A
+NET_OPTS="ping-timeout 10;" mkres3 64M "on-no-quorum io-error;"
+check "io-error pair up" bash -c "$(declare -f three_up na nb nc nc3); NS_A=$NS_A NS_B=$NS_B NS_C=$NS_C DIPOLE=$DIPOLE \
+T=$T; three_up"
+check "connected again" wait_for 20 all_connected
+na primary r0 --force >/dev/null
+check "synced" wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
+cut3 a b; cut3 a c
+check "a loses quorum" wait_for 20 jcheck a "not o['quorum']['have']"
+expect_rc "a write without quorum fails with EIO at once" 1 "Input/output error" \
+	timeout 20 qemu-io -f raw -c "write -P 0x81 0 64k" "$(uri_a)"
+check "I/O is not suspended (it fails instead)" jcheck a "not o['io_suspended'] and \
+o['quorum']['on_no_quorum'] == 'io-error'"
+heal3 a b; heal3 a c
+check "quorum back" wait_for 30 jcheck a "o['quorum']['have']"
+check "reconnected and synced before writing (an Outdated Primary alone fails writes)" wait_for 60 converged
+check "writes work again" timeout 20 qemu-io -f raw -c "write -P 0x82 0 64k" -c flush "$(uri_a)"
+check "converged after io-error" wait_for 60 converged
+check "b has the write" rd b 0x82 0
+finish
