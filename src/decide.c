@@ -5,10 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
-/* data that is whole (if maybe not the newest: Outdated, Consistent) */
+/* data that may seed a node with none */
 static int good(const struct side *s)
 {
-	return s->disk == DS_UPTODATE || s->disk == DS_CONSISTENT || s->disk == DS_OUTDATED;
+	return s->disk == DS_UPTODATE || s->disk == DS_CONSISTENT;
+}
+
+/* data that is whole, if maybe not the newest (Outdated: it lost quorum);
+ * between two such nodes the generations decide */
+static int whole(const struct side *s)
+{
+	return good(s) || s->disk == DS_OUTDATED;
 }
 
 /* Same current generation, something marked: only the marked blocks can
@@ -38,18 +45,18 @@ static int in_set(uint64_t u, const uint64_t *set, int n)
 
 enum decision decide_sync(const struct side *me, const struct side *peer)
 {
-	int mg = good(me), pg = good(peer);
+	int mw = whole(me), pw = whole(peer);
 
 	/* a node without a disk (failed and detached, or diskless by design)
 	 * takes part without data: nothing to sync either way */
 	if (me->disk == DS_DISKLESS || peer->disk == DS_DISKLESS)
 		return D_NO_SYNC;
-	if (!mg && !pg)
+	if (!mw && !pw)
 		return D_WAIT;
-	if (mg && !pg)
-		return D_SOURCE_FULL;
-	if (!mg && pg)
-		return D_TARGET_FULL;
+	if (mw && !pw)
+		return good(me) ? D_SOURCE_FULL : D_WAIT; /* Outdated data is not a sync source */
+	if (!mw && pw)
+		return good(peer) ? D_TARGET_FULL : D_WAIT;
 
 	const uint64_t *m = me->uuid, *p = peer->uuid;
 	if (m[G_CURRENT] == p[G_CURRENT]) {

@@ -11,7 +11,13 @@ byte-identical after the resync.
 
 usage: checker.py   (everything comes from the environment, set by
                      tests/integ/checker.sh: T NS_A NS_B VETH_A VETH_B DIPOLE CFG_A CFG_B,
-                     CHECK_SEED, CHECK_SECONDS)
+                     CHECK_SEED, CHECK_SECONDS; for three nodes also NS_C CFG_C
+                     and LINKS "x:y:ifx:ify,...": the interface of each link
+                     in each node's namespace)
+
+With three nodes (c a diskless tiebreaker, quorum majority) the nemesis also
+cuts single links, kills and restarts the tiebreaker, and a failover is
+refused while the survivor has no quorum (it is retried later).
 
 Prints "ok - checker: ..." / "not ok - checker: ..." lines and, first, the
 seed: CHECK_SEED=<seed> reproduces the same nemesis schedule.
@@ -33,6 +39,20 @@ BS = 4096
 MAGIC = b"DPCK"
 NS = {"a": NS_A, "b": NS_B}
 VETH = {"a": VETH_A, "b": VETH_B}
+THREE = bool(os.environ.get("NS_C"))
+if THREE:
+    NS["c"] = os.environ["NS_C"]
+    CFG["c"] = os.environ["CFG_C"]
+# (x, y) -> (interface in x's namespace, interface in y's)
+LINKS = {}
+for spec in (os.environ.get("LINKS") or "a:b:%s:%s" % (VETH_A, VETH_B)).split(","):
+    x, y, ix, iy = spec.split(":")
+    LINKS[(x, y)] = (ix, iy)
+
+
+def ifaces(node):
+    """The node's interfaces, one per link."""
+    return [i[0] if k[0] == node else i[1] for k, i in LINKS.items() if node in k]
 rng = random.Random(SEED)           # the nemesis schedule
 wrng = random.Random(SEED + 1)     # the writer's block choice
 failures = 0
@@ -204,25 +224,37 @@ class Nemesis:
         self.faulty = set()  # nodes whose disk returns I/O errors (they detach and go Diskless)
         self.log = []
         self.faults = 0
+        self.links = set()   # three nodes: links cut one by one
 
     async def ipt(self, add, *rule):
         await run("ip", "netns", "exec", NS_A, "iptables", "-I" if add else "-D", "INPUT", "-i", VETH_A, *rule)
 
+    async def netcut(self, node, add):
+        for dev in ifaces(node):
+            for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+                await run("ip", "netns", "exec", NS[node], "iptables", "-I" if add else "-D", chain, flag, dev,
+                          "-j", "DROP")
+
     async def crash(self, node):
         """Power cut: the node's network dies with it, so nothing it had queued
         in its sockets reaches the peer, then the process is killed."""
-        for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
-            await run("ip", "netns", "exec", NS[node], "iptables", "-I", chain, flag, VETH[node], "-j", "DROP")
+        await self.netcut(node, True)
         self.cut.add(node)
         os.kill(pid_of(node), 9)
+
+    async def link(self, xy, add):
+        """Cut (or heal) one link of three nodes: both ends drop what arrives."""
+        (x, y), (ix, iy) = xy, LINKS[xy]
+        for n, dev in ((x, ix), (y, iy)):
+            await run("ip", "netns", "exec", NS[n], "iptables", "-I" if add else "-D", "INPUT", "-i", dev, "-j", "DROP")
+        (self.links.add if add else self.links.discard)(xy)
 
     async def restart(self, node):
         if node in self.faulty:  # a crashed node with a failed disk comes back with it replaced
             open(faults_file(node), "w").close()
             self.faulty.discard(node)
         if node in self.cut:
-            for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
-                await run("ip", "netns", "exec", NS[node], "iptables", "-D", chain, flag, VETH[node], "-j", "DROP")
+            await self.netcut(node, False)
             self.cut.discard(node)
         await dp(node, "up", "r0", "--device", "none")
 
@@ -246,9 +278,18 @@ class Nemesis:
                 choices += ["kill-primary"] * 2
         else:
             choices += ["restart"] * 3
+        if THREE:
+            cut_links = sorted(self.links)
+            choices += ["cut-link"] * 2 if len(cut_links) < 2 else []
+            choices += ["heal-link"] * len(cut_links)
+            choices += ["restart-tiebreaker"] * 2 if not alive("c") else ["kill-tiebreaker"]
+            o, _ = await status(wr.primary)
+            if o and o.get("role") != "Primary":
+                choices = ["promote"] * 3 + choices
         act = rng.choice(choices)
         self.log.append(act)
-        self.faults += act in ("partition", "loss", "kill-secondary", "kill-primary", "disk-error")
+        self.faults += act in ("partition", "loss", "kill-secondary", "kill-primary", "disk-error", "cut-link",
+                               "kill-tiebreaker")
         print("# nemesis: %s (primary %s)" % (act, wr.primary), flush=True)
         if act == "partition":
             await self.ipt(True, "-j", "DROP")
@@ -268,6 +309,23 @@ class Nemesis:
                 f.write("eio any 0 1099511627776\n")
             self.faulty.add(n)
             self.log[-1] += "@" + n
+        elif act == "cut-link":
+            xy = rng.choice(sorted(set(LINKS) - self.links))
+            await self.link(xy, True)
+            self.log[-1] += "@" + "".join(xy)
+        elif act == "heal-link":
+            xy = rng.choice(sorted(self.links))
+            await self.link(xy, False)
+            self.log[-1] += "@" + "".join(xy)
+        elif act == "kill-tiebreaker":
+            await self.crash("c")
+        elif act == "restart-tiebreaker":
+            await self.restart("c")
+        elif act == "promote":
+            wr.ready.clear()
+            rc, out = await dp(wr.primary, "primary", "r0")
+            self.log[-1] += "" if rc == 0 else "(refused)"
+            wr.ready.set()
         elif act == "repair-disk":
             await self.repair()
         elif act == "kill-secondary":
@@ -284,8 +342,10 @@ class Nemesis:
                 return bool(o) and p.get("connection") != "Connected"
             await wait(gone, 30)
             rc, out = await dp(other, "primary", "r0")
-            if rc:
+            if rc and not (THREE and "quorum" in out):
                 say(False, "failover: promoting %s failed: %s" % (other, out.strip()))
+            elif rc:
+                self.log[-1] += "(no quorum: retried later)"
             wr.primary = other
             wr.ready.set()
 
@@ -306,16 +366,28 @@ class Nemesis:
             await self.ipt(False, "-j", "DROP")
         if self.lossy:
             await self.ipt(False, "-m", "statistic", "--mode", "random", "--probability", "0.2", "-j", "DROP")
-        for n in "ab":
+        for xy in sorted(self.links):
+            await self.link(xy, False)
+        for n in NS:
             if not alive(n):
                 await self.restart(n)
 
         async def done():
             oa, pa = await status("a")
             ob, pb = await status("b")
-            return bool(oa and ob) and all(p.get("connection") == "Connected" and p.get("replication") == "Established"
-                                           and p.get("out_of_sync_bytes") == 0 for p in (pa, pb)) \
+            ok = bool(oa and ob) and all(p.get("connection") == "Connected" and p.get("replication") == "Established"
+                                         and p.get("out_of_sync_bytes") == 0 for p in (pa, pb)) \
                 and oa["disk"] == ob["disk"] == "UpToDate"
+            if ok and THREE:
+                oc, _ = await status("c")
+                ok = bool(oc) and all(p.get("connection") == "Connected" for p in oc["peers"]) \
+                    and not oa["io_suspended"] and not ob["io_suspended"]
+            if ok and THREE:   # a failover refused for want of quorum
+                o, _ = await status(self.wr.primary)
+                if o and o.get("role") != "Primary":
+                    await dp(self.wr.primary, "primary", "r0")
+                    return False
+            return ok
         return await wait(done, 90)
 
 
@@ -342,7 +414,7 @@ async def main():
     settled = await nem.settle()
     say(settled, "after healing and restarting, both nodes are Connected, UpToDate, nothing out of sync")
     if not settled:
-        for n in "ab":
+        for n in NS:
             o, p = await status(n)
             print("# %s: %s" % (n, json.dumps(o)))
             try:

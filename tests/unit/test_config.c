@@ -166,6 +166,36 @@ TEST(node_ids_explicit_and_colliding)
 	CHECK_STR_HAS(err, "t.res:2:2: node-id 1 of 'b' collides with host 'a'");
 }
 
+TEST(quorum_mesh_and_tiebreaker)
+{
+	const char *three = " on a { address 1.2.3.4:5; disk /x; } on b { address 1.2.3.5:5; disk /y; }"
+			    " on c { address 1.2.3.6:5; disk none; }";
+	char buf[512];
+	snprintf(buf, sizeof buf, "resource r { options { quorum majority; on-no-quorum io-error; }%s"
+		 " connection-mesh { hosts a b c; } }", three);
+	struct cfg *c = parse(buf);
+	CHECK(c != NULL);
+	if (c) {
+		const struct cfg_resource *r = &c->res[0];
+		CHECK(r->quorum == Q_MAJORITY && r->quorum_votes == 2 && r->quorum_io_error && r->has_mesh);
+		CHECK(r->hosts[2].diskless && !r->hosts[0].diskless && cfg_disk_hosts(r) == 2);
+		cfg_free(c);
+	}
+	snprintf(buf, sizeof buf, "resource r { options { quorum all; }%s }", three);
+	c = parse(buf);
+	CHECK(c && c->res[0].quorum_votes == 3 && !c->res[0].quorum_io_error && !c->res[0].has_mesh);
+	cfg_free(c);
+	snprintf(buf, sizeof buf, "resource r { options { quorum 4; }%s }", three);
+	CHECK(parse(buf) == NULL);
+	CHECK_STR_HAS(err, "t.res:1:24: quorum 4 can never be met");
+	snprintf(buf, sizeof buf, "resource r {%s\n connection-mesh { hosts a b x; } }", three);
+	CHECK(parse(buf) == NULL);
+	CHECK_STR_HAS(err, "t.res:2:30: connection-mesh names unknown host 'x'");
+	snprintf(buf, sizeof buf, "resource r {%s\n connection-mesh { hosts a c; } }", three);
+	CHECK(parse(buf) == NULL);
+	CHECK_STR_HAS(err, "connection-mesh leaves out host 'b'");
+}
+
 TEST(missing_disk_and_address)
 {
 	CHECK(parse("resource r { on a { address 1.2.3.4:5; } }") == NULL);

@@ -65,6 +65,14 @@ TEST(generations)
 		  "same generation, both marked: union, lower node-id sends" },
 		{ S(DS_OUTDATED, 0, 100, 0, 0, 0, 0, 0), S(INC, 0, 4, 0, 0, 0, 0, 1), D_WAIT, "outdated data is not a sync source" },
 		{ S(DS_DISKLESS, 0, 0, 0, 0, 0, 0, 0), S(UP, 0, 100, 0, 0, 0, 0, 1), D_NO_SYNC, "diskless (detached) meets good data: no sync" },
+		{ S(DS_OUTDATED, 1, 100, 0, 0, 0, 3, 0), S(UP, 1, 100, 0, 0, 0, 0, 1), D_TARGET_BITMAP,
+		  "quorum: the Outdated side's held writes are overwritten by the UpToDate side, whatever the node-ids" },
+		{ S(DS_OUTDATED, 1, 100, 0, 0, 0, 3, 0), S(UP, 1, 200, 100, 0, 0, 5, 1), D_TARGET_BITMAP,
+		  "quorum: the majority went on (new generation); the Outdated side is its target" },
+		{ S(DS_OUTDATED, 1, 100, 0, 0, 0, 2, 0), S(DS_OUTDATED, 1, 100, 0, 0, 0, 4, 1), D_SOURCE_BITMAP,
+		  "quorum: nobody had quorum, both held writes: union from the lower node-id" },
+		{ S(DS_OUTDATED, 0, 100, 0, 0, 0, 0, 0), S(DS_CONSISTENT, 0, 100, 0, 0, 0, 0, 1), D_NO_SYNC,
+		  "quorum: Outdated meets a restarted (Consistent) peer, same data" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		check_pair(&cases[i].me, &cases[i].peer, cases[i].want, cases[i].what);
