@@ -149,9 +149,15 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 
 static void state_line(struct daemon *d, struct strbuf *sb)
 {
-	sb_printf(sb, "role:%s disk:%s%s", role_name((enum role)atomic_load(&d->e->role)),
-		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)),
-		  engine_is_suspended(d->e) ? " io:suspended" : "");
+	sb_printf(sb, "role:%s disk:%s", role_name((enum role)atomic_load(&d->e->role)),
+		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
+	if (engine_is_suspended(d->e)) {
+		char why[256];
+		pthread_mutex_lock(&d->e->lock);
+		snprintf(why, sizeof why, "%s", d->e->suspend_reason);
+		pthread_mutex_unlock(&d->e->lock);
+		sb_printf(sb, " io:suspended reason:\"%s\"", why);
+	}
 	if (d->peer)
 		peer_state_line(d->peer, sb);
 	if (d->quorum)

@@ -134,6 +134,7 @@ struct peer {
 	atomic_uint_fast64_t conflicts; /* concurrent writes reconciled */
 	atomic_uint_fast64_t split_brains; /* detected (resolved or not) */
 	atomic_uint_fast64_t fenced;       /* fence-peer handler successes */
+	_Atomic int fencing_now;           /* the fence-peer handler is running */
 	char hold_reason[256];
 	/* lease (quorum.h): meta_main renews it, the quorum rules read it */
 	uint64_t lease_ns;             /* ping-int + ping-timeout */
@@ -1673,7 +1674,9 @@ int peer_must_hold(struct peer *p)
  * else leaves it frozen. */
 static void fence_peer(struct peer *p)
 {
+	atomic_store(&p->fencing_now, 1);
 	int rc = handler_run(p->r, "fence-peer", p->me, p->ph, 1);
+	atomic_store(&p->fencing_now, 0);
 	const char *what = rc == 3 ? "peer is Inconsistent" : rc == 4 ? "peer was outdated" : rc == 5 ? "peer is down"
 			 : rc == 7 ? "peer was fenced (STONITH)" : NULL;
 	if (what) {
@@ -2326,14 +2329,15 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 		  "\"protocol\":\"%c\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f,"
 		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,"
 		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"split_brains\":%llu,"
-		  "\"csum_skipped_bytes\":%llu,"
+		  "\"csum_skipped_bytes\":%llu,\"fencing_in_progress\":%s,\"fenced\":%llu,"
 		  "\"reason\":",
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
 		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0,
 		  (unsigned long long)atomic_load(&p->conflicts), (unsigned long long)atomic_load(&p->epoch),
 		  (unsigned long long)atomic_load(&p->epoch_acked), (unsigned long long)atomic_load(&p->rx_epoch),
-		  (unsigned long long)atomic_load(&p->split_brains), (unsigned long long)atomic_load(&p->csum_skipped));
+		  (unsigned long long)atomic_load(&p->split_brains), (unsigned long long)atomic_load(&p->csum_skipped),
+		  atomic_load(&p->fencing_now) ? "true" : "false", (unsigned long long)atomic_load(&p->fenced));
 	sb_json_str(sb, reason);
 	sb_printf(sb, "}");
 }
@@ -2361,9 +2365,9 @@ void peer_status_text(struct peer *p, struct strbuf *sb)
 
 void peer_state_line(struct peer *p, struct strbuf *sb)
 {
-	sb_printf(sb, " peer:%s connection:%s peer-role:%s peer-disk:%s replication:%s", p->ph->name,
+	sb_printf(sb, " peer:%s connection:%s peer-role:%s peer-disk:%s replication:%s%s", p->ph->name,
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
-		  repl_state_name((enum repl_state)atomic_load(&p->repl)));
+		  repl_state_name((enum repl_state)atomic_load(&p->repl)), atomic_load(&p->fencing_now) ? " fencing:running" : "");
 }
 
 void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,

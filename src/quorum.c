@@ -420,8 +420,9 @@ static void alone_rule(struct quorum *q, const struct peer_view *pv, uint64_t no
 		return;
 	}
 	if (now < gone + q->lease_ns + MARGIN_NS) {
-		snprintf(why, wl, "disk peer %s is gone; writes wait until its lease ends (%llu ms) so it can no "
-			 "longer write", pn, (unsigned long long)((gone + q->lease_ns + MARGIN_NS - now) / 1000000));
+		snprintf(why, wl, "disk peer %s is gone; writes wait until its lease has ended (%llu ms after it was "
+			 "last heard) so it can no longer write", pn,
+			 (unsigned long long)((q->lease_ns + MARGIN_NS) / 1000000));
 		return;
 	}
 }

@@ -73,6 +73,22 @@ check "the write is still waiting" test ! -e "$T/a-done2"
 part -D
 check "the peer's return resumes I/O and the write completes" wait_for 30 test -e "$T/a-done2"
 check "replicas identical" bash -c "sleep 1; test \"\$(head -c $SIZE $T/a.img | md5sum)\" = \"\$(head -c $SIZE $T/b.img | md5sum)\""
+# the other success codes of DRBD's fence-peer: 3 peer Inconsistent, 4 peer
+# outdated, 5 peer down; status and events show the handler running
+events_fencing() { na events r0 --once | grep -q "fencing:running" && na events r0 --once | grep -q 'io:suspended reason:"'; }
+for code in 3 4 5; do
+	echo $code >"$T/fence.rc"
+	part -I
+	bg bash -c "qemu-io -f raw -c 'write -P 0x6$code $((60 + code))M 1M' '$(uri_a)' >/dev/null 2>&1 && touch '$T/a-done-$code'"
+	check "exit $code: status shows fencing in progress, I/O frozen" \
+		wait_for 20 jcheck a "p['fencing_in_progress'] and o['io_suspended']"
+	check "exit $code: events show it too" events_fencing
+	check "exit $code: the handler's success resumes I/O, the write completes" wait_for 20 test -e "$T/a-done-$code"
+	part -D
+	check "exit $code: reconnected and synced" wait_for 30 both "p['connection']=='Connected' and p['out_of_sync_bytes']==0" \
+		"p['connection']=='Connected'"
+done
+check "every fence counted" jcheck a "p['fenced'] >= 4"
 na down r0 --force >/dev/null 2>&1
 nb down r0 --force >/dev/null 2>&1
 finish

@@ -70,6 +70,8 @@ sleep 1
 check "A|BC: a's write is held (no quorum)" pending s1a
 check "A|BC: a reports no quorum, I/O suspended, disk Outdated" jcheck a "not o['quorum']['have'] and \
 o['io_suspended'] and o['disk'] == 'Outdated'"
+events_no_quorum() { na events r0 --once | grep -q 'quorum:no votes:1/2.*io:suspended\|io:suspended.*quorum:no votes:1/2'; }
+check "A|BC: a's events line says no quorum, I/O suspended" events_no_quorum
 check "A|BC: b reports quorum and goes on alone" jcheck b "o['quorum']['have'] and o['quorum']['alone'] and \
 not o['io_suspended']"
 check "A|BC: c sees only b" jcheck c "[x['connection'] for x in o['peers']] == ['Connecting', 'Connected']"
