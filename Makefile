@@ -81,7 +81,7 @@ check: build/dipole build/san/dipole build/synclat unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 demo: build/dipole
-	$(Q)bash scripts/demo
+	$(Q)bash scripts/demo$(if $(filter 3,$(NODES)),3)
 
 build/synclat: bench/synclat.c
 	$(Q)$(CC) -O2 $(CSTD) $(WARN) -o $@ $<

@@ -12,4 +12,14 @@ check "the demo ends Primary/Primary, UpToDate/UpToDate, Connected" \
 	grep -q '"role":"Primary","disk":"UpToDate".*"connection":"Connected","role":"Primary","disk":"UpToDate"' "$T/demo.out"
 check "the demo removed its namespaces" bash -c "! ip netns list | grep -q dpdemo"
 check "the demo detached its loop devices" bash -c "! losetup -a | grep -q dipole-demo"
+
+# make demo NODES=3: two disks and a tiebreaker
+DIPOLE=$DIPOLE bash "$ROOT/scripts/demo3" >"$T/demo3.out" 2>&1
+rc=$?
+[ $rc -eq 0 ] && ok "scripts/demo3 runs to the end" || { notok "scripts/demo3 runs to the end (exit $rc)"; tail -20 "$T/demo3.out" | sed 's/^/    | /'; }
+check "demo3: the cut-off node's write waits while the other's completes" \
+	bash -c "grep -q '^docker2: wrote 1048576' $T/demo3.out && grep -q 'still waiting (no quorum)' $T/demo3.out"
+check "demo3: after healing both writes are on both nodes, disks identical" \
+	bash -c "grep -q 'docker1 has docker2' $T/demo3.out && grep -q 'docker2 has docker1' $T/demo3.out && grep -q 'identical, no split brain' $T/demo3.out"
+check "demo3 removed its namespaces" bash -c "! ip netns list | grep -q dpdemo"
 finish
