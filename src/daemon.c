@@ -334,6 +334,8 @@ static int handle(struct daemon *d, int fd, char *req)
 			int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
 			ctl_reply(fd, rc ? 1 : 0, rc ? msg : "", NULL);
 		}
+	} else if (!strcmp(req, "resume-io") && quorum_held(d->quorum, msg)) {
+		ctl_reply(fd, 3, msg, NULL);
 	} else if (!strcmp(req, "resume-io")) {
 		int was = engine_is_suspended(d->e);
 		if (d->peer)

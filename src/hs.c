@@ -205,6 +205,9 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 			 c->peer_name, c->peer_id);
 	else if (peer_hello[HELLO_CHANNEL] != ch)
 		snprintf(why, sizeof why, "channel mismatch");
+	else if ((ch == CH_VOTE) != !!c->vote_only)
+		snprintf(why, sizeof why, "%s", c->vote_only ? "this node has a vote link with you, not a disk peer link"
+							     : "this node has a disk peer link with you, not a vote link");
 	else if (ch == CH_VOTE)
 		; /* a vote link carries no data: size and protocol do not matter */
 	else if (get_be64(peer_hello + HELLO_SIZE) != c->size)

@@ -21,6 +21,7 @@ struct hs_conf {
 	int has_secret;
 	const EVP_MD *md;         /* cram-hmac-alg */
 	int timeout_ms;           /* send timeout once connected */
+	int vote_only;            /* a vote link: only CH_VOTE; else only data/meta */
 	void (*fill)(void *arg, uint8_t *hello); /* state fields of this node's HELLO */
 	void *arg;
 };

@@ -1503,11 +1503,6 @@ static void peer_inbound(void *arg, int fd, const char *from)
 			close(fd);
 			return;
 		}
-		if (ch == CH_VOTE) {
-			hs_refuse(fd, "this node has a disk peer link with you, not a vote link");
-			close(fd);
-			return;
-		}
 		pthread_mutex_lock(&p->inq_lock);
 		if (ch == CH_DATA) {
 			if (p->in_dfd >= 0)

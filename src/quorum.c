@@ -201,9 +201,8 @@ static void vl_inbound(void *arg, int fd, const char *from)
 		close(fd);
 		return;
 	}
-	if (ch != CH_VOTE || l->dialer) {
-		hs_refuse(fd, ch != CH_VOTE ? "this node has a vote link with you, not a disk peer link"
-					    : "this node has the lower node-id and dials; do not dial it");
+	if (l->dialer) { /* (hs_handshake refused any channel but CH_VOTE) */
+		hs_refuse(fd, "this node has the lower node-id and dials; do not dial it");
 		close(fd);
 		return;
 	}
@@ -554,6 +553,19 @@ int quorum_may_promote(struct quorum *q, char *msg)
 	return -EBUSY;
 }
 
+int quorum_held(struct quorum *q, char *msg)
+{
+	if (!quorum_enabled(q))
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	int held = q->block[0] != 0;
+	if (held)
+		snprintf(msg, 256, "I/O is held by the quorum rules (%.150s); it resumes by itself when they allow it "
+			 "(docs/quorum.md)", q->block);
+	pthread_mutex_unlock(&q->lock);
+	return held;
+}
+
 int quorum_hold_write(struct quorum *q)
 {
 	evaluate(q);
@@ -600,6 +612,7 @@ int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const
 		q->hs.has_secret = q->hs.md != NULL;
 	}
 	q->hs.res = r->name;
+	q->hs.vote_only = 1;
 	q->hs.my_id = me->node_id;
 	q->hs.secret = q->secret;
 	q->hs.timeout_ms = q->ping_timeout_ms > 1000 ? q->ping_timeout_ms : 1000;

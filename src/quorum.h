@@ -51,6 +51,9 @@ int quorum_enabled(const struct quorum *q);
 int quorum_have(struct quorum *q);
 /* Promotion check: 0, or -EBUSY with msg[256]. */
 int quorum_may_promote(struct quorum *q, char *msg);
+/* Are the quorum rules holding I/O now? 1 with msg[256] saying why (for
+ * `resume-io`, which cannot override them), else 0. */
+int quorum_held(struct quorum *q, char *msg);
 /* A write the disk peer did not get: 0 complete it alone, 1 it must wait
  * (I/O was suspended with the reason), -EIO fail it (on-no-quorum io-error). */
 int quorum_hold_write(struct quorum *q);

@@ -111,6 +111,7 @@ wbg s4b b 0x52 9M
 sleep 5
 check "A|B|C: neither side completes a write" all_pending s4a s4b
 check "A|B|C: nobody has quorum" quorum_is False "a b c"
+expect_rc "A|B|C: resume-io cannot override quorum (exit 3, saying why)" 3 "held by the quorum rules" na resume-io r0
 heal3 a b; heal3 a c; heal3 b c
 check "A|B|C healed: both held writes complete" wait_for 60 all_ok s4a s4b
 check "A|B|C healed: converged" wait_for 60 converged

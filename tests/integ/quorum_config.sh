@@ -59,4 +59,54 @@ expect_rc "once executable it is accepted" 0 "split-brain" dpc h2 dump r0
 sed "s|disk none;|disk $T/c.img;|" "$T/good.res" >"$T/three.res"
 expect_rc "three disk hosts: refused at up, pointing at the third" 2 "three.res:5:.*3 hosts with a disk" \
 	dpc three up r0
+
+# a rogue on the tiebreaker's vote port (127.0.0.3): it plays node a, passes
+# the HELLO (no secret is configured) and then sends bad packets
+dtb() { "$DIPOLE" -c "$T/good.res" --node c --run-dir "$T/rc" "$@"; }
+check "the tiebreaker comes up alone (no exports)" dtb up r0
+cat >"$T/rogue.py" <<'PY'
+import socket, struct, sys, time
+MAGIC = 0x44504c31
+def pkt(t, payload=b"", id=0, magic=MAGIC, ln=None):
+    return struct.pack(">IHHIIQ", magic, t, 0, len(payload) if ln is None else ln, 0, id) + payload
+def hello(ch):
+    b = bytearray(172)
+    struct.pack_into(">III", b, 0, 1, 1, 0)      # versions 1-1, node-id 0 (a)
+    b[12] = ch; b[13] = ord("C"); b[15] = 6
+    b[68:70] = b"r0"
+    return pkt(1, bytes(b))
+def link(ch):
+    s = socket.create_connection(("127.0.0.3", 7790), timeout=5)
+    s.sendall(hello(ch))
+    s.recv(24 + 172)
+    return s
+mode = sys.argv[1]
+s = link(0 if mode == "data" else 2)
+if mode == "short":
+    s.sendall(pkt(34, b"\x01" * 10))               # P_VSTATE of the wrong size
+elif mode == "big":
+    s.sendall(pkt(34, b"", ln=1 << 30))             # a header announcing 1 GiB
+elif mode == "magic":
+    s.sendall(pkt(15, magic=0x12345678))
+elif mode == "values":
+    s.sendall(pkt(34, bytes([9, 99, 7]) + bytes(277)))  # right size, impossible role/disk
+time.sleep(1)
+try:
+    print(s.recv(4096)[24:].decode(errors="replace"))
+except OSError:
+    pass
+PY
+tb_reason() { dtb status r0 --json | python3 -c "import json,sys; o=json.load(sys.stdin); sys.exit(0 if '$1' in o['peers'][0]['reason'] else 1)"; }
+python3 "$T/rogue.py" short >/dev/null 2>&1
+check "a vote-state packet of the wrong size drops the link, with a reason" wait_for 5 tb_reason "malformed state report"
+python3 "$T/rogue.py" values >/dev/null 2>&1
+check "impossible role/disk values are refused too" wait_for 5 tb_reason "malformed state report"
+python3 "$T/rogue.py" big >/dev/null 2>&1
+check "an oversized packet drops the link" wait_for 5 tb_reason "oversized packet"
+python3 "$T/rogue.py" magic >/dev/null 2>&1
+check "a bad magic drops the link" wait_for 5 tb_reason "bad packet magic"
+expect_rc "a data channel to a tiebreaker is refused, saying why" 0 "vote link with you, not a disk peer" \
+	python3 "$T/rogue.py" data
+check "the tiebreaker survived all of it" dtb status r0
+check "and goes down cleanly" dtb down r0
 finish
