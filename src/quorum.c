@@ -80,6 +80,7 @@ struct quorum {
 	int running;
 	int wake[2];
 
+	pthread_mutex_t eval_lock; /* one evaluate() at a time (thread and failed writes) */
 	pthread_mutex_t lock;      /* below */
 	char block[256];           /* why I/O is held now ("" = not) */
 	int suspended_by_us;       /* engine_suspend() was ours */
@@ -456,8 +457,8 @@ static void apply(struct quorum *q, const char *why)
 }
 
 /* One evaluation of the rules (quorum thread, and writes that failed to
- * replicate). */
-static void evaluate(struct quorum *q)
+ * replicate), under eval_lock. */
+static void evaluate_locked(struct quorum *q)
 {
 	uint64_t now = now_ns();
 	int votes = count_votes(q, now);
@@ -518,6 +519,13 @@ static void evaluate(struct quorum *q)
 	}
 	apply(q, why);
 	pthread_mutex_unlock(&q->lock);
+}
+
+static void evaluate(struct quorum *q)
+{
+	pthread_mutex_lock(&q->eval_lock);
+	evaluate_locked(q);
+	pthread_mutex_unlock(&q->eval_lock);
 }
 
 static void *q_main(void *arg)
@@ -604,6 +612,7 @@ int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const
 	q->votes = 1;
 	q->wake[0] = q->wake[1] = -1;
 	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutex_init(&q->eval_lock, NULL);
 	const char *v = cfg_get(r, SECT_NET, "shared-secret");
 	if (v && *v) {
 		snprintf(q->secret, sizeof q->secret, "%s", v);
