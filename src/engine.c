@@ -163,15 +163,23 @@ static int bm_save(struct engine *e, uint32_t *crc)
 	return rc;
 }
 
-int engine_open_diskless(struct engine **out, const char *res, const char *node)
+static struct engine *engine_alloc(const char *res, const char *node)
 {
 	struct engine *e = calloc(1, sizeof *e);
 	if (!e)
-		return -ENOMEM;
+		return NULL;
 	snprintf(e->res, sizeof e->res, "%s", res);
 	snprintf(e->node, sizeof e->node, "%s", node);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->resume_cond, NULL);
+	return e;
+}
+
+int engine_open_diskless(struct engine **out, const char *res, const char *node)
+{
+	struct engine *e = engine_alloc(res, node);
+	if (!e)
+		return -ENOMEM;
 	e->dstate = DS_DISKLESS;
 	snprintf(e->detach_reason, sizeof e->detach_reason, "diskless by configuration (disk none)");
 	*out = e;
@@ -181,7 +189,7 @@ int engine_open_diskless(struct engine **out, const char *res, const char *node)
 int engine_open(struct engine **out, const char *res, const char *node, int node_id, const char *disk_path,
 		char *err)
 {
-	struct engine *e = calloc(1, sizeof *e);
+	struct engine *e = engine_alloc(res, node);
 	char warn[MD_MSG_MAX], sz[32];
 	uint8_t *raw = NULL;
 	int rc;
@@ -189,10 +197,6 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	err[0] = 0;
 	if (!e)
 		return -ENOMEM;
-	snprintf(e->res, sizeof e->res, "%s", res);
-	snprintf(e->node, sizeof e->node, "%s", node);
-	pthread_mutex_init(&e->lock, NULL);
-	pthread_cond_init(&e->resume_cond, NULL);
 	rc = disk_open(&e->disk, disk_path, 0);
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot open backing disk %s: %s%s", disk_path, strerror(-rc),

@@ -213,3 +213,40 @@ EOT
 }
 nc3() { nsenter --net=/run/netns/$NS_C "$DIPOLE" -c "${CFG_C:-$T/r.res}" --node c --run-dir "$T/rc" "$@"; }
 nc() { nc3 "$@"; }
+
+# ---- I/O and checks for the three-node tests (nodes a and b have disks) ---
+# wbg NAME NODE BYTE OFF: write 64 KiB of BYTE at OFF through NODE's NBD
+# socket, then flush, in the background; its exit status lands in $T/NAME.rc
+wbg() { bgio "$1" "$2" -c "write -P $3 $4 64k" -c flush; }
+# rbg NAME NODE BYTE OFF: read in the background; rc 0 only if the data is BYTE
+rbg() { bgio "$1" "$2" -r -c "read -P $3 $4 64k"; }
+bgio() {
+	local name=$1 node=$2; shift 2
+	rm -f "$T/$name.rc"
+	( timeout 90 qemu-io -f raw "$@" "$(uri_$node)" >/dev/null 2>&1; echo $? >"$T/$name.rc" ) &
+	echo $! >>"$T/bg.pids"
+}
+done_ok() { [ -s "$T/$1.rc" ] && [ "$(cat "$T/$1.rc")" = 0 ]; }
+pending() { [ ! -s "$T/$1.rc" ]; }
+all_ok() { local n; for n in "$@"; do done_ok "$n" || return 1; done; }
+all_pending() { local n; for n in "$@"; do pending "$n" || return 1; done; }
+# rd NODE BYTE OFF: NODE reads 64 KiB of BYTE at OFF
+rd() { qemu-io -r -f raw -c "read -P $2 $3 64k" "$(uri_$1)" >/dev/null 2>&1; }
+# has N BYTE@OFF...: node N reads each pattern
+has() { local n=$1 x; shift; for x in "$@"; do rd "$n" "${x%@*}" "${x#*@}" || return 1; done; }
+both_have() { has a "$@" && has b "$@"; }
+img_md5() { nbdcopy "$(uri_$1)" - | md5sum | cut -d' ' -f1; }
+three_up() {
+	na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1 && na up r0 --device none &&
+		nb up r0 --device none && nc up r0 --device none
+}
+all_connected() {
+	local n
+	for n in a b c; do jcheck $n "all(x['connection'] == 'Connected' for x in o['peers'])" || return 1; done
+}
+converged() {
+	all_connected && both "o['disk'] == 'UpToDate' and p['disk'] == 'UpToDate' and p['out_of_sync_bytes'] == 0 \
+and not o['io_suspended']" "o['disk'] == 'UpToDate' and p['out_of_sync_bytes'] == 0 and not o['io_suspended']"
+}
+# no split brain, identical disks
+sane_end() { both "p['split_brains'] == 0" "p['split_brains'] == 0" && [ "$(img_md5 a)" = "$(img_md5 b)" ]; }

@@ -9,43 +9,14 @@ source "$(dirname "$0")/lib.sh"
 mknet3
 NET_OPTS="ping-timeout 10;" mkres3 64M
 
-wbg() {
-	rm -f "$T/$1.rc"
-	( timeout 90 qemu-io -f raw -c "write -P $3 $4 64k" -c flush "$(uri_$2)" >/dev/null 2>&1; echo $? >"$T/$1.rc" ) &
-	echo $! >>"$T/bg.pids"
-}
-# rbg NAME NODE BYTE OFF: read in the background; rc 0 only if the data is BYTE
-rbg() {
-	rm -f "$T/$1.rc"
-	( timeout 90 qemu-io -r -f raw -c "read -P $3 $4 64k" "$(uri_$2)" >/dev/null 2>&1; echo $? >"$T/$1.rc" ) &
-	echo $! >>"$T/bg.pids"
-}
-done_ok() { [ -s "$T/$1.rc" ] && [ "$(cat "$T/$1.rc")" = 0 ]; }
-pending() { [ ! -s "$T/$1.rc" ]; }
-rd() { qemu-io -r -f raw -c "read -P $2 $3 64k" "$(uri_$1)" >/dev/null 2>&1; }
-img_md5() { nbdcopy "$(uri_$1)" - | md5sum | cut -d' ' -f1; }
-all_connected() {
-	jcheck a "all(x['connection'] == 'Connected' for x in o['peers'])" &&
-		jcheck b "all(x['connection'] == 'Connected' for x in o['peers'])"
-}
-converged() {
-	all_connected && both "o['disk'] == 'UpToDate' and p['disk'] == 'UpToDate' and p['out_of_sync_bytes'] == 0 \
-and not o['io_suspended']" "o['disk'] == 'UpToDate' and p['out_of_sync_bytes'] == 0 and not o['io_suspended']"
-}
-sane_end() { both "p['split_brains'] == 0" "p['split_brains'] == 0" && [ "$(img_md5 a)" = "$(img_md5 b)" ]; }
-three_up() {
-	na create-md r0 --force && nb create-md r0 --force && na up r0 --device none && nb up r0 --device none &&
-		nc up r0 --device none
-}
-
 # a dials b through the fault proxy
 start_proxy
 export CFG_A=$T/r-a.res
 check "three nodes up, a reaching b through the proxy" three_up
 check "connected" wait_for 20 all_connected
 na primary r0 --force >/dev/null
-check "synced, both Primary" bash -c "$(declare -f wait_for jcheck nb); NS_B=$NS_B DIPOLE=$DIPOLE T=$T; \
-wait_for 60 jcheck b \"o['disk'] == 'UpToDate'\" && nb primary r0"
+check "synced" wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
+check "both Primary" nb primary r0
 check "old data on both" rd a 0x00 0
 wbg w1 a 0x71 0
 check "a writes 0x71" wait_for 20 done_ok w1
@@ -64,8 +35,7 @@ rm -f "$CTL/stall_up"
 check "unstalled: b's read completes with a's new data" wait_for 60 done_ok r1
 check "b's held write completes" wait_for 60 done_ok w3
 check "converged" wait_for 60 converged
-check "both writes on both disks" bash -c "$(declare -f rd uri_a uri_b); T=$T; rd a 0x72 0 && rd b 0x72 0 && \
-rd a 0x73 1M && rd b 0x73 1M"
+check "both writes on both disks" both_have 0x72@0 0x73@1M
 check "no split brain, identical disks" sane_end
 
 # tiebreaker memory (the optimized build, when present: ASan adds its own)
@@ -81,8 +51,7 @@ check "tiebreaker RSS at most 16 MiB ($(rss_kb) KiB)" test "$(rss_kb)" -le 16384
 for n in a b c; do "n$n" down r0 --force >/dev/null 2>&1; done
 unset CFG_A
 NET_OPTS="ping-timeout 10;" mkres3 64M "on-no-quorum io-error;"
-check "io-error pair up" bash -c "$(declare -f three_up na nb nc nc3); NS_A=$NS_A NS_B=$NS_B NS_C=$NS_C DIPOLE=$DIPOLE \
-T=$T; three_up"
+check "io-error trio up" three_up
 check "connected again" wait_for 20 all_connected
 na primary r0 --force >/dev/null
 check "synced" wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
