@@ -492,6 +492,18 @@ static void evaluate_locked(struct quorum *q)
 	}
 	if (!quorum_enabled(q))
 		return;
+	/* with quorum, an Outdated (or just restarted) disk whose only fellow
+	 * disk is Inconsistent holds the newest whole copy there is: nothing
+	 * else could have been written without it. Make it a sync source. */
+	if (have && q->peer && cfg_disk_hosts(q->r) == 2) {
+		int ds = atomic_load(&e->dstate);
+		struct peer_view v;
+		peer_view(q->peer, &v);
+		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && v.connected && v.disk == DS_INCONSISTENT) {
+			engine_set_uptodate(e, "the only whole copy: the disk peer is Inconsistent");
+			peer_state_changed(q->peer);
+		}
+	}
 	char why[256] = "";
 	pthread_mutex_lock(&q->lock);
 	struct peer_view pv = { 0 };

@@ -74,7 +74,13 @@ check "AC|B healed: converged" wait_for 60 converged
 check "AC|B: each write on both" both_have 0x41@6M 0x42@7M
 
 # ---- A | B | C: nobody has quorum ------------------------------------------
-cut3 a b; cut3 a c; cut3 b c
+# c first, and only once a and b no longer count its vote, the a-b link: cut
+# all at once, a node may still count c's fresh lease for a moment and go on
+# alone (safely: by rule only the lower node-id would)
+cut3 a c; cut3 b c
+votes_are() { jcheck a "o['quorum']['votes'] == $1" && jcheck b "o['quorum']['votes'] == $1"; }
+check "A|B|C: first c is gone for a and b" wait_for 20 votes_are 2
+cut3 a b
 wbg s4a a 0x51 8M
 wbg s4b b 0x52 9M
 sleep 5
@@ -109,4 +115,19 @@ check "healed: converged" wait_for 60 converged
 check "every acknowledged write is on both disks" both_have 0x10@0 0x11@1M 0x21@2M 0x22@3M 0x31@4M 0x32@5M 0x41@6M \
 	0x42@7M 0x51@8M 0x52@9M 0x61@10M 0x62@11M 0x63@12M
 check "no split brain and identical disks at the end" sane_end
+
+# the only whole copy loses quorum: b is wiped (Inconsistent) and down, c goes
+# down, a is alone and Outdated; when c and then b return, a must become the
+# sync source again instead of both waiting forever
+nb secondary r0 >/dev/null 2>&1
+nb down r0 >/dev/null 2>&1
+nb create-md r0 --force >/dev/null 2>&1
+nc down r0 >/dev/null 2>&1
+check "a alone: no quorum, Outdated" wait_for 20 jcheck a "not o['quorum']['have'] and o['disk'] == 'Outdated'"
+nc up r0 --device none >/dev/null 2>&1
+check "c back: quorum, still Outdated (b may have newer data)" wait_for 20 jcheck a "o['quorum']['have'] and \
+o['disk'] == 'Outdated'"
+nb up r0 --device none >/dev/null 2>&1
+check "b back Inconsistent: a holds the only whole copy, becomes UpToDate and syncs b" wait_for 60 converged
+check "b has everything" both_have 0x10@0 0x42@7M 0x63@12M
 finish
