@@ -748,6 +748,14 @@ int engine_flush(struct engine *e)
 	return rc ? rc : prc;
 }
 
+int engine_flush_local(struct engine *e)
+{
+	if (diskless(e))
+		return -ENODEV;
+	int rc = disk_flush(e->disk);
+	return rc && io_error(e, rc, "flush", 0, 0) ? -ENODEV : rc;
+}
+
 int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags)
 {
 	if (!may_write(e))

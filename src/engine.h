@@ -110,6 +110,9 @@ int engine_read(struct engine *e, void *buf, size_t len, uint64_t off);
 /* -EPERM unless Primary. */
 int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags);
 int engine_flush(struct engine *e);
+/* Flush this node's disk only (a peer's P_FLUSH), under on-io-error:
+ * -ENODEV when there is no disk (Diskless, or it detached on this error). */
+int engine_flush_local(struct engine *e);
 int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags);
 int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsigned flags);
 

@@ -447,7 +447,8 @@ struct pending *peer_flush_begin(struct peer *p)
 {
 	struct pending *pd;
 
-	if (!connected(p))
+	/* a Diskless peer holds nothing to flush (what it misses is marked) */
+	if (!connected(p) || atomic_load(&p->peer_disk) < DS_INCONSISTENT)
 		return NULL;
 	pd = pending_get(p);
 	pd->off = 0;
@@ -486,6 +487,10 @@ int peer_flush_end(struct peer *p, struct pending *pd)
 	while (!pd->write_acked && !pd->failed)
 		pthread_cond_wait(&pd->c, &pd->m);
 	int rc = pd->write_acked ? -pd->status : 0;
+	/* the peer has no disk (it detached, now or before): it holds nothing
+	 * to flush, what it misses is marked, this node's copy is what counts */
+	if (rc == -ENODEV)
+		rc = 0;
 	if (pd->write_acked && !pd->status) {
 		uint64_t cur = atomic_load(&p->epoch_acked);
 		while (pd->seq > cur && !atomic_compare_exchange_weak(&p->epoch_acked, &cur, pd->seq))
@@ -1253,7 +1258,7 @@ static void data_loop(struct peer *p)
 
 		case P_FLUSH:
 			/* every write of the epoch was applied before this packet */
-			rc = disk_flush(e->disk);
+			rc = engine_flush_local(e);
 			if (!rc && len >= 8)
 				atomic_store(&p->rx_epoch, get_be64(p->rbuf));
 			send_ack(p, P_FLUSH_ACK, id, -rc);

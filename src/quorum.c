@@ -589,11 +589,20 @@ int quorum_held(struct quorum *q, char *msg)
 int quorum_hold_write(struct quorum *q)
 {
 	evaluate(q);
+	struct peer_view pv = { 0 };
+	if (q->peer)
+		peer_view(q->peer, &pv);
 	pthread_mutex_lock(&q->lock);
-	int rc = !q->block[0] && q->alone ? 0 : q->io_error ? -EIO : 1;
-	if (rc == 1 && !q->block[0]) {
-		/* the peer failed between two ticks: hold until the rules say */
-		apply(q, "a write could not be replicated to the disk peer; waiting for the quorum rules");
+	int rc;
+	if (!q->block[0] && (q->alone || pv.usable)) {
+		/* going on alone; or the peer is there but did not take the write
+		 * (its disk failed and detached, or it reported an error): it knows,
+		 * the bitmap has the range, as without quorum */
+		rc = 0;
+	} else {
+		rc = q->io_error ? -EIO : 1;
+		if (rc == 1 && !q->block[0]) /* the peer failed between two ticks */
+			apply(q, "a write could not be replicated to the disk peer; waiting for the quorum rules");
 	}
 	pthread_mutex_unlock(&q->lock);
 	return rc;

@@ -67,4 +67,23 @@ check "reconnected and synced before writing (an Outdated Primary alone fails wr
 check "writes work again" timeout 20 qemu-io -f raw -c "write -P 0x82 0 64k" -c flush "$(uri_a)"
 check "converged after io-error" wait_for 60 converged
 check "b has the write" rd b 0x82 0
+
+# b's disk fails (it detaches, Diskless): with quorum a still writes, marking
+# what b misses, and b gets it back after the repair
+nb down r0 >/dev/null 2>&1
+: >"$T/faults.b"
+b_up() { DIPOLE_FAULTS="$T/faults.b" nb up r0 --device none; }
+check "b up again with a fault file" b_up
+check "b back in sync" wait_for 60 converged
+echo "eio any 0 1099511627776" >"$T/faults.b"
+check "a's write completes although b's disk fails under it" timeout 30 qemu-io -f raw -c "write -P 0x83 0 64k" \
+	-c flush "$(uri_a)"
+check "b detached (Diskless), a not suspended" wait_for 20 both "not o['io_suspended'] and p['disk'] == 'Diskless'" \
+	"o['disk'] == 'Diskless'"
+check "more writes complete on a" timeout 30 qemu-io -f raw -c "write -P 0x84 1M 64k" -c flush "$(uri_a)"
+nb down r0 >/dev/null 2>&1
+: >"$T/faults.b"
+check "b's disk repaired: it comes back" b_up
+check "converged after the repair" wait_for 60 converged
+check "b has the writes made while its disk was failed" both_have 0x83@0 0x84@1M
 finish
