@@ -27,16 +27,19 @@
 #define AGE_NEVER 0xffffffffu
 
 /* P_VSTATE payload (vote links): this node's role u8, disk u8, quorum u8,
- * pad u8, seen u32 (node ids whose vote it counts now), uptime_ms u32,
- * pad u32, current generation u64; then per node id 0..31: age_ms u32 since
- * it last heard from that node (AGE_NEVER: not since it started), disk u8,
- * role u8, quorum u8, pad u8. */
+ * going_on_without u8 (the disk peer this node asks to be recorded as
+ * outdated so it may go on alone, 0xff none), seen u32 (node ids whose vote
+ * it counts now), uptime_ms u32, pad u32, current generation u64; then per
+ * node id 0..31: age_ms u32 since it last heard from that node (AGE_NEVER:
+ * not since it started), disk u8, role u8, quorum u8, outdated_by u8 (the
+ * node this voter recorded as having gone on without it, 0xff none). */
 #define VS_HDR 24
 #define VS_BYTES (VS_HDR + 8 * MAX_NODES)
 
-struct vnode { uint32_t age_ms; int disk, role, quorum; };
+#define NONE 0xff
+struct vnode { uint32_t age_ms; int disk, role, quorum, outdated_by; };
 struct vstate {
-	int role, disk, quorum;
+	int role, disk, quorum, going_on_without, claim;
 	uint32_t seen, uptime_ms;
 	uint64_t uuid;
 	struct vnode n[MAX_NODES];
@@ -86,6 +89,16 @@ struct quorum {
 	int suspended_by_us;       /* engine_suspend() was ours */
 	uint64_t alone_seq;        /* disk-peer connection the alone decision is for; 0 none */
 	int alone;                 /* may complete writes the (lost) disk peer did not get */
+	int want_alone;            /* asking the voters to record the lost peer as outdated */
+	int claim;                 /* went on without the peer: told to voters until they meet again */
+	uint64_t want_since;       /* when (now_ns); only reports after it count */
+	/* as a voter: outdated_by[Y] = X: X went on without Y, so Y may not go
+	 * on alone (it lacks X's writes) until they have met again; recorded
+	 * only once this voter has seen every disk host since it started
+	 * (complete), so a restarted voter cannot endorse a stale node */
+	int outdated_by[MAX_NODES];
+	unsigned seen_since_start; /* disk hosts this voter has been connected to */
+	int complete;
 };
 
 static int opt_int(const struct cfg_resource *r, enum cfg_sect s, const char *key, int def)
@@ -120,8 +133,15 @@ static void vstate_build(struct quorum *q, uint8_t *b)
 	b[0] = my_role(q);
 	b[1] = my_disk(q);
 	b[2] = (uint8_t)(atomic_load(&q->have) == 1);
-	for (int i = 0; i < MAX_NODES; i++)
+	pthread_mutex_lock(&q->lock);
+	/* 0x80: a claim (this node did go on alone), not just a request */
+	b[3] = (q->want_alone || q->claim) && q->peer_host ? (uint8_t)(q->peer_host->node_id | (q->claim ? 0x80 : 0))
+							    : NONE;
+	for (int i = 0; i < MAX_NODES; i++) {
 		put_be32(b + VS_HDR + 8 * i, AGE_NEVER);
+		b[VS_HDR + 8 * i + 7] = q->outdated_by[i] < 0 ? NONE : (uint8_t)q->outdated_by[i];
+	}
+	pthread_mutex_unlock(&q->lock);
 	if (q->peer) {
 		struct peer_view v;
 		peer_view(q->peer, &v);
@@ -155,11 +175,14 @@ static void vstate_build(struct quorum *q, uint8_t *b)
 
 static int vstate_parse(const uint8_t *b, uint32_t len, struct vstate *s)
 {
-	if (len != VS_BYTES || b[0] > ROLE_PRIMARY || b[1] > DS_UPTODATE || b[2] > 1)
+	if (len != VS_BYTES || b[0] > ROLE_PRIMARY || b[1] > DS_UPTODATE || b[2] > 1 ||
+	    (b[3] != NONE && (b[3] & 0x7f) >= MAX_NODES))
 		return -EPROTO;
 	s->role = b[0];
 	s->disk = b[1];
 	s->quorum = b[2];
+	s->going_on_without = b[3] == NONE ? NONE : b[3] & 0x7f;
+	s->claim = b[3] != NONE && (b[3] & 0x80);
 	s->seen = get_be32(b + 4);
 	s->uptime_ms = get_be32(b + 8);
 	s->uuid = get_be64(b + 16);
@@ -169,8 +192,66 @@ static int vstate_parse(const uint8_t *b, uint32_t len, struct vstate *s)
 		s->n[i].disk = n[4];
 		s->n[i].role = n[5];
 		s->n[i].quorum = n[6];
+		s->n[i].outdated_by = n[7] < MAX_NODES ? n[7] : -1;
 	}
 	return 0;
+}
+
+static const struct cfg_host *host_by_id(const struct quorum *q, int id)
+{
+	for (int i = 0; i < q->r->nhosts; i++)
+		if (q->r->hosts[i].node_id == id)
+			return &q->r->hosts[i];
+	return NULL;
+}
+
+/* Is node id's vote link connected with a fresh lease? */
+static int sees(struct quorum *q, int id)
+{
+	uint64_t now = now_ns();
+	for (int i = 0; i < q->nlinks; i++)
+		if (q->links[i].h->node_id == id)
+			return atomic_load(&q->links[i].connected) && lease_fresh(atomic_load(&q->links[i].lease_until), now);
+	return 0;
+}
+
+/* As a voter, take in node x's report (q->lock held): record "x went on
+ * without y" when x asks and this voter may endorse it; forget a record
+ * once the two report each other connected again. */
+static void vote_record(struct quorum *q, int x, const struct vstate *s)
+{
+	for (int y = 0; y < MAX_NODES; y++) {
+		if ((q->outdated_by[y] == x && (s->seen & (1u << y))) || (y == x && q->outdated_by[x] >= 0 &&
+									 (s->seen & (1u << q->outdated_by[x])))) {
+			log_info("vote: %s and %s are connected again; forgetting that one went on without the other",
+				 host_by_id(q, x)->name, host_by_id(q, y == x ? q->outdated_by[x] : y)->name);
+			q->outdated_by[y == x ? x : y] = -1;
+		}
+	}
+	q->seen_since_start |= 1u << x;
+	if (!q->complete) {
+		unsigned all = 0;
+		for (int i = 0; i < q->r->nhosts; i++)
+			if (!q->r->hosts[i].diskless)
+				all |= 1u << q->r->hosts[i].node_id;
+		q->complete = (q->seen_since_start & all) == all;
+	}
+	int y = s->going_on_without;
+	if (y == NONE || !host_by_id(q, y) || q->outdated_by[y] == x)
+		return;
+	if (s->claim && q->outdated_by[x] == y)
+		log_err("vote: %s and %s both went on without each other (split brain)", host_by_id(q, x)->name,
+			host_by_id(q, y)->name);
+	/* a claim is a fact (x wrote alone); a request is granted only by a
+	 * voter that knows every disk host's claims and no conflicting record,
+	 * and, while this voter still sees y, only to the lower node-id (when
+	 * both lost each other but reach this voter, both ask: one goes on) */
+	if (!s->claim && (!q->complete || q->outdated_by[x] >= 0 || q->outdated_by[y] >= 0 ||
+			  (y < x && sees(q, y))))
+		return;
+	q->outdated_by[y] = x;
+	log_warn("vote: %s goes on without %s; %s may not go on alone until they meet again",
+		 host_by_id(q, x)->name, host_by_id(q, y)->name, host_by_id(q, y)->name);
 }
 
 static void vl_reason(struct vlink *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -332,6 +413,9 @@ static void vl_run(struct vlink *l, int fd)
 			l->have_st = 1;
 			l->st_rx = now;
 			pthread_mutex_unlock(&l->lock);
+			pthread_mutex_lock(&q->lock);
+			vote_record(q, l->h->node_id, &s);
+			pthread_mutex_unlock(&q->lock);
 		} else {
 			vl_reason(l, "unexpected packet type %u on a vote link; dropping it", type);
 			break;
@@ -385,27 +469,45 @@ static int count_votes(struct quorum *q, uint64_t now)
 static void alone_rule(struct quorum *q, const struct peer_view *pv, uint64_t now, char *why, size_t wl)
 {
 	const char *pn = q->peer_host->name;
+	int me = q->me->node_id, peer = q->peer_host->node_id;
 	int disk = atomic_load(&q->e->dstate);
 	why[0] = 0;
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		pthread_mutex_lock(&l->lock);
+		int od = l->have_st && atomic_load(&l->connected) && l->st.n[me].outdated_by >= 0;
+		pthread_mutex_unlock(&l->lock);
+		if (od) {
+			q->want_alone = 0;
+			snprintf(why, wl, "disk peer %s went on without this node (recorded by %s): this node lacks "
+				 "its writes and waits until they meet again", pn, l->h->name);
+			return;
+		}
+	}
 	if (disk != DS_UPTODATE) {
 		snprintf(why, wl, "disk peer %s is gone and this disk is %s: the newest data may be there; I/O waits "
 			 "until it is back", pn, disk_state_name((enum disk_state)disk));
 		return;
 	}
-	/* the peer's lease ends at most `lease` after it last reached anyone */
+	if (!q->want_alone) {
+		q->want_alone = 1;
+		q->want_since = now;
+	}
+	/* the peer's lease ends at most `lease` after it last reached anyone;
+	 * going on needs enough voters to have recorded the peer as outdated
+	 * (after this node asked), so it cannot go on later without our writes */
 	uint64_t gone = pv->last_rx_ns;
-	const char *seen_by = NULL;
+	int endorsed = 1;
 	for (int i = 0; i < q->nlinks; i++) {
 		struct vlink *l = &q->links[i];
 		if (!atomic_load(&l->connected) || !lease_fresh(atomic_load(&l->lease_until), now))
 			continue;
 		pthread_mutex_lock(&l->lock);
 		if (l->have_st) {
-			const struct vnode *n = &l->st.n[q->peer_host->node_id];
-			if (l->st.seen & (1u << q->peer_host->node_id)) {
-				if (n->disk == DS_UPTODATE && n->quorum && q->peer_host->node_id < q->me->node_id)
-					seen_by = l->h->name;
-			} else {
+			const struct vnode *n = &l->st.n[peer];
+			if (n->outdated_by == me && l->st_rx > q->want_since)
+				endorsed++;
+			if (!(l->st.seen & (1u << peer))) {
 				uint64_t heard = n->age_ms != AGE_NEVER ? l->st_rx - (uint64_t)n->age_ms * 1000000
 									 : l->st_rx - (uint64_t)l->st.uptime_ms * 1000000;
 				if (heard > gone)
@@ -414,9 +516,9 @@ static void alone_rule(struct quorum *q, const struct peer_view *pv, uint64_t no
 		}
 		pthread_mutex_unlock(&l->lock);
 	}
-	if (seen_by) {
-		snprintf(why, wl, "disk peer %s is unreachable from here but still UpToDate with quorum through %s: by "
-			 "rule the lower node-id (%s) goes on; I/O here waits until they reconnect", pn, seen_by, pn);
+	if (endorsed < q->need) {
+		snprintf(why, wl, "disk peer %s is gone; writes wait until enough voters record that it must not go "
+			 "on alone (%d of %d)", pn, endorsed, q->need);
 		return;
 	}
 	if (now < gone + q->lease_ns + MARGIN_NS) {
@@ -510,24 +612,39 @@ static void evaluate_locked(struct quorum *q)
 	if (q->peer)
 		peer_view(q->peer, &pv);
 	if (!have) {
+		q->alone = q->want_alone = 0; /* a claim stays until the peers meet again */
 		snprintf(why, sizeof why, "no quorum: %d of %d votes, %d needed (on-no-quorum %s); resumes by itself "
 			 "when enough nodes are reachable", votes, q->hosts, q->need, q->io_error ? "io-error" : "suspend-io");
 	} else if (q->peer && !pv.usable && atomic_load(&e->role) == ROLE_PRIMARY) {
-		if (!(q->alone && q->alone_seq == pv.conn_seq + 1)) {
+		alone_rule(q, &pv, now, why, sizeof why);
+		if (why[0]) {
 			q->alone = 0;
-			alone_rule(q, &pv, now, why, sizeof why);
-			if (!why[0]) {
-				q->alone = 1;
-				q->alone_seq = pv.conn_seq + 1;
-				pthread_mutex_unlock(&q->lock);
-				log_warn("disk peer %s is gone and can no longer write; this node goes on alone with "
-					 "quorum (%d of %d votes)", q->peer_host->name, votes, q->hosts);
-				engine_new_generation(e, "Primary goes on without its disk peer (quorum)");
-				pthread_mutex_lock(&q->lock);
-			}
+		} else if (!(q->alone && q->alone_seq == pv.conn_seq + 1)) {
+			q->alone = 1;
+			q->claim = 1;
+			q->alone_seq = pv.conn_seq + 1;
+			pthread_mutex_unlock(&q->lock);
+			log_warn("disk peer %s is gone and can no longer write; this node goes on alone with "
+				 "quorum (%d of %d votes)", q->peer_host->name, votes, q->hosts);
+			engine_new_generation(e, "Primary goes on without its disk peer (quorum)");
+			pthread_mutex_lock(&q->lock);
 		}
 	} else if (pv.usable) {
-		q->alone = 0;
+		q->alone = q->want_alone = q->claim = 0;
+	}
+	/* a voter recorded that the disk peer went on without this node */
+	for (int i = 0; q->peer && i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		pthread_mutex_lock(&l->lock);
+		int od = l->have_st && atomic_load(&l->connected) && l->st.n[q->me->node_id].outdated_by >= 0;
+		pthread_mutex_unlock(&l->lock);
+		if (od && !pv.usable && atomic_load(&e->dstate) == DS_UPTODATE) {
+			pthread_mutex_lock(&e->lock);
+			atomic_store(&e->dstate, DS_OUTDATED);
+			pthread_mutex_unlock(&e->lock);
+			log_warn("disk Outdated: %s recorded that %s went on without this node", l->h->name,
+				 q->peer_host->name);
+		}
 	}
 	apply(q, why);
 	pthread_mutex_unlock(&q->lock);
@@ -630,6 +747,8 @@ int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const
 	q->lease_ns = ((uint64_t)q->ping_int_ms + (uint64_t)q->ping_timeout_ms) * 1000000;
 	q->started = now_ns();
 	q->have = -1; /* not evaluated yet */
+	for (int i = 0; i < MAX_NODES; i++)
+		q->outdated_by[i] = -1;
 	q->votes = 1;
 	q->wake[0] = q->wake[1] = -1;
 	pthread_mutex_init(&q->lock, NULL);

@@ -29,7 +29,8 @@ wbg w3 b 0x73 1M
 sleep 3
 check "b returns no read of the old 0x71 after a acknowledged 0x72: the read waits" pending r1
 check "b's write waits too" pending w3
-check "b says why: the lower node-id goes on" jcheck b "o['io_suspended'] and 'lower node-id' in o['suspend_reason']"
+check "b says why: a went on without it, recorded by c" jcheck b "o['io_suspended'] and \
+'went on without this node (recorded by c)' in o['suspend_reason']"
 check "a goes on alone with quorum" jcheck a "o['quorum']['alone'] and not o['io_suspended']"
 rm -f "$CTL/stall_up"
 check "unstalled: b's read completes with a's new data" wait_for 60 done_ok r1
