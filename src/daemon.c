@@ -254,11 +254,8 @@ static int peer_setup(struct daemon *d, char *err)
 			snprintf(err, 256, "cannot start the activity log: %s", strerror(-rc));
 			return rc;
 		}
-		rc = listener_open(&d->lsn, d->h->address, d->h->name, err);
-		if (rc)
-			return rc;
-		rc = peer_start(&d->peer, d->e, d->r, d->h, other, d->lsn, err);
-		if (rc)
+		if ((rc = listener_open(&d->lsn, d->h->address, d->h->name, err)) ||
+		    (rc = peer_start(&d->peer, d->e, d->r, d->h, other, d->lsn, err)))
 			return rc;
 		d->e->peer = d->peer;
 	}
@@ -272,8 +269,6 @@ static int peer_setup(struct daemon *d, char *err)
 	if (d->lsn && (rc = listener_start(d->lsn))) {
 		snprintf(err, 256, "cannot start the listener thread");
 		return rc;
-	}
-	{
 	}
 	const char *bp = cfg_get(d->r, SECT_STARTUP, "become-primary-on");
 	if (bp && atomic_load(&d->e->dstate) == DS_UPTODATE) {

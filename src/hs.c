@@ -99,16 +99,8 @@ static void hello_base(const struct hs_conf *c, int ch, uint8_t *b, const uint8_
 
 static int send_hello(const struct hs_conf *c, int fd, int ch, const uint8_t *chal, uint8_t *mine)
 {
-	uint8_t h[WIRE_HDR];
 	hello_base(c, ch, mine, chal);
-	put_be32(h, WIRE_MAGIC);
-	put_be16(h + 4, P_HELLO);
-	put_be16(h + 6, 0);
-	put_be32(h + 8, HELLO_BYTES);
-	put_be32(h + 12, 0);
-	put_be64(h + 16, 0);
-	int rc = write_full(fd, h, sizeof h);
-	return rc ? rc : write_full(fd, mine, HELLO_BYTES);
+	return hs_send(fd, P_HELLO, 0, mine, HELLO_BYTES);
 }
 
 static unsigned mac(const struct hs_conf *c, const uint8_t *chal, int node_id, int ch, uint8_t *out)
@@ -125,16 +117,7 @@ static unsigned mac(const struct hs_conf *c, const uint8_t *chal, int node_id, i
 void hs_refuse(int fd, const char *why)
 {
 	/* best effort: tell the other side why, so both logs say the same */
-	uint8_t h[WIRE_HDR];
-	size_t n = strlen(why);
-	put_be32(h, WIRE_MAGIC);
-	put_be16(h + 4, P_REFUSE);
-	put_be16(h + 6, 0);
-	put_be32(h + 8, (uint32_t)n);
-	put_be32(h + 12, 0);
-	put_be64(h + 16, 0);
-	(void)!write_full(fd, h, sizeof h);
-	(void)!write_full(fd, why, n);
+	(void)!hs_send(fd, P_REFUSE, 0, why, (uint32_t)strlen(why));
 }
 
 /* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
@@ -231,11 +214,7 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 	if (c->has_secret) {
 		uint8_t m[WIRE_MAC_MAX], want[WIRE_MAC_MAX], pm[WIRE_MAC_MAX];
 		unsigned ml = mac(c, peer_hello + HELLO_CHAL, c->my_id, ch, m);
-		put_be32(h, WIRE_MAGIC);
-		put_be16(h + 4, P_AUTH);
-		put_be16(h + 6, 0);
-		put_be32(h + 8, ml);
-		if ((rc = write_full(fd, h, sizeof h)) || (rc = write_full(fd, m, ml)))
+		if ((rc = hs_send(fd, P_AUTH, 0, m, ml)))
 			return rc;
 		rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
 		if (rc || type != P_AUTH || len != ml || read_full(fd, pm, len)) {
@@ -249,9 +228,7 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 			hs_refuse(fd, "authentication failed: shared-secret does not match");
 			return -EACCES;
 		}
-		put_be16(h + 4, P_AUTH_OK);
-		put_be32(h + 8, 0);
-		if ((rc = write_full(fd, h, sizeof h)))
+		if ((rc = hs_send(fd, P_AUTH_OK, 0, NULL, 0)))
 			return rc;
 		rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
 		if (rc || type != P_AUTH_OK) {

@@ -1586,10 +1586,7 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
 	uint64_t id;
 	struct timeval tv = { .tv_sec = 5 };
 	setsockopt(dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	put_be32(rh, WIRE_MAGIC);
-	put_be16(rh + 4, P_READY);
-	memset(rh + 6, 0, WIRE_HDR - 6);
-	int rc = write_full(dfd, rh, WIRE_HDR);
+	int rc = hs_send(dfd, P_READY, 0, NULL, 0);
 	if (!rc)
 		rc = hs_recv_hdr(dfd, rh, &type, &flags, &len, &id);
 	if (!rc && type == P_REFUSE && len < sizeof why && !read_full(dfd, why, len)) {

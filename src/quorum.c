@@ -464,6 +464,20 @@ static int count_votes(struct quorum *q, uint64_t now)
 	return votes;
 }
 
+/* The voter that recorded this node's disk peer going on without it, or NULL. */
+static const char *left_behind(struct quorum *q)
+{
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		pthread_mutex_lock(&l->lock);
+		int od = l->have_st && atomic_load(&l->connected) && l->st.n[q->me->node_id].outdated_by >= 0;
+		pthread_mutex_unlock(&l->lock);
+		if (od)
+			return l->h->name;
+	}
+	return NULL;
+}
+
 /* Why this Primary may not complete writes its lost disk peer did not get
  * ("" when it may). Called with q->lock held. */
 static void alone_rule(struct quorum *q, const struct peer_view *pv, uint64_t now, char *why, size_t wl)
@@ -471,18 +485,13 @@ static void alone_rule(struct quorum *q, const struct peer_view *pv, uint64_t no
 	const char *pn = q->peer_host->name;
 	int me = q->me->node_id, peer = q->peer_host->node_id;
 	int disk = atomic_load(&q->e->dstate);
+	const char *recorder = left_behind(q);
 	why[0] = 0;
-	for (int i = 0; i < q->nlinks; i++) {
-		struct vlink *l = &q->links[i];
-		pthread_mutex_lock(&l->lock);
-		int od = l->have_st && atomic_load(&l->connected) && l->st.n[me].outdated_by >= 0;
-		pthread_mutex_unlock(&l->lock);
-		if (od) {
-			q->want_alone = 0;
-			snprintf(why, wl, "disk peer %s went on without this node (recorded by %s): this node lacks "
-				 "its writes and waits until they meet again", pn, l->h->name);
-			return;
-		}
+	if (recorder) {
+		q->want_alone = 0;
+		snprintf(why, wl, "disk peer %s went on without this node (recorded by %s): this node lacks its writes "
+			 "and waits until they meet again", pn, recorder);
+		return;
 	}
 	if (disk != DS_UPTODATE) {
 		snprintf(why, wl, "disk peer %s is gone and this disk is %s: the newest data may be there; I/O waits "
@@ -633,18 +642,12 @@ static void evaluate_locked(struct quorum *q)
 		q->alone = q->want_alone = q->claim = 0;
 	}
 	/* a voter recorded that the disk peer went on without this node */
-	for (int i = 0; q->peer && i < q->nlinks; i++) {
-		struct vlink *l = &q->links[i];
-		pthread_mutex_lock(&l->lock);
-		int od = l->have_st && atomic_load(&l->connected) && l->st.n[q->me->node_id].outdated_by >= 0;
-		pthread_mutex_unlock(&l->lock);
-		if (od && !pv.usable && atomic_load(&e->dstate) == DS_UPTODATE) {
-			pthread_mutex_lock(&e->lock);
-			atomic_store(&e->dstate, DS_OUTDATED);
-			pthread_mutex_unlock(&e->lock);
-			log_warn("disk Outdated: %s recorded that %s went on without this node", l->h->name,
-				 q->peer_host->name);
-		}
+	const char *recorder = q->peer && !pv.usable ? left_behind(q) : NULL;
+	if (recorder && atomic_load(&e->dstate) == DS_UPTODATE) {
+		pthread_mutex_lock(&e->lock);
+		atomic_store(&e->dstate, DS_OUTDATED);
+		pthread_mutex_unlock(&e->lock);
+		log_warn("disk Outdated: %s recorded that %s went on without this node", recorder, q->peer_host->name);
 	}
 	apply(q, why);
 	pthread_mutex_unlock(&q->lock);
