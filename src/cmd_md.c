@@ -10,13 +10,21 @@
 #include <string.h>
 #include <time.h>
 
-static int parse_args(const char *cmd, int argc, char **argv, const char **res, int *force)
+static int parse_args(const char *cmd, int argc, char **argv, const char **res, int *force, long *max_peers)
 {
 	*res = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (force && !strcmp(argv[i], "--force"))
 			*force = 1;
-		else if (argv[i][0] == '-' || *res) {
+		else if (max_peers && !strcmp(argv[i], "--max-peers")) {
+			if (i + 1 >= argc || parse_int(argv[i + 1], 1, MD_MAX_PEERS, max_peers)) {
+				fprintf(stderr, "dipole %s: --max-peers needs a number from 1 to %d%s%s%s\n", cmd,
+					MD_MAX_PEERS, i + 1 < argc ? " (got '" : "", i + 1 < argc ? argv[i + 1] : "",
+					i + 1 < argc ? "')" : "");
+				return EXIT_USAGE;
+			}
+			i++;
+		} else if (argv[i][0] == '-' || *res) {
 			fprintf(stderr, "dipole %s: unexpected argument '%s'\n", cmd, argv[i]);
 			return EXIT_USAGE;
 		} else
@@ -24,7 +32,7 @@ static int parse_args(const char *cmd, int argc, char **argv, const char **res, 
 	}
 	if (!*res) {
 		fprintf(stderr, "dipole %s: missing resource name\n  usage: dipole %s RES%s\n", cmd, cmd,
-			force ? " [--force]" : "");
+			force ? " [--force] [--max-peers N]" : "");
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
@@ -52,13 +60,27 @@ int cmd_create_md(struct cli *cli, int argc, char **argv)
 	struct md_layout l;
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX], a[32], b[32];
 	int force = 0, rc;
+	long max_peers = 0;
 
-	if ((rc = parse_args("create-md", argc, argv, &name, &force)) || (rc = cli_load(cli, 1)) ||
+	if ((rc = parse_args("create-md", argc, argv, &name, &force, &max_peers)) || (rc = cli_load(cli, 1)) ||
 	    (rc = cli_resolve(cli, name, &r, &h)))
 		return rc;
+	/* a bitmap slot per other disk host, bound to its node-id now */
+	int ids[MD_MAX_PEERS], n = 0;
+	for (int i = 0; i < r->nhosts; i++)
+		if (&r->hosts[i] != h && !r->hosts[i].diskless && n < MD_MAX_PEERS)
+			ids[n++] = r->hosts[i].node_id;
+	if (max_peers && max_peers < n) {
+		fprintf(stderr, "dipole create-md: --max-peers %ld is less than the %d other disk hosts of '%s'\n",
+			max_peers, n, r->name);
+		return EXIT_USAGE;
+	}
+	uint32_t nslots = (uint32_t)(max_peers ? max_peers : n ? n : 1);
+	for (int i = n; i < (int)nslots; i++)
+		ids[i] = -1;
 	if ((rc = open_disk(h, 0, &d)))
 		return rc;
-	if (md_layout(d->size, &l)) {
+	if (md_layout(d->size, nslots, &l)) {
 		fprintf(stderr, "dipole: backing disk %s is too small (%s): metadata alone needs %s and at least "
 				"1 MiB must remain for data\n", h->disk, fmt_size(d->size, a, sizeof a),
 			fmt_size(2 * MD_SB_BYTES + MD_AL_BYTES + MD_BLOCK, b, sizeof b));
@@ -85,16 +107,17 @@ int cmd_create_md(struct cli *cli, int argc, char **argv)
 			return EXIT_STATE;
 		}
 	}
-	rc = md_create(d, h->node_id, r->name, &sb);
+	rc = md_create(d, h->node_id, r->name, nslots, ids, &sb);
 	if (rc) {
 		fprintf(stderr, "dipole: writing metadata to %s failed: %s\n", h->disk, strerror(-rc));
 		disk_close(d);
 		return EXIT_FAIL;
 	}
 	printf("dipole: wrote metadata for '%s' node '%s' (node-id %d) to %s\n"
-	       "  usable size %s (%llu bytes), metadata %s; disk state Inconsistent\n",
+	       "  usable size %s (%llu bytes), metadata %s, %u peer slot%s; disk state Inconsistent\n",
 	       r->name, h->name, h->node_id, h->disk, fmt_size(sb.lay.data_size, a, sizeof a),
-	       (unsigned long long)sb.lay.data_size, fmt_size(sb.lay.disk_size - sb.lay.data_size, b, sizeof b));
+	       (unsigned long long)sb.lay.data_size, fmt_size(sb.lay.disk_size - sb.lay.data_size, b, sizeof b), nslots,
+	       nslots == 1 ? "" : "s");
 	disk_close(d);
 	return EXIT_OK;
 }
@@ -110,7 +133,7 @@ int cmd_dump_md(struct cli *cli, int argc, char **argv)
 	uint8_t *bm;
 	int rc;
 
-	if ((rc = parse_args("dump-md", argc, argv, &name, NULL)) || (rc = cli_load(cli, 0)) ||
+	if ((rc = parse_args("dump-md", argc, argv, &name, NULL, NULL)) || (rc = cli_load(cli, 0)) ||
 	    (rc = cli_resolve(cli, name, &r, &h)))
 		return rc;
 	if ((rc = open_disk(h, 1, &d)))
@@ -128,11 +151,14 @@ int cmd_dump_md(struct cli *cli, int argc, char **argv)
 	}
 	if (warn[0])
 		fprintf(stderr, "dipole: warning: %s\n", warn);
-	bm = xcalloc(1, sb.lay.bm_bytes);
-	rc = md_read_bitmap(d, &sb, bm);
-	uint64_t bits = 0, nblocks = (sb.lay.data_size + MD_BLOCK - 1) / MD_BLOCK;
-	for (uint64_t i = 0; !rc && i < nblocks; i++)
-		bits += (bm[i / 8] >> (i % 8)) & 1;
+	bm = xcalloc(1, sb.lay.bm_slot_bytes);
+	uint64_t bits[MD_MAX_PEERS] = { 0 }, nblocks = (sb.lay.data_size + MD_BLOCK - 1) / MD_BLOCK;
+	rc = 0;
+	for (uint32_t s = 0; !rc && s < sb.lay.nslots; s++) {
+		rc = md_read_bitmap(d, &sb, s, bm);
+		for (uint64_t i = 0; !rc && i < nblocks; i++)
+			bits[s] += (bm[i / 8] >> (i % 8)) & 1;
+	}
 	free(bm);
 	time_t ct = (time_t)sb.created;
 	char tbuf[64];
@@ -147,16 +173,24 @@ int cmd_dump_md(struct cli *cli, int argc, char **argv)
 	       (unsigned long long)sb.lay.al_bytes);
 	printf("bm-offset %llu; bm-bytes %llu;\n", (unsigned long long)sb.lay.bm_offset,
 	       (unsigned long long)sb.lay.bm_bytes);
-	printf("uuid current %016llX; bitmap %016llX; history %016llX %016llX;\n",
-	       (unsigned long long)sb.uuid[0], (unsigned long long)sb.uuid[1], (unsigned long long)sb.uuid[2],
-	       (unsigned long long)sb.uuid[3]);
+	printf("uuid current %016llX; history %016llX %016llX;\n", (unsigned long long)sb.uuid[UUID_CURRENT],
+	       (unsigned long long)sb.uuid[UUID_HISTORY0], (unsigned long long)sb.uuid[UUID_HISTORY1]);
 	printf("flags 0x%x;%s%s%s%s%s\n", sb.flags, sb.flags & MDF_CONSISTENT ? " consistent" : "",
 	       sb.flags & MDF_WAS_UP_TO_DATE ? " was-up-to-date" : "", sb.flags & MDF_PRIMARY_IND ? " primary" : "",
 	       sb.flags & MDF_CRASHED ? " attached-or-crashed" : "", sb.flags & MDF_FULL_SYNC ? " full-sync" : "");
 	printf("disk-state %s;\n", (sb.flags & MDF_CONSISTENT) ? ((sb.flags & MDF_WAS_UP_TO_DATE) ? "UpToDate" : "Consistent")
 							       : "Inconsistent");
-	printf("bitmap blocks %llu; out-of-sync %llu; # %s\n", (unsigned long long)nblocks,
-	       (unsigned long long)bits, fmt_size(bits * MD_BLOCK, a, sizeof a));
+	printf("bitmap blocks %llu; peer-slots %u;\n", (unsigned long long)nblocks, sb.lay.nslots);
+	for (uint32_t s = 0; s < sb.lay.nslots; s++) {
+		char who[32];
+		if (sb.peer[s].node_id >= 0)
+			snprintf(who, sizeof who, "node-id %d", sb.peer[s].node_id);
+		else
+			snprintf(who, sizeof who, "unbound");
+		printf("peer-slot %u { %s; bitmap-uuid %016llX; out-of-sync %llu; # %s%s\n}\n", s, who,
+		       (unsigned long long)sb.peer[s].bitmap_uuid, (unsigned long long)bits[s],
+		       fmt_size(bits[s] * MD_BLOCK, a, sizeof a), sb.peer[s].flags & MDP_UNSURE ? ", unsure" : "");
+	}
 	disk_close(d);
 	return rc ? EXIT_FAIL : EXIT_OK;
 }

@@ -38,8 +38,10 @@ struct daemon {
 	struct engine *e;
 	struct nbd_server *nbd;
 	struct fusedev *fuse;
-	struct peer *peer;            /* the disk peer, NULL if none */
-	const struct cfg_host *other; /* the disk peer's host, NULL if none */
+	struct peer *peers[MD_MAX_PEERS]; /* the disk peers */
+	int npeers;
+	struct peer *peer;            /* the first disk peer, NULL if none */
+	const struct cfg_host *other; /* its host (handlers' peer), NULL if none */
 	struct listener *lsn;         /* the replication port, NULL without peers */
 	struct quorum *quorum;        /* votes and vote links, NULL with one host */
 	int loop_fd;
@@ -63,10 +65,13 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 	sb_printf(sb, ",\"role\":\"%s\",\"disk\":\"%s\",\"size_bytes\":%llu,\"peers\":[",
 		  role_name((enum role)atomic_load(&e->role)), disk_state_name((enum disk_state)atomic_load(&e->dstate)),
 		  (unsigned long long)e->size);
-	if (d->peer)
-		peer_status_json(d->peer, sb);
+	for (int i = 0; i < d->npeers; i++) {
+		if (i)
+			sb_printf(sb, ",");
+		peer_status_json(d->peers[i], sb);
+	}
 	if (d->quorum)
-		quorum_peers_json(d->quorum, sb, d->peer != NULL);
+		quorum_peers_json(d->quorum, sb, d->npeers > 0);
 	sb_printf(sb, "],");
 	if (d->quorum) {
 		quorum_status_json(d->quorum, sb);
@@ -127,8 +132,8 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 	if (atomic_load(&e->suspended))
 		sb_printf(sb, "  I/O SUSPENDED: %s\n", e->suspend_reason);
 	pthread_mutex_unlock(&e->lock);
-	if (d->peer)
-		peer_status_text(d->peer, sb);
+	for (int i = 0; i < d->npeers; i++)
+		peer_status_text(d->peers[i], sb);
 	if (d->quorum)
 		quorum_status_text(d->quorum, sb);
 	sb_printf(sb, "  exports: nbd:%s", d->nbd ? d->nbd_path : "none (tiebreaker)");
@@ -158,8 +163,8 @@ static void state_line(struct daemon *d, struct strbuf *sb)
 		pthread_mutex_unlock(&d->e->lock);
 		sb_printf(sb, " io:suspended reason:\"%s\"", why);
 	}
-	if (d->peer)
-		peer_state_line(d->peer, sb);
+	for (int i = 0; i < d->npeers; i++)
+		peer_state_line(d->peers[i], sb);
 	if (d->quorum)
 		quorum_state_line(d->quorum, sb);
 	sb_printf(sb, "\n");
@@ -235,8 +240,8 @@ static int peer_setup(struct daemon *d, char *err)
 	int rc;
 	const struct cfg_host *other = NULL;
 	for (int i = 0; i < d->r->nhosts && !d->h->diskless; i++)
-		if (&d->r->hosts[i] != d->h && !d->r->hosts[i].diskless)
-			other = &d->r->hosts[i]; /* (up refused more than two disk hosts) */
+		if (&d->r->hosts[i] != d->h && !d->r->hosts[i].diskless && !other)
+			other = &d->r->hosts[i];
 	const char *oie = cfg_get(d->r, SECT_DISK, "on-io-error");
 	d->e->on_io_error = !oie || !strcmp(oie, "detach") ? OIE_DETACH : !strcmp(oie, "pass_on") ? OIE_PASS_ON
 													: OIE_CALL_HANDLER;
@@ -254,10 +259,21 @@ static int peer_setup(struct daemon *d, char *err)
 			snprintf(err, 256, "cannot start the activity log: %s", strerror(-rc));
 			return rc;
 		}
-		if ((rc = listener_open(&d->lsn, d->h->address, d->h->name, err)) ||
-		    (rc = peer_start(&d->peer, d->e, d->r, d->h, other, d->lsn, err)))
+		if ((rc = listener_open(&d->lsn, d->h->address, d->h->name, err)))
 			return rc;
-		d->e->peer = d->peer;
+		/* a full mesh: one peer per other disk host */
+		for (int i = 0; i < d->r->nhosts; i++) {
+			const struct cfg_host *o = &d->r->hosts[i];
+			if (o == d->h || o->diskless)
+				continue;
+			if ((rc = peer_start(&d->peers[d->npeers], d->e, d->r, d->h, o, d->lsn, err)))
+				return rc;
+			d->npeers++;
+		}
+		d->peer = d->peers[0];
+		for (int i = 0; i < d->npeers; i++)
+			d->e->peers[i] = d->peers[i];
+		d->e->npeers = d->npeers;
 	}
 	if (d->r->nhosts > 2 || d->r->quorum != Q_OFF || d->h->diskless) {
 		if (!d->lsn && (rc = listener_open(&d->lsn, d->h->address, d->h->name, err)))
@@ -333,18 +349,27 @@ static int handle(struct daemon *d, int fd, char *req)
 		ctl_reply(fd, 3, msg, NULL);
 	} else if (!strcmp(req, "resume-io")) {
 		int was = engine_is_suspended(d->e);
-		if (d->peer)
-			peer_io_resumed(d->peer);
+		uint32_t gone = 0;
+		for (int i = 0; i < d->npeers; i++) {
+			peer_io_resumed(d->peers[i]);
+			if (!peer_is_connected(d->peers[i]))
+				gone |= 1u << peer_slot(d->peers[i]);
+		}
 		engine_resume(d->e, "by the administrator (dipole resume-io)");
-		/* writing on without the peer: a new generation, as any Primary alone */
-		if (was && d->peer && !peer_is_connected(d->peer) && atomic_load(&d->e->role) == ROLE_PRIMARY)
-			engine_new_generation(d->e, "I/O resumed by the administrator without the peer");
+		/* writing on without a peer: a new generation, as any Primary alone */
+		if (was && gone && atomic_load(&d->e->role) == ROLE_PRIMARY)
+			engine_new_generation(d->e, gone, "I/O resumed by the administrator without a peer");
 		ctl_reply(fd, was ? 0 : 3, was ? "" : "I/O is not suspended", NULL);
 	} else if (!strcmp(req, "verify") || !strcmp(req, "verify-status")) {
 		if (!d->peer) {
 			ctl_reply(fd, 3, "this resource has no peer to compare with", NULL);
 		} else if (!strcmp(req, "verify")) {
-			int rc = peer_verify_start(d->peer, msg);
+			/* several peers: the first connected one */
+			struct peer *v = d->peer;
+			for (int i = d->npeers - 1; i >= 0; i--)
+				if (peer_is_connected(d->peers[i]))
+					v = d->peers[i];
+			int rc = peer_verify_start(v, msg);
 			ctl_reply(fd, rc ? 3 : 0, rc ? msg : "", NULL);
 		} else {
 			peer_verify_status(d->peer, &body);
@@ -354,13 +379,18 @@ static int handle(struct daemon *d, int fd, char *req)
 		if (!d->peer) {
 			ctl_reply(fd, 3, "this resource has no peer", NULL);
 		} else if (req[0] == 'i') {
-			int rc = peer_invalidate(d->peer, msg);
+			/* from the first peer that can serve it */
+			int rc = -EBUSY;
+			for (int i = 0; i < d->npeers && rc; i++)
+				rc = peer_invalidate(d->peers[i], msg);
 			ctl_reply(fd, rc ? 3 : 0, rc ? msg : "", NULL);
 		} else {
-			if (req[0] == 'd')
-				peer_disconnect(d->peer);
-			else
-				peer_connect(d->peer, strstr(req, "--discard-my-data") != NULL);
+			for (int i = 0; i < d->npeers; i++) {
+				if (req[0] == 'd')
+					peer_disconnect(d->peers[i]);
+				else
+					peer_connect(d->peers[i], strstr(req, "--discard-my-data") != NULL);
+			}
 			ctl_reply(fd, 0, "", NULL);
 		}
 	} else if (!strncmp(req, "down", 4)) {
@@ -381,6 +411,17 @@ static int handle(struct daemon *d, int fd, char *req)
 	return 0;
 }
 
+static void peers_stop(struct daemon *d)
+{
+	/* the engine forgets them first: nothing new reaches a stopped peer */
+	if (d->e)
+		d->e->npeers = 0;
+	for (int i = 0; i < d->npeers; i++)
+		peer_stop(d->peers[i]);
+	d->npeers = 0;
+	d->peer = NULL;
+}
+
 static int shutdown_all(struct daemon *d)
 {
 	/* no more quorum decisions; requests frozen by a suspension end now
@@ -391,9 +432,7 @@ static int shutdown_all(struct daemon *d)
 	/* no frontend is left to call into the engine: now the peer can go */
 	listener_close(d->lsn);
 	d->lsn = NULL;
-	peer_stop(d->peer);
-	d->peer = NULL;
-	d->e->peer = NULL;
+	peers_stop(d);
 	d->e->quorum = NULL;
 	quorum_free(d->quorum);
 	d->quorum = NULL;
@@ -417,15 +456,16 @@ static int check_resource(const struct cfg_resource *r)
 		fprintf(stderr, "dipole: %s\n", err);
 		return EXIT_USAGE;
 	}
-	if (cfg_disk_hosts(r) > 2) {
-		const struct cfg_host *third = NULL;
-		for (int i = 0, n = 0; i < r->nhosts && !third; i++)
-			if (!r->hosts[i].diskless && ++n == 3)
-				third = &r->hosts[i];
-		fprintf(stderr, "dipole: %s:%d:%d: resource '%s' has %d hosts with a disk; dipole replicates between "
-			"two disk hosts so far\n  hint: make the third host a diskless tiebreaker with 'disk none;' "
-			"(it still votes for quorum)\n", third->loc.file, third->loc.line, third->loc.col, r->name,
-			cfg_disk_hosts(r));
+	if (cfg_disk_hosts(r) > MD_MAX_PEERS + 1) {
+		fprintf(stderr, "dipole: %s:%d:%d: resource '%s' has %d hosts with a disk; at most %d are supported\n",
+			r->loc.file, r->loc.line, r->loc.col, r->name, cfg_disk_hosts(r), MD_MAX_PEERS + 1);
+		return EXIT_USAGE;
+	}
+	if (cfg_disk_hosts(r) > 2 && cfg_get_bool(r, SECT_NET, "allow-two-primaries")) {
+		fprintf(stderr, "dipole: %s:%d:%d: resource '%s': allow-two-primaries with %d disk hosts is not "
+			"supported (two Primaries are, between two disk hosts)\n  hint: remove allow-two-primaries, "
+			"or make the other hosts diskless tiebreakers with 'disk none;'\n", r->loc.file, r->loc.line,
+			r->loc.col, r->name, cfg_disk_hosts(r));
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -681,8 +721,7 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 		quorum_stop(d.quorum);
 		exports_stop(&d);
 		listener_close(d.lsn);
-		peer_stop(d.peer);
-		d.e->peer = NULL;
+		peers_stop(&d);
 		d.e->quorum = NULL;
 		quorum_free(d.quorum);
 		engine_close(d.e);

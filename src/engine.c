@@ -22,64 +22,74 @@ const char *disk_state_name(enum disk_state d)
 	return (unsigned)d < ARRAY_SIZE(n) ? n[d] : "Unknown";
 }
 
-static void bm_set_range(struct engine *e, uint64_t off, uint64_t len)
+static void bm_set_range(struct engine *e, int slot, uint64_t off, uint64_t len)
 {
+	struct bmslot *sl = &e->slot[slot];
 	if (!len)
 		return;
 	uint64_t first = off / MD_BLOCK, last = (off + len - 1) / MD_BLOCK;
 	for (uint64_t b = first; b <= last && b < e->bm_bits; b++) {
 		uint64_t bit = 1ULL << (b & 63);
 		/* a cheap load first: re-marking hot blocks must not bounce cache lines */
-		if (atomic_load_explicit(&e->bm[b >> 6], memory_order_relaxed) & bit)
+		if (atomic_load_explicit(&sl->bm[b >> 6], memory_order_relaxed) & bit)
 			continue;
-		if (!(atomic_fetch_or(&e->bm[b >> 6], bit) & bit))
-			atomic_fetch_add(&e->oos_blocks, 1);
+		if (!(atomic_fetch_or(&sl->bm[b >> 6], bit) & bit))
+			atomic_fetch_add(&sl->oos, 1);
 	}
 }
 
-void engine_mark_oos(struct engine *e, uint64_t off, uint64_t len)
+void engine_mark_oos(struct engine *e, int slot, uint64_t off, uint64_t len)
 {
-	bm_set_range(e, off, len);
+	bm_set_range(e, slot, off, len);
 }
 
-void engine_mark_all_oos(struct engine *e)
+void engine_mark_all_oos(struct engine *e, int slot)
 {
-	bm_set_range(e, 0, e->size);
+	bm_set_range(e, slot, 0, e->size);
 }
 
-uint64_t engine_clear_oos(struct engine *e, uint64_t first, uint64_t n)
+uint64_t engine_oos(struct engine *e, int slot)
 {
+	return slot >= 0 && (uint32_t)slot < e->nslots ? atomic_load(&e->slot[slot].oos) : 0;
+}
+
+uint64_t engine_clear_oos(struct engine *e, int slot, uint64_t first, uint64_t n)
+{
+	struct bmslot *sl = &e->slot[slot];
 	uint64_t cleared = 0;
 	for (uint64_t b = first; b < first + n && b < e->bm_bits; b++) {
 		uint64_t bit = 1ULL << (b & 63);
-		if (atomic_fetch_and(&e->bm[b >> 6], ~bit) & bit)
+		if (atomic_fetch_and(&sl->bm[b >> 6], ~bit) & bit)
 			cleared++;
 	}
-	atomic_fetch_sub(&e->oos_blocks, cleared);
+	atomic_fetch_sub(&sl->oos, cleared);
 	return cleared;
 }
 
-static int bm_test(struct engine *e, uint64_t b)
+static int bm_test(struct engine *e, int slot, uint64_t b)
 {
-	return b < e->bm_bits && (atomic_load_explicit(&e->bm[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
+	return slot >= 0 && b < e->bm_bits &&
+	       (atomic_load_explicit(&e->slot[slot].bm[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
 }
 
-void engine_merge_oos(struct engine *e, uint64_t first_word, const uint8_t *words_le, uint64_t n)
+void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uint8_t *words_le, uint64_t n)
 {
+	struct bmslot *sl = &e->slot[slot];
 	uint64_t nw = (e->bm_bits + 63) / 64;
 	for (uint64_t i = 0; i < n && first_word + i < nw; i++) {
 		uint64_t v = get_le64(words_le + 8 * i);
 		if (first_word + i == e->bm_bits / 64)
 			v &= (e->bm_bits % 64) ? ((1ULL << (e->bm_bits % 64)) - 1) : 0;
-		uint64_t old = atomic_fetch_or(&e->bm[first_word + i], v);
-		atomic_fetch_add(&e->oos_blocks, (uint64_t)__builtin_popcountll(v & ~old));
+		uint64_t old = atomic_fetch_or(&sl->bm[first_word + i], v);
+		atomic_fetch_add(&sl->oos, (uint64_t)__builtin_popcountll(v & ~old));
 	}
 }
 
-uint64_t engine_next_oos(struct engine *e, uint64_t from)
+uint64_t engine_next_oos(struct engine *e, int slot, uint64_t from)
 {
+	struct bmslot *sl = &e->slot[slot];
 	for (uint64_t w = from >> 6; w < (e->bm_bits + 63) / 64; w++) {
-		uint64_t v = atomic_load_explicit(&e->bm[w], memory_order_relaxed);
+		uint64_t v = atomic_load_explicit(&sl->bm[w], memory_order_relaxed);
 		if (w == from >> 6)
 			v &= ~0ULL << (from & 63);
 		if (v) {
@@ -90,34 +100,133 @@ uint64_t engine_next_oos(struct engine *e, uint64_t from)
 	return UINT64_MAX;
 }
 
-static void bm_load(struct engine *e, const uint8_t *raw)
+static void bm_load(struct engine *e, int slot, const uint8_t *raw)
 {
+	struct bmslot *sl = &e->slot[slot];
 	uint64_t n = 0;
 	for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++) {
 		uint64_t v = get_le64(raw + 8 * w);
 		if (w == e->bm_bits / 64)
 			v &= (e->bm_bits % 64) ? ((1ULL << (e->bm_bits % 64)) - 1) : 0;
-		atomic_store(&e->bm[w], v);
+		atomic_store(&sl->bm[w], v);
 		n += (uint64_t)__builtin_popcountll(v);
 	}
-	atomic_store(&e->oos_blocks, n);
+	atomic_store(&sl->oos, n);
+}
+
+/* Mirror of the slots' MDP_UNSURE flags for lock-free reads (under lock). */
+static void unsure_sync(struct engine *e)
+{
+	uint32_t m = 0;
+	for (uint32_t i = 0; i < e->nslots; i++)
+		if (e->sb.peer[i].flags & MDP_UNSURE)
+			m |= 1u << i;
+	atomic_store(&e->unsure_mask, m);
+}
+
+/* Persist a metadata change made under e->lock: nsb replaces e->sb on success. */
+static int sb_commit(struct engine *e, struct md_super *nsb)
+{
+	int rc = md_write(e->disk, nsb);
+	if (!rc) {
+		e->sb = *nsb;
+		unsure_sync(e);
+	}
+	return rc;
+}
+
+int engine_bind_slot(struct engine *e, int node_id, char *err)
+{
+	int rc = -ENOSPC, free_slot = -1;
+	pthread_mutex_lock(&e->lock);
+	for (uint32_t i = 0; i < e->nslots; i++) {
+		if (e->sb.peer[i].node_id == node_id) {
+			rc = (int)i;
+			break;
+		}
+		if (e->sb.peer[i].node_id == -1 && free_slot < 0)
+			free_slot = (int)i;
+	}
+	if (rc < 0 && free_slot >= 0) {
+		struct md_super nsb = e->sb;
+		nsb.peer[free_slot].node_id = node_id;
+		rc = sb_commit(e, &nsb);
+		if (!rc)
+			rc = free_slot;
+		else
+			snprintf(err, MD_MSG_MAX, "cannot record peer node-id %d in the metadata: %s", node_id,
+				 strerror(-rc));
+	} else if (rc < 0) {
+		snprintf(err, MD_MSG_MAX, "the metadata has %u peer slot(s), all bound to other nodes, and none for "
+			 "node-id %d; run 'dipole create-md %s --force --max-peers N' (N = disk hosts - 1, or more) "
+			 "and resync this node", e->nslots, node_id, e->res);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int engine_unsure(struct engine *e, int slot)
+{
+	return slot >= 0 && (uint32_t)slot < e->nslots && (atomic_load(&e->unsure_mask) >> slot) & 1;
+}
+
+uint64_t engine_bitmap_uuid(struct engine *e, int slot)
+{
+	pthread_mutex_lock(&e->lock);
+	uint64_t u = slot >= 0 && (uint32_t)slot < e->nslots ? e->sb.peer[slot].bitmap_uuid : 0;
+	pthread_mutex_unlock(&e->lock);
+	return u;
+}
+
+void engine_set_unsure(struct engine *e, int slot, int on)
+{
+	if (slot < 0 || (uint32_t)slot >= e->nslots || !e->disk)
+		return;
+	pthread_mutex_lock(&e->lock);
+	if (!!(e->sb.peer[slot].flags & MDP_UNSURE) != !!on) {
+		struct md_super nsb = e->sb;
+		if (on)
+			nsb.peer[slot].flags |= MDP_UNSURE;
+		else
+			nsb.peer[slot].flags &= ~(uint32_t)MDP_UNSURE;
+		sb_commit(e, &nsb);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp)
+{
+	atomic_store_explicit(&e->applied_stamp, stamp, memory_order_relaxed);
+	atomic_store_explicit(&e->applied_from, from, memory_order_relaxed);
+	if (e->nslots < 2)
+		return;
+	/* lock-free check first: this is the data path */
+	uint32_t want = ((1u << e->nslots) - 1) & ~(from_slot >= 0 ? 1u << from_slot : 0u);
+	if ((atomic_load_explicit(&e->unsure_mask, memory_order_relaxed) & want) == want)
+		return;
+	for (uint32_t i = 0; i < e->nslots; i++)
+		if (want & (1u << i))
+			engine_set_unsure(e, (int)i, 1);
 }
 
 static int bm_save(struct engine *e, uint32_t *crc);
 
-/* One 4 KiB page of the on-disk bitmap from the in-memory words. */
+/* One 4 KiB page of every slot's on-disk bitmap from the in-memory words. */
 static int bm_save_page(struct engine *e, uint64_t page)
 {
 	uint8_t *raw = NULL;
 	uint64_t nw = (e->bm_bits + 63) / 64, w0 = page * (MD_BLOCK / 8);
-	if (page * MD_BLOCK >= e->sb.lay.bm_bytes)
+	int rc = 0;
+	if (page * MD_BLOCK >= e->sb.lay.bm_slot_bytes)
 		return 0;
 	if (posix_memalign((void **)&raw, MD_BLOCK, MD_BLOCK))
 		return -ENOMEM;
-	memset(raw, 0, MD_BLOCK);
-	for (uint64_t i = 0; i < MD_BLOCK / 8 && w0 + i < nw; i++)
-		put_le64(raw + 8 * i, atomic_load(&e->bm[w0 + i]));
-	int rc = disk_pwrite(e->disk, raw, MD_BLOCK, e->sb.lay.bm_offset + page * MD_BLOCK);
+	for (uint32_t s = 0; !rc && s < e->nslots; s++) {
+		memset(raw, 0, MD_BLOCK);
+		for (uint64_t i = 0; i < MD_BLOCK / 8 && w0 + i < nw; i++)
+			put_le64(raw + 8 * i, atomic_load(&e->slot[s].bm[w0 + i]));
+		rc = disk_pwrite(e->disk, raw, MD_BLOCK, md_bitmap_offset(&e->sb, s) + page * MD_BLOCK);
+	}
 	free(raw);
 	return rc;
 }
@@ -149,16 +258,20 @@ int engine_save_bitmap(struct engine *e)
 	return bm_save(e, NULL);
 }
 
+/* Every slot's bitmap to disk; crc: over all of them, in slot order. */
 static int bm_save(struct engine *e, uint32_t *crc)
 {
 	uint8_t *raw = calloc(1, e->sb.lay.bm_bytes);
 	if (!raw)
 		return -ENOMEM;
-	for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
-		put_le64(raw + 8 * w, atomic_load(&e->bm[w]));
+	for (uint32_t s = 0; s < e->nslots; s++)
+		for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
+			put_le64(raw + s * e->sb.lay.bm_slot_bytes + 8 * w, atomic_load(&e->slot[s].bm[w]));
 	if (crc)
 		*crc = crc32c(raw, e->sb.lay.bm_bytes);
-	int rc = md_write_bitmap(e->disk, &e->sb, raw);
+	int rc = 0;
+	for (uint32_t s = 0; !rc && s < e->nslots; s++)
+		rc = md_write_bitmap(e->disk, &e->sb, s, raw + s * e->sb.lay.bm_slot_bytes);
 	free(raw);
 	return rc;
 }
@@ -171,7 +284,10 @@ static struct engine *engine_alloc(const char *res, const char *node)
 	snprintf(e->res, sizeof e->res, "%s", res);
 	snprintf(e->node, sizeof e->node, "%s", node);
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->fanout, NULL);
 	pthread_cond_init(&e->resume_cond, NULL);
+	e->sync_slot = -1;
+	e->applied_from = -1;
 	return e;
 }
 
@@ -208,7 +324,7 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	rc = md_read(e->disk, &e->sb, err, warn);
 	if (rc == -ENOENT) {
 		struct md_layout l;
-		if (md_layout(e->disk->size, &l))
+		if (md_layout(e->disk->size, 1, &l))
 			snprintf(err, MD_MSG_MAX, "backing disk %s (%s) is too small to hold dipole metadata and data",
 				 disk_path, fmt_size(e->disk->size, sz, sizeof sz));
 		else
@@ -244,17 +360,22 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		log_warn("%s: %s", disk_path, warn);
 	e->size = e->sb.lay.data_size;
 	e->bm_bits = (e->size + MD_BLOCK - 1) / MD_BLOCK;
-	e->bm = calloc((e->bm_bits + 63) / 64 + 1, sizeof(uint64_t));
+	e->nslots = e->sb.lay.nslots;
+	unsure_sync(e);
 	raw = calloc(1, e->sb.lay.bm_bytes);
-	if (!e->bm || !raw) {
+	for (uint32_t s = 0; s < e->nslots; s++)
+		e->slot[s].bm = calloc((e->bm_bits + 63) / 64 + 1, sizeof(uint64_t));
+	if (!raw || !e->slot[e->nslots - 1].bm) {
 		rc = -ENOMEM;
 		snprintf(err, MD_MSG_MAX, "out of memory for the bitmap");
 		goto fail;
 	}
-	rc = md_read_bitmap(e->disk, &e->sb, raw);
-	if (rc) {
-		snprintf(err, MD_MSG_MAX, "cannot read bitmap from %s: %s", disk_path, strerror(-rc));
-		goto fail;
+	for (uint32_t s = 0; s < e->nslots; s++) {
+		rc = md_read_bitmap(e->disk, &e->sb, s, raw + s * e->sb.lay.bm_slot_bytes);
+		if (rc) {
+			snprintf(err, MD_MSG_MAX, "cannot read bitmap from %s: %s", disk_path, strerror(-rc));
+			goto fail;
+		}
 	}
 	/* after a clean detach the bitmap's checksum is in the superblock */
 	if (!(e->sb.flags & MDF_CRASHED) && (e->sb.flags & MDF_BM_CRC) &&
@@ -267,7 +388,8 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		rc = -EBADMSG;
 		goto fail;
 	}
-	bm_load(e, raw);
+	for (uint32_t s = 0; s < e->nslots; s++)
+		bm_load(e, (int)s, raw + s * e->sb.lay.bm_slot_bytes);
 	free(raw);
 	raw = NULL;
 
@@ -294,14 +416,16 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 			rc = -EBADMSG;
 			goto fail;
 		}
-		uint64_t before = atomic_load(&e->oos_blocks);
-		for (int i = 0; i < n; i++)
-			if ((uint64_t)ext[i] * MD_AL_EXTENT < e->size)
-				bm_set_range(e, (uint64_t)ext[i] * MD_AL_EXTENT,
-					     e->size - (uint64_t)ext[i] * MD_AL_EXTENT < MD_AL_EXTENT
-						     ? e->size - (uint64_t)ext[i] * MD_AL_EXTENT : MD_AL_EXTENT);
+		/* with every peer: which of them got those writes is unknown */
+		uint64_t before = atomic_load(&e->slot[0].oos);
+		for (uint32_t s = 0; s < e->nslots; s++)
+			for (int i = 0; i < n; i++)
+				if ((uint64_t)ext[i] * MD_AL_EXTENT < e->size)
+					bm_set_range(e, (int)s, (uint64_t)ext[i] * MD_AL_EXTENT,
+						     e->size - (uint64_t)ext[i] * MD_AL_EXTENT < MD_AL_EXTENT
+							     ? e->size - (uint64_t)ext[i] * MD_AL_EXTENT : MD_AL_EXTENT);
 		free(ext);
-		e->al_marked = atomic_load(&e->oos_blocks) - before;
+		e->al_marked = atomic_load(&e->slot[0].oos) - before;
 		if (n > 0) {
 			log_warn("activity log: %d extent(s) were active; %llu block(s) marked out of sync", n,
 				 (unsigned long long)e->al_marked);
@@ -324,7 +448,8 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	return 0;
 fail:
 	free(raw);
-	free(e->bm);
+	for (uint32_t s = 0; s < MD_MAX_PEERS; s++)
+		free(e->slot[s].bm);
 	disk_close(e->disk);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
@@ -380,7 +505,8 @@ void engine_forget(struct engine *e)
 	if (!e)
 		return;
 	disk_close(e->disk);
-	free(e->bm);
+	for (uint32_t s = 0; s < MD_MAX_PEERS; s++)
+		free(e->slot[s].bm);
 	al_free(e->al);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
@@ -439,9 +565,9 @@ void engine_detach(struct engine *e, const char *why)
 	if (was == DS_DISKLESS)
 		return;
 	log_err("local disk failed (%s): detached, disk Diskless%s", why,
-		e->peer ? "; reads and writes now go to the peer" : "; I/O fails from now on");
-	if (e->peer)
-		peer_state_changed(e->peer);
+		e->npeers ? "; reads and writes now go to the peers" : "; I/O fails from now on");
+	for (int i = 0; i < e->npeers; i++)
+		peer_state_changed(e->peers[i]);
 }
 
 /* A local I/O error, handled per on-io-error. Returns 1 when the disk was
@@ -479,25 +605,46 @@ static int count_err(struct engine *e, int rc)
 	return rc;
 }
 
-/* Inconsistent disk: blocks this node lacks come from the peer. While
- * SyncTarget the bitmap says which; before that, everything does. */
+/* A peer whose disk can serve reads this node cannot: the sync source while
+ * SyncTarget, else any connected UpToDate peer. NULL when none. */
+static struct peer *read_peer(struct engine *e)
+{
+	struct peer *src = atomic_load(&e->sync_peer);
+	if (src)
+		return peer_can_read(src) ? src : NULL;
+	for (int i = 0; i < e->npeers; i++)
+		if (peer_can_read(e->peers[i]))
+			return e->peers[i];
+	return NULL;
+}
+
+static int read_remote(struct engine *e, void *buf, size_t len, uint64_t off)
+{
+	struct peer *p = read_peer(e);
+	return p ? peer_read(p, buf, len, off) : -EIO;
+}
+
+/* Inconsistent disk: blocks this node lacks come from a peer. While
+ * SyncTarget the source's slot says which; before that, everything does. */
 static int read_unsynced(struct engine *e, void *buf, size_t len, uint64_t off)
 {
-	if (!e->peer || !peer_can_read(e->peer))
+	struct peer *src = read_peer(e);
+	int slot = atomic_load(&e->sync_slot);
+	if (!src)
 		return -EIO;
-	if (!peer_is_sync_target(e->peer))
-		return peer_read(e->peer, buf, len, off);
+	if (slot < 0 || src != atomic_load(&e->sync_peer) || !peer_is_sync_target(src))
+		return peer_read(src, buf, len, off);
 	uint64_t pos = off, end = off + len;
 	while (pos < end) {
 		uint64_t b = pos / MD_BLOCK;
-		int remote = bm_test(e, b);
+		int remote = bm_test(e, slot, b);
 		uint64_t run = (b + 1) * MD_BLOCK;
-		while (run < end && bm_test(e, run / MD_BLOCK) == remote)
+		while (run < end && bm_test(e, slot, run / MD_BLOCK) == remote)
 			run += MD_BLOCK;
 		if (run > end)
 			run = end;
 		uint8_t *dst = (uint8_t *)buf + (pos - off);
-		int rc = remote ? peer_read(e->peer, dst, run - pos, pos) : disk_pread(e->disk, dst, run - pos, pos);
+		int rc = remote ? peer_read(src, dst, run - pos, pos) : disk_pread(e->disk, dst, run - pos, pos);
 		if (rc)
 			return rc;
 		pos = run;
@@ -515,12 +662,12 @@ int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
 		return count_err(e, -EIO);
 	int rc;
 	if (diskless(e))
-		rc = e->peer && peer_can_read(e->peer) ? peer_read(e->peer, buf, len, off) : -EIO;
+		rc = read_remote(e, buf, len, off);
 	/* (a resource without a peer has nothing better than its own disk) */
-	else if (e->peer && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT)
+	else if (e->npeers && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT)
 		rc = read_unsynced(e, buf, len, off);
 	else if ((rc = disk_pread(e->disk, buf, len, off)) && io_error(e, rc, "read", off, len))
-		rc = e->peer && peer_can_read(e->peer) ? peer_read(e->peer, buf, len, off) : -EIO;
+		rc = read_remote(e, buf, len, off);
 	if (!rc) {
 		atomic_fetch_add_explicit(&e->st.read_bytes, len, memory_order_relaxed);
 		atomic_fetch_add_explicit(&e->st.reads, 1, memory_order_relaxed);
@@ -555,7 +702,45 @@ static int local_op(struct engine *e, enum op k, const void *buf, uint64_t len, 
  * resync lock, which the bitmap merge takes exclusively. */
 static int unsynced(struct engine *e)
 {
-	return e->peer && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT;
+	return e->npeers && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT;
+}
+
+/* ---- fan-out: one write to every disk peer */
+
+struct fan {
+	struct pending *pd[MD_MAX_PEERS];
+	int ok[MD_MAX_PEERS];
+};
+
+static void fan_begin(struct engine *e, struct fan *f, const void *buf, size_t len, uint64_t off, unsigned df)
+{
+	if (e->npeers == 1) {
+		f->pd[0] = peer_write_begin(e->peers[0], buf, len, off, df, 0);
+		return;
+	}
+	/* every peer gets the writes in the same order: a Secondary's applied
+	 * writes are then a prefix of the Primary's, and the larger stamp has all
+	 * of the smaller's */
+	pthread_mutex_lock(&e->fanout);
+	uint32_t stamp = ++e->wstamp;
+	for (int i = 0; i < e->npeers; i++)
+		f->pd[i] = peer_write_begin(e->peers[i], buf, len, off, df, stamp);
+	pthread_mutex_unlock(&e->fanout);
+}
+
+/* Wait for every peer's acknowledgement; what a peer did not get is marked
+ * in its slot. Returns how many peers have the write. */
+static int fan_end(struct engine *e, struct fan *f, uint64_t off, uint64_t len)
+{
+	int n = 0;
+	for (int i = 0; i < e->npeers; i++) {
+		f->ok[i] = peer_write_end(e->peers[i], f->pd[i]);
+		if (f->ok[i])
+			n++;
+		else
+			bm_set_range(e, peer_slot(e->peers[i]), off, len);
+	}
+	return n;
 }
 
 struct edges {
@@ -576,13 +761,14 @@ static int unsynced_local(struct engine *e, enum op k, const uint8_t *buf, uint6
 	uint64_t s = off, t = off + len;
 	int rc;
 
+	int slot = atomic_load(&e->sync_slot);
 	if (!unsynced(e))
 		return -EAGAIN;
 	for (int i = 0; i < 2; i++)
-		if (g->part[i] && bm_test(e, g->blk[i]) && !g->have[i])
+		if (g->part[i] && bm_test(e, slot, g->blk[i]) && !g->have[i])
 			return -EAGAIN;
 	for (int i = 0; i < 2; i++) {
-		if (!g->part[i] || !bm_test(e, g->blk[i]))
+		if (!g->part[i] || !bm_test(e, slot, g->blk[i]))
 			continue;
 		uint8_t *b = g->buf + i * MD_BLOCK;
 		uint64_t bs = g->blk[i] * MD_BLOCK, cs = off > bs ? off : bs;
@@ -594,7 +780,8 @@ static int unsynced_local(struct engine *e, enum op k, const uint8_t *buf, uint6
 		rc = fua ? disk_pwrite_fua(e->disk, b, MD_BLOCK, bs) : disk_pwrite(e->disk, b, MD_BLOCK, bs);
 		if (rc)
 			return rc;
-		engine_clear_oos(e, g->blk[i], 1);
+		if (slot >= 0)
+			engine_clear_oos(e, slot, g->blk[i], 1);
 		if (i == 0)
 			s = ce;
 		else
@@ -607,8 +794,8 @@ static int unsynced_local(struct engine *e, enum op k, const uint8_t *buf, uint6
 		uint64_t fb = (s + MD_BLOCK - 1) / MD_BLOCK, lb = t / MD_BLOCK;
 		if (t == e->size)
 			lb = e->bm_bits; /* a short last block is whole when written to the end */
-		if (lb > fb)
-			engine_clear_oos(e, fb, lb - fb);
+		if (lb > fb && slot >= 0)
+			engine_clear_oos(e, slot, fb, lb - fb);
 	}
 	return 0;
 }
@@ -620,6 +807,8 @@ static int unsynced_write(struct engine *e, enum op k, const void *buf, size_t l
 			  int no_hole, unsigned df)
 {
 	struct edges g = { { off / MD_BLOCK, (off + len - 1) / MD_BLOCK }, { 0, 0 }, { 0, 0 }, NULL };
+	struct peer *src = read_peer(e);
+	int slot = atomic_load(&e->sync_slot);
 	int rc;
 
 	g.part[0] = off % MD_BLOCK || off + len < (g.blk[0] + 1) * MD_BLOCK;
@@ -628,19 +817,28 @@ static int unsynced_write(struct engine *e, enum op k, const void *buf, size_t l
 		g.part[0] = 0; /* the short last block, written to its end */
 	for (;;) {
 		for (int i = 0; i < 2; i++) {
-			if (!g.part[i] || g.have[i] || !bm_test(e, g.blk[i]))
+			if (!g.part[i] || g.have[i] || !bm_test(e, slot, g.blk[i]))
 				continue;
+			if (!src) {
+				rc = -EIO;
+				goto out;
+			}
 			if (!g.buf && posix_memalign((void **)&g.buf, MD_BLOCK, 2 * MD_BLOCK))
 				return -ENOMEM;
 			uint64_t bs = g.blk[i] * MD_BLOCK, bl = e->size - bs < MD_BLOCK ? e->size - bs : MD_BLOCK;
 			memset(g.buf + i * MD_BLOCK, 0, MD_BLOCK);
-			if ((rc = peer_read(e->peer, g.buf + i * MD_BLOCK, bl, bs)))
+			if ((rc = peer_read(src, g.buf + i * MD_BLOCK, bl, bs)))
 				goto out;
 			g.have[i] = 1;
 		}
-		struct pending *pd = peer_write_begin(e->peer, k == OP_WRITE ? buf : NULL, len, off, df);
+		struct fan f;
+		fan_begin(e, &f, k == OP_WRITE ? buf : NULL, len, off, df);
 		rc = unsynced_local(e, k, buf, len, off, fua, no_hole, &g);
-		int ok = peer_write_end(e->peer, pd);
+		fan_end(e, &f, off, len);
+		/* the write counts when the sync source has it */
+		int ok = 0;
+		for (int i = 0; i < e->npeers; i++)
+			ok |= f.ok[i] && (e->peers[i] == src || e->npeers == 1);
 		if (rc == -EAGAIN) {
 			if (!unsynced(e))
 				break; /* the sync finished meanwhile: the normal path */
@@ -676,34 +874,60 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 	int logged = !diskless(e);
 	for (;;) {
 		if (diskless(e)) {
-			/* only the peer has a disk: the write is done when it has it */
-			struct pending *pd = e->peer ? peer_write_begin(e->peer, k == OP_WRITE ? buf : NULL, len, off, df) : NULL;
-			int ok = e->peer ? peer_write_end(e->peer, pd) : 0;
-			rc = ok ? 0 : -EIO;
+			/* only the peers have a disk: the write is done when one has it */
+			struct fan f;
+			int n = 0;
+			if (e->npeers) {
+				fan_begin(e, &f, k == OP_WRITE ? buf : NULL, len, off, df);
+				n = fan_end(e, &f, off, len);
+			}
+			rc = n ? 0 : -EIO;
 			break;
 		}
 		if (unsynced(e) && (rc = unsynced_write(e, k, buf, len, off, fua, no_hole, df)) != -EAGAIN)
 			break;
-		struct pending *pd = e->peer ? peer_write_begin(e->peer, k == OP_WRITE ? buf : NULL, len, off, df) : NULL;
+		struct fan f;
+		if (e->npeers)
+			fan_begin(e, &f, k == OP_WRITE ? buf : NULL, len, off, df);
 		rc = unsynced(e) ? -EAGAIN : local_op(e, k, buf, len, off, fua, no_hole);
-		int ok = e->peer ? peer_write_end(e->peer, pd) : 0;
-		if (!ok)
-			bm_set_range(e, off, len);
-		int hold = !ok && !rc && e->peer && !engine_is_suspended(e) ? peer_must_hold(e->peer) : 0;
+		int n = e->npeers ? fan_end(e, &f, off, len) : 0;
+		int ok = e->npeers && n == e->npeers;
+		int hold = 0;
+		uint32_t missed = 0;
+		for (int i = 0; !ok && !rc && i < e->npeers && !engine_is_suspended(e); i++) {
+			if (f.ok[i])
+				continue;
+			missed |= 1u << peer_slot(e->peers[i]);
+			int h = peer_must_hold(e->peers[i]);
+			if (h < 0 || (h > 0 && hold == 0))
+				hold = h;
+		}
 		if (hold < 0) {
 			rc = -EIO; /* on-no-quorum io-error: not a local disk error */
 			break;
 		}
-		if (!ok && !rc && (engine_is_suspended(e) || hold)) {
-			/* I/O is frozen (the peer's fate is open): this write is not
+		if (e->npeers && !ok && !rc && (engine_is_suspended(e) || hold)) {
+			/* I/O is frozen (a peer's fate is open): this write is not
 			 * done until it can be replicated again, or I/O is resumed */
 			wait_resume(e);
-			if (e->peer && peer_is_connected(e->peer))
+			int back = 0;
+			for (int i = 0; i < e->npeers; i++)
+				back |= !f.ok[i] && peer_is_connected(e->peers[i]);
+			if (back)
 				continue;
 			if (atomic_load(&e->io_fail)) {
 				rc = -EIO;
 				break;
 			}
+		}
+		/* several peers: a Primary completing a write some peer missed starts
+		 * a new generation for it first (two peers: when the link drops) */
+		if (missed && !rc && e->npeers > 1 && atomic_load(&e->role) == ROLE_PRIMARY) {
+			uint64_t before = e->sb.uuid[UUID_CURRENT];
+			engine_new_generation(e, missed, "writing without some peers");
+			if (e->sb.uuid[UUID_CURRENT] != before)
+				for (int i = 0; i < e->npeers; i++)
+					peer_state_changed(e->peers[i]);
 		}
 		if (rc && rc != -EAGAIN && io_error(e, rc, k == OP_WRITE ? "write" : "trim/zero", off, len))
 			rc = ok ? 0 : -EIO; /* detached: done if the peer has it */
@@ -738,12 +962,19 @@ int engine_flush(struct engine *e)
 	atomic_fetch_add_explicit(&e->st.flushes, 1, memory_order_relaxed);
 	/* the peer's flush covers every write it acknowledged before it; both
 	 * disks flush concurrently */
-	struct pending *pd = e->peer ? peer_flush_begin(e->peer) : NULL;
+	struct pending *pd[MD_MAX_PEERS];
+	int any = 0, prc = 0;
+	for (int i = 0; i < e->npeers; i++)
+		any |= (pd[i] = peer_flush_begin(e->peers[i])) != NULL;
 	int rc = diskless(e) ? 0 : disk_flush(e->disk);
-	int prc = e->peer ? peer_flush_end(e->peer, pd) : 0;
+	for (int i = 0; i < e->npeers; i++) {
+		int r = peer_flush_end(e->peers[i], pd[i]);
+		if (!prc)
+			prc = r;
+	}
 	if (rc && io_error(e, rc, "flush", 0, 0))
-		rc = pd ? 0 : -EIO;
-	if (diskless(e) && !pd)
+		rc = any ? 0 : -EIO;
+	if (diskless(e) && !any)
 		rc = -EIO;
 	return rc ? rc : prc;
 }
@@ -809,14 +1040,15 @@ int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, un
 
 int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off)
 {
-	if (!range_ok(e, off, len) || off % MD_BLOCK)
+	int slot = atomic_load(&e->sync_slot);
+	if (!range_ok(e, off, len) || off % MD_BLOCK || slot < 0)
 		return -EINVAL;
 	uint64_t pos = off, end = off + len;
 	while (pos < end) {
 		uint64_t b = pos / MD_BLOCK;
-		int marked = bm_test(e, b);
+		int marked = bm_test(e, slot, b);
 		uint64_t run = (b + 1) * MD_BLOCK;
-		while (run < end && bm_test(e, run / MD_BLOCK) == marked)
+		while (run < end && bm_test(e, slot, run / MD_BLOCK) == marked)
 			run += MD_BLOCK;
 		if (run > end)
 			run = end;
@@ -824,7 +1056,7 @@ int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t 
 			int rc = disk_pwrite(e->disk, (const uint8_t *)buf + (pos - off), run - pos, pos);
 			if (rc)
 				return count_err(e, rc);
-			engine_clear_oos(e, b, (run - pos + MD_BLOCK - 1) / MD_BLOCK);
+			engine_clear_oos(e, slot, b, (run - pos + MD_BLOCK - 1) / MD_BLOCK);
 			atomic_fetch_add_explicit(&e->st.written_bytes, run - pos, memory_order_relaxed);
 		}
 		pos = run;
@@ -832,7 +1064,7 @@ int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t 
 	return 0;
 }
 
-int engine_sync_target_begin(struct engine *e, int full)
+int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int full)
 {
 	pthread_mutex_lock(&e->lock);
 	struct md_super nsb = e->sb;
@@ -842,7 +1074,9 @@ int engine_sync_target_begin(struct engine *e, int full)
 	if (!rc) {
 		e->sb = nsb;
 		if (full)
-			bm_set_range(e, 0, e->size);
+			bm_set_range(e, slot, 0, e->size);
+		atomic_store(&e->sync_slot, slot);
+		atomic_store(&e->sync_peer, src);
 		atomic_store(&e->dstate, DS_INCONSISTENT);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -854,59 +1088,112 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	pthread_mutex_lock(&e->lock);
 	struct md_super nsb = e->sb;
 	/* the same data as the source now: the same generations */
-	for (int i = 0; i < UUID_COUNT; i++)
-		nsb.uuid[i] = uuid[i];
+	int slot = atomic_load(&e->sync_slot);
+	nsb.uuid[UUID_CURRENT] = uuid[UUID_CURRENT];
+	nsb.uuid[UUID_HISTORY0] = uuid[UUID_HISTORY0];
+	nsb.uuid[UUID_HISTORY1] = uuid[UUID_HISTORY1];
 	nsb.gen_time = gen_time;
 	nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
+	/* what other peers lack of this (new) data is unknown here */
+	for (uint32_t i = 0; i < e->nslots; i++) {
+		nsb.peer[i].bitmap_uuid = 0;
+		if ((int)i == slot)
+			nsb.peer[i].flags &= ~(uint32_t)MDP_UNSURE;
+		else
+			nsb.peer[i].flags |= MDP_UNSURE;
+	}
 	int rc = disk_flush(e->disk);
 	if (!rc)
-		rc = md_write(e->disk, &nsb);
+		rc = sb_commit(e, &nsb);
 	if (!rc) {
-		e->sb = nsb;
-		/* identical to the source now: nothing is out of sync */
-		engine_clear_oos(e, 0, e->bm_bits);
+		/* identical to the source now: nothing is out of sync with it; what
+		 * the other slots counted is moot (they are unsure now) */
+		for (uint32_t i = 0; i < e->nslots; i++)
+			engine_clear_oos(e, (int)i, 0, e->bm_bits);
+		atomic_store(&e->sync_slot, -1);
+		atomic_store(&e->sync_peer, NULL);
 		atomic_store(&e->dstate, DS_UPTODATE);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
 }
 
-int engine_new_generation(struct engine *e, const char *why)
+int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 {
+	int rc = 0, need = 0;
 	pthread_mutex_lock(&e->lock);
-	int rc = 0;
-	if (atomic_load(&e->dstate) == DS_UPTODATE) {
+	for (uint32_t i = 0; i < e->nslots; i++)
+		need |= (mask >> i & 1) && !e->sb.peer[i].bitmap_uuid;
+	if (need && atomic_load(&e->dstate) == DS_UPTODATE) {
 		struct md_super nsb = e->sb;
-		if (!nsb.uuid[UUID_BITMAP])
-			nsb.uuid[UUID_BITMAP] = nsb.uuid[UUID_CURRENT];
+		uint64_t old = nsb.uuid[UUID_CURRENT];
+		for (uint32_t i = 0; i < e->nslots; i++)
+			if ((mask >> i & 1) && !nsb.peer[i].bitmap_uuid)
+				nsb.peer[i].bitmap_uuid = old;
 		nsb.uuid[UUID_CURRENT] = md_new_uuid();
 		nsb.gen_time = now_realtime_ns();
-		rc = md_write(e->disk, &nsb);
-		if (!rc) {
-			e->sb = nsb;
+		rc = sb_commit(e, &nsb);
+		if (!rc)
 			log_info("new data generation %016llx (%s); changes since %016llx are tracked in the bitmap",
-				 (unsigned long long)nsb.uuid[UUID_CURRENT], why, (unsigned long long)nsb.uuid[UUID_BITMAP]);
-		}
+				 (unsigned long long)nsb.uuid[UUID_CURRENT], why, (unsigned long long)old);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
 }
 
-int engine_sync_source_done(struct engine *e)
+int engine_adopt_generation(struct engine *e, int keep, uint64_t uuid, uint64_t gen_time)
 {
-	pthread_mutex_lock(&e->lock);
 	int rc = 0;
-	if (e->sb.uuid[UUID_BITMAP] && !atomic_load(&e->oos_blocks)) {
+	pthread_mutex_lock(&e->lock);
+	if (e->sb.uuid[UUID_CURRENT] != uuid && atomic_load(&e->dstate) == DS_UPTODATE) {
 		struct md_super nsb = e->sb;
-		nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
-		nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_BITMAP];
-		nsb.uuid[UUID_BITMAP] = 0;
-		rc = md_write(e->disk, &nsb);
+		uint64_t old = nsb.uuid[UUID_CURRENT];
+		for (uint32_t i = 0; i < e->nslots; i++) {
+			if ((int)i == keep)
+				continue;
+			if (!nsb.peer[i].bitmap_uuid)
+				nsb.peer[i].bitmap_uuid = old;
+			nsb.peer[i].flags |= MDP_UNSURE;
+		}
+		nsb.uuid[UUID_CURRENT] = uuid;
+		nsb.gen_time = gen_time;
+		rc = sb_commit(e, &nsb);
 		if (!rc)
-			e->sb = nsb;
+			log_info("following the Primary into data generation %016llx (was %016llx)",
+				 (unsigned long long)uuid, (unsigned long long)old);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
+}
+
+int engine_sync_source_done(struct engine *e, int slot)
+{
+	pthread_mutex_lock(&e->lock);
+	int rc = 0;
+	if (e->sb.peer[slot].bitmap_uuid && !engine_oos(e, slot)) {
+		struct md_super nsb = e->sb;
+		uint64_t b = nsb.peer[slot].bitmap_uuid;
+		if (nsb.uuid[UUID_HISTORY0] != b) {
+			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
+			nsb.uuid[UUID_HISTORY0] = b;
+		}
+		nsb.peer[slot].bitmap_uuid = 0;
+		nsb.peer[slot].flags &= ~(uint32_t)MDP_UNSURE;
+		rc = sb_commit(e, &nsb);
+	} else if (engine_unsure(e, slot) && !engine_oos(e, slot)) {
+		struct md_super nsb = e->sb;
+		nsb.peer[slot].flags &= ~(uint32_t)MDP_UNSURE;
+		rc = sb_commit(e, &nsb);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+void engine_sync_target_abort(struct engine *e, struct peer *src)
+{
+	struct peer *want = src;
+	if (atomic_compare_exchange_strong(&e->sync_peer, &want, NULL))
+		atomic_store(&e->sync_slot, -1);
 }
 
 int engine_set_role(struct engine *e, enum role r, int force, char *msg)
@@ -917,10 +1204,11 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 	pthread_mutex_lock(&e->lock);
 	if (r == ROLE_PRIMARY) {
 		int ds = e->dstate;
-		if (e->peer && e->role != ROLE_PRIMARY && (rc = peer_may_promote(e->peer, msg)))
-			goto out;
+		for (int i = 0; i < e->npeers && e->role != ROLE_PRIMARY; i++)
+			if ((rc = peer_may_promote(e->peers[i], msg)))
+				goto out;
 		/* a SyncTarget may be Primary: what it lacks is read from the peer */
-		int through = !force && ds == DS_INCONSISTENT && e->peer && peer_can_read(e->peer);
+		int through = !force && ds == DS_INCONSISTENT && read_peer(e);
 		if (ds != DS_UPTODATE && !force && !through) {
 			snprintf(msg, 256, "refusing to become Primary: local disk is %s, not UpToDate; "
 				 "use 'primary --force' to declare this node's data the good copy",
@@ -935,7 +1223,8 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
 			nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_CURRENT];
 			nsb.uuid[UUID_CURRENT] = md_new_uuid();
-			nsb.uuid[UUID_BITMAP] = 0;
+			for (uint32_t i = 0; i < e->nslots; i++)
+				nsb.peer[i].bitmap_uuid = 0;
 			nsb.gen_time = now_realtime_ns();
 			nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
 		}
@@ -969,14 +1258,16 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 			log_info("role Primary -> Secondary");
 		}
 	}
-	rotate = r == ROLE_PRIMARY && !force && e->peer && !peer_is_connected(e->peer);
+	for (int i = 0; r == ROLE_PRIMARY && !force && i < e->npeers; i++)
+		if (!peer_is_connected(e->peers[i]))
+			rotate |= 1u << peer_slot(e->peers[i]);
 out:
 	pthread_mutex_unlock(&e->lock);
-	/* Primary without the peer: what it writes from now on is a new
-	 * generation the peer does not have */
+	/* Primary without a peer: what it writes from now on is a new
+	 * generation that peer does not have */
 	if (!rc && rotate)
-		engine_new_generation(e, "Primary while the peer is not connected");
-	if (!rc && e->peer)
-		peer_state_changed(e->peer);
+		engine_new_generation(e, (uint32_t)rotate, "Primary while a peer is not connected");
+	for (int i = 0; !rc && i < e->npeers; i++)
+		peer_state_changed(e->peers[i]);
 	return rc;
 }

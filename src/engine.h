@@ -35,9 +35,23 @@ struct engine_stats {
 
 struct peer;
 
+/* One peer slot's out-of-sync bitmap: 1 bit per MD_BLOCK of the data area,
+ * set for every write that peer did not acknowledge (or, in the slot of this
+ * node's sync source while SyncTarget, for every block this node lacks).
+ * Word-wise atomic. */
+struct bmslot {
+	_Atomic uint64_t *bm;
+	atomic_uint_fast64_t oos;      /* bits set */
+};
+
 struct engine {
 	char res[64], node[64];
-	struct peer *peer;             /* set once by the daemon, NULL if none */
+	/* disk peers, set once by the daemon before I/O starts; peer i uses
+	 * the slot engine_bind_slot gave it */
+	struct peer *peers[MD_MAX_PEERS];
+	int npeers;
+	struct peer *_Atomic sync_peer; /* SyncTarget: the source whose slot holds what this node lacks */
+	_Atomic int sync_slot;         /* its slot, -1 none */
 	struct quorum *quorum;         /* set once by the daemon, NULL if none */
 	_Atomic int io_fail;           /* no quorum with on-no-quorum io-error: I/O fails with EIO */
 	struct disk *disk;
@@ -49,11 +63,18 @@ struct engine {
 	_Atomic int dstate;            /* enum disk_state */
 	struct md_super sb;
 
-	/* out-of-sync bitmap: 1 bit per MD_BLOCK of the data area, set for every
-	 * write no peer has acknowledged. Word-wise atomic. */
-	_Atomic uint64_t *bm;
+	struct bmslot slot[MD_MAX_PEERS]; /* sb.lay.nslots used */
+	uint32_t nslots;
+	_Atomic uint32_t unsure_mask;  /* slots with MDP_UNSURE (mirror, for lock-free reads) */
 	uint64_t bm_bits;
-	atomic_uint_fast64_t oos_blocks;
+	/* more than one peer: every write goes to all of them in one order
+	 * (fanout), numbered by wstamp; a Secondary remembers the last stamp it
+	 * applied and whose it was, so two Secondaries can tell which of them
+	 * has more of a lost Primary's writes */
+	pthread_mutex_t fanout;
+	uint32_t wstamp;               /* guarded by fanout */
+	_Atomic uint32_t applied_stamp;
+	_Atomic int applied_from;      /* node-id, -1 none */
 
 	struct al *al;                 /* activity log (NULL without a peer) */
 	int on_io_error;               /* enum io_error_policy */
@@ -94,11 +115,18 @@ void engine_detach(struct engine *e, const char *why);
 
 /* Write the whole bitmap to disk now. */
 int engine_save_bitmap(struct engine *e);
-/* A Primary without its peer starts a new data generation: the old one is
- * kept as the bitmap generation (if none is kept yet). No-op unless UpToDate. */
-int engine_new_generation(struct engine *e, const char *why);
-/* The resync this node sent is complete: the bitmap generation goes to history. */
-int engine_sync_source_done(struct engine *e);
+/* A Primary without some peers (slots in `mask`) starts a new data
+ * generation: the old one is kept as those slots' bitmap generation (where
+ * none is kept yet). No-op unless UpToDate, or when every slot in the mask
+ * keeps one already. */
+int engine_new_generation(struct engine *e, uint32_t mask, const char *why);
+/* A Secondary follows its Primary into a new generation `uuid` (while
+ * connected and in sync with it): slots other than `keep` keep the old
+ * generation as bitmap generation and become unsure. */
+int engine_adopt_generation(struct engine *e, int keep, uint64_t uuid, uint64_t gen_time);
+/* The resync this node sent to `slot` is complete: its bitmap generation
+ * goes to history. */
+int engine_sync_source_done(struct engine *e, int slot);
 
 /* Flush, persist bitmap, mark clean, close. Returns the first error seen. */
 int engine_close(struct engine *e);
@@ -116,29 +144,48 @@ int engine_flush_local(struct engine *e);
 int engine_trim(struct engine *e, uint64_t off, uint64_t len, unsigned flags);
 int engine_zero(struct engine *e, uint64_t off, uint64_t len, int no_hole, unsigned flags);
 
-/* Mark a range out of sync with the peer (it did not get it). */
-void engine_mark_oos(struct engine *e, uint64_t off, uint64_t len);
+/* The peer slot for a disk peer's node-id: the slot bound to it, else an
+ * unbound one (then bound, persisted). -ENOSPC with err[MD_MSG_MAX] when the
+ * metadata has no slot left for it. */
+int engine_bind_slot(struct engine *e, int node_id, char *err);
+/* Mark a range out of sync with the peer of `slot` (it did not get it). */
+void engine_mark_oos(struct engine *e, int slot, uint64_t off, uint64_t len);
 /* Mark everything out of sync (a full sync follows). */
-void engine_mark_all_oos(struct engine *e);
+void engine_mark_all_oos(struct engine *e, int slot);
 /* Clear bits [first, first+n) and return how many were set. For resync. */
-uint64_t engine_clear_oos(struct engine *e, uint64_t first_block, uint64_t n);
+uint64_t engine_clear_oos(struct engine *e, int slot, uint64_t first_block, uint64_t n);
 /* Next set bit at or after `from`, or UINT64_MAX. */
-uint64_t engine_next_oos(struct engine *e, uint64_t from);
+uint64_t engine_next_oos(struct engine *e, int slot, uint64_t from);
+/* Blocks marked in a slot. */
+uint64_t engine_oos(struct engine *e, int slot);
+/* Set or clear MDP_UNSURE on a slot (persisted when it changes). */
+void engine_set_unsure(struct engine *e, int slot, int on);
+int engine_unsure(struct engine *e, int slot);
+/* The slot's bitmap generation (0: none). */
+uint64_t engine_bitmap_uuid(struct engine *e, int slot);
 
 /* Apply a write received from the peer (no role check). dflags: DF_* */
 int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned dflags);
+/* A write from node `from` with fan-out stamp `stamp` was applied: with more
+ * than one peer, the other slots become unsure (this node may now hold
+ * writes they lack). from_slot: the sender's slot. */
+void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp);
 
 /* Resync target: the disk becomes Inconsistent (persisted) until done, then
  * UpToDate with the source's generation. While Inconsistent the bitmap holds
  * the blocks this node lacks (all of them when `full`); reads of those go to
  * the peer, and writes completing a block clear its bit. */
-int engine_sync_target_begin(struct engine *e, int full);
+int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int full);
 /* Resync data for [off, off+len): written only to blocks still marked (a
  * block this node wrote since is newer), whose bits are then cleared. */
 int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off);
-/* OR the source's bitmap words into ours (SyncTarget). */
-void engine_merge_oos(struct engine *e, uint64_t first_word, const uint8_t *words_le, uint64_t n);
+/* OR the source's bitmap words into a slot. */
+void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uint8_t *words_le, uint64_t n);
+/* The target adopts the source's generations (uuid[1] is ignored); its
+ * other slots become unsure of their peers. */
 int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen_time);
+/* The SyncTarget's source went away: no slot holds what this node lacks. */
+void engine_sync_target_abort(struct engine *e, struct peer *src);
 
 /* Role change. primary: -EROFS-like refusals are -EPERM with msg set;
  * `force` makes an Inconsistent/Consistent disk UpToDate with a new data

@@ -7,7 +7,10 @@
  *  64 bm_offset            72 bm_bytes     80 sb_offset   88 block size u32
  *  96 uuid[4] u64         128 created u64 136 resource[64]
  * 200 gen_time u64 (unix ns when uuid[current] began)  208 bm_crc u32
- * 252 crc32c u32 over bytes 0..251. The rest of the 4 KiB slot is zero.
+ * v1: 252 crc32c u32 over bytes 0..251; one bitmap, its generation in uuid[1].
+ * v2: 212 nslots u32; 216 + 16*i for each peer slot i < 7: node_id i32,
+ *     flags u32, bitmap_uuid u64 (uuid[1] is 0); 508 crc32c over 0..507.
+ * The rest of the 4 KiB slot is zero. bm_crc covers all slots' bitmaps.
  */
 #include "meta.h"
 #include "util.h"
@@ -19,19 +22,25 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define SB_HDR 256
+#define SB_HDR_V1 256
+#define SB_HDR 512
 
-int md_layout(uint64_t disk_size, struct md_layout *l)
+int md_layout(uint64_t disk_size, uint32_t nslots, struct md_layout *l)
 {
 	uint64_t sz = disk_size / MD_BLOCK * MD_BLOCK;
 	uint64_t blocks = sz / MD_BLOCK;
-	/* the bitmap covers the whole disk: slightly more than the data needs */
-	uint64_t bm = ROUND_UP((blocks + 7) / 8, MD_BLOCK);
+	/* each bitmap covers the whole disk: slightly more than the data needs */
+	uint64_t bms = ROUND_UP((blocks + 7) / 8, MD_BLOCK);
+	uint64_t bm = bms * nslots;
 	uint64_t md = 2 * MD_SB_BYTES + bm + MD_AL_BYTES;
 
 	memset(l, 0, sizeof *l);
+	if (nslots < 1 || nslots > MD_MAX_PEERS)
+		return -EINVAL;
 	if (sz < md + MD_MIN_DATA)
 		return -ENOSPC;
+	l->nslots = nslots;
+	l->bm_slot_bytes = bms;
 	l->disk_size = sz;
 	l->sb_offset = sz - 2 * MD_SB_BYTES;
 	l->bm_bytes = bm;
@@ -65,7 +74,13 @@ static void sb_encode(const struct md_super *sb, uint8_t *p)
 	put_le64(p + 200, sb->gen_time);
 	put_le32(p + 208, sb->bm_crc);
 	memcpy(p + 136, sb->resource, 63);
-	put_le32(p + 252, crc32c(p, 252));
+	put_le32(p + 212, sb->lay.nslots);
+	for (uint32_t i = 0; i < sb->lay.nslots && i < MD_MAX_PEERS; i++) {
+		put_le32(p + 216 + 16 * i, (uint32_t)sb->peer[i].node_id);
+		put_le32(p + 220 + 16 * i, sb->peer[i].flags);
+		put_le64(p + 224 + 16 * i, sb->peer[i].bitmap_uuid);
+	}
+	put_le32(p + SB_HDR - 4, crc32c(p, SB_HDR - 4));
 }
 
 static int all_zero(const uint8_t *p, size_t n)
@@ -85,12 +100,14 @@ static int sb_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wl
 		snprintf(why, wlen, "bad magic");
 		return -1;
 	}
-	if (get_le32(p + 8) != MD_VERSION) {
-		snprintf(why, wlen, "unsupported format version %u (this dipole reads version %u)",
-			 get_le32(p + 8), MD_VERSION);
+	uint32_t ver = get_le32(p + 8);
+	if (ver != 1 && ver != MD_VERSION) {
+		snprintf(why, wlen, "unsupported format version %u (this dipole reads versions 1 to %u)", ver,
+			 MD_VERSION);
 		return -1;
 	}
-	uint32_t want = get_le32(p + 252), got = crc32c(p, 252);
+	size_t hdr = ver == 1 ? SB_HDR_V1 : SB_HDR;
+	uint32_t want = get_le32(p + hdr - 4), got = crc32c(p, hdr - 4);
 	if (want != got) {
 		snprintf(why, wlen, "checksum mismatch (stored crc32c %08x, computed %08x)", want, got);
 		return -1;
@@ -113,6 +130,30 @@ static int sb_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wl
 	sb->bm_crc = get_le32(p + 208);
 	memcpy(sb->resource, p + 136, 63);
 	sb->resource[63] = 0;
+	if (ver == 1) {
+		/* one peer, not bound to a node-id yet */
+		sb->lay.nslots = 1;
+		sb->peer[0].node_id = -1;
+		sb->peer[0].bitmap_uuid = sb->uuid[UUID_BITMAP];
+		sb->uuid[UUID_BITMAP] = 0;
+	} else {
+		sb->lay.nslots = get_le32(p + 212);
+		if (sb->lay.nslots < 1 || sb->lay.nslots > MD_MAX_PEERS) {
+			snprintf(why, wlen, "impossible number of peer slots %u (1 to %d)", sb->lay.nslots,
+				 MD_MAX_PEERS);
+			return -1;
+		}
+		for (uint32_t i = 0; i < sb->lay.nslots; i++) {
+			sb->peer[i].node_id = (int32_t)get_le32(p + 216 + 16 * i);
+			sb->peer[i].flags = get_le32(p + 220 + 16 * i);
+			sb->peer[i].bitmap_uuid = get_le64(p + 224 + 16 * i);
+			if (sb->peer[i].node_id < -1 || sb->peer[i].node_id > 31) {
+				snprintf(why, wlen, "impossible node id %d in peer slot %u", sb->peer[i].node_id, i);
+				return -1;
+			}
+		}
+	}
+	sb->lay.bm_slot_bytes = sb->lay.bm_bytes / sb->lay.nslots;
 	if (get_le32(p + 88) != MD_BLOCK) {
 		snprintf(why, wlen, "unsupported block size %u", get_le32(p + 88));
 		return -1;
@@ -126,7 +167,7 @@ static int layout_check(const struct md_super *sb, uint64_t disk_size, char *why
 	struct md_layout l;
 	char a[32], b[32];
 
-	if (md_layout(disk_size, &l)) {
+	if (md_layout(disk_size, sb->lay.nslots, &l)) {
 		snprintf(why, wlen, "disk of %s is too small to hold its recorded metadata",
 			 fmt_size(disk_size, a, sizeof a));
 		return -1;
@@ -160,7 +201,7 @@ int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
 	int rc;
 
 	err[0] = warn[0] = 0;
-	if (md_layout(d->size, &l))
+	if (md_layout(d->size, 1, &l))
 		return -ENOENT; /* too small to hold metadata at all */
 	buf = malloc(2 * MD_SB_BYTES);
 	if (!buf)
@@ -234,14 +275,17 @@ uint64_t md_new_uuid(void)
 	return u & ~1ULL; /* low bit is kept free for a "primary" marker later */
 }
 
-int md_create(struct disk *d, int node_id, const char *resource, struct md_super *out)
+int md_create(struct disk *d, int node_id, const char *resource, uint32_t nslots, const int *peer_ids,
+	      struct md_super *out)
 {
 	struct md_super sb = { 0 };
 	int rc;
 
-	rc = md_layout(d->size, &sb.lay);
+	rc = md_layout(d->size, nslots, &sb.lay);
 	if (rc)
 		return rc;
+	for (uint32_t i = 0; i < nslots; i++)
+		sb.peer[i].node_id = peer_ids ? peer_ids[i] : -1;
 	/* zero AL + bitmap + both superblock slots: one contiguous range */
 	rc = disk_zero(d, sb.lay.al_offset, sb.lay.disk_size - sb.lay.al_offset, 1);
 	if (rc)
@@ -288,14 +332,19 @@ const char *md_probe_signature(struct disk *d)
 	return NULL;
 }
 
-int md_read_bitmap(struct disk *d, const struct md_super *sb, uint8_t *bm)
+uint64_t md_bitmap_offset(const struct md_super *sb, uint32_t slot)
 {
-	return disk_pread(d, bm, sb->lay.bm_bytes, sb->lay.bm_offset);
+	return sb->lay.bm_offset + (uint64_t)slot * sb->lay.bm_slot_bytes;
 }
 
-int md_write_bitmap(struct disk *d, const struct md_super *sb, const uint8_t *bm)
+int md_read_bitmap(struct disk *d, const struct md_super *sb, uint32_t slot, uint8_t *bm)
 {
-	return disk_pwrite(d, bm, sb->lay.bm_bytes, sb->lay.bm_offset);
+	return disk_pread(d, bm, sb->lay.bm_slot_bytes, md_bitmap_offset(sb, slot));
+}
+
+int md_write_bitmap(struct disk *d, const struct md_super *sb, uint32_t slot, const uint8_t *bm)
+{
+	return disk_pwrite(d, bm, sb->lay.bm_slot_bytes, md_bitmap_offset(sb, slot));
 }
 
 int md_read_al(struct disk *d, const struct md_super *sb, uint32_t *ext, uint64_t *seq)

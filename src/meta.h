@@ -2,15 +2,18 @@
  *
  * Layout (all offsets from the start of the disk, sizes multiples of 4 KiB):
  *
- *   [ data: data_size ][ activity log: al_bytes ][ bitmap: bm_bytes ][ sb0 ][ sb1 ]
+ *   [ data: data_size ][ activity log: al_bytes ][ bitmaps: bm_bytes ][ sb0 ][ sb1 ]
  *
  * The two 4 KiB superblock slots are written alternately with an increasing
  * sequence number (double buffering), so a crash in the middle of an update
  * leaves the previous slot intact. A slot that is all zeroes is empty; a slot
  * that is not empty must carry the magic, format version and a valid crc32c,
- * or it is corrupt. The bitmap has one bit per 4 KiB block of the data area.
- * All integers are little-endian. Format history:
- *   v1 (2026-11): first version.
+ * or it is corrupt. There is one bitmap per peer slot (`nslots` of them, each
+ * bm_slot_bytes long, one bit per 4 KiB block of the data area): slot i
+ * counts the blocks peer slot i lacks (or, while this node is its SyncTarget,
+ * the blocks this node lacks). All integers are little-endian. Format history:
+ *   v1 (2026-11): first version, one peer (read as v2 with one slot).
+ *   v2 (2026-11-29): peer slots: node-id, flags and bitmap generation per peer.
  */
 #ifndef DIPOLE_META_H
 #define DIPOLE_META_H
@@ -19,7 +22,8 @@
 #include "disk.h"
 
 #define MD_MAGIC        "DIPOLEMD" /* first 8 bytes of a superblock slot */
-#define MD_VERSION      1
+#define MD_VERSION      2
+#define MD_MAX_PEERS    7         /* peer slots: up to 8 nodes with disks */
 #define MD_BLOCK        4096u     /* bitmap granularity and metadata alignment */
 #define MD_SB_BYTES     4096u
 #define MD_AL_BYTES     (32u * 1024)
@@ -42,8 +46,24 @@ struct md_layout {
 	uint64_t disk_size;  /* usable disk size (rounded down to 4 KiB) */
 	uint64_t data_size;  /* what the device exposes */
 	uint64_t al_offset, al_bytes;
-	uint64_t bm_offset, bm_bytes;
+	uint64_t bm_offset, bm_bytes; /* all slots' bitmaps */
 	uint64_t sb_offset;  /* slot 0; slot 1 follows */
+	uint64_t bm_slot_bytes;       /* one peer slot's bitmap */
+	uint32_t nslots;              /* peer slots, 1..MD_MAX_PEERS */
+};
+
+/* Per peer slot: which node (-1: not bound yet), and the generation its
+ * bitmap counts changes from (0: none kept, the peer had everything). */
+enum md_peer_flags {
+	MDP_UNSURE = 1 << 0, /* this node applied writes from a third node that the
+			      * peer may lack (or have more of): which blocks is
+			      * unknown, so meeting it with the same data
+			      * generation needs a full compare */
+};
+struct md_peer {
+	int32_t node_id;
+	uint32_t flags;      /* enum md_peer_flags */
+	uint64_t bitmap_uuid;
 };
 
 struct md_super {
@@ -56,12 +76,13 @@ struct md_super {
 	uint32_t bm_crc;     /* crc32c of the bitmap area, valid with MDF_BM_CRC */
 	char resource[64];
 	struct md_layout lay;
+	struct md_peer peer[MD_MAX_PEERS]; /* lay.nslots used */
 	int slot;            /* slot this superblock was read from / last written to */
 };
 
-/* Compute the layout for a disk of `disk_size` bytes.
- * -ENOSPC if the disk cannot hold metadata plus MD_MIN_DATA. */
-int md_layout(uint64_t disk_size, struct md_layout *out);
+/* Compute the layout for a disk of `disk_size` bytes with `nslots` peer
+ * slots. -ENOSPC if the disk cannot hold metadata plus MD_MIN_DATA. */
+int md_layout(uint64_t disk_size, uint32_t nslots, struct md_layout *out);
 
 /* Read the newest valid superblock. Returns 0; -ENOENT when no dipole
  * metadata is present; -EBADMSG when metadata is present but corrupt or
@@ -73,17 +94,21 @@ int md_read(struct disk *d, struct md_super *out, char *err, char *warn);
 /* Write sb to the other slot with seq+1 and make it durable. */
 int md_write(struct disk *d, struct md_super *sb);
 
-/* Fresh metadata: zero the bitmap and activity log, write slot 0 (seq 1),
- * clear slot 1. Disk state afterwards: Inconsistent. */
-int md_create(struct disk *d, int node_id, const char *resource, struct md_super *out);
+/* Fresh metadata: zero the bitmaps and activity log, write slot 0 (seq 1),
+ * clear slot 1. peer_ids[nslots]: the node-id bound to each peer slot (-1:
+ * bound at first contact). Disk state afterwards: Inconsistent. */
+int md_create(struct disk *d, int node_id, const char *resource, uint32_t nslots, const int *peer_ids,
+	      struct md_super *out);
 
 /* Look at the first blocks for a known filesystem or partition table.
  * Returns a static description or NULL. */
 const char *md_probe_signature(struct disk *d);
 
-/* Bitmap I/O: whole bitmap, `bm_bytes` long. */
-int md_read_bitmap(struct disk *d, const struct md_super *sb, uint8_t *bm);
-int md_write_bitmap(struct disk *d, const struct md_super *sb, const uint8_t *bm);
+/* Bitmap I/O: one peer slot's whole bitmap, `bm_slot_bytes` long. */
+int md_read_bitmap(struct disk *d, const struct md_super *sb, uint32_t slot, uint8_t *bm);
+int md_write_bitmap(struct disk *d, const struct md_super *sb, uint32_t slot, const uint8_t *bm);
+/* Byte offset of a slot's bitmap. */
+uint64_t md_bitmap_offset(const struct md_super *sb, uint32_t slot);
 
 /* Activity log: a record of the extents (MD_AL_EXTENT bytes each) that may
  * have writes in flight, in two MD_BLOCK slots written alternately with FUA.

@@ -59,6 +59,7 @@ struct hist { uint64_t seq, off; uint32_t len; int local_done; };
 
 struct peer {
 	struct engine *e;
+	int slot;                  /* this peer's bitmap slot (engine_bind_slot) */
 	const struct cfg_resource *r;
 	const struct cfg_host *me, *ph;
 	char addr[160];            /* "name (ip:port)" for log lines */
@@ -141,6 +142,9 @@ struct peer {
 	_Atomic uint64_t lease_until_ns, last_rx_ns;
 	_Atomic uint64_t conn_seq;     /* connections established */
 	_Atomic int sync_pending;      /* SyncTarget-to-be: the source's bitmap is not merged yet */
+	/* several peers (docs/replication.md, "More than two nodes") */
+	_Atomic int deferred;          /* agree(): a resync was due but deferred */
+	_Atomic uint64_t recheck_ns;   /* kicked to compare data again (when), 0 none */
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -159,6 +163,12 @@ struct peer {
 	size_t rcap;
 	uint8_t *scratch;          /* data_loop: answers to requests, see scratch() */
 };
+
+static void send_state(struct peer *p);
+static void peers_state_changed(struct engine *e, struct peer *except);
+static void kick_others(struct peer *p, const char *why);
+static int third_primary(struct peer *p);
+static int may_source(struct peer *p);
 
 const char *conn_state_name(enum conn_state c)
 {
@@ -303,7 +313,7 @@ static void pending_ack(struct peer *p, uint64_t id, int type, int status)
 	pthread_mutex_unlock(&pd->m);
 	if (final) {
 		if (status && pd->len)
-			engine_mark_oos(p->e, pd->off, pd->len);
+			engine_mark_oos(p->e, p->slot, pd->off, pd->len);
 		pending_put(p, pd);
 	}
 }
@@ -331,7 +341,7 @@ static void pending_fail_all(struct peer *p)
 		pthread_mutex_unlock(&pd->m);
 		if (final) {
 			if (pd->len)
-				engine_mark_oos(p->e, pd->off, pd->len);
+				engine_mark_oos(p->e, p->slot, pd->off, pd->len);
 			pending_put(p, pd);
 		}
 	}
@@ -346,7 +356,8 @@ static int connected(struct peer *p)
 
 /* Send a write: its sequence number is assigned, and it is remembered in
  * hist, under the data channel's send lock, so seq order is wire order. */
-static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const void *buf, size_t blen)
+static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const void *buf, size_t blen,
+		     uint32_t stamp)
 {
 	uint8_t h[WIRE_HDR + DATA_HDR];
 	struct iovec iov[2] = { { h, sizeof h }, { (void *)buf, blen } };
@@ -374,7 +385,7 @@ static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const 
 		put_be16(h + 4, P_DATA);
 		put_be16(h + 6, (uint16_t)dflags);
 		put_be32(h + 8, (uint32_t)(DATA_HDR + blen));
-		put_be32(h + 12, 0);
+		put_be32(h + 12, stamp);
 		put_be64(h + 16, pending_id(p, pd));
 		put_be64(h + WIRE_HDR, pd->off);
 		put_be32(h + WIRE_HDR + 8, pd->len);
@@ -399,7 +410,8 @@ static void hist_local_done(struct peer *p, uint64_t seq)
 	pthread_mutex_unlock(&p->hlock);
 }
 
-struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags)
+struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags,
+				 uint32_t stamp)
 {
 	struct pending *pd;
 
@@ -411,7 +423,7 @@ struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, ui
 	pd->len = (uint32_t)len;
 	pd->fua = !!(dflags & DF_FUA);
 	int payload = !(dflags & (DF_ZERO | DF_TRIM));
-	if (send_data(p, pd, dflags, payload ? buf : NULL, payload ? len : 0)) {
+	if (send_data(p, pd, dflags, payload ? buf : NULL, payload ? len : 0, stamp)) {
 		pending_abort(p, pd); /* the caller marks the range */
 		return pd;
 	}
@@ -574,11 +586,11 @@ static int send_bitmap(struct peer *p, uint16_t type, uint16_t done)
 	int rc = 0;
 	if (!pkt)
 		return -ENOMEM;
-	for (uint64_t w = 0; !rc && atomic_load(&e->oos_blocks) && w < words; w += BM_WORDS_PER_PKT) {
+	for (uint64_t w = 0; !rc && engine_oos(e, p->slot) && w < words; w += BM_WORDS_PER_PKT) {
 		uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
 		put_be64(pkt, w);
 		for (uint64_t i = 0; i < n; i++) {
-			uint64_t v = atomic_load_explicit(&e->bm[w + i], memory_order_relaxed);
+			uint64_t v = atomic_load_explicit(&e->slot[p->slot].bm[w + i], memory_order_relaxed);
 			any |= v;
 			put_le64(pkt + 8 + 8 * i, v);
 		}
@@ -599,7 +611,7 @@ static int send_bitmap(struct peer *p, uint16_t type, uint16_t done)
 static int rs_announce(struct peer *p, uint64_t total)
 {
 	struct engine *e = p->e;
-	int full = atomic_load(&e->oos_blocks) >= e->bm_bits;
+	int full = engine_oos(e, p->slot) >= e->bm_bits;
 	uint8_t h[12];
 	int rc;
 
@@ -695,7 +707,7 @@ static void *verify_main(void *arg)
 			rc = prc;
 		for (uint32_t i = 0; !rc && i < nb; i++) {
 			if (memcmp(mine + i * dl, theirs + i * dl, dl)) {
-				engine_mark_oos(e, off + (uint64_t)i * MD_BLOCK, MD_BLOCK);
+				engine_mark_oos(e, p->slot, off + (uint64_t)i * MD_BLOCK, MD_BLOCK);
 				atomic_fetch_add(&p->vf_oos, 1);
 			}
 		}
@@ -765,7 +777,7 @@ static void *rs_main(void *arg)
 	if (p->need)
 		for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
 			atomic_store(&p->need[w], 0);
-	uint64_t total = atomic_load(&e->oos_blocks) * MD_BLOCK;
+	uint64_t total = engine_oos(e, p->slot) * MD_BLOCK;
 	if (total > e->size)
 		total = e->size;
 	atomic_store(&p->sync_total, total);
@@ -778,7 +790,7 @@ static void *rs_main(void *arg)
 	log_info("peer %s: resync started as SyncSource, %llu bytes to send", p->addr, (unsigned long long)total);
 
 	while (!atomic_load(&p->rs_stop)) {
-		uint64_t b = engine_next_oos(e, cursor);
+		uint64_t b = engine_next_oos(e, p->slot, cursor);
 		if (b == UINT64_MAX) {
 			/* wait for the window to drain, then look again from the start:
 			 * writes that failed to replicate meanwhile are marked again */
@@ -788,7 +800,7 @@ static void *rs_main(void *arg)
 			pthread_mutex_unlock(&p->rslock);
 			if (atomic_load(&p->rs_stop))
 				break;
-			if (engine_next_oos(e, 0) == UINT64_MAX)
+			if (engine_next_oos(e, p->slot, 0) == UINT64_MAX)
 				break;
 			cursor = 0;
 			continue;
@@ -797,7 +809,7 @@ static void *rs_main(void *arg)
 		 * compared) or data (blocks whose checksum differed) */
 		int as_data = !p->has_csums || need_test(p, b);
 		uint64_t n = 1;
-		while (n < RS_CHUNK_BLOCKS && b + n < e->bm_bits && engine_next_oos(e, b + n) == b + n &&
+		while (n < RS_CHUNK_BLOCKS && b + n < e->bm_bits && engine_next_oos(e, p->slot, b + n) == b + n &&
 		       (!p->has_csums || need_test(p, b + n) == as_data))
 			n++;
 		/* throttle to the configured resync rate */
@@ -822,7 +834,7 @@ static void *rs_main(void *arg)
 		if (off + len > e->size)
 			len = e->size - off;
 		pthread_rwlock_wrlock(&p->sync_lock);
-		engine_clear_oos(e, b, n);
+		engine_clear_oos(e, p->slot, b, n);
 		int rc = disk_pread(e->disk, buf, len, off);
 		if (!rc) {
 			pthread_mutex_lock(&p->rslock);
@@ -845,7 +857,7 @@ static void *rs_main(void *arg)
 		}
 		pthread_rwlock_unlock(&p->sync_lock);
 		if (rc) {
-			engine_mark_oos(e, off, len);
+			engine_mark_oos(e, p->slot, off, len);
 			break;
 		}
 		cursor = b + n;
@@ -853,7 +865,7 @@ static void *rs_main(void *arg)
 	free(buf);
 	if (!atomic_load(&p->rs_stop) && connected(p)) {
 		/* the bitmap generation becomes history; the target adopts ours */
-		engine_sync_source_done(e);
+		engine_sync_source_done(e, p->slot);
 		uint8_t u[8 * UUID_COUNT + 8];
 		pthread_mutex_lock(&e->lock);
 		for (int i = 0; i < UUID_COUNT; i++)
@@ -907,7 +919,7 @@ static void rs_stop(struct peer *p)
 	pthread_mutex_lock(&p->rslock);
 	for (int i = 0; i < RS_WINDOW; i++) {
 		if (p->rs[i].used) {
-			engine_mark_oos(p->e, p->rs[i].off, p->rs[i].len);
+			engine_mark_oos(p->e, p->slot, p->rs[i].off, p->rs[i].len);
 			p->rs[i].used = 0;
 		}
 	}
@@ -1046,7 +1058,7 @@ static void *meta_main(void *arg)
 						continue;
 					differ++;
 					atomic_fetch_or(&p->need[(b0 + i) >> 6], 1ULL << ((b0 + i) & 63));
-					engine_mark_oos(p->e, (b0 + i) * MD_BLOCK, MD_BLOCK);
+					engine_mark_oos(p->e, p->slot, (b0 + i) * MD_BLOCK, MD_BLOCK);
 				}
 				atomic_fetch_add(&p->csum_skipped, (nb - differ) * MD_BLOCK);
 			}
@@ -1058,7 +1070,7 @@ static void *meta_main(void *arg)
 			if (status) {
 				pthread_mutex_lock(&p->rslock);
 				if (id < RS_WINDOW && p->rs[id].used)
-					engine_mark_oos(p->e, p->rs[id].off, p->rs[id].len);
+					engine_mark_oos(p->e, p->slot, p->rs[id].off, p->rs[id].len);
 				pthread_mutex_unlock(&p->rslock);
 			}
 			rs_release(p, id);
@@ -1248,7 +1260,9 @@ static void data_loop(struct peer *p)
 				rc = apply_peer_write(p, data, dlen, off, flags, seq, seen);
 				/* from a peer without a disk: only this node has it */
 				if (!rc && atomic_load(&p->peer_disk) == DS_DISKLESS)
-					engine_mark_oos(e, off, dlen);
+					engine_mark_oos(e, p->slot, off, dlen);
+				if (!rc && e->npeers > 1)
+					engine_applied(e, p->slot, p->ph->node_id, get_be32(h + 12));
 				send_ack(p, P_WRITE_ACK, id, -rc);
 			}
 			if (payload)
@@ -1298,7 +1312,7 @@ static void data_loop(struct peer *p)
 				for (unsigned i = 0; i < nb; i++) {
 					uint64_t blk = off / MD_BLOCK + i;
 					if (!memcmp(mine + i * dl, p->rbuf + 12 + i * dl, dl))
-						engine_clear_oos(e, blk, 1);
+						engine_clear_oos(e, p->slot, blk, 1);
 					else
 						reply[4 + i / 8] |= (uint8_t)(1u << (i % 8));
 				}
@@ -1353,7 +1367,7 @@ static void data_loop(struct peer *p)
 				return;
 			}
 			pthread_rwlock_wrlock(&p->sync_lock);
-			engine_merge_oos(e, w, p->rbuf + 8, n);
+			engine_merge_oos(e, p->slot, w, p->rbuf + 8, n);
 			pthread_rwlock_unlock(&p->sync_lock);
 			break;
 		}
@@ -1378,18 +1392,26 @@ static void data_loop(struct peer *p)
 				atomic_store(&p->peer_role, p->rbuf[0]);
 				atomic_store(&p->peer_was_primary, p->rbuf[0] == ROLE_PRIMARY);
 				atomic_store(&p->peer_disk, p->rbuf[1]);
-				atomic_store(&p->peer_uuid, get_be64(p->rbuf + 8));
+				uint64_t pu = get_be64(p->rbuf + 8);
+				atomic_store(&p->peer_uuid, pu);
 				log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)p->rbuf[0]),
 					 disk_state_name((enum disk_state)p->rbuf[1]));
+				/* several peers: a Secondary in sync with its Primary follows it
+				 * into the new generation it started without some other peer */
+				if (e->npeers > 1 && p->rbuf[0] == ROLE_PRIMARY && p->rbuf[1] == DS_UPTODATE &&
+				    atomic_load(&e->role) != ROLE_PRIMARY && atomic_load(&p->repl) == RS_ESTABLISHED &&
+				    !engine_oos(e, p->slot) && pu && pu != e->sb.uuid[UUID_CURRENT] &&
+				    !engine_adopt_generation(e, p->slot, pu, now_realtime_ns()))
+					peers_state_changed(e, p);
 				/* the peer's disk failed: what it writes from now on exists only
 				 * here — a new generation, and the bitmap tracks it for the
 				 * peer's return */
 				if (p->rbuf[1] == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)
-					engine_new_generation(e, "the peer detached its disk");
+					engine_new_generation(e, 1u << p->slot, "the peer detached its disk");
 				/* the peer threw its data away (invalidate): send it everything */
 				if (p->rbuf[1] == DS_INCONSISTENT && atomic_load(&e->dstate) == DS_UPTODATE &&
-				    atomic_load(&p->repl) == RS_ESTABLISHED) {
-					engine_mark_all_oos(e);
+				    atomic_load(&p->repl) == RS_ESTABLISHED && may_source(p)) {
+					engine_mark_all_oos(e, p->slot);
 					rs_start(p);
 				}
 			}
@@ -1402,6 +1424,11 @@ static void data_loop(struct peer *p)
 				return;
 			}
 			atomic_store(&p->expect_target, 0);
+			if (atomic_load(&e->sync_peer) && atomic_load(&e->sync_peer) != p) {
+				set_reason(p, "peer started a resync while this node is SyncTarget of another peer; "
+					   "dropping the connection");
+				return;
+			}
 			if (len >= 12) {
 				atomic_store(&p->sync_total, get_be64(p->rbuf));
 				atomic_store(&p->sync_done, 0);
@@ -1409,7 +1436,7 @@ static void data_loop(struct peer *p)
 				/* from here on the bitmap means "blocks this node lacks";
 				 * writes in flight finish first */
 				pthread_rwlock_wrlock(&p->sync_lock);
-				rc = engine_sync_target_begin(e, get_be32(p->rbuf + 8) & SSF_FULL);
+				rc = engine_sync_target_begin(e, p, p->slot, get_be32(p->rbuf + 8) & SSF_FULL);
 				pthread_rwlock_unlock(&p->sync_lock);
 				if (rc) {
 					set_reason(p, "cannot start the resync: metadata write failed: %s", strerror(-rc));
@@ -1430,7 +1457,8 @@ static void data_loop(struct peer *p)
 				pthread_rwlock_unlock(&p->sync_lock);
 				atomic_store(&p->repl, RS_ESTABLISHED);
 				log_info("peer %s: resync finished, disk UpToDate", p->addr);
-				send_state(p);
+				peers_state_changed(e, NULL);
+				kick_others(p, "this node finished its resync");
 			}
 			break;
 		default:
@@ -1442,6 +1470,18 @@ static void data_loop(struct peer *p)
 
 /* -------------------------------------------------------- handshake */
 
+/* The generations this node shows peer p: its own, with p's slot's bitmap
+ * generation in the bitmap place. */
+static void hello_uuids(struct peer *p, uint64_t *u)
+{
+	struct engine *e = p->e;
+	pthread_mutex_lock(&e->lock);
+	for (int i = 0; i < UUID_COUNT; i++)
+		u[i] = e->sb.uuid[i];
+	u[UUID_BITMAP] = e->sb.peer[p->slot].bitmap_uuid;
+	pthread_mutex_unlock(&e->lock);
+}
+
 /* This node's state in its HELLO (hs.h fills the rest). */
 static void hello_fill(void *arg, uint8_t *b)
 {
@@ -1449,12 +1489,19 @@ static void hello_fill(void *arg, uint8_t *b)
 	struct engine *e = p->e;
 	b[HELLO_ROLE] = (uint8_t)atomic_load(&e->role);
 	b[HELLO_DISK] = (uint8_t)atomic_load(&e->dstate);
+	struct peer *src = atomic_load(&e->sync_peer);
 	put_be32(b + HELLO_FLAGS, get_be32(b + HELLO_FLAGS) | (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
-				  (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0));
+				  (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0) |
+				  (engine_unsure(e, p->slot) ? HF_UNSURE : 0) | (third_primary(p) ? HF_THIRD_PRIMARY : 0) |
+				  (src && src != p ? HF_BUSY_TARGET : 0));
 	put_be64(b + HELLO_GEN_TIME, e->sb.gen_time);
-	put_be64(b + HELLO_OOS, atomic_load(&e->oos_blocks));
+	put_be64(b + HELLO_OOS, engine_oos(e, p->slot));
+	uint64_t u[UUID_COUNT];
+	hello_uuids(p, u);
 	for (int i = 0; i < UUID_COUNT; i++)
-		put_be64(b + HELLO_UUID + 8 * i, e->sb.uuid[i]);
+		put_be64(b + HELLO_UUID + 8 * i, u[i]);
+	put_be32(b + HELLO_STAMP, atomic_load(&e->applied_stamp));
+	put_be32(b + HELLO_STAMP_FROM, (uint32_t)atomic_load(&e->applied_from));
 }
 
 static int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine)
@@ -1727,10 +1774,18 @@ static void teardown(struct peer *p)
 				log_err("peer %s: lost while both nodes were Primary and there is neither fencing nor "
 					"quorum: by the documented rule this node (lower node-id) continues; the peer's "
 					"I/O is frozen until they reconnect", p->addr);
-			if (!hold || !engine_is_suspended(p->e))
-				engine_new_generation(p->e, "Primary lost its peer");
+			/* (several peers: a new generation starts when a write
+			 * completes without this one, see engine.c) */
+			if ((!hold || !engine_is_suspended(p->e)) && p->e->npeers == 1)
+				engine_new_generation(p->e, 1u << p->slot, "Primary lost its peer");
 		}
+		/* a Secondary that lost its Primary compares data again with the
+		 * other Secondaries, which may have more or less of its writes */
+		if (atomic_load(&p->peer_was_primary) && atomic_load(&p->e->role) != ROLE_PRIMARY &&
+		    !atomic_load(&p->stopping))
+			kick_others(p, "the Primary was lost");
 	}
+	engine_sync_target_abort(p->e, p);
 	atomic_store(&p->await_peer_bm, 0);
 	atomic_store(&p->sync_pending, 0);
 	pthread_mutex_lock(&p->dsend);
@@ -1749,7 +1804,108 @@ static void teardown(struct peer *p)
 	atomic_store(&p->peer_disk, -1);
 }
 
-enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS };
+enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS, V_DEFERRED };
+
+/* Several peers: the pair's decision, given what only the HELLO flags tell.
+ *  - unsure (either side applied writes of a third node the other may lack,
+ *    or have more of): a bitmap resync becomes a full one (compared by
+ *    checksum when csums-alg is set); "same data" becomes a full resync from
+ *    a Primary among the two, else, when no third node is Primary, from the
+ *    one with more of the lost Primary's writes (the larger fan-out stamp:
+ *    every peer got them in one order), else the better disk, else the lower
+ *    node-id;
+ *  - a resync is deferred when its source is a Secondary while a third node
+ *    is Primary (that one's writes would not reach the target in order with
+ *    the resync data; it resyncs the target itself), or when the target is
+ *    already SyncTarget of another peer. */
+static int multi_verdict(int v, const uint8_t *mine, const uint8_t *hello)
+{
+	uint32_t fm = get_be32(mine + HELLO_FLAGS), ft = get_be32(hello + HELLO_FLAGS);
+	int unsure = !!((fm | ft) & HF_UNSURE), third = !!((fm | ft) & HF_THIRD_PRIMARY);
+	int pm = mine[HELLO_ROLE] == ROLE_PRIMARY, pt = hello[HELLO_ROLE] == ROLE_PRIMARY;
+
+	if (v == D_NO_SYNC && unsure) {
+		if (pm || pt) {
+			v = pm ? D_SOURCE_FULL : D_TARGET_FULL;
+		} else if (third) {
+			return D_NO_SYNC; /* the Primary is the reference; compare after it is gone */
+		} else {
+			int mf = (int32_t)get_be32(mine + HELLO_STAMP_FROM), tf = (int32_t)get_be32(hello + HELLO_STAMP_FROM);
+			uint32_t ms = get_be32(mine + HELLO_STAMP), ts = get_be32(hello + HELLO_STAMP);
+			int win;
+			if (mine[HELLO_DISK] != hello[HELLO_DISK])
+				win = mine[HELLO_DISK] > hello[HELLO_DISK];
+			else if (mf == tf && mf >= 0 && ms != ts)
+				win = (int32_t)(ms - ts) > 0;
+			else
+				win = get_be32(mine + HELLO_NODE_ID) < get_be32(hello + HELLO_NODE_ID);
+			v = win ? D_SOURCE_FULL : D_TARGET_FULL;
+		}
+	} else if (unsure && v == D_SOURCE_BITMAP) {
+		v = D_SOURCE_FULL;
+	} else if (unsure && v == D_TARGET_BITMAP) {
+		v = D_TARGET_FULL;
+	}
+	int src_me = v == D_SOURCE_FULL || v == D_SOURCE_BITMAP, src_them = v == D_TARGET_FULL || v == D_TARGET_BITMAP;
+	if (!src_me && !src_them)
+		return v;
+	if ((src_me ? ft : fm) & HF_BUSY_TARGET)
+		return V_DEFERRED;
+	if (!(src_me ? pm : pt) && third)
+		return V_DEFERRED;
+	return v;
+}
+
+/* A third node (not p) is Primary and connected to this one. */
+static int third_primary(struct peer *p)
+{
+	struct engine *e = p->e;
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = e->peers[i];
+		if (q != p && connected(q) && atomic_load(&q->repl) != RS_OFF && atomic_load(&q->peer_role) == ROLE_PRIMARY)
+			return 1;
+	}
+	return 0;
+}
+
+/* May this node start a resync to p on its own (a peer became Inconsistent
+ * while connected)? With several peers only the Primary does. */
+static int may_source(struct peer *p)
+{
+	return p->e->npeers == 1 || atomic_load(&p->e->role) == ROLE_PRIMARY;
+}
+
+/* Compare data again (handshake anew) with the other connected peers whose
+ * last decision was deferred, or, when the Primary was lost, that this node
+ * is unsure of. */
+static void kick_others(struct peer *p, const char *why)
+{
+	struct engine *e = p->e;
+	int lost_primary = strstr(why, "Primary") != NULL;
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = e->peers[i];
+		if (q == p || !connected(q) || atomic_load(&q->stopping))
+			continue;
+		if (!q->deferred && !(lost_primary && engine_unsure(e, q->slot)))
+			continue;
+		atomic_store(&q->recheck_ns, now_ns());
+		log_info("peer %s: comparing data again (%s)", q->addr, why);
+		disconnect_sockets(q);
+	}
+}
+
+/* Tell every connected peer but `except` this node's state. */
+static void peers_state_changed(struct engine *e, struct peer *except)
+{
+	for (int i = 0; i < e->npeers; i++)
+		if (e->peers[i] != except && connected(e->peers[i]))
+			send_state(e->peers[i]);
+}
+
+int peer_slot(struct peer *p)
+{
+	return p->slot;
+}
 
 static int mirror_verdict(int v)
 {
@@ -1829,13 +1985,13 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	 * down while the dialer's HELLO sat in a proxy or a socket): decide only
 	 * on what is still true here, else handshake again. (The out-of-sync
 	 * count may grow meanwhile; only whether it is zero changes decisions.) */
-	pthread_mutex_lock(&e->lock);
+	uint64_t u[UUID_COUNT];
 	int stale = 0;
+	hello_uuids(p, u);
 	for (int i = 0; i < G_COUNT; i++)
-		stale |= me.uuid[i] != e->sb.uuid[i];
-	pthread_mutex_unlock(&e->lock);
+		stale |= me.uuid[i] != u[i];
 	stale |= me.disk != atomic_load(&e->dstate) || me.primary != (atomic_load(&e->role) == ROLE_PRIMARY) ||
-		 !me.oos != !atomic_load(&e->oos_blocks) || me.crashed_primary != e->crashed_primary;
+		 !me.oos != !engine_oos(e, p->slot) || me.crashed_primary != e->crashed_primary;
 	if (stale) {
 		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
 		return -EAGAIN;
@@ -1857,6 +2013,8 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 			r = resolve_split_brain(&me, &them, &p->sb, &pri_lost, why);
 		verdict = d == D_UNRELATED ? V_UNRELATED : d == D_SPLIT_BRAIN && r == D_SPLIT_BRAIN ? V_SPLIT_BRAIN
 			: (int)(d == D_SPLIT_BRAIN ? r : d);
+		if (e->npeers > 1 && verdict < V_TWO_PRIMARIES)
+			verdict = multi_verdict(verdict, mine, hello);
 	}
 	/* both sides must have reached mirror-image verdicts before either acts:
 	 * one whose HELLO went stale has hung up instead of answering */
@@ -1870,6 +2028,28 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	if (verdict == V_TWO_PRIMARIES) {
 		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
 		return -EBUSY;
+	}
+	p->deferred = verdict == V_DEFERRED;
+	if (verdict == V_DEFERRED) {
+		/* connected, no resync now: a third node is Primary (it syncs the
+		 * one behind), or the one behind syncs from another peer first */
+		int behind = d == D_TARGET_FULL || d == D_TARGET_BITMAP;
+		log_info("peer %s: connected; resync %s deferred: %s", p->addr, behind ? "to this node" : "from this node",
+			 (get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_BUSY_TARGET
+				 ? "the node behind is SyncTarget of another peer"
+				 : "a third node is Primary and resyncs the node behind");
+		if (behind && atomic_load(&e->dstate) == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY) {
+			pthread_mutex_lock(&e->lock);
+			atomic_store(&e->dstate, DS_OUTDATED);
+			pthread_mutex_unlock(&e->lock);
+			log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
+		}
+		d = D_NO_SYNC;
+		verdict = D_NO_SYNC;
+	} else if (e->npeers > 1 && verdict != (int)d && verdict < V_TWO_PRIMARIES) {
+		log_info("peer %s: %s becomes %s: the two may differ in writes of a lost Primary (unsure)",
+			 p->addr, decision_name(d), decision_name((enum decision)verdict));
+		d = (enum decision)verdict;
 	}
 	if (verdict == V_STALE_FOR_DISKLESS) {
 		set_reason(p, "%s disk failed (Diskless) after writes %s never got: serving through it would return "
@@ -1935,10 +2115,15 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
+	atomic_store(&p->recheck_ns, 0);
+	/* nothing to compare: whatever was unsure between the two is settled */
+	if (d == D_NO_SYNC && !((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY) &&
+	    !p->deferred && me.disk == DS_UPTODATE && them.disk == DS_UPTODATE && !me.primary && !them.primary)
+		engine_set_unsure(e, p->slot, 0);
 	/* the activity log's marks are in the bitmap now, part of this decision */
 	e->crashed_primary = 0;
 	if (d == D_SOURCE_FULL) {
-		engine_mark_all_oos(e);
+		engine_mark_all_oos(e, p->slot);
 		rs_start(p);
 	} else if (d == D_TARGET_BITMAP) {
 		rc = send_bitmap(p, P_PEER_BITMAP, P_PEER_BITMAP_DONE);
@@ -2154,9 +2339,16 @@ int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r
 	       const struct cfg_host *ph, struct listener *l, char *err)
 {
 	struct peer *p = peer_new(e, r, me, ph, err);
+	char why[MD_MSG_MAX];
 
 	if (!p)
 		return -EINVAL;
+	if ((p->slot = engine_bind_slot(e, ph->node_id, why)) < 0) {
+		snprintf(err, 256, "%s", why);
+		p->slot = 0;
+		peer_stop(p);
+		return -ENOSPC;
+	}
 	listener_route(l, ph->node_id, peer_inbound, p);
 	listener_route(l, -1, peer_inbound, p); /* unidentified callers get this peer's refusal */
 	atomic_store(&p->cstate, CS_CONNECTING);
@@ -2230,7 +2422,7 @@ int peer_invalidate(struct peer *p, char *msg)
 	/* (a Primary may invalidate too: it reads from the peer during the sync) */
 	atomic_store(&p->expect_target, 1);
 	pthread_rwlock_wrlock(&p->sync_lock);
-	int rc = engine_sync_target_begin(e, 1);
+	int rc = engine_sync_target_begin(e, p, p->slot, 1);
 	pthread_rwlock_unlock(&p->sync_lock);
 	if (rc) {
 		snprintf(msg, 256, "cannot write metadata: %s", strerror(-rc));
@@ -2258,14 +2450,21 @@ void peer_state_changed(struct peer *p)
 	send_state(p);
 	/* forced UpToDate while connected to an Inconsistent peer: full sync */
 	if (atomic_load(&p->e->dstate) == DS_UPTODATE && atomic_load(&p->peer_disk) == DS_INCONSISTENT &&
-	    atomic_load(&p->repl) == RS_ESTABLISHED) {
-		engine_mark_all_oos(p->e);
+	    atomic_load(&p->repl) == RS_ESTABLISHED && may_source(p)) {
+		engine_mark_all_oos(p->e, p->slot);
 		rs_start(p);
 	}
 }
 
 int peer_may_promote(struct peer *p, char *msg)
 {
+	uint64_t k = atomic_load(&p->recheck_ns);
+	/* (a peer that does not come back within a lease or two is gone) */
+	if (k && now_ns() - k < 2 * p->lease_ns + 2000000000ull && !atomic_load(&p->admin_down)) {
+		snprintf(msg, 256, "refusing to become Primary: comparing data with %s first (the Primary was lost "
+			 "and either may have more of its writes); try again in a moment", p->ph->name);
+		return -EBUSY;
+	}
 	if (connected(p) && atomic_load(&p->peer_role) == ROLE_PRIMARY && !p->allow_two) {
 		snprintf(msg, 256, "refusing to become Primary: peer %s is Primary and allow-two-primaries "
 			 "is not set", p->ph->name);
@@ -2282,7 +2481,7 @@ static double sync_percent(struct peer *p)
 		return tot ? 100.0 * (double)(done > tot ? tot : done) / (double)tot : 0.0;
 	if (r == RS_ESTABLISHED && atomic_load(&p->e->dstate) == DS_UPTODATE && atomic_load(&p->peer_disk) == DS_UPTODATE)
 		return 100.0;
-	uint64_t oos = atomic_load(&p->e->oos_blocks) * MD_BLOCK;
+	uint64_t oos = engine_oos(p->e, p->slot) * MD_BLOCK;
 	return p->e->size ? 100.0 - 100.0 * (double)(oos > p->e->size ? p->e->size : oos) / (double)p->e->size : 0;
 }
 
@@ -2292,7 +2491,7 @@ static uint64_t oos_bytes(struct peer *p)
 		uint64_t tot = atomic_load(&p->sync_total), done = atomic_load(&p->sync_done);
 		return done > tot ? 0 : tot - done;
 	}
-	uint64_t oos = atomic_load(&p->e->oos_blocks) * MD_BLOCK;
+	uint64_t oos = engine_oos(p->e, p->slot) * MD_BLOCK;
 	return oos > p->e->size ? p->e->size : oos;
 }
 
@@ -2327,14 +2526,15 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,"
 		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"split_brains\":%llu,"
 		  "\"csum_skipped_bytes\":%llu,\"fencing_in_progress\":%s,\"fenced\":%llu,"
-		  "\"reason\":",
+		  "\"bitmap_slot\":%d,\"unsure\":%s,\"resync_deferred\":%s,\"reason\":",
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
 		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0,
 		  (unsigned long long)atomic_load(&p->conflicts), (unsigned long long)atomic_load(&p->epoch),
 		  (unsigned long long)atomic_load(&p->epoch_acked), (unsigned long long)atomic_load(&p->rx_epoch),
 		  (unsigned long long)atomic_load(&p->split_brains), (unsigned long long)atomic_load(&p->csum_skipped),
-		  atomic_load(&p->fencing_now) ? "true" : "false", (unsigned long long)atomic_load(&p->fenced));
+		  atomic_load(&p->fencing_now) ? "true" : "false", (unsigned long long)atomic_load(&p->fenced), p->slot,
+		  engine_unsure(p->e, p->slot) ? "true" : "false", p->deferred && connected(p) ? "true" : "false");
 	sb_json_str(sb, reason);
 	sb_printf(sb, "}");
 }
@@ -2353,6 +2553,10 @@ void peer_status_text(struct peer *p, struct strbuf *sb)
 		sb_printf(sb, " done:%.1f%% speed:%.1f MiB/s eta:%.0fs", sync_percent(p), speed,
 			  speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0);
 	}
+	if (atomic_load(&p->deferred) && connected(p))
+		sb_printf(sb, " resync:deferred");
+	if (engine_unsure(p->e, p->slot))
+		sb_printf(sb, " unsure");
 	sb_printf(sb, "\n");
 	pthread_mutex_lock(&p->lock);
 	if (p->reason[0])

@@ -43,7 +43,9 @@ void peer_stop(struct peer *p);
  * for the protocol's acknowledgement. Returns 1 when the peer has (or, for
  * protocol A/B, will be held responsible for) the write, 0 when the caller
  * must mark the range out of sync. */
-struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags);
+/* stamp: the fan-out order number (engine.h), 0 with a single peer. */
+struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, uint64_t off, unsigned dflags,
+				 uint32_t stamp);
 int peer_write_end(struct peer *p, struct pending *pd);
 /* Make every write the peer acknowledged durable on the peer: begin sends
  * the flush (NULL when not connected: then unreplicated writes are in the
@@ -82,6 +84,8 @@ int peer_invalidate(struct peer *p, char *msg);
 int peer_verify_start(struct peer *p, char *msg);
 /* "running done_percent out_of_sync_blocks compared_blocks" */
 void peer_verify_status(struct peer *p, struct strbuf *sb);
+/* The engine bitmap slot of this peer. */
+int peer_slot(struct peer *p);
 /* This node is SyncTarget and its bitmap holds the blocks it lacks. */
 int peer_is_sync_target(struct peer *p);
 

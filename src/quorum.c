@@ -635,7 +635,7 @@ static void evaluate_locked(struct quorum *q)
 			pthread_mutex_unlock(&q->lock);
 			log_warn("disk peer %s is gone and can no longer write; this node goes on alone with "
 				 "quorum (%d of %d votes)", q->peer_host->name, votes, q->hosts);
-			engine_new_generation(e, "Primary goes on without its disk peer (quorum)");
+			engine_new_generation(e, 1u << peer_slot(q->peer), "Primary goes on without its disk peer (quorum)");
 			pthread_mutex_lock(&q->lock);
 		}
 	} else if (pv.usable) {

@@ -6,7 +6,10 @@
  * 24-byte header, all fields big-endian:
  *
  *   0 magic u32 "DPL1"   4 type u16   6 flags u16   8 length u32 (payload)
- *  12 reserved u32 (0)  16 id u64 (request id, echoed by acknowledgements)
+ *  12 stamp u32        16 id u64 (request id, echoed by acknowledgements)
+ *
+ * stamp is 0 except on P_DATA from a node with several peers: it numbers
+ * that node's writes in the one order it sends them to all its peers.
  *
  * A connection starts with P_HELLO both ways; when a shared secret is
  * configured each side then proves it knows it (P_AUTH: HMAC over the other
@@ -57,7 +60,9 @@ enum wire_type {
 	P_FLUSH_ACK = 14,/* id; status i32: every write of the epoch is on stable storage */
 	P_PING = 15,
 	P_PING_ACK = 16,
-	P_STATE = 17,    /* role u8, disk u8, pad[6], uuid current u64 */
+	P_STATE = 17,    /* role u8, disk u8, pad[6], uuid current u64. With several peers,
+			  * a Secondary in sync with a Primary follows it into a new current
+			  * generation (engine_adopt_generation) */
 	P_RS_DATA = 20,  /* like P_DATA: resync block */
 	P_RS_ACK = 21,
 	P_SYNC_START = 22, /* total bytes u64, flags u32 (SSF_FULL) */
@@ -107,12 +112,17 @@ enum wire_type {
 #define HELLO_RES       68  /* char[64] */
 #define HELLO_CHAL      132 /* u8[32] */
 #define HELLO_GEN_TIME  164 /* u64: when the current generation began (unix ns) */
-#define HELLO_BYTES     172
+#define HELLO_STAMP     172 /* u32: fan-out stamp of the last write applied from a Primary */
+#define HELLO_STAMP_FROM 176 /* i32: that Primary's node-id, -1 none */
+#define HELLO_BYTES     180
 
 #define HF_TWO_PRIMARIES 1u
 #define HF_AUTH          2u  /* this side requires authentication */
 #define HF_CRASHED_PRIMARY 4u /* was Primary when it last went down uncleanly */
 #define HF_DISCARD_MY_DATA 8u /* `connect --discard-my-data` */
+#define HF_UNSURE        16u  /* several peers: this side may differ from the other by a third node's writes */
+#define HF_THIRD_PRIMARY 32u  /* a third node is Primary and connected to this side */
+#define HF_BUSY_TARGET   64u  /* this side is SyncTarget of a third node */
 
 enum channel { CH_DATA = 0, CH_META = 1, CH_VOTE = 2 }; /* CH_VOTE: a vote link (quorum.h) */
 

@@ -125,6 +125,7 @@ nb() { nsenter --net=/run/netns/$NS_B "$DIPOLE" -c "${CFG_B:-$T/r.res}" --node b
 URI_A="nbd+unix:///r0?socket=\$T/ra/r0.nbd"
 uri_a() { echo "nbd+unix:///r0?socket=$T/ra/r0.nbd"; }
 uri_b() { echo "nbd+unix:///r0?socket=$T/rb/r0.nbd"; }
+uri_c() { echo "nbd+unix:///r0?socket=$T/rc/r0.nbd"; }
 
 # jq-like check on a node's status: jcheck NODE PYTHON-EXPR (o = the status object, p = first peer)
 jcheck() {

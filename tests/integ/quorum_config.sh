@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # quorum_config — bad three-node configurations are refused with file:line
 # before anything starts: unknown or missing mesh hosts, colliding node-ids,
-# quorum values that cannot be met, handlers that cannot run, more than two
-# disk hosts; the DRBD 9 shape with a tiebreaker parses and dumps.
+# quorum values that cannot be met, handlers that cannot run, two Primaries
+# with more than two disk hosts; the DRBD 9 shape with a tiebreaker parses and dumps.
 source "$(dirname "$0")/lib.sh"
 
 # res NAME BODY: a config file with three hosts on loopback addresses
@@ -56,9 +56,9 @@ expect_rc "a handler that is not executable" 2 "h2.res:2:.*split-brain.*not an e
 chmod +x "$T/noexec.sh"
 expect_rc "once executable it is accepted" 0 "split-brain" dpc h2 dump r0
 
-sed "s|disk none;|disk $T/c.img;|" "$T/good.res" >"$T/three.res"
-expect_rc "three disk hosts: refused at up, pointing at the third" 2 "three.res:5:.*3 hosts with a disk" \
-	dpc three up r0
+sed "s|disk none;|disk $T/c.img;|; s|options {|net { allow-two-primaries; }\n    options {|" "$T/good.res" >"$T/three.res"
+expect_rc "three disk hosts with allow-two-primaries: refused at up, naming the resource" 2 \
+	"three.res:1:.*allow-two-primaries with 3 disk hosts is not supported" dpc three up r0
 
 # a rogue on the tiebreaker's vote port (127.0.0.3): it plays node a, passes
 # the HELLO (no secret is configured) and then sends bad packets
@@ -70,7 +70,7 @@ MAGIC = 0x44504c31
 def pkt(t, payload=b"", id=0, magic=MAGIC, ln=None):
     return struct.pack(">IHHIIQ", magic, t, 0, len(payload) if ln is None else ln, 0, id) + payload
 def hello(ch):
-    b = bytearray(172)
+    b = bytearray(180)
     struct.pack_into(">III", b, 0, 1, 1, 0)      # versions 1-1, node-id 0 (a)
     b[12] = ch; b[13] = ord("C"); b[15] = 6
     b[68:70] = b"r0"
@@ -78,7 +78,7 @@ def hello(ch):
 def link(ch):
     s = socket.create_connection(("127.0.0.3", 7790), timeout=5)
     s.sendall(hello(ch))
-    s.recv(24 + 172)
+    s.recv(24 + 180)
     return s
 mode = sys.argv[1]
 s = link(0 if mode == "data" else 2)

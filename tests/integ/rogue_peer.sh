@@ -22,7 +22,7 @@ MAGIC = 0x44504c31
 def pkt(t, payload=b"", flags=0, id=0):
     return struct.pack(">IHHIIQ", MAGIC, t, flags, len(payload), 0, id) + payload
 def hello(ch):
-    b = bytearray(172)
+    b = bytearray(180)
     struct.pack_into(">III", b, 0, 1, 1, 0)
     b[12] = ch; b[13] = ord("C"); b[14] = 0; b[15] = 6          # Secondary, UpToDate
     struct.pack_into(">QQ", b, 20, size, 0)
@@ -33,7 +33,7 @@ socks = []
 for ch in (0, 1):
     s = socket.create_connection((ip, 7790), timeout=10)
     s.sendall(hello(ch))
-    s.recv(24 + 172)
+    s.recv(24 + 180)
     socks.append(s)
 d = socks[0]
 d.sendall(pkt(5))  # P_READY

@@ -3,6 +3,8 @@
 #include "meta.h"
 #include "util.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -36,15 +38,15 @@ TEST(crc32c_known_vector)
 TEST(layout_leaves_room_and_aligns)
 {
 	struct md_layout l;
-	CHECK(md_layout(256ull << 20, &l) == 0);
+	CHECK(md_layout(256ull << 20, 1, &l) == 0);
 	CHECK(l.data_size % MD_BLOCK == 0);
 	CHECK(l.data_size + l.al_bytes + l.bm_bytes + 2 * MD_SB_BYTES == l.disk_size);
 	CHECK(l.bm_bytes * 8 * MD_BLOCK >= l.data_size);
 	/* 1 TiB: bitmap 32 MiB */
-	CHECK(md_layout(1ull << 40, &l) == 0 && l.bm_bytes == 32ull << 20);
+	CHECK(md_layout(1ull << 40, 1, &l) == 0 && l.bm_bytes == 32ull << 20);
 	/* odd sizes round down to 4 KiB */
-	CHECK(md_layout((64ull << 20) + 1000, &l) == 0 && l.disk_size == 64ull << 20);
-	CHECK(md_layout(512 * 1024, &l) == -ENOSPC);
+	CHECK(md_layout((64ull << 20) + 1000, 1, &l) == 0 && l.disk_size == 64ull << 20);
+	CHECK(md_layout(512 * 1024, 1, &l) == -ENOSPC);
 }
 
 TEST(create_then_read_roundtrip)
@@ -56,7 +58,7 @@ TEST(create_then_read_roundtrip)
 	if (!d)
 		return;
 	CHECK(md_read(d, &rd, err, warn) == -ENOENT);
-	CHECK(md_create(d, 5, "swarm", &sb) == 0);
+	CHECK(md_create(d, 5, "swarm", 1, NULL, &sb) == 0);
 	CHECK(md_read(d, &rd, err, warn) == 0);
 	CHECK(rd.node_id == 5 && !strcmp(rd.resource, "swarm") && rd.seq == 1 && rd.slot == 0);
 	CHECK(rd.lay.data_size == sb.lay.data_size && warn[0] == 0);
@@ -85,7 +87,7 @@ TEST(bad_crc_is_refused_with_offset)
 	struct disk *d = mkdisk(64ull << 20);
 	struct md_super sb, rd;
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
-	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
 	corrupt(d, sb.lay.sb_offset + 40, 0xff); /* data_size field, slot 0 */
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "slot 0");
@@ -99,21 +101,91 @@ TEST(bad_version_and_impossible_sizes_refused)
 	struct md_super sb, rd;
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
 	uint8_t blk[MD_SB_BYTES];
-	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
 	/* re-encode slot 0 with an impossible data size but a valid crc */
 	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
 	put_le64(blk + 40, sb.lay.disk_size * 2);
-	put_le32(blk + 252, crc32c(blk, 252));
+	put_le32(blk + 508, crc32c(blk, 508));
 	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "impossible layout");
 	/* a future format version */
 	put_le64(blk + 40, sb.lay.data_size);
 	put_le32(blk + 8, 99);
-	put_le32(blk + 252, crc32c(blk, 252));
+	put_le32(blk + 508, crc32c(blk, 508));
 	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "unsupported format version 99");
+	rmdisk(d);
+}
+
+TEST(peer_slots_layout_and_roundtrip)
+{
+	struct md_layout l1, l3;
+	CHECK(md_layout(256ull << 20, 1, &l1) == 0 && md_layout(256ull << 20, 3, &l3) == 0);
+	CHECK(l3.bm_bytes == 3 * l1.bm_bytes && l3.bm_slot_bytes == l1.bm_bytes && l3.nslots == 3);
+	CHECK(l3.data_size == l1.data_size - 2 * l1.bm_bytes);
+	CHECK(md_layout(256ull << 20, 0, &l1) == -EINVAL && md_layout(256ull << 20, MD_MAX_PEERS + 1, &l1) == -EINVAL);
+
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	int ids[3] = { 2, 5, -1 };
+	CHECK(d && md_create(d, 1, "r", 3, ids, &sb) == 0);
+	CHECK(md_read(d, &rd, err, warn) == 0);
+	CHECK(rd.lay.nslots == 3 && rd.peer[0].node_id == 2 && rd.peer[1].node_id == 5 && rd.peer[2].node_id == -1);
+	rd.peer[1].bitmap_uuid = 0xabcdef00;
+	rd.peer[2].flags = MDP_UNSURE;
+	CHECK(md_write(d, &rd) == 0);
+	struct md_super again;
+	CHECK(md_read(d, &again, err, warn) == 0);
+	CHECK(again.peer[1].bitmap_uuid == 0xabcdef00 && again.peer[2].flags == MDP_UNSURE && again.uuid[UUID_BITMAP] == 0);
+	/* each slot's bitmap is its own */
+	uint8_t *a = calloc(1, rd.lay.bm_slot_bytes), *b = calloc(1, rd.lay.bm_slot_bytes);
+	a[0] = 0x5a;
+	CHECK(md_write_bitmap(d, &rd, 1, a) == 0);
+	CHECK(md_read_bitmap(d, &rd, 0, b) == 0 && b[0] == 0);
+	CHECK(md_read_bitmap(d, &rd, 1, b) == 0 && b[0] == 0x5a);
+	CHECK(md_bitmap_offset(&rd, 2) == rd.lay.bm_offset + 2 * rd.lay.bm_slot_bytes);
+	free(a);
+	free(b);
+	/* an impossible slot count is corruption, not a crash */
+	uint8_t blk[MD_SB_BYTES];
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)(rd.lay.sb_offset + (uint64_t)again.slot * MD_SB_BYTES)) ==
+	      (ssize_t)sizeof blk);
+	put_le32(blk + 212, 9);
+	put_le32(blk + 508, crc32c(blk, 508));
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)(rd.lay.sb_offset + (uint64_t)again.slot * MD_SB_BYTES)) ==
+	      (ssize_t)sizeof blk);
+	CHECK(md_read(d, &rd, err, warn) == 0); /* the older slot is used */
+	CHECK_STR_HAS(warn, "impossible number of peer slots 9");
+	rmdisk(d);
+}
+
+/* Metadata written by the first format (one peer) is read as one unbound
+ * slot holding the old bitmap generation. */
+TEST(version1_superblock_is_read)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	uint8_t blk[MD_SB_BYTES];
+	CHECK(d && md_create(d, 3, "r", 1, NULL, &sb) == 0);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	/* a v1 slot: version 1, bitmap generation in uuid[1], crc at 252 */
+	put_le32(blk + 8, 1);
+	put_le32(blk + 12, 256);
+	put_le64(blk + 96 + 8, 0x7777);
+	memset(blk + 212, 0, MD_SB_BYTES - 212);
+	put_le32(blk + 252, crc32c(blk, 252));
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(md_read(d, &rd, err, warn) == 0);
+	CHECK(rd.lay.nslots == 1 && rd.peer[0].node_id == -1 && rd.peer[0].bitmap_uuid == 0x7777);
+	CHECK(rd.uuid[UUID_BITMAP] == 0 && rd.node_id == 3 && rd.lay.bm_slot_bytes == rd.lay.bm_bytes);
+	/* written back as v2 */
+	CHECK(md_write(d, &rd) == 0);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)(sb.lay.sb_offset + MD_SB_BYTES)) == (ssize_t)sizeof blk);
+	CHECK(get_le32(blk + 8) == 2);
 	rmdisk(d);
 }
 
@@ -122,7 +194,7 @@ TEST(torn_newer_slot_falls_back_with_warning)
 	struct disk *d = mkdisk(64ull << 20);
 	struct md_super sb, rd;
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
-	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
 	sb.uuid[UUID_CURRENT] = 77;
 	CHECK(md_write(d, &sb) == 0 && sb.slot == 1); /* seq 2 in slot 1 */
 	corrupt(d, sb.lay.sb_offset + MD_SB_BYTES + 100, 0x55); /* tear slot 1 */
@@ -137,7 +209,7 @@ TEST(resized_disk_detected)
 	struct disk *d = mkdisk(64ull << 20);
 	struct md_super sb, rd;
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
-	CHECK(d && md_create(d, 0, "r", &sb) == 0);
+	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
 	/* grow by moving the superblock region forward as a careless copy would */
 	uint8_t blk[2 * MD_SB_BYTES];
 	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
@@ -156,7 +228,7 @@ TEST(foreign_data_is_not_metadata)
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
 	uint8_t junk[2 * MD_SB_BYTES];
 	struct md_layout l;
-	CHECK(d && md_layout(d->size, &l) == 0);
+	CHECK(d && md_layout(d->size, 1, &l) == 0);
 	memset(junk, 0xA5, sizeof junk);
 	CHECK(pwrite(d->bfd, junk, sizeof junk, (off_t)l.sb_offset) == (ssize_t)sizeof junk);
 	CHECK(md_read(d, &rd, err, warn) == -ENOENT);
