@@ -278,7 +278,7 @@ static int peer_setup(struct daemon *d, char *err)
 	if (d->r->nhosts > 2 || d->r->quorum != Q_OFF || d->h->diskless) {
 		if (!d->lsn && (rc = listener_open(&d->lsn, d->h->address, d->h->name, err)))
 			return rc;
-		if ((rc = quorum_start(&d->quorum, d->h->diskless ? NULL : d->e, d->peer, d->r, d->h, d->lsn, err)))
+		if ((rc = quorum_start(&d->quorum, d->h->diskless ? NULL : d->e, d->peers, d->npeers, d->r, d->h, d->lsn, err)))
 			return rc;
 		d->e->quorum = d->quorum;
 	}

@@ -3,6 +3,7 @@
 #include "al.h"
 #include "log.h"
 #include "peer.h"
+#include "quorum.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -894,10 +895,16 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		int ok = e->npeers && n == e->npeers;
 		int hold = 0;
 		uint32_t missed = 0;
-		for (int i = 0; !ok && !rc && i < e->npeers && !engine_is_suspended(e); i++) {
+		/* several disk peers with quorum: the write must be on enough disks */
+		int multiq = e->npeers > 1 && quorum_enabled(e->quorum);
+		for (int i = 0; !ok && i < e->npeers; i++)
+			if (!f.ok[i])
+				missed |= 1u << peer_slot(e->peers[i]);
+		if (multiq && !ok && !rc && !engine_is_suspended(e))
+			hold = quorum_hold_write_acks(e->quorum, n);
+		for (int i = 0; !multiq && !ok && !rc && i < e->npeers && !engine_is_suspended(e); i++) {
 			if (f.ok[i])
 				continue;
-			missed |= 1u << peer_slot(e->peers[i]);
 			int h = peer_must_hold(e->peers[i]);
 			if (h < 0 || (h > 0 && hold == 0))
 				hold = h;
@@ -910,10 +917,14 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 			/* I/O is frozen (a peer's fate is open): this write is not
 			 * done until it can be replicated again, or I/O is resumed */
 			wait_resume(e);
+			if (!may_write(e)) {
+				rc = -EIO; /* demoted meanwhile: this write must not go out late */
+				break;
+			}
 			int back = 0;
 			for (int i = 0; i < e->npeers; i++)
 				back |= !f.ok[i] && peer_is_connected(e->peers[i]);
-			if (back)
+			if (back || multiq)
 				continue;
 			if (atomic_load(&e->io_fail)) {
 				rc = -EIO;

@@ -168,6 +168,7 @@ static void send_state(struct peer *p);
 static void peers_state_changed(struct engine *e, struct peer *except);
 static void kick_others(struct peer *p, const char *why);
 static int third_primary(struct peer *p);
+static int all_disks_here(struct peer *p);
 static int may_source(struct peer *p);
 
 const char *conn_state_name(enum conn_state c)
@@ -1804,7 +1805,7 @@ static void teardown(struct peer *p)
 	atomic_store(&p->peer_disk, -1);
 }
 
-enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS, V_DEFERRED };
+enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS, V_DEFERRED, V_THIRD_PRIMARY };
 
 /* Several peers: the pair's decision, given what only the HELLO flags tell.
  *  - unsure (either side applied writes of a third node the other may lack,
@@ -1854,6 +1855,16 @@ static int multi_verdict(int v, const uint8_t *mine, const uint8_t *hello)
 	if (!(src_me ? pm : pt) && third)
 		return V_DEFERRED;
 	return v;
+}
+
+/* With p, every disk peer is connected (and past its handshake). */
+static int all_disks_here(struct peer *p)
+{
+	struct engine *e = p->e;
+	for (int i = 0; i < e->npeers; i++)
+		if (e->peers[i] != p && (!connected(e->peers[i]) || atomic_load(&e->peers[i]->repl) == RS_OFF))
+			return 0;
+	return 1;
 }
 
 /* A third node (not p) is Primary and connected to this one. */
@@ -2007,6 +2018,9 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		verdict = V_STALE_FOR_DISKLESS;
 	} else if (me.primary && them.primary && !p->allow_two) {
 		verdict = V_TWO_PRIMARIES;
+	} else if (!p->allow_two && ((me.primary && (get_be32(hello + HELLO_FLAGS) & HF_THIRD_PRIMARY)) ||
+				     (them.primary && (get_be32(mine + HELLO_FLAGS) & HF_THIRD_PRIMARY)))) {
+		verdict = V_THIRD_PRIMARY;
 	} else {
 		d = decide_sync(&me, &them);
 		if (d == D_SPLIT_BRAIN)
@@ -2028,6 +2042,12 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	if (verdict == V_TWO_PRIMARIES) {
 		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
 		return -EBUSY;
+	}
+	if (verdict == V_THIRD_PRIMARY) {
+		set_reason(p, "%s is Primary while %s is connected to another Primary; not connecting (retrying: it "
+			   "connects once one of them is Secondary)", me.primary ? "this node" : p->ph->name,
+			   me.primary ? p->ph->name : "this node");
+		return -EALREADY;
 	}
 	p->deferred = verdict == V_DEFERRED;
 	if (verdict == V_DEFERRED) {
@@ -2102,7 +2122,7 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	int mine_ds = atomic_load(&e->dstate);
 	if ((mine_ds == DS_OUTDATED || mine_ds == DS_CONSISTENT) &&
 	    (d == D_NO_SYNC || d == D_SOURCE_BITMAP || d == D_SOURCE_FULL) &&
-	    (them.disk == DS_UPTODATE || cfg_disk_hosts(p->r) == 2)) {
+	    (them.disk == DS_UPTODATE || all_disks_here(p))) {
 		engine_set_uptodate(e, them.disk == DS_UPTODATE ? "the peer with the newest data is back"
 								: "every disk of the resource is connected again");
 		send_state(p);
@@ -2172,6 +2192,12 @@ static void *conn_main(void *arg)
 				break;
 			if (rc == -EAGAIN)
 				continue; /* stale HELLO: handshake again */
+			if (rc == -EALREADY) {
+				/* a third node's role keeps these two apart: try again later */
+				struct pollfd pf = { p->wake[0], POLLIN, 0 };
+				poll(&pf, 1, p->connect_int_ms);
+				continue;
+			}
 			/* a refusal by state (split brain, unrelated, two primaries) does
 			 * not heal by itself: StandAlone until `dipole connect` */
 			atomic_store(&p->admin_down, 1);

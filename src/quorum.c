@@ -66,7 +66,13 @@ struct vlink {
 
 struct quorum {
 	struct engine *e;          /* NULL on a diskless host */
-	struct peer *peer;         /* disk peer or NULL */
+	struct peer *peer;         /* the disk peer when there is exactly one, else NULL */
+	struct peer *peers[MAX_NODES]; /* every disk peer */
+	const struct cfg_host *phosts[MAX_NODES];
+	int npeers, nph;
+	int multi;                 /* more than one disk peer (docs/quorum.md, "Three or more disks") */
+	uint64_t short_seq;        /* multi: a write lacked disks at this connection count (+1); 0 none */
+	char short_why[200];
 	const struct cfg_resource *r;
 	const struct cfg_host *me, *peer_host;
 	struct hs_conf hs;
@@ -142,12 +148,12 @@ static void vstate_build(struct quorum *q, uint8_t *b)
 		b[VS_HDR + 8 * i + 7] = q->outdated_by[i] < 0 ? NONE : (uint8_t)q->outdated_by[i];
 	}
 	pthread_mutex_unlock(&q->lock);
-	if (q->peer) {
+	for (int i = 0; i < q->npeers; i++) {
 		struct peer_view v;
-		peer_view(q->peer, &v);
-		uint8_t *n = b + VS_HDR + 8 * q->peer_host->node_id;
+		peer_view(q->peers[i], &v);
+		uint8_t *n = b + VS_HDR + 8 * q->phosts[i]->node_id;
 		if (v.usable)
-			seen |= 1u << q->peer_host->node_id;
+			seen |= 1u << q->phosts[i]->node_id;
 		if (v.last_rx_ns)
 			put_be32(n, (uint32_t)((now - v.last_rx_ns) / 1000000));
 		n[4] = (uint8_t)v.disk;
@@ -454,14 +460,26 @@ static void *vl_main(void *arg)
 static int count_votes(struct quorum *q, uint64_t now)
 {
 	int votes = 1;
-	if (q->peer) {
+	for (int i = 0; i < q->npeers; i++) {
 		struct peer_view v;
-		peer_view(q->peer, &v);
+		peer_view(q->peers[i], &v);
 		votes += v.usable;
 	}
 	for (int i = 0; i < q->nlinks; i++)
 		votes += atomic_load(&q->links[i].connected) && lease_fresh(atomic_load(&q->links[i].lease_until), now);
 	return votes;
+}
+
+/* Connections established with disk peers so far, plus one (never 0). */
+static uint64_t conn_sum(struct quorum *q)
+{
+	uint64_t n = 1;
+	for (int i = 0; i < q->npeers; i++) {
+		struct peer_view v;
+		peer_view(q->peers[i], &v);
+		n += v.conn_seq;
+	}
+	return n;
 }
 
 /* The voter that recorded this node's disk peer going on without it, or NULL. */
@@ -597,8 +615,8 @@ static void evaluate_locked(struct quorum *q)
 		pthread_mutex_unlock(&e->lock);
 		if (outdated) {
 			log_warn("disk Outdated: without quorum the other partition may be writing");
-			if (q->peer)
-				peer_state_changed(q->peer);
+			for (int i = 0; i < q->npeers; i++)
+				peer_state_changed(q->peers[i]);
 		}
 	}
 	if (!quorum_enabled(q))
@@ -624,6 +642,12 @@ static void evaluate_locked(struct quorum *q)
 		q->alone = q->want_alone = 0; /* a claim stays until the peers meet again */
 		snprintf(why, sizeof why, "no quorum: %d of %d votes, %d needed (on-no-quorum %s); resumes by itself "
 			 "when enough nodes are reachable", votes, q->hosts, q->need, q->io_error ? "io-error" : "suspend-io");
+	} else if (q->multi) {
+		/* a held write waits until a disk peer connects again */
+		if (q->short_seq && q->short_seq == conn_sum(q))
+			snprintf(why, sizeof why, "%s", q->short_why);
+		else
+			q->short_seq = 0;
 	} else if (q->peer && !pv.usable && atomic_load(&e->role) == ROLE_PRIMARY) {
 		alone_rule(q, &pv, now, why, sizeof why);
 		if (why[0]) {
@@ -706,9 +730,34 @@ int quorum_held(struct quorum *q, char *msg)
 	return held;
 }
 
+int quorum_hold_write_acks(struct quorum *q, int acks)
+{
+	evaluate(q);
+	if (!quorum_enabled(q))
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	int rc = 0;
+	/* on more disks than any partition with quorum could leave out */
+	int want = q->hosts - q->need;
+	if (q->block[0] || acks < want) {
+		rc = q->io_error ? -EIO : 1;
+		if (rc == 1 && !q->block[0]) {
+			q->short_seq = conn_sum(q);
+			snprintf(q->short_why, sizeof q->short_why, "a write reached %d of %d disks and needs %d (so that "
+				 "no partition with quorum can lack it); waiting for a disk peer to return", 1 + acks,
+				 q->npeers + 1, want + 1);
+			apply(q, q->short_why);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
 int quorum_hold_write(struct quorum *q)
 {
 	evaluate(q);
+	if (q->multi)
+		return 0; /* (several disk peers: quorum_hold_write_acks decides per write) */
 	struct peer_view pv = { 0 };
 	if (q->peer)
 		peer_view(q->peer, &pv);
@@ -728,8 +777,8 @@ int quorum_hold_write(struct quorum *q)
 	return rc;
 }
 
-int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const struct cfg_resource *r,
-		 const struct cfg_host *me, struct listener *lsn, char *err)
+int quorum_start(struct quorum **out, struct engine *e, struct peer **peers, int npeers,
+		 const struct cfg_resource *r, const struct cfg_host *me, struct listener *lsn, char *err)
 {
 	struct quorum *q = calloc(1, sizeof *q);
 	if (!q) {
@@ -737,7 +786,11 @@ int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const
 		return -ENOMEM;
 	}
 	q->e = e;
-	q->peer = peer;
+	q->peer = npeers == 1 ? peers[0] : NULL;
+	q->npeers = npeers;
+	q->multi = npeers > 1;
+	for (int i = 0; i < npeers; i++)
+		q->peers[i] = peers[i];
 	q->r = r;
 	q->me = me;
 	q->enabled = r->quorum != Q_OFF;
@@ -773,6 +826,9 @@ int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const
 		if (h == me)
 			continue;
 		if (!me->diskless && !h->diskless) {
+			/* (in the order the daemon started the peers) */
+			if (q->nph < npeers)
+				q->phosts[q->nph++] = h;
 			q->peer_host = h;
 			continue;
 		}

@@ -2,7 +2,7 @@
  * (docs/quorum.md).
  *
  * Every host of a resource has one vote. A node counts its own vote, its disk
- * peer's (struct peer) and one per vote link: a link to or from a diskless
+ * peers' (struct peer) and one per vote link: a link to or from a diskless
  * host (`disk none;`, a tiebreaker), which carries no data, only pings and
  * each side's view of the cluster (P_VSTATE). A vote counts only while its
  * lease is fresh: the last answered ping was sent less than
@@ -37,10 +37,10 @@ struct peer;
 struct listener;
 
 /* Start vote links to/from the diskless hosts (or, on a diskless host, to
- * every host) and the quorum thread. e is NULL on a diskless host; peer is
- * the disk peer or NULL. err[256] on failure. */
-int quorum_start(struct quorum **out, struct engine *e, struct peer *peer, const struct cfg_resource *r,
-		 const struct cfg_host *me, struct listener *l, char *err);
+ * every host) and the quorum thread. e is NULL on a diskless host; peers are
+ * the disk peers (none on a diskless host). err[256] on failure. */
+int quorum_start(struct quorum **out, struct engine *e, struct peer **peers, int npeers,
+		 const struct cfg_resource *r, const struct cfg_host *me, struct listener *l, char *err);
 /* Stop the threads; from then on quorum rules no longer apply (shutdown).
  * quorum_free stops (if needed) and releases. */
 void quorum_stop(struct quorum *q);
@@ -57,6 +57,12 @@ int quorum_held(struct quorum *q, char *msg);
 /* A write the disk peer did not get: 0 complete it alone, 1 it must wait
  * (I/O was suspended with the reason), -EIO fail it (on-no-quorum io-error). */
 int quorum_hold_write(struct quorum *q);
+/* Several disk peers: a write that `acks` disk peers acknowledged (not all):
+ * 0 complete it, when it is on more disks than a partition with quorum could
+ * leave out (hosts - needed + 1, this node's included) and this node has
+ * quorum; 1 it must wait (I/O suspended until a disk peer connects again or
+ * quorum returns, then it is sent again); -EIO fail it (on-no-quorum io-error). */
+int quorum_hold_write_acks(struct quorum *q, int acks);
 
 /* Status pieces: the quorum object, the vote-link peers (each preceded by a
  * comma when `comma`), text lines, and the events line part. */
