@@ -933,13 +933,8 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		}
 		/* several peers: a Primary completing a write some peer missed starts
 		 * a new generation for it first (two peers: when the link drops) */
-		if (missed && !rc && e->npeers > 1 && atomic_load(&e->role) == ROLE_PRIMARY) {
-			uint64_t before = e->sb.uuid[UUID_CURRENT];
+		if (missed && !rc && e->npeers > 1 && atomic_load(&e->role) == ROLE_PRIMARY)
 			engine_new_generation(e, missed, "writing without some peers");
-			if (e->sb.uuid[UUID_CURRENT] != before)
-				for (int i = 0; i < e->npeers; i++)
-					peer_state_changed(e->peers[i]);
-		}
 		if (rc && rc != -EAGAIN && io_error(e, rc, k == OP_WRITE ? "write" : "trim/zero", off, len))
 			rc = ok ? 0 : -EIO; /* detached: done if the peer has it */
 		if (rc != -EAGAIN)
@@ -1105,15 +1100,31 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	nsb.uuid[UUID_HISTORY1] = uuid[UUID_HISTORY1];
 	nsb.gen_time = gen_time;
 	nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
-	/* what other peers lack of this (new) data is unknown here */
+	/* what other peers lack of this (new) data is unknown here: they are
+	 * unsure, and their changes count from the generation this node had
+	 * (so a peer still at it is seen as behind, not as a split brain) */
+	uint64_t old = e->sb.uuid[UUID_CURRENT];
+	int real = old > 4 && old != uuid[UUID_CURRENT];
 	for (uint32_t i = 0; i < e->nslots; i++) {
-		nsb.peer[i].bitmap_uuid = 0;
-		if ((int)i == slot)
+		if ((int)i == slot) {
+			nsb.peer[i].bitmap_uuid = 0;
 			nsb.peer[i].flags &= ~(uint32_t)MDP_UNSURE;
-		else
+		} else {
+			/* (an older bitmap generation stays: it covers more) */
+			if (!nsb.peer[i].bitmap_uuid && real)
+				nsb.peer[i].bitmap_uuid = old;
 			nsb.peer[i].flags |= MDP_UNSURE;
+		}
 	}
-	int rc = disk_flush(e->disk);
+	/* identical to the source now: nothing is out of sync with it; what
+	 * the other slots counted is moot (they are unsure now). The cleared
+	 * bitmaps go to disk first, so a crash does not bring back marks that
+	 * would look like changes of this node's own. */
+	for (uint32_t i = 0; i < e->nslots; i++)
+		engine_clear_oos(e, (int)i, 0, e->bm_bits);
+	int rc = bm_save(e, NULL);
+	if (!rc)
+		rc = disk_flush(e->disk);
 	if (!rc)
 		rc = sb_commit(e, &nsb);
 	if (!rc) {
@@ -1147,8 +1158,15 @@ int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 		if (!rc)
 			log_info("new data generation %016llx (%s); changes since %016llx are tracked in the bitmap",
 				 (unsigned long long)nsb.uuid[UUID_CURRENT], why, (unsigned long long)old);
+		need = !rc;
+	} else {
+		need = 0;
 	}
 	pthread_mutex_unlock(&e->lock);
+	/* several peers: those still connected follow into the new generation
+	 * (P_STATE, in order with the writes that belong to it) */
+	for (int i = 0; need && e->npeers > 1 && i < e->npeers; i++)
+		peer_state_changed(e->peers[i]);
 	return rc;
 }
 
@@ -1156,7 +1174,7 @@ int engine_adopt_generation(struct engine *e, int keep, uint64_t uuid, uint64_t 
 {
 	int rc = 0;
 	pthread_mutex_lock(&e->lock);
-	if (e->sb.uuid[UUID_CURRENT] != uuid && atomic_load(&e->dstate) == DS_UPTODATE) {
+	if (e->sb.uuid[UUID_CURRENT] != uuid && atomic_load(&e->dstate) >= DS_OUTDATED) {
 		struct md_super nsb = e->sb;
 		uint64_t old = nsb.uuid[UUID_CURRENT];
 		for (uint32_t i = 0; i < e->nslots; i++) {

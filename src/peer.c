@@ -1401,7 +1401,7 @@ static void data_loop(struct peer *p)
 				 * into the new generation it started without some other peer */
 				if (e->npeers > 1 && p->rbuf[0] == ROLE_PRIMARY && p->rbuf[1] == DS_UPTODATE &&
 				    atomic_load(&e->role) != ROLE_PRIMARY && atomic_load(&p->repl) == RS_ESTABLISHED &&
-				    !engine_oos(e, p->slot) && pu && pu != e->sb.uuid[UUID_CURRENT] &&
+				    pu && pu != e->sb.uuid[UUID_CURRENT] &&
 				    !engine_adopt_generation(e, p->slot, pu, now_realtime_ns()))
 					peers_state_changed(e, p);
 				/* the peer's disk failed: what it writes from now on exists only
@@ -1825,6 +1825,10 @@ static int multi_verdict(int v, const uint8_t *mine, const uint8_t *hello)
 	int unsure = !!((fm | ft) & HF_UNSURE), third = !!((fm | ft) & HF_THIRD_PRIMARY);
 	int pm = mine[HELLO_ROLE] == ROLE_PRIMARY, pt = hello[HELLO_ROLE] == ROLE_PRIMARY;
 
+	/* (only two disks with whole data can be compared: a Diskless or
+	 * Inconsistent side is handled by the plain rules) */
+	if (mine[HELLO_DISK] < DS_OUTDATED || hello[HELLO_DISK] < DS_OUTDATED)
+		unsure = 0;
 	if (v == D_NO_SYNC && unsure) {
 		if (pm || pt) {
 			v = pm ? D_SOURCE_FULL : D_TARGET_FULL;
@@ -2029,6 +2033,12 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 			: (int)(d == D_SPLIT_BRAIN ? r : d);
 		if (e->npeers > 1 && verdict < V_TWO_PRIMARIES)
 			verdict = multi_verdict(verdict, mine, hello);
+		/* two Secondaries that cannot tell how their data relates, while a
+		 * third node is Primary: that one relates to each and syncs them */
+		if (e->npeers > 1 && (verdict == V_SPLIT_BRAIN || verdict == V_UNRELATED || d == D_SPLIT_BRAIN) &&
+		    !me.primary && !them.primary &&
+		    ((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY))
+			verdict = V_DEFERRED;
 	}
 	/* both sides must have reached mirror-image verdicts before either acts:
 	 * one whose HELLO went stale has hung up instead of answering */
@@ -2053,11 +2063,15 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	if (verdict == V_DEFERRED) {
 		/* connected, no resync now: a third node is Primary (it syncs the
 		 * one behind), or the one behind syncs from another peer first */
-		int behind = d == D_TARGET_FULL || d == D_TARGET_BITMAP;
+		uint32_t fm = get_be32(mine + HELLO_FLAGS), ft = get_be32(hello + HELLO_FLAGS);
+		int related = d != D_SPLIT_BRAIN && d != D_UNRELATED;
+		/* (unrelated: the one apart from the Primary is the one behind) */
+		int behind = d == D_TARGET_FULL || d == D_TARGET_BITMAP ||
+			     (!related && !(fm & HF_THIRD_PRIMARY) && (ft & HF_THIRD_PRIMARY));
 		log_info("peer %s: connected; resync %s deferred: %s", p->addr, behind ? "to this node" : "from this node",
-			 (get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_BUSY_TARGET
-				 ? "the node behind is SyncTarget of another peer"
-				 : "a third node is Primary and resyncs the node behind");
+			 !related ? "how the two relate is not known here; the Primary resyncs the one behind"
+			 : (fm | ft) & HF_BUSY_TARGET ? "the node behind is SyncTarget of another peer"
+						   : "a third node is Primary and resyncs the node behind");
 		if (behind && atomic_load(&e->dstate) == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY) {
 			pthread_mutex_lock(&e->lock);
 			atomic_store(&e->dstate, DS_OUTDATED);

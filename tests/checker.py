@@ -19,6 +19,11 @@ With three nodes (c a diskless tiebreaker, quorum majority) the nemesis also
 cuts single links, kills and restarts the tiebreaker, and a failover is
 refused while the survivor has no quorum (it is retried later).
 
+With DISKS3=1 all three nodes have disks (quorum majority): the nemesis cuts
+links, power-cuts and restarts any node, fails the Primary over to either
+survivor (refused until it has quorum and has compared with the third), and
+fails a Secondary's disk; at the end all three disks must be identical.
+
 Prints "ok - checker: ..." / "not ok - checker: ..." lines and, first, the
 seed: CHECK_SEED=<seed> reproduces the same nemesis schedule.
 """
@@ -40,6 +45,8 @@ MAGIC = b"DPCK"
 NS = {"a": NS_A, "b": NS_B}
 VETH = {"a": VETH_A, "b": VETH_B}
 THREE = bool(os.environ.get("NS_C"))
+DISKS3 = THREE and os.environ.get("DISKS3") == "1"
+DISKS = "abc" if DISKS3 else "ab"
 if THREE:
     NS["c"] = os.environ["NS_C"]
     CFG["c"] = os.environ["CFG_C"]
@@ -263,7 +270,91 @@ class Nemesis:
         return bool(o) and p.get("connection") == "Connected" and p.get("replication") == "Established" \
             and p.get("out_of_sync_bytes") == 0 and p.get("disk") == "UpToDate"
 
+    async def in_sync(self, node):
+        """node is UpToDate and connected, in sync, with every peer."""
+        o, _ = await status(node)
+        return bool(o) and o.get("disk") == "UpToDate" and not o.get("io_suspended") and all(
+            p.get("connection") == "Connected" and p.get("replication") == "Established"
+            and p.get("out_of_sync_bytes") == 0 for p in o["peers"])
+
+    async def step3d(self):
+        """Three disks: links, power cuts, failover to either survivor, disk errors."""
+        wr = self.wr
+        others = [n for n in DISKS if n != wr.primary]
+        up = [n for n in others if alive(n)]
+        down = [n for n in DISKS if not alive(n)]
+        cut_links = sorted(self.links)
+        choices = ["cut-link"] * 2 if len(cut_links) < 2 else []
+        choices += ["heal-link"] * len(cut_links)
+        choices += ["restart"] * 3 if down else []
+        synced = not cut_links and not down and not self.faulty and await self.in_sync(wr.primary)
+        if up and not self.faulty:
+            choices += ["kill-secondary"]
+        if synced:
+            choices += ["kill-primary"] * 2 + ["disk-error"]
+        if self.faulty:
+            choices += ["repair-disk"]
+        o, _ = await status(wr.primary)
+        if o and o.get("role") != "Primary":
+            choices = ["promote"] * 3 + choices
+        if not choices:
+            choices = ["restart"]
+        act = rng.choice(choices)
+        self.log.append(act)
+        self.faults += act in ("kill-secondary", "kill-primary", "disk-error", "cut-link")
+        print("# nemesis: %s (primary %s)" % (act, wr.primary), flush=True)
+        if act == "cut-link":
+            xy = rng.choice(sorted(set(LINKS) - self.links))
+            await self.link(xy, True)
+            self.log[-1] += "@" + "".join(xy)
+        elif act == "heal-link":
+            xy = rng.choice(cut_links)
+            await self.link(xy, False)
+            self.log[-1] += "@" + "".join(xy)
+        elif act == "restart":
+            n = rng.choice(down) if down else rng.choice(DISKS)
+            if not alive(n):
+                await self.restart(n)
+            self.log[-1] += "@" + n
+        elif act == "kill-secondary":
+            n = rng.choice(up)
+            await self.crash(n)
+            self.log[-1] += "@" + n
+        elif act == "disk-error":
+            n = rng.choice(others)
+            with open(faults_file(n), "w") as f:
+                f.write("eio any 0 1099511627776\n")
+            self.faulty.add(n)
+            self.log[-1] += "@" + n
+        elif act == "repair-disk":
+            await self.repair()
+        elif act == "promote":
+            wr.ready.clear()
+            rc, out = await dp(wr.primary, "primary", "r0")
+            self.log[-1] += "" if rc == 0 else "(refused)"
+            wr.ready.set()
+        elif act == "kill-primary":
+            wr.ready.clear()
+            old, new = wr.primary, rng.choice(others)
+            await self.crash(old)
+
+            async def gone():
+                o, _ = await status(new)
+                return bool(o) and all(p.get("connection") != "Connected" for p in o["peers"] if p["name"] == old)
+            await wait(gone, 30)
+
+            async def promoted():   # refused while it compares with the third node
+                rc, _ = await dp(new, "primary", "r0")
+                return rc == 0
+            if not await wait(promoted, 30):
+                self.log[-1] += "(refused: retried later)"
+            self.log[-1] += "@%s->%s" % (old, new)
+            wr.primary = new
+            wr.ready.set()
+
     async def step(self):
+        if DISKS3:
+            return await self.step3d()
         wr = self.wr
         other = "b" if wr.primary == "a" else "a"
         choices = ["partition" if not self.partitioned else "heal", "loss" if not self.lossy else "loss-off"]
@@ -372,7 +463,19 @@ class Nemesis:
             if not alive(n):
                 await self.restart(n)
 
+        async def done3d():
+            for n in DISKS:
+                if not await self.in_sync(n):
+                    return False
+            o, _ = await status(self.wr.primary)
+            if o and o.get("role") != "Primary":
+                await dp(self.wr.primary, "primary", "r0")
+                return False
+            return True
+
         async def done():
+            if DISKS3:
+                return await done3d()
             oa, pa = await status("a")
             ob, pb = await status("b")
             ok = bool(oa and ob) and all(p.get("connection") == "Connected" and p.get("replication") == "Established"
@@ -413,6 +516,8 @@ async def main():
         wt.cancel()
     settled = await nem.settle()
     say(settled, "after healing and restarting, both nodes are Connected, UpToDate, nothing out of sync")
+    if not settled and os.environ.get("CHECK_KEEP"):
+        os.system("cp -r %s %s" % (T, os.environ["CHECK_KEEP"]))
     if not settled:
         for n in NS:
             o, p = await status(n)
@@ -459,7 +564,7 @@ async def main():
     o, _ = await status("a")
     size = o["size_bytes"] if o else 0
     digests = []
-    for n in "ab":
+    for n in DISKS:
         h = hashlib.md5()
         with open("%s/%s.img" % (T, n), "rb") as f:
             left = size
@@ -468,7 +573,7 @@ async def main():
                 h.update(c)
                 left -= len(c)
         digests.append(h.hexdigest())
-    say(size > 0 and digests[0] == digests[1], "replicas byte-identical after resync (%s)" % " ".join(digests))
+    say(size > 0 and len(set(digests)) == 1, "replicas byte-identical after resync (%s)" % " ".join(digests))
     print("# checker: %d passed checks, seed %d: reproduce with CHECK_SEED=%d" % (4 - failures, SEED, SEED))
     return failures
 
