@@ -70,7 +70,7 @@ static struct engine *fuzz_engine(const char *node, int node_id)
 	if (fd < 0 || ftruncate(fd, 4 << 20) < 0)
 		abort();
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	if (disk_open(&d, path, 0) || md_create(d, node_id, "fuzz", &sb))
+	if (disk_open(&d, path, 0) || md_create(d, node_id, "fuzz", 1, NULL, &sb))
 		abort();
 	disk_close(d);
 	if (engine_open(&e, "fuzz", node, -1, path, err) || engine_set_role(e, ROLE_PRIMARY, 1, msg))

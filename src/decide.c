@@ -229,3 +229,38 @@ enum decision resolve_split_brain(const struct side *me, const struct side *peer
 	}
 	return r > 0 ? D_SOURCE_BITMAP : r < 0 ? D_TARGET_BITMAP : D_SPLIT_BRAIN;
 }
+
+int decide_multi(enum decision d, const struct mside *me, const struct mside *peer)
+{
+	int unsure = (me->unsure || peer->unsure) && me->disk >= DS_OUTDATED && peer->disk >= DS_OUTDATED;
+	int third = me->third_primary || peer->third_primary;
+	int v = (int)d;
+
+	if (v == D_NO_SYNC && unsure) {
+		if (me->primary || peer->primary) {
+			v = me->primary ? D_SOURCE_FULL : D_TARGET_FULL;
+		} else if (third) {
+			return D_NO_SYNC; /* the Primary is the reference; compared once it is gone */
+		} else {
+			int win;
+			if (me->disk != peer->disk)
+				win = me->disk > peer->disk;
+			else if (me->stamp_from == peer->stamp_from && me->stamp_from >= 0 && me->stamp != peer->stamp)
+				win = (int32_t)(me->stamp - peer->stamp) > 0;
+			else
+				win = me->node_id < peer->node_id;
+			v = win ? D_SOURCE_FULL : D_TARGET_FULL;
+		}
+	} else if (unsure && v == D_SOURCE_BITMAP) {
+		v = D_SOURCE_FULL;
+	} else if (unsure && v == D_TARGET_BITMAP) {
+		v = D_TARGET_FULL;
+	}
+	int src_me = v == D_SOURCE_FULL || v == D_SOURCE_BITMAP, src_peer = v == D_TARGET_FULL || v == D_TARGET_BITMAP;
+	if (!src_me && !src_peer)
+		return v;
+	const struct mside *src = src_me ? me : peer, *dst = src_me ? peer : me;
+	if (dst->busy_target || (!src->primary && third))
+		return D_DEFERRED;
+	return v;
+}

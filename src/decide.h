@@ -39,6 +39,26 @@ enum decision {
 };
 
 enum decision decide_sync(const struct side *me, const struct side *peer);
+
+/* Several disk peers (docs/replication.md, "More than two nodes with
+ * disks"): what each side's HELLO adds to the pair's decision d. */
+struct mside {
+	int disk, primary, node_id;
+	int unsure;        /* its slot for the other side is unsure */
+	int third_primary; /* a third node is Primary and connected to it */
+	int busy_target;   /* it is SyncTarget of a third node */
+	int stamp_from;    /* node-id of the Primary whose writes it applied last, -1 none */
+	uint32_t stamp;    /* the last such write's fan-out stamp */
+};
+#define D_DEFERRED (-1) /* connect without a resync now (the verdict of decide_multi only) */
+/*  - unsure: a bitmap resync becomes a full one; "same data" becomes a full
+ *    resync from a Primary among the two, else (no third Primary) from the
+ *    one with more of the lost Primary's writes (larger stamp), else the
+ *    better disk, else the lower node-id; with a third Primary it stays;
+ *  - a resync is D_DEFERRED when its source is a Secondary while a third
+ *    node is Primary, or when the target is SyncTarget of a third node.
+ * Only two disks with whole data (Outdated or better) are unsure. */
+int decide_multi(enum decision d, const struct mside *me, const struct mside *peer);
 const char *decision_name(enum decision d);
 
 /* Split-brain recovery policies (drbd.conf(5) meanings). */

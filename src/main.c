@@ -12,8 +12,9 @@
 #endif
 
 static const struct cli_cmd cmds[] = {
-	{ "create-md", cmd_create_md, "create-md RES [--force]",
-	  "Write fresh metadata at the end of this node's backing disk. Refuses to\n"
+	{ "create-md", cmd_create_md, "create-md RES [--force] [--max-peers N]",
+	  "Write fresh metadata at the end of this node's backing disk, with a bitmap\n"
+	  "slot per other disk host (--max-peers N reserves up to 7). Refuses to\n"
 	  "overwrite existing dipole metadata or a disk that holds a filesystem or\n"
 	  "partition table unless --force is given." },
 	{ "dump-md", cmd_dump_md, "dump-md RES",

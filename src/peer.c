@@ -1807,58 +1807,27 @@ static void teardown(struct peer *p)
 
 enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS, V_DEFERRED, V_THIRD_PRIMARY };
 
-/* Several peers: the pair's decision, given what only the HELLO flags tell.
- *  - unsure (either side applied writes of a third node the other may lack,
- *    or have more of): a bitmap resync becomes a full one (compared by
- *    checksum when csums-alg is set); "same data" becomes a full resync from
- *    a Primary among the two, else, when no third node is Primary, from the
- *    one with more of the lost Primary's writes (the larger fan-out stamp:
- *    every peer got them in one order), else the better disk, else the lower
- *    node-id;
- *  - a resync is deferred when its source is a Secondary while a third node
- *    is Primary (that one's writes would not reach the target in order with
- *    the resync data; it resyncs the target itself), or when the target is
- *    already SyncTarget of another peer. */
+static void mside_of_hello(struct mside *m, const uint8_t *h)
+{
+	uint32_t f = get_be32(h + HELLO_FLAGS);
+	m->disk = h[HELLO_DISK];
+	m->primary = h[HELLO_ROLE] == ROLE_PRIMARY;
+	m->node_id = (int)get_be32(h + HELLO_NODE_ID);
+	m->unsure = !!(f & HF_UNSURE);
+	m->third_primary = !!(f & HF_THIRD_PRIMARY);
+	m->busy_target = !!(f & HF_BUSY_TARGET);
+	m->stamp_from = (int32_t)get_be32(h + HELLO_STAMP_FROM);
+	m->stamp = get_be32(h + HELLO_STAMP);
+}
+
+/* Several peers: decide_multi() on both HELLOs. */
 static int multi_verdict(int v, const uint8_t *mine, const uint8_t *hello)
 {
-	uint32_t fm = get_be32(mine + HELLO_FLAGS), ft = get_be32(hello + HELLO_FLAGS);
-	int unsure = !!((fm | ft) & HF_UNSURE), third = !!((fm | ft) & HF_THIRD_PRIMARY);
-	int pm = mine[HELLO_ROLE] == ROLE_PRIMARY, pt = hello[HELLO_ROLE] == ROLE_PRIMARY;
-
-	/* (only two disks with whole data can be compared: a Diskless or
-	 * Inconsistent side is handled by the plain rules) */
-	if (mine[HELLO_DISK] < DS_OUTDATED || hello[HELLO_DISK] < DS_OUTDATED)
-		unsure = 0;
-	if (v == D_NO_SYNC && unsure) {
-		if (pm || pt) {
-			v = pm ? D_SOURCE_FULL : D_TARGET_FULL;
-		} else if (third) {
-			return D_NO_SYNC; /* the Primary is the reference; compare after it is gone */
-		} else {
-			int mf = (int32_t)get_be32(mine + HELLO_STAMP_FROM), tf = (int32_t)get_be32(hello + HELLO_STAMP_FROM);
-			uint32_t ms = get_be32(mine + HELLO_STAMP), ts = get_be32(hello + HELLO_STAMP);
-			int win;
-			if (mine[HELLO_DISK] != hello[HELLO_DISK])
-				win = mine[HELLO_DISK] > hello[HELLO_DISK];
-			else if (mf == tf && mf >= 0 && ms != ts)
-				win = (int32_t)(ms - ts) > 0;
-			else
-				win = get_be32(mine + HELLO_NODE_ID) < get_be32(hello + HELLO_NODE_ID);
-			v = win ? D_SOURCE_FULL : D_TARGET_FULL;
-		}
-	} else if (unsure && v == D_SOURCE_BITMAP) {
-		v = D_SOURCE_FULL;
-	} else if (unsure && v == D_TARGET_BITMAP) {
-		v = D_TARGET_FULL;
-	}
-	int src_me = v == D_SOURCE_FULL || v == D_SOURCE_BITMAP, src_them = v == D_TARGET_FULL || v == D_TARGET_BITMAP;
-	if (!src_me && !src_them)
-		return v;
-	if ((src_me ? ft : fm) & HF_BUSY_TARGET)
-		return V_DEFERRED;
-	if (!(src_me ? pm : pt) && third)
-		return V_DEFERRED;
-	return v;
+	struct mside m, t;
+	mside_of_hello(&m, mine);
+	mside_of_hello(&t, hello);
+	int r = decide_multi((enum decision)v, &m, &t);
+	return r == D_DEFERRED ? V_DEFERRED : r;
 }
 
 /* With p, every disk peer is connected (and past its handshake). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # three_disks_quorum — three nodes with disks, quorum majority, a writer on
-# every side of each partition: AB|C (a and b go on, c is Outdated and cannot
-# be promoted), A|BC (a's write is held: it reached one disk of three; b is
+# every side of each partition: AB|C and AC|B (the Primary's side goes on,
+# the lone Secondary is Outdated and cannot be promoted), A|BC (a's write is held: it reached one disk of three; b is
 # promoted and writes with c), A|B|C (nobody writes). After each healing:
 # which writes completed, that every acknowledged write is on all three
 # disks, identical disks, no split brain.
@@ -52,6 +52,17 @@ heal3 a c; heal3 b c
 check "AB|C healed: converged" wait_for 60 synced
 check "AB|C: every acknowledged write is on all three" all_have 0x10@0 0x21@1M
 
+# ---- AC | B ------------------------------------------------------------------
+cut3 a b; cut3 b c
+wbg s5a a 0x51 5M
+check "AC|B: a's write completes (on a and c)" wait_for 30 done_ok s5a
+check "AC|B: b has no quorum, its disk is Outdated" wait_for 20 jcheck b "not o['quorum']['have'] and \
+o['disk'] == 'Outdated'"
+expect_rc "AC|B: b cannot be promoted" 3 "no quorum" nb primary r0
+heal3 a b; heal3 b c
+check "AC|B healed: converged" wait_for 60 synced
+check "AC|B: every acknowledged write is on all three" all_have 0x10@0 0x21@1M 0x51@5M
+
 # ---- A | BC: the Primary alone ----------------------------------------------
 cut3 a b; cut3 a c
 wbg s2a a 0x31 2M
@@ -86,7 +97,7 @@ check "A|B|C: b's write is held" pending s3b
 heal3 a b; heal3 a c; heal3 b c
 check "A|B|C healed: b's write completes" wait_for 60 done_ok s3b
 check "A|B|C healed: converged" wait_for 60 synced
-check "every acknowledged write is on all three" all_have 0x10@0 0x21@1M 0x32@3M 0x41@4M
+check "every acknowledged write is on all three" all_have 0x10@0 0x21@1M 0x32@3M 0x41@4M 0x51@5M
 no_split_brain() { md5_all_equal && all3 "all(x['split_brains'] == 0 for x in o['peers'])"; }
 check "identical disks, no split brain" no_split_brain
 for n in a b c; do "n$n" down r0 >/dev/null 2>&1; done

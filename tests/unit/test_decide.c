@@ -153,6 +153,60 @@ TEST(policy_parse)
 	CHECK(sb_rule_parse(0, NULL, &r, &id, ids, NULL) == 0 && r == SB_DISCONNECT);
 }
 
+/* decide_multi: M(disk, primary, node-id, unsure, third, busy, from, stamp) */
+#define M(d, pri, id, un, third, busy, from, st) { d, pri, id, un, third, busy, from, st }
+#define OUT DS_OUTDATED
+#define DL DS_DISKLESS
+
+TEST(several_disk_peers)
+{
+	static const struct {
+		struct mside me, peer;
+		enum decision d;
+		int want;
+		const char *what;
+	} cases[] = {
+		{ M(UP, 0, 0, 0, 0, 0, 2, 9), M(UP, 0, 1, 0, 0, 0, 2, 5), D_NO_SYNC, D_NO_SYNC,
+		  "sure and the same generation: nothing to do" },
+		{ M(UP, 0, 0, 1, 1, 0, 2, 9), M(UP, 0, 1, 1, 1, 0, 2, 5), D_NO_SYNC, D_NO_SYNC,
+		  "unsure while a third node is Primary: the Primary is the reference" },
+		{ M(UP, 0, 0, 1, 0, 0, 2, 5), M(UP, 0, 1, 1, 0, 0, 2, 9), D_NO_SYNC, D_TARGET_FULL,
+		  "Primary lost: the one with more of its writes (larger stamp) is the source" },
+		{ M(UP, 0, 1, 1, 0, 0, 2, 0xfffffff0u), M(UP, 0, 0, 1, 0, 0, 2, 3), D_NO_SYNC, D_TARGET_FULL,
+		  "stamps compare across the 32-bit wrap" },
+		{ M(UP, 0, 1, 1, 0, 0, 2, 7), M(UP, 0, 0, 0, 0, 0, 2, 7), D_NO_SYNC, D_TARGET_FULL,
+		  "equal stamps: the lower node-id" },
+		{ M(UP, 0, 0, 1, 0, 0, 2, 9), M(OUT, 0, 1, 1, 0, 0, 2, 99), D_NO_SYNC, D_SOURCE_FULL,
+		  "the better disk first" },
+		{ M(UP, 0, 0, 1, 0, 0, 2, 9), M(UP, 0, 1, 0, 0, 0, 3, 99), D_NO_SYNC, D_SOURCE_FULL,
+		  "stamps of different Primaries do not compare: the lower node-id" },
+		{ M(UP, 1, 1, 1, 0, 0, -1, 0), M(UP, 0, 0, 1, 0, 0, 1, 9), D_NO_SYNC, D_SOURCE_FULL,
+		  "unsure with a Primary among the two: it is the source" },
+		{ M(UP, 1, 0, 1, 0, 0, -1, 0), M(UP, 0, 1, 0, 0, 0, -1, 0), D_SOURCE_BITMAP, D_SOURCE_FULL,
+		  "unsure makes a bitmap resync a full one" },
+		{ M(UP, 1, 0, 0, 0, 0, -1, 0), M(UP, 0, 1, 0, 0, 0, -1, 0), D_SOURCE_BITMAP, D_SOURCE_BITMAP,
+		  "sure: the Primary's slot says what the peer missed" },
+		{ M(UP, 0, 0, 1, 0, 0, 2, 9), M(DL, 0, 1, 1, 0, 0, 2, 5), D_NO_SYNC, D_NO_SYNC,
+		  "a Diskless side is never unsure (nothing to compare)" },
+		{ M(UP, 0, 0, 0, 1, 0, 2, 9), M(UP, 0, 1, 0, 0, 0, 2, 5), D_SOURCE_BITMAP, D_DEFERRED,
+		  "a Secondary does not resync while a third node is Primary" },
+		{ M(UP, 1, 0, 0, 0, 0, -1, 0), M(INC, 0, 1, 0, 0, 1, -1, 0), D_SOURCE_FULL, D_DEFERRED,
+		  "the target is busy with another source" },
+		{ M(UP, 1, 0, 0, 0, 0, -1, 0), M(UP, 0, 1, 0, 1, 0, -1, 0), D_SOURCE_BITMAP, D_SOURCE_BITMAP,
+		  "the Primary resyncs whatever the target's other peers are" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int got = decide_multi(cases[i].d, &cases[i].me, &cases[i].peer);
+		int back = decide_multi(mirror(cases[i].d), &cases[i].peer, &cases[i].me);
+		int want_back = cases[i].want == D_DEFERRED ? D_DEFERRED : (int)mirror((enum decision)cases[i].want);
+		if (got != cases[i].want || back != want_back) {
+			fprintf(stderr, "    %s: got %d / %d, want %d / %d\n", cases[i].what, got, back, cases[i].want,
+				want_back);
+			unit_failed_now = 1;
+		}
+	}
+}
+
 int main(void)
 {
 	return unit_main("decide");
