@@ -1152,6 +1152,12 @@ int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 		for (uint32_t i = 0; i < e->nslots; i++)
 			if ((mask >> i & 1) && !nsb.peer[i].bitmap_uuid)
 				nsb.peer[i].bitmap_uuid = old;
+		/* several peers: the lineage goes to history too, so two nodes that
+		 * followed this one at different times see which is older */
+		if (e->nslots > 1 && nsb.uuid[UUID_HISTORY0] != old) {
+			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
+			nsb.uuid[UUID_HISTORY0] = old;
+		}
 		nsb.uuid[UUID_CURRENT] = md_new_uuid();
 		nsb.gen_time = now_realtime_ns();
 		rc = sb_commit(e, &nsb);
@@ -1170,11 +1176,11 @@ int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 	return rc;
 }
 
-int engine_adopt_generation(struct engine *e, int keep, uint64_t uuid, uint64_t gen_time)
+int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, uint64_t gen_time)
 {
 	int rc = 0;
 	pthread_mutex_lock(&e->lock);
-	if (e->sb.uuid[UUID_CURRENT] != uuid && atomic_load(&e->dstate) >= DS_OUTDATED) {
+	if (e->sb.uuid[UUID_CURRENT] != uuid[UUID_CURRENT] && atomic_load(&e->dstate) >= DS_OUTDATED) {
 		struct md_super nsb = e->sb;
 		uint64_t old = nsb.uuid[UUID_CURRENT];
 		for (uint32_t i = 0; i < e->nslots; i++) {
@@ -1184,12 +1190,18 @@ int engine_adopt_generation(struct engine *e, int keep, uint64_t uuid, uint64_t 
 				nsb.peer[i].bitmap_uuid = old;
 			nsb.peer[i].flags |= MDP_UNSURE;
 		}
-		nsb.uuid[UUID_CURRENT] = uuid;
+		nsb.uuid[UUID_CURRENT] = uuid[UUID_CURRENT];
+		/* the Primary's lineage (it holds this node's old generation, when
+		 * the Primary's history is not longer than two) */
+		if (uuid[UUID_HISTORY0]) {
+			nsb.uuid[UUID_HISTORY0] = uuid[UUID_HISTORY0];
+			nsb.uuid[UUID_HISTORY1] = uuid[UUID_HISTORY1];
+		}
 		nsb.gen_time = gen_time;
 		rc = sb_commit(e, &nsb);
 		if (!rc)
 			log_info("following the Primary into data generation %016llx (was %016llx)",
-				 (unsigned long long)uuid, (unsigned long long)old);
+				 (unsigned long long)uuid[UUID_CURRENT], (unsigned long long)old);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;

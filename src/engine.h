@@ -120,10 +120,11 @@ int engine_save_bitmap(struct engine *e);
  * none is kept yet). No-op unless UpToDate, or when every slot in the mask
  * keeps one already. */
 int engine_new_generation(struct engine *e, uint32_t mask, const char *why);
-/* A Secondary follows its Primary into a new generation `uuid` (while
- * connected and in sync with it): slots other than `keep` keep the old
- * generation as bitmap generation and become unsure. */
-int engine_adopt_generation(struct engine *e, int keep, uint64_t uuid, uint64_t gen_time);
+/* A Secondary follows its Primary into a new generation uuid[UUID_CURRENT],
+ * with the Primary's history (while connected and in sync with it): slots
+ * other than `keep` keep the old generation as bitmap generation and
+ * become unsure. */
+int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, uint64_t gen_time);
 /* The resync this node sent to `slot` is complete: its bitmap generation
  * goes to history. */
 int engine_sync_source_done(struct engine *e, int slot);

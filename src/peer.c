@@ -145,6 +145,7 @@ struct peer {
 	/* several peers (docs/replication.md, "More than two nodes") */
 	_Atomic int deferred;          /* agree(): a resync was due but deferred */
 	_Atomic uint64_t recheck_ns;   /* kicked to compare data again (when), 0 none */
+	int sb_retrying, sb_retried;   /* a split brain between two Secondaries, retried (conn thread) */
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -165,6 +166,7 @@ struct peer {
 };
 
 static void send_state(struct peer *p);
+static void hello_uuids(struct peer *p, uint64_t *u);
 static void peers_state_changed(struct engine *e, struct peer *except);
 static void kick_others(struct peer *p, const char *why);
 static int third_primary(struct peer *p);
@@ -1088,10 +1090,14 @@ out:
 
 static void send_state(struct peer *p)
 {
-	uint8_t b[16] = { 0 };
+	uint8_t b[32] = { 0 };
+	uint64_t u[UUID_COUNT];
+	hello_uuids(p, u);
 	b[0] = (uint8_t)atomic_load(&p->e->role);
 	b[1] = (uint8_t)atomic_load(&p->e->dstate);
-	put_be64(b + 8, p->e->sb.uuid[UUID_CURRENT]);
+	put_be64(b + 8, u[UUID_CURRENT]);
+	put_be64(b + 16, u[UUID_HISTORY0]);
+	put_be64(b + 24, u[UUID_HISTORY1]);
 	send_pkt(p, CH_DATA, P_STATE, 0, 0, b, sizeof b, NULL, 0);
 }
 
@@ -1402,7 +1408,9 @@ static void data_loop(struct peer *p)
 				if (e->npeers > 1 && p->rbuf[0] == ROLE_PRIMARY && p->rbuf[1] == DS_UPTODATE &&
 				    atomic_load(&e->role) != ROLE_PRIMARY && atomic_load(&p->repl) == RS_ESTABLISHED &&
 				    pu && pu != e->sb.uuid[UUID_CURRENT] &&
-				    !engine_adopt_generation(e, p->slot, pu, now_realtime_ns()))
+				    !engine_adopt_generation(e, p->slot, (const uint64_t[]){ pu, 0,
+						len >= 32 ? get_be64(p->rbuf + 16) : 0, len >= 32 ? get_be64(p->rbuf + 24) : 0 },
+						now_realtime_ns()))
 					peers_state_changed(e, p);
 				/* the peer's disk failed: what it writes from now on exists only
 				 * here — a new generation, and the bitmap tracks it for the
@@ -2061,13 +2069,23 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		return -EXDEV;
 	}
 	if (d == D_SPLIT_BRAIN) {
-		atomic_fetch_add(&p->split_brains, 1);
+		if (!p->sb_retrying)
+			atomic_fetch_add(&p->split_brains, 1);
+		p->sb_retrying = 0;
 		if (r == D_SPLIT_BRAIN) {
 			set_reason(p, "split brain: both nodes changed the data since generation %016llx (%llu and "
 				   "%llu blocks), not resolved automatically (%s). Pick the node whose changes to "
 				   "drop: 'dipole connect %s --discard-my-data' there, 'dipole connect %s' on the other",
 				   (unsigned long long)(me.uuid[G_BITMAP] ? me.uuid[G_BITMAP] : me.uuid[G_HIST0]),
 				   (unsigned long long)me.oos, (unsigned long long)them.oos, why, e->res, e->res);
+			/* several disks, two Secondaries: a Primary may yet bring both to
+			 * the same data; ask again later (counted and handled once) */
+			if (e->npeers > 1 && !me.primary && !them.primary) {
+				if (!p->sb_retried)
+					handler_run(p->r, "split-brain", p->me, p->ph, 0);
+				p->sb_retried = p->sb_retrying = 1;
+				return -EALREADY;
+			}
 			handler_run(p->r, "split-brain", p->me, p->ph, 0);
 			return -EXDEV;
 		}
@@ -2118,6 +2136,7 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
+	p->sb_retried = p->sb_retrying = 0;
 	atomic_store(&p->recheck_ns, 0);
 	/* nothing to compare: whatever was unsure between the two is settled */
 	if (d == D_NO_SYNC && !((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY) &&

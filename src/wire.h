@@ -60,7 +60,8 @@ enum wire_type {
 	P_FLUSH_ACK = 14,/* id; status i32: every write of the epoch is on stable storage */
 	P_PING = 15,
 	P_PING_ACK = 16,
-	P_STATE = 17,    /* role u8, disk u8, pad[6], uuid current u64. With several peers,
+	P_STATE = 17,    /* role u8, disk u8, pad[6], uuid current u64, history u64 x2 (the
+			  * history was added later: 16-byte packets are accepted). With several peers,
 			  * a Secondary in sync with a Primary follows it into a new current
 			  * generation (engine_adopt_generation) */
 	P_RS_DATA = 20,  /* like P_DATA: resync block */
