@@ -230,12 +230,30 @@ enum decision resolve_split_brain(const struct side *me, const struct side *peer
 	return r > 0 ? D_SOURCE_BITMAP : r < 0 ? D_TARGET_BITMAP : D_SPLIT_BRAIN;
 }
 
+static enum decision mirror_d(enum decision d)
+{
+	switch (d) {
+	case D_SOURCE_FULL: return D_TARGET_FULL;
+	case D_TARGET_FULL: return D_SOURCE_FULL;
+	case D_SOURCE_BITMAP: return D_TARGET_BITMAP;
+	case D_TARGET_BITMAP: return D_SOURCE_BITMAP;
+	default: return d;
+	}
+}
+
 int decide_multi(enum decision d, const struct mside *me, const struct mside *peer)
 {
 	int unsure = (me->unsure || peer->unsure) && me->disk >= DS_OUTDATED && peer->disk >= DS_OUTDATED;
 	int third = me->third_primary || peer->third_primary;
 	int v = (int)d;
 
+	if (me->current == peer->current && me->primary != peer->primary) {
+		const struct mside *pri = me->primary ? me : peer;
+		int towards_pri = me->primary ? (v == D_TARGET_FULL || v == D_TARGET_BITMAP)
+					      : (v == D_SOURCE_FULL || v == D_SOURCE_BITMAP);
+		if (pri->disk >= DS_OUTDATED && towards_pri)
+			v = (int)mirror_d((enum decision)v);
+	}
 	if (v == D_NO_SYNC && unsure) {
 		if (me->primary || peer->primary) {
 			v = me->primary ? D_SOURCE_FULL : D_TARGET_FULL;
@@ -260,7 +278,7 @@ int decide_multi(enum decision d, const struct mside *me, const struct mside *pe
 	if (!src_me && !src_peer)
 		return v;
 	const struct mside *src = src_me ? me : peer, *dst = src_me ? peer : me;
-	if (dst->busy_target || (!src->primary && third))
+	if (dst->busy_target || src->busy_source || (!src->primary && third))
 		return D_DEFERRED;
 	return v;
 }

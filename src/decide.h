@@ -49,14 +49,18 @@ struct mside {
 	int busy_target;   /* it is SyncTarget of a third node */
 	int stamp_from;    /* node-id of the Primary whose writes it applied last, -1 none */
 	uint32_t stamp;    /* the last such write's fan-out stamp */
+	int busy_source;   /* it is SyncTarget of a third node (so no source either) */
+	uint64_t current;  /* its current data generation */
 };
 #define D_DEFERRED (-1) /* connect without a resync now (the verdict of decide_multi only) */
-/*  - unsure: a bitmap resync becomes a full one; "same data" becomes a full
+/*  - same generation, one side Primary with whole data (Outdated or better):
+ *    the Primary is the source (it has every write of that generation);
+ *  - unsure: a bitmap resync becomes a full one; "same data" becomes a full
  *    resync from a Primary among the two, else (no third Primary) from the
  *    one with more of the lost Primary's writes (larger stamp), else the
  *    better disk, else the lower node-id; with a third Primary it stays;
  *  - a resync is D_DEFERRED when its source is a Secondary while a third
- *    node is Primary, or when the target is SyncTarget of a third node.
+ *    node is Primary, or when either side is SyncTarget of a third node.
  * Only two disks with whole data (Outdated or better) are unsure. */
 int decide_multi(enum decision d, const struct mside *me, const struct mside *peer);
 const char *decision_name(enum decision d);

@@ -169,6 +169,7 @@ static void send_state(struct peer *p);
 static void hello_uuids(struct peer *p, uint64_t *u);
 static void peers_state_changed(struct engine *e, struct peer *except);
 static void kick_others(struct peer *p, const char *why);
+static void kick_sources(struct peer *p);
 static int third_primary(struct peer *p);
 static int all_disks_here(struct peer *p);
 static int may_source(struct peer *p);
@@ -1438,6 +1439,10 @@ static void data_loop(struct peer *p)
 					   "dropping the connection");
 				return;
 			}
+			/* what this node sends as a source would be read from data
+			 * that is being replaced: those resyncs stop and are asked for
+			 * again (deferred until this one is done) */
+			kick_sources(p);
 			if (len >= 12) {
 				atomic_store(&p->sync_total, get_be64(p->rbuf));
 				atomic_store(&p->sync_done, 0);
@@ -1703,6 +1708,8 @@ void peer_view(struct peer *p, struct peer_view *v)
 	v->conn_seq = atomic_load(&p->conn_seq);
 	v->role = atomic_load(&p->peer_role);
 	v->disk = atomic_load(&p->peer_disk);
+	v->uuid = atomic_load(&p->peer_uuid);
+	v->repl = atomic_load(&p->repl);
 }
 
 void peer_io_resumed(struct peer *p)
@@ -1826,6 +1833,8 @@ static void mside_of_hello(struct mside *m, const uint8_t *h)
 	m->busy_target = !!(f & HF_BUSY_TARGET);
 	m->stamp_from = (int32_t)get_be32(h + HELLO_STAMP_FROM);
 	m->stamp = get_be32(h + HELLO_STAMP);
+	m->busy_source = m->busy_target;
+	m->current = get_be64(h + HELLO_UUID);
 }
 
 /* Several peers: decide_multi() on both HELLOs. */
@@ -1882,6 +1891,20 @@ static void kick_others(struct peer *p, const char *why)
 			continue;
 		atomic_store(&q->recheck_ns, now_ns());
 		log_info("peer %s: comparing data again (%s)", q->addr, why);
+		disconnect_sockets(q);
+	}
+}
+
+/* This node becomes SyncTarget of p: drop the links where it is SyncSource. */
+static void kick_sources(struct peer *p)
+{
+	struct engine *e = p->e;
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = e->peers[i];
+		if (q == p || !connected(q) || atomic_load(&q->repl) != RS_SYNC_SOURCE)
+			continue;
+		atomic_store(&q->recheck_ns, now_ns());
+		log_info("peer %s: resync to it stopped: this node is SyncTarget of %s now", q->addr, p->ph->name);
 		disconnect_sockets(q);
 	}
 }

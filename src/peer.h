@@ -71,6 +71,8 @@ struct peer_view {
 	uint64_t last_rx_ns;  /* last packet on the meta channel (now_ns), 0 never */
 	uint64_t conn_seq;    /* connections established so far */
 	int role, disk;       /* last known, -1 unknown */
+	uint64_t uuid;        /* its current data generation, last known */
+	int repl;             /* enum repl_state */
 };
 void peer_view(struct peer *p, struct peer_view *v);
 /* `resume-io` while disconnected: stop holding writes until the peer is back. */

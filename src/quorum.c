@@ -633,6 +633,24 @@ static void evaluate_locked(struct quorum *q)
 			peer_state_changed(q->peer);
 		}
 	}
+	/* several disks: an Outdated (quorum was lost) or Consistent (just
+	 * started) disk is current again when enough disks to make a quorum,
+	 * this one included, have its generation: a newer one could only have
+	 * been written by a partition with quorum, which includes one of them */
+	if (have && q->multi) {
+		int ds = atomic_load(&e->dstate), same = 1;
+		uint64_t cur = e->sb.uuid[UUID_CURRENT];
+		for (int i = 0; i < q->npeers && (ds == DS_OUTDATED || ds == DS_CONSISTENT); i++) {
+			struct peer_view v;
+			peer_view(q->peers[i], &v);
+			same += v.usable && v.disk >= DS_OUTDATED && v.uuid == cur && v.repl == RS_ESTABLISHED;
+		}
+		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && same >= q->need) {
+			engine_set_uptodate(e, "a quorum of disks has this node's data generation");
+			for (int i = 0; i < q->npeers; i++)
+				peer_state_changed(q->peers[i]);
+		}
+	}
 	char why[256] = "";
 	pthread_mutex_lock(&q->lock);
 	struct peer_view pv = { 0 };

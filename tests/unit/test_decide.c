@@ -154,7 +154,7 @@ TEST(policy_parse)
 }
 
 /* decide_multi: M(disk, primary, node-id, unsure, third, busy, from, stamp) */
-#define M(d, pri, id, un, third, busy, from, st) { d, pri, id, un, third, busy, from, st }
+#define M(d, pri, id, un, third, busy, from, st) { d, pri, id, un, third, busy, from, st, busy, 7 }
 #define OUT DS_OUTDATED
 #define DL DS_DISKLESS
 
@@ -194,6 +194,14 @@ TEST(several_disk_peers)
 		  "the target is busy with another source" },
 		{ M(UP, 1, 0, 0, 0, 0, -1, 0), M(UP, 0, 1, 0, 1, 0, -1, 0), D_SOURCE_BITMAP, D_SOURCE_BITMAP,
 		  "the Primary resyncs whatever the target's other peers are" },
+		{ M(OUT, 1, 1, 0, 0, 0, -1, 0), M(UP, 0, 0, 0, 0, 0, 1, 9), D_TARGET_BITMAP, D_SOURCE_BITMAP,
+		  "same generation: an Outdated Primary still has every write, it is the source" },
+		{ M(OUT, 1, 1, 1, 0, 0, -1, 0), M(UP, 0, 0, 1, 0, 0, 1, 9), D_TARGET_BITMAP, D_SOURCE_FULL,
+		  "... and unsure: a full resync from the Primary" },
+		{ M(INC, 1, 1, 0, 0, 0, -1, 0), M(UP, 0, 0, 0, 0, 0, 1, 9), D_TARGET_FULL, D_TARGET_FULL,
+		  "an Inconsistent Primary (a SyncTarget promoted) still syncs from the peer" },
+		{ M(UP, 0, 0, 0, 0, 1, 1, 9), M(UP, 0, 1, 0, 0, 0, 1, 5), D_SOURCE_BITMAP, D_DEFERRED,
+		  "a SyncTarget of a third node is no source" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int got = decide_multi(cases[i].d, &cases[i].me, &cases[i].peer);
