@@ -6,17 +6,7 @@
 # CHECK3D_SECONDS (default 45) of writes.
 . "$(dirname "$0")/lib.sh"
 mknet3
-truncate -s 256M "$T/a.img" "$T/b.img" "$T/c.img"
-cat >"$T/r.res" <<EOT
-resource r0 {
-    net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; }
-    options { quorum majority; }
-    on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
-    on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
-    on c { node-id 2; address $IP_C:7790; disk $T/c.img; }
-    connection-mesh { hosts a b c; }
-}
-EOT
+mkres3d 256M "quorum majority;"
 up3() {
 	local n
 	for n in a b c; do "n$n" create-md r0 --force || return 1; done

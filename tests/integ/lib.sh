@@ -212,6 +212,27 @@ resource r0 {
 }
 EOT
 }
+# mkres3d SIZE [OPTIONS-SECTION-TEXT]: a, b and c all with disks (protocol C,
+# full mesh); NET_OPTS adds to the net section
+mkres3d() {
+	local size=$1; shift
+	truncate -s "$size" "$T/a.img" "$T/b.img" "$T/c.img"
+	cat >"$T/r.res" <<EOT
+resource r0 {
+    net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; ${NET_OPTS:-} }
+    options { ${*:-} }
+    on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
+    on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
+    on c { node-id 2; address $IP_C:7790; disk $T/c.img; }
+    connection-mesh { hosts a b c; }
+}
+EOT
+}
+all3() { jcheck a "$1" && jcheck b "$1" && jcheck c "$1"; }
+md5_all_equal() {
+	local x y z
+	x=$(img_md5 a) && y=$(img_md5 b) && z=$(img_md5 c) && [ "$x" = "$y" ] && [ "$y" = "$z" ]
+}
 nc3() { nsenter --net=/run/netns/$NS_C "$DIPOLE" -c "${CFG_C:-$T/r.res}" --node c --run-dir "$T/rc" "$@"; }
 nc() { nc3 "$@"; }
 

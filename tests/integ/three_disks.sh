@@ -7,21 +7,7 @@
 # back as a SyncTarget. Data checked byte for byte on all three disks.
 source "$(dirname "$0")/lib.sh"
 mknet3
-truncate -s 64M "$T/a.img" "$T/b.img" "$T/c.img"
-cat >"$T/r.res" <<EOT
-resource r0 {
-    net { protocol C; connect-int 1; ping-int 1; ping-timeout 5; }
-    on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
-    on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
-    on c { node-id 2; address $IP_C:7790; disk $T/c.img; }
-    connection-mesh { hosts a b c; }
-}
-EOT
-all3() { jcheck a "$1" && jcheck b "$1" && jcheck c "$1"; }
-md5_all_equal() {
-	local x y z
-	x=$(img_md5 a) && y=$(img_md5 b) && z=$(img_md5 c) && [ "$x" = "$y" ] && [ "$y" = "$z" ]
-}
+mkres3d 64M
 # peer NODE NAME EXPR: EXPR about NODE's peer NAME (q)
 peer() {
 	"n$1" status r0 --json 2>/dev/null | python3 -c "

@@ -7,22 +7,7 @@
 # disks, identical disks, no split brain.
 source "$(dirname "$0")/lib.sh"
 mknet3
-truncate -s 64M "$T/a.img" "$T/b.img" "$T/c.img"
-cat >"$T/r.res" <<EOT
-resource r0 {
-    net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; }
-    options { quorum majority; on-no-quorum suspend-io; }
-    on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
-    on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
-    on c { node-id 2; address $IP_C:7790; disk $T/c.img; }
-    connection-mesh { hosts a b c; }
-}
-EOT
-all3() { jcheck a "$1" && jcheck b "$1" && jcheck c "$1"; }
-md5_all_equal() {
-	local x y z
-	x=$(img_md5 a) && y=$(img_md5 b) && z=$(img_md5 c) && [ "$x" = "$y" ] && [ "$y" = "$z" ]
-}
+mkres3d 64M "quorum majority; on-no-quorum suspend-io;"
 all_have() { has a "$@" && has b "$@" && has c "$@"; }
 synced() { all3 "o['disk'] == 'UpToDate' and not o['io_suspended'] and all(x['connection'] == 'Connected' and \
 x['out_of_sync_bytes'] == 0 and x['replication'] == 'Established' for x in o['peers'])"; }
@@ -41,26 +26,23 @@ check "initial sync" wait_for 60 synced
 wbg w0 a 0x10 0
 check "a write with every disk connected completes" wait_for 20 done_ok w0
 
-# ---- AB | C ------------------------------------------------------------------
-cut3 a c; cut3 b c
-wbg s1a a 0x21 1M
-check "AB|C: a's write completes (on a and b: two disks of three)" wait_for 30 done_ok s1a
-check "AB|C: c has no quorum, its disk is Outdated" wait_for 20 jcheck c "not o['quorum']['have'] and \
+# lone X BYTE OFF NAME SHAPE: X (a Secondary) is cut off from both others; a's
+# write NAME of BYTE at OFF completes on the two disks left, X is Outdated and
+# cannot be promoted; healed, all converge
+lone() {
+	local x=$1 y
+	for y in a b c; do [ "$y" = "$x" ] || cut3 "$x" "$y"; done
+	wbg "$4" a "$2" "$3"
+	check "$5: a's write completes (on two disks of three)" wait_for 30 done_ok "$4"
+	check "$5: $x has no quorum, its disk is Outdated" wait_for 20 jcheck "$x" "not o['quorum']['have'] and \
 o['disk'] == 'Outdated'"
-expect_rc "AB|C: c cannot be promoted" 3 "no quorum" nc primary r0
-heal3 a c; heal3 b c
-check "AB|C healed: converged" wait_for 60 synced
+	expect_rc "$5: $x cannot be promoted" 3 "no quorum" "n$x" primary r0
+	for y in a b c; do [ "$y" = "$x" ] || heal3 "$x" "$y"; done
+	check "$5 healed: converged" wait_for 60 synced
+}
+lone c 0x21 1M s1a "AB|C"
 check "AB|C: every acknowledged write is on all three" all_have 0x10@0 0x21@1M
-
-# ---- AC | B ------------------------------------------------------------------
-cut3 a b; cut3 b c
-wbg s5a a 0x51 5M
-check "AC|B: a's write completes (on a and c)" wait_for 30 done_ok s5a
-check "AC|B: b has no quorum, its disk is Outdated" wait_for 20 jcheck b "not o['quorum']['have'] and \
-o['disk'] == 'Outdated'"
-expect_rc "AC|B: b cannot be promoted" 3 "no quorum" nb primary r0
-heal3 a b; heal3 b c
-check "AC|B healed: converged" wait_for 60 synced
+lone b 0x51 5M s5a "AC|B"
 check "AC|B: every acknowledged write is on all three" all_have 0x10@0 0x21@1M 0x51@5M
 
 # ---- A | BC: the Primary alone ----------------------------------------------
