@@ -230,7 +230,7 @@ enum decision resolve_split_brain(const struct side *me, const struct side *peer
 	return r > 0 ? D_SOURCE_BITMAP : r < 0 ? D_TARGET_BITMAP : D_SPLIT_BRAIN;
 }
 
-static enum decision mirror_d(enum decision d)
+enum decision decision_mirror(enum decision d)
 {
 	switch (d) {
 	case D_SOURCE_FULL: return D_TARGET_FULL;
@@ -252,7 +252,7 @@ int decide_multi(enum decision d, const struct mside *me, const struct mside *pe
 		int towards_pri = me->primary ? (v == D_TARGET_FULL || v == D_TARGET_BITMAP)
 					      : (v == D_SOURCE_FULL || v == D_SOURCE_BITMAP);
 		if (pri->disk >= DS_OUTDATED && towards_pri)
-			v = (int)mirror_d((enum decision)v);
+			v = (int)decision_mirror((enum decision)v);
 	}
 	if (v == D_NO_SYNC && unsure) {
 		if (me->primary || peer->primary) {

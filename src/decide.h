@@ -39,6 +39,8 @@ enum decision {
 };
 
 enum decision decide_sync(const struct side *me, const struct side *peer);
+/* The other side's view of a decision (source <-> target). */
+enum decision decision_mirror(enum decision d);
 
 /* Several disk peers (docs/replication.md, "More than two nodes with
  * disks"): what each side's HELLO adds to the pair's decision d. */

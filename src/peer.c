@@ -1924,13 +1924,7 @@ int peer_slot(struct peer *p)
 
 static int mirror_verdict(int v)
 {
-	switch (v) {
-	case D_SOURCE_FULL: return D_TARGET_FULL;
-	case D_TARGET_FULL: return D_SOURCE_FULL;
-	case D_SOURCE_BITMAP: return D_TARGET_BITMAP;
-	case D_TARGET_BITMAP: return D_SOURCE_BITMAP;
-	default: return v;
-	}
+	return v >= 0 && v < V_TWO_PRIMARIES ? (int)decision_mirror((enum decision)v) : v;
 }
 
 /* Exchange verdicts (P_DECISION) on the data channel before anything is

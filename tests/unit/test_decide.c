@@ -6,16 +6,7 @@
 #include "decide.h"
 #include "engine.h"
 
-static enum decision mirror(enum decision d)
-{
-	switch (d) {
-	case D_SOURCE_FULL: return D_TARGET_FULL;
-	case D_TARGET_FULL: return D_SOURCE_FULL;
-	case D_SOURCE_BITMAP: return D_TARGET_BITMAP;
-	case D_TARGET_BITMAP: return D_SOURCE_BITMAP;
-	default: return d;
-	}
-}
+#define mirror decision_mirror
 
 /* shorthand: disk, primary, current, bitmap, h0, h1, oos, node-id */
 #define S(d, pri, c, b, h0, h1, oos, id) { d, pri, { c, b, h0, h1 }, oos, id, 0, 0, 0 }
