@@ -1,4 +1,4 @@
-/* peer — replication with one peer. See peer.h and wire.h. */
+/* peer — replication with one peer node. See peer.h and wire.h. */
 #include "peer.h"
 #include "decide.h"
 #include "handler.h"

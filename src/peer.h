@@ -1,5 +1,7 @@
-/* peer — replication with one peer node: connection, handshake and
- * authentication, the write path (protocols A/B/C), flushes, resync, state.
+/* peer — replication with one peer node (one struct peer per other disk
+ * host; the engine fans writes out to all of them): connection, handshake
+ * and authentication, the write path (protocols A/B/C), flushes, resync,
+ * state. The rules for more than two disk hosts are in decide_multi().
  *
  * Threads: one connection thread per peer (dials or accepts, handshakes, then
  * receives the data channel), one meta receiver (acks, pings) while
