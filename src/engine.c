@@ -1073,6 +1073,12 @@ int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t 
 int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int full)
 {
 	pthread_mutex_lock(&e->lock);
+	/* one source at a time: two resyncs may have been agreed at once */
+	struct peer *cur = atomic_load(&e->sync_peer);
+	if (cur && cur != src) {
+		pthread_mutex_unlock(&e->lock);
+		return -EBUSY;
+	}
 	struct md_super nsb = e->sb;
 	/* from the first resync block on, the local data is a mix: not consistent */
 	nsb.flags &= ~(uint32_t)(MDF_CONSISTENT | MDF_WAS_UP_TO_DATE);

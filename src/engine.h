@@ -176,6 +176,7 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp);
  * UpToDate with the source's generation. While Inconsistent the bitmap holds
  * the blocks this node lacks (all of them when `full`); reads of those go to
  * the peer, and writes completing a block clear its bit. */
+/* -EBUSY when another peer is this node's sync source already. */
 int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int full);
 /* Resync data for [off, off+len): written only to blocks still marked (a
  * block this node wrote since is newer), whose bits are then cleared. */

@@ -1452,6 +1452,11 @@ static void data_loop(struct peer *p)
 				pthread_rwlock_wrlock(&p->sync_lock);
 				rc = engine_sync_target_begin(e, p, p->slot, get_be32(p->rbuf + 8) & SSF_FULL);
 				pthread_rwlock_unlock(&p->sync_lock);
+				if (rc == -EBUSY) {
+					set_reason(p, "peer started a resync while this node is SyncTarget of another "
+						   "peer; connecting again (deferred until that one is done)");
+					return;
+				}
 				if (rc) {
 					set_reason(p, "cannot start the resync: metadata write failed: %s", strerror(-rc));
 					return;
@@ -2470,7 +2475,8 @@ int peer_invalidate(struct peer *p, char *msg)
 	int rc = engine_sync_target_begin(e, p, p->slot, 1);
 	pthread_rwlock_unlock(&p->sync_lock);
 	if (rc) {
-		snprintf(msg, 256, "cannot write metadata: %s", strerror(-rc));
+		snprintf(msg, 256, rc == -EBUSY ? "refusing to invalidate: a resync to this node is running"
+						: "cannot write metadata: %s", strerror(-rc));
 		return rc;
 	}
 	log_warn("invalidated: local data is Inconsistent until the full sync from %s completes", p->ph->name);
