@@ -1134,10 +1134,6 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	if (!rc)
 		rc = sb_commit(e, &nsb);
 	if (!rc) {
-		/* identical to the source now: nothing is out of sync with it; what
-		 * the other slots counted is moot (they are unsure now) */
-		for (uint32_t i = 0; i < e->nslots; i++)
-			engine_clear_oos(e, (int)i, 0, e->bm_bits);
 		atomic_store(&e->sync_slot, -1);
 		atomic_store(&e->sync_peer, NULL);
 		atomic_store(&e->dstate, DS_UPTODATE);
