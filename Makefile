@@ -17,7 +17,7 @@ LAYERS  := base conf store net repl export fs daemon cli
 upto     = $(if $(filter $1,$(firstword $2)),$(firstword $2),$(firstword $2) $(call upto,$1,$(wordlist 2,99,$2)))
 $(foreach l,$(LAYERS),$(eval INC_$l := $(patsubst %,-Isrc/%,$(call upto,$l,$(LAYERS)))))
 INC_ALL := $(patsubst %,-Isrc/%,$(LAYERS))
-layer    = $(INC_ALL)
+layer    = $(INC_$(firstword $(subst /, ,$1)))
 BASE_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
 ALL_CFLAGS := $(BASE_CFLAGS) $(INC_ALL)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

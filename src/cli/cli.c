@@ -1,5 +1,6 @@
 /* cli — see cli.h. */
 #include "cli.h"
+#include "daemon.h"
 #include "log.h"
 #include "util.h"
 
@@ -96,6 +97,6 @@ int cli_resolve(struct cli *cli, const char *name, const struct cfg_resource **r
 
 void cli_path(const struct cli *cli, const char *res, const char *suffix, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%s.%s", cli->run_dir, res, suffix);
+	daemon_path(cli->run_dir, res, suffix, out, len);
 }
 

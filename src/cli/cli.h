@@ -7,8 +7,7 @@
 #define DIPOLE_CLI_H
 
 #include "config.h"
-
-enum exit_code { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STATE = 3 };
+#include "ctl.h"
 
 struct cli {
 	const char *config_path; /* NULL: default search */

@@ -94,7 +94,7 @@ int cmd_down(struct cli *cli, int argc, char **argv)
 		sb_free(&b);
 		if (again == -ENOENT || again == -ECONNREFUSED) {
 			/* not running: down is idempotent, but sweep a killed daemon's leftovers */
-			daemon_clean_stale(cli, res, 0);
+			daemon_clean_stale(cli->run_dir, res, 0);
 			fprintf(stderr, "dipole: resource '%s' is not up\n", res);
 			return EXIT_OK;
 		}

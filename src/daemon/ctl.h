@@ -9,6 +9,10 @@
 
 #include "util.h"
 
+/* Exit codes of every `dipole` command and of every control reply
+ * (contract, ../shared/design.md "Command line"). */
+enum exit_code { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STATE = 3 };
+
 /* Send `req` to the daemon at `sock_path`. On success returns the daemon's
  * exit code (>= 0) with message in msg[512] and body appended to `body`.
  * -ENOENT / -ECONNREFUSED when no daemon is listening. */

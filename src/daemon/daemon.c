@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 struct daemon {
-	struct cli *cli;
+	const char *run_dir;
 	const struct cfg_resource *r;
 	const struct cfg_host *h;
 	struct engine *e;
@@ -507,12 +507,17 @@ static int main_loop(struct daemon *d, int sfd)
 
 /* ------------------------------------------------------------- up */
 
-int daemon_clean_stale(const struct cli *cli, const char *res, int quiet)
+void daemon_path(const char *run_dir, const char *res, const char *suffix, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s.%s", run_dir, res, suffix);
+}
+
+int daemon_clean_stale(const char *run_dir, const char *res, int quiet)
 {
 	char p[512], file[600], msg[512];
 	int rc = 0;
 
-	cli_path(cli, res, "fuse", p, sizeof p);
+	daemon_path(run_dir, res, "fuse", p, sizeof p);
 	snprintf(file, sizeof file, "%s/%s", p, res);
 	int n = loopdev_clean_stale(file, msg, sizeof msg);
 	if (n > 0 && !quiet)
@@ -530,7 +535,7 @@ int daemon_clean_stale(const struct cli *cli, const char *res, int quiet)
 	rmdir(p);
 	static const char *const sfx[] = { "nbd", "ctl" };
 	for (size_t i = 0; i < ARRAY_SIZE(sfx); i++) {
-		cli_path(cli, res, sfx[i], p, sizeof p);
+		daemon_path(run_dir, res, sfx[i], p, sizeof p);
 		if (unlink(p) == 0 && !quiet)
 			fprintf(stderr, "dipole: %s: removed stale socket %s\n", res, p);
 	}
@@ -573,51 +578,33 @@ static void write_pid(struct daemon *d)
 	(void)!pwrite(d->lock_fd, buf, (size_t)n, 0);
 }
 
-int cmd_up(struct cli *cli, int argc, char **argv)
+int daemon_up(const struct daemon_args *a)
 {
-	struct daemon d = { .cli = cli, .loop_fd = -1, .ctl_fd = -1 };
-	const char *name = NULL, *device = NULL;
-	int foreground = 0, rc, ready[2] = { -1, -1 };
+	struct daemon d = { .run_dir = a->run_dir, .r = a->r, .h = a->h, .nbd_tcp = a->nbd_tcp,
+			    .loop_fd = -1, .ctl_fd = -1 };
+	const char *name = a->r->name, *device = a->device;
+	int foreground = a->foreground, rc, ready[2] = { -1, -1 };
 	char err[MD_MSG_MAX];
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--foreground"))
-			foreground = 1;
-		else if (!strcmp(argv[i], "--device") && i + 1 < argc)
-			device = argv[++i];
-		else if (!strcmp(argv[i], "--nbd-tcp") && i + 1 < argc)
-			d.nbd_tcp = argv[++i];
-		else if (argv[i][0] == '-' || name) {
-			fprintf(stderr, "dipole up: unexpected argument '%s'\n  usage: %s\n", argv[i], cli_find("up")->usage);
-			return EXIT_USAGE;
-		} else
-			name = argv[i];
-	}
-	if (!name) {
-		fprintf(stderr, "dipole up: missing resource name\n  usage: dipole %s\n", cli_find("up")->usage);
-		return EXIT_USAGE;
-	}
-	if ((rc = cli_load(cli, 1)) || (rc = cli_resolve(cli, name, &d.r, &d.h)))
-		return rc;
 	if ((rc = check_resource(d.r)))
 		return rc;
 	if (!device)
 		device = d.h->device;
 	if (!d.nbd_tcp)
 		d.nbd_tcp = d.h->nbd_address;
-	if (mkdir(cli->run_dir, 0755) < 0 && errno != EEXIST) {
-		fprintf(stderr, "dipole: cannot create run dir %s: %s\n", cli->run_dir, strerror(errno));
+	if (mkdir(d.run_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "dipole: cannot create run dir %s: %s\n", d.run_dir, strerror(errno));
 		return EXIT_FAIL;
 	}
-	cli_path(cli, name, "nbd", d.nbd_path, sizeof d.nbd_path);
-	cli_path(cli, name, "ctl", d.ctl_path, sizeof d.ctl_path);
-	cli_path(cli, name, "pid", d.pid_path, sizeof d.pid_path);
-	cli_path(cli, name, "fuse", d.fuse_path, sizeof d.fuse_path);
-	cli_path(cli, name, "log", d.log_path, sizeof d.log_path);
+	daemon_path(d.run_dir, name, "nbd", d.nbd_path, sizeof d.nbd_path);
+	daemon_path(d.run_dir, name, "ctl", d.ctl_path, sizeof d.ctl_path);
+	daemon_path(d.run_dir, name, "pid", d.pid_path, sizeof d.pid_path);
+	daemon_path(d.run_dir, name, "fuse", d.fuse_path, sizeof d.fuse_path);
+	daemon_path(d.run_dir, name, "log", d.log_path, sizeof d.log_path);
 	if ((rc = lock_resource(&d)))
 		return rc;
 	/* we hold the lock: anything still here belongs to a dead daemon */
-	daemon_clean_stale(cli, name, 0);
+	daemon_clean_stale(d.run_dir, name, 0);
 	if (device && strcmp(device, "none")) {
 		struct stat st;
 		if (lstat(device, &st) == 0) {
