@@ -178,7 +178,7 @@ char *xstrdup(const char *s)
 	return p;
 }
 
-void sb_printf(struct strbuf *sb, const char *fmt, ...)
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -198,22 +198,22 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	sb->len += (size_t)n;
 }
 
-void sb_json_str(struct strbuf *sb, const char *s)
+void strbuf_json_str(struct strbuf *sb, const char *s)
 {
-	sb_printf(sb, "\"");
+	strbuf_printf(sb, "\"");
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
-			sb_printf(sb, "\\%c", c);
+			strbuf_printf(sb, "\\%c", c);
 		else if (c < 0x20)
-			sb_printf(sb, "\\u%04x", c);
+			strbuf_printf(sb, "\\u%04x", c);
 		else
-			sb_printf(sb, "%c", c);
+			strbuf_printf(sb, "%c", c);
 	}
-	sb_printf(sb, "\"");
+	strbuf_printf(sb, "\"");
 }
 
-void sb_free(struct strbuf *sb)
+void strbuf_free(struct strbuf *sb)
 {
 	free(sb->buf);
 	sb->buf = NULL;

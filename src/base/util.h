@@ -47,9 +47,9 @@ static inline uint64_t get_be64(const uint8_t *p) { uint64_t v = 0; for (int i =
 
 /* Growable string buffer; aborts on allocation failure (only used off the data path). */
 struct strbuf { char *buf; size_t len, cap; };
-void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_json_str(struct strbuf *sb, const char *s); /* appends a quoted JSON string */
-void sb_free(struct strbuf *sb);
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_json_str(struct strbuf *sb, const char *s); /* appends a quoted JSON string */
+void strbuf_free(struct strbuf *sb);
 
 /* xmalloc family: abort with a message on OOM (config/CLI paths only). */
 void *xcalloc(size_t n, size_t sz);

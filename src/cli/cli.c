@@ -69,12 +69,12 @@ int cli_resolve(struct cli *cli, const char *name, const struct cfg_resource **r
 	const struct cfg_resource *r = cfg_find_res(cli->cfg, name);
 	if (!r) {
 		struct strbuf sb = { 0 };
-		sb_printf(&sb, "%s", "");
+		strbuf_printf(&sb, "%s", "");
 		for (int i = 0; i < cli->cfg->nres; i++)
-			sb_printf(&sb, "%s%s", i ? ", " : "", cli->cfg->res[i].name);
+			strbuf_printf(&sb, "%s%s", i ? ", " : "", cli->cfg->res[i].name);
 		fprintf(stderr, "dipole: no resource '%s' in the configuration (%s)\n  resources known: %s\n",
 			name, cli->cfg->nfiles ? cli->cfg->files[0] : "?", sb.buf[0] ? sb.buf : "(none)");
-		sb_free(&sb);
+		strbuf_free(&sb);
 		return EXIT_USAGE;
 	}
 	*res = r;
@@ -83,13 +83,13 @@ int cli_resolve(struct cli *cli, const char *name, const struct cfg_resource **r
 	*host = cfg_find_host(r, cli->node);
 	if (!*host) {
 		struct strbuf sb = { 0 };
-		sb_printf(&sb, "%s", "");
+		strbuf_printf(&sb, "%s", "");
 		for (int i = 0; i < r->nhosts; i++)
-			sb_printf(&sb, "%s%s", i ? ", " : "", r->hosts[i].name);
+			strbuf_printf(&sb, "%s%s", i ? ", " : "", r->hosts[i].name);
 		fprintf(stderr, "dipole: this node '%s' has no 'on %s' section in resource '%s' (%s:%d)\n"
 				"  hosts known: %s\n  hint: pass --node NAME, or fix the host name\n",
 			cli->node, cli->node, r->name, r->loc.file, r->loc.line, sb.buf);
-		sb_free(&sb);
+		strbuf_free(&sb);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;

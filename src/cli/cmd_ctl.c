@@ -35,11 +35,11 @@ static int request(struct cli *cli, const char *res, const char *req, int not_up
 		fprintf(stderr, "dipole: %s: %s\n", res, msg);
 	if (body.buf) {
 		if (out)
-			sb_printf(out, "%s", body.buf);
+			strbuf_printf(out, "%s", body.buf);
 		else
 			fputs(body.buf, stdout);
 	}
-	sb_free(&body);
+	strbuf_free(&body);
 	return rc;
 }
 
@@ -91,7 +91,7 @@ int cmd_down(struct cli *cli, int argc, char **argv)
 		struct strbuf b = { 0 };
 		char msg[512];
 		int again = ctl_request(sock, "state", msg, &b);
-		sb_free(&b);
+		strbuf_free(&b);
 		if (again == -ENOENT || again == -ECONNREFUSED) {
 			/* not running: down is idempotent, but sweep a killed daemon's leftovers */
 			daemon_clean_stale(cli->run_dir, res, 0);
@@ -180,7 +180,7 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 				continue;
 			rc = request(cli, n, "state", -1, &b);
 			if (rc == EXIT_STATE)
-				sb_printf(&b, "down\n");
+				strbuf_printf(&b, "down\n");
 			if (b.buf && (!last[i] || strcmp(last[i], b.buf))) {
 				char ts[40];
 				struct timespec t;
@@ -190,7 +190,7 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 				free(last[i]);
 				last[i] = xstrdup(b.buf);
 			}
-			sb_free(&b);
+			strbuf_free(&b);
 		}
 		if (once)
 			break;
@@ -226,11 +226,11 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
 		usleep(200 * 1000);
 		rc = request(cli, res, "verify-status", EXIT_STATE, &sb);
 		if (rc || !sb.buf || sscanf(sb.buf, "%d %lf %llu %llu", &running, &pct, &oos, &blocks) != 4) {
-			sb_free(&sb);
+			strbuf_free(&sb);
 			fprintf(stderr, "dipole verify: lost the daemon of '%s'\n", res);
 			return rc ? rc : EXIT_FAIL;
 		}
-		sb_free(&sb);
+		strbuf_free(&sb);
 		if (running) {
 			if (tick % 5 == 0)
 				fprintf(stderr, "verify %s: %.1f%% done, %llu block(s) out of sync so far\n", res, pct, oos);

@@ -149,7 +149,7 @@ static int lex_next(struct parser *ps, struct lexer *lx, struct tok *t)
 	case '"': {
 		struct strbuf sb = { 0 };
 		lex_advance(lx);
-		sb_printf(&sb, "%s", "");
+		strbuf_printf(&sb, "%s", "");
 		while (lx->p < lx->end && *lx->p != '"') {
 			char c = *lx->p;
 			if (c == '\\' && lx->p + 1 < lx->end) {
@@ -158,11 +158,11 @@ static int lex_next(struct parser *ps, struct lexer *lx, struct tok *t)
 			} else if (c == '\n' || c == '\0') {
 				break;
 			}
-			sb_printf(&sb, "%c", c);
+			strbuf_printf(&sb, "%c", c);
 			lex_advance(lx);
 		}
 		if (lx->p >= lx->end || *lx->p != '"') {
-			sb_free(&sb);
+			strbuf_free(&sb);
 			perr(ps, t->loc, "close the string with '\"' on the same line",
 			     "expected '\"' to end the string, found %s",
 			     lx->p >= lx->end ? "end of file" : "end of line");
@@ -538,9 +538,9 @@ static int enum_has(const char *choices, const char *v)
 static char *join_args(const struct node *n)
 {
 	struct strbuf sb = { 0 };
-	sb_printf(&sb, "%s", "");
+	strbuf_printf(&sb, "%s", "");
 	for (int i = 0; i < n->nargs; i++)
-		sb_printf(&sb, "%s%s", i ? " " : "", n->args[i].text);
+		strbuf_printf(&sb, "%s%s", i ? " " : "", n->args[i].text);
 	return sb.buf;
 }
 
@@ -1238,19 +1238,19 @@ static void dump_value(struct strbuf *sb, const char *v)
 		if (!is_word_char(*p) || *p == '#')
 			plain = 0;
 	if (plain) {
-		sb_printf(sb, "%s", v);
+		strbuf_printf(sb, "%s", v);
 		return;
 	}
-	sb_printf(sb, "\"");
+	strbuf_printf(sb, "\"");
 	for (const char *p = v; *p; p++) {
 		if (*p == '\n')
-			sb_printf(sb, "\\n"); /* a raw newline would end the string */
+			strbuf_printf(sb, "\\n"); /* a raw newline would end the string */
 		else if (*p == '\t')
-			sb_printf(sb, "\\t");
+			strbuf_printf(sb, "\\t");
 		else
-			sb_printf(sb, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+			strbuf_printf(sb, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
 	}
-	sb_printf(sb, "\"");
+	strbuf_printf(sb, "\"");
 }
 
 static int words_plain(const char *v)
@@ -1274,69 +1274,69 @@ static void dump_section(struct strbuf *sb, const char *name, const struct cfg_s
 {
 	if (!s->n)
 		return;
-	sb_printf(sb, "%s%s {\n", ind, name);
+	strbuf_printf(sb, "%s%s {\n", ind, name);
 	for (int i = 0; i < s->n; i++) {
 		const struct optspec *spec = find_spec(tab, s->opts[i].key);
 		const char *v = s->opts[i].val;
-		sb_printf(sb, "%s    %s", ind, s->opts[i].key);
+		strbuf_printf(sb, "%s    %s", ind, s->opts[i].key);
 		/* a flag without value prints bare; any other option prints its
 		 * value, even an empty one (as "") */
 		if (*v || (spec && spec->kind != K_FLAG)) {
-			sb_printf(sb, " ");
+			strbuf_printf(sb, " ");
 			/* several plain words (become-primary-on a b) print as words;
 			 * everything else as one quoted value, so the dump parses back */
 			if (spec && spec->kind == K_ANY && strchr(v, ' ') && words_plain(v))
-				sb_printf(sb, "%s", v);
+				strbuf_printf(sb, "%s", v);
 			else
 				dump_value(sb, v);
 		}
-		sb_printf(sb, ";\n");
+		strbuf_printf(sb, ";\n");
 	}
-	sb_printf(sb, "%s}\n", ind);
+	strbuf_printf(sb, "%s}\n", ind);
 }
 
 char *cfg_dump(const struct cfg *cfg, const char *res)
 {
 	struct strbuf sb = { 0 };
 
-	sb_printf(&sb, "%s", "");
+	strbuf_printf(&sb, "%s", "");
 	if (!res && cfg->global.n) {
 		dump_section(&sb, "global", &cfg->global, "", global_opts);
-		sb_printf(&sb, "\n");
+		strbuf_printf(&sb, "\n");
 	}
 	for (int i = 0; i < cfg->nres; i++) {
 		const struct cfg_resource *r = &cfg->res[i];
 		if (res && strcmp(res, r->name))
 			continue;
-		sb_printf(&sb, "# resource %s from %s:%d\n", r->name, r->loc.file, r->loc.line);
-		sb_printf(&sb, "resource %s {\n", r->name);
+		strbuf_printf(&sb, "# resource %s from %s:%d\n", r->name, r->loc.file, r->loc.line);
+		strbuf_printf(&sb, "resource %s {\n", r->name);
 		for (int s = 0; s < SECT_COUNT; s++)
 			dump_section(&sb, sect_names[s], &r->sect[s], "    ", sect_tables[s]);
 		for (int h = 0; h < r->nhosts; h++) {
 			const struct cfg_host *ho = &r->hosts[h];
-			sb_printf(&sb, "    on %s {\n", ho->name);
-			sb_printf(&sb, "        node-id %d;\n", ho->node_id);
-			sb_printf(&sb, "        address %s %s;\n", ho->af, ho->address);
+			strbuf_printf(&sb, "    on %s {\n", ho->name);
+			strbuf_printf(&sb, "        node-id %d;\n", ho->node_id);
+			strbuf_printf(&sb, "        address %s %s;\n", ho->af, ho->address);
 			if (ho->nbd_address)
-				sb_printf(&sb, "        nbd-address %s;\n", ho->nbd_address);
-			sb_printf(&sb, "        disk ");
+				strbuf_printf(&sb, "        nbd-address %s;\n", ho->nbd_address);
+			strbuf_printf(&sb, "        disk ");
 			dump_value(&sb, ho->disk);
-			sb_printf(&sb, ";\n");
+			strbuf_printf(&sb, ";\n");
 			if (ho->device) {
-				sb_printf(&sb, "        device ");
+				strbuf_printf(&sb, "        device ");
 				dump_value(&sb, ho->device);
-				sb_printf(&sb, ";\n");
+				strbuf_printf(&sb, ";\n");
 			}
-			sb_printf(&sb, "        meta-disk %s;\n", ho->meta_disk);
-			sb_printf(&sb, "    }\n");
+			strbuf_printf(&sb, "        meta-disk %s;\n", ho->meta_disk);
+			strbuf_printf(&sb, "    }\n");
 		}
 		if (r->has_mesh) {
-			sb_printf(&sb, "    connection-mesh {\n        hosts");
+			strbuf_printf(&sb, "    connection-mesh {\n        hosts");
 			for (int h = 0; h < r->nhosts; h++)
-				sb_printf(&sb, " %s", r->hosts[h].name);
-			sb_printf(&sb, ";\n    }\n");
+				strbuf_printf(&sb, " %s", r->hosts[h].name);
+			strbuf_printf(&sb, ";\n    }\n");
 		}
-		sb_printf(&sb, "}\n");
+		strbuf_printf(&sb, "}\n");
 	}
 	return sb.buf;
 }

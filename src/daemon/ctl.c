@@ -50,7 +50,7 @@ int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf
 		if (n <= 0)
 			break;
 		buf[n] = 0;
-		sb_printf(&all, "%s", buf);
+		strbuf_printf(&all, "%s", buf);
 	}
 	close(fd);
 	if (!all.buf) {
@@ -64,8 +64,8 @@ int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf
 	const char *sp = strchr(all.buf, ' ');
 	snprintf(msg, 512, "%s", sp ? sp + 1 : "");
 	if (nl && nl[1])
-		sb_printf(body, "%s", nl + 1);
-	sb_free(&all);
+		strbuf_printf(body, "%s", nl + 1);
+	strbuf_free(&all);
 	return code;
 }
 

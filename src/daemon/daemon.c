@@ -58,26 +58,26 @@ struct daemon {
 static void status_json(struct daemon *d, struct strbuf *sb)
 {
 	struct engine *e = d->e;
-	sb_printf(sb, "{\"name\":");
-	sb_json_str(sb, d->r->name);
-	sb_printf(sb, ",\"node\":");
-	sb_json_str(sb, d->h->name);
-	sb_printf(sb, ",\"role\":\"%s\",\"disk\":\"%s\",\"size_bytes\":%llu,\"peers\":[",
+	strbuf_printf(sb, "{\"name\":");
+	strbuf_json_str(sb, d->r->name);
+	strbuf_printf(sb, ",\"node\":");
+	strbuf_json_str(sb, d->h->name);
+	strbuf_printf(sb, ",\"role\":\"%s\",\"disk\":\"%s\",\"size_bytes\":%llu,\"peers\":[",
 		  role_name((enum role)atomic_load(&e->role)), disk_state_name((enum disk_state)atomic_load(&e->dstate)),
 		  (unsigned long long)e->size);
 	for (int i = 0; i < d->npeers; i++) {
 		if (i)
-			sb_printf(sb, ",");
+			strbuf_printf(sb, ",");
 		peer_status_json(d->peers[i], sb);
 	}
 	if (d->quorum)
 		quorum_peers_json(d->quorum, sb, d->npeers > 0);
-	sb_printf(sb, "],");
+	strbuf_printf(sb, "],");
 	if (d->quorum) {
 		quorum_status_json(d->quorum, sb);
-		sb_printf(sb, ",");
+		strbuf_printf(sb, ",");
 	}
-	sb_printf(sb, "\"stats\":{\"sent_bytes\":%llu,\"received_bytes\":%llu,\"written_bytes\":%llu,"
+	strbuf_printf(sb, "\"stats\":{\"sent_bytes\":%llu,\"received_bytes\":%llu,\"written_bytes\":%llu,"
 		  "\"read_bytes\":%llu,\"io_errors\":%llu},",
 		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
 		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
@@ -88,34 +88,34 @@ static void status_json(struct daemon *d, struct strbuf *sb)
 	snprintf(dr, sizeof dr, "%s", e->detach_reason);
 	snprintf(sr, sizeof sr, "%s", e->suspend_reason);
 	pthread_mutex_unlock(&e->lock);
-	sb_printf(sb, "\"disk_reason\":");
-	sb_json_str(sb, dr);
-	sb_printf(sb, ",\"io_suspended\":%s,\"suspend_reason\":", engine_is_suspended(e) ? "true" : "false");
-	sb_json_str(sb, sr);
-	sb_printf(sb, ",\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
+	strbuf_printf(sb, "\"disk_reason\":");
+	strbuf_json_str(sb, dr);
+	strbuf_printf(sb, ",\"io_suspended\":%s,\"suspend_reason\":", engine_is_suspended(e) ? "true" : "false");
+	strbuf_json_str(sb, sr);
+	strbuf_printf(sb, ",\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
 		  "\"activity_log\":{\"active_extents\":%u,\"updates\":%llu,\"marked_at_attach\":%llu},",
 		  (unsigned long long)gc, (unsigned long long)gb, al_active(e->al), (unsigned long long)al_updates(e->al), (unsigned long long)e->al_marked);
-	sb_printf(sb, "\"exports\":{\"nbd\":");
+	strbuf_printf(sb, "\"exports\":{\"nbd\":");
 	if (d->nbd)
-		sb_json_str(sb, d->nbd_path);
+		strbuf_json_str(sb, d->nbd_path);
 	else
-		sb_printf(sb, "null");
-	sb_printf(sb, ",\"nbd_tcp\":");
+		strbuf_printf(sb, "null");
+	strbuf_printf(sb, ",\"nbd_tcp\":");
 	if (d->nbd_tcp)
-		sb_json_str(sb, d->nbd_tcp);
+		strbuf_json_str(sb, d->nbd_tcp);
 	else
-		sb_printf(sb, "null");
-	sb_printf(sb, ",\"nbd_clients\":%d,\"loop\":", nbd_server_clients(d->nbd));
+		strbuf_printf(sb, "null");
+	strbuf_printf(sb, ",\"nbd_clients\":%d,\"loop\":", nbd_server_clients(d->nbd));
 	if (d->loop_dev[0])
-		sb_json_str(sb, d->loop_dev);
+		strbuf_json_str(sb, d->loop_dev);
 	else
-		sb_printf(sb, "null");
-	sb_printf(sb, ",\"device\":");
+		strbuf_printf(sb, "null");
+	strbuf_printf(sb, ",\"device\":");
 	if (d->device[0])
-		sb_json_str(sb, d->device);
+		strbuf_json_str(sb, d->device);
 	else
-		sb_printf(sb, "null");
-	sb_printf(sb, "},\"pid\":%d}\n", (int)getpid());
+		strbuf_printf(sb, "null");
+	strbuf_printf(sb, "},\"pid\":%d}\n", (int)getpid());
 }
 
 static void status_text(struct daemon *d, struct strbuf *sb)
@@ -123,28 +123,28 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 	struct engine *e = d->e;
 	char a[32], b[32], c[32], f[32];
 
-	sb_printf(sb, "%s node:%s role:%s\n", d->r->name, d->h->name, role_name((enum role)atomic_load(&e->role)));
-	sb_printf(sb, "  disk:%s size:%s\n", disk_state_name((enum disk_state)atomic_load(&e->dstate)),
+	strbuf_printf(sb, "%s node:%s role:%s\n", d->r->name, d->h->name, role_name((enum role)atomic_load(&e->role)));
+	strbuf_printf(sb, "  disk:%s size:%s\n", disk_state_name((enum disk_state)atomic_load(&e->dstate)),
 		  fmt_size(e->size, a, sizeof a));
 	pthread_mutex_lock(&e->lock);
 	if (e->detach_reason[0])
-		sb_printf(sb, "  disk detached: %s\n", e->detach_reason);
+		strbuf_printf(sb, "  disk detached: %s\n", e->detach_reason);
 	if (atomic_load(&e->suspended))
-		sb_printf(sb, "  I/O SUSPENDED: %s\n", e->suspend_reason);
+		strbuf_printf(sb, "  I/O SUSPENDED: %s\n", e->suspend_reason);
 	pthread_mutex_unlock(&e->lock);
 	for (int i = 0; i < d->npeers; i++)
 		peer_status_text(d->peers[i], sb);
 	if (d->quorum)
 		quorum_status_text(d->quorum, sb);
-	sb_printf(sb, "  exports: nbd:%s", d->nbd ? d->nbd_path : "none (tiebreaker)");
+	strbuf_printf(sb, "  exports: nbd:%s", d->nbd ? d->nbd_path : "none (tiebreaker)");
 	if (d->nbd_tcp)
-		sb_printf(sb, " nbd-tcp:%s", d->nbd_tcp);
-	sb_printf(sb, " (%d client%s)", nbd_server_clients(d->nbd), nbd_server_clients(d->nbd) == 1 ? "" : "s");
+		strbuf_printf(sb, " nbd-tcp:%s", d->nbd_tcp);
+	strbuf_printf(sb, " (%d client%s)", nbd_server_clients(d->nbd), nbd_server_clients(d->nbd) == 1 ? "" : "s");
 	if (d->loop_dev[0])
-		sb_printf(sb, " loop:%s", d->loop_dev);
+		strbuf_printf(sb, " loop:%s", d->loop_dev);
 	if (d->device[0])
-		sb_printf(sb, " device:%s", d->device);
-	sb_printf(sb, "\n  stats: sent:%s received:%s written:%s read:%s io-errors:%llu\n",
+		strbuf_printf(sb, " device:%s", d->device);
+	strbuf_printf(sb, "\n  stats: sent:%s received:%s written:%s read:%s io-errors:%llu\n",
 		  fmt_size(atomic_load(&e->st.sent_bytes), a, sizeof a),
 		  fmt_size(atomic_load(&e->st.received_bytes), b, sizeof b),
 		  fmt_size(atomic_load(&e->st.written_bytes), c, sizeof c),
@@ -154,20 +154,20 @@ static void status_text(struct daemon *d, struct strbuf *sb)
 
 static void state_line(struct daemon *d, struct strbuf *sb)
 {
-	sb_printf(sb, "role:%s disk:%s", role_name((enum role)atomic_load(&d->e->role)),
+	strbuf_printf(sb, "role:%s disk:%s", role_name((enum role)atomic_load(&d->e->role)),
 		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
 	if (engine_is_suspended(d->e)) {
 		char why[256];
 		pthread_mutex_lock(&d->e->lock);
 		snprintf(why, sizeof why, "%s", d->e->suspend_reason);
 		pthread_mutex_unlock(&d->e->lock);
-		sb_printf(sb, " io:suspended reason:\"%s\"", why);
+		strbuf_printf(sb, " io:suspended reason:\"%s\"", why);
 	}
 	for (int i = 0; i < d->npeers; i++)
 		peer_state_line(d->peers[i], sb);
 	if (d->quorum)
 		quorum_state_line(d->quorum, sb);
-	sb_printf(sb, "\n");
+	strbuf_printf(sb, "\n");
 }
 
 /* ------------------------------------------------------- exports */
@@ -400,14 +400,14 @@ static int handle(struct daemon *d, int fd, char *req)
 				 d->device[0] ? d->device : d->loop_dev);
 			ctl_reply(fd, 3, msg, NULL);
 		} else {
-			sb_free(&body);
+			strbuf_free(&body);
 			return 1; /* reply after shutdown, so `down` returns when it is done */
 		}
 	} else {
 		snprintf(msg, sizeof msg, "unknown control request '%.60s'", req);
 		ctl_reply(fd, 2, msg, NULL);
 	}
-	sb_free(&body);
+	strbuf_free(&body);
 	return 0;
 }
 

@@ -98,12 +98,12 @@ static const char *const rule_names[] = {
 	"call-pri-lost-after-sb",
 };
 
-const char *sb_rule_name(enum sb_rule r)
+const char *splitbrain_rule_name(enum splitbrain_rule r)
 {
 	return (unsigned)r < sizeof rule_names / sizeof rule_names[0] ? rule_names[r] : "?";
 }
 
-int sb_rule_parse(int which, const char *v, enum sb_rule *out, int *discard_node_id,
+int splitbrain_rule_parse(int which, const char *v, enum splitbrain_rule *out, int *discard_node_id,
 		  int (*node_id_of)(const char *name, void *arg), void *arg)
 {
 	static const unsigned allowed[3] = {
@@ -131,14 +131,14 @@ int sb_rule_parse(int which, const char *v, enum sb_rule *out, int *discard_node
 		} else if (strcmp(v, rule_names[r])) {
 			continue;
 		}
-		*out = (enum sb_rule)r;
+		*out = (enum splitbrain_rule)r;
 		return 0;
 	}
 	return -1;
 }
 
 /* The after-sb-0pri rule: 1 this node is the source, -1 the target, 0 none. */
-static int rule0(const struct side *me, const struct side *peer, const struct sb_policy *pol, char *why)
+static int rule0(const struct side *me, const struct side *peer, const struct splitbrain_policy *pol, char *why)
 {
 	int lower = me->node_id < peer->node_id;
 	switch (pol->p0) {
@@ -146,7 +146,7 @@ static int rule0(const struct side *me, const struct side *peer, const struct sb
 	case SB_DISCARD_OLDER: {
 		int me_younger = me->gen_time != peer->gen_time ? me->gen_time > peer->gen_time : !lower;
 		int victim = pol->p0 == SB_DISCARD_YOUNGER ? me_younger : !me_younger;
-		snprintf(why, 128, "%s: the %s primary is %s", sb_rule_name(pol->p0),
+		snprintf(why, 128, "%s: the %s primary is %s", splitbrain_rule_name(pol->p0),
 			 pol->p0 == SB_DISCARD_YOUNGER ? "younger" : "older", victim ? "this node" : "the peer");
 		return victim ? -1 : 1;
 	}
@@ -180,7 +180,7 @@ static int rule0(const struct side *me, const struct side *peer, const struct sb
 	}
 }
 
-enum decision resolve_split_brain(const struct side *me, const struct side *peer, const struct sb_policy *pol,
+enum decision resolve_split_brain(const struct side *me, const struct side *peer, const struct splitbrain_policy *pol,
 				  int *pri_lost, char *why)
 {
 	int np = !!me->primary + !!peer->primary, r = 0;
@@ -199,7 +199,7 @@ enum decision resolve_split_brain(const struct side *me, const struct side *peer
 	if (np == 0) {
 		snprintf(why, 128, "after-sb-0pri %s", w0);
 	} else {
-		enum sb_rule rule = np == 1 ? pol->p1 : pol->p2;
+		enum splitbrain_rule rule = np == 1 ? pol->p1 : pol->p2;
 		/* which side would lose: the Primary? */
 		int primary_loses = r && ((r < 0) == !!me->primary);
 		switch (rule) {

@@ -68,7 +68,7 @@ int decide_multi(enum decision d, const struct mside *me, const struct mside *pe
 const char *decision_name(enum decision d);
 
 /* Split-brain recovery policies (drbd.conf(5) meanings). */
-enum sb_rule {
+enum splitbrain_rule {
 	SB_DISCONNECT,
 	SB_DISCARD_YOUNGER,     /* 0pri */
 	SB_DISCARD_OLDER,
@@ -81,22 +81,22 @@ enum sb_rule {
 	SB_CALL_PRI_LOST,       /* 1pri, 2pri */
 };
 
-struct sb_policy {
-	enum sb_rule p0, p1, p2;
+struct splitbrain_policy {
+	enum splitbrain_rule p0, p1, p2;
 	int discard_node_id;    /* SB_DISCARD_NODE: this node's changes are dropped */
 };
 
 /* Parse an after-sb-Npri value (`which` 0, 1, 2). node_id_of maps a host
  * name (discard-node-NAME) to its node-id or -1. Returns 0 or -1. */
-int sb_rule_parse(int which, const char *v, enum sb_rule *out, int *discard_node_id,
+int splitbrain_rule_parse(int which, const char *v, enum splitbrain_rule *out, int *discard_node_id,
 		  int (*node_id_of)(const char *name, void *arg), void *arg);
-const char *sb_rule_name(enum sb_rule r);
+const char *splitbrain_rule_name(enum splitbrain_rule r);
 
 /* Resolve a split brain: D_SOURCE_BITMAP / D_TARGET_BITMAP for this node, or
  * D_SPLIT_BRAIN when the policy leaves it to the administrator. *pri_lost
  * is set when this node is Primary, loses, and the policy says to call the
  * pri-lost-after-sb handler. why[128] names the rule that decided. */
-enum decision resolve_split_brain(const struct side *me, const struct side *peer, const struct sb_policy *pol,
+enum decision resolve_split_brain(const struct side *me, const struct side *peer, const struct splitbrain_policy *pol,
 				  int *pri_lost, char *why);
 
 #endif

@@ -126,7 +126,7 @@ static void unsure_sync(struct engine *e)
 }
 
 /* Persist a metadata change made under e->lock: nsb replaces e->sb on success. */
-static int sb_commit(struct engine *e, struct md_super *nsb)
+static int super_commit(struct engine *e, struct md_super *nsb)
 {
 	int rc = md_write(e->disk, nsb);
 	if (!rc) {
@@ -151,7 +151,7 @@ int engine_bind_slot(struct engine *e, int node_id, char *err)
 	if (rc < 0 && free_slot >= 0) {
 		struct md_super nsb = e->sb;
 		nsb.peer[free_slot].node_id = node_id;
-		rc = sb_commit(e, &nsb);
+		rc = super_commit(e, &nsb);
 		if (!rc)
 			rc = free_slot;
 		else
@@ -190,7 +190,7 @@ void engine_set_unsure(struct engine *e, int slot, int on)
 			nsb.peer[slot].flags |= MDP_UNSURE;
 		else
 			nsb.peer[slot].flags &= ~(uint32_t)MDP_UNSURE;
-		sb_commit(e, &nsb);
+		super_commit(e, &nsb);
 	}
 	pthread_mutex_unlock(&e->lock);
 }
@@ -1132,7 +1132,7 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	if (!rc)
 		rc = disk_flush(e->disk);
 	if (!rc)
-		rc = sb_commit(e, &nsb);
+		rc = super_commit(e, &nsb);
 	if (!rc) {
 		atomic_store(&e->sync_slot, -1);
 		atomic_store(&e->sync_peer, NULL);
@@ -1162,7 +1162,7 @@ int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 		}
 		nsb.uuid[UUID_CURRENT] = md_new_uuid();
 		nsb.gen_time = now_realtime_ns();
-		rc = sb_commit(e, &nsb);
+		rc = super_commit(e, &nsb);
 		if (!rc)
 			log_info("new data generation %016llx (%s); changes since %016llx are tracked in the bitmap",
 				 (unsigned long long)nsb.uuid[UUID_CURRENT], why, (unsigned long long)old);
@@ -1200,7 +1200,7 @@ int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, ui
 			nsb.uuid[UUID_HISTORY1] = uuid[UUID_HISTORY1];
 		}
 		nsb.gen_time = gen_time;
-		rc = sb_commit(e, &nsb);
+		rc = super_commit(e, &nsb);
 		if (!rc)
 			log_info("following the Primary into data generation %016llx (was %016llx)",
 				 (unsigned long long)uuid[UUID_CURRENT], (unsigned long long)old);
@@ -1222,11 +1222,11 @@ int engine_sync_source_done(struct engine *e, int slot)
 		}
 		nsb.peer[slot].bitmap_uuid = 0;
 		nsb.peer[slot].flags &= ~(uint32_t)MDP_UNSURE;
-		rc = sb_commit(e, &nsb);
+		rc = super_commit(e, &nsb);
 	} else if (engine_unsure(e, slot) && !engine_oos(e, slot)) {
 		struct md_super nsb = e->sb;
 		nsb.peer[slot].flags &= ~(uint32_t)MDP_UNSURE;
-		rc = sb_commit(e, &nsb);
+		rc = super_commit(e, &nsb);
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;

@@ -96,7 +96,7 @@ struct peer {
 	_Atomic int primary_at_loss;   /* this node was Primary when the connection was lost */
 	_Atomic int hold_off;          /* `resume-io`: go on alone until the peer is back */
 	int established;               /* agree() succeeded on this connection */
-	struct sb_policy sb;
+	struct splitbrain_policy splitbrain;
 	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
 	_Atomic uint64_t peer_uuid;
 
@@ -145,7 +145,7 @@ struct peer {
 	/* several peers (docs/replication.md, "More than two nodes") */
 	_Atomic int deferred;          /* agree(): a resync was due but deferred */
 	_Atomic uint64_t recheck_ns;   /* kicked to compare data again (when), 0 none */
-	int sb_retrying, sb_retried;   /* a split brain between two Secondaries, retried (conn thread) */
+	int splitbrain_retrying, splitbrain_retried;   /* a split brain between two Secondaries, retried (conn thread) */
 
 	pthread_t meta_thr;
 	int meta_running;
@@ -763,7 +763,7 @@ int peer_verify_start(struct peer *p, char *msg)
 void peer_verify_status(struct peer *p, struct strbuf *sb)
 {
 	uint64_t done = atomic_load(&p->vf_done);
-	sb_printf(sb, "%d %.1f %llu %llu\n", atomic_load(&p->vf_running),
+	strbuf_printf(sb, "%d %.1f %llu %llu\n", atomic_load(&p->vf_running),
 		  p->e->size ? 100.0 * (double)done / (double)p->e->size : 100.0,
 		  (unsigned long long)atomic_load(&p->vf_oos), (unsigned long long)atomic_load(&p->vf_blocks));
 }
@@ -2027,7 +2027,7 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	} else {
 		d = decide_sync(&me, &them);
 		if (d == D_SPLIT_BRAIN)
-			r = resolve_split_brain(&me, &them, &p->sb, &pri_lost, why);
+			r = resolve_split_brain(&me, &them, &p->splitbrain, &pri_lost, why);
 		verdict = d == D_UNRELATED ? V_UNRELATED : d == D_SPLIT_BRAIN && r == D_SPLIT_BRAIN ? V_SPLIT_BRAIN
 			: (int)(d == D_SPLIT_BRAIN ? r : d);
 		if (e->npeers > 1 && verdict < V_TWO_PRIMARIES)
@@ -2091,9 +2091,9 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		return -EXDEV;
 	}
 	if (d == D_SPLIT_BRAIN) {
-		if (!p->sb_retrying)
+		if (!p->splitbrain_retrying)
 			atomic_fetch_add(&p->split_brains, 1);
-		p->sb_retrying = 0;
+		p->splitbrain_retrying = 0;
 		if (r == D_SPLIT_BRAIN) {
 			set_reason(p, "split brain: both nodes changed the data since generation %016llx (%llu and "
 				   "%llu blocks), not resolved automatically (%s). Pick the node whose changes to "
@@ -2103,9 +2103,9 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 			/* several disks, two Secondaries: a Primary may yet bring both to
 			 * the same data; ask again later (counted and handled once) */
 			if (e->npeers > 1 && !me.primary && !them.primary) {
-				if (!p->sb_retried)
+				if (!p->splitbrain_retried)
 					handler_run(p->r, "split-brain", p->me, p->ph, 0);
-				p->sb_retried = p->sb_retrying = 1;
+				p->splitbrain_retried = p->splitbrain_retrying = 1;
 				return -EALREADY;
 			}
 			handler_run(p->r, "split-brain", p->me, p->ph, 0);
@@ -2158,7 +2158,7 @@ static int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
-	p->sb_retried = p->sb_retrying = 0;
+	p->splitbrain_retried = p->splitbrain_retrying = 0;
 	atomic_store(&p->recheck_ns, 0);
 	/* nothing to compare: whatever was unsure between the two is settled */
 	if (d == D_NO_SYNC && !((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY) &&
@@ -2308,11 +2308,11 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	if (opt_int(r, SECT_NET, "ko-count", 0) > 0)
 		p->timeout_ms *= opt_int(r, SECT_NET, "ko-count", 0);
 	static const char *const sbk[3] = { "after-sb-0pri", "after-sb-1pri", "after-sb-2pri" };
-	enum sb_rule *sbr[3] = { &p->sb.p0, &p->sb.p1, &p->sb.p2 };
-	p->sb.discard_node_id = -1;
+	enum splitbrain_rule *sbr[3] = { &p->splitbrain.p0, &p->splitbrain.p1, &p->splitbrain.p2 };
+	p->splitbrain.discard_node_id = -1;
 	for (int i = 0; i < 3; i++) {
 		v = cfg_get(r, SECT_NET, sbk[i]);
-		if (sb_rule_parse(i, v, sbr[i], &p->sb.discard_node_id, host_node_id, (void *)r)) {
+		if (splitbrain_rule_parse(i, v, sbr[i], &p->splitbrain.discard_node_id, host_node_id, (void *)r)) {
 			snprintf(err, 256, "%s %s: not a policy dipole knows here (see docs/split-brain.md)", sbk[i], v);
 			free(p);
 			return NULL;
@@ -2568,11 +2568,11 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 	int r = atomic_load(&p->repl);
 	uint64_t done = atomic_load(&p->sync_done);
 	double speed = (r == RS_SYNC_SOURCE || r == RS_SYNC_TARGET) && el ? (double)done / 1048576.0 / ((double)el / 1000.0) : 0;
-	sb_printf(sb, "{\"name\":");
-	sb_json_str(sb, p->ph->name);
-	sb_printf(sb, ",\"node_id\":%d,\"address\":", p->ph->node_id);
-	sb_json_str(sb, p->ph->address);
-	sb_printf(sb, ",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\",\"replication\":\"%s\","
+	strbuf_printf(sb, "{\"name\":");
+	strbuf_json_str(sb, p->ph->name);
+	strbuf_printf(sb, ",\"node_id\":%d,\"address\":", p->ph->node_id);
+	strbuf_json_str(sb, p->ph->address);
+	strbuf_printf(sb, ",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\",\"replication\":\"%s\","
 		  "\"protocol\":\"%c\",\"out_of_sync_bytes\":%llu,\"sync_done_percent\":%.1f,"
 		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,"
 		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"split_brains\":%llu,"
@@ -2586,38 +2586,38 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&p->split_brains), (unsigned long long)atomic_load(&p->csum_skipped),
 		  atomic_load(&p->fencing_now) ? "true" : "false", (unsigned long long)atomic_load(&p->fenced), p->slot,
 		  engine_unsure(p->e, p->slot) ? "true" : "false", p->deferred && connected(p) ? "true" : "false");
-	sb_json_str(sb, reason);
-	sb_printf(sb, "}");
+	strbuf_json_str(sb, reason);
+	strbuf_printf(sb, "}");
 }
 
 void peer_status_text(struct peer *p, struct strbuf *sb)
 {
 	char a[32];
-	sb_printf(sb, "  %s connection:%s role:%s\n", p->ph->name, conn_state_name((enum conn_state)atomic_load(&p->cstate)),
+	strbuf_printf(sb, "  %s connection:%s role:%s\n", p->ph->name, conn_state_name((enum conn_state)atomic_load(&p->cstate)),
 		  peer_role_name(p));
 	int r = atomic_load(&p->repl);
-	sb_printf(sb, "    peer-disk:%s replication:%s protocol:%c out-of-sync:%s", peer_disk_name(p),
+	strbuf_printf(sb, "    peer-disk:%s replication:%s protocol:%c out-of-sync:%s", peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, fmt_size(oos_bytes(p), a, sizeof a));
 	if (r == RS_SYNC_SOURCE || r == RS_SYNC_TARGET) {
 		uint64_t el = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
 		double speed = el ? (double)atomic_load(&p->sync_done) / 1048576.0 / ((double)el / 1000.0) : 0;
-		sb_printf(sb, " done:%.1f%% speed:%.1f MiB/s eta:%.0fs", sync_percent(p), speed,
+		strbuf_printf(sb, " done:%.1f%% speed:%.1f MiB/s eta:%.0fs", sync_percent(p), speed,
 			  speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0);
 	}
 	if (atomic_load(&p->deferred) && connected(p))
-		sb_printf(sb, " resync:deferred");
+		strbuf_printf(sb, " resync:deferred");
 	if (engine_unsure(p->e, p->slot))
-		sb_printf(sb, " unsure");
-	sb_printf(sb, "\n");
+		strbuf_printf(sb, " unsure");
+	strbuf_printf(sb, "\n");
 	pthread_mutex_lock(&p->lock);
 	if (p->reason[0])
-		sb_printf(sb, "    last problem: %s\n", p->reason);
+		strbuf_printf(sb, "    last problem: %s\n", p->reason);
 	pthread_mutex_unlock(&p->lock);
 }
 
 void peer_state_line(struct peer *p, struct strbuf *sb)
 {
-	sb_printf(sb, " peer:%s connection:%s peer-role:%s peer-disk:%s replication:%s%s", p->ph->name,
+	strbuf_printf(sb, " peer:%s connection:%s peer-role:%s peer-disk:%s replication:%s%s", p->ph->name,
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)atomic_load(&p->repl)), atomic_load(&p->fencing_now) ? " fencing:running" : "");
 }

@@ -954,12 +954,12 @@ void quorum_status_json(struct quorum *q, struct strbuf *sb)
 {
 	static const char *const mode[] = { "off", "majority", "all", "fixed" };
 	pthread_mutex_lock(&q->lock);
-	sb_printf(sb, "\"quorum\":{\"mode\":\"%s\",\"have\":%s,\"votes\":%d,\"needed\":%d,\"hosts\":%d,"
+	strbuf_printf(sb, "\"quorum\":{\"mode\":\"%s\",\"have\":%s,\"votes\":%d,\"needed\":%d,\"hosts\":%d,"
 		  "\"on_no_quorum\":\"%s\",\"writes_held\":",
 		  mode[q->r->quorum], atomic_load(&q->have) == 1 ? "true" : "false", atomic_load(&q->votes), q->need,
 		  q->hosts, q->io_error ? "io-error" : "suspend-io");
-	sb_json_str(sb, q->block);
-	sb_printf(sb, ",\"alone\":%s}", q->alone ? "true" : "false");
+	strbuf_json_str(sb, q->block);
+	strbuf_printf(sb, ",\"alone\":%s}", q->alone ? "true" : "false");
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -970,19 +970,19 @@ void quorum_peers_json(struct quorum *q, struct strbuf *sb, int comma)
 		struct vlink *l = &q->links[i];
 		int c = atomic_load(&l->connected);
 		pthread_mutex_lock(&l->lock);
-		sb_printf(sb, "%s{\"name\":", comma || i ? "," : "");
-		sb_json_str(sb, l->h->name);
-		sb_printf(sb, ",\"node_id\":%d,\"address\":", l->h->node_id);
-		sb_json_str(sb, l->h->address);
-		sb_printf(sb, ",\"link\":\"vote\",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\","
+		strbuf_printf(sb, "%s{\"name\":", comma || i ? "," : "");
+		strbuf_json_str(sb, l->h->name);
+		strbuf_printf(sb, ",\"node_id\":%d,\"address\":", l->h->node_id);
+		strbuf_json_str(sb, l->h->address);
+		strbuf_printf(sb, ",\"link\":\"vote\",\"connection\":\"%s\",\"role\":\"%s\",\"disk\":\"%s\","
 			  "\"replication\":\"Off\",\"out_of_sync_bytes\":0,\"sync_done_percent\":100.0,"
 			  "\"vote\":%s,\"peer_has_quorum\":%s,\"reason\":",
 			  c ? "Connected" : "Connecting", c && l->have_st ? role_name((enum role)l->st.role) : "Unknown",
 			  c && l->have_st ? disk_state_name((enum disk_state)l->st.disk) : "DUnknown",
 			  c && lease_fresh(atomic_load(&l->lease_until), now) ? "true" : "false",
 			  c && l->have_st && l->st.quorum ? "true" : "false");
-		sb_json_str(sb, l->reason);
-		sb_printf(sb, "}");
+		strbuf_json_str(sb, l->reason);
+		strbuf_printf(sb, "}");
 		pthread_mutex_unlock(&l->lock);
 	}
 }
@@ -993,30 +993,30 @@ void quorum_status_text(struct quorum *q, struct strbuf *sb)
 		struct vlink *l = &q->links[i];
 		int c = atomic_load(&l->connected);
 		pthread_mutex_lock(&l->lock);
-		sb_printf(sb, "  %s connection:%s role:%s (vote link)\n    peer-disk:%s\n", l->h->name,
+		strbuf_printf(sb, "  %s connection:%s role:%s (vote link)\n    peer-disk:%s\n", l->h->name,
 			  c ? "Connected" : "Connecting", c && l->have_st ? role_name((enum role)l->st.role) : "Unknown",
 			  c && l->have_st ? disk_state_name((enum disk_state)l->st.disk) : "DUnknown");
 		if (l->reason[0])
-			sb_printf(sb, "    last problem: %s\n", l->reason);
+			strbuf_printf(sb, "    last problem: %s\n", l->reason);
 		pthread_mutex_unlock(&l->lock);
 	}
 	if (!quorum_enabled(q))
 		return;
 	pthread_mutex_lock(&q->lock);
-	sb_printf(sb, "  quorum:%s votes:%d/%d needed:%d on-no-quorum:%s\n", atomic_load(&q->have) == 1 ? "yes" : "NO",
+	strbuf_printf(sb, "  quorum:%s votes:%d/%d needed:%d on-no-quorum:%s\n", atomic_load(&q->have) == 1 ? "yes" : "NO",
 		  atomic_load(&q->votes), q->hosts, q->need, q->io_error ? "io-error" : "suspend-io");
 	if (q->block[0])
-		sb_printf(sb, "  writes held: %s\n", q->block);
+		strbuf_printf(sb, "  writes held: %s\n", q->block);
 	pthread_mutex_unlock(&q->lock);
 }
 
 void quorum_state_line(struct quorum *q, struct strbuf *sb)
 {
 	if (quorum_enabled(q))
-		sb_printf(sb, " quorum:%s votes:%d/%d", atomic_load(&q->have) == 1 ? "yes" : "no", atomic_load(&q->votes),
+		strbuf_printf(sb, " quorum:%s votes:%d/%d", atomic_load(&q->have) == 1 ? "yes" : "no", atomic_load(&q->votes),
 			  q->need);
 	for (int i = 0; i < q->nlinks; i++) {
 		struct vlink *l = &q->links[i];
-		sb_printf(sb, " vote:%s:%s", l->h->name, atomic_load(&l->connected) ? "Connected" : "Connecting");
+		strbuf_printf(sb, " vote:%s:%s", l->h->name, atomic_load(&l->connected) ? "Connected" : "Connecting");
 	}
 }

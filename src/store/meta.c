@@ -4,7 +4,7 @@
  *   0 magic[8] "DIPOLEMD"   8 version u32   12 header bytes u32 (=256)
  *  16 seq u64              24 flags u32    28 node_id i32
  *  32 disk_size u64        40 data_size    48 al_offset   56 al_bytes
- *  64 bm_offset            72 bm_bytes     80 sb_offset   88 block size u32
+ *  64 bm_offset            72 bm_bytes     80 super_offset   88 block size u32
  *  96 uuid[4] u64         128 created u64 136 resource[64]
  * 200 gen_time u64 (unix ns when uuid[current] began)  208 bm_crc u32
  * v1: 252 crc32c u32 over bytes 0..251; one bitmap, its generation in uuid[1].
@@ -42,16 +42,16 @@ int md_layout(uint64_t disk_size, uint32_t nslots, struct md_layout *l)
 	l->nslots = nslots;
 	l->bm_slot_bytes = bms;
 	l->disk_size = sz;
-	l->sb_offset = sz - 2 * MD_SB_BYTES;
+	l->super_offset = sz - 2 * MD_SB_BYTES;
 	l->bm_bytes = bm;
-	l->bm_offset = l->sb_offset - bm;
+	l->bm_offset = l->super_offset - bm;
 	l->al_bytes = MD_AL_BYTES;
 	l->al_offset = l->bm_offset - MD_AL_BYTES;
 	l->data_size = l->al_offset;
 	return 0;
 }
 
-static void sb_encode(const struct md_super *sb, uint8_t *p)
+static void super_encode(const struct md_super *sb, uint8_t *p)
 {
 	memset(p, 0, MD_SB_BYTES);
 	memcpy(p, MD_MAGIC, 8);
@@ -66,7 +66,7 @@ static void sb_encode(const struct md_super *sb, uint8_t *p)
 	put_le64(p + 56, sb->lay.al_bytes);
 	put_le64(p + 64, sb->lay.bm_offset);
 	put_le64(p + 72, sb->lay.bm_bytes);
-	put_le64(p + 80, sb->lay.sb_offset);
+	put_le64(p + 80, sb->lay.super_offset);
 	put_le32(p + 88, MD_BLOCK);
 	for (int i = 0; i < UUID_COUNT; i++)
 		put_le64(p + 96 + 8 * i, sb->uuid[i]);
@@ -92,7 +92,7 @@ static int all_zero(const uint8_t *p, size_t n)
 }
 
 /* 0 ok, 1 empty, -1 corrupt (reason in why) */
-static int sb_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wlen)
+static int super_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wlen)
 {
 	if (all_zero(p, MD_SB_BYTES))
 		return 1;
@@ -122,7 +122,7 @@ static int sb_decode(const uint8_t *p, struct md_super *sb, char *why, size_t wl
 	sb->lay.al_bytes = get_le64(p + 56);
 	sb->lay.bm_offset = get_le64(p + 64);
 	sb->lay.bm_bytes = get_le64(p + 72);
-	sb->lay.sb_offset = get_le64(p + 80);
+	sb->lay.super_offset = get_le64(p + 80);
 	for (int i = 0; i < UUID_COUNT; i++)
 		sb->uuid[i] = get_le64(p + 96 + 8 * i);
 	sb->created = get_le64(p + 128);
@@ -206,14 +206,14 @@ int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
 	buf = malloc(2 * MD_SB_BYTES);
 	if (!buf)
 		return -ENOMEM;
-	rc = disk_pread(d, buf, 2 * MD_SB_BYTES, l.sb_offset);
+	rc = disk_pread(d, buf, 2 * MD_SB_BYTES, l.super_offset);
 	if (rc) {
 		free(buf);
 		return rc;
 	}
 	for (int i = 0; i < 2; i++) {
 		why[i][0] = 0;
-		st[i] = sb_decode(buf + i * MD_SB_BYTES, &s[i], why[i], sizeof why[i]);
+		st[i] = super_decode(buf + i * MD_SB_BYTES, &s[i], why[i], sizeof why[i]);
 		if (st[i] == 0 && layout_check(&s[i], d->size, why[i], sizeof why[i]))
 			st[i] = -1;
 		s[i].slot = i;
@@ -228,7 +228,7 @@ int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
 	if (st[0] != 0 && st[1] != 0) {
 		int i = st[0] == -1 ? 0 : 1;
 		snprintf(err, MD_MSG_MAX, "corrupt metadata superblock (slot %d at byte offset %llu): %s", i,
-			 (unsigned long long)(l.sb_offset + (uint64_t)i * MD_SB_BYTES), why[i]);
+			 (unsigned long long)(l.super_offset + (uint64_t)i * MD_SB_BYTES), why[i]);
 		return -EBADMSG;
 	}
 	int pick = st[0] == 0 && (st[1] != 0 || s[0].seq > s[1].seq) ? 0 : 1;
@@ -252,8 +252,8 @@ int md_write(struct disk *d, struct md_super *sb)
 	if (!buf)
 		return -ENOMEM;
 	sb->seq++;
-	sb_encode(sb, buf);
-	rc = disk_pwrite(d, buf, MD_SB_BYTES, sb->lay.sb_offset + (uint64_t)slot * MD_SB_BYTES);
+	super_encode(sb, buf);
+	rc = disk_pwrite(d, buf, MD_SB_BYTES, sb->lay.super_offset + (uint64_t)slot * MD_SB_BYTES);
 	if (!rc)
 		rc = disk_flush(d);
 	free(buf);

@@ -47,7 +47,7 @@ struct md_layout {
 	uint64_t data_size;  /* what the device exposes */
 	uint64_t al_offset, al_bytes;
 	uint64_t bm_offset, bm_bytes; /* all slots' bitmaps */
-	uint64_t sb_offset;  /* slot 0; slot 1 follows */
+	uint64_t super_offset;  /* slot 0; slot 1 follows */
 	uint64_t bm_slot_bytes;       /* one peer slot's bitmap */
 	uint32_t nslots;              /* peer slots, 1..MD_MAX_PEERS */
 };

@@ -87,7 +87,7 @@ TEST(split_brain_policies)
 	b.gen_time = 2000;
 	static const struct {
 		int apri, bpri, aoos, boos, admd, bdmd;
-		struct sb_policy pol;
+		struct splitbrain_policy pol;
 		enum decision want; /* for a */
 		int a_lost, b_lost;
 		const char *what;
@@ -133,15 +133,15 @@ TEST(split_brain_policies)
 
 TEST(policy_parse)
 {
-	enum sb_rule r;
+	enum splitbrain_rule r;
 	int id = -1;
-	CHECK(sb_rule_parse(0, "discard-zero-changes", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_ZERO);
-	CHECK(sb_rule_parse(0, "discard-node-beta", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_NODE && id == 1);
-	CHECK(sb_rule_parse(0, "discard-node-gamma", &r, &id, ids, NULL) == -1);
-	CHECK(sb_rule_parse(1, "discard-secondary", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_SECONDARY);
-	CHECK(sb_rule_parse(2, "discard-secondary", &r, &id, ids, NULL) == -1);
-	CHECK(sb_rule_parse(2, "violently-as0p", &r, &id, ids, NULL) == 0 && r == SB_VIOLENTLY);
-	CHECK(sb_rule_parse(0, NULL, &r, &id, ids, NULL) == 0 && r == SB_DISCONNECT);
+	CHECK(splitbrain_rule_parse(0, "discard-zero-changes", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_ZERO);
+	CHECK(splitbrain_rule_parse(0, "discard-node-beta", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_NODE && id == 1);
+	CHECK(splitbrain_rule_parse(0, "discard-node-gamma", &r, &id, ids, NULL) == -1);
+	CHECK(splitbrain_rule_parse(1, "discard-secondary", &r, &id, ids, NULL) == 0 && r == SB_DISCARD_SECONDARY);
+	CHECK(splitbrain_rule_parse(2, "discard-secondary", &r, &id, ids, NULL) == -1);
+	CHECK(splitbrain_rule_parse(2, "violently-as0p", &r, &id, ids, NULL) == 0 && r == SB_VIOLENTLY);
+	CHECK(splitbrain_rule_parse(0, NULL, &r, &id, ids, NULL) == 0 && r == SB_DISCONNECT);
 }
 
 /* decide_multi: M(disk, primary, node-id, unsure, third, busy, from, stamp) */

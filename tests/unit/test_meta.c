@@ -88,7 +88,7 @@ TEST(bad_crc_is_refused_with_offset)
 	struct md_super sb, rd;
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
 	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
-	corrupt(d, sb.lay.sb_offset + 40, 0xff); /* data_size field, slot 0 */
+	corrupt(d, sb.lay.super_offset + 40, 0xff); /* data_size field, slot 0 */
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "slot 0");
 	CHECK_STR_HAS(err, "checksum mismatch");
@@ -103,17 +103,17 @@ TEST(bad_version_and_impossible_sizes_refused)
 	uint8_t blk[MD_SB_BYTES];
 	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
 	/* re-encode slot 0 with an impossible data size but a valid crc */
-	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.super_offset) == (ssize_t)sizeof blk);
 	put_le64(blk + 40, sb.lay.disk_size * 2);
 	put_le32(blk + 508, crc32c(blk, 508));
-	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.super_offset) == (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "impossible layout");
 	/* a future format version */
 	put_le64(blk + 40, sb.lay.data_size);
 	put_le32(blk + 8, 99);
 	put_le32(blk + 508, crc32c(blk, 508));
-	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.super_offset) == (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == -EBADMSG);
 	CHECK_STR_HAS(err, "unsupported format version 99");
 	rmdisk(d);
@@ -151,11 +151,11 @@ TEST(peer_slots_layout_and_roundtrip)
 	free(b);
 	/* an impossible slot count is corruption, not a crash */
 	uint8_t blk[MD_SB_BYTES];
-	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)(rd.lay.sb_offset + (uint64_t)again.slot * MD_SB_BYTES)) ==
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)(rd.lay.super_offset + (uint64_t)again.slot * MD_SB_BYTES)) ==
 	      (ssize_t)sizeof blk);
 	put_le32(blk + 212, 9);
 	put_le32(blk + 508, crc32c(blk, 508));
-	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)(rd.lay.sb_offset + (uint64_t)again.slot * MD_SB_BYTES)) ==
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)(rd.lay.super_offset + (uint64_t)again.slot * MD_SB_BYTES)) ==
 	      (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == 0); /* the older slot is used */
 	CHECK_STR_HAS(warn, "impossible number of peer slots 9");
@@ -171,20 +171,20 @@ TEST(version1_superblock_is_read)
 	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
 	uint8_t blk[MD_SB_BYTES];
 	CHECK(d && md_create(d, 3, "r", 1, NULL, &sb) == 0);
-	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.super_offset) == (ssize_t)sizeof blk);
 	/* a v1 slot: version 1, bitmap generation in uuid[1], crc at 252 */
 	put_le32(blk + 8, 1);
 	put_le32(blk + 12, 256);
 	put_le64(blk + 96 + 8, 0x7777);
 	memset(blk + 212, 0, MD_SB_BYTES - 212);
 	put_le32(blk + 252, crc32c(blk, 252));
-	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)sb.lay.super_offset) == (ssize_t)sizeof blk);
 	CHECK(md_read(d, &rd, err, warn) == 0);
 	CHECK(rd.lay.nslots == 1 && rd.peer[0].node_id == -1 && rd.peer[0].bitmap_uuid == 0x7777);
 	CHECK(rd.uuid[UUID_BITMAP] == 0 && rd.node_id == 3 && rd.lay.bm_slot_bytes == rd.lay.bm_bytes);
 	/* written back as v2 */
 	CHECK(md_write(d, &rd) == 0);
-	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)(sb.lay.sb_offset + MD_SB_BYTES)) == (ssize_t)sizeof blk);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)(sb.lay.super_offset + MD_SB_BYTES)) == (ssize_t)sizeof blk);
 	CHECK(get_le32(blk + 8) == 2);
 	rmdisk(d);
 }
@@ -197,7 +197,7 @@ TEST(torn_newer_slot_falls_back_with_warning)
 	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
 	sb.uuid[UUID_CURRENT] = 77;
 	CHECK(md_write(d, &sb) == 0 && sb.slot == 1); /* seq 2 in slot 1 */
-	corrupt(d, sb.lay.sb_offset + MD_SB_BYTES + 100, 0x55); /* tear slot 1 */
+	corrupt(d, sb.lay.super_offset + MD_SB_BYTES + 100, 0x55); /* tear slot 1 */
 	CHECK(md_read(d, &rd, err, warn) == 0);
 	CHECK(rd.seq == 1 && rd.slot == 0 && rd.uuid[UUID_CURRENT] == 4);
 	CHECK_STR_HAS(warn, "slot 1 is damaged");
@@ -212,7 +212,7 @@ TEST(resized_disk_detected)
 	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
 	/* grow by moving the superblock region forward as a careless copy would */
 	uint8_t blk[2 * MD_SB_BYTES];
-	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.sb_offset) == (ssize_t)sizeof blk);
+	CHECK(pread(d->bfd, blk, sizeof blk, (off_t)sb.lay.super_offset) == (ssize_t)sizeof blk);
 	CHECK(ftruncate(d->bfd, (off_t)(128ull << 20)) == 0);
 	CHECK(pwrite(d->bfd, blk, sizeof blk, (off_t)((128ull << 20) - sizeof blk)) == (ssize_t)sizeof blk);
 	d->size = 128ull << 20;
@@ -230,7 +230,7 @@ TEST(foreign_data_is_not_metadata)
 	struct md_layout l;
 	CHECK(d && md_layout(d->size, 1, &l) == 0);
 	memset(junk, 0xA5, sizeof junk);
-	CHECK(pwrite(d->bfd, junk, sizeof junk, (off_t)l.sb_offset) == (ssize_t)sizeof junk);
+	CHECK(pwrite(d->bfd, junk, sizeof junk, (off_t)l.super_offset) == (ssize_t)sizeof junk);
 	CHECK(md_read(d, &rd, err, warn) == -ENOENT);
 	rmdisk(d);
 }
