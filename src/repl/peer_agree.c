@@ -1,0 +1,380 @@
+/* peer_agree — the handshake verdict: which side is the sync source, split brain,
+ * several disk peers (decide.c decides, this file confirms and applies).
+ * Part of the peer module: see peer.h and peer_int.h. */
+#include "peer_int.h"
+#include "decide.h"
+#include "handler.h"
+#include "hs.h"
+#include "listener.h"
+#include "quorum.h"
+#include "log.h"
+#include "wire.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS, V_DEFERRED, V_THIRD_PRIMARY };
+
+static void mside_of_hello(struct mside *m, const uint8_t *h)
+{
+	uint32_t f = get_be32(h + HELLO_FLAGS);
+	m->disk = h[HELLO_DISK];
+	m->primary = h[HELLO_ROLE] == ROLE_PRIMARY;
+	m->node_id = (int)get_be32(h + HELLO_NODE_ID);
+	m->unsure = !!(f & HF_UNSURE);
+	m->third_primary = !!(f & HF_THIRD_PRIMARY);
+	m->busy_target = !!(f & HF_BUSY_TARGET);
+	m->stamp_from = (int32_t)get_be32(h + HELLO_STAMP_FROM);
+	m->stamp = get_be32(h + HELLO_STAMP);
+	m->busy_source = m->busy_target;
+	m->current = get_be64(h + HELLO_UUID);
+}
+
+/* Several peers: decide_multi() on both HELLOs. */
+static int multi_verdict(int v, const uint8_t *mine, const uint8_t *hello)
+{
+	struct mside m, t;
+	mside_of_hello(&m, mine);
+	mside_of_hello(&t, hello);
+	int r = decide_multi((enum decision)v, &m, &t);
+	return r == D_DEFERRED ? V_DEFERRED : r;
+}
+
+/* With p, every disk peer is connected (and past its handshake). */
+static int all_disks_here(struct peer *p)
+{
+	struct engine *e = p->e;
+	for (int i = 0; i < e->npeers; i++)
+		if (e->peers[i] != p && (!connected(e->peers[i]) || atomic_load(&e->peers[i]->repl) == RS_OFF))
+			return 0;
+	return 1;
+}
+
+/* A third node (not p) is Primary and connected to this one. */
+int third_primary(struct peer *p)
+{
+	struct engine *e = p->e;
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = e->peers[i];
+		if (q != p && connected(q) && atomic_load(&q->repl) != RS_OFF && atomic_load(&q->peer_role) == ROLE_PRIMARY)
+			return 1;
+	}
+	return 0;
+}
+
+/* May this node start a resync to p on its own (a peer became Inconsistent
+ * while connected)? With several peers only the Primary does. */
+int may_source(struct peer *p)
+{
+	return p->e->npeers == 1 || atomic_load(&p->e->role) == ROLE_PRIMARY;
+}
+
+/* Compare data again (handshake anew) with the other connected peers whose
+ * last decision was deferred, or, when the Primary was lost, that this node
+ * is unsure of. */
+void kick_others(struct peer *p, const char *why)
+{
+	struct engine *e = p->e;
+	int lost_primary = strstr(why, "Primary") != NULL;
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = e->peers[i];
+		if (q == p || !connected(q) || atomic_load(&q->stopping))
+			continue;
+		if (!q->deferred && !(lost_primary && engine_unsure(e, q->slot)))
+			continue;
+		atomic_store(&q->recheck_ns, now_ns());
+		log_info("peer %s: comparing data again (%s)", q->addr, why);
+		disconnect_sockets(q);
+	}
+}
+
+/* This node becomes SyncTarget of p: drop the links where it is SyncSource. */
+void kick_sources(struct peer *p)
+{
+	struct engine *e = p->e;
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = e->peers[i];
+		if (q == p || !connected(q) || atomic_load(&q->repl) != RS_SYNC_SOURCE)
+			continue;
+		atomic_store(&q->recheck_ns, now_ns());
+		log_info("peer %s: resync to it stopped: this node is SyncTarget of %s now", q->addr, p->ph->name);
+		disconnect_sockets(q);
+	}
+}
+
+/* Tell every connected peer but `except` this node's state. */
+void peers_state_changed(struct engine *e, struct peer *except)
+{
+	for (int i = 0; i < e->npeers; i++)
+		if (e->peers[i] != except && connected(e->peers[i]))
+			send_state(e->peers[i]);
+}
+
+int peer_slot(struct peer *p)
+{
+	return p->slot;
+}
+
+static int mirror_verdict(int v)
+{
+	return v >= 0 && v < V_TWO_PRIMARIES ? (int)decision_mirror((enum decision)v) : v;
+}
+
+/* Exchange verdicts (P_DECISION) on the data channel before anything is
+ * done about them. -EAGAIN (handshake again, nothing changed) when the peer
+ * hung up or disagrees. */
+int confirm(struct peer *p, int verdict)
+{
+	uint8_t b[4], h[WIRE_HDR];
+	uint16_t type, flags;
+	uint32_t len;
+	uint64_t id;
+	if (p->no_confirm)
+		return 0;
+	put_be32(b, (uint32_t)verdict);
+	int rc = send_pkt(p, CH_DATA, P_DECISION, 0, 0, b, 4, NULL, 0);
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(p->dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (!rc)
+		rc = hs_recv_hdr(p->dfd, h, &type, &flags, &len, &id);
+	if (!rc && (type != P_DECISION || len != 4))
+		rc = -EPROTO;
+	if (!rc)
+		rc = read_full(p->dfd, b, 4);
+	tv.tv_sec = 0;
+	setsockopt(p->dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (!rc && (int)get_be32(b) != mirror_verdict(verdict)) {
+		set_reason(p, "the peer reached another decision (%u, this node %d); connecting again", get_be32(b), verdict);
+		return -EAGAIN;
+	}
+	if (rc) {
+		set_reason(p, "the peer did not confirm the connection decision (%s); connecting again",
+			   rc == -EPROTO ? "unexpected packet" : strerror(-rc));
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static void side_of_hello(struct side *s, const uint8_t *h)
+{
+	uint32_t f = get_be32(h + HELLO_FLAGS);
+	memset(s, 0, sizeof *s);
+	s->disk = h[HELLO_DISK];
+	s->primary = h[HELLO_ROLE] == ROLE_PRIMARY;
+	for (int i = 0; i < G_COUNT; i++)
+		s->uuid[i] = get_be64(h + HELLO_UUID + 8 * i);
+	s->oos = get_be64(h + HELLO_OOS);
+	s->node_id = (int)get_be32(h + HELLO_NODE_ID);
+	s->crashed_primary = !!(f & HF_CRASHED_PRIMARY);
+	s->discard_my_data = !!(f & HF_DISCARD_MY_DATA);
+	s->gen_time = get_be64(h + HELLO_GEN_TIME);
+}
+
+/* Both sides apply decide_sync() (and, for a split brain, the configured
+ * policy) to the same two HELLOs — each side's own as sent, not its state
+ * now — so they reach mirror-image decisions. Returns 0 to run, <0 to drop
+ * the connection (reason set). */
+int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
+{
+	struct engine *e = p->e;
+	struct side me, them;
+	char why[128];
+	int pri_lost = 0;
+
+	side_of_hello(&me, mine);
+	side_of_hello(&them, hello);
+	/* The HELLO may have waited a long time (the peer's side of the link was
+	 * down while the dialer's HELLO sat in a proxy or a socket): decide only
+	 * on what is still true here, else handshake again. (The out-of-sync
+	 * count may grow meanwhile; only whether it is zero changes decisions.) */
+	uint64_t u[UUID_COUNT];
+	int stale = 0;
+	hello_uuids(p, u);
+	for (int i = 0; i < G_COUNT; i++)
+		stale |= me.uuid[i] != u[i];
+	stale |= me.disk != atomic_load(&e->dstate) || me.primary != (atomic_load(&e->role) == ROLE_PRIMARY) ||
+		 !me.oos != !engine_oos(e, p->slot) || me.crashed_primary != e->crashed_primary;
+	if (stale) {
+		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
+		return -EAGAIN;
+	}
+	/* decide first, without side effects */
+	enum decision d = D_NO_SYNC, r = D_NO_SYNC;
+	int verdict;
+	/* a node whose disk failed can serve only through a peer that has its
+	 * latest data: not one it moved away from while they were apart */
+	const struct side *dl = me.disk == DS_DISKLESS ? &me : them.disk == DS_DISKLESS ? &them : NULL;
+	const struct side *other = dl == &me ? &them : &me;
+	if (dl && dl->uuid[G_BITMAP] && dl->uuid[G_BITMAP] == other->uuid[G_CURRENT]) {
+		verdict = V_STALE_FOR_DISKLESS;
+	} else if (me.primary && them.primary && !p->allow_two) {
+		verdict = V_TWO_PRIMARIES;
+	} else if (!p->allow_two && ((me.primary && (get_be32(hello + HELLO_FLAGS) & HF_THIRD_PRIMARY)) ||
+				     (them.primary && (get_be32(mine + HELLO_FLAGS) & HF_THIRD_PRIMARY)))) {
+		verdict = V_THIRD_PRIMARY;
+	} else {
+		d = decide_sync(&me, &them);
+		if (d == D_SPLIT_BRAIN)
+			r = resolve_split_brain(&me, &them, &p->splitbrain, &pri_lost, why);
+		verdict = d == D_UNRELATED ? V_UNRELATED : d == D_SPLIT_BRAIN && r == D_SPLIT_BRAIN ? V_SPLIT_BRAIN
+			: (int)(d == D_SPLIT_BRAIN ? r : d);
+		if (e->npeers > 1 && verdict < V_TWO_PRIMARIES)
+			verdict = multi_verdict(verdict, mine, hello);
+		/* two Secondaries that cannot tell how their data relates, while a
+		 * third node is Primary: that one relates to each and syncs them */
+		if (e->npeers > 1 && (verdict == V_SPLIT_BRAIN || verdict == V_UNRELATED || d == D_SPLIT_BRAIN) &&
+		    !me.primary && !them.primary &&
+		    ((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY))
+			verdict = V_DEFERRED;
+	}
+	/* both sides must have reached mirror-image verdicts before either acts:
+	 * one whose HELLO went stale has hung up instead of answering */
+	int rc = confirm(p, verdict);
+	if (rc)
+		return rc;
+	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
+	atomic_store(&p->peer_role, hello[HELLO_ROLE]);
+	atomic_store(&p->peer_disk, hello[HELLO_DISK]);
+	atomic_store(&p->peer_uuid, them.uuid[G_CURRENT]);
+	if (verdict == V_TWO_PRIMARIES) {
+		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
+		return -EBUSY;
+	}
+	if (verdict == V_THIRD_PRIMARY) {
+		set_reason(p, "%s is Primary while %s is connected to another Primary; not connecting (retrying: it "
+			   "connects once one of them is Secondary)", me.primary ? "this node" : p->ph->name,
+			   me.primary ? p->ph->name : "this node");
+		return -EALREADY;
+	}
+	p->deferred = verdict == V_DEFERRED;
+	if (verdict == V_DEFERRED) {
+		/* connected, no resync now: a third node is Primary (it syncs the
+		 * one behind), or the one behind syncs from another peer first */
+		uint32_t fm = get_be32(mine + HELLO_FLAGS), ft = get_be32(hello + HELLO_FLAGS);
+		int related = d != D_SPLIT_BRAIN && d != D_UNRELATED;
+		/* (unrelated: the one apart from the Primary is the one behind) */
+		int behind = d == D_TARGET_FULL || d == D_TARGET_BITMAP ||
+			     (!related && !(fm & HF_THIRD_PRIMARY) && (ft & HF_THIRD_PRIMARY));
+		log_info("peer %s: connected; resync %s deferred: %s", p->addr, behind ? "to this node" : "from this node",
+			 !related ? "how the two relate is not known here; the Primary resyncs the one behind"
+			 : (fm | ft) & HF_BUSY_TARGET ? "the node behind is SyncTarget of another peer"
+						   : "a third node is Primary and resyncs the node behind");
+		if (behind && atomic_load(&e->dstate) == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY) {
+			pthread_mutex_lock(&e->lock);
+			atomic_store(&e->dstate, DS_OUTDATED);
+			pthread_mutex_unlock(&e->lock);
+			log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
+		}
+		d = D_NO_SYNC;
+		verdict = D_NO_SYNC;
+	} else if (e->npeers > 1 && verdict != (int)d && verdict < V_TWO_PRIMARIES) {
+		log_info("peer %s: %s becomes %s: the two may differ in writes of a lost Primary (unsure)",
+			 p->addr, decision_name(d), decision_name((enum decision)verdict));
+		d = (enum decision)verdict;
+	}
+	if (verdict == V_STALE_FOR_DISKLESS) {
+		set_reason(p, "%s disk failed (Diskless) after writes %s never got: serving through it would return "
+			   "old data; not connecting. Bring the failed disk back (down, fix, up) to resync",
+			   dl == &me ? "this node's" : "the peer's", dl == &me ? "the peer" : "this node");
+		return -EXDEV;
+	}
+	if (d == D_SPLIT_BRAIN) {
+		if (!p->splitbrain_retrying)
+			atomic_fetch_add(&p->split_brains, 1);
+		p->splitbrain_retrying = 0;
+		if (r == D_SPLIT_BRAIN) {
+			set_reason(p, "split brain: both nodes changed the data since generation %016llx (%llu and "
+				   "%llu blocks), not resolved automatically (%s). Pick the node whose changes to "
+				   "drop: 'dipole connect %s --discard-my-data' there, 'dipole connect %s' on the other",
+				   (unsigned long long)(me.uuid[G_BITMAP] ? me.uuid[G_BITMAP] : me.uuid[G_HIST0]),
+				   (unsigned long long)me.oos, (unsigned long long)them.oos, why, e->res, e->res);
+			/* several disks, two Secondaries: a Primary may yet bring both to
+			 * the same data; ask again later (counted and handled once) */
+			if (e->npeers > 1 && !me.primary && !them.primary) {
+				if (!p->splitbrain_retried)
+					handler_run(p->r, "split-brain", p->me, p->ph, 0);
+				p->splitbrain_retried = p->splitbrain_retrying = 1;
+				return -EALREADY;
+			}
+			handler_run(p->r, "split-brain", p->me, p->ph, 0);
+			return -EXDEV;
+		}
+		log_warn("peer %s: split brain detected and resolved by %s: %s", p->addr, why,
+			 r == D_SOURCE_BITMAP ? "this node's data is kept and sent to the peer"
+					      : "this node's changes since the split are discarded (resync from the peer)");
+		set_reason(p, "split brain resolved automatically (%s); this node %s", why,
+			   r == D_SOURCE_BITMAP ? "kept its data" : "was the victim");
+		if (pri_lost)
+			handler_run(p->r, "pri-lost-after-sb", p->me, p->ph, 0);
+		d = r;
+	} else if (d == D_UNRELATED) {
+		set_reason(p, "unrelated data: local generation %016llx, peer %016llx, no common history; refusing "
+			   "to sync (wrong disk or another resource's disk?)",
+			   (unsigned long long)me.uuid[G_CURRENT], (unsigned long long)them.uuid[G_CURRENT]);
+		return -EXDEV;
+	} else {
+		set_reason(p, "%s", "");
+	}
+	log_info("peer %s: connected; local %s %016llx, peer %s %016llx: %s", p->addr,
+		 disk_state_name((enum disk_state)me.disk), (unsigned long long)me.uuid[G_CURRENT],
+		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid[G_CURRENT], decision_name(d));
+	atomic_store(&p->peer_was_primary, hello[HELLO_ROLE] == ROLE_PRIMARY);
+	atomic_store(&p->primary_at_loss, 0);
+	atomic_store(&p->hold_off, 0);
+	/* a node about to be SyncTarget resumes only once the source's bitmap
+	 * is merged: until then a read would return its old data */
+	int target = d == D_TARGET_FULL || d == D_TARGET_BITMAP;
+	atomic_store(&p->sync_pending, target);
+	if (engine_is_suspended(e) && !target)
+		engine_resume(e, "the peer is back");
+	/* an Outdated (quorum lost) or Consistent (just started, with quorum)
+	 * disk is current again once it meets a peer with the newest data, or
+	 * when the two of them are every disk of the resource */
+	int mine_ds = atomic_load(&e->dstate);
+	if ((mine_ds == DS_OUTDATED || mine_ds == DS_CONSISTENT) &&
+	    (d == D_NO_SYNC || d == D_SOURCE_BITMAP || d == D_SOURCE_FULL) &&
+	    (them.disk == DS_UPTODATE || all_disks_here(p))) {
+		engine_set_uptodate(e, them.disk == DS_UPTODATE ? "the peer with the newest data is back"
+								: "every disk of the resource is connected again");
+		send_state(p);
+	}
+	uint64_t t0 = now_ns();
+	atomic_store(&p->last_rx_ns, t0);
+	atomic_store(&p->lease_until_ns, t0 + p->lease_ns);
+	atomic_fetch_add(&p->conn_seq, 1);
+	atomic_store(&p->repl, RS_ESTABLISHED);
+	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
+	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
+	p->established = 1;
+	p->splitbrain_retried = p->splitbrain_retrying = 0;
+	atomic_store(&p->recheck_ns, 0);
+	/* nothing to compare: whatever was unsure between the two is settled */
+	if (d == D_NO_SYNC && !((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY) &&
+	    !p->deferred && me.disk == DS_UPTODATE && them.disk == DS_UPTODATE && !me.primary && !them.primary)
+		engine_set_unsure(e, p->slot, 0);
+	/* the activity log's marks are in the bitmap now, part of this decision */
+	e->crashed_primary = 0;
+	if (d == D_SOURCE_FULL) {
+		engine_mark_all_oos(e, p->slot);
+		rs_start(p);
+	} else if (d == D_TARGET_BITMAP) {
+		rc = send_bitmap(p, P_PEER_BITMAP, P_PEER_BITMAP_DONE);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,203 @@
+/* peer_int — what the files of the peer module share (peer.c, peer_io.c,
+ * peer_resync.c, peer_recv.c, peer_agree.c, peer_status.c): struct peer and
+ * the functions one file calls in another. Not for use outside src/repl/peer*.
+ */
+#ifndef DIPOLE_PEER_INT_H
+#define DIPOLE_PEER_INT_H
+
+#include "peer.h"
+#include "decide.h"
+#include "hs.h"
+#include "wire.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define PEND_MAX   256          /* replicated requests in flight */
+#define RS_WINDOW  16           /* resync chunks in flight */
+#define RS_CHUNK_BLOCKS 256     /* 1 MiB per resync packet */
+/* Own writes remembered for conflict detection. A peer write can only
+ * conflict with own writes the peer had not applied when it sent it, which
+ * were unacknowledged then (at most PEND_MAX) or sent while it travelled. */
+#define HIST       4096
+#define MAX_CONFLICTS 64
+#define VF_CHUNK (1u << 20)     /* online verify: bytes compared per request */
+
+struct pending {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	uint64_t off;
+	uint32_t len;
+	uint32_t gen;
+	int recv_acked, write_acked, failed, status;
+	int fua;                   /* wait for the write ack whatever the protocol */
+	uint64_t seq;              /* P_DATA sequence number, 0 if none */
+	void *rdbuf;               /* P_READ_REQ: where the reply's data goes */
+	uint32_t rdlen;
+	int refs;                  /* waiter + network; guarded by peer->plock */
+	uint64_t sent_ns;          /* for the `timeout` check */
+	struct pending *next;
+};
+
+struct rs_slot { uint64_t off; uint32_t len; int used; };
+
+/* One of this node's recent writes, for detecting concurrent dual-primary
+ * writes (docs/replication.md). */
+struct hist { uint64_t seq, off; uint32_t len; int local_done; };
+
+struct peer {
+	struct engine *e;
+	int slot;                  /* this peer's bitmap slot (engine_bind_slot) */
+	const struct cfg_resource *r;
+	const struct cfg_host *me, *ph;
+	char addr[160];            /* "name (ip:port)" for log lines */
+	int protocol, allow_two, dialer;
+	char secret[256];
+	int has_secret;
+	const EVP_MD *md;
+	int connect_int_ms, ping_int_ms, ping_timeout_ms;
+	uint64_t rate;             /* resync bytes/s, 0 = unlimited */
+
+	struct hs_conf hs;
+	int wake[2];
+	pthread_t thr;
+	pthread_mutex_t inq_lock;  /* handshaken inbound channels waiting for conn_main */
+	pthread_cond_t inq_cond;
+	int in_dfd, in_mfd;
+	uint8_t in_hello[HELLO_BYTES], in_mine[HELLO_BYTES];
+	_Atomic int stopping;
+
+	pthread_mutex_t admin_lock; /* admin_down changes; admin_cond wakes conn_main */
+	pthread_cond_t admin_cond;
+	_Atomic int admin_down;    /* `disconnect` or a refusal by state: stay StandAlone */
+
+	pthread_mutex_t lock;      /* dfd/mfd changes, reason */
+	int dfd, mfd;
+	char reason[256];
+	_Atomic int cstate, repl, peer_role, peer_disk;
+	_Atomic int expect_target;     /* agree() decided this node is SyncTarget */
+	_Atomic int await_peer_bm;     /* SyncSource: the target's own marks come first */
+	_Atomic int discard_my_data;   /* `connect --discard-my-data`, until the next handshake */
+	int no_confirm;                /* fuzzing: no P_DECISION exchange */
+	int fencing;                   /* fencing resource-only|resource-and-stonith */
+	_Atomic int peer_was_primary;  /* last known peer role was Primary (kept across a loss) */
+	_Atomic int primary_at_loss;   /* this node was Primary when the connection was lost */
+	_Atomic int hold_off;          /* `resume-io`: go on alone until the peer is back */
+	int established;               /* agree() succeeded on this connection */
+	struct splitbrain_policy splitbrain;
+	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
+	_Atomic uint64_t peer_uuid;
+
+	pthread_mutex_t dsend, msend;
+
+	pthread_mutex_t plock;     /* pending free list */
+	pthread_cond_t pcond;
+	struct pending pend[PEND_MAX];
+	struct pending *pfree;
+
+	pthread_rwlock_t sync_lock;
+	pthread_mutex_t rsctl;     /* serializes rs_start/rs_stop (conn thread vs. role changes) */
+	pthread_t rs_thr;
+	int rs_running;
+	_Atomic int rs_stop;
+	pthread_mutex_t rslock;
+	pthread_cond_t rscond;
+	struct rs_slot rs[RS_WINDOW];
+	int rs_out;
+	_Atomic uint64_t sync_total, sync_done, sync_start_ns;
+	_Atomic int rs_go;             /* the target merged the bitmap (P_SYNC_ACK) */
+
+	/* epochs (wire.h): sender side under dsend, receiver side in data_loop */
+	_Atomic uint64_t epoch;        /* epoch the next write belongs to */
+	_Atomic uint64_t epoch_acked;  /* last epoch the peer reported stable */
+	_Atomic uint64_t rx_epoch;     /* last peer epoch made stable here */
+
+	/* dual-primary conflict detection; hist guarded by hlock, my_seq by dsend */
+	pthread_mutex_t hlock;
+	pthread_cond_t hcond;
+	struct hist hist[HIST];
+	_Atomic uint64_t my_seq;       /* last seq sent */
+	_Atomic uint64_t applied_seq;  /* last peer seq applied here */
+	uint64_t applying_off, applying_end; /* peer write being applied (hlock) */
+	int applying;
+	atomic_uint_fast64_t conflicts; /* concurrent writes reconciled */
+	atomic_uint_fast64_t split_brains; /* detected (resolved or not) */
+	atomic_uint_fast64_t fenced;       /* fence-peer handler successes */
+	_Atomic int fencing_now;           /* the fence-peer handler is running */
+	char hold_reason[256];
+	/* lease (quorum.h): meta_main renews it, the quorum rules read it */
+	uint64_t lease_ns;             /* ping-int + ping-timeout */
+	_Atomic uint64_t lease_until_ns, last_rx_ns;
+	_Atomic uint64_t conn_seq;     /* connections established */
+	_Atomic int sync_pending;      /* SyncTarget-to-be: the source's bitmap is not merged yet */
+	/* several peers (docs/replication.md, "More than two nodes") */
+	_Atomic int deferred;          /* agree(): a resync was due but deferred */
+	_Atomic uint64_t recheck_ns;   /* kicked to compare data again (when), 0 none */
+	int splitbrain_retrying, splitbrain_retried;   /* a split brain between two Secondaries, retried (conn thread) */
+
+	pthread_t meta_thr;
+	int meta_running;
+
+	/* online verify */
+	const EVP_MD *vmd;         /* verify-alg; NULL: crc32c */
+	const EVP_MD *cmd;         /* csums-alg; NULL: crc32c (when has_csums) */
+	int has_csums;
+	_Atomic uint64_t *need;    /* SyncSource with csums: blocks whose checksum differed */
+	atomic_uint_fast64_t csum_skipped; /* resync bytes not sent: checksums matched */
+	pthread_t vf_thr;
+	int vf_joinable;
+	_Atomic int vf_running;
+	_Atomic uint64_t vf_done, vf_oos, vf_blocks;
+	uint8_t *rbuf;
+	size_t rcap;
+	uint8_t *scratch;          /* data_loop: answers to requests, see scratch() */
+};
+
+/* peer.c */
+void set_reason(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void disconnect_sockets(struct peer *p);
+void hello_uuids(struct peer *p, uint64_t *u);
+int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine);
+
+/* peer_io.c */
+int send_pkt(struct peer *p, int ch, uint16_t type, uint16_t flags, uint64_t id,
+		    const void *a, size_t alen, const void *b, size_t blen);
+int send_ack(struct peer *p, uint16_t type, uint64_t id, int status);
+struct pending *pending_get(struct peer *p);
+void pending_put(struct peer *p, struct pending *pd);
+uint64_t pending_id(struct peer *p, struct pending *pd);
+void pending_abort(struct peer *p, struct pending *pd);
+struct pending *pending_lookup(struct peer *p, uint64_t id);
+void pending_ack(struct peer *p, uint64_t id, int type, int status);
+int pending_in_use(struct peer *p, struct pending *pd);
+void pending_fail_all(struct peer *p);
+int connected(struct peer *p);
+int peer_hold_unreplicated(struct peer *p);
+
+/* peer_resync.c */
+void rs_release(struct peer *p, uint64_t id);
+int send_bitmap(struct peer *p, uint16_t type, uint16_t done);
+unsigned md_len(const EVP_MD *md);
+unsigned digest_len(struct peer *p);
+void digests_md(const EVP_MD *md, const uint8_t *buf, uint32_t len, uint8_t *out);
+void digests(struct peer *p, const uint8_t *buf, uint32_t len, uint8_t *out);
+void rs_start(struct peer *p);
+void rs_stop(struct peer *p);
+
+/* peer_recv.c */
+void *meta_main(void *arg);
+void send_state(struct peer *p);
+uint8_t *scratch(struct peer *p);
+void data_loop(struct peer *p);
+
+/* peer_agree.c */
+int third_primary(struct peer *p);
+int may_source(struct peer *p);
+void kick_others(struct peer *p, const char *why);
+void kick_sources(struct peer *p);
+void peers_state_changed(struct engine *e, struct peer *except);
+int confirm(struct peer *p, int verdict);
+int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine);
+
+#endif

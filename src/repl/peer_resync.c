@@ -1,0 +1,398 @@
+/* peer_resync — resync (SyncSource side: bitmap exchange, the resync thread) and online
+ * verify, with their checksums.
+ * Part of the peer module: see peer.h and peer_int.h. */
+#include "peer_int.h"
+#include "decide.h"
+#include "handler.h"
+#include "hs.h"
+#include "listener.h"
+#include "quorum.h"
+#include "log.h"
+#include "wire.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------- resync */
+
+void rs_release(struct peer *p, uint64_t id)
+{
+	pthread_mutex_lock(&p->rslock);
+	if (id < RS_WINDOW && p->rs[id].used) {
+		atomic_fetch_add(&p->sync_done, p->rs[id].len);
+		p->rs[id].used = 0;
+		p->rs_out--;
+		pthread_cond_broadcast(&p->rscond);
+	}
+	pthread_mutex_unlock(&p->rslock);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Send the non-zero chunks of this node's bitmap as `type` packets, then
+ * `done`: the source's marks to the target (P_BITMAP), or the target's own
+ * marks to the source (P_PEER_BITMAP). */
+int send_bitmap(struct peer *p, uint16_t type, uint16_t done)
+{
+	struct engine *e = p->e;
+	uint64_t words = (e->bm_bits + 63) / 64;
+	uint8_t *pkt = malloc(8 + 8 * (size_t)BM_WORDS_PER_PKT);
+	int rc = 0;
+	if (!pkt)
+		return -ENOMEM;
+	for (uint64_t w = 0; !rc && engine_oos(e, p->slot) && w < words; w += BM_WORDS_PER_PKT) {
+		uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
+		put_be64(pkt, w);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t v = atomic_load_explicit(&e->slot[p->slot].bm[w + i], memory_order_relaxed);
+			any |= v;
+			put_le64(pkt + 8 + 8 * i, v);
+		}
+		if (any)
+			rc = send_pkt(p, CH_DATA, type, 0, 0, pkt, 8 + 8 * n, NULL, 0);
+	}
+	free(pkt);
+	return rc ? rc : send_pkt(p, CH_DATA, done, 0, 0, NULL, 0, NULL, 0);
+}
+
+/* Tell the target what is coming: P_SYNC_START, the bitmap (unless all of it
+ * is out of sync), P_BITMAP_DONE; then wait for its P_SYNC_ACK. The ack
+ * travels on the target's data channel behind every write the target sent
+ * before merging the bitmap, so by the time it arrives those writes are
+ * applied here and every block read from now on includes them. Writes the
+ * target makes afterwards to a block clear its bit there, and the target
+ * skips resync data for blocks whose bit is clear (docs/replication.md). */
+static int rs_announce(struct peer *p, uint64_t total)
+{
+	struct engine *e = p->e;
+	int full = engine_oos(e, p->slot) >= e->bm_bits;
+	uint8_t h[12];
+	int rc;
+
+	atomic_store(&p->rs_go, 0);
+	put_be64(h, total);
+	put_be32(h + 8, full ? SSF_FULL : 0);
+	rc = send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, 12, NULL, 0);
+	if (!rc)
+		rc = full ? send_pkt(p, CH_DATA, P_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0)
+			  : send_bitmap(p, P_BITMAP, P_BITMAP_DONE);
+	pthread_mutex_lock(&p->rslock);
+	while (!rc && !atomic_load(&p->rs_go) && !atomic_load(&p->rs_stop))
+		pthread_cond_wait(&p->rscond, &p->rslock);
+	pthread_mutex_unlock(&p->rslock);
+	return rc ? rc : atomic_load(&p->rs_stop) ? -ECANCELED : 0;
+}
+
+/* ---------------------------------------------------------- verify */
+
+unsigned md_len(const EVP_MD *md)
+{
+	return md ? (unsigned)EVP_MD_get_size(md) : 4;
+}
+
+unsigned digest_len(struct peer *p)
+{
+	return md_len(p->vmd);
+}
+
+/* One digest per MD_BLOCK of buf[len] into out (md NULL: crc32c). */
+void digests_md(const EVP_MD *md, const uint8_t *buf, uint32_t len, uint8_t *out)
+{
+	unsigned dl = md_len(md);
+	for (uint32_t o = 0, i = 0; o < len; o += MD_BLOCK, i++) {
+		uint32_t n = len - o < MD_BLOCK ? len - o : MD_BLOCK;
+		if (md) {
+			unsigned got = 0;
+			EVP_Digest(buf + o, n, out + i * dl, &got, md, NULL);
+		} else {
+			put_be32(out + i * dl, crc32c(buf + o, n));
+		}
+	}
+}
+
+void digests(struct peer *p, const uint8_t *buf, uint32_t len, uint8_t *out)
+{
+	digests_md(p->vmd, buf, len, out);
+}
+
+static int need_test(struct peer *p, uint64_t b)
+{
+	return p->need && (atomic_load_explicit(&p->need[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
+}
+
+static void *verify_main(void *arg)
+{
+	struct peer *p = arg;
+	struct engine *e = p->e;
+	unsigned dl = digest_len(p);
+	uint8_t *buf = NULL, *mine = malloc((VF_CHUNK / MD_BLOCK) * dl), *theirs = malloc((VF_CHUNK / MD_BLOCK) * dl);
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (!mine || !theirs || posix_memalign((void **)&buf, 4096, VF_CHUNK))
+		rc = -ENOMEM;
+	log_info("peer %s: online verify started (%s)", p->addr, p->vmd ? EVP_MD_get0_name(p->vmd) : "crc32c");
+	while (!rc && off < e->size && connected(p) && !atomic_load(&p->stopping)) {
+		uint32_t n = e->size - off < VF_CHUNK ? (uint32_t)(e->size - off) : VF_CHUNK;
+		uint32_t nb = (n + MD_BLOCK - 1) / MD_BLOCK;
+		struct pending *pd = pending_get(p);
+		uint8_t b[12];
+		pd->off = off;
+		pd->len = 0;
+		pd->rdbuf = theirs;
+		pd->rdlen = nb * dl;
+		put_be64(b, off);
+		put_be32(b + 8, n);
+		if (send_pkt(p, CH_DATA, P_VERIFY_REQ, 0, pending_id(p, pd), b, sizeof b, NULL, 0))
+			pending_abort(p, pd);
+		/* our digests while the peer computes its own */
+		rc = disk_pread(e->disk, buf, n, off);
+		if (!rc)
+			digests(p, buf, n, mine);
+		pthread_mutex_lock(&pd->m);
+		while (!pd->write_acked && !pd->failed)
+			pthread_cond_wait(&pd->c, &pd->m);
+		int prc = pd->write_acked ? -pd->status : -EIO;
+		pthread_mutex_unlock(&pd->m);
+		pending_put(p, pd);
+		if (!rc)
+			rc = prc;
+		for (uint32_t i = 0; !rc && i < nb; i++) {
+			if (memcmp(mine + i * dl, theirs + i * dl, dl)) {
+				engine_mark_oos(e, p->slot, off + (uint64_t)i * MD_BLOCK, MD_BLOCK);
+				atomic_fetch_add(&p->vf_oos, 1);
+			}
+		}
+		atomic_fetch_add(&p->vf_blocks, nb);
+		off += n;
+		atomic_store(&p->vf_done, off);
+	}
+	if (rc || off < e->size)
+		log_warn("peer %s: online verify stopped at %llu of %llu bytes%s%s", p->addr, (unsigned long long)off,
+			 (unsigned long long)e->size, rc ? ": " : " (connection lost)", rc ? strerror(-rc) : "");
+	else
+		log_info("peer %s: online verify finished: %llu of %llu blocks out of sync%s", p->addr,
+			 (unsigned long long)atomic_load(&p->vf_oos), (unsigned long long)atomic_load(&p->vf_blocks),
+			 atomic_load(&p->vf_oos) ? "; they are resynced when the nodes connect again" : "");
+	free(buf);
+	free(mine);
+	free(theirs);
+	atomic_store(&p->vf_running, 0);
+	return NULL;
+}
+
+int peer_verify_start(struct peer *p, char *msg)
+{
+	if (!connected(p) || atomic_load(&p->repl) != RS_ESTABLISHED || atomic_load(&p->peer_disk) != DS_UPTODATE ||
+	    atomic_load(&p->e->dstate) != DS_UPTODATE) {
+		snprintf(msg, 256, "refusing to verify: both disks must be UpToDate and connected with no resync "
+			 "running (peer %s, %s)", conn_state_name((enum conn_state)atomic_load(&p->cstate)),
+			 repl_state_name((enum repl_state)atomic_load(&p->repl)));
+		return -EBUSY;
+	}
+	if (atomic_exchange(&p->vf_running, 1)) {
+		snprintf(msg, 256, "a verify is already running");
+		return -EBUSY;
+	}
+	if (p->vf_joinable)
+		pthread_join(p->vf_thr, NULL);
+	atomic_store(&p->vf_done, 0);
+	atomic_store(&p->vf_oos, 0);
+	atomic_store(&p->vf_blocks, 0);
+	p->vf_joinable = pthread_create(&p->vf_thr, NULL, verify_main, p) == 0;
+	if (!p->vf_joinable) {
+		atomic_store(&p->vf_running, 0);
+		snprintf(msg, 256, "cannot start the verify thread");
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void peer_verify_status(struct peer *p, struct strbuf *sb)
+{
+	uint64_t done = atomic_load(&p->vf_done);
+	strbuf_printf(sb, "%d %.1f %llu %llu\n", atomic_load(&p->vf_running),
+		  p->e->size ? 100.0 * (double)done / (double)p->e->size : 100.0,
+		  (unsigned long long)atomic_load(&p->vf_oos), (unsigned long long)atomic_load(&p->vf_blocks));
+}
+
+static void *rs_main(void *arg)
+{
+	struct peer *p = arg;
+	struct engine *e = p->e;
+	uint64_t cursor = 0;
+	uint8_t *buf = NULL;
+	uint8_t h[12];
+
+	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
+		return NULL;
+	if (p->need)
+		for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
+			atomic_store(&p->need[w], 0);
+	uint64_t total = engine_oos(e, p->slot) * MD_BLOCK;
+	if (total > e->size)
+		total = e->size;
+	atomic_store(&p->sync_total, total);
+	atomic_store(&p->sync_done, 0);
+	atomic_store(&p->sync_start_ns, now_ns());
+	if (rs_announce(p, total)) {
+		free(buf);
+		return NULL;
+	}
+	log_info("peer %s: resync started as SyncSource, %llu bytes to send", p->addr, (unsigned long long)total);
+
+	while (!atomic_load(&p->rs_stop)) {
+		uint64_t b = engine_next_oos(e, p->slot, cursor);
+		if (b == UINT64_MAX) {
+			/* wait for the window to drain, then look again from the start:
+			 * writes that failed to replicate meanwhile are marked again */
+			pthread_mutex_lock(&p->rslock);
+			while (p->rs_out && !atomic_load(&p->rs_stop))
+				pthread_cond_wait(&p->rscond, &p->rslock);
+			pthread_mutex_unlock(&p->rslock);
+			if (atomic_load(&p->rs_stop))
+				break;
+			if (engine_next_oos(e, p->slot, 0) == UINT64_MAX)
+				break;
+			cursor = 0;
+			continue;
+		}
+		/* with csums-alg, a run is either checksums (blocks not yet
+		 * compared) or data (blocks whose checksum differed) */
+		int as_data = !p->has_csums || need_test(p, b);
+		uint64_t n = 1;
+		while (n < RS_CHUNK_BLOCKS && b + n < e->bm_bits && engine_next_oos(e, p->slot, b + n) == b + n &&
+		       (!p->has_csums || need_test(p, b + n) == as_data))
+			n++;
+		/* throttle to the configured resync rate */
+		if (p->rate) {
+			uint64_t el = now_ns() - atomic_load(&p->sync_start_ns);
+			uint64_t due = atomic_load(&p->sync_done) * 1000000000ULL / p->rate;
+			if (due > el)
+				sleep_ms((int)((due - el) / 1000000 + 1));
+		}
+		int slot = -1;
+		pthread_mutex_lock(&p->rslock);
+		while (p->rs_out >= RS_WINDOW && !atomic_load(&p->rs_stop))
+			pthread_cond_wait(&p->rscond, &p->rslock);
+		for (int i = 0; i < RS_WINDOW && slot < 0; i++)
+			if (!p->rs[i].used)
+				slot = i;
+		pthread_mutex_unlock(&p->rslock);
+		if (slot < 0)
+			break;
+		uint64_t off = b * MD_BLOCK;
+		uint64_t len = n * MD_BLOCK;
+		if (off + len > e->size)
+			len = e->size - off;
+		pthread_rwlock_wrlock(&p->sync_lock);
+		engine_clear_oos(e, p->slot, b, n);
+		int rc = disk_pread(e->disk, buf, len, off);
+		if (!rc) {
+			pthread_mutex_lock(&p->rslock);
+			p->rs[slot] = (struct rs_slot){ off, (uint32_t)len, 1 };
+			p->rs_out++;
+			pthread_mutex_unlock(&p->rslock);
+			put_be64(h, off);
+			put_be32(h + 8, (uint32_t)len);
+			if (as_data) {
+				rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, 12, buf, len);
+				if (!rc)
+					atomic_fetch_add_explicit(&e->st.sent_bytes, len, memory_order_relaxed);
+				for (uint64_t i = 0; p->need && i < n; i++)
+					atomic_fetch_and(&p->need[(b + i) >> 6], ~(1ULL << ((b + i) & 63)));
+			} else {
+				uint8_t dg[RS_CHUNK_BLOCKS * EVP_MAX_MD_SIZE];
+				digests_md(p->cmd, buf, (uint32_t)len, dg);
+				rc = send_pkt(p, CH_DATA, P_RS_CSUM, 0, (uint64_t)slot, h, 12, dg, n * md_len(p->cmd));
+			}
+		}
+		pthread_rwlock_unlock(&p->sync_lock);
+		if (rc) {
+			engine_mark_oos(e, p->slot, off, len);
+			break;
+		}
+		cursor = b + n;
+	}
+	free(buf);
+	if (!atomic_load(&p->rs_stop) && connected(p)) {
+		/* the bitmap generation becomes history; the target adopts ours */
+		engine_sync_source_done(e, p->slot);
+		uint8_t u[8 * UUID_COUNT + 8];
+		pthread_mutex_lock(&e->lock);
+		for (int i = 0; i < UUID_COUNT; i++)
+			put_be64(u + 8 * i, e->sb.uuid[i]);
+		put_be64(u + 8 * UUID_COUNT, e->sb.gen_time);
+		pthread_mutex_unlock(&e->lock);
+		send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, sizeof u, NULL, 0);
+		atomic_store(&p->peer_disk, DS_UPTODATE);
+		atomic_store(&p->repl, RS_ESTABLISHED);
+		uint64_t ms = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
+		log_info("peer %s: resync finished: %llu bytes in %llu ms", p->addr,
+			 (unsigned long long)atomic_load(&p->sync_done), (unsigned long long)ms);
+	}
+	return NULL;
+}
+
+void rs_start(struct peer *p)
+{
+	pthread_mutex_lock(&p->rsctl);
+	if (p->rs_running) {
+		/* a finished run is joined before a new one starts */
+		if (atomic_load(&p->repl) == RS_SYNC_SOURCE) {
+			pthread_mutex_unlock(&p->rsctl);
+			return;
+		}
+		pthread_join(p->rs_thr, NULL);
+		p->rs_running = 0;
+	}
+	atomic_store(&p->rs_stop, 0);
+	atomic_store(&p->repl, RS_SYNC_SOURCE);
+	if (pthread_create(&p->rs_thr, NULL, rs_main, p) == 0)
+		p->rs_running = 1;
+	pthread_mutex_unlock(&p->rsctl);
+}
+
+void rs_stop(struct peer *p)
+{
+	pthread_mutex_lock(&p->rsctl);
+	if (!p->rs_running) {
+		pthread_mutex_unlock(&p->rsctl);
+		return;
+	}
+	atomic_store(&p->rs_stop, 1);
+	pthread_mutex_lock(&p->rslock);
+	pthread_cond_broadcast(&p->rscond);
+	pthread_mutex_unlock(&p->rslock);
+	pthread_join(p->rs_thr, NULL);
+	p->rs_running = 0;
+	pthread_mutex_unlock(&p->rsctl);
+	/* chunks sent but not acknowledged must be sent again next time */
+	pthread_mutex_lock(&p->rslock);
+	for (int i = 0; i < RS_WINDOW; i++) {
+		if (p->rs[i].used) {
+			engine_mark_oos(p->e, p->slot, p->rs[i].off, p->rs[i].len);
+			p->rs[i].used = 0;
+		}
+	}
+	p->rs_out = 0;
+	pthread_mutex_unlock(&p->rslock);
+}
