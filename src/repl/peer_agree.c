@@ -184,155 +184,196 @@ static void side_of_hello(struct side *s, const uint8_t *h)
 	s->gen_time = get_be64(h + HELLO_GEN_TIME);
 }
 
-/* Both sides apply decide_sync() (and, for a split brain, the configured
- * policy) to the same two HELLOs — each side's own as sent, not its state
- * now — so they reach mirror-image decisions. Returns 0 to run, <0 to drop
- * the connection (reason set). */
-int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
+/* One handshake's verdict and what it rests on: both HELLOs as sent. */
+struct agreement {
+	const uint8_t *mine, *hello;    /* this side's HELLO as sent, the peer's */
+	struct side me, them;
+	uint32_t my_flags, peer_flags;  /* HELLO_FLAGS: HF_* */
+	enum decision d;                /* decide_sync's decision */
+	enum decision r;                /* a split brain's resolution (D_SPLIT_BRAIN: none) */
+	int verdict;                    /* what both sides confirm: a decision or a V_* refusal */
+	int pri_lost;                   /* the resolution made this Primary the victim */
+	const struct side *diskless;    /* the side whose disk failed, NULL none */
+	char why[128];                  /* the split-brain policy that resolved it */
+};
+
+/* The HELLO may have waited a long time (the peer's side of the link was
+ * down while the dialer's HELLO sat in a proxy or a socket): decide only on
+ * what is still true here. (The out-of-sync count may grow meanwhile; only
+ * whether it is zero changes decisions.) */
+static int hello_stale(struct peer *p, const struct side *me)
 {
 	struct engine *e = p->e;
-	struct side me, them;
-	char why[128];
-	int pri_lost = 0;
-
-	side_of_hello(&me, mine);
-	side_of_hello(&them, hello);
-	/* The HELLO may have waited a long time (the peer's side of the link was
-	 * down while the dialer's HELLO sat in a proxy or a socket): decide only
-	 * on what is still true here, else handshake again. (The out-of-sync
-	 * count may grow meanwhile; only whether it is zero changes decisions.) */
 	uint64_t u[UUID_COUNT];
 	int stale = 0;
+
 	hello_uuids(p, u);
 	for (int i = 0; i < G_COUNT; i++)
-		stale |= me.uuid[i] != u[i];
-	stale |= me.disk != atomic_load(&e->dstate) || me.primary != (atomic_load(&e->role) == ROLE_PRIMARY) ||
-		 !me.oos != !engine_oos(e, p->slot) || me.crashed_primary != e->crashed_primary;
-	if (stale) {
-		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
-		return -EAGAIN;
-	}
-	/* decide first, without side effects */
-	enum decision d = D_NO_SYNC, r = D_NO_SYNC;
-	int verdict;
+		stale |= me->uuid[i] != u[i];
+	return stale || me->disk != atomic_load(&e->dstate) ||
+	       me->primary != (atomic_load(&e->role) == ROLE_PRIMARY) || !me->oos != !engine_oos(e, p->slot) ||
+	       me->crashed_primary != e->crashed_primary;
+}
+
+/* The verdict from both HELLOs, without side effects: both sides compute it
+ * from the same two HELLOs, so they reach mirror images. */
+static void agree_verdict(struct peer *p, struct agreement *a)
+{
+	const struct side *me = &a->me, *them = &a->them;
+	int several = p->e->npeers > 1;
+
+	a->d = a->r = D_NO_SYNC;
 	/* a node whose disk failed can serve only through a peer that has its
 	 * latest data: not one it moved away from while they were apart */
-	const struct side *dl = me.disk == DS_DISKLESS ? &me : them.disk == DS_DISKLESS ? &them : NULL;
-	const struct side *other = dl == &me ? &them : &me;
-	if (dl && dl->uuid[G_BITMAP] && dl->uuid[G_BITMAP] == other->uuid[G_CURRENT]) {
-		verdict = V_STALE_FOR_DISKLESS;
-	} else if (me.primary && them.primary && !p->allow_two) {
-		verdict = V_TWO_PRIMARIES;
-	} else if (!p->allow_two && ((me.primary && (get_be32(hello + HELLO_FLAGS) & HF_THIRD_PRIMARY)) ||
-				     (them.primary && (get_be32(mine + HELLO_FLAGS) & HF_THIRD_PRIMARY)))) {
-		verdict = V_THIRD_PRIMARY;
-	} else {
-		d = decide_sync(&me, &them);
-		if (d == D_SPLIT_BRAIN)
-			r = resolve_split_brain(&me, &them, &p->splitbrain, &pri_lost, why);
-		verdict = d == D_UNRELATED ? V_UNRELATED : d == D_SPLIT_BRAIN && r == D_SPLIT_BRAIN ? V_SPLIT_BRAIN
-			: (int)(d == D_SPLIT_BRAIN ? r : d);
-		if (e->npeers > 1 && verdict < V_TWO_PRIMARIES)
-			verdict = multi_verdict(verdict, mine, hello);
-		/* two Secondaries that cannot tell how their data relates, while a
-		 * third node is Primary: that one relates to each and syncs them */
-		if (e->npeers > 1 && (verdict == V_SPLIT_BRAIN || verdict == V_UNRELATED || d == D_SPLIT_BRAIN) &&
-		    !me.primary && !them.primary &&
-		    ((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY))
-			verdict = V_DEFERRED;
+	a->diskless = me->disk == DS_DISKLESS ? me : them->disk == DS_DISKLESS ? them : NULL;
+	const struct side *other = a->diskless == me ? them : me;
+	if (a->diskless && a->diskless->uuid[G_BITMAP] && a->diskless->uuid[G_BITMAP] == other->uuid[G_CURRENT]) {
+		a->verdict = V_STALE_FOR_DISKLESS;
+		return;
 	}
-	/* both sides must have reached mirror-image verdicts before either acts:
-	 * one whose HELLO went stale has hung up instead of answering */
-	int rc = confirm(p, verdict);
-	if (rc)
-		return rc;
-	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
-	atomic_store(&p->peer_role, hello[HELLO_ROLE]);
-	atomic_store(&p->peer_disk, hello[HELLO_DISK]);
-	atomic_store(&p->peer_uuid, them.uuid[G_CURRENT]);
-	if (verdict == V_TWO_PRIMARIES) {
+	if (me->primary && them->primary && !p->allow_two) {
+		a->verdict = V_TWO_PRIMARIES;
+		return;
+	}
+	if (!p->allow_two && ((me->primary && (a->peer_flags & HF_THIRD_PRIMARY)) ||
+			      (them->primary && (a->my_flags & HF_THIRD_PRIMARY)))) {
+		a->verdict = V_THIRD_PRIMARY;
+		return;
+	}
+	a->d = decide_sync(me, them);
+	if (a->d == D_SPLIT_BRAIN)
+		a->r = resolve_split_brain(me, them, &p->splitbrain, &a->pri_lost, a->why);
+	a->verdict = a->d == D_UNRELATED ? V_UNRELATED
+		     : a->d == D_SPLIT_BRAIN && a->r == D_SPLIT_BRAIN ? V_SPLIT_BRAIN
+		     : (int)(a->d == D_SPLIT_BRAIN ? a->r : a->d);
+	if (several && a->verdict < V_TWO_PRIMARIES)
+		a->verdict = multi_verdict(a->verdict, a->mine, a->hello);
+	/* two Secondaries that cannot tell how their data relates, while a
+	 * third node is Primary: that one relates to each and syncs them */
+	if (several && (a->verdict == V_SPLIT_BRAIN || a->verdict == V_UNRELATED || a->d == D_SPLIT_BRAIN) &&
+	    !me->primary && !them->primary && ((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY))
+		a->verdict = V_DEFERRED;
+}
+
+/* A deferred resync (several disk peers): connected, no resync now; a third
+ * node is Primary (it syncs the one behind), or the one behind syncs from
+ * another peer first. The decision becomes "no sync". */
+static void agree_defer(struct peer *p, struct agreement *a)
+{
+	struct engine *e = p->e;
+	int related = a->d != D_SPLIT_BRAIN && a->d != D_UNRELATED;
+	/* (unrelated: the one apart from the Primary is the one behind) */
+	int behind = a->d == D_TARGET_FULL || a->d == D_TARGET_BITMAP ||
+		     (!related && !(a->my_flags & HF_THIRD_PRIMARY) && (a->peer_flags & HF_THIRD_PRIMARY));
+
+	log_info("peer %s: connected; resync %s deferred: %s", p->addr, behind ? "to this node" : "from this node",
+		 !related ? "how the two relate is not known here; the Primary resyncs the one behind"
+		 : (a->my_flags | a->peer_flags) & HF_BUSY_TARGET ? "the node behind is SyncTarget of another peer"
+								 : "a third node is Primary and resyncs the node behind");
+	if (behind && atomic_load(&e->dstate) == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY) {
+		pthread_mutex_lock(&e->lock);
+		atomic_store(&e->dstate, DS_OUTDATED);
+		pthread_mutex_unlock(&e->lock);
+		log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
+	}
+	a->d = D_NO_SYNC;
+	a->verdict = D_NO_SYNC;
+}
+
+/* A split brain: resolved by policy (then a->d is the resolution), or a
+ * refusal with the reason and the split-brain handler. 0 or <0 to drop. */
+static int agree_split_brain(struct peer *p, struct agreement *a)
+{
+	struct engine *e = p->e;
+	const struct side *me = &a->me, *them = &a->them;
+
+	if (!p->splitbrain_retrying)
+		atomic_fetch_add(&p->split_brains, 1);
+	p->splitbrain_retrying = 0;
+	if (a->r == D_SPLIT_BRAIN) {
+		set_reason(p, "split brain: both nodes changed the data since generation %016llx (%llu and "
+			   "%llu blocks), not resolved automatically (%s). Pick the node whose changes to "
+			   "drop: 'dipole connect %s --discard-my-data' there, 'dipole connect %s' on the other",
+			   (unsigned long long)(me->uuid[G_BITMAP] ? me->uuid[G_BITMAP] : me->uuid[G_HIST0]),
+			   (unsigned long long)me->oos, (unsigned long long)them->oos, a->why, e->res, e->res);
+		/* several disks, two Secondaries: a Primary may yet bring both to
+		 * the same data; ask again later (counted and handled once) */
+		if (e->npeers > 1 && !me->primary && !them->primary) {
+			if (!p->splitbrain_retried)
+				handler_run(p->r, "split-brain", p->me, p->ph, 0);
+			p->splitbrain_retried = p->splitbrain_retrying = 1;
+			return -EALREADY;
+		}
+		handler_run(p->r, "split-brain", p->me, p->ph, 0);
+		return -EXDEV;
+	}
+	log_warn("peer %s: split brain detected and resolved by %s: %s", p->addr, a->why,
+		 a->r == D_SOURCE_BITMAP ? "this node's data is kept and sent to the peer"
+					 : "this node's changes since the split are discarded (resync from the peer)");
+	set_reason(p, "split brain resolved automatically (%s); this node %s", a->why,
+		   a->r == D_SOURCE_BITMAP ? "kept its data" : "was the victim");
+	if (a->pri_lost)
+		handler_run(p->r, "pri-lost-after-sb", p->me, p->ph, 0);
+	a->d = a->r;
+	return 0;
+}
+
+/* The confirmed verdict, before anything starts: refusals (reason set,
+ * <0), a deferred resync, an unsure pair, a split brain. 0: a->d is what
+ * the connection does. */
+static int agree_settle(struct peer *p, struct agreement *a)
+{
+	const struct side *me = &a->me, *them = &a->them;
+
+	if (a->verdict == V_TWO_PRIMARIES) {
 		set_reason(p, "both nodes are Primary and allow-two-primaries is not set; not connecting");
 		return -EBUSY;
 	}
-	if (verdict == V_THIRD_PRIMARY) {
+	if (a->verdict == V_THIRD_PRIMARY) {
 		set_reason(p, "%s is Primary while %s is connected to another Primary; not connecting (retrying: it "
-			   "connects once one of them is Secondary)", me.primary ? "this node" : p->ph->name,
-			   me.primary ? p->ph->name : "this node");
+			   "connects once one of them is Secondary)", me->primary ? "this node" : p->ph->name,
+			   me->primary ? p->ph->name : "this node");
 		return -EALREADY;
 	}
-	p->deferred = verdict == V_DEFERRED;
-	if (verdict == V_DEFERRED) {
-		/* connected, no resync now: a third node is Primary (it syncs the
-		 * one behind), or the one behind syncs from another peer first */
-		uint32_t fm = get_be32(mine + HELLO_FLAGS), ft = get_be32(hello + HELLO_FLAGS);
-		int related = d != D_SPLIT_BRAIN && d != D_UNRELATED;
-		/* (unrelated: the one apart from the Primary is the one behind) */
-		int behind = d == D_TARGET_FULL || d == D_TARGET_BITMAP ||
-			     (!related && !(fm & HF_THIRD_PRIMARY) && (ft & HF_THIRD_PRIMARY));
-		log_info("peer %s: connected; resync %s deferred: %s", p->addr, behind ? "to this node" : "from this node",
-			 !related ? "how the two relate is not known here; the Primary resyncs the one behind"
-			 : (fm | ft) & HF_BUSY_TARGET ? "the node behind is SyncTarget of another peer"
-						   : "a third node is Primary and resyncs the node behind");
-		if (behind && atomic_load(&e->dstate) == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY) {
-			pthread_mutex_lock(&e->lock);
-			atomic_store(&e->dstate, DS_OUTDATED);
-			pthread_mutex_unlock(&e->lock);
-			log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
-		}
-		d = D_NO_SYNC;
-		verdict = D_NO_SYNC;
-	} else if (e->npeers > 1 && verdict != (int)d && verdict < V_TWO_PRIMARIES) {
+	p->deferred = a->verdict == V_DEFERRED;
+	if (a->verdict == V_DEFERRED) {
+		agree_defer(p, a);
+	} else if (p->e->npeers > 1 && a->verdict != (int)a->d && a->verdict < V_TWO_PRIMARIES) {
 		log_info("peer %s: %s becomes %s: the two may differ in writes of a lost Primary (unsure)",
-			 p->addr, decision_name(d), decision_name((enum decision)verdict));
-		d = (enum decision)verdict;
+			 p->addr, decision_name(a->d), decision_name((enum decision)a->verdict));
+		a->d = (enum decision)a->verdict;
 	}
-	if (verdict == V_STALE_FOR_DISKLESS) {
+	if (a->verdict == V_STALE_FOR_DISKLESS) {
 		set_reason(p, "%s disk failed (Diskless) after writes %s never got: serving through it would return "
 			   "old data; not connecting. Bring the failed disk back (down, fix, up) to resync",
-			   dl == &me ? "this node's" : "the peer's", dl == &me ? "the peer" : "this node");
+			   a->diskless == me ? "this node's" : "the peer's", a->diskless == me ? "the peer" : "this node");
 		return -EXDEV;
 	}
-	if (d == D_SPLIT_BRAIN) {
-		if (!p->splitbrain_retrying)
-			atomic_fetch_add(&p->split_brains, 1);
-		p->splitbrain_retrying = 0;
-		if (r == D_SPLIT_BRAIN) {
-			set_reason(p, "split brain: both nodes changed the data since generation %016llx (%llu and "
-				   "%llu blocks), not resolved automatically (%s). Pick the node whose changes to "
-				   "drop: 'dipole connect %s --discard-my-data' there, 'dipole connect %s' on the other",
-				   (unsigned long long)(me.uuid[G_BITMAP] ? me.uuid[G_BITMAP] : me.uuid[G_HIST0]),
-				   (unsigned long long)me.oos, (unsigned long long)them.oos, why, e->res, e->res);
-			/* several disks, two Secondaries: a Primary may yet bring both to
-			 * the same data; ask again later (counted and handled once) */
-			if (e->npeers > 1 && !me.primary && !them.primary) {
-				if (!p->splitbrain_retried)
-					handler_run(p->r, "split-brain", p->me, p->ph, 0);
-				p->splitbrain_retried = p->splitbrain_retrying = 1;
-				return -EALREADY;
-			}
-			handler_run(p->r, "split-brain", p->me, p->ph, 0);
-			return -EXDEV;
-		}
-		log_warn("peer %s: split brain detected and resolved by %s: %s", p->addr, why,
-			 r == D_SOURCE_BITMAP ? "this node's data is kept and sent to the peer"
-					      : "this node's changes since the split are discarded (resync from the peer)");
-		set_reason(p, "split brain resolved automatically (%s); this node %s", why,
-			   r == D_SOURCE_BITMAP ? "kept its data" : "was the victim");
-		if (pri_lost)
-			handler_run(p->r, "pri-lost-after-sb", p->me, p->ph, 0);
-		d = r;
-	} else if (d == D_UNRELATED) {
+	if (a->d == D_SPLIT_BRAIN)
+		return agree_split_brain(p, a);
+	if (a->d == D_UNRELATED) {
 		set_reason(p, "unrelated data: local generation %016llx, peer %016llx, no common history; refusing "
 			   "to sync (wrong disk or another resource's disk?)",
-			   (unsigned long long)me.uuid[G_CURRENT], (unsigned long long)them.uuid[G_CURRENT]);
+			   (unsigned long long)me->uuid[G_CURRENT], (unsigned long long)them->uuid[G_CURRENT]);
 		return -EXDEV;
-	} else {
-		set_reason(p, "%s", "");
 	}
+	set_reason(p, "%s", "");
+	return 0;
+}
+
+/* The connection is established with decision a->d: the bookkeeping, the
+ * disk state it settles, and the resync it starts. 0 or <0 to drop. */
+static int agree_apply(struct peer *p, struct agreement *a)
+{
+	struct engine *e = p->e;
+	const struct side *me = &a->me, *them = &a->them;
+	enum decision d = a->d;
+
 	log_info("peer %s: connected; local %s %016llx, peer %s %016llx: %s", p->addr,
-		 disk_state_name((enum disk_state)me.disk), (unsigned long long)me.uuid[G_CURRENT],
-		 disk_state_name((enum disk_state)them.disk), (unsigned long long)them.uuid[G_CURRENT], decision_name(d));
-	atomic_store(&p->peer_was_primary, hello[HELLO_ROLE] == ROLE_PRIMARY);
+		 disk_state_name((enum disk_state)me->disk), (unsigned long long)me->uuid[G_CURRENT],
+		 disk_state_name((enum disk_state)them->disk), (unsigned long long)them->uuid[G_CURRENT],
+		 decision_name(d));
+	atomic_store(&p->peer_was_primary, a->hello[HELLO_ROLE] == ROLE_PRIMARY);
 	atomic_store(&p->primary_at_loss, 0);
 	atomic_store(&p->hold_off, 0);
 	/* a node about to be SyncTarget resumes only once the source's bitmap
@@ -347,9 +388,9 @@ int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	int mine_ds = atomic_load(&e->dstate);
 	if ((mine_ds == DS_OUTDATED || mine_ds == DS_CONSISTENT) &&
 	    (d == D_NO_SYNC || d == D_SOURCE_BITMAP || d == D_SOURCE_FULL) &&
-	    (them.disk == DS_UPTODATE || all_disks_here(p))) {
-		engine_set_uptodate(e, them.disk == DS_UPTODATE ? "the peer with the newest data is back"
-								: "every disk of the resource is connected again");
+	    (them->disk == DS_UPTODATE || all_disks_here(p))) {
+		engine_set_uptodate(e, them->disk == DS_UPTODATE ? "the peer with the newest data is back"
+								 : "every disk of the resource is connected again");
 		send_state(p);
 	}
 	uint64_t t0 = now_ns();
@@ -357,14 +398,14 @@ int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	atomic_store(&p->lease_until_ns, t0 + p->lease_ns);
 	atomic_fetch_add(&p->conn_seq, 1);
 	atomic_store(&p->repl, RS_ESTABLISHED);
-	atomic_store(&p->expect_target, d == D_TARGET_FULL || d == D_TARGET_BITMAP);
+	atomic_store(&p->expect_target, target);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
 	p->splitbrain_retried = p->splitbrain_retrying = 0;
 	atomic_store(&p->recheck_ns, 0);
 	/* nothing to compare: whatever was unsure between the two is settled */
-	if (d == D_NO_SYNC && !((get_be32(mine + HELLO_FLAGS) | get_be32(hello + HELLO_FLAGS)) & HF_THIRD_PRIMARY) &&
-	    !p->deferred && me.disk == DS_UPTODATE && them.disk == DS_UPTODATE && !me.primary && !them.primary)
+	if (d == D_NO_SYNC && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY) && !p->deferred &&
+	    me->disk == DS_UPTODATE && them->disk == DS_UPTODATE && !me->primary && !them->primary)
 		engine_set_unsure(e, p->slot, 0);
 	/* the activity log's marks are in the bitmap now, part of this decision */
 	e->crashed_primary = 0;
@@ -372,9 +413,40 @@ int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 		engine_mark_all_oos(e, p->slot);
 		rs_start(p);
 	} else if (d == D_TARGET_BITMAP) {
-		rc = send_bitmap(p, P_PEER_BITMAP, P_PEER_BITMAP_DONE);
-		if (rc)
-			return rc;
+		return send_bitmap(p, P_PEER_BITMAP, P_PEER_BITMAP_DONE);
 	}
 	return 0;
+}
+
+/* Both sides apply decide_sync() (and, for a split brain, the configured
+ * policy) to the same two HELLOs — each side's own as sent, not its state
+ * now — so they reach mirror-image decisions; each acts only after the
+ * other confirmed (confirm). Three steps: the verdict (no side effects),
+ * the confirmation over the network, then settle and apply. Returns 0 to
+ * run, <0 to drop the connection (reason set). */
+int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
+{
+	struct agreement a = { .mine = mine, .hello = hello };
+	int rc;
+
+	side_of_hello(&a.me, mine);
+	side_of_hello(&a.them, hello);
+	a.my_flags = get_be32(mine + HELLO_FLAGS);
+	a.peer_flags = get_be32(hello + HELLO_FLAGS);
+	if (hello_stale(p, &a.me)) {
+		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
+		return -EAGAIN;
+	}
+	agree_verdict(p, &a);
+	/* both sides must have reached mirror-image verdicts before either acts:
+	 * one whose HELLO went stale has hung up instead of answering */
+	if ((rc = confirm(p, a.verdict)))
+		return rc;
+	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
+	atomic_store(&p->peer_role, hello[HELLO_ROLE]);
+	atomic_store(&p->peer_disk, hello[HELLO_DISK]);
+	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
+	if ((rc = agree_settle(p, &a)))
+		return rc;
+	return agree_apply(p, &a);
 }
