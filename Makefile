@@ -88,7 +88,11 @@ fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer
 
 unit: $(UNITS)
 
-check: build/dipole build/san/dipole build/synclat unit fuzz
+# the machine's prerequisites first, so a missing tool is named up front
+# rather than found as a failure after minutes of building and testing
+check:
+	$(Q)FUZZ_CC=$(FUZZ_CC) bash tests/prereq
+	$(Q)$(MAKE) --no-print-directory build/dipole build/san/dipole build/synclat unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 demo: build/dipole
