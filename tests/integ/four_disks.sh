@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# four_disks — four nodes with disks on loopback addresses (127.0.1.1-4),
+# four_disks — four nodes with disks on loopback addresses (127.0.1.1-4,
+# a port free_port picked: they listen in the host's namespace),
 # quorum majority (3 of 4 votes; a write completes on 2 disks): a full mesh of
 # six links, failover from a killed Primary, the old Primary back as
 # SyncTarget, a Secondary away and back with only what it missed, no writes
 # with two of four down; all four disks end identical. The code has nothing three-specific; this checks it.
 source "$(dirname "$0")/lib.sh"
 truncate -s 64M "$T/a.img" "$T/b.img" "$T/c.img" "$T/d.img"
+PORT=$(free_port)
 cat >"$T/r.res" <<EOT
 resource r0 {
     net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; }
     options { quorum majority; }
-    on a { node-id 0; address 127.0.1.1:7790; disk $T/a.img; }
-    on b { node-id 1; address 127.0.1.2:7790; disk $T/b.img; }
-    on c { node-id 2; address 127.0.1.3:7790; disk $T/c.img; }
-    on d { node-id 3; address 127.0.1.4:7790; disk $T/d.img; }
+    on a { node-id 0; address 127.0.1.1:$PORT; disk $T/a.img; }
+    on b { node-id 1; address 127.0.1.2:$PORT; disk $T/b.img; }
+    on c { node-id 2; address 127.0.1.3:$PORT; disk $T/c.img; }
+    on d { node-id 3; address 127.0.1.4:$PORT; disk $T/d.img; }
     connection-mesh { hosts a b c d; }
 }
 EOT

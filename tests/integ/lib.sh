@@ -65,16 +65,26 @@ wait_for() {
 	return 1
 }
 
-# mkres [SIZE] : write $T/r.res for resource r0 with nodes a and b, backing files $T/a.img, $T/b.img
+# free_port: a TCP port nobody holds right now, on any address. Tests that
+# listen in the host's namespace take their port from here, never a fixed
+# one, so two checkouts can run their suites side by side.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
+}
+
+# mkres [SIZE] : write $T/r.res for resource r0 with nodes a and b, backing
+# files $T/a.img, $T/b.img. Node a listens for its peer on 127.0.0.1:$PORT
+# in the host's namespace even when b never starts, so PORT is free_port's.
 mkres() {
 	local size=${1:-256M}
+	PORT=$(free_port)
 	truncate -s "$size" "$T/a.img" "$T/b.img"
 	cat >"$T/r.res" <<EOT
 resource r0 {
     meta-disk internal;
     net { protocol C; }
-    on a { address 127.0.0.1:7790; disk $T/a.img; }
-    on b { address 127.0.0.2:7790; disk $T/b.img; }
+    on a { address 127.0.0.1:$PORT; disk $T/a.img; }
+    on b { address 127.0.0.2:$PORT; disk $T/b.img; }
 }
 EOT
 }

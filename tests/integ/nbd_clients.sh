@@ -77,10 +77,12 @@ expect_rc "status (human) shows role, disk, peer and exports" 0 "r0 node:a role:
 expect_rc "status without RES lists running resources" 0 "disk:UpToDate" dp status
 expect_rc "events --once prints the current state" 0 "r0 role:Primary disk:UpToDate peer:b connection:Connecting" dp events r0 --once
 expect_rc "down" 0 "" dp down r0
-expect_rc "up with --nbd-tcp also serves NBD on TCP" 0 "up on a" dp up r0 --device none --nbd-tcp 127.0.0.1:10899
-check "nbdcopy over TCP reads what the unix socket reads" bash -c "cmp <(nbdcopy nbd://127.0.0.1:10899/r0 - | head -c 128M) <(nbdcopy '$U' - | head -c 128M)"
+# the host's namespace: a port picked now, not a fixed one another checkout may hold
+TCP=127.0.0.1:$(free_port)
+expect_rc "up with --nbd-tcp also serves NBD on TCP" 0 "up on a" dp up r0 --device none --nbd-tcp "$TCP"
+check "nbdcopy over TCP reads what the unix socket reads" bash -c "cmp <(nbdcopy nbd://$TCP/r0 - | head -c 128M) <(nbdcopy '$U' - | head -c 128M)"
 dp status r0 --json >"$T/json2"
-check "status --json names the TCP export" grep -q '"nbd_tcp":"127.0.0.1:10899"' "$T/json2"
+check "status --json names the TCP export" grep -q "\"nbd_tcp\":\"$TCP\"" "$T/json2"
 expect_rc "down" 0 "" dp down r0
 expect_rc "status of a down resource says so (exit 3)" 3 "not up on this node" dp status r0
 check "no runtime files remain after down" bash -c "! ls $RUN/r0.nbd $RUN/r0.ctl $RUN/r0.pid 2>/dev/null"

@@ -5,14 +5,16 @@
 # with more than two disk hosts; the DRBD 9 shape with a tiebreaker parses and dumps.
 source "$(dirname "$0")/lib.sh"
 
-# res NAME BODY: a config file with three hosts on loopback addresses
+# res NAME BODY: a config file with three hosts on loopback addresses; the
+# tiebreaker below listens in the host's namespace, so on a free port
+PORT=$(free_port)
 res() {
 	cat >"$T/$1.res" <<EOT
 resource r0 {
     options { quorum majority; }
-    on a { node-id 0; address 127.0.0.1:7790; disk $T/a.img; }
-    on b { node-id 1; address 127.0.0.2:7790; disk $T/b.img; }
-    on c { node-id 2; address 127.0.0.3:7790; disk none; }
+    on a { node-id 0; address 127.0.0.1:$PORT; disk $T/a.img; }
+    on b { node-id 1; address 127.0.0.2:$PORT; disk $T/b.img; }
+    on c { node-id 2; address 127.0.0.3:$PORT; disk none; }
 $2
 }
 EOT
@@ -60,7 +62,7 @@ sed "s|disk none;|disk $T/c.img;|; s|options {|net { allow-two-primaries; }\n   
 expect_rc "three disk hosts with allow-two-primaries: refused at up, naming the resource" 2 \
 	"three.res:1:.*allow-two-primaries with 3 disk hosts is not supported" dpc three up r0
 
-# a rogue on the tiebreaker's vote port (127.0.0.3): it plays node a, passes
+# a rogue on the tiebreaker's vote port (127.0.0.3:$PORT): it plays node a, passes
 # the HELLO (no secret is configured) and then sends bad packets
 dtb() { "$DIPOLE" -c "$T/good.res" --node c --run-dir "$T/rc" "$@"; }
 check "the tiebreaker comes up alone (no exports)" dtb up r0
@@ -76,7 +78,7 @@ def hello(ch):
     b[68:70] = b"r0"
     return pkt(1, bytes(b))
 def link(ch):
-    s = socket.create_connection(("127.0.0.3", 7790), timeout=5)
+    s = socket.create_connection(("127.0.0.3", int(sys.argv[2])), timeout=5)
     s.sendall(hello(ch))
     s.recv(24 + 180)
     return s
@@ -97,16 +99,16 @@ except OSError:
     pass
 PY
 tb_reason() { dtb status r0 --json | python3 -c "import json,sys; o=json.load(sys.stdin); sys.exit(0 if '$1' in o['peers'][0]['reason'] else 1)"; }
-python3 "$T/rogue.py" short >/dev/null 2>&1
+python3 "$T/rogue.py" short "$PORT" >/dev/null 2>&1
 check "a vote-state packet of the wrong size drops the link, with a reason" wait_for 5 tb_reason "malformed state report"
-python3 "$T/rogue.py" values >/dev/null 2>&1
+python3 "$T/rogue.py" values "$PORT" >/dev/null 2>&1
 check "impossible role/disk values are refused too" wait_for 5 tb_reason "malformed state report"
-python3 "$T/rogue.py" big >/dev/null 2>&1
+python3 "$T/rogue.py" big "$PORT" >/dev/null 2>&1
 check "an oversized packet drops the link" wait_for 5 tb_reason "oversized packet"
-python3 "$T/rogue.py" magic >/dev/null 2>&1
+python3 "$T/rogue.py" magic "$PORT" >/dev/null 2>&1
 check "a bad magic drops the link" wait_for 5 tb_reason "bad packet magic"
 expect_rc "a data channel to a tiebreaker is refused, saying why" 0 "vote link with you, not a disk peer" \
-	python3 "$T/rogue.py" data
+	python3 "$T/rogue.py" data "$PORT"
 check "the tiebreaker survived all of it" dtb status r0
 check "and goes down cleanly" dtb down r0
 finish
