@@ -52,8 +52,9 @@ done
 [ $allok = 1 ] && ok "four concurrent clients, data intact" || notok "four concurrent clients, data intact"
 
 if fio --enghelp 2>/dev/null | grep -qw nbd; then
+	# --aux-path: its verify state file goes to $T, not the current directory
 	check "fio nbd engine: 16 in flight, random writes verified by crc32c" \
-		fio --name=v --ioengine=nbd --uri="$U" --rw=randwrite --bs=4k --iodepth=16 --size=32M \
+		fio --aux-path="$T" --name=v --ioengine=nbd --uri="$U" --rw=randwrite --bs=4k --iodepth=16 --size=32M \
 			--offset=128M --verify=crc32c --do_verify=1 --verify_fatal=1
 else
 	ok "fio has no nbd engine here (skipped)"
