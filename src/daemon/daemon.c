@@ -5,7 +5,7 @@
  * NBD, FUSE + loop device + device symlink and the control socket, and only
  * then tell the waiting parent "ready". Shutdown runs the same steps backwards.
  */
-#include "daemon.h"
+#include "daemon_int.h"
 #include "al.h"
 #include "ctl.h"
 #include "handler.h"
@@ -30,145 +30,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct daemon {
-	const char *run_dir;
-	const struct cfg_resource *r;
-	const struct cfg_host *h;
-	struct engine *e;
-	struct nbd_server *nbd;
-	struct fusedev *fuse;
-	struct peer *peers[MD_MAX_PEERS]; /* the disk peers */
-	int npeers;
-	struct peer *peer;            /* the first disk peer, NULL if none */
-	const struct cfg_host *other; /* its host (handlers' peer), NULL if none */
-	struct listener *lsn;         /* the replication port, NULL without peers */
-	struct quorum *quorum;        /* votes and vote links, NULL with one host */
-	int loop_fd;
-	char loop_dev[64];
-	char device[1024];   /* symlink we created, "" if none */
-	char nbd_path[512], ctl_path[512], pid_path[512], fuse_path[512], log_path[512];
-	const char *nbd_tcp;
-	int ctl_fd;
-	int lock_fd;
-};
-
-/* ------------------------------------------------------------ status */
-
-static void status_json(struct daemon *d, struct strbuf *sb)
-{
-	struct engine *e = d->e;
-	strbuf_printf(sb, "{\"name\":");
-	strbuf_json_str(sb, d->r->name);
-	strbuf_printf(sb, ",\"node\":");
-	strbuf_json_str(sb, d->h->name);
-	strbuf_printf(sb, ",\"role\":\"%s\",\"disk\":\"%s\",\"size_bytes\":%llu,\"peers\":[",
-		  role_name((enum role)atomic_load(&e->role)), disk_state_name((enum disk_state)atomic_load(&e->dstate)),
-		  (unsigned long long)e->size);
-	for (int i = 0; i < d->npeers; i++) {
-		if (i)
-			strbuf_printf(sb, ",");
-		peer_status_json(d->peers[i], sb);
-	}
-	if (d->quorum)
-		quorum_peers_json(d->quorum, sb, d->npeers > 0);
-	strbuf_printf(sb, "],");
-	if (d->quorum) {
-		quorum_status_json(d->quorum, sb);
-		strbuf_printf(sb, ",");
-	}
-	strbuf_printf(sb, "\"stats\":{\"sent_bytes\":%llu,\"received_bytes\":%llu,\"written_bytes\":%llu,"
-		  "\"read_bytes\":%llu,\"io_errors\":%llu},",
-		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
-		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
-		  (unsigned long long)atomic_load(&e->st.io_errors));
-	char dr[160], sr[256];
-	pthread_mutex_lock(&e->lock);
-	uint64_t gc = e->sb.uuid[UUID_CURRENT], gb = e->sb.uuid[UUID_BITMAP];
-	snprintf(dr, sizeof dr, "%s", e->detach_reason);
-	snprintf(sr, sizeof sr, "%s", e->suspend_reason);
-	pthread_mutex_unlock(&e->lock);
-	strbuf_printf(sb, "\"disk_reason\":");
-	strbuf_json_str(sb, dr);
-	strbuf_printf(sb, ",\"io_suspended\":%s,\"suspend_reason\":", engine_is_suspended(e) ? "true" : "false");
-	strbuf_json_str(sb, sr);
-	strbuf_printf(sb, ",\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
-		  "\"activity_log\":{\"active_extents\":%u,\"updates\":%llu,\"marked_at_attach\":%llu},",
-		  (unsigned long long)gc, (unsigned long long)gb, al_active(e->al), (unsigned long long)al_updates(e->al), (unsigned long long)e->al_marked);
-	strbuf_printf(sb, "\"exports\":{\"nbd\":");
-	if (d->nbd)
-		strbuf_json_str(sb, d->nbd_path);
-	else
-		strbuf_printf(sb, "null");
-	strbuf_printf(sb, ",\"nbd_tcp\":");
-	if (d->nbd_tcp)
-		strbuf_json_str(sb, d->nbd_tcp);
-	else
-		strbuf_printf(sb, "null");
-	strbuf_printf(sb, ",\"nbd_clients\":%d,\"loop\":", nbd_server_clients(d->nbd));
-	if (d->loop_dev[0])
-		strbuf_json_str(sb, d->loop_dev);
-	else
-		strbuf_printf(sb, "null");
-	strbuf_printf(sb, ",\"device\":");
-	if (d->device[0])
-		strbuf_json_str(sb, d->device);
-	else
-		strbuf_printf(sb, "null");
-	strbuf_printf(sb, "},\"pid\":%d}\n", (int)getpid());
-}
-
-static void status_text(struct daemon *d, struct strbuf *sb)
-{
-	struct engine *e = d->e;
-	char a[32], b[32], c[32], f[32];
-
-	strbuf_printf(sb, "%s node:%s role:%s\n", d->r->name, d->h->name, role_name((enum role)atomic_load(&e->role)));
-	strbuf_printf(sb, "  disk:%s size:%s\n", disk_state_name((enum disk_state)atomic_load(&e->dstate)),
-		  fmt_size(e->size, a, sizeof a));
-	pthread_mutex_lock(&e->lock);
-	if (e->detach_reason[0])
-		strbuf_printf(sb, "  disk detached: %s\n", e->detach_reason);
-	if (atomic_load(&e->suspended))
-		strbuf_printf(sb, "  I/O SUSPENDED: %s\n", e->suspend_reason);
-	pthread_mutex_unlock(&e->lock);
-	for (int i = 0; i < d->npeers; i++)
-		peer_status_text(d->peers[i], sb);
-	if (d->quorum)
-		quorum_status_text(d->quorum, sb);
-	strbuf_printf(sb, "  exports: nbd:%s", d->nbd ? d->nbd_path : "none (tiebreaker)");
-	if (d->nbd_tcp)
-		strbuf_printf(sb, " nbd-tcp:%s", d->nbd_tcp);
-	strbuf_printf(sb, " (%d client%s)", nbd_server_clients(d->nbd), nbd_server_clients(d->nbd) == 1 ? "" : "s");
-	if (d->loop_dev[0])
-		strbuf_printf(sb, " loop:%s", d->loop_dev);
-	if (d->device[0])
-		strbuf_printf(sb, " device:%s", d->device);
-	strbuf_printf(sb, "\n  stats: sent:%s received:%s written:%s read:%s io-errors:%llu\n",
-		  fmt_size(atomic_load(&e->st.sent_bytes), a, sizeof a),
-		  fmt_size(atomic_load(&e->st.received_bytes), b, sizeof b),
-		  fmt_size(atomic_load(&e->st.written_bytes), c, sizeof c),
-		  fmt_size(atomic_load(&e->st.read_bytes), f, sizeof f),
-		  (unsigned long long)atomic_load(&e->st.io_errors));
-}
-
-static void state_line(struct daemon *d, struct strbuf *sb)
-{
-	strbuf_printf(sb, "role:%s disk:%s", role_name((enum role)atomic_load(&d->e->role)),
-		  disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
-	if (engine_is_suspended(d->e)) {
-		char why[256];
-		pthread_mutex_lock(&d->e->lock);
-		snprintf(why, sizeof why, "%s", d->e->suspend_reason);
-		pthread_mutex_unlock(&d->e->lock);
-		strbuf_printf(sb, " io:suspended reason:\"%s\"", why);
-	}
-	for (int i = 0; i < d->npeers; i++)
-		peer_state_line(d->peers[i], sb);
-	if (d->quorum)
-		quorum_state_line(d->quorum, sb);
-	strbuf_printf(sb, "\n");
-}
 
 /* ------------------------------------------------------- exports */
 
@@ -318,7 +179,7 @@ static int handle(struct daemon *d, int fd, char *req)
 		status_json(d, &body);
 		ctl_reply(fd, 0, "", body.buf);
 	} else if (!strcmp(req, "state")) {
-		state_line(d, &body);
+		status_state_line(d, &body);
 		ctl_reply(fd, 0, "", body.buf);
 	} else if (!strncmp(req, "primary", 7)) {
 		int rc = 0;
