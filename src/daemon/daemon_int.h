@@ -1,6 +1,6 @@
-/* daemon_int — what the files of the daemon share (daemon.c, status.c):
- * struct daemon and the functions one file calls in another. Not for use
- * outside src/daemon/.
+/* daemon_int — what the files of the daemon share (daemon.c, control.c,
+ * status.c): struct daemon and the functions one file calls in another. Not
+ * for use outside src/daemon/.
  *
  * Locking: struct daemon itself is owned by the daemon's main thread, which
  * starts and stops everything and serves control requests one at a time; the
@@ -46,5 +46,10 @@ struct daemon {
 void status_text(struct daemon *d, struct strbuf *sb);
 void status_json(struct daemon *d, struct strbuf *sb);
 void status_state_line(struct daemon *d, struct strbuf *sb);
+
+/* Serve one control request `req` on the accepted connection fd: replies
+ * and closes fd, except for a `down` it agrees to, where it returns 1 and
+ * leaves the reply to the caller (after the shutdown). Else returns 0. */
+int control_handle(struct daemon *d, int fd, char *req);
 
 #endif
