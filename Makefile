@@ -58,6 +58,7 @@ build/san/obj/%.o: src/%.c
 UNIT_config := conf/config base/util base/log
 UNIT_meta   := store/meta store/disk base/util base/log
 UNIT_decide := repl/decide
+UNIT_ctl    := daemon/ctl base/util base/log
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"

@@ -119,3 +119,60 @@ void ctl_reply(int fd, int code, const char *msg, const char *body)
 		(void)!write_full(fd, body, strlen(body));
 	close(fd);
 }
+
+static int allows(const struct ctl_cmd *c, const char *opt)
+{
+	for (const char *const *o = c->opts; o && *o; o++)
+		if (!strcmp(*o, opt))
+			return 1;
+	return 0;
+}
+
+int ctl_parse(const char *line, const struct ctl_cmd *table, size_t n, struct ctl_req *req,
+	      const struct ctl_cmd **cmd, char *msg, size_t len)
+{
+	char *save = NULL;
+
+	memset(req, 0, sizeof *req);
+	*cmd = NULL;
+	msg[0] = 0;
+	snprintf(req->words, sizeof req->words, "%s", line);
+	req->cmd = strtok_r(req->words, " \t", &save);
+	if (!req->cmd)
+		req->cmd = "";
+	for (size_t i = 0; i < n && !*cmd; i++)
+		if (!strcmp(table[i].name, req->cmd))
+			*cmd = &table[i];
+	if (!*cmd) {
+		snprintf(msg, len, "unknown control request '%.60s'", line);
+		return -EINVAL;
+	}
+	for (char *w = strtok_r(NULL, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+		if (strncmp(w, "--", 2)) {
+			snprintf(msg, len, "unexpected argument '%.60s' in control request '%s'", w, req->cmd);
+			goto refused;
+		}
+		if (!allows(*cmd, w)) {
+			snprintf(msg, len, "unknown option '%.60s' for control request '%s'", w, req->cmd);
+			goto refused;
+		}
+		if (req->nopts == CTL_OPTS_MAX) {
+			snprintf(msg, len, "too many options in control request '%s'", req->cmd);
+			*cmd = NULL;
+			return -E2BIG;
+		}
+		req->opts[req->nopts++] = w;
+	}
+	return 0;
+refused:
+	*cmd = NULL;
+	return -EINVAL;
+}
+
+int ctl_req_has(const struct ctl_req *req, const char *opt)
+{
+	for (int i = 0; i < req->nopts; i++)
+		if (!strcmp(req->opts[i], opt))
+			return 1;
+	return 0;
+}

@@ -3,11 +3,16 @@
  * A request is one line "COMMAND [ARGS]\n". The reply is one line
  * "EXITCODE MESSAGE\n" followed by an optional body; the daemon then closes.
  * One request per connection; the daemon's main thread serves them in turn.
+ * COMMAND is a word of the daemon's command table; ARGS are options ("--x"),
+ * each of which that command must list, else the request is refused whole:
+ * an option is never guessed at or ignored.
  */
 #ifndef DIPOLE_CTL_H
 #define DIPOLE_CTL_H
 
 #include "util.h"
+
+#include <stddef.h>
 
 /* Exit codes of every `dipole` command and of every control reply
  * (contract, ../shared/design.md "Command line"). */
@@ -25,5 +30,34 @@ int ctl_listen(const char *sock_path);
 int ctl_accept(int lfd, char *req, size_t reqlen);
 /* Send the reply and close fd. */
 void ctl_reply(int fd, int code, const char *msg, const char *body);
+
+#define CTL_REQ_MAX  256 /* a request line, with its NUL */
+#define CTL_OPTS_MAX 8
+
+/* A request line split into words: the command and its options. */
+struct ctl_req {
+	char words[CTL_REQ_MAX]; /* the line, a NUL after each word */
+	const char *cmd;         /* "" for an empty line */
+	const char *opts[CTL_OPTS_MAX];
+	int nopts;
+};
+
+/* One control command: its name, the options it accepts (NULL-terminated;
+ * NULL: none) and what serves it. fn replies on fd and returns 0, or returns
+ * 1 without replying to ask its caller to finish (`down`). */
+struct ctl_cmd {
+	const char *name;
+	const char *const *opts;
+	int (*fn)(void *ctx, int fd, const struct ctl_req *req);
+};
+
+/* Split `line` into req and find its command in table[n] (*cmd). Returns 0,
+ * or -EINVAL (unknown command, an option it does not list, a stray word) /
+ * -E2BIG (too many options) with a message naming the culprit in msg[len]. */
+int ctl_parse(const char *line, const struct ctl_cmd *table, size_t n, struct ctl_req *req,
+	      const struct ctl_cmd **cmd, char *msg, size_t len);
+
+/* Whether the parsed request carries option `opt`. */
+int ctl_req_has(const struct ctl_req *req, const char *opt);
 
 #endif
