@@ -47,9 +47,9 @@ void status_text(struct daemon *d, struct strbuf *sb);
 void status_json(struct daemon *d, struct strbuf *sb);
 void status_state_line(struct daemon *d, struct strbuf *sb);
 
-/* Serve one control request `req` on the accepted connection fd: replies
+/* Serve one control request `line` on the accepted connection fd: replies
  * and closes fd, except for a `down` it agrees to, where it returns 1 and
  * leaves the reply to the caller (after the shutdown). Else returns 0. */
-int control_handle(struct daemon *d, int fd, char *req);
+int control_handle(struct daemon *d, int fd, const char *line);
 
 #endif
