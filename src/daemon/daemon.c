@@ -1,9 +1,17 @@
-/* daemon — `dipole up` and the daemon main loop. See daemon.h.
+/* daemon — `dipole up` and the daemon's life: startup, main loop, shutdown.
+ * See daemon.h.
  *
- * Startup order: lock RUN_DIR/RES.pid (one daemon per resource), clean what a
- * killed predecessor left, attach the engine, fork, then in the child start
- * NBD, FUSE + loop device + device symlink and the control socket, and only
- * then tell the waiting parent "ready". Shutdown runs the same steps backwards.
+ * Startup is a table of steps { name, start, stop } run in order: check the
+ * configuration, lock RUN_DIR/RES.pid (one daemon per resource), clean what
+ * a killed predecessor left, check the device path, attach the engine, fork,
+ * then in the child start NBD, FUSE + loop device + device symlink, the
+ * peers and quorum, and the control socket, and only then tell the waiting
+ * parent "ready". When a step fails, the steps started before it are
+ * stopped backwards; shutdown stops all of them the same way.
+ *
+ * Locking: the main thread does all of this, and then serves control
+ * requests one at a time (control.c) until `down` or a signal; nothing else
+ * touches struct daemon's fields (daemon_int.h).
  */
 #include "daemon_int.h"
 #include "al.h"
@@ -80,8 +88,6 @@ static int exports_start(struct daemon *d, const char *device, char *err)
 	return 0;
 }
 
-/* Start replication with the other host of the resource, and honour
- * startup { become-primary-on }. */
 /* on-io-error call-local-io-error: run the handler (it runs on its own) */
 static void io_error_handler(void *arg, const char *what)
 {
@@ -91,6 +97,8 @@ static void io_error_handler(void *arg, const char *what)
 		log_warn("on-io-error call-local-io-error, but no local-io-error handler is configured");
 }
 
+/* Start replication with the other hosts of the resource: the activity
+ * log, the shared port, one peer per other disk host, quorum. */
 static int peer_setup(struct daemon *d, char *err)
 {
 	int rc;
@@ -142,22 +150,9 @@ static int peer_setup(struct daemon *d, char *err)
 		snprintf(err, 256, "cannot start the listener thread");
 		return rc;
 	}
-	const char *bp = cfg_get(d->r, SECT_STARTUP, "become-primary-on");
-	if (bp && atomic_load(&d->e->dstate) == DS_UPTODATE) {
-		char list[256], *save = NULL, msg[256];
-		snprintf(list, sizeof list, "%s", bp);
-		for (char *w = strtok_r(list, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-			if (!strcmp(w, "both") || !strcmp(w, d->h->name)) {
-				if (engine_set_role(d->e, ROLE_PRIMARY, 0, msg))
-					log_warn("become-primary-on: %s", msg);
-				else if (d->loop_fd >= 0)
-					loopdev_set_ro(d->loop_fd, 0);
-				break;
-			}
-		}
-	}
 	return 0;
 }
+
 
 static void peers_stop(struct daemon *d)
 {
@@ -170,33 +165,6 @@ static void peers_stop(struct daemon *d)
 	d->peer = NULL;
 }
 
-static int shutdown_all(struct daemon *d)
-{
-	/* no more quorum decisions; requests frozen by a suspension end now
-	 * (failed writes are marked) */
-	quorum_stop(d->quorum);
-	engine_resume(d->e, "shutting down");
-	exports_stop(d);
-	/* no frontend is left to call into the engine: now the peer can go */
-	listener_close(d->lsn);
-	d->lsn = NULL;
-	peers_stop(d);
-	d->e->quorum = NULL;
-	quorum_free(d->quorum);
-	d->quorum = NULL;
-	int rc = engine_close(d->e);
-	d->e = NULL;
-	if (rc)
-		log_err("final flush/metadata update failed: %s", strerror(-rc));
-	close(d->ctl_fd);
-	unlink(d->ctl_path);
-	unlink(d->pid_path);
-	log_info("down");
-	return rc;
-}
-
-/* Configuration checks `up` makes before touching anything: handlers that
- * cannot run, and shapes dipole does not replicate yet. */
 static int check_resource(const struct cfg_resource *r)
 {
 	char err[CFG_ERR_MAX];
@@ -219,31 +187,386 @@ static int check_resource(const struct cfg_resource *r)
 	return 0;
 }
 
-static int main_loop(struct daemon *d, int sfd)
+static void notify(int fd, int code, const char *msg)
 {
-	struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+	char buf[600];
+	int n = snprintf(buf, sizeof buf, "%d %s", code, msg);
+	if (fd >= 0)
+		(void)!write(fd, buf, (size_t)n);
+}
+
+static int lock_resource(struct daemon *d)
+{
+	char buf[32] = { 0 };
+
+	d->lock_fd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (d->lock_fd < 0) {
+		fprintf(stderr, "dipole: cannot create %s: %s\n", d->pid_path, strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		(void)!pread(d->lock_fd, buf, sizeof buf - 1, 0);
+		fprintf(stderr, "dipole: resource '%s' is already up on this node (daemon pid %ld)\n"
+				"  hint: 'dipole status %s' shows it; 'dipole down %s' stops it\n",
+			d->r->name, strtol(buf, NULL, 10), d->r->name, d->r->name);
+		close(d->lock_fd);
+		d->lock_fd = -1;
+		return EXIT_STATE;
+	}
+	return EXIT_OK;
+}
+
+static void write_pid(struct daemon *d)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+	(void)!ftruncate(d->lock_fd, 0);
+	(void)!pwrite(d->lock_fd, buf, (size_t)n, 0);
+}
+
+/* ----------------------------------------------------- startup steps */
+
+/* The daemon and what only its startup needs. */
+struct up {
+	struct daemon d;
+	const char *device;   /* the device link to create, "none", or NULL: none */
+	int foreground;
+	int ready_fd;         /* to the parent waiting for "ready"; -1: none */
+	int log_fd, sig_fd;
+	int code;             /* this process's exit code once a step returned UP_DONE */
+	int close_rc;         /* what engine_close returned (the final flush) */
+	char err[MD_MSG_MAX]; /* why a step in the daemon failed: for the log and the parent */
+};
+
+/* A start's result besides an exit code: this process's part is over (the
+ * parent after the fork), with exit code u->code and nothing to undo. */
+#define UP_DONE (-1)
+
+static int step_check(struct up *u)
+{
+	return check_resource(u->d.r);
+}
+
+static int step_run_dir(struct up *u)
+{
+	if (mkdir(u->d.run_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "dipole: cannot create run dir %s: %s\n", u->d.run_dir, strerror(errno));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int step_lock(struct up *u)
+{
+	return lock_resource(&u->d);
+}
+
+/* The runtime files go while the lock still makes them ours (the next
+ * daemon creates its own once it is released), and the control socket
+ * last of all, although it is opened last: a client that finds it gone or
+ * refusing finds nothing else left (`down` then sweeps what a killed daemon
+ * left; tests wait for it). */
+static void step_unlock(struct up *u)
+{
+	struct daemon *d = &u->d;
+	unlink(d->pid_path);
+	if (d->ctl_fd >= 0)
+		close(d->ctl_fd);
+	d->ctl_fd = -1;
+	unlink(d->ctl_path);
+	close(d->lock_fd);
+	d->lock_fd = -1;
+}
+
+static int step_clean_stale(struct up *u)
+{
+	/* we hold the lock: anything still here belongs to a dead daemon */
+	daemon_clean_stale(u->d.run_dir, u->d.r->name, 0);
+	return EXIT_OK;
+}
+
+static int step_device_path(struct up *u)
+{
+	struct stat st;
+
+	if (!u->device || !strcmp(u->device, "none") || lstat(u->device, &st) < 0)
+		return EXIT_OK;
+	if (!S_ISLNK(st.st_mode)) {
+		fprintf(stderr, "dipole: device path %s exists and is not a symlink; refusing to replace it\n"
+				"  hint: pick another 'device' path or --device PATH\n", u->device);
+		return EXIT_FAIL;
+	}
+	unlink(u->device); /* our own stale link */
+	return EXIT_OK;
+}
+
+static int step_engine(struct up *u)
+{
+	struct daemon *d = &u->d;
+	char err[MD_MSG_MAX] = "";
+
+	log_set_resource(d->r->name);
+	int rc = d->h->diskless ? engine_open_diskless(&d->e, d->r->name, d->h->name)
+				: engine_open(&d->e, d->r->name, d->h->name, d->h->node_id, d->h->disk, err);
+	if (rc) {
+		fprintf(stderr, "dipole: %s: %s\n", d->r->name, err);
+		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static void step_engine_close(struct up *u)
+{
+	u->close_rc = engine_close(u->d.e);
+	u->d.e = NULL;
+	if (u->close_rc)
+		log_err("final flush/metadata update failed: %s", strerror(-u->close_rc));
+}
+
+/* The parent's side of the fork: the child's "ready" or its failure is the
+ * result of `up`. */
+static int wait_ready(struct up *u, int rfd)
+{
+	char buf[600] = { 0 };
+	size_t n = 0;
+
+	while (n < sizeof buf - 1) {
+		ssize_t r = read(rfd, buf + n, sizeof buf - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(rfd);
+	if (n == 0) {
+		fprintf(stderr, "dipole: %s: the daemon exited during startup; see %s\n", u->d.r->name, u->d.log_path);
+		return EXIT_FAIL;
+	}
+	int code = atoi(buf);
+	char *m = strchr(buf, ' ');
+	if (code)
+		fprintf(stderr, "dipole: %s: %s\n", u->d.r->name, m ? m + 1 : "startup failed");
+	else
+		printf("%s\n", m ? m + 1 : "");
+	return code;
+}
+
+/* Fork (unless in the foreground): the parent waits for "ready" and is
+ * done; the child goes on as the daemon, logging to RUN_DIR/RES.log, with
+ * its pid in the pid file and the signals it stops on read from sig_fd. */
+static int step_daemonize(struct up *u)
+{
+	struct daemon *d = &u->d;
+	int ready[2];
+
+	u->log_fd = open(d->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (!u->foreground) {
+		if (pipe2(ready, O_CLOEXEC) < 0) {
+			perror("dipole: pipe");
+			return EXIT_FAIL;
+		}
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("dipole: fork");
+			return EXIT_FAIL;
+		}
+		if (pid > 0) {
+			/* the child owns the attached disk, the lock and the log */
+			close(ready[1]);
+			engine_forget(d->e);
+			close(d->lock_fd);
+			if (u->log_fd >= 0)
+				close(u->log_fd);
+			u->code = wait_ready(u, ready[0]);
+			return UP_DONE;
+		}
+		close(ready[0]);
+		u->ready_fd = ready[1];
+		setsid();
+		if (u->log_fd >= 0) {
+			log_set_fd(u->log_fd);
+			log_set_verbose_prefix(1);
+		}
+	} else {
+		log_set_verbose_prefix(1);
+	}
+	write_pid(d);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t ss;
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL); /* inherited by every thread we start */
+	u->sig_fd = signalfd(-1, &ss, SFD_CLOEXEC);
+	return EXIT_OK;
+}
+
+static int step_disk_state(struct up *u)
+{
+	struct daemon *d = &u->d;
+
+	log_info("starting on node %s (node-id %d), disk %s, %s", d->h->name, d->h->node_id, d->h->disk,
+		 disk_state_name((enum disk_state)d->e->dstate));
+	if (d->r->quorum != Q_OFF && d->e->dstate == DS_UPTODATE && cfg_disk_hosts(d->r) > 1) {
+		/* it may have been down while the others wrote: current again
+		 * once it meets its disk peer (docs/quorum.md) */
+		d->e->dstate = DS_CONSISTENT;
+		log_info("quorum: disk Consistent until it meets its disk peer (it may have missed writes while down)");
+	}
+	const char *fen = cfg_get(d->r, SECT_NET, "fencing");
+	if (d->r->quorum != Q_OFF && fen && strcmp(fen, "dont-care"))
+		log_warn("fencing is ignored: with quorum, the quorum rules decide who writes (docs/quorum.md)");
+	return EXIT_OK;
+}
+
+static int step_exports(struct up *u)
+{
+	/* a tiebreaker has no data to export */
+	if (u->d.h->diskless)
+		return EXIT_OK;
+	if (exports_start(&u->d, u->device, u->err)) {
+		exports_stop(&u->d); /* what did start */
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static void step_exports_stop(struct up *u)
+{
+	exports_stop(&u->d);
+}
+
+/* The exports write through the engine to the peers, and stopping them
+ * waits for requests a suspension froze. So: no more quorum decisions,
+ * frozen requests end (failed writes are marked), the exports stop (this
+ * step's stop runs before theirs; exports_stop then finds nothing left),
+ * and only then the peers go. */
+static void step_replication_stop(struct up *u)
+{
+	struct daemon *d = &u->d;
+
+	quorum_stop(d->quorum);
+	engine_resume(d->e, "shutting down");
+	exports_stop(d);
+	/* no frontend is left to call into the engine: now the peer can go */
+	listener_close(d->lsn);
+	d->lsn = NULL;
+	peers_stop(d);
+	d->e->quorum = NULL;
+	quorum_free(d->quorum);
+	d->quorum = NULL;
+}
+
+static int step_replication(struct up *u)
+{
+	if (peer_setup(&u->d, u->err)) {
+		step_replication_stop(u); /* what did start */
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/* startup { become-primary-on }: with the peers started, so that a
+ * Primary's writes reach them */
+static int step_become_primary(struct up *u)
+{
+	struct daemon *d = &u->d;
+	const char *bp = cfg_get(d->r, SECT_STARTUP, "become-primary-on");
+	if (bp && atomic_load(&d->e->dstate) == DS_UPTODATE) {
+		char list[256], *save = NULL, msg[256];
+		snprintf(list, sizeof list, "%s", bp);
+		for (char *w = strtok_r(list, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+			if (!strcmp(w, "both") || !strcmp(w, d->h->name)) {
+				if (engine_set_role(d->e, ROLE_PRIMARY, 0, msg))
+					log_warn("become-primary-on: %s", msg);
+				else if (d->loop_fd >= 0)
+					loopdev_set_ro(d->loop_fd, 0);
+				break;
+			}
+		}
+	}
+	return EXIT_OK;
+}
+
+static int step_control(struct up *u)
+{
+	struct daemon *d = &u->d;
+
+	d->ctl_fd = ctl_listen(d->ctl_path);
+	if (d->ctl_fd < 0) {
+		snprintf(u->err, sizeof u->err, "cannot listen on %s: %s", d->ctl_path, strerror(-d->ctl_fd));
+		d->ctl_fd = -1;
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/* Startup, in order. start returns EXIT_OK, an exit code (it failed and
+ * undid what it had done; the steps before are then stopped backwards) or
+ * UP_DONE. Shutdown stops every step backwards. */
+static const struct up_step {
+	const char *name;
+	int (*start)(struct up *u);
+	void (*stop)(struct up *u); /* NULL: nothing to undo */
+} up_steps[] = {
+	{ "check the configuration", step_check, NULL },
+	{ "create the run dir", step_run_dir, NULL },
+	{ "lock the pid file", step_lock, step_unlock }, /* also closes the control socket */
+	{ "clean what a killed daemon left", step_clean_stale, NULL },
+	{ "check the device path", step_device_path, NULL },
+	{ "attach the engine", step_engine, step_engine_close },
+	{ "daemonize", step_daemonize, NULL },
+	{ "set the starting disk state", step_disk_state, NULL },
+	{ "start the exports", step_exports, step_exports_stop },
+	{ "start peers and quorum", step_replication, step_replication_stop },
+	{ "become-primary-on", step_become_primary, NULL },
+	{ "open the control socket", step_control, NULL },
+};
+
+/* Stop the first n steps, the last started first. */
+static void up_unwind(struct up *u, size_t n)
+{
+	while (n-- > 0)
+		if (up_steps[n].stop)
+			up_steps[n].stop(u);
+}
+
+/* Returns what the final flush returned (0 or -errno). */
+static int shutdown_all(struct up *u)
+{
+	up_unwind(u, ARRAY_SIZE(up_steps));
+	log_info("down");
+	return u->close_rc;
+}
+
+/* ------------------------------------------------------ main loop */
+
+static int main_loop(struct up *u)
+{
+	struct daemon *d = &u->d;
+	struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { u->sig_fd, POLLIN, 0 } };
 
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
-			return shutdown_all(d) ? 1 : 0;
+			return shutdown_all(u) ? 1 : 0;
 		}
 		if (p[1].revents) {
 			struct signalfd_siginfo si;
-			(void)!read(sfd, &si, sizeof si);
+			(void)!read(u->sig_fd, &si, sizeof si);
 			log_info("signal %u: shutting down", si.ssi_signo);
-			return shutdown_all(d) ? 1 : 0;
+			return shutdown_all(u) ? 1 : 0;
 		}
 		if (p[0].revents) {
-			char req[256];
+			char req[CTL_REQ_MAX];
 			int fd = ctl_accept(d->ctl_fd, req, sizeof req);
 			if (fd < 0)
 				continue;
 			if (control_handle(d, fd, req)) {
 				log_info("down requested");
-				int rc = shutdown_all(d);
+				int rc = shutdown_all(u);
 				char m[128];
 				snprintf(m, sizeof m, "%s", rc ? "down, but the final flush failed: see the log" : "");
 				ctl_reply(fd, rc ? 1 : 0, m, NULL);
@@ -290,202 +613,61 @@ int daemon_clean_stale(const char *run_dir, const char *res, int quiet)
 	return rc;
 }
 
-static void notify(int fd, int code, const char *msg)
-{
-	char buf[600];
-	int n = snprintf(buf, sizeof buf, "%d %s", code, msg);
-	if (fd >= 0)
-		(void)!write(fd, buf, (size_t)n);
-}
-
-static int lock_resource(struct daemon *d)
-{
-	char buf[32] = { 0 };
-
-	d->lock_fd = open(d->pid_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (d->lock_fd < 0) {
-		fprintf(stderr, "dipole: cannot create %s: %s\n", d->pid_path, strerror(errno));
-		return EXIT_FAIL;
-	}
-	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		(void)!pread(d->lock_fd, buf, sizeof buf - 1, 0);
-		fprintf(stderr, "dipole: resource '%s' is already up on this node (daemon pid %ld)\n"
-				"  hint: 'dipole status %s' shows it; 'dipole down %s' stops it\n",
-			d->r->name, strtol(buf, NULL, 10), d->r->name, d->r->name);
-		close(d->lock_fd);
-		return EXIT_STATE;
-	}
-	return EXIT_OK;
-}
-
-static void write_pid(struct daemon *d)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
-	(void)!ftruncate(d->lock_fd, 0);
-	(void)!pwrite(d->lock_fd, buf, (size_t)n, 0);
-}
-
 int daemon_up(const struct daemon_args *a)
 {
-	struct daemon d = { .run_dir = a->run_dir, .r = a->r, .h = a->h, .nbd_tcp = a->nbd_tcp,
-			    .loop_fd = -1, .ctl_fd = -1 };
-	const char *name = a->r->name, *device = a->device;
-	int foreground = a->foreground, rc, ready[2] = { -1, -1 };
-	char err[MD_MSG_MAX];
+	struct up u = {
+		.d = { .run_dir = a->run_dir, .r = a->r, .h = a->h, .nbd_tcp = a->nbd_tcp ? a->nbd_tcp : a->h->nbd_address,
+		       .loop_fd = -1, .ctl_fd = -1, .lock_fd = -1 },
+		.device = a->device ? a->device : a->h->device,
+		.foreground = a->foreground,
+		.ready_fd = -1, .log_fd = -1, .sig_fd = -1,
+	};
+	struct daemon *d = &u.d;
+	const char *name = a->r->name;
 
-	if ((rc = check_resource(d.r)))
-		return rc;
-	if (!device)
-		device = d.h->device;
-	if (!d.nbd_tcp)
-		d.nbd_tcp = d.h->nbd_address;
-	if (mkdir(d.run_dir, 0755) < 0 && errno != EEXIST) {
-		fprintf(stderr, "dipole: cannot create run dir %s: %s\n", d.run_dir, strerror(errno));
-		return EXIT_FAIL;
-	}
-	daemon_path(d.run_dir, name, "nbd", d.nbd_path, sizeof d.nbd_path);
-	daemon_path(d.run_dir, name, "ctl", d.ctl_path, sizeof d.ctl_path);
-	daemon_path(d.run_dir, name, "pid", d.pid_path, sizeof d.pid_path);
-	daemon_path(d.run_dir, name, "fuse", d.fuse_path, sizeof d.fuse_path);
-	daemon_path(d.run_dir, name, "log", d.log_path, sizeof d.log_path);
-	if ((rc = lock_resource(&d)))
-		return rc;
-	/* we hold the lock: anything still here belongs to a dead daemon */
-	daemon_clean_stale(d.run_dir, name, 0);
-	if (device && strcmp(device, "none")) {
-		struct stat st;
-		if (lstat(device, &st) == 0) {
-			if (!S_ISLNK(st.st_mode)) {
-				fprintf(stderr, "dipole: device path %s exists and is not a symlink; refusing to replace it\n"
-						"  hint: pick another 'device' path or --device PATH\n", device);
-				return EXIT_FAIL;
+	daemon_path(d->run_dir, name, "nbd", d->nbd_path, sizeof d->nbd_path);
+	daemon_path(d->run_dir, name, "ctl", d->ctl_path, sizeof d->ctl_path);
+	daemon_path(d->run_dir, name, "pid", d->pid_path, sizeof d->pid_path);
+	daemon_path(d->run_dir, name, "fuse", d->fuse_path, sizeof d->fuse_path);
+	daemon_path(d->run_dir, name, "log", d->log_path, sizeof d->log_path);
+	for (size_t i = 0; i < ARRAY_SIZE(up_steps); i++) {
+		int rc = up_steps[i].start(&u);
+		if (rc == UP_DONE)
+			return u.code;
+		if (rc) {
+			/* steps before the fork told the user; the daemon's tell
+			 * its log and the waiting parent */
+			if (u.err[0]) {
+				log_err("%s", u.err);
+				notify(u.ready_fd, EXIT_FAIL, u.err);
 			}
-			unlink(device); /* our own stale link */
+			log_debug("startup failed at '%s'; undoing the steps before it", up_steps[i].name);
+			up_unwind(&u, i);
+			return rc;
 		}
-	}
-	log_set_resource(name);
-	rc = d.h->diskless ? engine_open_diskless(&d.e, name, d.h->name)
-			   : engine_open(&d.e, name, d.h->name, d.h->node_id, d.h->disk, err);
-	if (rc) {
-		fprintf(stderr, "dipole: %s: %s\n", name, err);
-		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;
-	}
-
-	int logfd = open(d.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (!foreground) {
-		if (pipe2(ready, O_CLOEXEC) < 0) {
-			perror("dipole: pipe");
-			return EXIT_FAIL;
-		}
-		pid_t pid = fork();
-		if (pid < 0) {
-			perror("dipole: fork");
-			return EXIT_FAIL;
-		}
-		if (pid > 0) {
-			char buf[600] = { 0 };
-			size_t n = 0;
-			close(ready[1]);
-			engine_forget(d.e);
-			close(d.lock_fd);
-			if (logfd >= 0)
-				close(logfd);
-			while (n < sizeof buf - 1) {
-				ssize_t r = read(ready[0], buf + n, sizeof buf - 1 - n);
-				if (r <= 0)
-					break;
-				n += (size_t)r;
-			}
-			close(ready[0]);
-			if (n == 0) {
-				fprintf(stderr, "dipole: %s: the daemon exited during startup; see %s\n", name, d.log_path);
-				return EXIT_FAIL;
-			}
-			int code = atoi(buf);
-			char *m = strchr(buf, ' ');
-			if (code)
-				fprintf(stderr, "dipole: %s: %s\n", name, m ? m + 1 : "startup failed");
-			else
-				printf("%s\n", m ? m + 1 : "");
-			return code;
-		}
-		close(ready[0]);
-		setsid();
-		if (logfd >= 0) {
-			log_set_fd(logfd);
-			log_set_verbose_prefix(1);
-		}
-	} else {
-		log_set_verbose_prefix(1);
-	}
-	write_pid(&d);
-	signal(SIGPIPE, SIG_IGN);
-	sigset_t ss;
-	sigemptyset(&ss);
-	sigaddset(&ss, SIGTERM);
-	sigaddset(&ss, SIGINT);
-	sigaddset(&ss, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &ss, NULL); /* inherited by every thread we start */
-	int sfd = signalfd(-1, &ss, SFD_CLOEXEC);
-
-	log_info("starting on node %s (node-id %d), disk %s, %s", d.h->name, d.h->node_id, d.h->disk,
-		 disk_state_name((enum disk_state)d.e->dstate));
-	if (d.r->quorum != Q_OFF && d.e->dstate == DS_UPTODATE && cfg_disk_hosts(d.r) > 1) {
-		/* it may have been down while the others wrote: current again
-		 * once it meets its disk peer (docs/quorum.md) */
-		d.e->dstate = DS_CONSISTENT;
-		log_info("quorum: disk Consistent until it meets its disk peer (it may have missed writes while down)");
-	}
-	const char *fen = cfg_get(d.r, SECT_NET, "fencing");
-	if (d.r->quorum != Q_OFF && fen && strcmp(fen, "dont-care"))
-		log_warn("fencing is ignored: with quorum, the quorum rules decide who writes (docs/quorum.md)");
-	rc = d.h->diskless ? 0 : exports_start(&d, device, err);
-	if (!rc)
-		rc = peer_setup(&d, err);
-	if (!rc) {
-		d.ctl_fd = ctl_listen(d.ctl_path);
-		if (d.ctl_fd < 0) {
-			rc = d.ctl_fd;
-			snprintf(err, sizeof err, "cannot listen on %s: %s", d.ctl_path, strerror(-rc));
-		}
-	}
-	if (rc) {
-		log_err("%s", err);
-		notify(ready[1], EXIT_FAIL, err);
-		quorum_stop(d.quorum);
-		exports_stop(&d);
-		listener_close(d.lsn);
-		peers_stop(&d);
-		d.e->quorum = NULL;
-		quorum_free(d.quorum);
-		engine_close(d.e);
-		unlink(d.pid_path);
-		return EXIT_FAIL;
 	}
 	char okmsg[700];
-	snprintf(okmsg, sizeof okmsg, "%s: up on %s as Secondary, disk %s; %s %s%s%s%s%s", name, d.h->name,
-		 disk_state_name((enum disk_state)d.e->dstate), d.nbd ? "nbd" : "tiebreaker, no exports:",
-		 d.nbd ? d.nbd_path : "votes only", d.loop_dev[0] ? ", loop " : "",
-		 d.loop_dev, d.device[0] ? ", device " : "", d.device);
+	snprintf(okmsg, sizeof okmsg, "%s: up on %s as Secondary, disk %s; %s %s%s%s%s%s", name, d->h->name,
+		 disk_state_name((enum disk_state)d->e->dstate), d->nbd ? "nbd" : "tiebreaker, no exports:",
+		 d->nbd ? d->nbd_path : "votes only", d->loop_dev[0] ? ", loop " : "",
+		 d->loop_dev, d->device[0] ? ", device " : "", d->device);
 	log_info("ready: %s", okmsg);
-	if (!foreground) {
-		notify(ready[1], 0, okmsg);
-		close(ready[1]);
+	if (!u.foreground) {
+		notify(u.ready_fd, 0, okmsg);
+		close(u.ready_fd);
 		int nul = open("/dev/null", O_RDWR);
 		dup2(nul, 0);
 		dup2(nul, 1);
-		dup2(logfd >= 0 ? logfd : nul, 2);
+		dup2(u.log_fd >= 0 ? u.log_fd : nul, 2);
 		if (nul > 2)
 			close(nul);
 	} else {
 		printf("%s\n", okmsg);
 		fflush(stdout);
 	}
-	rc = main_loop(&d, sfd);
-	close(sfd);
-	if (logfd >= 0)
-		close(logfd);
-	close(d.lock_fd);
+	int rc = main_loop(&u);
+	close(u.sig_fd);
+	if (u.log_fd >= 0)
+		close(u.log_fd);
 	return rc;
 }
