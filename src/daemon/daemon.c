@@ -10,8 +10,9 @@
  * stopped backwards; shutdown stops all of them the same way.
  *
  * Locking: the main thread does all of this, and then serves control
- * requests one at a time (control.c) until `down` or a signal; nothing else
- * touches struct daemon's fields (daemon_int.h).
+ * requests one at a time (control.c) until `down` or a signal: a request
+ * runs to its reply before the next is accepted, so handlers need no lock
+ * of their own for struct daemon (daemon_int.h).
  */
 #include "daemon_int.h"
 #include "al.h"

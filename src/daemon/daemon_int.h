@@ -2,10 +2,11 @@
  * status.c): struct daemon and the functions one file calls in another. Not
  * for use outside src/daemon/.
  *
- * Locking: struct daemon itself is owned by the daemon's main thread, which
- * starts and stops everything and serves control requests one at a time; the
- * other threads (NBD, FUSE, peers, quorum) reach only the engine and their
- * own objects, each with its own locks.
+ * Locking: struct daemon is owned by the daemon's main thread, which starts
+ * and stops everything and serves control requests one at a time. The other
+ * threads (NBD, FUSE, peers, quorum) reach the engine and their own objects,
+ * each with its own locks; of struct daemon, only the local-io-error hook
+ * reads r, h and other, which startup sets once.
  */
 #ifndef DIPOLE_DAEMON_INT_H
 #define DIPOLE_DAEMON_INT_H
