@@ -51,6 +51,10 @@ static void exports_stop(struct daemon *d)
 		d->device[0] = 0;
 	}
 	if (d->loop_fd >= 0) {
+		/* the read-only flag belongs to /dev/loopN and outlives the
+		 * binding: left set, the next user of the device (a losetup)
+		 * would find it read-only */
+		loopdev_set_ro(d->loop_fd, 0);
 		int rc = loopdev_detach(d->loop_fd);
 		if (rc)
 			log_warn("detaching %s: %s", d->loop_dev, strerror(-rc));
