@@ -59,6 +59,7 @@ UNIT_config := conf/config base/util base/log
 UNIT_meta   := store/meta store/disk base/util base/log
 UNIT_decide := repl/decide
 UNIT_ctl    := daemon/ctl base/util base/log
+UNIT_codec  := net/codec
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"

@@ -24,6 +24,10 @@
  * stable storage. Writes completed before a FLUSH was issued belong to an
  * earlier or the closing epoch.
  *
+ * codec.h encodes every packet and checks each one received (lengths,
+ * sector alignment, ranges within the device) before anything acts on it;
+ * a packet it refuses is a protocol error that drops the connection.
+ *
  * Version history:
  *   1 (2026-11): first version. Vote links (channel CH_VOTE, P_VSTATE) were
  *     added before any release, so the version stayed 1.
@@ -89,6 +93,10 @@ enum wire_type {
 #define SSF_FULL 1u        /* P_SYNC_START: everything is out of sync */
 #define BM_WORDS_PER_PKT 8192u
 #define READ_MAX (16u << 20) /* largest P_READ_REQ */
+#define VERIFY_MAX (1u << 20) /* largest P_VERIFY_REQ */
+#define RS_MAX_BLOCKS 256u    /* largest P_RS_CSUM, in 4096-byte blocks */
+#define WIRE_ROLE_MAX 1u      /* P_STATE role: enum role (engine.h) */
+#define WIRE_DISK_MAX 6u      /* P_STATE disk: enum disk_state (engine.h) */
 
 /* P_DATA / P_RS_DATA flags */
 #define DF_FUA   1u
