@@ -86,7 +86,13 @@ build/fuzz/fuzz_peer: fuzz/fuzz_peer.c $(ENGINE_SRCS) $(FUZZ_HDRS)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto -lpthread
 
-fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer
+# the wire codec alone: decoders only, no engine
+build/fuzz/fuzz_codec: fuzz/fuzz_codec.c src/net/codec.c $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^)
+
+fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer build/fuzz/fuzz_codec
 
 unit: $(UNITS)
 
