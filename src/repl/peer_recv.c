@@ -2,6 +2,7 @@
  * channel (peer writes applied here, requests answered).
  * Part of the peer module: see peer.h and peer_int.h. */
 #include "peer_int.h"
+#include "codec.h"
 #include "decide.h"
 #include "handler.h"
 #include "hs.h"
@@ -27,6 +28,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* The codec checks packets against the limits the handlers' buffers and
+ * the engine's enums assume. */
+_Static_assert(VF_CHUNK == VERIFY_MAX, "verify request limit");
+_Static_assert(RS_CHUNK_BLOCKS == RS_MAX_BLOCKS, "checksum packet limit");
+_Static_assert(MD_BLOCK == CODEC_BLOCK, "bitmap block");
+_Static_assert(ROLE_PRIMARY == WIRE_ROLE_MAX && DS_UPTODATE == WIRE_DISK_MAX, "P_STATE role/disk range");
+
 /* The oldest request still waiting for the peer's acknowledgement, in ms. */
 static uint64_t oldest_unacked_ms(struct peer *p)
 {
@@ -43,18 +51,203 @@ static uint64_t oldest_unacked_ms(struct peer *p)
 	return oldest / 1000000;
 }
 
+/* ------------------------------------------------------------ dispatch */
+
+/* What a receive handler sees besides the packet: the peer, and on the meta
+ * channel when the ping awaiting its answer was sent (0: none) and when
+ * anything last arrived. */
+struct rx_ctx {
+	struct peer *p;
+	uint64_t ping_out, last_rx;
+};
+
+/* A handler gets a packet the codec accepted: 0 to go on, <0 to drop the
+ * connection (reason set). */
+struct rx_op {
+	uint16_t type;
+	uint32_t min_len; /* a shorter payload is refused before decoding */
+	int (*handle)(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k);
+};
+
+static struct codec_dev rx_dev(struct peer *p)
+{
+	return (struct codec_dev){ p->e->size, (p->e->bm_bits + 63) / 64, p->has_csums ? md_len(p->cmd) : 0 };
+}
+
+/* Decode one packet and hand it to its handler. A packet of a type the
+ * channel does not carry, or one the codec refuses, is a protocol error:
+ * nothing of it reaches the engine. */
+static int rx_dispatch(struct rx_ctx *c, const char *chan, const struct rx_op *ops, size_t nops,
+		       const struct wire_hdr *h, const uint8_t *payload)
+{
+	struct peer *p = c->p;
+	const struct rx_op *op = NULL;
+	for (size_t i = 0; i < nops && !op; i++)
+		if (ops[i].type == h->type)
+			op = &ops[i];
+	if (!op) {
+		set_reason(p, "%s channel: unexpected packet type %u (%s); dropping the connection", chan, h->type,
+			   codec_type_name(h->type));
+		return -EPROTO;
+	}
+	struct codec_dev dev = rx_dev(p);
+	union pkt k;
+	char why[200];
+	int rc = h->len < op->min_len ? -EPROTO : codec_decode(h, payload, &dev, &k, why, sizeof why);
+	if (rc) {
+		if (h->len < op->min_len)
+			snprintf(why, sizeof why, "%s: payload %u bytes: shorter than %u", codec_type_name(h->type),
+				 h->len, op->min_len);
+		set_reason(p, "protocol error on the %s channel: %s; dropping the connection", chan, why);
+		return rc;
+	}
+	return op->handle(c, h, &k);
+}
+
+/* ------------------------------------------------------------ meta channel */
+
+static int rx_ping(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	(void)h, (void)k;
+	send_pkt(c->p, CH_META, P_PING_ACK, 0, 0, NULL, 0, NULL, 0);
+	return 0;
+}
+
+static int rx_ping_ack(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	(void)h, (void)k;
+	if (c->ping_out)
+		atomic_store(&c->p->lease_until_ns, c->ping_out + c->p->lease_ns);
+	c->ping_out = 0;
+	return 0;
+}
+
+static int rx_ack(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	pending_ack(c->p, h->id, h->type == P_RECV_ACK ? P_RECV_ACK : P_WRITE_ACK, k->ack.status);
+	return 0;
+}
+
+/* Blocks whose checksum differed: mark them again, to be sent as data. */
+static int rx_csum_reply(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	const struct pkt_reply *r = &k->reply;
+	pthread_mutex_lock(&p->rslock);
+	if (h->id < RS_WINDOW && p->rs[h->id].used && p->need) {
+		uint64_t b0 = p->rs[h->id].off / MD_BLOCK, nb = (p->rs[h->id].len + MD_BLOCK - 1) / MD_BLOCK;
+		uint64_t differ = 0;
+		for (uint64_t i = 0; i < nb; i++) {
+			/* a missing bit (short reply) counts as differing */
+			if (!r->status && i / 8 < r->len && !((r->payload[i / 8] >> (i % 8)) & 1))
+				continue;
+			differ++;
+			atomic_fetch_or(&p->need[(b0 + i) >> 6], 1ULL << ((b0 + i) & 63));
+			engine_mark_oos(p->e, p->slot, (b0 + i) * MD_BLOCK, MD_BLOCK);
+		}
+		atomic_fetch_add(&p->csum_skipped, (nb - differ) * MD_BLOCK);
+	}
+	pthread_mutex_unlock(&p->rslock);
+	rs_release(p, h->id);
+	return 0;
+}
+
+static int rx_rs_ack(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	if (k->ack.status) {
+		pthread_mutex_lock(&p->rslock);
+		if (h->id < RS_WINDOW && p->rs[h->id].used)
+			engine_mark_oos(p->e, p->slot, p->rs[h->id].off, p->rs[h->id].len);
+		pthread_mutex_unlock(&p->rslock);
+	}
+	rs_release(p, h->id);
+	return 0;
+}
+
+static const struct rx_op meta_ops[] = {
+	{ P_PING, 0, rx_ping },
+	{ P_PING_ACK, 0, rx_ping_ack },
+	{ P_RECV_ACK, 4, rx_ack },
+	{ P_WRITE_ACK, 4, rx_ack },
+	{ P_FLUSH_ACK, 4, rx_ack },
+	{ P_RS_CSUM_REPLY, 4, rx_csum_reply },
+	{ P_RS_ACK, 4, rx_rs_ack },
+};
+
+/* Send a ping unless a stuck sender holds the lock longer than ping-timeout
+ * (the peer is not reading): 0, or <0 with the reason set. */
+static int meta_ping(struct peer *p)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += p->ping_timeout_ms / 1000;
+	dl.tv_nsec += (long)(p->ping_timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&p->msend, &dl)) {
+		set_reason(p, "could not send a ping within %d ms (the peer is not reading); dropping the "
+			   "connection", p->ping_timeout_ms);
+		return -ETIMEDOUT;
+	}
+	uint8_t ph[WIRE_HDR];
+	codec_encode_hdr(ph, &(struct wire_hdr){ .type = P_PING });
+	int src = p->mfd >= 0 ? write_full(p->mfd, ph, sizeof ph) : -ENOTCONN;
+	pthread_mutex_unlock(&p->msend);
+	if (src)
+		set_reason(p, "cannot send a ping: %s; dropping the connection", strerror(-src));
+	return src;
+}
+
+/* Read one meta packet into body[CODEC_META_MAX] and dispatch it: 0, or <0
+ * when the channel must close (reason set unless it was simply closed). */
+static int meta_recv(struct rx_ctx *c, uint8_t *body)
+{
+	struct peer *p = c->p;
+	uint8_t hb[WIRE_HDR];
+	struct wire_hdr h;
+	char why[160];
+	int rc = read_full(p->mfd, hb, sizeof hb);
+	if (rc) {
+		if (rc != -EPIPE && rc != -ECONNRESET && !atomic_load(&p->stopping) && !atomic_load(&p->admin_down))
+			set_reason(p, "meta channel: %s", strerror(-rc));
+		return rc;
+	}
+	rc = codec_decode_hdr(hb, &h, why, sizeof why);
+	if (!rc && h.len > CODEC_META_MAX) {
+		snprintf(why, sizeof why, "%s: payload %u bytes: more than %u", codec_type_name(h.type), h.len,
+			 CODEC_META_MAX);
+		rc = -EPROTO;
+	}
+	if (rc) {
+		set_reason(p, "protocol error on the meta channel: %s; dropping the connection", why);
+		return rc;
+	}
+	if (h.len && (rc = read_full(p->mfd, body, h.len))) {
+		if (!atomic_load(&p->stopping) && !atomic_load(&p->admin_down))
+			set_reason(p, "meta channel: truncated packet (%s)", strerror(-rc));
+		return rc;
+	}
+	c->last_rx = now_ns();
+	atomic_store(&p->last_rx_ns, c->last_rx);
+	return rx_dispatch(c, "meta", meta_ops, ARRAY_SIZE(meta_ops), &h, body);
+}
+
 void *meta_main(void *arg)
 {
 	struct peer *p = arg;
-	uint8_t h[WIRE_HDR], body[64];
-	uint64_t ping_out = 0, last_ping = now_ns(), scanned = now_ns(), last_rx = now_ns();
+	struct rx_ctx c = { p, 0, now_ns() };
+	uint8_t body[CODEC_META_MAX];
+	uint64_t last_ping = now_ns(), scanned = now_ns();
 	int scan_ms = p->timeout_ms / 4 < 500 ? p->timeout_ms / 4 : 500;
 
 	if (scan_ms < 10)
 		scan_ms = 10;
 	for (;;) {
 		struct pollfd pf = { p->mfd, POLLIN, 0 };
-		int wait = ping_out ? p->ping_timeout_ms : p->ping_int_ms;
+		int wait = c.ping_out ? p->ping_timeout_ms : p->ping_int_ms;
 		if (wait > scan_ms)
 			wait = scan_ms;
 		int n = poll(&pf, 1, wait);
@@ -73,116 +266,31 @@ void *meta_main(void *arg)
 		/* any traffic proves the peer alive; only an answered ping renews
 		 * the lease (quorum.h): it proves the peer heard this node after
 		 * the ping was sent */
-		if (ping_out && now - ping_out >= (uint64_t)p->ping_timeout_ms * 1000000 &&
-		    now - last_rx >= (uint64_t)p->ping_timeout_ms * 1000000) {
+		if (c.ping_out && now - c.ping_out >= (uint64_t)p->ping_timeout_ms * 1000000 &&
+		    now - c.last_rx >= (uint64_t)p->ping_timeout_ms * 1000000) {
 			set_reason(p, "no answer to ping within %d ms; dropping the connection", p->ping_timeout_ms);
 			break;
 		}
-		if (!ping_out && now - last_ping >= (uint64_t)p->ping_int_ms * 1000000) {
-			/* a sender stuck on a full socket holds the lock: waiting for
-			 * it longer than ping-timeout means the peer is not reading */
-			struct timespec dl;
-			clock_gettime(CLOCK_REALTIME, &dl);
-			dl.tv_sec += p->ping_timeout_ms / 1000;
-			dl.tv_nsec += (long)(p->ping_timeout_ms % 1000) * 1000000L;
-			if (dl.tv_nsec >= 1000000000L) {
-				dl.tv_sec++;
-				dl.tv_nsec -= 1000000000L;
-			}
-			if (pthread_mutex_timedlock(&p->msend, &dl)) {
-				set_reason(p, "could not send a ping within %d ms (the peer is not reading); dropping the "
-					   "connection", p->ping_timeout_ms);
+		if (!c.ping_out && now - last_ping >= (uint64_t)p->ping_int_ms * 1000000) {
+			if (meta_ping(p))
 				break;
-			}
-			uint8_t ph[WIRE_HDR] = { 0 };
-			put_be32(ph, WIRE_MAGIC);
-			put_be16(ph + 4, P_PING);
-			int src = p->mfd >= 0 ? write_full(p->mfd, ph, sizeof ph) : -ENOTCONN;
-			pthread_mutex_unlock(&p->msend);
-			if (src) {
-				set_reason(p, "cannot send a ping: %s; dropping the connection", strerror(-src));
-				break;
-			}
-			ping_out = last_ping = now;
+			c.ping_out = last_ping = now;
 		}
-		if (n <= 0)
-			continue;
-		uint16_t type, flags;
-		uint32_t len;
-		uint64_t id;
-		int rc = hs_recv_hdr(p->mfd, h, &type, &flags, &len, &id);
-		if (rc || len > sizeof body || read_full(p->mfd, body, len)) {
-			if (rc && rc != -EPIPE && rc != -ECONNRESET && !atomic_load(&p->stopping) &&
-			    !atomic_load(&p->admin_down))
-				set_reason(p, "meta channel: %s", rc == -EPROTO ? "bad packet magic" : strerror(-rc));
+		if (n > 0 && meta_recv(&c, body))
 			break;
-		}
-		last_rx = now_ns();
-		atomic_store(&p->last_rx_ns, last_rx);
-		int status = len >= 4 ? (int)get_be32(body) : 0;
-		switch (type) {
-		case P_PING:
-			send_pkt(p, CH_META, P_PING_ACK, 0, 0, NULL, 0, NULL, 0);
-			break;
-		case P_PING_ACK:
-			if (ping_out)
-				atomic_store(&p->lease_until_ns, ping_out + p->lease_ns);
-			ping_out = 0;
-			break;
-		case P_RECV_ACK:
-		case P_WRITE_ACK:
-		case P_FLUSH_ACK:
-			pending_ack(p, id, type == P_RECV_ACK ? P_RECV_ACK : P_WRITE_ACK, status);
-			break;
-		case P_RS_CSUM_REPLY: {
-			/* blocks whose checksum differed: mark them again, to be sent as data */
-			pthread_mutex_lock(&p->rslock);
-			if (id < RS_WINDOW && p->rs[id].used && p->need) {
-				uint64_t b0 = p->rs[id].off / MD_BLOCK, nb = (p->rs[id].len + MD_BLOCK - 1) / MD_BLOCK;
-				uint64_t differ = 0;
-				for (uint64_t i = 0; i < nb; i++) {
-					int d = status || (len >= 4 + (i / 8) + 1 && (body[4 + i / 8] >> (i % 8)) & 1);
-					if (!d)
-						continue;
-					differ++;
-					atomic_fetch_or(&p->need[(b0 + i) >> 6], 1ULL << ((b0 + i) & 63));
-					engine_mark_oos(p->e, p->slot, (b0 + i) * MD_BLOCK, MD_BLOCK);
-				}
-				atomic_fetch_add(&p->csum_skipped, (nb - differ) * MD_BLOCK);
-			}
-			pthread_mutex_unlock(&p->rslock);
-			rs_release(p, id);
-			break;
-		}
-		case P_RS_ACK:
-			if (status) {
-				pthread_mutex_lock(&p->rslock);
-				if (id < RS_WINDOW && p->rs[id].used)
-					engine_mark_oos(p->e, p->slot, p->rs[id].off, p->rs[id].len);
-				pthread_mutex_unlock(&p->rslock);
-			}
-			rs_release(p, id);
-			break;
-		default:
-			set_reason(p, "meta channel: unexpected packet type %u", type);
-			goto out;
-		}
 	}
-out:
 	disconnect_sockets(p);
 	return NULL;
 }
 
 void send_state(struct peer *p)
 {
-	uint8_t b[32] = { 0 };
+	uint8_t b[STATE_BYTES];
 	uint64_t u[UUID_COUNT];
 	hello_uuids(p, u);
-	b[0] = (uint8_t)atomic_load(&p->e->role);
-	b[1] = (uint8_t)atomic_load(&p->e->dstate);
-	put_be64(b + 8, u[UUID_CURRENT]);
-	put_be64(b + 16, u[UUID_HISTORY0]);
-	put_be64(b + 24, u[UUID_HISTORY1]);
+	codec_encode_state(b, &(struct pkt_state){
+		.role = (uint8_t)atomic_load(&p->e->role), .disk = (uint8_t)atomic_load(&p->e->dstate),
+		.uuid = u[UUID_CURRENT], .history = { u[UUID_HISTORY0], u[UUID_HISTORY1] } });
 	send_pkt(p, CH_DATA, P_STATE, 0, 0, b, sizeof b, NULL, 0);
 }
 
@@ -259,24 +367,6 @@ static int apply_peer_write(struct peer *p, const uint8_t *data, uint32_t len, u
 	pthread_mutex_unlock(&p->hlock);
 	return rc;
 }
-
-/* A request for [off, off+n) of the device (off u64, len u32 at the start
- * of the payload), at most max bytes: -EPROTO, reason set, when malformed. */
-static int range_req(struct peer *p, uint32_t len, uint32_t max, const char *what, uint64_t *off, uint32_t *n)
-{
-	if (len < 12) {
-		set_reason(p, "malformed %s (%u bytes)", what, len);
-		return -EPROTO;
-	}
-	*off = get_be64(p->rbuf);
-	*n = get_be32(p->rbuf + 8);
-	if (*n > max || *off > p->e->size || *n > p->e->size - *off) {
-		set_reason(p, "malformed %s: %u bytes at %llu", what, *n, (unsigned long long)*off);
-		return -EPROTO;
-	}
-	return 0;
-}
-
 /* The receiver's buffer for answers (reads, digests): READ_MAX + a page,
  * data at +4096 so it is page-aligned for O_DIRECT. */
 uint8_t *scratch(struct peer *p)
@@ -287,286 +377,331 @@ uint8_t *scratch(struct peer *p)
 	}
 	return p->scratch;
 }
+/* ------------------------------------------------------------ data channel */
+
+static int rx_data(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	struct engine *e = p->e;
+	const struct pkt_data *d = &k->data;
+	send_ack(p, P_RECV_ACK, h->id, 0);
+	int rc = apply_peer_write(p, d->payload, d->len, d->off, h->flags, d->seq, d->seen);
+	/* from a peer without a disk: only this node has it */
+	if (!rc && atomic_load(&p->peer_disk) == DS_DISKLESS)
+		engine_mark_oos(e, p->slot, d->off, d->len);
+	if (!rc && e->npeers > 1)
+		engine_applied(e, p->slot, p->ph->node_id, h->stamp);
+	send_ack(p, P_WRITE_ACK, h->id, -rc);
+	if (d->payload)
+		atomic_fetch_add_explicit(&e->st.received_bytes, d->len, memory_order_relaxed);
+	return 0;
+}
+
+static int rx_rs_data(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	const struct pkt_rs_data *d = &k->rs_data;
+	/* only blocks still marked: a block the target wrote since the bitmap
+	 * merge is newer than this */
+	pthread_rwlock_wrlock(&p->sync_lock);
+	int rc = engine_apply_resync(p->e, d->payload, d->len, d->off);
+	pthread_rwlock_unlock(&p->sync_lock);
+	atomic_fetch_add(&p->sync_done, d->len);
+	send_ack(p, P_RS_ACK, h->id, -rc);
+	atomic_fetch_add_explicit(&p->e->st.received_bytes, d->len, memory_order_relaxed);
+	return 0;
+}
+
+/* Every write of the epoch was applied before this packet. */
+static int rx_flush(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	int rc = engine_flush_local(c->p->e);
+	if (!rc)
+		atomic_store(&c->p->rx_epoch, k->flush.epoch);
+	send_ack(c->p, P_FLUSH_ACK, h->id, -rc);
+	return 0;
+}
+
+static int rx_read_req(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	struct engine *e = p->e;
+	uint32_t n = k->range.len;
+	if (!scratch(p))
+		return -ENOMEM;
+	/* data starts on a page boundary (O_DIRECT); status just before */
+	uint8_t *d = p->scratch + 4096;
+	int rc = atomic_load(&e->dstate) == DS_UPTODATE ? engine_read(e, d, n, k->range.off) : -EIO;
+	codec_encode_status(d - 4, -rc);
+	if (send_pkt(p, CH_DATA, P_READ_REPLY, 0, h->id, d - 4, rc ? 4 : 4 + (size_t)n, NULL, 0))
+		return -EPIPE;
+	if (!rc)
+		atomic_fetch_add_explicit(&e->st.sent_bytes, n, memory_order_relaxed);
+	return 0;
+}
+
+/* Blocks whose checksum matches are in sync now and need no data; the
+ * reply has a bit set for each block that differs. */
+static int rx_rs_csum(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	struct engine *e = p->e;
+	const struct pkt_rs_csum *s = &k->rs_csum;
+	unsigned dl = md_len(p->cmd);
+	if (!scratch(p))
+		return -ENOMEM;
+	uint8_t *d = p->scratch + 4096, *mine = p->scratch + 4096 + RS_CHUNK_BLOCKS * MD_BLOCK;
+	uint8_t reply[CSUM_REPLY_MAX] = { 0 };
+	pthread_rwlock_wrlock(&p->sync_lock);
+	int rc = disk_pread(e->disk, d, s->len, s->off);
+	if (!rc) {
+		digests_md(p->cmd, d, s->len, mine);
+		for (unsigned i = 0; i < s->nblocks; i++) {
+			if (!memcmp(mine + i * dl, s->digests + i * dl, dl))
+				engine_clear_oos(e, p->slot, s->off / MD_BLOCK + i, 1);
+			else
+				reply[4 + i / 8] |= (uint8_t)(1u << (i % 8));
+		}
+	}
+	pthread_rwlock_unlock(&p->sync_lock);
+	codec_encode_status(reply, -rc);
+	atomic_fetch_add(&p->sync_done, s->len);
+	send_pkt(p, CH_META, P_RS_CSUM_REPLY, 0, h->id, reply, 4 + (s->nblocks + 7) / 8, NULL, 0);
+	return 0;
+}
+
+/* Answer with one verify-alg digest per 4 KiB block of the range. */
+static int rx_verify_req(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	struct engine *e = p->e;
+	uint32_t n = k->range.len, nb = (n + MD_BLOCK - 1) / MD_BLOCK;
+	if (!scratch(p))
+		return -ENOMEM;
+	uint8_t *d = p->scratch + 4096, *dg = p->scratch + 4096 + VF_CHUNK + 4;
+	int rc = atomic_load(&e->dstate) == DS_UPTODATE ? disk_pread(e->disk, d, n, k->range.off) : -EIO;
+	if (!rc)
+		digests(p, d, n, dg);
+	codec_encode_status(dg - 4, -rc);
+	if (send_pkt(p, CH_DATA, P_READ_REPLY, 0, h->id, dg - 4, rc ? 4 : 4 + (size_t)nb * digest_len(p), NULL, 0))
+		return -EPIPE;
+	return 0;
+}
+
+static int rx_read_reply(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	const struct pkt_reply *r = &k->reply;
+	int st = r->status;
+	struct pending *pd = pending_lookup(c->p, h->id);
+	if (pd && !st && (r->len != pd->rdlen || !pd->rdbuf))
+		st = EPROTO;
+	if (pd && !st)
+		memcpy(pd->rdbuf, r->payload, pd->rdlen);
+	pending_ack(c->p, h->id, P_WRITE_ACK, st);
+	return 0;
+}
+
+static int rx_bitmap(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	(void)h;
+	pthread_rwlock_wrlock(&p->sync_lock);
+	engine_merge_oos(p->e, p->slot, k->bitmap.first, k->bitmap.words, k->bitmap.nwords);
+	pthread_rwlock_unlock(&p->sync_lock);
+	return 0;
+}
+
+static int rx_peer_bitmap(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	if (!atomic_load(&c->p->await_peer_bm)) {
+		set_reason(c->p, "peer sent its bitmap unasked; dropping the connection");
+		return -EPROTO;
+	}
+	return rx_bitmap(c, h, k);
+}
+
+static int rx_peer_bitmap_done(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	(void)h, (void)k;
+	if (atomic_exchange(&c->p->await_peer_bm, 0))
+		rs_start(c->p);
+	return 0;
+}
+
+static int rx_bitmap_done(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	(void)h, (void)k;
+	atomic_store(&p->repl, RS_SYNC_TARGET);
+	send_pkt(p, CH_DATA, P_SYNC_ACK, 0, 0, NULL, 0, NULL, 0);
+	if (atomic_exchange(&p->sync_pending, 0) && engine_is_suspended(p->e))
+		engine_resume(p->e, "the peer is back; blocks this node lacks are read from it until synced");
+	return 0;
+}
+
+static int rx_sync_ack(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	(void)h, (void)k;
+	pthread_mutex_lock(&p->rslock);
+	atomic_store(&p->rs_go, 1);
+	pthread_cond_broadcast(&p->rscond);
+	pthread_mutex_unlock(&p->rslock);
+	return 0;
+}
+
+static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	struct engine *e = p->e;
+	const struct pkt_state *s = &k->state;
+	(void)h;
+	atomic_store(&p->peer_role, s->role);
+	atomic_store(&p->peer_was_primary, s->role == ROLE_PRIMARY);
+	atomic_store(&p->peer_disk, s->disk);
+	atomic_store(&p->peer_uuid, s->uuid);
+	log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)s->role),
+		 disk_state_name((enum disk_state)s->disk));
+	/* several peers: a Secondary in sync with its Primary follows it into
+	 * the new generation it started without some other peer */
+	if (e->npeers > 1 && s->role == ROLE_PRIMARY && s->disk == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY &&
+	    atomic_load(&p->repl) == RS_ESTABLISHED && s->uuid && s->uuid != e->sb.uuid[UUID_CURRENT] &&
+	    !engine_adopt_generation(e, p->slot, (const uint64_t[]){ s->uuid, 0, s->history[0], s->history[1] },
+				     now_realtime_ns()))
+		peers_state_changed(e, p);
+	/* the peer's disk failed: what it writes from now on exists only here —
+	 * a new generation, and the bitmap tracks it for the peer's return */
+	if (s->disk == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)
+		engine_new_generation(e, 1u << p->slot, "the peer detached its disk");
+	/* the peer threw its data away (invalidate): send it everything */
+	if (s->disk == DS_INCONSISTENT && atomic_load(&e->dstate) == DS_UPTODATE &&
+	    atomic_load(&p->repl) == RS_ESTABLISHED && may_source(p)) {
+		engine_mark_all_oos(e, p->slot);
+		rs_start(p);
+	}
+	return 0;
+}
+
+static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	struct engine *e = p->e;
+	(void)h;
+	if (atomic_load(&e->dstate) == DS_UPTODATE && !atomic_load(&p->expect_target)) {
+		/* never let a peer overwrite good data we did not agree to */
+		set_reason(p, "peer started a resync over this node's UpToDate data without agreement; dropping "
+			   "the connection");
+		return -EPERM;
+	}
+	atomic_store(&p->expect_target, 0);
+	if (atomic_load(&e->sync_peer) && atomic_load(&e->sync_peer) != p) {
+		set_reason(p, "peer started a resync while this node is SyncTarget of another peer; dropping the "
+			   "connection");
+		return -EBUSY;
+	}
+	/* what this node sends as a source would be read from data that is
+	 * being replaced: those resyncs stop and are asked for again (deferred
+	 * until this one is done) */
+	kick_sources(p);
+	atomic_store(&p->sync_total, k->sync_start.total);
+	atomic_store(&p->sync_done, 0);
+	atomic_store(&p->sync_start_ns, now_ns());
+	/* from here on the bitmap means "blocks this node lacks"; writes in
+	 * flight finish first */
+	pthread_rwlock_wrlock(&p->sync_lock);
+	int rc = engine_sync_target_begin(e, p, p->slot, k->sync_start.flags & SSF_FULL);
+	pthread_rwlock_unlock(&p->sync_lock);
+	if (rc == -EBUSY)
+		set_reason(p, "peer started a resync while this node is SyncTarget of another peer; connecting "
+			   "again (deferred until that one is done)");
+	else if (rc)
+		set_reason(p, "cannot start the resync: metadata write failed: %s", strerror(-rc));
+	else
+		log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
+			 (unsigned long long)k->sync_start.total);
+	return rc;
+}
+
+static int rx_sync_done(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	struct peer *p = c->p;
+	struct engine *e = p->e;
+	(void)h;
+	if (atomic_load(&p->repl) != RS_SYNC_TARGET)
+		return 0;
+	disk_flush(e->disk);
+	pthread_rwlock_wrlock(&p->sync_lock);
+	engine_sync_target_done(e, k->sync_done.uuid, k->sync_done.gen_time);
+	pthread_rwlock_unlock(&p->sync_lock);
+	atomic_store(&p->repl, RS_ESTABLISHED);
+	log_info("peer %s: resync finished, disk UpToDate", p->addr);
+	peers_state_changed(e, NULL);
+	kick_others(p, "this node finished its resync");
+	return 0;
+}
+
+static const struct rx_op data_ops[] = {
+	{ P_DATA, DATA_HDR, rx_data },
+	{ P_RS_DATA, RS_HDR, rx_rs_data },
+	{ P_FLUSH, 8, rx_flush },
+	{ P_READ_REQ, RANGE_HDR, rx_read_req },
+	{ P_RS_CSUM, RANGE_HDR, rx_rs_csum },
+	{ P_VERIFY_REQ, RANGE_HDR, rx_verify_req },
+	{ P_READ_REPLY, 4, rx_read_reply },
+	{ P_BITMAP, 8, rx_bitmap },
+	{ P_PEER_BITMAP, 8, rx_peer_bitmap },
+	{ P_BITMAP_DONE, 0, rx_bitmap_done },
+	{ P_PEER_BITMAP_DONE, 0, rx_peer_bitmap_done },
+	{ P_SYNC_ACK, 0, rx_sync_ack },
+	{ P_STATE, STATE_OLD_BYTES, rx_state },
+	{ P_SYNC_START, SYNC_START_BYTES, rx_sync_start },
+	{ P_SYNC_DONE, SYNC_DONE_BYTES, rx_sync_done },
+};
+
+/* The receive buffer holds a whole packet: grown (page-aligned, for
+ * O_DIRECT) to the largest seen, never shrunk, so no packet allocates. */
+static int rbuf_reserve(struct peer *p, uint32_t len)
+{
+	if (len <= p->rcap)
+		return 0;
+	void *nb = NULL;
+	size_t cap = ROUND_UP((size_t)len, 1u << 20);
+	if (posix_memalign(&nb, 4096, cap)) {
+		set_reason(p, "out of memory for a %u byte packet", len);
+		return -ENOMEM;
+	}
+	free(p->rbuf);
+	p->rbuf = nb;
+	p->rcap = cap;
+	return 0;
+}
 
 /* Receive the data channel until it breaks. */
 void data_loop(struct peer *p)
 {
-	struct engine *e = p->e;
-	uint8_t h[WIRE_HDR];
+	struct rx_ctx c = { p, 0, 0 };
+	uint8_t hb[WIRE_HDR];
+	char why[160];
 
 	for (;;) {
-		uint16_t type, flags;
-		uint32_t len;
-		uint64_t id;
-		int rc = hs_recv_hdr(p->dfd, h, &type, &flags, &len, &id);
+		struct wire_hdr h;
+		int rc = read_full(p->dfd, hb, sizeof hb);
 		if (rc) {
 			if (!atomic_load(&p->stopping) && !atomic_load(&p->admin_down))
-				set_reason(p, "data channel: %s", rc == -EPROTO ? "bad packet magic" :
-					   rc == -EMSGSIZE ? "oversized packet" : rc == -EPIPE ? "closed by peer" :
-					   strerror(-rc));
+				set_reason(p, "data channel: %s", rc == -EPIPE ? "closed by peer" : strerror(-rc));
 			return;
 		}
-		if (len > p->rcap) {
-			void *nb = NULL;
-			size_t cap = ROUND_UP((size_t)len, 1u << 20);
-			if (posix_memalign(&nb, 4096, cap)) {
-				set_reason(p, "out of memory for a %u byte packet", len);
-				return;
-			}
-			free(p->rbuf);
-			p->rbuf = nb;
-			p->rcap = cap;
+		if (codec_decode_hdr(hb, &h, why, sizeof why)) {
+			set_reason(p, "protocol error on the data channel: %s; dropping the connection", why);
+			return;
 		}
-		if (len && (rc = read_full(p->dfd, p->rbuf, len))) {
+		if (rbuf_reserve(p, h.len))
+			return;
+		if (h.len && (rc = read_full(p->dfd, p->rbuf, h.len))) {
 			set_reason(p, "data channel: truncated packet (%s)", strerror(-rc));
 			return;
 		}
-		switch (type) {
-		case P_DATA:
-		case P_RS_DATA: {
-			uint32_t fixed = type == P_DATA ? DATA_HDR : RS_HDR;
-			if (len < fixed) {
-				set_reason(p, "malformed write packet (%u bytes)", len);
-				return;
-			}
-			uint64_t off = get_be64(p->rbuf);
-			uint32_t dlen = get_be32(p->rbuf + 8);
-			int payload = !(flags & (DF_ZERO | DF_TRIM));
-			if ((payload && dlen != len - fixed) || off > e->size || dlen > e->size - off) {
-				set_reason(p, "malformed write packet: %u bytes at %llu (device has %llu)", dlen,
-					   (unsigned long long)off, (unsigned long long)e->size);
-				return;
-			}
-			const uint8_t *data = p->rbuf + fixed;
-			if (type == P_RS_DATA) {
-				/* only blocks still marked: a block the target wrote since
-				 * the bitmap merge is newer than this */
-				pthread_rwlock_wrlock(&p->sync_lock);
-				rc = engine_apply_resync(e, data, dlen, off);
-				pthread_rwlock_unlock(&p->sync_lock);
-				atomic_fetch_add(&p->sync_done, dlen);
-				send_ack(p, P_RS_ACK, id, -rc);
-			} else {
-				uint64_t seq = get_be64(p->rbuf + 12), seen = get_be64(p->rbuf + 20);
-				send_ack(p, P_RECV_ACK, id, 0);
-				rc = apply_peer_write(p, data, dlen, off, flags, seq, seen);
-				/* from a peer without a disk: only this node has it */
-				if (!rc && atomic_load(&p->peer_disk) == DS_DISKLESS)
-					engine_mark_oos(e, p->slot, off, dlen);
-				if (!rc && e->npeers > 1)
-					engine_applied(e, p->slot, p->ph->node_id, get_be32(h + 12));
-				send_ack(p, P_WRITE_ACK, id, -rc);
-			}
-			if (payload)
-				atomic_fetch_add_explicit(&e->st.received_bytes, dlen, memory_order_relaxed);
-			break;
-		}
-
-		case P_FLUSH:
-			/* every write of the epoch was applied before this packet */
-			rc = engine_flush_local(e);
-			if (!rc && len >= 8)
-				atomic_store(&p->rx_epoch, get_be64(p->rbuf));
-			send_ack(p, P_FLUSH_ACK, id, -rc);
-			break;
-		case P_READ_REQ: {
-			uint64_t off;
-			uint32_t n;
-			if (range_req(p, len, READ_MAX, "read request", &off, &n) || !scratch(p))
-				return;
-			/* data starts on a page boundary (O_DIRECT); status just before */
-			uint8_t *d = p->scratch + 4096;
-			rc = atomic_load(&e->dstate) == DS_UPTODATE ? engine_read(e, d, n, off) : -EIO;
-			put_be32(d - 4, (uint32_t)-rc);
-			if (send_pkt(p, CH_DATA, P_READ_REPLY, 0, id, d - 4, rc ? 4 : 4 + (size_t)n, NULL, 0))
-				return;
-			if (!rc)
-				atomic_fetch_add_explicit(&e->st.sent_bytes, n, memory_order_relaxed);
-			break;
-		}
-		case P_RS_CSUM: {
-			uint64_t off;
-			uint32_t n;
-			if (range_req(p, len, RS_CHUNK_BLOCKS * MD_BLOCK, "checksum packet", &off, &n) || !scratch(p))
-				return;
-			unsigned dl = md_len(p->cmd), nb = (n + MD_BLOCK - 1) / MD_BLOCK;
-			if (!p->has_csums || off % MD_BLOCK || len != 12 + nb * dl) {
-				set_reason(p, "malformed checksum packet: %u bytes at %llu", n, (unsigned long long)off);
-				return;
-			}
-			uint8_t *d = p->scratch + 4096, *mine = p->scratch + 4096 + RS_CHUNK_BLOCKS * MD_BLOCK;
-			uint8_t reply[4 + RS_CHUNK_BLOCKS / 8] = { 0 };
-			/* blocks that already match need no data: in sync now */
-			pthread_rwlock_wrlock(&p->sync_lock);
-			rc = disk_pread(e->disk, d, n, off);
-			if (!rc) {
-				digests_md(p->cmd, d, n, mine);
-				for (unsigned i = 0; i < nb; i++) {
-					uint64_t blk = off / MD_BLOCK + i;
-					if (!memcmp(mine + i * dl, p->rbuf + 12 + i * dl, dl))
-						engine_clear_oos(e, p->slot, blk, 1);
-					else
-						reply[4 + i / 8] |= (uint8_t)(1u << (i % 8));
-				}
-			}
-			pthread_rwlock_unlock(&p->sync_lock);
-			put_be32(reply, (uint32_t)-rc);
-			atomic_fetch_add(&p->sync_done, n);
-			send_pkt(p, CH_META, P_RS_CSUM_REPLY, 0, id, reply, 4 + (nb + 7) / 8, NULL, 0);
-			break;
-		}
-		case P_VERIFY_REQ: {
-			uint64_t off;
-			uint32_t n;
-			if (range_req(p, len, VF_CHUNK, "verify request", &off, &n) || !scratch(p))
-				return;
-			uint8_t *d = p->scratch + 4096, *dg = p->scratch + 4096 + VF_CHUNK + 4;
-			unsigned nb = (n + MD_BLOCK - 1) / MD_BLOCK;
-			rc = atomic_load(&e->dstate) == DS_UPTODATE ? disk_pread(e->disk, d, n, off) : -EIO;
-			if (!rc)
-				digests(p, d, n, dg);
-			put_be32(dg - 4, (uint32_t)-rc);
-			if (send_pkt(p, CH_DATA, P_READ_REPLY, 0, id, dg - 4, rc ? 4 : 4 + (size_t)nb * digest_len(p), NULL, 0))
-				return;
-			break;
-		}
-		case P_READ_REPLY: {
-			if (len < 4)
-				break;
-			int st = (int)get_be32(p->rbuf);
-			struct pending *pd = pending_lookup(p, id);
-			if (pd && !st && (len - 4 != pd->rdlen || !pd->rdbuf))
-				st = EPROTO;
-			if (pd && !st)
-				memcpy(pd->rdbuf, p->rbuf + 4, pd->rdlen);
-			pending_ack(p, id, P_WRITE_ACK, st);
-			break;
-		}
-		case P_PEER_BITMAP:
-			if (!atomic_load(&p->await_peer_bm)) {
-				set_reason(p, "peer sent its bitmap unasked; dropping the connection");
-				return;
-			}
-			/* fall through */
-		case P_BITMAP: {
-			if (len < 8 || (len - 8) % 8) {
-				set_reason(p, "malformed bitmap packet (%u bytes)", len);
-				return;
-			}
-			uint64_t w = get_be64(p->rbuf), n = (len - 8) / 8;
-			if (w > (e->bm_bits + 63) / 64 || n > (e->bm_bits + 63) / 64 - w) {
-				set_reason(p, "bitmap packet beyond the device (word %llu)", (unsigned long long)w);
-				return;
-			}
-			pthread_rwlock_wrlock(&p->sync_lock);
-			engine_merge_oos(e, p->slot, w, p->rbuf + 8, n);
-			pthread_rwlock_unlock(&p->sync_lock);
-			break;
-		}
-		case P_PEER_BITMAP_DONE:
-			if (atomic_exchange(&p->await_peer_bm, 0))
-				rs_start(p);
-			break;
-		case P_BITMAP_DONE:
-			atomic_store(&p->repl, RS_SYNC_TARGET);
-			send_pkt(p, CH_DATA, P_SYNC_ACK, 0, 0, NULL, 0, NULL, 0);
-			if (atomic_exchange(&p->sync_pending, 0) && engine_is_suspended(e))
-				engine_resume(e, "the peer is back; blocks this node lacks are read from it until synced");
-			break;
-		case P_SYNC_ACK:
-			pthread_mutex_lock(&p->rslock);
-			atomic_store(&p->rs_go, 1);
-			pthread_cond_broadcast(&p->rscond);
-			pthread_mutex_unlock(&p->rslock);
-			break;
-		case P_STATE:
-			if (len >= 16) {
-				atomic_store(&p->peer_role, p->rbuf[0]);
-				atomic_store(&p->peer_was_primary, p->rbuf[0] == ROLE_PRIMARY);
-				atomic_store(&p->peer_disk, p->rbuf[1]);
-				uint64_t pu = get_be64(p->rbuf + 8);
-				atomic_store(&p->peer_uuid, pu);
-				log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)p->rbuf[0]),
-					 disk_state_name((enum disk_state)p->rbuf[1]));
-				/* several peers: a Secondary in sync with its Primary follows it
-				 * into the new generation it started without some other peer */
-				if (e->npeers > 1 && p->rbuf[0] == ROLE_PRIMARY && p->rbuf[1] == DS_UPTODATE &&
-				    atomic_load(&e->role) != ROLE_PRIMARY && atomic_load(&p->repl) == RS_ESTABLISHED &&
-				    pu && pu != e->sb.uuid[UUID_CURRENT] &&
-				    !engine_adopt_generation(e, p->slot, (const uint64_t[]){ pu, 0,
-						len >= 32 ? get_be64(p->rbuf + 16) : 0, len >= 32 ? get_be64(p->rbuf + 24) : 0 },
-						now_realtime_ns()))
-					peers_state_changed(e, p);
-				/* the peer's disk failed: what it writes from now on exists only
-				 * here — a new generation, and the bitmap tracks it for the
-				 * peer's return */
-				if (p->rbuf[1] == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)
-					engine_new_generation(e, 1u << p->slot, "the peer detached its disk");
-				/* the peer threw its data away (invalidate): send it everything */
-				if (p->rbuf[1] == DS_INCONSISTENT && atomic_load(&e->dstate) == DS_UPTODATE &&
-				    atomic_load(&p->repl) == RS_ESTABLISHED && may_source(p)) {
-					engine_mark_all_oos(e, p->slot);
-					rs_start(p);
-				}
-			}
-			break;
-		case P_SYNC_START:
-			if (atomic_load(&e->dstate) == DS_UPTODATE && !atomic_load(&p->expect_target)) {
-				/* never let a peer overwrite good data we did not agree to */
-				set_reason(p, "peer started a resync over this node's UpToDate data without "
-					   "agreement; dropping the connection");
-				return;
-			}
-			atomic_store(&p->expect_target, 0);
-			if (atomic_load(&e->sync_peer) && atomic_load(&e->sync_peer) != p) {
-				set_reason(p, "peer started a resync while this node is SyncTarget of another peer; "
-					   "dropping the connection");
-				return;
-			}
-			/* what this node sends as a source would be read from data
-			 * that is being replaced: those resyncs stop and are asked for
-			 * again (deferred until this one is done) */
-			kick_sources(p);
-			if (len >= 12) {
-				atomic_store(&p->sync_total, get_be64(p->rbuf));
-				atomic_store(&p->sync_done, 0);
-				atomic_store(&p->sync_start_ns, now_ns());
-				/* from here on the bitmap means "blocks this node lacks";
-				 * writes in flight finish first */
-				pthread_rwlock_wrlock(&p->sync_lock);
-				rc = engine_sync_target_begin(e, p, p->slot, get_be32(p->rbuf + 8) & SSF_FULL);
-				pthread_rwlock_unlock(&p->sync_lock);
-				if (rc == -EBUSY) {
-					set_reason(p, "peer started a resync while this node is SyncTarget of another "
-						   "peer; connecting again (deferred until that one is done)");
-					return;
-				}
-				if (rc) {
-					set_reason(p, "cannot start the resync: metadata write failed: %s", strerror(-rc));
-					return;
-				}
-				log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
-					 (unsigned long long)get_be64(p->rbuf));
-			}
-			break;
-		case P_SYNC_DONE:
-			if (len >= 8 * UUID_COUNT + 8 && atomic_load(&p->repl) == RS_SYNC_TARGET) {
-				uint64_t u[UUID_COUNT];
-				for (int i = 0; i < UUID_COUNT; i++)
-					u[i] = get_be64(p->rbuf + 8 * i);
-				disk_flush(e->disk);
-				pthread_rwlock_wrlock(&p->sync_lock);
-				engine_sync_target_done(e, u, get_be64(p->rbuf + 8 * UUID_COUNT));
-				pthread_rwlock_unlock(&p->sync_lock);
-				atomic_store(&p->repl, RS_ESTABLISHED);
-				log_info("peer %s: resync finished, disk UpToDate", p->addr);
-				peers_state_changed(e, NULL);
-				kick_others(p, "this node finished its resync");
-			}
-			break;
-		default:
-			set_reason(p, "data channel: unknown packet type %u", type);
+		if (rx_dispatch(&c, "data", data_ops, ARRAY_SIZE(data_ops), &h, p->rbuf))
 			return;
-		}
 	}
 }

@@ -1,6 +1,7 @@
 /* quorum — see quorum.h and docs/quorum.md. */
 #include "quorum.h"
 #include "engine.h"
+#include "codec.h"
 #include "hs.h"
 #include "listener.h"
 #include "log.h"
@@ -179,26 +180,29 @@ static void vstate_build(struct quorum *q, uint8_t *b)
 	put_be64(b + 16, q->e ? q->e->sb.uuid[UUID_CURRENT] : 0);
 }
 
-static int vstate_parse(const uint8_t *b, uint32_t len, struct vstate *s)
+_Static_assert(VS_BYTES == VSTATE_BYTES && MAX_NODES == VSTATE_NODES && NONE == VSTATE_NONE, "P_VSTATE layout");
+
+/* A vote report the codec accepted (-EPROTO, why set, if not). */
+static int vstate_parse(const struct wire_hdr *h, const uint8_t *b, struct vstate *s, char *why, size_t whylen)
 {
-	if (len != VS_BYTES || b[0] > ROLE_PRIMARY || b[1] > DS_UPTODATE || b[2] > 1 ||
-	    (b[3] != NONE && (b[3] & 0x7f) >= MAX_NODES))
-		return -EPROTO;
-	s->role = b[0];
-	s->disk = b[1];
-	s->quorum = b[2];
-	s->going_on_without = b[3] == NONE ? NONE : b[3] & 0x7f;
-	s->claim = b[3] != NONE && (b[3] & 0x80);
-	s->seen = get_be32(b + 4);
-	s->uptime_ms = get_be32(b + 8);
-	s->uuid = get_be64(b + 16);
+	struct pkt_vstate v;
+	int rc = codec_decode_vstate(h, b, &v, why, whylen);
+	if (rc)
+		return rc;
+	s->role = v.role;
+	s->disk = v.disk;
+	s->quorum = v.quorum;
+	s->going_on_without = v.going_on_without == NONE ? NONE : v.going_on_without & ~VSTATE_CLAIM;
+	s->claim = v.going_on_without != NONE && (v.going_on_without & VSTATE_CLAIM);
+	s->seen = v.seen;
+	s->uptime_ms = v.uptime_ms;
+	s->uuid = v.uuid;
 	for (int i = 0; i < MAX_NODES; i++) {
-		const uint8_t *n = b + VS_HDR + 8 * i;
-		s->n[i].age_ms = get_be32(n);
-		s->n[i].disk = n[4];
-		s->n[i].role = n[5];
-		s->n[i].quorum = n[6];
-		s->n[i].outdated_by = n[7] < MAX_NODES ? n[7] : -1;
+		s->n[i].age_ms = v.n[i].age_ms;
+		s->n[i].disk = v.n[i].disk;
+		s->n[i].role = v.n[i].role;
+		s->n[i].quorum = v.n[i].quorum;
+		s->n[i].outdated_by = v.n[i].outdated_by < MAX_NODES ? v.n[i].outdated_by : -1;
 	}
 	return 0;
 }
@@ -410,8 +414,10 @@ static void vl_run(struct vlink *l, int fd)
 			}
 		} else if (type == P_VSTATE) {
 			struct vstate s;
-			if (vstate_parse(b, len, &s)) {
-				vl_reason(l, "malformed state report (%u bytes); dropping the vote link", len);
+			char why[160];
+			if (vstate_parse(&(struct wire_hdr){ .type = type, .flags = flags, .len = len, .id = id }, b, &s,
+					 why, sizeof why)) {
+				vl_reason(l, "malformed state report (%s); dropping the vote link", why);
 				break;
 			}
 			pthread_mutex_lock(&l->lock);
