@@ -1,5 +1,6 @@
 /* hs — see hs.h. */
 #include "hs.h"
+#include "codec.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -20,29 +21,25 @@
 
 int hs_recv_hdr(int fd, uint8_t *h, uint16_t *type, uint16_t *flags, uint32_t *len, uint64_t *id)
 {
+	struct wire_hdr w;
+	char why[96];
 	int rc = read_full(fd, h, WIRE_HDR);
 	if (rc)
 		return rc;
-	if (get_be32(h) != WIRE_MAGIC)
-		return -EPROTO;
-	*type = get_be16(h + 4);
-	*flags = get_be16(h + 6);
-	*len = get_be32(h + 8);
-	*id = get_be64(h + 16);
-	if (*len > WIRE_MAX_PAYLOAD)
-		return -EMSGSIZE;
+	rc = codec_decode_hdr(h, &w, why, sizeof why);
+	*type = w.type;
+	*flags = w.flags;
+	*len = w.len;
+	*id = w.id;
+	if (rc)
+		return get_be32(h) != WIRE_MAGIC ? -EPROTO : -EMSGSIZE;
 	return 0;
 }
 
 int hs_send(int fd, uint16_t type, uint64_t id, const void *payload, uint32_t len)
 {
 	uint8_t h[WIRE_HDR];
-	put_be32(h, WIRE_MAGIC);
-	put_be16(h + 4, type);
-	put_be16(h + 6, 0);
-	put_be32(h + 8, len);
-	put_be32(h + 12, 0);
-	put_be64(h + 16, id);
+	codec_encode_hdr(h, &(struct wire_hdr){ .type = type, .len = len, .id = id });
 	int rc = write_full(fd, h, sizeof h);
 	return rc || !len ? rc : write_full(fd, payload, len);
 }

@@ -2,6 +2,7 @@
  * pending-request table, and whether a write the peer missed must be held.
  * Part of the peer module: see peer.h and peer_int.h. */
 #include "peer_int.h"
+#include "codec.h"
 #include "decide.h"
 #include "handler.h"
 #include "hs.h"
@@ -37,12 +38,7 @@ int send_pkt(struct peer *p, int ch, uint16_t type, uint16_t flags, uint64_t id,
 	pthread_mutex_t *l = ch == CH_DATA ? &p->dsend : &p->msend;
 	int rc = -ENOTCONN;
 
-	put_be32(h, WIRE_MAGIC);
-	put_be16(h + 4, type);
-	put_be16(h + 6, flags);
-	put_be32(h + 8, (uint32_t)(alen + blen));
-	put_be32(h + 12, 0);
-	put_be64(h + 16, id);
+	codec_encode_hdr(h, &(struct wire_hdr){ .type = type, .flags = flags, .len = (uint32_t)(alen + blen), .id = id });
 	pthread_mutex_lock(l);
 	int fd = ch == CH_DATA ? p->dfd : p->mfd;
 	if (fd >= 0)
@@ -54,7 +50,7 @@ int send_pkt(struct peer *p, int ch, uint16_t type, uint16_t flags, uint64_t id,
 int send_ack(struct peer *p, uint16_t type, uint64_t id, int status)
 {
 	uint8_t b[4];
-	put_be32(b, (uint32_t)status);
+	codec_encode_status(b, status);
 	return send_pkt(p, CH_META, type, 0, id, b, 4, NULL, 0);
 }
 
@@ -209,16 +205,11 @@ static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const 
 		}
 		atomic_store(&p->my_seq, seq);
 		pd->seq = seq;
-		put_be32(h, WIRE_MAGIC);
-		put_be16(h + 4, P_DATA);
-		put_be16(h + 6, (uint16_t)dflags);
-		put_be32(h + 8, (uint32_t)(DATA_HDR + blen));
-		put_be32(h + 12, stamp);
-		put_be64(h + 16, pending_id(p, pd));
-		put_be64(h + WIRE_HDR, pd->off);
-		put_be32(h + WIRE_HDR + 8, pd->len);
-		put_be64(h + WIRE_HDR + 12, seq);
-		put_be64(h + WIRE_HDR + 20, atomic_load(&p->applied_seq));
+		codec_encode_hdr(h, &(struct wire_hdr){ .type = P_DATA, .flags = (uint16_t)dflags,
+						     .len = (uint32_t)(DATA_HDR + blen), .stamp = stamp,
+						     .id = pending_id(p, pd) });
+		codec_encode_data(h + WIRE_HDR, &(struct pkt_data){ .off = pd->off, .len = pd->len, .seq = seq,
+								    .seen = atomic_load(&p->applied_seq) });
 		rc = writev_full(p->dfd, iov, blen ? 2 : 1);
 	}
 	pthread_mutex_unlock(&p->dsend);
@@ -302,15 +293,10 @@ struct pending *peer_flush_begin(struct peer *p)
 	if (p->dfd >= 0) {
 		uint64_t ep = atomic_fetch_add(&p->epoch, 1);
 		pd->seq = ep;
-		put_be64(b, ep);
+		codec_encode_flush(b, ep);
 		uint8_t h[WIRE_HDR];
 		struct iovec iov[2] = { { h, sizeof h }, { b, sizeof b } };
-		put_be32(h, WIRE_MAGIC);
-		put_be16(h + 4, P_FLUSH);
-		put_be16(h + 6, 0);
-		put_be32(h + 8, sizeof b);
-		put_be32(h + 12, 0);
-		put_be64(h + 16, pending_id(p, pd));
+		codec_encode_hdr(h, &(struct wire_hdr){ .type = P_FLUSH, .len = sizeof b, .id = pending_id(p, pd) });
 		rc = writev_full(p->dfd, iov, 2);
 	}
 	pthread_mutex_unlock(&p->dsend);
@@ -348,13 +334,12 @@ int peer_read(struct peer *p, void *buf, size_t len, uint64_t off)
 		if (!connected(p) || atomic_load(&p->peer_disk) != DS_UPTODATE)
 			return -EIO;
 		struct pending *pd = pending_get(p);
-		uint8_t b[12];
+		uint8_t b[RANGE_HDR];
 		pd->off = off;
 		pd->len = 0; /* nothing to mark out of sync if it fails */
 		pd->rdbuf = buf;
 		pd->rdlen = n;
-		put_be64(b, off);
-		put_be32(b + 8, n);
+		codec_encode_range(b, off, n);
 		if (send_pkt(p, CH_DATA, P_READ_REQ, 0, pending_id(p, pd), b, sizeof b, NULL, 0))
 			pending_abort(p, pd);
 		pthread_mutex_lock(&pd->m);

@@ -2,6 +2,7 @@
  * verify, with their checksums.
  * Part of the peer module: see peer.h and peer_int.h. */
 #include "peer_int.h"
+#include "codec.h"
 #include "decide.h"
 #include "handler.h"
 #include "hs.h"
@@ -60,11 +61,11 @@ int send_bitmap(struct peer *p, uint16_t type, uint16_t done)
 		return -ENOMEM;
 	for (uint64_t w = 0; !rc && engine_oos(e, p->slot) && w < words; w += BM_WORDS_PER_PKT) {
 		uint64_t n = words - w < BM_WORDS_PER_PKT ? words - w : BM_WORDS_PER_PKT, any = 0;
-		put_be64(pkt, w);
+		codec_encode_bitmap(pkt, w);
 		for (uint64_t i = 0; i < n; i++) {
 			uint64_t v = atomic_load_explicit(&e->slot[p->slot].bm[w + i], memory_order_relaxed);
 			any |= v;
-			put_le64(pkt + 8 + 8 * i, v);
+			codec_encode_bitmap_word(pkt, i, v);
 		}
 		if (any)
 			rc = send_pkt(p, CH_DATA, type, 0, 0, pkt, 8 + 8 * n, NULL, 0);
@@ -84,13 +85,12 @@ static int rs_announce(struct peer *p, uint64_t total)
 {
 	struct engine *e = p->e;
 	int full = engine_oos(e, p->slot) >= e->bm_bits;
-	uint8_t h[12];
+	uint8_t h[SYNC_START_BYTES];
 	int rc;
 
 	atomic_store(&p->rs_go, 0);
-	put_be64(h, total);
-	put_be32(h + 8, full ? SSF_FULL : 0);
-	rc = send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, 12, NULL, 0);
+	codec_encode_sync_start(h, &(struct pkt_sync_start){ total, full ? SSF_FULL : 0 });
+	rc = send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, sizeof h, NULL, 0);
 	if (!rc)
 		rc = full ? send_pkt(p, CH_DATA, P_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0)
 			  : send_bitmap(p, P_BITMAP, P_BITMAP_DONE);
@@ -154,13 +154,12 @@ static void *verify_main(void *arg)
 		uint32_t n = e->size - off < VF_CHUNK ? (uint32_t)(e->size - off) : VF_CHUNK;
 		uint32_t nb = (n + MD_BLOCK - 1) / MD_BLOCK;
 		struct pending *pd = pending_get(p);
-		uint8_t b[12];
+		uint8_t b[RANGE_HDR];
 		pd->off = off;
 		pd->len = 0;
 		pd->rdbuf = theirs;
 		pd->rdlen = nb * dl;
-		put_be64(b, off);
-		put_be32(b + 8, n);
+		codec_encode_range(b, off, n);
 		if (send_pkt(p, CH_DATA, P_VERIFY_REQ, 0, pending_id(p, pd), b, sizeof b, NULL, 0))
 			pending_abort(p, pd);
 		/* our digests while the peer computes its own */
@@ -240,7 +239,7 @@ static void *rs_main(void *arg)
 	struct engine *e = p->e;
 	uint64_t cursor = 0;
 	uint8_t *buf = NULL;
-	uint8_t h[12];
+	uint8_t h[RANGE_HDR];
 
 	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
 		return NULL;
@@ -311,10 +310,9 @@ static void *rs_main(void *arg)
 			p->rs[slot] = (struct rs_slot){ off, (uint32_t)len, 1 };
 			p->rs_out++;
 			pthread_mutex_unlock(&p->rslock);
-			put_be64(h, off);
-			put_be32(h + 8, (uint32_t)len);
+			codec_encode_range(h, off, (uint32_t)len);
 			if (as_data) {
-				rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, 12, buf, len);
+				rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, sizeof h, buf, len);
 				if (!rc)
 					atomic_fetch_add_explicit(&e->st.sent_bytes, len, memory_order_relaxed);
 				for (uint64_t i = 0; p->need && i < n; i++)
@@ -322,7 +320,7 @@ static void *rs_main(void *arg)
 			} else {
 				uint8_t dg[RS_CHUNK_BLOCKS * EVP_MAX_MD_SIZE];
 				digests_md(p->cmd, buf, (uint32_t)len, dg);
-				rc = send_pkt(p, CH_DATA, P_RS_CSUM, 0, (uint64_t)slot, h, 12, dg, n * md_len(p->cmd));
+				rc = send_pkt(p, CH_DATA, P_RS_CSUM, 0, (uint64_t)slot, h, sizeof h, dg, n * md_len(p->cmd));
 			}
 		}
 		pthread_rwlock_unlock(&p->sync_lock);
@@ -336,12 +334,14 @@ static void *rs_main(void *arg)
 	if (!atomic_load(&p->rs_stop) && connected(p)) {
 		/* the bitmap generation becomes history; the target adopts ours */
 		engine_sync_source_done(e, p->slot);
-		uint8_t u[8 * UUID_COUNT + 8];
+		uint8_t u[SYNC_DONE_BYTES];
+		struct pkt_sync_done sd;
 		pthread_mutex_lock(&e->lock);
 		for (int i = 0; i < UUID_COUNT; i++)
-			put_be64(u + 8 * i, e->sb.uuid[i]);
-		put_be64(u + 8 * UUID_COUNT, e->sb.gen_time);
+			sd.uuid[i] = e->sb.uuid[i];
+		sd.gen_time = e->sb.gen_time;
 		pthread_mutex_unlock(&e->lock);
+		codec_encode_sync_done(u, &sd);
 		send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, sizeof u, NULL, 0);
 		atomic_store(&p->peer_disk, DS_UPTODATE);
 		atomic_store(&p->repl, RS_ESTABLISHED);
