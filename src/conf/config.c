@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +52,7 @@ struct parser {
 	int failed;
 	int allow_include;
 	int depth;          /* include nesting */
+	int skipping;       /* inside a `skip { }` block: dropped, includes not followed */
 };
 
 static void perr(struct parser *ps, struct cfg_loc loc, const char *hint, const char *fmt, ...)
@@ -267,8 +269,12 @@ static int parse_block(struct parser *ps, struct lexer *lx, int top, const struc
 		if (t.type == T_SEMI) {
 			/* statement */
 		} else if (t.type == T_LBRACE) {
+			int skip = !strcmp(n.key, "skip");
 			n.block = 1;
-			if (parse_block(ps, lx, 0, &n, dir, &n.kids, &n.nkids)) {
+			ps->skipping += skip;
+			int rc = parse_block(ps, lx, 0, &n, dir, &n.kids, &n.nkids);
+			ps->skipping -= skip;
+			if (rc) {
 				node_free(&n);
 				return -1;
 			}
@@ -279,6 +285,11 @@ static int parse_block(struct parser *ps, struct lexer *lx, int top, const struc
 			free(what);
 			node_free(&n);
 			return -1;
+		}
+		/* drbd.conf(5): `skip` comments out what follows it, anywhere */
+		if (!strcmp(n.key, "skip") || ps->skipping) {
+			node_free(&n);
+			continue;
 		}
 		if (!strcmp(n.key, "include")) {
 			if (!top || n.block || n.nargs != 1) {
@@ -390,13 +401,18 @@ static int parse_file_nodes(struct parser *ps, const char *path, struct node **o
 
 /* ------------------------------------------------------- option tables */
 
-enum opt_kind { K_FLAG, K_ENUM, K_INT, K_SIZE, K_STR, K_ANY };
+/* K_SIZE: a number with drbdsetup's unit suffixes (s = 512-byte sectors, k,
+ * M, G, T; either case), normalized to an explicit unit; enums names the unit
+ * of a bare number as drbdsetup has it ("k" KiB, "s" sectors, "1" bytes).
+ * K_ALG: a digest name as DRBD users write it (the kernel crypto API's),
+ * normalized to the name dipole computes (digest_names). */
+enum opt_kind { K_FLAG, K_ENUM, K_INT, K_SIZE, K_STR, K_ANY, K_ALG };
 enum opt_impl { NOT_YET, IMPL, NO_EFFECT };
 
 struct optspec {
 	const char *key;
 	enum opt_kind kind;
-	const char *enums; /* K_ENUM: space-separated choices; K_INT: "min max" */
+	const char *enums; /* K_ENUM: space-separated choices; K_INT: "min max"; K_SIZE: unit */
 	enum opt_impl impl;
 };
 
@@ -409,7 +425,7 @@ static const struct optspec net_opts[] = {
 	{ "always-asbp", K_FLAG, NULL, NOT_YET },
 	{ "rr-conflict", K_ENUM, "disconnect call-pri-lost violently retry-connect", NOT_YET },
 	{ "shared-secret", K_STR, NULL, IMPL },
-	{ "cram-hmac-alg", K_STR, NULL, IMPL },
+	{ "cram-hmac-alg", K_ALG, "hmac", IMPL },
 	{ "timeout", K_INT, "1 600", IMPL },
 	{ "ping-int", K_INT, "1 120", IMPL },
 	{ "ping-timeout", K_INT, "1 300", IMPL },
@@ -417,13 +433,14 @@ static const struct optspec net_opts[] = {
 	{ "ko-count", K_INT, "0 200", IMPL },
 	{ "max-buffers", K_INT, "32 131072", NO_EFFECT },
 	{ "max-epoch-size", K_INT, "1 20000", NO_EFFECT },
-	{ "sndbuf-size", K_SIZE, NULL, NOT_YET },
-	{ "rcvbuf-size", K_SIZE, NULL, NOT_YET },
+	{ "sndbuf-size", K_SIZE, "1", NOT_YET },
+	{ "rcvbuf-size", K_SIZE, "1", NOT_YET },
 	{ "unplug-watermark", K_INT, "1 131072", NO_EFFECT },
-	{ "verify-alg", K_STR, NULL, IMPL },
-	{ "csums-alg", K_STR, NULL, IMPL },
-	{ "data-integrity-alg", K_STR, NULL, NOT_YET },
+	{ "verify-alg", K_ALG, NULL, IMPL },
+	{ "csums-alg", K_ALG, NULL, IMPL },
+	{ "data-integrity-alg", K_ALG, NULL, NOT_YET },
 	{ "tcp-cork", K_FLAG, NULL, NO_EFFECT },
+	{ "use-rle", K_FLAG, NULL, NO_EFFECT },
 	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", IMPL },
 	{ "transport", K_ENUM, "tcp", NO_EFFECT },
 	{ "on-congestion", K_ENUM, "block pull-ahead disconnect", NOT_YET },
@@ -433,11 +450,11 @@ static const struct optspec net_opts[] = {
 static const struct optspec disk_opts[] = {
 	{ "on-io-error", K_ENUM, "pass_on call-local-io-error detach", IMPL },
 	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", IMPL },
-	{ "resync-rate", K_SIZE, NULL, IMPL },
-	{ "c-max-rate", K_SIZE, NULL, IMPL },
-	{ "c-min-rate", K_SIZE, NULL, NOT_YET },
+	{ "resync-rate", K_SIZE, "k", IMPL },
+	{ "c-max-rate", K_SIZE, "k", IMPL },
+	{ "c-min-rate", K_SIZE, "k", NOT_YET },
 	{ "c-plan-ahead", K_INT, "0 300", NOT_YET },
-	{ "c-fill-target", K_SIZE, NULL, NOT_YET },
+	{ "c-fill-target", K_SIZE, "s", NOT_YET },
 	{ "c-delay-target", K_INT, "1 100", NOT_YET },
 	{ "al-extents", K_INT, "67 65534", IMPL },
 	{ "al-updates", K_FLAG, NULL, NOT_YET },
@@ -448,8 +465,9 @@ static const struct optspec disk_opts[] = {
 	{ "disk-timeout", K_INT, "0 6000", NOT_YET },
 	{ "read-balancing", K_STR, NULL, NOT_YET },
 	{ "discard-zeroes-if-aligned", K_FLAG, NULL, NO_EFFECT },
-	{ "rs-discard-granularity", K_SIZE, NULL, NO_EFFECT },
-	{ "size", K_SIZE, NULL, NOT_YET },
+	{ "rs-discard-granularity", K_SIZE, "1", NO_EFFECT },
+	{ "size", K_SIZE, "s", NOT_YET },
+	{ "resync-after", K_STR, NULL, NOT_YET },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -486,7 +504,7 @@ static const struct optspec options_opts[] = {
 	{ "auto-promote", K_FLAG, NULL, NOT_YET },
 	{ "on-no-data-accessible", K_ENUM, "suspend-io io-error", NOT_YET },
 	{ "cpu-mask", K_STR, NULL, NO_EFFECT },
-	{ "peer-ack-window", K_SIZE, NULL, NO_EFFECT },
+	{ "peer-ack-window", K_SIZE, "s", NO_EFFECT },
 	{ "peer-ack-delay", K_INT, "1 10000", NO_EFFECT },
 	{ "twopc-timeout", K_INT, "50 600", NO_EFFECT },
 	{ "twopc-retry-timeout", K_INT, "1 50", NO_EFFECT },
@@ -569,13 +587,120 @@ static const char *sect_get(const struct cfg_section *s, const char *key)
 	return NULL;
 }
 
+/* Digest names as DRBD users write them (the kernel crypto API's), and the
+ * digest dipole computes for each: OpenSSL's name, or dipole's own crc32c.
+ * A checksum (crc32c, crc32) is no key for an HMAC: refused for
+ * cram-hmac-alg. crc32 is computed as crc32c: both ends run dipole, so they
+ * agree. md4, wp512, tgr192, xxhash64 and crct10dif are refused: OpenSSL 3
+ * does not compute them by default. */
+static const struct {
+	const char *name, *as;
+	int checksum;
+} digest_names[] = {
+	{ "md5", "md5", 0 },         { "sha1", "sha1", 0 },       { "sha224", "sha224", 0 },
+	{ "sha256", "sha256", 0 },   { "sha384", "sha384", 0 },   { "sha512", "sha512", 0 },
+	{ "sha3-224", "sha3-224", 0 }, { "sha3-256", "sha3-256", 0 }, { "sha3-384", "sha3-384", 0 },
+	{ "sha3-512", "sha3-512", 0 }, { "rmd160", "ripemd160", 0 }, { "ripemd160", "ripemd160", 0 },
+	{ "sm3", "sm3", 0 },         { "blake2b-512", "blake2b512", 0 }, { "blake2b512", "blake2b512", 0 },
+	{ "blake2s-256", "blake2s256", 0 }, { "blake2s256", "blake2s256", 0 },
+	{ "crc32c", "crc32c", 1 },   { "crc32", "crc32c", 1 },
+};
+
+static const char *digest_as(const char *v, int hmac)
+{
+	for (size_t i = 0; i < sizeof digest_names / sizeof digest_names[0]; i++)
+		if (!strcasecmp(v, digest_names[i].name) && !(hmac && digest_names[i].checksum))
+			return digest_names[i].as;
+	return NULL;
+}
+
+static void digest_list(char *buf, size_t len, int hmac)
+{
+	size_t n = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof digest_names / sizeof digest_names[0] && n < len; i++)
+		if (!(hmac && digest_names[i].checksum))
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? " " : "", digest_names[i].name);
+}
+
+/* A size in bytes with the largest unit that divides it, so a bare number
+ * never reaches the daemon (its unit depends on the option). */
+static char *size_norm(uint64_t bytes, const char *unit)
+{
+	static const struct { char c; int shift; } u[] = { { 'T', 40 }, { 'G', 30 }, { 'M', 20 }, { 'k', 10 } };
+	char buf[32];
+	if (bytes == 0) {
+		snprintf(buf, sizeof buf, "0");
+		return xstrdup(buf);
+	}
+	for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+		if (bytes % (1ULL << u[i].shift) == 0) {
+			snprintf(buf, sizeof buf, "%llu%c", (unsigned long long)(bytes >> u[i].shift), u[i].c);
+			return xstrdup(buf);
+		}
+	}
+	if (bytes % 512 == 0 && strcmp(unit, "1"))
+		snprintf(buf, sizeof buf, "%llus", (unsigned long long)(bytes / 512));
+	else
+		snprintf(buf, sizeof buf, "%llu", (unsigned long long)bytes); /* unit "1": bytes */
+	return xstrdup(buf);
+}
+
+/* drbdsetup's sizes: a bare number is in the option's unit, a suffix
+ * (s, k, M, G, T) overrides it. */
+static int size_parse(const char *v, const char *unit, uint64_t *out)
+{
+	uint64_t x, mul = !strcmp(unit, "k") ? 1024 : !strcmp(unit, "s") ? 512 : 1;
+	if (parse_size(v, &x))
+		return -EINVAL;
+	if (*v && strspn(v, "0123456789") == strlen(v)) {
+		if (x > UINT64_MAX / mul)
+			return -ERANGE;
+		x *= mul;
+	}
+	*out = x;
+	return 0;
+}
+
+/* DRBD 8.3 spellings inside today's sections, mapped to today's option
+ * (with value `val` when the old one was a negated flag). */
+static const struct {
+	const char *sect, *old, *now, *val;
+} old_spellings[] = {
+	{ "disk", "no-disk-flushes", "disk-flushes", "no" },
+	{ "disk", "no-md-flushes", "md-flushes", "no" },
+	{ "disk", "no-disk-barrier", "disk-barrier", "no" },
+	{ "disk", "no-disk-drain", "disk-drain", "no" },
+	{ "handlers", "outdate-peer", "fence-peer", NULL },
+};
+
 /* Check one option statement against its table and store it. */
 static void interp_option(struct parser *ps, const char *where, const struct optspec *tab,
 			  const struct node *n, struct cfg_section *dst)
 {
 	const struct optspec *o;
-	char hint[256];
+	char hint[512];
+	char *val = NULL;
 
+	for (size_t i = 0; i < sizeof old_spellings / sizeof old_spellings[0]; i++) {
+		if (strcmp(where, old_spellings[i].sect) || strcmp(n->key, old_spellings[i].old))
+			continue;
+		struct node now = *n;
+		struct tok no = { .type = T_WORD, .text = (char *)old_spellings[i].val, .loc = n->loc };
+		if (old_spellings[i].val && (n->nargs || n->block)) {
+			perr(ps, n->nargs ? n->args[0].loc : n->loc, NULL, "expected '%s;', found a value", n->key);
+			return;
+		}
+		now.key = (char *)old_spellings[i].now;
+		if (old_spellings[i].val) {
+			now.args = &no;
+			now.nargs = 1;
+		}
+		pwarn(ps, n->loc, "'%s' is the DRBD 8.3 spelling of '%s%s%s'; taken as such (deprecated)", n->key,
+		      now.key, old_spellings[i].val ? " " : "", old_spellings[i].val ? old_spellings[i].val : "");
+		interp_option(ps, where, tab, &now, dst);
+		return;
+	}
 	for (o = tab; o->key; o++)
 		if (!strcmp(o->key, n->key))
 			break;
@@ -632,18 +757,88 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 	}
 	if (o->kind == K_SIZE) {
 		uint64_t x;
-		if (parse_size(v, &x)) {
-			perr(ps, n->args[0].loc, "sizes are numbers with an optional unit: 100M, 4k, 1G",
-			     "expected a size for '%s', found '%s'", n->key, v);
+		if (size_parse(v, o->enums, &x)) {
+			snprintf(hint, sizeof hint, "sizes are numbers with an optional unit: s (512-byte sectors), "
+				 "k, M, G; a bare number is in %s, as with drbdsetup",
+				 !strcmp(o->enums, "k") ? "KiB" : !strcmp(o->enums, "s") ? "sectors" : "bytes");
+			perr(ps, n->args[0].loc, hint, "expected a size for '%s', found '%s'", n->key, v);
 			return;
 		}
+		val = size_norm(x, o->enums);
+	}
+	if (o->kind == K_ALG) {
+		int hmac = o->enums && !strcmp(o->enums, "hmac");
+		const char *as = digest_as(v, hmac);
+		if (!as) {
+			char list[256];
+			digest_list(list, sizeof list, hmac);
+			snprintf(hint, sizeof hint, "accepted: %s%s", list,
+				 hmac ? " (a checksum such as crc32c cannot key an HMAC)" : "");
+			perr(ps, n->args[0].loc, hint, "expected a digest dipole can compute for '%s', found '%s'",
+			     n->key, v);
+			return;
+		}
+		val = xstrdup(as);
 	}
 	if (sect_get(dst, n->key))
 		pwarn(ps, n->loc, "'%s' set again in the same %s section; this value wins", n->key, where);
 	if (o->impl == NOT_YET)
 		pwarn(ps, n->loc, "option '%s' (%s) is not implemented by dipole yet; it is kept but has no effect",
 		      n->key, where);
-	sect_set(dst, n->key, join_args(n), n->loc);
+	sect_set(dst, n->key, val ? val : join_args(n), n->loc);
+}
+
+/* DRBD 8.3 statements outside today's sections: `protocol X;` at resource
+ * or common level, and `syncer { }`. Each is mapped into today's section
+ * with a deprecation note, never dropped. Returns 1 if consumed. */
+static const struct {
+	const char *old, *now;
+	enum cfg_sect sect;
+} syncer_map[] = {
+	{ "rate", "resync-rate", SECT_DISK },     { "resync-rate", "resync-rate", SECT_DISK },
+	{ "after", "resync-after", SECT_DISK },   { "al-extents", "al-extents", SECT_DISK },
+	{ "verify-alg", "verify-alg", SECT_NET }, { "csums-alg", "csums-alg", SECT_NET },
+	{ "c-plan-ahead", "c-plan-ahead", SECT_DISK }, { "c-fill-target", "c-fill-target", SECT_DISK },
+	{ "c-delay-target", "c-delay-target", SECT_DISK }, { "c-max-rate", "c-max-rate", SECT_DISK },
+	{ "c-min-rate", "c-min-rate", SECT_DISK }, { "cpu-mask", "cpu-mask", SECT_OPTIONS },
+	{ "use-rle", "use-rle", SECT_NET },       { "on-no-data-accessible", "on-no-data-accessible", SECT_OPTIONS },
+};
+
+static void interp_section(struct parser *ps, const struct node *n, enum cfg_sect s, struct cfg_section *dst);
+
+static int interp_legacy(struct parser *ps, const struct node *n, struct cfg_section *sect)
+{
+	if (!strcmp(n->key, "protocol") && !n->block) {
+		pwarn(ps, n->loc, "'protocol' outside 'net' is the DRBD 8.3 spelling; taken as 'net { protocol %s; }' "
+				  "(deprecated)", n->nargs ? n->args[0].text : "");
+		interp_option(ps, "net", net_opts, n, &sect[SECT_NET]);
+		return 1;
+	}
+	if (strcmp(n->key, "syncer"))
+		return 0;
+	if (!n->block || n->nargs) {
+		perr(ps, n->loc, "write: syncer { rate 33M; }", "expected 'syncer {'");
+		return 1;
+	}
+	for (int i = 0; i < n->nkids && !ps->failed; i++) {
+		const struct node *k = &n->kids[i];
+		size_t m;
+		for (m = 0; m < sizeof syncer_map / sizeof syncer_map[0]; m++)
+			if (!strcmp(k->key, syncer_map[m].old))
+				break;
+		if (m == sizeof syncer_map / sizeof syncer_map[0]) {
+			pwarn(ps, k->loc, "option '%s' of DRBD 8.3's 'syncer' section has no equivalent in DRBD 8.4 or "
+					  "dipole; ignored", k->key);
+			continue;
+		}
+		struct node now = *k;
+		enum cfg_sect s = syncer_map[m].sect;
+		now.key = (char *)syncer_map[m].now;
+		pwarn(ps, k->loc, "'syncer { %s }' is the DRBD 8.3 spelling of '%s { %s }'; taken as such (deprecated)",
+		      k->key, sect_names[s], now.key);
+		interp_option(ps, sect_names[s], sect_tables[s], &now, &sect[s]);
+	}
+	return 1;
 }
 
 static void interp_section(struct parser *ps, const struct node *n, enum cfg_sect s, struct cfg_section *dst)
@@ -668,42 +863,36 @@ static int need_args(struct parser *ps, const struct node *n, int want, const ch
 	return -1;
 }
 
-/* address [ipv4|ipv6] IP:PORT */
-static void interp_address(struct parser *ps, const struct node *n, char **addr, char **af)
+/* [ipv4|ipv6] IP:PORT from tokens fam (may be NULL) and a; on success
+ * replaces *addr and *af. Returns 0 or -1 after reporting. */
+static int check_address(struct parser *ps, const struct tok *ft, const struct tok *a, char **addr, char **af)
 {
-	const struct tok *a;
 	const char *fam = "ipv4";
 	char ip[128];
 	const char *colon;
 	long port;
 	unsigned char bin[16];
 
-	if (n->nargs == 2) {
-		fam = n->args[0].text;
+	if (ft) {
+		fam = ft->text;
 		if (strcmp(fam, "ipv4") && strcmp(fam, "ipv6")) {
-			perr(ps, n->args[0].loc, "supported families: ipv4, ipv6",
+			perr(ps, ft->loc, "supported families: ipv4, ipv6 (not ssocks, sdp, sci)",
 			     "expected an address family, found '%s'", fam);
-			return;
+			return -1;
 		}
-		a = &n->args[1];
-	} else if (n->nargs == 1) {
-		a = &n->args[0];
-		if (a->text[0] == '[')
-			fam = "ipv6";
-	} else {
-		perr(ps, n->loc, "write: address 192.168.1.1:7790;", "expected 'address [ipv4|ipv6] IP:PORT;'");
-		return;
+	} else if (a->text[0] == '[') {
+		fam = "ipv6";
 	}
 	colon = strrchr(a->text, ':');
 	if (!colon || colon == a->text) {
 		perr(ps, a->loc, "write the port after a colon: 192.168.1.1:7790",
 		     "expected IP:PORT, found '%s'", a->text);
-		return;
+		return -1;
 	}
 	size_t iplen = (size_t)(colon - a->text);
 	if (iplen >= sizeof ip) {
 		perr(ps, a->loc, NULL, "expected IP:PORT, found an address too long");
-		return;
+		return -1;
 	}
 	memcpy(ip, a->text, iplen);
 	ip[iplen] = 0;
@@ -711,7 +900,7 @@ static void interp_address(struct parser *ps, const struct node *n, char **addr,
 		if (ip[0] != '[' || ip[iplen - 1] != ']') {
 			perr(ps, a->loc, "IPv6 addresses go in brackets: ipv6 [fd00::1]:7790",
 			     "expected [IPv6]:PORT, found '%s'", a->text);
-			return;
+			return -1;
 		}
 		memmove(ip, ip + 1, iplen - 2);
 		ip[iplen - 2] = 0;
@@ -719,16 +908,28 @@ static void interp_address(struct parser *ps, const struct node *n, char **addr,
 	if (inet_pton(!strcmp(fam, "ipv6") ? AF_INET6 : AF_INET, ip, bin) != 1) {
 		perr(ps, a->loc, "use a numeric address; host names are not resolved",
 		     "expected an %s address, found '%s'", fam, ip);
-		return;
+		return -1;
 	}
 	if (parse_int(colon + 1, 1, 65535, &port)) {
 		perr(ps, a->loc, NULL, "expected a port 1-65535 after ':', found '%s'", colon + 1);
-		return;
+		return -1;
 	}
 	free(*addr);
 	free(*af);
 	*addr = xstrdup(a->text);
 	*af = xstrdup(fam);
+	return 0;
+}
+
+/* address [ipv4|ipv6] IP:PORT */
+static void interp_address(struct parser *ps, const struct node *n, char **addr, char **af)
+{
+	if (n->nargs == 2)
+		check_address(ps, &n->args[0], &n->args[1], addr, af);
+	else if (n->nargs == 1)
+		check_address(ps, NULL, &n->args[0], addr, af);
+	else
+		perr(ps, n->loc, "write: address 192.168.1.1:7790;", "expected 'address [ipv4|ipv6] IP:PORT;'");
 }
 
 struct dev_disk { char *disk, *device, *meta_disk; struct cfg_loc disk_loc; };
@@ -786,7 +987,10 @@ static int interp_dev_disk(struct parser *ps, const struct node *n, struct dev_d
 		dd->device = xstrdup(path);
 		return 1;
 	}
-	if (!strcmp(n->key, "meta-disk")) {
+	if (!strcmp(n->key, "meta-disk") || !strcmp(n->key, "flexible-meta-disk")) {
+		if (n->key[0] == 'f')
+			pwarn(ps, n->loc, "'flexible-meta-disk' is the DRBD 8.3 spelling of 'meta-disk'; taken as such "
+					  "(deprecated)");
 		if (n->block || n->nargs < 1)
 			perr(ps, n->loc, NULL, "expected 'meta-disk internal;'");
 		else if (strcmp(n->args[0].text, "internal"))
@@ -802,16 +1006,96 @@ static int interp_dev_disk(struct parser *ps, const struct node *n, struct dev_d
 	return 0;
 }
 
-static void interp_host(struct parser *ps, const struct node *n, struct cfg_resource *r, int index)
+/* `volume N { device; disk; meta-disk; disk { options } }`, in an `on`
+ * section or at resource level. Flat disk/device/meta-disk statements are
+ * volume 0, as in drbd.conf(5). */
+struct vol {
+	long vnr;
+	struct dev_disk dd;
+	struct cfg_loc loc;
+};
+
+struct vols {
+	struct vol *v;
+	int n;
+};
+
+static void vols_free(struct vols *vs)
+{
+	for (int i = 0; i < vs->n; i++) {
+		free(vs->v[i].dd.disk);
+		free(vs->v[i].dd.device);
+		free(vs->v[i].dd.meta_disk);
+	}
+	free(vs->v);
+	vs->v = NULL;
+	vs->n = 0;
+}
+
+static const struct vol *vols_find(const struct vols *vs, long vnr)
+{
+	for (int i = 0; i < vs->n; i++)
+		if (vs->v[i].vnr == vnr)
+			return &vs->v[i];
+	return NULL;
+}
+
+static void interp_volume(struct parser *ps, const struct node *n, struct vols *vs, struct cfg_section *disk_sect)
+{
+	long vnr;
+	const struct vol *seen;
+	struct vol *v;
+
+	if (!n->block || n->nargs != 1 || parse_int(n->args[0].text, 0, 65535, &vnr)) {
+		perr(ps, n->nargs ? n->args[0].loc : n->loc, "write: volume 0 { device minor 0; disk PATH; meta-disk internal; }",
+		     "expected 'volume N {' with N from 0 to 65535, found %s%s%s", n->nargs ? "'" : "",
+		     n->nargs ? n->args[0].text : "no number", n->nargs ? "'" : "");
+		return;
+	}
+	if ((seen = vols_find(vs, vnr))) {
+		char hint[160];
+		snprintf(hint, sizeof hint, "first defined at %s:%d:%d", seen->loc.file, seen->loc.line, seen->loc.col);
+		perr(ps, n->loc, hint, "volume %ld defined twice in the same section", vnr);
+		return;
+	}
+	vs->v = xrealloc(vs->v, sizeof(struct vol) * (size_t)(vs->n + 1));
+	v = &vs->v[vs->n++];
+	memset(v, 0, sizeof *v);
+	v->vnr = vnr;
+	v->loc = n->loc;
+	for (int i = 0; i < n->nkids && !ps->failed; i++) {
+		const struct node *k = &n->kids[i];
+		if (interp_dev_disk(ps, k, &v->dd))
+			continue;
+		if (!strcmp(k->key, "disk") && k->block)
+			interp_section(ps, k, SECT_DISK, disk_sect); /* one volume: the resource's disk options */
+		else
+			pwarn(ps, k->loc, "unknown option '%s' in volume %ld ignored", k->key, vnr);
+	}
+}
+
+static void interp_host(struct parser *ps, const struct node *n, struct cfg_resource *r, struct vols *vs,
+			struct cfg_section *disk_sect, int floating)
 {
 	struct cfg_host *h;
 	struct dev_disk dd = { 0 };
+	char *addr = NULL, *af = NULL;
+	const char *what = floating ? "floating" : "on";
 
 	if (!n->block) {
-		perr(ps, n->loc, NULL, "expected '{' after 'on %s', found ';'", n->nargs ? n->args[0].text : "HOST");
+		perr(ps, n->loc, NULL, "expected '{' after '%s %s', found ';'", what, n->nargs ? n->args[0].text : "HOST");
 		return;
 	}
-	if (n->nargs != 1) {
+	if (floating) {
+		/* floating [ipv4|ipv6] IP:PORT: the host owning that address; named by its IP */
+		if (n->nargs < 1 || n->nargs > 2) {
+			perr(ps, n->nargs ? n->args[2].loc : n->loc, "write: floating ipv4 10.0.0.1:7790 { ... }",
+			     "expected 'floating [ipv4|ipv6] IP:PORT {'");
+			return;
+		}
+		if (check_address(ps, n->nargs == 2 ? &n->args[0] : NULL, &n->args[n->nargs - 1], &addr, &af))
+			return;
+	} else if (n->nargs != 1) {
 		perr(ps, n->nargs ? n->args[1].loc : n->loc, "write: on docker1 { ... }",
 		     "expected one host name after 'on'");
 		return;
@@ -819,21 +1103,32 @@ static void interp_host(struct parser *ps, const struct node *n, struct cfg_reso
 	r->hosts = xrealloc(r->hosts, sizeof(struct cfg_host) * (size_t)(r->nhosts + 1));
 	h = &r->hosts[r->nhosts++];
 	memset(h, 0, sizeof *h);
-	h->name = xstrdup(n->args[0].text);
+	if (floating) {
+		const char *a = addr[0] == '[' ? addr + 1 : addr;
+		size_t l = (size_t)(strrchr(a, ':') - a);
+		if (addr[0] == '[')
+			l--; /* the ']' */
+		h->name = xcalloc(1, l + 1);
+		memcpy(h->name, a, l);
+		h->address = addr;
+		h->af = af;
+		h->floating = 1;
+	} else {
+		h->name = xstrdup(n->args[0].text);
+	}
 	h->loc = n->loc;
 	h->node_id = -1;
-	(void)index;
 	for (int i = 0; i < n->nkids && !ps->failed; i++) {
 		const struct node *k = &n->kids[i];
 		long id;
 		if (interp_dev_disk(ps, k, &dd))
 			continue;
-		if (!strcmp(k->key, "address")) {
+		if (!strcmp(k->key, "address") && !floating) {
 			interp_address(ps, k, &h->address, &h->af);
 		} else if (!strcmp(k->key, "nbd-address")) {
-			char *af = NULL;
-			interp_address(ps, k, &h->nbd_address, &af);
-			free(af);
+			char *naf = NULL;
+			interp_address(ps, k, &h->nbd_address, &naf);
+			free(naf);
 		} else if (!strcmp(k->key, "node-id")) {
 			if (need_args(ps, k, 1, "node-id N;"))
 				break;
@@ -844,12 +1139,16 @@ static void interp_host(struct parser *ps, const struct node *n, struct cfg_reso
 			}
 			h->node_id = (int)id;
 		} else if (!strcmp(k->key, "volume")) {
-			pwarn(ps, k->loc, "'volume' sections are not supported by dipole yet; ignored");
+			interp_volume(ps, k, vs, disk_sect);
+		} else if (!strcmp(k->key, "address")) {
+			perr(ps, k->loc, "a floating section is named by its address: floating 10.0.0.1:7790 { ... }",
+			     "expected no 'address' in a floating section, found one");
 		} else {
-			pwarn(ps, k->loc, "unknown option '%s' in 'on %s' ignored", k->key, h->name);
+			pwarn(ps, k->loc, "unknown option '%s' in '%s %s' ignored", k->key, what, h->name);
 		}
 	}
 	h->disk = dd.disk;
+	h->disk_loc = dd.disk_loc;
 	h->device = dd.device;
 	h->meta_disk = dd.meta_disk;
 }
@@ -879,8 +1178,319 @@ static int host_index(const struct cfg_resource *r, const char *name)
 	return -1;
 }
 
-/* connection-mesh { hosts A B C; }: dipole connects every pair of hosts, so
- * the mesh must name exactly the resource's hosts. */
+static char *host_list(const struct cfg_resource *r)
+{
+	struct strbuf sb = { 0 };
+	strbuf_printf(&sb, "%s", "");
+	for (int i = 0; i < r->nhosts; i++)
+		strbuf_printf(&sb, "%s%s", i ? ", " : "", r->hosts[i].name);
+	return sb.buf;
+}
+
+/* The host's disk, device and meta-disk from (most specific first) its own
+ * volume N, its flat statements (volume 0), the resource's volume N, the
+ * resource's flat statements. Refuses two volumes claiming one disk, and a
+ * second volume (one per resource for now). */
+static int resolve_volumes(struct parser *ps, struct cfg_resource *r, struct cfg_host *h, const struct vols *hv,
+			   const struct vols *rv, const struct dev_disk *rflat)
+{
+	struct {
+		long vnr;
+		int explicit;
+		struct cfg_loc loc;
+		const char *disk, *device, *meta_disk;
+		struct cfg_loc disk_loc;
+	} v[8];
+	int n = 0;
+	const struct vols *lv[2] = { hv, rv };
+
+	for (int l = 0; l < 2; l++) {
+		for (int i = 0; i < lv[l]->n; i++) {
+			int j;
+			for (j = 0; j < n && v[j].vnr != lv[l]->v[i].vnr; j++)
+				;
+			if (j == n && n < 8) {
+				v[n].vnr = lv[l]->v[i].vnr;
+				v[n].explicit = 1;
+				v[n++].loc = lv[l]->v[i].loc;
+			}
+		}
+	}
+	int flat = h->disk || h->device || h->meta_disk || rflat->disk || rflat->device || rflat->meta_disk;
+	int j;
+	for (j = 0; j < n && v[j].vnr != 0; j++)
+		;
+	if (j == n && (flat || n == 0) && n < 8) {
+		v[n].vnr = 0;
+		v[n].explicit = 0;
+		v[n++].loc = h->disk ? h->disk_loc : rflat->disk ? rflat->disk_loc : h->loc;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct vol *hvol = vols_find(hv, v[i].vnr), *rvol = vols_find(rv, v[i].vnr);
+		const struct dev_disk *src[4] = { hvol ? &hvol->dd : NULL, NULL, rvol ? &rvol->dd : NULL,
+						  v[i].vnr == 0 ? rflat : NULL };
+		struct dev_disk hflat = { h->disk, h->device, h->meta_disk, h->disk_loc };
+		if (v[i].vnr == 0)
+			src[1] = &hflat;
+		v[i].disk = v[i].device = v[i].meta_disk = NULL;
+		for (int s = 0; s < 4; s++) {
+			if (!src[s])
+				continue;
+			if (!v[i].disk && src[s]->disk) {
+				v[i].disk = src[s]->disk;
+				v[i].disk_loc = src[s]->disk_loc;
+			}
+			if (!v[i].device)
+				v[i].device = src[s]->device;
+			if (!v[i].meta_disk)
+				v[i].meta_disk = src[s]->meta_disk;
+		}
+		for (int k = 0; k < i; k++) {
+			if (v[i].disk && v[k].disk && strcmp(v[i].disk, "none") && !strcmp(v[i].disk, v[k].disk)) {
+				char hint[256];
+				snprintf(hint, sizeof hint, "volume %ld claims it at %s:%d:%d; each volume needs a disk of its own",
+					 v[k].vnr, v[k].disk_loc.file, v[k].disk_loc.line, v[k].disk_loc.col);
+				perr(ps, v[i].disk_loc, hint, "volume %ld of '%s %s' claims disk '%s', already claimed by "
+				     "volume %ld", v[i].vnr, h->floating ? "floating" : "on", h->name, v[i].disk, v[k].vnr);
+				return -1;
+			}
+		}
+	}
+	if (n > 1) {
+		char hint[256];
+		snprintf(hint, sizeof hint, "volume %ld is at %s:%d:%d; give each volume a resource of its own",
+			 v[0].vnr, v[0].loc.file, v[0].loc.line, v[0].loc.col);
+		perr(ps, v[1].loc, hint, "resource '%s' has more than one volume (volume %ld here); dipole supports one "
+		     "volume per resource for now", r->name, v[1].vnr);
+		return -1;
+	}
+	char *disk = v[0].disk ? xstrdup(v[0].disk) : NULL, *device = v[0].device ? xstrdup(v[0].device) : NULL;
+	char *md = v[0].meta_disk ? xstrdup(v[0].meta_disk) : NULL;
+	free(h->disk);
+	free(h->device);
+	free(h->meta_disk);
+	h->disk = disk;
+	h->device = device;
+	h->meta_disk = md;
+	if (disk)
+		h->disk_loc = v[0].disk_loc;
+	h->volume = v[0].explicit ? (int)v[0].vnr : -1;
+	return 0;
+}
+
+/* One side of a connection: host NAME [address [af] IP:PORT] [port N]; */
+struct conn_side {
+	const struct tok *host, *fam, *addr, *port;
+};
+
+static int conn_side_parse(struct parser *ps, const struct node *k, struct conn_side *sd)
+{
+	static const char usage[] = "write: host NAME address [ipv4|ipv6] IP:PORT; (address and port are optional)";
+	memset(sd, 0, sizeof *sd);
+	if (k->block || k->nargs < 1) {
+		perr(ps, k->loc, usage, "expected 'host NAME [address [ipv4|ipv6] IP:PORT] [port N];'");
+		return -1;
+	}
+	sd->host = &k->args[0];
+	for (int i = 1; i < k->nargs;) {
+		const char *t = k->args[i].text;
+		if (!strcmp(t, "address") && i + 1 < k->nargs) {
+			const char *f = k->args[i + 1].text;
+			if (i + 2 < k->nargs && (!strcmp(f, "ipv4") || !strcmp(f, "ipv6") || !strcmp(f, "ssocks") ||
+						 !strcmp(f, "sdp") || !strcmp(f, "sci"))) {
+				sd->fam = &k->args[i + 1];
+				sd->addr = &k->args[i + 2];
+				i += 3;
+			} else {
+				sd->addr = &k->args[i + 1];
+				i += 2;
+			}
+		} else if (!strcmp(t, "port") && i + 1 < k->nargs) {
+			sd->port = &k->args[i + 1];
+			i += 2;
+		} else if (!strcmp(t, "via")) {
+			perr(ps, k->args[i].loc, "connect the hosts directly: dipole has no DRBD Proxy",
+			     "expected 'address' or 'port', found 'via' (DRBD Proxy is not supported)");
+			return -1;
+		} else {
+			perr(ps, k->args[i].loc, usage, "expected 'address' or 'port' after 'host %s', found '%s'",
+			     sd->host->text, t);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* connection [NAME] { host A ..; host B ..; [path { host A ..; host B ..; }]
+ * net { } disk { } volume N { disk { } } }: runs once the hosts are known. */
+static void interp_conn(struct parser *ps, const struct node *n, struct cfg_resource *r)
+{
+	struct conn_side sd[2], pd[2];
+	int nsd = 0, npd = 0, npaths = 0;
+	struct cfg_conn c;
+
+	memset(&c, 0, sizeof c);
+	c.loc = n->loc;
+	if (!n->block || n->nargs > 1) {
+		perr(ps, n->block ? n->args[1].loc : n->loc, "write: connection { host a address 10.0.0.1:7790; host b "
+		     "address 10.0.0.2:7790; }", "expected 'connection [NAME] {'");
+		return;
+	}
+	for (int i = 0; i < n->nkids && !ps->failed; i++) {
+		const struct node *k = &n->kids[i];
+		int s = sect_from_name(k->key);
+		if (!strcmp(k->key, "host")) {
+			if (nsd == 2) {
+				perr(ps, k->loc, "dipole connects every pair: write one connection per pair of hosts",
+				     "expected two hosts in a connection, found a third ('%s')",
+				     k->nargs ? k->args[0].text : "?");
+				break;
+			}
+			if (conn_side_parse(ps, k, &sd[nsd]))
+				break;
+			nsd++;
+		} else if (!strcmp(k->key, "path") && k->block) {
+			if (npaths++) {
+				pwarn(ps, k->loc, "a second path of a connection is not supported by dipole yet; ignored "
+						  "(the first path is used)");
+				continue;
+			}
+			for (int j = 0; j < k->nkids && !ps->failed; j++) {
+				const struct node *pk = &k->kids[j];
+				if (strcmp(pk->key, "host")) {
+					pwarn(ps, pk->loc, "unknown option '%s' in path ignored", pk->key);
+				} else if (npd == 2) {
+					perr(ps, pk->loc, NULL, "expected two hosts in a path, found a third");
+				} else if (!conn_side_parse(ps, pk, &pd[npd])) {
+					npd++;
+				}
+			}
+		} else if ((s == SECT_NET || s == SECT_DISK) && k->block) {
+			interp_section(ps, k, (enum cfg_sect)s, &c.sect[s]);
+		} else if (!strcmp(k->key, "volume") && k->block) {
+			/* peer-device options of a volume: with one volume, the pair's */
+			for (int j = 0; j < k->nkids && !ps->failed; j++) {
+				if (!strcmp(k->kids[j].key, "disk") && k->kids[j].block)
+					interp_section(ps, &k->kids[j], SECT_DISK, &c.sect[SECT_DISK]);
+				else
+					pwarn(ps, k->kids[j].loc, "unknown option '%s' in a connection's volume ignored",
+					      k->kids[j].key);
+			}
+		} else {
+			pwarn(ps, k->loc, "unknown option '%s' in connection ignored", k->key);
+		}
+	}
+	if (ps->failed)
+		goto fail;
+	if (nsd == 0 && npd == 2) {
+		sd[0] = pd[0];
+		sd[1] = pd[1];
+		nsd = 2;
+	} else if (npd == 2 && nsd == 2) {
+		/* the path's addresses, for the hosts the connection names */
+		for (int i = 0; i < 2; i++)
+			for (int j = 0; j < 2; j++)
+				if (!strcmp(sd[i].host->text, pd[j].host->text) && !sd[i].addr && !sd[i].port) {
+					sd[i].addr = pd[j].addr;
+					sd[i].fam = pd[j].fam;
+					sd[i].port = pd[j].port;
+				}
+	}
+	if (nsd != 2) {
+		perr(ps, n->loc, "write: connection { host a address 10.0.0.1:7790; host b address 10.0.0.2:7790; }",
+		     "expected two hosts in connection, found %d", nsd);
+		goto fail;
+	}
+	for (int i = 0; i < 2; i++) {
+		c.host[i] = host_index(r, sd[i].host->text);
+		if (c.host[i] < 0) {
+			char hint[512], *hl = host_list(r);
+			snprintf(hint, sizeof hint, "a connection joins hosts that have an 'on HOST { }' section in "
+				 "resource '%s' (%s)", r->name, hl);
+			free(hl);
+			perr(ps, sd[i].host->loc, hint, "connection names unknown host '%s'", sd[i].host->text);
+			goto fail;
+		}
+	}
+	if (c.host[0] == c.host[1]) {
+		perr(ps, sd[1].host->loc, NULL, "connection names host '%s' twice", sd[1].host->text);
+		goto fail;
+	}
+	for (int i = 0; i < r->nconns; i++) {
+		const struct cfg_conn *o = &r->conns[i];
+		if ((o->host[0] == c.host[0] && o->host[1] == c.host[1]) ||
+		    (o->host[0] == c.host[1] && o->host[1] == c.host[0])) {
+			char hint[160];
+			snprintf(hint, sizeof hint, "the first is at %s:%d:%d", o->loc.file, o->loc.line, o->loc.col);
+			perr(ps, n->loc, hint, "a second connection between '%s' and '%s'", sd[0].host->text,
+			     sd[1].host->text);
+			goto fail;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		if (sd[i].addr) {
+			if (check_address(ps, sd[i].fam, sd[i].addr, &c.address[i], &c.af[i]))
+				goto fail;
+		} else if (sd[i].port) {
+			const struct cfg_host *h = &r->hosts[c.host[i]];
+			long port;
+			if (parse_int(sd[i].port->text, 1, 65535, &port)) {
+				perr(ps, sd[i].port->loc, NULL, "expected a port 1-65535, found '%s'", sd[i].port->text);
+				goto fail;
+			}
+			if (!h->address) {
+				perr(ps, sd[i].port->loc, "give the address: host NAME address IP:PORT;",
+				     "'port' needs the address of 'on %s', which has none", h->name);
+				goto fail;
+			}
+			char buf[160];
+			snprintf(buf, sizeof buf, "%.*s:%ld", (int)(strrchr(h->address, ':') - h->address), h->address, port);
+			c.address[i] = xstrdup(buf);
+			c.af[i] = xstrdup(h->af);
+		}
+	}
+	if (n->nargs)
+		c.name = xstrdup(n->args[0].text);
+	r->conns = xrealloc(r->conns, sizeof(struct cfg_conn) * (size_t)(r->nconns + 1));
+	r->conns[r->nconns++] = c;
+	return;
+fail:
+	for (int s = 0; s < SECT_COUNT; s++)
+		free_section(&c.sect[s]);
+	for (int i = 0; i < 2; i++) {
+		free(c.address[i]);
+		free(c.af[i]);
+	}
+}
+
+/* Addresses from connections fill the hosts' addresses: dipole listens on
+ * one address per host, so with more than two hosts a different address
+ * for one pair is kept in the model and warned about. */
+static void conn_addresses(struct parser *ps, struct cfg_resource *r)
+{
+	for (int i = 0; i < r->nconns; i++) {
+		const struct cfg_conn *c = &r->conns[i];
+		for (int s = 0; s < 2; s++) {
+			struct cfg_host *h = &r->hosts[c->host[s]];
+			if (!c->address[s] || (h->address && !strcmp(h->address, c->address[s])))
+				continue;
+			if (!h->address || r->nhosts == 2) {
+				free(h->address);
+				free(h->af);
+				h->address = xstrdup(c->address[s]);
+				h->af = xstrdup(c->af[s]);
+			} else {
+				pwarn(ps, c->loc, "host '%s' has address %s in this connection but %s elsewhere; dipole "
+						  "listens on one address per host for now and uses %s with every peer",
+				      h->name, c->address[s], h->address, h->address);
+			}
+		}
+	}
+}
+
+/* connection-mesh { hosts A B C; net { } }: dipole connects every pair of
+ * hosts, so the mesh must name exactly the resource's hosts. Its net options
+ * apply to every pair, under a pair's own connection section. */
 static int interp_mesh(struct parser *ps, const struct node *m, struct cfg_resource *r)
 {
 	const struct node *hosts = NULL;
@@ -888,16 +1498,17 @@ static int interp_mesh(struct parser *ps, const struct node *m, struct cfg_resou
 		perr(ps, m->loc, "write: connection-mesh { hosts a b c; }", "expected '{' after 'connection-mesh'");
 		return -1;
 	}
-	for (int i = 0; i < m->nkids; i++) {
+	for (int i = 0; i < m->nkids && !ps->failed; i++) {
 		const struct node *k = &m->kids[i];
 		if (!strcmp(k->key, "hosts") && !k->block)
 			hosts = k;
 		else if (!strcmp(k->key, "net") && k->block)
-			pwarn(ps, k->loc, "a 'net' section inside connection-mesh is not supported by dipole yet; "
-					  "put net options in the resource's 'net' section");
+			interp_section(ps, k, SECT_NET, &r->mesh_net);
 		else
 			pwarn(ps, k->loc, "unknown option '%s' in connection-mesh ignored", k->key);
 	}
+	if (ps->failed)
+		return -1;
 	if (!hosts || hosts->nargs < 2) {
 		perr(ps, hosts ? hosts->loc : m->loc, "write: connection-mesh { hosts a b c; }",
 		     "connection-mesh needs 'hosts' naming at least two hosts");
@@ -931,6 +1542,26 @@ static int interp_mesh(struct parser *ps, const struct node *m, struct cfg_resou
 	}
 	r->has_mesh = 1;
 	r->mesh_loc = m->loc;
+	for (int a = 0; a < r->nhosts; a++) {
+		for (int b = a + 1; b < r->nhosts; b++) {
+			struct cfg_conn *c = (struct cfg_conn *)cfg_find_conn(r, r->hosts[a].name, r->hosts[b].name);
+			struct cfg_section own = { 0 };
+			if (!c) {
+				r->conns = xrealloc(r->conns, sizeof(struct cfg_conn) * (size_t)(r->nconns + 1));
+				c = &r->conns[r->nconns++];
+				memset(c, 0, sizeof *c);
+				c->host[0] = a;
+				c->host[1] = b;
+				c->from_mesh = 1;
+				c->loc = m->loc;
+			}
+			own = c->sect[SECT_NET];
+			memset(&c->sect[SECT_NET], 0, sizeof c->sect[SECT_NET]);
+			copy_section(&c->sect[SECT_NET], &r->mesh_net);
+			copy_section(&c->sect[SECT_NET], &own);
+			free_section(&own);
+		}
+	}
 	return 0;
 }
 
@@ -988,6 +1619,10 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 	struct cfg_section own[SECT_COUNT] = { 0 };
 	struct dev_disk dd = { 0 };
 	const struct node *mesh = NULL;
+	const struct node **conns = NULL;
+	int nconns = 0;
+	struct vols rvols = { 0 }, *hvols = NULL;
+	int nhvols = 0;
 
 	if (!n->block || n->nargs != 1) {
 		perr(ps, n->loc, "write: resource NAME { ... }", "expected 'resource NAME {', found %s",
@@ -1013,15 +1648,21 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 		int s = sect_from_name(k->key);
 		if (s >= 0 && k->block) {
 			interp_section(ps, k, (enum cfg_sect)s, &own[s]);
-		} else if (interp_dev_disk(ps, k, &dd)) {
+		} else if (interp_dev_disk(ps, k, &dd) || interp_legacy(ps, k, own)) {
 			continue;
-		} else if (!strcmp(k->key, "on")) {
-			interp_host(ps, k, r, r->nhosts);
+		} else if (!strcmp(k->key, "on") || !strcmp(k->key, "floating")) {
+			hvols = xrealloc(hvols, sizeof(struct vols) * (size_t)(nhvols + 1));
+			memset(&hvols[nhvols], 0, sizeof hvols[nhvols]);
+			interp_host(ps, k, r, &hvols[nhvols++], &own[SECT_DISK], k->key[0] == 'f');
+		} else if (!strcmp(k->key, "volume")) {
+			interp_volume(ps, k, &rvols, &own[SECT_DISK]);
 		} else if (!strcmp(k->key, "connection-mesh")) {
 			mesh = k;
-		} else if (!strcmp(k->key, "connection") ||
-			   !strcmp(k->key, "floating") || !strcmp(k->key, "volume") || !strcmp(k->key, "stacked-on-top-of")) {
-			pwarn(ps, k->loc, "'%s' is not supported by dipole yet; ignored", k->key);
+		} else if (!strcmp(k->key, "connection")) {
+			conns = xrealloc(conns, sizeof(*conns) * (size_t)(nconns + 1));
+			conns[nconns++] = k;
+		} else if (!strcmp(k->key, "stacked-on-top-of")) {
+			pwarn(ps, k->loc, "'%s' (stacked resources) is not supported by dipole; ignored", k->key);
 		} else if (s >= 0) {
 			perr(ps, k->loc, NULL, "expected '{' after '%s'", k->key);
 		} else {
@@ -1043,23 +1684,38 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 	}
 	for (int i = 0; i < r->nhosts; i++) {
 		struct cfg_host *h = &r->hosts[i];
-		if (!h->disk && dd.disk)
-			h->disk = xstrdup(dd.disk);
-		if (!h->device && dd.device)
-			h->device = xstrdup(dd.device);
+		if (resolve_volumes(ps, r, h, &hvols[i], &rvols, &dd))
+			goto out;
 		if (!h->meta_disk)
 			h->meta_disk = xstrdup("internal");
 		if (h->node_id < 0)
 			h->node_id = i;
 		if (!h->disk) {
-			perr(ps, h->loc, "set 'disk PATH;' (or 'disk none;' for a diskless tiebreaker) in this section or in the resource",
-			     "'on %s' has no backing disk", h->name);
+			perr(ps, h->loc, "set 'disk PATH;' (or 'disk none;' for a diskless tiebreaker) in this section, "
+			     "its 'volume N { }' or the resource",
+			     "'%s %s' has no backing disk", h->floating ? "floating" : "on", h->name);
 			goto out;
 		}
 		h->diskless = !strcmp(h->disk, "none");
+		if (i && (h->volume < 0 ? 0 : h->volume) != (r->hosts[0].volume < 0 ? 0 : r->hosts[0].volume)) {
+			char hint[256];
+			snprintf(hint, sizeof hint, "'%s' has volume %d; give every host the same volume number, or each "
+				 "volume a resource of its own", r->hosts[0].name, r->hosts[0].volume < 0 ? 0 : r->hosts[0].volume);
+			perr(ps, h->loc, hint, "resource '%s' has more than one volume ('%s' has volume %d); dipole supports "
+			     "one volume per resource for now", r->name, h->name, h->volume < 0 ? 0 : h->volume);
+			goto out;
+		}
+	}
+	for (int i = 0; i < nconns && !ps->failed; i++)
+		interp_conn(ps, conns[i], r);
+	if (ps->failed)
+		goto out;
+	conn_addresses(ps, r);
+	for (int i = 0; i < r->nhosts; i++) {
+		struct cfg_host *h = &r->hosts[i];
 		if (!h->address) {
-			perr(ps, h->loc, "add 'address IP:PORT;' (the replication address of this node)",
-			     "'on %s' has no address", h->name);
+			perr(ps, h->loc, "add 'address IP:PORT;' here, or 'host NAME address IP:PORT;' in a connection "
+			     "section (the replication address of this node)", "'on %s' has no address", h->name);
 			goto out;
 		}
 		for (int j = 0; j < i; j++) {
@@ -1084,6 +1740,35 @@ out:
 	free(dd.disk);
 	free(dd.device);
 	free(dd.meta_disk);
+	free(conns);
+	vols_free(&rvols);
+	for (int i = 0; i < nhvols; i++)
+		vols_free(&hvols[i]);
+	free(hvols);
+}
+
+/* A disk belongs to one volume of one resource on a host: two resources (or
+ * volumes) naming the same disk for the same host would overwrite each
+ * other's data and metadata. */
+static void check_disk_claims(struct parser *ps)
+{
+	const struct cfg *cfg = ps->cfg;
+	for (int i = 0; i < cfg->nres; i++)
+		for (int h = 0; h < cfg->res[i].nhosts; h++)
+			for (int j = 0; j < i; j++)
+				for (int g = 0; g < cfg->res[j].nhosts; g++) {
+					const struct cfg_host *a = &cfg->res[i].hosts[h], *b = &cfg->res[j].hosts[g];
+					if (a->diskless || b->diskless || strcmp(a->name, b->name) || strcmp(a->disk, b->disk))
+						continue;
+					char hint[256];
+					snprintf(hint, sizeof hint, "resource '%s' claims it at %s:%d:%d; each volume needs "
+						 "a disk of its own", cfg->res[j].name, b->disk_loc.file, b->disk_loc.line,
+						 b->disk_loc.col);
+					perr(ps, a->disk_loc.file ? a->disk_loc : a->loc, hint, "disk '%s' of host '%s' in "
+					     "resource '%s' is already claimed by resource '%s'", a->disk, a->name,
+					     cfg->res[i].name, cfg->res[j].name);
+					return;
+				}
 }
 
 static void interp_top(struct parser *ps, struct node *nodes, int n)
@@ -1104,7 +1789,7 @@ static void interp_top(struct parser *ps, struct node *nodes, int n)
 				int s = sect_from_name(c->key);
 				if (s >= 0 && c->block)
 					interp_section(ps, c, (enum cfg_sect)s, &common[s]);
-				else
+				else if (!interp_legacy(ps, c, common))
 					pwarn(ps, c->loc, "unknown section '%s' in common ignored", c->key);
 			}
 		} else if (!strcmp(k->key, "global")) {
@@ -1127,6 +1812,8 @@ static void interp_top(struct parser *ps, struct node *nodes, int n)
 			     tok_desc(&t, d, sizeof d));
 		}
 	}
+	if (!ps->failed)
+		check_disk_claims(ps);
 	for (int s = 0; s < SECT_COUNT; s++)
 		free_section(&common[s]);
 }
@@ -1137,7 +1824,27 @@ static int finish(struct parser *ps, struct node *nodes, int n, struct cfg **out
 		interp_top(ps, nodes, n);
 	nodes_free(nodes, n);
 	if (ps->failed) {
-		cfg_free(ps->cfg);
+		/* the warnings first: an ignored statement is often the real cause */
+		struct cfg *c = ps->cfg;
+		if (c->nwarnings) {
+			char *e = xstrdup(ps->err);
+			size_t el = strlen(e), len = 0;
+			int i;
+			for (i = 0; i < c->nwarnings; i++) {
+				size_t wl = strlen(c->warnings[i]);
+				if (len + wl + 1 + el + 64 >= CFG_ERR_MAX)
+					break;
+				memcpy(ps->err + len, c->warnings[i], wl);
+				len += wl;
+				ps->err[len++] = '\n';
+			}
+			if (i < c->nwarnings)
+				len += (size_t)snprintf(ps->err + len, CFG_ERR_MAX - len, "(%d more warnings)\n",
+							c->nwarnings - i);
+			snprintf(ps->err + len, CFG_ERR_MAX - len, "%s", e);
+			free(e);
+		}
+		cfg_free(c);
 		return -EINVAL;
 	}
 	*out = ps->cfg;
@@ -1183,6 +1890,17 @@ void cfg_free(struct cfg *cfg)
 		free(r->name);
 		for (int s = 0; s < SECT_COUNT; s++)
 			free_section(&r->sect[s]);
+		for (int c = 0; c < r->nconns; c++) {
+			free(r->conns[c].name);
+			for (int k = 0; k < 2; k++) {
+				free(r->conns[c].address[k]);
+				free(r->conns[c].af[k]);
+			}
+			for (int s = 0; s < SECT_COUNT; s++)
+				free_section(&r->conns[c].sect[s]);
+		}
+		free(r->conns);
+		free_section(&r->mesh_net);
 		for (int h = 0; h < r->nhosts; h++) {
 			free(r->hosts[h].name);
 			free(r->hosts[h].address);
@@ -1229,6 +1947,25 @@ int cfg_get_bool(const struct cfg_resource *res, enum cfg_sect s, const char *ke
 {
 	const char *v = cfg_get(res, s, key);
 	return v && strcmp(v, "no") != 0;
+}
+
+const struct cfg_conn *cfg_find_conn(const struct cfg_resource *res, const char *a, const char *b)
+{
+	int ia = host_index(res, a), ib = host_index(res, b);
+	for (int i = 0; ia >= 0 && ib >= 0 && i < res->nconns; i++) {
+		const struct cfg_conn *c = &res->conns[i];
+		if ((c->host[0] == ia && c->host[1] == ib) || (c->host[0] == ib && c->host[1] == ia))
+			return c;
+	}
+	return NULL;
+}
+
+const char *cfg_conn_get(const struct cfg_resource *res, const char *a, const char *b, enum cfg_sect s,
+			 const char *key)
+{
+	const struct cfg_conn *c = cfg_find_conn(res, a, b);
+	const char *v = c ? sect_get(&c->sect[s], key) : NULL;
+	return v ? v : cfg_get(res, s, key);
 }
 
 static void dump_value(struct strbuf *sb, const char *v)
@@ -1314,27 +2051,53 @@ char *cfg_dump(const struct cfg *cfg, const char *res)
 			dump_section(&sb, sect_names[s], &r->sect[s], "    ", sect_tables[s]);
 		for (int h = 0; h < r->nhosts; h++) {
 			const struct cfg_host *ho = &r->hosts[h];
-			strbuf_printf(&sb, "    on %s {\n", ho->name);
+			const char *vi = ho->volume >= 0 ? "            " : "        ";
+			if (ho->floating)
+				strbuf_printf(&sb, "    floating %s %s {\n", ho->af, ho->address);
+			else
+				strbuf_printf(&sb, "    on %s {\n", ho->name);
 			strbuf_printf(&sb, "        node-id %d;\n", ho->node_id);
-			strbuf_printf(&sb, "        address %s %s;\n", ho->af, ho->address);
+			if (!ho->floating)
+				strbuf_printf(&sb, "        address %s %s;\n", ho->af, ho->address);
 			if (ho->nbd_address)
 				strbuf_printf(&sb, "        nbd-address %s;\n", ho->nbd_address);
-			strbuf_printf(&sb, "        disk ");
+			if (ho->volume >= 0)
+				strbuf_printf(&sb, "        volume %d {\n", ho->volume);
+			strbuf_printf(&sb, "%sdisk ", vi);
 			dump_value(&sb, ho->disk);
 			strbuf_printf(&sb, ";\n");
 			if (ho->device) {
-				strbuf_printf(&sb, "        device ");
+				strbuf_printf(&sb, "%sdevice ", vi);
 				dump_value(&sb, ho->device);
 				strbuf_printf(&sb, ";\n");
 			}
-			strbuf_printf(&sb, "        meta-disk %s;\n", ho->meta_disk);
+			strbuf_printf(&sb, "%smeta-disk %s;\n", vi, ho->meta_disk);
+			if (ho->volume >= 0)
+				strbuf_printf(&sb, "        }\n");
+			strbuf_printf(&sb, "    }\n");
+		}
+		for (int c = 0; c < r->nconns; c++) {
+			const struct cfg_conn *co = &r->conns[c];
+			if (co->from_mesh)
+				continue;
+			strbuf_printf(&sb, "    connection%s%s {\n", co->name ? " " : "", co->name ? co->name : "");
+			for (int k = 0; k < 2; k++) {
+				strbuf_printf(&sb, "        host %s", r->hosts[co->host[k]].name);
+				if (co->address[k])
+					strbuf_printf(&sb, " address %s %s", co->af[k], co->address[k]);
+				strbuf_printf(&sb, ";\n");
+			}
+			for (int s = 0; s < SECT_COUNT; s++)
+				dump_section(&sb, sect_names[s], &co->sect[s], "        ", sect_tables[s]);
 			strbuf_printf(&sb, "    }\n");
 		}
 		if (r->has_mesh) {
 			strbuf_printf(&sb, "    connection-mesh {\n        hosts");
 			for (int h = 0; h < r->nhosts; h++)
 				strbuf_printf(&sb, " %s", r->hosts[h].name);
-			strbuf_printf(&sb, ";\n    }\n");
+			strbuf_printf(&sb, ";\n");
+			dump_section(&sb, "net", &r->mesh_net, "        ", net_opts);
+			strbuf_printf(&sb, "    }\n");
 		}
 		strbuf_printf(&sb, "}\n");
 	}

@@ -8,6 +8,18 @@
  * every resource unless the resource sets them itself; resource-level `disk`,
  * `device` and `meta-disk` are inherited by each `on HOST` section.
  *
+ * Every shape of DRBD 8.4 and 9 parses into this one model: `volume N { }`
+ * (one volume per resource for now) fills the host's disk/device/meta-disk;
+ * `floating IP:PORT { }` is a host named by its IP; `connection { host A
+ * [address ..]; host B ..; net { } }` and `connection-mesh { hosts ..; net
+ * { } }` become struct cfg_conn, whose options override the resource's for
+ * that pair (cfg_conn_get); an address given there also fills the host's
+ * address. DRBD 8.3 spellings (`protocol` at resource/common level, `syncer
+ * { }`, `flexible-meta-disk`, `no-disk-flushes`, `outdate-peer`) are mapped
+ * to today's options with a deprecation warning. `skip { }` is dropped
+ * anywhere. Values are normalized: sizes to an explicit unit, digest names
+ * (the kernel crypto API's) to the name dipole computes.
+ *
  * Not thread-safe per object; a parsed struct cfg is read-only afterwards.
  */
 #ifndef DIPOLE_CONFIG_H
@@ -46,6 +58,23 @@ struct cfg_host {
 	char *nbd_address; /* optional "IP:PORT" to also export NBD over TCP */
 	int node_id;       /* explicit, else the index of the on-section */
 	int diskless;      /* `disk none;`: no backing store (tiebreaker or diskless client) */
+	int volume;        /* `volume N` the disk was given in, -1 if given without one */
+	int floating;      /* from `floating [af] IP:PORT { }`: name is the IP */
+	struct cfg_loc loc;
+	struct cfg_loc disk_loc; /* where the disk was named */
+};
+
+/* One connection between two hosts (DRBD 9 `connection`, or a pair of a
+ * `connection-mesh`). sect[] holds only the options set for this pair (net:
+ * its own over the mesh's; disk: the peer-device options); look them up with
+ * cfg_conn_get(), which falls back to the resource's. */
+struct cfg_conn {
+	char *name;          /* `connection NAME`, or NULL */
+	int host[2];         /* indices into cfg_resource.hosts */
+	char *address[2];    /* address of host[i] for this pair, NULL if not given */
+	char *af[2];
+	struct cfg_section sect[SECT_COUNT];
+	int from_mesh;       /* made from connection-mesh, not written out */
 	struct cfg_loc loc;
 };
 
@@ -58,8 +87,11 @@ struct cfg_resource {
 	struct cfg_section sect[SECT_COUNT]; /* after inheritance from common */
 	struct cfg_host *hosts;
 	int nhosts;
+	struct cfg_conn *conns;
+	int nconns;
 	int has_mesh;       /* a connection-mesh was given (it names every host) */
 	struct cfg_loc mesh_loc;
+	struct cfg_section mesh_net; /* connection-mesh { net { } }: under every pair's own */
 	enum cfg_quorum quorum;
 	int quorum_votes;   /* votes needed (self included); 0 when quorum is off */
 	int quorum_io_error; /* on-no-quorum io-error (else suspend-io) */
@@ -75,11 +107,13 @@ struct cfg {
 	int nwarnings;
 };
 
-#define CFG_ERR_MAX 1024
+#define CFG_ERR_MAX 4096
 
 /* Parse a file (following includes). On error returns -EINVAL (syntax or
  * validation) or -errno (I/O), and writes a complete, human message into
- * err[CFG_ERR_MAX]. On success *out must be freed with cfg_free(). */
+ * err[CFG_ERR_MAX]: the warnings collected before the error, one a line
+ * ("file:line:col: warning: ..."), then the error and its hint (a warning is
+ * often the real cause). On success *out must be freed with cfg_free(). */
 int cfg_parse_file(const char *path, struct cfg **out, char *err);
 /* Parse an in-memory buffer named `name`; `include` statements are refused
  * unless allow_include (the fuzzer never allows them). */
@@ -95,6 +129,13 @@ const struct cfg_host *cfg_find_host(const struct cfg_resource *res, const char 
 const char *cfg_get(const struct cfg_resource *res, enum cfg_sect s, const char *key);
 /* Boolean option: flag present, or "yes"/"no". */
 int cfg_get_bool(const struct cfg_resource *res, enum cfg_sect s, const char *key);
+/* The connection between hosts a and b (either order), or NULL. */
+const struct cfg_conn *cfg_find_conn(const struct cfg_resource *res, const char *a, const char *b);
+/* Value of `key` for the pair a-b: the connection's value if it (or the
+ * connection-mesh) sets one, else the resource's (cfg_get). NULL if set
+ * nowhere. */
+const char *cfg_conn_get(const struct cfg_resource *res, const char *a, const char *b, enum cfg_sect s,
+			 const char *key);
 
 /* Checks that need the file system, made by `up` and `dump` (parsing has
  * no side effects): every configured handler names an executable program.
