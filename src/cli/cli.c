@@ -49,7 +49,13 @@ int cli_load(struct cli *cli, int warn)
 		}
 	}
 	if (rc) {
-		fprintf(stderr, "dipole: %s\n", err);
+		/* err holds the warnings collected before the error, then the
+		 * error; hint lines are indented and printed as they are */
+		for (char *line = err, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+			nl = strchr(line, '\n');
+			fprintf(stderr, "%s%.*s\n", line[0] == ' ' ? "" : "dipole: ",
+				nl ? (int)(nl - line) : (int)strlen(line), line);
+		}
 		return EXIT_USAGE;
 	}
 	if (warn)
