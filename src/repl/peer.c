@@ -421,13 +421,6 @@ static void *conn_main(void *arg)
 
 /* ------------------------------------------------------------ public */
 
-static int opt_int(const struct cfg_resource *r, enum cfg_sect s, const char *key, int def)
-{
-	const char *v = cfg_get(r, s, key);
-	long x;
-	return v && !parse_int(v, 0, 1000000, &x) ? (int)x : def;
-}
-
 static int host_node_id(const char *name, void *arg)
 {
 	const struct cfg_resource *r = arg;
@@ -435,6 +428,22 @@ static int host_node_id(const char *name, void *arg)
 		if (!strcmp(r->hosts[i].name, name))
 			return r->hosts[i].node_id;
 	return -1;
+}
+
+/* net options of the pair me-ph: its connection section's, else the resource's */
+static int conn_int(const struct cfg_resource *r, const struct cfg_host *me, const struct cfg_host *ph,
+		    const char *key, int def)
+{
+	const char *v = cfg_conn_get(r, me->name, ph->name, SECT_NET, key);
+	long x;
+	return v && !parse_int(v, 0, 1000000, &x) ? (int)x : def;
+}
+
+static int conn_bool(const struct cfg_resource *r, const struct cfg_host *me, const struct cfg_host *ph,
+		     const char *key)
+{
+	const char *v = cfg_conn_get(r, me->name, ph->name, SECT_NET, key);
+	return v && strcmp(v, "no") != 0;
 }
 
 static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
@@ -450,25 +459,26 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	p->me = me;
 	p->ph = ph;
 	snprintf(p->addr, sizeof p->addr, "%s (%s)", ph->name, ph->address);
-	v = cfg_get(r, SECT_NET, "protocol");
+	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "protocol");
 	p->protocol = v ? v[0] : 'C';
-	p->allow_two = cfg_get_bool(r, SECT_NET, "allow-two-primaries");
+	p->allow_two = conn_bool(r, me, ph, "allow-two-primaries");
 	if (p->allow_two && p->protocol != 'C') {
 		snprintf(err, 256, "allow-two-primaries needs protocol C (as with DRBD): with %c a write could complete "
 			 "on one Primary that the other never sees", p->protocol);
 		free(p);
 		return NULL;
 	}
-	if (((v = cfg_get(r, SECT_NET, "fencing")) || (v = cfg_get(r, SECT_DISK, "fencing"))) && strcmp(v, "dont-care"))
+	if (((v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "fencing")) ||
+	     (v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "fencing"))) && strcmp(v, "dont-care"))
 		p->fencing = 1;
 	snprintf(p->hold_reason, sizeof p->hold_reason, "lost peer %s while both were Primary (no fencing, no "
 		 "quorum): the lower node-id (%s) continues; I/O here is frozen until it reconnects or 'dipole "
 		 "resume-io %s'", ph->name, ph->name, e->res);
-	v = cfg_get(r, SECT_NET, "shared-secret");
+	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "shared-secret");
 	if (v && *v) {
 		snprintf(p->secret, sizeof p->secret, "%s", v);
 		p->has_secret = 1;
-		const char *alg = cfg_get(r, SECT_NET, "cram-hmac-alg");
+		const char *alg = cfg_conn_get(r, me->name, ph->name, SECT_NET, "cram-hmac-alg");
 		p->md = EVP_get_digestbyname(alg ? alg : "sha256");
 		if (!p->md) {
 			snprintf(err, 256, "cram-hmac-alg '%s' is not a digest this system knows (try sha256)", alg);
@@ -480,19 +490,19 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	}
 
 	/* DRBD units: connect-int and ping-int in seconds, ping-timeout in 0.1 s */
-	p->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
-	p->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;
-	p->ping_timeout_ms = opt_int(r, SECT_NET, "ping-timeout", 5) * 100;
+	p->connect_int_ms = conn_int(r, me, ph, "connect-int", 10) * 1000;
+	p->ping_int_ms = conn_int(r, me, ph, "ping-int", 10) * 1000;
+	p->ping_timeout_ms = conn_int(r, me, ph, "ping-timeout", 5) * 100;
 	p->lease_ns = ((uint64_t)p->ping_int_ms + (uint64_t)p->ping_timeout_ms) * 1000000;
 	/* DRBD: timeout in 0.1 s (default 6 s), times ko-count when set */
-	p->timeout_ms = opt_int(r, SECT_NET, "timeout", 60) * 100;
-	if (opt_int(r, SECT_NET, "ko-count", 0) > 0)
-		p->timeout_ms *= opt_int(r, SECT_NET, "ko-count", 0);
+	p->timeout_ms = conn_int(r, me, ph, "timeout", 60) * 100;
+	if (conn_int(r, me, ph, "ko-count", 0) > 0)
+		p->timeout_ms *= conn_int(r, me, ph, "ko-count", 0);
 	static const char *const sbk[3] = { "after-sb-0pri", "after-sb-1pri", "after-sb-2pri" };
 	enum splitbrain_rule *sbr[3] = { &p->splitbrain.p0, &p->splitbrain.p1, &p->splitbrain.p2 };
 	p->splitbrain.discard_node_id = -1;
 	for (int i = 0; i < 3; i++) {
-		v = cfg_get(r, SECT_NET, sbk[i]);
+		v = cfg_conn_get(r, me->name, ph->name, SECT_NET, sbk[i]);
 		if (splitbrain_rule_parse(i, v, sbr[i], &p->splitbrain.discard_node_id, host_node_id, (void *)r)) {
 			snprintf(err, 256, "%s %s: not a policy dipole knows here (see docs/split-brain.md)", sbk[i], v);
 			free(p);
@@ -500,7 +510,8 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		}
 	}
 	uint64_t rate = 0;
-	if ((v = cfg_get(r, SECT_DISK, "c-max-rate")) || (v = cfg_get(r, SECT_DISK, "resync-rate")))
+	if ((v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "c-max-rate")) ||
+	    (v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "resync-rate")))
 		parse_size(v, &rate);
 	/* DRBD rates without a unit are KiB/s */
 	if (v && rate && strspn(v, "0123456789") == strlen(v))
@@ -511,7 +522,7 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 				  .size = e->size, .protocol = p->protocol, .allow_two = p->allow_two,
 				  .secret = p->secret, .has_secret = p->has_secret, .md = p->md,
 				  .timeout_ms = p->timeout_ms, .fill = hello_fill, .arg = p };
-	v = cfg_get(r, SECT_NET, "csums-alg");
+	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "csums-alg");
 	if (v && (p->has_csums = 1) && strcmp(v, "crc32c") && !(p->cmd = EVP_get_digestbyname(v))) {
 		snprintf(err, 256, "csums-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
 		free(p);
@@ -522,7 +533,7 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		free(p);
 		return NULL;
 	}
-	v = cfg_get(r, SECT_NET, "verify-alg");
+	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "verify-alg");
 	if (v && strcmp(v, "crc32c") && !(p->vmd = EVP_get_digestbyname(v))) {
 		snprintf(err, 256, "verify-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
 		free(p->need);
