@@ -341,6 +341,179 @@ TEST(dump_roundtrip_quotes_what_needs_it)
 	cfg_free(c);
 }
 
+/* Every shape DRBD 8.4 and 9 accept: parsed, and the normalized dump shows
+ * what it became. Each dump must also parse back to the same dump. */
+#define H2 "on a { address 10.0.0.1:7790; disk /a; } on b { address 10.0.0.2:7790; disk /b; }"
+static const struct {
+	const char *what, *text, *dump_has, *warn_has; /* warn_has NULL: no check */
+} shapes[] = {
+	{ "volume inside on", "resource r { on a { volume 0 { device minor 1; disk /a; meta-disk internal; } "
+	  "address 10.0.0.1:1; } on b { volume 0 { disk /b; } address 10.0.0.2:1; } }",
+	  "        volume 0 {\n            disk /a;\n            device /dev/drbd1;", NULL },
+	{ "volume at resource level", "resource r { volume 3 { device /dev/drbd3; disk /d; } "
+	  "on a { address 10.0.0.1:1; } on b { address 10.0.0.2:1; } }", "volume 3 {\n            disk /d;", NULL },
+	{ "volume with disk options", "resource r { on a { volume 0 { disk /a; disk { resync-rate 10M; } } "
+	  "address 10.0.0.1:1; } on b { address 10.0.0.2:1; disk /b; } }", "resync-rate 10M;", NULL },
+	{ "connection with addresses and net", "resource r { on a { disk /a; } on b { disk /b; } connection { "
+	  "host a address 10.0.0.1:7000; host b address ipv4 10.0.0.2:7000; net { protocol A; } } }",
+	  "address ipv4 10.0.0.2:7000;", NULL },
+	{ "named connection with port only", "resource r { " H2 " connection c1 { host a port 7001; host b port 7002; } }",
+	  "connection c1 {\n        host a address ipv4 10.0.0.1:7001;", NULL },
+	{ "connection paths", "resource r { on a { disk /a; } on b { disk /b; } connection { path { "
+	  "host a address 10.0.0.1:7003; host b address 10.0.0.2:7003; } } }", "address ipv4 10.0.0.2:7003;", NULL },
+	{ "connection-mesh with net", "resource r { " H2 " connection-mesh { hosts a b; net { protocol B; } } }",
+	  "connection-mesh {\n        hosts a b;\n        net {\n            protocol B;", NULL },
+	{ "floating", "resource r { floating 10.0.0.1:7790 { disk /a; } floating ipv6 [fd00::2]:7790 { disk /b; } }",
+	  "floating ipv6 [fd00::2]:7790 {", NULL },
+	{ "skip anywhere", "skip { garbage here; } resource r { skip net { protocol A; } " H2 " net { skip { x; } "
+	  "protocol B; } }", "protocol B;", NULL },
+	{ "protocol at resource level", "resource r { protocol A; " H2 " }", "protocol A;", "DRBD 8.3 spelling" },
+	{ "protocol in common", "common { protocol B; } resource r { " H2 " }", "protocol B;", "deprecated" },
+	{ "syncer", "common { syncer { rate 33M; verify-alg sha1; al-extents 257; csums-alg md5; } } resource r { " H2 " }",
+	  "resync-rate 33M;", "'syncer { rate }'" },
+	{ "syncer verify-alg", "resource r { syncer { verify-alg sha1; } " H2 " }", "verify-alg sha1;", NULL },
+	{ "flexible-meta-disk", "resource r { flexible-meta-disk internal; " H2 " }", "meta-disk internal;",
+	  "flexible-meta-disk" },
+	{ "8.3 negated flags", "resource r { disk { no-disk-flushes; no-md-flushes; } " H2 " }", "disk-flushes no;",
+	  "DRBD 8.3 spelling of 'disk-flushes no'" },
+	{ "8.3 outdate-peer", "resource r { handlers { outdate-peer \"/bin/true\"; } " H2 " }", "fence-peer /bin/true;",
+	  NULL },
+	{ "rate without unit is KiB", "resource r { disk { resync-rate 4096; } " H2 " }", "resync-rate 4M;", NULL },
+	{ "rate in sectors", "resource r { disk { c-max-rate 2048s; } " H2 " }", "c-max-rate 1M;", NULL },
+	{ "size without unit is sectors", "resource r { disk { size 3s; } " H2 " }", "size 3s;", NULL },
+	{ "size with unit", "resource r { disk { size 2G; } " H2 " }", "size 2G;", NULL },
+	{ "buffer without unit is bytes", "resource r { net { sndbuf-size 1000; } " H2 " }", "sndbuf-size 1000;", NULL },
+	{ "lower-case units", "resource r { disk { c-fill-target 1m; } " H2 " }", "c-fill-target 1M;", NULL },
+	{ "kernel digest rmd160", "resource r { net { csums-alg rmd160; } " H2 " }", "csums-alg ripemd160;", NULL },
+	{ "kernel digest crc32", "resource r { net { verify-alg crc32; } " H2 " }", "verify-alg crc32c;", NULL },
+	{ "hmac sha512", "resource r { net { cram-hmac-alg sha512; shared-secret s; } " H2 " }", "cram-hmac-alg sha512;",
+	  NULL },
+	{ "digest case", "resource r { net { verify-alg SHA256; } " H2 " }", "verify-alg sha256;", NULL },
+};
+
+TEST(every_drbd_shape_parses_and_dumps_normalized)
+{
+	for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+		struct cfg *c = parse(shapes[i].text);
+		if (!c) {
+			fprintf(stderr, "    %s: %s\n", shapes[i].what, err);
+			CHECK(!"shape refused");
+			continue;
+		}
+		char *d = cfg_dump(c, NULL);
+		if (!strstr(d, shapes[i].dump_has))
+			fprintf(stderr, "    %s: dump lacks \"%s\":\n%s", shapes[i].what, shapes[i].dump_has, d);
+		CHECK_STR_HAS(d, shapes[i].dump_has);
+		if (shapes[i].warn_has && !has_warning(c, shapes[i].warn_has)) {
+			fprintf(stderr, "    %s: no warning \"%s\"\n", shapes[i].what, shapes[i].warn_has);
+			CHECK(!"deprecation note missing");
+		}
+		struct cfg *c2 = parse(d);
+		CHECK(c2 != NULL);
+		if (c2) {
+			char *d2 = cfg_dump(c2, NULL);
+			CHECK(!strcmp(strchr(d, '\n'), strchr(d2, '\n')));
+			free(d2);
+		}
+		cfg_free(c2);
+		free(d);
+		cfg_free(c);
+	}
+}
+
+/* Refused shapes and values: the error names file:line:col and a phrase. */
+static const struct {
+	const char *what, *text, *where, *phrase;
+} refused[] = {
+	{ "two volumes", "resource r {\n on a { volume 0 { disk /a; }\n volume 1 { disk /c; } address 10.0.0.1:1; }\n"
+	  " on b { address 10.0.0.2:1; disk /b; } }", "t.res:3:2:", "more than one volume" },
+	{ "volumes differ per host", "resource r {\n on a { volume 0 { disk /a; } address 10.0.0.1:1; }\n"
+	  " on b { volume 1 { disk /b; } address 10.0.0.2:1; } }", "t.res:3:2:", "more than one volume" },
+	{ "two volumes one disk", "resource r {\n on a { volume 0 { disk /a; }\n volume 1 {\n disk /a; } "
+	  "address 10.0.0.1:1; }\n on b { address 10.0.0.2:1; disk /b; } }", "t.res:4:2:", "claims disk '/a'" },
+	{ "two resources one disk", "resource r { " H2 " }\nresource s {\n on a { address 10.0.0.1:2;\n disk /a; }"
+	  " on b { address 10.0.0.2:2; disk /c; } }", "t.res:4:2:", "already claimed by resource 'r'" },
+	{ "bad volume number", "resource r {\n volume x { disk /a; } " H2 " }", "t.res:2:9:", "volume N" },
+	{ "connection unknown host", "resource r { " H2 "\n connection {\n host a;\n host zed; } }", "t.res:4:7:",
+	  "unknown host 'zed'" },
+	{ "connection one host", "resource r { " H2 "\n connection { host a; } }", "t.res:2:2:", "two hosts" },
+	{ "connection same host twice", "resource r { " H2 "\n connection { host a; host a; } }", "t.res:2:28:",
+	  "host 'a' twice" },
+	{ "two connections one pair", "resource r { " H2 "\n connection { host a; host b; }\n connection { host b; host a; } }",
+	  "t.res:3:2:", "second connection" },
+	{ "connection via proxy", "resource r { " H2 "\n connection { host a via proxy; host b; } }", "t.res:2:22:",
+	  "DRBD Proxy" },
+	{ "connection bad address", "resource r { " H2 "\n connection { host a address 10.0.0.999:1; host b; } }",
+	  "t.res:2:30:", "expected an ipv4 address" },
+	{ "mesh unknown host", "resource r { " H2 "\n connection-mesh { hosts a b\n c; } }", "t.res:3:2:",
+	  "unknown host 'c'" },
+	{ "unknown digest", "resource r {\n net { verify-alg xxhash64; } " H2 " }", "t.res:2:19:", "accepted: md5 sha1" },
+	{ "checksum as hmac", "resource r {\n net { cram-hmac-alg crc32c; } " H2 " }", "t.res:2:22:",
+	  "cannot key an HMAC" },
+	{ "bad size unit", "resource r {\n disk { resync-rate 10X; } " H2 " }", "t.res:2:21:", "a bare number is in KiB" },
+	{ "bad syncer value", "resource r {\n syncer { rate fast; } " H2 " }", "t.res:2:16:", "expected a size" },
+	{ "floating with address", "resource r { floating 10.0.0.1:1 {\n address 10.0.0.1:1; disk /a; } "
+	  "floating 10.0.0.2:1 { disk /b; } }", "t.res:2:2:", "no 'address' in a floating" },
+	{ "external flexible-meta-disk", "resource r {\n flexible-meta-disk /dev/sdb1; " H2 " }", "t.res:2:21:",
+	  "external metadata" },
+};
+
+TEST(refused_shapes_name_the_place_and_the_cause)
+{
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		struct cfg *c = parse(refused[i].text);
+		CHECK(c == NULL);
+		cfg_free(c);
+		if (!strstr(err, refused[i].where) || !strstr(err, refused[i].phrase))
+			fprintf(stderr, "    %s: want \"%s\" and \"%s\" in: %s\n", refused[i].what, refused[i].where,
+				refused[i].phrase, err);
+		CHECK_STR_HAS(err, refused[i].where);
+		CHECK_STR_HAS(err, refused[i].phrase);
+	}
+}
+
+TEST(warnings_are_printed_before_the_error_that_follows)
+{
+	/* a statement dipole ignores, then an error it causes */
+	CHECK(parse("resource r {\n wibble 1;\n on a { address 10.0.0.1:1; }\n on b { address 10.0.0.2:1; disk /b; } }")
+	      == NULL);
+	CHECK_STR_HAS(err, "t.res:2:2: warning: unknown option 'wibble'");
+	CHECK_STR_HAS(err, "has no backing disk");
+	CHECK(strstr(err, "wibble") < strstr(err, "has no backing disk"));
+}
+
+TEST(connection_options_override_the_resource_for_that_pair)
+{
+	struct cfg *c = parse("resource r { net { protocol C; ping-int 3; } on a { address 10.0.0.1:1; disk /a; }"
+			      " on b { address 10.0.0.2:1; disk /b; } on t { address 10.0.0.3:1; disk none; }"
+			      " connection { host a; host b address 10.0.0.2:1; net { protocol A; shared-secret s; } }"
+			      " connection-mesh { hosts a b t; net { ping-int 7; } } }");
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "    %s\n", err);
+		return;
+	}
+	const struct cfg_resource *r = &c->res[0];
+	CHECK(!strcmp(cfg_conn_get(r, "a", "b", SECT_NET, "protocol"), "A"));
+	CHECK(!strcmp(cfg_conn_get(r, "b", "a", SECT_NET, "shared-secret"), "s"));
+	CHECK(!strcmp(cfg_conn_get(r, "a", "t", SECT_NET, "protocol"), "C"));  /* the resource's */
+	CHECK(!strcmp(cfg_conn_get(r, "a", "b", SECT_NET, "ping-int"), "7"));  /* the mesh's */
+	CHECK(!strcmp(cfg_conn_get(r, "b", "t", SECT_NET, "ping-int"), "7"));
+	CHECK(cfg_conn_get(r, "a", "t", SECT_NET, "shared-secret") == NULL);
+	CHECK(!strcmp(cfg_get(r, SECT_NET, "protocol"), "C"));
+	const struct cfg_conn *ab = cfg_find_conn(r, "b", "a");
+	CHECK(ab && !ab->from_mesh && ab->address[0] == NULL && !strcmp(ab->address[1], "10.0.0.2:1"));
+	CHECK(cfg_find_conn(r, "a", "zed") == NULL);
+	cfg_free(c);
+
+	/* more than two hosts: a per-pair address dipole cannot listen on is kept and warned about */
+	c = parse("resource r { on a { address 10.0.0.1:1; disk /a; } on b { address 10.0.0.2:1; disk /b; }"
+		  " on t { address 10.0.0.3:1; disk none; } connection { host a address 10.0.0.1:9; host t; } }");
+	CHECK(c && !strcmp(cfg_find_host(&c->res[0], "a")->address, "10.0.0.1:1"));
+	CHECK(c && has_warning(c, "one address per host"));
+	cfg_free(c);
+}
+
 int main(void)
 {
 	return unit_main("config");
