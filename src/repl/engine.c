@@ -1,6 +1,7 @@
 /* engine — see engine.h. */
 #include "engine.h"
 #include "al.h"
+#include "bitmap.h"
 #include "log.h"
 #include "peer.h"
 #include "quorum.h"
@@ -23,96 +24,41 @@ const char *disk_state_name(enum disk_state d)
 	return (unsigned)d < ARRAY_SIZE(n) ? n[d] : "Unknown";
 }
 
-static void bm_set_range(struct engine *e, int slot, uint64_t off, uint64_t len)
-{
-	struct bmslot *sl = &e->slot[slot];
-	if (!len)
-		return;
-	uint64_t first = off / MD_BLOCK, last = (off + len - 1) / MD_BLOCK;
-	for (uint64_t b = first; b <= last && b < e->bm_bits; b++) {
-		uint64_t bit = 1ULL << (b & 63);
-		/* a cheap load first: re-marking hot blocks must not bounce cache lines */
-		if (atomic_load_explicit(&sl->bm[b >> 6], memory_order_relaxed) & bit)
-			continue;
-		if (!(atomic_fetch_or(&sl->bm[b >> 6], bit) & bit))
-			atomic_fetch_add(&sl->oos, 1);
-	}
-}
-
 void engine_mark_oos(struct engine *e, int slot, uint64_t off, uint64_t len)
 {
-	bm_set_range(e, slot, off, len);
+	if (e->bm)
+		bitmap_set_bytes(e->bm, slot, off, len);
 }
 
 void engine_mark_all_oos(struct engine *e, int slot)
 {
-	bm_set_range(e, slot, 0, e->size);
+	engine_mark_oos(e, slot, 0, e->size);
 }
 
 uint64_t engine_oos(struct engine *e, int slot)
 {
-	return slot >= 0 && (uint32_t)slot < e->nslots ? atomic_load(&e->slot[slot].oos) : 0;
+	return e->bm ? bitmap_oos(e->bm, slot) : 0;
 }
 
 uint64_t engine_clear_oos(struct engine *e, int slot, uint64_t first, uint64_t n)
 {
-	struct bmslot *sl = &e->slot[slot];
-	uint64_t cleared = 0;
-	for (uint64_t b = first; b < first + n && b < e->bm_bits; b++) {
-		uint64_t bit = 1ULL << (b & 63);
-		if (atomic_fetch_and(&sl->bm[b >> 6], ~bit) & bit)
-			cleared++;
-	}
-	atomic_fetch_sub(&sl->oos, cleared);
-	return cleared;
+	return e->bm ? bitmap_clear(e->bm, slot, first, n) : 0;
 }
 
 static int bm_test(struct engine *e, int slot, uint64_t b)
 {
-	return slot >= 0 && b < e->bm_bits &&
-	       (atomic_load_explicit(&e->slot[slot].bm[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
+	return e->bm && bitmap_test(e->bm, slot, b);
 }
 
 void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uint8_t *words_le, uint64_t n)
 {
-	struct bmslot *sl = &e->slot[slot];
-	uint64_t nw = (e->bm_bits + 63) / 64;
-	for (uint64_t i = 0; i < n && first_word + i < nw; i++) {
-		uint64_t v = get_le64(words_le + 8 * i);
-		if (first_word + i == e->bm_bits / 64)
-			v &= (e->bm_bits % 64) ? ((1ULL << (e->bm_bits % 64)) - 1) : 0;
-		uint64_t old = atomic_fetch_or(&sl->bm[first_word + i], v);
-		atomic_fetch_add(&sl->oos, (uint64_t)__builtin_popcountll(v & ~old));
-	}
+	if (e->bm)
+		bitmap_merge_le(e->bm, slot, first_word, words_le, n);
 }
 
 uint64_t engine_next_oos(struct engine *e, int slot, uint64_t from)
 {
-	struct bmslot *sl = &e->slot[slot];
-	for (uint64_t w = from >> 6; w < (e->bm_bits + 63) / 64; w++) {
-		uint64_t v = atomic_load_explicit(&sl->bm[w], memory_order_relaxed);
-		if (w == from >> 6)
-			v &= ~0ULL << (from & 63);
-		if (v) {
-			uint64_t b = w * 64 + (uint64_t)__builtin_ctzll(v);
-			return b < e->bm_bits ? b : UINT64_MAX;
-		}
-	}
-	return UINT64_MAX;
-}
-
-static void bm_load(struct engine *e, int slot, const uint8_t *raw)
-{
-	struct bmslot *sl = &e->slot[slot];
-	uint64_t n = 0;
-	for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++) {
-		uint64_t v = get_le64(raw + 8 * w);
-		if (w == e->bm_bits / 64)
-			v &= (e->bm_bits % 64) ? ((1ULL << (e->bm_bits % 64)) - 1) : 0;
-		atomic_store(&sl->bm[w], v);
-		n += (uint64_t)__builtin_popcountll(v);
-	}
-	atomic_store(&sl->oos, n);
+	return e->bm ? bitmap_next(e->bm, slot, from) : UINT64_MAX;
 }
 
 /* Mirror of the slots' MDP_UNSURE flags for lock-free reads (under lock). */
@@ -210,34 +156,12 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp)
 			engine_set_unsure(e, (int)i, 1);
 }
 
-static int bm_save(struct engine *e, uint32_t *crc);
-
-/* One 4 KiB page of every slot's on-disk bitmap from the in-memory words. */
-static int bm_save_page(struct engine *e, uint64_t page)
-{
-	uint8_t *raw = NULL;
-	uint64_t nw = (e->bm_bits + 63) / 64, w0 = page * (MD_BLOCK / 8);
-	int rc = 0;
-	if (page * MD_BLOCK >= e->sb.lay.bm_slot_bytes)
-		return 0;
-	if (posix_memalign((void **)&raw, MD_BLOCK, MD_BLOCK))
-		return -ENOMEM;
-	for (uint32_t s = 0; !rc && s < e->nslots; s++) {
-		memset(raw, 0, MD_BLOCK);
-		for (uint64_t i = 0; i < MD_BLOCK / 8 && w0 + i < nw; i++)
-			put_le64(raw + 8 * i, atomic_load(&e->slot[s].bm[w0 + i]));
-		rc = disk_pwrite(e->disk, raw, MD_BLOCK, md_bitmap_offset(&e->sb, s) + page * MD_BLOCK);
-	}
-	free(raw);
-	return rc;
-}
-
 /* An extent leaves the activity log: its bitmap bits go to disk first. */
 static int al_evict(void *arg, uint32_t extent)
 {
 	struct engine *e = arg;
 	uint64_t first_word = (uint64_t)extent * (MD_AL_EXTENT / MD_BLOCK) / 64;
-	int rc = bm_save_page(e, first_word / (MD_BLOCK / 8));
+	int rc = bitmap_save_page(e->bm, first_word / (MD_BLOCK / 8));
 	return rc ? rc : disk_flush(e->disk);
 }
 
@@ -256,25 +180,8 @@ int engine_al_start(struct engine *e, unsigned nslots)
 
 int engine_save_bitmap(struct engine *e)
 {
-	return bm_save(e, NULL);
-}
-
-/* Every slot's bitmap to disk; crc: over all of them, in slot order. */
-static int bm_save(struct engine *e, uint32_t *crc)
-{
-	uint8_t *raw = calloc(1, e->sb.lay.bm_bytes);
-	if (!raw)
-		return -ENOMEM;
-	for (uint32_t s = 0; s < e->nslots; s++)
-		for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
-			put_le64(raw + s * e->sb.lay.bm_slot_bytes + 8 * w, atomic_load(&e->slot[s].bm[w]));
-	if (crc)
-		*crc = crc32c(raw, e->sb.lay.bm_bytes);
-	int rc = 0;
-	for (uint32_t s = 0; !rc && s < e->nslots; s++)
-		rc = md_write_bitmap(e->disk, &e->sb, s, raw + s * e->sb.lay.bm_slot_bytes);
-	free(raw);
-	return rc;
+	/* a node with `disk none;` has nothing to save */
+	return e->bm ? bitmap_save(e->bm, NULL) : 0;
 }
 
 static struct engine *engine_alloc(const char *res, const char *node)
@@ -308,7 +215,6 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 {
 	struct engine *e = engine_alloc(res, node);
 	char warn[MD_MSG_MAX], sz[32];
-	uint8_t *raw = NULL;
 	int rc;
 
 	err[0] = 0;
@@ -360,27 +266,24 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	if (warn[0])
 		log_warn("%s: %s", disk_path, warn);
 	e->size = e->sb.lay.data_size;
-	e->bm_bits = (e->size + MD_BLOCK - 1) / MD_BLOCK;
 	e->nslots = e->sb.lay.nslots;
 	unsure_sync(e);
-	raw = calloc(1, e->sb.lay.bm_bytes);
-	for (uint32_t s = 0; s < e->nslots; s++)
-		e->slot[s].bm = calloc((e->bm_bits + 63) / 64 + 1, sizeof(uint64_t));
-	if (!raw || !e->slot[e->nslots - 1].bm) {
+	if (bitmap_open(&e->bm, e->disk, &e->sb)) {
 		rc = -ENOMEM;
 		snprintf(err, MD_MSG_MAX, "out of memory for the bitmap");
 		goto fail;
 	}
-	for (uint32_t s = 0; s < e->nslots; s++) {
-		rc = md_read_bitmap(e->disk, &e->sb, s, raw + s * e->sb.lay.bm_slot_bytes);
-		if (rc) {
-			snprintf(err, MD_MSG_MAX, "cannot read bitmap from %s: %s", disk_path, strerror(-rc));
-			goto fail;
-		}
+	e->bm_bits = bitmap_bits(e->bm);
+	for (uint32_t s = 0; s < e->nslots; s++)
+		e->slot[s].bm = bitmap_words(e->bm, (int)s);
+	uint32_t bm_crc;
+	rc = bitmap_read(e->bm, &bm_crc);
+	if (rc) {
+		snprintf(err, MD_MSG_MAX, "cannot read bitmap from %s: %s", disk_path, strerror(-rc));
+		goto fail;
 	}
 	/* after a clean detach the bitmap's checksum is in the superblock */
-	if (!(e->sb.flags & MDF_CRASHED) && (e->sb.flags & MDF_BM_CRC) &&
-	    crc32c(raw, e->sb.lay.bm_bytes) != e->sb.bm_crc) {
+	if (!(e->sb.flags & MDF_CRASHED) && (e->sb.flags & MDF_BM_CRC) && bm_crc != e->sb.bm_crc) {
 		snprintf(err, MD_MSG_MAX, "%s: the out-of-sync bitmap (at byte %llu, %llu bytes) is corrupt: its "
 			 "crc32c does not match the one recorded at the last clean detach; which blocks differ "
 			 "from the peer is unknown. Refusing to attach (nothing was changed). To give up this "
@@ -389,11 +292,6 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		rc = -EBADMSG;
 		goto fail;
 	}
-	for (uint32_t s = 0; s < e->nslots; s++)
-		bm_load(e, (int)s, raw + s * e->sb.lay.bm_slot_bytes);
-	free(raw);
-	raw = NULL;
-
 	if ((e->sb.flags & MDF_CONSISTENT) && (e->sb.flags & MDF_WAS_UP_TO_DATE))
 		e->dstate = DS_UPTODATE;
 	else if (e->sb.flags & MDF_CONSISTENT)
@@ -418,20 +316,20 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 			goto fail;
 		}
 		/* with every peer: which of them got those writes is unknown */
-		uint64_t before = atomic_load(&e->slot[0].oos);
+		uint64_t before = bitmap_oos(e->bm, 0);
 		for (uint32_t s = 0; s < e->nslots; s++)
 			for (int i = 0; i < n; i++)
 				if ((uint64_t)ext[i] * MD_AL_EXTENT < e->size)
-					bm_set_range(e, (int)s, (uint64_t)ext[i] * MD_AL_EXTENT,
+					bitmap_set_bytes(e->bm, (int)s, (uint64_t)ext[i] * MD_AL_EXTENT,
 						     e->size - (uint64_t)ext[i] * MD_AL_EXTENT < MD_AL_EXTENT
 							     ? e->size - (uint64_t)ext[i] * MD_AL_EXTENT : MD_AL_EXTENT);
 		free(ext);
-		e->al_marked = atomic_load(&e->slot[0].oos) - before;
+		e->al_marked = bitmap_oos(e->bm, 0) - before;
 		if (n > 0) {
 			log_warn("activity log: %d extent(s) were active; %llu block(s) marked out of sync", n,
 				 (unsigned long long)e->al_marked);
 			/* the marks must survive another crash before they are resynced */
-			if ((rc = bm_save(e, NULL)) || (rc = disk_flush(e->disk))) {
+			if ((rc = bitmap_save(e->bm, NULL)) || (rc = disk_flush(e->disk))) {
 				snprintf(err, MD_MSG_MAX, "cannot write the bitmap to %s: %s", disk_path, strerror(-rc));
 				goto fail;
 			}
@@ -448,9 +346,7 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	*out = e;
 	return 0;
 fail:
-	free(raw);
-	for (uint32_t s = 0; s < MD_MAX_PEERS; s++)
-		free(e->slot[s].bm);
+	bitmap_close(e->bm);
 	disk_close(e->disk);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
@@ -476,7 +372,7 @@ int engine_close(struct engine *e)
 	rc = disk_flush(e->disk);
 	uint32_t crc = 0;
 	pthread_mutex_lock(&e->lock);
-	rc2 = bm_save(e, &crc);
+	rc2 = bitmap_save(e->bm, &crc);
 	if (!rc)
 		rc = rc2;
 	rc2 = disk_flush(e->disk);
@@ -506,8 +402,7 @@ void engine_forget(struct engine *e)
 	if (!e)
 		return;
 	disk_close(e->disk);
-	for (uint32_t s = 0; s < MD_MAX_PEERS; s++)
-		free(e->slot[s].bm);
+	bitmap_close(e->bm);
 	al_free(e->al);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
@@ -739,7 +634,7 @@ static int fan_end(struct engine *e, struct fan *f, uint64_t off, uint64_t len)
 		if (f->ok[i])
 			n++;
 		else
-			bm_set_range(e, peer_slot(e->peers[i]), off, len);
+			engine_mark_oos(e, peer_slot(e->peers[i]), off, len);
 	}
 	return n;
 }
@@ -1086,7 +981,7 @@ int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int f
 	if (!rc) {
 		e->sb = nsb;
 		if (full)
-			bm_set_range(e, slot, 0, e->size);
+			engine_mark_all_oos(e, slot);
 		atomic_store(&e->sync_slot, slot);
 		atomic_store(&e->sync_peer, src);
 		atomic_store(&e->dstate, DS_INCONSISTENT);
@@ -1128,7 +1023,7 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	 * would look like changes of this node's own. */
 	for (uint32_t i = 0; i < e->nslots; i++)
 		engine_clear_oos(e, (int)i, 0, e->bm_bits);
-	int rc = bm_save(e, NULL);
+	int rc = bitmap_save(e->bm, NULL);
 	if (!rc)
 		rc = disk_flush(e->disk);
 	if (!rc)

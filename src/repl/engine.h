@@ -34,14 +34,13 @@ struct engine_stats {
 };
 
 struct peer;
+struct bitmap;
 
-/* One peer slot's out-of-sync bitmap: 1 bit per MD_BLOCK of the data area,
- * set for every write that peer did not acknowledge (or, in the slot of this
- * node's sync source while SyncTarget, for every block this node lacks).
- * Word-wise atomic. */
+/* A read-only view of one slot's bitmap words (struct bitmap owns them),
+ * for code that still reads them directly: peer_resync.c's P_BITMAP
+ * encoder. */
 struct bmslot {
 	_Atomic uint64_t *bm;
-	atomic_uint_fast64_t oos;      /* bits set */
 };
 
 struct engine {
@@ -63,10 +62,11 @@ struct engine {
 	_Atomic int dstate;            /* enum disk_state */
 	struct md_super sb;
 
-	struct bmslot slot[MD_MAX_PEERS]; /* sb.lay.nslots used */
+	struct bitmap *bm;             /* out-of-sync bitmaps, one per peer slot; NULL when diskless */
+	struct bmslot slot[MD_MAX_PEERS]; /* views of bm's words, set at open; sb.lay.nslots used */
 	uint32_t nslots;
 	_Atomic uint32_t unsure_mask;  /* slots with MDP_UNSURE (mirror, for lock-free reads) */
-	uint64_t bm_bits;
+	uint64_t bm_bits;              /* bitmap_bits(bm), set at open */
 	/* more than one peer: every write goes to all of them in one order
 	 * (fanout), numbered by wstamp; a Secondary remembers the last stamp it
 	 * applied and whose it was, so two Secondaries can tell which of them
