@@ -24,10 +24,17 @@ const char *disk_state_name(enum disk_state d)
 	return (unsigned)d < ARRAY_SIZE(n) ? n[d] : "Unknown";
 }
 
+/* The engine_*_oos calls take ranges as they come (a peer's packet, a whole
+ * extent at the end of the device, slot -1 while there is no sync source):
+ * the part on the device counts and the rest is ignored, as it always was;
+ * struct bitmap itself refuses such ranges. */
+
 void engine_mark_oos(struct engine *e, int slot, uint64_t off, uint64_t len)
 {
-	if (e->bm)
-		bitmap_set_bytes(e->bm, slot, off, len);
+	uint64_t end = e->bm_bits * MD_BLOCK;
+	if (!e->bm || !len || off >= end)
+		return;
+	bitmap_set_bytes(e->bm, slot, off, len < end - off ? len : end - off, NULL);
 }
 
 void engine_mark_all_oos(struct engine *e, int slot)
@@ -42,18 +49,23 @@ uint64_t engine_oos(struct engine *e, int slot)
 
 uint64_t engine_clear_oos(struct engine *e, int slot, uint64_t first, uint64_t n)
 {
-	return e->bm ? bitmap_clear(e->bm, slot, first, n) : 0;
+	uint64_t cleared = 0;
+	if (e->bm && first < e->bm_bits && n)
+		bitmap_clear(e->bm, slot, first, n < e->bm_bits - first ? n : e->bm_bits - first, &cleared);
+	return cleared;
 }
 
+/* Block b is marked in slot (0 for no slot). */
 static int bm_test(struct engine *e, int slot, uint64_t b)
 {
-	return e->bm && bitmap_test(e->bm, slot, b);
+	return e->bm && bitmap_test(e->bm, slot, b) > 0;
 }
 
 void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uint8_t *words_le, uint64_t n)
 {
-	if (e->bm)
-		bitmap_merge_le(e->bm, slot, first_word, words_le, n);
+	uint64_t nw = (e->bm_bits + 63) / 64;
+	if (e->bm && first_word < nw && n)
+		bitmap_merge_le(e->bm, slot, first_word, words_le, n < nw - first_word ? n : nw - first_word);
 }
 
 uint64_t engine_next_oos(struct engine *e, int slot, uint64_t from)
@@ -160,8 +172,9 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp)
 static int al_evict(void *arg, uint32_t extent)
 {
 	struct engine *e = arg;
-	uint64_t first_word = (uint64_t)extent * (MD_AL_EXTENT / MD_BLOCK) / 64;
-	int rc = bitmap_save_page(e->bm, first_word / (MD_BLOCK / 8));
+	uint64_t per = MD_AL_EXTENT / MD_BLOCK, first = (uint64_t)extent * per;
+	/* the last extent may be short */
+	int rc = bitmap_save_blocks(e->bm, first, e->bm_bits - first < per ? e->bm_bits - first : per);
 	return rc ? rc : disk_flush(e->disk);
 }
 
@@ -318,11 +331,8 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		/* with every peer: which of them got those writes is unknown */
 		uint64_t before = bitmap_oos(e->bm, 0);
 		for (uint32_t s = 0; s < e->nslots; s++)
-			for (int i = 0; i < n; i++)
-				if ((uint64_t)ext[i] * MD_AL_EXTENT < e->size)
-					bitmap_set_bytes(e->bm, (int)s, (uint64_t)ext[i] * MD_AL_EXTENT,
-						     e->size - (uint64_t)ext[i] * MD_AL_EXTENT < MD_AL_EXTENT
-							     ? e->size - (uint64_t)ext[i] * MD_AL_EXTENT : MD_AL_EXTENT);
+			for (int i = 0; i < n; i++) /* (an extent past the end marks nothing) */
+				engine_mark_oos(e, (int)s, (uint64_t)ext[i] * MD_AL_EXTENT, MD_AL_EXTENT);
 		free(ext);
 		e->al_marked = bitmap_oos(e->bm, 0) - before;
 		if (n > 0) {
@@ -1023,7 +1033,7 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	 * would look like changes of this node's own. */
 	for (uint32_t i = 0; i < e->nslots; i++)
 		engine_clear_oos(e, (int)i, 0, e->bm_bits);
-	int rc = bitmap_save(e->bm, NULL);
+	int rc = engine_save_bitmap(e);
 	if (!rc)
 		rc = disk_flush(e->disk);
 	if (!rc)
