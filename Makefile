@@ -57,6 +57,8 @@ build/san/obj/%.o: src/%.c
 # unit tests link only the modules they test
 UNIT_config := conf/config base/util base/log
 UNIT_meta   := store/meta store/disk base/util base/log
+UNIT_bitmap := store/bitmap store/meta store/disk base/util base/log
+UNIT_al     := store/al store/meta store/disk base/util base/log
 UNIT_decide := repl/decide
 UNIT_ctl    := daemon/ctl base/util base/log
 UNIT_codec  := net/codec
