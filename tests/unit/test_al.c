@@ -1,0 +1,342 @@
+/* Unit tests for the activity log (src/store/al.c) on temporary files with
+ * fresh metadata: which extents are logged and when the log is written,
+ * eviction order under the al-extents limit, what the on-disk record holds
+ * and what survives a crash (the disk's volatile cache drops unsynced
+ * writes at close), requests over two extents and the device's end. */
+#include "unit.h"
+#include "al.h"
+#include "meta.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXT ((uint64_t)MD_AL_EXTENT)
+
+static char path[64], fault_path[64];
+
+/* 64 MiB with metadata: the data area is not a multiple of 4 MiB, so its
+ * last extent is short. `faulty`: the disk's volatile write cache is on. */
+static struct disk *mkdisk(struct md_super *sb, int faulty)
+{
+	struct disk *d = NULL;
+	snprintf(path, sizeof path, "/tmp/dipole-altest-XXXXXX");
+	int fd = mkstemp(path);
+	if (fd < 0 || ftruncate(fd, 64ll << 20) < 0)
+		return NULL;
+	close(fd);
+	if (disk_open(&d, path, 0) || md_create(d, 1, "r", 1, NULL, sb)) {
+		disk_close(d);
+		return NULL;
+	}
+	if (!faulty)
+		return d;
+	disk_close(d);
+	snprintf(fault_path, sizeof fault_path, "/tmp/dipole-alfaults-XXXXXX");
+	fd = mkstemp(fault_path);
+	if (fd < 0 || write(fd, "volatile\n", 9) != 9)
+		return NULL;
+	close(fd);
+	setenv("DIPOLE_FAULTS", fault_path, 1);
+	d = NULL;
+	int rc = disk_open(&d, path, 0);
+	unsetenv("DIPOLE_FAULTS");
+	return rc ? NULL : d;
+}
+
+static void rmdisk(struct disk *d)
+{
+	disk_close(d);
+	unlink(path);
+	if (fault_path[0])
+		unlink(fault_path);
+	fault_path[0] = 0;
+}
+
+/* The newest record on disk as a bit set of extents (< 64), or -1. */
+static long long on_disk(struct disk *d, const struct md_super *sb, uint64_t *seq)
+{
+	uint32_t ext[MD_AL_MAX];
+	uint64_t s = 0;
+	int n = md_read_al(d, sb, ext, &s);
+	long long set = 0;
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (ext[i] >= 63)
+			return -1;
+		set |= 1ll << ext[i];
+	}
+	if (seq)
+		*seq = s;
+	return set;
+}
+
+#define BIT(x) (1ll << (x))
+
+/* What the eviction callback saw, in order. */
+struct evictions {
+	uint32_t ext[32];
+	int n;
+	int fail;                 /* return this instead of 0 */
+	struct disk *d;
+	const struct md_super *sb;
+	int still_logged;         /* every evicted extent was still on disk when evicted */
+};
+
+static int on_evict(void *arg, uint32_t extent)
+{
+	struct evictions *ev = arg;
+	if (ev->fail)
+		return ev->fail;
+	long long set = on_disk(ev->d, ev->sb, NULL);
+	if (set < 0 || !(set & BIT(extent)))
+		ev->still_logged = 0;
+	if (ev->n < 32)
+		ev->ext[ev->n++] = extent;
+	return 0;
+}
+
+/* One short write in extent x, done. */
+static int touch(struct al *a, uint64_t x)
+{
+	int rc = al_begin(a, x * EXT + 4096, 4096);
+	if (!rc)
+		al_end(a, x * EXT + 4096, 4096);
+	return rc;
+}
+
+TEST(hot_extent_is_logged_once)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct al *a = NULL;
+	uint64_t seq = 0;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 4, 0, NULL, NULL) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(al_active(a) == 0 && al_updates(a) == 0 && on_disk(d, &sb, NULL) == 0);
+	CHECK(al_begin(a, 0, 4096) == 0);
+	CHECK(al_updates(a) == 1 && al_active(a) == 1);
+	CHECK(on_disk(d, &sb, &seq) == BIT(0) && seq == 1);
+	al_end(a, 0, 4096);
+	/* the same extent again, its last byte, and an empty request: no update */
+	CHECK(al_begin(a, 512, 4096) == 0);
+	al_end(a, 512, 4096);
+	CHECK(al_begin(a, EXT - 1, 1) == 0);
+	al_end(a, EXT - 1, 1);
+	CHECK(al_begin(a, 5 * EXT, 0) == 0);
+	al_end(a, 5 * EXT, 0);
+	CHECK(al_updates(a) == 1 && al_active(a) == 1 && on_disk(d, &sb, NULL) == BIT(0));
+	/* a cold extent: one update, both listed */
+	CHECK(touch(a, 3) == 0 && al_updates(a) == 2 && al_active(a) == 2);
+	CHECK(on_disk(d, &sb, &seq) == (BIT(0) | BIT(3)) && seq == 2);
+	al_free(a);
+	rmdisk(d);
+}
+
+/* With al-extents 2, cold extents push the oldest out first (the clock
+ * hand goes round), and the log still names an extent while it is evicted. */
+TEST(eviction_order_with_al_extents_limit)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct evictions ev = { .d = d, .sb = &sb, .still_logged = 1 };
+	struct al *a = NULL;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 2, 0, on_evict, &ev) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(touch(a, 0) == 0 && touch(a, 1) == 0 && ev.n == 0);
+	CHECK(touch(a, 2) == 0 && ev.n == 1 && ev.ext[0] == 0);
+	CHECK(on_disk(d, &sb, NULL) == (BIT(1) | BIT(2)) && al_active(a) == 2);
+	CHECK(touch(a, 3) == 0 && ev.n == 2 && ev.ext[1] == 1);
+	CHECK(touch(a, 4) == 0 && ev.n == 3 && ev.ext[2] == 2);
+	CHECK(on_disk(d, &sb, NULL) == (BIT(3) | BIT(4)));
+	/* a logged extent is hot: nothing evicted */
+	CHECK(touch(a, 4) == 0 && touch(a, 3) == 0 && ev.n == 3 && al_updates(a) == 5);
+	CHECK(ev.still_logged);
+	al_free(a);
+	rmdisk(d);
+}
+
+TEST(extent_with_writes_in_flight_is_not_evicted)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct evictions ev = { .d = d, .sb = &sb, .still_logged = 1 };
+	struct al *a = NULL;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 2, 0, on_evict, &ev) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(al_begin(a, 0, 4096) == 0); /* extent 0 stays busy */
+	CHECK(touch(a, 1) == 0);
+	CHECK(touch(a, 2) == 0 && ev.n == 1 && ev.ext[0] == 1); /* the hand skipped 0 */
+	CHECK(on_disk(d, &sb, NULL) == (BIT(0) | BIT(2)));
+	al_end(a, 0, 4096);
+	CHECK(touch(a, 5) == 0 && ev.n == 2 && ev.ext[1] == 0); /* idle now */
+	al_free(a);
+	rmdisk(d);
+}
+
+/* The extent's bitmap bits could not be saved: the log keeps what it had
+ * and the write must not happen. */
+TEST(failed_eviction_refuses_the_write)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct evictions ev = { .d = d, .sb = &sb, .still_logged = 1 };
+	struct al *a = NULL;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 2, 0, on_evict, &ev) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(touch(a, 0) == 0 && touch(a, 1) == 0);
+	ev.fail = -EIO;
+	CHECK(al_begin(a, 2 * EXT, 4096) == -EIO);
+	CHECK(al_updates(a) == 2 && al_active(a) == 2 && on_disk(d, &sb, NULL) == (BIT(0) | BIT(1)));
+	/* the next try goes on round the clock: extent 1's slot */
+	ev.fail = 0;
+	CHECK(touch(a, 2) == 0 && ev.n == 1 && ev.ext[0] == 1 && on_disk(d, &sb, NULL) == (BIT(0) | BIT(2)));
+	al_free(a);
+	rmdisk(d);
+}
+
+TEST(request_crossing_two_extents_logs_both)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct evictions ev = { .d = d, .sb = &sb, .still_logged = 1 };
+	struct al *a = NULL;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 2, 0, on_evict, &ev) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(al_begin(a, 2 * EXT - 4096, 8192) == 0);
+	CHECK(al_updates(a) == 2 && al_active(a) == 2 && on_disk(d, &sb, NULL) == (BIT(1) | BIT(2)));
+	al_end(a, 2 * EXT - 4096, 8192);
+	/* both were released: two cold extents evict both */
+	CHECK(touch(a, 7) == 0 && touch(a, 8) == 0 && ev.n == 2);
+	CHECK(on_disk(d, &sb, NULL) == (BIT(7) | BIT(8)));
+	al_free(a);
+	rmdisk(d);
+}
+
+TEST(last_extent_of_the_device)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct al *a = NULL;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 4, 0, NULL, NULL) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	uint64_t size = sb.lay.data_size, last = (size - 1) / EXT;
+	CHECK(size % EXT != 0); /* a short last extent */
+	CHECK(al_begin(a, size - 4096, 4096) == 0 && on_disk(d, &sb, NULL) == BIT(last));
+	al_end(a, size - 4096, 4096);
+	/* past the end (the engine refuses those first): nothing to log */
+	CHECK(al_begin(a, (last + 1) * EXT, 4096) == 0 && al_updates(a) == 1 && al_active(a) == 1);
+	al_end(a, (last + 1) * EXT, 4096);
+	al_free(a);
+	rmdisk(d);
+}
+
+/* A crash with extents logged: the record survives (FUA) while unflushed
+ * data does not, the reopened log continues the sequence so its next
+ * record is the newest, and a clean al_clear leaves an empty log. */
+TEST(record_survives_a_crash_and_reopen_continues)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 1);
+	struct al *a = NULL;
+	uint8_t data[4096], back[4096];
+	uint64_t seq = 0;
+	memset(data, 0xab, sizeof data);
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 4, 0, NULL, NULL) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(al_begin(a, 3 * EXT, 4096) == 0 && disk_pwrite(d, data, sizeof data, 3 * EXT) == 0);
+	CHECK(al_begin(a, 7 * EXT, 4096) == 0);
+	/* crash with both writes in flight: no al_end, no al_clear, no flush */
+	al_free(a);
+	disk_close(d);
+	d = NULL;
+	CHECK(disk_open(&d, path, 0) == 0);
+	if (!d)
+		return;
+	CHECK(disk_pread(d, back, sizeof back, 3 * EXT) == 0 && back[0] == 0); /* the cut was real */
+	CHECK(on_disk(d, &sb, &seq) == (BIT(3) | BIT(7)) && seq == 2);
+
+	a = NULL;
+	CHECK(al_new(&a, d, &sb, sb.lay.data_size, 4, seq, NULL, NULL) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	/* a fresh log lists only what is written after the attach */
+	CHECK(touch(a, 9) == 0 && on_disk(d, &sb, &seq) == BIT(9) && seq == 3);
+	CHECK(al_clear(a) == 0 && al_active(a) == 0 && on_disk(d, &sb, &seq) == 0 && seq == 4);
+	/* a cleared extent is cold again */
+	CHECK(touch(a, 9) == 0 && al_updates(a) == 3 && on_disk(d, &sb, NULL) == BIT(9));
+	al_free(a);
+	rmdisk(d);
+}
+
+/* A crash while a record is written tears it: the previous one is used. */
+TEST(torn_newest_record_falls_back_to_the_previous)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct al *a = NULL;
+	uint64_t seq = 0;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 4, 0, NULL, NULL) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(touch(a, 1) == 0 && touch(a, 2) == 0); /* seq 1 in slot 1, seq 2 in slot 0 */
+	uint8_t b;
+	CHECK(pread(d->bfd, &b, 1, (off_t)(sb.lay.al_offset + 25)) == 1);
+	b ^= 0x40;
+	CHECK(pwrite(d->bfd, &b, 1, (off_t)(sb.lay.al_offset + 25)) == 1);
+	CHECK(on_disk(d, &sb, &seq) == BIT(1) && seq == 1);
+	al_free(a);
+	rmdisk(d);
+}
+
+/* al-extents below 1 is taken as 1: the log never names more than that. */
+TEST(al_extents_at_least_one)
+{
+	struct md_super sb;
+	struct disk *d = mkdisk(&sb, 0);
+	struct evictions ev = { .d = d, .sb = &sb, .still_logged = 1 };
+	struct al *a = NULL;
+	CHECK(d && al_new(&a, d, &sb, sb.lay.data_size, 0, 0, on_evict, &ev) == 0);
+	if (!a) {
+		rmdisk(d);
+		return;
+	}
+	CHECK(touch(a, 0) == 0 && touch(a, 1) == 0 && ev.n == 1 && ev.ext[0] == 0);
+	CHECK(al_active(a) == 1 && on_disk(d, &sb, NULL) == BIT(1) && ev.still_logged);
+	al_free(a);
+	rmdisk(d);
+}
+
+int main(void)
+{
+	return unit_main("al");
+}
