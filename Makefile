@@ -62,6 +62,7 @@ UNIT_al     := store/al store/meta store/disk base/util base/log
 UNIT_decide := repl/decide
 UNIT_ctl    := daemon/ctl base/util base/log
 UNIT_codec  := net/codec
+UNIT_state  := repl/state repl/evlog
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"

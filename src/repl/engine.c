@@ -12,18 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *role_name(enum role r)
-{
-	return r == ROLE_PRIMARY ? "Primary" : "Secondary";
-}
-
-const char *disk_state_name(enum disk_state d)
-{
-	static const char *n[] = { "Diskless", "Attaching", "Failed", "Inconsistent",
-				   "Outdated", "Consistent", "UpToDate" };
-	return (unsigned)d < ARRAY_SIZE(n) ? n[d] : "Unknown";
-}
-
 /* The engine_*_oos calls take ranges as they come (a peer's packet, a whole
  * extent at the end of the device, slot -1 while there is no sync source):
  * the part on the device counts and the rest is ignored, as it always was;

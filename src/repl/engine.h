@@ -17,10 +17,8 @@
 
 #include "disk.h"
 #include "meta.h"
+#include "state.h"
 #include "util.h"
-
-enum role { ROLE_SECONDARY, ROLE_PRIMARY };
-enum disk_state { DS_DISKLESS, DS_ATTACHING, DS_FAILED, DS_INCONSISTENT, DS_OUTDATED, DS_CONSISTENT, DS_UPTODATE };
 
 /* on-io-error (disk section): what a local I/O error does */
 enum io_error_policy { OIE_DETACH, OIE_PASS_ON, OIE_CALL_HANDLER };
@@ -58,6 +56,9 @@ struct engine {
 	struct engine_stats st;
 
 	pthread_mutex_t lock;          /* guards role, dstate and sb writes */
+	/* role and dstate: written only by their transition functions
+	 * (engine_set_role, engine_set_disk[_locked]) under `lock`, which check
+	 * the transition (state.h) and log it (evlog.h); read lock-free */
 	_Atomic int role;              /* enum role; read lock-free on the data path */
 	_Atomic int dstate;            /* enum disk_state */
 	struct md_super sb;
@@ -109,6 +110,13 @@ int engine_is_suspended(struct engine *e);
 
 /* An Outdated or Consistent disk is known current again (in memory). */
 void engine_set_uptodate(struct engine *e, const char *why);
+
+/* Disk state transition, the only way dstate changes: checked against
+ * state_disk_legal() (an illegal one is logged as a bug and refused with
+ * -EINVAL) and appended to the event log with `why`. The _locked variant:
+ * the caller holds e->lock. Lock order: q->lock (quorum) > e->lock > evlog. */
+int engine_set_disk(struct engine *e, enum disk_state to, const char *why);
+int engine_set_disk_locked(struct engine *e, enum disk_state to, const char *why);
 
 /* The local disk failed: go Diskless (I/O continues through the peer). */
 void engine_detach(struct engine *e, const char *why);
@@ -193,8 +201,5 @@ void engine_sync_target_abort(struct engine *e, struct peer *src);
  * `force` makes an Inconsistent/Consistent disk UpToDate with a new data
  * generation. msg[256] gets a human reason on refusal. */
 int engine_set_role(struct engine *e, enum role r, int force, char *msg);
-
-const char *role_name(enum role r);
-const char *disk_state_name(enum disk_state d);
 
 #endif

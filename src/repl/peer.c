@@ -27,18 +27,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-const char *conn_state_name(enum conn_state c)
-{
-	static const char *n[] = { "StandAlone", "Connecting", "Connected", "Disconnecting" };
-	return (unsigned)c < ARRAY_SIZE(n) ? n[c] : "?";
-}
-
-const char *repl_state_name(enum repl_state r)
-{
-	static const char *n[] = { "Off", "Established", "SyncSource", "SyncTarget" };
-	return (unsigned)r < ARRAY_SIZE(n) ? n[r] : "?";
-}
-
 void set_reason(struct peer *p, const char *fmt, ...)
 {
 	char buf[256];

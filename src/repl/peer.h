@@ -27,8 +27,6 @@
 struct peer;
 struct pending;
 
-enum conn_state { CS_STANDALONE, CS_CONNECTING, CS_CONNECTED, CS_DISCONNECTING };
-enum repl_state { RS_OFF, RS_ESTABLISHED, RS_SYNC_SOURCE, RS_SYNC_TARGET };
 
 struct listener;
 /* Start replicating `e` with `peer_host`; its inbound connections arrive
@@ -108,9 +106,6 @@ int peer_may_promote(struct peer *p, char *msg);
  * channel until it ends. No threads, no listener. Closes fd. */
 void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
 		   const struct cfg_host *ph, int fd);
-
-const char *conn_state_name(enum conn_state c);
-const char *repl_state_name(enum repl_state r);
 
 /* Status pieces for the daemon. */
 void peer_status_json(struct peer *p, struct strbuf *sb);
