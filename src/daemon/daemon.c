@@ -415,7 +415,7 @@ static int step_disk_state(struct up *u)
 	if (d->r->quorum != Q_OFF && d->e->dstate == DS_UPTODATE && cfg_disk_hosts(d->r) > 1) {
 		/* it may have been down while the others wrote: current again
 		 * once it meets its disk peer (docs/quorum.md) */
-		d->e->dstate = DS_CONSISTENT;
+		engine_set_disk(d->e, DS_CONSISTENT, "quorum: it may have missed writes while down");
 		log_info("quorum: disk Consistent until it meets its disk peer (it may have missed writes while down)");
 	}
 	const char *fen = cfg_get(d->r, SECT_NET, "fencing");

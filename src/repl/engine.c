@@ -2,6 +2,7 @@
 #include "engine.h"
 #include "al.h"
 #include "bitmap.h"
+#include "evlog.h"
 #include "log.h"
 #include "peer.h"
 #include "quorum.h"
@@ -11,6 +12,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ------------------------------------------------------------ states */
+
+int engine_set_disk_locked(struct engine *e, enum disk_state to, const char *why)
+{
+	int from = atomic_load(&e->dstate);
+	if (from == (int)to)
+		return 0;
+	if (!state_disk_legal(from, (int)to)) {
+		log_err("BUG: illegal disk transition %s -> %s refused (%s)", disk_state_name((enum disk_state)from),
+			disk_state_name(to), why);
+		return -EINVAL;
+	}
+	atomic_store(&e->dstate, (int)to);
+	evlog_emit(SO_DISK, e->res, NULL, from, (int)to, why);
+	return 0;
+}
+
+int engine_set_disk(struct engine *e, enum disk_state to, const char *why)
+{
+	pthread_mutex_lock(&e->lock);
+	int rc = engine_set_disk_locked(e, to, why);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+/* e->lock held. Release order: a frontend that sees the new role sees the
+ * superblock written before it. */
+static int role_set_locked(struct engine *e, enum role to, const char *why)
+{
+	int from = atomic_load(&e->role);
+	if (from == (int)to)
+		return 0;
+	if (!state_role_legal(from, (int)to)) {
+		log_err("BUG: illegal role transition %s -> %s refused (%s)", role_name((enum role)from),
+			role_name(to), why);
+		return -EINVAL;
+	}
+	atomic_store_explicit(&e->role, (int)to, memory_order_release);
+	evlog_emit(SO_ROLE, e->res, NULL, from, (int)to, why);
+	return 0;
+}
 
 /* The engine_*_oos calls take ranges as they come (a peer's packet, a whole
  * extent at the end of the device, slot -1 while there is no sync source):
@@ -205,7 +248,7 @@ int engine_open_diskless(struct engine **out, const char *res, const char *node)
 	struct engine *e = engine_alloc(res, node);
 	if (!e)
 		return -ENOMEM;
-	e->dstate = DS_DISKLESS;
+	/* (engine_alloc left it Diskless: no transition) */
 	snprintf(e->detach_reason, sizeof e->detach_reason, "diskless by configuration (disk none)");
 	*out = e;
 	return 0;
@@ -221,6 +264,7 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	err[0] = 0;
 	if (!e)
 		return -ENOMEM;
+	engine_set_disk(e, DS_ATTACHING, disk_path);
 	rc = disk_open(&e->disk, disk_path, 0);
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot open backing disk %s: %s%s", disk_path, strerror(-rc),
@@ -294,11 +338,11 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		goto fail;
 	}
 	if ((e->sb.flags & MDF_CONSISTENT) && (e->sb.flags & MDF_WAS_UP_TO_DATE))
-		e->dstate = DS_UPTODATE;
+		engine_set_disk(e, DS_UPTODATE, "attached: metadata says consistent and up to date");
 	else if (e->sb.flags & MDF_CONSISTENT)
-		e->dstate = DS_CONSISTENT;
+		engine_set_disk(e, DS_CONSISTENT, "attached: metadata says consistent, not known up to date");
 	else
-		e->dstate = DS_INCONSISTENT;
+		engine_set_disk(e, DS_INCONSISTENT, "attached: metadata says inconsistent");
 	if (e->sb.flags & MDF_CRASHED) {
 		log_warn("%s was not detached cleanly last time (daemon killed or machine crashed)", disk_path);
 		e->crashed_primary = !!(e->sb.flags & MDF_PRIMARY_IND);
@@ -333,7 +377,7 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 			}
 		}
 	}
-	e->role = ROLE_SECONDARY;
+	/* (engine_alloc made it Secondary: every node starts as one) */
 	e->sb.flags |= MDF_CRASHED;
 	e->sb.flags &= ~(uint32_t)(MDF_PRIMARY_IND | MDF_BM_CRC);
 	rc = md_write(e->disk, &e->sb);
@@ -430,7 +474,9 @@ void engine_resume(struct engine *e, const char *why)
 void engine_set_uptodate(struct engine *e, const char *why)
 {
 	pthread_mutex_lock(&e->lock);
-	int was = atomic_exchange(&e->dstate, DS_UPTODATE);
+	int was = atomic_load(&e->dstate);
+	if (engine_set_disk_locked(e, DS_UPTODATE, why))
+		was = DS_UPTODATE; /* refused (logged): nothing changed */
 	pthread_mutex_unlock(&e->lock);
 	if (was != DS_UPTODATE)
 		log_info("disk %s -> UpToDate: %s", disk_state_name((enum disk_state)was), why);
@@ -452,7 +498,8 @@ static void wait_resume(struct engine *e)
 void engine_detach(struct engine *e, const char *why)
 {
 	pthread_mutex_lock(&e->lock);
-	int was = atomic_exchange(&e->dstate, DS_DISKLESS);
+	int was = atomic_load(&e->dstate);
+	engine_set_disk_locked(e, DS_DISKLESS, why);
 	if (was != DS_DISKLESS)
 		snprintf(e->detach_reason, sizeof e->detach_reason, "%s", why);
 	pthread_mutex_unlock(&e->lock);
@@ -982,7 +1029,8 @@ int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int f
 			engine_mark_all_oos(e, slot);
 		atomic_store(&e->sync_slot, slot);
 		atomic_store(&e->sync_peer, src);
-		atomic_store(&e->dstate, DS_INCONSISTENT);
+		engine_set_disk_locked(e, DS_INCONSISTENT, full ? "resync target: full sync started"
+								: "resync target: bitmap sync started");
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
@@ -1029,7 +1077,7 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	if (!rc) {
 		atomic_store(&e->sync_slot, -1);
 		atomic_store(&e->sync_peer, NULL);
-		atomic_store(&e->dstate, DS_UPTODATE);
+		engine_set_disk_locked(e, DS_UPTODATE, "resync finished: same data as the source");
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
@@ -1176,13 +1224,14 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 			log_info("disk %s -> UpToDate (forced, new generation %016llx)",
 				 disk_state_name((enum disk_state)ds), (unsigned long long)nsb.uuid[UUID_CURRENT]);
 		if (!through)
-			e->dstate = DS_UPTODATE;
+			engine_set_disk_locked(e, DS_UPTODATE, force && ds != DS_UPTODATE
+				? "primary --force: this node's data is the good copy (new generation)" : "promoted");
 		if (e->role != ROLE_PRIMARY)
 			log_info("role Secondary -> Primary");
-		atomic_store_explicit(&e->role, ROLE_PRIMARY, memory_order_release);
+		role_set_locked(e, ROLE_PRIMARY, force ? "primary --force" : "primary");
 	} else {
 		if (e->role == ROLE_PRIMARY) {
-			atomic_store_explicit(&e->role, ROLE_SECONDARY, memory_order_release);
+			role_set_locked(e, ROLE_SECONDARY, "secondary");
 			/* writes admitted before the switch must be durable before we say so */
 			rc = disk_flush(e->disk);
 			struct md_super nsb = e->sb;

@@ -3,6 +3,7 @@
  * Part of the peer module: see peer.h and peer_int.h. */
 #include "peer_int.h"
 #include "decide.h"
+#include "evlog.h"
 #include "handler.h"
 #include "hs.h"
 #include "listener.h"
@@ -26,6 +27,51 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+/* p->lock held */
+static int state_to_locked(struct peer *p, enum state_obj o, _Atomic int *field, int to, const char *why)
+{
+	int from = atomic_load(field);
+	if (from == to)
+		return 0;
+	if (!state_legal(o, from, to)) {
+		if (o == SO_PEER_ROLE || o == SO_PEER_DISK)
+			log_warn("peer %s: reported %s %d is not a valid state; ignored (%s)", p->addr,
+				 state_obj_name(o), to, why);
+		else
+			log_err("BUG: peer %s: illegal %s transition %s -> %s refused (%s)", p->addr, state_obj_name(o),
+				state_value_name(o, from), state_value_name(o, to), why);
+		return -EINVAL;
+	}
+	atomic_store(field, to);
+	evlog_emit(o, p->e->res, p->ph->name, from, to, why);
+	return 0;
+}
+
+int peer_set_cstate(struct peer *p, enum conn_state to, const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	int rc = state_to_locked(p, SO_CONN, &p->cstate, (int)to, why);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int peer_set_repl(struct peer *p, enum repl_state to, const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	int rc = state_to_locked(p, SO_REPL, &p->repl, (int)to, why);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+int peer_set_peer_state(struct peer *p, int role, int disk, const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	int rc = role == PEER_STATE_KEEP ? 0 : state_to_locked(p, SO_PEER_ROLE, &p->peer_role, role, why);
+	int rc2 = disk == PEER_STATE_KEEP ? 0 : state_to_locked(p, SO_PEER_DISK, &p->peer_disk, disk, why);
+	pthread_mutex_unlock(&p->lock);
+	return rc ? rc : rc2;
+}
 
 void set_reason(struct peer *p, const char *fmt, ...)
 {
@@ -281,7 +327,10 @@ static void fence_peer(struct peer *p)
 
 static void teardown(struct peer *p)
 {
-	atomic_store(&p->cstate, atomic_load(&p->stopping) ? CS_DISCONNECTING : CS_CONNECTING);
+	if (atomic_load(&p->stopping) || atomic_load(&p->admin_down))
+		peer_set_cstate(p, CS_DISCONNECTING, atomic_load(&p->stopping) ? "shutting down" : "disconnect");
+	else
+		peer_set_cstate(p, CS_CONNECTING, "connection lost");
 	disconnect_sockets(p);
 	rs_stop(p);
 	if (p->meta_running) {
@@ -341,9 +390,8 @@ static void teardown(struct peer *p)
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_unlock(&p->msend);
 	pthread_mutex_unlock(&p->dsend);
-	atomic_store(&p->repl, RS_OFF);
-	atomic_store(&p->peer_role, -1);
-	atomic_store(&p->peer_disk, -1);
+	peer_set_repl(p, RS_OFF, "connection closed");
+	peer_set_peer_state(p, -1, -1, "connection closed");
 }
 
 static void *conn_main(void *arg)
@@ -354,7 +402,7 @@ static void *conn_main(void *arg)
 
 	while (!atomic_load(&p->stopping)) {
 		if (atomic_load(&p->admin_down)) {
-			atomic_store(&p->cstate, CS_STANDALONE);
+			peer_set_cstate(p, CS_STANDALONE, "disconnected by the administrator or refused by state");
 			pthread_mutex_lock(&p->admin_lock);
 			while (atomic_load(&p->admin_down) && !atomic_load(&p->stopping))
 				pthread_cond_wait(&p->admin_cond, &p->admin_lock);
@@ -362,7 +410,7 @@ static void *conn_main(void *arg)
 			backoff = 100;
 			continue;
 		}
-		atomic_store(&p->cstate, CS_CONNECTING);
+		peer_set_cstate(p, CS_CONNECTING, "connecting");
 		int rc = establish(p, hello, mine);
 		if (rc) {
 			if (rc == -ECANCELED && atomic_load(&p->stopping))
@@ -378,7 +426,7 @@ static void *conn_main(void *arg)
 			continue;
 		}
 		backoff = 100;
-		atomic_store(&p->cstate, CS_CONNECTED);
+		peer_set_cstate(p, CS_CONNECTED, "handshake done");
 		if ((rc = agree(p, hello, mine))) {
 			teardown(p);
 			if (atomic_load(&p->stopping))
@@ -403,7 +451,7 @@ static void *conn_main(void *arg)
 		if (!atomic_load(&p->stopping))
 			log_warn("peer %s: connection lost; writes are tracked in the bitmap until it returns", p->addr);
 	}
-	atomic_store(&p->cstate, CS_STANDALONE);
+	peer_set_cstate(p, CS_STANDALONE, "stopped");
 	return NULL;
 }
 
@@ -581,7 +629,7 @@ int peer_start(struct peer **out, struct engine *e, const struct cfg_resource *r
 	}
 	listener_route(l, ph->node_id, peer_inbound, p);
 	listener_route(l, -1, peer_inbound, p); /* unidentified callers get this peer's refusal */
-	atomic_store(&p->cstate, CS_CONNECTING);
+	peer_set_cstate(p, CS_CONNECTING, "started");
 	if (pthread_create(&p->thr, NULL, conn_main, p)) {
 		snprintf(err, 256, "cannot start the peer thread");
 		peer_stop(p);
@@ -719,7 +767,8 @@ void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct 
 	if (handshake(p, fd, &ch, "fuzz", hello, mine) == 0 && ch == CH_DATA) {
 		p->dfd = fd;
 		p->no_confirm = 1;
-		atomic_store(&p->cstate, CS_CONNECTED);
+		peer_set_cstate(p, CS_CONNECTING, "fuzzing: accepted");
+		peer_set_cstate(p, CS_CONNECTED, "fuzzing: handshake done");
 		if (agree(p, hello, mine) == 0)
 			data_loop(p);
 		teardown(p); /* closes fd */

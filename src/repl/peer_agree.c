@@ -270,12 +270,15 @@ static void agree_defer(struct peer *p, struct agreement *a)
 		 !related ? "how the two relate is not known here; the Primary resyncs the one behind"
 		 : (a->my_flags | a->peer_flags) & HF_BUSY_TARGET ? "the node behind is SyncTarget of another peer"
 								 : "a third node is Primary and resyncs the node behind");
-	if (behind && atomic_load(&e->dstate) == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY) {
+	int outdate = 0;
+	if (behind && atomic_load(&e->role) != ROLE_PRIMARY) {
 		pthread_mutex_lock(&e->lock);
-		atomic_store(&e->dstate, DS_OUTDATED);
+		outdate = atomic_load(&e->dstate) == DS_UPTODATE &&
+			  !engine_set_disk_locked(e, DS_OUTDATED, "a peer has newer data (resync deferred)");
 		pthread_mutex_unlock(&e->lock);
-		log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
 	}
+	if (outdate)
+		log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
 	a->d = D_NO_SYNC;
 	a->verdict = D_NO_SYNC;
 }
@@ -397,7 +400,7 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	atomic_store(&p->last_rx_ns, t0);
 	atomic_store(&p->lease_until_ns, t0 + p->lease_ns);
 	atomic_fetch_add(&p->conn_seq, 1);
-	atomic_store(&p->repl, RS_ESTABLISHED);
+	peer_set_repl(p, RS_ESTABLISHED, "connected and agreed");
 	atomic_store(&p->expect_target, target);
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
@@ -443,8 +446,7 @@ int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	if ((rc = confirm(p, a.verdict)))
 		return rc;
 	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
-	atomic_store(&p->peer_role, hello[HELLO_ROLE]);
-	atomic_store(&p->peer_disk, hello[HELLO_DISK]);
+	peer_set_peer_state(p, hello[HELLO_ROLE], hello[HELLO_DISK], "handshake");
 	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
 	if ((rc = agree_settle(p, &a)))
 		return rc;

@@ -72,9 +72,16 @@ struct peer {
 	pthread_cond_t admin_cond;
 	_Atomic int admin_down;    /* `disconnect` or a refusal by state: stay StandAlone */
 
-	pthread_mutex_t lock;      /* dfd/mfd changes, reason */
+	/* dfd/mfd changes, reason, and the four states below. A leaf: taken
+	 * under dsend/msend (teardown), rsctl (rs_start), never held while
+	 * taking another lock except the event log's (evlog.h). */
+	pthread_mutex_t lock;
 	int dfd, mfd;
 	char reason[256];
+	/* cstate (enum conn_state), repl (enum repl_state), and what the peer
+	 * last reported of itself: peer_role (enum role), peer_disk (enum
+	 * disk_state), -1 unknown. Written only by peer_set_cstate/_repl/
+	 * _peer_state under `lock` (checked, logged as events); read lock-free. */
 	_Atomic int cstate, repl, peer_role, peer_disk;
 	_Atomic int expect_target;     /* agree() decided this node is SyncTarget */
 	_Atomic int await_peer_bm;     /* SyncSource: the target's own marks come first */
@@ -155,6 +162,17 @@ struct peer {
 };
 
 /* peer.c */
+/* State transitions of this peer, the only way its states change: checked
+ * against state.h (an illegal one is logged as a bug and refused, -EINVAL)
+ * and appended to the event log with `why`. Take p->lock: the caller must
+ * not hold it. A transition to the current state does nothing. */
+int peer_set_cstate(struct peer *p, enum conn_state to, const char *why);
+int peer_set_repl(struct peer *p, enum repl_state to, const char *why);
+/* The peer's report of its role and disk (-1: unknown, not connected;
+ * PEER_STATE_KEEP: unchanged); a value outside the enums is refused
+ * (-EINVAL) and the old one kept. */
+#define PEER_STATE_KEEP (-2)
+int peer_set_peer_state(struct peer *p, int role, int disk, const char *why);
 void set_reason(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void disconnect_sockets(struct peer *p);
 void hello_uuids(struct peer *p, uint64_t *u);

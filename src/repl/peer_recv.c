@@ -532,7 +532,10 @@ static int rx_bitmap_done(struct rx_ctx *c, const struct wire_hdr *h, const unio
 {
 	struct peer *p = c->p;
 	(void)h, (void)k;
-	atomic_store(&p->repl, RS_SYNC_TARGET);
+	if (peer_set_repl(p, RS_SYNC_TARGET, "the source's bitmap is merged")) {
+		set_reason(p, "peer ended a bitmap this node had not been told a resync for; dropping the connection");
+		return -EPROTO;
+	}
 	send_pkt(p, CH_DATA, P_SYNC_ACK, 0, 0, NULL, 0, NULL, 0);
 	if (atomic_exchange(&p->sync_pending, 0) && engine_is_suspended(p->e))
 		engine_resume(p->e, "the peer is back; blocks this node lacks are read from it until synced");
@@ -556,9 +559,8 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	struct engine *e = p->e;
 	const struct pkt_state *s = &k->state;
 	(void)h;
-	atomic_store(&p->peer_role, s->role);
+	peer_set_peer_state(p, s->role, s->disk, "the peer reported its state");
 	atomic_store(&p->peer_was_primary, s->role == ROLE_PRIMARY);
-	atomic_store(&p->peer_disk, s->disk);
 	atomic_store(&p->peer_uuid, s->uuid);
 	log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)s->role),
 		 disk_state_name((enum disk_state)s->disk));
@@ -616,10 +618,12 @@ static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union
 			   "again (deferred until that one is done)");
 	else if (rc)
 		set_reason(p, "cannot start the resync: metadata write failed: %s", strerror(-rc));
-	else
-		log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
-			 (unsigned long long)k->sync_start.total);
-	return rc;
+	if (rc)
+		return rc;
+	peer_set_repl(p, RS_STARTING_SYNC_T, "the source started a resync; its bitmap follows");
+	log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
+		 (unsigned long long)k->sync_start.total);
+	return 0;
 }
 
 static int rx_sync_done(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
@@ -633,7 +637,7 @@ static int rx_sync_done(struct rx_ctx *c, const struct wire_hdr *h, const union 
 	pthread_rwlock_wrlock(&p->sync_lock);
 	engine_sync_target_done(e, k->sync_done.uuid, k->sync_done.gen_time);
 	pthread_rwlock_unlock(&p->sync_lock);
-	atomic_store(&p->repl, RS_ESTABLISHED);
+	peer_set_repl(p, RS_ESTABLISHED, "resync finished");
 	log_info("peer %s: resync finished, disk UpToDate", p->addr);
 	peers_state_changed(e, NULL);
 	kick_others(p, "this node finished its resync");

@@ -343,8 +343,8 @@ static void *rs_main(void *arg)
 		pthread_mutex_unlock(&e->lock);
 		codec_encode_sync_done(u, &sd);
 		send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, sizeof u, NULL, 0);
-		atomic_store(&p->peer_disk, DS_UPTODATE);
-		atomic_store(&p->repl, RS_ESTABLISHED);
+		peer_set_peer_state(p, PEER_STATE_KEEP, DS_UPTODATE, "resync finished");
+		peer_set_repl(p, RS_ESTABLISHED, "resync finished");
 		uint64_t ms = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
 		log_info("peer %s: resync finished: %llu bytes in %llu ms", p->addr,
 			 (unsigned long long)atomic_load(&p->sync_done), (unsigned long long)ms);
@@ -365,7 +365,10 @@ void rs_start(struct peer *p)
 		p->rs_running = 0;
 	}
 	atomic_store(&p->rs_stop, 0);
-	atomic_store(&p->repl, RS_SYNC_SOURCE);
+	if (peer_set_repl(p, RS_SYNC_SOURCE, "resync started")) {
+		pthread_mutex_unlock(&p->rsctl); /* (logged as a bug) */
+		return;
+	}
 	if (pthread_create(&p->rs_thr, NULL, rs_main, p) == 0)
 		p->rs_running = 1;
 	pthread_mutex_unlock(&p->rsctl);

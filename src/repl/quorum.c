@@ -615,9 +615,8 @@ static void evaluate_locked(struct quorum *q)
 	struct engine *e = q->e;
 	if (!have && had == 1) {
 		pthread_mutex_lock(&e->lock);
-		int outdated = atomic_load(&e->dstate) == DS_UPTODATE;
-		if (outdated)
-			atomic_store(&e->dstate, DS_OUTDATED);
+		int outdated = atomic_load(&e->dstate) == DS_UPTODATE &&
+			       !engine_set_disk_locked(e, DS_OUTDATED, "quorum lost: the other partition may be writing");
 		pthread_mutex_unlock(&e->lock);
 		if (outdated) {
 			log_warn("disk Outdated: without quorum the other partition may be writing");
@@ -691,12 +690,15 @@ static void evaluate_locked(struct quorum *q)
 	}
 	/* a voter recorded that the disk peer went on without this node */
 	const char *recorder = q->peer && !pv.usable ? left_behind(q) : NULL;
+	int outdate = 0;
 	if (recorder && atomic_load(&e->dstate) == DS_UPTODATE) {
 		pthread_mutex_lock(&e->lock);
-		atomic_store(&e->dstate, DS_OUTDATED);
+		outdate = atomic_load(&e->dstate) == DS_UPTODATE &&
+			  !engine_set_disk_locked(e, DS_OUTDATED, "a voter recorded that the disk peer went on without this node");
 		pthread_mutex_unlock(&e->lock);
-		log_warn("disk Outdated: %s recorded that %s went on without this node", recorder, q->peer_host->name);
 	}
+	if (outdate)
+		log_warn("disk Outdated: %s recorded that %s went on without this node", recorder, q->peer_host->name);
 	apply(q, why);
 	pthread_mutex_unlock(&q->lock);
 }
