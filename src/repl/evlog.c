@@ -2,6 +2,7 @@
 #include "evlog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,14 +15,21 @@ static struct {
 	pthread_mutex_t m;
 	struct evlog_event ring[EVLOG_RING];
 	uint64_t first, next;
-	int efd;               /* 0: not made yet (fd 0 is never ours: stdin) */
+	int efd;               /* made on first use; -errno if it could not be */
+	int efd_made;
 } L = { .m = PTHREAD_MUTEX_INITIALIZER, .first = 1, .next = 1 };
 
 static int efd_locked(void)
 {
-	if (L.efd <= 0) {
+	if (!L.efd_made) {
+		L.efd_made = 1;
 		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		L.efd = fd < 0 ? -errno : fd;
+		/* above the standard fds, which the daemon points at /dev/null
+		 * when it detaches */
+		int hi = fd < 0 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (fd >= 0)
+			close(fd);
+		L.efd = hi < 0 ? -errno : hi;
 	}
 	return L.efd;
 }
@@ -44,7 +52,7 @@ void evlog_emit(enum state_obj obj, const char *res, const char *peer, int from,
 	snprintf(ev->why, sizeof ev->why, "%s", why ? why : "");
 	int fd = efd_locked();
 	pthread_mutex_unlock(&L.m);
-	if (fd > 0) {
+	if (fd >= 0) {
 		uint64_t one = 1;
 		(void)!write(fd, &one, sizeof one);
 	}

@@ -163,7 +163,7 @@ TEST(event_ring_order_and_loss)
 	while (evlog_read(&slow, &ev, &lost))
 		n++;
 	CHECK(n == EVLOG_RING && lost == 5);
-	CHECK(evlog_fd() > 0);
+	CHECK(evlog_fd() >= 3);
 }
 
 int main(void)
