@@ -1,5 +1,5 @@
 /* cmd_ctl — commands that talk to a running daemon: down, primary,
- * secondary, status, events. */
+ * secondary, status (events: cmd_events.c). */
 #include "cli.h"
 #include "ctl.h"
 #include "daemon.h"
@@ -152,53 +152,6 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	}
 	(void)shown;
 	return worst;
-}
-
-int cmd_events(struct cli *cli, int argc, char **argv)
-{
-	const char *res = NULL;
-	int once = 0, rc;
-	char *last[64] = { 0 };
-
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--once"))
-			once = 1;
-		else if (argv[i][0] == '-' || res) {
-			fprintf(stderr, "dipole events: unexpected argument '%s'\n", argv[i]);
-			return EXIT_USAGE;
-		} else
-			res = argv[i];
-	}
-	if ((rc = cli_load(cli, 0)))
-		return rc;
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	for (;;) {
-		for (int i = 0; i < cli->cfg->nres && i < 64; i++) {
-			const char *n = cli->cfg->res[i].name;
-			struct strbuf b = { 0 };
-			if (res && strcmp(res, n))
-				continue;
-			rc = request(cli, n, "state", -1, &b);
-			if (rc == EXIT_STATE)
-				strbuf_printf(&b, "down\n");
-			if (b.buf && (!last[i] || strcmp(last[i], b.buf))) {
-				char ts[40];
-				struct timespec t;
-				clock_gettime(CLOCK_REALTIME, &t);
-				strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t.tv_sec));
-				printf("%s %s %s", ts, n, b.buf);
-				free(last[i]);
-				last[i] = xstrdup(b.buf);
-			}
-			strbuf_free(&b);
-		}
-		if (once)
-			break;
-		usleep(200 * 1000);
-	}
-	for (int i = 0; i < 64; i++)
-		free(last[i]);
-	return EXIT_OK;
 }
 
 int cmd_connect(struct cli *cli, int argc, char **argv)

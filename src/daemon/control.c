@@ -4,10 +4,12 @@
  *
  * Every handler runs on the daemon's main thread, one request at a time, and
  * replies with an exit code of ../shared/design.md "Command line": 0 done,
- * 1 failed, 2 not understood, 3 refused by the state.
+ * 1 failed, 2 not understood, 3 refused by the state; but `events`, whose
+ * connection the events thread (events.h) keeps and streams on.
  */
 #include "daemon_int.h"
 #include "ctl.h"
+#include "events.h"
 #include "loopdev.h"
 
 #include <errno.h>
@@ -45,6 +47,15 @@ static int do_state(void *ctx, int fd, const struct ctl_req *req)
 {
 	(void)req;
 	return reply_body(fd, ctx, status_state_line);
+}
+
+/* The connection stays open: the events thread streams on it. */
+static int do_events(void *ctx, int fd, const struct ctl_req *req)
+{
+	(void)ctx;
+	(void)req;
+	events_subscribe(fd);
+	return 0;
 }
 
 static int do_primary(void *ctx, int fd, const struct ctl_req *req)
@@ -218,6 +229,7 @@ static const struct ctl_cmd commands[] = {
 	{ "status", NULL, do_status },
 	{ "status-json", NULL, do_status_json },
 	{ "state", NULL, do_state },
+	{ "events", NULL, do_events },
 	{ "primary", force_opt, do_primary },
 	{ "secondary", NULL, do_secondary },
 	{ "resume-io", NULL, do_resume_io },

@@ -69,6 +69,25 @@ int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf
 	return code;
 }
 
+int ctl_open(const char *sock_path, const char *req)
+{
+	struct sockaddr_un a;
+	int fd, rc;
+
+	if ((rc = mkaddr(sock_path, &a)))
+		return rc;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 || (rc = write_full(fd, req, strlen(req))) ||
+	    (rc = write_full(fd, "\n", 1))) {
+		rc = rc ? rc : -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 int ctl_listen(const char *sock_path)
 {
 	struct sockaddr_un a;

@@ -23,6 +23,11 @@ enum exit_code { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STATE = 3 };
  * -ENOENT / -ECONNREFUSED when no daemon is listening. */
 int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf *body);
 
+/* Connect to the daemon at `sock_path` and send `req`, for a request whose
+ * answer is a stream (events): returns the connected fd, to read the reply
+ * line and what follows from, or -errno (-ENOENT / -ECONNREFUSED: no daemon). */
+int ctl_open(const char *sock_path, const char *req);
+
 /* Server side: listen on `sock_path` (removing a stale socket). */
 int ctl_listen(const char *sock_path);
 /* Accept one request: returns a connected fd and the request line in req[256],

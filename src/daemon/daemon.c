@@ -19,6 +19,7 @@
 #include "ctl.h"
 #include "handler.h"
 #include "engine.h"
+#include "events.h"
 #include "fusedev.h"
 #include "log.h"
 #include "listener.h"
@@ -493,6 +494,41 @@ static int step_become_primary(struct up *u)
 	return EXIT_OK;
 }
 
+/* `dipole events` (events.h): the thread starts early, so that it streams
+ * the transitions of startup and shutdown too; the state line, which reads
+ * the peers and the quorum, only between the last step and the first undo. */
+static int step_events(struct up *u)
+{
+	(void)u;
+	int rc = events_start();
+	if (rc)
+		log_warn("cannot start the events thread: %s; 'dipole events' will fail", strerror(-rc));
+	return EXIT_OK;
+}
+
+static void step_events_stop(struct up *u)
+{
+	(void)u;
+	events_stop();
+}
+
+static void events_state_line(void *arg, struct strbuf *sb)
+{
+	status_state_line(arg, sb);
+}
+
+static int step_events_state(struct up *u)
+{
+	events_state(events_state_line, &u->d);
+	return EXIT_OK;
+}
+
+static void step_events_no_state(struct up *u)
+{
+	(void)u;
+	events_state(NULL, NULL);
+}
+
 static int step_control(struct up *u)
 {
 	struct daemon *d = &u->d;
@@ -521,11 +557,13 @@ static const struct up_step {
 	{ "check the device path", step_device_path, NULL },
 	{ "attach the engine", step_engine, step_engine_close },
 	{ "daemonize", step_daemonize, NULL },
+	{ "start the events thread", step_events, step_events_stop },
 	{ "set the starting disk state", step_disk_state, NULL },
 	{ "start the exports", step_exports, step_exports_stop },
 	{ "start peers and quorum", step_replication, step_replication_stop },
 	{ "become-primary-on", step_become_primary, NULL },
 	{ "open the control socket", step_control, NULL },
+	{ "give events the state line", step_events_state, step_events_no_state },
 };
 
 /* Stop the first n steps, the last started first. */

@@ -43,7 +43,9 @@ struct daemon {
 };
 /* Status of the resource for `dipole status`: human text, one JSON object
  * (../shared/design.md "Command line"), and the one-line state `events`
- * compares. Each appends to sb; caller is the main thread. */
+ * compares. Each appends to sb; caller is the main thread, and for the state
+ * line also the events thread (events.h; it reads atomics and takes the
+ * engine's, peers' and quorum's own locks). */
 void status_text(struct daemon *d, struct strbuf *sb);
 void status_json(struct daemon *d, struct strbuf *sb);
 void status_state_line(struct daemon *d, struct strbuf *sb);
