@@ -141,17 +141,18 @@ static int peer_setup(struct daemon *d, char *err)
 			d->npeers++;
 		}
 		d->peer = d->peers[0];
+		/* all at once, after every peer started (as the engine's replicas) */
 		for (int i = 0; i < d->npeers; i++)
-			d->e->peers[i] = d->peers[i];
-		d->e->npeers = d->npeers;
+			engine_add_replica(d->e, &peer_replica_ops, d->peers[i], peer_slot(d->peers[i]));
 	}
 	if (d->r->nhosts > 2 || d->r->quorum != Q_OFF || d->h->diskless) {
 		if (!d->lsn && (rc = listener_open(&d->lsn, d->h->address, d->h->name, err)))
 			return rc;
-		if ((rc = quorum_start(&d->quorum, d->h->diskless ? NULL : d->e, d->peers, d->npeers, d->r, d->h, d->lsn, err)))
+		if ((rc = quorum_start(&d->quorum, d->h->diskless ? NULL : d->e, d->r, d->h, d->lsn, err)))
 			return rc;
-		d->e->quorum = d->quorum;
 	}
+	/* the one rule for writes a peer missed (quorum's, or fencing's) */
+	engine_set_write_policy(d->e, quorum_write_policy(d->quorum, d->e));
 	if (d->lsn && (rc = listener_start(d->lsn))) {
 		snprintf(err, 256, "cannot start the listener thread");
 		return rc;
@@ -164,7 +165,7 @@ static void peers_stop(struct daemon *d)
 {
 	/* the engine forgets them first: nothing new reaches a stopped peer */
 	if (d->e)
-		d->e->npeers = 0;
+		engine_clear_replicas(d->e);
 	for (int i = 0; i < d->npeers; i++)
 		peer_stop(d->peers[i]);
 	d->npeers = 0;
@@ -458,7 +459,7 @@ static void step_replication_stop(struct up *u)
 	listener_close(d->lsn);
 	d->lsn = NULL;
 	peers_stop(d);
-	d->e->quorum = NULL;
+	engine_set_write_policy(d->e, quorum_write_policy(NULL, d->e));
 	quorum_free(d->quorum);
 	d->quorum = NULL;
 }

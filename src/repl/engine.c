@@ -4,8 +4,6 @@
 #include "bitmap.h"
 #include "evlog.h"
 #include "log.h"
-#include "peer.h"
-#include "quorum.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -123,6 +121,31 @@ static int super_commit(struct engine *e, struct md_super *nsb)
 		unsure_sync(e);
 	}
 	return rc;
+}
+
+int engine_add_replica(struct engine *e, const struct replica_ops *ops, void *ctx, int slot)
+{
+	if (e->npeers >= MD_MAX_PEERS)
+		return -ENOSPC;
+	e->rep[e->npeers] = (struct replica){ ops, ctx, slot };
+	e->npeers++;
+	return 0;
+}
+
+void engine_clear_replicas(struct engine *e)
+{
+	e->npeers = 0;
+}
+
+void engine_set_write_policy(struct engine *e, struct write_policy wp)
+{
+	e->policy = wp;
+}
+
+void engine_notify_replicas(struct engine *e)
+{
+	for (int i = 0; i < e->npeers; i++)
+		e->rep[i].ops->state_changed(e->rep[i].ctx);
 }
 
 int engine_bind_slot(struct engine *e, int node_id, char *err)
@@ -507,8 +530,7 @@ void engine_detach(struct engine *e, const char *why)
 		return;
 	log_err("local disk failed (%s): detached, disk Diskless%s", why,
 		e->npeers ? "; reads and writes now go to the peers" : "; I/O fails from now on");
-	for (int i = 0; i < e->npeers; i++)
-		peer_state_changed(e->peers[i]);
+	engine_notify_replicas(e);
 }
 
 /* A local I/O error, handled per on-io-error. Returns 1 when the disk was
@@ -546,35 +568,56 @@ static int count_err(struct engine *e, int rc)
 	return rc;
 }
 
-/* A peer whose disk can serve reads this node cannot: the sync source while
- * SyncTarget, else any connected UpToDate peer. NULL when none. */
-static struct peer *read_peer(struct engine *e)
+/* The registered replica with this ctx, or NULL. */
+static const struct replica *replica_of(struct engine *e, void *ctx)
 {
-	struct peer *src = atomic_load(&e->sync_peer);
-	if (src)
-		return peer_can_read(src) ? src : NULL;
+	for (int i = 0; ctx && i < e->npeers; i++)
+		if (e->rep[i].ctx == ctx)
+			return &e->rep[i];
+	return NULL;
+}
+
+static int rep_can_read(const struct replica *r)
+{
+	return r->ops->can_read(r->ctx);
+}
+
+static int rep_read(const struct replica *r, void *buf, size_t len, uint64_t off)
+{
+	return r->ops->read(r->ctx, buf, len, off);
+}
+
+/* A replica whose disk can serve reads this node cannot: the sync source
+ * while SyncTarget, else any connected UpToDate one. NULL when none. */
+static const struct replica *read_peer(struct engine *e)
+{
+	void *src = atomic_load(&e->sync_src);
+	if (src) {
+		const struct replica *r = replica_of(e, src);
+		return r && rep_can_read(r) ? r : NULL;
+	}
 	for (int i = 0; i < e->npeers; i++)
-		if (peer_can_read(e->peers[i]))
-			return e->peers[i];
+		if (rep_can_read(&e->rep[i]))
+			return &e->rep[i];
 	return NULL;
 }
 
 static int read_remote(struct engine *e, void *buf, size_t len, uint64_t off)
 {
-	struct peer *p = read_peer(e);
-	return p ? peer_read(p, buf, len, off) : -EIO;
+	const struct replica *r = read_peer(e);
+	return r ? rep_read(r, buf, len, off) : -EIO;
 }
 
 /* Inconsistent disk: blocks this node lacks come from a peer. While
  * SyncTarget the source's slot says which; before that, everything does. */
 static int read_unsynced(struct engine *e, void *buf, size_t len, uint64_t off)
 {
-	struct peer *src = read_peer(e);
+	const struct replica *src = read_peer(e);
 	int slot = atomic_load(&e->sync_slot);
 	if (!src)
 		return -EIO;
-	if (slot < 0 || src != atomic_load(&e->sync_peer) || !peer_is_sync_target(src))
-		return peer_read(src, buf, len, off);
+	if (slot < 0 || src->ctx != atomic_load(&e->sync_src) || !src->ops->is_sync_target(src->ctx))
+		return rep_read(src, buf, len, off);
 	uint64_t pos = off, end = off + len;
 	while (pos < end) {
 		uint64_t b = pos / MD_BLOCK;
@@ -585,7 +628,7 @@ static int read_unsynced(struct engine *e, void *buf, size_t len, uint64_t off)
 		if (run > end)
 			run = end;
 		uint8_t *dst = (uint8_t *)buf + (pos - off);
-		int rc = remote ? peer_read(src, dst, run - pos, pos) : disk_pread(e->disk, dst, run - pos, pos);
+		int rc = remote ? rep_read(src, dst, run - pos, pos) : disk_pread(e->disk, dst, run - pos, pos);
 		if (rc)
 			return rc;
 		pos = run;
@@ -656,7 +699,7 @@ struct fan {
 static void fan_begin(struct engine *e, struct fan *f, const void *buf, size_t len, uint64_t off, unsigned df)
 {
 	if (e->npeers == 1) {
-		f->pd[0] = peer_write_begin(e->peers[0], buf, len, off, df, 0);
+		f->pd[0] = e->rep[0].ops->write_begin(e->rep[0].ctx, buf, len, off, df, 0);
 		return;
 	}
 	/* every peer gets the writes in the same order: a Secondary's applied
@@ -665,7 +708,7 @@ static void fan_begin(struct engine *e, struct fan *f, const void *buf, size_t l
 	pthread_mutex_lock(&e->fanout);
 	uint32_t stamp = ++e->wstamp;
 	for (int i = 0; i < e->npeers; i++)
-		f->pd[i] = peer_write_begin(e->peers[i], buf, len, off, df, stamp);
+		f->pd[i] = e->rep[i].ops->write_begin(e->rep[i].ctx, buf, len, off, df, stamp);
 	pthread_mutex_unlock(&e->fanout);
 }
 
@@ -675,11 +718,11 @@ static int fan_end(struct engine *e, struct fan *f, uint64_t off, uint64_t len)
 {
 	int n = 0;
 	for (int i = 0; i < e->npeers; i++) {
-		f->ok[i] = peer_write_end(e->peers[i], f->pd[i]);
+		f->ok[i] = e->rep[i].ops->write_end(e->rep[i].ctx, f->pd[i]);
 		if (f->ok[i])
 			n++;
 		else
-			engine_mark_oos(e, peer_slot(e->peers[i]), off, len);
+			engine_mark_oos(e, e->rep[i].slot, off, len);
 	}
 	return n;
 }
@@ -748,7 +791,7 @@ static int unsynced_write(struct engine *e, enum op k, const void *buf, size_t l
 			  int no_hole, unsigned df)
 {
 	struct edges g = { { off / MD_BLOCK, (off + len - 1) / MD_BLOCK }, { 0, 0 }, { 0, 0 }, NULL };
-	struct peer *src = read_peer(e);
+	const struct replica *src = read_peer(e);
 	int slot = atomic_load(&e->sync_slot);
 	int rc;
 
@@ -768,7 +811,7 @@ static int unsynced_write(struct engine *e, enum op k, const void *buf, size_t l
 				return -ENOMEM;
 			uint64_t bs = g.blk[i] * MD_BLOCK, bl = e->size - bs < MD_BLOCK ? e->size - bs : MD_BLOCK;
 			memset(g.buf + i * MD_BLOCK, 0, MD_BLOCK);
-			if ((rc = peer_read(src, g.buf + i * MD_BLOCK, bl, bs)))
+			if ((rc = rep_read(src, g.buf + i * MD_BLOCK, bl, bs)))
 				goto out;
 			g.have[i] = 1;
 		}
@@ -779,7 +822,7 @@ static int unsynced_write(struct engine *e, enum op k, const void *buf, size_t l
 		/* the write counts when the sync source has it */
 		int ok = 0;
 		for (int i = 0; i < e->npeers; i++)
-			ok |= f.ok[i] && (e->peers[i] == src || e->npeers == 1);
+			ok |= f.ok[i] && (&e->rep[i] == src || e->npeers == 1);
 		if (rc == -EAGAIN) {
 			if (!unsynced(e))
 				break; /* the sync finished meanwhile: the normal path */
@@ -793,6 +836,56 @@ static int unsynced_write(struct engine *e, enum op k, const void *buf, size_t l
 out:
 	free(g.buf);
 	return rc;
+}
+
+/* ---- the write policy (replica.h): the one place that decides */
+
+static enum write_verdict policy_decide(struct engine *e, struct missed_write *m)
+{
+	struct write_policy wp = e->policy;
+	if (!wp.decide)
+		return m->frozen ? WV_HOLD : WV_COMPLETE; /* no policy (tests, fuzzing) */
+	return wp.decide(wp.ctx, m);
+}
+
+/* A write `acks` replicas have and the others missed: complete, hold or
+ * fail. Cold path: the views are taken only here. */
+static enum write_verdict missed_verdict(struct engine *e, const struct fan *f, int acks)
+{
+	struct missed_write m;
+	memset(&m, 0, offsetof(struct missed_write, missed));
+	m.primary = atomic_load(&e->role) == ROLE_PRIMARY;
+	m.replicas = e->npeers;
+	m.acks = acks;
+	for (int i = 0; i < e->npeers; i++)
+		if (!f->ok[i])
+			e->rep[i].ops->view(e->rep[i].ctx, &m.missed[m.nmissed++]);
+	m.by_quorum = 0;
+	m.frozen = engine_is_suspended(e);
+	enum write_verdict v = policy_decide(e, &m);
+	if (v == WV_COMPLETE && !m.frozen && engine_is_suspended(e)) {
+		/* frozen meanwhile (another write's hold): this one waits too */
+		m.frozen = 1;
+		v = policy_decide(e, &m);
+	}
+	return v;
+}
+
+enum write_verdict engine_replica_lost(struct engine *e, const struct replica_view *v, int *by_quorum)
+{
+	struct missed_write m;
+	memset(&m, 0, offsetof(struct missed_write, missed));
+	m.lost = 1;
+	m.primary = atomic_load(&e->role) == ROLE_PRIMARY;
+	m.replicas = e->npeers;
+	m.acks = e->npeers > 0 ? e->npeers - 1 : 0;
+	m.nmissed = 1;
+	m.missed[0] = *v;
+	m.by_quorum = 0;
+	enum write_verdict wv = policy_decide(e, &m);
+	if (by_quorum)
+		*by_quorum = m.by_quorum;
+	return wv;
 }
 
 /* Every write-like request: replicated, and on a SyncTarget the blocks it
@@ -833,27 +926,16 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		rc = unsynced(e) ? -EAGAIN : local_op(e, k, buf, len, off, fua, no_hole);
 		int n = e->npeers ? fan_end(e, &f, off, len) : 0;
 		int ok = e->npeers && n == e->npeers;
-		int hold = 0;
 		uint32_t missed = 0;
-		/* several disk peers with quorum: the write must be on enough disks */
-		int multiq = e->npeers > 1 && quorum_enabled(e->quorum);
 		for (int i = 0; !ok && i < e->npeers; i++)
 			if (!f.ok[i])
-				missed |= 1u << peer_slot(e->peers[i]);
-		if (multiq && !ok && !rc && !engine_is_suspended(e))
-			hold = quorum_hold_write_acks(e->quorum, n);
-		for (int i = 0; !multiq && !ok && !rc && i < e->npeers && !engine_is_suspended(e); i++) {
-			if (f.ok[i])
-				continue;
-			int h = peer_must_hold(e->peers[i]);
-			if (h < 0 || (h > 0 && hold == 0))
-				hold = h;
-		}
-		if (hold < 0) {
+				missed |= 1u << e->rep[i].slot;
+		enum write_verdict v = e->npeers && !ok && !rc ? missed_verdict(e, &f, n) : WV_COMPLETE;
+		if (v == WV_FAIL) {
 			rc = -EIO; /* on-no-quorum io-error: not a local disk error */
 			break;
 		}
-		if (e->npeers && !ok && !rc && (engine_is_suspended(e) || hold)) {
+		if (v != WV_COMPLETE) {
 			/* I/O is frozen (a peer's fate is open): this write is not
 			 * done until it can be replicated again, or I/O is resumed */
 			wait_resume(e);
@@ -863,8 +945,8 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 			}
 			int back = 0;
 			for (int i = 0; i < e->npeers; i++)
-				back |= !f.ok[i] && peer_is_connected(e->peers[i]);
-			if (back || multiq)
+				back |= !f.ok[i] && e->rep[i].ops->is_connected(e->rep[i].ctx);
+			if (back || v == WV_HOLD_RESEND)
 				continue;
 			if (atomic_load(&e->io_fail)) {
 				rc = -EIO;
@@ -911,10 +993,10 @@ int engine_flush(struct engine *e)
 	struct pending *pd[MD_MAX_PEERS];
 	int any = 0, prc = 0;
 	for (int i = 0; i < e->npeers; i++)
-		any |= (pd[i] = peer_flush_begin(e->peers[i])) != NULL;
+		any |= (pd[i] = e->rep[i].ops->flush_begin(e->rep[i].ctx)) != NULL;
 	int rc = diskless(e) ? 0 : disk_flush(e->disk);
 	for (int i = 0; i < e->npeers; i++) {
-		int r = peer_flush_end(e->peers[i], pd[i]);
+		int r = e->rep[i].ops->flush_end(e->rep[i].ctx, pd[i]);
 		if (!prc)
 			prc = r;
 	}
@@ -1010,11 +1092,11 @@ int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t 
 	return 0;
 }
 
-int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int full)
+int engine_sync_target_begin(struct engine *e, void *src, int slot, int full)
 {
 	pthread_mutex_lock(&e->lock);
 	/* one source at a time: two resyncs may have been agreed at once */
-	struct peer *cur = atomic_load(&e->sync_peer);
+	void *cur = atomic_load(&e->sync_src);
 	if (cur && cur != src) {
 		pthread_mutex_unlock(&e->lock);
 		return -EBUSY;
@@ -1028,7 +1110,7 @@ int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int f
 		if (full)
 			engine_mark_all_oos(e, slot);
 		atomic_store(&e->sync_slot, slot);
-		atomic_store(&e->sync_peer, src);
+		atomic_store(&e->sync_src, src);
 		engine_set_disk_locked(e, DS_INCONSISTENT, full ? "resync target: full sync started"
 								: "resync target: bitmap sync started");
 	}
@@ -1076,7 +1158,7 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 		rc = super_commit(e, &nsb);
 	if (!rc) {
 		atomic_store(&e->sync_slot, -1);
-		atomic_store(&e->sync_peer, NULL);
+		atomic_store(&e->sync_src, NULL);
 		engine_set_disk_locked(e, DS_UPTODATE, "resync finished: same data as the source");
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -1114,8 +1196,8 @@ int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 	pthread_mutex_unlock(&e->lock);
 	/* several peers: those still connected follow into the new generation
 	 * (P_STATE, in order with the writes that belong to it) */
-	for (int i = 0; need && e->npeers > 1 && i < e->npeers; i++)
-		peer_state_changed(e->peers[i]);
+	if (need && e->npeers > 1)
+		engine_notify_replicas(e);
 	return rc;
 }
 
@@ -1173,10 +1255,15 @@ int engine_sync_source_done(struct engine *e, int slot)
 	return rc;
 }
 
-void engine_sync_target_abort(struct engine *e, struct peer *src)
+void *engine_sync_source(struct engine *e)
 {
-	struct peer *want = src;
-	if (atomic_compare_exchange_strong(&e->sync_peer, &want, NULL))
+	return atomic_load(&e->sync_src);
+}
+
+void engine_sync_target_abort(struct engine *e, void *src)
+{
+	void *want = src;
+	if (atomic_compare_exchange_strong(&e->sync_src, &want, NULL))
 		atomic_store(&e->sync_slot, -1);
 }
 
@@ -1189,7 +1276,7 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 	if (r == ROLE_PRIMARY) {
 		int ds = e->dstate;
 		for (int i = 0; i < e->npeers && e->role != ROLE_PRIMARY; i++)
-			if ((rc = peer_may_promote(e->peers[i], msg)))
+			if ((rc = e->rep[i].ops->may_promote(e->rep[i].ctx, msg)))
 				goto out;
 		/* a SyncTarget may be Primary: what it lacks is read from the peer */
 		int through = !force && ds == DS_INCONSISTENT && read_peer(e);
@@ -1244,15 +1331,15 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 		}
 	}
 	for (int i = 0; r == ROLE_PRIMARY && !force && i < e->npeers; i++)
-		if (!peer_is_connected(e->peers[i]))
-			rotate |= 1u << peer_slot(e->peers[i]);
+		if (!e->rep[i].ops->is_connected(e->rep[i].ctx))
+			rotate |= 1u << e->rep[i].slot;
 out:
 	pthread_mutex_unlock(&e->lock);
 	/* Primary without a peer: what it writes from now on is a new
 	 * generation that peer does not have */
 	if (!rc && rotate)
 		engine_new_generation(e, (uint32_t)rotate, "Primary while a peer is not connected");
-	for (int i = 0; !rc && i < e->npeers; i++)
-		peer_state_changed(e->peers[i]);
+	if (!rc)
+		engine_notify_replicas(e);
 	return rc;
 }

@@ -5,6 +5,19 @@
  * engine does not know which frontend called. Data path calls take no global
  * lock: counters and bitmap bits are atomics; the state lock (`lock`) guards
  * role/disk-state changes and metadata writes only.
+ *
+ * Replicas: the engine knows the disk peers only as replicas (replica.h), an
+ * operations table with a context each, and asks one write policy what to do
+ * with a write some of them missed. engine.c includes neither peer.h nor
+ * quorum.h; peer and quorum include this header.
+ *
+ * Lock order (outermost first; peer_int.h and quorum.c have the rest):
+ *   quorum eval_lock -> quorum lock -> `lock`
+ *   peer sync_lock -> `lock`                 (resync begin/done)
+ *   `fanout` -> peer sync_lock -> peer dsend (every write's fan-out)
+ * `lock` and `fanout` are never held together. With `lock` held the engine
+ * calls no replica op but may_promote (lock-free) and no policy; the write
+ * policy is called with no engine lock held, since it may suspend I/O.
  * All functions return 0 or a negative errno.
  */
 #ifndef DIPOLE_ENGINE_H
@@ -17,6 +30,7 @@
 
 #include "disk.h"
 #include "meta.h"
+#include "replica.h"
 #include "state.h"
 #include "util.h"
 
@@ -31,7 +45,6 @@ struct engine_stats {
 	atomic_uint_fast64_t reads, writes, flushes, trims, io_errors;
 };
 
-struct peer;
 struct bitmap;
 
 /* A read-only view of one slot's bitmap words (struct bitmap owns them),
@@ -43,19 +56,26 @@ struct bmslot {
 
 struct engine {
 	char res[64], node[64];
-	/* disk peers, set once by the daemon before I/O starts; peer i uses
-	 * the slot engine_bind_slot gave it */
-	struct peer *peers[MD_MAX_PEERS];
+	/* replicas (replica.h: the disk peers), registered by the daemon
+	 * before I/O starts (engine_add_replica); replica i uses the slot
+	 * engine_bind_slot gave it. npeers drops to 0 at shutdown. */
+	struct replica rep[MD_MAX_PEERS];
 	int npeers;
-	struct peer *_Atomic sync_peer; /* SyncTarget: the source whose slot holds what this node lacks */
+	void *_Atomic sync_src;        /* SyncTarget: ctx of the source whose slot holds what this node lacks */
 	_Atomic int sync_slot;         /* its slot, -1 none */
-	struct quorum *quorum;         /* set once by the daemon, NULL if none */
+	struct write_policy policy;    /* set by the daemon (engine_set_write_policy); decide NULL: complete */
 	_Atomic int io_fail;           /* no quorum with on-no-quorum io-error: I/O fails with EIO */
 	struct disk *disk;
 	uint64_t size;                 /* exported bytes (data area) */
 	struct engine_stats st;
 
-	pthread_mutex_t lock;          /* guards role, dstate and sb writes */
+	/* lock: role, dstate and sb writes, detach_reason, suspend_reason, the
+	 * suspend/resume handshake (resume_cond). Taken by role and state
+	 * changes (control thread, peer threads, quorum thread), never on the
+	 * data path except to wait while suspended. Inside quorum's and the
+	 * peer's sync_lock; takes no other lock but the disk's own and the
+	 * event log's (evlog.h). */
+	pthread_mutex_t lock;
 	/* role and dstate: written only by their transition functions
 	 * (engine_set_role, engine_set_disk[_locked]) under `lock`, which check
 	 * the transition (state.h) and log it (evlog.h); read lock-free */
@@ -72,6 +92,10 @@ struct engine {
 	 * (fanout), numbered by wstamp; a Secondary remembers the last stamp it
 	 * applied and whose it was, so two Secondaries can tell which of them
 	 * has more of a lost Primary's writes */
+	/* fanout: held by a frontend thread from the first replica's
+	 * write_begin to the last one's, so all replicas get writes in one
+	 * order; the replicas take their sync_lock and send lock inside it.
+	 * Never together with `lock`. Not taken with a single replica. */
 	pthread_mutex_t fanout;
 	uint32_t wstamp;               /* guarded by fanout */
 	_Atomic uint32_t applied_stamp;
@@ -100,6 +124,20 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		char *err);
 /* A node with `disk none;` (a tiebreaker): no disk, no data, size 0. */
 int engine_open_diskless(struct engine **out, const char *res, const char *node);
+/* Register a replica (before I/O starts): the engine fans writes out to
+ * it and reads through it. -ENOSPC when MD_MAX_PEERS are registered. */
+int engine_add_replica(struct engine *e, const struct replica_ops *ops, void *ctx, int slot);
+/* Forget every replica (shutdown): nothing new reaches them afterwards. */
+void engine_clear_replicas(struct engine *e);
+/* The rule for writes some replicas missed (replica.h); replaces the last. */
+void engine_set_write_policy(struct engine *e, struct write_policy wp);
+/* A replica (its view v) lost its connection: the write policy says
+ * whether writes must wait from now on (it suspends I/O itself then).
+ * *by_quorum: the quorum rules decided, not fencing/dual-primary. */
+enum write_verdict engine_replica_lost(struct engine *e, const struct replica_view *v, int *by_quorum);
+/* Tell every replica this node's role or disk state changed. */
+void engine_notify_replicas(struct engine *e);
+
 /* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
 int engine_al_start(struct engine *e, unsigned nslots);
 /* Suspend I/O with a reason (logged, shown in status); resume lets waiting
@@ -185,7 +223,10 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp);
  * the blocks this node lacks (all of them when `full`); reads of those go to
  * the peer, and writes completing a block clear its bit. */
 /* -EBUSY when another peer is this node's sync source already. */
-int engine_sync_target_begin(struct engine *e, struct peer *src, int slot, int full);
+/* src: the source replica's ctx. */
+int engine_sync_target_begin(struct engine *e, void *src, int slot, int full);
+/* The source replica's ctx while SyncTarget, else NULL. */
+void *engine_sync_source(struct engine *e);
 /* Resync data for [off, off+len): written only to blocks still marked (a
  * block this node wrote since is newer), whose bits are then cleared. */
 int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off);
@@ -195,7 +236,7 @@ void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uin
  * other slots become unsure of their peers. */
 int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen_time);
 /* The SyncTarget's source went away: no slot holds what this node lacks. */
-void engine_sync_target_abort(struct engine *e, struct peer *src);
+void engine_sync_target_abort(struct engine *e, void *src);
 
 /* Role change. primary: -EROFS-like refusals are -EPERM with msg set;
  * `force` makes an Inconsistent/Consistent disk UpToDate with a new data

@@ -7,7 +7,6 @@
 #include "handler.h"
 #include "hs.h"
 #include "listener.h"
-#include "quorum.h"
 #include "log.h"
 #include "wire.h"
 #include <arpa/inet.h>
@@ -121,7 +120,7 @@ static void hello_fill(void *arg, uint8_t *b)
 	struct engine *e = p->e;
 	b[HELLO_ROLE] = (uint8_t)atomic_load(&e->role);
 	b[HELLO_DISK] = (uint8_t)atomic_load(&e->dstate);
-	struct peer *src = atomic_load(&e->sync_peer);
+	void *src = engine_sync_source(e);
 	put_be32(b + HELLO_FLAGS, get_be32(b + HELLO_FLAGS) | (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
 				  (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0) |
 				  (engine_unsure(e, p->slot) ? HF_UNSURE : 0) | (third_primary(p) ? HF_THIRD_PRIMARY : 0) |
@@ -339,20 +338,24 @@ static void teardown(struct peer *p)
 	}
 	if (p->established)
 		atomic_store(&p->primary_at_loss, atomic_load(&p->e->role) == ROLE_PRIMARY);
-	int hold = p->established && !atomic_load(&p->stopping) && peer_hold_unreplicated(p);
-	if (hold)
-		engine_suspend(p->e, p->fencing ? "connection to the peer lost; fencing it (fence-peer handler) before "
-						  "any more writes complete" : p->hold_reason);
+	/* the write policy decides, before the writes in flight fail, whether
+	 * writes wait from now on (it suspends I/O itself then) */
+	int hold = 0, by_quorum = 0;
+	if (p->established)
+		atomic_store(&p->lease_until_ns, 0); /* its vote is gone with the link */
+	if (p->established && !atomic_load(&p->stopping)) {
+		struct replica_view v;
+		peer_view(p, &v);
+		hold = engine_replica_lost(p->e, &v, &by_quorum) != WV_COMPLETE;
+	}
 	pending_fail_all(p);
 	if (p->established) {
 		p->established = 0;
 		/* what failed to replicate is marked: make the marks durable */
 		engine_save_bitmap(p->e);
 		disk_flush(p->e->disk);
-		if (quorum_enabled(p->e->quorum)) {
-			atomic_store(&p->lease_until_ns, 0);
-			if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping))
-				quorum_hold_write(p->e->quorum); /* it decides whether and when this node goes on */
+		if (by_quorum) {
+			/* the quorum rules decide whether and when this node goes on */
 		} else if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping)) {
 			if (p->fencing)
 				fence_peer(p);

@@ -6,13 +6,19 @@
  * Threads: one connection thread per peer (dials or accepts, handshakes, then
  * receives the data channel), one meta receiver (acks, pings) while
  * connected, and a resync thread while this node is SyncSource. Frontend
- * threads call peer_write_begin/peer_write_end/peer_flush directly.
+ * threads reach the write path through the engine, which knows a peer only
+ * as a replica (peer_replica_ops, replica.h).
+ *
+ * Dependencies: peer includes engine.h (and replica.h through it), never
+ * quorum.h: whether a write the peer missed may complete is the write
+ * policy's call (quorum.c, through the engine); the peer only reports the
+ * facts (peer_view) and asks on a lost connection (engine_replica_lost).
  *
  * Locking: `lock` guards connection state changes; `dsend`/`msend` serialize
  * sends per channel; `sync_lock` (rwlock) orders resync reads against
- * application writes (writes hold it shared from local write through send,
- * a resync chunk holds it exclusive from read through send); each pending
- * request has its own mutex/cond.
+ * application writes; each pending request has its own mutex/cond. Every
+ * lock, what it guards and the order relative to the engine's and quorum's
+ * locks: peer_int.h.
  */
 #ifndef DIPOLE_PEER_H
 #define DIPOLE_PEER_H
@@ -60,21 +66,11 @@ int peer_read(struct peer *p, void *buf, size_t len, uint64_t off);
 /* Connected to an UpToDate peer (reads can go there). */
 int peer_can_read(struct peer *p);
 int peer_is_connected(struct peer *p);
-/* A write the peer did not get: must it wait instead of completing (fencing,
- * dual-primary loser, quorum rules)? 1: I/O was suspended with the reason;
- * -EIO: fail it (on-no-quorum io-error); 0: complete it. */
-int peer_must_hold(struct peer *p);
-/* What the quorum rules (quorum.h) need to know of the disk peer. */
-struct peer_view {
-	int connected;        /* connected and past the handshake */
-	int usable;           /* connected and its lease fresh */
-	uint64_t last_rx_ns;  /* last packet on the meta channel (now_ns), 0 never */
-	uint64_t conn_seq;    /* connections established so far */
-	int role, disk;       /* last known, -1 unknown */
-	uint64_t uuid;        /* its current data generation, last known */
-	int repl;             /* enum repl_state */
-};
-void peer_view(struct peer *p, struct peer_view *v);
+/* What the write policy and the quorum rules know of the peer (replica.h). */
+void peer_view(struct peer *p, struct replica_view *v);
+/* The peer as the engine's replica: ctx is the struct peer; the daemon
+ * registers each peer with engine_add_replica before I/O starts. */
+extern const struct replica_ops peer_replica_ops;
 /* `resume-io` while disconnected: stop holding writes until the peer is back. */
 void peer_io_resumed(struct peer *p);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync

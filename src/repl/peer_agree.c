@@ -6,7 +6,6 @@
 #include "handler.h"
 #include "hs.h"
 #include "listener.h"
-#include "quorum.h"
 #include "log.h"
 #include "wire.h"
 #include <arpa/inet.h>
@@ -58,9 +57,11 @@ static int multi_verdict(int v, const uint8_t *mine, const uint8_t *hello)
 static int all_disks_here(struct peer *p)
 {
 	struct engine *e = p->e;
-	for (int i = 0; i < e->npeers; i++)
-		if (e->peers[i] != p && (!connected(e->peers[i]) || atomic_load(&e->peers[i]->repl) == RS_OFF))
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = sibling(e, i);
+		if (q != p && (!connected(q) || atomic_load(&q->repl) == RS_OFF))
 			return 0;
+	}
 	return 1;
 }
 
@@ -69,7 +70,7 @@ int third_primary(struct peer *p)
 {
 	struct engine *e = p->e;
 	for (int i = 0; i < e->npeers; i++) {
-		struct peer *q = e->peers[i];
+		struct peer *q = sibling(e, i);
 		if (q != p && connected(q) && atomic_load(&q->repl) != RS_OFF && atomic_load(&q->peer_role) == ROLE_PRIMARY)
 			return 1;
 	}
@@ -91,7 +92,7 @@ void kick_others(struct peer *p, const char *why)
 	struct engine *e = p->e;
 	int lost_primary = strstr(why, "Primary") != NULL;
 	for (int i = 0; i < e->npeers; i++) {
-		struct peer *q = e->peers[i];
+		struct peer *q = sibling(e, i);
 		if (q == p || !connected(q) || atomic_load(&q->stopping))
 			continue;
 		if (!q->deferred && !(lost_primary && engine_unsure(e, q->slot)))
@@ -107,7 +108,7 @@ void kick_sources(struct peer *p)
 {
 	struct engine *e = p->e;
 	for (int i = 0; i < e->npeers; i++) {
-		struct peer *q = e->peers[i];
+		struct peer *q = sibling(e, i);
 		if (q == p || !connected(q) || atomic_load(&q->repl) != RS_SYNC_SOURCE)
 			continue;
 		atomic_store(&q->recheck_ns, now_ns());
@@ -119,9 +120,11 @@ void kick_sources(struct peer *p)
 /* Tell every connected peer but `except` this node's state. */
 void peers_state_changed(struct engine *e, struct peer *except)
 {
-	for (int i = 0; i < e->npeers; i++)
-		if (e->peers[i] != except && connected(e->peers[i]))
-			send_state(e->peers[i]);
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = sibling(e, i);
+		if (q != except && connected(q))
+			send_state(q);
+	}
 }
 
 int peer_slot(struct peer *p)

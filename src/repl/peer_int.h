@@ -1,6 +1,21 @@
 /* peer_int — what the files of the peer module share (peer.c, peer_io.c,
  * peer_resync.c, peer_recv.c, peer_agree.c, peer_status.c): struct peer and
  * the functions one file calls in another. Not for use outside src/repl/peer*.
+ *
+ * Locking. Each lock is described at its field below. The order, outermost
+ * first (a thread holding one may take only those after it):
+ *
+ *   e->fanout -> sync_lock -> dsend -> msend -> lock -> hlock
+ *   sync_lock -> e->lock          (resync begin/done, under the write side)
+ *   rsctl -> rslock, rsctl -> lock   pending.m, plock, inq_lock, admin_lock: leaves
+ *
+ * e->fanout (engine.h) is held by the engine around write_begin of every
+ * replica; the engine calls no replica op with e->lock held except
+ * may_promote, which takes no lock. The write policy and quorum.c call in
+ * (view, state_changed) holding quorum's eval_lock and none of the above,
+ * so eval_lock comes before all of them. Condition variables wait on their
+ * own mutex only; the one exception is hcond, which a sender waits on with
+ * dsend held, so the receiver must not take dsend while `applying` is set.
  */
 #ifndef DIPOLE_PEER_INT_H
 #define DIPOLE_PEER_INT_H
@@ -25,8 +40,9 @@
 #define VF_CHUNK (1u << 20)     /* online verify: bytes compared per request */
 
 struct pending {
-	pthread_mutex_t m;
-	pthread_cond_t c;
+	pthread_mutex_t m;         /* the fields below but refs; a leaf: taken alone */
+	pthread_cond_t c;          /* with m: the waiter (write_end, flush_end, read) sleeps
+				    * until an ack, a failure (pending_fail_all) or a reply */
 	uint64_t off;
 	uint32_t len;
 	uint32_t gen;
@@ -62,13 +78,19 @@ struct peer {
 	struct hs_conf hs;
 	int wake[2];
 	pthread_t thr;
-	pthread_mutex_t inq_lock;  /* handshaken inbound channels waiting for conn_main */
+	/* inq_lock: in_dfd/in_mfd/in_hello/in_mine, handed over by the listener
+	 * thread (peer_inbound) to conn_main; a leaf. inq_cond (with inq_lock):
+	 * conn_main waits for an inbound channel, peer_stop/disconnect wake it. */
+	pthread_mutex_t inq_lock;
 	pthread_cond_t inq_cond;
 	int in_dfd, in_mfd;
 	uint8_t in_hello[HELLO_BYTES], in_mine[HELLO_BYTES];
 	_Atomic int stopping;
 
-	pthread_mutex_t admin_lock; /* admin_down changes; admin_cond wakes conn_main */
+	/* admin_lock: admin_down changes (control thread: connect/disconnect;
+	 * conn thread: refusals), a leaf. admin_cond (with admin_lock): conn_main
+	 * waits while StandAlone; peer_connect/peer_stop wake it. */
+	pthread_mutex_t admin_lock;
 	pthread_cond_t admin_cond;
 	_Atomic int admin_down;    /* `disconnect` or a refusal by state: stay StandAlone */
 
@@ -96,18 +118,34 @@ struct peer {
 	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
 	_Atomic uint64_t peer_uuid;
 
+	/* dsend: one sender at a time on the data channel, and the sender side
+	 * of epochs and my_seq; frontend threads (write/flush begin, under
+	 * sync_lock), the resync thread, the receiver's replies. msend: the same
+	 * for the meta channel (acks, pings; meta thread and receiver). Order
+	 * dsend -> msend -> lock (teardown takes all three to close the fds). */
 	pthread_mutex_t dsend, msend;
 
-	pthread_mutex_t plock;     /* pending free list */
+	/* plock: pfree and every pending's refs; a leaf (pending_get/put/lookup,
+	 * from frontend, receiver and meta threads). pcond (with plock): a
+	 * frontend waits for a free pending when PEND_MAX are in flight. */
+	pthread_mutex_t plock;
 	pthread_cond_t pcond;
 	struct pending pend[PEND_MAX];
 	struct pending *pfree;
 
+	/* sync_lock orders resync against application writes on the same
+	 * blocks: a write holds it shared from write_begin to write_end (taken
+	 * inside e->fanout, before dsend); a resync chunk (source: read through
+	 * send; target: apply), a bitmap merge and SyncTarget begin/done hold it
+	 * exclusive, the latter two taking e->lock inside it. */
 	pthread_rwlock_t sync_lock;
-	pthread_mutex_t rsctl;     /* serializes rs_start/rs_stop (conn thread vs. role changes) */
+	pthread_mutex_t rsctl;     /* serializes rs_start/rs_stop (conn thread vs. role changes); before rslock */
 	pthread_t rs_thr;
 	int rs_running;
 	_Atomic int rs_stop;
+	/* rslock: rs[], rs_out (resync chunks in flight); resync thread, meta
+	 * receiver (acks), rs_stop; inside rsctl. rscond (with rslock): the
+	 * resync thread waits for a free window slot or for rs_go/rs_stop. */
 	pthread_mutex_t rslock;
 	pthread_cond_t rscond;
 	struct rs_slot rs[RS_WINDOW];
@@ -120,7 +158,11 @@ struct peer {
 	_Atomic uint64_t epoch_acked;  /* last epoch the peer reported stable */
 	_Atomic uint64_t rx_epoch;     /* last peer epoch made stable here */
 
-	/* dual-primary conflict detection; hist guarded by hlock, my_seq by dsend */
+	/* dual-primary conflict detection; hist, applying* guarded by hlock,
+	 * my_seq by dsend. hlock: taken by senders inside dsend (send_data) and
+	 * by the receiver alone; innermost. hcond (with hlock): a local write
+	 * overlapping the peer write being applied waits for it, and the
+	 * receiver waits for an overlapping local write to finish. */
 	pthread_mutex_t hlock;
 	pthread_cond_t hcond;
 	struct hist hist[HIST];
@@ -191,7 +233,6 @@ void pending_ack(struct peer *p, uint64_t id, int type, int status);
 int pending_in_use(struct peer *p, struct pending *pd);
 void pending_fail_all(struct peer *p);
 int connected(struct peer *p);
-int peer_hold_unreplicated(struct peer *p);
 
 /* peer_resync.c */
 void rs_release(struct peer *p, uint64_t id);
@@ -208,6 +249,14 @@ void *meta_main(void *arg);
 void send_state(struct peer *p);
 uint8_t *scratch(struct peer *p);
 void data_loop(struct peer *p);
+
+/* The engine's replica i as a peer: every replica of an engine is a disk
+ * peer (the daemon registers nothing else), so a peer finds its siblings
+ * there. */
+static inline struct peer *sibling(struct engine *e, int i)
+{
+	return e->rep[i].ctx;
+}
 
 /* peer_agree.c */
 int third_primary(struct peer *p);

@@ -7,7 +7,6 @@
 #include "handler.h"
 #include "hs.h"
 #include "listener.h"
-#include "quorum.h"
 #include "log.h"
 #include "wire.h"
 #include <arpa/inet.h>
@@ -368,22 +367,18 @@ int peer_is_sync_target(struct peer *p)
 	return atomic_load(&p->repl) == RS_SYNC_TARGET;
 }
 
-/* Must this node keep a write the peer did not get from completing? With
- * fencing: until the peer is fenced. Dual-primary without fencing or
- * quorum: the node with the higher node-id does (docs/fencing.md). */
-int peer_hold_unreplicated(struct peer *p)
+/* Without quorum, must a write the peer did not get wait (the fact the
+ * write policy reads in the view)? With fencing: until the peer is fenced.
+ * Dual-primary without fencing: the node with the higher node-id does
+ * (docs/fencing.md). Only a node that was Primary when the two lost each
+ * other: one promoted later was promoted by an operator who chose to. */
+static int yields(struct peer *p)
 {
-	if (atomic_load(&p->e->role) != ROLE_PRIMARY || atomic_load(&p->hold_off) || quorum_enabled(p->e->quorum))
-		return 0; /* (with quorum, quorum.c decides) */
-	if (p->fencing)
-		return 1;
-	/* only a node that was Primary when the two lost each other: one
-	 * promoted later was promoted by an operator who chose to */
 	int was_primary = connected(p) || atomic_load(&p->primary_at_loss);
 	return p->allow_two && !p->dialer && atomic_load(&p->peer_was_primary) && was_primary;
 }
 
-void peer_view(struct peer *p, struct peer_view *v)
+void peer_view(struct peer *p, struct replica_view *v)
 {
 	uint64_t now = now_ns();
 	v->connected = connected(p) && atomic_load(&p->repl) != RS_OFF;
@@ -393,7 +388,11 @@ void peer_view(struct peer *p, struct peer_view *v)
 	v->role = atomic_load(&p->peer_role);
 	v->disk = atomic_load(&p->peer_disk);
 	v->uuid = atomic_load(&p->peer_uuid);
-	v->repl = atomic_load(&p->repl);
+	v->established = atomic_load(&p->repl) == RS_ESTABLISHED;
+	v->hold_off = atomic_load(&p->hold_off);
+	v->fencing = p->fencing;
+	v->yields = yields(p);
+	v->hold_reason = p->hold_reason;
 }
 
 void peer_io_resumed(struct peer *p)
@@ -402,13 +401,74 @@ void peer_io_resumed(struct peer *p)
 		atomic_store(&p->hold_off, 1);
 }
 
-int peer_must_hold(struct peer *p)
+/* ---- the disk peer as the engine's replica (replica.h) */
+
+static struct pending *op_write_begin(void *ctx, const void *buf, size_t len, uint64_t off, unsigned dflags,
+				      uint32_t stamp)
 {
-	if (quorum_enabled(p->e->quorum) && !atomic_load(&p->hold_off))
-		return atomic_load(&p->e->role) == ROLE_PRIMARY ? quorum_hold_write(p->e->quorum) : 0;
-	if (!peer_hold_unreplicated(p))
-		return 0;
-	engine_suspend(p->e, p->fencing ? "a write could not be replicated; waiting for the peer to be fenced"
-					: p->hold_reason);
-	return 1;
+	return peer_write_begin(ctx, buf, len, off, dflags, stamp);
 }
+
+static int op_write_end(void *ctx, struct pending *pd)
+{
+	return peer_write_end(ctx, pd);
+}
+
+static struct pending *op_flush_begin(void *ctx)
+{
+	return peer_flush_begin(ctx);
+}
+
+static int op_flush_end(void *ctx, struct pending *pd)
+{
+	return peer_flush_end(ctx, pd);
+}
+
+static int op_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return peer_read(ctx, buf, len, off);
+}
+
+static int op_can_read(void *ctx)
+{
+	return peer_can_read(ctx);
+}
+
+static int op_is_connected(void *ctx)
+{
+	return connected(ctx);
+}
+
+static int op_is_sync_target(void *ctx)
+{
+	return peer_is_sync_target(ctx);
+}
+
+static void op_state_changed(void *ctx)
+{
+	peer_state_changed(ctx);
+}
+
+static int op_may_promote(void *ctx, char *msg)
+{
+	return peer_may_promote(ctx, msg);
+}
+
+static void op_view(void *ctx, struct replica_view *v)
+{
+	peer_view(ctx, v);
+}
+
+const struct replica_ops peer_replica_ops = {
+	.write_begin = op_write_begin,
+	.write_end = op_write_end,
+	.flush_begin = op_flush_begin,
+	.flush_end = op_flush_end,
+	.read = op_read,
+	.can_read = op_can_read,
+	.is_connected = op_is_connected,
+	.is_sync_target = op_is_sync_target,
+	.state_changed = op_state_changed,
+	.may_promote = op_may_promote,
+	.view = op_view,
+};

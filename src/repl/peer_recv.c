@@ -7,7 +7,6 @@
 #include "handler.h"
 #include "hs.h"
 #include "listener.h"
-#include "quorum.h"
 #include "log.h"
 #include "wire.h"
 #include <arpa/inet.h>
@@ -596,7 +595,7 @@ static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union
 		return -EPERM;
 	}
 	atomic_store(&p->expect_target, 0);
-	if (atomic_load(&e->sync_peer) && atomic_load(&e->sync_peer) != p) {
+	if (engine_sync_source(e) && engine_sync_source(e) != p) {
 		set_reason(p, "peer started a resync while this node is SyncTarget of another peer; dropping the "
 			   "connection");
 		return -EBUSY;

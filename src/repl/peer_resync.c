@@ -7,7 +7,6 @@
 #include "handler.h"
 #include "hs.h"
 #include "listener.h"
-#include "quorum.h"
 #include "log.h"
 #include "wire.h"
 #include <arpa/inet.h>

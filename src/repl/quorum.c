@@ -5,7 +5,7 @@
 #include "hs.h"
 #include "listener.h"
 #include "log.h"
-#include "peer.h"
+#include "quorum_rule.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -52,7 +52,11 @@ struct vlink {
 	int dialer;
 	pthread_t thr;
 	int running;
-	pthread_mutex_t lock;      /* in_fd, st, reason */
+	/* lock: in_fd, st, have_st, st_rx, reason; taken by the link's thread,
+	 * the listener (vl_inbound), status readers, and the rules inside
+	 * q->lock (left_behind, alone_rule): q->lock -> l->lock, a leaf.
+	 * cond (with lock): the accepting side waits for an inbound channel. */
+	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int in_fd;                 /* handshaken inbound connection for the thread */
 	_Atomic int connected;
@@ -67,13 +71,13 @@ struct vlink {
 
 struct quorum {
 	struct engine *e;          /* NULL on a diskless host */
-	struct peer *peer;         /* the disk peer when there is exactly one, else NULL */
-	struct peer *peers[MAX_NODES]; /* every disk peer */
+	const struct replica *peer; /* the disk peer when there is exactly one, else NULL */
+	struct replica peers[MAX_NODES]; /* every disk peer (the engine's replicas at start) */
 	const struct cfg_host *phosts[MAX_NODES];
 	int npeers, nph;
 	int multi;                 /* more than one disk peer (docs/quorum.md, "Three or more disks") */
-	uint64_t short_seq;        /* multi: a write lacked disks at this connection count (+1); 0 none */
-	char short_why[200];
+	uint64_t short_seq;        /* multi: a write lacked disks at this connection count (+1); 0 none (lock) */
+	char short_why[200];       /* (lock) */
 	const struct cfg_resource *r;
 	const struct cfg_host *me, *peer_host;
 	struct hs_conf hs;
@@ -90,8 +94,16 @@ struct quorum {
 	int running;
 	int wake[2];
 
-	pthread_mutex_t eval_lock; /* one evaluate() at a time (thread and failed writes) */
-	pthread_mutex_t lock;      /* below */
+	/* Lock order: eval_lock -> lock -> (a vote link's lock | the engine's
+	 * lock). eval_lock: one evaluation at a time, and a write policy
+	 * decision on the facts of one evaluation (quorum thread, and frontend
+	 * threads in quorum_decide); held while the rules call the engine
+	 * (suspend, new generation) and the replicas (view, state_changed),
+	 * so it comes before every engine and peer lock. lock: the fields below
+	 * and short_seq/short_why; also taken alone by status readers and
+	 * vstate_build. */
+	pthread_mutex_t eval_lock;
+	pthread_mutex_t lock;
 	char block[256];           /* why I/O is held now ("" = not) */
 	int suspended_by_us;       /* engine_suspend() was ours */
 	uint64_t alone_seq;        /* disk-peer connection the alone decision is for; 0 none */
@@ -150,8 +162,8 @@ static void vstate_build(struct quorum *q, uint8_t *b)
 	}
 	pthread_mutex_unlock(&q->lock);
 	for (int i = 0; i < q->npeers; i++) {
-		struct peer_view v;
-		peer_view(q->peers[i], &v);
+		struct replica_view v;
+		q->peers[i].ops->view(q->peers[i].ctx, &v);
 		uint8_t *n = b + VS_HDR + 8 * q->phosts[i]->node_id;
 		if (v.usable)
 			seen |= 1u << q->phosts[i]->node_id;
@@ -467,8 +479,8 @@ static int count_votes(struct quorum *q, uint64_t now)
 {
 	int votes = 1;
 	for (int i = 0; i < q->npeers; i++) {
-		struct peer_view v;
-		peer_view(q->peers[i], &v);
+		struct replica_view v;
+		q->peers[i].ops->view(q->peers[i].ctx, &v);
 		votes += v.usable;
 	}
 	for (int i = 0; i < q->nlinks; i++)
@@ -481,8 +493,8 @@ static uint64_t conn_sum(struct quorum *q)
 {
 	uint64_t n = 1;
 	for (int i = 0; i < q->npeers; i++) {
-		struct peer_view v;
-		peer_view(q->peers[i], &v);
+		struct replica_view v;
+		q->peers[i].ops->view(q->peers[i].ctx, &v);
 		n += v.conn_seq;
 	}
 	return n;
@@ -504,7 +516,7 @@ static const char *left_behind(struct quorum *q)
 
 /* Why this Primary may not complete writes its lost disk peer did not get
  * ("" when it may). Called with q->lock held. */
-static void alone_rule(struct quorum *q, const struct peer_view *pv, uint64_t now, char *why, size_t wl)
+static void alone_rule(struct quorum *q, const struct replica_view *pv, uint64_t now, char *why, size_t wl)
 {
 	const char *pn = q->peer_host->name;
 	int me = q->me->node_id, peer = q->peer_host->node_id;
@@ -621,7 +633,7 @@ static void evaluate_locked(struct quorum *q)
 		if (outdated) {
 			log_warn("disk Outdated: without quorum the other partition may be writing");
 			for (int i = 0; i < q->npeers; i++)
-				peer_state_changed(q->peers[i]);
+				q->peers[i].ops->state_changed(q->peers[i].ctx);
 		}
 	}
 	if (!quorum_enabled(q))
@@ -631,11 +643,11 @@ static void evaluate_locked(struct quorum *q)
 	 * else could have been written without it. Make it a sync source. */
 	if (have && q->peer && cfg_disk_hosts(q->r) == 2) {
 		int ds = atomic_load(&e->dstate);
-		struct peer_view v;
-		peer_view(q->peer, &v);
+		struct replica_view v;
+		q->peer->ops->view(q->peer->ctx, &v);
 		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && v.connected && v.disk == DS_INCONSISTENT) {
 			engine_set_uptodate(e, "the only whole copy: the disk peer is Inconsistent");
-			peer_state_changed(q->peer);
+			q->peer->ops->state_changed(q->peer->ctx);
 		}
 	}
 	/* several disks: an Outdated (quorum was lost) or Consistent (just
@@ -646,21 +658,21 @@ static void evaluate_locked(struct quorum *q)
 		int ds = atomic_load(&e->dstate), same = 1;
 		uint64_t cur = e->sb.uuid[UUID_CURRENT];
 		for (int i = 0; i < q->npeers && (ds == DS_OUTDATED || ds == DS_CONSISTENT); i++) {
-			struct peer_view v;
-			peer_view(q->peers[i], &v);
-			same += v.usable && v.disk >= DS_OUTDATED && v.uuid == cur && v.repl == RS_ESTABLISHED;
+			struct replica_view v;
+			q->peers[i].ops->view(q->peers[i].ctx, &v);
+			same += v.usable && v.disk >= DS_OUTDATED && v.uuid == cur && v.established;
 		}
 		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && same >= q->need) {
 			engine_set_uptodate(e, "a quorum of disks has this node's data generation");
 			for (int i = 0; i < q->npeers; i++)
-				peer_state_changed(q->peers[i]);
+				q->peers[i].ops->state_changed(q->peers[i].ctx);
 		}
 	}
 	char why[256] = "";
 	pthread_mutex_lock(&q->lock);
-	struct peer_view pv = { 0 };
+	struct replica_view pv = { 0 };
 	if (q->peer)
-		peer_view(q->peer, &pv);
+		q->peer->ops->view(q->peer->ctx, &pv);
 	if (!have) {
 		q->alone = q->want_alone = 0; /* a claim stays until the peers meet again */
 		snprintf(why, sizeof why, "no quorum: %d of %d votes, %d needed (on-no-quorum %s); resumes by itself "
@@ -682,7 +694,7 @@ static void evaluate_locked(struct quorum *q)
 			pthread_mutex_unlock(&q->lock);
 			log_warn("disk peer %s is gone and can no longer write; this node goes on alone with "
 				 "quorum (%d of %d votes)", q->peer_host->name, votes, q->hosts);
-			engine_new_generation(e, 1u << peer_slot(q->peer), "Primary goes on without its disk peer (quorum)");
+			engine_new_generation(e, 1u << q->peer->slot, "Primary goes on without its disk peer (quorum)");
 			pthread_mutex_lock(&q->lock);
 		}
 	} else if (pv.usable) {
@@ -756,67 +768,80 @@ int quorum_held(struct quorum *q, char *msg)
 	return held;
 }
 
-int quorum_hold_write_acks(struct quorum *q, int acks)
+/* The write policy with quorum (replica.h): the rules are evaluated
+ * afresh, then quorum_rule() decides on one consistent snapshot, under
+ * eval_lock so the quorum thread cannot change it meanwhile. A hold that
+ * is new suspends I/O through apply(), so that the rules resume it. */
+static enum write_verdict quorum_decide(void *ctx, struct missed_write *m)
 {
-	evaluate(q);
-	if (!quorum_enabled(q))
-		return 0;
-	pthread_mutex_lock(&q->lock);
-	int rc = 0;
-	/* on more disks than any partition with quorum could leave out */
-	int want = q->hosts - q->need;
-	if (q->block[0] || acks < want) {
-		rc = q->io_error ? -EIO : 1;
-		if (rc == 1 && !q->block[0]) {
-			q->short_seq = conn_sum(q);
-			snprintf(q->short_why, sizeof q->short_why, "a write reached %d of %d disks and needs %d (so that "
-				 "no partition with quorum can lack it); waiting for a disk peer to return", 1 + acks,
-				 q->npeers + 1, want + 1);
-			apply(q, q->short_why);
-		}
+	struct quorum *q = ctx;
+	char why[256];
+	if (!quorum_enabled(q) || m->frozen || (!m->primary && (m->lost || !q->multi))) {
+		struct quorum_facts f = { .enabled = quorum_enabled(q), .multi = q->multi };
+		enum write_verdict v = quorum_rule(&f, m, why, sizeof why);
+		if (v == WV_HOLD && !m->frozen)
+			engine_suspend(q->e, why);
+		return v;
 	}
-	pthread_mutex_unlock(&q->lock);
-	return rc;
-}
-
-int quorum_hold_write(struct quorum *q)
-{
-	evaluate(q);
-	if (q->multi)
-		return 0; /* (several disk peers: quorum_hold_write_acks decides per write) */
-	struct peer_view pv = { 0 };
+	pthread_mutex_lock(&q->eval_lock);
+	evaluate_locked(q);
+	struct replica_view pv = { 0 };
 	if (q->peer)
-		peer_view(q->peer, &pv);
+		q->peer->ops->view(q->peer->ctx, &pv);
 	pthread_mutex_lock(&q->lock);
-	int rc;
-	if (!q->block[0] && (q->alone || pv.usable)) {
-		/* going on alone; or the peer is there but did not take the write
-		 * (its disk failed and detached, or it reported an error): it knows,
-		 * the bitmap has the range, as without quorum */
-		rc = 0;
-	} else {
-		rc = q->io_error ? -EIO : 1;
-		if (rc == 1 && !q->block[0]) /* the peer failed between two ticks */
-			apply(q, "a write could not be replicated to the disk peer; waiting for the quorum rules");
+	struct quorum_facts f = {
+		.enabled = 1, .multi = q->multi, .votes = atomic_load(&q->votes), .need = q->need, .hosts = q->hosts,
+		.io_error = q->io_error, .disk = atomic_load(&q->e->dstate), .held = q->block, .alone = q->alone,
+		.peer_usable = pv.usable,
+	};
+	enum write_verdict v = quorum_rule(&f, m, why, sizeof why);
+	if (v != WV_COMPLETE && v != WV_FAIL && !q->block[0]) {
+		/* the peer failed between two ticks, or a write lacks disks */
+		if (q->multi) {
+			q->short_seq = conn_sum(q);
+			snprintf(q->short_why, sizeof q->short_why, "%s", why);
+		}
+		apply(q, why);
 	}
 	pthread_mutex_unlock(&q->lock);
-	return rc;
+	pthread_mutex_unlock(&q->eval_lock);
+	return v;
 }
 
-int quorum_start(struct quorum **out, struct engine *e, struct peer **peers, int npeers,
-		 const struct cfg_resource *r, const struct cfg_host *me, struct listener *lsn, char *err)
+/* Without quorum (none configured): the fencing and dual-primary rules;
+ * ctx is the engine. */
+static enum write_verdict plain_decide(void *ctx, struct missed_write *m)
+{
+	struct quorum_facts f = { 0 };
+	char why[256];
+	enum write_verdict v = quorum_rule(&f, m, why, sizeof why);
+	if (v == WV_HOLD && !m->frozen)
+		engine_suspend(ctx, why);
+	return v;
+}
+
+struct write_policy quorum_write_policy(struct quorum *q, struct engine *e)
+{
+	if (q && q->e)
+		return (struct write_policy){ quorum_decide, q };
+	return (struct write_policy){ plain_decide, e };
+}
+
+int quorum_start(struct quorum **out, struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+		 struct listener *lsn, char *err)
 {
 	struct quorum *q = calloc(1, sizeof *q);
 	if (!q) {
 		snprintf(err, 256, "out of memory");
 		return -ENOMEM;
 	}
+	int npeers = e ? e->npeers : 0;
 	q->e = e;
-	q->peer = npeers == 1 ? peers[0] : NULL;
 	q->npeers = npeers;
 	q->multi = npeers > 1;
 	for (int i = 0; i < npeers; i++)
-		q->peers[i] = peers[i];
+		q->peers[i] = e->rep[i];
+	q->peer = npeers == 1 ? &q->peers[0] : NULL;
 	q->r = r;
 	q->me = me;
 	q->enabled = r->quorum != Q_OFF;

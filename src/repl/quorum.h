@@ -2,7 +2,7 @@
  * (docs/quorum.md).
  *
  * Every host of a resource has one vote. A node counts its own vote, its disk
- * peers' (struct peer) and one per vote link: a link to or from a diskless
+ * peers' (the engine's replicas) and one per vote link: a link to or from a diskless
  * host (`disk none;`, a tiebreaker), which carries no data, only pings and
  * each side's view of the cluster (P_VSTATE). A vote counts only while its
  * lease is fresh: the last answered ping was sent less than
@@ -23,24 +23,33 @@
  *  - I/O resumes by itself when the rules allow it again.
  *
  * Threads: one quorum thread, one thread per vote link. `lock` guards the
- * reported views and the suspend bookkeeping.
+ * reported views and the suspend bookkeeping; `eval_lock` makes one rule
+ * evaluation (and the write decision on it) atomic. Order: eval_lock ->
+ * lock -> the engine's lock; both come before every peer lock (quorum.c).
+ *
+ * Dependencies: quorum includes engine.h and knows the disk peers only as
+ * the engine's replicas (replica.h), never peer.h; the engine and the peer
+ * do not include this header (only the daemon does). The rule for a write
+ * some peers missed is quorum_rule() (quorum_rule.h), handed to the engine
+ * as its write policy (quorum_write_policy).
  */
 #ifndef DIPOLE_QUORUM_H
 #define DIPOLE_QUORUM_H
 
 #include "config.h"
+#include "replica.h"
 #include "util.h"
 
 struct quorum;
 struct engine;
-struct peer;
 struct listener;
 
 /* Start vote links to/from the diskless hosts (or, on a diskless host, to
- * every host) and the quorum thread. e is NULL on a diskless host; peers are
- * the disk peers (none on a diskless host). err[256] on failure. */
-int quorum_start(struct quorum **out, struct engine *e, struct peer **peers, int npeers,
-		 const struct cfg_resource *r, const struct cfg_host *me, struct listener *l, char *err);
+ * every host) and the quorum thread. e is NULL on a diskless host; the disk
+ * peers are e's replicas, registered before this call (replica.h: quorum
+ * knows them only through their ops). err[256] on failure. */
+int quorum_start(struct quorum **out, struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+		 struct listener *l, char *err);
 /* Stop the threads; from then on quorum rules no longer apply (shutdown).
  * quorum_free stops (if needed) and releases. */
 void quorum_stop(struct quorum *q);
@@ -54,15 +63,11 @@ int quorum_may_promote(struct quorum *q, char *msg);
 /* Are the quorum rules holding I/O now? 1 with msg[256] saying why (for
  * `resume-io`, which cannot override them), else 0. */
 int quorum_held(struct quorum *q, char *msg);
-/* A write the disk peer did not get: 0 complete it alone, 1 it must wait
- * (I/O was suspended with the reason), -EIO fail it (on-no-quorum io-error). */
-int quorum_hold_write(struct quorum *q);
-/* Several disk peers: a write that `acks` disk peers acknowledged (not all):
- * 0 complete it, when it is on more disks than a partition with quorum could
- * leave out (hosts - needed + 1, this node's included) and this node has
- * quorum; 1 it must wait (I/O suspended until a disk peer connects again or
- * quorum returns, then it is sent again); -EIO fail it (on-no-quorum io-error). */
-int quorum_hold_write_acks(struct quorum *q, int acks);
+/* The write policy for e (replica.h), the one rule for a write some disk
+ * peers missed: with q (quorum configured), the quorum rules while they are
+ * on (quorum_rule.h) and the fencing/dual-primary rules after quorum_stop;
+ * with q NULL, the fencing/dual-primary rules. A hold suspends e's I/O. */
+struct write_policy quorum_write_policy(struct quorum *q, struct engine *e);
 
 /* Status pieces: the quorum object, the vote-link peers (each preceded by a
  * comma when `comma`), text lines, and the events line part. */
