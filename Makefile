@@ -63,6 +63,7 @@ UNIT_decide := repl/decide
 UNIT_ctl    := daemon/ctl base/util base/log
 UNIT_codec  := net/codec
 UNIT_state  := repl/state repl/evlog
+UNIT_quorum_rule := repl/quorum_rule
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"
