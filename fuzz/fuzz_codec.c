@@ -72,6 +72,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h.len = (uint32_t)plen;
 	struct pkt_vstate v;
 	(void)codec_decode_vstate(&h, payload, &v, why, sizeof why);
+	/* the handshake's packets */
+	struct pkt_hello hl;
+	char text[CODEC_REFUSE_MAX + 1];
+	uint32_t verdict;
+	if (codec_decode_hello(payload, h.len, &hl, why, sizeof why) == 0 && !memchr(hl.res, 0, sizeof hl.res))
+		abort(); /* an accepted HELLO names a terminated resource */
+	(void)codec_decode_decision(&h, payload, &verdict, why, sizeof why);
+	(void)codec_decode_auth(&h, why, sizeof why);
+	if (codec_decode_refuse(&h, payload, text, why, sizeof why) == 0 && strlen(text) != h.len)
+		abort(); /* a refusal's text is printable, NUL-free */
 	/* as the header says, then as every type (with the header's flags) */
 	for (int t = -1; t <= 40; t++) {
 		struct wire_hdr ht = h;

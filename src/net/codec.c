@@ -507,3 +507,99 @@ int codec_decode(const struct wire_hdr *h, const uint8_t *payload, const struct 
 	snprintf(why, whylen, "unknown packet type %u", h->type);
 	return -EPROTO;
 }
+
+/* ------------------------------------------------------------ handshake */
+
+void codec_encode_hello(uint8_t *b, const struct pkt_hello *hl)
+{
+	memset(b, 0, HELLO_BYTES);
+	put_be32(b + HELLO_VMIN, hl->vmin);
+	put_be32(b + HELLO_VMAX, hl->vmax);
+	put_be32(b + HELLO_NODE_ID, hl->node_id);
+	b[HELLO_CHANNEL] = hl->channel;
+	b[HELLO_PROTOCOL] = hl->protocol;
+	b[HELLO_ROLE] = hl->role;
+	b[HELLO_DISK] = hl->disk;
+	put_be32(b + HELLO_FLAGS, hl->flags);
+	put_be64(b + HELLO_SIZE, hl->size);
+	put_be64(b + HELLO_OOS, hl->oos);
+	for (int i = 0; i < 4; i++)
+		put_be64(b + HELLO_UUID + 8 * i, hl->uuid[i]);
+	memcpy(b + HELLO_RES, hl->res, strnlen(hl->res, HELLO_RES_MAX));
+	memcpy(b + HELLO_CHAL, hl->chal, WIRE_CHALLENGE);
+	put_be64(b + HELLO_GEN_TIME, hl->gen_time);
+	put_be32(b + HELLO_STAMP, hl->stamp);
+	put_be32(b + HELLO_STAMP_FROM, (uint32_t)hl->stamp_from);
+}
+
+int codec_decode_hello(const uint8_t *payload, uint32_t len, struct pkt_hello *out, char *why, size_t whylen)
+{
+	const uint8_t *b = payload;
+
+	if (len != HELLO_BYTES)
+		return refuse(why, whylen, P_HELLO, "payload %u bytes: expected %u", len, HELLO_BYTES);
+	memset(out, 0, sizeof *out);
+	out->vmin = get_be32(b + HELLO_VMIN);
+	out->vmax = get_be32(b + HELLO_VMAX);
+	out->node_id = get_be32(b + HELLO_NODE_ID);
+	out->channel = b[HELLO_CHANNEL];
+	out->protocol = b[HELLO_PROTOCOL];
+	out->role = b[HELLO_ROLE];
+	out->disk = b[HELLO_DISK];
+	out->flags = get_be32(b + HELLO_FLAGS);
+	out->size = get_be64(b + HELLO_SIZE);
+	out->oos = get_be64(b + HELLO_OOS);
+	for (int i = 0; i < 4; i++)
+		out->uuid[i] = get_be64(b + HELLO_UUID + 8 * i);
+	memcpy(out->chal, b + HELLO_CHAL, WIRE_CHALLENGE);
+	out->gen_time = get_be64(b + HELLO_GEN_TIME);
+	out->stamp = get_be32(b + HELLO_STAMP);
+	out->stamp_from = (int32_t)get_be32(b + HELLO_STAMP_FROM);
+	if (out->channel > CH_VOTE)
+		return refuse(why, whylen, P_HELLO, "channel %u: expected 0 (data), 1 (meta) or 2 (vote)", out->channel);
+	if (out->role > HELLO_ROLE_MAX)
+		return refuse(why, whylen, P_HELLO, "role %u: no such role", out->role);
+	if (out->disk > HELLO_DISK_MAX)
+		return refuse(why, whylen, P_HELLO, "disk state %u: no such state", out->disk);
+	if (out->protocol && (out->protocol < 'A' || out->protocol > 'C'))
+		return refuse(why, whylen, P_HELLO, "protocol %u: expected A, B or C", out->protocol);
+	if (!memchr(b + HELLO_RES, 0, HELLO_RES_MAX + 1))
+		return refuse(why, whylen, P_HELLO, "resource name not terminated within %u bytes", HELLO_RES_MAX + 1);
+	memcpy(out->res, b + HELLO_RES, HELLO_RES_MAX + 1);
+	if (out->stamp_from < -1)
+		return refuse(why, whylen, P_HELLO, "stamp node-id %d: expected -1 or a node-id", out->stamp_from);
+	return 0;
+}
+
+void codec_encode_decision(uint8_t *b, uint32_t verdict)
+{
+	put_be32(b, verdict);
+}
+
+int codec_decode_decision(const struct wire_hdr *h, const uint8_t *payload, uint32_t *verdict, char *why,
+			  size_t whylen)
+{
+	if (h->type != P_DECISION || h->len != 4)
+		return refuse(why, whylen, P_DECISION, "got %s of %u bytes: expected P_DECISION of 4",
+			      codec_type_name(h->type), h->len);
+	*verdict = get_be32(payload);
+	return 0;
+}
+
+int codec_decode_auth(const struct wire_hdr *h, char *why, size_t whylen)
+{
+	if (h->type != P_AUTH || h->len == 0 || h->len > WIRE_MAC_MAX)
+		return refuse(why, whylen, P_AUTH, "got %s of %u bytes: expected P_AUTH of 1-%u", codec_type_name(h->type),
+			      h->len, WIRE_MAC_MAX);
+	return 0;
+}
+
+int codec_decode_refuse(const struct wire_hdr *h, const uint8_t *payload, char *text, char *why, size_t whylen)
+{
+	if (h->type != P_REFUSE || h->len > CODEC_REFUSE_MAX)
+		return refuse(why, whylen, P_REFUSE, "%u bytes: at most %u", h->len, CODEC_REFUSE_MAX);
+	for (uint32_t i = 0; i < h->len; i++)
+		text[i] = payload[i] >= 0x20 && payload[i] < 0x7f ? (char)payload[i] : '?';
+	text[h->len] = 0;
+	return 0;
+}

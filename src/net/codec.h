@@ -105,6 +105,46 @@ struct pkt_vstate {
 };
 struct pkt_sync_done { uint64_t uuid[4], gen_time; };
 
+/* P_HELLO (layout: HELLO_* in wire.h), both ways at the start of every
+ * link. The decoder checks only the form (length, channel, role, disk,
+ * protocol, a terminated resource name); whether the two nodes may talk
+ * (versions, names, sizes, secrets) is the handshake's decision (hs.c). */
+#define HELLO_ROLE_MAX 1u   /* Primary (enum role) */
+#define HELLO_DISK_MAX 6u   /* UpToDate (enum disk_state) */
+#define HELLO_RES_MAX  63u  /* resource name bytes, NUL-terminated in 64 */
+struct pkt_hello {
+	uint32_t vmin, vmax;    /* wire versions spoken */
+	uint32_t node_id;
+	uint8_t channel;        /* enum channel */
+	uint8_t protocol;       /* 'A' 'B' 'C', 0 on vote links */
+	uint8_t role, disk;     /* enum role, enum disk_state */
+	uint32_t flags;         /* HF_* */
+	uint64_t size;          /* exported bytes */
+	uint64_t oos;           /* out-of-sync blocks for the receiver's slot */
+	uint64_t uuid[4];       /* current, bitmap, history x2 */
+	char res[HELLO_RES_MAX + 1];
+	uint8_t chal[WIRE_CHALLENGE];
+	uint64_t gen_time;      /* unix ns when the current generation began */
+	uint32_t stamp;         /* fan-out stamp of the last write applied from a Primary */
+	int32_t stamp_from;     /* that Primary's node-id, -1 none */
+};
+/* Encode into b[HELLO_BYTES]; the resource name is cut at HELLO_RES_MAX. */
+void codec_encode_hello(uint8_t *b, const struct pkt_hello *hl);
+/* Decode a HELLO of len payload bytes: 0, or -EPROTO with why. */
+int codec_decode_hello(const uint8_t *payload, uint32_t len, struct pkt_hello *out, char *why, size_t whylen);
+/* P_DECISION: the verdict u32 of the handshake. */
+void codec_encode_decision(uint8_t *b, uint32_t verdict);
+int codec_decode_decision(const struct wire_hdr *h, const uint8_t *payload, uint32_t *verdict, char *why,
+			  size_t whylen);
+/* P_AUTH: the MAC, 1..WIRE_MAC_MAX bytes (its length is the digest's:
+ * the caller compares it with what it expects). */
+int codec_decode_auth(const struct wire_hdr *h, char *why, size_t whylen);
+/* P_REFUSE: a reason of at most CODEC_REFUSE_MAX bytes, copied into
+ * text[CODEC_REFUSE_MAX + 1] with anything unprintable replaced by '?'
+ * (it ends up in logs and status). */
+#define CODEC_REFUSE_MAX 511u
+int codec_decode_refuse(const struct wire_hdr *h, const uint8_t *payload, char *text, char *why, size_t whylen);
+
 /* Any decoded packet: what codec_decode() fills in, by type. */
 union pkt {
 	struct pkt_data data;

@@ -19,21 +19,26 @@
 
 #define RSN(...) snprintf(reason, 256, __VA_ARGS__)
 
-int hs_recv_hdr(int fd, uint8_t *h, uint16_t *type, uint16_t *flags, uint32_t *len, uint64_t *id)
+int hs_recv_hdr(int fd, struct wire_hdr *w)
 {
-	struct wire_hdr w;
+	uint8_t h[WIRE_HDR];
 	char why[96];
 	int rc = read_full(fd, h, WIRE_HDR);
 	if (rc)
 		return rc;
-	rc = codec_decode_hdr(h, &w, why, sizeof why);
-	*type = w.type;
-	*flags = w.flags;
-	*len = w.len;
-	*id = w.id;
-	if (rc)
+	if (codec_decode_hdr(h, w, why, sizeof why))
 		return get_be32(h) != WIRE_MAGIC ? -EPROTO : -EMSGSIZE;
 	return 0;
+}
+
+int hs_recv_refuse(int fd, const struct wire_hdr *w, char *text)
+{
+	uint8_t b[CODEC_REFUSE_MAX];
+	char why[96];
+	if (w->len > sizeof b)
+		return -EPROTO;
+	int rc = read_full(fd, b, w->len);
+	return rc ? rc : codec_decode_refuse(w, b, text, why, sizeof why);
 }
 
 int hs_send(int fd, uint16_t type, uint64_t id, const void *payload, uint32_t len)
@@ -78,26 +83,20 @@ int hs_dial(const char *address, int wake_fd)
 	return fd;
 }
 
-static void hello_base(const struct hs_conf *c, int ch, uint8_t *b, const uint8_t *chal)
+static int send_hello(const struct hs_conf *c, int fd, int ch, const uint8_t *chal, struct pkt_hello *mine)
 {
-	memset(b, 0, HELLO_BYTES);
-	put_be32(b + HELLO_VMIN, WIRE_VERSION_MIN);
-	put_be32(b + HELLO_VMAX, WIRE_VERSION_MAX);
-	put_be32(b + HELLO_NODE_ID, (uint32_t)c->my_id);
-	b[HELLO_CHANNEL] = (uint8_t)ch;
-	b[HELLO_PROTOCOL] = (uint8_t)c->protocol;
-	put_be32(b + HELLO_FLAGS, (c->allow_two ? HF_TWO_PRIMARIES : 0) | (c->has_secret ? HF_AUTH : 0));
-	put_be64(b + HELLO_SIZE, c->size);
-	snprintf((char *)b + HELLO_RES, 64, "%s", c->res);
-	memcpy(b + HELLO_CHAL, chal, WIRE_CHALLENGE);
-	if (c->fill)
-		c->fill(c->arg, b);
-}
+	uint8_t b[HELLO_BYTES];
 
-static int send_hello(const struct hs_conf *c, int fd, int ch, const uint8_t *chal, uint8_t *mine)
-{
-	hello_base(c, ch, mine, chal);
-	return hs_send(fd, P_HELLO, 0, mine, HELLO_BYTES);
+	*mine = (struct pkt_hello){ .vmin = WIRE_VERSION_MIN, .vmax = WIRE_VERSION_MAX, .node_id = (uint32_t)c->my_id,
+				    .channel = (uint8_t)ch, .protocol = (uint8_t)c->protocol, .size = c->size,
+				    .flags = (c->allow_two ? HF_TWO_PRIMARIES : 0) | (c->has_secret ? HF_AUTH : 0),
+				    .stamp_from = -1 };
+	snprintf(mine->res, sizeof mine->res, "%s", c->res);
+	memcpy(mine->chal, chal, WIRE_CHALLENGE);
+	if (c->fill)
+		c->fill(c->arg, mine);
+	codec_encode_hello(b, mine);
+	return hs_send(fd, P_HELLO, 0, b, HELLO_BYTES);
 }
 
 static unsigned mac(const struct hs_conf *c, const uint8_t *chal, int node_id, int ch, uint8_t *out)
@@ -119,15 +118,13 @@ void hs_refuse(int fd, const char *why)
 
 /* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
  * the reason set (and logged). `from` names the remote address. */
-int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine,
-		 char *reason)
+int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, struct pkt_hello *peer,
+		 struct pkt_hello *mine, char *reason)
 {
 	int ch = *chp;
-	uint8_t chal[WIRE_CHALLENGE], h[WIRE_HDR], buf[512];
-	uint16_t type, flags;
-	uint32_t len;
-	uint64_t id;
-	char why[256];
+	uint8_t chal[WIRE_CHALLENGE], hb[HELLO_BYTES];
+	struct wire_hdr w;
+	char why[256], text[CODEC_REFUSE_MAX + 1];
 	int rc;
 
 	struct timeval tv = { .tv_sec = 5 };
@@ -140,7 +137,7 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 		RSN("handshake with %s: send failed: %s", from, strerror(-rc));
 		return rc;
 	}
-	rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
+	rc = hs_recv_hdr(fd, &w);
 	if (rc == -EPROTO || rc == -EMSGSIZE) {
 		RSN("handshake with %s: not a dipole peer (bad magic or size); dropped", from);
 		return rc;
@@ -149,31 +146,30 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 		RSN("handshake with %s: %s", from, rc == -EAGAIN ? "timed out" : strerror(-rc));
 		return rc;
 	}
-	if (type == P_REFUSE && len < sizeof buf) {
-		read_full(fd, buf, len);
-		buf[len] = 0;
-		RSN("refused by %s: %s", from, (char *)buf);
+	if (w.type == P_REFUSE && !hs_recv_refuse(fd, &w, text)) {
+		RSN("refused by %s: %s", from, text);
 		return -ECONNREFUSED;
 	}
-	if (type != P_HELLO || len != HELLO_BYTES) {
-		RSN("handshake with %s: expected HELLO, got packet type %u (%u bytes); dropped", from, type, len);
+	if (w.type != P_HELLO || w.len != HELLO_BYTES) {
+		RSN("handshake with %s: expected HELLO, got %s (%u bytes); dropped", from, codec_type_name(w.type), w.len);
 		return -EPROTO;
 	}
-	if ((rc = read_full(fd, peer_hello, HELLO_BYTES))) {
+	if ((rc = read_full(fd, hb, HELLO_BYTES))) {
 		RSN("handshake with %s: truncated HELLO", from);
 		return rc;
 	}
+	if ((rc = codec_decode_hello(hb, w.len, peer, why, sizeof why))) {
+		hs_refuse(fd, why);
+		RSN("handshake with %s: %s; dropped", from, why);
+		return rc;
+	}
 	if (ch < 0) {
-		ch = *chp = peer_hello[HELLO_CHANNEL] == CH_META ? CH_META : peer_hello[HELLO_CHANNEL] == CH_VOTE ? CH_VOTE : CH_DATA;
+		ch = *chp = peer->channel;
 		if ((rc = send_hello(c, fd, ch, chal, mine)))
 			return rc;
 	}
-	uint32_t vmin = get_be32(peer_hello + HELLO_VMIN), vmax = get_be32(peer_hello + HELLO_VMAX);
-	uint32_t pid = get_be32(peer_hello + HELLO_NODE_ID);
-	uint32_t pflags = get_be32(peer_hello + HELLO_FLAGS);
-	char pres[65];
-	memcpy(pres, peer_hello + HELLO_RES, 64);
-	pres[64] = 0;
+	uint32_t vmin = peer->vmin, vmax = peer->vmax, pid = peer->node_id, pflags = peer->flags;
+	const char *pres = peer->res;
 	why[0] = 0;
 	if (vmax < WIRE_VERSION_MIN || vmin > WIRE_VERSION_MAX)
 		snprintf(why, sizeof why, "protocol versions do not overlap: peer speaks %u-%u, this node %u-%u",
@@ -183,19 +179,18 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 	else if (pid != (uint32_t)c->peer_id)
 		snprintf(why, sizeof why, "peer says it is node-id %u, but '%s' is node-id %d in the config", pid,
 			 c->peer_name, c->peer_id);
-	else if (peer_hello[HELLO_CHANNEL] != ch)
+	else if (peer->channel != ch)
 		snprintf(why, sizeof why, "channel mismatch");
 	else if ((ch == CH_VOTE) != !!c->vote_only)
 		snprintf(why, sizeof why, "%s", c->vote_only ? "this node has a vote link with you, not a disk peer link"
 							     : "this node has a disk peer link with you, not a vote link");
 	else if (ch == CH_VOTE)
 		; /* a vote link carries no data: size and protocol do not matter */
-	else if (get_be64(peer_hello + HELLO_SIZE) != c->size)
+	else if (peer->size != c->size)
 		snprintf(why, sizeof why, "device size differs: peer %llu bytes, this node %llu bytes",
-			 (unsigned long long)get_be64(peer_hello + HELLO_SIZE), (unsigned long long)c->size);
-	else if (peer_hello[HELLO_PROTOCOL] != c->protocol)
-		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer_hello[HELLO_PROTOCOL],
-			 c->protocol);
+			 (unsigned long long)peer->size, (unsigned long long)c->size);
+	else if (peer->protocol != c->protocol)
+		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer->protocol, c->protocol);
 	else if (!!(pflags & HF_TWO_PRIMARIES) != !!c->allow_two)
 		snprintf(why, sizeof why, "allow-two-primaries differs: set on %s only",
 			 c->allow_two ? "this node" : "the peer");
@@ -210,11 +205,11 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 	}
 	if (c->has_secret) {
 		uint8_t m[WIRE_MAC_MAX], want[WIRE_MAC_MAX], pm[WIRE_MAC_MAX];
-		unsigned ml = mac(c, peer_hello + HELLO_CHAL, c->my_id, ch, m);
+		unsigned ml = mac(c, peer->chal, c->my_id, ch, m);
 		if ((rc = hs_send(fd, P_AUTH, 0, m, ml)))
 			return rc;
-		rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
-		if (rc || type != P_AUTH || len != ml || read_full(fd, pm, len)) {
+		rc = hs_recv_hdr(fd, &w);
+		if (rc || codec_decode_auth(&w, why, sizeof why) || w.len != ml || read_full(fd, pm, w.len)) {
 			RSN("%s did not authenticate (no or malformed AUTH); refused, nothing changed", from);
 			hs_refuse(fd, "authentication failed");
 			return -EACCES;
@@ -227,11 +222,10 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, ui
 		}
 		if ((rc = hs_send(fd, P_AUTH_OK, 0, NULL, 0)))
 			return rc;
-		rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
-		if (rc || type != P_AUTH_OK) {
-			if (!rc && type == P_REFUSE && len < sizeof buf && !read_full(fd, buf, len)) {
-				buf[len] = 0;
-				RSN("refused by %s: %s", from, (char *)buf);
+		rc = hs_recv_hdr(fd, &w);
+		if (rc || w.type != P_AUTH_OK || w.len) {
+			if (!rc && w.type == P_REFUSE && !hs_recv_refuse(fd, &w, text)) {
+				RSN("refused by %s: %s", from, text);
 			} else {
 				RSN("%s: authentication not confirmed", from);
 			}

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "util.h"
 
 struct hs_conf {
@@ -22,17 +23,20 @@ struct hs_conf {
 	const EVP_MD *md;         /* cram-hmac-alg */
 	int timeout_ms;           /* send timeout once connected */
 	int vote_only;            /* a vote link: only CH_VOTE; else only data/meta */
-	void (*fill)(void *arg, uint8_t *hello); /* state fields of this node's HELLO */
+	void (*fill)(void *arg, struct pkt_hello *hello); /* state fields of this node's HELLO */
 	void *arg;
 };
 
 /* Handshake on fd. *chp: the channel to open (dialer) or -1 (acceptor:
- * learns it from the peer's HELLO). Fills peer_hello and mine
- * (HELLO_BYTES each). Returns 0, or <0 with reason[256] set. */
-int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine,
-		 char *reason);
+ * learns it from the peer's HELLO). Fills the peer's HELLO and this node's
+ * as sent (both decoded by the codec). Returns 0, or <0 with reason[256]. */
+int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, struct pkt_hello *peer,
+		 struct pkt_hello *mine, char *reason);
 /* Read one packet header: -EPROTO bad magic, -EMSGSIZE oversized payload. */
-int hs_recv_hdr(int fd, uint8_t *h, uint16_t *type, uint16_t *flags, uint32_t *len, uint64_t *id);
+int hs_recv_hdr(int fd, struct wire_hdr *w);
+/* After a P_REFUSE header: read its reason into text[CODEC_REFUSE_MAX + 1]
+ * (printable). 0, -EPROTO (too long) or -errno. */
+int hs_recv_refuse(int fd, const struct wire_hdr *w, char *text);
 /* Send one packet (header + payload) with a blocking write. */
 int hs_send(int fd, uint16_t type, uint64_t id, const void *payload, uint32_t len);
 /* Connect to "IP:PORT" within 5 s (a byte on wake_fd cancels: -ECANCELED);

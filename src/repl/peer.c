@@ -114,28 +114,25 @@ void hello_uuids(struct peer *p, uint64_t *u)
 }
 
 /* This node's state in its HELLO (hs.h fills the rest). */
-static void hello_fill(void *arg, uint8_t *b)
+static void hello_fill(void *arg, struct pkt_hello *hl)
 {
 	struct peer *p = arg;
 	struct engine *e = p->e;
-	b[HELLO_ROLE] = (uint8_t)atomic_load(&e->role);
-	b[HELLO_DISK] = (uint8_t)atomic_load(&e->dstate);
+	hl->role = (uint8_t)atomic_load(&e->role);
+	hl->disk = (uint8_t)atomic_load(&e->dstate);
 	void *src = engine_sync_source(e);
-	put_be32(b + HELLO_FLAGS, get_be32(b + HELLO_FLAGS) | (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
-				  (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0) |
-				  (engine_unsure(e, p->slot) ? HF_UNSURE : 0) | (third_primary(p) ? HF_THIRD_PRIMARY : 0) |
-				  (src && src != p ? HF_BUSY_TARGET : 0));
-	put_be64(b + HELLO_GEN_TIME, e->sb.gen_time);
-	put_be64(b + HELLO_OOS, engine_oos(e, p->slot));
-	uint64_t u[UUID_COUNT];
-	hello_uuids(p, u);
-	for (int i = 0; i < UUID_COUNT; i++)
-		put_be64(b + HELLO_UUID + 8 * i, u[i]);
-	put_be32(b + HELLO_STAMP, atomic_load(&e->applied_stamp));
-	put_be32(b + HELLO_STAMP_FROM, (uint32_t)atomic_load(&e->applied_from));
+	hl->flags |= (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
+		     (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0) |
+		     (engine_unsure(e, p->slot) ? HF_UNSURE : 0) | (third_primary(p) ? HF_THIRD_PRIMARY : 0) |
+		     (src && src != p ? HF_BUSY_TARGET : 0);
+	hl->gen_time = e->sb.gen_time;
+	hl->oos = engine_oos(e, p->slot);
+	hello_uuids(p, hl->uuid);
+	hl->stamp = atomic_load(&e->applied_stamp);
+	hl->stamp_from = atomic_load(&e->applied_from);
 }
 
-int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine)
+int handshake(struct peer *p, int fd, int *chp, const char *from, struct pkt_hello *peer_hello, struct pkt_hello *mine)
 {
 	char why[256];
 	int rc = hs_handshake(&p->hs, fd, chp, from, peer_hello, mine, why);
@@ -161,7 +158,7 @@ static int dial(struct peer *p)
 static void peer_inbound(void *arg, int fd, const char *from)
 {
 	struct peer *p = arg;
-	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+	struct pkt_hello hello, mine;
 	int ch = -1;
 
 	if (atomic_load(&p->stopping)) {
@@ -170,7 +167,7 @@ static void peer_inbound(void *arg, int fd, const char *from)
 	}
 	hs_tune(fd);
 	{
-		if (handshake(p, fd, &ch, from, hello, mine)) {
+		if (handshake(p, fd, &ch, from, &hello, &mine)) {
 			close(fd);
 			return;
 		}
@@ -193,8 +190,8 @@ static void peer_inbound(void *arg, int fd, const char *from)
 				close(p->in_mfd);
 			p->in_dfd = fd;
 			p->in_mfd = -1;
-			memcpy(p->in_hello, hello, sizeof hello);
-			memcpy(p->in_mine, mine, sizeof mine);
+			p->in_hello = hello;
+			p->in_mine = mine;
 		} else if (p->in_dfd >= 0 && p->in_mfd < 0) {
 			p->in_mfd = fd;
 			pthread_cond_broadcast(&p->inq_cond);
@@ -210,9 +207,9 @@ static void peer_inbound(void *arg, int fd, const char *from)
 	}
 }
 
-static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
+static int establish(struct peer *p, struct pkt_hello *hello, struct pkt_hello *my_hello)
 {
-	uint8_t mh[HELLO_BYTES], mine[HELLO_BYTES];
+	struct pkt_hello mh, mine;
 	int dfd, mfd;
 
 	if (p->dialer) {
@@ -230,7 +227,7 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
 		}
 		mfd = dial(p);
 		ch = CH_META;
-		if (mfd < 0 || handshake(p, mfd, &ch, from, mh, mine)) {
+		if (mfd < 0 || handshake(p, mfd, &ch, from, &mh, &mine)) {
 			close(dfd);
 			if (mfd >= 0)
 				close(mfd);
@@ -243,8 +240,8 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
 		dfd = p->in_dfd;
 		mfd = p->in_mfd;
 		p->in_dfd = p->in_mfd = -1;
-		memcpy(hello, p->in_hello, HELLO_BYTES);
-		memcpy(my_hello, p->in_mine, HELLO_BYTES);
+		*hello = p->in_hello;
+		*my_hello = p->in_mine;
 		pthread_mutex_unlock(&p->inq_lock);
 		if (atomic_load(&p->stopping) || atomic_load(&p->admin_down) || dfd < 0 || mfd < 0) {
 			if (dfd >= 0)
@@ -257,20 +254,17 @@ static int establish(struct peer *p, uint8_t *hello, uint8_t *my_hello)
 	/* both sides confirm they took this connection before deciding anything
 	 * from the HELLOs: an acceptor that refused (administratively down,
 	 * replaced) must not leave the dialer deciding alone */
-	uint8_t rh[WIRE_HDR], why[256];
-	uint16_t type, flags;
-	uint32_t len;
-	uint64_t id;
+	struct wire_hdr w;
+	char text[CODEC_REFUSE_MAX + 1];
 	struct timeval tv = { .tv_sec = 5 };
 	setsockopt(dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	int rc = hs_send(dfd, P_READY, 0, NULL, 0);
 	if (!rc)
-		rc = hs_recv_hdr(dfd, rh, &type, &flags, &len, &id);
-	if (!rc && type == P_REFUSE && len < sizeof why && !read_full(dfd, why, len)) {
-		why[len] = 0;
-		set_reason(p, "refused by %s: %s", p->ph->name, (char *)why);
+		rc = hs_recv_hdr(dfd, &w);
+	if (!rc && w.type == P_REFUSE && !hs_recv_refuse(dfd, &w, text)) {
+		set_reason(p, "refused by %s: %s", p->ph->name, text);
 		rc = -ECONNREFUSED;
-	} else if (!rc && (type != P_READY || len)) {
+	} else if (!rc && (w.type != P_READY || w.len)) {
 		rc = -EPROTO;
 	}
 	tv.tv_sec = 0;
@@ -400,7 +394,7 @@ static void teardown(struct peer *p)
 static void *conn_main(void *arg)
 {
 	struct peer *p = arg;
-	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+	struct pkt_hello hello, mine;
 	int backoff = 100;
 
 	while (!atomic_load(&p->stopping)) {
@@ -414,7 +408,7 @@ static void *conn_main(void *arg)
 			continue;
 		}
 		peer_set_cstate(p, CS_CONNECTING, "connecting");
-		int rc = establish(p, hello, mine);
+		int rc = establish(p, &hello, &mine);
 		if (rc) {
 			if (rc == -ECANCELED && atomic_load(&p->stopping))
 				break;
@@ -430,7 +424,7 @@ static void *conn_main(void *arg)
 		}
 		backoff = 100;
 		peer_set_cstate(p, CS_CONNECTED, "handshake done");
-		if ((rc = agree(p, hello, mine))) {
+		if ((rc = agree(p, &hello, &mine))) {
 			teardown(p);
 			if (atomic_load(&p->stopping))
 				break;
@@ -759,7 +753,7 @@ void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct 
 		   const struct cfg_host *ph, int fd)
 {
 	char err[256];
-	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+	struct pkt_hello hello, mine;
 	int ch = -1;
 	struct peer *p = peer_new(e, r, me, ph, err);
 
@@ -767,12 +761,12 @@ void peer_serve_fd(struct engine *e, const struct cfg_resource *r, const struct 
 		close(fd);
 		return;
 	}
-	if (handshake(p, fd, &ch, "fuzz", hello, mine) == 0 && ch == CH_DATA) {
+	if (handshake(p, fd, &ch, "fuzz", &hello, &mine) == 0 && ch == CH_DATA) {
 		p->dfd = fd;
 		p->no_confirm = 1;
 		peer_set_cstate(p, CS_CONNECTING, "fuzzing: accepted");
 		peer_set_cstate(p, CS_CONNECTED, "fuzzing: handshake done");
-		if (agree(p, hello, mine) == 0)
+		if (agree(p, &hello, &mine) == 0)
 			data_loop(p);
 		teardown(p); /* closes fd */
 	} else {

@@ -28,23 +28,22 @@
 
 enum { V_TWO_PRIMARIES = 100, V_SPLIT_BRAIN, V_UNRELATED, V_STALE_FOR_DISKLESS, V_DEFERRED, V_THIRD_PRIMARY };
 
-static void mside_of_hello(struct mside *m, const uint8_t *h)
+static void mside_of_hello(struct mside *m, const struct pkt_hello *h)
 {
-	uint32_t f = get_be32(h + HELLO_FLAGS);
-	m->disk = h[HELLO_DISK];
-	m->primary = h[HELLO_ROLE] == ROLE_PRIMARY;
-	m->node_id = (int)get_be32(h + HELLO_NODE_ID);
-	m->unsure = !!(f & HF_UNSURE);
-	m->third_primary = !!(f & HF_THIRD_PRIMARY);
-	m->busy_target = !!(f & HF_BUSY_TARGET);
-	m->stamp_from = (int32_t)get_be32(h + HELLO_STAMP_FROM);
-	m->stamp = get_be32(h + HELLO_STAMP);
+	m->disk = h->disk;
+	m->primary = h->role == ROLE_PRIMARY;
+	m->node_id = (int)h->node_id;
+	m->unsure = !!(h->flags & HF_UNSURE);
+	m->third_primary = !!(h->flags & HF_THIRD_PRIMARY);
+	m->busy_target = !!(h->flags & HF_BUSY_TARGET);
+	m->stamp_from = h->stamp_from;
+	m->stamp = h->stamp;
 	m->busy_source = m->busy_target;
-	m->current = get_be64(h + HELLO_UUID);
+	m->current = h->uuid[UUID_CURRENT];
 }
 
 /* Several peers: decide_multi() on both HELLOs. */
-static int multi_verdict(int v, const uint8_t *mine, const uint8_t *hello)
+static int multi_verdict(int v, const struct pkt_hello *mine, const struct pkt_hello *hello)
 {
 	struct mside m, t;
 	mside_of_hello(&m, mine);
@@ -142,26 +141,28 @@ static int mirror_verdict(int v)
  * hung up or disagrees. */
 int confirm(struct peer *p, int verdict)
 {
-	uint8_t b[4], h[WIRE_HDR];
-	uint16_t type, flags;
-	uint32_t len;
-	uint64_t id;
+	uint8_t b[4];
+	struct wire_hdr w;
+	uint32_t theirs = 0;
+	char why[96];
 	if (p->no_confirm)
 		return 0;
-	put_be32(b, (uint32_t)verdict);
+	codec_encode_decision(b, (uint32_t)verdict);
 	int rc = send_pkt(p, CH_DATA, P_DECISION, 0, 0, b, 4, NULL, 0);
 	struct timeval tv = { .tv_sec = 5 };
 	setsockopt(p->dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (!rc)
-		rc = hs_recv_hdr(p->dfd, h, &type, &flags, &len, &id);
-	if (!rc && (type != P_DECISION || len != 4))
+		rc = hs_recv_hdr(p->dfd, &w);
+	if (!rc && w.len > sizeof b)
 		rc = -EPROTO;
 	if (!rc)
-		rc = read_full(p->dfd, b, 4);
+		rc = read_full(p->dfd, b, w.len);
+	if (!rc)
+		rc = codec_decode_decision(&w, b, &theirs, why, sizeof why);
 	tv.tv_sec = 0;
 	setsockopt(p->dfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	if (!rc && (int)get_be32(b) != mirror_verdict(verdict)) {
-		set_reason(p, "the peer reached another decision (%u, this node %d); connecting again", get_be32(b), verdict);
+	if (!rc && (int)theirs != mirror_verdict(verdict)) {
+		set_reason(p, "the peer reached another decision (%u, this node %d); connecting again", theirs, verdict);
 		return -EAGAIN;
 	}
 	if (rc) {
@@ -172,24 +173,24 @@ int confirm(struct peer *p, int verdict)
 	return 0;
 }
 
-static void side_of_hello(struct side *s, const uint8_t *h)
+static void side_of_hello(struct side *s, const struct pkt_hello *h)
 {
-	uint32_t f = get_be32(h + HELLO_FLAGS);
+	uint32_t f = h->flags;
 	memset(s, 0, sizeof *s);
-	s->disk = h[HELLO_DISK];
-	s->primary = h[HELLO_ROLE] == ROLE_PRIMARY;
+	s->disk = h->disk;
+	s->primary = h->role == ROLE_PRIMARY;
 	for (int i = 0; i < G_COUNT; i++)
-		s->uuid[i] = get_be64(h + HELLO_UUID + 8 * i);
-	s->oos = get_be64(h + HELLO_OOS);
-	s->node_id = (int)get_be32(h + HELLO_NODE_ID);
+		s->uuid[i] = h->uuid[i];
+	s->oos = h->oos;
+	s->node_id = (int)h->node_id;
 	s->crashed_primary = !!(f & HF_CRASHED_PRIMARY);
 	s->discard_my_data = !!(f & HF_DISCARD_MY_DATA);
-	s->gen_time = get_be64(h + HELLO_GEN_TIME);
+	s->gen_time = h->gen_time;
 }
 
 /* One handshake's verdict and what it rests on: both HELLOs as sent. */
 struct agreement {
-	const uint8_t *mine, *hello;    /* this side's HELLO as sent, the peer's */
+	const struct pkt_hello *mine, *hello; /* this side's HELLO as sent, the peer's */
 	struct side me, them;
 	uint32_t my_flags, peer_flags;  /* HELLO_FLAGS: HF_* */
 	enum decision d;                /* decide_sync's decision */
@@ -379,7 +380,7 @@ static int agree_apply(struct peer *p, struct agreement *a)
 		 disk_state_name((enum disk_state)me->disk), (unsigned long long)me->uuid[G_CURRENT],
 		 disk_state_name((enum disk_state)them->disk), (unsigned long long)them->uuid[G_CURRENT],
 		 decision_name(d));
-	atomic_store(&p->peer_was_primary, a->hello[HELLO_ROLE] == ROLE_PRIMARY);
+	atomic_store(&p->peer_was_primary, a->hello->role == ROLE_PRIMARY);
 	atomic_store(&p->primary_at_loss, 0);
 	atomic_store(&p->hold_off, 0);
 	/* a node about to be SyncTarget resumes only once the source's bitmap
@@ -430,15 +431,15 @@ static int agree_apply(struct peer *p, struct agreement *a)
  * other confirmed (confirm). Three steps: the verdict (no side effects),
  * the confirmation over the network, then settle and apply. Returns 0 to
  * run, <0 to drop the connection (reason set). */
-int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
+int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello *mine)
 {
 	struct agreement a = { .mine = mine, .hello = hello };
 	int rc;
 
 	side_of_hello(&a.me, mine);
 	side_of_hello(&a.them, hello);
-	a.my_flags = get_be32(mine + HELLO_FLAGS);
-	a.peer_flags = get_be32(hello + HELLO_FLAGS);
+	a.my_flags = mine->flags;
+	a.peer_flags = hello->flags;
 	if (hello_stale(p, &a.me)) {
 		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
 		return -EAGAIN;
@@ -449,7 +450,7 @@ int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine)
 	if ((rc = confirm(p, a.verdict)))
 		return rc;
 	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
-	peer_set_peer_state(p, hello[HELLO_ROLE], hello[HELLO_DISK], "handshake");
+	peer_set_peer_state(p, hello->role, hello->disk, "handshake");
 	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
 	if ((rc = agree_settle(p, &a)))
 		return rc;

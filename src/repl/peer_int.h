@@ -84,7 +84,7 @@ struct peer {
 	pthread_mutex_t inq_lock;
 	pthread_cond_t inq_cond;
 	int in_dfd, in_mfd;
-	uint8_t in_hello[HELLO_BYTES], in_mine[HELLO_BYTES];
+	struct pkt_hello in_hello, in_mine; /* their HELLOs */
 	_Atomic int stopping;
 
 	/* admin_lock: admin_down changes (control thread: connect/disconnect;
@@ -218,7 +218,7 @@ int peer_set_peer_state(struct peer *p, int role, int disk, const char *why);
 void set_reason(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void disconnect_sockets(struct peer *p);
 void hello_uuids(struct peer *p, uint64_t *u);
-int handshake(struct peer *p, int fd, int *chp, const char *from, uint8_t *peer_hello, uint8_t *mine);
+int handshake(struct peer *p, int fd, int *chp, const char *from, struct pkt_hello *peer_hello, struct pkt_hello *mine);
 
 /* peer_io.c */
 int send_pkt(struct peer *p, int ch, uint16_t type, uint16_t flags, uint64_t id,
@@ -265,6 +265,6 @@ void kick_others(struct peer *p, const char *why);
 void kick_sources(struct peer *p);
 void peers_state_changed(struct engine *e, struct peer *except);
 int confirm(struct peer *p, int verdict);
-int agree(struct peer *p, const uint8_t *hello, const uint8_t *mine);
+int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello *mine);
 
 #endif

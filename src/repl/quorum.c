@@ -147,49 +147,47 @@ static uint8_t my_role(struct quorum *q)
 static void vstate_build(struct quorum *q, uint8_t *b)
 {
 	uint64_t now = now_ns();
-	uint32_t seen = 0;
-	memset(b, 0, VS_BYTES);
-	b[0] = my_role(q);
-	b[1] = my_disk(q);
-	b[2] = (uint8_t)(atomic_load(&q->have) == 1);
+	struct pkt_vstate v = { .role = (uint8_t)my_role(q), .disk = (uint8_t)my_disk(q),
+				.quorum = (uint8_t)(atomic_load(&q->have) == 1) };
 	pthread_mutex_lock(&q->lock);
-	/* 0x80: a claim (this node did go on alone), not just a request */
-	b[3] = (q->want_alone || q->claim) && q->peer_host ? (uint8_t)(q->peer_host->node_id | (q->claim ? 0x80 : 0))
-							    : NONE;
+	/* VSTATE_CLAIM: a claim (this node did go on alone), not just a request */
+	v.going_on_without = (q->want_alone || q->claim) && q->peer_host
+				     ? (uint8_t)(q->peer_host->node_id | (q->claim ? VSTATE_CLAIM : 0))
+				     : NONE;
 	for (int i = 0; i < MAX_NODES; i++) {
-		put_be32(b + VS_HDR + 8 * i, AGE_NEVER);
-		b[VS_HDR + 8 * i + 7] = q->outdated_by[i] < 0 ? NONE : (uint8_t)q->outdated_by[i];
+		v.n[i].age_ms = AGE_NEVER;
+		v.n[i].outdated_by = q->outdated_by[i] < 0 ? NONE : (uint8_t)q->outdated_by[i];
 	}
 	pthread_mutex_unlock(&q->lock);
 	for (int i = 0; i < q->npeers; i++) {
-		struct replica_view v;
-		q->peers[i].ops->view(q->peers[i].ctx, &v);
-		uint8_t *n = b + VS_HDR + 8 * q->phosts[i]->node_id;
-		if (v.usable)
-			seen |= 1u << q->phosts[i]->node_id;
-		if (v.last_rx_ns)
-			put_be32(n, (uint32_t)((now - v.last_rx_ns) / 1000000));
-		n[4] = (uint8_t)v.disk;
-		n[5] = (uint8_t)v.role;
-		n[6] = (uint8_t)v.usable;
+		struct replica_view rv;
+		q->peers[i].ops->view(q->peers[i].ctx, &rv);
+		int id = q->phosts[i]->node_id;
+		if (rv.usable)
+			v.seen |= 1u << id;
+		if (rv.last_rx_ns)
+			v.n[id].age_ms = (uint32_t)((now - rv.last_rx_ns) / 1000000);
+		v.n[id].disk = (uint8_t)rv.disk;
+		v.n[id].role = (uint8_t)rv.role;
+		v.n[id].quorum = (uint8_t)rv.usable;
 	}
 	for (int i = 0; i < q->nlinks; i++) {
 		struct vlink *l = &q->links[i];
-		uint8_t *n = b + VS_HDR + 8 * l->h->node_id;
+		int id = l->h->node_id;
 		uint64_t rx = atomic_load(&l->last_rx);
 		if (atomic_load(&l->connected) && lease_fresh(atomic_load(&l->lease_until), now))
-			seen |= 1u << l->h->node_id;
+			v.seen |= 1u << id;
 		if (rx)
-			put_be32(n, (uint32_t)((now - rx) / 1000000));
+			v.n[id].age_ms = (uint32_t)((now - rx) / 1000000);
 		pthread_mutex_lock(&l->lock);
-		n[4] = (uint8_t)(l->have_st ? l->st.disk : 0xff);
-		n[5] = (uint8_t)(l->have_st ? l->st.role : 0xff);
-		n[6] = (uint8_t)(l->have_st ? l->st.quorum : 0);
+		v.n[id].disk = (uint8_t)(l->have_st ? l->st.disk : NONE);
+		v.n[id].role = (uint8_t)(l->have_st ? l->st.role : NONE);
+		v.n[id].quorum = (uint8_t)(l->have_st ? l->st.quorum : 0);
 		pthread_mutex_unlock(&l->lock);
 	}
-	put_be32(b + 4, seen);
-	put_be32(b + 8, (uint32_t)((now - q->started) / 1000000));
-	put_be64(b + 16, q->e ? q->e->sb.uuid[UUID_CURRENT] : 0);
+	v.uptime_ms = (uint32_t)((now - q->started) / 1000000);
+	v.uuid = q->e ? q->e->sb.uuid[UUID_CURRENT] : 0;
+	codec_encode_vstate(b, &v);
 }
 
 _Static_assert(VS_BYTES == VSTATE_BYTES && MAX_NODES == VSTATE_NODES && NONE == VSTATE_NONE, "P_VSTATE layout");
@@ -295,11 +293,11 @@ static void vl_reason(struct vlink *l, const char *fmt, ...)
 static void vl_inbound(void *arg, int fd, const char *from)
 {
 	struct vlink *l = arg;
-	uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+	struct pkt_hello hello, mine;
 	int ch = -1;
 	char why[256];
 	hs_tune(fd);
-	if (atomic_load(&l->q->stopping) || hs_handshake(&l->hs, fd, &ch, from, hello, mine, why)) {
+	if (atomic_load(&l->q->stopping) || hs_handshake(&l->hs, fd, &ch, from, &hello, &mine, why)) {
 		if (!atomic_load(&l->q->stopping))
 			vl_reason(l, "%s", why);
 		close(fd);
@@ -325,10 +323,10 @@ static int vl_connect(struct vlink *l)
 		int fd = hs_dial(l->h->address, l->wake[0]);
 		if (fd < 0)
 			return fd;
-		uint8_t hello[HELLO_BYTES], mine[HELLO_BYTES];
+		struct pkt_hello hello, mine;
 		int ch = CH_VOTE;
 		char why[256];
-		if (hs_handshake(&l->hs, fd, &ch, l->h->address, hello, mine, why)) {
+		if (hs_handshake(&l->hs, fd, &ch, l->h->address, &hello, &mine, why)) {
 			vl_reason(l, "%s", why);
 			close(fd);
 			return -EPROTO;
@@ -355,7 +353,7 @@ static int vl_connect(struct vlink *l)
 static void vl_run(struct vlink *l, int fd)
 {
 	struct quorum *q = l->q;
-	uint8_t b[VS_BYTES], h[WIRE_HDR];
+	uint8_t b[VS_BYTES];
 	uint64_t now = now_ns(), ping_out = 0, last_ping = 0, last_state = 0;
 	char wb[64];
 
@@ -401,14 +399,12 @@ static void vl_run(struct vlink *l, int fd)
 		}
 		if (n <= 0 || !(pf[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		uint16_t type, flags;
-		uint32_t len;
-		uint64_t id;
-		int rc = hs_recv_hdr(fd, h, &type, &flags, &len, &id);
-		if (!rc && len > sizeof b)
+		struct wire_hdr w;
+		int rc = hs_recv_hdr(fd, &w);
+		if (!rc && w.len > sizeof b)
 			rc = -EMSGSIZE;
-		if (!rc && len)
-			rc = read_full(fd, b, len);
+		if (!rc && w.len)
+			rc = read_full(fd, b, w.len);
 		if (rc) {
 			vl_reason(l, "%s", rc == -EPROTO ? "bad packet magic; dropping the vote link"
 				  : rc == -EMSGSIZE ? "oversized packet; dropping the vote link" : "connection lost");
@@ -416,19 +412,18 @@ static void vl_run(struct vlink *l, int fd)
 		}
 		now = now_ns();
 		atomic_store(&l->last_rx, now);
-		if (type == P_PING) {
-			if (hs_send(fd, P_PING_ACK, id, NULL, 0))
+		if (w.type == P_PING) {
+			if (hs_send(fd, P_PING_ACK, w.id, NULL, 0))
 				break;
-		} else if (type == P_PING_ACK) {
-			if (id == ping_out && ping_out) {
+		} else if (w.type == P_PING_ACK) {
+			if (w.id == ping_out && ping_out) {
 				atomic_store(&l->lease_until, ping_out + q->lease_ns);
 				ping_out = 0;
 			}
-		} else if (type == P_VSTATE) {
+		} else if (w.type == P_VSTATE) {
 			struct vstate s;
 			char why[160];
-			if (vstate_parse(&(struct wire_hdr){ .type = type, .flags = flags, .len = len, .id = id }, b, &s,
-					 why, sizeof why)) {
+			if (vstate_parse(&w, b, &s, why, sizeof why)) {
 				vl_reason(l, "malformed state report (%s); dropping the vote link", why);
 				break;
 			}
@@ -441,7 +436,7 @@ static void vl_run(struct vlink *l, int fd)
 			vote_record(q, l->h->node_id, &s);
 			pthread_mutex_unlock(&q->lock);
 		} else {
-			vl_reason(l, "unexpected packet type %u on a vote link; dropping it", type);
+			vl_reason(l, "unexpected packet %s on a vote link; dropping it", codec_type_name(w.type));
 			break;
 		}
 	}

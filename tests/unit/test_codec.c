@@ -281,6 +281,72 @@ TEST(vstate)
 	CHECK_STR_HAS(why, "P_VSTATE: quorum 2");
 }
 
+/* the handshake's packets: HELLO both ways, DECISION, AUTH, REFUSE */
+TEST(hello_round_trip)
+{
+	struct pkt_hello in = { .vmin = 1, .vmax = 1, .node_id = 3, .channel = CH_META, .protocol = 'C', .role = 1,
+				.disk = HELLO_DISK_MAX, .flags = HF_AUTH | HF_UNSURE, .size = 1ULL << 30, .oos = 77,
+				.uuid = { 1, 2, 3, 4 }, .gen_time = 123456789, .stamp = 9, .stamp_from = -1 };
+	struct pkt_hello out;
+	uint8_t b[HELLO_BYTES];
+	char why[128];
+	snprintf(in.res, sizeof in.res, "swarm");
+	memset(in.chal, 0xab, sizeof in.chal);
+	codec_encode_hello(b, &in);
+	CHECK(codec_decode_hello(b, HELLO_BYTES, &out, why, sizeof why) == 0);
+	CHECK(!memcmp(&in, &out, sizeof in));
+}
+
+TEST(hello_malformed_refused)
+{
+	static const struct { int at; uint8_t val; const char *reason; } bad_hello[] = {
+		{ HELLO_CHANNEL, 3, "P_HELLO: channel 3" },
+		{ HELLO_ROLE, 2, "P_HELLO: role 2" },
+		{ HELLO_DISK, HELLO_DISK_MAX + 1, "P_HELLO: disk state 7" },
+		{ HELLO_PROTOCOL, 'D', "P_HELLO: protocol 68" },
+		{ HELLO_RES + HELLO_RES_MAX, 'x', "resource name not terminated" },
+	};
+	struct pkt_hello in = { .vmin = 1, .vmax = 1, .protocol = 'A', .stamp_from = -1 }, out;
+	uint8_t b[HELLO_BYTES];
+	char why[128];
+	memset(in.res, 'r', HELLO_RES_MAX);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_hello); i++) {
+		codec_encode_hello(b, &in);
+		b[bad_hello[i].at] = bad_hello[i].val;
+		why[0] = 0;
+		CHECK(codec_decode_hello(b, HELLO_BYTES, &out, why, sizeof why) == -EPROTO);
+		CHECK_STR_HAS(why, bad_hello[i].reason);
+	}
+	codec_encode_hello(b, &in);
+	CHECK(codec_decode_hello(b, HELLO_BYTES, &out, why, sizeof why) == 0); /* 63 bytes + NUL: fits */
+	CHECK(codec_decode_hello(b, HELLO_BYTES - 1, &out, why, sizeof why) == -EPROTO);
+	CHECK_STR_HAS(why, "payload 179 bytes: expected 180");
+}
+
+TEST(handshake_small_packets)
+{
+	uint8_t b[8];
+	uint32_t v = 0;
+	char why[128], text[CODEC_REFUSE_MAX + 1];
+	codec_encode_decision(b, 104);
+	CHECK(codec_decode_decision(&(struct wire_hdr){ .type = P_DECISION, .len = 4 }, b, &v, why, sizeof why) == 0);
+	CHECK(v == 104);
+	CHECK(codec_decode_decision(&(struct wire_hdr){ .type = P_DECISION, .len = 3 }, b, &v, why, sizeof why) ==
+	      -EPROTO);
+	CHECK(codec_decode_decision(&(struct wire_hdr){ .type = P_READY, .len = 4 }, b, &v, why, sizeof why) == -EPROTO);
+	CHECK_STR_HAS(why, "got P_READY of 4 bytes");
+	CHECK(codec_decode_auth(&(struct wire_hdr){ .type = P_AUTH, .len = 32 }, why, sizeof why) == 0);
+	CHECK(codec_decode_auth(&(struct wire_hdr){ .type = P_AUTH, .len = 0 }, why, sizeof why) == -EPROTO);
+	CHECK(codec_decode_auth(&(struct wire_hdr){ .type = P_AUTH, .len = WIRE_MAC_MAX + 1 }, why, sizeof why) ==
+	      -EPROTO);
+	const uint8_t msg[] = { 'n', 'o', '\n', 0x1b, '.' };
+	CHECK(codec_decode_refuse(&(struct wire_hdr){ .type = P_REFUSE, .len = sizeof msg }, msg, text, why,
+				  sizeof why) == 0);
+	CHECK(!strcmp(text, "no??."));
+	CHECK(codec_decode_refuse(&(struct wire_hdr){ .type = P_REFUSE, .len = CODEC_REFUSE_MAX + 1 }, msg, text, why,
+				  sizeof why) == -EPROTO);
+}
+
 int main(void)
 {
 	return unit_main("codec");
