@@ -175,9 +175,10 @@ int cmd_dump_md(struct cli *cli, int argc, char **argv)
 	       (unsigned long long)sb.lay.bm_bytes);
 	printf("uuid current %016llX; history %016llX %016llX;\n", (unsigned long long)sb.uuid[UUID_CURRENT],
 	       (unsigned long long)sb.uuid[UUID_HISTORY0], (unsigned long long)sb.uuid[UUID_HISTORY1]);
-	printf("flags 0x%x;%s%s%s%s%s\n", sb.flags, sb.flags & MDF_CONSISTENT ? " consistent" : "",
+	printf("flags 0x%x;%s%s%s%s%s%s%s\n", sb.flags, sb.flags & MDF_CONSISTENT ? " consistent" : "",
 	       sb.flags & MDF_WAS_UP_TO_DATE ? " was-up-to-date" : "", sb.flags & MDF_PRIMARY_IND ? " primary" : "",
-	       sb.flags & MDF_CRASHED ? " attached-or-crashed" : "", sb.flags & MDF_FULL_SYNC ? " full-sync" : "");
+	       sb.flags & MDF_CRASHED ? " attached-or-crashed" : "", sb.flags & MDF_FULL_SYNC ? " full-sync" : "",
+	       sb.flags & MDF_CONNECTED_IND ? " connected" : "", sb.flags & MDF_PEER_OUTDATED ? " peer-outdated" : "");
 	printf("disk-state %s;\n", (sb.flags & MDF_CONSISTENT) ? ((sb.flags & MDF_WAS_UP_TO_DATE) ? "UpToDate" : "Consistent")
 							       : "Inconsistent");
 	printf("bitmap blocks %llu; peer-slots %u;\n", (unsigned long long)nblocks, sb.lay.nslots);

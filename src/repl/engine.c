@@ -148,6 +148,27 @@ void engine_notify_replicas(struct engine *e)
 		e->rep[i].ops->state_changed(e->rep[i].ctx);
 }
 
+int engine_set_md_flag(struct engine *e, uint32_t flag, int on)
+{
+	int rc = 0;
+	/* (a detached disk is written no more) */
+	if (!e->disk || atomic_load(&e->dstate) == DS_DISKLESS)
+		return 0;
+	pthread_mutex_lock(&e->lock);
+	if (!!(e->sb.flags & flag) != !!on) {
+		struct md_super nsb = e->sb;
+		if (on)
+			nsb.flags |= flag;
+		else
+			nsb.flags &= ~flag;
+		rc = super_commit(e, &nsb);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		log_warn("cannot update the metadata flags: %s", strerror(-rc));
+	return rc;
+}
+
 int engine_bind_slot(struct engine *e, int node_id, char *err)
 {
 	int rc = -ENOSPC, free_slot = -1;

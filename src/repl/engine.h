@@ -159,6 +159,11 @@ int engine_set_disk_locked(struct engine *e, enum disk_state to, const char *why
 /* The local disk failed: go Diskless (I/O continues through the peer). */
 void engine_detach(struct engine *e, const char *why);
 
+/* Persist a metadata flag that startup reads the next time (MDF_CONNECTED_IND,
+ * MDF_PEER_OUTDATED; docs/startup.md): set when on, else cleared. A no-op
+ * when it is so already or there is no disk. 0 or -errno of the write. */
+int engine_set_md_flag(struct engine *e, uint32_t flag, int on);
+
 /* Write the whole bitmap to disk now. */
 int engine_save_bitmap(struct engine *e);
 /* A Primary without some peers (slots in `mask`) starts a new data

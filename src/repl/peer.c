@@ -306,6 +306,10 @@ static void fence_peer(struct peer *p)
 			 : rc == 7 ? "peer was fenced (STONITH)" : NULL;
 	if (what) {
 		char why[160];
+		/* an Outdated peer cannot have carried on: startup may promote
+		 * this node after outdated-wfc-timeout (docs/startup.md) */
+		if (rc == 4)
+			engine_set_md_flag(p->e, MDF_PEER_OUTDATED, 1);
 		snprintf(why, sizeof why, "fence-peer handler exited %d: %s", rc, what);
 		atomic_fetch_add(&p->fenced, 1);
 		engine_resume(p->e, why);
@@ -345,6 +349,14 @@ static void teardown(struct peer *p)
 	pending_fail_all(p);
 	if (p->established) {
 		p->established = 0;
+		/* no disk peer left: this node is alone (degraded) from now on;
+		 * a shutdown keeps the mark: the peer outlives this node */
+		int alone = !atomic_load(&p->stopping);
+		for (int i = 0; alone && i < p->e->npeers; i++)
+			if (sibling(p->e, i) != p && peer_is_connected(sibling(p->e, i)))
+				alone = 0;
+		if (alone)
+			engine_set_md_flag(p->e, MDF_CONNECTED_IND, 0);
 		/* what failed to replicate is marked: make the marks durable */
 		engine_save_bitmap(p->e);
 		disk_flush(p->e->disk);
@@ -441,6 +453,10 @@ static void *conn_main(void *arg)
 			atomic_store(&p->admin_down, 1);
 			continue;
 		}
+		/* remembered for the next startup: it was not alone, so the peer
+		 * may carry on after this node goes (docs/startup.md) */
+		engine_set_md_flag(p->e, MDF_CONNECTED_IND, 1);
+		engine_set_md_flag(p->e, MDF_PEER_OUTDATED, 0);
 		if (pthread_create(&p->meta_thr, NULL, meta_main, p) == 0)
 			p->meta_running = 1;
 		data_loop(p);
@@ -683,6 +699,25 @@ void peer_disconnect(struct peer *p)
 int peer_is_connected(struct peer *p)
 {
 	return connected(p);
+}
+
+int peer_is_standalone(struct peer *p)
+{
+	return atomic_load(&p->cstate) == CS_STANDALONE;
+}
+
+int peer_behind(struct peer *p)
+{
+	/* expect_target first: it is cleared only after the target state is set */
+	if (atomic_load(&p->expect_target))
+		return 1;
+	int r = atomic_load(&p->repl);
+	return engine_sync_source(p->e) == p || r == RS_STARTING_SYNC_T || r == RS_SYNC_TARGET;
+}
+
+const char *peer_name(struct peer *p)
+{
+	return p->ph->name;
 }
 
 int peer_invalidate(struct peer *p, char *msg)

@@ -71,6 +71,14 @@ void peer_view(struct peer *p, struct replica_view *v);
 /* The peer as the engine's replica: ctx is the struct peer; the daemon
  * registers each peer with engine_add_replica before I/O starts. */
 extern const struct replica_ops peer_replica_ops;
+/* StandAlone: disconnected by the administrator or refused by state (split
+ * brain, unrelated data, two Primaries); it stays so until `connect`. */
+int peer_is_standalone(struct peer *p);
+/* The handshake with this peer decided that this node lacks data it has:
+ * SyncTarget now or about to be (the peer's P_SYNC_START is on its way). */
+int peer_behind(struct peer *p);
+/* The peer's host name from the configuration. */
+const char *peer_name(struct peer *p);
 /* `resume-io` while disconnected: stop holding writes until the peer is back. */
 void peer_io_resumed(struct peer *p);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync

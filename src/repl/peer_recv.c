@@ -594,8 +594,8 @@ static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union
 			   "the connection");
 		return -EPERM;
 	}
-	atomic_store(&p->expect_target, 0);
 	if (engine_sync_source(e) && engine_sync_source(e) != p) {
+		atomic_store(&p->expect_target, 0);
 		set_reason(p, "peer started a resync while this node is SyncTarget of another peer; dropping the "
 			   "connection");
 		return -EBUSY;
@@ -612,6 +612,9 @@ static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union
 	pthread_rwlock_wrlock(&p->sync_lock);
 	int rc = engine_sync_target_begin(e, p, p->slot, k->sync_start.flags & SSF_FULL);
 	pthread_rwlock_unlock(&p->sync_lock);
+	/* only now: whoever asks peer_behind() sees either the expectation or
+	 * the SyncTarget state, never a moment with neither */
+	atomic_store(&p->expect_target, 0);
 	if (rc == -EBUSY)
 		set_reason(p, "peer started a resync while this node is SyncTarget of another peer; connecting "
 			   "again (deferred until that one is done)");

@@ -36,8 +36,11 @@ enum md_flags {
 	MDF_PRIMARY_IND    = 1 << 2, /* node was Primary */
 	MDF_CRASHED        = 1 << 3, /* attached and not cleanly detached */
 	MDF_FULL_SYNC      = 1 << 4, /* next connect needs a full sync */
-	MDF_PEER_OUTDATED  = 1 << 5,
+	MDF_PEER_OUTDATED  = 1 << 5, /* the peer was outdated (fence-peer exit 4) while this node went on */
 	MDF_BM_CRC         = 1 << 6, /* bm_crc holds the bitmap's crc32c (clean detach) */
+	/* a disk peer was connected; clear: this node was alone (degraded),
+	 * which picks startup's degr-wfc-timeout (docs/startup.md) */
+	MDF_CONNECTED_IND  = 1 << 7,
 };
 
 enum md_uuid { UUID_CURRENT, UUID_BITMAP, UUID_HISTORY0, UUID_HISTORY1, UUID_COUNT };
