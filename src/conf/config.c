@@ -473,10 +473,11 @@ static const struct optspec disk_opts[] = {
 
 static const struct optspec startup_opts[] = {
 	{ "become-primary-on", K_ANY, NULL, IMPL },
-	{ "wfc-timeout", K_INT, "0 1000000", NOT_YET },
-	{ "degr-wfc-timeout", K_INT, "0 1000000", NOT_YET },
-	{ "outdated-wfc-timeout", K_INT, "0 1000000", NOT_YET },
-	{ "wait-after-sb", K_FLAG, NULL, NOT_YET },
+	/* seconds, 0 = for ever (docs/startup.md) */
+	{ "wfc-timeout", K_INT, "0 1000000", IMPL },
+	{ "degr-wfc-timeout", K_INT, "0 1000000", IMPL },
+	{ "outdated-wfc-timeout", K_INT, "0 1000000", IMPL },
+	{ "wait-after-sb", K_FLAG, NULL, IMPL },
 	{ NULL, 0, NULL, 0 }
 };
 

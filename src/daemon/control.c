@@ -49,6 +49,14 @@ static int do_state(void *ctx, int fd, const struct ctl_req *req)
 	return reply_body(fd, ctx, status_state_line);
 }
 
+/* One look at the startup wait; `dipole wait-connect` asks again until it
+ * is over (the main thread must not block on one client). */
+static int do_wait_connect(void *ctx, int fd, const struct ctl_req *req)
+{
+	(void)req;
+	return reply_body(fd, ctx, startup_wait_reply);
+}
+
 /* The connection stays open: the events thread streams on it. */
 static int do_events(void *ctx, int fd, const struct ctl_req *req)
 {
@@ -58,14 +66,13 @@ static int do_events(void *ctx, int fd, const struct ctl_req *req)
 	return 0;
 }
 
-static int do_primary(void *ctx, int fd, const struct ctl_req *req)
+int daemon_promote(struct daemon *d, int force, char *msg)
 {
-	struct daemon *d = ctx;
-	int force = ctl_req_has(req, "--force"), rc = 0;
-	char msg[256];
+	int rc = 0;
 
+	msg[0] = 0;
 	if (d->h->diskless) {
-		snprintf(msg, sizeof msg, "%s has no disk (disk none): it is a tiebreaker and cannot be Primary",
+		snprintf(msg, 256, "%s has no disk (disk none): it is a tiebreaker and cannot be Primary",
 			 d->h->name);
 		rc = -EPERM;
 	} else if (!force && atomic_load(&d->e->role) != ROLE_PRIMARY) {
@@ -75,6 +82,13 @@ static int do_primary(void *ctx, int fd, const struct ctl_req *req)
 		rc = engine_set_role(d->e, ROLE_PRIMARY, force, msg);
 	if (!rc && d->loop_fd >= 0)
 		loopdev_set_ro(d->loop_fd, 0);
+	return rc;
+}
+
+static int do_primary(void *ctx, int fd, const struct ctl_req *req)
+{
+	char msg[256];
+	int rc = daemon_promote(ctx, ctl_req_has(req, "--force"), msg);
 	ctl_reply(fd, rc == -EPERM || rc == -EBUSY ? EXIT_STATE : rc ? EXIT_FAIL : EXIT_OK, rc ? msg : "", NULL);
 	return 0;
 }
@@ -230,6 +244,7 @@ static const struct ctl_cmd commands[] = {
 	{ "status-json", NULL, do_status_json },
 	{ "state", NULL, do_state },
 	{ "events", NULL, do_events },
+	{ "wait-connect", NULL, do_wait_connect },
 	{ "primary", force_opt, do_primary },
 	{ "secondary", NULL, do_secondary },
 	{ "resume-io", NULL, do_resume_io },

@@ -196,7 +196,7 @@ static int check_resource(const struct cfg_resource *r)
 
 static void notify(int fd, int code, const char *msg)
 {
-	char buf[600];
+	char buf[1400];
 	int n = snprintf(buf, sizeof buf, "%d %s", code, msg);
 	if (fd >= 0)
 		(void)!write(fd, buf, (size_t)n);
@@ -334,7 +334,7 @@ static void step_engine_close(struct up *u)
  * result of `up`. */
 static int wait_ready(struct up *u, int rfd)
 {
-	char buf[600] = { 0 };
+	char buf[1400] = { 0 };
 	size_t n = 0;
 
 	while (n < sizeof buf - 1) {
@@ -473,25 +473,19 @@ static int step_replication(struct up *u)
 	return EXIT_OK;
 }
 
-/* startup { become-primary-on }: with the peers started, so that a
- * Primary's writes reach them */
-static int step_become_primary(struct up *u)
+/* startup { ... } (startup.c): what the metadata says of the last
+ * shutdown is read before any peer can connect and change it */
+static int step_startup_plan(struct up *u)
 {
-	struct daemon *d = &u->d;
-	const char *bp = cfg_get(d->r, SECT_STARTUP, "become-primary-on");
-	if (bp && atomic_load(&d->e->dstate) == DS_UPTODATE) {
-		char list[256], *save = NULL, msg[256];
-		snprintf(list, sizeof list, "%s", bp);
-		for (char *w = strtok_r(list, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-			if (!strcmp(w, "both") || !strcmp(w, d->h->name)) {
-				if (engine_set_role(d->e, ROLE_PRIMARY, 0, msg))
-					log_warn("become-primary-on: %s", msg);
-				else if (d->loop_fd >= 0)
-					loopdev_set_ro(d->loop_fd, 0);
-				break;
-			}
-		}
-	}
+	startup_plan(&u->d);
+	return EXIT_OK;
+}
+
+/* With the peers started: a node with nothing to wait for (no disk peer)
+ * is promoted here; otherwise the main loop ticks it (docs/startup.md) */
+static int step_startup(struct up *u)
+{
+	startup_tick(&u->d);
 	return EXIT_OK;
 }
 
@@ -559,10 +553,11 @@ static const struct up_step {
 	{ "attach the engine", step_engine, step_engine_close },
 	{ "daemonize", step_daemonize, NULL },
 	{ "start the events thread", step_events, step_events_stop },
+	{ "read the last shutdown for startup", step_startup_plan, NULL },
 	{ "set the starting disk state", step_disk_state, NULL },
 	{ "start the exports", step_exports, step_exports_stop },
 	{ "start peers and quorum", step_replication, step_replication_stop },
-	{ "become-primary-on", step_become_primary, NULL },
+	{ "startup: wait for the peer, become-primary-on", step_startup, NULL },
 	{ "open the control socket", step_control, NULL },
 	{ "give events the state line", step_events_state, step_events_no_state },
 };
@@ -591,7 +586,9 @@ static int main_loop(struct up *u)
 	struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { u->sig_fd, POLLIN, 0 } };
 
 	for (;;) {
-		if (poll(p, 2, -1) < 0) {
+		/* the startup wait advances between requests */
+		startup_tick(d);
+		if (poll(p, 2, startup_pending(d) ? 200 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
@@ -690,11 +687,18 @@ int daemon_up(const struct daemon_args *a)
 			return rc;
 		}
 	}
-	char okmsg[700];
+	char okmsg[1200];
 	snprintf(okmsg, sizeof okmsg, "%s: up on %s as Secondary, disk %s; %s %s%s%s%s%s", name, d->h->name,
 		 disk_state_name((enum disk_state)d->e->dstate), d->nbd ? "nbd" : "tiebreaker, no exports:",
 		 d->nbd ? d->nbd_path : "votes only", d->loop_dev[0] ? ", loop " : "",
 		 d->loop_dev, d->device[0] ? ", device " : "", d->device);
+	if (startup_pending(d)) {
+		/* say what it is waiting for (and that `up` does not wait) */
+		pthread_mutex_lock(&d->su.lock);
+		size_t n = strlen(okmsg);
+		snprintf(okmsg + n, sizeof okmsg - n, "; startup: %s", d->su.why);
+		pthread_mutex_unlock(&d->su.lock);
+	}
 	log_info("ready: %s", okmsg);
 	if (!u.foreground) {
 		notify(u.ready_fd, 0, okmsg);

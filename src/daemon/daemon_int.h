@@ -20,6 +20,35 @@
 #include "quorum.h"
 #include "util.h"
 
+/* The startup wait (startup.c, docs/startup.md): for the peer, per
+ * wfc-timeout / degr-wfc-timeout / outdated-wfc-timeout, and become-primary-on's
+ * promotion once it is safe. The main thread runs it; `lock` guards what
+ * the events thread reads too (phase, over, talked, why). */
+enum startup_phase {
+	SU_WAIT_PEER, /* no disk peer talked to yet (or promotion declined until one is) */
+	SU_WAIT_SYNC, /* talked; this node is SyncTarget: Primary when the resync is done */
+	SU_DONE,      /* nothing left to do: why says what happened */
+};
+struct startup {
+	pthread_mutex_t lock;
+	int phase;           /* enum startup_phase */
+	int over;            /* the wait for the peer ended: wait-connect returns */
+	int talked;          /* a disk peer's handshake completed */
+	int declined;        /* promotion not done (yet): why says why */
+	char why[400];       /* what it waits for or what it decided, for status */
+	/* set by startup_plan, then read by the main thread only */
+	int want;            /* become-primary-on names this node */
+	int has_peers;       /* the resource has other disk hosts */
+	int wait_after_sb;
+	long timeout_s;      /* 0: forever */
+	const char *timeout_opt; /* which option chose it */
+	const char *timeout_why;
+	int was_connected, carried_on, peer_outdated, crashed_primary, uptodate;
+	uint64_t start_ns, logged_ns;
+	char logged_key[32];
+	char note[160];      /* why become-primary-on was given up at startup, "" none */
+};
+
 struct daemon {
 	const char *run_dir;
 	const struct cfg_resource *r;
@@ -40,7 +69,26 @@ struct daemon {
 	const char *nbd_tcp;
 	int ctl_fd;
 	int lock_fd;
+	struct startup su;
 };
+
+/* Startup (startup.c): plan reads the configuration and what the metadata
+ * says of the last shutdown (before any peer connects); tick advances the
+ * wait and promotes when safe, and is called by the main thread while
+ * startup_pending; the rest print it. */
+void startup_plan(struct daemon *d);
+void startup_tick(struct daemon *d);
+int startup_pending(struct daemon *d);
+void startup_json(struct daemon *d, struct strbuf *sb);
+void startup_text(struct daemon *d, struct strbuf *sb);
+void startup_state_line(struct daemon *d, struct strbuf *sb);
+/* `wait-connect`'s answer: "waiting|connected|alone|timeout|refused WHY\n". */
+void startup_wait_reply(struct daemon *d, struct strbuf *sb);
+
+/* Make this node Primary as `dipole primary` does (quorum's say, the
+ * engine's checks, the loop device writable). 0, or -EPERM/-EBUSY (refused
+ * by state) or another -errno, with msg[256] saying why. */
+int daemon_promote(struct daemon *d, int force, char *msg);
 /* Status of the resource for `dipole status`: human text, one JSON object
  * (../shared/design.md "Command line"), and the one-line state `events`
  * compares. Each appends to sb; caller is the main thread, and for the state

@@ -33,6 +33,7 @@ void status_json(struct daemon *d, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&e->st.sent_bytes), (unsigned long long)atomic_load(&e->st.received_bytes),
 		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
 		  (unsigned long long)atomic_load(&e->st.io_errors));
+	startup_json(d, sb);
 	char dr[160], sr[256];
 	pthread_mutex_lock(&e->lock);
 	uint64_t gc = e->sb.uuid[UUID_CURRENT], gb = e->sb.uuid[UUID_BITMAP];
@@ -83,6 +84,7 @@ void status_text(struct daemon *d, struct strbuf *sb)
 	if (atomic_load(&e->suspended))
 		strbuf_printf(sb, "  I/O SUSPENDED: %s\n", e->suspend_reason);
 	pthread_mutex_unlock(&e->lock);
+	startup_text(d, sb);
 	for (int i = 0; i < d->npeers; i++)
 		peer_status_text(d->peers[i], sb);
 	if (d->quorum)
@@ -118,5 +120,6 @@ void status_state_line(struct daemon *d, struct strbuf *sb)
 		peer_state_line(d->peers[i], sb);
 	if (d->quorum)
 		quorum_state_line(d->quorum, sb);
+	startup_state_line(d, sb);
 	strbuf_printf(sb, "\n");
 }
