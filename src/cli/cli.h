@@ -51,5 +51,6 @@ int cmd_invalidate(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_resume_io(struct cli *cli, int argc, char **argv);
 int cmd_disconnect(struct cli *cli, int argc, char **argv);
+int cmd_wait_connect(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -215,3 +215,73 @@ int cmd_disconnect(struct cli *cli, int argc, char **argv)
 {
 	return plain_request(cli, argc, argv, "disconnect");
 }
+
+/* Progress lines at most this often while the wait goes on (s). */
+#define WAIT_PROGRESS_S 5
+
+int cmd_wait_connect(struct cli *cli, int argc, char **argv)
+{
+	const char *res = NULL;
+	long limit = -1; /* --timeout S; -1: as long as the daemon waits */
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--timeout") && i + 1 < argc && !parse_int(argv[i + 1], 0, 1000000, &limit)) {
+			i++;
+		} else if (argv[i][0] == '-' || res) {
+			fprintf(stderr, "dipole wait-connect: unexpected argument '%s'\n  usage: dipole %s\n", argv[i],
+				cli_find(argv[0])->usage);
+			return EXIT_USAGE;
+		} else {
+			res = argv[i];
+		}
+	}
+	if (!res) {
+		fprintf(stderr, "dipole wait-connect: missing resource name\n  usage: dipole %s\n",
+			cli_find(argv[0])->usage);
+		return EXIT_USAGE;
+	}
+	const struct cfg_resource *r;
+	if ((rc = cli_load(cli, 0)) || (rc = cli_resolve(cli, res, &r, NULL)))
+		return rc;
+	uint64_t t0 = now_ns(), shown = 0;
+	char last[512] = "";
+	for (;;) {
+		struct strbuf b = { 0 };
+		rc = request(cli, res, "wait-connect", EXIT_STATE, &b);
+		if (rc) {
+			strbuf_free(&b);
+			return rc;
+		}
+		char line[512];
+		snprintf(line, sizeof line, "%s", b.buf ? b.buf : "");
+		strbuf_free(&b);
+		line[strcspn(line, "\n")] = 0;
+		char *why = strchr(line, ' ');
+		why = why ? why + 1 : line;
+		if (!strncmp(line, "connected", 9) || !strncmp(line, "alone", 5)) {
+			fprintf(stderr, "dipole: %s: %s\n", res, why);
+			return EXIT_OK;
+		}
+		if (strncmp(line, "waiting", 7)) {
+			fprintf(stderr, "dipole: %s: %s\n", res, why);
+			return EXIT_FAIL;
+		}
+		uint64_t now = now_ns();
+		double waited = (double)(now - t0) / 1e9;
+		if (limit >= 0 && waited >= (double)limit) {
+			fprintf(stderr, "dipole: %s: gave up after %ld s (--timeout): %s\n", res, limit, why);
+			return EXIT_FAIL;
+		}
+		/* a line when something changed besides the countdown, else every few seconds */
+		char kind[512];
+		snprintf(kind, sizeof kind, "%.*s", (int)strcspn(why, "0123456789"), why);
+		if (strcmp(kind, last) || now - shown >= WAIT_PROGRESS_S * 1000000000ull) {
+			fprintf(stderr, "dipole: %s: %s\n", res, why);
+			snprintf(last, sizeof last, "%s", kind);
+			shown = now;
+		}
+		struct timespec ts = { 0, 200 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}

@@ -59,6 +59,12 @@ static const struct cli_cmd cmds[] = {
 	  "default crc32c), mark differing blocks out of sync and report how many.\n"
 	  "Runs while the device is in use; waits, showing progress. The marked\n"
 	  "blocks are resynced at the next connect (disconnect + connect)." },
+	{ "wait-connect", cmd_wait_connect, "wait-connect RES [--timeout S]",
+	  "Wait until the daemon's startup wait for the peer is over (what a boot\n"
+	  "service runs after 'up', as DRBD's wait-connect): the peer connected\n"
+	  "(exit 0), or startup's wfc-timeout / degr-wfc-timeout /\n"
+	  "outdated-wfc-timeout passed or the peer refused (exit 1, saying why).\n"
+	  "--timeout S gives up after S seconds (exit 1). Progress on stderr." },
 	{ "status", cmd_status, "status [RES] [--json]",
 	  "Show role, disk state, peers, exports and counters of running\n"
 	  "resources; --json prints one JSON object per resource and line." },
