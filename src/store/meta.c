@@ -9,7 +9,10 @@
  * 200 gen_time u64 (unix ns when uuid[current] began)  208 bm_crc u32
  * v1: 252 crc32c u32 over bytes 0..251; one bitmap, its generation in uuid[1].
  * v2: 212 nslots u32; 216 + 16*i for each peer slot i < 7: node_id i32,
- *     flags u32, bitmap_uuid u64 (uuid[1] is 0); 508 crc32c over 0..507.
+ *     flags u32, bitmap_uuid u64 (uuid[1] is 0); 328 la_size u64 (last agreed
+ *     device size in bytes; 0 in metadata written before it existed, which
+ *     reads as "never agreed", so no version change was needed);
+ *     508 crc32c over 0..507.
  * The rest of the 4 KiB slot is zero. bm_crc covers all slots' bitmaps.
  */
 #include "meta.h"
@@ -80,6 +83,7 @@ static void super_encode(const struct md_super *sb, uint8_t *p)
 		put_le32(p + 220 + 16 * i, sb->peer[i].flags);
 		put_le64(p + 224 + 16 * i, sb->peer[i].bitmap_uuid);
 	}
+	put_le64(p + 328, sb->la_size);
 	put_le32(p + SB_HDR - 4, crc32c(p, SB_HDR - 4));
 }
 
@@ -152,6 +156,7 @@ static int super_decode(const uint8_t *p, struct md_super *sb, char *why, size_t
 				return -1;
 			}
 		}
+		sb->la_size = get_le64(p + 328);
 	}
 	sb->lay.bm_slot_bytes = sb->lay.bm_bytes / sb->lay.nslots;
 	if (get_le32(p + 88) != MD_BLOCK) {
@@ -191,7 +196,9 @@ static int layout_check(const struct md_super *sb, uint64_t disk_size, char *why
 	return 0;
 }
 
-int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
+/* The superblock pair of a disk whose end is at `end` bytes: same returns
+ * as md_read. */
+static int read_pair(struct disk *d, uint64_t end, struct md_super *out, char *err, char *warn)
 {
 	struct md_layout l;
 	struct md_super s[2];
@@ -201,7 +208,7 @@ int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
 	int rc;
 
 	err[0] = warn[0] = 0;
-	if (md_layout(d->size, 1, &l))
+	if (md_layout(end, 1, &l))
 		return -ENOENT; /* too small to hold metadata at all */
 	buf = malloc(2 * MD_SB_BYTES);
 	if (!buf)
@@ -214,7 +221,7 @@ int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
 	for (int i = 0; i < 2; i++) {
 		why[i][0] = 0;
 		st[i] = super_decode(buf + i * MD_SB_BYTES, &s[i], why[i], sizeof why[i]);
-		if (st[i] == 0 && layout_check(&s[i], d->size, why[i], sizeof why[i]))
+		if (st[i] == 0 && layout_check(&s[i], end, why[i], sizeof why[i]))
 			st[i] = -1;
 		s[i].slot = i;
 	}
@@ -241,6 +248,63 @@ int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
 	}
 	*out = s[pick];
 	return 0;
+}
+
+/* A grown disk: the highest end below d->size, within MD_GROW_SCAN, where a
+ * valid superblock sits that records exactly that end as its disk size.
+ * Reads backwards in 1 MiB chunks, so a sparse or thin growth is cheap.
+ * Returns the end, 0 if none. */
+static uint64_t find_old_end(struct disk *d)
+{
+	const uint64_t chunk = 1u << 20;
+	uint64_t top = d->size / MD_BLOCK * MD_BLOCK;
+	uint64_t floor = top > MD_GROW_SCAN ? top - MD_GROW_SCAN : 0;
+	uint8_t *buf = malloc(chunk);
+	uint64_t found = 0;
+
+	if (!buf)
+		return 0;
+	for (uint64_t hi = top; hi > floor && !found;) {
+		uint64_t lo = hi - floor > chunk ? hi - chunk : floor;
+		if (disk_pread(d, buf, hi - lo, lo))
+			break;
+		for (uint64_t o = hi - lo; o >= MD_BLOCK && !found; o -= MD_BLOCK) {
+			const uint8_t *p = buf + o - MD_BLOCK;
+			struct md_super sb;
+			char why[200];
+			if (memcmp(p, MD_MAGIC, 8) || super_decode(p, &sb, why, sizeof why))
+				continue;
+			/* block at lo+o-4K is slot 0 or slot 1 of the pair */
+			uint64_t at = lo + o - MD_BLOCK;
+			if (sb.lay.super_offset == at || sb.lay.super_offset + MD_SB_BYTES == at)
+				if (sb.lay.disk_size < top && !layout_check(&sb, sb.lay.disk_size, why, sizeof why))
+					found = sb.lay.disk_size;
+		}
+		hi = lo;
+	}
+	free(buf);
+	return found;
+}
+
+int md_read(struct disk *d, struct md_super *out, char *err, char *warn)
+{
+	int rc = read_pair(d, d->size, out, err, warn);
+	if (rc != -ENOENT)
+		return rc;
+	uint64_t old = find_old_end(d);
+	if (!old)
+		return -ENOENT;
+	rc = read_pair(d, old, out, err, warn);
+	if (rc == 0) {
+		char a[32], b[32];
+		size_t n = strlen(warn);
+		snprintf(warn + n, MD_MSG_MAX - n,
+			 "%sthe backing disk grew from %s to %s; its metadata is still at the old end (byte %llu) "
+			 "and the device keeps its size until 'dipole resize'", n ? "; " : "",
+			 fmt_size(old, a, sizeof a), fmt_size(d->size, b, sizeof b),
+			 (unsigned long long)out->lay.super_offset);
+	}
+	return rc;
 }
 
 int md_write(struct disk *d, struct md_super *sb)
@@ -402,4 +466,73 @@ int md_write_al(struct disk *d, const struct md_super *sb, uint8_t *b, uint64_t 
 		put_le32(b + 24 + 4 * i, ext[i]);
 	put_le32(b + 20, crc32c(b, 24 + 4 * (size_t)n));
 	return disk_pwrite_fua(d, b, MD_BLOCK, sb->lay.al_offset + (seq & 1) * MD_BLOCK);
+}
+
+/* Copy len bytes from one place on the disk to another, in 1 MiB pieces
+ * (the ranges do not overlap: md_move checks). */
+static int copy_range(struct disk *d, uint64_t from, uint64_t to, uint64_t len, uint8_t *buf, uint64_t cap)
+{
+	for (uint64_t done = 0; done < len;) {
+		uint64_t n = len - done < cap ? len - done : cap;
+		int rc = disk_pread(d, buf, n, from + done);
+		if (!rc)
+			rc = disk_pwrite(d, buf, n, to + done);
+		if (rc)
+			return rc;
+		done += n;
+	}
+	return 0;
+}
+
+int md_move(struct disk *d, struct md_super *sb, uint64_t new_disk_size, int steps)
+{
+	struct md_layout nl, old = sb->lay;
+	const struct md_layout *ol = &old; /* (sb changes at step 2) */
+	const uint64_t cap = 1u << 20;
+	uint8_t *buf = NULL;
+	int rc;
+
+	if (new_disk_size > d->size)
+		return -EINVAL;
+	rc = md_layout(new_disk_size, ol->nslots, &nl);
+	if (rc)
+		return rc;
+	if (nl.data_size <= ol->data_size)
+		return -EINVAL;
+	/* the old copy must stay intact until the new superblock is durable */
+	if (nl.al_offset < ol->disk_size)
+		return -ENOSPC;
+	if (posix_memalign((void **)&buf, MD_BLOCK, cap))
+		return -ENOMEM;
+	/* 1. activity log, then each slot's bitmap, the new tail zero */
+	rc = disk_zero(d, nl.al_offset, nl.super_offset - nl.al_offset, 1);
+	if (!rc)
+		rc = copy_range(d, ol->al_offset, nl.al_offset, ol->al_bytes, buf, cap);
+	for (uint32_t i = 0; !rc && i < ol->nslots; i++)
+		rc = copy_range(d, ol->bm_offset + i * ol->bm_slot_bytes, nl.bm_offset + i * nl.bm_slot_bytes,
+				ol->bm_slot_bytes, buf, cap);
+	if (!rc)
+		rc = disk_flush(d);
+	if (rc || steps < 2)
+		goto out;
+	/* 2. the new superblock, last: until it is durable the old one rules */
+	struct md_super n = *sb;
+	n.lay = nl;
+	n.flags &= ~(uint32_t)MDF_BM_CRC;
+	n.slot = 1; /* md_write writes the other slot: 0 */
+	rc = disk_zero(d, nl.super_offset, 2 * MD_SB_BYTES, 1);
+	if (!rc)
+		rc = md_write(d, &n);
+	if (rc)
+		goto out;
+	*sb = n;
+	if (steps < 3)
+		goto out;
+	/* 3. the old pair is data area now: no longer metadata */
+	rc = disk_zero(d, ol->super_offset, 2 * MD_SB_BYTES, 1);
+	if (!rc)
+		rc = disk_flush(d);
+out:
+	free(buf);
+	return rc;
 }

@@ -78,6 +78,11 @@ struct md_super {
 	uint64_t gen_time;   /* unix ns when uuid[UUID_CURRENT] began */
 	uint32_t bm_crc;     /* crc32c of the bitmap area, valid with MDF_BM_CRC */
 	char resource[64];
+	/* last agreed device size in bytes (DRBD's la-size): what the device
+	 * exported when it was last sized; kept so a restart neither grows nor
+	 * shrinks it silently. 0: never agreed (fresh metadata, or written by a
+	 * dipole before this field existed): the usable size applies. */
+	uint64_t la_size;
 	struct md_layout lay;
 	struct md_peer peer[MD_MAX_PEERS]; /* lay.nslots used */
 	int slot;            /* slot this superblock was read from / last written to */
@@ -87,12 +92,41 @@ struct md_super {
  * slots. -ENOSPC if the disk cannot hold metadata plus MD_MIN_DATA. */
 int md_layout(uint64_t disk_size, uint32_t nslots, struct md_layout *out);
 
+/* How far below the end of a disk md_read looks for the metadata of a disk
+ * that grew while down (bytes): reading that much costs seconds on a real
+ * disk; a larger growth is reported as "no metadata" with a hint. */
+#define MD_GROW_SCAN   (4ull << 30)
+
 /* Read the newest valid superblock. Returns 0; -ENOENT when no dipole
  * metadata is present; -EBADMSG when metadata is present but corrupt or
  * inconsistent with the disk (details in err[MD_MSG_MAX]); -errno on I/O error.
  * A torn newer slot next to a valid older one is reported in warn[MD_MSG_MAX] (else
- * warn[0] == 0) and the older one is used. */
+ * warn[0] == 0) and the older one is used.
+ * A disk that grew (lvextend, truncate) while its metadata stayed at the old
+ * end: nothing valid at the current end, so the last MD_GROW_SCAN bytes are
+ * searched for a superblock pair whose recorded disk size puts it exactly
+ * there. Found: 0, out->lay is the old layout (lay.disk_size < d->size) and
+ * warn says so; the metadata stays there until md_move. */
 int md_read(struct disk *d, struct md_super *out, char *err, char *warn);
+
+/* Move the metadata of a grown disk from sb->lay (its old end) to the end
+ * of a disk of new_disk_size bytes (<= d->size), crash-safely, in this
+ * order, each step flushed before the next:
+ *   1. activity log and bitmaps copied to their new places (each peer
+ *      slot's bitmap grows with zero bits for the new blocks);
+ *   2. the new superblock (sequence + 1) into new slot 0, new slot 1 cleared;
+ *   3. both old superblock slots zeroed.
+ * A crash before 2 leaves only the old metadata valid (md_read finds it at
+ * the old end); after 2, md_read finds the new one at the current end
+ * first, and the stale old pair (if 3 did not happen) lies in the data area
+ * where nothing reads it as metadata. -EINVAL: not a growth (new data size
+ * not larger); -ENOSPC: the new metadata area would overlap the old one
+ * (grow by at least the metadata size); -errno on I/O (sb unchanged).
+ * On success *sb is the new superblock, MDF_BM_CRC cleared (the bitmap area
+ * changed shape). steps: MD_MOVE_ALL; 1 or 2 stop after that step, as a
+ * crash there would (for tests). */
+#define MD_MOVE_ALL 3
+int md_move(struct disk *d, struct md_super *sb, uint64_t new_disk_size, int steps);
 
 /* Write sb to the other slot with seq+1 and make it durable. */
 int md_write(struct disk *d, struct md_super *sb);

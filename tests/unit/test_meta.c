@@ -248,6 +248,129 @@ TEST(filesystem_signatures)
 	rmdisk(d);
 }
 
+/* grow the file behind d to `size` bytes, as lvextend/truncate would */
+static void grow(struct disk *d, uint64_t size)
+{
+	CHECK(ftruncate(d->bfd, (off_t)size) == 0);
+	d->size = size;
+}
+
+TEST(la_size_roundtrip)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
+	CHECK(sb.la_size == 0);
+	sb.la_size = 40ull << 20;
+	CHECK(md_write(d, &sb) == 0);
+	CHECK(md_read(d, &rd, err, warn) == 0 && rd.la_size == 40ull << 20);
+	rmdisk(d);
+}
+
+TEST(grown_disk_finds_metadata_at_old_end)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	CHECK(d && md_create(d, 3, "r", 2, NULL, &sb) == 0);
+	sb.uuid[UUID_CURRENT] = 1234;
+	CHECK(md_write(d, &sb) == 0);
+	grow(d, 96ull << 20);
+	CHECK(md_read(d, &rd, err, warn) == 0);
+	CHECK(rd.lay.disk_size == 64ull << 20 && rd.uuid[UUID_CURRENT] == 1234 && rd.node_id == 3);
+	CHECK(rd.lay.nslots == 2);
+	CHECK_STR_HAS(warn, "grew from 64.0 MiB");
+	/* an unaligned growth too */
+	grow(d, (96ull << 20) + 12345);
+	CHECK(md_read(d, &rd, err, warn) == 0 && rd.lay.disk_size == 64ull << 20);
+	rmdisk(d);
+}
+
+static void fill_bitmap(struct disk *d, const struct md_super *sb, uint32_t slot, uint8_t v)
+{
+	uint8_t *bm = malloc(sb->lay.bm_slot_bytes);
+	memset(bm, v, sb->lay.bm_slot_bytes);
+	CHECK(md_write_bitmap(d, sb, slot, bm) == 0);
+	free(bm);
+}
+
+/* slot's bitmap: the first `ones` bytes are v, the rest zero */
+static int bitmap_is(struct disk *d, const struct md_super *sb, uint32_t slot, uint64_t ones, uint8_t v)
+{
+	uint8_t *bm = malloc(sb->lay.bm_slot_bytes);
+	int ok = md_read_bitmap(d, sb, slot, bm) == 0;
+	for (uint64_t i = 0; ok && i < sb->lay.bm_slot_bytes; i++)
+		ok = bm[i] == (i < ones ? v : 0);
+	free(bm);
+	return ok;
+}
+
+TEST(move_grows_layout_and_keeps_bitmaps)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd, old;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	CHECK(d && md_create(d, 0, "r", 2, NULL, &sb) == 0);
+	fill_bitmap(d, &sb, 0, 0x11);
+	fill_bitmap(d, &sb, 1, 0x22);
+	sb.la_size = sb.lay.data_size;
+	CHECK(md_write(d, &sb) == 0);
+	old = sb;
+	grow(d, 200ull << 20);
+	CHECK(md_move(d, &sb, d->size, MD_MOVE_ALL) == 0);
+	CHECK(sb.lay.disk_size == 200ull << 20 && sb.seq == old.seq + 1 && sb.la_size == old.la_size);
+	CHECK(md_read(d, &rd, err, warn) == 0 && rd.seq == sb.seq && warn[0] == 0);
+	CHECK(rd.lay.bm_slot_bytes > old.lay.bm_slot_bytes);
+	CHECK(bitmap_is(d, &rd, 0, old.lay.bm_slot_bytes, 0x11));
+	CHECK(bitmap_is(d, &rd, 1, old.lay.bm_slot_bytes, 0x22));
+	/* the old pair is gone: nothing at the old end is metadata any more */
+	uint8_t z[2 * MD_SB_BYTES], zero[2 * MD_SB_BYTES] = { 0 };
+	CHECK(pread(d->bfd, z, sizeof z, (off_t)old.lay.super_offset) == (ssize_t)sizeof z);
+	CHECK(!memcmp(z, zero, sizeof z));
+	rmdisk(d);
+}
+
+TEST(move_refuses_shrink_and_overlap)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, keep;
+	CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
+	keep = sb;
+	CHECK(md_move(d, &sb, 64ull << 20, MD_MOVE_ALL) == -EINVAL);
+	grow(d, (64ull << 20) + 8192);
+	CHECK(md_move(d, &sb, d->size, MD_MOVE_ALL) == -ENOSPC);
+	CHECK(md_move(d, &sb, 1ull << 40, MD_MOVE_ALL) == -EINVAL);
+	CHECK(!memcmp(&sb, &keep, sizeof sb));
+	rmdisk(d);
+}
+
+TEST(move_interrupted_recovers_either_copy)
+{
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	for (int steps = 1; steps <= 2; steps++) {
+		struct disk *d = mkdisk(64ull << 20);
+		struct md_super sb, rd, old;
+		CHECK(d && md_create(d, 0, "r", 1, NULL, &sb) == 0);
+		fill_bitmap(d, &sb, 0, 0x5a);
+		old = sb;
+		grow(d, 128ull << 20);
+		CHECK(md_move(d, &sb, d->size, steps) == 0);
+		CHECK(md_read(d, &rd, err, warn) == 0);
+		if (steps == 1) { /* crash before the new superblock: the old metadata */
+			CHECK(rd.lay.disk_size == 64ull << 20 && rd.seq == old.seq);
+			CHECK_STR_HAS(warn, "old end");
+			/* and the move can be done again from there */
+			CHECK(md_move(d, &rd, d->size, MD_MOVE_ALL) == 0);
+			CHECK(md_read(d, &rd, err, warn) == 0 && rd.lay.disk_size == 128ull << 20);
+		} else { /* crash before the old pair was cleared: the new one wins */
+			CHECK(rd.lay.disk_size == 128ull << 20 && rd.seq == old.seq + 1);
+		}
+		CHECK(bitmap_is(d, &rd, 0, old.lay.bm_slot_bytes, 0x5a));
+		rmdisk(d);
+	}
+}
+
 int main(void)
 {
 	return unit_main("meta");
