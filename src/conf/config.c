@@ -466,7 +466,7 @@ static const struct optspec disk_opts[] = {
 	{ "read-balancing", K_STR, NULL, NOT_YET },
 	{ "discard-zeroes-if-aligned", K_FLAG, NULL, NO_EFFECT },
 	{ "rs-discard-granularity", K_SIZE, "1", NO_EFFECT },
-	{ "size", K_SIZE, "s", NOT_YET },
+	{ "size", K_SIZE, "s", IMPL },
 	{ "resync-after", K_STR, NULL, NOT_YET },
 	{ NULL, 0, NULL, 0 }
 };
@@ -1942,6 +1942,14 @@ const struct cfg_host *cfg_find_host(const struct cfg_resource *res, const char 
 const char *cfg_get(const struct cfg_resource *res, enum cfg_sect s, const char *key)
 {
 	return sect_get(&res->sect[s], key);
+}
+
+const struct cfg_opt *cfg_get_opt(const struct cfg_resource *res, enum cfg_sect s, const char *key)
+{
+	for (int i = 0; i < res->sect[s].n; i++)
+		if (!strcmp(res->sect[s].opts[i].key, key))
+			return &res->sect[s].opts[i];
+	return NULL;
 }
 
 int cfg_get_bool(const struct cfg_resource *res, enum cfg_sect s, const char *key)

@@ -127,6 +127,8 @@ const struct cfg_resource *cfg_find_res(const struct cfg *cfg, const char *name)
 const struct cfg_host *cfg_find_host(const struct cfg_resource *res, const char *node);
 /* Value of `key` in a section of the resource, or NULL. Flags return "". */
 const char *cfg_get(const struct cfg_resource *res, enum cfg_sect s, const char *key);
+/* The same option with where it was given (for messages), or NULL. */
+const struct cfg_opt *cfg_get_opt(const struct cfg_resource *res, enum cfg_sect s, const char *key);
 /* Boolean option: flag present, or "yes"/"no". */
 int cfg_get_bool(const struct cfg_resource *res, enum cfg_sect s, const char *key);
 /* The connection between hosts a and b (either order), or NULL. */

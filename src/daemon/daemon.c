@@ -15,6 +15,7 @@
  * of their own for struct daemon (daemon_int.h).
  */
 #include "daemon_int.h"
+#include "resize.h"
 #include "al.h"
 #include "ctl.h"
 #include "handler.h"
@@ -318,6 +319,26 @@ static int step_engine(struct up *u)
 	if (rc) {
 		fprintf(stderr, "dipole: %s: %s\n", d->r->name, err);
 		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;
+	}
+	/* disk { size }: normalized by the parser to bytes with a unit suffix
+	 * (k M G T, or s for 512-byte sectors) */
+	const struct cfg_opt *o = cfg_get_opt(d->r, SECT_DISK, "size");
+	uint64_t cap = 0;
+	char where[300] = "";
+	if (o) {
+		size_t n = strlen(o->val);
+		snprintf(where, sizeof where, "%s:%d:%d", o->loc.file, o->loc.line, o->loc.col);
+		if (n && o->val[n - 1] == 's')
+			cap = strtoull(o->val, NULL, 10) * 512;
+		else if (parse_size(o->val, &cap))
+			cap = 0;
+	}
+	rc = resize_attach(d->e, cap, where, err);
+	if (rc) {
+		fprintf(stderr, "dipole: %s: %s\n", d->r->name, err);
+		engine_close(d->e);
+		d->e = NULL;
+		return EXIT_STATE;
 	}
 	return EXIT_OK;
 }

@@ -186,9 +186,8 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, st
 							     : "this node has a disk peer link with you, not a vote link");
 	else if (ch == CH_VOTE)
 		; /* a vote link carries no data: size and protocol do not matter */
-	else if (peer->size != c->size)
-		snprintf(why, sizeof why, "device size differs: peer %llu bytes, this node %llu bytes",
-			 (unsigned long long)peer->size, (unsigned long long)c->size);
+	/* (different sizes are no refusal here: the two agree on the smaller
+	 * one after the handshake, repl/resize.h) */
 	else if (peer->protocol != c->protocol)
 		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer->protocol, c->protocol);
 	else if (!!(pflags & HF_TWO_PRIMARIES) != !!c->allow_two)

@@ -16,7 +16,7 @@ struct hs_conf {
 	const char *res;          /* resource name, must match */
 	int my_id, peer_id;       /* node ids; the peer must say it is peer_id */
 	const char *peer_name;
-	uint64_t size;            /* exported bytes, must match (not on vote links) */
+	uint64_t size;            /* exported bytes, sent (fill may override); not compared */
 	int protocol, allow_two;  /* must match (not on vote links) */
 	const char *secret;       /* shared-secret when has_secret */
 	int has_secret;

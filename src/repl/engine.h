@@ -66,7 +66,16 @@ struct engine {
 	struct write_policy policy;    /* set by the daemon (engine_set_write_policy); decide NULL: complete */
 	_Atomic int io_fail;           /* no quorum with on-no-quorum io-error: I/O fails with EIO */
 	struct disk *disk;
-	uint64_t size;                 /* exported bytes (data area) */
+	/* the device's size in bytes (resize.h): what it exports now (the
+	 * agreed size, la_size); written under `lock` by resize.c only, read
+	 * lock-free. usable: the most this node could export (its data area,
+	 * or less with `disk { size }`: cap, 0 none). */
+	_Atomic uint64_t size;
+	_Atomic uint64_t usable;
+	uint64_t cap;
+	/* called (without locks) after the size changed: the exports follow */
+	void (*size_hook)(void *arg, uint64_t bytes);
+	void *size_arg;
 	struct engine_stats st;
 
 	/* lock: role, dstate and sb writes, detach_reason, suspend_reason, the

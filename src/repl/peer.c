@@ -125,6 +125,7 @@ static void hello_fill(void *arg, struct pkt_hello *hl)
 		     (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0) |
 		     (engine_unsure(e, p->slot) ? HF_UNSURE : 0) | (third_primary(p) ? HF_THIRD_PRIMARY : 0) |
 		     (src && src != p ? HF_BUSY_TARGET : 0);
+	hl->size = atomic_load(&e->size); /* now, not at peer start */
 	hl->gen_time = e->sb.gen_time;
 	hl->oos = engine_oos(e, p->slot);
 	hello_uuids(p, hl->uuid);

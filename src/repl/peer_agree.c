@@ -2,6 +2,7 @@
  * several disk peers (decide.c decides, this file confirms and applies).
  * Part of the peer module: see peer.h and peer_int.h. */
 #include "peer_int.h"
+#include "resize.h"
 #include "decide.h"
 #include "handler.h"
 #include "hs.h"
@@ -444,6 +445,13 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
 		return -EAGAIN;
 	}
+	/* sizes: both sides compute the same verdict from the two HELLOs */
+	uint64_t agreed;
+	char why[256];
+	if (resize_agree(mine->size, mine->disk, hello->size, hello->disk, &agreed, why)) {
+		set_reason(p, "%s", why);
+		return -EXDEV;
+	}
 	agree_verdict(p, &a);
 	/* both sides must have reached mirror-image verdicts before either acts:
 	 * one whose HELLO went stale has hung up instead of answering */
@@ -454,5 +462,12 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
 	if ((rc = agree_settle(p, &a)))
 		return rc;
+	if (agreed != atomic_load(&p->e->size) || agreed != p->e->sb.la_size) {
+		if ((rc = resize_set(p->e, agreed, 0))) {
+			set_reason(p, "cannot take the agreed size %llu bytes: %s", (unsigned long long)agreed,
+				   strerror(-rc));
+			return rc;
+		}
+	}
 	return agree_apply(p, &a);
 }

@@ -11,15 +11,20 @@
 #define BITS_PER_PAGE ((uint64_t)MD_BLOCK * 8)
 
 struct bitmap_slot {
-	_Atomic uint64_t *words;       /* nwords + 1 (a spare, never set) */
+	/* nwords + 1 (a spare, never set). Replaced by bitmap_grow before
+	 * nwords/bits grow, so a reader that loads nwords first always indexes
+	 * an array at least that long; replaced arrays are kept (retired) until
+	 * close, as a lock-free reader may still hold one. */
+	_Atomic uint64_t *_Atomic words;
+	_Atomic uint64_t *retired[4];  /* bitmap_grow's predecessors (freed at close) */
 	atomic_uint_fast64_t oos;      /* bits set */
 };
 
 struct bitmap {
 	struct disk *d;
-	struct md_super sb;            /* a copy: only its layout is used, fixed while attached */
-	uint64_t bits;                 /* blocks of the data area */
-	uint64_t nwords;
+	struct md_super sb;            /* a copy: only its layout is used; changed by bitmap_grow under io */
+	_Atomic uint64_t bits;         /* blocks of the data area; only grows */
+	_Atomic uint64_t nwords;
 	uint32_t nslots;
 	pthread_mutex_t io;            /* one save at a time: snapshot and write together */
 	struct bitmap_slot slot[MD_MAX_PEERS];
@@ -51,8 +56,11 @@ void bitmap_close(struct bitmap *b)
 {
 	if (!b)
 		return;
-	for (uint32_t s = 0; s < MD_MAX_PEERS; s++)
+	for (uint32_t s = 0; s < MD_MAX_PEERS; s++) {
 		free(b->slot[s].words);
+		for (int i = 0; i < 4; i++)
+			free(b->slot[s].retired[i]);
+	}
 	pthread_mutex_destroy(&b->io);
 	free(b);
 }
@@ -259,4 +267,47 @@ int bitmap_save_blocks(struct bitmap *b, uint64_t first, uint64_t n)
 	pthread_mutex_unlock(&b->io);
 	free(raw);
 	return rc;
+}
+
+int bitmap_grow(struct bitmap *b, const struct md_super *sb)
+{
+	uint64_t bits = (sb->lay.data_size + MD_BLOCK - 1) / MD_BLOCK, nwords = (bits + 63) / 64;
+	_Atomic uint64_t *nw[MD_MAX_PEERS] = { 0 };
+	int r = -1;
+
+	if (sb->lay.nslots != b->nslots || bits < b->bits)
+		return -EINVAL;
+	pthread_mutex_lock(&b->io);
+	for (int i = 0; i < 4 && r < 0; i++)
+		if (!b->slot[0].retired[i])
+			r = i;
+	if (r < 0) {
+		pthread_mutex_unlock(&b->io);
+		return -ENOSPC;
+	}
+	for (uint32_t s = 0; s < b->nslots; s++) {
+		nw[s] = calloc(nwords + 1, sizeof(uint64_t));
+		if (!nw[s]) {
+			for (uint32_t t = 0; t <= s; t++)
+				free(nw[t]);
+			pthread_mutex_unlock(&b->io);
+			return -ENOMEM;
+		}
+	}
+	uint64_t old = b->nwords;
+	for (uint32_t s = 0; s < b->nslots; s++) {
+		_Atomic uint64_t *ow = b->slot[s].words;
+		for (uint64_t w = 0; w < old; w++)
+			atomic_store(&nw[s][w], atomic_load(&ow[w]));
+		b->slot[s].words = nw[s];
+		/* a bit set in the old array while it was copied: or it in again */
+		for (uint64_t w = 0; w < old; w++)
+			atomic_fetch_or(&nw[s][w], atomic_load(&ow[w]));
+		b->slot[s].retired[r] = ow;
+	}
+	b->sb = *sb;
+	b->nwords = nwords;
+	b->bits = bits;
+	pthread_mutex_unlock(&b->io);
+	return 0;
 }

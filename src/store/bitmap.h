@@ -75,4 +75,11 @@ int bitmap_save(struct bitmap *b, uint32_t *crc);
  * [first, first+n) (one page holds 32768 blocks). Not flushed. */
 int bitmap_save_blocks(struct bitmap *b, uint64_t first, uint64_t n);
 
+/* Grow to the layout of sb (a moved, larger metadata area: md_move), same
+ * slots: the new blocks are clear, bits set meanwhile are kept (the old
+ * words are or-ed in again after the switch; a clear may be lost, which
+ * costs a resync of that block, never data). Up to 4 times per open.
+ * -EINVAL fewer blocks or other slots, -ENOSPC grown too often, -ENOMEM. */
+int bitmap_grow(struct bitmap *b, const struct md_super *sb);
+
 #endif

@@ -464,3 +464,21 @@ int disk_zero(struct disk *d, uint64_t off, uint64_t len, int no_hole)
 		return -errno;
 	return zero_by_writing(d, off, len);
 }
+
+int disk_refresh_size(struct disk *d, uint64_t *bytes)
+{
+	uint64_t sz = 0;
+	struct stat st;
+
+	if (d->is_blockdev) {
+		if (ioctl(d->bfd, BLKGETSIZE64, &sz) < 0)
+			return -errno;
+	} else {
+		if (fstat(d->bfd, &st) < 0)
+			return -errno;
+		sz = (uint64_t)st.st_size;
+	}
+	d->size = sz;
+	*bytes = sz;
+	return 0;
+}

@@ -54,5 +54,9 @@ int disk_flush(struct disk *d);
 int disk_trim(struct disk *d, uint64_t off, uint64_t len);
 /* Make the range read back as zeroes; may deallocate unless `no_hole`. */
 int disk_zero(struct disk *d, uint64_t off, uint64_t len, int no_hole);
+/* Ask the kernel for the size again (after lvextend or truncate); updates
+ * d->size. Not thread-safe against a concurrent reader of d->size that
+ * cares: only resize calls it. 0 or -errno. */
+int disk_refresh_size(struct disk *d, uint64_t *bytes);
 
 #endif
