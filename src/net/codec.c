@@ -46,6 +46,7 @@ const char *codec_type_name(uint16_t type)
 	case P_RS_DATA: return "P_RS_DATA";
 	case P_RS_ACK: return "P_RS_ACK";
 	case P_SYNC_START: return "P_SYNC_START";
+	case P_SIZES: return "P_SIZES";
 	case P_SYNC_DONE: return "P_SYNC_DONE";
 	case P_BITMAP: return "P_BITMAP";
 	case P_BITMAP_DONE: return "P_BITMAP_DONE";
@@ -363,6 +364,33 @@ int codec_decode_state(const struct wire_hdr *h, const uint8_t *payload, struct 
 	return 0;
 }
 
+void codec_encode_sizes(uint8_t *b, const struct pkt_sizes *s)
+{
+	put_be64(b, s->usable);
+	put_be64(b + 8, s->size);
+	put_be32(b + 16, s->flags);
+}
+
+int codec_decode_sizes(const struct wire_hdr *h, const uint8_t *payload, struct pkt_sizes *out, char *why,
+		       size_t whylen)
+{
+	uint16_t t = h->type;
+	if (h->len != SIZES_BYTES)
+		return refuse(why, whylen, t, "payload %u bytes: expected %u", h->len, SIZES_BYTES);
+	out->usable = get_be64(payload);
+	out->size = get_be64(payload + 8);
+	out->flags = get_be32(payload + 16);
+	if (out->flags & ~(SZF_ASK | SZF_SET) || out->flags == (SZF_ASK | SZF_SET))
+		return refuse(why, whylen, t, "flags 0x%x: unknown or contradictory bits", out->flags);
+	if (out->usable % 4096 || out->size % 4096)
+		return refuse(why, whylen, t, "usable %llu, size %llu bytes: not multiples of 4096", LLU(out->usable),
+			      LLU(out->size));
+	if ((out->flags & SZF_SET) && (!out->size || (out->usable && out->size > out->usable)))
+		return refuse(why, whylen, t, "size %llu bytes: zero or beyond the usable %llu", LLU(out->size),
+			      LLU(out->usable));
+	return 0;
+}
+
 void codec_encode_sync_start(uint8_t *b, const struct pkt_sync_start *s)
 {
 	put_be64(b, s->total);
@@ -495,6 +523,8 @@ int codec_decode(const struct wire_hdr *h, const uint8_t *payload, const struct 
 		return codec_decode_state(h, payload, &out->state, why, whylen);
 	case P_SYNC_START:
 		return codec_decode_sync_start(h, payload, dev, &out->sync_start, why, whylen);
+	case P_SIZES:
+		return codec_decode_sizes(h, payload, &out->sizes, why, whylen);
 	case P_SYNC_DONE:
 		return codec_decode_sync_done(h, payload, &out->sync_done, why, whylen);
 	case P_PING:

@@ -104,6 +104,7 @@ struct pkt_vstate {
 	struct { uint32_t age_ms; uint8_t disk, role, quorum, outdated_by; } n[VSTATE_NODES];
 };
 struct pkt_sync_done { uint64_t uuid[4], gen_time; };
+struct pkt_sizes { uint64_t usable, size; uint32_t flags; };
 
 /* P_HELLO (layout: HELLO_* in wire.h), both ways at the start of every
  * link. The decoder checks only the form (length, channel, role, disk,
@@ -158,6 +159,7 @@ union pkt {
 	struct pkt_state state;
 	struct pkt_sync_start sync_start;
 	struct pkt_sync_done sync_done;
+	struct pkt_sizes sizes;
 };
 
 /* The packet's name for messages ("P_DATA"); "P_?" for an unknown type. */
@@ -207,6 +209,11 @@ int codec_decode_state(const struct wire_hdr *h, const uint8_t *payload, struct 
 		       size_t whylen);
 int codec_decode_sync_start(const struct wire_hdr *h, const uint8_t *payload, const struct codec_dev *dev,
 			    struct pkt_sync_start *out, char *why, size_t whylen);
+/* P_SIZES: exactly SIZES_BYTES; sizes multiples of 4096, size <= usable
+ * when both are given, at most one of SZF_ASK / SZF_SET, no other bits. */
+void codec_encode_sizes(uint8_t *b, const struct pkt_sizes *s);
+int codec_decode_sizes(const struct wire_hdr *h, const uint8_t *payload, struct pkt_sizes *out, char *why,
+		       size_t whylen);
 int codec_decode_sync_done(const struct wire_hdr *h, const uint8_t *payload, struct pkt_sync_done *out,
 			   char *why, size_t whylen);
 /* P_VSTATE: exactly VSTATE_BYTES; role, disk, quorum and going_on_without

@@ -88,7 +88,17 @@ enum wire_type {
 			    * its view of every node; sent every 200 ms */
 	P_VERIFY_REQ = 31, /* off u64, len u32: answer with P_READ_REPLY carrying one
 			    * verify-alg digest per 4 KiB block of that range */
+	P_SIZES = 35,      /* data channel, `resize`: usable u64, size u64, flags u32 (SZF_*).
+			    * SZF_ASK: grow your disk's metadata if it grew, answer with
+			    * your usable size (flags 0; usable 0: could not). SZF_SET:
+			    * the device is `size` bytes now; a growth's new area comes
+			    * as a resync from the sender. Added in version 1 before any
+			    * release; a peer without it drops the connection (protocol
+			    * error), which `resize` reports. */
 };
+
+#define SZF_ASK 1u
+#define SZF_SET 2u
 
 #define SSF_FULL 1u        /* P_SYNC_START: everything is out of sync */
 #define BM_WORDS_PER_PKT 8192u
@@ -105,6 +115,7 @@ enum wire_type {
 
 #define DATA_HDR 28u /* P_DATA fixed part: off, len, seq, seen */
 #define RS_HDR   12u /* P_RS_DATA fixed part: off, len */
+#define SIZES_BYTES 20u /* P_SIZES */
 
 /* HELLO payload layout (offsets) */
 #define HELLO_VMIN      0   /* u32 */

@@ -88,6 +88,11 @@ TEST(fixed_parts_round_trip)
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0);
 	CHECK(u.sync_start.total == 1u << 20 && u.sync_start.flags == SSF_FULL);
 
+	codec_encode_sizes(b, &(struct pkt_sizes){ 8192, 4096, SZF_SET });
+	h = hdr(P_SIZES, 0, SIZES_BYTES);
+	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0);
+	CHECK(u.sizes.usable == 8192 && u.sizes.size == 4096 && u.sizes.flags == SZF_SET);
+
 	struct pkt_sync_done sd = { { 1, 2, 3, 4 }, 5 };
 	codec_encode_sync_done(b, &sd);
 	h = hdr(P_SYNC_DONE, 0, SYNC_DONE_BYTES);
@@ -244,6 +249,13 @@ TEST(malformed_other_refused)
 	REFUSED(P_SYNC_START, SYNC_START_BYTES, "P_SYNC_START: total 1073741825 bytes: more than the device");
 	codec_encode_sync_start(b, &(struct pkt_sync_start){ 0, 2 });
 	REFUSED(P_SYNC_START, SYNC_START_BYTES, "P_SYNC_START: flags 0x2: unknown bits");
+	codec_encode_sizes(b, &(struct pkt_sizes){ 0, 0, SZF_ASK | SZF_SET });
+	REFUSED(P_SIZES, SIZES_BYTES, "P_SIZES: flags 0x3: unknown or contradictory bits");
+	codec_encode_sizes(b, &(struct pkt_sizes){ 0, 4097, SZF_SET });
+	REFUSED(P_SIZES, SIZES_BYTES, "P_SIZES: usable 0, size 4097 bytes: not multiples of 4096");
+	codec_encode_sizes(b, &(struct pkt_sizes){ 4096, 8192, SZF_SET });
+	REFUSED(P_SIZES, SIZES_BYTES, "P_SIZES: size 8192 bytes: zero or beyond the usable 4096");
+	REFUSED(P_SIZES, 12, "P_SIZES: payload 12 bytes: expected 20");
 	REFUSED(P_HELLO, 0, "unknown packet type 1");
 	REFUSED(999, 0, "unknown packet type 999");
 #undef REFUSED
