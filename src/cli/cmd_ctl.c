@@ -211,6 +211,11 @@ int cmd_invalidate(struct cli *cli, int argc, char **argv)
 	return plain_request(cli, argc, argv, "invalidate");
 }
 
+int cmd_resize(struct cli *cli, int argc, char **argv)
+{
+	return plain_request(cli, argc, argv, "resize");
+}
+
 int cmd_disconnect(struct cli *cli, int argc, char **argv)
 {
 	return plain_request(cli, argc, argv, "disconnect");

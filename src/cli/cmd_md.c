@@ -169,6 +169,11 @@ int cmd_dump_md(struct cli *cli, int argc, char **argv)
 	printf("disk-size %llu; # %s\n", (unsigned long long)sb.lay.disk_size, fmt_size(sb.lay.disk_size, a, sizeof a));
 	printf("data-size %llu; # %s usable\n", (unsigned long long)sb.lay.data_size,
 	       fmt_size(sb.lay.data_size, a, sizeof a));
+	/* the backing disk may be larger than disk-size: grown, not resized yet */
+	printf("backing-size %llu; # %s%s\n", (unsigned long long)d->size, fmt_size(d->size, a, sizeof a),
+	       d->size / MD_BLOCK * MD_BLOCK > sb.lay.disk_size ? ", grown: 'dipole resize' uses it" : "");
+	printf("la-size %llu; # %s, the last agreed device size%s\n", (unsigned long long)sb.la_size,
+	       fmt_size(sb.la_size, a, sizeof a), sb.la_size ? "" : " (never agreed)");
 	printf("al-offset %llu; al-bytes %llu;\n", (unsigned long long)sb.lay.al_offset,
 	       (unsigned long long)sb.lay.al_bytes);
 	printf("bm-offset %llu; bm-bytes %llu;\n", (unsigned long long)sb.lay.bm_offset,

@@ -49,6 +49,12 @@ static const struct cli_cmd cmds[] = {
 	{ "invalidate", cmd_invalidate, "invalidate RES",
 	  "Throw away this node's data: it becomes Inconsistent and gets a full\n"
 	  "resync from the connected UpToDate peer. Refused (exit 3) without one." },
+	{ "resize", cmd_resize, "resize RES",
+	  "Grow the device after every node's backing disk grew (lvextend): each\n"
+	  "node moves its metadata to the new end, the device takes the smallest\n"
+	  "usable size (or disk { size }), and only the new area is resynced.\n"
+	  "Refused (exit 3), with nothing changed, unless every peer is connected\n"
+	  "and UpToDate with no resync running, or when it would shrink." },
 	{ "resume-io", cmd_resume_io, "resume-io RES",
 	  "Let suspended I/O continue (after fencing failed, or on the dual-primary\n"
 	  "node that froze when it lost its peer) without the peer: this node's\n"

@@ -11,6 +11,7 @@
 #include "ctl.h"
 #include "events.h"
 #include "loopdev.h"
+#include "resize.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -220,6 +221,93 @@ static int do_invalidate(void *ctx, int fd, const struct ctl_req *req)
 	return 0;
 }
 
+/* `resize`: grow the device to the smallest usable size of all disk nodes
+ * after their backing disks grew (resize.h). Every check comes before
+ * anything changes; a refusal says what and where. */
+static int do_resize(void *ctx, int fd, const struct ctl_req *req)
+{
+	struct daemon *d = ctx;
+	struct engine *e = d->e;
+	char msg[MD_MSG_MAX + 64], err[MD_MSG_MAX], a[32], b[32], c[32];
+	(void)req;
+
+	if (!e->bm) {
+		ctl_reply(fd, EXIT_STATE, "resize refused: this node has no disk (disk none); run it on a node with "
+			  "one", NULL);
+		return 0;
+	}
+	if (atomic_load(&e->dstate) != DS_UPTODATE) {
+		snprintf(msg, sizeof msg, "resize refused: this node's disk is %s, not UpToDate; nothing was changed",
+			 disk_state_name((enum disk_state)atomic_load(&e->dstate)));
+		ctl_reply(fd, EXIT_STATE, msg, NULL);
+		return 0;
+	}
+	for (int i = 0; i < d->npeers; i++) {
+		if (peer_resize_check(d->peers[i], err)) {
+			snprintf(msg, sizeof msg, "resize refused: %s; nothing was changed", err);
+			ctl_reply(fd, EXIT_STATE, msg, NULL);
+			return 0;
+		}
+	}
+	uint64_t t0 = now_ns(), usable, agreed, old = atomic_load(&e->size);
+	int rc = resize_prepare(e, &usable, err);
+	if (rc) {
+		snprintf(msg, sizeof msg, "resize failed on this node: %s", err);
+		ctl_reply(fd, EXIT_FAIL, msg, NULL);
+		return 0;
+	}
+	agreed = usable;
+	const char *limit = "this node";
+	for (int i = 0; i < d->npeers; i++) {
+		uint64_t theirs = 0;
+		rc = peer_resize_ask(d->peers[i], &theirs, err);
+		if (rc) {
+			snprintf(msg, sizeof msg, "resize failed: %s; the device keeps its size %s", err,
+				 fmt_size(old, a, sizeof a));
+			ctl_reply(fd, EXIT_FAIL, msg, NULL);
+			return 0;
+		}
+		if (theirs < agreed) {
+			agreed = theirs;
+			limit = peer_resize_name(d->peers[i]);
+		}
+	}
+	if (agreed < old) {
+		snprintf(msg, sizeof msg, "resize refused: the smallest usable size is %s (on %s), below the device's "
+			 "%s: shrinking below the data is refused; nothing was changed", fmt_size(agreed, a, sizeof a),
+			 limit, fmt_size(old, b, sizeof b));
+		ctl_reply(fd, EXIT_STATE, msg, NULL);
+		return 0;
+	}
+	if (agreed == old) {
+		snprintf(msg, sizeof msg, "nothing to grow: the device is %s, the usable size on %s (grow that backing "
+			 "disk first)", fmt_size(old, a, sizeof a), limit);
+		ctl_reply(fd, EXIT_OK, msg, NULL);
+		return 0;
+	}
+	/* new requests wait while the size changes on every node: a write to
+	 * the new area must not reach a node that has not grown yet */
+	uint32_t mask = 0;
+	for (int i = 0; i < d->npeers; i++)
+		mask |= 1u << peer_slot(d->peers[i]);
+	engine_suspend(e, "resize: the device size changes");
+	rc = resize_set(e, agreed, mask);
+	for (int i = 0; !rc && i < d->npeers; i++)
+		rc = peer_resize_set(d->peers[i], agreed);
+	engine_resume(e, "resize done");
+	if (rc) {
+		snprintf(msg, sizeof msg, "resize failed while setting the new size: %s (the new area is marked out "
+			 "of sync and is resynced when the peers reconnect)", strerror(-rc));
+		ctl_reply(fd, EXIT_FAIL, msg, NULL);
+		return 0;
+	}
+	snprintf(msg, sizeof msg, "resized %s -> %s in %.3f s; the new area (%s) is resynced to the peers",
+		 fmt_size(old, a, sizeof a), fmt_size(agreed, b, sizeof b), (double)(now_ns() - t0) / 1e9,
+		 fmt_size(agreed - old, c, sizeof c));
+	ctl_reply(fd, EXIT_OK, msg, NULL);
+	return 0;
+}
+
 static int do_down(void *ctx, int fd, const struct ctl_req *req)
 {
 	struct daemon *d = ctx;
@@ -253,6 +341,7 @@ static const struct ctl_cmd commands[] = {
 	{ "connect", discard_opt, do_connect },
 	{ "disconnect", NULL, do_disconnect },
 	{ "invalidate", NULL, do_invalidate },
+	{ "resize", NULL, do_resize },
 	{ "down", force_opt, do_down },
 };
 

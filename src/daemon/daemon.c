@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -313,13 +315,6 @@ static int step_engine(struct up *u)
 	struct daemon *d = &u->d;
 	char err[MD_MSG_MAX] = "";
 
-	log_set_resource(d->r->name);
-	int rc = d->h->diskless ? engine_open_diskless(&d->e, d->r->name, d->h->name)
-				: engine_open(&d->e, d->r->name, d->h->name, d->h->node_id, d->h->disk, err);
-	if (rc) {
-		fprintf(stderr, "dipole: %s: %s\n", d->r->name, err);
-		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;
-	}
 	/* disk { size }: normalized by the parser to bytes with a unit suffix
 	 * (k M G T, or s for 512-byte sectors) */
 	const struct cfg_opt *o = cfg_get_opt(d->r, SECT_DISK, "size");
@@ -332,6 +327,17 @@ static int step_engine(struct up *u)
 			cap = strtoull(o->val, NULL, 10) * 512;
 		else if (parse_size(o->val, &cap))
 			cap = 0;
+	}
+	if (!d->h->diskless && resize_check_cap(d->h->disk, cap, where, err)) {
+		fprintf(stderr, "dipole: %s: %s\n", d->r->name, err);
+		return EXIT_STATE;
+	}
+	log_set_resource(d->r->name);
+	int rc = d->h->diskless ? engine_open_diskless(&d->e, d->r->name, d->h->name)
+				: engine_open(&d->e, d->r->name, d->h->name, d->h->node_id, d->h->disk, err);
+	if (rc) {
+		fprintf(stderr, "dipole: %s: %s\n", d->r->name, err);
+		return rc == -EBADMSG ? EXIT_STATE : EXIT_FAIL;
 	}
 	rc = resize_attach(d->e, cap, where, err);
 	if (rc) {
@@ -447,6 +453,17 @@ static int step_disk_state(struct up *u)
 	return EXIT_OK;
 }
 
+/* The device's size changed (resize.h): NBD clients see it when they
+ * connect again; the FUSE file and the loop device over it are told now. */
+static void exports_resized(void *arg, uint64_t bytes)
+{
+	struct daemon *d = arg;
+	(void)bytes;
+	fusedev_resized(d->fuse);
+	if (d->loop_fd >= 0 && ioctl(d->loop_fd, LOOP_SET_CAPACITY, 0) < 0)
+		log_warn("loop device %s keeps its old size: LOOP_SET_CAPACITY: %s", d->loop_dev, strerror(errno));
+}
+
 static int step_exports(struct up *u)
 {
 	/* a tiebreaker has no data to export */
@@ -456,11 +473,14 @@ static int step_exports(struct up *u)
 		exports_stop(&u->d); /* what did start */
 		return EXIT_FAIL;
 	}
+	u->d.e->size_arg = &u->d;
+	u->d.e->size_hook = exports_resized;
 	return EXIT_OK;
 }
 
 static void step_exports_stop(struct up *u)
 {
+	u->d.e->size_hook = NULL;
 	exports_stop(&u->d);
 }
 

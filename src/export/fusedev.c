@@ -256,3 +256,12 @@ const char *fusedev_file(const struct fusedev *f)
 {
 	return f->path;
 }
+
+void fusedev_resized(struct fusedev *f)
+{
+	char p[80];
+	if (!f || !f->fuse)
+		return;
+	snprintf(p, sizeof p, "/%s", f->name);
+	fuse_invalidate_path(f->fuse, p);
+}

@@ -17,6 +17,9 @@ struct fusedev;
 int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint, const char *name, char *err);
 /* Unmount (lazily if busy) and join the service threads. */
 void fusedev_stop(struct fusedev *f);
+/* The engine's size changed: drop the kernel's cached attributes of the
+ * file (cached for an hour otherwise), so stat and the loop device see it. */
+void fusedev_resized(struct fusedev *f);
 /* Path of the exported file. */
 const char *fusedev_file(const struct fusedev *f);
 

@@ -593,6 +593,8 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	p->dfd = p->mfd = -1;
 	p->in_dfd = p->in_mfd = -1;
 	pthread_mutex_init(&p->inq_lock, NULL);
+	pthread_mutex_init(&p->szlock, NULL);
+	pthread_cond_init(&p->szcond, NULL);
 	pthread_cond_init(&p->inq_cond, NULL);
 	p->peer_role = p->peer_disk = -1;
 	pthread_mutex_init(&p->lock, NULL);

@@ -84,6 +84,18 @@ void peer_io_resumed(struct peer *p);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync
  * from the connected UpToDate peer. -EBUSY with msg[256] when impossible. */
 int peer_invalidate(struct peer *p, char *msg);
+/* `resize`, first half: may this peer take part (connected, no resync,
+ * UpToDate)? 0, or -EBUSY with msg[256] saying why. */
+int peer_resize_check(struct peer *p, char *msg);
+/* Ask the peer to grow its metadata if its disk grew; *usable: its usable
+ * bytes. -ETIMEDOUT (10 s), -ENOSPC (it could not grow: see its log),
+ * -ENOTCONN; msg[256] says which. */
+int peer_resize_ask(struct peer *p, uint64_t *usable, char *msg);
+/* Tell the peer the device is `bytes` now; this node then sends it the
+ * new area (marked out of sync by the caller) as a resync. */
+int peer_resize_set(struct peer *p, uint64_t bytes);
+/* The peer's host name (for messages). */
+const char *peer_resize_name(struct peer *p);
 /* Online verify (`dipole verify`): compare every block with the peer's using
  * verify-alg; differing blocks are marked out of sync (resynced at the next
  * connect). start: -EBUSY with msg[256] when not possible. */

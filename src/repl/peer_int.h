@@ -188,6 +188,12 @@ struct peer {
 	pthread_t meta_thr;
 	int meta_running;
 
+	/* `resize` (peer_resize.c): the peer's answer to P_SIZES SZF_ASK */
+	pthread_mutex_t szlock;
+	pthread_cond_t szcond;
+	int sz_have;               /* an answer arrived (szlock) */
+	uint64_t sz_usable;        /* its usable bytes, 0: it could not grow (szlock) */
+
 	/* online verify */
 	const EVP_MD *vmd;         /* verify-alg; NULL: crc32c */
 	const EVP_MD *cmd;         /* csums-alg; NULL: crc32c (when has_csums) */
@@ -233,6 +239,10 @@ void pending_ack(struct peer *p, uint64_t id, int type, int status);
 int pending_in_use(struct peer *p, struct pending *pd);
 void pending_fail_all(struct peer *p);
 int connected(struct peer *p);
+
+struct pkt_sizes;
+/* peer_resize.c: P_SIZES on the data channel */
+int rx_sizes_pkt(struct peer *p, const struct pkt_sizes *k);
 
 /* peer_resync.c */
 void rs_release(struct peer *p, uint64_t id);

@@ -646,7 +646,14 @@ static int rx_sync_done(struct rx_ctx *c, const struct wire_hdr *h, const union 
 	return 0;
 }
 
+static int rx_sizes(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *k)
+{
+	(void)h;
+	return rx_sizes_pkt(c->p, &k->sizes);
+}
+
 static const struct rx_op data_ops[] = {
+	{ P_SIZES, SIZES_BYTES, rx_sizes },
 	{ P_DATA, DATA_HDR, rx_data },
 	{ P_RS_DATA, RS_HDR, rx_rs_data },
 	{ P_FLUSH, 8, rx_flush },

@@ -189,3 +189,32 @@ out:
 	pthread_mutex_unlock(&e->lock);
 	return rc;
 }
+
+int resize_check_cap(const char *disk_path, uint64_t cap, const char *where, char *err)
+{
+	struct disk *d = NULL;
+	struct md_super sb;
+	char warn[MD_MSG_MAX], a[32], b[32];
+
+	err[0] = 0;
+	if (!cap || disk_open(&d, disk_path, 1))
+		return 0; /* engine_open reports an unopenable disk */
+	int rc = md_read(d, &sb, err, warn);
+	disk_close(d);
+	err[0] = 0;
+	cap = cap / MD_BLOCK * MD_BLOCK;
+	if (rc)
+		return 0;
+	if (cap <= sb.lay.data_size && sb.la_size > cap && (sb.flags & MDF_CONSISTENT)) {
+		snprintf(err, MD_MSG_MAX, "%s: disk { size %s } is smaller than the agreed size %s that holds data: "
+			 "shrinking below the data is refused; refusing to attach, nothing was changed", where,
+			 fmt_size(cap, a, sizeof a), fmt_size(sb.la_size, b, sizeof b));
+		return -EFBIG;
+	}
+	if (cap <= sb.lay.data_size)
+		return 0;
+	snprintf(err, MD_MSG_MAX, "%s: disk { size %s } is larger than the usable size of %s, %s (the backing disk "
+		 "minus dipole's metadata); refusing to attach, nothing was changed", where,
+		 fmt_size(cap, a, sizeof a), disk_path, fmt_size(sb.lay.data_size, b, sizeof b));
+	return -EINVAL;
+}

@@ -31,6 +31,11 @@ struct engine;
  * err[MD_MSG_MAX] says what and where; nothing was changed. */
 int resize_attach(struct engine *e, uint64_t cap, const char *where, char *err);
 
+/* The same cap check before attaching, reading the metadata only, so a
+ * refusal writes nothing (not even the in-use mark). 0, -EINVAL (larger
+ * than the disk) or -EFBIG (below the agreed size of a disk with data). */
+int resize_check_cap(const char *disk_path, uint64_t cap, const char *where, char *err);
+
 /* The connect rule, pure so both sides reach the same verdict from the two
  * HELLOs: sizes in bytes, disks enum disk_state. 0 with *agreed set, or
  * -EXDEV with why[256] when the larger side holds data and would shrink. */
