@@ -3,7 +3,8 @@
 # smaller; disk { size } caps the device and one larger than the disk is
 # refused; `resize` grows an online resource after both disks grew, moving
 # the metadata and resyncing only the new area; a disk grown while down
-# comes up with its data; shrinking and resize without a healthy peer are
+# comes up with its data; a failure in the middle of the metadata move
+# leaves the old metadata in use; shrinking and resize without a healthy peer are
 # refused with nothing changed.
 . "$(dirname "$0")/lib.sh"
 mknet2
@@ -106,4 +107,29 @@ out=$(CFG_A=$T/small.res na up r0 --device none 2>&1); rc=$?
 check "a cap below the agreed size of a disk with data is refused (exit 3)" test "$rc" = 3
 check "with a clear message" has "$out" 'shrinking below the data is refused'
 check "and nothing was changed" test "$sum" = "$(md5sum <"$T/a.img")"
+
+# --- a crash in the middle of the metadata move (disk fault hooks) -------------
+mkres2 128M
+: >"$T/faults"
+na create-md r0 --force >/dev/null 2>&1; nb create-md r0 --force >/dev/null 2>&1
+DIPOLE_FAULTS=$T/faults na up r0 --device none >/dev/null 2>&1; nb up r0 --device none >/dev/null 2>&1
+wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'" && na primary r0 --force >/dev/null 2>&1
+wait_for 60 jcheck b "o['disk'] == 'UpToDate'" || notok "pair up with fault hooks"
+qemu-io -f raw -c "write -P 0x6b 0 4M" -c flush "$(uri_a)" >/dev/null
+truncate -s 192M "$T/a.img" "$T/b.img"
+echo "eio any $((192 * 1048576 - 8192)) 8192" >"$T/faults"   # the new superblock pair
+out=$(na resize r0 2>&1); rc=$?
+check "a failure writing the new superblock fails resize (exit 1)" test "$rc" = 1
+check "saying the old metadata stays valid" has "$out" 'old metadata stays valid'
+check "the device keeps its size" size_is a $MD128
+kill -9 "$(head -1 "$T/ra/r0.pid")"; sleep 0.5   # and the node crashes there
+: >"$T/faults"
+out=$(na up r0 --device none 2>&1); rc=$?
+check "after the crash the node comes up from the old metadata" test "$rc" = 0
+check "recognised at the old end" has "$out" 'metadata is still at the old end'
+check "with its data and size" eval 'qemu-io -r -f raw -c "read -P 0x6b 0 4M" "$(uri_a)" >/dev/null && size_is a $MD128'
+wait_for 30 both "p['connection'] == 'Connected' and o['disk'] == 'UpToDate'" "o['disk'] == 'UpToDate'"
+check "and resize then completes" na resize r0
+check "to the new size" wait_for 10 both "o['size_bytes'] == $NEW" "o['size_bytes'] == $NEW"
+na down r0 >/dev/null 2>&1; nb down r0 >/dev/null 2>&1
 finish
