@@ -35,6 +35,18 @@ static int source_of_same(const struct side *me, const struct side *peer)
 	return me->node_id < peer->node_id;
 }
 
+/* An interrupted resync of `target` from `src` may go on from the bitmaps
+ * (DRBD does the same): the target's bitmap holds every block it lacked at
+ * the start minus those written since, and the source's bitmap every block
+ * it changed since the generation the resync started from — that is still
+ * its current one, or the one its bitmap for the target counts from. Any
+ * other generation: the bitmaps do not cover the difference, full sync. */
+static int resumes(const struct side *target, const struct side *src)
+{
+	uint64_t from = target->resync_from;
+	return from && (from == src->uuid[G_CURRENT] || from == src->uuid[G_BITMAP]);
+}
+
 static int in_set(uint64_t u, const uint64_t *set, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -53,10 +65,16 @@ enum decision decide_sync(const struct side *me, const struct side *peer)
 		return D_NO_SYNC;
 	if (!mw && !pw)
 		return D_WAIT;
-	if (mw && !pw)
-		return good(me) ? D_SOURCE_FULL : D_WAIT; /* Outdated data is not a sync source */
-	if (!mw && pw)
-		return good(peer) ? D_TARGET_FULL : D_WAIT;
+	if (mw && !pw) {
+		if (!good(me))
+			return D_WAIT; /* Outdated data is not a sync source */
+		return resumes(peer, me) ? D_SOURCE_BITMAP : D_SOURCE_FULL;
+	}
+	if (!mw && pw) {
+		if (!good(peer))
+			return D_WAIT;
+		return resumes(me, peer) ? D_TARGET_BITMAP : D_TARGET_FULL;
+	}
 
 	const uint64_t *m = me->uuid, *p = peer->uuid;
 	if (m[G_CURRENT] == p[G_CURRENT]) {

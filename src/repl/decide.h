@@ -25,13 +25,19 @@ struct side {
 	int crashed_primary; /* was Primary when it last went down uncleanly */
 	int discard_my_data; /* `connect --discard-my-data` */
 	uint64_t gen_time; /* when `current` began (unix ns): "younger" primary */
+	/* an Inconsistent side whose resync from the other was interrupted
+	 * (HF_RESUMABLE): the source's generation its bitmap counts from (the
+	 * source's bitmap generation for it at the start, else its current);
+	 * 0 none. Its bitmap still holds every block it lacks. */
+	uint64_t resync_from;
 };
 
 enum decision {
 	D_NO_SYNC,         /* same data */
 	D_SOURCE_FULL,     /* send everything: the peer has no valid data, or data the bitmap does not cover */
 	D_TARGET_FULL,
-	D_SOURCE_BITMAP,   /* send the blocks marked in either bitmap */
+	D_SOURCE_BITMAP,   /* send the blocks marked in either bitmap (also: resume an
+			    * interrupted resync of an Inconsistent peer) */
 	D_TARGET_BITMAP,
 	D_WAIT,            /* neither side has good data yet (both Inconsistent) */
 	D_SPLIT_BRAIN,     /* both changed the same generation independently */

@@ -9,7 +9,7 @@
 #define mirror decision_mirror
 
 /* shorthand: disk, primary, current, bitmap, h0, h1, oos, node-id */
-#define S(d, pri, c, b, h0, h1, oos, id) { d, pri, { c, b, h0, h1 }, oos, id, 0, 0, 0 }
+#define S(d, pri, c, b, h0, h1, oos, id) { d, pri, { c, b, h0, h1 }, oos, id, 0, 0, 0, 0 }
 #define UP DS_UPTODATE
 #define INC DS_INCONSISTENT
 
@@ -204,6 +204,30 @@ TEST(several_disk_peers)
 			unit_failed_now = 1;
 		}
 	}
+}
+
+TEST(resume_interrupted_resync)
+{
+	/* beta was SyncTarget of alpha (generation 100, or alpha's bitmap
+	 * generation 50 for it) when the resync stopped: it resumes from the
+	 * bitmaps as long as alpha's bitmap still counts from that generation */
+	struct side src = S(UP, 1, 100, 0, 0, 0, 30, 0), tgt = S(INC, 0, 50, 0, 0, 0, 70, 1);
+	tgt.resync_from = 100;
+	check_pair(&src, &tgt, D_SOURCE_BITMAP, "initial full sync interrupted: resumed (source still at 100)");
+	struct side moved = S(UP, 1, 200, 100, 0, 0, 30, 0);
+	check_pair(&moved, &tgt, D_SOURCE_BITMAP, "source wrote meanwhile (new generation 200 from 100): resumed");
+	struct side src2 = S(UP, 0, 100, 50, 0, 0, 30, 0);
+	tgt.resync_from = 50;
+	check_pair(&src2, &tgt, D_SOURCE_BITMAP, "bitmap resync from 50 interrupted: resumed");
+	struct side other = S(UP, 0, 300, 0, 100, 50, 0, 0);
+	check_pair(&other, &tgt, D_SOURCE_FULL, "source moved on past the sync's generation: full");
+	tgt.resync_from = 0;
+	check_pair(&src2, &tgt, D_SOURCE_FULL, "no resync recorded (fresh or old metadata): full");
+	tgt.resync_from = 100;
+	struct side outd = S(DS_OUTDATED, 0, 100, 0, 0, 0, 0, 0);
+	check_pair(&outd, &tgt, D_WAIT, "an Outdated node resumes nobody");
+	struct side inc = S(INC, 0, 100, 0, 0, 0, 0, 0);
+	check_pair(&inc, &tgt, D_WAIT, "two Inconsistent nodes still wait");
 }
 
 int main(void)
