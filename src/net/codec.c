@@ -395,16 +395,19 @@ void codec_encode_sync_start(uint8_t *b, const struct pkt_sync_start *s)
 {
 	put_be64(b, s->total);
 	put_be32(b + 8, s->flags);
+	put_be64(b + 12, s->sync_uuid);
 }
 
 int codec_decode_sync_start(const struct wire_hdr *h, const uint8_t *payload, const struct codec_dev *dev,
 			    struct pkt_sync_start *out, char *why, size_t whylen)
 {
 	uint16_t t = h->type;
-	if (h->len != SYNC_START_BYTES)
-		return refuse(why, whylen, t, "payload %u bytes: expected %u", h->len, SYNC_START_BYTES);
+	if (h->len != SYNC_START_BYTES && h->len != SYNC_START_OLD_BYTES)
+		return refuse(why, whylen, t, "payload %u bytes: expected %u or %u", h->len, SYNC_START_BYTES,
+			      SYNC_START_OLD_BYTES);
 	out->total = get_be64(payload);
 	out->flags = get_be32(payload + 8);
+	out->sync_uuid = h->len == SYNC_START_BYTES ? get_be64(payload + 12) : 0;
 	if (out->total > dev->bytes)
 		return refuse(why, whylen, t, "total %llu bytes: more than the device (%llu bytes)", LLU(out->total),
 			      LLU(dev->bytes));

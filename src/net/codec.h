@@ -33,7 +33,8 @@
 #define RANGE_HDR        12u    /* P_READ_REQ, P_VERIFY_REQ, P_RS_CSUM fixed part: off, len */
 #define STATE_BYTES      32u    /* P_STATE; 16 from senders older than the history */
 #define STATE_OLD_BYTES  16u
-#define SYNC_START_BYTES 12u
+#define SYNC_START_BYTES 20u
+#define SYNC_START_OLD_BYTES 12u
 #define SYNC_DONE_BYTES  40u    /* uuid[4], gen_time */
 #define CSUM_REPLY_MAX   (4u + RS_MAX_BLOCKS / 8u)
 
@@ -89,7 +90,7 @@ struct pkt_state {
 	uint64_t uuid, history[2];
 	int has_history;        /* 32-byte form */
 };
-struct pkt_sync_start { uint64_t total; uint32_t flags; };
+struct pkt_sync_start { uint64_t total; uint32_t flags; uint64_t sync_uuid; /* 0: none (12-byte form) */ };
 /* P_VSTATE (vote links, layout in quorum.c): the sender's view of every
  * node id. Fields are as on the wire: 0xff means "none"/"unknown". */
 #define VSTATE_NODES 32

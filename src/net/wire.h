@@ -70,7 +70,10 @@ enum wire_type {
 			  * generation (engine_adopt_generation) */
 	P_RS_DATA = 20,  /* like P_DATA: resync block */
 	P_RS_ACK = 21,
-	P_SYNC_START = 22, /* total bytes u64, flags u32 (SSF_FULL) */
+	P_SYNC_START = 22, /* total bytes u64, flags u32 (SSF_FULL), sync uuid u64: the
+			    * source's generation the target's bitmap counts from (its
+			    * bitmap generation for the target, else its current). Added
+			    * later: 12-byte packets (sync uuid 0) are accepted */
 	P_SYNC_DONE = 23,  /* the source's uuid[4] u64, gen_time u64: the target adopts them */
 	P_BITMAP = 24,     /* first word u64, then 64-bit bitmap words (le): blocks to resync */
 	P_BITMAP_DONE = 25,/* the source's bitmap is complete on the target */
@@ -143,6 +146,9 @@ enum wire_type {
 #define HF_UNSURE        16u  /* several peers: this side may differ from the other by a third node's writes */
 #define HF_THIRD_PRIMARY 32u  /* a third node is Primary and connected to this side */
 #define HF_BUSY_TARGET   64u  /* this side is SyncTarget of a third node */
+#define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer
+			       * whose resync was interrupted; its HELLO bitmap UUID names the
+			       * source's generation its bitmap counts from (decide.h) */
 
 enum channel { CH_DATA = 0, CH_META = 1, CH_VOTE = 2 }; /* CH_VOTE: a vote link (quorum.h) */
 

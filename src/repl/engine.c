@@ -272,6 +272,18 @@ int engine_save_bitmap(struct engine *e)
 	return e->bm ? bitmap_save(e->bm, NULL) : 0;
 }
 
+int engine_persist_bitmap(struct engine *e, uint64_t first, uint64_t n)
+{
+	if (!e->bm || first >= e->bm_bits || !n)
+		return 0;
+	if (n > e->bm_bits - first)
+		n = e->bm_bits - first;
+	int rc = disk_flush(e->disk);
+	if (!rc)
+		rc = bitmap_save_blocks(e->bm, first, n);
+	return rc ? rc : disk_flush(e->disk);
+}
+
 static struct engine *engine_alloc(const char *res, const char *node)
 {
 	struct engine *e = calloc(1, sizeof *e);
@@ -1113,7 +1125,7 @@ int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t 
 	return 0;
 }
 
-int engine_sync_target_begin(struct engine *e, void *src, int slot, int full)
+int engine_sync_target_begin(struct engine *e, void *src, int slot, int full, uint64_t sync_uuid)
 {
 	pthread_mutex_lock(&e->lock);
 	/* one source at a time: two resyncs may have been agreed at once */
@@ -1125,6 +1137,14 @@ int engine_sync_target_begin(struct engine *e, void *src, int slot, int full)
 	struct md_super nsb = e->sb;
 	/* from the first resync block on, the local data is a mix: not consistent */
 	nsb.flags &= ~(uint32_t)(MDF_CONSISTENT | MDF_WAS_UP_TO_DATE);
+	/* what an interruption resumes from: the source's generation; the
+	 * slot's bitmap (made durable once merged) holds what is missing */
+	if (sync_uuid) {
+		nsb.peer[slot].bitmap_uuid = sync_uuid;
+		nsb.peer[slot].flags |= MDP_SYNC_TARGET;
+	} else {
+		nsb.peer[slot].flags &= ~(uint32_t)MDP_SYNC_TARGET;
+	}
 	int rc = md_write(e->disk, &nsb);
 	if (!rc) {
 		e->sb = nsb;
@@ -1158,7 +1178,7 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	for (uint32_t i = 0; i < e->nslots; i++) {
 		if ((int)i == slot) {
 			nsb.peer[i].bitmap_uuid = 0;
-			nsb.peer[i].flags &= ~(uint32_t)MDP_UNSURE;
+			nsb.peer[i].flags &= ~(uint32_t)(MDP_UNSURE | MDP_SYNC_TARGET);
 		} else {
 			/* (an older bitmap generation stays: it covers more) */
 			if (!nsb.peer[i].bitmap_uuid && real)

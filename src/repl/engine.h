@@ -175,6 +175,10 @@ int engine_set_md_flag(struct engine *e, uint32_t flag, int on);
 
 /* Write the whole bitmap to disk now. */
 int engine_save_bitmap(struct engine *e);
+/* Make the bits of blocks [first, first+n) durable during a resync: flush
+ * the data first (a clear bit on disk must never claim a block whose data
+ * is not), write the bitmap pages holding them, flush. -errno. */
+int engine_persist_bitmap(struct engine *e, uint64_t first, uint64_t n);
 /* A Primary without some peers (slots in `mask`) starts a new data
  * generation: the old one is kept as those slots' bitmap generation (where
  * none is kept yet). No-op unless UpToDate, or when every slot in the mask
@@ -236,9 +240,11 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp);
  * UpToDate with the source's generation. While Inconsistent the bitmap holds
  * the blocks this node lacks (all of them when `full`); reads of those go to
  * the peer, and writes completing a block clear its bit. */
-/* -EBUSY when another peer is this node's sync source already. */
-/* src: the source replica's ctx. */
-int engine_sync_target_begin(struct engine *e, void *src, int slot, int full);
+/* src: the source replica's ctx. sync_uuid: the source's generation the
+ * slot's bitmap counts from (0: unknown); recorded with MDP_SYNC_TARGET so an
+ * interrupted resync resumes (docs/replication.md). -EBUSY when another peer
+ * is this node's sync source already, -errno of the metadata write. */
+int engine_sync_target_begin(struct engine *e, void *src, int slot, int full, uint64_t sync_uuid);
 /* The source replica's ctx while SyncTarget, else NULL. */
 void *engine_sync_source(struct engine *e);
 /* Resync data for [off, off+len): written only to blocks still marked (a

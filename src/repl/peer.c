@@ -113,6 +113,18 @@ void hello_uuids(struct peer *p, uint64_t *u)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* This node is an Inconsistent SyncTarget of p whose resync was interrupted:
+ * its bitmap UUID for p names where the resync resumes from (HF_RESUMABLE). */
+static int resumable(struct peer *p)
+{
+	struct engine *e = p->e;
+	pthread_mutex_lock(&e->lock);
+	int r = (e->sb.peer[p->slot].flags & MDP_SYNC_TARGET) && e->sb.peer[p->slot].bitmap_uuid &&
+		atomic_load(&e->dstate) == DS_INCONSISTENT;
+	pthread_mutex_unlock(&e->lock);
+	return r;
+}
+
 /* This node's state in its HELLO (hs.h fills the rest). */
 static void hello_fill(void *arg, struct pkt_hello *hl)
 {
@@ -124,7 +136,7 @@ static void hello_fill(void *arg, struct pkt_hello *hl)
 	hl->flags |= (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
 		     (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0) |
 		     (engine_unsure(e, p->slot) ? HF_UNSURE : 0) | (third_primary(p) ? HF_THIRD_PRIMARY : 0) |
-		     (src && src != p ? HF_BUSY_TARGET : 0);
+		     (src && src != p ? HF_BUSY_TARGET : 0) | (resumable(p) ? HF_RESUMABLE : 0);
 	hl->size = atomic_load(&e->size); /* now, not at peer start */
 	hl->gen_time = e->sb.gen_time;
 	hl->oos = engine_oos(e, p->slot);
@@ -735,7 +747,7 @@ int peer_invalidate(struct peer *p, char *msg)
 	/* (a Primary may invalidate too: it reads from the peer during the sync) */
 	atomic_store(&p->expect_target, 1);
 	pthread_rwlock_wrlock(&p->sync_lock);
-	int rc = engine_sync_target_begin(e, p, p->slot, 1);
+	int rc = engine_sync_target_begin(e, p, p->slot, 1, 0);
 	pthread_rwlock_unlock(&p->sync_lock);
 	if (rc) {
 		snprintf(msg, 256, rc == -EBUSY ? "refusing to invalidate: a resync to this node is running"

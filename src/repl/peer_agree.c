@@ -187,6 +187,7 @@ static void side_of_hello(struct side *s, const struct pkt_hello *h)
 	s->crashed_primary = !!(f & HF_CRASHED_PRIMARY);
 	s->discard_my_data = !!(f & HF_DISCARD_MY_DATA);
 	s->gen_time = h->gen_time;
+	s->resync_from = (f & HF_RESUMABLE) ? s->uuid[G_BITMAP] : 0;
 }
 
 /* One handshake's verdict and what it rests on: both HELLOs as sent. */

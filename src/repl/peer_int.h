@@ -38,6 +38,9 @@
 #define HIST       4096
 #define MAX_CONFLICTS 64
 #define VF_CHUNK (1u << 20)     /* online verify: bytes compared per request */
+/* During a resync both sides write the bits they cleared to disk this often:
+ * a crash costs re-sending at most this long of resync (docs/replication.md) */
+#define RS_PERSIST_MS 100
 
 struct pending {
 	pthread_mutex_t m;         /* the fields below but refs; a leaf: taken alone */
@@ -152,6 +155,9 @@ struct peer {
 	int rs_out;
 	_Atomic uint64_t sync_total, sync_done, sync_start_ns;
 	_Atomic int rs_go;             /* the target merged the bitmap (P_SYNC_ACK) */
+	/* SyncTarget: blocks [rs_dirty_lo, rs_dirty_hi) hold bits cleared since
+	 * rs_persist_ns; receiver thread (data_loop) only, no lock */
+	uint64_t rs_dirty_lo, rs_dirty_hi, rs_persist_ns;
 
 	/* epochs (wire.h): sender side under dsend, receiver side in data_loop */
 	_Atomic uint64_t epoch;        /* epoch the next write belongs to */

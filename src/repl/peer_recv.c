@@ -405,6 +405,20 @@ static int rx_rs_data(struct rx_ctx *c, const struct wire_hdr *h, const union pk
 	pthread_rwlock_wrlock(&p->sync_lock);
 	int rc = engine_apply_resync(p->e, d->payload, d->len, d->off);
 	pthread_rwlock_unlock(&p->sync_lock);
+	/* cleared bits go to disk every RS_PERSIST_MS, so a crash here re-sends
+	 * at most that much (set bits are durable since the merge) */
+	uint64_t b0 = d->off / MD_BLOCK, b1 = (d->off + d->len + MD_BLOCK - 1) / MD_BLOCK;
+	if (b0 < p->rs_dirty_lo)
+		p->rs_dirty_lo = b0;
+	if (b1 > p->rs_dirty_hi)
+		p->rs_dirty_hi = b1;
+	if (now_ns() - p->rs_persist_ns >= RS_PERSIST_MS * 1000000ULL) {
+		if (p->rs_dirty_hi > p->rs_dirty_lo)
+			engine_persist_bitmap(p->e, p->rs_dirty_lo, p->rs_dirty_hi - p->rs_dirty_lo);
+		p->rs_dirty_lo = UINT64_MAX;
+		p->rs_dirty_hi = 0;
+		p->rs_persist_ns = now_ns();
+	}
 	atomic_fetch_add(&p->sync_done, d->len);
 	send_ack(p, P_RS_ACK, h->id, -rc);
 	atomic_fetch_add_explicit(&p->e->st.received_bytes, d->len, memory_order_relaxed);
@@ -535,6 +549,19 @@ static int rx_bitmap_done(struct rx_ctx *c, const struct wire_hdr *h, const unio
 		set_reason(p, "peer ended a bitmap this node had not been told a resync for; dropping the connection");
 		return -EPROTO;
 	}
+	/* the merged bitmap is what an interrupted resync resumes from: durable
+	 * before the first resync block can clear a bit of it (the source
+	 * forgets what it sent, so only this copy remembers what is missing) */
+	int rc = engine_save_bitmap(p->e);
+	if (!rc)
+		rc = disk_flush(p->e->disk);
+	if (rc) {
+		set_reason(p, "cannot write the resync bitmap: %s; dropping the connection", strerror(-rc));
+		return rc;
+	}
+	p->rs_dirty_lo = UINT64_MAX;
+	p->rs_dirty_hi = 0;
+	p->rs_persist_ns = now_ns();
 	send_pkt(p, CH_DATA, P_SYNC_ACK, 0, 0, NULL, 0, NULL, 0);
 	if (atomic_exchange(&p->sync_pending, 0) && engine_is_suspended(p->e))
 		engine_resume(p->e, "the peer is back; blocks this node lacks are read from it until synced");
@@ -610,7 +637,7 @@ static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union
 	/* from here on the bitmap means "blocks this node lacks"; writes in
 	 * flight finish first */
 	pthread_rwlock_wrlock(&p->sync_lock);
-	int rc = engine_sync_target_begin(e, p, p->slot, k->sync_start.flags & SSF_FULL);
+	int rc = engine_sync_target_begin(e, p, p->slot, k->sync_start.flags & SSF_FULL, k->sync_start.sync_uuid);
 	pthread_rwlock_unlock(&p->sync_lock);
 	/* only now: whoever asks peer_behind() sees either the expectation or
 	 * the SyncTarget state, never a moment with neither */
@@ -667,7 +694,7 @@ static const struct rx_op data_ops[] = {
 	{ P_PEER_BITMAP_DONE, 0, rx_peer_bitmap_done },
 	{ P_SYNC_ACK, 0, rx_sync_ack },
 	{ P_STATE, STATE_OLD_BYTES, rx_state },
-	{ P_SYNC_START, SYNC_START_BYTES, rx_sync_start },
+	{ P_SYNC_START, SYNC_START_OLD_BYTES, rx_sync_start },
 	{ P_SYNC_DONE, SYNC_DONE_BYTES, rx_sync_done },
 };
 

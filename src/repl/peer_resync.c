@@ -87,8 +87,14 @@ static int rs_announce(struct peer *p, uint64_t total)
 	uint8_t h[SYNC_START_BYTES];
 	int rc;
 
+	/* the generation the target's bitmap counts from: what an interrupted
+	 * resync resumes from (decide.c, resumes()) */
+	pthread_mutex_lock(&e->lock);
+	uint64_t sync_uuid = e->sb.peer[p->slot].bitmap_uuid ? e->sb.peer[p->slot].bitmap_uuid
+							       : e->sb.uuid[UUID_CURRENT];
+	pthread_mutex_unlock(&e->lock);
 	atomic_store(&p->rs_go, 0);
-	codec_encode_sync_start(h, &(struct pkt_sync_start){ total, full ? SSF_FULL : 0 });
+	codec_encode_sync_start(h, &(struct pkt_sync_start){ total, full ? SSF_FULL : 0, sync_uuid });
 	rc = send_pkt(p, CH_DATA, P_SYNC_START, 0, 0, h, sizeof h, NULL, 0);
 	if (!rc)
 		rc = full ? send_pkt(p, CH_DATA, P_BITMAP_DONE, 0, 0, NULL, 0, NULL, 0)
@@ -239,6 +245,19 @@ static void *rs_main(void *arg)
 	uint64_t cursor = 0;
 	uint8_t *buf = NULL;
 	uint8_t h[RANGE_HDR];
+	/* bytes handed to the link in this run (the rate limit's measure: acked
+	 * bytes lag by the window, which let 16 chunks go at once) */
+	uint64_t sent = 0;
+	/* chunks in flight: a link that dies silently loses them (they are
+	 * sent again), so at a limited rate keep only ~RS_PERSIST_MS of it on
+	 * the wire; unlimited, the whole window keeps the link busy */
+	int win = RS_WINDOW;
+	if (p->rate) {
+		uint64_t w = p->rate * RS_PERSIST_MS / 1000 / ((uint64_t)RS_CHUNK_BLOCKS * MD_BLOCK);
+		win = w < 1 ? 1 : w > RS_WINDOW ? RS_WINDOW : (int)w;
+	}
+	/* blocks [dirty_lo, dirty_hi) were cleared since persisted_ns */
+	uint64_t dirty_lo = UINT64_MAX, dirty_hi = 0, persisted_ns = now_ns();
 
 	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
 		return NULL;
@@ -283,13 +302,13 @@ static void *rs_main(void *arg)
 		/* throttle to the configured resync rate */
 		if (p->rate) {
 			uint64_t el = now_ns() - atomic_load(&p->sync_start_ns);
-			uint64_t due = atomic_load(&p->sync_done) * 1000000000ULL / p->rate;
+			uint64_t due = sent * 1000000000ULL / p->rate;
 			if (due > el)
 				sleep_ms((int)((due - el) / 1000000 + 1));
 		}
 		int slot = -1;
 		pthread_mutex_lock(&p->rslock);
-		while (p->rs_out >= RS_WINDOW && !atomic_load(&p->rs_stop))
+		while (p->rs_out >= win && !atomic_load(&p->rs_stop))
 			pthread_cond_wait(&p->rscond, &p->rslock);
 		for (int i = 0; i < RS_WINDOW && slot < 0; i++)
 			if (!p->rs[i].used)
@@ -327,7 +346,22 @@ static void *rs_main(void *arg)
 			engine_mark_oos(e, p->slot, off, len);
 			break;
 		}
+		sent += len;
 		cursor = b + n;
+		/* cleared bits to disk now and then: after a crash here the
+		 * resync resumes from them (the target's copy keeps what it
+		 * still lacks, so a bit cleared for a chunk still in flight is
+		 * safe) instead of re-sending everything sent so far */
+		if (b < dirty_lo)
+			dirty_lo = b;
+		if (b + n > dirty_hi)
+			dirty_hi = b + n;
+		if (now_ns() - persisted_ns >= RS_PERSIST_MS * 1000000ULL) {
+			engine_persist_bitmap(e, dirty_lo, dirty_hi - dirty_lo);
+			dirty_lo = UINT64_MAX;
+			dirty_hi = 0;
+			persisted_ns = now_ns();
+		}
 	}
 	free(buf);
 	if (!atomic_load(&p->rs_stop) && connected(p)) {

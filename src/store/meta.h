@@ -62,6 +62,12 @@ enum md_peer_flags {
 			      * peer may lack (or have more of): which blocks is
 			      * unknown, so meeting it with the same data
 			      * generation needs a full compare */
+	MDP_SYNC_TARGET = 1 << 1, /* this node is (or was, when the resync was
+			      * interrupted) SyncTarget of the slot's peer: the
+			      * slot's bitmap holds the blocks it lacks and
+			      * bitmap_uuid the source's generation they count
+			      * from, so the next connection resumes instead of
+			      * starting over. Cleared when the resync ends. */
 };
 struct md_peer {
 	int32_t node_id;

@@ -83,10 +83,15 @@ TEST(fixed_parts_round_trip)
 	h = hdr(P_STATE, 0, STATE_OLD_BYTES);
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && !u.state.has_history && !u.state.history[0]);
 
-	codec_encode_sync_start(b, &(struct pkt_sync_start){ 1u << 20, SSF_FULL });
+	codec_encode_sync_start(b, &(struct pkt_sync_start){ 1u << 20, SSF_FULL, 0xabcd });
 	h = hdr(P_SYNC_START, 0, SYNC_START_BYTES);
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0);
-	CHECK(u.sync_start.total == 1u << 20 && u.sync_start.flags == SSF_FULL);
+	CHECK(u.sync_start.total == 1u << 20 && u.sync_start.flags == SSF_FULL && u.sync_start.sync_uuid == 0xabcd);
+	/* the older 12-byte form: no sync uuid */
+	h = hdr(P_SYNC_START, 0, SYNC_START_OLD_BYTES);
+	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && u.sync_start.sync_uuid == 0);
+	h = hdr(P_SYNC_START, 0, SYNC_START_OLD_BYTES + 4);
+	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == -EPROTO);
 
 	codec_encode_sizes(b, &(struct pkt_sizes){ 8192, 4096, SZF_SET });
 	h = hdr(P_SIZES, 0, SIZES_BYTES);
@@ -245,9 +250,9 @@ TEST(malformed_other_refused)
 	b[0] = 1, b[1] = 7;
 	REFUSED(P_STATE, STATE_BYTES, "P_STATE: disk state 7: unknown");
 	REFUSED(P_STATE, 24, "P_STATE: payload 24 bytes: expected 32 or 16");
-	codec_encode_sync_start(b, &(struct pkt_sync_start){ DEV_BYTES + 1, 0 });
+	codec_encode_sync_start(b, &(struct pkt_sync_start){ DEV_BYTES + 1, 0, 0 });
 	REFUSED(P_SYNC_START, SYNC_START_BYTES, "P_SYNC_START: total 1073741825 bytes: more than the device");
-	codec_encode_sync_start(b, &(struct pkt_sync_start){ 0, 2 });
+	codec_encode_sync_start(b, &(struct pkt_sync_start){ 0, 2, 0 });
 	REFUSED(P_SYNC_START, SYNC_START_BYTES, "P_SYNC_START: flags 0x2: unknown bits");
 	codec_encode_sizes(b, &(struct pkt_sizes){ 0, 0, SZF_ASK | SZF_SET });
 	REFUSED(P_SIZES, SIZES_BYTES, "P_SIZES: flags 0x3: unknown or contradictory bits");
