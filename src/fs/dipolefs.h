@@ -1,0 +1,50 @@
+/* dipolefs — the replicated filesystem service of one resource on this node
+ * (docs/dipolefs.md). The daemon owns one struct dipolefs per mount.
+ *
+ * On the owner (the resource's Primary) the kernel filesystem (ext4 or XFS)
+ * is mounted detached on the resource's device (fsmount(2): visible to no
+ * one) and served through the local backend (local.c); on any other node
+ * every request is forwarded to the owner (remote.c). Either way the user's
+ * mount point is a FUSE mount (fusefs.c) served by threads of their own,
+ * never by the threads that serve the device's loop file (the deadlock of
+ * a filesystem stacked on its own storage process).
+ *
+ * Locking: `lock` in struct dipolefs guards the role and the backend
+ * pointer; requests in flight hold a reference on the backend they use.
+ */
+#ifndef DIPOLE_DIPOLEFS_H
+#define DIPOLE_DIPOLEFS_H
+
+#include "util.h"
+
+struct dipolefs;
+struct engine;
+struct listener;
+struct cfg_resource;
+struct cfg_host;
+
+enum dipolefs_role { FSR_NONE, FSR_OWNER, FSR_CLIENT };
+
+struct dipolefs_conf {
+	const struct cfg_resource *r;  /* the resource: hosts, addresses, shared-secret */
+	const struct cfg_host *me;     /* this node's host section */
+	struct listener *lsn;          /* the resource's listener: the owner serves clients there */
+	const char *mountpoint;  /* the user's directory */
+	const char *device;      /* block device holding the kernel filesystem (the loop device), owner only */
+	const char *fstype;      /* "ext4" or "xfs"; NULL: detect */
+	const char *options;     /* mount options given to `dipole mount -o`, "" none */
+};
+
+/* Mount: as owner (role FSR_OWNER: mounts the kernel filesystem, then the
+ * FUSE mount) or as client (FSR_CLIENT: the FUSE mount, forwarding to the
+ * owner). 0, or -errno with err[256] saying what and what to do. */
+int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolefs_conf *c, enum dipolefs_role role,
+		   char *err);
+/* Unmount the FUSE mount (lazily if busy: processes with open files get
+ * ENOTCONN), then the kernel filesystem; frees fs. */
+void dipolefs_unmount(struct dipolefs *fs);
+/* The "fs" object of `status --json` (../shared/design.md, dipolefs). */
+void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb);
+void dipolefs_status_text(struct dipolefs *fs, struct strbuf *sb);
+
+#endif

@@ -1,0 +1,143 @@
+/* fsops — the one interface every part of dipolefs speaks: the FUSE
+ * frontend (fusefs.c) calls it, the owner's backend over the kernel
+ * filesystem (local.c) and a client's backend that forwards to the owner
+ * (remote.c) implement it, and the owner's server (server.c) turns a
+ * client's requests back into calls on the local backend. docs/dipolefs.md.
+ *
+ * Semantics follow the FUSE low-level API (libfuse's fuse_lowlevel.h, which
+ * follows POSIX): objects are named by a node id (`ino`, FS_ROOT_INO is the
+ * root), valid from the lookup that returned it until the matching forget;
+ * open files and directories by a file handle `fh` from open/opendir/create
+ * until release. Node ids and handles are the owner's: the same numbers on
+ * every node, so a client can hand them to the owner as they are.
+ *
+ * Every call carries the caller (struct fs_caller): permission checks are
+ * the kernel's (default_permissions on every mount), but what a call
+ * creates belongs to the caller's uid/gid, and locks belong to
+ * (node, lock owner).
+ *
+ * Errors: 0 or a negative errno, as the kernel filesystem returned it (a
+ * client gets exactly the owner's errno). -ENOTCONN: no owner reachable
+ * (the request may be retried); -ESTALE: the node id or handle is unknown
+ * to the owner.
+ *
+ * Threads: every function may be called from many threads at once; an
+ * implementation documents its own locks.
+ */
+#ifndef DIPOLE_FSOPS_H
+#define DIPOLE_FSOPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#define FS_ROOT_INO 1u
+#define FS_NAME_MAX 255u     /* bytes of one name (NAME_MAX) */
+#define FS_PATH_MAX 4096u    /* bytes of a symlink target (PATH_MAX) */
+#define FS_IO_MAX   (1u << 20) /* largest read or write in one call, bytes */
+#define FS_XATTR_MAX 65536u  /* largest xattr value or list, bytes */
+#define FS_GROUPS_MAX 32
+
+/* Who asks: the process on some node. */
+struct fs_caller {
+	uint32_t uid, gid;
+	uint32_t pid;          /* on its own node */
+	uint32_t node_id;      /* the node the process runs on */
+	uint32_t ngroups;
+	uint32_t groups[FS_GROUPS_MAX];
+};
+
+/* What lookup, mknod, mkdir, symlink, link and create return. */
+struct fs_entry {
+	uint64_t ino;
+	uint64_t generation;   /* with ino: unique for the filesystem's lifetime */
+	struct stat attr;
+	double attr_timeout, entry_timeout; /* seconds the kernel may cache them */
+};
+
+/* setattr: which fields of `attr` to apply (FUSE_SET_ATTR_* meaning). */
+enum fs_setattr_mask {
+	FS_SET_MODE = 1 << 0, FS_SET_UID = 1 << 1, FS_SET_GID = 1 << 2, FS_SET_SIZE = 1 << 3,
+	FS_SET_ATIME = 1 << 4, FS_SET_MTIME = 1 << 5, FS_SET_ATIME_NOW = 1 << 7, FS_SET_MTIME_NOW = 1 << 8,
+	FS_SET_CTIME = 1 << 10,
+};
+
+/* A byte-range lock (fcntl F_GETLK/F_SETLK/F_SETLKW and OFD locks, as FUSE
+ * passes them: the lock owner is the kernel's, an OFD lock's owner is its
+ * open file) or a whole-file flock (FS_LOCK_FLOCK). */
+struct fs_lock {
+	uint64_t start, end;   /* bytes, end inclusive; end = UINT64_MAX: to EOF */
+	int type;              /* F_RDLCK, F_WRLCK, F_UNLCK */
+	uint64_t owner;        /* lock owner on its node */
+	uint32_t node_id;      /* the node of the process */
+	uint32_t pid;          /* reported by getlk */
+	int flock;             /* 1: flock(2) semantics (whole file, per open file) */
+};
+
+/* readdir: one entry per call of the filler; it returns 1 when the buffer
+ * is full (stop; the entry was not taken), else 0. `next` is the offset of
+ * the entry after this one. */
+typedef int (*fs_dirfill)(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next);
+
+struct fs_ops {
+	int (*lookup)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_entry *out);
+	void (*forget)(void *ctx, uint64_t ino, uint64_t nlookup);
+	int (*getattr)(void *ctx, const struct fs_caller *c, uint64_t ino, struct stat *out);
+	int (*setattr)(void *ctx, const struct fs_caller *c, uint64_t ino, const struct stat *attr, int mask,
+		       uint64_t fh /* 0: none */, struct stat *out);
+	int (*readlink)(void *ctx, const struct fs_caller *c, uint64_t ino, char *buf, size_t len);
+	int (*mknod)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+		     struct fs_entry *out);
+	int (*mkdir)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode,
+		     struct fs_entry *out);
+	int (*unlink)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name);
+	int (*rmdir)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name);
+	int (*symlink)(void *ctx, const struct fs_caller *c, const char *target, uint64_t parent, const char *name,
+		       struct fs_entry *out);
+	int (*rename)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, uint64_t newparent,
+		      const char *newname, unsigned flags /* RENAME_NOREPLACE, RENAME_EXCHANGE */);
+	int (*link)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t newparent, const char *newname,
+		    struct fs_entry *out);
+	/* open/create: flags as open(2); *fh out */
+	int (*open)(void *ctx, const struct fs_caller *c, uint64_t ino, int flags, uint64_t *fh);
+	int (*create)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode, int flags,
+		      struct fs_entry *out, uint64_t *fh);
+	/* read: bytes read (0 at EOF) or -errno; write: bytes written or -errno */
+	ssize_t (*read)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, void *buf, size_t len,
+			uint64_t off);
+	ssize_t (*write)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf,
+			 size_t len, uint64_t off);
+	/* flush: at each close(2) of a descriptor (drops the owner's POSIX locks) */
+	int (*flush)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t lock_owner);
+	int (*release)(void *ctx, uint64_t ino, uint64_t fh);
+	/* fsync: returns once data (and, unless datasync, metadata) is on every
+	 * UpToDate replica's disk */
+	int (*fsync)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync);
+	int (*opendir)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t *fh);
+	/* readdir from offset `off` (0: start; else a `next` given before) */
+	int (*readdir)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t off, fs_dirfill fill,
+		       void *arg);
+	int (*releasedir)(void *ctx, uint64_t ino, uint64_t fh);
+	int (*fsyncdir)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync);
+	int (*statfs)(void *ctx, const struct fs_caller *c, uint64_t ino, struct statvfs *out);
+	int (*setxattr)(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name, const void *value,
+			size_t len, int flags);
+	/* getxattr/listxattr: size (len 0: the size needed) or -errno */
+	ssize_t (*getxattr)(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name, void *buf,
+			    size_t len);
+	ssize_t (*listxattr)(void *ctx, const struct fs_caller *c, uint64_t ino, char *buf, size_t len);
+	int (*removexattr)(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name);
+	int (*fallocate)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int mode, uint64_t off,
+			 uint64_t len);
+	/* locks: getlk fills *lk with a conflicting lock (type F_UNLCK: none);
+	 * setlk with `wait` blocks until granted or interrupted (-EINTR) */
+	int (*getlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk);
+	int (*setlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
+		     int wait);
+	/* lseek SEEK_DATA/SEEK_HOLE: the offset, or -errno */
+	int64_t (*lseek)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int64_t off, int whence);
+};
+
+#endif
