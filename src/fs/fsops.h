@@ -132,12 +132,25 @@ struct fs_ops {
 	int (*fallocate)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int mode, uint64_t off,
 			 uint64_t len);
 	/* locks: getlk fills *lk with a conflicting lock (type F_UNLCK: none);
-	 * setlk with `wait` blocks until granted or interrupted (-EINTR) */
+	 * setlk with `wait` blocks until granted or until interrupt(token)
+	 * (-EINTR); token is unique among the caller's requests in flight */
 	int (*getlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk);
 	int (*setlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
-		     int wait);
+		     int wait, uint64_t token);
+	void (*interrupt)(void *ctx, const struct fs_caller *c, uint64_t token);
 	/* lseek SEEK_DATA/SEEK_HOLE: the offset, or -errno */
 	int64_t (*lseek)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int64_t off, int whence);
+};
+
+/* Cache revocation: whoever serves changes (the owner) calls these on every
+ * mount that may cache what a change affects, other than the one that made
+ * it, and completes the change only after they returned (coherence, docs/
+ * dipolefs.md). A FUSE mount implements them with fuse_lowlevel_notify_*;
+ * a client's connection forwards them. */
+struct fs_notify {
+	void (*inval_inode)(void *arg, uint64_t ino, int64_t off, int64_t len); /* len 0: attributes only */
+	void (*inval_entry)(void *arg, uint64_t parent, const char *name);
+	void *arg;
 };
 
 #endif
