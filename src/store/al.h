@@ -6,8 +6,12 @@
  * but not on the peer, or the other way round — is resynced when the nodes
  * meet again (docs/failures.md).
  *
- * The data path takes no lock when the extent is already logged: a slot
- * reference count (atomic) and a lookup table from extent to slot.
+ * Locking: the data path takes no lock when the extent is already logged:
+ * a slot reference count (atomic) and a lookup table from extent to slot.
+ * The log's own mutex guards the slot table, the clock hand and the record
+ * being written; it is held across the record's FUA write and the evict
+ * callback, so the callback may take the bitmap's save lock (the bitmap's
+ * lock is taken after this one, never before) but never the engine lock.
  */
 #ifndef DIPOLE_AL_H
 #define DIPOLE_AL_H

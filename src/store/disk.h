@@ -10,6 +10,9 @@
  * once); anything else uses a buffered descriptor on the same file. The
  * kernel keeps the two coherent (direct I/O writes back and invalidates the
  * cached range). Where O_DIRECT is refused (tmpfs, memfd) both are buffered.
+ *
+ * Locking: none on the I/O path. The fault rules (armed by tests through a
+ * rules file) have one mutex, a leaf, taken only when faults are armed.
  */
 #ifndef DIPOLE_DISK_H
 #define DIPOLE_DISK_H
