@@ -34,7 +34,7 @@ SOBJS   := $(SRCS:src/%.c=build/san/obj/%.o)
 UNITS   := $(patsubst tests/unit/%.c,build/san/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all check unit fuzz fuzz-run demo bench soak clean
-all: build/dipole
+all: build/dipole build/posix-suite
 
 build/dipole: $(OBJS)
 	@echo "  LD      $@"
@@ -104,11 +104,18 @@ unit: $(UNITS)
 # rather than found as a failure after minutes of building and testing
 check:
 	$(Q)FUZZ_CC=$(FUZZ_CC) bash tests/prereq
-	$(Q)$(MAKE) --no-print-directory build/dipole build/san/dipole build/synclat unit fuzz
+	$(Q)$(MAKE) --no-print-directory build/dipole build/san/dipole build/synclat build/posix-suite unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 demo: build/dipole
 	$(Q)bash scripts/demo$(if $(filter 3,$(NODES)),3)
+
+# the POSIX conformance suite: a plain program that runs against any
+# directory (tests/integ/posix_local.sh, and later through dipolefs)
+build/posix-suite: tests/posix/posix.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CSTD) $(WARN) $(CFLAGS) -o $@ $<
 
 build/synclat: bench/synclat.c
 	$(Q)$(CC) -O2 $(CSTD) $(WARN) -o $@ $<
