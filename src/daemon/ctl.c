@@ -1,6 +1,7 @@
 /* ctl — see ctl.h. */
 #include "ctl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -139,11 +140,14 @@ void ctl_reply(int fd, int code, const char *msg, const char *body)
 	close(fd);
 }
 
+/* An option the command lists: exactly, or "--x=" with a value. */
 static int allows(const struct ctl_cmd *c, const char *opt)
 {
-	for (const char *const *o = c->opts; o && *o; o++)
-		if (!strcmp(*o, opt))
+	for (const char *const *o = c->opts; o && *o; o++) {
+		size_t n = strlen(*o);
+		if (n && (*o)[n - 1] == '=' ? !strncmp(*o, opt, n) : !strcmp(*o, opt))
 			return 1;
+	}
 	return 0;
 }
 
@@ -194,4 +198,44 @@ int ctl_req_has(const struct ctl_req *req, const char *opt)
 		if (!strcmp(req->opts[i], opt))
 			return 1;
 	return 0;
+}
+
+int ctl_req_value(const struct ctl_req *req, const char *opt, char *out, size_t len)
+{
+	size_t n = strlen(opt);
+	for (int i = 0; i < req->nopts; i++) {
+		if (strncmp(req->opts[i], opt, n))
+			continue;
+		const char *v = req->opts[i] + n;
+		size_t o = 0;
+		for (; *v; v++) {
+			unsigned c = (unsigned char)*v;
+			if (c == '%') {
+				unsigned x;
+				if (!isxdigit((unsigned char)v[1]) || !isxdigit((unsigned char)v[2]) ||
+				    sscanf(v + 1, "%2x", &x) != 1 || x == 0)
+					return -EINVAL;
+				c = x;
+				v += 2;
+			}
+			if (o + 1 >= len)
+				return -ENAMETOOLONG;
+			out[o++] = (char)c;
+		}
+		out[o] = 0;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+void ctl_arg_encode(struct strbuf *sb, const char *s)
+{
+	strbuf_printf(sb, "%s", "");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= ' ' || c > '~' || c == '%')
+			strbuf_printf(sb, "%%%02X", c);
+		else
+			strbuf_printf(sb, "%c", c);
+	}
 }

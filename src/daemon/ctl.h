@@ -5,7 +5,9 @@
  * One request per connection; the daemon's main thread serves them in turn.
  * COMMAND is a word of the daemon's command table; ARGS are options ("--x"),
  * each of which that command must list, else the request is refused whole:
- * an option is never guessed at or ignored.
+ * an option is never guessed at or ignored. An option listed with a
+ * trailing '=' ("--dir=") carries a value, percent-encoded by the sender
+ * (ctl_arg_encode) so that it is one word whatever it holds.
  */
 #ifndef DIPOLE_CTL_H
 #define DIPOLE_CTL_H
@@ -36,7 +38,7 @@ int ctl_accept(int lfd, char *req, size_t reqlen);
 /* Send the reply and close fd. */
 void ctl_reply(int fd, int code, const char *msg, const char *body);
 
-#define CTL_REQ_MAX  256 /* a request line, with its NUL */
+#define CTL_REQ_MAX  2048 /* a request line, with its NUL (room for an encoded path) */
 #define CTL_OPTS_MAX 8
 
 /* A request line split into words: the command and its options. */
@@ -64,5 +66,12 @@ int ctl_parse(const char *line, const struct ctl_cmd *table, size_t n, struct ct
 
 /* Whether the parsed request carries option `opt`. */
 int ctl_req_has(const struct ctl_req *req, const char *opt);
+/* The decoded value of a value option `opt` ("--dir=") into out[len]:
+ * 0, -ENOENT if the request does not carry it, -EINVAL if it is badly
+ * encoded, -ENAMETOOLONG if it does not fit. */
+int ctl_req_value(const struct ctl_req *req, const char *opt, char *out, size_t len);
+/* Append `s` to sb percent-encoded: bytes outside '!'..'~' and '%' become
+ * %XX, so the value is one word of a request line. */
+void ctl_arg_encode(struct strbuf *sb, const char *s);
 
 #endif

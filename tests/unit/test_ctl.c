@@ -12,10 +12,12 @@ static int served(void *ctx, int fd, const struct ctl_req *req)
 }
 
 static const char *const force_opts[] = { "--force", NULL };
+static const char *const mount_opts[] = { "--dir=", "--options=", NULL };
 static const struct ctl_cmd table[] = {
 	{ "status", NULL, served },
 	{ "status-json", NULL, served },
 	{ "primary", force_opts, served },
+	{ "fs-mount", mount_opts, served },
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -83,6 +85,35 @@ TEST(too_many_options)
 		strcat(line, " --force");
 	CHECK(ctl_parse(line, table, N, &r, &c, msg, sizeof msg) == -E2BIG);
 	CHECK(c == NULL);
+}
+
+TEST(value_options_round_trip_encoded)
+{
+	struct ctl_req r;
+	const struct ctl_cmd *c;
+	char msg[256], out[64];
+	struct strbuf sb = { 0 };
+	strbuf_printf(&sb, "fs-mount --dir=");
+	ctl_arg_encode(&sb, "/mnt/my swarm%\t\xc3\xa9");
+	strbuf_printf(&sb, " --options=");
+	ctl_arg_encode(&sb, "");
+	CHECK(strchr(sb.buf + 9, ' ') == strstr(sb.buf, " --options="));
+	CHECK(ctl_parse(sb.buf, table, N, &r, &c, msg, sizeof msg) == 0);
+	CHECK(c == &table[3]);
+	CHECK(ctl_req_value(&r, "--dir=", out, sizeof out) == 0);
+	CHECK(!strcmp(out, "/mnt/my swarm%\t\xc3\xa9"));
+	CHECK(ctl_req_value(&r, "--options=", out, sizeof out) == 0 && out[0] == 0);
+	CHECK(ctl_req_value(&r, "--device=", out, sizeof out) == -ENOENT);
+	CHECK(ctl_req_value(&r, "--dir=", out, 4) == -ENAMETOOLONG);
+	strbuf_free(&sb);
+	/* a value option is no prefix of a word the command does not list */
+	CHECK(ctl_parse("fs-mount --dirx=/a", table, N, &r, &c, msg, sizeof msg) == -EINVAL);
+	CHECK(ctl_parse("fs-mount --dir=%2", table, N, &r, &c, msg, sizeof msg) == 0);
+	CHECK(ctl_req_value(&r, "--dir=", out, sizeof out) == -EINVAL);
+	CHECK(ctl_parse("fs-mount --dir=%00", table, N, &r, &c, msg, sizeof msg) == 0);
+	CHECK(ctl_req_value(&r, "--dir=", out, sizeof out) == -EINVAL);
+	/* a value option takes nothing without its '=' */
+	CHECK(ctl_parse("primary --force=1", table, N, &r, &c, msg, sizeof msg) == -EINVAL);
 }
 
 int main(void)
