@@ -76,6 +76,8 @@ int daemon_promote(struct daemon *d, int force, char *msg)
 		snprintf(msg, 256, "%s has no disk (disk none): it is a tiebreaker and cannot be Primary",
 			 d->h->name);
 		rc = -EPERM;
+	} else if (atomic_load(&d->e->role) != ROLE_PRIMARY && fsmount_refuses_primary(d, msg)) {
+		rc = -EPERM;
 	} else if (!force && atomic_load(&d->e->role) != ROLE_PRIMARY) {
 		rc = quorum_may_promote(d->quorum, msg);
 	}
@@ -94,21 +96,36 @@ static int do_primary(void *ctx, int fd, const struct ctl_req *req)
 	return 0;
 }
 
+int daemon_demote(struct daemon *d, char *msg)
+{
+	msg[0] = 0;
+	if (d->loop_fd >= 0)
+		loopdev_set_ro(d->loop_fd, 1);
+	int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
+	if (rc && d->loop_fd >= 0 && atomic_load(&d->e->role) == ROLE_PRIMARY)
+		loopdev_set_ro(d->loop_fd, 0);
+	return rc;
+}
+
 static int do_secondary(void *ctx, int fd, const struct ctl_req *req)
 {
 	struct daemon *d = ctx;
 	char msg[256];
 	(void)req;
 
+	if (d->fs && d->fs_role == FSR_OWNER) {
+		snprintf(msg, sizeof msg, "refusing to become Secondary: this node owns %s's filesystem, mounted at "
+			 "%.100s; unmount it first", d->r->name, d->fs_dir);
+		ctl_reply(fd, EXIT_STATE, msg, NULL);
+		return 0;
+	}
 	if (device_in_use(d)) {
 		snprintf(msg, sizeof msg, "refusing to become Secondary: %s is in use (mounted or open); "
 			 "unmount it first", d->device[0] ? d->device : d->loop_dev);
 		ctl_reply(fd, EXIT_STATE, msg, NULL);
 		return 0;
 	}
-	if (d->loop_fd >= 0)
-		loopdev_set_ro(d->loop_fd, 1);
-	int rc = engine_set_role(d->e, ROLE_SECONDARY, 0, msg);
+	int rc = daemon_demote(d, msg);
 	ctl_reply(fd, rc ? EXIT_FAIL : EXIT_OK, rc ? msg : "", NULL);
 	return 0;
 }
@@ -313,7 +330,13 @@ static int do_down(void *ctx, int fd, const struct ctl_req *req)
 	struct daemon *d = ctx;
 	char msg[256];
 
-	if (device_in_use(d) && !ctl_req_has(req, "--force")) {
+	if (d->fs && !ctl_req_has(req, "--force")) {
+		snprintf(msg, sizeof msg, "refusing to go down: %s's filesystem is mounted at %.100s; umount it, "
+			 "or use 'down --force' (its users then get errors)", d->r->name, d->fs_dir);
+		ctl_reply(fd, EXIT_STATE, msg, NULL);
+		return 0;
+	}
+	if (device_in_use(d) && !d->fs && !ctl_req_has(req, "--force")) {
 		snprintf(msg, sizeof msg, "refusing to go down: %s is in use (mounted or open); unmount it, "
 			 "or use 'down --force' (its users then get I/O errors)",
 			 d->device[0] ? d->device : d->loop_dev);
@@ -325,6 +348,18 @@ static int do_down(void *ctx, int fd, const struct ctl_req *req)
 
 static const char *const force_opt[] = { "--force", NULL };
 static const char *const discard_opt[] = { "--discard-my-data", NULL };
+static const char *const fs_mount_opts[] = { "--dir=", "--options=", NULL };
+static const char *const fs_umount_opts[] = { "--dir=", NULL };
+
+static int do_fs_mount(void *ctx, int fd, const struct ctl_req *req)
+{
+	return fsmount_request(ctx, fd, req);
+}
+
+static int do_fs_umount(void *ctx, int fd, const struct ctl_req *req)
+{
+	return fsmount_umount_request(ctx, fd, req);
+}
 
 /* What src/cli/cmd_ctl.c sends. */
 static const struct ctl_cmd commands[] = {
@@ -342,6 +377,8 @@ static const struct ctl_cmd commands[] = {
 	{ "disconnect", NULL, do_disconnect },
 	{ "invalidate", NULL, do_invalidate },
 	{ "resize", NULL, do_resize },
+	{ "fs-mount", fs_mount_opts, do_fs_mount },
+	{ "fs-umount", fs_umount_opts, do_fs_umount },
 	{ "down", force_opt, do_down },
 };
 

@@ -505,6 +505,20 @@ static void step_replication_stop(struct up *u)
 	d->quorum = NULL;
 }
 
+/* dipolefs is mounted later, on request (fsmount.c); its unmount comes
+ * before the peers and the exports stop: the owner's kernel filesystem
+ * flushes through them */
+static int step_fs(struct up *u)
+{
+	(void)u;
+	return EXIT_OK;
+}
+
+static void step_fs_stop(struct up *u)
+{
+	fsmount_stop(&u->d);
+}
+
 static int step_replication(struct up *u)
 {
 	if (peer_setup(&u->d, u->err)) {
@@ -598,6 +612,7 @@ static const struct up_step {
 	{ "set the starting disk state", step_disk_state, NULL },
 	{ "start the exports", step_exports, step_exports_stop },
 	{ "start peers and quorum", step_replication, step_replication_stop },
+	{ "dipolefs: mounts come on request", step_fs, step_fs_stop },
 	{ "startup: wait for the peer, become-primary-on", step_startup, NULL },
 	{ "open the control socket", step_control, NULL },
 	{ "give events the state line", step_events_state, step_events_no_state },
@@ -629,7 +644,10 @@ static int main_loop(struct up *u)
 	for (;;) {
 		/* the startup wait advances between requests */
 		startup_tick(d);
-		if (poll(p, 2, startup_pending(d) ? 200 : -1) < 0) {
+		int wait = fsmount_tick(d);
+		if (startup_pending(d) && (wait < 0 || wait > 200))
+			wait = 200;
+		if (poll(p, 2, wait) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));

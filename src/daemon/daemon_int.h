@@ -12,6 +12,7 @@
 #define DIPOLE_DAEMON_INT_H
 
 #include "daemon.h"
+#include "dipolefs.h"
 #include "engine.h"
 #include "fusedev.h"
 #include "listener.h"
@@ -19,6 +20,7 @@
 #include "peer.h"
 #include "quorum.h"
 #include "util.h"
+#include "ctl.h"
 
 /* The startup wait (startup.c, docs/startup.md): for the peer, per
  * wfc-timeout / degr-wfc-timeout / outdated-wfc-timeout, and become-primary-on's
@@ -70,6 +72,11 @@ struct daemon {
 	int ctl_fd;
 	int lock_fd;
 	struct startup su;
+	/* dipolefs on this node (fsmount.c): at most one mount per resource */
+	struct dipolefs *fs;      /* NULL: not mounted */
+	enum dipolefs_role fs_role;
+	char fs_dir[4096];        /* its mount point */
+	char fs_owner[64];        /* the owner's host name (this node's when owner) */
 };
 
 /* Startup (startup.c): plan reads the configuration and what the metadata
@@ -89,6 +96,24 @@ void startup_wait_reply(struct daemon *d, struct strbuf *sb);
  * engine's checks, the loop device writable). 0, or -EPERM/-EBUSY (refused
  * by state) or another -errno, with msg[256] saying why. */
 int daemon_promote(struct daemon *d, int force, char *msg);
+/* Make this node Secondary as `dipole secondary` does (the loop device
+ * read-only first). 0, or -errno with msg[256]. The caller checked that the
+ * device is not in use. */
+int daemon_demote(struct daemon *d, char *msg);
+
+/* dipolefs mounts (fsmount.c, docs/dipolefs.md "Using it"): the control
+ * requests fs-mount and fs-umount; the single-writer rule `primary` obeys
+ * (returns 1 with msg[256] saying why this node may not be Primary now);
+ * the main loop's check for a mount the user unmounted (poll timeout in ms
+ * it needs, -1 none); shutdown's unmount; the "fs" of status. */
+int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req);
+int fsmount_umount_request(struct daemon *d, int fd, const struct ctl_req *req);
+int fsmount_refuses_primary(struct daemon *d, char *msg);
+int fsmount_tick(struct daemon *d);
+void fsmount_stop(struct daemon *d);
+void fsmount_status_json(struct daemon *d, struct strbuf *sb);
+void fsmount_status_text(struct daemon *d, struct strbuf *sb);
+
 /* Status of the resource for `dipole status`: human text, one JSON object
  * (../shared/design.md "Command line"), and the one-line state `events`
  * compares. Each appends to sb; caller is the main thread, and for the state

@@ -67,7 +67,9 @@ void status_json(struct daemon *d, struct strbuf *sb)
 		strbuf_json_str(sb, d->device);
 	else
 		strbuf_printf(sb, "null");
-	strbuf_printf(sb, "},\"pid\":%d}\n", (int)getpid());
+	strbuf_printf(sb, "},");
+	fsmount_status_json(d, sb);
+	strbuf_printf(sb, ",\"pid\":%d}\n", (int)getpid());
 }
 
 void status_text(struct daemon *d, struct strbuf *sb)
@@ -97,7 +99,9 @@ void status_text(struct daemon *d, struct strbuf *sb)
 		strbuf_printf(sb, " loop:%s", d->loop_dev);
 	if (d->device[0])
 		strbuf_printf(sb, " device:%s", d->device);
-	strbuf_printf(sb, "\n  stats: sent:%s received:%s written:%s read:%s io-errors:%llu\n",
+	strbuf_printf(sb, "\n");
+	fsmount_status_text(d, sb);
+	strbuf_printf(sb, "  stats: sent:%s received:%s written:%s read:%s io-errors:%llu\n",
 		  fmt_size(atomic_load(&e->st.sent_bytes), a, sizeof a),
 		  fmt_size(atomic_load(&e->st.received_bytes), b, sizeof b),
 		  fmt_size(atomic_load(&e->st.written_bytes), c, sizeof c),
