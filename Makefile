@@ -34,11 +34,18 @@ SOBJS   := $(SRCS:src/%.c=build/san/obj/%.o)
 UNITS   := $(patsubst tests/unit/%.c,build/san/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all check unit fuzz fuzz-run demo bench soak clean
-all: build/dipole build/posix-suite
+all: build/dipole build/mount.dipole build/posix-suite
 
 build/dipole: $(OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# mount(8)'s helper for `mount -t dipole`: the same binary, by its name
+# (installed as /sbin/mount.dipole; docs/dipolefs.md "Using it")
+build/mount.dipole: build/dipole
+	$(Q)ln -sf dipole $@
+build/san/mount.dipole: build/san/dipole
+	$(Q)ln -sf dipole $@
 
 build/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -104,7 +111,7 @@ unit: $(UNITS)
 # rather than found as a failure after minutes of building and testing
 check:
 	$(Q)FUZZ_CC=$(FUZZ_CC) bash tests/prereq
-	$(Q)$(MAKE) --no-print-directory build/dipole build/san/dipole build/synclat build/posix-suite unit fuzz
+	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/mount.dipole build/synclat build/posix-suite unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 demo: build/dipole

@@ -33,6 +33,13 @@ int cli_want_help(const struct cli_cmd *cmd, int argc, char **argv);
 const struct cli_cmd *cli_find(const char *name);
 void cli_cmd_usage(const struct cli_cmd *cmd, int to_stderr);
 
+/* Send control request `req` to the daemon of `res`: prints the daemon's
+ * message to stderr and its body to stdout (or appends it to out). Returns
+ * the daemon's exit code; when no daemon runs, prints so (with the hint to
+ * `up` it) and returns not_up_code, or if that is -1 returns EXIT_STATE
+ * quietly. */
+int cli_request(struct cli *cli, const char *res, const char *req, int not_up_code, struct strbuf *out);
+
 /* Paths of a resource's runtime files. */
 void cli_path(const struct cli *cli, const char *res, const char *suffix, char *out, size_t len);
 
@@ -53,5 +60,11 @@ int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_resume_io(struct cli *cli, int argc, char **argv);
 int cmd_disconnect(struct cli *cli, int argc, char **argv);
 int cmd_wait_connect(struct cli *cli, int argc, char **argv);
+int cmd_mkfs(struct cli *cli, int argc, char **argv);
+int cmd_mount(struct cli *cli, int argc, char **argv);
+int cmd_umount(struct cli *cli, int argc, char **argv);
+/* `mount.dipole RES DIR [-sfnv] [-o OPTIONS]`: the same binary called by
+ * mount(8) as its helper for type dipole (argv[0] named mount.dipole). */
+int mount_helper_main(int argc, char **argv);
 
 #endif

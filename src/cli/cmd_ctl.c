@@ -43,6 +43,11 @@ static int request(struct cli *cli, const char *res, const char *req, int not_up
 	return rc;
 }
 
+int cli_request(struct cli *cli, const char *res, const char *req, int not_up_code, struct strbuf *out)
+{
+	return request(cli, res, req, not_up_code, out);
+}
+
 static int one_res_cmd(struct cli *cli, int argc, char **argv, const char *allowed_flag, const char **res,
 		       int *flag)
 {

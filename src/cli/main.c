@@ -71,6 +71,24 @@ static const struct cli_cmd cmds[] = {
 	  "(exit 0), or startup's wfc-timeout / degr-wfc-timeout /\n"
 	  "outdated-wfc-timeout passed or the peer refused (exit 1, saying why).\n"
 	  "--timeout S gives up after S seconds (exit 1). Progress on stderr." },
+	{ "mkfs", cmd_mkfs, "mkfs RES [--type ext4|xfs] [--force]",
+	  "Make the filesystem dipolefs serves (ext4 by default, or XFS) on the\n"
+	  "resource's device, on the Primary (exit 3 elsewhere), with Debian's\n"
+	  "mkfs.ext4 / mkfs.xfs, whose output is shown. Refuses (exit 3, nothing\n"
+	  "written) while the filesystem is mounted, or when the device already\n"
+	  "holds a filesystem or partition table (blkid -p) unless --force." },
+	{ "mount", cmd_mount, "mount RES DIR [-o OPTIONS]",
+	  "Mount the resource's filesystem (dipolefs) at DIR on this node,\n"
+	  "read-write: as its owner on the Primary (a node with UpToDate data\n"
+	  "becomes Primary first when no node is), else as a client of the\n"
+	  "Primary; a client stays Secondary and 'primary' is refused there.\n"
+	  "OPTIONS (comma-separated): config=FILE, node=NAME, run-dir=DIR (the\n"
+	  "global options), noatime, relatime, nosuid, nodev, noexec; rw,\n"
+	  "defaults, _netdev, nofail, auto, noauto and x-* are ignored; ro is\n"
+	  "refused. Also as 'mount -t dipole RES DIR' (mount.dipole)." },
+	{ "umount", cmd_umount, "umount DIR",
+	  "Unmount the dipolefs mount at DIR (plain umount(8) works too; the\n"
+	  "daemon then releases the filesystem within a second)." },
 	{ "status", cmd_status, "status [RES] [--json]",
 	  "Show role, disk state, peers, exports and counters of running\n"
 	  "resources; --json prints one JSON object per resource and line." },
@@ -119,6 +137,11 @@ int main(int argc, char **argv)
 	};
 	struct cli cli = { .run_dir = "/run/dipole" };
 	int o;
+
+	/* mount(8) runs us as /sbin/mount.dipole for `mount -t dipole` */
+	const char *base = strrchr(argv[0], '/');
+	if (!strcmp(base ? base + 1 : argv[0], "mount.dipole"))
+		return mount_helper_main(argc, argv);
 
 	/* stop at the first non-option: the subcommand owns the rest */
 	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {

@@ -1,0 +1,442 @@
+/* cmd_fs — the dipolefs commands: `mkfs` (format the replicated device on
+ * the Primary), `mount` and `umount` (ask the resource's daemon to mount or
+ * unmount dipolefs, fsmount.c), and `mount.dipole`, the helper mount(8)
+ * runs for `mount -t dipole` and fstab lines. docs/dipolefs.md "Using it".
+ *
+ * Every check that can be made here is made before anything changes, and a
+ * refusal names what and where, and what to do: exit 2 for bad arguments,
+ * 3 when the state refuses it, 1 when the operation failed.
+ */
+#include "cli.h"
+#include "fsprobe.h"
+#include "util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The value of the first "key":"value" in a status JSON object (our own
+ * output: no escapes in what we look up but \" and \\), into out[len].
+ * 0, or -ENOENT if absent or null. */
+static int json_str(const char *json, const char *key, char *out, size_t len)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\":\"", key);
+	const char *p = json ? strstr(json, pat) : NULL;
+	size_t o = 0;
+	if (!p)
+		return -ENOENT;
+	for (p += strlen(pat); *p && *p != '"'; p++) {
+		if (*p == '\\' && p[1])
+			p++;
+		if (o + 1 < len)
+			out[o++] = *p;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+/* The status of `res` as JSON into *sb: an exit code (not up: 3, said). */
+static int get_status(struct cli *cli, const char *res, struct strbuf *sb)
+{
+	return cli_request(cli, res, "status-json", EXIT_STATE, sb);
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "dipole %s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n  usage: dipole %s\n", cli_find(cmd)->usage);
+	return EXIT_USAGE;
+}
+
+/* ---------------------------------------------------------------- mkfs */
+
+#define XFS_MIN_BYTES (300ull << 20)
+
+int cmd_mkfs(struct cli *cli, int argc, char **argv)
+{
+	const char *res = NULL, *type = "ext4";
+	int force = 0, rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--force"))
+			force = 1;
+		else if (!strcmp(argv[i], "--type") && i + 1 < argc)
+			type = argv[++i];
+		else if (!strncmp(argv[i], "--type=", 7))
+			type = argv[i] + 7;
+		else if (argv[i][0] == '-' || res)
+			return usage_error("mkfs", "unexpected argument '%s'", argv[i]);
+		else
+			res = argv[i];
+	}
+	if (!res)
+		return usage_error("mkfs", "%smissing resource name", "");
+	if (strcmp(type, "ext4") && strcmp(type, "xfs"))
+		return usage_error("mkfs", "unknown filesystem type '%s' (--type ext4 or --type xfs)", type);
+	const struct cfg_resource *r;
+	if ((rc = cli_load(cli, 0)) || (rc = cli_resolve(cli, res, &r, NULL)))
+		return rc;
+
+	struct strbuf st = { 0 };
+	char role[32] = "", loop[256] = "", mnt[4096] = "", found[128], err[256];
+	if ((rc = get_status(cli, res, &st))) {
+		strbuf_free(&st);
+		return rc;
+	}
+	json_str(st.buf, "role", role, sizeof role);
+	json_str(st.buf, "loop", loop, sizeof loop);
+	json_str(st.buf, "mountpoint", mnt, sizeof mnt);
+	const char *sz = st.buf ? strstr(st.buf, "\"size_bytes\":") : NULL;
+	unsigned long long size = sz ? strtoull(sz + 13, NULL, 10) : 0;
+	int mounted = st.buf && !strstr(st.buf, "\"fs\":null") && strstr(st.buf, "\"fs\":");
+	strbuf_free(&st);
+	if (strcmp(role, "Primary")) {
+		fprintf(stderr, "dipole mkfs: refused: this node is %s for '%s'; the filesystem is made on the Primary\n"
+				"  hint: run it on the Primary, or make this node Primary first: dipole primary %s\n",
+			role[0] ? role : "not Primary", res, res);
+		return EXIT_STATE;
+	}
+	if (mounted) {
+		fprintf(stderr, "dipole mkfs: refused: '%s' is mounted (dipolefs) at %s\n  hint: umount it first\n", res,
+			mnt[0] ? mnt : "?");
+		return EXIT_STATE;
+	}
+	if (!loop[0]) {
+		fprintf(stderr, "dipole mkfs: refused: '%s' has no loop device on this node (up with --device none)\n"
+				"  hint: dipole down %s && dipole up %s\n", res, res, res);
+		return EXIT_STATE;
+	}
+	/* mkfs.xfs (xfsprogs >= 5.19) refuses below 300 MiB: say it before */
+	if (!strcmp(type, "xfs") && size && size < XFS_MIN_BYTES) {
+		fprintf(stderr, "dipole mkfs: refused: XFS needs a device of at least 300 MiB; '%s' has %llu MiB; "
+				"nothing was written\n  hint: dipole mkfs %s --type ext4\n", res, size >> 20, res);
+		return EXIT_STATE;
+	}
+	if (fsprobe_type(loop, found, sizeof found, err)) {
+		fprintf(stderr, "dipole mkfs: %s\n", err);
+		return EXIT_FAIL;
+	}
+	if (found[0] && !force) {
+		fprintf(stderr, "dipole mkfs: refused: the device of '%s' (%s) already holds %s%s (blkid -p); nothing "
+				"was written\n  hint: dipole mkfs %s --force destroys it\n", res, loop,
+			strncmp(found, "partition", 9) ? "a filesystem: " : "a ", found, res);
+		return EXIT_STATE;
+	}
+	/* no discard: on the loop device it is a hole punched on every node,
+	 * slow and useless on a fresh device; -F/-f: the checks were ours */
+	char prog[32];
+	snprintf(prog, sizeof prog, "mkfs.%s", type);
+	char *ext4[] = { prog, "-F", "-E", "nodiscard", "-L", (char *)res, loop, NULL };
+	char *xfs[] = { prog, "-f", "-K", "-L", (char *)res, loop, NULL };
+	char **args = !strcmp(type, "xfs") ? xfs : ext4;
+	char label[16];
+	/* XFS labels hold 12 bytes, ext4's 16: a longer name goes unlabelled */
+	if (strlen(res) > (strcmp(type, "xfs") ? 16u : 12u)) {
+		snprintf(label, sizeof label, "%s", "");
+		args[!strcmp(type, "xfs") ? 4 : 5] = label;
+	}
+	fprintf(stderr, "dipole mkfs: making %s on %s (%s%s)\n", type, loop, res, found[0] ? ", replacing " : "");
+	if (found[0])
+		fprintf(stderr, "  (it held %s)\n", found);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("dipole mkfs: fork");
+		return EXIT_FAIL;
+	}
+	if (pid == 0) {
+		execvp(prog, args);
+		fprintf(stderr, "dipole mkfs: cannot run %s: %s\n  hint: install %s\n", prog, strerror(errno),
+			!strcmp(type, "xfs") ? "xfsprogs" : "e2fsprogs");
+		_exit(127);
+	}
+	int ws;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws)) {
+		if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 127)
+			fprintf(stderr, "dipole mkfs: %s failed (%s %d); the device may hold a partial filesystem\n", prog,
+				WIFEXITED(ws) ? "exit" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+		return EXIT_FAIL;
+	}
+	fprintf(stderr, "dipole mkfs: %s: %s made on %s, replicated to the peers; mount it with: dipole mount %s DIR\n",
+		res, type, loop, res);
+	return EXIT_OK;
+}
+
+/* --------------------------------------------------------- mount options */
+
+/* What -o holds once parsed. */
+struct mount_opts {
+	struct strbuf pass; /* what goes on to dipolefs (dipolefs_conf.options) */
+	int sloppy;         /* mount -s: unknown options are ignored with a warning */
+};
+
+/* Passed on to dipolefs: the FUSE mount's VFS flags. */
+static const char *const pass_opts[] = { "noatime", "relatime", "nosuid", "nodev", "noexec", NULL };
+/* What fstab lines and systemd carry for mount(8)/systemd, not for us. */
+static const char *const ignored_opts[] = { "rw", "defaults", "auto", "noauto", "nofail", "_netdev", "user",
+					    "nouser", "users", "owner", "group", NULL };
+
+static int in(const char *const *list, const char *w)
+{
+	for (; *list; list++)
+		if (!strcmp(*list, w))
+			return 1;
+	return 0;
+}
+
+/* Parse one -o list into cli (config=, node=, run-dir=) and mo. Keeps
+ * pointers into `list`, which must outlive cli. Returns an exit code. */
+static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, const char *who)
+{
+	char *save = NULL;
+	for (char *w = strtok_r(list, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(w, "config=", 7) && w[7])
+			cli->config_path = w + 7;
+		else if (!strncmp(w, "node=", 5) && w[5])
+			cli->node = w + 5;
+		else if (!strncmp(w, "run-dir=", 8) && w[8])
+			cli->run_dir = w + 8;
+		else if (in(pass_opts, w))
+			strbuf_printf(&mo->pass, "%s%s", mo->pass.len ? "," : "", w);
+		else if (in(ignored_opts, w) || !strncmp(w, "x-", 2) || !strncmp(w, "comment=", 8))
+			continue;
+		else if (!strcmp(w, "ro")) {
+			fprintf(stderr, "%s: option 'ro' refused: dipolefs mounts are read-write on every node for "
+					"now (read-only mounts are not implemented)\n", who);
+			return EXIT_USAGE;
+		} else if (mo->sloppy) {
+			fprintf(stderr, "%s: ignoring unknown option '%s' (-s)\n", who, w);
+		} else {
+			fprintf(stderr, "%s: unknown mount option '%s'\n  known: config=FILE, node=NAME, run-dir=DIR, "
+					"noatime, relatime, nosuid, nodev, noexec; ignored: rw, defaults, _netdev, "
+					"nofail, auto, noauto, x-*\n", who, w);
+			return EXIT_USAGE;
+		}
+	}
+	return EXIT_OK;
+}
+
+/* DIR made absolute and canonical into out[PATH_MAX]; checks that it is a
+ * directory and not a mount point already. Returns an exit code. */
+static int check_mount_point(const char *dir, char *out, const char *who)
+{
+	struct stat st;
+	if (!realpath(dir, out)) {
+		if (errno == ENOENT)
+			fprintf(stderr, "%s: mount point %s does not exist\n  hint: mkdir -p %s\n", who, dir, dir);
+		else
+			fprintf(stderr, "%s: mount point %s: %s\n", who, dir, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: mount point %s is not a directory\n", who, dir);
+		return EXIT_USAGE;
+	}
+	int mp = fsprobe_is_mountpoint(out);
+	if (mp == 1) {
+		fprintf(stderr, "%s: mount point %s is busy: something is mounted there already\n"
+				"  hint: umount %s, or pick another directory\n", who, out, out);
+		return EXIT_STATE;
+	}
+	return EXIT_OK;
+}
+
+/* The mount itself, for `dipole mount` and mount.dipole (cli's options set). */
+static int do_mount(struct cli *cli, const char *res, const char *dir, struct mount_opts *mo, const char *who,
+		    int fake, int verbose)
+{
+	const struct cfg_resource *r;
+	char path[PATH_MAX];
+	int rc;
+
+	if ((rc = cli_load(cli, 0)) || (rc = cli_resolve(cli, res, &r, NULL)))
+		return rc;
+	if ((rc = check_mount_point(dir, path, who)))
+		return rc;
+	if (!cfg_get(r, SECT_NET, "shared-secret"))
+		fprintf(stderr, "%s: warning: resource '%s' has no shared-secret (%s:%d): anyone on the replication "
+				"link could impersonate a node and read or change the filesystem\n"
+				"  hint: net { shared-secret \"...\"; } in the resource file\n", who, res, r->loc.file,
+			r->loc.line);
+	if (fake)
+		return EXIT_OK;
+	struct strbuf req = { 0 };
+	strbuf_printf(&req, "fs-mount --dir=");
+	ctl_arg_encode(&req, path);
+	strbuf_printf(&req, " --options=");
+	ctl_arg_encode(&req, mo->pass.buf ? mo->pass.buf : "");
+	if (req.len >= CTL_REQ_MAX) {
+		strbuf_free(&req);
+		fprintf(stderr, "%s: mount point path %s is too long for the control request\n", who, path);
+		return EXIT_USAGE;
+	}
+	char sock[512], msg[512];
+	struct strbuf body = { 0 };
+	cli_path(cli, res, "ctl", sock, sizeof sock);
+	rc = ctl_request(sock, req.buf, msg, &body);
+	strbuf_free(&req);
+	strbuf_free(&body);
+	if (rc == -ENOENT || rc == -ECONNREFUSED) {
+		fprintf(stderr, "%s: resource '%s' is not up on this node (no daemon at %s)\n  hint: dipole up %s\n",
+			who, res, sock, res);
+		return EXIT_STATE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: cannot reach the daemon of '%s' at %s: %s\n", who, res, sock, strerror(-rc));
+		return EXIT_FAIL;
+	}
+	if (rc)
+		fprintf(stderr, "%s: %s: %s\n", who, res, msg);
+	else if (verbose)
+		fprintf(stderr, "%s: %s: %s\n", who, res, msg);
+	return rc;
+}
+
+int cmd_mount(struct cli *cli, int argc, char **argv)
+{
+	const char *res = NULL, *dir = NULL;
+	struct mount_opts mo = { 0 };
+	int rc = EXIT_OK;
+
+	for (int i = 1; i < argc && !rc; i++) {
+		if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			rc = parse_mount_opts(cli, argv[++i], &mo, "dipole mount");
+		else if (!strncmp(argv[i], "-o", 2) && argv[i][2])
+			rc = parse_mount_opts(cli, argv[i] + 2, &mo, "dipole mount");
+		else if (argv[i][0] == '-' || (res && dir))
+			rc = usage_error("mount", "unexpected argument '%s'", argv[i]);
+		else if (!res)
+			res = argv[i];
+		else
+			dir = argv[i];
+	}
+	if (!rc && (!res || !dir))
+		rc = usage_error("mount", "missing %s", !res ? "resource name and mount point" : "mount point");
+	if (!rc)
+		rc = do_mount(cli, res, dir, &mo, "dipole mount", 0, 1);
+	strbuf_free(&mo.pass);
+	return rc;
+}
+
+int mount_helper_main(int argc, char **argv)
+{
+	static const char who[] = "mount.dipole";
+	struct cli cli = { .run_dir = "/run/dipole" };
+	struct mount_opts mo = { 0 };
+	const char *res = NULL, *dir = NULL;
+	char *lists[16];
+	int nlists = 0, fake = 0, verbose = 0, o, rc = EXIT_OK;
+
+	/* mount(8): mount.TYPE SPEC DIR [-sfnv] [-N NS] [-o OPTIONS] [-t TYPE];
+	 * "-" first: the operands come in order, wherever they are */
+	while ((o = getopt(argc, argv, "-sfnvho:t:N:")) != -1) {
+		if (o == 1) {
+			if (!res)
+				res = optarg;
+			else if (!dir)
+				dir = optarg;
+			else {
+				fprintf(stderr, "%s: unexpected argument '%s'\n", who, optarg);
+				return EXIT_USAGE;
+			}
+			continue;
+		}
+		switch (o) {
+		case 's': mo.sloppy = 1; break;
+		case 'f': fake = 1; break;
+		case 'n': break; /* no /etc/mtab to write */
+		case 'v': verbose = 1; break;
+		case 't': break; /* dipole, or dipole.SUBTYPE: we are its helper */
+		case 'o':
+			if (nlists < (int)ARRAY_SIZE(lists))
+				lists[nlists++] = optarg;
+			break;
+		case 'h':
+			printf("usage: mount.dipole RES DIR [-sfnv] [-o OPTIONS]\n\n"
+			       "The mount(8) helper for 'mount -t dipole RES DIR' and fstab lines\n"
+			       "('RES DIR dipole defaults,_netdev 0 0'): mounts dipolefs as\n"
+			       "'dipole mount RES DIR' does. Options: config=FILE, node=NAME,\n"
+			       "run-dir=DIR (dipole's global options), noatime, relatime, nosuid,\n"
+			       "nodev, noexec; rw, defaults, _netdev, nofail, auto, noauto and x-*\n"
+			       "are ignored. -f checks without mounting; -s ignores unknown options;\n"
+			       "-v says what was mounted; -n is accepted (no mtab).\n");
+			return EXIT_OK;
+		case 'N':
+			fprintf(stderr, "%s: -N (another mount namespace) is not supported\n", who);
+			return EXIT_USAGE;
+		default:
+			fprintf(stderr, "%s: usage: mount.dipole RES DIR [-sfnv] [-o OPTIONS]\n", who);
+			return EXIT_USAGE;
+		}
+	}
+	if (!res || !dir) {
+		fprintf(stderr, "%s: missing %s\n  usage: mount.dipole RES DIR [-sfnv] [-o OPTIONS]\n", who,
+			!res ? "resource name and mount point" : "mount point");
+		return EXIT_USAGE;
+	}
+	/* -s applies to every list, wherever it came */
+	for (int i = 0; i < nlists && !rc; i++)
+		rc = parse_mount_opts(&cli, lists[i], &mo, who);
+	if (!rc)
+		rc = do_mount(&cli, res, dir, &mo, who, fake, verbose);
+	strbuf_free(&mo.pass);
+	cfg_free(cli.cfg);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- umount */
+
+int cmd_umount(struct cli *cli, int argc, char **argv)
+{
+	const char *dir = NULL;
+	char path[PATH_MAX];
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-' || dir)
+			return usage_error("umount", "unexpected argument '%s'", argv[i]);
+		dir = argv[i];
+	}
+	if (!dir)
+		return usage_error("umount", "%smissing mount point", "");
+	/* a dead FUSE mount cannot be resolved: take the path as given */
+	if (!realpath(dir, path)) {
+		if (dir[0] == '/')
+			snprintf(path, sizeof path, "%s", dir);
+		else {
+			char cwd[PATH_MAX / 2];
+			snprintf(path, sizeof path, "%s/%s", getcwd(cwd, sizeof cwd) ? cwd : ".", dir);
+		}
+	}
+	if ((rc = cli_load(cli, 0)))
+		return rc;
+	for (int i = 0; i < cli->cfg->nres; i++) {
+		const char *res = cli->cfg->res[i].name;
+		struct strbuf st = { 0 };
+		char mnt[PATH_MAX];
+		rc = cli_request(cli, res, "status-json", -1, &st);
+		int mine = !rc && !json_str(st.buf, "mountpoint", mnt, sizeof mnt) && !strcmp(mnt, path);
+		strbuf_free(&st);
+		if (!mine)
+			continue;
+		struct strbuf req = { 0 };
+		strbuf_printf(&req, "fs-umount --dir=");
+		ctl_arg_encode(&req, path);
+		rc = cli_request(cli, res, req.buf, EXIT_STATE, NULL);
+		strbuf_free(&req);
+		return rc;
+	}
+	fprintf(stderr, "dipole umount: %s is not where a resource up on this node is mounted (dipole status shows "
+			"the mounts)\n  hint: plain 'umount %s' unmounts any mount\n", path, dir);
+	return EXIT_STATE;
+}
