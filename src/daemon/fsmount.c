@@ -157,9 +157,12 @@ int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req)
 			 "resource and node; umount it first", d->r->name, d->fs_dir, role_word(d->fs_role));
 		return reply(fd, EXIT_STATE, msg);
 	}
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(msg, sizeof msg, "mount point %.200s: %s", dir,
-			 errno == 0 || S_ISDIR(st.st_mode) ? "not a directory" : strerror(errno));
+	if (stat(dir, &st) < 0) {
+		snprintf(msg, sizeof msg, "mount point %.200s: %s", dir, strerror(errno));
+		return reply(fd, EXIT_USAGE, msg);
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(msg, sizeof msg, "mount point %.200s is not a directory", dir);
 		return reply(fd, EXIT_USAGE, msg);
 	}
 	if (fsprobe_is_mountpoint(dir) == 1) {
