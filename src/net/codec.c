@@ -588,8 +588,9 @@ int codec_decode_hello(const uint8_t *payload, uint32_t len, struct pkt_hello *o
 	out->gen_time = get_be64(b + HELLO_GEN_TIME);
 	out->stamp = get_be32(b + HELLO_STAMP);
 	out->stamp_from = (int32_t)get_be32(b + HELLO_STAMP_FROM);
-	if (out->channel > CH_VOTE)
-		return refuse(why, whylen, P_HELLO, "channel %u: expected 0 (data), 1 (meta) or 2 (vote)", out->channel);
+	if (out->channel > CH_MAX)
+		return refuse(why, whylen, P_HELLO, "channel %u: expected 0 (data), 1 (meta), 2 (vote) or 3 (fs)",
+			      out->channel);
 	if (out->role > HELLO_ROLE_MAX)
 		return refuse(why, whylen, P_HELLO, "role %u: no such role", out->role);
 	if (out->disk > HELLO_DISK_MAX)

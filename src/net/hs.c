@@ -58,13 +58,30 @@ void hs_tune(int fd)
 
 int hs_dial(const char *address, int wake_fd)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	if (parse_sockaddr(address, &ss, &sl))
+	return hs_dial_from(address, NULL, wake_fd);
+}
+
+int hs_dial_from(const char *address, const char *source, int wake_fd)
+{
+	struct sockaddr_storage ss, src;
+	socklen_t sl, srcl;
+	if (parse_sockaddr(address, &ss, &sl) || (source && parse_sockaddr(source, &src, &srcl)))
 		return -EINVAL;
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
+	if (source && src.ss_family == ss.ss_family) {
+		/* port 0: the kernel picks one; the address is what the owner checks */
+		if (src.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&src)->sin6_port = 0;
+		else
+			((struct sockaddr_in *)&src)->sin_port = 0;
+		if (bind(fd, (struct sockaddr *)&src, srcl) < 0) {
+			int e = -errno;
+			close(fd);
+			return e;
+		}
+	}
 	if (connect(fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS) {
 		int e = -errno;
 		close(fd);
@@ -184,8 +201,12 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, st
 	else if ((ch == CH_VOTE) != !!c->vote_only)
 		snprintf(why, sizeof why, "%s", c->vote_only ? "this node has a vote link with you, not a disk peer link"
 							     : "this node has a disk peer link with you, not a vote link");
-	else if (ch == CH_VOTE)
-		; /* a vote link carries no data: size and protocol do not matter */
+	else if ((ch == CH_FS) != !!c->fs_only)
+		snprintf(why, sizeof why, "%s", c->fs_only ? "this node serves the filesystem on this link, not a peer link"
+							   : "this node has a peer link with you, not a filesystem link "
+							     "(is the filesystem mounted as owner here?)");
+	else if (ch == CH_VOTE || ch == CH_FS)
+		; /* no block data on these links: size and protocol do not matter */
 	/* (different sizes are no refusal here: the two agree on the smaller
 	 * one after the handshake, repl/resize.h) */
 	else if (peer->protocol != c->protocol)

@@ -23,6 +23,8 @@ struct hs_conf {
 	const EVP_MD *md;         /* cram-hmac-alg */
 	int timeout_ms;           /* send timeout once connected */
 	int vote_only;            /* a vote link: only CH_VOTE; else only data/meta */
+	int fs_only;              /* a filesystem link: only CH_FS (protocol, allow-two
+				   * and size do not matter on it) */
 	void (*fill)(void *arg, struct pkt_hello *hello); /* state fields of this node's HELLO */
 	void *arg;
 };
@@ -42,6 +44,10 @@ int hs_send(int fd, uint16_t type, uint64_t id, const void *payload, uint32_t le
 /* Connect to "IP:PORT" within 5 s (a byte on wake_fd cancels: -ECANCELED);
  * returns a blocking, tuned socket or -errno. */
 int hs_dial(const char *address, int wake_fd);
+/* The same from the local address `source` ("IP:PORT", the port is
+ * ignored; NULL: any), so the other side sees this node's configured
+ * address as the source. */
+int hs_dial_from(const char *address, const char *source, int wake_fd);
 /* TCP_NODELAY and keepalive on a replication socket. */
 void hs_tune(int fd);
 /* Tell the other side why it is refused (best effort). */

@@ -27,6 +27,8 @@ struct listener {
 	pthread_t thr;
 	int running;
 	struct route routes[MAX_ROUTES]; /* [32] is the default */
+	pthread_mutex_t lock;            /* guards ch_routes, held during their callbacks */
+	struct route ch_routes[CH_MAX + 1];
 };
 
 int listener_open(struct listener **out, const char *address, const char *host, char *err)
@@ -39,6 +41,7 @@ int listener_open(struct listener **out, const char *address, const char *host, 
 		return -ENOMEM;
 	}
 	l->wake[0] = l->wake[1] = -1;
+	pthread_mutex_init(&l->lock, NULL);
 	if (parse_sockaddr(address, &ss, &sl)) {
 		snprintf(err, 256, "bad address %s", address);
 		free(l);
@@ -69,6 +72,15 @@ void listener_route(struct listener *l, int node_id, listener_fn fn, void *arg)
 	}
 }
 
+void listener_route_channel(struct listener *l, int channel, listener_fn fn, void *arg)
+{
+	if (channel < 0 || channel > CH_MAX)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->ch_routes[channel] = (struct route){ fn, arg };
+	pthread_mutex_unlock(&l->lock);
+}
+
 static void peer_name(int fd, char *out, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -88,10 +100,12 @@ static void peer_name(int fd, char *out, size_t len)
 }
 
 /* The sender's node-id from its HELLO, without consuming it: -1 when the
- * first bytes are not a HELLO (or do not arrive within 5 s). */
-static int peek_node_id(struct listener *l, int fd)
+ * first bytes are not a HELLO (or do not arrive within 5 s). *channel: the
+ * channel byte of that HELLO. */
+static int peek_node_id(struct listener *l, int fd, int *channel)
 {
-	uint8_t b[WIRE_HDR + HELLO_NODE_ID + 4];
+	/* HELLO_CHANNEL follows the node-id: peeking it costs nothing more */
+	uint8_t b[WIRE_HDR + HELLO_CHANNEL + 1];
 	uint64_t until = now_ns() + 5000000000ull;
 	for (;;) {
 		ssize_t n = recv(fd, b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
@@ -112,6 +126,7 @@ static int peek_node_id(struct listener *l, int fd)
 	}
 	if (get_be32(b) != WIRE_MAGIC || get_be16(b + 4) != P_HELLO)
 		return -1;
+	*channel = b[WIRE_HDR + HELLO_CHANNEL];
 	return (int)get_be32(b + WIRE_HDR + HELLO_NODE_ID);
 }
 
@@ -130,7 +145,17 @@ static void *accept_main(void *arg)
 			continue;
 		char from[96];
 		peer_name(fd, from, sizeof from);
-		int id = peek_node_id(l, fd);
+		int ch = -1;
+		int id = peek_node_id(l, fd, &ch);
+		if (id >= 0 && ch >= 0 && ch <= CH_MAX) {
+			pthread_mutex_lock(&l->lock);
+			struct route cr = l->ch_routes[ch];
+			if (cr.fn)
+				cr.fn(cr.arg, fd, from);
+			pthread_mutex_unlock(&l->lock);
+			if (cr.fn)
+				continue;
+		}
 		const struct route *rt = id >= 0 && id < MAX_ROUTES - 1 && l->routes[id].fn ? &l->routes[id]
 											   : &l->routes[MAX_ROUTES - 1];
 		if (rt->fn) {
@@ -166,5 +191,6 @@ void listener_close(struct listener *l)
 		close(l->wake[0]);
 		close(l->wake[1]);
 	}
+	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

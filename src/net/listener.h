@@ -8,8 +8,18 @@
  * goes to the default route (which handshakes and refuses it with a reason
  * in its status), or is closed with a log line.
  *
+ * A connection whose HELLO names a channel with a channel route (CH_FS:
+ * a dipolefs client asking the owner) goes to that route whatever its
+ * node-id: the channel's server handshakes and checks the node itself.
+ * Without a channel route such a connection takes the node-id route as
+ * before (whose handshake refuses a channel it does not serve).
+ *
  * Threads: one accept thread; route callbacks run on it and own the fd.
- * Routes are registered before listener_start and never change after.
+ * Node-id routes are registered before listener_start and never change
+ * after. Channel routes come and go while it runs (a filesystem mounted
+ * as owner, unmounted): `lock` guards them, and is held while their
+ * callback runs, so after listener_route_channel(.., NULL, ..) returns no
+ * callback of the old route runs any more.
  */
 #ifndef DIPOLE_LISTENER_H
 #define DIPOLE_LISTENER_H
@@ -23,6 +33,9 @@ typedef void (*listener_fn)(void *arg, int fd, const char *from);
 int listener_open(struct listener **out, const char *address, const char *host, char *err);
 /* Connections from node_id go to fn(arg); node_id -1 sets the default route. */
 void listener_route(struct listener *l, int node_id, listener_fn fn, void *arg);
+/* Connections on `channel` (enum channel) go to fn(arg), before the
+ * node-id routes; fn NULL removes the route (waits for a running call). */
+void listener_route_channel(struct listener *l, int channel, listener_fn fn, void *arg);
 int listener_start(struct listener *l);
 /* Stop accepting and join the thread; NULL is fine. */
 void listener_close(struct listener *l);

@@ -30,7 +30,9 @@
  *
  * Version history:
  *   1 (2026-11): first version. Vote links (channel CH_VOTE, P_VSTATE) were
- *     added before any release, so the version stayed 1.
+ *     added before any release, so the version stayed 1; so was the
+ *     filesystem channel (CH_FS), whose frames have their own version
+ *     (fsproto.h).
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -124,7 +126,7 @@ enum wire_type {
 #define HELLO_VMIN      0   /* u32 */
 #define HELLO_VMAX      4   /* u32 */
 #define HELLO_NODE_ID   8   /* u32 */
-#define HELLO_CHANNEL   12  /* u8: 0 data, 1 meta, 2 vote */
+#define HELLO_CHANNEL   12  /* u8: 0 data, 1 meta, 2 vote, 3 fs */
 #define HELLO_PROTOCOL  13  /* u8: 'A' 'B' 'C' */
 #define HELLO_ROLE      14  /* u8 */
 #define HELLO_DISK      15  /* u8 */
@@ -150,6 +152,10 @@ enum wire_type {
 			       * whose resync was interrupted; its HELLO bitmap UUID names the
 			       * source's generation its bitmap counts from (decide.h) */
 
-enum channel { CH_DATA = 0, CH_META = 1, CH_VOTE = 2 }; /* CH_VOTE: a vote link (quorum.h) */
+/* CH_VOTE: a vote link (quorum.h). CH_FS: a dipolefs client's link to the
+ * filesystem's owner; after the handshake it speaks fsproto.h, not this
+ * protocol. */
+enum channel { CH_DATA = 0, CH_META = 1, CH_VOTE = 2, CH_FS = 3 };
+#define CH_MAX CH_FS
 
 #endif
