@@ -69,6 +69,7 @@ UNIT_al     := store/al store/meta store/disk base/util base/log
 UNIT_decide := repl/decide
 UNIT_ctl    := daemon/ctl base/util base/log
 UNIT_codec  := net/codec
+UNIT_fsproto := net/fsproto
 UNIT_state  := repl/state repl/evlog
 UNIT_quorum_rule := repl/quorum_rule
 .SECONDEXPANSION:
@@ -103,7 +104,13 @@ build/fuzz/fuzz_codec: fuzz/fuzz_codec.c src/net/codec.c $(FUZZ_HDRS)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^)
 
-fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer build/fuzz/fuzz_codec
+# the dipolefs protocol codec alone
+build/fuzz/fuzz_fsproto: fuzz/fuzz_fsproto.c src/net/fsproto.c $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^)
+
+fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer build/fuzz/fuzz_codec build/fuzz/fuzz_fsproto
 
 unit: $(UNITS)
 

@@ -1,0 +1,196 @@
+/* fsproto — the dipolefs protocol between a client node and the owner
+ * (docs/dipolefs.md): one request per fs_ops call (src/fs/fsops.h), one
+ * reply per request, and the owner's cache revocations (INVAL_*), on a
+ * connection that began with the replication handshake on channel CH_FS
+ * (wire.h, hs.c). The net layer cannot see fs headers, so the limits and
+ * structs below mirror fsops.h; src/fs converts (and checks they agree).
+ *
+ * Every frame starts with a 24-byte header, all fields big-endian:
+ *
+ *   0 magic u32 "DPFS"  4 version u8  5 flags u8 (FSPF_*)  6 op u16
+ *   8 length u32 (payload bytes)  12 reserved u32 (0)  16 id u64
+ *
+ * A request carries an id of its sender's choosing; the reply echoes the
+ * op and id with FSPF_REPLY set. Client -> owner: every FSP_* op but the
+ * INVAL ones; FORGET and INTERRUPT get no reply. Owner -> client:
+ * INVAL_INODE and INVAL_ENTRY, which the client acknowledges (an empty
+ * reply, result 0) once its kernel dropped what it cached.
+ *
+ * Payloads are a sequence of fields, the same order for every op of a
+ * kind (table in fsproto.c): u32/u64 numbers, names (u16 length, then the
+ * bytes, no NUL), struct stat (FSP_ATTR_BYTES), entries, locks, statvfs,
+ * and at most one byte string (u32 length, then the bytes) which is always
+ * last, so a write's or a read's data is sent and received without a copy
+ * of the frame. A reply starts with result i64: < 0 a negative errno
+ * (-1..-4095) and nothing else follows; >= 0 success (bytes for read,
+ * write, readlink, getxattr, listxattr; the offset for lseek; else 0) and
+ * the op's reply fields follow.
+ *
+ * The decoders accept a frame only if its payload is exactly its fields,
+ * and every name, length and enum is within the limits below: what they
+ * accept can be handed to the local backend as it is. A refusal returns
+ * -EPROTO with a reason naming the op and the field; the receiver drops
+ * the connection with it. Decoded names and data point into the caller's
+ * receive buffer (names are not NUL-terminated: name_len). No state, no
+ * locking, no output.
+ *
+ * Version history:
+ *   1 (2026-11): first version.
+ */
+#ifndef DIPOLE_FSPROTO_H
+#define DIPOLE_FSPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#define FSP_MAGIC       0x44504653u /* "DPFS" */
+#define FSP_VERSION     1u
+#define FSP_HDR         24u
+
+/* Limits, as in fsops.h (FS_*) */
+#define FSP_NAME_MAX    255u       /* one name, bytes */
+#define FSP_PATH_MAX    4096u      /* a symlink target, bytes (with its NUL in a buffer) */
+#define FSP_IO_MAX      (1u << 20) /* read or write, bytes */
+#define FSP_XATTR_MAX   65536u     /* xattr value or list, bytes */
+#define FSP_GROUPS_MAX  32u
+#define FSP_DIRBATCH_MAX 65536u    /* one readdir reply's entries, bytes */
+#define FSP_ERRNO_MAX   4095
+/* everything of a frame but its trailing byte string fits in this */
+#define FSP_HEAD_MAX    8192u
+#define FSP_PAYLOAD_MAX (FSP_HEAD_MAX + FSP_IO_MAX)
+
+#define FSPF_REPLY      1u
+
+enum fsp_op {
+	FSP_LOOKUP = 1, FSP_FORGET, FSP_GETATTR, FSP_SETATTR, FSP_READLINK, FSP_MKNOD, FSP_MKDIR, FSP_UNLINK,
+	FSP_RMDIR, FSP_SYMLINK, FSP_RENAME, FSP_LINK, FSP_OPEN, FSP_CREATE, FSP_READ, FSP_WRITE, FSP_FLUSH,
+	FSP_RELEASE, FSP_FSYNC, FSP_OPENDIR, FSP_READDIR, FSP_RELEASEDIR, FSP_FSYNCDIR, FSP_STATFS, FSP_SETXATTR,
+	FSP_GETXATTR, FSP_LISTXATTR, FSP_REMOVEXATTR, FSP_FALLOCATE, FSP_GETLK, FSP_SETLK, FSP_INTERRUPT,
+	FSP_LSEEK,
+	/* owner -> client */
+	FSP_INVAL_INODE = 64, FSP_INVAL_ENTRY = 65,
+};
+#define FSP_OP_LAST FSP_LSEEK /* client ops are 1..FSP_OP_LAST */
+
+/* Lock types on the wire (the host's F_RDLCK.. values are not portable) */
+enum fsp_lock_type { FSP_RDLCK = 0, FSP_WRLCK = 1, FSP_UNLCK = 2 };
+/* setattr mask bits (fsops.h FS_SET_*, FUSE_SET_ATTR_*) */
+#define FSP_SETATTR_MASK 0x5bfu
+/* rename flags: RENAME_NOREPLACE | RENAME_EXCHANGE */
+#define FSP_RENAME_FLAGS 3u
+
+#define FSP_CALLER_MIN  20u  /* uid, gid, pid, node_id, ngroups; then ngroups u32 */
+#define FSP_ATTR_BYTES  92u  /* ino, mode, nlink, uid, gid, rdev, size, blksize, blocks, a/m/ctime */
+#define FSP_ENTRY_BYTES (16u + FSP_ATTR_BYTES + 16u)
+#define FSP_LOCK_BYTES  34u  /* start, end, type u8, flock u8, owner, node_id, pid */
+#define FSP_STATVFS_BYTES 88u
+#define FSP_DIRENT_MIN  22u  /* ino u64, next u64, type u32, name u16, then the name */
+
+struct fsp_hdr {
+	uint8_t version, flags;
+	uint16_t op;
+	uint32_t len;   /* payload bytes */
+	uint64_t id;
+};
+
+struct fsp_caller {   /* struct fs_caller */
+	uint32_t uid, gid, pid, node_id, ngroups;
+	uint32_t groups[FSP_GROUPS_MAX];
+};
+struct fsp_entry {    /* struct fs_entry; timeouts in ns */
+	uint64_t ino, generation;
+	struct stat attr;
+	uint64_t attr_timeout_ns, entry_timeout_ns;
+};
+struct fsp_lock {     /* struct fs_lock */
+	uint64_t start, end;  /* end inclusive; start <= end */
+	uint8_t type;         /* enum fsp_lock_type */
+	uint8_t flock;
+	uint64_t owner;
+	uint32_t node_id, pid;
+};
+struct fsp_dirent {
+	uint64_t ino, next;
+	uint32_t type;        /* S_IFMT bits */
+	uint16_t name_len;
+	const char *name;     /* into the batch, not terminated */
+};
+
+/* A request: the fields its op uses (fsproto.c's table; the others are
+ * ignored by the encoder and zero after decoding). */
+struct fsp_req {
+	uint16_t op;
+	struct fsp_caller caller;
+	uint64_t ino;         /* the object, or the parent for name ops */
+	uint64_t newparent;   /* rename, link */
+	uint64_t fh;
+	uint64_t off;         /* read, write, readdir, fallocate; lseek's offset (as int64) */
+	uint64_t len;         /* read, fallocate, readdir batch bytes, readlink/xattr buffer,
+			       * forget's nlookup */
+	uint64_t u64;         /* mknod rdev, flush lock owner, setlk/interrupt token */
+	uint32_t mode;        /* mknod, mkdir, create; fallocate's mode */
+	uint32_t flags;       /* open/create flags, rename, setxattr flags, fsync datasync,
+			       * setlk wait, lseek whence, setattr mask */
+	const char *name;     /* FSP_NAME_MAX, no '/' or NUL (an xattr name may hold '/') */
+	uint16_t name_len;
+	const char *name2;    /* rename's new name, link's new name */
+	uint16_t name2_len;
+	const uint8_t *data;  /* trailing bytes: write data, xattr value, symlink target */
+	uint32_t dlen;
+	struct stat attr;     /* setattr */
+	struct fsp_lock lock; /* getlk, setlk */
+	/* owner -> client */
+	int64_t inval_off, inval_len;
+};
+
+/* A reply: result, then the fields of its op when result >= 0. */
+struct fsp_reply {
+	uint16_t op;
+	int64_t result;       /* >= 0, or -errno (-1..-FSP_ERRNO_MAX) */
+	struct fsp_entry entry; /* lookup, mknod, mkdir, symlink, link, create */
+	struct stat attr;     /* getattr, setattr */
+	uint64_t fh;          /* open, create, opendir */
+	struct fsp_lock lock; /* getlk */
+	struct statvfs st;    /* statfs */
+	const uint8_t *data;  /* trailing bytes: read data, readlink target, xattr value or
+			       * list, readdir entries (fsp_dirent_next) */
+	uint32_t dlen;
+	uint32_t ndirents;    /* readdir: entries in data */
+};
+
+/* The op's name for messages ("LOOKUP"); "?" for an unknown op. */
+const char *fsp_op_name(uint16_t op);
+/* 1: a client -> owner op without a reply (FORGET, INTERRUPT). */
+int fsp_op_oneway(uint16_t op);
+
+/* Header: encode into b[FSP_HDR]; decode checks magic, version, reserved,
+ * flags and length <= FSP_PAYLOAD_MAX (-EPROTO, why set). */
+void fsp_encode_hdr(uint8_t *b, const struct fsp_hdr *h);
+int fsp_decode_hdr(const uint8_t *b, struct fsp_hdr *h, char *why, size_t whylen);
+
+/* Encode a whole frame but the trailing bytes (q->data, q->dlen, sent
+ * after it as they are) into b[cap]: the bytes written (header included),
+ * or -EMSGSIZE (does not fit, or a name or length beyond the limits: the
+ * encoder refuses what the decoder would), -EINVAL (unknown op). */
+int fsp_encode_req(uint8_t *b, size_t cap, uint64_t id, const struct fsp_req *q);
+int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply *r);
+
+/* Decode a payload of h->len bytes whose header was decoded: 0, or -EPROTO
+ * with why[whylen] naming the op and the field. Pointers in *out point
+ * into payload. fsp_decode_req accepts requests (flags without
+ * FSPF_REPLY), client ops and the INVAL ones; fsp_decode_reply replies. */
+int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_req *out, char *why, size_t whylen);
+int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_reply *out, char *why,
+		     size_t whylen);
+
+/* readdir batches: append one entry to b[cap] at *used: 0, or 1 when it
+ * does not fit (nothing written), -EINVAL for a bad name. */
+int fsp_dirent_put(uint8_t *b, size_t cap, size_t *used, uint64_t ino, uint64_t next, uint32_t type,
+		   const char *name, size_t name_len);
+/* The next entry of a decoded batch at *pos (start 0): 1 and *out, or 0 at
+ * the end. Only on batches fsp_decode_reply accepted. */
+int fsp_dirent_next(const struct fsp_reply *r, size_t *pos, struct fsp_dirent *out);
+
+#endif
