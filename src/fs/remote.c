@@ -1,0 +1,841 @@
+/* remote — the client backend; see remote.h. */
+#include "remote.h"
+#include "config.h"
+#include "fsconv.h"
+#include "fsproto.h"
+#include "hs.h"
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define NSLOTS 128u          /* requests in flight; the id's low bits name the slot */
+#define NQUEUE 64u           /* revocations waiting for the notifier */
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct slot {
+	int busy, done;
+	uint64_t id;
+	void *rbuf;              /* the caller's buffer for the reply's trailing bytes */
+	size_t rcap;
+	struct fsp_reply rep;    /* rep.data points into rbuf */
+};
+
+struct inval {
+	uint16_t op;
+	uint64_t id, ino;
+	int64_t off, len;
+	char name[FS_NAME_MAX + 1];
+	int fd;                  /* the connection it came on: acked only there */
+};
+
+struct remote {
+	struct hs_conf hs;
+	char res[64], secret[256], owner_addr[128], my_addr[128], owner_name[64];
+	int wake[2];             /* remote_close wakes the reader's backoff */
+	pthread_t reader, notifier;
+
+	pthread_mutex_t lock;    /* guards everything below but send_lock and rx */
+	pthread_cond_t cv;       /* slot done, slot free, queue changes */
+	int fd;                  /* -1: not connected */
+	int closing;
+	uint64_t seq;
+	struct slot slots[NSLOTS];
+	struct inval queue[NQUEUE];
+	unsigned qhead, qlen;
+	struct fs_notify notify;
+
+	pthread_mutex_t send_lock;
+	uint8_t *rx;             /* the reader's frame buffer (reader thread only) */
+};
+
+/* ------------------------------------------------------------ connection */
+
+static int dial(struct remote *rm, char *reason)
+{
+	int fd = hs_dial_from(rm->owner_addr, rm->my_addr, rm->wake[0]);
+	if (fd < 0) {
+		snprintf(reason, 256, "cannot reach the owner %s at %s: %s", rm->owner_name, rm->owner_addr,
+			 strerror(-fd));
+		return fd;
+	}
+	int ch = CH_FS;
+	struct pkt_hello peer, mine;
+	int rc = hs_handshake(&rm->hs, fd, &ch, rm->owner_name, &peer, &mine, reason);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* The connection fd broke: fail every request in flight. Under send_lock
+ * and lock. */
+static void drop_locked(struct remote *rm, int fd)
+{
+	if (rm->fd != fd)
+		return;
+	rm->fd = -1;
+	shutdown(fd, SHUT_RDWR);
+	close(fd);
+	for (unsigned i = 0; i < NSLOTS; i++) {
+		struct slot *s = &rm->slots[i];
+		if (s->busy && !s->done) {
+			s->rep.result = -ENOTCONN;
+			s->done = 1;
+		}
+	}
+	pthread_cond_broadcast(&rm->cv);
+}
+
+/* One frame from fd into rm->rx: 0, or -errno / -EPROTO with why. */
+static int recv_frame(struct remote *rm, int fd, struct fsp_hdr *h, char *why)
+{
+	int rc = read_full(fd, rm->rx, FSP_HDR);
+	if (rc) {
+		snprintf(why, 256, "%s", rc == -EPIPE ? "connection closed by the owner" : strerror(-rc));
+		return rc;
+	}
+	if ((rc = fsp_decode_hdr(rm->rx, h, why, 256)))
+		return rc;
+	if ((rc = read_full(fd, rm->rx + FSP_HDR, h->len)))
+		snprintf(why, 256, "truncated frame: %s", strerror(-rc));
+	return rc;
+}
+
+static int on_reply(struct remote *rm, int fd, const struct fsp_hdr *h, char *why)
+{
+	struct fsp_reply rep;
+	int rc = fsp_decode_reply(h, rm->rx + FSP_HDR, &rep, why, 256);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&rm->lock);
+	struct slot *s = &rm->slots[h->id % NSLOTS];
+	if (rm->fd != fd || !s->busy || s->done || s->id != h->id) {
+		pthread_mutex_unlock(&rm->lock);
+		snprintf(why, 256, "%s reply for request %llu, which is not in flight", fsp_op_name(h->op),
+			 (unsigned long long)h->id);
+		return -EPROTO;
+	}
+	if (rep.dlen > s->rcap) {
+		pthread_mutex_unlock(&rm->lock);
+		snprintf(why, 256, "%s reply: %u bytes for a %zu-byte buffer", fsp_op_name(h->op), rep.dlen, s->rcap);
+		return -EPROTO;
+	}
+	if (rep.dlen)
+		memcpy(s->rbuf, rep.data, rep.dlen);
+	rep.data = s->rbuf;
+	s->rep = rep;
+	s->done = 1;
+	pthread_cond_broadcast(&rm->cv);
+	pthread_mutex_unlock(&rm->lock);
+	return 0;
+}
+
+static int on_inval(struct remote *rm, int fd, const struct fsp_hdr *h, char *why)
+{
+	struct fsp_req q;
+	int rc = fsp_decode_req(h, rm->rx + FSP_HDR, &q, why, 256);
+	if (rc)
+		return rc;
+	if (q.op != FSP_INVAL_INODE && q.op != FSP_INVAL_ENTRY) {
+		snprintf(why, 256, "%s: a client request from the owner", fsp_op_name(q.op));
+		return -EPROTO;
+	}
+	pthread_mutex_lock(&rm->lock);
+	while (rm->qlen == NQUEUE && !rm->closing)
+		pthread_cond_wait(&rm->cv, &rm->lock);
+	struct inval *iv = &rm->queue[(rm->qhead + rm->qlen++) % NQUEUE];
+	*iv = (struct inval){ .op = q.op, .id = h->id, .ino = q.ino, .off = q.inval_off, .len = q.inval_len, .fd = fd };
+	memcpy(iv->name, q.name, q.name_len);
+	iv->name[q.name_len] = 0;
+	pthread_cond_broadcast(&rm->cv);
+	pthread_mutex_unlock(&rm->lock);
+	return 0;
+}
+
+/* Sleep ms unless remote_close wakes us: 1 when woken. */
+static int nap(struct remote *rm, int ms)
+{
+	struct pollfd pf = { rm->wake[0], POLLIN, 0 };
+	return poll(&pf, 1, ms) > 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct remote *rm = arg;
+	int backoff = BACKOFF_MIN_MS;
+	char why[256];
+	for (;;) {
+		pthread_mutex_lock(&rm->lock);
+		int fd = rm->fd, closing = rm->closing;
+		pthread_mutex_unlock(&rm->lock);
+		if (closing)
+			break;
+		if (fd < 0) {
+			if (nap(rm, backoff))
+				break;
+			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+			fd = dial(rm, why);
+			if (fd < 0) {
+				log_warn("%s: fs: %s; retrying", rm->res, why);
+				continue;
+			}
+			pthread_mutex_lock(&rm->lock);
+			if (rm->closing) {
+				pthread_mutex_unlock(&rm->lock);
+				close(fd);
+				break;
+			}
+			rm->fd = fd;
+			pthread_mutex_unlock(&rm->lock);
+			log_info("%s: fs: connected to the owner %s", rm->res, rm->owner_name);
+			backoff = BACKOFF_MIN_MS;
+		}
+		struct fsp_hdr h;
+		int rc = recv_frame(rm, fd, &h, why);
+		if (!rc)
+			rc = h.flags & FSPF_REPLY ? on_reply(rm, fd, &h, why) : on_inval(rm, fd, &h, why);
+		if (rc) {
+			/* send_lock first: no sender is inside a write on fd when it closes */
+			pthread_mutex_lock(&rm->send_lock);
+			pthread_mutex_lock(&rm->lock);
+			if (!rm->closing && rm->fd == fd)
+				log_warn("%s: fs: connection to the owner %s lost: %s", rm->res, rm->owner_name, why);
+			drop_locked(rm, fd);
+			pthread_mutex_unlock(&rm->lock);
+			pthread_mutex_unlock(&rm->send_lock);
+		}
+	}
+	return NULL;
+}
+
+static void *notifier_main(void *arg)
+{
+	struct remote *rm = arg;
+	uint8_t head[FSP_HDR + 16];
+	pthread_mutex_lock(&rm->lock);
+	for (;;) {
+		while (!rm->qlen && !rm->closing)
+			pthread_cond_wait(&rm->cv, &rm->lock);
+		if (rm->closing)
+			break;
+		struct inval iv = rm->queue[rm->qhead];
+		rm->qhead = (rm->qhead + 1) % NQUEUE;
+		rm->qlen--;
+		struct fs_notify n = rm->notify;
+		pthread_cond_broadcast(&rm->cv);
+		pthread_mutex_unlock(&rm->lock);
+		if (iv.op == FSP_INVAL_INODE && n.inval_inode)
+			n.inval_inode(n.arg, iv.ino, iv.off, iv.len);
+		else if (iv.op == FSP_INVAL_ENTRY && n.inval_entry)
+			n.inval_entry(n.arg, iv.ino, iv.name);
+		int hl = fsp_encode_reply(head, sizeof head, iv.id, &(struct fsp_reply){ .op = iv.op });
+		/* the fd stays open while send_lock is held and it is rm->fd */
+		pthread_mutex_lock(&rm->send_lock);
+		pthread_mutex_lock(&rm->lock);
+		int same = rm->fd == iv.fd;
+		pthread_mutex_unlock(&rm->lock);
+		if (same && hl > 0 && write_full(iv.fd, head, (size_t)hl))
+			shutdown(iv.fd, SHUT_RDWR);
+		pthread_mutex_unlock(&rm->send_lock);
+		pthread_mutex_lock(&rm->lock);
+	}
+	pthread_mutex_unlock(&rm->lock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ requests */
+
+/* Send q and wait for its reply into *rep (trailing bytes into rbuf[rcap]).
+ * Returns the reply's result: >= 0 or -errno, -ENOTCONN without owner. */
+static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rcap, struct fsp_reply *rep)
+{
+	uint8_t head[FSP_HDR + FSP_HEAD_MAX];
+	pthread_mutex_lock(&rm->lock);
+	struct slot *s = NULL;
+	for (;;) {
+		if (rm->fd < 0 || rm->closing) {
+			pthread_mutex_unlock(&rm->lock);
+			return -ENOTCONN;
+		}
+		/* ids grow, so a slot's reuse never matches a late reply */
+		uint64_t id = ++rm->seq;
+		for (unsigned i = 0; i < NSLOTS && !s; i++, id = ++rm->seq)
+			if (!rm->slots[id % NSLOTS].busy)
+				s = &rm->slots[id % NSLOTS];
+		if (s) {
+			*s = (struct slot){ .busy = 1, .id = rm->seq, .rbuf = rbuf, .rcap = rbuf ? rcap : 0 };
+			break;
+		}
+		pthread_cond_wait(&rm->cv, &rm->lock);
+	}
+	int fd = rm->fd;
+	uint64_t id = s->id;
+	/* sending under `lock` would stall the reader; the fd cannot be
+	 * closed (and its number reused) while send_lock is held and it is
+	 * still rm->fd: the reader closes it holding both */
+	pthread_mutex_unlock(&rm->lock);
+	int hl = fsp_encode_req(head, sizeof head, id, q);
+	int rc = hl < 0 ? hl : 0;
+	if (!rc) {
+		pthread_mutex_lock(&rm->send_lock);
+		pthread_mutex_lock(&rm->lock);
+		int same = rm->fd == fd;
+		pthread_mutex_unlock(&rm->lock);
+		struct iovec iov[2] = { { head, (size_t)hl }, { (void *)q->data, q->dlen } };
+		size_t trailing = get_be32(head + 8) - ((size_t)hl - FSP_HDR);
+		rc = same ? writev_full(fd, iov, trailing ? 2 : 1) : -ENOTCONN;
+		pthread_mutex_unlock(&rm->send_lock);
+		if (rc && same)
+			shutdown(fd, SHUT_RDWR); /* the reader sees it and fails what is in flight */
+	}
+	pthread_mutex_lock(&rm->lock);
+	if (hl < 0) {
+		s->rep.result = hl == -EMSGSIZE ? -ENAMETOOLONG : -EINVAL;
+		s->done = 1;
+	}
+	while (!s->done)
+		pthread_cond_wait(&rm->cv, &rm->lock);
+	*rep = s->rep;
+	s->busy = 0;
+	pthread_cond_broadcast(&rm->cv);
+	pthread_mutex_unlock(&rm->lock);
+	return rep->result;
+}
+
+/* A request without a reply (FORGET, INTERRUPT): best effort. */
+static void post(struct remote *rm, struct fsp_req *q)
+{
+	uint8_t head[FSP_HDR + 256];
+	int hl = fsp_encode_req(head, sizeof head, 0, q);
+	if (hl < 0)
+		return;
+	pthread_mutex_lock(&rm->send_lock);
+	pthread_mutex_lock(&rm->lock);
+	int fd = rm->fd;
+	pthread_mutex_unlock(&rm->lock);
+	if (fd >= 0 && write_full(fd, head, (size_t)hl))
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&rm->send_lock);
+}
+
+#define RM ((struct remote *)ctx)
+#define REQ(o) struct fsp_req q = { .op = (o) }; struct fsp_reply rep; fsconv_caller_out(&q.caller, c)
+#define NAME(f, s) do { q.f = (s); q.f##_len = (uint16_t)strnlen((s), FS_NAME_MAX + 1); \
+	if (q.f##_len > FS_NAME_MAX) return -ENAMETOOLONG; } while (0)
+
+static int r_lookup(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_entry *out)
+{
+	REQ(FSP_LOOKUP);
+	q.ino = parent;
+	NAME(name, name);
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc)
+		fsconv_entry_in(out, &rep.entry);
+	return rc;
+}
+
+static void r_forget(void *ctx, uint64_t ino, uint64_t nlookup)
+{
+	struct fsp_req q = { .op = FSP_FORGET, .ino = ino, .len = nlookup };
+	post(RM, &q);
+}
+
+static int r_getattr(void *ctx, const struct fs_caller *c, uint64_t ino, struct stat *out)
+{
+	REQ(FSP_GETATTR);
+	q.ino = ino;
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc)
+		*out = rep.attr;
+	return rc;
+}
+
+static int r_setattr(void *ctx, const struct fs_caller *c, uint64_t ino, const struct stat *attr, int mask,
+		     uint64_t fh, struct stat *out)
+{
+	REQ(FSP_SETATTR);
+	q.ino = ino;
+	q.attr = *attr;
+	q.flags = (uint32_t)mask;
+	q.fh = fh;
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc)
+		*out = rep.attr;
+	return rc;
+}
+
+static int r_readlink(void *ctx, const struct fs_caller *c, uint64_t ino, char *buf, size_t len)
+{
+	REQ(FSP_READLINK);
+	q.ino = ino;
+	q.len = len > FS_PATH_MAX ? FS_PATH_MAX : len;
+	if (!len)
+		return -EINVAL;
+	int64_t n = call(RM, &q, buf, len - 1, &rep);
+	if (n >= 0)
+		buf[n] = 0;
+	return n < 0 ? (int)n : 0;
+}
+
+static int entry_call(void *ctx, struct fsp_req *q, struct fs_entry *out)
+{
+	struct fsp_reply rep;
+	int rc = (int)call(RM, q, NULL, 0, &rep);
+	if (!rc)
+		fsconv_entry_in(out, &rep.entry);
+	return rc;
+}
+
+static int r_mknod(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+		   struct fs_entry *out)
+{
+	REQ(FSP_MKNOD);
+	(void)rep;
+	q.ino = parent;
+	NAME(name, name);
+	q.mode = mode;
+	q.u64 = rdev;
+	return entry_call(ctx, &q, out);
+}
+
+static int r_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode,
+		   struct fs_entry *out)
+{
+	REQ(FSP_MKDIR);
+	(void)rep;
+	q.ino = parent;
+	NAME(name, name);
+	q.mode = mode;
+	return entry_call(ctx, &q, out);
+}
+
+static int name_call(void *ctx, const struct fs_caller *c, uint16_t op, uint64_t parent, const char *name)
+{
+	REQ(op);
+	q.ino = parent;
+	NAME(name, name);
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static int r_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+{
+	return name_call(ctx, c, FSP_UNLINK, parent, name);
+}
+
+static int r_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+{
+	return name_call(ctx, c, FSP_RMDIR, parent, name);
+}
+
+static int r_symlink(void *ctx, const struct fs_caller *c, const char *target, uint64_t parent, const char *name,
+		     struct fs_entry *out)
+{
+	REQ(FSP_SYMLINK);
+	(void)rep;
+	q.ino = parent;
+	NAME(name, name);
+	q.data = (const uint8_t *)target;
+	q.dlen = (uint32_t)strnlen(target, FS_PATH_MAX);
+	if (q.dlen >= FS_PATH_MAX)
+		return -ENAMETOOLONG;
+	return entry_call(ctx, &q, out);
+}
+
+static int r_rename(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, uint64_t newparent,
+		    const char *newname, unsigned flags)
+{
+	REQ(FSP_RENAME);
+	q.ino = parent;
+	NAME(name, name);
+	q.newparent = newparent;
+	NAME(name2, newname);
+	q.flags = flags;
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static int r_link(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t newparent, const char *newname,
+		  struct fs_entry *out)
+{
+	REQ(FSP_LINK);
+	(void)rep;
+	q.ino = ino;
+	q.newparent = newparent;
+	NAME(name, newname);
+	return entry_call(ctx, &q, out);
+}
+
+static int r_open(void *ctx, const struct fs_caller *c, uint64_t ino, int flags, uint64_t *fh)
+{
+	REQ(FSP_OPEN);
+	q.ino = ino;
+	q.flags = (uint32_t)flags;
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc)
+		*fh = rep.fh;
+	return rc;
+}
+
+static int r_create(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode, int flags,
+		    struct fs_entry *out, uint64_t *fh)
+{
+	REQ(FSP_CREATE);
+	q.ino = parent;
+	NAME(name, name);
+	q.mode = mode;
+	q.flags = (uint32_t)flags;
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc) {
+		fsconv_entry_in(out, &rep.entry);
+		*fh = rep.fh;
+	}
+	return rc;
+}
+
+static ssize_t r_read(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, void *buf, size_t len,
+		      uint64_t off)
+{
+	REQ(FSP_READ);
+	q.ino = ino;
+	q.fh = fh;
+	q.len = len > FS_IO_MAX ? FS_IO_MAX : len;
+	q.off = off;
+	return (ssize_t)call(RM, &q, buf, q.len, &rep);
+}
+
+static ssize_t r_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf, size_t len,
+		       uint64_t off)
+{
+	REQ(FSP_WRITE);
+	q.ino = ino;
+	q.fh = fh;
+	q.off = off;
+	q.data = buf;
+	q.dlen = (uint32_t)(len > FS_IO_MAX ? FS_IO_MAX : len);
+	int64_t n = call(RM, &q, NULL, 0, &rep);
+	/* always-on: the owner cannot have written more than it was sent */
+	return n > (int64_t)q.dlen ? -EIO : (ssize_t)n;
+}
+
+static int r_flush(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t lock_owner)
+{
+	REQ(FSP_FLUSH);
+	q.ino = ino;
+	q.fh = fh;
+	q.u64 = lock_owner;
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static int release_call(void *ctx, uint16_t op, uint64_t ino, uint64_t fh)
+{
+	struct fsp_req q = { .op = op, .ino = ino, .fh = fh };
+	struct fsp_reply rep;
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static int r_release(void *ctx, uint64_t ino, uint64_t fh)
+{
+	return release_call(ctx, FSP_RELEASE, ino, fh);
+}
+
+static int r_releasedir(void *ctx, uint64_t ino, uint64_t fh)
+{
+	return release_call(ctx, FSP_RELEASEDIR, ino, fh);
+}
+
+static int sync_call(void *ctx, const struct fs_caller *c, uint16_t op, uint64_t ino, uint64_t fh, int datasync)
+{
+	REQ(op);
+	q.ino = ino;
+	q.fh = fh;
+	q.flags = !!datasync;
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static int r_fsync(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
+{
+	return sync_call(ctx, c, FSP_FSYNC, ino, fh, datasync);
+}
+
+static int r_fsyncdir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
+{
+	return sync_call(ctx, c, FSP_FSYNCDIR, ino, fh, datasync);
+}
+
+static int r_opendir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t *fh)
+{
+	REQ(FSP_OPENDIR);
+	q.ino = ino;
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc)
+		*fh = rep.fh;
+	return rc;
+}
+
+/* One batch per call: entries the filler does not take are fetched again
+ * by the next call, from the `next` offset of the last one taken. */
+#define DIRBATCH 32768u
+static int r_readdir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t off, fs_dirfill fill,
+		     void *arg)
+{
+	REQ(FSP_READDIR);
+	q.ino = ino;
+	q.fh = fh;
+	q.off = off;
+	q.len = DIRBATCH;
+	uint8_t *batch = malloc(DIRBATCH); /* readdir is not the data path */
+	if (!batch)
+		return -ENOMEM;
+	int rc = (int)call(RM, &q, batch, DIRBATCH, &rep);
+	size_t pos = 0;
+	struct fsp_dirent de;
+	char name[FS_NAME_MAX + 1];
+	while (!rc && fsp_dirent_next(&rep, &pos, &de)) {
+		memcpy(name, de.name, de.name_len);
+		name[de.name_len] = 0;
+		if (fill(arg, name, de.ino, de.type, de.next))
+			break;
+	}
+	free(batch);
+	return rc;
+}
+
+static int r_statfs(void *ctx, const struct fs_caller *c, uint64_t ino, struct statvfs *out)
+{
+	REQ(FSP_STATFS);
+	q.ino = ino;
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc)
+		*out = rep.st;
+	return rc;
+}
+
+static int r_setxattr(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name, const void *value,
+		      size_t len, int flags)
+{
+	REQ(FSP_SETXATTR);
+	q.ino = ino;
+	NAME(name, name);
+	if (len > FS_XATTR_MAX)
+		return -E2BIG;
+	q.data = value;
+	q.dlen = (uint32_t)len;
+	q.flags = (uint32_t)flags;
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static ssize_t r_getxattr(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name, void *buf, size_t len)
+{
+	REQ(FSP_GETXATTR);
+	q.ino = ino;
+	NAME(name, name);
+	q.len = len > FS_XATTR_MAX ? FS_XATTR_MAX : len;
+	return (ssize_t)call(RM, &q, buf, q.len, &rep);
+}
+
+static ssize_t r_listxattr(void *ctx, const struct fs_caller *c, uint64_t ino, char *buf, size_t len)
+{
+	REQ(FSP_LISTXATTR);
+	q.ino = ino;
+	q.len = len > FS_XATTR_MAX ? FS_XATTR_MAX : len;
+	return (ssize_t)call(RM, &q, buf, q.len, &rep);
+}
+
+static int r_removexattr(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name)
+{
+	return name_call(ctx, c, FSP_REMOVEXATTR, ino, name);
+}
+
+static int r_fallocate(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int mode, uint64_t off,
+		       uint64_t len)
+{
+	REQ(FSP_FALLOCATE);
+	q.ino = ino;
+	q.fh = fh;
+	q.mode = (uint32_t)mode;
+	q.off = off;
+	q.len = len;
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static int r_getlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk)
+{
+	REQ(FSP_GETLK);
+	q.ino = ino;
+	q.fh = fh;
+	fsconv_lock_out(&q.lock, lk);
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc)
+		fsconv_lock_in(lk, &rep.lock);
+	return rc;
+}
+
+static int r_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
+		   int wait, uint64_t token)
+{
+	REQ(FSP_SETLK);
+	q.ino = ino;
+	q.fh = fh;
+	fsconv_lock_out(&q.lock, lk);
+	q.flags = !!wait;
+	q.u64 = token;
+	return (int)call(RM, &q, NULL, 0, &rep);
+}
+
+static void r_interrupt(void *ctx, const struct fs_caller *c, uint64_t token)
+{
+	struct fsp_req q = { .op = FSP_INTERRUPT, .u64 = token };
+	fsconv_caller_out(&q.caller, c);
+	post(RM, &q);
+}
+
+static int64_t r_lseek(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int64_t off, int whence)
+{
+	REQ(FSP_LSEEK);
+	q.ino = ino;
+	q.fh = fh;
+	q.off = (uint64_t)off;
+	q.flags = (uint32_t)whence;
+	return call(RM, &q, NULL, 0, &rep);
+}
+
+const struct fs_ops remote_ops = {
+	.lookup = r_lookup, .forget = r_forget, .getattr = r_getattr, .setattr = r_setattr, .readlink = r_readlink,
+	.mknod = r_mknod, .mkdir = r_mkdir, .unlink = r_unlink, .rmdir = r_rmdir, .symlink = r_symlink,
+	.rename = r_rename, .link = r_link, .open = r_open, .create = r_create, .read = r_read, .write = r_write,
+	.flush = r_flush, .release = r_release, .fsync = r_fsync, .opendir = r_opendir, .readdir = r_readdir,
+	.releasedir = r_releasedir, .fsyncdir = r_fsyncdir, .statfs = r_statfs, .setxattr = r_setxattr,
+	.getxattr = r_getxattr, .listxattr = r_listxattr, .removexattr = r_removexattr, .fallocate = r_fallocate,
+	.getlk = r_getlk, .setlk = r_setlk, .interrupt = r_interrupt, .lseek = r_lseek,
+};
+
+/* ------------------------------------------------------------ open/close */
+
+int remote_open(struct remote **out, const struct cfg_resource *r, const struct cfg_host *me,
+		const struct cfg_host *owner, char *err)
+{
+	if (!owner->address || !me->address) {
+		snprintf(err, 256, "no address for %s in resource %s", owner->address ? me->name : owner->name, r->name);
+		return -EINVAL;
+	}
+	struct remote *rm = calloc(1, sizeof *rm);
+	if (!rm || !(rm->rx = malloc(FSP_HDR + FSP_PAYLOAD_MAX))) {
+		if (rm)
+			free(rm);
+		snprintf(err, 256, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(rm->res, sizeof rm->res, "%s", r->name);
+	snprintf(rm->owner_addr, sizeof rm->owner_addr, "%s", owner->address);
+	snprintf(rm->my_addr, sizeof rm->my_addr, "%s", me->address);
+	snprintf(rm->owner_name, sizeof rm->owner_name, "%s", owner->name);
+	rm->hs = (struct hs_conf){ .res = rm->res, .my_id = me->node_id, .peer_id = owner->node_id,
+				   .peer_name = rm->owner_name, .fs_only = 1, .timeout_ms = 30000 };
+	const char *v = cfg_conn_get(r, me->name, owner->name, SECT_NET, "shared-secret");
+	if (v && *v) {
+		snprintf(rm->secret, sizeof rm->secret, "%s", v);
+		const char *alg = cfg_conn_get(r, me->name, owner->name, SECT_NET, "cram-hmac-alg");
+		rm->hs.md = EVP_get_digestbyname(alg ? alg : "sha256");
+		if (!rm->hs.md) {
+			snprintf(err, 256, "cram-hmac-alg '%s' is not a digest this system knows (try sha256)", alg);
+			free(rm->rx);
+			free(rm);
+			return -EINVAL;
+		}
+		rm->hs.secret = rm->secret;
+		rm->hs.has_secret = 1;
+	}
+	rm->fd = -1;
+	pthread_mutex_init(&rm->lock, NULL);
+	pthread_mutex_init(&rm->send_lock, NULL);
+	pthread_cond_init(&rm->cv, NULL);
+	if (pipe2(rm->wake, O_CLOEXEC)) {
+		snprintf(err, 256, "pipe: %s", strerror(errno));
+		rm->wake[0] = rm->wake[1] = -1;
+		remote_close(rm);
+		return -EMFILE;
+	}
+	int fd = dial(rm, err);
+	if (fd < 0) {
+		remote_close(rm);
+		return fd;
+	}
+	rm->fd = fd;
+	if (pthread_create(&rm->reader, NULL, reader_main, rm)) {
+		snprintf(err, 256, "cannot start a thread");
+		remote_close(rm);
+		return -EAGAIN;
+	}
+	if (pthread_create(&rm->notifier, NULL, notifier_main, rm)) {
+		snprintf(err, 256, "cannot start a thread");
+		pthread_mutex_lock(&rm->lock);
+		rm->closing = 1;
+		pthread_mutex_unlock(&rm->lock);
+		(void)!write(rm->wake[1], "x", 1);
+		shutdown(fd, SHUT_RDWR);
+		pthread_join(rm->reader, NULL);
+		rm->reader = 0;
+		remote_close(rm);
+		return -EAGAIN;
+	}
+	*out = rm;
+	return 0;
+}
+
+void remote_set_notify(struct remote *rm, const struct fs_notify *n)
+{
+	pthread_mutex_lock(&rm->lock);
+	rm->notify = n ? *n : (struct fs_notify){ 0 };
+	pthread_mutex_unlock(&rm->lock);
+}
+
+int remote_connected(struct remote *rm)
+{
+	pthread_mutex_lock(&rm->lock);
+	int c = rm->fd >= 0;
+	pthread_mutex_unlock(&rm->lock);
+	return c;
+}
+
+void remote_close(struct remote *rm)
+{
+	if (!rm)
+		return;
+	pthread_mutex_lock(&rm->lock);
+	rm->closing = 1;
+	if (rm->fd >= 0)
+		shutdown(rm->fd, SHUT_RDWR); /* wakes the reader out of its read */
+	pthread_cond_broadcast(&rm->cv);
+	pthread_mutex_unlock(&rm->lock);
+	if (rm->wake[1] >= 0)
+		(void)!write(rm->wake[1], "x", 1);
+	if (rm->reader)
+		pthread_join(rm->reader, NULL);
+	if (rm->notifier)
+		pthread_join(rm->notifier, NULL);
+	if (rm->fd >= 0) { /* threads are gone: no lock needed */
+		shutdown(rm->fd, SHUT_RDWR);
+		close(rm->fd);
+	}
+	if (rm->wake[0] >= 0) {
+		close(rm->wake[0]);
+		close(rm->wake[1]);
+	}
+	pthread_mutex_destroy(&rm->lock);
+	pthread_mutex_destroy(&rm->send_lock);
+	pthread_cond_destroy(&rm->cv);
+	free(rm->rx);
+	free(rm);
+}

@@ -1,0 +1,39 @@
+/* remote — a client node's fs_ops backend: every call becomes one request
+ * frame (fsproto.h) to the owner on a CH_FS connection and waits for its
+ * reply. Many requests are in flight on the one connection, matched by id;
+ * a reader thread receives the replies and the owner's cache revocations
+ * (INVAL_*), which a notifier thread hands to the mount's struct fs_notify
+ * and then acknowledges (so a revocation that waits on the kernel never
+ * holds up the replies).
+ *
+ * Connection loss: every request in flight fails with -ENOTCONN, so do
+ * new ones until the reader has reconnected (backoff 100 ms doubling to
+ * 5 s); retrying them is the caller's choice (failover, later).
+ *
+ * Locking: `lock` guards the connection fd, the request slots and their
+ * replies; `send_lock` keeps one frame's bytes together on the socket.
+ */
+#ifndef DIPOLE_REMOTE_H
+#define DIPOLE_REMOTE_H
+
+#include "fsops.h"
+
+struct remote;
+struct cfg_resource;
+struct cfg_host;
+
+extern const struct fs_ops remote_ops; /* ctx: the struct remote */
+
+/* Connect to `owner` (its address, the resource's shared-secret) as `me`
+ * and keep the connection up. 0, or -errno with err[256] saying why (the
+ * owner unreachable, refused, wrong secret). */
+int remote_open(struct remote **out, const struct cfg_resource *r, const struct cfg_host *me,
+		const struct cfg_host *owner, char *err);
+/* Where the owner's revocations go; NULL: acknowledged without effect. */
+void remote_set_notify(struct remote *rm, const struct fs_notify *n);
+/* 1 while connected to the owner. */
+int remote_connected(struct remote *rm);
+/* Disconnect (requests in flight fail with -ENOTCONN) and free. */
+void remote_close(struct remote *rm);
+
+#endif
