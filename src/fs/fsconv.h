@@ -8,8 +8,11 @@
 #include "fsops.h"
 #include "fsproto.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 _Static_assert(FS_NAME_MAX == FSP_NAME_MAX && FS_PATH_MAX == FSP_PATH_MAX && FS_IO_MAX == FSP_IO_MAX &&
 		       FS_XATTR_MAX == FSP_XATTR_MAX && FS_GROUPS_MAX == FSP_GROUPS_MAX,
@@ -82,6 +85,38 @@ static inline void fsconv_lock_in(struct fs_lock *o, const struct fsp_lock *l)
 	o->owner = l->owner;
 	o->node_id = l->node_id;
 	o->pid = l->pid;
+}
+
+/* Send every byte of iov[0..n) (consumed) on a socket without SIGPIPE: a
+ * client or owner that went away is an error return, never a signal that
+ * kills the process. 0 or -errno. */
+static inline int fsconv_sendv(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static inline int fsconv_send(int fd, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+	return fsconv_sendv(fd, &iov, 1);
 }
 
 #endif

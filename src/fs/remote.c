@@ -158,7 +158,8 @@ static int on_inval(struct remote *rm, int fd, const struct fsp_hdr *h, char *wh
 		pthread_cond_wait(&rm->cv, &rm->lock);
 	struct inval *iv = &rm->queue[(rm->qhead + rm->qlen++) % NQUEUE];
 	*iv = (struct inval){ .op = q.op, .id = h->id, .ino = q.ino, .off = q.inval_off, .len = q.inval_len, .fd = fd };
-	memcpy(iv->name, q.name, q.name_len);
+	if (q.name_len)
+		memcpy(iv->name, q.name, q.name_len);
 	iv->name[q.name_len] = 0;
 	pthread_cond_broadcast(&rm->cv);
 	pthread_mutex_unlock(&rm->lock);
@@ -247,7 +248,7 @@ static void *notifier_main(void *arg)
 		pthread_mutex_lock(&rm->lock);
 		int same = rm->fd == iv.fd;
 		pthread_mutex_unlock(&rm->lock);
-		if (same && hl > 0 && write_full(iv.fd, head, (size_t)hl))
+		if (same && hl > 0 && fsconv_send(iv.fd, head, (size_t)hl))
 			shutdown(iv.fd, SHUT_RDWR);
 		pthread_mutex_unlock(&rm->send_lock);
 		pthread_mutex_lock(&rm->lock);
@@ -271,14 +272,15 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 			return -ENOTCONN;
 		}
 		/* ids grow, so a slot's reuse never matches a late reply */
-		uint64_t id = ++rm->seq;
-		for (unsigned i = 0; i < NSLOTS && !s; i++, id = ++rm->seq)
-			if (!rm->slots[id % NSLOTS].busy)
+		for (unsigned i = 0; i < NSLOTS && !s; i++) {
+			uint64_t id = ++rm->seq;
+			if (!rm->slots[id % NSLOTS].busy) {
 				s = &rm->slots[id % NSLOTS];
-		if (s) {
-			*s = (struct slot){ .busy = 1, .id = rm->seq, .rbuf = rbuf, .rcap = rbuf ? rcap : 0 };
-			break;
+				*s = (struct slot){ .busy = 1, .id = id, .rbuf = rbuf, .rcap = rbuf ? rcap : 0 };
+			}
 		}
+		if (s)
+			break;
 		pthread_cond_wait(&rm->cv, &rm->lock);
 	}
 	int fd = rm->fd;
@@ -296,7 +298,7 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 		pthread_mutex_unlock(&rm->lock);
 		struct iovec iov[2] = { { head, (size_t)hl }, { (void *)q->data, q->dlen } };
 		size_t trailing = get_be32(head + 8) - ((size_t)hl - FSP_HDR);
-		rc = same ? writev_full(fd, iov, trailing ? 2 : 1) : -ENOTCONN;
+		rc = same ? fsconv_sendv(fd, iov, trailing ? 2 : 1) : -ENOTCONN;
 		pthread_mutex_unlock(&rm->send_lock);
 		if (rc && same)
 			shutdown(fd, SHUT_RDWR); /* the reader sees it and fails what is in flight */
@@ -326,7 +328,7 @@ static void post(struct remote *rm, struct fsp_req *q)
 	pthread_mutex_lock(&rm->lock);
 	int fd = rm->fd;
 	pthread_mutex_unlock(&rm->lock);
-	if (fd >= 0 && write_full(fd, head, (size_t)hl))
+	if (fd >= 0 && fsconv_send(fd, head, (size_t)hl))
 		shutdown(fd, SHUT_RDWR);
 	pthread_mutex_unlock(&rm->send_lock);
 }
