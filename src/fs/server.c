@@ -1,0 +1,836 @@
+/* server — the owner's dipolefs server; see server.h. */
+#include "server.h"
+#include "config.h"
+#include "fsconv.h"
+#include "fsproto.h"
+#include "hs.h"
+#include "listener.h"
+#include "log.h"
+#include "wire.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NWAITERS 32u
+
+/* ------------------------------------------------------------ u64 map */
+
+/* Open addressing, linear probing, backward-shift deletion; key 0 is
+ * "empty" (node id 0 and file handle 0 are never handed out). */
+struct imap { uint64_t *k, *v; size_t cap, n; };
+
+static size_t imap_slot(const struct imap *m, uint64_t key)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 17) & (m->cap - 1);
+}
+
+static uint64_t *imap_find(struct imap *m, uint64_t key)
+{
+	if (!m->cap || !key)
+		return NULL;
+	for (size_t i = imap_slot(m, key);; i = (i + 1) & (m->cap - 1)) {
+		if (m->k[i] == key)
+			return &m->v[i];
+		if (!m->k[i])
+			return NULL;
+	}
+}
+
+static int imap_put(struct imap *m, uint64_t key, uint64_t val)
+{
+	if (!key)
+		return -EINVAL;
+	if ((m->n + 1) * 4 > m->cap * 3) {
+		struct imap g = { calloc(m->cap ? m->cap * 2 : 64, 8), calloc(m->cap ? m->cap * 2 : 64, 8),
+				  m->cap ? m->cap * 2 : 64, 0 };
+		if (!g.k || !g.v) {
+			free(g.k);
+			free(g.v);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->k[i])
+				imap_put(&g, m->k[i], m->v[i]);
+		free(m->k);
+		free(m->v);
+		*m = g;
+	}
+	size_t i = imap_slot(m, key);
+	while (m->k[i] && m->k[i] != key)
+		i = (i + 1) & (m->cap - 1);
+	m->n += !m->k[i];
+	m->k[i] = key;
+	m->v[i] = val;
+	return 0;
+}
+
+static void imap_del(struct imap *m, uint64_t key)
+{
+	uint64_t *vp = imap_find(m, key);
+	if (!vp)
+		return;
+	size_t i = (size_t)(vp - m->v), mask = m->cap - 1;
+	m->k[i] = 0;
+	m->n--;
+	for (size_t j = (i + 1) & mask; m->k[j]; j = (j + 1) & mask) {
+		size_t home = imap_slot(m, m->k[j]);
+		/* move j back to the hole unless its home lies in (i, j] */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			m->k[i] = m->k[j];
+			m->v[i] = m->v[j];
+			m->k[j] = 0;
+			i = j;
+		}
+	}
+}
+
+static void imap_free(struct imap *m)
+{
+	free(m->k);
+	free(m->v);
+	*m = (struct imap){ 0 };
+}
+
+/* ------------------------------------------------------------ state */
+
+struct sconn;
+
+struct job {                 /* one request being executed */
+	struct sconn *c;
+	struct fsp_hdr h;
+	struct fsp_req q;
+	struct job *next, *prev; /* c->jobs, under c->lock */
+	uint8_t payload[];
+};
+
+struct waiter { uint64_t id; int busy, done; };
+
+struct sconn {
+	struct server *s;
+	int fd;
+	char from[96];
+	const struct cfg_host *host; /* the authenticated client node */
+	pthread_t thr;
+	int refs;                /* under s->lock: the list's and fan-outs' */
+	struct sconn *next;      /* s->conns, under s->lock */
+
+	pthread_mutex_t send_lock;
+	pthread_mutex_t lock;    /* guards below */
+	pthread_cond_t cv;
+	int dead;                /* reading stopped: no new revocations */
+	int inflight;
+	struct job *jobs;
+	struct imap lookups;     /* node id -> lookup count */
+	struct imap files, dirs; /* handle -> node id */
+	struct waiter waiters[NWAITERS];
+	uint64_t next_wid;
+};
+
+struct server {
+	const struct cfg_resource *r;
+	const struct cfg_host *me;
+	const struct fs_ops *ops;
+	void *ctx;
+	struct listener *lsn;
+	void (*node_gone)(void *arg, uint32_t node_id);
+	void *node_gone_arg;
+
+	pthread_mutex_t lock;    /* guards below */
+	pthread_cond_t cv;       /* a connection ended */
+	struct sconn *conns;     /* connected and connecting clients */
+	int nconns;              /* threads running */
+	int closing;
+	char last_drop[256];
+};
+
+static void conn_unref_locked(struct sconn *c)
+{
+	if (--c->refs)
+		return;
+	imap_free(&c->lookups);
+	imap_free(&c->files);
+	imap_free(&c->dirs);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->send_lock);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+static void set_drop(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_drop(struct server *s, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[256];
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->last_drop, sizeof s->last_drop, "%s", buf);
+	pthread_mutex_unlock(&s->lock);
+	log_warn("%s: fs: %s", s->r->name, buf);
+}
+
+static int send_frame(struct sconn *c, const uint8_t *head, size_t hlen, const void *data, size_t dlen)
+{
+	struct iovec iov[2] = { { (void *)head, hlen }, { (void *)data, dlen } };
+	pthread_mutex_lock(&c->send_lock);
+	int rc = c->fd < 0 ? -ENOTCONN : fsconv_sendv(c->fd, iov, dlen ? 2 : 1);
+	if (rc && c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR); /* its reader notices and cleans up */
+	pthread_mutex_unlock(&c->send_lock);
+	return rc;
+}
+
+/* Make the connection's reader stop (it cleans up). The fd is closed only
+ * under send_lock, so it is still this connection's here. */
+static void conn_kill(struct sconn *c)
+{
+	pthread_mutex_lock(&c->send_lock);
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+/* ------------------------------------------------------------ revocation */
+
+static void conn_inval(struct sconn *c, const struct fsp_req *q)
+{
+	uint8_t head[FSP_HDR + FSP_NAME_MAX + 32];
+	pthread_mutex_lock(&c->lock);
+	struct waiter *w = NULL;
+	while (!c->dead && !w) {
+		for (unsigned i = 0; i < NWAITERS && !w; i++)
+			if (!c->waiters[i].busy)
+				w = &c->waiters[i];
+		if (!w)
+			pthread_cond_wait(&c->cv, &c->lock);
+	}
+	if (!w) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	*w = (struct waiter){ .id = ++c->next_wid * NWAITERS + (uint64_t)(w - c->waiters), .busy = 1 };
+	uint64_t id = w->id;
+	pthread_mutex_unlock(&c->lock);
+	int hl = fsp_encode_req(head, sizeof head, id, q);
+	if (hl > 0)
+		send_frame(c, head, (size_t)hl, NULL, 0);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SERVER_ACK_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&c->lock);
+	int rc = 0;
+	while (!w->done && !c->dead && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&c->cv, &c->lock, &until);
+	int late = !w->done && !c->dead;
+	w->busy = 0;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	if (late) {
+		/* its kernel may still serve the old data: coherence needs it gone */
+		set_drop(c->s, "client %s did not acknowledge a cache revocation within %d ms; dropped", c->host->name,
+			 SERVER_ACK_TIMEOUT_MS);
+		conn_kill(c);
+	}
+}
+
+/* The clients but except_node that may cache ino (all of them for the
+ * root, which nobody looks up), referenced; *n of them. */
+static struct sconn **targets(struct server *s, uint32_t except_node, uint64_t ino, int *n)
+{
+	pthread_mutex_lock(&s->lock);
+	struct sconn **v = calloc((size_t)s->nconns + 1, sizeof *v);
+	*n = 0;
+	for (struct sconn *c = s->conns; v && c; c = c->next) {
+		if (!c->host || (uint32_t)c->host->node_id == except_node)
+			continue;
+		pthread_mutex_lock(&c->lock);
+		int cached = !c->dead && (ino == FS_ROOT_INO || imap_find(&c->lookups, ino));
+		pthread_mutex_unlock(&c->lock);
+		if (cached) {
+			c->refs++;
+			v[(*n)++] = c;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+static void fan_out(struct server *s, uint32_t except_node, const struct fsp_req *q)
+{
+	int n;
+	struct sconn **v = targets(s, except_node, q->ino, &n);
+	for (int i = 0; i < n; i++)
+		conn_inval(v[i], q);
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < n; i++)
+		conn_unref_locked(v[i]);
+	pthread_mutex_unlock(&s->lock);
+	free(v);
+}
+
+void server_inval_inode(struct server *s, uint32_t except_node, uint64_t ino, int64_t off, int64_t len)
+{
+	struct fsp_req q = { .op = FSP_INVAL_INODE, .ino = ino, .inval_off = off < -1 ? -1 : off,
+			     .inval_len = len < 0 ? 0 : len };
+	fan_out(s, except_node, &q);
+}
+
+void server_inval_entry(struct server *s, uint32_t except_node, uint64_t parent, const char *name)
+{
+	struct fsp_req q = { .op = FSP_INVAL_ENTRY, .ino = parent, .name = name,
+			     .name_len = (uint16_t)strnlen(name, FS_NAME_MAX + 1) };
+	if (q.name_len && q.name_len <= FS_NAME_MAX)
+		fan_out(s, except_node, &q);
+}
+
+/* ------------------------------------------------------------ requests */
+
+struct dirbuf { uint8_t *b; size_t cap, used; uint32_t n; };
+
+static int dir_fill(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
+{
+	struct dirbuf *d = arg;
+	int rc = fsp_dirent_put(d->b, d->cap, &d->used, ino, next, (uint32_t)type, name, strlen(name));
+	if (rc == 0)
+		d->n++;
+	return rc == 1; /* a bad name from the backend is skipped */
+}
+
+/* What a successful reply changes in the client's tables. Under c->lock. */
+static void track(struct sconn *c, const struct fsp_req *q, const struct fsp_reply *r)
+{
+	uint64_t *cnt;
+	switch (q->op) {
+	case FSP_LOOKUP: case FSP_MKNOD: case FSP_MKDIR: case FSP_SYMLINK: case FSP_LINK: case FSP_CREATE:
+		cnt = imap_find(&c->lookups, r->entry.ino);
+		imap_put(&c->lookups, r->entry.ino, (cnt ? *cnt : 0) + 1);
+		if (q->op == FSP_CREATE)
+			imap_put(&c->files, r->fh, r->entry.ino);
+		break;
+	case FSP_OPEN: imap_put(&c->files, r->fh, q->ino); break;
+	case FSP_OPENDIR: imap_put(&c->dirs, r->fh, q->ino); break;
+	case FSP_RELEASE: imap_del(&c->files, q->fh); break;
+	case FSP_RELEASEDIR: imap_del(&c->dirs, q->fh); break;
+	}
+}
+
+static void execute(struct job *j)
+{
+	struct sconn *c = j->c;
+	const struct fs_ops *ops = c->s->ops;
+	void *ctx = c->s->ctx;
+	const struct fsp_req *q = &j->q;
+	struct fsp_reply r = { .op = q->op };
+	struct fs_caller caller;
+	struct fs_entry e = { 0 };
+	struct fs_lock lk;
+	char name[FS_NAME_MAX + 1], name2[FS_NAME_MAX + 1], target[FS_PATH_MAX];
+	uint8_t *buf = NULL;
+	int64_t res;
+
+	fsconv_caller_in(&caller, &q->caller);
+	/* the node is who authenticated, whatever the frame claims */
+	caller.node_id = (uint32_t)c->host->node_id;
+	memcpy(name, q->name ? q->name : "", q->name_len);
+	name[q->name_len] = 0;
+	memcpy(name2, q->name2 ? q->name2 : "", q->name2_len);
+	name2[q->name2_len] = 0;
+
+	switch (q->op) {
+	case FSP_LOOKUP: res = ops->lookup(ctx, &caller, q->ino, name, &e); break;
+	case FSP_GETATTR: res = ops->getattr(ctx, &caller, q->ino, &r.attr); break;
+	case FSP_SETATTR: res = ops->setattr(ctx, &caller, q->ino, &q->attr, (int)q->flags, q->fh, &r.attr); break;
+	case FSP_READLINK:
+		res = ops->readlink(ctx, &caller, q->ino, target, q->len);
+		if (!res) {
+			r.data = (const uint8_t *)target;
+			res = r.dlen = (uint32_t)strnlen(target, q->len - 1);
+		}
+		break;
+	case FSP_MKNOD: res = ops->mknod(ctx, &caller, q->ino, name, q->mode, (dev_t)q->u64, &e); break;
+	case FSP_MKDIR: res = ops->mkdir(ctx, &caller, q->ino, name, q->mode, &e); break;
+	case FSP_UNLINK: res = ops->unlink(ctx, &caller, q->ino, name); break;
+	case FSP_RMDIR: res = ops->rmdir(ctx, &caller, q->ino, name); break;
+	case FSP_SYMLINK:
+		memcpy(target, q->data, q->dlen);
+		target[q->dlen] = 0;
+		res = ops->symlink(ctx, &caller, target, q->ino, name, &e);
+		break;
+	case FSP_RENAME: res = ops->rename(ctx, &caller, q->ino, name, q->newparent, name2, q->flags); break;
+	case FSP_LINK: res = ops->link(ctx, &caller, q->ino, q->newparent, name, &e); break;
+	case FSP_OPEN: res = ops->open(ctx, &caller, q->ino, (int)q->flags, &r.fh); break;
+	case FSP_CREATE: res = ops->create(ctx, &caller, q->ino, name, q->mode, (int)q->flags, &e, &r.fh); break;
+	case FSP_READ:
+		buf = malloc(q->len ? q->len : 1);
+		res = !buf ? -ENOMEM : ops->read(ctx, &caller, q->ino, q->fh, buf, q->len, q->off);
+		if (res > (int64_t)q->len)
+			res = -EIO;
+		if (res > 0) {
+			r.data = buf;
+			r.dlen = (uint32_t)res;
+		}
+		break;
+	case FSP_WRITE:
+		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off);
+		if (res > (int64_t)q->dlen)
+			res = -EIO;
+		break;
+	case FSP_FLUSH: res = ops->flush(ctx, &caller, q->ino, q->fh, q->u64); break;
+	case FSP_RELEASE: res = ops->release(ctx, q->ino, q->fh); break;
+	case FSP_FSYNC: res = ops->fsync(ctx, &caller, q->ino, q->fh, (int)q->flags); break;
+	case FSP_OPENDIR: res = ops->opendir(ctx, &caller, q->ino, &r.fh); break;
+	case FSP_READDIR: {
+		struct dirbuf d = { .b = buf = malloc(q->len), .cap = q->len };
+		res = !buf ? -ENOMEM : ops->readdir(ctx, &caller, q->ino, q->fh, q->off, dir_fill, &d);
+		r.data = buf;
+		r.dlen = (uint32_t)d.used;
+		r.ndirents = d.n;
+		break;
+	}
+	case FSP_RELEASEDIR: res = ops->releasedir(ctx, q->ino, q->fh); break;
+	case FSP_FSYNCDIR: res = ops->fsyncdir(ctx, &caller, q->ino, q->fh, (int)q->flags); break;
+	case FSP_STATFS: res = ops->statfs(ctx, &caller, q->ino, &r.st); break;
+	case FSP_SETXATTR: res = ops->setxattr(ctx, &caller, q->ino, name, q->data, q->dlen, (int)q->flags); break;
+	case FSP_GETXATTR:
+	case FSP_LISTXATTR:
+		buf = q->len ? malloc(q->len) : NULL;
+		res = q->len && !buf ? -ENOMEM
+		    : q->op == FSP_GETXATTR ? ops->getxattr(ctx, &caller, q->ino, name, buf, q->len)
+					    : ops->listxattr(ctx, &caller, q->ino, (char *)buf, q->len);
+		if (res > FS_XATTR_MAX || (q->len && res > (int64_t)q->len))
+			res = -ERANGE;
+		if (res > 0 && q->len) {
+			r.data = buf;
+			r.dlen = (uint32_t)res;
+		}
+		break;
+	case FSP_REMOVEXATTR: res = ops->removexattr(ctx, &caller, q->ino, name); break;
+	case FSP_FALLOCATE: res = ops->fallocate(ctx, &caller, q->ino, q->fh, (int)q->mode, q->off, q->len); break;
+	case FSP_GETLK:
+		fsconv_lock_in(&lk, &q->lock);
+		lk.node_id = caller.node_id;
+		res = ops->getlk(ctx, &caller, q->ino, q->fh, &lk);
+		fsconv_lock_out(&r.lock, &lk);
+		break;
+	case FSP_SETLK:
+		fsconv_lock_in(&lk, &q->lock);
+		lk.node_id = caller.node_id;
+		res = ops->setlk(ctx, &caller, q->ino, q->fh, &lk, (int)q->flags, q->u64);
+		break;
+	case FSP_LSEEK: res = ops->lseek(ctx, &caller, q->ino, q->fh, (int64_t)q->off, (int)q->flags); break;
+	default: res = -ENOSYS;
+	}
+	if (res < -FSP_ERRNO_MAX)
+		res = -EIO;
+	r.result = res;
+	if (res >= 0)
+		fsconv_entry_out(&r.entry, &e);
+	if (res >= 0 && (q->op == FSP_LOOKUP || q->op == FSP_MKNOD || q->op == FSP_MKDIR || q->op == FSP_SYMLINK ||
+			 q->op == FSP_LINK || q->op == FSP_CREATE) && !e.ino)
+		r.result = -EIO; /* a backend bug must not reach the client as node 0 */
+	if (r.result >= 0) {
+		pthread_mutex_lock(&c->lock);
+		track(c, q, &r);
+		pthread_mutex_unlock(&c->lock);
+	}
+	uint8_t head[FSP_HDR + FSP_HEAD_MAX];
+	int hl = fsp_encode_reply(head, sizeof head, j->h.id, &r);
+	if (hl > 0)
+		send_frame(c, head, (size_t)hl, r.data, r.result >= 0 ? r.dlen : 0);
+	free(buf);
+}
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+	struct sconn *c = j->c;
+	execute(j);
+	pthread_mutex_lock(&c->lock);
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		c->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	c->inflight--;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	free(j);
+	return NULL;
+}
+
+/* One frame from the client: 0, or -errno with why[256] (drops it). */
+static int serve_frame(struct sconn *c, char *why)
+{
+	uint8_t hb[FSP_HDR];
+	struct fsp_hdr h;
+	int rc = read_full(c->fd, hb, FSP_HDR);
+	if (rc) {
+		snprintf(why, 256, "%s", rc == -EPIPE ? "disconnected" : strerror(-rc));
+		return rc;
+	}
+	if ((rc = fsp_decode_hdr(hb, &h, why, 256)))
+		return rc;
+	struct job *j = malloc(sizeof *j + h.len);
+	if (!j) {
+		snprintf(why, 256, "out of memory for a %u-byte frame", h.len);
+		return -ENOMEM;
+	}
+	j->c = c;
+	j->h = h;
+	if ((rc = read_full(c->fd, j->payload, h.len))) {
+		snprintf(why, 256, "truncated frame: %s", strerror(-rc));
+		free(j);
+		return rc;
+	}
+	if (h.flags & FSPF_REPLY) { /* a revocation's ack */
+		struct fsp_reply r;
+		rc = fsp_decode_reply(&h, j->payload, &r, why, 256);
+		free(j);
+		if (rc)
+			return rc;
+		if (r.op != FSP_INVAL_INODE && r.op != FSP_INVAL_ENTRY) {
+			snprintf(why, 256, "%s reply from a client", fsp_op_name(r.op));
+			return -EPROTO;
+		}
+		pthread_mutex_lock(&c->lock);
+		struct waiter *w = &c->waiters[h.id % NWAITERS];
+		int ok = w->busy && !w->done && w->id == h.id;
+		if (ok)
+			w->done = 1;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->lock);
+		/* a late ack (after the timeout) is harmless */
+		return 0;
+	}
+	if ((rc = fsp_decode_req(&h, j->payload, &j->q, why, 256)) || j->q.op > FSP_OP_LAST) {
+		if (!rc)
+			snprintf(why, 256, "%s: an owner's message from a client", fsp_op_name(j->q.op));
+		free(j);
+		return -EPROTO;
+	}
+	const struct fs_ops *ops = c->s->ops;
+	if (j->q.op == FSP_FORGET) {
+		pthread_mutex_lock(&c->lock);
+		uint64_t *cnt = imap_find(&c->lookups, j->q.ino);
+		uint64_t n = cnt ? (j->q.len < *cnt ? j->q.len : *cnt) : 0;
+		if (cnt && n == *cnt)
+			imap_del(&c->lookups, j->q.ino);
+		else if (cnt)
+			*cnt -= n;
+		pthread_mutex_unlock(&c->lock);
+		/* only what this client holds: a hostile forget cannot drop others' */
+		if (n)
+			ops->forget(c->s->ctx, j->q.ino, n);
+		free(j);
+		return 0;
+	}
+	if (j->q.op == FSP_INTERRUPT) {
+		struct fs_caller caller;
+		fsconv_caller_in(&caller, &j->q.caller);
+		caller.node_id = (uint32_t)c->host->node_id;
+		ops->interrupt(c->s->ctx, &caller, j->q.u64);
+		free(j);
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	j->prev = NULL;
+	j->next = c->jobs;
+	if (c->jobs)
+		c->jobs->prev = j;
+	c->jobs = j;
+	c->inflight++;
+	pthread_mutex_unlock(&c->lock);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &at, job_main, j);
+	pthread_attr_destroy(&at);
+	if (rc) {
+		/* no thread: run it here (the connection waits, but nothing is lost) */
+		job_main(j);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family == AF_INET && b->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6 && b->ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+			       16);
+	return 0;
+}
+
+/* Handshake as acceptor: the host the client proved to be, or NULL with
+ * why set (and the client told). */
+static const struct cfg_host *authenticate(struct sconn *c, char *why)
+{
+	struct server *s = c->s;
+	uint8_t b[WIRE_HDR + HELLO_CHANNEL + 1];
+	struct timeval tv = { .tv_sec = 5 }; /* hs_handshake sets its own after */
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	ssize_t n = recv(c->fd, b, sizeof b, MSG_PEEK | MSG_WAITALL);
+	if (n != (ssize_t)sizeof b || get_be32(b) != WIRE_MAGIC || get_be16(b + 4) != P_HELLO) {
+		snprintf(why, 256, "connection from %s is not a dipole node (no HELLO)", c->from);
+		return NULL;
+	}
+	int id = (int)get_be32(b + WIRE_HDR + HELLO_NODE_ID);
+	const struct cfg_host *h = NULL;
+	for (int i = 0; i < s->r->nhosts; i++)
+		if (s->r->hosts[i].node_id == id && &s->r->hosts[i] != s->me)
+			h = &s->r->hosts[i];
+	if (!h) {
+		snprintf(why, 256, "connection from %s names node-id %d, not another host of %s", c->from, id, s->r->name);
+		hs_refuse(c->fd, why);
+		return NULL;
+	}
+	struct hs_conf hc = { .res = s->r->name, .my_id = s->me->node_id, .peer_id = h->node_id, .peer_name = h->name,
+			      .fs_only = 1, .timeout_ms = 30000 };
+	const char *v = cfg_conn_get(s->r, s->me->name, h->name, SECT_NET, "shared-secret");
+	if (v && *v) {
+		const char *alg = cfg_conn_get(s->r, s->me->name, h->name, SECT_NET, "cram-hmac-alg");
+		hc.md = EVP_get_digestbyname(alg ? alg : "sha256");
+		if (!hc.md) {
+			snprintf(why, 256, "cram-hmac-alg '%s' is not a digest this system knows", alg);
+			hs_refuse(c->fd, why);
+			return NULL;
+		}
+		hc.secret = v;
+		hc.has_secret = 1;
+	} else {
+		/* no secret: the source address is all that identifies a node */
+		struct sockaddr_storage peer, want;
+		socklen_t pl = sizeof peer, wl;
+		if (!h->address || getpeername(c->fd, (struct sockaddr *)&peer, &pl) ||
+		    parse_sockaddr(h->address, &want, &wl) || !same_ip(&peer, &want)) {
+			snprintf(why, 256, "connection from %s claims to be %s, whose address is %s; without a "
+				 "shared-secret only that address is served", c->from, h->name,
+				 h->address ? h->address : "not configured");
+			hs_refuse(c->fd, "without a shared-secret the owner serves only the configured nodes' addresses");
+			return NULL;
+		}
+	}
+	int ch = -1;
+	struct pkt_hello peer, mine;
+	char reason[256];
+	if (hs_handshake(&hc, c->fd, &ch, c->from, &peer, &mine, reason)) {
+		snprintf(why, 256, "%s", reason);
+		return NULL;
+	}
+	return h;
+}
+
+/* The client is gone: interrupt its blocked requests, wait for them, give
+ * back what it held, tell the lock table. */
+static void conn_cleanup(struct sconn *c)
+{
+	struct server *s = c->s;
+	const struct fs_ops *ops = s->ops;
+	pthread_mutex_lock(&c->lock);
+	c->dead = 1;
+	pthread_cond_broadcast(&c->cv);
+	for (struct job *j = c->jobs; j; j = j->next) {
+		if (j->q.op == FSP_SETLK && j->q.flags) {
+			struct fs_caller caller;
+			fsconv_caller_in(&caller, &j->q.caller);
+			caller.node_id = (uint32_t)c->host->node_id;
+			ops->interrupt(s->ctx, &caller, j->q.u64);
+		}
+	}
+	while (c->inflight)
+		pthread_cond_wait(&c->cv, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	/* no job runs now: the tables are ours alone */
+	for (size_t i = 0; i < c->files.cap; i++)
+		if (c->files.k[i])
+			ops->release(s->ctx, c->files.v[i], c->files.k[i]);
+	for (size_t i = 0; i < c->dirs.cap; i++)
+		if (c->dirs.k[i])
+			ops->releasedir(s->ctx, c->dirs.v[i], c->dirs.k[i]);
+	for (size_t i = 0; i < c->lookups.cap; i++)
+		if (c->lookups.k[i])
+			ops->forget(s->ctx, c->lookups.k[i], c->lookups.v[i]);
+	if (s->node_gone)
+		s->node_gone(s->node_gone_arg, (uint32_t)c->host->node_id);
+}
+
+static void *conn_main(void *arg)
+{
+	struct sconn *c = arg;
+	struct server *s = c->s;
+	char why[256];
+	const struct cfg_host *h = authenticate(c, why);
+	if (!h) {
+		set_drop(s, "%s", why);
+	} else {
+		pthread_mutex_lock(&s->lock);
+		c->host = h;
+		pthread_mutex_unlock(&s->lock);
+		log_info("%s: fs: client %s connected from %s", s->r->name, h->name, c->from);
+		while (!serve_frame(c, why))
+			;
+		pthread_mutex_lock(&s->lock);
+		int closing = s->closing;
+		pthread_mutex_unlock(&s->lock);
+		if (!strcmp(why, "disconnected") || closing)
+			log_info("%s: fs: client %s disconnected", s->r->name, h->name);
+		else
+			set_drop(s, "client %s dropped: %s", h->name, why);
+		shutdown(c->fd, SHUT_RDWR);
+		conn_cleanup(c);
+	}
+	pthread_mutex_lock(&s->lock);
+	for (struct sconn **pp = &s->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_lock(&c->send_lock);
+	close(c->fd);
+	c->fd = -1;
+	pthread_mutex_unlock(&c->send_lock);
+	s->nconns--;
+	pthread_cond_broadcast(&s->cv);
+	conn_unref_locked(c);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+void server_accept(void *arg, int fd, const char *from)
+{
+	struct server *s = arg;
+	struct sconn *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->s = s;
+	c->fd = fd;
+	c->refs = 1;
+	snprintf(c->from, sizeof c->from, "%s", from);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->send_lock, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	pthread_mutex_lock(&s->lock);
+	if (s->closing) {
+		pthread_mutex_unlock(&s->lock);
+		close(fd);
+		conn_unref_locked(c);
+		return;
+	}
+	c->next = s->conns;
+	s->conns = c;
+	s->nconns++;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&c->thr, &at, conn_main, c)) {
+		s->conns = c->next;
+		s->nconns--;
+		close(fd);
+		conn_unref_locked(c);
+	}
+	pthread_attr_destroy(&at);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ------------------------------------------------------------ server */
+
+int server_open(struct server **out, const struct cfg_resource *r, const struct cfg_host *me,
+		const struct fs_ops *ops, void *ctx, char *err)
+{
+	struct server *s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, 256, "out of memory");
+		return -ENOMEM;
+	}
+	s->r = r;
+	s->me = me;
+	s->ops = ops;
+	s->ctx = ctx;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	*out = s;
+	return 0;
+}
+
+void server_listen(struct server *s, struct listener *l)
+{
+	s->lsn = l;
+	listener_route_channel(l, CH_FS, server_accept, s);
+}
+
+void server_set_node_gone(struct server *s, void (*fn)(void *arg, uint32_t node_id), void *arg)
+{
+	s->node_gone = fn;
+	s->node_gone_arg = arg;
+}
+
+int server_clients(struct server *s, const char **names, int max)
+{
+	int n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (struct sconn *c = s->conns; c; c = c->next)
+		if (c->host && c->fd >= 0) {
+			if (n < max)
+				names[n] = c->host->name;
+			n++;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+void server_status_json(struct server *s, struct strbuf *sb)
+{
+	const char *names[64];
+	int n = server_clients(s, names, 64);
+	strbuf_printf(sb, "[");
+	for (int i = 0; i < n && i < 64; i++) {
+		if (i)
+			strbuf_printf(sb, ",");
+		strbuf_json_str(sb, names[i]);
+	}
+	strbuf_printf(sb, "]");
+}
+
+void server_last_drop(struct server *s, char *buf, size_t len)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(buf, len, "%s", s->last_drop);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void server_close(struct server *s)
+{
+	if (!s)
+		return;
+	if (s->lsn)
+		listener_route_channel(s->lsn, CH_FS, NULL, NULL); /* no new ones */
+	pthread_mutex_lock(&s->lock);
+	s->closing = 1;
+	for (struct sconn *c = s->conns; c; c = c->next)
+		conn_kill(c);
+	while (s->nconns)
+		pthread_cond_wait(&s->cv, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}

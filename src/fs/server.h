@@ -1,0 +1,70 @@
+/* server — the owner's side of dipolefs: serves CH_FS connections from
+ * client nodes (remote.c) against the local backend (a `const struct
+ * fs_ops *` and its ctx), and revokes what clients cache.
+ *
+ * Each connection is authenticated by the replication handshake (the
+ * resource's shared-secret, HMAC); without a secret only a connection
+ * from the configured address of the node it claims to be is served
+ * (anyone who can send from that address could still impersonate it: the
+ * CLI warns). One thread per connection reads frames; each request runs
+ * on a thread of its own, so a blocking setlk or a slow fsync never stalls
+ * the connection. A malformed frame drops the connection with a reason
+ * (server_last_drop, log).
+ *
+ * Per client the server tracks the node ids it looked up and the handles
+ * it holds: revocations go only to clients that may cache the node, and
+ * when a client goes away its lookups are forgotten, its handles released,
+ * its blocked lock requests interrupted and the node-gone hook called (the
+ * lock table drops that node's locks).
+ *
+ * Locking: server.lock guards the connection list and last_drop; each
+ * connection's own lock guards its tables, requests in flight and
+ * revocation waiters (order: server.lock, then a connection's lock);
+ * a connection's send_lock keeps one frame's bytes together.
+ */
+#ifndef DIPOLE_SERVER_H
+#define DIPOLE_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fsops.h"
+#include "util.h"
+
+struct server;
+struct listener;
+struct cfg_resource;
+struct cfg_host;
+
+#define SERVER_ACK_TIMEOUT_MS 5000 /* a client that does not ack a revocation by then is dropped */
+
+/* A server for resource r on node me, serving `ops` (ctx). 0, or -errno
+ * with err[256]. Serves nothing until connections come (server_listen or
+ * server_accept). */
+int server_open(struct server **out, const struct cfg_resource *r, const struct cfg_host *me,
+		const struct fs_ops *ops, void *ctx, char *err);
+/* Take CH_FS connections from the resource's listener (a channel route). */
+void server_listen(struct server *s, struct listener *l);
+/* A listener_fn: serve the connection fd (owned from now on); arg is the
+ * server. Its HELLO has not been read yet. */
+void server_accept(void *arg, int fd, const char *from);
+/* Called (on the connection's thread) once a client node is gone and its
+ * handles are released: the lock table drops the node's locks. */
+void server_set_node_gone(struct server *s, void (*fn)(void *arg, uint32_t node_id), void *arg);
+/* Revoke: tell every client but except_node (the change's origin; -1u:
+ * none) that may cache the node (or entry) to drop it, and return once
+ * each acknowledged or was dropped after SERVER_ACK_TIMEOUT_MS. len 0:
+ * attributes only (struct fs_notify). */
+void server_inval_inode(struct server *s, uint32_t except_node, uint64_t ino, int64_t off, int64_t len);
+void server_inval_entry(struct server *s, uint32_t except_node, uint64_t parent, const char *name);
+/* Connected clients: up to max node names (the config's strings) into
+ * names; returns how many are connected. */
+int server_clients(struct server *s, const char **names, int max);
+/* The clients as a JSON array of node names, for the "fs" status object. */
+void server_status_json(struct server *s, struct strbuf *sb);
+/* Why the last client was dropped ("" none), into buf[len]. */
+void server_last_drop(struct server *s, char *buf, size_t len);
+/* Stop listening, drop every client (releasing what they hold) and free. */
+void server_close(struct server *s);
+
+#endif
