@@ -86,7 +86,8 @@ static int refuse(char *why, size_t whylen, uint16_t op, int reply, const char *
 static int refuse(char *why, size_t whylen, uint16_t op, int reply, const char *fmt, ...)
 {
 	if (why && whylen) {
-		int n = snprintf(why, whylen, "%s%s: ", fsp_op_name(op), reply ? " reply" : "");
+		int n = desc(op) ? snprintf(why, whylen, "%s%s: ", fsp_op_name(op), reply ? " reply" : "")
+				 : snprintf(why, whylen, "op %u%s: ", op, reply ? " reply" : "");
 		if (n >= 0 && (size_t)n < whylen) {
 			va_list ap;
 			va_start(ap, fmt);
@@ -498,7 +499,7 @@ int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_r
 	memset(out, 0, sizeof *out);
 	out->op = h->op;
 	if (!d)
-		return refuse(why, whylen, h->op, 0, "unknown op %u", h->op);
+		return refuse(why, whylen, h->op, 0, "no such op");
 	if (h->flags & FSPF_REPLY)
 		return refuse(why, whylen, h->op, 1, "a reply where a request was expected");
 	for (const char *f = d->req; *f; f++) {
@@ -638,7 +639,7 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 	memset(out, 0, sizeof *out);
 	out->op = h->op;
 	if (!d)
-		return refuse(why, whylen, h->op, 1, "unknown op %u", h->op);
+		return refuse(why, whylen, h->op, 1, "no such op");
 	if (!(h->flags & FSPF_REPLY))
 		return refuse(why, whylen, h->op, 0, "a request where a reply was expected");
 	if (!d->rep)

@@ -71,7 +71,7 @@ int hs_dial_from(const char *address, const char *source, int wake_fd)
 	if (fd < 0)
 		return -errno;
 	if (source && src.ss_family == ss.ss_family) {
-		/* port 0: the kernel picks one; the address is what the owner checks */
+		/* the port is the kernel's choice; the address is what the owner checks */
 		if (src.ss_family == AF_INET6)
 			((struct sockaddr_in6 *)&src)->sin6_port = 0;
 		else
