@@ -77,6 +77,13 @@ build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/o
 	@echo "  CC san  $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -DFIXTURES=\"$(CURDIR)/tests/fixtures\" -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 
+# the dipolefs client and server over loopback, with a passthrough backend
+FSNET_OBJS := fs/remote fs/server net/fsproto net/hs net/codec net/listener conf/config base/util base/log
+build/fsnet-selftest: tests/fsnet/selftest.c tests/fsnet/passthrough.c tests/fsnet/passthrough.h \
+		$(patsubst %,build/san/obj/%.o,$(FSNET_OBJS))
+	@echo "  CC san  $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/fsnet -o $@ $(filter %.c %.o,$^) $(PKG_LIBS)
+
 # libFuzzer needs clang; the parser is built into the target from source.
 FUZZ_CC := clang
 # a fuzz target is built from sources in one step: any header change rebuilds it
@@ -118,7 +125,7 @@ unit: $(UNITS)
 # rather than found as a failure after minutes of building and testing
 check:
 	$(Q)FUZZ_CC=$(FUZZ_CC) bash tests/prereq
-	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/mount.dipole build/synclat build/posix-suite unit fuzz
+	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/mount.dipole build/synclat build/posix-suite build/fsnet-selftest unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 demo: build/dipole
