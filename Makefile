@@ -72,6 +72,7 @@ UNIT_codec  := net/codec
 UNIT_fsproto := net/fsproto
 UNIT_state  := repl/state repl/evlog
 UNIT_quorum_rule := repl/quorum_rule
+UNIT_locks  := fs/locks base/util base/log
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"

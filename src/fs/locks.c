@@ -1,0 +1,565 @@
+/* locks — the cluster's lock table (locks.h says the rules). One mutex
+ * (t->mu) protects everything below it; a waiter's cond is waited on with
+ * t->mu. */
+#include "locks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+#define LOCKS_BUCKETS 256
+/* bounds the deadlock search: the graph is walked without a visited set,
+ * so a pathological fan-out must not stall every locker under t->mu */
+#define LOCKS_DEADLK_STEPS 4096
+
+struct lk_range {              /* one POSIX lock */
+	struct lk_range *next;     /* in lk_inode.posix, sorted by start */
+	uint64_t start, end;       /* inclusive */
+	uint64_t owner, fh;        /* fh: the open file it was last set through */
+	uint32_t node, pid;
+	int type;                  /* F_RDLCK or F_WRLCK */
+};
+
+struct lk_flock {
+	struct lk_flock *next;
+	uint64_t fh;               /* the owner, with node */
+	uint32_t node, pid;
+	int type;
+};
+
+struct lk_inode {
+	struct lk_inode *next;     /* in the hash bucket */
+	uint64_t ino;
+	struct lk_range *posix;
+	struct lk_flock *flocks;
+	unsigned nwaiters;         /* waiters pointing here: keeps it allocated */
+};
+
+struct lk_waiter {             /* lives on the waiting thread's stack */
+	struct lk_waiter *next;    /* t->waiters */
+	struct lk_inode *in;
+	struct fs_lock req;
+	uint64_t fh, token;
+	int cancel;                /* 0, or the errno the wait ends with */
+	pthread_cond_t cv;
+};
+
+struct locks {
+	pthread_mutex_t mu;
+	pthread_condattr_t cattr;  /* CLOCK_MONOTONIC, for grace deadlines */
+	struct lk_inode *bucket[LOCKS_BUCKETS];
+	struct lk_waiter *waiters;
+	size_t count;              /* lk_range + lk_flock records */
+	int grace;
+	uint64_t grace_until;      /* now_ns() */
+};
+
+int locks_open(struct locks **out)
+{
+	struct locks *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	int rc = pthread_mutex_init(&t->mu, NULL);
+	if (rc) {
+		free(t);
+		return -rc;
+	}
+	pthread_condattr_init(&t->cattr);
+	pthread_condattr_setclock(&t->cattr, CLOCK_MONOTONIC);
+	*out = t;
+	return 0;
+}
+
+void locks_close(struct locks *t)
+{
+	if (!t)
+		return;
+	for (size_t b = 0; b < LOCKS_BUCKETS; b++) {
+		struct lk_inode *in = t->bucket[b];
+		while (in) {
+			struct lk_inode *n = in->next;
+			for (struct lk_range *r = in->posix, *rn; r; r = rn) {
+				rn = r->next;
+				free(r);
+			}
+			for (struct lk_flock *f = in->flocks, *fn; f; f = fn) {
+				fn = f->next;
+				free(f);
+			}
+			free(in);
+			in = n;
+		}
+	}
+	pthread_condattr_destroy(&t->cattr);
+	pthread_mutex_destroy(&t->mu);
+	free(t);
+}
+
+/* ---- inodes ---- */
+
+static size_t bucket_of(uint64_t ino) { return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 56) % LOCKS_BUCKETS; }
+
+static struct lk_inode *inode_find(struct locks *t, uint64_t ino)
+{
+	for (struct lk_inode *in = t->bucket[bucket_of(ino)]; in; in = in->next)
+		if (in->ino == ino)
+			return in;
+	return NULL;
+}
+
+static struct lk_inode *inode_get(struct locks *t, uint64_t ino)
+{
+	struct lk_inode *in = inode_find(t, ino);
+	if (in)
+		return in;
+	in = calloc(1, sizeof *in);
+	if (!in)
+		return NULL;
+	in->ino = ino;
+	in->next = t->bucket[bucket_of(ino)];
+	t->bucket[bucket_of(ino)] = in;
+	return in;
+}
+
+/* frees in once nothing refers to it, so the table's size follows the
+ * files locked now, not every file ever locked */
+static void inode_put(struct locks *t, struct lk_inode *in)
+{
+	if (in->posix || in->flocks || in->nwaiters)
+		return;
+	struct lk_inode **pp = &t->bucket[bucket_of(in->ino)];
+	while (*pp != in)
+		pp = &(*pp)->next;
+	*pp = in->next;
+	free(in);
+}
+
+/* Something on `in` was unlocked or downgraded (in == NULL: anywhere):
+ * every waiter there re-checks. */
+static void wake(struct locks *t, struct lk_inode *in)
+{
+	for (struct lk_waiter *w = t->waiters; w; w = w->next)
+		if (!in || w->in == in)
+			pthread_cond_signal(&w->cv);
+}
+
+static int grace_now(struct locks *t)
+{
+	if (t->grace && now_ns() >= t->grace_until)
+		t->grace = 0;
+	return t->grace;
+}
+
+/* ---- POSIX ranges ---- */
+
+static int overlaps(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2) { return s1 <= e2 && s2 <= e1; }
+
+/* adjacent without overlap; end = UINT64_MAX has nothing after it */
+static int adjacent(uint64_t s1, uint64_t e1, uint64_t s2, uint64_t e2)
+{
+	return (e1 != UINT64_MAX && e1 + 1 == s2) || (e2 != UINT64_MAX && e2 + 1 == s1);
+}
+
+static int posix_same_owner(const struct lk_range *r, uint32_t node, uint64_t owner)
+{
+	return r->node == node && r->owner == owner;
+}
+
+static int posix_conflicts(const struct lk_range *r, const struct fs_lock *lk)
+{
+	return !posix_same_owner(r, lk->node_id, lk->owner) && overlaps(r->start, r->end, lk->start, lk->end) &&
+	       (r->type == F_WRLCK || lk->type == F_WRLCK);
+}
+
+static const struct lk_range *posix_first_conflict(const struct lk_inode *in, const struct fs_lock *lk)
+{
+	for (const struct lk_range *r = in ? in->posix : NULL; r; r = r->next)
+		if (posix_conflicts(r, lk))
+			return r;
+	return NULL;
+}
+
+static void posix_insert(struct lk_inode *in, struct lk_range *n)
+{
+	struct lk_range **pp = &in->posix;
+	while (*pp && (*pp)->start <= n->start)
+		pp = &(*pp)->next;
+	n->next = *pp;
+	*pp = n;
+}
+
+/* Does a lock held against `lk` (on in) belong to (tnode, towner), directly
+ * or through owners that wait themselves? *steps bounds the walk. */
+static int posix_waits_for(struct locks *t, const struct lk_inode *in, const struct fs_lock *lk, uint32_t tnode,
+			   uint64_t towner, int depth, int *steps)
+{
+	if (depth > LOCKS_DEADLK_DEPTH)
+		return 0;
+	for (const struct lk_range *r = in->posix; r; r = r->next) {
+		if (--*steps < 0)
+			return 0;
+		if (!posix_conflicts(r, lk))
+			continue;
+		if (posix_same_owner(r, tnode, towner))
+			return 1;
+		for (const struct lk_waiter *w = t->waiters; w; w = w->next)
+			if (!w->req.flock && w->req.node_id == r->node && w->req.owner == r->owner &&
+			    posix_waits_for(t, w->in, &w->req, tnode, towner, depth + 1, steps))
+				return 1;
+	}
+	return 0;
+}
+
+/* Sets or clears lk for its owner on in, which the caller checked has no
+ * conflict: the owner's overlapping locks of another type (all, for an
+ * unlock) are cut back to what lies outside lk's range, and those of the
+ * same type overlapping or adjacent are absorbed. spare: two preallocated
+ * records (at most one existing lock is split, plus the new one); taken
+ * ones are set to NULL. */
+static void posix_apply(struct locks *t, struct lk_inode *in, const struct fs_lock *lk, uint64_t fh,
+			struct lk_range *spare[2])
+{
+	uint64_t s = lk->start, e = lk->end, ns = s, ne = e;
+	struct lk_range *cut = NULL; /* trimmed pieces, re-inserted at the end */
+	struct lk_range **pp = &in->posix, *r;
+	while ((r = *pp)) {
+		int ov = overlaps(r->start, r->end, s, e);
+		int merge = lk->type != F_UNLCK && r->type == lk->type && (ov || adjacent(r->start, r->end, s, e));
+		if (!posix_same_owner(r, lk->node_id, lk->owner) || !(ov || merge)) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		t->count--;
+		if (merge) {
+			ns = r->start < ns ? r->start : ns;
+			ne = r->end > ne ? r->end : ne;
+			free(r);
+			continue;
+		}
+		if (r->start < s && r->end > e) {
+			struct lk_range *right = spare[0] ? spare[0] : spare[1];
+			if (spare[0])
+				spare[0] = NULL;
+			else
+				spare[1] = NULL;
+			*right = *r;
+			right->start = e + 1;
+			right->next = cut;
+			cut = right;
+			r->end = s - 1;
+		} else if (r->start < s) {
+			r->end = s - 1;
+		} else if (r->end > e) {
+			r->start = e + 1;
+		} else {
+			free(r);
+			continue;
+		}
+		r->next = cut;
+		cut = r;
+	}
+	if (lk->type != F_UNLCK) {
+		struct lk_range *n = spare[1] ? spare[1] : spare[0];
+		if (spare[1])
+			spare[1] = NULL;
+		else
+			spare[0] = NULL;
+		*n = (struct lk_range){ .start = ns, .end = ne, .owner = lk->owner, .fh = fh,
+					.node = lk->node_id, .pid = lk->pid, .type = lk->type };
+		n->next = cut;
+		cut = n;
+	}
+	while (cut) {
+		r = cut;
+		cut = r->next;
+		posix_insert(in, r);
+		t->count++;
+	}
+}
+
+/* ---- flock ---- */
+
+static struct lk_flock **flock_find(struct lk_inode *in, uint32_t node, uint64_t fh)
+{
+	struct lk_flock **pp = &in->flocks;
+	while (*pp && !((*pp)->node == node && (*pp)->fh == fh))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static int flock_conflict(const struct lk_inode *in, uint32_t node, uint64_t fh, int type)
+{
+	for (const struct lk_flock *f = in->flocks; f; f = f->next)
+		if (!(f->node == node && f->fh == fh) && (f->type == F_WRLCK || type == F_WRLCK))
+			return 1;
+	return 0;
+}
+
+/* ---- requests ---- */
+
+static int lock_valid(const struct fs_lock *lk)
+{
+	if (lk->type != F_RDLCK && lk->type != F_WRLCK && lk->type != F_UNLCK)
+		return 0;
+	return lk->flock || lk->start <= lk->end;
+}
+
+/* One attempt at lk on in, under t->mu. 0: done; -EAGAIN: in conflict or
+ * held off by grace (the caller may wait); -ENOLCK: a reclaim refused;
+ * -ENOMEM. */
+static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const struct fs_lock *lk, unsigned flags)
+{
+	int grace = grace_now(t);
+	int reclaim = flags & LOCKS_RECLAIM;
+	if (lk->type != F_UNLCK) {
+		/* checked before any change, so a held-off flock conversion
+		 * keeps its old lock */
+		if (reclaim && !grace)
+			return -ENOLCK; /* a conflicting lock may have come and gone */
+		if (!reclaim && grace)
+			return -EAGAIN;
+	}
+	if (lk->flock) {
+		struct lk_flock **pp = flock_find(in, lk->node_id, fh), *f = *pp;
+		if (f && f->type == lk->type)
+			return 0;
+		if (f) { /* unlock, or conversion: the old lock goes first, as on Linux */
+			*pp = f->next;
+			free(f);
+			t->count--;
+			wake(t, in);
+		}
+		if (lk->type == F_UNLCK)
+			return 0;
+		if (flock_conflict(in, lk->node_id, fh, lk->type))
+			return reclaim ? -ENOLCK : -EAGAIN;
+		f = malloc(sizeof *f);
+		if (!f)
+			return -ENOMEM;
+		*f = (struct lk_flock){ .next = in->flocks, .fh = fh, .node = lk->node_id, .pid = lk->pid,
+					.type = lk->type };
+		in->flocks = f;
+		t->count++;
+		return 0;
+	}
+	if (lk->type != F_UNLCK && posix_first_conflict(in, lk))
+		return reclaim ? -ENOLCK : -EAGAIN;
+	struct lk_range *spare[2] = { malloc(sizeof(struct lk_range)), malloc(sizeof(struct lk_range)) };
+	if (!spare[0] || !spare[1]) {
+		free(spare[0]);
+		free(spare[1]);
+		return -ENOMEM;
+	}
+	posix_apply(t, in, lk, fh, spare);
+	free(spare[0]);
+	free(spare[1]);
+	/* an unlock, a downgrade or a shrunk range may unblock others */
+	wake(t, in);
+	return 0;
+}
+
+int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk)
+{
+	if (lk->flock || lk->type == F_UNLCK || !lock_valid(lk))
+		return -EINVAL;
+	pthread_mutex_lock(&t->mu);
+	const struct lk_range *r = posix_first_conflict(inode_find(t, ino), lk);
+	if (r) {
+		lk->type = r->type;
+		lk->start = r->start;
+		lk->end = r->end;
+		lk->owner = r->owner;
+		lk->node_id = r->node;
+		lk->pid = r->pid;
+	} else {
+		lk->type = F_UNLCK;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return 0;
+}
+
+int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock *lk, unsigned flags,
+		uint64_t token)
+{
+	if (!lock_valid(lk))
+		return -EINVAL;
+	pthread_mutex_lock(&t->mu);
+	struct lk_inode *in = inode_get(t, ino);
+	if (!in) {
+		pthread_mutex_unlock(&t->mu);
+		return -ENOMEM;
+	}
+	int rc = try_lock(t, in, fh, lk, flags);
+	if (rc != -EAGAIN || !(flags & LOCKS_WAIT) || (flags & LOCKS_RECLAIM)) {
+		inode_put(t, in);
+		pthread_mutex_unlock(&t->mu);
+		return rc;
+	}
+	struct lk_waiter w = { .in = in, .req = *lk, .fh = fh, .token = token };
+	pthread_cond_init(&w.cv, &t->cattr);
+	w.next = t->waiters;
+	t->waiters = &w;
+	in->nwaiters++;
+	for (;;) {
+		int grace = grace_now(t);
+		if (!grace && !lk->flock) {
+			int steps = LOCKS_DEADLK_STEPS;
+			if (posix_waits_for(t, in, lk, lk->node_id, lk->owner, 0, &steps)) {
+				rc = -EDEADLK;
+				break;
+			}
+		}
+		if (grace) {
+			struct timespec ts = { .tv_sec = (time_t)(t->grace_until / 1000000000u),
+					       .tv_nsec = (long)(t->grace_until % 1000000000u) };
+			pthread_cond_timedwait(&w.cv, &t->mu, &ts);
+		} else {
+			pthread_cond_wait(&w.cv, &t->mu);
+		}
+		if (w.cancel) {
+			rc = -w.cancel;
+			break;
+		}
+		rc = try_lock(t, in, fh, lk, flags);
+		if (rc != -EAGAIN)
+			break;
+	}
+	struct lk_waiter **pp = &t->waiters;
+	while (*pp != &w)
+		pp = &(*pp)->next;
+	*pp = w.next;
+	in->nwaiters--;
+	pthread_cond_destroy(&w.cv);
+	inode_put(t, in);
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+int locks_interrupt(struct locks *t, uint32_t node_id, uint64_t token)
+{
+	int rc = -ENOENT;
+	pthread_mutex_lock(&t->mu);
+	for (struct lk_waiter *w = t->waiters; w; w = w->next)
+		if (w->req.node_id == node_id && w->token == token) {
+			w->cancel = EINTR;
+			pthread_cond_signal(&w->cv);
+			rc = 0;
+		}
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}
+
+/* Drops the records of in that `match` selects; returns how many. */
+static size_t drop(struct locks *t, struct lk_inode *in, uint32_t node, int by_owner, uint64_t owner, int by_fh,
+		   uint64_t fh)
+{
+	size_t n = 0;
+	for (struct lk_range **pp = &in->posix, *r; (r = *pp);) {
+		if (r->node == node && (!by_owner || r->owner == owner) && (!by_fh || r->fh == fh)) {
+			*pp = r->next;
+			free(r);
+			n++;
+		} else {
+			pp = &r->next;
+		}
+	}
+	if (!by_owner)
+		for (struct lk_flock **pp = &in->flocks, *f; (f = *pp);) {
+			if (f->node == node && (!by_fh || f->fh == fh)) {
+				*pp = f->next;
+				free(f);
+				n++;
+			} else {
+				pp = &f->next;
+			}
+		}
+	t->count -= n;
+	if (n)
+		wake(t, in);
+	return n;
+}
+
+size_t locks_release_owner(struct locks *t, uint64_t ino, uint32_t node_id, uint64_t owner)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&t->mu);
+	struct lk_inode *in = inode_find(t, ino);
+	if (in) {
+		n = drop(t, in, node_id, 1, owner, 0, 0);
+		inode_put(t, in);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+size_t locks_release_file(struct locks *t, uint64_t ino, uint32_t node_id, uint64_t fh)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&t->mu);
+	struct lk_inode *in = inode_find(t, ino);
+	if (in) {
+		n = drop(t, in, node_id, 0, 0, 1, fh);
+		inode_put(t, in);
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+size_t locks_node_gone(struct locks *t, uint32_t node_id)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&t->mu);
+	for (struct lk_waiter *w = t->waiters; w; w = w->next)
+		if (w->req.node_id == node_id) {
+			w->cancel = ENOLCK;
+			pthread_cond_signal(&w->cv);
+		}
+	for (size_t b = 0; b < LOCKS_BUCKETS; b++)
+		for (struct lk_inode *in = t->bucket[b], *next; in; in = next) {
+			next = in->next;
+			n += drop(t, in, node_id, 0, 0, 0, 0);
+			inode_put(t, in);
+		}
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+size_t locks_count(struct locks *t)
+{
+	pthread_mutex_lock(&t->mu);
+	size_t n = t->count;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
+void locks_grace_begin(struct locks *t, uint64_t duration_ns)
+{
+	pthread_mutex_lock(&t->mu);
+	t->grace = 1;
+	t->grace_until = now_ns() + duration_ns;
+	/* waiters asleep without a deadline must learn the new one */
+	wake(t, NULL);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void locks_grace_end(struct locks *t)
+{
+	pthread_mutex_lock(&t->mu);
+	t->grace = 0;
+	wake(t, NULL);
+	pthread_mutex_unlock(&t->mu);
+}
+
+int locks_in_grace(struct locks *t)
+{
+	pthread_mutex_lock(&t->mu);
+	int g = grace_now(t);
+	pthread_mutex_unlock(&t->mu);
+	return g;
+}

@@ -1,0 +1,105 @@
+/* locks — the cluster's one lock table, kept by the owner: every fcntl
+ * (classic and OFD) and flock request from any node's dipolefs mount ends
+ * here (server.c for clients, local.c for the owner's own mount).
+ *
+ * Two independent kinds per node id (ino), as on Linux:
+ * - POSIX byte ranges (struct fs_lock with flock = 0), owned by
+ *   (node_id, lock owner): a classic lock's owner is the process, an OFD
+ *   lock's is its open file; the table cannot tell them apart and need not.
+ *   Invariant: one owner's ranges on a file never overlap, and two of the
+ *   same type are never adjacent (they are merged). A new lock replaces the
+ *   owner's locks on its range (upgrade/downgrade in place, split on
+ *   partial unlock), atomically: on a conflict nothing changes.
+ * - flock: one whole-file shared or exclusive lock per open file, owned by
+ *   (node_id, fh). Conversion is not atomic (as Linux): the old lock is
+ *   dropped first, so a failed or waiting conversion holds nothing.
+ * Two locks conflict when their owners differ, they overlap and one is a
+ * write lock (flock: exclusive). A POSIX lock never conflicts with a flock.
+ *
+ * Lifetimes: POSIX locks go at each close of any descriptor of the file by
+ * the owning process (flush → locks_release_owner), OFD locks and flocks at
+ * the last close of the open file (release → locks_release_file), and all
+ * of a node's locks when it leaves (locks_node_gone).
+ *
+ * Waiting: a blocked locks_setlk(LOCKS_WAIT) sleeps on its own condition
+ * variable and re-checks whenever something on its file was unlocked; no
+ * FIFO order is promised (as Linux). It ends granted, or -EINTR
+ * (locks_interrupt), -ENOLCK (its node was declared gone), or -EDEADLK: a
+ * POSIX request that would wait for an owner which, through a chain of
+ * waiting owners (up to LOCKS_DEADLK_DEPTH), waits for the requester. As
+ * Linux does for classic locks; unlike Linux, OFD locks are checked too (the
+ * table cannot tell them apart), so an OFD lock shared by threads may see a
+ * false EDEADLK. flocks are never checked (Linux neither).
+ *
+ * Grace (failover, docs/dipolefs.md "Locks"): after locks_grace_begin, and
+ * until the duration passes or locks_grace_end, only reclaims
+ * (LOCKS_RECLAIM) are granted; other requests fail -EAGAIN or, with
+ * LOCKS_WAIT, wait for the grace period to end. Unlocks always proceed.
+ *
+ * Locking: one mutex for the whole table, held only for the table's own
+ * short work (no I/O, no callbacks); waiters sleep without it. Every request
+ * on every file serializes on it: fine for the lock rates of databases and
+ * mail spools; contention with thousands of lockers would call for a mutex
+ * per file. Each function may be called from any thread.
+ */
+#ifndef DIPOLE_LOCKS_H
+#define DIPOLE_LOCKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fsops.h"
+
+#define LOCKS_WAIT    1u /* F_SETLKW / flock without LOCK_NB */
+#define LOCKS_RECLAIM 2u /* re-taking a lock held before a failover */
+
+#define LOCKS_DEADLK_DEPTH 8 /* waiting owners followed to find a cycle */
+
+struct locks;
+
+/* An empty table. 0 or -ENOMEM (or the pthread error). */
+int locks_open(struct locks **out);
+/* Frees the table and every lock; no request may be in flight. */
+void locks_close(struct locks *t);
+
+/* F_GETLK for lk (type, range, owner, node_id) on ino: the first
+ * conflicting lock (lowest start) into *lk — type, start, end, owner,
+ * node_id, pid — or lk->type = F_UNLCK. 0 or -EINVAL (bad type or range, a
+ * flock). */
+int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk);
+
+/* Sets or clears lk on ino through open file fh (the flock owner, and the
+ * open file an OFD lock dies with). F_UNLCK always succeeds. Without
+ * LOCKS_WAIT a conflict is -EAGAIN (== -EWOULDBLOCK, flock's LOCK_NB);
+ * with it, the call waits (see above) under `token`, unique among the
+ * node's requests in flight. LOCKS_RECLAIM: granted only during grace and
+ * without conflict, never waits, else -ENOLCK. Also -EINVAL, -ENOMEM. */
+int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock *lk, unsigned flags,
+		uint64_t token);
+
+/* Ends node's waiting request `token` with -EINTR. 0, or -ENOENT when no
+ * such request waits (done already, or not arrived yet: FUSE resends). */
+int locks_interrupt(struct locks *t, uint32_t node_id, uint64_t token);
+
+/* Drops every POSIX lock of (node_id, owner) on ino (flush: a close by the
+ * process). Returns how many records went. */
+size_t locks_release_owner(struct locks *t, uint64_t ino, uint32_t node_id, uint64_t owner);
+/* Drops the flock of (node_id, fh) and every POSIX lock last set through
+ * fh on ino (release: OFD locks; a classic lock set through fh is gone by
+ * then, since its process's close flushed first). Returns how many went. */
+size_t locks_release_file(struct locks *t, uint64_t ino, uint32_t node_id, uint64_t fh);
+/* node_id left: all its locks go, its waiters end -ENOLCK, every other
+ * waiter re-checks. Returns how many locks went. */
+size_t locks_node_gone(struct locks *t, uint32_t node_id);
+
+/* Lock records held (POSIX ranges + flocks), for status. */
+size_t locks_count(struct locks *t);
+
+/* Grace for duration_ns from now (restarts it if running). */
+void locks_grace_begin(struct locks *t, uint64_t duration_ns);
+/* Ends grace now (every survivor reclaimed); waiters re-check. */
+void locks_grace_end(struct locks *t);
+/* 1 while in grace, for status ("grace"). */
+int locks_in_grace(struct locks *t);
+
+#endif
