@@ -1,0 +1,644 @@
+/* fusefs — see fusefs.h. Each fuse_lowlevel_ops handler fills a
+ * struct fs_caller from the request and makes one fs_ops call. */
+#define FUSE_USE_VERSION 35
+#include "fusefs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+struct fusefs {
+	struct fuse_session *se;
+	const struct fs_ops *ops;
+	void *ctx;
+	uint32_t node_id;
+	pthread_t loop;
+	dev_t dev;                /* the mount's device: its fusectl connection */
+	atomic_uint_fast64_t next_token; /* tokens of lock requests */
+	struct fs_notify notify;
+	char mnt[FS_PATH_MAX];
+};
+
+/* The caller; supplementary groups only where the backend creates as the
+ * caller (reading them costs a /proc read). */
+static void caller(fuse_req_t req, struct fs_caller *c, int with_groups)
+{
+	struct fusefs *f = fuse_req_userdata(req);
+	const struct fuse_ctx *x = fuse_req_ctx(req);
+	memset(c, 0, sizeof *c);
+	c->uid = x->uid;
+	c->gid = x->gid;
+	c->pid = (uint32_t)x->pid;
+	c->node_id = f->node_id;
+	if (with_groups) {
+		gid_t g[FS_GROUPS_MAX];
+		int n = fuse_req_getgroups(req, FS_GROUPS_MAX, g);
+		if (n > FS_GROUPS_MAX)
+			n = FS_GROUPS_MAX; /* the first ones: as NFS's AUTH_SYS does */
+		for (int i = 0; i < n; i++)
+			c->groups[i] = g[i];
+		c->ngroups = n > 0 ? (uint32_t)n : 0;
+	}
+}
+
+#define SETUP(groups)                              \
+	struct fusefs *f = fuse_req_userdata(req); \
+	struct fs_caller c;                        \
+	caller(req, &c, groups)
+
+static void reply_entry(fuse_req_t req, int rc, const struct fs_entry *e)
+{
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param p = { .ino = e->ino, .generation = e->generation, .attr = e->attr,
+				      .attr_timeout = e->attr_timeout, .entry_timeout = e->entry_timeout };
+	fuse_reply_entry(req, &p);
+}
+
+static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	SETUP(0);
+	struct fs_entry e;
+	reply_entry(req, f->ops->lookup(f->ctx, &c, parent, name, &e), &e);
+}
+
+static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fusefs *f = fuse_req_userdata(req);
+	f->ops->forget(f->ctx, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void ff_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *fl)
+{
+	struct fusefs *f = fuse_req_userdata(req);
+	for (size_t i = 0; i < count; i++)
+		f->ops->forget(f->ctx, fl[i].ino, fl[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void ff_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	(void)fi;
+	struct stat st;
+	int rc = f->ops->getattr(f->ctx, &c, ino, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, 0.0);
+}
+
+static void ff_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	struct stat st;
+	/* FUSE_SET_ATTR_* and FS_SET_* share their values (fsops.h) */
+	int rc = f->ops->setattr(f->ctx, &c, ino, attr, to_set, fi ? fi->fh : 0, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, 0.0);
+}
+
+static void ff_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	SETUP(0);
+	char buf[FS_PATH_MAX + 1];
+	int rc = f->ops->readlink(f->ctx, &c, ino, buf, sizeof buf);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+static void ff_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	SETUP(1);
+	struct fs_entry e;
+	reply_entry(req, f->ops->mknod(f->ctx, &c, parent, name, mode, rdev, &e), &e);
+}
+
+static void ff_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	SETUP(1);
+	struct fs_entry e;
+	reply_entry(req, f->ops->mkdir(f->ctx, &c, parent, name, mode, &e), &e);
+}
+
+static void ff_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->unlink(f->ctx, &c, parent, name));
+}
+
+static void ff_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->rmdir(f->ctx, &c, parent, name));
+}
+
+static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	SETUP(1);
+	struct fs_entry e;
+	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), &e);
+}
+
+static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags));
+}
+
+static void ff_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	SETUP(0);
+	struct fs_entry e;
+	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), &e);
+}
+
+static void ff_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	uint64_t fh;
+	int rc = f->ops->open(f->ctx, &c, ino, fi->flags, &fh);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = fh;
+	fi->keep_cache = 0; /* coherence first: another node may have written */
+	fi->direct_io = 0;  /* shared mmap needs the page cache */
+	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
+		f->ops->release(f->ctx, ino, fh);
+}
+
+static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	SETUP(1);
+	struct fs_entry e;
+	uint64_t fh;
+	int rc = f->ops->create(f->ctx, &c, parent, name, mode, fi->flags, &e, &fh);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = fh;
+	fi->keep_cache = 0;
+	fi->direct_io = 0;
+	struct fuse_entry_param p = { .ino = e.ino, .generation = e.generation, .attr = e.attr,
+				      .attr_timeout = e.attr_timeout, .entry_timeout = e.entry_timeout };
+	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
+		f->ops->release(f->ctx, e.ino, fh);
+		f->ops->forget(f->ctx, e.ino, 1);
+	}
+}
+
+static void ff_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	if (size > FS_IO_MAX)
+		size = FS_IO_MAX;
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t r = f->ops->read(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
+}
+
+static void ff_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	SETUP(0);
+	ssize_t r = f->ops->write(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
+static void ff_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->flush(f->ctx, &c, ino, fi->fh, fi->lock_owner));
+}
+
+static void ff_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	if (fi->flock_release) {
+		/* the last close of an open file drops its flock (flock(2)) */
+		struct fs_lock lk = { .start = 0, .end = UINT64_MAX, .type = F_UNLCK, .owner = fi->lock_owner,
+				      .node_id = f->node_id, .pid = c.pid, .flock = 1 };
+		(void)f->ops->setlk(f->ctx, &c, ino, fi->fh, &lk, 0, 0);
+	}
+	fuse_reply_err(req, -f->ops->release(f->ctx, ino, fi->fh));
+}
+
+static void ff_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->fsync(f->ctx, &c, ino, fi->fh, datasync));
+}
+
+static void ff_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	uint64_t fh;
+	int rc = f->ops->opendir(f->ctx, &c, ino, &fh);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = fh;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		f->ops->releasedir(f->ctx, ino, fh);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+static int dir_fill(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
+{
+	struct dirbuf *d = arg;
+	struct stat st = { .st_ino = ino, .st_mode = type };
+	size_t need = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name, &st, (off_t)next);
+	if (need > d->size - d->used)
+		return 1;
+	d->used += need;
+	return 0;
+}
+
+static void ff_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	struct dirbuf d = { .req = req, .buf = malloc(size ? size : 1), .size = size };
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill, &d);
+	/* entries already taken are returned; the error shows on the next call */
+	if (rc && !d.used)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void ff_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fusefs *f = fuse_req_userdata(req);
+	fuse_reply_err(req, -f->ops->releasedir(f->ctx, ino, fi->fh));
+}
+
+static void ff_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->fsyncdir(f->ctx, &c, ino, fi->fh, datasync));
+}
+
+static void ff_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	SETUP(0);
+	struct statvfs sv;
+	int rc = f->ops->statfs(f->ctx, &c, ino, &sv);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void ff_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+			int flags)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->setxattr(f->ctx, &c, ino, name, value, size, flags));
+}
+
+/* getxattr/listxattr share the size-probe protocol: size 0 asks for the
+ * size needed (fuse_reply_xattr), else the value (fuse_reply_buf). */
+static void reply_xattr(fuse_req_t req, ssize_t r, const char *buf, size_t size)
+{
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else if (!size)
+		fuse_reply_xattr(req, (size_t)r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+}
+
+static void ff_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	SETUP(0);
+	if (size > FS_XATTR_MAX)
+		size = FS_XATTR_MAX;
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_xattr(req, f->ops->getxattr(f->ctx, &c, ino, name, buf, size), buf, size);
+	free(buf);
+}
+
+static void ff_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	SETUP(0);
+	if (size > FS_XATTR_MAX)
+		size = FS_XATTR_MAX;
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_xattr(req, f->ops->listxattr(f->ctx, &c, ino, buf, size), buf, size);
+	free(buf);
+}
+
+static void ff_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->removexattr(f->ctx, &c, ino, name));
+}
+
+static void ff_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	fuse_reply_err(req, -f->ops->fallocate(f->ctx, &c, ino, fi->fh, mode, (uint64_t)off, (uint64_t)len));
+}
+
+static void ff_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	int64_t r = f->ops->lseek(f->ctx, &c, ino, fi->fh, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+/* ---- locks ------------------------------------------------------------ */
+
+static void to_fs_lock(const struct fusefs *f, const struct fs_caller *c, const struct flock *fl, uint64_t owner,
+		       struct fs_lock *lk)
+{
+	memset(lk, 0, sizeof *lk);
+	lk->start = (uint64_t)fl->l_start;
+	lk->end = fl->l_len ? (uint64_t)(fl->l_start + fl->l_len - 1) : UINT64_MAX;
+	lk->type = fl->l_type;
+	lk->owner = owner;
+	lk->node_id = f->node_id;
+	lk->pid = fl->l_pid ? (uint32_t)fl->l_pid : c->pid;
+}
+
+static void ff_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *fl)
+{
+	SETUP(0);
+	struct fs_lock lk;
+	to_fs_lock(f, &c, fl, fi->lock_owner, &lk);
+	int rc = f->ops->getlk(f->ctx, &c, ino, fi->fh, &lk);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fl->l_type = (short)lk.type;
+	if (lk.type != F_UNLCK) {
+		fl->l_start = (off_t)lk.start;
+		fl->l_len = lk.end == UINT64_MAX ? 0 : (off_t)(lk.end - lk.start + 1);
+		fl->l_pid = (pid_t)lk.pid;
+	}
+	fuse_reply_lock(req, fl);
+}
+
+struct waiting {
+	struct fusefs *f;
+	struct fs_caller c;
+	uint64_t token;
+};
+
+/* runs on another worker when the kernel sends INTERRUPT for the request */
+static void lock_interrupted(fuse_req_t req, void *arg)
+{
+	struct waiting *w = arg;
+	(void)req;
+	w->f->ops->interrupt(w->f->ctx, &w->c, w->token);
+}
+
+static void set_lock(fuse_req_t req, struct fusefs *f, const struct fs_caller *c, fuse_ino_t ino,
+		     struct fuse_file_info *fi, const struct fs_lock *lk, int wait)
+{
+	struct waiting w = { .f = f, .c = *c, .token = atomic_fetch_add(&f->next_token, 1) };
+	if (wait)
+		fuse_req_interrupt_func(req, lock_interrupted, &w);
+	int rc = f->ops->setlk(f->ctx, c, ino, fi->fh, lk, wait, w.token);
+	/* after this, the callback cannot run any more: w may go */
+	if (wait)
+		fuse_req_interrupt_func(req, NULL, NULL);
+	fuse_reply_err(req, -rc);
+}
+
+static void ff_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *fl, int sleep)
+{
+	SETUP(0);
+	struct fs_lock lk;
+	to_fs_lock(f, &c, fl, fi->lock_owner, &lk);
+	set_lock(req, f, &c, ino, fi, &lk, sleep);
+}
+
+static void ff_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	SETUP(0);
+	struct fs_lock lk = { .start = 0, .end = UINT64_MAX, .owner = fi->lock_owner, .node_id = f->node_id,
+			      .pid = c.pid, .flock = 1 };
+	lk.type = (op & LOCK_SH) ? F_RDLCK : (op & LOCK_EX) ? F_WRLCK : F_UNLCK;
+	set_lock(req, f, &c, ino, fi, &lk, !(op & LOCK_NB));
+}
+
+static void ff_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	conn->max_write = FS_IO_MAX;
+	conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_ATOMIC_O_TRUNC);
+	/* the kernel must clear setuid bits on write: the backend writes as
+	 * root, which keeps them */
+	conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_EXPORT_SUPPORT);
+}
+
+static const struct fuse_lowlevel_ops ll_ops = {
+	.init = ff_init,
+	.lookup = ff_lookup,
+	.forget = ff_forget,
+	.forget_multi = ff_forget_multi,
+	.getattr = ff_getattr,
+	.setattr = ff_setattr,
+	.readlink = ff_readlink,
+	.mknod = ff_mknod,
+	.mkdir = ff_mkdir,
+	.unlink = ff_unlink,
+	.rmdir = ff_rmdir,
+	.symlink = ff_symlink,
+	.rename = ff_rename,
+	.link = ff_link,
+	.open = ff_open,
+	.create = ff_create,
+	.read = ff_read,
+	.write = ff_write,
+	.flush = ff_flush,
+	.release = ff_release,
+	.fsync = ff_fsync,
+	.opendir = ff_opendir,
+	.readdir = ff_readdir,
+	.releasedir = ff_releasedir,
+	.fsyncdir = ff_fsyncdir,
+	.statfs = ff_statfs,
+	.setxattr = ff_setxattr,
+	.getxattr = ff_getxattr,
+	.listxattr = ff_listxattr,
+	.removexattr = ff_removexattr,
+	.fallocate = ff_fallocate,
+	.lseek = ff_lseek,
+	.getlk = ff_getlk,
+	.setlk = ff_setlk,
+	.flock = ff_flock,
+};
+
+/* ---- notify ----------------------------------------------------------- */
+
+static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
+{
+	struct fusefs *f = arg;
+	/* fsops: len 0 = attributes only; libfuse: off < 0 = attributes only,
+	 * len 0 = to the end */
+	if (!len)
+		off = -1;
+	else if (len == INT64_MAX)
+		len = 0;
+	(void)fuse_lowlevel_notify_inval_inode(f->se, ino, off, len); /* -ENOENT: not cached */
+}
+
+static void nt_entry(void *arg, uint64_t parent, const char *name)
+{
+	struct fusefs *f = arg;
+	(void)fuse_lowlevel_notify_inval_entry(f->se, parent, name, strlen(name));
+}
+
+const struct fs_notify *fusefs_notify(struct fusefs *f)
+{
+	return &f->notify;
+}
+
+/* ---- life ------------------------------------------------------------- */
+
+static void *loop_main(void *arg)
+{
+	struct fusefs *f = arg;
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
+	fuse_session_loop_mt(f->se, &lc);
+	return NULL;
+}
+
+int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname, const struct fs_ops *ops,
+		 void *ctx, uint32_t node_id, char *err)
+{
+	char opts[512];
+	struct stat st;
+	if (strchr(fsname, ',') || strlen(mountpoint) >= FS_PATH_MAX) {
+		snprintf(err, 256, "bad file system name or mount point");
+		return -EINVAL;
+	}
+	if (stat(mountpoint, &st) || !S_ISDIR(st.st_mode)) {
+		snprintf(err, 256, "mount point %s is not a directory", mountpoint);
+		return -ENOTDIR;
+	}
+	struct fusefs *f = calloc(1, sizeof *f);
+	if (!f)
+		return -ENOMEM;
+	f->ops = ops;
+	f->ctx = ctx;
+	f->node_id = node_id;
+	f->next_token = 1;
+	f->notify = (struct fs_notify){ .inval_inode = nt_inode, .inval_entry = nt_entry, .arg = f };
+	snprintf(f->mnt, sizeof f->mnt, "%s", mountpoint);
+	snprintf(opts, sizeof opts, "default_permissions,allow_other,fsname=%s,subtype=dipole", fsname);
+	char *argv[] = { "dipole", "-o", opts, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	f->se = fuse_session_new(&args, &ll_ops, sizeof ll_ops, f);
+	fuse_opt_free_args(&args);
+	if (!f->se) {
+		snprintf(err, 256, "cannot initialise FUSE (is /dev/fuse present and the fuse module loaded?)");
+		free(f);
+		return -EIO;
+	}
+	if (fuse_session_mount(f->se, mountpoint)) {
+		snprintf(err, 256, "cannot mount FUSE at %s (busy, or not permitted)", mountpoint);
+		fuse_session_destroy(f->se);
+		free(f);
+		return -EIO;
+	}
+	if (pthread_create(&f->loop, NULL, loop_main, f)) {
+		snprintf(err, 256, "cannot start the FUSE threads");
+		fuse_session_unmount(f->se);
+		fuse_session_destroy(f->se);
+		free(f);
+		return -EAGAIN;
+	}
+	/* only now: a stat of the mount is a request the threads must serve */
+	if (stat(mountpoint, &st) == 0)
+		f->dev = st.st_dev;
+	*out = f;
+	return 0;
+}
+
+/* End the kernel's side of the connection, so that the worker threads
+ * return from read() even while the detached mount has files open. */
+static void abort_connection(struct fusefs *f)
+{
+	char p[96];
+	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", minor(f->dev));
+	if (access(p, F_OK))
+		(void)mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
+	FILE *a = fopen(p, "w");
+	if (a) {
+		fputs("1", a);
+		fclose(a);
+	}
+}
+
+void fusefs_stop(struct fusefs *f)
+{
+	if (!f)
+		return;
+	fuse_session_exit(f->se);
+	/* lazy: processes with files open get ENOTCONN once aborted */
+	(void)umount2(f->mnt, MNT_DETACH);
+	if (f->dev)
+		abort_connection(f);
+	pthread_join(f->loop, NULL);
+	fuse_session_unmount(f->se);
+	fuse_session_destroy(f->se);
+	free(f);
+}
