@@ -34,7 +34,7 @@ SOBJS   := $(SRCS:src/%.c=build/san/obj/%.o)
 UNITS   := $(patsubst tests/unit/%.c,build/san/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all check unit fuzz fuzz-run demo bench soak clean
-all: build/dipole build/mount.dipole build/posix-suite
+all: build/dipole build/mount.dipole build/posix-suite build/fsmount-dir
 
 build/dipole: $(OBJS)
 	@echo "  LD      $@"
@@ -128,6 +128,12 @@ check:
 	$(Q)FUZZ_CC=$(FUZZ_CC) bash tests/prereq
 	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/mount.dipole build/synclat build/posix-suite build/fsnet-selftest unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
+
+# serves a directory through the owner's dipolefs path (tests, POSIX suite)
+FSMOUNT_OBJS := $(addprefix build/obj/fs/,local.o llock.o fusefs.o)
+build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(FSMOUNT_OBJS) $(PKG_LIBS)
 
 demo: build/dipole
 	$(Q)bash scripts/demo$(if $(filter 3,$(NODES)),3)
