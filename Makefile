@@ -126,7 +126,7 @@ unit: $(UNITS)
 # rather than found as a failure after minutes of building and testing
 check:
 	$(Q)FUZZ_CC=$(FUZZ_CC) bash tests/prereq
-	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/mount.dipole build/synclat build/posix-suite build/fsnet-selftest unit fuzz
+	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/fsmount-dir build/san/mount.dipole build/synclat build/posix-suite build/fsnet-selftest unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 # serves a directory through the owner's dipolefs path (tests, POSIX suite)
@@ -134,6 +134,9 @@ FSMOUNT_OBJS := $(addprefix build/obj/fs/,local.o llock.o fusefs.o dipolefs.o) b
 build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(FSMOUNT_OBJS) $(PKG_LIBS)
+build/san/fsmount-dir: tests/tools/fsmount-dir.c $(subst build/obj/,build/san/obj/,$(FSMOUNT_OBJS))
+	@echo "  LD san  $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 
 demo: build/dipole
 	$(Q)bash scripts/demo$(if $(filter 3,$(NODES)),3)

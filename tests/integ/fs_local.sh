@@ -5,7 +5,9 @@
 # works on it; then the whole owner path (dipolefs_mount) on an ext4 loop
 # device mounted detached.
 . "$(dirname "$0")/lib.sh"
-FSM=${FSMOUNT:-$ROOT/build/fsmount-dir}
+# the driver next to the dipole under test (the ASan build in make check)
+FSM=${FSMOUNT:-$(dirname "$DIPOLE")/fsmount-dir}
+[ -x "$FSM" ] || FSM=$ROOT/build/fsmount-dir
 S=$T/src M=$T/mnt
 chmod 755 "$T" # uid 1000 must reach the mount
 mkdir -p "$S" "$M"
