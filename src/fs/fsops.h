@@ -87,6 +87,8 @@ struct fs_ops {
 	int (*getattr)(void *ctx, const struct fs_caller *c, uint64_t ino, struct stat *out);
 	int (*setattr)(void *ctx, const struct fs_caller *c, uint64_t ino, const struct stat *attr, int mask,
 		       uint64_t fh /* 0: none */, struct stat *out);
+	/* readlink: 0 and a NUL-terminated target in buf[len], -ENAMETOOLONG
+	 * when it does not fit (len FS_PATH_MAX + 1 always does) */
 	int (*readlink)(void *ctx, const struct fs_caller *c, uint64_t ino, char *buf, size_t len);
 	int (*mknod)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
 		     struct fs_entry *out);
@@ -137,6 +139,7 @@ struct fs_ops {
 	int (*getlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk);
 	int (*setlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
 		     int wait, uint64_t token);
+	/* interrupt: the caller's node_id and token name the blocked setlk */
 	void (*interrupt)(void *ctx, const struct fs_caller *c, uint64_t token);
 	/* lseek SEEK_DATA/SEEK_HOLE: the offset, or -errno */
 	int64_t (*lseek)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int64_t off, int whence);
