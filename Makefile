@@ -130,7 +130,7 @@ check:
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 # serves a directory through the owner's dipolefs path (tests, POSIX suite)
-FSMOUNT_OBJS := $(addprefix build/obj/fs/,local.o llock.o fusefs.o dipolefs.o) build/obj/base/util.o build/obj/base/log.o
+FSMOUNT_OBJS := $(addprefix build/obj/fs/,local.o locks.o fusefs.o dipolefs.o fsprobe.o) build/obj/base/util.o build/obj/base/log.o
 build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(FSMOUNT_OBJS) $(PKG_LIBS)

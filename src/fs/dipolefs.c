@@ -4,6 +4,7 @@
  * point. The client role needs remote.c (not yet here): -ENOTSUP. */
 #include "dipolefs.h"
 #include "config.h"
+#include "fsprobe.h"
 #include "fusefs.h"
 #include "local.h"
 #include "log.h"
@@ -11,15 +12,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 struct dipolefs {
 	pthread_mutex_t lock;    /* guards role and the backend pointers */
@@ -32,36 +29,6 @@ struct dipolefs {
 	char reason[256];        /* why the mount is not serving, "" when it is */
 	char mountpoint[FS_PATH_MAX];
 };
-
-/* The filesystem type on device, as `blkid -p` probes it (the superblock,
- * not a cache). 0, -ENODATA (no filesystem found) or -errno. */
-static int detect_fstype(const char *device, char *type, size_t len)
-{
-	int pfd[2];
-	if (pipe2(pfd, O_CLOEXEC))
-		return -errno;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-	char *argv[] = { "blkid", "-p", "-o", "value", "-s", "TYPE", (char *)device, NULL };
-	pid_t pid;
-	int rc = posix_spawnp(&pid, "blkid", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[1]);
-	if (rc) {
-		close(pfd[0]);
-		return -rc;
-	}
-	ssize_t n = 0, r;
-	while (n < (ssize_t)len - 1 && (r = read(pfd[0], type + n, len - 1 - (size_t)n)) > 0)
-		n += r;
-	close(pfd[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	type[n] = 0;
-	type[strcspn(type, "\n")] = 0;
-	return type[0] ? 0 : -ENODATA;
-}
 
 /* The kernel's own message about a failed fsconfig (read from the fs
  * context), appended to err. */
@@ -152,12 +119,14 @@ int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolef
 	int rc = 0;
 	if (c->fstype) {
 		snprintf(fs->fstype, sizeof fs->fstype, "%s", c->fstype);
-	} else if ((rc = detect_fstype(c->device, fs->fstype, sizeof fs->fstype))) {
-		snprintf(err, 256, "%s holds no filesystem (%s); run `dipole mkfs` on the Primary first", c->device,
-			 rc == -ENODATA ? "blkid found none" : strerror(-rc));
+	} else if ((rc = fsprobe_type(c->device, fs->fstype, sizeof fs->fstype, err))) {
+		goto fail;
+	} else if (!fs->fstype[0]) {
+		snprintf(err, 256, "%s holds no filesystem; run `dipole mkfs` on the Primary first", c->device);
+		rc = -ENODATA;
 		goto fail;
 	}
-	if (strcmp(fs->fstype, "ext4") && strcmp(fs->fstype, "xfs")) {
+	if (!fsprobe_supported(fs->fstype)) {
 		snprintf(err, 256, "%s holds a %s filesystem; dipolefs serves ext4 or xfs", c->device, fs->fstype);
 		rc = -EMEDIUMTYPE;
 		goto fail;

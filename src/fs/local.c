@@ -2,7 +2,7 @@
  * lookup counts, *at() calls), keyed by file handles like nfs-ganesha's
  * FSAL_VFS so a node id can outlive the fd that backs it. */
 #include "local.h"
-#include "llock.h"
+#include "locks.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +37,7 @@ struct lnode {
 struct lfile {
 	struct lfile *next; /* hash chain, under files_mu */
 	uint64_t id, ino;
+	uint32_t node_id;   /* of the opener: a flock's and OFD lock's owner is (node, fh) */
 	unsigned ref;       /* calls using fd, under files_mu */
 	int released;       /* release came: close at ref 0 */
 	int fd;
@@ -60,7 +61,7 @@ struct local {
 	size_t nfbuckets, nfiles;
 	uint64_t next_fh;
 
-	struct llock *locks;
+	struct locks *locks;     /* the cluster lock table (own mutex) */
 	struct notify_target notify[NOTIFY_MAX];
 	unsigned nnotify;
 
@@ -283,7 +284,7 @@ static void proc_path(char *p, size_t len, int fd)
 
 /* ---- handle table ----------------------------------------------------- */
 
-static int file_add(struct local *l, uint64_t ino, int fd, int is_dir, uint64_t *fh)
+static int file_add(struct local *l, const struct fs_caller *c, uint64_t ino, int fd, int is_dir, uint64_t *fh)
 {
 	struct lfile *f = calloc(1, sizeof *f);
 	if (!f) {
@@ -293,6 +294,7 @@ static int file_add(struct local *l, uint64_t ino, int fd, int is_dir, uint64_t 
 	f->fd = fd;
 	f->ino = ino;
 	f->is_dir = is_dir;
+	f->node_id = c->node_id;
 	pthread_mutex_init(&f->dir_mu, NULL);
 	pthread_mutex_lock(&l->files_mu);
 	if (l->nfiles >= l->nfbuckets) {
@@ -420,9 +422,14 @@ int local_add_notify(struct local *l, uint32_t node_id, const struct fs_notify *
 	return 0;
 }
 
+struct locks *local_locks(struct local *l)
+{
+	return l->locks;
+}
+
 unsigned local_lock_count(struct local *l)
 {
-	return llock_count(l->locks);
+	return (unsigned)locks_count(l->locks);
 }
 
 /* ---- life ------------------------------------------------------------- */
@@ -439,7 +446,7 @@ int local_open(struct local **out, int root_fd)
 	l->files = calloc(l->nfbuckets, sizeof *l->files);
 	struct lnode *root = calloc(1, sizeof *root);
 	int rc = -ENOMEM;
-	if (!l->by_id || !l->by_key || !l->files || !root || llock_open(&l->locks))
+	if (!l->by_id || !l->by_key || !l->files || !root || locks_open(&l->locks))
 		goto fail;
 	l->ngroups = getgroups((int)(sizeof l->groups / sizeof l->groups[0]), l->groups);
 	if (l->ngroups < 0)
@@ -466,7 +473,7 @@ int local_open(struct local **out, int root_fd)
 	return 0;
 fail:
 	free(root);
-	llock_close(l->locks);
+	locks_close(l->locks);
 	free(l->by_id);
 	free(l->by_key);
 	free(l->files);
@@ -489,7 +496,7 @@ void local_close(struct local *l)
 			nx = f->next;
 			file_free(f);
 		}
-	llock_close(l->locks);
+	locks_close(l->locks);
 	pthread_mutex_destroy(&l->nodes_mu);
 	pthread_mutex_destroy(&l->files_mu);
 	free(l->by_id);
@@ -743,7 +750,7 @@ static int lo_open(void *ctx, const struct fs_caller *c, uint64_t ino, int flags
 		return fd;
 	if (flags & O_TRUNC)
 		notify_inode(l, c, ino, 0, INT64_MAX);
-	return file_add(l, ino, fd, 0, fh);
+	return file_add(l, c, ino, fd, 0, fh);
 }
 
 static int lo_create(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode,
@@ -770,7 +777,7 @@ static int lo_create(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 		close(fd);
 		return rc;
 	}
-	rc = file_add(l, out->ino, fd, 0, fh);
+	rc = file_add(l, c, out->ino, fd, 0, fh);
 	if (rc) {
 		lo_forget(l, out->ino, 1);
 		return rc;
@@ -822,7 +829,7 @@ static int lo_flush(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t
 {
 	struct local *l = ctx;
 	FILE(f, ino, fh);
-	llock_drop(l->locks, ino, c->node_id, lock_owner, 0);
+	(void)locks_release_owner(l->locks, ino, c->node_id, lock_owner);
 	/* a close of a dup reports what close(2) would (NFS-style errors) */
 	int d = dup(f->fd);
 	int rc = d < 0 ? -errno : close(d) ? -errno : 0;
@@ -834,6 +841,8 @@ static int lo_release(void *ctx, uint64_t ino, uint64_t fh)
 {
 	struct local *l = ctx;
 	FILE(f, ino, fh);
+	if (!f->is_dir) /* its flock and OFD locks die with it */
+		(void)locks_release_file(l->locks, ino, f->node_id, fh);
 	file_put(l, f, 1);
 	return 0;
 }
@@ -857,7 +866,7 @@ static int lo_opendir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64
 	node_put(l, n);
 	if (fd < 0)
 		return fd;
-	return file_add(l, ino, fd, 1, fh);
+	return file_add(l, c, ino, fd, 1, fh);
 }
 
 struct linux_dirent64 {
@@ -998,7 +1007,7 @@ static int lo_getlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t
 	struct local *l = ctx;
 	(void)c;
 	(void)fh;
-	return llock_get(l->locks, ino, lk);
+	return locks_getlk(l->locks, ino, lk);
 }
 
 static int lo_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
@@ -1006,14 +1015,13 @@ static int lo_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t
 {
 	struct local *l = ctx;
 	(void)c;
-	(void)fh;
-	return llock_set(l->locks, ino, lk, wait, token);
+	return locks_setlk(l->locks, ino, fh, lk, wait ? LOCKS_WAIT : 0, token);
 }
 
 static void lo_interrupt(void *ctx, const struct fs_caller *c, uint64_t token)
 {
 	struct local *l = ctx;
-	llock_interrupt(l->locks, c->node_id, token);
+	(void)locks_interrupt(l->locks, c->node_id, token);
 }
 
 static int64_t lo_lseek(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int64_t off, int whence)

@@ -24,7 +24,7 @@
  * counts, in-flight references); `files_mu` guards the handle table;
  * neither is held across a system call on the filesystem, and they are
  * never held together. Each directory handle has its own mutex for its
- * seek offset. The lock table (llock.h) has its own. Notify targets are
+ * seek offset. The lock table (locks.h) has its own. Notify targets are
  * set before serving (not guarded).
  */
 #ifndef DIPOLE_LOCAL_H
@@ -47,6 +47,9 @@ void local_close(struct local *l);
  * called before the change's call returns. 0 or -ENOSPC. */
 int local_add_notify(struct local *l, uint32_t node_id, const struct fs_notify *n);
 
+struct locks;
+/* The lock table behind getlk/setlk (the server drops a gone node's). */
+struct locks *local_locks(struct local *l);
 /* Locks held in the lock table (status). */
 unsigned local_lock_count(struct local *l);
 
