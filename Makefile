@@ -68,8 +68,8 @@ UNIT_bitmap := store/bitmap store/meta store/disk base/util base/log
 UNIT_al     := store/al store/meta store/disk base/util base/log
 UNIT_decide := repl/decide
 UNIT_ctl    := daemon/ctl base/util base/log
-UNIT_codec  := net/codec
-UNIT_fsproto := net/fsproto
+UNIT_codec  := net/codec base/util
+UNIT_fsproto := net/fsproto base/util
 UNIT_state  := repl/state repl/evlog
 UNIT_quorum_rule := repl/quorum_rule
 UNIT_locks  := fs/locks base/util base/log
@@ -107,16 +107,16 @@ build/fuzz/fuzz_peer: fuzz/fuzz_peer.c $(ENGINE_SRCS) $(FUZZ_HDRS)
 	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto -lpthread
 
 # the wire codec alone: decoders only, no engine
-build/fuzz/fuzz_codec: fuzz/fuzz_codec.c src/net/codec.c $(FUZZ_HDRS)
+build/fuzz/fuzz_codec: fuzz/fuzz_codec.c src/net/codec.c src/base/util.c $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^)
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal
 
 # the dipolefs protocol codec alone
-build/fuzz/fuzz_fsproto: fuzz/fuzz_fsproto.c src/net/fsproto.c $(FUZZ_HDRS)
+build/fuzz/fuzz_fsproto: fuzz/fuzz_fsproto.c src/net/fsproto.c src/base/util.c $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^)
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal
 
 fuzz: build/fuzz/fuzz_config build/fuzz/fuzz_nbd build/fuzz/fuzz_peer build/fuzz/fuzz_codec build/fuzz/fuzz_fsproto
 

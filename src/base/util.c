@@ -240,26 +240,53 @@ uint64_t now_realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-int writev_full(int fd, struct iovec *iov, int n)
+/* Drop the w bytes written from the front of iov[0..*n). */
+static void iov_advance(struct iovec **iov, int *n, size_t w)
+{
+	while (*n > 0 && w >= (*iov)->iov_len) {
+		w -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n > 0) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + w;
+		(*iov)->iov_len -= w;
+	}
+}
+
+/* writev (sock 0) or sendmsg with MSG_NOSIGNAL (sock 1) until all is out. */
+static int vec_full(int fd, struct iovec *iov, int n, int sock)
 {
 	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+		ssize_t w = sock ? sendmsg(fd, &mh, MSG_NOSIGNAL) : writev(fd, iov, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
+}
+
+void vmsg_prefixed(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
+{
+	if (!buf || !len)
+		return;
+	int n = snprintf(buf, len, "%s: ", prefix);
+	if (n >= 0 && (size_t)n < len)
+		vsnprintf(buf + n, len - (size_t)n, fmt, ap);
+}
+
+int writev_full(int fd, struct iovec *iov, int n)
+{
+	return vec_full(fd, iov, n, 0);
+}
+
+int sendv_full(int fd, struct iovec *iov, int n)
+{
+	return vec_full(fd, iov, n, 1);
 }
 
 int parse_sockaddr(const char *s, struct sockaddr_storage *ss, unsigned *sl)

@@ -4,6 +4,7 @@
 #ifndef DIPOLE_UTIL_H
 #define DIPOLE_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +31,13 @@ struct iovec;
 struct sockaddr_storage;
 /* writev until every byte of iov[0..n) is written (iov is consumed). */
 int writev_full(int fd, struct iovec *iov, int n);
+/* The same on a socket, without SIGPIPE: a peer that went away is an error
+ * return (-EPIPE), never a signal that kills the process. iov is consumed. */
+int sendv_full(int fd, struct iovec *iov, int n);
+/* "PREFIX: " then the formatted text into buf[len] (nothing if buf is
+ * NULL or len 0): the shape of every protocol refusal's reason. */
+void vmsg_prefixed(char *buf, size_t len, const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 /* "1.2.3.4:80" or "[fd00::1]:80" into a socket address. 0 or -EINVAL. */
 int parse_sockaddr(const char *s, struct sockaddr_storage *ss, unsigned *sl);
 

@@ -7,6 +7,7 @@
 
 #include "fsops.h"
 #include "fsproto.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,36 +88,11 @@ static inline void fsconv_lock_in(struct fs_lock *o, const struct fsp_lock *l)
 	o->pid = l->pid;
 }
 
-/* Send every byte of iov[0..n) (consumed) on a socket without SIGPIPE: a
- * client or owner that went away is an error return, never a signal that
- * kills the process. 0 or -errno. */
-static inline int fsconv_sendv(int fd, struct iovec *iov, int n)
-{
-	while (n > 0) {
-		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
+/* Send buf on a socket without SIGPIPE (sendv_full, util.h). 0 or -errno. */
 static inline int fsconv_send(int fd, const void *buf, size_t len)
 {
 	struct iovec iov = { (void *)buf, len };
-	return fsconv_sendv(fd, &iov, 1);
+	return sendv_full(fd, &iov, 1);
 }
 
 #endif

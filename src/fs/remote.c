@@ -298,7 +298,7 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 		pthread_mutex_unlock(&rm->lock);
 		struct iovec iov[2] = { { head, (size_t)hl }, { (void *)q->data, q->dlen } };
 		size_t trailing = get_be32(head + 8) - ((size_t)hl - FSP_HDR);
-		rc = same ? fsconv_sendv(fd, iov, trailing ? 2 : 1) : -ENOTCONN;
+		rc = same ? sendv_full(fd, iov, trailing ? 2 : 1) : -ENOTCONN;
 		pthread_mutex_unlock(&rm->send_lock);
 		if (rc && same)
 			shutdown(fd, SHUT_RDWR); /* the reader sees it and fails what is in flight */

@@ -185,7 +185,7 @@ static int send_frame(struct sconn *c, const uint8_t *head, size_t hlen, const v
 {
 	struct iovec iov[2] = { { (void *)head, hlen }, { (void *)data, dlen } };
 	pthread_mutex_lock(&c->send_lock);
-	int rc = c->fd < 0 ? -ENOTCONN : fsconv_sendv(c->fd, iov, dlen ? 2 : 1);
+	int rc = c->fd < 0 ? -ENOTCONN : sendv_full(c->fd, iov, dlen ? 2 : 1);
 	if (rc && c->fd >= 0)
 		shutdown(c->fd, SHUT_RDWR); /* its reader notices and cleans up */
 	pthread_mutex_unlock(&c->send_lock);

@@ -12,15 +12,10 @@ static int refuse(char *why, size_t whylen, uint16_t type, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int refuse(char *why, size_t whylen, uint16_t type, const char *fmt, ...)
 {
-	if (why && whylen) {
-		int n = snprintf(why, whylen, "%s: ", codec_type_name(type));
-		if (n >= 0 && (size_t)n < whylen) {
-			va_list ap;
-			va_start(ap, fmt);
-			vsnprintf(why + n, whylen - (size_t)n, fmt, ap);
-			va_end(ap);
-		}
-	}
+	va_list ap;
+	va_start(ap, fmt);
+	vmsg_prefixed(why, whylen, codec_type_name(type), fmt, ap);
+	va_end(ap);
 	return -EPROTO;
 }
 

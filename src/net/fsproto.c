@@ -85,16 +85,15 @@ static int refuse(char *why, size_t whylen, uint16_t op, int reply, const char *
 	__attribute__((format(printf, 5, 6)));
 static int refuse(char *why, size_t whylen, uint16_t op, int reply, const char *fmt, ...)
 {
-	if (why && whylen) {
-		int n = desc(op) ? snprintf(why, whylen, "%s%s: ", fsp_op_name(op), reply ? " reply" : "")
-				 : snprintf(why, whylen, "op %u%s: ", op, reply ? " reply" : "");
-		if (n >= 0 && (size_t)n < whylen) {
-			va_list ap;
-			va_start(ap, fmt);
-			vsnprintf(why + n, whylen - (size_t)n, fmt, ap);
-			va_end(ap);
-		}
-	}
+	char prefix[48];
+	va_list ap;
+	if (desc(op))
+		snprintf(prefix, sizeof prefix, "%s%s", fsp_op_name(op), reply ? " reply" : "");
+	else
+		snprintf(prefix, sizeof prefix, "op %u%s", op, reply ? " reply" : "");
+	va_start(ap, fmt);
+	vmsg_prefixed(why, whylen, prefix, fmt, ap);
+	va_end(ap);
 	return -EPROTO;
 }
 
