@@ -64,6 +64,7 @@ struct local {
 	struct locks *locks;     /* the cluster lock table (own mutex) */
 	struct notify_target notify[NOTIFY_MAX];
 	unsigned nnotify;
+	struct local_fanout fanout; /* other nodes' caches (the server) */
 
 	/* the supplementary groups of the process, restored after a creating
 	 * call ran with the caller's */
@@ -403,6 +404,8 @@ static void notify_inode(struct local *l, const struct fs_caller *c, uint64_t in
 	for (unsigned i = 0; i < l->nnotify; i++)
 		if (l->notify[i].node_id != c->node_id && l->notify[i].n.inval_inode)
 			l->notify[i].n.inval_inode(l->notify[i].n.arg, ino, off, len);
+	if (l->fanout.inval_inode)
+		l->fanout.inval_inode(l->fanout.arg, c->node_id, ino, off, len);
 }
 
 static void notify_entry(struct local *l, const struct fs_caller *c, uint64_t parent, const char *name)
@@ -410,6 +413,8 @@ static void notify_entry(struct local *l, const struct fs_caller *c, uint64_t pa
 	for (unsigned i = 0; i < l->nnotify; i++)
 		if (l->notify[i].node_id != c->node_id && l->notify[i].n.inval_entry)
 			l->notify[i].n.inval_entry(l->notify[i].n.arg, parent, name);
+	if (l->fanout.inval_entry)
+		l->fanout.inval_entry(l->fanout.arg, c->node_id, parent, name);
 }
 
 int local_add_notify(struct local *l, uint32_t node_id, const struct fs_notify *n)
@@ -420,6 +425,11 @@ int local_add_notify(struct local *l, uint32_t node_id, const struct fs_notify *
 	l->notify[l->nnotify].n = *n;
 	l->nnotify++;
 	return 0;
+}
+
+void local_set_fanout(struct local *l, const struct local_fanout *f)
+{
+	l->fanout = *f;
 }
 
 struct locks *local_locks(struct local *l)

@@ -47,6 +47,19 @@ void local_close(struct local *l);
  * called before the change's call returns. 0 or -ENOSPC. */
 int local_add_notify(struct local *l, uint32_t node_id, const struct fs_notify *n);
 
+/* The revocation of other nodes' caches (the owner's server): called after
+ * every change, before its call returns, with the caller's node id, which
+ * the target skips (its kernel may hold the pages the change is about: a
+ * revocation it had to ack would wait for the change itself). */
+struct local_fanout {
+	void (*inval_inode)(void *arg, uint32_t origin, uint64_t ino, int64_t off, int64_t len);
+	void (*inval_entry)(void *arg, uint32_t origin, uint64_t parent, const char *name);
+	void *arg;
+};
+/* Set (or, zeroed, clear) the fan-out; before serving, like the notify
+ * targets. */
+void local_set_fanout(struct local *l, const struct local_fanout *f);
+
 struct locks;
 /* The lock table behind getlk/setlk (the server drops a gone node's). */
 struct locks *local_locks(struct local *l);
