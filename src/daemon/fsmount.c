@@ -197,6 +197,7 @@ int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req)
 		.r = d->r, .me = d->h, .lsn = d->lsn, .mountpoint = dir,
 		.device = role == FSR_OWNER ? d->loop_dev : NULL,
 		.fstype = type[0] ? type : NULL, .options = opts,
+		.owner = role == FSR_CLIENT ? d->fs_owner : NULL,
 	};
 	rc = dipolefs_mount(&d->fs, d->e, &c, role, err);
 	if (rc) {

@@ -1,13 +1,22 @@
 /* dipolefs — see dipolefs.h. The owner role: the kernel filesystem is
  * mounted detached (fsopen/fsconfig/fsmount: only this process holds it,
  * through one fd), served by local.c behind fusefs.c at the user's mount
- * point. The client role needs remote.c (not yet here): -ENOTSUP. */
+ * point and by server.c to the other nodes. The client role: remote.c
+ * behind fusefs.c, connected to the owner the daemon named.
+ *
+ * Revocations go through adapters here rather than straight from local.c to
+ * the FUSE mount and the server: unmount stops the two one after the other,
+ * and a change still in flight on the one must not call into the other
+ * once it is freed (notify_lk). */
 #include "dipolefs.h"
 #include "config.h"
 #include "fsprobe.h"
 #include "fusefs.h"
 #include "local.h"
+#include "locks.h"
 #include "log.h"
+#include "remote.h"
+#include "server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,8 +31,14 @@ struct dipolefs {
 	pthread_mutex_t lock;    /* guards role and the backend pointers */
 	enum dipolefs_role role;
 	int mnt_fd;              /* the detached kernel mount; -1 on a client */
-	struct local *local;
+	struct local *local;     /* owner */
+	struct server *srv;      /* owner: serves the client nodes */
+	struct remote *remote;   /* client */
 	struct fusefs *fuse;
+	pthread_rwlock_t notify_lk;        /* see the header comment */
+	const struct fs_notify *fuse_n;    /* this node's mount; NULL once stopping */
+	struct server *fan;                /* the server while revocations may use it */
+	struct fs_notify own_n;            /* local.c → fuse_n, through notify_lk */
 	char fstype[16];
 	char owner[64];          /* node name of the owner */
 	char reason[256];        /* why the mount is not serving, "" when it is */
@@ -96,69 +111,208 @@ static int mount_detached(const char *device, const char *fstype, const char *op
 	return mfd;
 }
 
+/* ---- revocation adapters (notify_lk read-held) ------------------------- */
+
+static void own_inval_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
+{
+	struct dipolefs *fs = arg;
+	pthread_rwlock_rdlock(&fs->notify_lk);
+	if (fs->fuse_n)
+		fs->fuse_n->inval_inode(fs->fuse_n->arg, ino, off, len);
+	pthread_rwlock_unlock(&fs->notify_lk);
+}
+
+static void own_inval_entry(void *arg, uint64_t parent, const char *name)
+{
+	struct dipolefs *fs = arg;
+	pthread_rwlock_rdlock(&fs->notify_lk);
+	if (fs->fuse_n)
+		fs->fuse_n->inval_entry(fs->fuse_n->arg, parent, name);
+	pthread_rwlock_unlock(&fs->notify_lk);
+}
+
+static void fan_inval_inode(void *arg, uint32_t origin, uint64_t ino, int64_t off, int64_t len)
+{
+	struct dipolefs *fs = arg;
+	pthread_rwlock_rdlock(&fs->notify_lk);
+	if (fs->fan)
+		server_inval_inode(fs->fan, origin, ino, off, len);
+	pthread_rwlock_unlock(&fs->notify_lk);
+}
+
+static void fan_inval_entry(void *arg, uint32_t origin, uint64_t parent, const char *name)
+{
+	struct dipolefs *fs = arg;
+	pthread_rwlock_rdlock(&fs->notify_lk);
+	if (fs->fan)
+		server_inval_entry(fs->fan, origin, parent, name);
+	pthread_rwlock_unlock(&fs->notify_lk);
+}
+
+/* server.c's node-gone hook: a client node is gone, so are its locks (its
+ * processes cannot hold anything any more). */
+static void node_gone(void *arg, uint32_t node_id)
+{
+	struct dipolefs *fs = arg;
+	size_t n = locks_node_gone(local_locks(fs->local), node_id);
+	log_info("dipolefs: node %u gone: %zu locks dropped", node_id, n);
+}
+
+/* ---- owner ------------------------------------------------------------- */
+
+static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+{
+	int rc = 0;
+	if (!c->device) {
+		snprintf(err, 256, "the owner needs a device");
+		return -EINVAL;
+	}
+	if (c->fstype) {
+		snprintf(fs->fstype, sizeof fs->fstype, "%s", c->fstype);
+	} else if ((rc = fsprobe_type(c->device, fs->fstype, sizeof fs->fstype, err))) {
+		return rc;
+	} else if (!fs->fstype[0]) {
+		snprintf(err, 256, "%s holds no filesystem; run `dipole mkfs` on the Primary first", c->device);
+		return -ENODATA;
+	}
+	if (!fsprobe_supported(fs->fstype)) {
+		snprintf(err, 256, "%s holds a %s filesystem; dipolefs serves ext4 or xfs", c->device, fs->fstype);
+		return -EMEDIUMTYPE;
+	}
+	fs->mnt_fd = mount_detached(c->device, fs->fstype, c->options, err);
+	if (fs->mnt_fd < 0)
+		return fs->mnt_fd;
+	if ((rc = local_open(&fs->local, fs->mnt_fd))) {
+		snprintf(err, 256, "cannot serve the filesystem on %s: %s", c->device, strerror(-rc));
+		return rc;
+	}
+	uint32_t node_id = (uint32_t)c->me->node_id;
+	/* revocation targets are registered before anything is served */
+	fs->own_n = (struct fs_notify){ own_inval_inode, own_inval_entry, fs };
+	(void)local_add_notify(fs->local, node_id, &fs->own_n);
+	local_set_fanout(fs->local, &(struct local_fanout){ fan_inval_inode, fan_inval_entry, fs });
+	if ((rc = server_open(&fs->srv, c->r, c->me, &local_ops, fs->local, err)))
+		return rc;
+	server_set_node_gone(fs->srv, node_gone, fs);
+	fs->fan = fs->srv;
+	char fsname[128];
+	snprintf(fsname, sizeof fsname, "dipole:%s", c->r->name ? c->r->name : "fs");
+	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fsname, &local_ops, fs->local, node_id, err)))
+		return rc;
+	pthread_rwlock_wrlock(&fs->notify_lk);
+	fs->fuse_n = fusefs_notify(fs->fuse);
+	pthread_rwlock_unlock(&fs->notify_lk);
+	/* clients last: everything they reach is up */
+	if (c->lsn)
+		server_listen(fs->srv, c->lsn);
+	else /* the mount serves; only other nodes could not reach it */
+		log_info("dipolefs: no listener (a resource without peers): no other node can mount");
+	log_info("dipolefs: %s (%s on %s) mounted at %s as owner", fsname, fs->fstype, c->device, c->mountpoint);
+	return 0;
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+/* Connect to the named owner, or else to the first other disk host that
+ * accepts (only the owner's listener routes CH_FS). */
+static int connect_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+{
+	const struct cfg_host *o = c->owner ? cfg_find_host(c->r, c->owner) : NULL;
+	if (c->owner && !o) {
+		snprintf(err, 256, "the owner %s is not a host of resource %s", c->owner, c->r->name);
+		return -EINVAL;
+	}
+	int rc = -ENOTCONN;
+	char why[256] = "";
+	for (int i = 0; i < c->r->nhosts && rc; i++) {
+		const struct cfg_host *h = o ? o : &c->r->hosts[i];
+		if (!o && (h == c->me || h->diskless))
+			continue;
+		rc = remote_open(&fs->remote, c->r, c->me, h, why);
+		if (!rc)
+			snprintf(fs->owner, sizeof fs->owner, "%s", h->name);
+		if (o)
+			break;
+	}
+	if (rc) {
+		snprintf(err, 256, "no owner reachable%s%s", why[0] ? ": " : "", why);
+		snprintf(fs->reason, sizeof fs->reason, "no owner reachable");
+		if (rc != -EPERM && rc != -EINVAL && rc != -ENOMEM)
+			rc = -ENOTCONN; /* a state to wait out, for the exit code */
+	}
+	return rc;
+}
+
+static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+{
+	int rc = connect_owner(fs, c, err);
+	if (rc)
+		return rc;
+	char fsname[128];
+	snprintf(fsname, sizeof fsname, "dipole:%s", c->r->name ? c->r->name : "fs");
+	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fsname, &remote_ops, fs->remote, (uint32_t)c->me->node_id,
+			       err)))
+		return rc;
+	/* before this the kernel had no mount to cache anything in: revocations
+	 * acked without effect lose nothing */
+	remote_set_notify(fs->remote, fusefs_notify(fs->fuse));
+	log_info("dipolefs: %s mounted at %s as client of %s", fsname, c->mountpoint, fs->owner);
+	return 0;
+}
+
+/* Stop serving, in the order that keeps every target of a call in flight
+ * alive: revocations off, then the server (client nodes' requests), the
+ * FUSE mount (this node's), and last the backends they called. */
+static void teardown(struct dipolefs *fs)
+{
+	pthread_rwlock_wrlock(&fs->notify_lk);
+	fs->fuse_n = NULL;
+	fs->fan = NULL;
+	pthread_rwlock_unlock(&fs->notify_lk);
+	server_close(fs->srv);
+	fs->srv = NULL;
+	if (fs->fuse)
+		fusefs_stop(fs->fuse);
+	fs->fuse = NULL;
+	if (fs->remote)
+		remote_close(fs->remote);
+	fs->remote = NULL;
+	local_close(fs->local);
+	fs->local = NULL;
+	/* the last reference to a detached mount unmounts it */
+	if (fs->mnt_fd >= 0)
+		close(fs->mnt_fd);
+	fs->mnt_fd = -1;
+}
+
 int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolefs_conf *c, enum dipolefs_role role,
 		   char *err)
 {
 	(void)e;
-	if (role != FSR_OWNER) {
-		snprintf(err, 256, "mounting as a client is not supported yet (this node is not the owner)");
-		return -ENOTSUP;
-	}
-	if (!c->device || !c->mountpoint) {
-		snprintf(err, 256, "the owner needs a device and a mount point");
+	if ((role != FSR_OWNER && role != FSR_CLIENT) || !c->mountpoint || !c->r || !c->me) {
+		snprintf(err, 256, "a mount needs a role, a resource, this node and a mount point");
 		return -EINVAL;
 	}
 	struct dipolefs *fs = calloc(1, sizeof *fs);
 	if (!fs)
 		return -ENOMEM;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_rwlock_init(&fs->notify_lk, NULL);
 	fs->mnt_fd = -1;
 	fs->role = role;
 	snprintf(fs->mountpoint, sizeof fs->mountpoint, "%s", c->mountpoint);
-	snprintf(fs->owner, sizeof fs->owner, "%s", c->me && c->me->name ? c->me->name : "");
-	int rc = 0;
-	if (c->fstype) {
-		snprintf(fs->fstype, sizeof fs->fstype, "%s", c->fstype);
-	} else if ((rc = fsprobe_type(c->device, fs->fstype, sizeof fs->fstype, err))) {
-		goto fail;
-	} else if (!fs->fstype[0]) {
-		snprintf(err, 256, "%s holds no filesystem; run `dipole mkfs` on the Primary first", c->device);
-		rc = -ENODATA;
-		goto fail;
-	}
-	if (!fsprobe_supported(fs->fstype)) {
-		snprintf(err, 256, "%s holds a %s filesystem; dipolefs serves ext4 or xfs", c->device, fs->fstype);
-		rc = -EMEDIUMTYPE;
-		goto fail;
-	}
-	fs->mnt_fd = mount_detached(c->device, fs->fstype, c->options, err);
-	if (fs->mnt_fd < 0) {
-		rc = fs->mnt_fd;
-		goto fail;
-	}
-	rc = local_open(&fs->local, fs->mnt_fd);
+	if (role == FSR_OWNER)
+		snprintf(fs->owner, sizeof fs->owner, "%s", c->me->name ? c->me->name : "");
+	int rc = role == FSR_OWNER ? mount_owner(fs, c, err) : mount_client(fs, c, err);
 	if (rc) {
-		snprintf(err, 256, "cannot serve the filesystem on %s: %s", c->device, strerror(-rc));
-		goto fail;
+		teardown(fs);
+		pthread_rwlock_destroy(&fs->notify_lk);
+		pthread_mutex_destroy(&fs->lock);
+		free(fs);
+		return rc;
 	}
-	char fsname[128];
-	snprintf(fsname, sizeof fsname, "dipole:%s", c->r && c->r->name ? c->r->name : "fs");
-	uint32_t node_id = c->me ? (uint32_t)c->me->node_id : 0;
-	rc = fusefs_start(&fs->fuse, c->mountpoint, fsname, &local_ops, fs->local, node_id, err);
-	if (rc)
-		goto fail;
-	/* requests of other nodes revoke what this node's mount caches */
-	(void)local_add_notify(fs->local, node_id, fusefs_notify(fs->fuse));
-	log_info("dipolefs: %s (%s on %s) mounted at %s as owner", fsname, fs->fstype, c->device, c->mountpoint);
 	*out = fs;
 	return 0;
-fail:
-	local_close(fs->local);
-	if (fs->mnt_fd >= 0)
-		close(fs->mnt_fd);
-	pthread_mutex_destroy(&fs->lock);
-	free(fs);
-	return rc;
 }
 
 void dipolefs_unmount(struct dipolefs *fs)
@@ -168,13 +322,9 @@ void dipolefs_unmount(struct dipolefs *fs)
 	pthread_mutex_lock(&fs->lock);
 	fs->role = FSR_NONE;
 	pthread_mutex_unlock(&fs->lock);
-	/* FUSE first: once its threads are gone nothing uses the backend */
-	fusefs_stop(fs->fuse);
-	local_close(fs->local);
-	/* the last reference to a detached mount unmounts it */
-	if (fs->mnt_fd >= 0)
-		close(fs->mnt_fd);
+	teardown(fs);
 	log_info("dipolefs: %s unmounted", fs->mountpoint);
+	pthread_rwlock_destroy(&fs->notify_lk);
 	pthread_mutex_destroy(&fs->lock);
 	free(fs);
 }
@@ -184,25 +334,46 @@ static const char *role_name(enum dipolefs_role r)
 	return r == FSR_OWNER ? "owner" : r == FSR_CLIENT ? "client" : "none";
 }
 
+/* Why the mount is not serving, "" when it is; under fs->lock. */
+static const char *reason(struct dipolefs *fs, char *buf, size_t len)
+{
+	if (fs->remote && !remote_connected(fs->remote)) {
+		snprintf(buf, len, "no owner reachable: reconnecting to %s", fs->owner);
+		return buf;
+	}
+	return fs->reason;
+}
+
 void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 {
+	char why[256];
 	pthread_mutex_lock(&fs->lock);
 	strbuf_printf(sb, "{\"mountpoint\":");
 	strbuf_json_str(sb, fs->mountpoint);
 	strbuf_printf(sb, ",\"owner\":");
 	strbuf_json_str(sb, fs->owner);
-	strbuf_printf(sb, ",\"role\":\"%s\",\"clients\":[],\"locks\":%u,\"grace\":false,\"reason\":",
-		      role_name(fs->role), fs->local ? local_lock_count(fs->local) : 0);
-	strbuf_json_str(sb, fs->reason);
+	strbuf_printf(sb, ",\"role\":\"%s\",\"clients\":", role_name(fs->role));
+	if (fs->srv)
+		server_status_json(fs->srv, sb);
+	else
+		strbuf_printf(sb, "[]");
+	strbuf_printf(sb, ",\"locks\":%u,\"grace\":false,\"reason\":", fs->local ? local_lock_count(fs->local) : 0);
+	strbuf_json_str(sb, reason(fs, why, sizeof why));
 	strbuf_printf(sb, "}");
 	pthread_mutex_unlock(&fs->lock);
 }
 
 void dipolefs_status_text(struct dipolefs *fs, struct strbuf *sb)
 {
+	char why[256];
+	const char *names[16];
 	pthread_mutex_lock(&fs->lock);
-	strbuf_printf(sb, "  fs: %s at %s, owner %s, %u locks%s%s\n", role_name(fs->role), fs->mountpoint,
-		      fs->owner, fs->local ? local_lock_count(fs->local) : 0, fs->reason[0] ? ", " : "",
-		      fs->reason);
+	int n = fs->srv ? server_clients(fs->srv, names, 16) : 0;
+	const char *r = reason(fs, why, sizeof why);
+	strbuf_printf(sb, "  fs: %s at %s, owner %s, %d clients", role_name(fs->role), fs->mountpoint, fs->owner, n);
+	for (int i = 0; i < n && i < 16; i++)
+		strbuf_printf(sb, "%s%s", i ? "," : " (", names[i]);
+	strbuf_printf(sb, "%s, %u locks%s%s\n", n ? ")" : "", fs->local ? local_lock_count(fs->local) : 0,
+		      r[0] ? ", " : "", r);
 	pthread_mutex_unlock(&fs->lock);
 }

@@ -9,8 +9,16 @@
  * never by the threads that serve the device's loop file (the deadlock of
  * a filesystem stacked on its own storage process).
  *
- * Locking: `lock` in struct dipolefs guards the role and the backend
- * pointer; requests in flight hold a reference on the backend they use.
+ * The owner also serves the other nodes (server.c on the resource's
+ * listener): a change made through any node revokes what the other nodes'
+ * mounts cache before it returns, and a client node that goes away loses
+ * its locks. A client forwards to one owner, named by the daemon (the
+ * connected Primary), and takes the owner's revocations into its FUSE mount.
+ *
+ * Locking: `lock` in struct dipolefs guards the role and the status fields;
+ * `notify_lk` (read-held by every revocation, write-held once by unmount)
+ * keeps the revocation targets alive while a change uses them. The backend
+ * pointers are set before serving and cleared only after it stopped.
  */
 #ifndef DIPOLE_DIPOLEFS_H
 #define DIPOLE_DIPOLEFS_H
@@ -33,6 +41,8 @@ struct dipolefs_conf {
 	const char *device;      /* block device holding the kernel filesystem (the loop device), owner only */
 	const char *fstype;      /* "ext4" or "xfs"; NULL: detect */
 	const char *options;     /* mount options given to `dipole mount -o`, "" none */
+	const char *owner;       /* client: the owner's node name (the connected Primary the daemon
+				  * sees in its peers' replica views); NULL: try each other disk host */
 };
 
 /* Mount: as owner (role FSR_OWNER: mounts the kernel filesystem, then the
