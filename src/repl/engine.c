@@ -1301,11 +1301,13 @@ void *engine_sync_source(struct engine *e)
 	return atomic_load(&e->sync_src);
 }
 
-void engine_sync_target_abort(struct engine *e, void *src)
+int engine_sync_target_abort(struct engine *e, void *src)
 {
 	void *want = src;
-	if (atomic_compare_exchange_strong(&e->sync_src, &want, NULL))
-		atomic_store(&e->sync_slot, -1);
+	if (!atomic_compare_exchange_strong(&e->sync_src, &want, NULL))
+		return 0;
+	atomic_store(&e->sync_slot, -1);
+	return 1;
 }
 
 int engine_set_role(struct engine *e, enum role r, int force, char *msg)

@@ -255,8 +255,9 @@ void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uin
 /* The target adopts the source's generations (uuid[1] is ignored); its
  * other slots become unsure of their peers. */
 int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen_time);
-/* The SyncTarget's source went away: no slot holds what this node lacks. */
-void engine_sync_target_abort(struct engine *e, void *src);
+/* The SyncTarget's source went away: no slot holds what this node lacks.
+ * 1 when this node was SyncTarget of src (the resync stopped), else 0. */
+int engine_sync_target_abort(struct engine *e, void *src);
 
 /* Role change. primary: -EROFS-like refusals are -EPERM with msg set;
  * `force` makes an Inconsistent/Consistent disk UpToDate with a new data

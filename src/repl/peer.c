@@ -337,6 +337,15 @@ static void fence_peer(struct peer *p)
 
 static void teardown(struct peer *p)
 {
+	/* A Secondary that lost its Primary compares data again with the other
+	 * Secondaries, which may have more or less of its writes. Marked
+	 * before this link counts as down: in between, `primary` saw neither
+	 * a connected Primary nor a comparison due, and promoted this node
+	 * before it compared (found in four_disks.sh logs: "role Secondary ->
+	 * Primary" 1 ms after the loss, then a full resync to c from it). */
+	if (p->established && atomic_load(&p->peer_was_primary) && atomic_load(&p->e->role) != ROLE_PRIMARY &&
+	    !atomic_load(&p->stopping))
+		kick_others(p, "the Primary was lost");
 	if (atomic_load(&p->stopping) || atomic_load(&p->admin_down))
 		peer_set_cstate(p, CS_DISCONNECTING, atomic_load(&p->stopping) ? "shutting down" : "disconnect");
 	else
@@ -392,13 +401,14 @@ static void teardown(struct peer *p)
 			if ((!hold || !engine_is_suspended(p->e)) && p->e->npeers == 1)
 				engine_new_generation(p->e, 1u << p->slot, "Primary lost its peer");
 		}
-		/* a Secondary that lost its Primary compares data again with the
-		 * other Secondaries, which may have more or less of its writes */
-		if (atomic_load(&p->peer_was_primary) && atomic_load(&p->e->role) != ROLE_PRIMARY &&
-		    !atomic_load(&p->stopping))
-			kick_others(p, "the Primary was lost");
 	}
-	engine_sync_target_abort(p->e, p);
+	/* This node was SyncTarget of p and that resync stopped: the peers
+	 * that deferred its resync because of it ("SyncTarget of another
+	 * peer") must be asked again now, not when it finishes — it never
+	 * will (found in four_disks.sh: d left Inconsistent for minutes while
+	 * the Primary b had deferred it). */
+	if (engine_sync_target_abort(p->e, p) && !atomic_load(&p->stopping))
+		kick_others(p, "this node's resync stopped");
 	atomic_store(&p->await_peer_bm, 0);
 	atomic_store(&p->sync_pending, 0);
 	pthread_mutex_lock(&p->dsend);

@@ -85,17 +85,33 @@ int may_source(struct peer *p)
 }
 
 /* Compare data again (handshake anew) with the other connected peers whose
- * last decision was deferred, or, when the Primary was lost, that this node
- * is unsure of. */
+ * last decision was deferred or "wait" (both were Inconsistent then, so
+ * nothing was compared: left alone, such a pair never compares once it has
+ * data — the resync that was due never starts, and its unsure flags leak
+ * into a later return, which then costs a full resync), or, when the
+ * Primary was lost, that this node is unsure of. */
 void kick_others(struct peer *p, const char *why)
 {
 	struct engine *e = p->e;
 	int lost_primary = strstr(why, "Primary") != NULL;
+	uint64_t now = now_ns();
 	for (int i = 0; i < e->npeers; i++) {
 		struct peer *q = sibling(e, i);
-		if (q == p || !connected(q) || atomic_load(&q->stopping))
+		if (q == p || atomic_load(&q->stopping))
 			continue;
-		if (!q->deferred && !(lost_primary && engine_unsure(e, q->slot)))
+		/* The Primary was lost and q's link went down just now too (q
+		 * noticed first and dropped it to compare): the comparison is
+		 * still due, and `primary` must wait for it here as well, or
+		 * this node is promoted without the writes only q has. */
+		if (!connected(q)) {
+			if (lost_primary && engine_unsure(e, q->slot) && !atomic_load(&q->admin_down) &&
+			    now - atomic_load(&q->last_rx_ns) < q->lease_ns) {
+				atomic_store(&q->recheck_ns, now);
+				log_info("peer %s: to compare data with once it is back (%s)", q->addr, why);
+			}
+			continue;
+		}
+		if (!q->deferred && !q->waited && !(lost_primary && engine_unsure(e, q->slot)))
 			continue;
 		atomic_store(&q->recheck_ns, now_ns());
 		log_info("peer %s: comparing data again (%s)", q->addr, why);
@@ -345,6 +361,7 @@ static int agree_settle(struct peer *p, struct agreement *a)
 		return -EALREADY;
 	}
 	p->deferred = a->verdict == V_DEFERRED;
+	p->waited = a->verdict == D_WAIT && p->e->npeers > 1;
 	if (a->verdict == V_DEFERRED) {
 		agree_defer(p, a);
 	} else if (p->e->npeers > 1 && a->verdict != (int)a->d && a->verdict < V_TWO_PRIMARIES) {

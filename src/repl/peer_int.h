@@ -188,6 +188,7 @@ struct peer {
 	_Atomic int sync_pending;      /* SyncTarget-to-be: the source's bitmap is not merged yet */
 	/* several peers (docs/replication.md, "More than two nodes") */
 	_Atomic int deferred;          /* agree(): a resync was due but deferred */
+	_Atomic int waited;            /* agree(): both were Inconsistent ("wait"): nothing compared */
 	_Atomic uint64_t recheck_ns;   /* kicked to compare data again (when), 0 none */
 	int splitbrain_retrying, splitbrain_retried;   /* a split brain between two Secondaries, retried (conn thread) */
 
