@@ -646,9 +646,15 @@ static void evaluate_locked(struct quorum *q)
 		}
 	}
 	/* several disks: an Outdated (quorum was lost) or Consistent (just
-	 * started) disk is current again when enough disks to make a quorum,
-	 * this one included, have its generation: a newer one could only have
-	 * been written by a partition with quorum, which includes one of them */
+	 * started) disk is current again when enough disks, this one included,
+	 * have its generation that every partition with quorum includes one of
+	 * them: a newer one could only have been written by such a partition.
+	 * (That is hosts - need + 1 disks, not a quorum of them: with four
+	 * disks a Primary Outdated by a moment's loss of quorum stayed so while
+	 * its only other whole peer was in sync with it and the fourth was
+	 * Inconsistent — which an Outdated disk may not resync, and a Secondary
+	 * may not while a Primary is there: nobody resynced it, found in
+	 * four_disks.sh.) */
 	if (have && q->multi) {
 		int ds = atomic_load(&e->dstate), same = 1;
 		uint64_t cur = e->sb.uuid[UUID_CURRENT];
@@ -657,7 +663,7 @@ static void evaluate_locked(struct quorum *q)
 			q->peers[i].ops->view(q->peers[i].ctx, &v);
 			same += v.usable && v.disk >= DS_OUTDATED && v.uuid == cur && v.established;
 		}
-		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && same >= q->need) {
+		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && quorum_gen_current(same, q->hosts, q->need)) {
 			engine_set_uptodate(e, "a quorum of disks has this node's data generation");
 			for (int i = 0; i < q->npeers; i++)
 				q->peers[i].ops->state_changed(q->peers[i].ctx);

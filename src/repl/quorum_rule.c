@@ -74,3 +74,8 @@ enum write_verdict quorum_rule(const struct quorum_facts *q, struct missed_write
 		snprintf(why, wl, "a write could not be replicated to the disk peer; waiting for the quorum rules");
 	return q->io_error ? WV_FAIL : WV_HOLD;
 }
+
+int quorum_gen_current(int same, int hosts, int need)
+{
+	return same >= 1 && same > hosts - need;
+}

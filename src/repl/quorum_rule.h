@@ -29,4 +29,13 @@ struct quorum_facts {
  * WV_HOLD_RESEND), never an action. Sets m->by_quorum when q->enabled. */
 enum write_verdict quorum_rule(const struct quorum_facts *q, struct missed_write *m, char *why, size_t wl);
 
+/* Several disks: may a disk that is Outdated (it lost quorum) or Consistent
+ * (just started) be UpToDate again, now that it has quorum and `same` disks,
+ * itself included, are connected with its data generation? A newer
+ * generation could only come from a partition with quorum (`need` of
+ * `hosts` votes) that wrote without this node; it includes one of those
+ * disks — which would then not have this generation — as soon as
+ * same > hosts - need (the bound a write completes on, too). */
+int quorum_gen_current(int same, int hosts, int need);
+
 #endif

@@ -129,6 +129,31 @@ TEST(several_disk_peers)
 		run(&cases[i]);
 }
 
+/* An Outdated disk is current again once every partition with quorum
+ * includes a disk with its generation: hosts - need + 1 of them, itself
+ * included — fewer than a quorum from four disks on. */
+TEST(generation_current_again)
+{
+	static const struct { const char *what; int same, hosts, need, current; } cases[] = {
+		{ "3 disks majority: 2 with it",                2, 3, 2, 1 },
+		{ "3 disks majority: alone",                    1, 3, 2, 0 },
+		{ "4 disks majority: 2 with it (4th Inconsistent)", 2, 4, 3, 1 },
+		{ "4 disks majority: alone",                    1, 4, 3, 0 },
+		{ "5 disks majority: 3 with it",                3, 5, 3, 1 },
+		{ "5 disks majority: 2 with it",                2, 5, 3, 0 },
+		{ "quorum all, 3 disks: alone",                 1, 3, 3, 1 },
+		{ "quorum 1 of 3: needs all three",             2, 3, 1, 0 },
+		{ "quorum 1 of 3: all three",                   3, 3, 1, 1 },
+		{ "nothing connected, nothing needed",          0, 3, 3, 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int got = quorum_gen_current(cases[i].same, cases[i].hosts, cases[i].need);
+		if (got != cases[i].current)
+			fprintf(stderr, "  case: %s\n", cases[i].what);
+		CHECK(got == cases[i].current);
+	}
+}
+
 int main(void)
 {
 	return unit_main("quorum_rule");
