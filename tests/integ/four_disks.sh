@@ -38,6 +38,24 @@ same4() {
 		[ "$m" = "$first" ] || return 1
 	done
 }
+# pe NODE PEER EXPR: NODE's status entry x for PEER satisfies EXPR
+pe() { js "$1" "any(x['name'] == '$2' and ($3) for x in o['peers'])"; }
+# c and d hold all of b's data and are connected to it: a write b completes
+# (protocol C) is then on their disks. Right after the failover they may
+# still be resyncing or comparing with each other; a write that completes
+# without one of them is allowed (quorum: 2 of 4 disks) and reaches it by
+# resync, so the read-back below is only meaningful once this holds.
+with_b() {
+	local n
+	for n in c d; do
+		js $n "o['disk'] == 'UpToDate'" && pe $n b "x['replication'] == 'Established' and \
+x['out_of_sync_bytes'] == 0" && pe b $n "x['replication'] == 'Established' and x['out_of_sync_bytes'] == 0" || return 1
+	done
+}
+# b and d know they hold the same data (neither is unsure of the other:
+# every writer lost since was compared away), so what d misses while away
+# is exactly b's bitmap for it.
+sure_bd() { pe b d "not x['unsure']" && pe d b "not x['unsure']"; }
 rx() { n4 "$1" status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['stats']['received_bytes'])"; }
 
 expect_rc "create-md: three peer slots on each disk" 0 "3 peer slots" n4 a create-md r0
@@ -54,6 +72,7 @@ check "read back on all four" r4 x "a b c d" 0x61 0 1M
 kill -9 "$(cat "$T/ra/r0.pid")"
 check "a killed: b is promoted (quorum 3 of 4) once it compared with c and d" wait_for 40 n4 b primary r0
 check "b has a's last write" r4 x "b" 0x61 0 1M
+check "c and d in sync with and connected to b" wait_for 60 with_b
 check "b writes; c and d get it" w4 b 0x62 4M 1M
 check "read back on b, c and d" r4 x "b c d" 0x62 4M 1M
 
@@ -61,6 +80,7 @@ n4 a up r0 --device none >/dev/null 2>&1
 check "a back as Secondary: all four synced" wait_for 90 synced4
 check "a has b's write" r4 x "a" 0x62 4M 1M
 
+check "b and d are sure of each other" wait_for 60 sure_bd
 n4 d down r0 >/dev/null
 check "d away (3 of 4 votes left): b writes 1 MiB" w4 b 0x63 8M 1M
 n4 d up r0 --device none >/dev/null
