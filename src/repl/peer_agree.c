@@ -111,7 +111,10 @@ void kick_others(struct peer *p, const char *why)
 			}
 			continue;
 		}
-		if (!q->deferred && !q->waited && !(lost_primary && engine_unsure(e, q->slot)))
+		/* (a connected Primary this node is unsure of, after it became a
+		 * copy of another peer: compared now, not when it next returns) */
+		int unsure = engine_unsure(e, q->slot);
+		if (!q->deferred && !q->waited && !(unsure && (lost_primary || atomic_load(&q->peer_role) == ROLE_PRIMARY)))
 			continue;
 		atomic_store(&q->recheck_ns, now_ns());
 		log_info("peer %s: comparing data again (%s)", q->addr, why);
