@@ -338,14 +338,16 @@ static void fence_peer(struct peer *p)
 static void teardown(struct peer *p)
 {
 	/* A Secondary that lost its Primary compares data again with the other
-	 * Secondaries, which may have more or less of its writes. Marked
-	 * before this link counts as down: in between, `primary` saw neither
-	 * a connected Primary nor a comparison due, and promoted this node
-	 * before it compared (found in four_disks.sh logs: "role Secondary ->
-	 * Primary" 1 ms after the loss, then a full resync to c from it). */
-	if (p->established && atomic_load(&p->peer_was_primary) && atomic_load(&p->e->role) != ROLE_PRIMARY &&
-	    !atomic_load(&p->stopping))
-		kick_others(p, "the Primary was lost");
+	 * Secondaries, which may have more or less of its writes (below). The
+	 * comparison is marked due before this link counts as down: in
+	 * between, `primary` saw neither a connected Primary nor a comparison
+	 * due, and promoted this node before it compared (four_disks.sh logs:
+	 * "role Secondary -> Primary" 1 ms after the loss). Only marked here:
+	 * a handshake started now would still see this Primary connected. */
+	int lost_primary = p->established && atomic_load(&p->peer_was_primary) &&
+			   atomic_load(&p->e->role) != ROLE_PRIMARY && !atomic_load(&p->stopping);
+	if (lost_primary)
+		mark_compare_due(p);
 	if (atomic_load(&p->stopping) || atomic_load(&p->admin_down))
 		peer_set_cstate(p, CS_DISCONNECTING, atomic_load(&p->stopping) ? "shutting down" : "disconnect");
 	else
@@ -401,6 +403,8 @@ static void teardown(struct peer *p)
 			if ((!hold || !engine_is_suspended(p->e)) && p->e->npeers == 1)
 				engine_new_generation(p->e, 1u << p->slot, "Primary lost its peer");
 		}
+		if (lost_primary)
+			kick_others(p, "the Primary was lost");
 	}
 	/* This node was SyncTarget of p and that resync stopped: the peers
 	 * that deferred its resync because of it ("SyncTarget of another

@@ -84,6 +84,20 @@ int may_source(struct peer *p)
 	return p->e->npeers == 1 || atomic_load(&p->e->role) == ROLE_PRIMARY;
 }
 
+/* The Primary p is being lost: `primary` waits for a comparison with each
+ * peer this node is unsure of that is connected or was a lease ago. */
+void mark_compare_due(struct peer *p)
+{
+	struct engine *e = p->e;
+	uint64_t now = now_ns();
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = sibling(e, i);
+		if (q != p && !atomic_load(&q->stopping) && !atomic_load(&q->admin_down) && engine_unsure(e, q->slot) &&
+		    (connected(q) || now - atomic_load(&q->last_rx_ns) < q->lease_ns))
+			atomic_store(&q->recheck_ns, now);
+	}
+}
+
 /* Compare data again (handshake anew) with the other connected peers whose
  * last decision was deferred or "wait" (both were Inconsistent then, so
  * nothing was compared: left alone, such a pair never compares once it has

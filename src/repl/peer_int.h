@@ -279,6 +279,7 @@ static inline struct peer *sibling(struct engine *e, int i)
 int third_primary(struct peer *p);
 int may_source(struct peer *p);
 void kick_others(struct peer *p, const char *why);
+void mark_compare_due(struct peer *p);
 void kick_sources(struct peer *p);
 void peers_state_changed(struct engine *e, struct peer *except);
 int confirm(struct peer *p, int verdict);
