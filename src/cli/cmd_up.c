@@ -19,6 +19,8 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 			a.device = argv[++i];
 		else if (!strcmp(argv[i], "--nbd-tcp") && i + 1 < argc)
 			a.nbd_tcp = argv[++i];
+		else if (!strcmp(argv[i], "--metrics-listen") && i + 1 < argc)
+			a.metrics_listen = argv[++i];
 		else if (argv[i][0] == '-' || name) {
 			fprintf(stderr, "dipole up: unexpected argument '%s'\n  usage: %s\n", argv[i], cli_find("up")->usage);
 			return EXIT_USAGE;

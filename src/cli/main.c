@@ -22,12 +22,14 @@ static const struct cli_cmd cmds[] = {
 	{ "dump", cmd_dump, "dump [RES]",
 	  "Print the parsed, normalized configuration (options inherited from\n"
 	  "common are shown in each resource)." },
-	{ "up", cmd_up, "up RES [--foreground] [--device PATH|none] [--nbd-tcp IP:PORT]",
+	{ "up", cmd_up, "up RES [--foreground] [--device PATH|none] [--nbd-tcp IP:PORT] [--metrics-listen IP:PORT]",
 	  "Attach the disk and export it: NBD on RUN_DIR/RES.nbd (and TCP if\n"
 	  "configured with nbd-address or --nbd-tcp), and a loop device behind a\n"
 	  "FUSE file, linked from the config's device path (or --device PATH).\n"
 	  "Returns 0 once every export serves; the daemon runs in the background\n"
-	  "unless --foreground. The node starts as Secondary (read-only)." },
+	  "unless --foreground. The node starts as Secondary (read-only).\n"
+	  "--metrics-listen IP:PORT (or metrics-address in the on section) serves\n"
+	  "Prometheus metrics at http://IP:PORT/metrics (docs/metrics.md)." },
 	{ "down", cmd_down, "down RES [--force]",
 	  "Stop the daemon: finish in-flight requests, flush, detach the loop\n"
 	  "device, unmount FUSE, mark metadata clean, remove runtime files.\n"

@@ -1130,6 +1130,12 @@ static void interp_host(struct parser *ps, const struct node *n, struct cfg_reso
 			char *naf = NULL;
 			interp_address(ps, k, &h->nbd_address, &naf);
 			free(naf);
+		} else if (!strcmp(k->key, "metrics-address")) {
+			char *maf = NULL;
+			free(h->metrics_address);
+			h->metrics_address = NULL;
+			interp_address(ps, k, &h->metrics_address, &maf);
+			free(maf);
 		} else if (!strcmp(k->key, "node-id")) {
 			if (need_args(ps, k, 1, "node-id N;"))
 				break;
@@ -1910,6 +1916,7 @@ void cfg_free(struct cfg *cfg)
 			free(r->hosts[h].device);
 			free(r->hosts[h].meta_disk);
 			free(r->hosts[h].nbd_address);
+			free(r->hosts[h].metrics_address);
 		}
 		free(r->hosts);
 	}
@@ -2041,6 +2048,76 @@ static void dump_section(struct strbuf *sb, const char *name, const struct cfg_s
 	strbuf_printf(sb, "%s}\n", ind);
 }
 
+/* One resource, normalized: what `dump` prints for it after its location
+ * comment (and what the configuration digest is taken of). */
+static void dump_resource(struct strbuf *sb, const struct cfg_resource *r)
+{
+	strbuf_printf(sb, "resource %s {\n", r->name);
+	for (int s = 0; s < SECT_COUNT; s++)
+		dump_section(sb, sect_names[s], &r->sect[s], "    ", sect_tables[s]);
+	for (int h = 0; h < r->nhosts; h++) {
+		const struct cfg_host *ho = &r->hosts[h];
+		const char *vi = ho->volume >= 0 ? "            " : "        ";
+		if (ho->floating)
+			strbuf_printf(sb, "    floating %s %s {\n", ho->af, ho->address);
+		else
+			strbuf_printf(sb, "    on %s {\n", ho->name);
+		strbuf_printf(sb, "        node-id %d;\n", ho->node_id);
+		if (!ho->floating)
+			strbuf_printf(sb, "        address %s %s;\n", ho->af, ho->address);
+		if (ho->nbd_address)
+			strbuf_printf(sb, "        nbd-address %s;\n", ho->nbd_address);
+		if (ho->metrics_address)
+			strbuf_printf(sb, "        metrics-address %s;\n", ho->metrics_address);
+		if (ho->volume >= 0)
+			strbuf_printf(sb, "        volume %d {\n", ho->volume);
+		strbuf_printf(sb, "%sdisk ", vi);
+		dump_value(sb, ho->disk);
+		strbuf_printf(sb, ";\n");
+		if (ho->device) {
+			strbuf_printf(sb, "%sdevice ", vi);
+			dump_value(sb, ho->device);
+			strbuf_printf(sb, ";\n");
+		}
+		strbuf_printf(sb, "%smeta-disk %s;\n", vi, ho->meta_disk);
+		if (ho->volume >= 0)
+			strbuf_printf(sb, "        }\n");
+		strbuf_printf(sb, "    }\n");
+	}
+	for (int c = 0; c < r->nconns; c++) {
+		const struct cfg_conn *co = &r->conns[c];
+		if (co->from_mesh)
+			continue;
+		strbuf_printf(sb, "    connection%s%s {\n", co->name ? " " : "", co->name ? co->name : "");
+		for (int k = 0; k < 2; k++) {
+			strbuf_printf(sb, "        host %s", r->hosts[co->host[k]].name);
+			if (co->address[k])
+				strbuf_printf(sb, " address %s %s", co->af[k], co->address[k]);
+			strbuf_printf(sb, ";\n");
+		}
+		for (int s = 0; s < SECT_COUNT; s++)
+			dump_section(sb, sect_names[s], &co->sect[s], "        ", sect_tables[s]);
+		strbuf_printf(sb, "    }\n");
+	}
+	if (r->has_mesh) {
+		strbuf_printf(sb, "    connection-mesh {\n        hosts");
+		for (int h = 0; h < r->nhosts; h++)
+			strbuf_printf(sb, " %s", r->hosts[h].name);
+		strbuf_printf(sb, ";\n");
+		dump_section(sb, "net", &r->mesh_net, "        ", net_opts);
+		strbuf_printf(sb, "    }\n");
+	}
+	strbuf_printf(sb, "}\n");
+}
+
+char *cfg_dump_resource(const struct cfg_resource *r)
+{
+	struct strbuf sb = { 0 };
+	strbuf_printf(&sb, "%s", "");
+	dump_resource(&sb, r);
+	return sb.buf;
+}
+
 char *cfg_dump(const struct cfg *cfg, const char *res)
 {
 	struct strbuf sb = { 0 };
@@ -2055,60 +2132,7 @@ char *cfg_dump(const struct cfg *cfg, const char *res)
 		if (res && strcmp(res, r->name))
 			continue;
 		strbuf_printf(&sb, "# resource %s from %s:%d\n", r->name, r->loc.file, r->loc.line);
-		strbuf_printf(&sb, "resource %s {\n", r->name);
-		for (int s = 0; s < SECT_COUNT; s++)
-			dump_section(&sb, sect_names[s], &r->sect[s], "    ", sect_tables[s]);
-		for (int h = 0; h < r->nhosts; h++) {
-			const struct cfg_host *ho = &r->hosts[h];
-			const char *vi = ho->volume >= 0 ? "            " : "        ";
-			if (ho->floating)
-				strbuf_printf(&sb, "    floating %s %s {\n", ho->af, ho->address);
-			else
-				strbuf_printf(&sb, "    on %s {\n", ho->name);
-			strbuf_printf(&sb, "        node-id %d;\n", ho->node_id);
-			if (!ho->floating)
-				strbuf_printf(&sb, "        address %s %s;\n", ho->af, ho->address);
-			if (ho->nbd_address)
-				strbuf_printf(&sb, "        nbd-address %s;\n", ho->nbd_address);
-			if (ho->volume >= 0)
-				strbuf_printf(&sb, "        volume %d {\n", ho->volume);
-			strbuf_printf(&sb, "%sdisk ", vi);
-			dump_value(&sb, ho->disk);
-			strbuf_printf(&sb, ";\n");
-			if (ho->device) {
-				strbuf_printf(&sb, "%sdevice ", vi);
-				dump_value(&sb, ho->device);
-				strbuf_printf(&sb, ";\n");
-			}
-			strbuf_printf(&sb, "%smeta-disk %s;\n", vi, ho->meta_disk);
-			if (ho->volume >= 0)
-				strbuf_printf(&sb, "        }\n");
-			strbuf_printf(&sb, "    }\n");
-		}
-		for (int c = 0; c < r->nconns; c++) {
-			const struct cfg_conn *co = &r->conns[c];
-			if (co->from_mesh)
-				continue;
-			strbuf_printf(&sb, "    connection%s%s {\n", co->name ? " " : "", co->name ? co->name : "");
-			for (int k = 0; k < 2; k++) {
-				strbuf_printf(&sb, "        host %s", r->hosts[co->host[k]].name);
-				if (co->address[k])
-					strbuf_printf(&sb, " address %s %s", co->af[k], co->address[k]);
-				strbuf_printf(&sb, ";\n");
-			}
-			for (int s = 0; s < SECT_COUNT; s++)
-				dump_section(&sb, sect_names[s], &co->sect[s], "        ", sect_tables[s]);
-			strbuf_printf(&sb, "    }\n");
-		}
-		if (r->has_mesh) {
-			strbuf_printf(&sb, "    connection-mesh {\n        hosts");
-			for (int h = 0; h < r->nhosts; h++)
-				strbuf_printf(&sb, " %s", r->hosts[h].name);
-			strbuf_printf(&sb, ";\n");
-			dump_section(&sb, "net", &r->mesh_net, "        ", net_opts);
-			strbuf_printf(&sb, "    }\n");
-		}
-		strbuf_printf(&sb, "}\n");
+		dump_resource(&sb, r);
 	}
 	return sb.buf;
 }

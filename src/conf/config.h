@@ -56,6 +56,7 @@ struct cfg_host {
 	char *device;      /* device path users open (a symlink to the loop device) */
 	char *meta_disk;   /* "internal" (only supported value) */
 	char *nbd_address; /* optional "IP:PORT" to also export NBD over TCP */
+	char *metrics_address; /* optional "IP:PORT": the Prometheus endpoint (docs/metrics.md) */
 	int node_id;       /* explicit, else the index of the on-section */
 	int diskless;      /* `disk none;`: no backing store (tiebreaker or diskless client) */
 	int volume;        /* `volume N` the disk was given in, -1 if given without one */
@@ -149,6 +150,11 @@ int cfg_disk_hosts(const struct cfg_resource *r);
 /* Print the normalized configuration (all resources if res == NULL) to a
  * malloc'd string. */
 char *cfg_dump(const struct cfg *cfg, const char *res);
+
+/* One resource as `dump` prints it, without its location comment: the
+ * same text for the same meaning whatever file, layout or comments it came
+ * from (what peers compare, docs/doctor.md). malloc'd. */
+char *cfg_dump_resource(const struct cfg_resource *r);
 
 const char *cfg_sect_name(enum cfg_sect s);
 

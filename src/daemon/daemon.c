@@ -240,6 +240,7 @@ static void write_pid(struct daemon *d)
 struct up {
 	struct daemon d;
 	const char *device;   /* the device link to create, "none", or NULL: none */
+	const char *metrics_listen; /* IP:PORT of the metrics endpoint, NULL: none */
 	int foreground;
 	int ready_fd;         /* to the parent waiting for "ready"; -1: none */
 	int log_fd, sig_fd;
@@ -286,6 +287,33 @@ static void step_unlock(struct up *u)
 	unlink(d->ctl_path);
 	close(d->lock_fd);
 	d->lock_fd = -1;
+}
+
+/* Before anything is attached: a bad or busy metrics address fails `up`
+ * at once, with nothing to undo but the socket. */
+static int step_metrics_bind(struct up *u)
+{
+	char err[256];
+	if (!u->metrics_listen)
+		return EXIT_OK;
+	int rc = metrics_bind(&u->d, u->metrics_listen, err);
+	if (rc) {
+		fprintf(stderr, "dipole: %s: %s\n", u->d.r->name, err);
+		return rc == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+/* Serving starts once the peers and quorum it reads exist, and stops (this
+ * step's stop runs first) before they go. */
+static int step_metrics(struct up *u)
+{
+	return metrics_start(&u->d, u->err) ? EXIT_FAIL : EXIT_OK;
+}
+
+static void step_metrics_stop(struct up *u)
+{
+	metrics_stop(&u->d);
 }
 
 static int step_clean_stale(struct up *u)
@@ -604,6 +632,7 @@ static const struct up_step {
 	{ "create the run dir", step_run_dir, NULL },
 	{ "lock the pid file", step_lock, step_unlock }, /* also closes the control socket */
 	{ "clean what a killed daemon left", step_clean_stale, NULL },
+	{ "bind the metrics address", step_metrics_bind, step_metrics_stop },
 	{ "check the device path", step_device_path, NULL },
 	{ "attach the engine", step_engine, step_engine_close },
 	{ "daemonize", step_daemonize, NULL },
@@ -615,6 +644,7 @@ static const struct up_step {
 	{ "dipolefs: mounts come on request", step_fs, step_fs_stop },
 	{ "startup: wait for the peer, become-primary-on", step_startup, NULL },
 	{ "open the control socket", step_control, NULL },
+	{ "serve metrics", step_metrics, step_metrics_stop },
 	{ "give events the state line", step_events_state, step_events_no_state },
 };
 
@@ -645,6 +675,7 @@ static int main_loop(struct up *u)
 		/* the startup wait advances between requests */
 		startup_tick(d);
 		int wait = fsmount_tick(d);
+		metrics_fs_refresh(d);
 		if (startup_pending(d) && (wait < 0 || wait > 200))
 			wait = 200;
 		if (poll(p, 2, wait) < 0) {
@@ -717,8 +748,10 @@ int daemon_up(const struct daemon_args *a)
 {
 	struct up u = {
 		.d = { .run_dir = a->run_dir, .r = a->r, .h = a->h, .nbd_tcp = a->nbd_tcp ? a->nbd_tcp : a->h->nbd_address,
-		       .loop_fd = -1, .ctl_fd = -1, .lock_fd = -1 },
+		       .loop_fd = -1, .ctl_fd = -1, .lock_fd = -1,
+		       .metrics_fd = -1 },
 		.device = a->device ? a->device : a->h->device,
+		.metrics_listen = a->metrics_listen ? a->metrics_listen : a->h->metrics_address,
 		.foreground = a->foreground,
 		.ready_fd = -1, .log_fd = -1, .sig_fd = -1,
 	};

@@ -20,6 +20,8 @@ struct daemon_args {
 	const struct cfg_host *h;        /* this node's host section in r */
 	const char *device;              /* device symlink path, "none", or NULL: the config's */
 	const char *nbd_tcp;             /* NBD over TCP at IP:PORT, NULL: the config's */
+	const char *metrics_listen;      /* Prometheus endpoint at IP:PORT, NULL: the config's
+					  * metrics-address, or none (docs/metrics.md) */
 	int foreground;                  /* run in this process instead of forking */
 };
 

@@ -77,6 +77,16 @@ struct daemon {
 	enum dipolefs_role fs_role;
 	char fs_dir[4096];        /* its mount point */
 	char fs_owner[64];        /* the owner's host name (this node's when owner) */
+	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
+	struct httpd *metrics;    /* NULL: off, or not serving yet */
+	int metrics_fd;           /* bound by `up` before it forks, until served; -1 none */
+	char metrics_addr[160];
+	/* what the metrics thread reads of dipolefs (d->fs is the main
+	 * thread's): the "fs" object of status as the main thread last
+	 * rendered it, and the owner changes it saw. fs_view_lock guards both. */
+	pthread_mutex_t fs_view_lock;
+	char fs_view[2048];
+	uint64_t fs_owner_changes;
 };
 
 /* Startup (startup.c): plan reads the configuration and what the metadata
@@ -122,6 +132,15 @@ void fsmount_status_text(struct daemon *d, struct strbuf *sb);
 void status_text(struct daemon *d, struct strbuf *sb);
 void status_json(struct daemon *d, struct strbuf *sb);
 void status_state_line(struct daemon *d, struct strbuf *sb);
+
+/* Metrics (metrics.c): bind the address before the fork (0, or -errno with
+ * err[256] saying what to do), serve once the peers and quorum exist, stop
+ * before they go; the main thread refreshes the dipolefs view between
+ * requests. All are no-ops when metrics are off. */
+int metrics_bind(struct daemon *d, const char *address, char *err);
+int metrics_start(struct daemon *d, char *err);
+void metrics_stop(struct daemon *d);
+void metrics_fs_refresh(struct daemon *d);
 
 /* Serve one control request `line` on the accepted connection fd: replies
  * and closes fd, except for a `down` it agrees to, where it returns 1 and

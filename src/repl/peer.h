@@ -128,4 +128,18 @@ void peer_status_json(struct peer *p, struct strbuf *sb);
 void peer_status_text(struct peer *p, struct strbuf *sb);
 void peer_state_line(struct peer *p, struct strbuf *sb);
 
+/* One peer's state as numbers, read as peer_status_json reads it (atomics,
+ * no lock): for the metrics thread (daemon/metrics.c). role and disk are
+ * -1 while not connected (Unknown, DUnknown). */
+struct peer_metrics {
+	const char *name;        /* the peer's host name (the config's, lives as long as it) */
+	int node_id;
+	int cstate, repl;        /* enum conn_state, enum repl_state */
+	int role, disk;          /* enum role, enum disk_state, or -1 */
+	uint64_t oos_bytes;      /* out of sync with it, as status's out_of_sync_bytes */
+	double sync_done_percent;/* as status's sync_done_percent */
+	uint64_t split_brains;   /* split brains detected with it since up */
+};
+void peer_metrics(struct peer *p, struct peer_metrics *v);
+
 #endif

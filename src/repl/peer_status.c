@@ -122,3 +122,14 @@ void peer_state_line(struct peer *p, struct strbuf *sb)
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)atomic_load(&p->repl)), atomic_load(&p->fencing_now) ? " fencing:running" : "");
 }
+
+void peer_metrics(struct peer *p, struct peer_metrics *v)
+{
+	int c = connected(p);
+	int r = atomic_load(&p->peer_role), d = atomic_load(&p->peer_disk);
+	*v = (struct peer_metrics){ .name = p->ph->name, .node_id = p->ph->node_id,
+				 .cstate = atomic_load(&p->cstate), .repl = atomic_load(&p->repl),
+				 .role = c && r >= 0 ? r : -1, .disk = c && d >= 0 ? d : -1,
+				 .oos_bytes = oos_bytes(p), .sync_done_percent = sync_percent(p),
+				 .split_brains = atomic_load(&p->split_brains) };
+}
