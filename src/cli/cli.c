@@ -28,27 +28,31 @@ int cli_want_help(const struct cli_cmd *cmd, int argc, char **argv)
 	return 0;
 }
 
+int cli_parse(struct cli *cli, char *err)
+{
+	if (cli->config_path)
+		return cfg_parse_file(cli->config_path, &cli->cfg, err);
+	if (access("/etc/dipole/dipole.conf", F_OK) == 0)
+		return cfg_parse_file("/etc/dipole/dipole.conf", &cli->cfg, err);
+	static const char inc[] = "include \"/etc/drbd.d/*.res\";\n";
+	int rc = cfg_parse_buffer("(default: /etc/drbd.d/*.res)", inc, sizeof inc - 1, 1, &cli->cfg, err);
+	if (!rc && cli->cfg->nres == 0) {
+		snprintf(err, CFG_ERR_MAX, "no configuration: neither /etc/dipole/dipole.conf nor "
+			 "/etc/drbd.d/*.res exists\n  hint: pass one with -c FILE");
+		cfg_free(cli->cfg);
+		cli->cfg = NULL;
+		return -ENOENT;
+	}
+	return rc;
+}
+
 int cli_load(struct cli *cli, int warn)
 {
 	char err[CFG_ERR_MAX];
-	int rc;
 
 	if (cli->cfg)
 		return EXIT_OK;
-	if (cli->config_path) {
-		rc = cfg_parse_file(cli->config_path, &cli->cfg, err);
-	} else if (access("/etc/dipole/dipole.conf", F_OK) == 0) {
-		rc = cfg_parse_file("/etc/dipole/dipole.conf", &cli->cfg, err);
-	} else {
-		static const char inc[] = "include \"/etc/drbd.d/*.res\";\n";
-		rc = cfg_parse_buffer("(default: /etc/drbd.d/*.res)", inc, sizeof inc - 1, 1, &cli->cfg, err);
-		if (!rc && cli->cfg->nres == 0) {
-			fprintf(stderr, "dipole: no configuration: neither /etc/dipole/dipole.conf nor "
-					"/etc/drbd.d/*.res exists\n  hint: pass one with -c FILE\n");
-			return EXIT_USAGE;
-		}
-	}
-	if (rc) {
+	if (cli_parse(cli, err)) {
 		/* err holds the warnings collected before the error, then the
 		 * error; hint lines are indented and printed as they are */
 		for (char *line = err, *nl; line && *line; line = nl ? nl + 1 : NULL) {

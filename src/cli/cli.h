@@ -24,6 +24,10 @@ struct cli_cmd {
 	const char *help;
 };
 
+/* Parse the configuration (-c FILE, else /etc/dipole/dipole.conf, else
+ * the .res files of /etc/drbd.d) into cli->cfg without printing: 0, or <0 with the
+ * message (warnings, error, hint) in err[CFG_ERR_MAX]. */
+int cli_parse(struct cli *cli, char *err);
 /* Load the configuration (printing warnings if `warn`). Returns exit code. */
 int cli_load(struct cli *cli, int warn);
 /* Resolve resource `name` and this node's host section. Returns exit code. */
@@ -63,6 +67,7 @@ int cmd_wait_connect(struct cli *cli, int argc, char **argv);
 int cmd_mkfs(struct cli *cli, int argc, char **argv);
 int cmd_mount(struct cli *cli, int argc, char **argv);
 int cmd_umount(struct cli *cli, int argc, char **argv);
+int cmd_doctor(struct cli *cli, int argc, char **argv);
 /* `mount.dipole RES DIR [-sfnv] [-o OPTIONS]`: the same binary called by
  * mount(8) as its helper for type dipole (argv[0] named mount.dipole). */
 int mount_helper_main(int argc, char **argv);

@@ -91,6 +91,17 @@ static const struct cli_cmd cmds[] = {
 	{ "umount", cmd_umount, "umount DIR",
 	  "Unmount the dipolefs mount at DIR (plain umount(8) works too; the\n"
 	  "daemon then releases the filesystem within a second)." },
+	{ "doctor", cmd_doctor, "doctor [RES] [--json]",
+	  "Check before 'up' what breaks a setup, and say how to fix it: the\n"
+	  "configuration parses; this host's name has an 'on' section; its\n"
+	  "addresses are local and their ports free (or this resource's own);\n"
+	  "the backing disk exists, fits the metadata, is not mounted or in use;\n"
+	  "/dev/fuse and a loop device are there; two nodes without tiebreaker or\n"
+	  "fencing risk split brain; peers' running daemons have the same\n"
+	  "configuration (a digest) and close clocks ('not checked' when down).\n"
+	  "Each finding: error, warning or info, with a fix. --json: one object.\n"
+	  "Exit 0: no errors (warnings allowed); 1: errors found; 2: usage, the\n"
+	  "configuration does not parse, or no such resource (docs/doctor.md)." },
 	{ "status", cmd_status, "status [RES] [--json]",
 	  "Show role, disk state, peers, exports and counters of running\n"
 	  "resources; --json prints one JSON object per resource and line." },

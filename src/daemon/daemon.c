@@ -556,6 +556,25 @@ static int step_replication(struct up *u)
 	return EXIT_OK;
 }
 
+/* `dipole doctor` on another node asks which configuration this daemon
+ * runs (confq.h), on the replication port: answered while the listener
+ * runs, and no longer before it closes (this step's stop runs first). */
+static int step_confq(struct up *u)
+{
+	struct daemon *d = &u->d;
+	int rc = d->lsn ? confq_serve(&d->confq, d->lsn, d->r, d->h) : 0;
+	if (rc)
+		log_warn("cannot answer configuration queries: %s; 'dipole doctor' elsewhere will say 'not checked'",
+			 strerror(-rc));
+	return EXIT_OK;
+}
+
+static void step_confq_stop(struct up *u)
+{
+	confq_stop(u->d.confq);
+	u->d.confq = NULL;
+}
+
 /* startup { ... } (startup.c): what the metadata says of the last
  * shutdown is read before any peer can connect and change it */
 static int step_startup_plan(struct up *u)
@@ -641,6 +660,7 @@ static const struct up_step {
 	{ "set the starting disk state", step_disk_state, NULL },
 	{ "start the exports", step_exports, step_exports_stop },
 	{ "start peers and quorum", step_replication, step_replication_stop },
+	{ "answer doctor's configuration queries", step_confq, step_confq_stop },
 	{ "dipolefs: mounts come on request", step_fs, step_fs_stop },
 	{ "startup: wait for the peer, become-primary-on", step_startup, NULL },
 	{ "open the control socket", step_control, NULL },

@@ -21,6 +21,7 @@
 #include "quorum.h"
 #include "util.h"
 #include "ctl.h"
+#include "confq.h"
 
 /* The startup wait (startup.c, docs/startup.md): for the peer, per
  * wfc-timeout / degr-wfc-timeout / outdated-wfc-timeout, and become-primary-on's
@@ -64,6 +65,7 @@ struct daemon {
 	const struct cfg_host *other; /* its host (handlers' peer), NULL if none */
 	struct listener *lsn;         /* the replication port, NULL without peers */
 	struct quorum *quorum;        /* votes and vote links, NULL with one host */
+	struct confq *confq;          /* answers `dipole doctor` on lsn, NULL without it */
 	int loop_fd;
 	char loop_dev[64];
 	char device[1024];   /* symlink we created, "" if none */

@@ -42,6 +42,8 @@ const char *codec_type_name(uint16_t type)
 	case P_RS_ACK: return "P_RS_ACK";
 	case P_SYNC_START: return "P_SYNC_START";
 	case P_SIZES: return "P_SIZES";
+	case P_CONF_QUERY: return "P_CONF_QUERY";
+	case P_CONF_INFO: return "P_CONF_INFO";
 	case P_SYNC_DONE: return "P_SYNC_DONE";
 	case P_BITMAP: return "P_BITMAP";
 	case P_BITMAP_DONE: return "P_BITMAP_DONE";
@@ -584,7 +586,7 @@ int codec_decode_hello(const uint8_t *payload, uint32_t len, struct pkt_hello *o
 	out->stamp = get_be32(b + HELLO_STAMP);
 	out->stamp_from = (int32_t)get_be32(b + HELLO_STAMP_FROM);
 	if (out->channel > CH_MAX)
-		return refuse(why, whylen, P_HELLO, "channel %u: expected 0 (data), 1 (meta), 2 (vote) or 3 (fs)",
+		return refuse(why, whylen, P_HELLO, "channel %u: expected 0 (data), 1 (meta), 2 (vote), 3 (fs) or 4 (query)",
 			      out->channel);
 	if (out->role > HELLO_ROLE_MAX)
 		return refuse(why, whylen, P_HELLO, "role %u: no such role", out->role);

@@ -205,7 +205,10 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, st
 		snprintf(why, sizeof why, "%s", c->fs_only ? "this node serves the filesystem on this link, not a peer link"
 							   : "this node has a peer link with you, not a filesystem link "
 							     "(is the filesystem mounted as owner here?)");
-	else if (ch == CH_VOTE || ch == CH_FS)
+	else if ((ch == CH_QUERY) != !!c->query_only)
+		snprintf(why, sizeof why, "%s", c->query_only ? "this node answers configuration queries on this link only"
+							      : "this node has a peer link with you, not a query link");
+	else if (ch == CH_VOTE || ch == CH_FS || ch == CH_QUERY)
 		; /* no block data on these links: size and protocol do not matter */
 	/* (different sizes are no refusal here: the two agree on the smaller
 	 * one after the handshake, repl/resize.h) */

@@ -25,6 +25,7 @@ struct hs_conf {
 	int vote_only;            /* a vote link: only CH_VOTE; else only data/meta */
 	int fs_only;              /* a filesystem link: only CH_FS (protocol, allow-two
 				   * and size do not matter on it) */
+	int query_only;           /* a doctor's query: only CH_QUERY (confq.h) */
 	void (*fill)(void *arg, struct pkt_hello *hello); /* state fields of this node's HELLO */
 	void *arg;
 };

@@ -32,7 +32,10 @@
  *   1 (2026-11): first version. Vote links (channel CH_VOTE, P_VSTATE) were
  *     added before any release, so the version stayed 1; so was the
  *     filesystem channel (CH_FS), whose frames have their own version
- *     (fsproto.h).
+ *     (fsproto.h). So was the query channel (CH_QUERY: `dipole doctor`
+ *     asks a running daemon which configuration it runs and its clock,
+ *     confq.h); a daemon without it refuses the HELLO's channel, which the
+ *     doctor reports as "not checked".
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -100,7 +103,11 @@ enum wire_type {
 			    * as a resync from the sender. Added in version 1 before any
 			    * release; a peer without it drops the connection (protocol
 			    * error), which `resize` reports. */
+	P_CONF_QUERY = 36, /* CH_QUERY, asker -> daemon, empty: answer now */
+	P_CONF_INFO = 37,  /* CH_QUERY, daemon -> asker: digest u8[32] (sha256 of the
+			    * resource as `dump` prints it), wall clock u64 (unix ns) */
 };
+#define CONF_INFO_BYTES 40u
 
 #define SZF_ASK 1u
 #define SZF_SET 2u
@@ -126,7 +133,7 @@ enum wire_type {
 #define HELLO_VMIN      0   /* u32 */
 #define HELLO_VMAX      4   /* u32 */
 #define HELLO_NODE_ID   8   /* u32 */
-#define HELLO_CHANNEL   12  /* u8: 0 data, 1 meta, 2 vote, 3 fs */
+#define HELLO_CHANNEL   12  /* u8: 0 data, 1 meta, 2 vote, 3 fs, 4 query */
 #define HELLO_PROTOCOL  13  /* u8: 'A' 'B' 'C' */
 #define HELLO_ROLE      14  /* u8 */
 #define HELLO_DISK      15  /* u8 */
@@ -154,8 +161,8 @@ enum wire_type {
 
 /* CH_VOTE: a vote link (quorum.h). CH_FS: a dipolefs client's link to the
  * filesystem's owner; after the handshake it speaks fsproto.h, not this
- * protocol. */
-enum channel { CH_DATA = 0, CH_META = 1, CH_VOTE = 2, CH_FS = 3 };
-#define CH_MAX CH_FS
+ * protocol. CH_QUERY: one question of `dipole doctor` (confq.h). */
+enum channel { CH_DATA = 0, CH_META = 1, CH_VOTE = 2, CH_FS = 3, CH_QUERY = 4 };
+#define CH_MAX CH_QUERY
 
 #endif
