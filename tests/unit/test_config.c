@@ -77,6 +77,53 @@ TEST(whitespace_comments_and_line_endings_never_matter)
 	cfg_free(cb);
 }
 
+TEST(resource_dump_is_the_same_for_the_same_meaning)
+{
+	/* what peers compare (docs/doctor.md): layout and comments do not
+	 * count, an option does */
+	const char *a = "resource r{on a{address 10.0.0.1:1;disk /d;}on b{address 10.0.0.2:1;disk /d;}}";
+	const char *b = "# the same\nresource r {\n  on a { address 10.0.0.1:1; disk /d; }\n"
+			"  on b { address 10.0.0.2:1; disk /d; } # b\n}\n";
+	const char *c = "resource r{net{protocol A;}on a{address 10.0.0.1:1;disk /d;}on b{address 10.0.0.2:1;disk /d;}}";
+	struct cfg *ca = parse(a), *cb = parse(b), *cc = parse(c);
+	CHECK(ca && cb && cc);
+	if (!ca || !cb || !cc)
+		return;
+	char *da = cfg_dump_resource(&ca->res[0]), *db = cfg_dump_resource(&cb->res[0]), *dc = cfg_dump_resource(&cc->res[0]);
+	CHECK(!strcmp(da, db));
+	CHECK(strcmp(da, dc) != 0);
+	CHECK(strstr(da, "t.res") == NULL); /* no location in it */
+	free(da);
+	free(db);
+	free(dc);
+	cfg_free(ca);
+	cfg_free(cb);
+	cfg_free(cc);
+}
+
+TEST(metrics_address_in_the_on_section)
+{
+	struct cfg *c = parse("resource r {\n  on a { address 10.0.0.1:1; disk /d; metrics-address 127.0.0.1:9942; }\n"
+			      "  on b { address 10.0.0.2:1; disk /d; metrics-address [::1]:9942; }\n}\n");
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "    %s\n", err);
+		return;
+	}
+	const struct cfg_resource *r = cfg_find_res(c, "r");
+	CHECK(!strcmp(cfg_find_host(r, "a")->metrics_address, "127.0.0.1:9942"));
+	CHECK(!strcmp(cfg_find_host(r, "b")->metrics_address, "[::1]:9942"));
+	CHECK(!has_warning(c, "metrics-address"));
+	char *d = cfg_dump(c, NULL);
+	CHECK_STR_HAS(d, "metrics-address 127.0.0.1:9942;");
+	free(d);
+	cfg_free(c);
+	CHECK(parse("resource r {\n  on a { address 10.0.0.1:1; disk /d;\n    metrics-address 127.0.0.1; }\n}\n") == NULL);
+	CHECK_STR_HAS(err, "t.res:3:21: expected IP:PORT, found '127.0.0.1'");
+	CHECK(parse("resource r {\n  on a { address 10.0.0.1:1; disk /d; metrics-address 127.0.0.1:0; }\n}\n") == NULL);
+	CHECK_STR_HAS(err, "t.res:2:");
+}
+
 TEST(missing_semicolon_names_line_and_column)
 {
 	CHECK(parse("resource r {\n  net {\n    protocol C\n    allow-two-primaries;\n  }\n}\n") == NULL);
