@@ -9,11 +9,12 @@
  * metric for is dipole_*.
  *
  * The exposition is rendered on the HTTP server's thread (httpd.h) from
- * what `status --json` reads, the same way the events thread reads it:
- * the engine's and peers' atomics, quorum_have, the engine's lock for
- * al_updates' sake no more than status does. The server starts after the
- * peers and quorum exist and stops before they go (daemon.c's steps), so
- * d->peers and d->quorum hold still while it runs. dipolefs is the main
+ * what `status --json` reads, the way the events thread reads it: the
+ * engine's, bitmap's, activity log's and peers' atomics and quorum_have,
+ * without taking a lock the data path takes, so a scrape never delays
+ * I/O. The server starts after the peers and quorum exist and stops
+ * before they go (daemon.c's steps), so d->peers and d->quorum hold still
+ * while it runs. dipolefs is the main
  * thread's (d->fs comes and goes with mounts): the main thread renders
  * status's "fs" object into d->fs_view each time round its loop, and the
  * metrics read that copy under fs_view_lock.
