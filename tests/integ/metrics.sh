@@ -136,4 +136,21 @@ check "a comes up again on the same address (the port was released)" na up r0 --
 check "and serves again" wait_for 10 mcheck a "m('drbd_resource_resources') == 1"
 na down r0 >/dev/null 2>&1
 nb down r0 >/dev/null 2>&1
+
+# ---- dipolefs: owner, role, clients and locks as status's "fs" says
+mkdir -p "$T/ma" "$T/mb"
+check "both up with their devices" eval "na up r0 --metrics-listen $MA >/dev/null && nb up r0 >/dev/null"
+check "connected again" wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
+check "a Primary again" na primary r0
+check "mkfs on a" na mkfs r0
+check "mount on a (owner) and b (client)" eval "na mount r0 $T/ma >/dev/null && nb mount r0 $T/mb >/dev/null"
+check "a's fs metrics match status: owner a, role owner, one client" wait_for 10 mcheck a \
+	"o['fs']['clients'] == ['b'] and m('dipole_fs_mounted', name='r0') == 1 and m('dipole_fs_owner', name='r0', owner='a') == 1 and m('dipole_fs_role', dipole_fs_role='owner') == 1 and m('dipole_fs_clients') == len(o['fs']['clients']) and m('dipole_fs_locks') == o['fs']['locks'] and m('dipole_fs_grace') == int(o['fs']['grace'])"
+check "b's fs metrics: client of a" wait_for 10 mcheck b \
+	"m('dipole_fs_mounted') == 1 and m('dipole_fs_owner', owner='a') == 1 and m('dipole_fs_role', dipole_fs_role='client') == 1 and m('dipole_fs_clients') == 0"
+check "unmount both" eval "nb umount $T/mb >/dev/null && na umount $T/ma >/dev/null"
+check "unmounted: dipole_fs_mounted 0, no owner" wait_for 10 mcheck a \
+	"o['fs'] is None and m('dipole_fs_mounted') == 0 and m('dipole_fs_owner') is None and m('dipole_fs_owner_changes_total') == 0"
+na down r0 >/dev/null 2>&1
+nb down r0 >/dev/null 2>&1
 finish
