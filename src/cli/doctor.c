@@ -123,6 +123,13 @@ static void check_peer(struct doctor *dr, const struct cfg_resource *r, const st
 		       "%s's daemon refused the query: %s", o->name, why);
 		return;
 	}
+	if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -ENETUNREACH) {
+		dr_add(dr, DR_WARNING, "peer-unreachable", r->name, &o->loc,
+		       "check the network path between the nodes (ip route, ping, a firewall dropping the port)",
+		       "%s cannot be reached (%s): the nodes cannot replicate; its configuration and clock were not "
+		       "checked", o->name, why);
+		return;
+	}
 	if (rc) {
 		dr_add(dr, DR_INFO, "peer-not-checked", r->name, &o->loc, NULL,
 		       "%s's daemon does not answer (%s): its configuration and clock were not checked", o->name, why);

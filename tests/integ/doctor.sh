@@ -80,6 +80,12 @@ expect_rc "the port in use by another process: exit 1, naming it" 1 \
 kill $HOLDER 2>/dev/null
 wait $HOLDER 2>/dev/null
 
+# ---- a peer whose address nothing answers: a warning, still 'not checked'
+sed "s|address $IP_B:7790;|address 10.211.0.77:7790;|" "$T/r.res" >"$T/unreach.res"
+rc=$(dj nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/unreach.res" --node a --run-dir "$T/ra")
+check "an unreachable peer: peer-unreachable warning, exit 0" \
+	fcheck "$rc == 0 and get('peer-unreachable')['severity'] == 'warning' and 'not checked' in get('peer-unreachable')['message']"
+
 # ---- a configuration that does not parse
 printf 'resource r0 {\n  on a { address 10.211.0.1:7790 disk /x; }\n}\n' >"$T/bad.res"
 expect_rc "a configuration that does not parse: exit 2, file:line:col" 2 \
