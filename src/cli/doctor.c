@@ -38,10 +38,18 @@ void dr_add(struct doctor *dr, enum dr_sev sev, const char *check, const char *r
 
 /* ----------------------------------------------------------- checks */
 
-/* This host's on-section, or NULL after saying which names there are. */
-static const struct cfg_host *check_host(struct doctor *dr, const struct cfg_resource *r)
+/* This host's on-section, or NULL after saying which names there are:
+ * an error when the resource was named (or no resource has this host),
+ * else the resource is another nodes' and only noted. */
+static const struct cfg_host *check_host(struct doctor *dr, const struct cfg_resource *r, int must)
 {
 	const struct cfg_host *h = cfg_find_host(r, dr->cli->node);
+	if (!h && !must) {
+		dr_add(dr, DR_INFO, "not-this-host", r->name, &r->loc, NULL,
+		       "resource '%s' has no 'on %s' section: it runs on other nodes, not checked here", r->name,
+		       dr->cli->node);
+		return NULL;
+	}
 	if (h) {
 		dr_add(dr, DR_INFO, "host", r->name, &h->loc, NULL, "this host '%s' is 'on %s' (node-id %d)", dr->cli->node,
 		       h->name, h->node_id);
@@ -148,9 +156,9 @@ static void check_peer(struct doctor *dr, const struct cfg_resource *r, const st
 	check_clock(dr, r, o, &a);
 }
 
-static void check_resource(struct doctor *dr, const struct cfg_resource *r)
+static void check_resource(struct doctor *dr, const struct cfg_resource *r, int must)
 {
-	const struct cfg_host *h = check_host(dr, r);
+	const struct cfg_host *h = check_host(dr, r, must);
 	if (!h)
 		return;
 	dr->daemon_pid = dr_daemon_pid(dr->cli, r->name);
@@ -282,9 +290,13 @@ int cmd_doctor(struct cli *cli, int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN); /* a peer that refuses a query closes on us */
 	int code = check_config(&dr, res);
+	/* without RES: the resources this host is in, or an error if none */
+	int here = 0;
+	for (int i = 0; !code && i < cli->cfg->nres; i++)
+		here += cfg_find_host(&cli->cfg->res[i], cli->node) != NULL;
 	for (int i = 0; !code && i < cli->cfg->nres; i++)
 		if (!res || !strcmp(res, cli->cfg->res[i].name))
-			check_resource(&dr, &cli->cfg->res[i]);
+			check_resource(&dr, &cli->cfg->res[i], res || !here);
 	if (!code && dr.nerr)
 		code = EXIT_FAIL;
 	if (json)

@@ -40,6 +40,14 @@ expect_rc "a host name with no on-section: exit 1, named with the fix" 1 \
 	nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/r.res" --node zz --run-dir "$T/ra" doctor r0
 check "the fix says --node or the host name" sh -c "nsenter --net=/run/netns/$NS_A '$DIPOLE' -c '$T/r.res' --node zz doctor r0 | grep -q 'fix: name this host.*--node NAME (one of: a, b)'"
 
+cat "$T/r.res" >"$T/two.res"
+printf 'resource other {\n  on x { address 10.211.0.8:7790; disk /x; }\n  on y { address 10.211.0.9:7790; disk /y; }\n}\n' >>"$T/two.res"
+rc=$(nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/two.res" --node a --run-dir "$T/ra" doctor --json >"$T/dj" 2>&1; echo $?)
+check "without RES, a resource of other nodes is noted, not an error" \
+	fcheck "$rc == 0 and get('not-this-host')['resource'] == 'other' and not has('host-unknown')"
+expect_rc "without RES and no resource on this host: host-unknown, exit 1" 1 "host-unknown" \
+	nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/two.res" --node zz doctor
+
 # ---- missing disk
 sed "s|disk $T/a.img;|disk $T/nosuch.img;|" "$T/r.res" >"$T/missing.res"
 expect_rc "a missing disk: exit 1, disk-missing with the fix and file:line:col" 1 \
