@@ -27,6 +27,7 @@ struct lnode {
 	uint64_t id;
 	uint64_t nlookup;   /* lookups not yet forgotten, under nodes_mu */
 	unsigned ref;       /* calls using fd right now, under nodes_mu */
+	int one_node;       /* seen named *-shm: a shared-memory index (locks.h), under nodes_mu */
 	int fd;             /* O_PATH, immutable while the node is known */
 	int htype;          /* handle type; hlen 0: keyed by (dev, ino) */
 	unsigned hlen;
@@ -220,9 +221,17 @@ static int node_key(struct lnode *n, const struct stat *st)
 	return -errno;
 }
 
-/* Enter the object behind fd (an O_PATH fd, consumed) into the table with
- * one more lookup, and fill e. 0 or -errno. */
-static int node_enter(struct local *l, int fd, struct fs_entry *e)
+/* A name SQLite gives its WAL index (DB-shm, os_unix.c): locks on it
+ * follow the one-node rule (locks.h). */
+static int is_shm_index(const char *name)
+{
+	size_t len = strlen(name);
+	return len > 4 && !strcmp(name + len - 4, "-shm");
+}
+
+/* Enter the object behind fd (an O_PATH fd, consumed), named `name`, into
+ * the table with one more lookup, and fill e. 0 or -errno. */
+static int node_enter(struct local *l, int fd, const char *name, struct fs_entry *e)
 {
 	struct lnode *n = calloc(1, sizeof *n);
 	if (!n) {
@@ -245,10 +254,12 @@ static int node_enter(struct local *l, int fd, struct fs_entry *e)
 		old = old->next_key;
 	if (old) {
 		old->nlookup++;
+		old->one_node |= is_shm_index(name); /* sticky: a hard link keeps it */
 		e->ino = old->id;
 	} else {
 		n->id = l->next_id++;
 		n->nlookup = 1;
+		n->one_node = is_shm_index(name);
 		node_insert(l, n);
 		e->ino = n->id;
 	}
@@ -266,7 +277,7 @@ static int enter_name(struct local *l, int dfd, const char *name, struct fs_entr
 	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	return node_enter(l, fd, e);
+	return node_enter(l, fd, name, e);
 }
 
 /* Open what an O_PATH fd refers to for real I/O. fd or -errno. */
@@ -782,7 +793,7 @@ static int lo_create(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 		return fd;
 	/* the node from the open file, not the name: it may be renamed already */
 	int opath = reopen(fd, O_PATH);
-	int rc = opath < 0 ? opath : node_enter(l, opath, out);
+	int rc = opath < 0 ? opath : node_enter(l, opath, name, out);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -1012,12 +1023,24 @@ static int lo_fallocate(void *ctx, const struct fs_caller *c, uint64_t ino, uint
 	return rc;
 }
 
+/* LOCKS_ONE_NODE for a shared-memory index, else 0 */
+static unsigned lock_flags(struct local *l, uint64_t ino)
+{
+	pthread_mutex_lock(&l->nodes_mu);
+	struct lnode *n = l->by_id[mix(ino) & (l->nbuckets - 1)];
+	while (n && n->id != ino)
+		n = n->next_id;
+	unsigned flags = n && n->one_node ? LOCKS_ONE_NODE : 0;
+	pthread_mutex_unlock(&l->nodes_mu);
+	return flags;
+}
+
 static int lo_getlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk)
 {
 	struct local *l = ctx;
 	(void)c;
 	(void)fh;
-	return locks_getlk(l->locks, ino, lk);
+	return locks_getlk(l->locks, ino, lk, lock_flags(l, ino));
 }
 
 static int lo_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
@@ -1025,7 +1048,7 @@ static int lo_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t
 {
 	struct local *l = ctx;
 	(void)c;
-	return locks_setlk(l->locks, ino, fh, lk, wait ? LOCKS_WAIT : 0, token);
+	return locks_setlk(l->locks, ino, fh, lk, (wait ? LOCKS_WAIT : 0) | lock_flags(l, ino), token);
 }
 
 static void lo_interrupt(void *ctx, const struct fs_caller *c, uint64_t token)

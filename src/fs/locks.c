@@ -38,6 +38,7 @@ struct lk_inode {
 	struct lk_range *posix;
 	struct lk_flock *flocks;
 	unsigned nwaiters;         /* waiters pointing here: keeps it allocated */
+	int one_node;              /* LOCKS_ONE_NODE: a shared-memory index */
 };
 
 struct lk_waiter {             /* lives on the waiting thread's stack */
@@ -170,16 +171,22 @@ static int posix_same_owner(const struct lk_range *r, uint32_t node, uint64_t ow
 	return r->node == node && r->owner == owner;
 }
 
-static int posix_conflicts(const struct lk_range *r, const struct fs_lock *lk)
+/* The one-node rule (locks.h): on a shared-memory index, any lock of
+ * another node conflicts, whatever its range and type. */
+static int posix_conflicts(const struct lk_range *r, const struct fs_lock *lk, int one_node)
 {
-	return !posix_same_owner(r, lk->node_id, lk->owner) && overlaps(r->start, r->end, lk->start, lk->end) &&
-	       (r->type == F_WRLCK || lk->type == F_WRLCK);
+	if (posix_same_owner(r, lk->node_id, lk->owner))
+		return 0;
+	if (one_node && r->node != lk->node_id)
+		return 1;
+	return overlaps(r->start, r->end, lk->start, lk->end) && (r->type == F_WRLCK || lk->type == F_WRLCK);
 }
 
-static const struct lk_range *posix_first_conflict(const struct lk_inode *in, const struct fs_lock *lk)
+static const struct lk_range *posix_first_conflict(const struct lk_inode *in, const struct fs_lock *lk,
+						   int one_node)
 {
 	for (const struct lk_range *r = in ? in->posix : NULL; r; r = r->next)
-		if (posix_conflicts(r, lk))
+		if (posix_conflicts(r, lk, one_node))
 			return r;
 	return NULL;
 }
@@ -203,7 +210,7 @@ static int posix_waits_for(struct locks *t, const struct lk_inode *in, const str
 	for (const struct lk_range *r = in->posix; r; r = r->next) {
 		if (--*steps < 0)
 			return 0;
-		if (!posix_conflicts(r, lk))
+		if (!posix_conflicts(r, lk, in->one_node))
 			continue;
 		if (posix_same_owner(r, tnode, towner))
 			return 1;
@@ -348,7 +355,7 @@ static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const str
 		t->count++;
 		return 0;
 	}
-	if (lk->type != F_UNLCK && posix_first_conflict(in, lk))
+	if (lk->type != F_UNLCK && posix_first_conflict(in, lk, in->one_node))
 		return reclaim ? -ENOLCK : -EAGAIN;
 	struct lk_range *spare[2] = { malloc(sizeof(struct lk_range)), malloc(sizeof(struct lk_range)) };
 	if (!spare[0] || !spare[1]) {
@@ -364,14 +371,18 @@ static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const str
 	return 0;
 }
 
-int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk)
+int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flags)
 {
 	if (lk->flock || lk->type == F_UNLCK || !lock_valid(lk))
 		return -EINVAL;
 	pthread_mutex_lock(&t->mu);
-	const struct lk_range *r = posix_first_conflict(inode_find(t, ino), lk);
+	const struct lk_inode *in = inode_find(t, ino);
+	int one_node = (flags & LOCKS_ONE_NODE) || (in && in->one_node);
+	const struct lk_range *r = posix_first_conflict(in, lk, one_node);
 	if (r) {
-		lk->type = r->type;
+		/* SQLite reads a foreign write lock on its DMS byte as "in use
+		 * elsewhere" (SQLITE_BUSY) */
+		lk->type = one_node && r->node != lk->node_id ? F_WRLCK : r->type;
 		lk->start = r->start;
 		lk->end = r->end;
 		lk->owner = r->owner;
@@ -395,6 +406,8 @@ int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock
 		pthread_mutex_unlock(&t->mu);
 		return -ENOMEM;
 	}
+	if (flags & LOCKS_ONE_NODE)
+		in->one_node = 1;
 	int rc = try_lock(t, in, fh, lk, flags);
 	if (rc != -EAGAIN || !(flags & LOCKS_WAIT) || (flags & LOCKS_RECLAIM)) {
 		inode_put(t, in);

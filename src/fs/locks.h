@@ -16,6 +16,22 @@
  * Two locks conflict when their owners differ, they overlap and one is a
  * write lock (flock: exclusive). A POSIX lock never conflicts with a flock.
  *
+ * The one-node rule (LOCKS_ONE_NODE; docs/dipolefs.md "Locks"): a file
+ * that is a shared-memory index mapped by its users (SQLite's DB-shm, the
+ * WAL index) can be coherent only among the processes of one node, since
+ * each node's page cache holds its own copy of the mapping. On such a
+ * file a POSIX lock held by one node conflicts with every POSIX request of
+ * any other node, whatever their ranges and types, and F_GETLK from
+ * another node reports it as F_WRLCK. Within a node the usual rules hold.
+ * SQLite (os_unix.c unixLockSharedMemory, 3.40) asks F_GETLK for a write
+ * lock on the DMS byte before it maps the index: a write lock reported
+ * means "in use elsewhere", so a second node's SQLite fails with an error
+ * (SQLITE_PROTOCOL after its WAL_RETRY loop, about 10 s) instead of
+ * sharing an index it cannot see, and succeeds once the first node's last
+ * user closed the database (its DMS lock went). The flag sticks to the
+ * file while it has locks or waiters; the caller (local.c) passes it on
+ * every request for a file it recognised as such.
+ *
  * Lifetimes: POSIX locks go at each close of any descriptor of the file by
  * the owning process (flush → locks_release_owner), OFD locks and flocks at
  * the last close of the open file (release → locks_release_file), and all
@@ -52,6 +68,7 @@
 
 #define LOCKS_WAIT    1u /* F_SETLKW / flock without LOCK_NB */
 #define LOCKS_RECLAIM 2u /* re-taking a lock held before a failover */
+#define LOCKS_ONE_NODE 4u /* the file is a shared-memory index: one node's */
 
 #define LOCKS_DEADLK_DEPTH 8 /* waiting owners followed to find a cycle */
 
@@ -64,16 +81,18 @@ void locks_close(struct locks *t);
 
 /* F_GETLK for lk (type, range, owner, node_id) on ino: the first
  * conflicting lock (lowest start) into *lk — type, start, end, owner,
- * node_id, pid — or lk->type = F_UNLCK. 0 or -EINVAL (bad type or range, a
- * flock). */
-int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk);
+ * node_id, pid — or lk->type = F_UNLCK. flags: LOCKS_ONE_NODE or 0 (a
+ * conflict by the one-node rule reports F_WRLCK). 0 or -EINVAL (bad type
+ * or range, a flock). */
+int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flags);
 
 /* Sets or clears lk on ino through open file fh (the flock owner, and the
  * open file an OFD lock dies with). F_UNLCK always succeeds. Without
  * LOCKS_WAIT a conflict is -EAGAIN (== -EWOULDBLOCK, flock's LOCK_NB);
  * with it, the call waits (see above) under `token`, unique among the
  * node's requests in flight. LOCKS_RECLAIM: granted only during grace and
- * without conflict, never waits, else -ENOLCK. Also -EINVAL, -ENOMEM. */
+ * without conflict, never waits, else -ENOLCK. LOCKS_ONE_NODE: ino is a
+ * shared-memory index (the one-node rule above). Also -EINVAL, -ENOMEM. */
 int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock *lk, unsigned flags,
 		uint64_t token);
 

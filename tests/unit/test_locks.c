@@ -48,6 +48,10 @@ struct op {
 #define G(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, W, s_, e_, 0, wt, a, b, wn, wo }
 #define GI(i, n, o, s_, e_, wt, a, b, wn, wo) { GET, i, n, o, 0, W, s_, e_, 0, wt, a, b, wn, wo }
 #define GR(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, R, s_, e_, 0, wt, a, b, wn, wo }
+/* on a shared-memory index (LOCKS_ONE_NODE) */
+#define S1(n, o, t, s_, e_, w)        { SET, INO, n, o, 100 + (o), t, s_, e_, LOCKS_ONE_NODE, w, 0, 0, 0, 0 }
+#define G1(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, W, s_, e_, LOCKS_ONE_NODE, wt, a, b, wn, wo }
+#define G1NONE(n, o, s_, e_)          { GET, INO, n, o, 0, W, s_, e_, LOCKS_ONE_NODE, U, 0, 0, 0, 0 }
 #define GNONE(n, o, s_, e_)           { GET, INO, n, o, 0, W, s_, e_, 0, U, 0, 0, 0, 0 }
 #define FL(n, fh_, t, w)              { FLK, INO, n, 0, fh_, t, 0, 0, 0, w, 0, 0, 0, 0 }
 #define FLR(n, fh_, t, w)             { FLK, INO, n, 0, fh_, t, 0, 0, LOCKS_RECLAIM, w, 0, 0, 0, 0 }
@@ -79,7 +83,7 @@ static void run_ops(struct locks *t, const char *what, const struct op *ops)
 			got = locks_setlk(t, o->ino, o->fh, &lk, o->flags, 0);
 			break;
 		case GET: {
-			int rc = locks_getlk(t, o->ino, &lk);
+			int rc = locks_getlk(t, o->ino, &lk, o->flags);
 			got = lk.type;
 			if (rc) {
 				fprintf(stderr, "    %s: step %d: getlk %d\n", what, i, rc);
@@ -219,6 +223,42 @@ TEST(conflicts)
 	run_cases(cases, ARRAY_SIZE(cases));
 }
 
+/* SQLite's WAL index (DB-shm, os_unix.c unixLockSharedMemory): F_GETLK
+ * for a write lock on the DMS byte (128); none: take it, then a read lock
+ * there; a read lock: share it; a write lock: SQLITE_BUSY. */
+#define DMS 128
+TEST(one_node)
+{
+	static const struct lcase cases[] = {
+		{ "one node: processes of a node share the index as usual",
+		  { G1NONE(1, 1, DMS, DMS), S1(1, 1, W, DMS, DMS, 0), S1(1, 1, R, DMS, DMS, 0),
+		    G1(1, 2, DMS, DMS, R, DMS, DMS, 1, 1), S1(1, 2, R, DMS, DMS, 0),
+		    S1(1, 2, W, 120, 120, 0), S1(1, 1, W, 120, 120, -EAGAIN), C(3) } },
+		{ "one node: another node's read lock is reported as a write lock",
+		  { S1(1, 1, R, DMS, DMS, 0), G1(2, 3, DMS, DMS, W, DMS, DMS, 1, 1),
+		    G1(2, 3, 0, 7, W, DMS, DMS, 1, 1) /* any range */ } },
+		{ "one node: every request of another node conflicts, any range or type",
+		  { S1(1, 1, R, DMS, DMS, 0), S1(2, 3, R, DMS, DMS, -EAGAIN), S1(2, 3, R, 0, 7, -EAGAIN),
+		    S1(2, 3, W, 500, 600, -EAGAIN), S1(2, 3, U, 0, MAX, 0), C(1) } },
+		{ "one node: the other node gets it once the last holder closed",
+		  { S1(1, 1, R, DMS, DMS, 0), S1(1, 2, R, DMS, DMS, 0), RO(1, 1, 1),
+		    S1(2, 3, R, DMS, DMS, -EAGAIN), RO(1, 2, 1), G1NONE(2, 3, DMS, DMS),
+		    S1(2, 3, W, DMS, DMS, 0), S1(1, 1, R, DMS, DMS, -EAGAIN),
+		    G1(1, 1, DMS, DMS, W, DMS, DMS, 2, 3) } },
+		{ "one node: a node gone frees the index for the others",
+		  { S1(1, 1, R, DMS, DMS, 0), GN(1, 1), S1(2, 3, R, DMS, DMS, 0) } },
+		{ "one node: sticks to the file while it has locks",
+		  { S1(1, 1, R, DMS, DMS, 0), S(2, 3, R, 0, 7, -EAGAIN), G(2, 3, 0, 7, W, DMS, DMS, 1, 1),
+		    RO(1, 1, 1), S(2, 3, R, DMS, DMS, 0), S(1, 1, R, DMS, DMS, 0) } },
+		{ "without the rule, nodes share read locks on the same bytes",
+		  { S(1, 1, R, DMS, DMS, 0), S(2, 3, R, DMS, DMS, 0), GR(2, 4, DMS, DMS, U, 0, 0, 0, 0),
+		    G(2, 4, DMS, DMS, R, DMS, DMS, 1, 1) } },
+		{ "one node: flocks keep their own rules",
+		  { S1(1, 1, R, DMS, DMS, 0), FL(2, 9, R, 0), FL(1, 8, R, 0) } },
+	};
+	run_cases(cases, ARRAY_SIZE(cases));
+}
+
 TEST(release)
 {
 	static const struct lcase cases[] = {
@@ -250,9 +290,9 @@ TEST(invalid)
 	struct fs_lock unl = { .start = 0, .end = MAX, .type = U, .owner = 1, .node_id = 1 };
 	CHECK(locks_setlk(t, INO, 1, &bad_range, 0, 0) == -EINVAL);
 	CHECK(locks_setlk(t, INO, 1, &bad_type, 0, 0) == -EINVAL);
-	CHECK(locks_getlk(t, INO, &bad_range) == -EINVAL);
-	CHECK(locks_getlk(t, INO, &fl) == -EINVAL);
-	CHECK(locks_getlk(t, INO, &unl) == -EINVAL);
+	CHECK(locks_getlk(t, INO, &bad_range, 0) == -EINVAL);
+	CHECK(locks_getlk(t, INO, &fl, 0) == -EINVAL);
+	CHECK(locks_getlk(t, INO, &unl, LOCKS_ONE_NODE) == -EINVAL);
 	CHECK(locks_count(t) == 0);
 	CHECK(locks_interrupt(t, 1, 99) == -ENOENT);
 	locks_close(t);
@@ -316,8 +356,8 @@ static void *wait_main(void *arg)
 	return NULL;
 }
 
-static void start_wait(struct waiter *w, struct locks *t, uint32_t node, uint64_t owner, int type, uint64_t s,
-		       uint64_t e, int flock, uint64_t token)
+static void prep_wait(struct waiter *w, struct locks *t, uint32_t node, uint64_t owner, int type, uint64_t s,
+		      uint64_t e, int flock, uint64_t token)
 {
 	memset(w, 0, sizeof *w);
 	w->t = t;
@@ -327,6 +367,12 @@ static void start_wait(struct waiter *w, struct locks *t, uint32_t node, uint64_
 	w->flags = LOCKS_WAIT;
 	w->lk = (struct fs_lock){ .start = s, .end = e, .type = type, .owner = owner, .node_id = node,
 				  .pid = 1000 + (uint32_t)owner, .flock = flock };
+}
+
+static void start_wait(struct waiter *w, struct locks *t, uint32_t node, uint64_t owner, int type, uint64_t s,
+		       uint64_t e, int flock, uint64_t token)
+{
+	prep_wait(w, t, node, owner, type, s, e, flock, token);
 	pthread_create(&w->th, NULL, wait_main, w);
 }
 
@@ -384,7 +430,7 @@ static int set(struct locks *t, uint32_t node, uint64_t owner, int type, uint64_
 static int holder(struct locks *t, uint64_t s, uint64_t e, uint32_t *node, uint64_t *owner)
 {
 	struct fs_lock lk = { .start = s, .end = e, .type = W, .owner = 999, .node_id = 99 };
-	locks_getlk(t, INO, &lk);
+	locks_getlk(t, INO, &lk, 0);
 	*node = lk.node_id;
 	*owner = lk.owner;
 	return lk.type;
@@ -560,6 +606,24 @@ TEST(grace_waiter)
 	CHECK(still_waiting(&w2));
 	CHECK(locks_interrupt(t, 3, 1) == 0);
 	CHECK(finish(&w2) == -EINTR);
+	locks_close(t);
+}
+
+TEST(one_node_waiter)
+{
+	struct locks *t;
+	struct waiter w;
+	CHECK(locks_open(&t) == 0);
+	CHECK(set(t, 1, 1, R, DMS, DMS, LOCKS_ONE_NODE) == 0);
+	CHECK(set(t, 1, 2, R, 0, 0, LOCKS_ONE_NODE) == 0);
+	prep_wait(&w, t, 2, 3, R, 500, 500, 0, 1);
+	w.flags |= LOCKS_ONE_NODE;
+	pthread_create(&w.th, NULL, wait_main, &w);
+	CHECK(still_waiting(&w));
+	CHECK(locks_release_owner(t, INO, 1, 1) == 1);
+	CHECK(still_waiting(&w)); /* node 1 still holds a lock, elsewhere */
+	CHECK(locks_release_owner(t, INO, 1, 2) == 1);
+	CHECK(finish(&w) == 0);
 	locks_close(t);
 }
 
