@@ -28,6 +28,7 @@ struct lnode {
 	uint64_t nlookup;   /* lookups not yet forgotten, under nodes_mu */
 	unsigned ref;       /* calls using fd right now, under nodes_mu */
 	int one_node;       /* seen named *-shm: a shared-memory index (locks.h), under nodes_mu */
+	uint64_t shm_ino;   /* an SQLite database: its WAL index (DB-shm), or 0; under nodes_mu */
 	int fd;             /* O_PATH, immutable while the node is known */
 	int htype;          /* handle type; hlen 0: keyed by (dev, ino) */
 	unsigned hlen;
@@ -271,13 +272,41 @@ static int node_enter(struct local *l, int fd, const char *name, struct fs_entry
 	return 0;
 }
 
+/* name (in the directory dfd) is DB-shm, node shm_ino: tell DB's node, if
+ * known, that this is its WAL index, for the WAL rule (locks.h). */
+static void note_wal_index(struct local *l, int dfd, const char *name, uint64_t shm_ino)
+{
+	char db[FS_NAME_MAX + 1];
+	size_t len = strlen(name) - 4;
+	memcpy(db, name, len);
+	db[len] = 0;
+	struct lnode key = { .fd = openat(dfd, db, O_PATH | O_NOFOLLOW | O_CLOEXEC) };
+	struct stat st;
+	if (key.fd < 0)
+		return;
+	if (!fstatat(key.fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
+	    !node_key(&key, &st)) {
+		pthread_mutex_lock(&l->nodes_mu);
+		struct lnode *n = l->by_key[key_hash(&key) & (l->nbuckets - 1)];
+		while (n && !key_eq(n, &key))
+			n = n->next_key;
+		if (n)
+			n->shm_ino = shm_ino;
+		pthread_mutex_unlock(&l->nodes_mu);
+	}
+	close(key.fd);
+}
+
 /* Look name up under the directory dfd and enter it. 0 or -errno. */
 static int enter_name(struct local *l, int dfd, const char *name, struct fs_entry *e)
 {
 	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	return node_enter(l, fd, name, e);
+	int rc = node_enter(l, fd, name, e);
+	if (!rc && is_shm_index(name))
+		note_wal_index(l, dfd, name, e->ino);
+	return rc;
 }
 
 /* Open what an O_PATH fd refers to for real I/O. fd or -errno. */
@@ -788,12 +817,16 @@ static int lo_create(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 			fd = -errno;
 		as_self(l);
 	}
-	node_put(l, p);
-	if (fd < 0)
+	if (fd < 0) {
+		node_put(l, p);
 		return fd;
+	}
 	/* the node from the open file, not the name: it may be renamed already */
 	int opath = reopen(fd, O_PATH);
 	int rc = opath < 0 ? opath : node_enter(l, opath, name, out);
+	if (!rc && is_shm_index(name))
+		note_wal_index(l, p->fd, name, out->ino);
+	node_put(l, p);
 	if (rc) {
 		close(fd);
 		return rc;
@@ -1023,14 +1056,16 @@ static int lo_fallocate(void *ctx, const struct fs_caller *c, uint64_t ino, uint
 	return rc;
 }
 
-/* LOCKS_ONE_NODE for a shared-memory index, else 0 */
-static unsigned lock_flags(struct local *l, uint64_t ino)
+/* What the lock table must know of ino (locks.h): LOCKS_ONE_NODE for a
+ * shared-memory index, else 0; *shm_ino for an SQLite database. */
+static unsigned lock_flags(struct local *l, uint64_t ino, uint64_t *shm_ino)
 {
 	pthread_mutex_lock(&l->nodes_mu);
 	struct lnode *n = l->by_id[mix(ino) & (l->nbuckets - 1)];
 	while (n && n->id != ino)
 		n = n->next_id;
 	unsigned flags = n && n->one_node ? LOCKS_ONE_NODE : 0;
+	*shm_ino = n ? n->shm_ino : 0;
 	pthread_mutex_unlock(&l->nodes_mu);
 	return flags;
 }
@@ -1038,17 +1073,21 @@ static unsigned lock_flags(struct local *l, uint64_t ino)
 static int lo_getlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk)
 {
 	struct local *l = ctx;
+	uint64_t shm_ino;
 	(void)c;
 	(void)fh;
-	return locks_getlk(l->locks, ino, lk, lock_flags(l, ino));
+	unsigned flags = lock_flags(l, ino, &shm_ino);
+	return locks_getlk(l->locks, ino, lk, flags, shm_ino);
 }
 
 static int lo_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
 		    int wait, uint64_t token)
 {
 	struct local *l = ctx;
+	uint64_t shm_ino;
 	(void)c;
-	return locks_setlk(l->locks, ino, fh, lk, (wait ? LOCKS_WAIT : 0) | lock_flags(l, ino), token);
+	unsigned flags = lock_flags(l, ino, &shm_ino) | (wait ? LOCKS_WAIT : 0);
+	return locks_setlk(l->locks, ino, fh, lk, flags, shm_ino, token);
 }
 
 static void lo_interrupt(void *ctx, const struct fs_caller *c, uint64_t token)

@@ -46,6 +46,7 @@ struct lk_waiter {             /* lives on the waiting thread's stack */
 	struct lk_inode *in;
 	struct fs_lock req;
 	uint64_t fh, token;
+	uint64_t shm_ino;          /* the request's WAL index, or 0 */
 	int cancel;                /* 0, or the errno the wait ends with */
 	pthread_cond_t cv;
 };
@@ -141,11 +142,12 @@ static void inode_put(struct locks *t, struct lk_inode *in)
 }
 
 /* Something on `in` was unlocked or downgraded (in == NULL: anywhere):
- * every waiter there re-checks. */
+ * every waiter there, or on the database `in` is the WAL index of,
+ * re-checks. */
 static void wake(struct locks *t, struct lk_inode *in)
 {
 	for (struct lk_waiter *w = t->waiters; w; w = w->next)
-		if (!in || w->in == in)
+		if (!in || w->in == in || (w->shm_ino && w->shm_ino == in->ino))
 			pthread_cond_signal(&w->cv);
 }
 
@@ -187,6 +189,17 @@ static const struct lk_range *posix_first_conflict(const struct lk_inode *in, co
 {
 	for (const struct lk_range *r = in ? in->posix : NULL; r; r = r->next)
 		if (posix_conflicts(r, lk, one_node))
+			return r;
+	return NULL;
+}
+
+/* The WAL rule for the database itself (locks.h): a lock another node
+ * holds on its WAL index, or NULL. */
+static const struct lk_range *wal_foreign(struct locks *t, uint64_t shm_ino, uint32_t node)
+{
+	const struct lk_inode *shm = shm_ino ? inode_find(t, shm_ino) : NULL;
+	for (const struct lk_range *r = shm ? shm->posix : NULL; r; r = r->next)
+		if (r->node != node)
 			return r;
 	return NULL;
 }
@@ -320,7 +333,8 @@ static int lock_valid(const struct fs_lock *lk)
 /* One attempt at lk on in, under t->mu. 0: done; -EAGAIN: in conflict or
  * held off by grace (the caller may wait); -ENOLCK: a reclaim refused;
  * -ENOMEM. */
-static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const struct fs_lock *lk, unsigned flags)
+static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const struct fs_lock *lk, unsigned flags,
+		    uint64_t shm_ino)
 {
 	int grace = grace_now(t);
 	int reclaim = flags & LOCKS_RECLAIM;
@@ -355,7 +369,8 @@ static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const str
 		t->count++;
 		return 0;
 	}
-	if (lk->type != F_UNLCK && posix_first_conflict(in, lk, in->one_node))
+	if (lk->type != F_UNLCK &&
+	    (posix_first_conflict(in, lk, in->one_node) || wal_foreign(t, shm_ino, lk->node_id)))
 		return reclaim ? -ENOLCK : -EAGAIN;
 	struct lk_range *spare[2] = { malloc(sizeof(struct lk_range)), malloc(sizeof(struct lk_range)) };
 	if (!spare[0] || !spare[1]) {
@@ -371,7 +386,7 @@ static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const str
 	return 0;
 }
 
-int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flags)
+int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flags, uint64_t shm_ino)
 {
 	if (lk->flock || lk->type == F_UNLCK || !lock_valid(lk))
 		return -EINVAL;
@@ -379,24 +394,32 @@ int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flag
 	const struct lk_inode *in = inode_find(t, ino);
 	int one_node = (flags & LOCKS_ONE_NODE) || (in && in->one_node);
 	const struct lk_range *r = posix_first_conflict(in, lk, one_node);
+	const struct lk_range *wal = r ? NULL : wal_foreign(t, shm_ino, lk->node_id);
 	if (r) {
 		/* SQLite reads a foreign write lock on its DMS byte as "in use
 		 * elsewhere" (SQLITE_BUSY) */
 		lk->type = one_node && r->node != lk->node_id ? F_WRLCK : r->type;
 		lk->start = r->start;
 		lk->end = r->end;
+	} else if (wal) {
+		r = wal; /* the database is in use elsewhere: all of it */
+		lk->type = F_WRLCK;
+		lk->start = 0;
+		lk->end = UINT64_MAX;
+	} else {
+		lk->type = F_UNLCK;
+	}
+	if (r) {
 		lk->owner = r->owner;
 		lk->node_id = r->node;
 		lk->pid = r->pid;
-	} else {
-		lk->type = F_UNLCK;
 	}
 	pthread_mutex_unlock(&t->mu);
 	return 0;
 }
 
 int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock *lk, unsigned flags,
-		uint64_t token)
+		uint64_t shm_ino, uint64_t token)
 {
 	if (!lock_valid(lk))
 		return -EINVAL;
@@ -408,13 +431,13 @@ int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock
 	}
 	if (flags & LOCKS_ONE_NODE)
 		in->one_node = 1;
-	int rc = try_lock(t, in, fh, lk, flags);
+	int rc = try_lock(t, in, fh, lk, flags, shm_ino);
 	if (rc != -EAGAIN || !(flags & LOCKS_WAIT) || (flags & LOCKS_RECLAIM)) {
 		inode_put(t, in);
 		pthread_mutex_unlock(&t->mu);
 		return rc;
 	}
-	struct lk_waiter w = { .in = in, .req = *lk, .fh = fh, .token = token };
+	struct lk_waiter w = { .in = in, .req = *lk, .fh = fh, .token = token, .shm_ino = shm_ino };
 	pthread_cond_init(&w.cv, &t->cattr);
 	w.next = t->waiters;
 	t->waiters = &w;
@@ -439,7 +462,7 @@ int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock
 			rc = -w.cancel;
 			break;
 		}
-		rc = try_lock(t, in, fh, lk, flags);
+		rc = try_lock(t, in, fh, lk, flags, shm_ino);
 		if (rc != -EAGAIN)
 			break;
 	}

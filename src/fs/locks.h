@@ -26,11 +26,18 @@
  * SQLite (os_unix.c unixLockSharedMemory, 3.40) asks F_GETLK for a write
  * lock on the DMS byte before it maps the index: a write lock reported
  * means "in use elsewhere", so a second node's SQLite fails with an error
- * (SQLITE_PROTOCOL after its WAL_RETRY loop, about 10 s) instead of
- * sharing an index it cannot see, and succeeds once the first node's last
- * user closed the database (its DMS lock went). The flag sticks to the
- * file while it has locks or waiters; the caller (local.c) passes it on
- * every request for a file it recognised as such.
+ * instead of sharing an index it cannot see, and succeeds once the first
+ * node's last user closed the database (its DMS lock went). The flag
+ * sticks to the file while it has locks or waiters; the caller (local.c)
+ * passes it on every request for a file it recognised as such.
+ * SQLite takes that refusal for a transient race and retries for about
+ * 10 s before failing with SQLITE_PROTOCOL; so the rule covers the
+ * database file too: a request on a database whose WAL index (shm_ino,
+ * given by the caller) has a POSIX lock of another node conflicts, and
+ * F_GETLK reports that lock as F_WRLCK on the whole file. SQLite's first
+ * step, its SHARED lock on the database, then fails at once with
+ * SQLITE_BUSY ("database is locked", after the caller's busy timeout).
+ * Such a wait is not part of the EDEADLK search.
  *
  * Lifetimes: POSIX locks go at each close of any descriptor of the file by
  * the owning process (flush → locks_release_owner), OFD locks and flocks at
@@ -82,9 +89,10 @@ void locks_close(struct locks *t);
 /* F_GETLK for lk (type, range, owner, node_id) on ino: the first
  * conflicting lock (lowest start) into *lk — type, start, end, owner,
  * node_id, pid — or lk->type = F_UNLCK. flags: LOCKS_ONE_NODE or 0 (a
- * conflict by the one-node rule reports F_WRLCK). 0 or -EINVAL (bad type
- * or range, a flock). */
-int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flags);
+ * conflict by the one-node rule reports F_WRLCK). shm_ino: the node id of
+ * ino's WAL index when ino is an SQLite database with one, else 0. 0 or
+ * -EINVAL (bad type or range, a flock). */
+int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flags, uint64_t shm_ino);
 
 /* Sets or clears lk on ino through open file fh (the flock owner, and the
  * open file an OFD lock dies with). F_UNLCK always succeeds. Without
@@ -92,9 +100,10 @@ int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flag
  * with it, the call waits (see above) under `token`, unique among the
  * node's requests in flight. LOCKS_RECLAIM: granted only during grace and
  * without conflict, never waits, else -ENOLCK. LOCKS_ONE_NODE: ino is a
- * shared-memory index (the one-node rule above). Also -EINVAL, -ENOMEM. */
+ * shared-memory index (the one-node rule above); shm_ino as for getlk.
+ * Also -EINVAL, -ENOMEM. */
 int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock *lk, unsigned flags,
-		uint64_t token);
+		uint64_t shm_ino, uint64_t token);
 
 /* Ends node's waiting request `token` with -EINTR. 0, or -ENOENT when no
  * such request waits (done already, or not arrived yet: FUSE resends). */

@@ -39,26 +39,32 @@ struct op {
 	uint64_t ws, we;
 	uint32_t wnode;
 	uint64_t wowner;
+	uint64_t shm;  /* the database's WAL index (ino), or 0 */
 };
 
-#define S(n, o, t, s_, e_, w)         { SET, INO, n, o, 100 + (o), t, s_, e_, 0, w, 0, 0, 0, 0 }
-#define SF(n, o, fh_, t, s_, e_, w)   { SET, INO, n, o, fh_, t, s_, e_, 0, w, 0, 0, 0, 0 }
-#define SI(i, n, o, t, s_, e_, w)     { SET, i, n, o, 100 + (o), t, s_, e_, 0, w, 0, 0, 0, 0 }
-#define SR(n, o, t, s_, e_, w)        { SET, INO, n, o, 100 + (o), t, s_, e_, LOCKS_RECLAIM, w, 0, 0, 0, 0 }
-#define G(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, W, s_, e_, 0, wt, a, b, wn, wo }
-#define GI(i, n, o, s_, e_, wt, a, b, wn, wo) { GET, i, n, o, 0, W, s_, e_, 0, wt, a, b, wn, wo }
-#define GR(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, R, s_, e_, 0, wt, a, b, wn, wo }
+#define S(n, o, t, s_, e_, w)         { SET, INO, n, o, 100 + (o), t, s_, e_, 0, w, 0, 0, 0, 0, 0 }
+#define SF(n, o, fh_, t, s_, e_, w)   { SET, INO, n, o, fh_, t, s_, e_, 0, w, 0, 0, 0, 0, 0 }
+#define SI(i, n, o, t, s_, e_, w)     { SET, i, n, o, 100 + (o), t, s_, e_, 0, w, 0, 0, 0, 0, 0 }
+#define SR(n, o, t, s_, e_, w)        { SET, INO, n, o, 100 + (o), t, s_, e_, LOCKS_RECLAIM, w, 0, 0, 0, 0, 0 }
+#define G(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, W, s_, e_, 0, wt, a, b, wn, wo, 0 }
+#define GI(i, n, o, s_, e_, wt, a, b, wn, wo) { GET, i, n, o, 0, W, s_, e_, 0, wt, a, b, wn, wo, 0 }
+#define GR(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, R, s_, e_, 0, wt, a, b, wn, wo, 0 }
 /* on a shared-memory index (LOCKS_ONE_NODE) */
-#define S1(n, o, t, s_, e_, w)        { SET, INO, n, o, 100 + (o), t, s_, e_, LOCKS_ONE_NODE, w, 0, 0, 0, 0 }
-#define G1(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, W, s_, e_, LOCKS_ONE_NODE, wt, a, b, wn, wo }
-#define G1NONE(n, o, s_, e_)          { GET, INO, n, o, 0, W, s_, e_, LOCKS_ONE_NODE, U, 0, 0, 0, 0 }
-#define GNONE(n, o, s_, e_)           { GET, INO, n, o, 0, W, s_, e_, 0, U, 0, 0, 0, 0 }
-#define FL(n, fh_, t, w)              { FLK, INO, n, 0, fh_, t, 0, 0, 0, w, 0, 0, 0, 0 }
-#define FLR(n, fh_, t, w)             { FLK, INO, n, 0, fh_, t, 0, 0, LOCKS_RECLAIM, w, 0, 0, 0, 0 }
-#define C(c)                          { CNT, 0, 0, 0, 0, 0, 0, 0, 0, c, 0, 0, 0, 0 }
-#define RO(n, o, w)                   { RELO, INO, n, o, 0, 0, 0, 0, 0, w, 0, 0, 0, 0 }
-#define RF(n, fh_, w)                 { RELF, INO, n, 0, fh_, 0, 0, 0, 0, w, 0, 0, 0, 0 }
-#define GN(n, w)                      { GONE, 0, n, 0, 0, 0, 0, 0, 0, w, 0, 0, 0, 0 }
+#define S1(n, o, t, s_, e_, w)        { SET, INO, n, o, 100 + (o), t, s_, e_, LOCKS_ONE_NODE, w, 0, 0, 0, 0, 0 }
+#define G1(n, o, s_, e_, wt, a, b, wn, wo) { GET, INO, n, o, 0, W, s_, e_, LOCKS_ONE_NODE, wt, a, b, wn, wo, 0 }
+#define G1NONE(n, o, s_, e_)          { GET, INO, n, o, 0, W, s_, e_, LOCKS_ONE_NODE, U, 0, 0, 0, 0, 0 }
+/* on the database DB whose WAL index is INO */
+#define DB 8
+#define SD(n, o, t, s_, e_, w)        { SET, DB, n, o, 200 + (o), t, s_, e_, 0, w, 0, 0, 0, 0, INO }
+#define GD(n, o, s_, e_, wt, a, b, wn, wo) { GET, DB, n, o, 0, W, s_, e_, 0, wt, a, b, wn, wo, INO }
+#define GDNONE(n, o, s_, e_)          { GET, DB, n, o, 0, W, s_, e_, 0, U, 0, 0, 0, 0, INO }
+#define GNONE(n, o, s_, e_)           { GET, INO, n, o, 0, W, s_, e_, 0, U, 0, 0, 0, 0, 0 }
+#define FL(n, fh_, t, w)              { FLK, INO, n, 0, fh_, t, 0, 0, 0, w, 0, 0, 0, 0, 0 }
+#define FLR(n, fh_, t, w)             { FLK, INO, n, 0, fh_, t, 0, 0, LOCKS_RECLAIM, w, 0, 0, 0, 0, 0 }
+#define C(c)                          { CNT, 0, 0, 0, 0, 0, 0, 0, 0, c, 0, 0, 0, 0, 0 }
+#define RO(n, o, w)                   { RELO, INO, n, o, 0, 0, 0, 0, 0, w, 0, 0, 0, 0, 0 }
+#define RF(n, fh_, w)                 { RELF, INO, n, 0, fh_, 0, 0, 0, 0, w, 0, 0, 0, 0, 0 }
+#define GN(n, w)                      { GONE, 0, n, 0, 0, 0, 0, 0, 0, w, 0, 0, 0, 0, 0 }
 
 struct lcase {
 	const char *what;
@@ -74,16 +80,16 @@ static void run_ops(struct locks *t, const char *what, const struct op *ops)
 				      .node_id = o->node, .pid = 1000 + (uint32_t)o->owner };
 		switch (o->k) {
 		case SET:
-			got = locks_setlk(t, o->ino, o->fh, &lk, o->flags, 0);
+			got = locks_setlk(t, o->ino, o->fh, &lk, o->flags, o->shm, 0);
 			break;
 		case FLK:
 			lk.flock = 1;
 			lk.start = 0;
 			lk.end = MAX;
-			got = locks_setlk(t, o->ino, o->fh, &lk, o->flags, 0);
+			got = locks_setlk(t, o->ino, o->fh, &lk, o->flags, o->shm, 0);
 			break;
 		case GET: {
-			int rc = locks_getlk(t, o->ino, &lk, o->flags);
+			int rc = locks_getlk(t, o->ino, &lk, o->flags, o->shm);
 			got = lk.type;
 			if (rc) {
 				fprintf(stderr, "    %s: step %d: getlk %d\n", what, i, rc);
@@ -227,6 +233,8 @@ TEST(conflicts)
  * for a write lock on the DMS byte (128); none: take it, then a read lock
  * there; a read lock: share it; a write lock: SQLITE_BUSY. */
 #define DMS 128
+#define SHF 0x40000002ull       /* SQLite's SHARED_FIRST */
+#define SHL (SHF + 509)
 TEST(one_node)
 {
 	static const struct lcase cases[] = {
@@ -255,6 +263,20 @@ TEST(one_node)
 		    G(2, 4, DMS, DMS, R, DMS, DMS, 1, 1) } },
 		{ "one node: flocks keep their own rules",
 		  { S1(1, 1, R, DMS, DMS, 0), FL(2, 9, R, 0), FL(1, 8, R, 0) } },
+		/* SQLite's SHARED lock: a read lock on [SHARED_FIRST, +510) */
+		{ "WAL rule: the database is refused to another node while its index is locked",
+		  { S1(1, 1, R, DMS, DMS, 0), S1(1, 2, R, DMS, DMS, 0), SD(1, 1, R, SHF, SHL, 0),
+		    SD(1, 2, R, SHF, SHL, 0), SD(2, 3, R, SHF, SHL, -EAGAIN), SD(2, 3, W, 0, 0, -EAGAIN),
+		    GD(2, 3, 0, 0, W, 0, MAX, 1, 1), SD(2, 3, U, 0, MAX, 0), C(4), RO(1, 1, 1),
+		    SD(2, 3, R, SHF, SHL, -EAGAIN), GD(2, 3, SHF, SHL, R, SHF, SHL, 1, 1), /* ordinary first */
+		    { RELO, DB, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0 },
+		    { RELO, DB, 1, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0 }, GD(2, 3, 0, 0, W, 0, MAX, 1, 2),
+		    S1(1, 2, U, 0, MAX, 0), GDNONE(2, 3, SHF, SHL), SD(2, 3, R, SHF, SHL, 0) } },
+		{ "WAL rule: the node holding the index keeps the ordinary rules on the database",
+		  { S1(1, 1, R, DMS, DMS, 0), SD(1, 2, W, 0, 9, 0), SD(1, 1, W, 5, 5, -EAGAIN),
+		    GD(1, 1, 5, 5, W, 0, 9, 1, 2) } },
+		{ "WAL rule: an unlocked index guards nothing",
+		  { SD(2, 3, R, SHF, SHL, 0), GDNONE(1, 1, 0, 0), SD(1, 1, R, SHF, SHL, 0), S1(1, 1, R, DMS, DMS, 0) } },
 	};
 	run_cases(cases, ARRAY_SIZE(cases));
 }
@@ -288,11 +310,11 @@ TEST(invalid)
 	struct fs_lock bad_type = { .start = 0, .end = 9, .type = 42, .owner = 1, .node_id = 1 };
 	struct fs_lock fl = { .start = 0, .end = MAX, .type = W, .owner = 1, .node_id = 1, .flock = 1 };
 	struct fs_lock unl = { .start = 0, .end = MAX, .type = U, .owner = 1, .node_id = 1 };
-	CHECK(locks_setlk(t, INO, 1, &bad_range, 0, 0) == -EINVAL);
-	CHECK(locks_setlk(t, INO, 1, &bad_type, 0, 0) == -EINVAL);
-	CHECK(locks_getlk(t, INO, &bad_range, 0) == -EINVAL);
-	CHECK(locks_getlk(t, INO, &fl, 0) == -EINVAL);
-	CHECK(locks_getlk(t, INO, &unl, LOCKS_ONE_NODE) == -EINVAL);
+	CHECK(locks_setlk(t, INO, 1, &bad_range, 0, 0, 0) == -EINVAL);
+	CHECK(locks_setlk(t, INO, 1, &bad_type, 0, 0, 0) == -EINVAL);
+	CHECK(locks_getlk(t, INO, &bad_range, 0, 0) == -EINVAL);
+	CHECK(locks_getlk(t, INO, &fl, 0, 0) == -EINVAL);
+	CHECK(locks_getlk(t, INO, &unl, LOCKS_ONE_NODE, 0) == -EINVAL);
 	CHECK(locks_count(t) == 0);
 	CHECK(locks_interrupt(t, 1, 99) == -ENOENT);
 	locks_close(t);
@@ -341,7 +363,7 @@ TEST(grace)
 struct waiter {
 	pthread_t th;
 	struct locks *t;
-	uint64_t ino, fh, token;
+	uint64_t ino, fh, token, shm;
 	struct fs_lock lk;
 	unsigned flags;
 	atomic_int done;
@@ -351,7 +373,7 @@ struct waiter {
 static void *wait_main(void *arg)
 {
 	struct waiter *w = arg;
-	w->rc = locks_setlk(w->t, w->ino, w->fh, &w->lk, w->flags, w->token);
+	w->rc = locks_setlk(w->t, w->ino, w->fh, &w->lk, w->flags, w->shm, w->token);
 	atomic_store(&w->done, 1);
 	return NULL;
 }
@@ -424,13 +446,13 @@ static int set(struct locks *t, uint32_t node, uint64_t owner, int type, uint64_
 {
 	struct fs_lock lk = { .start = s, .end = e, .type = type, .owner = owner, .node_id = node,
 			      .pid = 1000 + (uint32_t)owner };
-	return locks_setlk(t, INO, 100 + owner, &lk, flags, 0);
+	return locks_setlk(t, INO, 100 + owner, &lk, flags, 0, 0);
 }
 
 static int holder(struct locks *t, uint64_t s, uint64_t e, uint32_t *node, uint64_t *owner)
 {
 	struct fs_lock lk = { .start = s, .end = e, .type = W, .owner = 999, .node_id = 99 };
-	locks_getlk(t, INO, &lk, 0);
+	locks_getlk(t, INO, &lk, 0, 0);
 	*node = lk.node_id;
 	*owner = lk.owner;
 	return lk.type;
@@ -475,7 +497,7 @@ TEST(wait_flock)
 	struct waiter w;
 	CHECK(locks_open(&t) == 0);
 	struct fs_lock ex = { .start = 0, .end = MAX, .type = W, .node_id = 1, .flock = 1 };
-	CHECK(locks_setlk(t, INO, 5, &ex, 0, 0) == 0);
+	CHECK(locks_setlk(t, INO, 5, &ex, 0, 0, 0) == 0);
 	start_wait(&w, t, 2, 6, R, 0, MAX, 1, 1);
 	CHECK(still_waiting(&w));
 	CHECK(set(t, 1, 1, U, 0, MAX, 0) == 0); /* a POSIX unlock changes nothing */
@@ -508,8 +530,8 @@ TEST(interrupt)
 	struct fs_lock sh = { .start = 0, .end = MAX, .type = R, .node_id = 1, .flock = 1 };
 	struct fs_lock sh2 = sh;
 	sh2.node_id = 2;
-	CHECK(locks_setlk(t, INO, 5, &sh, 0, 0) == 0);
-	CHECK(locks_setlk(t, INO, 106, &sh2, 0, 0) == 0); /* start_wait's fh for owner 6 */
+	CHECK(locks_setlk(t, INO, 5, &sh, 0, 0, 0) == 0);
+	CHECK(locks_setlk(t, INO, 106, &sh2, 0, 0, 0) == 0); /* start_wait's fh for owner 6 */
 	start_wait(&w, t, 2, 6, W, 0, MAX, 1, 9);
 	CHECK(still_waiting(&w));
 	CHECK(locks_interrupt(t, 2, 9) == 0);
@@ -606,6 +628,22 @@ TEST(grace_waiter)
 	CHECK(still_waiting(&w2));
 	CHECK(locks_interrupt(t, 3, 1) == 0);
 	CHECK(finish(&w2) == -EINTR);
+	locks_close(t);
+}
+
+TEST(wal_rule_waiter)
+{
+	struct locks *t;
+	struct waiter w;
+	CHECK(locks_open(&t) == 0);
+	CHECK(set(t, 1, 1, R, DMS, DMS, LOCKS_ONE_NODE) == 0); /* on INO, the index */
+	prep_wait(&w, t, 2, 3, R, SHF, SHL, 0, 1);
+	w.ino = DB;
+	w.shm = INO;
+	pthread_create(&w.th, NULL, wait_main, &w);
+	CHECK(still_waiting(&w));
+	CHECK(locks_release_owner(t, INO, 1, 1) == 1); /* wakes the database's waiters */
+	CHECK(finish(&w) == 0);
 	locks_close(t);
 }
 
