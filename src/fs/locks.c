@@ -16,6 +16,11 @@
 /* bounds the deadlock search: the graph is walked without a visited set,
  * so a pathological fan-out must not stall every locker under t->mu */
 #define LOCKS_DEADLK_STEPS 4096
+/* interrupts that came before their request (locks_interrupt): kept this
+ * long, at most this many; a request reaches the table within
+ * milliseconds of its interrupt, and a stale one costs one spurious EINTR */
+#define LOCKS_EARLY_NS (10ull * 1000000000u)
+#define LOCKS_EARLY_MAX 64
 
 struct lk_range {              /* one POSIX lock */
 	struct lk_range *next;     /* in lk_inode.posix, sorted by start */
@@ -59,6 +64,11 @@ struct locks {
 	size_t count;              /* lk_range + lk_flock records */
 	int grace;
 	uint64_t grace_until;      /* now_ns() */
+	struct lk_early {          /* interrupts ahead of their request */
+		uint32_t node;
+		uint64_t token, at;    /* at: now_ns() */
+	} early[LOCKS_EARLY_MAX];
+	unsigned nearly;
 };
 
 int locks_open(struct locks **out)
@@ -156,6 +166,41 @@ static int grace_now(struct locks *t)
 	if (t->grace && now_ns() >= t->grace_until)
 		t->grace = 0;
 	return t->grace;
+}
+
+/* ---- interrupts ahead of their request ---- */
+
+static void early_del(struct locks *t, unsigned i)
+{
+	t->early[i] = t->early[--t->nearly];
+}
+
+static void early_add(struct locks *t, uint32_t node, uint64_t token)
+{
+	uint64_t now = now_ns();
+	for (unsigned i = t->nearly; i-- > 0;)
+		if (now - t->early[i].at > LOCKS_EARLY_NS)
+			early_del(t, i);
+	if (t->nearly == LOCKS_EARLY_MAX) { /* the oldest goes */
+		unsigned old = 0;
+		for (unsigned i = 1; i < t->nearly; i++)
+			if (t->early[i].at < t->early[old].at)
+				old = i;
+		early_del(t, old);
+	}
+	t->early[t->nearly++] = (struct lk_early){ .node = node, .token = token, .at = now };
+}
+
+/* 1 (and forgets it) when (node, token) was interrupted before it came */
+static int early_take(struct locks *t, uint32_t node, uint64_t token)
+{
+	for (unsigned i = 0; i < t->nearly; i++)
+		if (t->early[i].node == node && t->early[i].token == token) {
+			int live = now_ns() - t->early[i].at <= LOCKS_EARLY_NS;
+			early_del(t, i);
+			return live;
+		}
+	return 0;
 }
 
 /* ---- POSIX ranges ---- */
@@ -431,6 +476,11 @@ int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock
 	}
 	if (flags & LOCKS_ONE_NODE)
 		in->one_node = 1;
+	if ((flags & LOCKS_WAIT) && early_take(t, lk->node_id, token)) {
+		inode_put(t, in);
+		pthread_mutex_unlock(&t->mu);
+		return -EINTR;
+	}
 	int rc = try_lock(t, in, fh, lk, flags, shm_ino);
 	if (rc != -EAGAIN || !(flags & LOCKS_WAIT) || (flags & LOCKS_RECLAIM)) {
 		inode_put(t, in);
@@ -487,6 +537,8 @@ int locks_interrupt(struct locks *t, uint32_t node_id, uint64_t token)
 			pthread_cond_signal(&w->cv);
 			rc = 0;
 		}
+	if (rc)
+		early_add(t, node_id, token);
 	pthread_mutex_unlock(&t->mu);
 	return rc;
 }
@@ -556,6 +608,9 @@ size_t locks_node_gone(struct locks *t, uint32_t node_id)
 			w->cancel = ENOLCK;
 			pthread_cond_signal(&w->cv);
 		}
+	for (unsigned i = t->nearly; i-- > 0;)
+		if (t->early[i].node == node_id)
+			early_del(t, i);
 	for (size_t b = 0; b < LOCKS_BUCKETS; b++)
 		for (struct lk_inode *in = t->bucket[b], *next; in; in = next) {
 			next = in->next;

@@ -106,7 +106,11 @@ int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock
 		uint64_t shm_ino, uint64_t token);
 
 /* Ends node's waiting request `token` with -EINTR. 0, or -ENOENT when no
- * such request waits (done already, or not arrived yet: FUSE resends). */
+ * such request waits: done already, or not arrived yet (the interrupt can
+ * overtake its request: libfuse runs the interrupt callback as soon as it
+ * is registered, server.c handles a client's INTERRUPT while the request's
+ * thread starts); then it is remembered (10 s, the last 64), and that
+ * request with LOCKS_WAIT ends -EINTR as it arrives. */
 int locks_interrupt(struct locks *t, uint32_t node_id, uint64_t token);
 
 /* Drops every POSIX lock of (node_id, owner) on ino (flush: a close by the

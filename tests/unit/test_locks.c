@@ -540,6 +540,37 @@ TEST(interrupt)
 	locks_close(t);
 }
 
+/* The interrupt may overtake its request: libfuse runs the interrupt
+ * callback as soon as it is registered, before the request reaches the
+ * table, and the owner's server handles a client's INTERRUPT on its reader
+ * while the request's thread is starting. */
+TEST(interrupt_before_wait)
+{
+	struct locks *t;
+	struct waiter w;
+	CHECK(locks_open(&t) == 0);
+	CHECK(set(t, 1, 1, W, 0, 9, 0) == 0);
+	CHECK(locks_interrupt(t, 2, 5) == -ENOENT);
+	start_wait(&w, t, 2, 1, W, 0, 9, 0, 5);
+	sleep_ms(80);
+	CHECK(set(t, 1, 1, U, 0, 9, 0) == 0);
+	CHECK(finish(&w) == -EINTR);
+	/* used up: the next request with that token waits as any */
+	CHECK(set(t, 1, 1, W, 0, 9, 0) == 0);
+	start_wait(&w, t, 2, 1, W, 0, 9, 0, 5);
+	CHECK(still_waiting(&w));
+	CHECK(locks_interrupt(t, 2, 5) == 0);
+	CHECK(finish(&w) == -EINTR);
+	/* a node that left takes its early interrupts along */
+	CHECK(locks_interrupt(t, 3, 6) == -ENOENT);
+	CHECK(locks_node_gone(t, 3) == 0);
+	start_wait(&w, t, 3, 1, W, 0, 9, 0, 6);
+	CHECK(still_waiting(&w));
+	CHECK(set(t, 1, 1, U, 0, 9, 0) == 0);
+	CHECK(finish(&w) == 0);
+	locks_close(t);
+}
+
 TEST(node_gone)
 {
 	struct locks *t;
