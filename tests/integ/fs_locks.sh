@@ -124,6 +124,37 @@ check "... F_OFD_GETLK on a reports b's read lock" test "$(getlk ofd ma 0 0)" = 
 done_with w1
 check "no lock left" wait_for 10 locks_on_a 0
 
+# ---- lifetimes, seen from the other node: a classic lock goes at any
+# close of the file by its process, an OFD lock at the last close of its
+# open file (a dup keeps it)
+lifetime() { # KIND: on b, lock through fd; dup it and close fd; open and close another fd; close the dup
+	rm -rf "$T/lt" && mkdir "$T/lt"
+	python3 -c "
+import fcntl, os, struct, time
+def step(name):
+    open('$T/lt/' + name, 'w').close()
+    while not os.path.exists('$T/lt/' + name + '.seen'): time.sleep(0.02)
+f = '$T/mb/f'
+fd = os.open(f, os.O_RDWR)
+cmd = fcntl.F_OFD_SETLK if '$1' == 'ofd' else fcntl.F_SETLK
+fcntl.fcntl(fd, cmd, struct.pack('hhqqi4x', fcntl.F_WRLCK, 0, 0, 0, 0)); step('locked')
+dup = os.dup(fd); os.close(fd); step('dup')
+other = os.open(f, os.O_RDONLY); os.close(other); step('other')
+os.close(dup); step('closed')" 2>"$T/lt.err" &
+	local pid=$! seen
+	echo $pid >>"$T/bg.pids"
+	for seen in locked dup other closed; do
+		wait_for 10 test -f "$T/lt/$seen" || { cat "$T/lt.err"; return 1; }
+		getlk posix ma 0 0 | sed "s/^/$seen: /"
+		touch "$T/lt/$seen.seen"
+	done
+	wait_for 10 gone $pid && wait $pid
+}
+check "classic lock on b: seen from a, gone at its process's first close" \
+	eval 'test "$(lifetime posix | cut -d" " -f1,2 | tr "\n" " ")" = "locked: write dup: unlocked other: unlocked closed: unlocked "'
+check "OFD lock on b: seen from a, kept by a dup and another file's close, gone at the last close" \
+	eval 'test "$(lifetime ofd | cut -d" " -f1,2 | tr "\n" " ")" = "locked: write dup: write other: write closed: unlocked "'
+
 # ---- flock across nodes, shared and exclusive
 hold h1 ma flock r 0 0
 expect_rc "flock shared on b beside a's shared flock: granted" 0 "" try flock r mb 0 0
