@@ -73,6 +73,7 @@ UNIT_fsproto := net/fsproto base/util
 UNIT_state  := repl/state repl/evlog
 UNIT_quorum_rule := repl/quorum_rule
 UNIT_locks  := fs/locks base/util base/log
+UNIT_local  := fs/local fs/locks base/util base/log
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"
