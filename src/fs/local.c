@@ -882,8 +882,10 @@ static ssize_t lo_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint
 static int lo_flush(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t lock_owner)
 {
 	struct local *l = ctx;
-	FILE(f, ino, fh);
+	/* first: any close by the process drops its locks, even through a
+	 * handle released under it (a client that reconnected) */
 	(void)locks_release_owner(l->locks, ino, c->node_id, lock_owner);
+	FILE(f, ino, fh);
 	/* a close of a dup reports what close(2) would (NFS-style errors) */
 	int d = dup(f->fd);
 	int rc = d < 0 ? -errno : close(d) ? -errno : 0;
@@ -1086,6 +1088,15 @@ static int lo_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t
 	struct local *l = ctx;
 	uint64_t shm_ino;
 	(void)c;
+	if (lk->type != F_UNLCK) {
+		/* only a release can drop a flock or OFD lock: it must come
+		 * through an open file of the caller's node the owner knows */
+		FILE(f, ino, fh);
+		int mine = f->node_id == lk->node_id;
+		file_put(l, f, 0);
+		if (!mine)
+			return -EBADF;
+	}
 	unsigned flags = lock_flags(l, ino, &shm_ino) | (wait ? LOCKS_WAIT : 0);
 	return locks_setlk(l->locks, ino, fh, lk, flags, shm_ino, token);
 }
