@@ -5,10 +5,11 @@
 # using that node's mount. Each lock request is a process of its own
 # (tests/locker.py). Checks F_GETLK reporting a holder on the other node
 # (type, range, pid), F_SETLKW granted across nodes and interrupted by a
-# signal (EINTR) or SIGKILL without leaving a lock behind, flock, OFD locks
-# across nodes, SQLite's WAL one-node rule (the second node gets an error,
-# never a shared index; it works once the first closed), and stress-ng's
-# lock stressors on both nodes at once; a node that leaves loses its
+# signal (EINTR) or SIGKILL without leaving a lock behind, OFD locks and
+# flock across nodes, lock lifetimes seen from the other node, SQLite's
+# WAL rule (the second node gets "database is locked", never a shared
+# index; it works there once the first closed or died), stress-ng's lock
+# stressors on both nodes at once, and a node that leaves losing its
 # locks. Outcomes only, never timings.
 . "$(dirname "$0")/lib.sh"
 LOCKER=$ROOT/tests/locker.py
