@@ -87,6 +87,7 @@ struct pkt_reply {   /* P_READ_REPLY, P_RS_CSUM_REPLY */
 struct pkt_flush { uint64_t epoch; };
 struct pkt_state {
 	uint8_t role, disk;     /* enum role, enum disk_state (engine.h) */
+	uint8_t flags;          /* STF_* (wire.h); unknown bits are refused */
 	uint64_t uuid, history[2];
 	int has_history;        /* 32-byte form */
 };

@@ -36,6 +36,8 @@
  *     asks a running daemon which configuration it runs and its clock,
  *     confq.h); a daemon without it refuses the HELLO's channel, which the
  *     doctor reports as "not checked".
+ *   1, later: HF_FS_OWNER and the P_STATE flags byte (STF_FS_OWNER), in
+ *     fields older nodes send as 0 and ignore, so the version stayed 1.
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -69,8 +71,9 @@ enum wire_type {
 	P_FLUSH_ACK = 14,/* id; status i32: every write of the epoch is on stable storage */
 	P_PING = 15,
 	P_PING_ACK = 16,
-	P_STATE = 17,    /* role u8, disk u8, pad[6], uuid current u64, history u64 x2 (the
-			  * history was added later: 16-byte packets are accepted). With several peers,
+	P_STATE = 17,    /* role u8, disk u8, flags u8 (STF_*), pad[5], uuid current u64,
+			  * history u64 x2 (the history was added later: 16-byte packets are
+			  * accepted; so was flags, in a byte that was always sent 0). With several peers,
 			  * a Secondary in sync with a Primary follows it into a new current
 			  * generation (engine_adopt_generation) */
 	P_RS_DATA = 20,  /* like P_DATA: resync block */
@@ -108,6 +111,11 @@ enum wire_type {
 			    * resource as `dump` prints it), wall clock u64 (unix ns) */
 };
 #define CONF_INFO_BYTES 40u
+
+/* P_STATE flags (its byte 2, always 0 before it was added: older peers send
+ * none and ignore them) */
+#define STF_FS_OWNER 1u   /* as HF_FS_OWNER, when it changes while connected */
+#define STF_KNOWN    STF_FS_OWNER
 
 #define SZF_ASK 1u
 #define SZF_SET 2u
@@ -155,6 +163,8 @@ enum wire_type {
 #define HF_UNSURE        16u  /* several peers: this side may differ from the other by a third node's writes */
 #define HF_THIRD_PRIMARY 32u  /* a third node is Primary and connected to this side */
 #define HF_BUSY_TARGET   64u  /* this side is SyncTarget of a third node */
+#define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
+			       * receiver keeps off its device (Secondary, refusing `primary`) */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer
 			       * whose resync was interrupted; its HELLO bitmap UUID names the
 			       * source's generation its bitmap counts from (decide.h) */

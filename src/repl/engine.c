@@ -148,6 +148,18 @@ void engine_notify_replicas(struct engine *e)
 		e->rep[i].ops->state_changed(e->rep[i].ctx);
 }
 
+void engine_set_fs_owner(struct engine *e, int on)
+{
+	if (atomic_exchange(&e->fs_owner, !!on) != !!on)
+		engine_notify_replicas(e);
+}
+
+void engine_peer_changed(struct engine *e)
+{
+	if (e->peer_hook)
+		e->peer_hook(e->peer_hook_arg);
+}
+
 int engine_set_md_flag(struct engine *e, uint32_t flag, int on)
 {
 	int rc = 0;

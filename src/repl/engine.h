@@ -114,6 +114,15 @@ struct engine {
 	int on_io_error;               /* enum io_error_policy */
 	void (*io_error_hook)(void *arg, const char *what); /* local-io-error handler */
 	void *hook_arg;
+	/* dipolefs: this node owns the mounted filesystem (the daemon sets it,
+	 * engine_set_fs_owner); told to the peers in HELLO (HF_FS_OWNER) and
+	 * P_STATE (STF_FS_OWNER), so they keep off the device (single writer) */
+	_Atomic int fs_owner;
+	/* called (on a peer's thread, no lock held) when a peer's reported role,
+	 * disk or fs-owner flag changed or its connection went: the daemon
+	 * wakes its main thread. Set once before the peers start. */
+	void (*peer_hook)(void *arg);
+	void *peer_hook_arg;
 	char detach_reason[160];       /* why the disk is Diskless, guarded by lock */
 
 	/* suspended I/O (fencing, dual-primary peer loss): new requests wait, and
@@ -146,6 +155,11 @@ void engine_set_write_policy(struct engine *e, struct write_policy wp);
 enum write_verdict engine_replica_lost(struct engine *e, const struct replica_view *v, int *by_quorum);
 /* Tell every replica this node's role or disk state changed. */
 void engine_notify_replicas(struct engine *e);
+/* dipolefs ownership of this node (docs/dipolefs.md "One writer"): set
+ * e->fs_owner and tell every connected replica (P_STATE). Any thread. */
+void engine_set_fs_owner(struct engine *e, int on);
+/* A peer's reported state changed (peers call it): runs e->peer_hook. */
+void engine_peer_changed(struct engine *e);
 
 /* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
 int engine_al_start(struct engine *e, unsigned nslots);

@@ -136,7 +136,8 @@ static void hello_fill(void *arg, struct pkt_hello *hl)
 	hl->flags |= (e->crashed_primary ? HF_CRASHED_PRIMARY : 0) |
 		     (atomic_load(&p->discard_my_data) ? HF_DISCARD_MY_DATA : 0) |
 		     (engine_unsure(e, p->slot) ? HF_UNSURE : 0) | (third_primary(p) ? HF_THIRD_PRIMARY : 0) |
-		     (src && src != p ? HF_BUSY_TARGET : 0) | (resumable(p) ? HF_RESUMABLE : 0);
+		     (src && src != p ? HF_BUSY_TARGET : 0) | (resumable(p) ? HF_RESUMABLE : 0) |
+		     (atomic_load(&e->fs_owner) ? HF_FS_OWNER : 0);
 	hl->size = atomic_load(&e->size); /* now, not at peer start */
 	hl->gen_time = e->sb.gen_time;
 	hl->oos = engine_oos(e, p->slot);
@@ -428,6 +429,8 @@ static void teardown(struct peer *p)
 	pthread_mutex_unlock(&p->dsend);
 	peer_set_repl(p, RS_OFF, "connection closed");
 	peer_set_peer_state(p, -1, -1, "connection closed");
+	atomic_store(&p->peer_fs_owner, 0);
+	engine_peer_changed(p->e);
 }
 
 static void *conn_main(void *arg)

@@ -504,5 +504,11 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 			return rc;
 		}
 	}
-	return agree_apply(p, &a);
+	if ((rc = agree_apply(p, &a)))
+		return rc;
+	atomic_store(&p->peer_fs_owner, !!(hello->flags & HF_FS_OWNER));
+	if (hello->flags & HF_FS_OWNER)
+		log_info("peer %s: owns the mounted filesystem", p->addr);
+	engine_peer_changed(p->e);
+	return 0;
 }

@@ -114,6 +114,7 @@ struct peer {
 	int no_confirm;                /* fuzzing: no P_DECISION exchange */
 	int fencing;                   /* fencing resource-only|resource-and-stonith */
 	_Atomic int peer_was_primary;  /* last known peer role was Primary (kept across a loss) */
+	_Atomic int peer_fs_owner;     /* the peer owns the mounted dipolefs (HELLO/P_STATE), 0 when lost */
 	_Atomic int primary_at_loss;   /* this node was Primary when the connection was lost */
 	_Atomic int hold_off;          /* `resume-io`: go on alone until the peer is back */
 	int established;               /* agree() succeeded on this connection */

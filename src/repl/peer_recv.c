@@ -289,6 +289,7 @@ void send_state(struct peer *p)
 	hello_uuids(p, u);
 	codec_encode_state(b, &(struct pkt_state){
 		.role = (uint8_t)atomic_load(&p->e->role), .disk = (uint8_t)atomic_load(&p->e->dstate),
+		.flags = atomic_load(&p->e->fs_owner) ? STF_FS_OWNER : 0,
 		.uuid = u[UUID_CURRENT], .history = { u[UUID_HISTORY0], u[UUID_HISTORY1] } });
 	send_pkt(p, CH_DATA, P_STATE, 0, 0, b, sizeof b, NULL, 0);
 }
@@ -588,8 +589,12 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	peer_set_peer_state(p, s->role, s->disk, "the peer reported its state");
 	atomic_store(&p->peer_was_primary, s->role == ROLE_PRIMARY);
 	atomic_store(&p->peer_uuid, s->uuid);
-	log_info("peer %s: now %s, disk %s", p->addr, role_name((enum role)s->role),
-		 disk_state_name((enum disk_state)s->disk));
+	int was_owner = atomic_exchange(&p->peer_fs_owner, !!(s->flags & STF_FS_OWNER));
+	log_info("peer %s: now %s, disk %s%s", p->addr, role_name((enum role)s->role),
+		 disk_state_name((enum disk_state)s->disk),
+		 s->flags & STF_FS_OWNER ? ", owns the mounted filesystem"
+					 : was_owner ? ", no longer owns the filesystem" : "");
+	engine_peer_changed(e);
 	/* several peers: a Secondary in sync with its Primary follows it into
 	 * the new generation it started without some other peer */
 	if (e->npeers > 1 && s->role == ROLE_PRIMARY && s->disk == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY &&

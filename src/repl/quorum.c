@@ -997,6 +997,25 @@ void quorum_status_json(struct quorum *q, struct strbuf *sb)
 	pthread_mutex_unlock(&q->lock);
 }
 
+int quorum_link_state(struct quorum *q, int node_id, int *role, int *disk)
+{
+	for (int i = 0; q && i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		if (l->h->node_id != node_id)
+			continue;
+		int rc = -ENOENT;
+		pthread_mutex_lock(&l->lock);
+		if (atomic_load(&l->connected) && l->have_st) {
+			*role = l->st.role;
+			*disk = l->st.disk;
+			rc = 0;
+		}
+		pthread_mutex_unlock(&l->lock);
+		return rc;
+	}
+	return -ENOENT;
+}
+
 void quorum_peers_json(struct quorum *q, struct strbuf *sb, int comma)
 {
 	uint64_t now = now_ns();

@@ -69,6 +69,12 @@ int quorum_held(struct quorum *q, char *msg);
  * with q NULL, the fencing/dual-primary rules. A hold suspends e's I/O. */
 struct write_policy quorum_write_policy(struct quorum *q, struct engine *e);
 
+/* What the vote link to node_id last heard of that node: 0 with *role and
+ * *disk (enum role, enum disk_state) while the link is connected and has a
+ * report; -ENOENT without such a link or report (a diskless node finds the
+ * filesystem's owner this way: it has no disk peers). Takes the link's lock. */
+int quorum_link_state(struct quorum *q, int node_id, int *role, int *disk);
+
 /* Status pieces: the quorum object, the vote-link peers (each preceded by a
  * comma when `comma`), text lines, and the events line part. */
 void quorum_status_json(struct quorum *q, struct strbuf *sb);

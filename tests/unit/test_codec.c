@@ -74,12 +74,19 @@ TEST(fixed_parts_round_trip)
 	h = hdr(P_FLUSH, 0, 8);
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && u.flush.epoch == 42);
 
-	struct pkt_state st = { 1, 6, 0x1111, { 0x2222, 0x3333 }, 1 };
+	struct pkt_state st = { .role = 1, .disk = 6, .flags = STF_FS_OWNER, .uuid = 0x1111,
+				.history = { 0x2222, 0x3333 }, .has_history = 1 };
 	codec_encode_state(b, &st);
 	h = hdr(P_STATE, 0, STATE_BYTES);
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0);
 	CHECK(u.state.role == 1 && u.state.disk == 6 && u.state.uuid == 0x1111 && u.state.history[0] == 0x2222 &&
-	      u.state.history[1] == 0x3333 && u.state.has_history);
+	      u.state.history[1] == 0x3333 && u.state.has_history && u.state.flags == STF_FS_OWNER);
+	/* the fs-owner flag sits in a byte older senders always sent as 0 */
+	CHECK(b[2] == STF_FS_OWNER && !b[3] && !b[4] && !b[5] && !b[6] && !b[7]);
+	st.flags = 0;
+	codec_encode_state(b, &st);
+	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && u.state.flags == 0);
+	codec_encode_state(b, &st);
 	h = hdr(P_STATE, 0, STATE_OLD_BYTES);
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && !u.state.has_history && !u.state.history[0]);
 
@@ -250,6 +257,8 @@ TEST(malformed_other_refused)
 	b[0] = 1, b[1] = 7;
 	REFUSED(P_STATE, STATE_BYTES, "P_STATE: disk state 7: unknown");
 	REFUSED(P_STATE, 24, "P_STATE: payload 24 bytes: expected 32 or 16");
+	b[1] = 6, b[2] = 0x82;
+	REFUSED(P_STATE, STATE_BYTES, "P_STATE: flags 0x82: unknown bits 0x82");
 	codec_encode_sync_start(b, &(struct pkt_sync_start){ DEV_BYTES + 1, 0, 0 });
 	REFUSED(P_SYNC_START, SYNC_START_BYTES, "P_SYNC_START: total 1073741825 bytes: more than the device");
 	codec_encode_sync_start(b, &(struct pkt_sync_start){ 0, 2, 0 });
