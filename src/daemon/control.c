@@ -113,9 +113,7 @@ static int do_secondary(void *ctx, int fd, const struct ctl_req *req)
 	char msg[256];
 	(void)req;
 
-	if (d->fs && d->fs_role == FSR_OWNER) {
-		snprintf(msg, sizeof msg, "refusing to become Secondary: this node owns %s's filesystem, mounted at "
-			 "%.100s; unmount it first", d->r->name, d->fs_dir);
+	if (fsmount_refuses_secondary(d, msg)) {
 		ctl_reply(fd, EXIT_STATE, msg, NULL);
 		return 0;
 	}
@@ -330,9 +328,7 @@ static int do_down(void *ctx, int fd, const struct ctl_req *req)
 	struct daemon *d = ctx;
 	char msg[256];
 
-	if (d->fs && !ctl_req_has(req, "--force")) {
-		snprintf(msg, sizeof msg, "refusing to go down: %s's filesystem is mounted at %.100s; umount it, "
-			 "or use 'down --force' (its users then get errors)", d->r->name, d->fs_dir);
+	if (!ctl_req_has(req, "--force") && fsmount_refuses_down(d, msg)) {
 		ctl_reply(fd, EXIT_STATE, msg, NULL);
 		return 0;
 	}

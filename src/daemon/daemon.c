@@ -538,7 +538,11 @@ static void step_replication_stop(struct up *u)
  * flushes through them */
 static int step_fs(struct up *u)
 {
-	(void)u;
+	int rc = fsmount_start(&u->d);
+	if (rc) {
+		snprintf(u->err, sizeof u->err, "cannot start dipolefs serving: %s", strerror(-rc));
+		return EXIT_FAIL;
+	}
 	return EXIT_OK;
 }
 
@@ -689,7 +693,8 @@ static int shutdown_all(struct up *u)
 static int main_loop(struct up *u)
 {
 	struct daemon *d = &u->d;
-	struct pollfd p[2] = { { d->ctl_fd, POLLIN, 0 }, { u->sig_fd, POLLIN, 0 } };
+	struct pollfd p[3] = { { d->ctl_fd, POLLIN, 0 }, { u->sig_fd, POLLIN, 0 },
+			       { fsmount_wake_fd(d), POLLIN, 0 } };
 
 	for (;;) {
 		/* the startup wait advances between requests */
@@ -698,7 +703,7 @@ static int main_loop(struct up *u)
 		metrics_fs_refresh(d);
 		if (startup_pending(d) && (wait < 0 || wait > 200))
 			wait = 200;
-		if (poll(p, 2, wait) < 0) {
+		if (poll(p, 3, wait) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_err("poll: %s", strerror(errno));
@@ -710,6 +715,8 @@ static int main_loop(struct up *u)
 			log_info("signal %u: shutting down", si.ssi_signo);
 			return shutdown_all(u) ? 1 : 0;
 		}
+		if (p[2].revents) /* a client asks to be served, or a peer's state changed */
+			fsmount_woken(d);
 		if (p[0].revents) {
 			char req[CTL_REQ_MAX];
 			int fd = ctl_accept(d->ctl_fd, req, sizeof req);

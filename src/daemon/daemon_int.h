@@ -77,7 +77,7 @@ struct daemon {
 	/* dipolefs on this node (fsmount.c): at most one mount per resource */
 	struct dipolefs *fs;      /* NULL: not mounted */
 	enum dipolefs_role fs_role;
-	char fs_dir[4096];        /* its mount point */
+	char fs_dir[4096];        /* its mount point; "" on an owner serving without one */
 	char fs_owner[64];        /* the owner's host name (this node's when owner) */
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
@@ -89,6 +89,16 @@ struct daemon {
 	pthread_mutex_t fs_view_lock;
 	char fs_view[2048];
 	uint64_t fs_owner_changes;
+	/* serving on demand: a client's CH_FS connection to this node while it
+	 * serves no filesystem is queued by the listener thread (fs_qlock
+	 * guards fs_q/fs_nq) and the main thread woken through fs_wake (an
+	 * eventfd, also written by the engine's peer hook); fs_told: the
+	 * reason last logged for not demoting under another node's ownership */
+	int fs_wake;
+	pthread_mutex_t fs_qlock;
+	struct { int fd; char from[64]; } fs_q[8];
+	int fs_nq;
+	char fs_told[200];
 };
 
 /* Startup (startup.c): plan reads the configuration and what the metadata
@@ -114,13 +124,21 @@ int daemon_promote(struct daemon *d, int force, char *msg);
 int daemon_demote(struct daemon *d, char *msg);
 
 /* dipolefs mounts (fsmount.c, docs/dipolefs.md "Using it"): the control
- * requests fs-mount and fs-umount; the single-writer rule `primary` obeys
- * (returns 1 with msg[256] saying why this node may not be Primary now);
+ * requests fs-mount and fs-umount; start (after the listener and peers:
+ * serve on demand, watch the peers' fs-owner flags) and the main loop's
+ * fd to poll (-1 none) and what to do when it is readable; the
+ * single-writer rules `primary`, `secondary` and `down` obey (1 with
+ * msg[256] saying why this node may not do it now);
  * the main loop's check for a mount the user unmounted (poll timeout in ms
  * it needs, -1 none); shutdown's unmount; the "fs" of status. */
+int fsmount_start(struct daemon *d);
+int fsmount_wake_fd(struct daemon *d);
+void fsmount_woken(struct daemon *d);
 int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req);
 int fsmount_umount_request(struct daemon *d, int fd, const struct ctl_req *req);
 int fsmount_refuses_primary(struct daemon *d, char *msg);
+int fsmount_refuses_secondary(struct daemon *d, char *msg);
+int fsmount_refuses_down(struct daemon *d, char *msg);
 int fsmount_tick(struct daemon *d);
 void fsmount_stop(struct daemon *d);
 void fsmount_status_json(struct daemon *d, struct strbuf *sb);

@@ -1,50 +1,109 @@
 /* fsmount — dipolefs mounts of a running resource: the control requests
  * `fs-mount --dir=DIR --options=OPTS` and `fs-umount --dir=DIR` that
  * `dipole mount`/`mount.dipole`/`dipole umount` send, the role this node
- * takes, and the single-writer rule while a mount exists. See daemon_int.h
- * and docs/dipolefs.md "Using it".
+ * takes, serving on demand, and the single-writer rule while a filesystem
+ * is mounted anywhere. See daemon_int.h and docs/dipolefs.md "Using it".
  *
  * The role: the owner is the Primary. This node mounts as owner when it is
- * Primary and no connected peer is a Primary that wins the tie (lower
- * node-id: with allow-two-primaries both may be Primary, and exactly one may
- * own the filesystem); as owner after promoting itself, through the path
- * `dipole primary` takes (quorum, startup, fencing rules), when no node is
- * Primary and its disk is UpToDate; else as a client of the Primary. A
- * client is kept Secondary (demoted first if it was a second Primary and
- * its device is not in use): its loop device is read-only and its NBD
- * export refuses writes, so the block device has one writer, the owner.
+ * Primary, no connected peer owns the filesystem already (its fs-owner
+ * flag) and no connected Primary wins the tie (lower node-id: with
+ * allow-two-primaries both may be Primary, and exactly one may own the
+ * filesystem); as owner after promoting itself, through the path `dipole
+ * primary` takes (quorum, startup, fencing rules), when no node is Primary
+ * and its disk is UpToDate; else as a client of the owner or the Primary (a
+ * diskless node sees the Primary through its vote links). A client is kept
+ * Secondary (demoted first if it was a second Primary and its device is not
+ * in use): its loop device is read-only and its NBD export refuses writes.
+ *
+ * Serving on demand: while this node serves no filesystem, the resource's
+ * listener hands CH_FS connections (a client mounting) to this file. If
+ * this node may own the filesystem (Primary, device holding ext4/xfs and
+ * not in use), it mounts the kernel filesystem privately and serves it
+ * without a FUSE mount here; `status` says so, and `secondary`/`down` are
+ * refused while clients are connected. `dipole mount` here adds the FUSE
+ * mount; unmounting here while clients are connected keeps serving.
+ *
+ * One writer: an owner tells its peers (engine_set_fs_owner: HELLO and
+ * P_STATE flag). A Primary that learns a peer owns the filesystem demotes
+ * itself at once when nothing holds its device, else logs why not, keeps
+ * serving new NBD clients read-only and demotes once the device is free;
+ * `primary` is refused while a peer owns the filesystem.
  *
  * Every refusal comes before anything changed; a failed mount undoes a
  * promotion it made.
  *
- * Locking: the main thread only (daemon_int.h).
+ * Locking: the main thread only (daemon_int.h), except the connection
+ * queue and the wake eventfd (fs_qlock), which the listener thread and
+ * the peers' threads reach through demand_accept and wake.
  */
 #include "daemon_int.h"
 #include "fsprobe.h"
+#include "hs.h"
 #include "log.h"
 #include "loopdev.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *role_word(enum dipolefs_role r)
 {
 	return r == FSR_OWNER ? "owner" : r == FSR_CLIENT ? "client" : "none";
 }
 
-/* The connected peer that is Primary, NULL if none (the first: with two
- * disk hosts there is one). */
-static const struct cfg_host *primary_peer(struct daemon *d)
+/* The connected disk peer that owns the mounted filesystem, NULL if none. */
+static const struct cfg_host *owner_peer(struct daemon *d)
 {
 	for (int i = 0; i < d->npeers; i++) {
 		struct replica_view v;
 		peer_view(d->peers[i], &v);
-		if (v.connected && v.role == ROLE_PRIMARY)
+		if (v.fs_owner)
 			return cfg_find_host(d->r, peer_name(d->peers[i]));
 	}
 	return NULL;
+}
+
+/* What this node knows of host h: 0 with its role and disk (a disk peer's
+ * view, or on a diskless node its vote link's), -ENOENT if not connected. */
+static int host_state(struct daemon *d, const struct cfg_host *h, int *role, int *disk)
+{
+	for (int i = 0; i < d->npeers; i++) {
+		struct replica_view v;
+		if (strcmp(peer_name(d->peers[i]), h->name))
+			continue;
+		peer_view(d->peers[i], &v);
+		*role = v.role;
+		*disk = v.disk;
+		return v.connected ? 0 : -ENOENT;
+	}
+	return quorum_link_state(d->quorum, h->node_id, role, disk);
+}
+
+/* The connected Primary with the lowest node-id (the one that owns when
+ * two are), NULL if none. */
+static const struct cfg_host *primary_peer(struct daemon *d)
+{
+	const struct cfg_host *best = NULL;
+	for (int i = 0; i < d->r->nhosts; i++) {
+		const struct cfg_host *h = &d->r->hosts[i];
+		int role, disk;
+		if (h == d->h || h->diskless || host_state(d, h, &role, &disk) || role != ROLE_PRIMARY)
+			continue;
+		if (!best || h->node_id < best->node_id)
+			best = h;
+	}
+	return best;
+}
+
+/* Something holds this node's device: mounted or opened exclusively, or an
+ * NBD client connected. */
+static int device_busy(struct daemon *d)
+{
+	return (d->loop_dev[0] && loopdev_busy(d->loop_dev)) || nbd_server_clients(d->nbd) > 0;
 }
 
 static int reply(int fd, int code, const char *msg)
@@ -53,13 +112,56 @@ static int reply(int fd, int code, const char *msg)
 	return 0;
 }
 
+static void wake(struct daemon *d)
+{
+	uint64_t one = 1;
+	pthread_mutex_lock(&d->fs_qlock);
+	if (d->fs_wake >= 0)
+		(void)!write(d->fs_wake, &one, sizeof one);
+	pthread_mutex_unlock(&d->fs_qlock);
+}
+
+/* The engine's peer hook (a peer's thread). */
+static void peer_changed(void *arg)
+{
+	wake(arg);
+}
+
+/* The listener's CH_FS route while this node serves nothing (the listener
+ * thread): queue the connection for the main thread. */
+static void demand_accept(void *arg, int fd, const char *from)
+{
+	struct daemon *d = arg;
+	pthread_mutex_lock(&d->fs_qlock);
+	int queued = d->fs_nq < (int)ARRAY_SIZE(d->fs_q);
+	if (queued) {
+		d->fs_q[d->fs_nq].fd = fd;
+		snprintf(d->fs_q[d->fs_nq].from, sizeof d->fs_q[0].from, "%s", from);
+		d->fs_nq++;
+	}
+	pthread_mutex_unlock(&d->fs_qlock);
+	if (!queued) {
+		log_warn("fs: a dipolefs connection from %s dropped: too many waiting to be served", from);
+		close(fd);
+		return;
+	}
+	wake(d);
+}
+
 int fsmount_refuses_primary(struct daemon *d, char *msg)
 {
-	if (!d->fs || d->fs_role != FSR_CLIENT)
-		return 0;
-	snprintf(msg, 256, "this node mounts %s's filesystem as a client (at %.80s) of %s, which writes the device: "
-		 "one writer at a time; unmount it here first", d->r->name, d->fs_dir, d->fs_owner);
-	return 1;
+	const struct cfg_host *op = owner_peer(d);
+	if (d->fs && d->fs_role == FSR_CLIENT) {
+		snprintf(msg, 256, "this node mounts %s's filesystem as a client (at %.80s) of %s, which writes the "
+			 "device: one writer at a time; unmount it here first", d->r->name, d->fs_dir, d->fs_owner);
+		return 1;
+	}
+	if (op) {
+		snprintf(msg, 256, "%s owns %s's mounted filesystem and writes the device: one writer at a time; "
+			 "unmount it on every node first", op->name, d->r->name);
+		return 1;
+	}
+	return 0;
 }
 
 /* The checks and the role. Returns an exit code with msg[len] set on a
@@ -68,27 +170,28 @@ int fsmount_refuses_primary(struct daemon *d, char *msg)
 static int choose_role(struct daemon *d, enum dipolefs_role *role, int *promote, int *demote, char *msg, size_t len)
 {
 	struct engine *e = d->e;
-	const struct cfg_host *pp = primary_peer(d);
+	const struct cfg_host *op = owner_peer(d);
+	const struct cfg_host *pp = op ? op : primary_peer(d);
 	int me_primary = atomic_load(&e->role) == ROLE_PRIMARY;
 	int dstate = atomic_load(&e->dstate);
 
 	*promote = *demote = 0;
-	if (me_primary && !(pp && pp->node_id < d->h->node_id)) {
+	if (me_primary && !op && !(pp && pp->node_id < d->h->node_id)) {
 		*role = FSR_OWNER;
 		snprintf(d->fs_owner, sizeof d->fs_owner, "%s", d->h->name);
 		if (pp)
-			log_warn("fs: peer %s is Primary too (allow-two-primaries): this node (lower node-id) owns the "
-				 "filesystem; %s must not write its device while it is mounted", pp->name, pp->name);
+			log_info("fs: peer %s is Primary too (allow-two-primaries): this node (lower node-id) owns the "
+				 "filesystem, and %s is told to become Secondary", pp->name, pp->name);
 		return 0;
 	}
 	if (pp) {
 		*role = FSR_CLIENT;
 		snprintf(d->fs_owner, sizeof d->fs_owner, "%s", pp->name);
 		if (me_primary) {
-			if ((d->loop_dev[0] && loopdev_busy(d->loop_dev)) || nbd_server_clients(d->nbd) > 0) {
+			if (device_busy(d)) {
 				snprintf(msg, len, "this node and %s are both Primary (allow-two-primaries) and this node's "
 					 "device is in use (mounted, open or an NBD client): the filesystem needs one "
-					 "writer, %s (lower node-id); stop using the device here, or make this node "
+					 "writer, %s; stop using the device here, or make this node "
 					 "Secondary, then mount again", pp->name, pp->name);
 				return EXIT_STATE;
 			}
@@ -142,66 +245,129 @@ static int check_device(struct daemon *d, char *type, size_t tlen, char *msg, si
 	return 0;
 }
 
+/* Mount as owner: at dir, or (dir NULL) serving the other nodes only;
+ * peers learn that this node owns the filesystem. 0, or -errno with
+ * err[256]. */
+static int start_owner(struct daemon *d, const char *dir, const char *type, const char *opts, char *err)
+{
+	struct dipolefs_conf c = {
+		.r = d->r, .me = d->h, .lsn = d->lsn, .mountpoint = dir, .device = d->loop_dev,
+		.fstype = type[0] ? type : NULL, .options = opts,
+	};
+	int rc = dipolefs_mount(&d->fs, d->e, &c, FSR_OWNER, err);
+	if (rc) {
+		d->fs = NULL;
+		return rc;
+	}
+	d->fs_role = FSR_OWNER;
+	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", d->h->name);
+	snprintf(d->fs_dir, sizeof d->fs_dir, "%s", dir ? dir : "");
+	engine_set_fs_owner(d->e, 1);
+	return 0;
+}
+
+static int start_client(struct daemon *d, const char *dir, const char *opts, char *err)
+{
+	struct dipolefs_conf c = {
+		.r = d->r, .me = d->h, .lsn = d->lsn, .mountpoint = dir, .options = opts, .owner = d->fs_owner,
+	};
+	int rc = dipolefs_mount(&d->fs, d->e, &c, FSR_CLIENT, err);
+	if (rc) {
+		d->fs = NULL;
+		return rc;
+	}
+	d->fs_role = FSR_CLIENT;
+	snprintf(d->fs_dir, sizeof d->fs_dir, "%s", dir);
+	return 0;
+}
+
+/* The mount point's checks: an existing directory nothing is mounted on. */
+static int check_dir(const char *dir, char *msg, size_t len)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0) {
+		snprintf(msg, len, "mount point %.200s: %s", dir, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(msg, len, "mount point %.200s is not a directory", dir);
+		return EXIT_USAGE;
+	}
+	if (fsprobe_is_mountpoint(dir) == 1) {
+		snprintf(msg, len, "mount point %.200s is busy: something is mounted there already", dir);
+		return EXIT_STATE;
+	}
+	return 0;
+}
+
+/* This node serves the filesystem without a mount here: add the mount. */
+static int attach_request(struct daemon *d, int fd, const char *dir)
+{
+	char msg[512], err[256] = "";
+	int rc = dipolefs_attach(d->fs, dir, err);
+	if (rc) {
+		snprintf(msg, sizeof msg, "mounting %s at %.200s as owner failed: %s", d->r->name, dir,
+			 err[0] ? err : strerror(-rc));
+		return reply(fd, EXIT_FAIL, msg);
+	}
+	snprintf(d->fs_dir, sizeof d->fs_dir, "%s", dir);
+	snprintf(msg, sizeof msg, "mounted at %.200s as owner (already serving %d clients)", dir,
+		 dipolefs_clients(d->fs));
+	log_info("fs: %s", msg);
+	return reply(fd, EXIT_OK, msg);
+}
+
+/* Become what choose_role said: Primary first, or Secondary first. An
+ * exit code with msg on failure. */
+static int prepare_role(struct daemon *d, int promote, int demote, const char *dir, char *msg, size_t len)
+{
+	char why[256];
+	int rc;
+	if (promote) {
+		if ((rc = daemon_promote(d, 0, why))) {
+			snprintf(msg, len, "no node is Primary and this node may not become it to own the "
+				 "filesystem: %s", why);
+			return rc == -EPERM || rc == -EBUSY ? EXIT_STATE : EXIT_FAIL;
+		}
+		log_info("fs: promoted to Primary to own the filesystem mounted at %s (no node was Primary)", dir);
+	}
+	if (demote) {
+		if ((rc = daemon_demote(d, why))) {
+			snprintf(msg, len, "cannot become Secondary to mount as a client of %s: %s", d->fs_owner, why);
+			return EXIT_FAIL;
+		}
+		log_info("fs: demoted to Secondary: %s owns the filesystem (both were Primary, allow-two-primaries; "
+			 "lower node-id owns), and the device has one writer while it is mounted", d->fs_owner);
+	}
+	return 0;
+}
+
 int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req)
 {
 	char dir[sizeof d->fs_dir], opts[1024], msg[512], type[64] = "", err[256] = "";
 	enum dipolefs_role role = FSR_NONE;
 	int promote, demote, rc;
-	struct stat st;
 
 	if (ctl_req_value(req, "--dir=", dir, sizeof dir) || dir[0] != '/' ||
 	    ctl_req_value(req, "--options=", opts, sizeof opts))
 		return reply(fd, EXIT_USAGE, "fs-mount needs --dir=ABSOLUTE-PATH and --options=OPTIONS (encoded)");
-	if (d->fs) {
+	if (d->fs && d->fs_dir[0]) {
 		snprintf(msg, sizeof msg, "%s is already mounted on this node at %.200s (as %s): one mount per "
 			 "resource and node; umount it first", d->r->name, d->fs_dir, role_word(d->fs_role));
 		return reply(fd, EXIT_STATE, msg);
 	}
-	if (stat(dir, &st) < 0) {
-		snprintf(msg, sizeof msg, "mount point %.200s: %s", dir, strerror(errno));
-		return reply(fd, EXIT_USAGE, msg);
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(msg, sizeof msg, "mount point %.200s is not a directory", dir);
-		return reply(fd, EXIT_USAGE, msg);
-	}
-	if (fsprobe_is_mountpoint(dir) == 1) {
-		snprintf(msg, sizeof msg, "mount point %.200s is busy: something is mounted there already", dir);
-		return reply(fd, EXIT_STATE, msg);
-	}
+	if ((rc = check_dir(dir, msg, sizeof msg)))
+		return reply(fd, rc, msg);
+	if (d->fs) /* an owner serving without a mount here */
+		return attach_request(d, fd, dir);
 	if ((rc = choose_role(d, &role, &promote, &demote, msg, sizeof msg)))
 		return reply(fd, rc, msg);
 	if (role == FSR_OWNER && (rc = check_device(d, type, sizeof type, msg, sizeof msg)))
 		return reply(fd, rc, msg);
-	if (promote) {
-		char why[256];
-		rc = daemon_promote(d, 0, why);
-		if (rc) {
-			snprintf(msg, sizeof msg, "no node is Primary and this node may not become it to own the "
-				 "filesystem: %s", why);
-			return reply(fd, rc == -EPERM || rc == -EBUSY ? EXIT_STATE : EXIT_FAIL, msg);
-		}
-		log_info("fs: promoted to Primary to own the filesystem mounted at %s (no node was Primary)", dir);
-	}
-	if (demote) {
-		char why[256];
-		if ((rc = daemon_demote(d, why))) {
-			snprintf(msg, sizeof msg, "cannot become Secondary to mount as a client of %s: %s", d->fs_owner,
-				 why);
-			return reply(fd, EXIT_FAIL, msg);
-		}
-		log_info("fs: demoted to Secondary: %s owns the filesystem (both were Primary, allow-two-primaries; "
-			 "lower node-id owns), and the device has one writer while it is mounted", d->fs_owner);
-	}
-	struct dipolefs_conf c = {
-		.r = d->r, .me = d->h, .lsn = d->lsn, .mountpoint = dir,
-		.device = role == FSR_OWNER ? d->loop_dev : NULL,
-		.fstype = type[0] ? type : NULL, .options = opts,
-		.owner = role == FSR_CLIENT ? d->fs_owner : NULL,
-	};
-	rc = dipolefs_mount(&d->fs, d->e, &c, role, err);
+	if ((rc = prepare_role(d, promote, demote, dir, msg, sizeof msg)))
+		return reply(fd, rc, msg);
+	rc = role == FSR_OWNER ? start_owner(d, dir, type, opts, err) : start_client(d, dir, opts, err);
 	if (rc) {
-		d->fs = NULL;
 		if (promote) {
 			char why[256];
 			if ((d->loop_dev[0] && loopdev_busy(d->loop_dev)) || daemon_demote(d, why))
@@ -213,8 +379,6 @@ int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req)
 			 err[0] ? err : strerror(-rc));
 		return reply(fd, rc == -ENOTCONN || rc == -EBUSY || rc == -EPERM ? EXIT_STATE : EXIT_FAIL, msg);
 	}
-	d->fs_role = role;
-	snprintf(d->fs_dir, sizeof d->fs_dir, "%s", dir);
 	if (role == FSR_OWNER)
 		snprintf(msg, sizeof msg, "mounted at %.200s as owner (%s on %s)", dir, type, d->loop_dev);
 	else
@@ -223,14 +387,35 @@ int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req)
 	return reply(fd, EXIT_OK, msg);
 }
 
+/* Stop serving altogether: the kernel filesystem goes, the peers learn this
+ * node owns nothing, and client connections are taken on demand again. */
 static void unmount_now(struct daemon *d, const char *why)
 {
-	log_info("fs: unmounting %s (%s): %s", d->fs_dir, role_word(d->fs_role), why);
+	log_info("fs: unmounting %s (%s): %s", d->fs_dir[0] ? d->fs_dir : "(served without a mount here)",
+		 role_word(d->fs_role), why);
+	int owner = d->fs_role == FSR_OWNER;
 	dipolefs_unmount(d->fs);
 	d->fs = NULL;
 	d->fs_role = FSR_NONE;
 	d->fs_dir[0] = 0;
 	d->fs_owner[0] = 0;
+	if (owner)
+		engine_set_fs_owner(d->e, 0);
+	if (d->lsn)
+		listener_route_channel(d->lsn, CH_FS, demand_accept, d);
+}
+
+/* The user unmounted here: an owner with clients keeps serving them. */
+static void unmount_here(struct daemon *d, const char *why)
+{
+	int n = d->fs_role == FSR_OWNER ? dipolefs_clients(d->fs) : 0;
+	if (!n) {
+		unmount_now(d, why);
+		return;
+	}
+	log_info("fs: unmounting %s here (%s); still serving the filesystem to %d client nodes", d->fs_dir, why, n);
+	dipolefs_detach(d->fs);
+	d->fs_dir[0] = 0;
 }
 
 int fsmount_umount_request(struct daemon *d, int fd, const struct ctl_req *req)
@@ -239,47 +424,274 @@ int fsmount_umount_request(struct daemon *d, int fd, const struct ctl_req *req)
 
 	if (ctl_req_value(req, "--dir=", dir, sizeof dir))
 		return reply(fd, EXIT_USAGE, "fs-umount needs --dir=PATH (encoded)");
-	if (!d->fs || strcmp(dir, d->fs_dir)) {
+	if (!d->fs || !d->fs_dir[0] || strcmp(dir, d->fs_dir)) {
 		snprintf(msg, sizeof msg, "%.200s is not where %s is mounted on this node (%s)", dir, d->r->name,
-			 d->fs ? d->fs_dir : "not mounted");
+			 d->fs && d->fs_dir[0] ? d->fs_dir : "not mounted");
 		return reply(fd, EXIT_STATE, msg);
 	}
-	unmount_now(d, "dipole umount");
+	unmount_here(d, "dipole umount");
 	return reply(fd, EXIT_OK, "");
+}
+
+int fsmount_refuses_secondary(struct daemon *d, char *msg)
+{
+	if (!d->fs || d->fs_role != FSR_OWNER)
+		return 0;
+	int n = dipolefs_clients(d->fs);
+	if (d->fs_dir[0]) {
+		snprintf(msg, 256, "refusing to become Secondary: this node owns %s's filesystem, mounted at %.100s; "
+			 "unmount it first", d->r->name, d->fs_dir);
+		return 1;
+	}
+	if (n) {
+		snprintf(msg, 256, "refusing to become Secondary: this node owns %s's filesystem and serves it to %d "
+			 "client nodes (not mounted here); unmount it on them first", d->r->name, n);
+		return 1;
+	}
+	unmount_now(d, "becoming Secondary, no client left");
+	return 0;
+}
+
+int fsmount_refuses_down(struct daemon *d, char *msg)
+{
+	if (!d->fs)
+		return 0;
+	int n = d->fs_role == FSR_OWNER ? dipolefs_clients(d->fs) : 0;
+	if (d->fs_dir[0])
+		snprintf(msg, 256, "refusing to go down: %s's filesystem is mounted at %.100s; umount it, or use "
+			 "'down --force' (its users then get errors)", d->r->name, d->fs_dir);
+	else if (n)
+		snprintf(msg, 256, "refusing to go down: this node serves %s's filesystem to %d client nodes; "
+			 "unmount it on them, or use 'down --force' (their users then get errors)", d->r->name, n);
+	return d->fs_dir[0] || n;
+}
+
+/* ---- serving on demand and the peers' ownership --------------------- */
+
+/* May this node serve the filesystem to a client that asked, without a
+ * mount here? 0 with type set, or an exit code with msg. */
+static int may_serve(struct daemon *d, char *type, size_t tlen, char *msg, size_t len)
+{
+	const struct cfg_host *op = owner_peer(d), *pp = primary_peer(d);
+
+	if (d->fs) {
+		snprintf(msg, len, "%s is mounted on %s as a client of %s, which owns it", d->r->name, d->h->name,
+			 d->fs_owner);
+		return EXIT_STATE;
+	}
+	if (atomic_load(&d->e->role) != ROLE_PRIMARY) {
+		snprintf(msg, len, "%s is not Primary (the owner is the Primary)%s%s", d->h->name,
+			 pp ? "; the Primary is " : "", pp ? pp->name : "");
+		return EXIT_STATE;
+	}
+	if (op || (pp && pp->node_id < d->h->node_id)) {
+		snprintf(msg, len, "%s owns the filesystem (%s)", op ? op->name : pp->name,
+			 op ? "mounted there" : "both Primary: the lower node-id owns");
+		return EXIT_STATE;
+	}
+	if (device_busy(d)) {
+		snprintf(msg, len, "%s's device is in use there (mounted, open or an NBD client): it cannot mount "
+			 "the filesystem privately to serve it", d->h->name);
+		return EXIT_STATE;
+	}
+	return check_device(d, type, tlen, msg, len);
+}
+
+/* Tell a client why it is refused, after draining its HELLO (closing on
+ * unread bytes would reset the connection before the reason arrives). */
+static void refuse_client(int fd, const char *why)
+{
+	uint8_t b[WIRE_HDR + HELLO_BYTES];
+	struct timeval tv = { .tv_usec = 500000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	(void)!recv(fd, b, sizeof b, MSG_WAITALL);
+	hs_refuse(fd, why);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+/* One queued client connection: serve it, starting to serve if need be. */
+static void serve_one(struct daemon *d, int fd, const char *from)
+{
+	char msg[256], type[64] = "";
+	if (d->fs && d->fs_role == FSR_OWNER) {
+		dipolefs_accept(d->fs, fd, from);
+		return;
+	}
+	int rc = may_serve(d, type, sizeof type, msg, sizeof msg);
+	if (!rc && start_owner(d, NULL, type, "", msg))
+		rc = EXIT_FAIL;
+	if (rc) {
+		log_warn("fs: a client at %s asked this node to serve %s's filesystem: refused: %s", from, d->r->name,
+			 msg);
+		refuse_client(fd, msg);
+		return;
+	}
+	log_info("fs: serving %s's filesystem (%s on %s) to the other nodes, not mounted here: a client at %s "
+		 "asked, and this node is Primary", d->r->name, type, d->loop_dev, from);
+	dipolefs_accept(d->fs, fd, from);
+}
+
+static void serve_queued(struct daemon *d)
+{
+	for (;;) {
+		int fd;
+		char from[64];
+		pthread_mutex_lock(&d->fs_qlock);
+		if (!d->fs_nq) {
+			pthread_mutex_unlock(&d->fs_qlock);
+			return;
+		}
+		fd = d->fs_q[0].fd;
+		snprintf(from, sizeof from, "%s", d->fs_q[0].from);
+		memmove(&d->fs_q[0], &d->fs_q[1], (size_t)(--d->fs_nq) * sizeof d->fs_q[0]);
+		pthread_mutex_unlock(&d->fs_qlock);
+		serve_one(d, fd, from);
+	}
+}
+
+/* Log why once per reason (the check runs every tick). */
+static void tell_once(struct daemon *d, const char *why)
+{
+	if (!strcmp(d->fs_told, why))
+		return;
+	snprintf(d->fs_told, sizeof d->fs_told, "%s", why);
+	log_warn("fs: %s", why);
+}
+
+/* A peer owns the mounted filesystem: this node keeps off the device. */
+static void peers_check(struct daemon *d)
+{
+	const struct cfg_host *op = owner_peer(d);
+	char why[256];
+
+	atomic_store(&d->e->fs_other_owner, op != NULL);
+	if (!op) {
+		d->fs_told[0] = 0;
+		return;
+	}
+	if (d->fs && d->fs_role == FSR_OWNER) {
+		snprintf(why, sizeof why, "%s claims to own the filesystem this node owns: a bug; unmount on one of "
+			 "them", op->name);
+		tell_once(d, why);
+		return;
+	}
+	if (atomic_load(&d->e->role) != ROLE_PRIMARY)
+		return;
+	if (device_busy(d)) {
+		snprintf(why, sizeof why, "%s owns the mounted filesystem, but this node stays Primary: its device is "
+			 "in use (mounted, open or an NBD client); new NBD clients get it read-only, and it becomes "
+			 "Secondary once the device is free", op->name);
+		tell_once(d, why);
+		return;
+	}
+	if (daemon_demote(d, why)) {
+		char m[256];
+		snprintf(m, sizeof m, "%s owns the mounted filesystem; cannot become Secondary: %.150s", op->name, why);
+		tell_once(d, m);
+		return;
+	}
+	d->fs_told[0] = 0;
+	log_info("fs: demoted to Secondary: %s owns %s's mounted filesystem (both were Primary, "
+		 "allow-two-primaries), and the device has one writer while it is mounted", op->name, d->r->name);
+}
+
+int fsmount_start(struct daemon *d)
+{
+	pthread_mutex_init(&d->fs_qlock, NULL);
+	d->fs_nq = 0;
+	d->fs_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->fs_wake < 0)
+		return -errno;
+	d->e->peer_hook_arg = d;
+	d->e->peer_hook = peer_changed;
+	if (d->lsn)
+		listener_route_channel(d->lsn, CH_FS, demand_accept, d);
+	return 0;
+}
+
+int fsmount_wake_fd(struct daemon *d)
+{
+	return d->fs_wake;
+}
+
+void fsmount_woken(struct daemon *d)
+{
+	uint64_t n;
+	(void)!read(d->fs_wake, &n, sizeof n);
+	serve_queued(d);
+	peers_check(d);
+}
+
+/* Why the mount is not serving, "" when it is (the mount's own reason, a
+ * client reconnecting, comes first: dipolefs.c). */
+static void fs_reason(struct daemon *d, char *buf, size_t len)
+{
+	const struct cfg_host *o = cfg_find_host(d->r, d->fs_owner);
+	int role = atomic_load(&d->e->role), disk = atomic_load(&d->e->dstate);
+	char held[256];
+
+	buf[0] = 0;
+	if (d->fs_role == FSR_CLIENT && (!o || host_state(d, o, &role, &disk))) {
+		snprintf(buf, len, "no owner reachable: %s is not connected to this node", d->fs_owner);
+		return;
+	}
+	if (role != ROLE_PRIMARY)
+		snprintf(buf, len, "the owner %s is not Primary", d->fs_owner);
+	else if (disk != DS_UPTODATE)
+		snprintf(buf, len, "owner's disk not UpToDate: %s's disk is %s", d->fs_owner,
+			 disk >= 0 ? disk_state_name((enum disk_state)disk) : "unknown");
+	else if (d->fs_role == FSR_OWNER && quorum_held(d->quorum, held))
+		snprintf(buf, len, "I/O suspended on the owner: %s", held);
+	else if (d->fs_role == FSR_OWNER && engine_is_suspended(d->e))
+		snprintf(buf, len, "I/O suspended on the owner (dipole resume-io %s)", d->r->name);
 }
 
 int fsmount_tick(struct daemon *d)
 {
-	if (!d->fs)
-		return -1;
+	serve_queued(d);
+	peers_check(d);
 	/* a plain umount(8) of the FUSE mount: release the kernel filesystem */
-	if (fsprobe_is_mountpoint(d->fs_dir) == 0)
-		unmount_now(d, "no longer mounted (umount)");
-	return d->fs ? 1000 : -1;
+	if (d->fs && d->fs_dir[0] && fsprobe_is_mountpoint(d->fs_dir) == 0)
+		unmount_here(d, "no longer mounted (umount)");
+	return d->fs || d->npeers ? 1000 : -1;
 }
 
 void fsmount_stop(struct daemon *d)
 {
 	if (d->fs)
 		unmount_now(d, "the resource goes down");
+	if (d->lsn)
+		listener_route_channel(d->lsn, CH_FS, NULL, NULL);
+	pthread_mutex_lock(&d->fs_qlock);
+	for (int i = 0; i < d->fs_nq; i++)
+		close(d->fs_q[i].fd);
+	d->fs_nq = 0;
+	if (d->fs_wake >= 0)
+		close(d->fs_wake);
+	d->fs_wake = -1;
+	pthread_mutex_unlock(&d->fs_qlock);
 }
 
 void fsmount_status_json(struct daemon *d, struct strbuf *sb)
 {
+	char why[256];
 	strbuf_printf(sb, "\"fs\":");
-	if (d->fs)
-		dipolefs_status_json(d->fs, sb);
-	else
+	if (!d->fs) {
 		strbuf_printf(sb, "null");
+		return;
+	}
+	fs_reason(d, why, sizeof why);
+	dipolefs_set_reason(d->fs, why);
+	dipolefs_status_json(d->fs, sb);
 }
 
 void fsmount_status_text(struct daemon *d, struct strbuf *sb)
 {
+	char why[256];
 	if (!d->fs)
 		return;
-	size_t before = sb->len;
+	fs_reason(d, why, sizeof why);
+	dipolefs_set_reason(d->fs, why);
 	dipolefs_status_text(d->fs, sb);
-	if (sb->len == before)
-		strbuf_printf(sb, "  fs: mounted at %s as %s (owner %s)\n", d->fs_dir, role_word(d->fs_role),
-			      d->fs_owner);
 }

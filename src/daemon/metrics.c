@@ -248,8 +248,10 @@ static void fs_metrics(struct mctx *m)
 		fs_string(view, "owner", owner, sizeof owner);
 		fs_string(view, "role", role, sizeof role);
 	}
+	/* an owner may serve the other nodes without a mount here */
+	const char *here = mounted ? fs_field(view, "mounted_here") : NULL;
 	family(m, "dipole_fs_mounted", "gauge", "Boolean whether dipolefs is mounted on this node");
-	sample(m, "dipole_fs_mounted", m->res, (unsigned long long)mounted);
+	sample(m, "dipole_fs_mounted", m->res, (unsigned long long)(here && !strncmp(here, "true", 4)));
 	family(m, "dipole_fs_owner_changes_total", "counter",
 	       "Changes of the filesystem's owner under this node's mount (failovers and moves)");
 	sample(m, "dipole_fs_owner_changes_total", m->res, changes);

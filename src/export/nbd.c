@@ -238,7 +238,8 @@ static uint16_t tx_flags(struct nbd_server *s)
 {
 	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
 		     NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN;
-	if (atomic_load(&s->e->role) != ROLE_PRIMARY)
+	/* another node owning the mounted filesystem is the one writer */
+	if (atomic_load(&s->e->role) != ROLE_PRIMARY || atomic_load(&s->e->fs_other_owner))
 		f |= NBD_FLAG_READ_ONLY;
 	return f;
 }

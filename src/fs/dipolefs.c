@@ -39,10 +39,12 @@ struct dipolefs {
 	const struct fs_notify *fuse_n;    /* this node's mount; NULL once stopping */
 	struct server *fan;                /* the server while revocations may use it */
 	struct fs_notify own_n;            /* local.c → fuse_n, through notify_lk */
+	uint32_t node_id;        /* this node's */
+	char fsname[128];        /* "dipole:RES", the FUSE mounts' source */
 	char fstype[16];
 	char owner[64];          /* node name of the owner */
 	char reason[256];        /* why the mount is not serving, "" when it is */
-	char mountpoint[FS_PATH_MAX];
+	char mountpoint[FS_PATH_MAX]; /* "" on an owner serving without a FUSE mount here */
 };
 
 /* The kernel's own message about a failed fsconfig (read from the fs
@@ -160,6 +162,8 @@ static void node_gone(void *arg, uint32_t node_id)
 
 /* ---- owner ------------------------------------------------------------- */
 
+static int attach(struct dipolefs *fs, const char *mountpoint, char *err);
+
 static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
 {
 	int rc = 0;
@@ -186,28 +190,42 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 		snprintf(err, 256, "cannot serve the filesystem on %s: %s", c->device, strerror(-rc));
 		return rc;
 	}
-	uint32_t node_id = (uint32_t)c->me->node_id;
 	/* revocation targets are registered before anything is served */
 	fs->own_n = (struct fs_notify){ own_inval_inode, own_inval_entry, fs };
-	(void)local_add_notify(fs->local, node_id, &fs->own_n);
+	(void)local_add_notify(fs->local, fs->node_id, &fs->own_n);
 	local_set_fanout(fs->local, &(struct local_fanout){ fan_inval_inode, fan_inval_entry, fs });
 	if ((rc = server_open(&fs->srv, c->r, c->me, &local_ops, fs->local, err)))
 		return rc;
 	server_set_node_gone(fs->srv, node_gone, fs);
 	fs->fan = fs->srv;
-	char fsname[128];
-	snprintf(fsname, sizeof fsname, "dipole:%s", c->r->name ? c->r->name : "fs");
-	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fsname, &local_ops, fs->local, node_id, err)))
+	if (c->mountpoint && (rc = attach(fs, c->mountpoint, err)))
 		return rc;
-	pthread_rwlock_wrlock(&fs->notify_lk);
-	fs->fuse_n = fusefs_notify(fs->fuse);
-	pthread_rwlock_unlock(&fs->notify_lk);
 	/* clients last: everything they reach is up */
 	if (c->lsn)
 		server_listen(fs->srv, c->lsn);
 	else /* the mount serves; only other nodes could not reach it */
 		log_info("dipolefs: no listener (a resource without peers): no other node can mount");
-	log_info("dipolefs: %s (%s on %s) mounted at %s as owner", fsname, fs->fstype, c->device, c->mountpoint);
+	if (c->mountpoint)
+		log_info("dipolefs: %s (%s on %s) mounted at %s as owner", fs->fsname, fs->fstype, c->device,
+			 c->mountpoint);
+	else
+		log_info("dipolefs: %s (%s on %s) served to the other nodes, not mounted on this one", fs->fsname,
+			 fs->fstype, c->device);
+	return 0;
+}
+
+/* The owner's FUSE mount at mountpoint, served by the local backend. */
+static int attach(struct dipolefs *fs, const char *mountpoint, char *err)
+{
+	int rc = fusefs_start(&fs->fuse, mountpoint, fs->fsname, &local_ops, fs->local, fs->node_id, err);
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&fs->notify_lk);
+	fs->fuse_n = fusefs_notify(fs->fuse);
+	pthread_rwlock_unlock(&fs->notify_lk);
+	pthread_mutex_lock(&fs->lock);
+	snprintf(fs->mountpoint, sizeof fs->mountpoint, "%s", mountpoint);
+	pthread_mutex_unlock(&fs->lock);
 	return 0;
 }
 
@@ -248,15 +266,12 @@ static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char
 	int rc = connect_owner(fs, c, err);
 	if (rc)
 		return rc;
-	char fsname[128];
-	snprintf(fsname, sizeof fsname, "dipole:%s", c->r->name ? c->r->name : "fs");
-	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fsname, &remote_ops, fs->remote, (uint32_t)c->me->node_id,
-			       err)))
+	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fs->fsname, &remote_ops, fs->remote, fs->node_id, err)))
 		return rc;
 	/* before this the kernel had no mount to cache anything in: revocations
 	 * acked without effect lose nothing */
 	remote_set_notify(fs->remote, fusefs_notify(fs->fuse));
-	log_info("dipolefs: %s mounted at %s as client of %s", fsname, c->mountpoint, fs->owner);
+	log_info("dipolefs: %s mounted at %s as client of %s", fs->fsname, c->mountpoint, fs->owner);
 	return 0;
 }
 
@@ -289,7 +304,7 @@ int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolef
 		   char *err)
 {
 	(void)e;
-	if ((role != FSR_OWNER && role != FSR_CLIENT) || !c->mountpoint || !c->r || !c->me) {
+	if ((role != FSR_OWNER && role != FSR_CLIENT) || (!c->mountpoint && role == FSR_CLIENT) || !c->r || !c->me) {
 		snprintf(err, 256, "a mount needs a role, a resource, this node and a mount point");
 		return -EINVAL;
 	}
@@ -300,7 +315,10 @@ int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolef
 	pthread_rwlock_init(&fs->notify_lk, NULL);
 	fs->mnt_fd = -1;
 	fs->role = role;
-	snprintf(fs->mountpoint, sizeof fs->mountpoint, "%s", c->mountpoint);
+	fs->node_id = (uint32_t)c->me->node_id;
+	snprintf(fs->fsname, sizeof fs->fsname, "dipole:%s", c->r->name ? c->r->name : "fs");
+	if (c->mountpoint)
+		snprintf(fs->mountpoint, sizeof fs->mountpoint, "%s", c->mountpoint);
 	if (role == FSR_OWNER)
 		snprintf(fs->owner, sizeof fs->owner, "%s", c->me->name ? c->me->name : "");
 	int rc = role == FSR_OWNER ? mount_owner(fs, c, err) : mount_client(fs, c, err);
@@ -329,6 +347,61 @@ void dipolefs_unmount(struct dipolefs *fs)
 	free(fs);
 }
 
+int dipolefs_attach(struct dipolefs *fs, const char *mountpoint, char *err)
+{
+	if (fs->role != FSR_OWNER || fs->fuse) {
+		snprintf(err, 256, "only an owner serving without a mount here can add one");
+		return -EINVAL;
+	}
+	int rc = attach(fs, mountpoint, err);
+	if (!rc)
+		log_info("dipolefs: %s (%s) mounted at %s as owner", fs->fsname, fs->fstype, mountpoint);
+	return rc;
+}
+
+void dipolefs_detach(struct dipolefs *fs)
+{
+	if (fs->role != FSR_OWNER || !fs->fuse)
+		return;
+	/* this node's revocations stop before its mount goes */
+	pthread_rwlock_wrlock(&fs->notify_lk);
+	fs->fuse_n = NULL;
+	pthread_rwlock_unlock(&fs->notify_lk);
+	fusefs_stop(fs->fuse);
+	fs->fuse = NULL;
+	log_info("dipolefs: %s unmounted on this node; still served to %d clients", fs->mountpoint,
+		 dipolefs_clients(fs));
+	pthread_mutex_lock(&fs->lock);
+	fs->mountpoint[0] = 0;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+int dipolefs_mounted_here(struct dipolefs *fs)
+{
+	return fs->fuse != NULL;
+}
+
+int dipolefs_clients(struct dipolefs *fs)
+{
+	const char *names[1];
+	return fs->srv ? server_clients(fs->srv, names, 0) : 0;
+}
+
+void dipolefs_accept(struct dipolefs *fs, int fd, const char *from)
+{
+	if (fs->srv)
+		server_accept(fs->srv, fd, from);
+	else
+		close(fd);
+}
+
+void dipolefs_set_reason(struct dipolefs *fs, const char *why)
+{
+	pthread_mutex_lock(&fs->lock);
+	snprintf(fs->reason, sizeof fs->reason, "%s", why);
+	pthread_mutex_unlock(&fs->lock);
+}
+
 static const char *role_name(enum dipolefs_role r)
 {
 	return r == FSR_OWNER ? "owner" : r == FSR_CLIENT ? "client" : "none";
@@ -349,7 +422,11 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 	char why[256];
 	pthread_mutex_lock(&fs->lock);
 	strbuf_printf(sb, "{\"mountpoint\":");
-	strbuf_json_str(sb, fs->mountpoint);
+	if (fs->mountpoint[0])
+		strbuf_json_str(sb, fs->mountpoint);
+	else
+		strbuf_printf(sb, "null");
+	strbuf_printf(sb, ",\"mounted_here\":%s", fs->mountpoint[0] ? "true" : "false");
 	strbuf_printf(sb, ",\"owner\":");
 	strbuf_json_str(sb, fs->owner);
 	strbuf_printf(sb, ",\"role\":\"%s\",\"clients\":", role_name(fs->role));
@@ -370,7 +447,11 @@ void dipolefs_status_text(struct dipolefs *fs, struct strbuf *sb)
 	pthread_mutex_lock(&fs->lock);
 	int n = fs->srv ? server_clients(fs->srv, names, 16) : 0;
 	const char *r = reason(fs, why, sizeof why);
-	strbuf_printf(sb, "  fs: %s at %s, owner %s, %d clients", role_name(fs->role), fs->mountpoint, fs->owner, n);
+	if (fs->mountpoint[0])
+		strbuf_printf(sb, "  fs: %s at %s, owner %s, %d clients", role_name(fs->role), fs->mountpoint, fs->owner,
+			      n);
+	else
+		strbuf_printf(sb, "  fs: owner serving without a local mount, owner %s, %d clients", fs->owner, n);
 	for (int i = 0; i < n && i < 16; i++)
 		strbuf_printf(sb, "%s%s", i ? "," : " (", names[i]);
 	strbuf_printf(sb, "%s, %u locks%s%s\n", n ? ")" : "", fs->local ? local_lock_count(fs->local) : 0,

@@ -37,7 +37,8 @@ struct dipolefs_conf {
 	const struct cfg_resource *r;  /* the resource: hosts, addresses, shared-secret */
 	const struct cfg_host *me;     /* this node's host section */
 	struct listener *lsn;          /* the resource's listener: the owner serves clients there */
-	const char *mountpoint;  /* the user's directory */
+	const char *mountpoint;  /* the user's directory; NULL (owner only): serve the other nodes
+				  * without a FUSE mount on this node (dipolefs_attach adds one) */
 	const char *device;      /* block device holding the kernel filesystem (the loop device), owner only */
 	const char *fstype;      /* "ext4" or "xfs"; NULL: detect */
 	const char *options;     /* mount options given to `dipole mount -o`, "" none */
@@ -53,7 +54,25 @@ int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolef
 /* Unmount the FUSE mount (lazily if busy: processes with open files get
  * ENOTCONN), then the kernel filesystem; frees fs. */
 void dipolefs_unmount(struct dipolefs *fs);
-/* The "fs" object of `status --json` (../shared/design.md, dipolefs). */
+/* Owner serving without a mount here: add the FUSE mount at mountpoint.
+ * 0, or -errno with err[256]. Main thread (as mount/unmount). */
+int dipolefs_attach(struct dipolefs *fs, const char *mountpoint, char *err);
+/* Owner: remove this node's FUSE mount (as unmount does), keep serving the
+ * other nodes. */
+void dipolefs_detach(struct dipolefs *fs);
+/* 1 while this node has the FUSE mount (an owner may serve without one). */
+int dipolefs_mounted_here(struct dipolefs *fs);
+/* Client nodes connected to this owner (0 on a client). */
+int dipolefs_clients(struct dipolefs *fs);
+/* Owner: serve the CH_FS connection fd (owned from now on, its HELLO
+ * unread) from `from` ("ip:port"), as the listener route does. */
+void dipolefs_accept(struct dipolefs *fs, int fd, const char *from);
+/* Why the mount is not serving, as the daemon sees it ("" serving): shown
+ * by status after the mount's own reason (a client reconnecting). */
+void dipolefs_set_reason(struct dipolefs *fs, const char *why);
+/* The "fs" object of `status --json` (../shared/design.md, dipolefs):
+ * mountpoint null and mounted_here false on an owner serving without a
+ * mount here. */
 void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb);
 void dipolefs_status_text(struct dipolefs *fs, struct strbuf *sb);
 

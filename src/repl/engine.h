@@ -118,6 +118,10 @@ struct engine {
 	 * engine_set_fs_owner); told to the peers in HELLO (HF_FS_OWNER) and
 	 * P_STATE (STF_FS_OWNER), so they keep off the device (single writer) */
 	_Atomic int fs_owner;
+	/* a peer owns the mounted dipolefs (the daemon sets it from the peers'
+	 * flags): new NBD clients are served read-only even while this node is
+	 * still Primary (its device was in use when the peer took ownership) */
+	_Atomic int fs_other_owner;
 	/* called (on a peer's thread, no lock held) when a peer's reported role,
 	 * disk or fs-owner flag changed or its connection went: the daemon
 	 * wakes its main thread. Set once before the peers start. */
