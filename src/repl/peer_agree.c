@@ -504,11 +504,13 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 			return rc;
 		}
 	}
-	if ((rc = agree_apply(p, &a)))
-		return rc;
+	/* before the connection counts as established: whoever sees the peer
+	 * connected (startup's become-primary-on) sees its ownership too */
 	atomic_store(&p->peer_fs_owner, !!(hello->flags & HF_FS_OWNER));
 	if (hello->flags & HF_FS_OWNER)
 		log_info("peer %s: owns the mounted filesystem", p->addr);
+	if ((rc = agree_apply(p, &a)))
+		return rc;
 	engine_peer_changed(p->e);
 	return 0;
 }
