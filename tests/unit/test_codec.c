@@ -326,7 +326,7 @@ TEST(hello_round_trip)
 TEST(hello_malformed_refused)
 {
 	static const struct { int at; uint8_t val; const char *reason; } bad_hello[] = {
-		{ HELLO_CHANNEL, 4, "P_HELLO: channel 4" },
+		{ HELLO_CHANNEL, CH_MAX + 1, "P_HELLO: channel 5" },
 		{ HELLO_ROLE, 2, "P_HELLO: role 2" },
 		{ HELLO_DISK, HELLO_DISK_MAX + 1, "P_HELLO: disk state 7" },
 		{ HELLO_PROTOCOL, 'D', "P_HELLO: protocol 68" },
