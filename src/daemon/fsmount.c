@@ -636,15 +636,17 @@ static void fs_reason(struct daemon *d, char *buf, size_t len)
 		snprintf(buf, len, "no owner reachable: %s is not connected to this node", d->fs_owner);
 		return;
 	}
+	/* held I/O first: losing quorum also outdates the disk, and the hold
+	 * is what the user waits for */
 	if (role != ROLE_PRIMARY)
 		snprintf(buf, len, "the owner %s is not Primary", d->fs_owner);
-	else if (disk != DS_UPTODATE)
-		snprintf(buf, len, "owner's disk not UpToDate: %s's disk is %s", d->fs_owner,
-			 disk >= 0 ? disk_state_name((enum disk_state)disk) : "unknown");
 	else if (d->fs_role == FSR_OWNER && quorum_held(d->quorum, held))
 		snprintf(buf, len, "I/O suspended on the owner: %s", held);
 	else if (d->fs_role == FSR_OWNER && engine_is_suspended(d->e))
 		snprintf(buf, len, "I/O suspended on the owner (dipole resume-io %s)", d->r->name);
+	else if (disk != DS_UPTODATE)
+		snprintf(buf, len, "owner's disk not UpToDate: %s's disk is %s", d->fs_owner,
+			 disk >= 0 ? disk_state_name((enum disk_state)disk) : "unknown");
 }
 
 int fsmount_tick(struct daemon *d)

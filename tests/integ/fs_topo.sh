@@ -37,7 +37,7 @@ loop_of() { "n$1" status r0 --json | python3 -c 'import json,sys; print(json.loa
 logged() { grep -q -- "$2" "$T/r$1/r0.log"; }
 fsj() { jcheck "$1" "o['fs'] is not None and $2"; }
 nbd_write() { qemu-io -f raw -c "write -P 0x5a 60M 4k" "$(uri_$1)" >/dev/null 2>&1; }
-# hold NODE's loop device open exclusively (as a mount would), in the background
+# hold DEVICE open exclusively (as a mount would), in the background; unhold ends it
 hold() { python3 -c "import os, time; fd = os.open('$1', os.O_RDONLY | os.O_EXCL); open('$T/held', 'w').close(); time.sleep(300)" &
 	HOLD=$!; echo $HOLD >>"$T/bg.pids"; wait_for 10 test -e "$T/held"; }
 unhold() { kill "$HOLD"; wait "$HOLD" 2>/dev/null; rm -f "$T/held"; }
@@ -51,7 +51,6 @@ check "a Primary, b synced" eval \
 # UpToDate data is the guide's case: both nodes come up Primary
 check "b restarted: Primary too (become-primary-on both)" eval \
 	'nb down r0 && nb up r0 >/dev/null && wait_for 30 jcheck b "o[\"role\"] == \"Primary\""'
-LA=$(loop_of a) LB=$(loop_of b)
 
 # ---- a client asking a Primary that cannot serve: the reason comes back
 expect_rc "c mounts before mkfs: refused with a's reason" 3 "no owner reachable.*holds no filesystem" \
@@ -65,7 +64,8 @@ expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
 check "b demoted to Secondary without mounting" wait_for 10 jcheck b "o['role'] == 'Secondary'"
 check "... b's log says why" logged b "fs: demoted to Secondary: a owns r0's mounted filesystem"
 expect_rc "primary on b refused: a owns the filesystem" 3 "a owns r0's mounted filesystem" nb primary r0
-check "... b's loop device is read-only" test "$(blockdev --getro "$LB")" = 1
+LB=$(loop_of b) # after b's restarts
+check "... b's loop device ($LB) is read-only" test "$(blockdev --getro "$LB")" = 1
 check "... b's NBD export refuses writes" eval '! nbd_write b'
 check "b restarted while a owns the filesystem: kept Secondary" eval \
 	'nb down r0 && nb up r0 >/dev/null && wait_for 30 jcheck b "all(x[\"connection\"] == \"Connected\" for x in o[\"peers\"])" && jcheck b "o[\"role\"] == \"Secondary\""'
@@ -119,6 +119,7 @@ check "b: fs null, stays Primary" wait_for 10 jcheck b "o['fs'] is None and o['r
 
 # ---- the other Primary's device is in use: it stays Primary, says why, demotes once free
 check "a Primary again (allow-two-primaries)" na primary r0
+LB=$(loop_of b)
 hold "$LB"
 expect_rc "mount on a: owner, while b is Primary with its device held" 0 "as owner" na mount r0 "$T/ma"
 check "b says why it stays Primary" wait_for 10 logged b "a owns the mounted filesystem, but this node stays Primary: its device is in use"
@@ -137,6 +138,16 @@ check "... status text too" eval "nc status r0 | grep -q 'no owner reachable'"
 heal3 a c
 check "c reconnected: reason empty" wait_for 30 fsj c "o['fs']['reason'] == ''"
 check "... and reads again" cmp -s "$T/src1" "$T/mc/late"
+# the owner cut off from b and c: no quorum, its I/O is held
+cut3 a b
+cut3 a c
+check "a alone: no quorum, reason says its I/O is suspended" wait_for 20 fsj a \
+	"not o['quorum']['have'] and o['fs']['reason'].startswith('I/O suspended on the owner: I/O is held by the quorum rules')"
+heal3 a b
+heal3 a c
+check "healed: all connected, a serves again" wait_for 60 eval \
+	"all_connected && fsj a \"o['quorum']['have'] and o['fs']['reason'] == '' and o['disk'] == 'UpToDate' and all(x['disk'] == 'UpToDate' for x in o['peers'] if x['name'] == 'b')\""
+check "... c too, and reads" eval "wait_for 40 fsj c \"o['fs']['reason'] == ''\" && cmp -s $T/src1 $T/mc/late"
 # a's disk fails every write: on-io-error detach, a goes on through b
 printf 'eio write 0 %d\n' $((64 << 20)) >"$FA"
 check "a write through c after a's disk failed succeeds (b has it)" \
