@@ -50,7 +50,8 @@ check "a Primary, b synced" eval \
 # become-primary-on leaves the initial sync to a person; a restart with
 # UpToDate data is the guide's case: both nodes come up Primary
 check "b restarted: Primary too (become-primary-on both)" eval \
-	'nb down r0 && nb up r0 >/dev/null && wait_for 30 jcheck b "o[\"role\"] == \"Primary\""'
+	'nb down r0 && nb up r0 >/dev/null && wait_for 60 jcheck b "o[\"role\"] == \"Primary\""'
+jcheck b "o['role'] == 'Primary'" || { nb status r0; grep -E 'startup|role' "$T/rb/r0.log" | tail -20; } | sed 's/^/# /'
 
 # ---- a client asking a Primary that cannot serve: the reason comes back
 expect_rc "c mounts before mkfs: refused with a's reason" 3 "no owner reachable.*holds no filesystem" \
