@@ -23,6 +23,13 @@ cleanup() {
 		done
 	done
 	sleep 0.2
+	# a FUSE mount whose server is stuck (a daemon in D state) would hang
+	# its unmount: abort its connection first (the minor of its device is
+	# the connection's number), where the host has fusectl mounted
+	awk -v t="$T" 'index($5, t) == 1 { for (i = 7; $i != "-"; i++); if ($(i + 1) ~ /^fuse/) { split($3, d, ":"); print d[2] } }' \
+		/proc/self/mountinfo | while read -r c; do
+		[ -w "/sys/fs/fuse/connections/$c/abort" ] && echo 1 >"/sys/fs/fuse/connections/$c/abort"
+	done
 	awk -v t="$T" 'index($2, t) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
 		umount -l "$m" 2>/dev/null
 	done
