@@ -153,7 +153,11 @@ build/posix-suite: tests/posix/posix.c
 build/synclat: bench/synclat.c
 	$(Q)$(CC) -O2 $(CSTD) $(WARN) -o $@ $<
 
-bench: build/dipole build/synclat
+# bench/fsbench.c: filesystem workloads (dipolefs, the direct mount, GlusterFS)
+build/fsbench: bench/fsbench.c
+	$(Q)$(CC) -O2 $(CSTD) $(WARN) -o $@ $< -lsqlite3
+
+bench: build/dipole build/synclat build/fsbench
 	$(Q)bash bench/run
 
 soak: build/dipole
