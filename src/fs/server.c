@@ -723,6 +723,7 @@ void server_accept(void *arg, int fd, const char *from)
 	}
 	c->s = s;
 	c->fd = fd;
+	hs_tune(fd); /* replies are small frames: no Nagle wait for the ACK */
 	c->refs = 1;
 	snprintf(c->from, sizeof c->from, "%s", from);
 	pthread_mutex_init(&c->lock, NULL);
