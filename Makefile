@@ -6,7 +6,7 @@
 CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
-PKGS    := fuse3 libcrypto libmicrohttpd
+PKGS    := fuse3 libcrypto libmicrohttpd libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lisal -lpthread
 CFLAGS  ?= -O2 -g
@@ -33,8 +33,8 @@ OBJS    := $(SRCS:src/%.c=build/obj/%.o)
 SOBJS   := $(SRCS:src/%.c=build/san/obj/%.o)
 UNITS   := $(patsubst tests/unit/%.c,build/san/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all check unit fuzz fuzz-run demo bench soak clean
-all: build/dipole build/mount.dipole build/posix-suite build/fsmount-dir
+.PHONY: all check unit fuzz fuzz-run demo bench soak clean install uninstall package-test
+all: build/dipole build/mount.dipole build/dipole-fstab-generator build/posix-suite build/fsmount-dir
 
 build/dipole: $(OBJS)
 	@echo "  LD      $@"
@@ -45,6 +45,12 @@ build/dipole: $(OBJS)
 build/mount.dipole: build/dipole
 	$(Q)ln -sf dipole $@
 build/san/mount.dipole: build/san/dipole
+	$(Q)ln -sf dipole $@
+# systemd's generator for fstab lines of type dipole: the same binary too
+# (installed in $(SYSTEMD_GENERATOR_DIR); docs/dipolefs.md "At boot")
+build/dipole-fstab-generator: build/dipole
+	$(Q)ln -sf dipole $@
+build/san/dipole-fstab-generator: build/san/dipole
 	$(Q)ln -sf dipole $@
 
 build/obj/%.o: src/%.c
@@ -127,7 +133,7 @@ unit: $(UNITS)
 # rather than found as a failure after minutes of building and testing
 check:
 	$(Q)FUZZ_CC=$(FUZZ_CC) bash tests/prereq
-	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/fsmount-dir build/san/mount.dipole build/synclat build/posix-suite build/fsnet-selftest unit fuzz
+	$(Q)$(MAKE) --no-print-directory build/dipole build/mount.dipole build/san/dipole build/san/fsmount-dir build/san/mount.dipole build/san/dipole-fstab-generator build/synclat build/posix-suite build/fsnet-selftest unit fuzz
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 # serves a directory through the owner's dipolefs path (tests, POSIX suite)
@@ -139,6 +145,48 @@ build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
 build/san/fsmount-dir: tests/tools/fsmount-dir.c $(subst build/obj/,build/san/obj/,$(FSMOUNT_OBJS))
 	@echo "  LD san  $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
+
+# ---- install (docs: README "Install"); the Debian package runs it too
+# PREFIX/DESTDIR as usual. mount(8) looks for its helpers in /sbin only, so
+# mount.dipole goes there whatever PREFIX is (a link to the binary); systemd
+# reads units and generators under /usr/local/lib/systemd too.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+MOUNTDIR    ?= /sbin
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/dipole
+SYSTEMDDIR  ?= $(PREFIX)/lib/systemd
+SYSCONFDIR  ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+MANPAGES    := man/dipole.8 man/dipole.conf.5 man/mount.dipole.8
+INSTALL     ?= install
+
+install: build/dipole
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MOUNTDIR) $(DESTDIR)$(SYSTEMDDIR)/system \
+		$(DESTDIR)$(SYSTEMDDIR)/system-generators $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/default
+	$(INSTALL) -m 0755 build/dipole $(DESTDIR)$(SBINDIR)/dipole
+	ln -sf $(SBINDIR)/dipole $(DESTDIR)$(MOUNTDIR)/mount.dipole
+	ln -sf $(SBINDIR)/dipole $(DESTDIR)$(SYSTEMDDIR)/system-generators/dipole-fstab-generator
+	sed 's|/usr/sbin/dipole|$(SBINDIR)/dipole|g' systemd/dipole@.service >$(DESTDIR)$(SYSTEMDDIR)/system/dipole@.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/system/dipole@.service
+	$(INSTALL) -m 0644 man/dipole.8 man/mount.dipole.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 man/dipole.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 completion/dipole.bash $(DESTDIR)$(BASHCOMPDIR)/dipole
+	$(INSTALL) -m 0644 tests/fixtures/swarm.res $(DESTDIR)$(DOCDIR)/examples/swarm.res
+	[ -e $(DESTDIR)$(SYSCONFDIR)/default/dipole ] || \
+		$(INSTALL) -m 0644 systemd/dipole.default $(DESTDIR)$(SYSCONFDIR)/default/dipole
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/dipole $(DESTDIR)$(MOUNTDIR)/mount.dipole \
+		$(DESTDIR)$(SYSTEMDDIR)/system-generators/dipole-fstab-generator \
+		$(DESTDIR)$(SYSTEMDDIR)/system/dipole@.service $(DESTDIR)$(MANDIR)/man8/dipole.8 \
+		$(DESTDIR)$(MANDIR)/man8/mount.dipole.8 $(DESTDIR)$(MANDIR)/man5/dipole.conf.5 \
+		$(DESTDIR)$(BASHCOMPDIR)/dipole $(DESTDIR)$(DOCDIR)/examples/swarm.res
+
+# the Debian package, built, unpacked and checked (slow: a full build)
+package-test:
+	$(Q)bash tests/integ/package.sh
 
 demo: build/dipole
 	$(Q)bash scripts/demo$(if $(filter 3,$(NODES)),3)

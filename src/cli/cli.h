@@ -71,5 +71,12 @@ int cmd_doctor(struct cli *cli, int argc, char **argv);
 /* `mount.dipole RES DIR [-sfnv] [-o OPTIONS]`: the same binary called by
  * mount(8) as its helper for type dipole (argv[0] named mount.dipole). */
 int mount_helper_main(int argc, char **argv);
+/* `dipole-fstab-generator DIR [EARLY LATE]`: the systemd generator that
+ * orders fstab's dipole mounts after dipole@RES.service (the same binary,
+ * argv[0] named dipole-fstab-generator). Returns an exit code. */
+int fstab_generator_main(int argc, char **argv);
+/* The .mount unit name of absolute path `path` into out[len], as
+ * `systemd-escape --path --suffix=mount`. 0, or -EINVAL, -ENAMETOOLONG. */
+int generator_mount_unit(const char *path, char *out, size_t len);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include "cli.h"
 #include "fsprobe.h"
+#include "mounttop.h"
 #include "util.h"
 
 #include <errno.h>
@@ -242,7 +243,9 @@ static int check_mount_point(const char *dir, char *out, const char *who)
 		fprintf(stderr, "%s: mount point %s is not a directory\n", who, dir);
 		return EXIT_USAGE;
 	}
-	int mp = fsprobe_is_mountpoint(out);
+	/* systemd's automount point (autofs, fstab's x-systemd.automount) is
+	 * where the mount goes: only another filesystem makes it busy */
+	int mp = mounttop_busy(out);
 	if (mp == 1) {
 		fprintf(stderr, "%s: mount point %s is busy: something is mounted there already\n"
 				"  hint: umount %s, or pick another directory\n", who, out, out);

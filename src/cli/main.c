@@ -155,6 +155,9 @@ int main(int argc, char **argv)
 	const char *base = strrchr(argv[0], '/');
 	if (!strcmp(base ? base + 1 : argv[0], "mount.dipole"))
 		return mount_helper_main(argc, argv);
+	/* systemd runs us as a generator (installed in system-generators/) */
+	if (!strcmp(base ? base + 1 : argv[0], "dipole-fstab-generator"))
+		return fstab_generator_main(argc, argv);
 
 	/* stop at the first non-option: the subcommand owns the rest */
 	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {

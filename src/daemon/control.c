@@ -328,6 +328,10 @@ static int do_down(void *ctx, int fd, const struct ctl_req *req)
 	struct daemon *d = ctx;
 	char msg[256];
 
+	/* a plain umount(8) just before (systemd stops the mount unit, then
+	 * runs the service's ExecStop): the main loop releases it within a
+	 * second; release it now instead of refusing */
+	fsmount_check_unmounted(d);
 	if (!ctl_req_has(req, "--force") && fsmount_refuses_down(d, msg)) {
 		ctl_reply(fd, EXIT_STATE, msg, NULL);
 		return 0;

@@ -28,6 +28,7 @@
 #include "nbd.h"
 #include "peer.h"
 #include "quorum.h"
+#include "service.h"
 #include "util.h"
 
 #include <errno.h>
@@ -690,6 +691,15 @@ static int shutdown_all(struct up *u)
 
 /* ------------------------------------------------------ main loop */
 
+/* STATUS= for the service manager: the short state line (status.c) */
+static void service_status_now(struct daemon *d)
+{
+	struct strbuf sb = { 0 };
+	status_short_line(d, &sb);
+	service_status(sb.buf ? sb.buf : "");
+	strbuf_free(&sb);
+}
+
 static int main_loop(struct up *u)
 {
 	struct daemon *d = &u->d;
@@ -703,6 +713,12 @@ static int main_loop(struct up *u)
 		metrics_fs_refresh(d);
 		if (startup_pending(d) && (wait < 0 || wait > 200))
 			wait = 200;
+		if (service_enabled()) {
+			/* the manager's STATUS= follows the state within a second */
+			service_status_now(d);
+			if (wait < 0 || wait > 1000)
+				wait = 1000;
+		}
 		if (poll(p, 3, wait) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -713,6 +729,7 @@ static int main_loop(struct up *u)
 			struct signalfd_siginfo si;
 			(void)!read(u->sig_fd, &si, sizeof si);
 			log_info("signal %u: shutting down", si.ssi_signo);
+			service_stopping("stopping (signal)");
 			return shutdown_all(u) ? 1 : 0;
 		}
 		if (p[2].revents) /* a client asks to be served, or a peer's state changed */
@@ -724,6 +741,7 @@ static int main_loop(struct up *u)
 				continue;
 			if (control_handle(d, fd, req)) {
 				log_info("down requested");
+				service_stopping("stopping (dipole down)");
 				int rc = shutdown_all(u);
 				char m[128];
 				snprintf(m, sizeof m, "%s", rc ? "down, but the final flush failed: see the log" : "");
@@ -790,7 +808,11 @@ int daemon_up(const struct daemon_args *a)
 	daemon_path(d->run_dir, name, "pid", d->pid_path, sizeof d->pid_path);
 	daemon_path(d->run_dir, name, "fuse", d->fuse_path, sizeof d->fuse_path);
 	daemon_path(d->run_dir, name, "log", d->log_path, sizeof d->log_path);
+	service_init(a->foreground);
 	for (size_t i = 0; i < ARRAY_SIZE(up_steps); i++) {
+		char st[160];
+		snprintf(st, sizeof st, "starting: %s", up_steps[i].name);
+		service_status(st);
 		int rc = up_steps[i].start(&u);
 		if (rc == UP_DONE)
 			return u.code;
@@ -802,6 +824,10 @@ int daemon_up(const struct daemon_args *a)
 				notify(u.ready_fd, EXIT_FAIL, u.err);
 			}
 			log_debug("startup failed at '%s'; undoing the steps before it", up_steps[i].name);
+			char why[sizeof u.err + 200];
+			snprintf(why, sizeof why, "failed to %s%s%s", up_steps[i].name, u.err[0] ? ": " : " (see the log)",
+				 u.err);
+			service_failed(why, 0);
 			up_unwind(&u, i);
 			return rc;
 		}
@@ -831,6 +857,11 @@ int daemon_up(const struct daemon_args *a)
 	} else {
 		printf("%s\n", okmsg);
 		fflush(stdout);
+		/* a Type=notify unit's start is over: what `up` returning means */
+		struct strbuf sb = { 0 };
+		status_short_line(d, &sb);
+		service_ready(sb.buf ? sb.buf : "up");
+		strbuf_free(&sb);
 	}
 	int rc = main_loop(&u);
 	close(u.sig_fd);

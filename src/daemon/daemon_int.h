@@ -140,6 +140,9 @@ int fsmount_refuses_primary(struct daemon *d, char *msg);
 int fsmount_refuses_secondary(struct daemon *d, char *msg);
 int fsmount_refuses_down(struct daemon *d, char *msg);
 int fsmount_tick(struct daemon *d);
+/* Release a mount that a plain umount(8) took off (the main loop does it
+ * within a second; `down` does it first). */
+void fsmount_check_unmounted(struct daemon *d);
 void fsmount_stop(struct daemon *d);
 void fsmount_status_json(struct daemon *d, struct strbuf *sb);
 void fsmount_status_text(struct daemon *d, struct strbuf *sb);
@@ -152,6 +155,9 @@ void fsmount_status_text(struct daemon *d, struct strbuf *sb);
 void status_text(struct daemon *d, struct strbuf *sb);
 void status_json(struct daemon *d, struct strbuf *sb);
 void status_state_line(struct daemon *d, struct strbuf *sb);
+/* One short line for people (the service manager's STATUS=): role, disk,
+ * each peer, the mount. No newline. */
+void status_short_line(struct daemon *d, struct strbuf *sb);
 
 /* Metrics (metrics.c): bind the address before the fork (0, or -errno with
  * err[256] saying what to do), serve once the peers and quorum exist, stop

@@ -41,6 +41,7 @@
 #include "hs.h"
 #include "log.h"
 #include "loopdev.h"
+#include "mounttop.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -293,7 +294,7 @@ static int check_dir(const char *dir, char *msg, size_t len)
 		snprintf(msg, len, "mount point %.200s is not a directory", dir);
 		return EXIT_USAGE;
 	}
-	if (fsprobe_is_mountpoint(dir) == 1) {
+	if (mounttop_busy(dir) == 1) { /* an automount point (autofs) is free */
 		snprintf(msg, len, "mount point %.200s is busy: something is mounted there already", dir);
 		return EXIT_STATE;
 	}
@@ -649,13 +650,19 @@ static void fs_reason(struct daemon *d, char *buf, size_t len)
 			 disk >= 0 ? disk_state_name((enum disk_state)disk) : "unknown");
 }
 
+void fsmount_check_unmounted(struct daemon *d)
+{
+	/* a plain umount(8) of the FUSE mount: release the kernel filesystem
+	 * (what is left may be systemd's automount point, autofs) */
+	if (d->fs && d->fs_dir[0] && mounttop_has_dipolefs(d->fs_dir) == 0)
+		unmount_here(d, "no longer mounted (umount)");
+}
+
 int fsmount_tick(struct daemon *d)
 {
 	serve_queued(d);
 	peers_check(d);
-	/* a plain umount(8) of the FUSE mount: release the kernel filesystem */
-	if (d->fs && d->fs_dir[0] && fsprobe_is_mountpoint(d->fs_dir) == 0)
-		unmount_here(d, "no longer mounted (umount)");
+	fsmount_check_unmounted(d);
 	return d->fs || d->npeers ? 1000 : -1;
 }
 

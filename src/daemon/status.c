@@ -127,3 +127,37 @@ void status_state_line(struct daemon *d, struct strbuf *sb)
 	startup_state_line(d, sb);
 	strbuf_printf(sb, "\n");
 }
+
+void status_short_line(struct daemon *d, struct strbuf *sb)
+{
+	struct engine *e = d->e;
+
+	if (d->h->diskless)
+		strbuf_printf(sb, "tiebreaker (votes only)");
+	else
+		strbuf_printf(sb, "%s, disk %s", role_name((enum role)atomic_load(&e->role)),
+			      disk_state_name((enum disk_state)atomic_load(&e->dstate)));
+	if (engine_is_suspended(e))
+		strbuf_printf(sb, ", I/O suspended");
+	for (int i = 0; i < d->npeers; i++) {
+		struct replica_view v;
+		peer_view(d->peers[i], &v);
+		if (!v.connected)
+			strbuf_printf(sb, "; %s not connected", peer_name(d->peers[i]));
+		else
+			strbuf_printf(sb, "; %s %s, disk %s%s", peer_name(d->peers[i]),
+				      v.role >= 0 ? role_name((enum role)v.role) : "Unknown",
+				      v.disk >= 0 ? disk_state_name((enum disk_state)v.disk) : "DUnknown",
+				      v.established ? "" : ", resync");
+	}
+	if (d->quorum && quorum_enabled(d->quorum))
+		strbuf_printf(sb, "; quorum %s", quorum_have(d->quorum) ? "yes" : "lost");
+	if (d->fs && d->fs_dir[0])
+		strbuf_printf(sb, "; fs at %s (%s)", d->fs_dir, d->fs_role == FSR_OWNER ? "owner" : "client");
+	else if (d->fs)
+		strbuf_printf(sb, "; fs served (owner, not mounted here)");
+	pthread_mutex_lock(&d->su.lock);
+	if (d->su.phase != SU_DONE)
+		strbuf_printf(sb, "; startup: waiting");
+	pthread_mutex_unlock(&d->su.lock);
+}

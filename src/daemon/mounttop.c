@@ -1,0 +1,103 @@
+/* mounttop — see mounttop.h. */
+#include "mounttop.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* mountinfo escapes ' ', '\t', '\n' and '\\' as octal \NNN */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+		    p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else
+			*o++ = *p;
+	}
+	*o = 0;
+}
+
+struct at_path {
+	long id, parent;
+	char type[64];
+};
+
+/* The mounts at `path` into m[max]: how many, or -errno. */
+static int scan(const char *path, struct at_path *m, int max)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int n = 0;
+	char *line = NULL;
+	size_t cap = 0;
+
+	if (!f)
+		return -errno;
+	/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER */
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL, *w[5];
+		int i = 0;
+		for (char *t = strtok_r(line, " \n", &save); t && i < 5; t = strtok_r(NULL, " \n", &save))
+			w[i++] = t;
+		if (i < 5)
+			continue;
+		unescape(w[4]);
+		if (strcmp(w[4], path))
+			continue;
+		char *t;
+		while ((t = strtok_r(NULL, " \n", &save)) && strcmp(t, "-"))
+			;
+		t = t ? strtok_r(NULL, " \n", &save) : NULL;
+		if (!t || n == max)
+			continue;
+		m[n].id = strtol(w[0], NULL, 10);
+		m[n].parent = strtol(w[1], NULL, 10);
+		snprintf(m[n].type, sizeof m[n].type, "%s", t);
+		n++;
+	}
+	free(line);
+	fclose(f);
+	return n;
+}
+
+int mounttop_type(const char *path, char *type, size_t len)
+{
+	struct at_path m[32];
+	int n = scan(path, m, 32);
+
+	if (n < 0)
+		return n;
+	/* stacked mounts at one path: the top one is nobody's parent there */
+	for (int i = 0; i < n; i++) {
+		int covered = 0;
+		for (int j = 0; j < n && !covered; j++)
+			covered = j != i && m[j].parent == m[i].id;
+		if (!covered) {
+			snprintf(type, len, "%s", m[i].type);
+			return 1;
+		}
+	}
+	snprintf(type, len, "%s", "");
+	return 0;
+}
+
+int mounttop_busy(const char *path)
+{
+	char t[64];
+	int rc = mounttop_type(path, t, sizeof t);
+	return rc <= 0 ? rc : strcmp(t, "autofs") != 0;
+}
+
+int mounttop_has_dipolefs(const char *path)
+{
+	struct at_path m[32];
+	int n = scan(path, m, 32);
+
+	for (int i = 0; i < n; i++)
+		if (!strcmp(m[i].type, "fuse.dipole"))
+			return 1;
+	return n < 0 ? n : 0;
+}
