@@ -118,6 +118,16 @@ static int instance_ok(const char *res)
 	return 1;
 }
 
+/* `opt` is one of the comma-separated words of `opts`. */
+static int has_opt(const char *opts, const char *opt)
+{
+	size_t n = strlen(opt);
+	for (const char *p = opts; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (!strncmp(p, opt, n) && (p[n] == ',' || p[n] == 0))
+			return 1;
+	return 0;
+}
+
 /* mkdir -p of dir/sub (dir exists: systemd made it). */
 static int make_dir(const char *dir, const char *sub, char *out, size_t len)
 {
@@ -199,6 +209,19 @@ int fstab_generator_main(int argc, char **argv)
 		if (e) {
 			fprintf(stderr, "%s: %s:%d: mount point '%s' is not an absolute path systemd can mount (%s); "
 					"line skipped\n", who, fstab, lineno, f[1], strerror(-e));
+			continue;
+		}
+		if (!has_opt(f[3] ? f[3] : "defaults", "_netdev")) {
+			/* systemd-fstab-generator then makes it a local filesystem,
+			 * required by local-fs.target early at boot: ordered after
+			 * the service (itself after network-online.target), that is
+			 * an ordering cycle, which systemd breaks by dropping jobs of
+			 * unrelated units */
+			fprintf(stderr, "%s: %s:%d: %s on %s has no _netdev option: systemd would mount it with the local "
+					"filesystems, before the network and dipole@%s.service can be up; line skipped (it "
+					"will fail to mount)\n  hint: add _netdev to its options, e.g. "
+					"'%s %s dipole _netdev,x-systemd.automount 0 0'\n", who, fstab, lineno, f[0], f[1],
+				f[0], f[0], f[1]);
 			continue;
 		}
 		if ((e = write_dropin(dir, unit, f[0], fstab, lineno))) {
