@@ -18,7 +18,7 @@ upto     = $(if $(filter $1,$(firstword $2)),$(firstword $2),$(firstword $2) $(c
 $(foreach l,$(LAYERS),$(eval INC_$l := $(patsubst %,-Isrc/%,$(call upto,$l,$(LAYERS)))))
 INC_ALL := $(patsubst %,-Isrc/%,$(LAYERS))
 layer    = $(INC_$(firstword $(subst /, ,$1)))
-BASE_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
+BASE_CFLAGS := $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
 ALL_CFLAGS := $(BASE_CFLAGS) $(INC_ALL)
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
@@ -38,7 +38,7 @@ all: build/dipole build/mount.dipole build/dipole-fstab-generator build/posix-su
 
 build/dipole: $(OBJS)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # mount(8)'s helper for `mount -t dipole`: the same binary, by its name
 # (installed as /sbin/mount.dipole; docs/dipolefs.md "Using it")
@@ -184,9 +184,9 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/mount.dipole.8 $(DESTDIR)$(MANDIR)/man5/dipole.conf.5 \
 		$(DESTDIR)$(BASHCOMPDIR)/dipole $(DESTDIR)$(DOCDIR)/examples/swarm.res
 
-# the Debian package, built, unpacked and checked (slow: a full build)
+# the Debian package alone: built, unpacked and checked (make check runs it too)
 package-test:
-	$(Q)bash tests/integ/package.sh
+	$(Q)TESTS=package bash tests/run
 
 demo: build/dipole
 	$(Q)bash scripts/demo$(if $(filter 3,$(NODES)),3)
