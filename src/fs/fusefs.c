@@ -628,13 +628,42 @@ static void abort_connection(struct fusefs *f)
 	}
 }
 
+/* Is this session's mount still mounted somewhere? Its device number (0:N,
+ * N the connection) is its own. A plain umount(8) may have taken it off
+ * already, and what is then at f->mnt is not ours: under systemd's
+ * automount (x-systemd.automount) it is the autofs mount point, which an
+ * unmount by path would take away from systemd. Unknown: yes. */
+static int still_mounted(const struct fusefs *f)
+{
+	char want[32], *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f->dev)
+		return 1;
+	FILE *m = fopen("/proc/self/mountinfo", "re");
+	if (!m)
+		return 1;
+	snprintf(want, sizeof want, " %u:%u ", major(f->dev), minor(f->dev));
+	/* ID PARENT MAJ:MIN ...: the third field */
+	while (!found && getline(&line, &cap, m) > 0) {
+		char *p = strchr(line, ' ');
+		p = p ? strchr(p + 1, ' ') : NULL;
+		found = p && !strncmp(p, want, strlen(want));
+	}
+	free(line);
+	fclose(m);
+	return found;
+}
+
 void fusefs_stop(struct fusefs *f)
 {
 	if (!f)
 		return;
 	fuse_session_exit(f->se);
 	/* lazy: processes with files open get ENOTCONN once aborted */
-	(void)umount2(f->mnt, MNT_DETACH);
+	if (still_mounted(f))
+		(void)umount2(f->mnt, MNT_DETACH);
 	if (f->dev)
 		abort_connection(f);
 	pthread_join(f->loop, NULL);
