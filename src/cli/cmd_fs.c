@@ -367,7 +367,7 @@ int mount_helper_main(int argc, char **argv)
 		case 'h':
 			printf("usage: mount.dipole RES DIR [-sfnv] [-o OPTIONS]\n\n"
 			       "The mount(8) helper for 'mount -t dipole RES DIR' and fstab lines\n"
-			       "('RES DIR dipole defaults,_netdev 0 0'): mounts dipolefs as\n"
+			       "('RES DIR dipole _netdev,x-systemd.automount 0 0'): mounts dipolefs as\n"
 			       "'dipole mount RES DIR' does. Options: config=FILE, node=NAME,\n"
 			       "run-dir=DIR (dipole's global options), noatime, relatime, nosuid,\n"
 			       "nodev, noexec; rw, defaults, _netdev, nofail, auto, noauto and x-*\n"

@@ -27,7 +27,9 @@ static const struct cli_cmd cmds[] = {
 	  "configured with nbd-address or --nbd-tcp), and a loop device behind a\n"
 	  "FUSE file, linked from the config's device path (or --device PATH).\n"
 	  "Returns 0 once every export serves; the daemon runs in the background\n"
-	  "unless --foreground. The node starts as Secondary (read-only).\n"
+	  "unless --foreground (systemd's dipole@RES.service: with NOTIFY_SOCKET\n"
+	  "set it sends READY=1 then, and its state as STATUS=). The node starts\n"
+	  "as Secondary (read-only).\n"
 	  "--metrics-listen IP:PORT (or metrics-address in the on section) serves\n"
 	  "Prometheus metrics at http://IP:PORT/metrics (docs/metrics.md)." },
 	{ "down", cmd_down, "down RES [--force]",
