@@ -23,7 +23,7 @@ _dipole()
 
 	local commands="create-md dump-md dump up down primary secondary connect
 		disconnect invalidate resize resume-io verify wait-connect mkfs mount
-		umount status events"
+		umount doctor status events"
 	local globals="-c --config --node --run-dir -h --help -V --version"
 
 	case $prev in
@@ -48,7 +48,7 @@ _dipole()
 		COMPREPLY=($(compgen -W "ext4 xfs" -- "$cur"))
 		return
 		;;
-	--nbd-tcp | --timeout | --max-peers | -o)
+	--nbd-tcp | --metrics-listen | --timeout | --max-peers | -o)
 		return
 		;;
 	esac
@@ -79,13 +79,13 @@ _dipole()
 	local opts=""
 	case $cmd in
 	create-md) opts="--force --max-peers" ;;
-	up) opts="--foreground --device --nbd-tcp" ;;
+	up) opts="--foreground --device --nbd-tcp --metrics-listen" ;;
 	down | primary) opts="--force" ;;
 	connect) opts="--discard-my-data" ;;
 	wait-connect) opts="--timeout" ;;
 	mkfs) opts="--type --force" ;;
 	mount) opts="-o" ;;
-	status) opts="--json" ;;
+	status | doctor) opts="--json" ;;
 	events) opts="--once" ;;
 	esac
 	if [[ $cur == -* ]]; then
@@ -97,7 +97,7 @@ _dipole()
 	local nargs=0
 	for ((i = cmdi + 1; i < cword; i++)); do
 		case ${words[i]} in
-		--device | --nbd-tcp | --timeout | --max-peers | --type | -o) ((i++)) ;;
+		--device | --nbd-tcp | --metrics-listen | --timeout | --max-peers | --type | -o) ((i++)) ;;
 		-*) ;;
 		*) ((nargs++)) ;;
 		esac
