@@ -111,6 +111,17 @@ check "a failing start says so in STATUS=" grep -q '^msg STATUS=failed to attach
 check "a failing start never sends READY=1" bash -c "! grep -q READY=1 $T/n3"
 check "the cause is on stderr (the journal)" grep -q "missing.img" "$T/bad.out"
 
+# a unit for a resource that does not exist: exit 2 (no restart: the unit's
+# RestartPreventExitStatus), the cause and the fix on stderr, no READY=1
+rm -f "$T/notify.sock"
+listen "$T/notify.sock" "$T/n3b"
+NOTIFY_SOCKET=$T/notify.sock "$DIPOLE" -c "$T/r.res" --node a --run-dir "$RUN" up nosuch --foreground \
+	>"$T/nosuch.out" 2>&1
+check "up --foreground of an unknown resource exits 2" test $? -eq 2
+check "naming the cause and the resources known" grep -q "no resource 'nosuch'.*" "$T/nosuch.out"
+check "and never sends READY=1" bash -c "sleep 0.5; ! grep -q READY=1 $T/n3b"
+check "the unit does not restart on exit 2 or 3" grep -qx 'RestartPreventExitStatus=2 3' "$ROOT/systemd/dipole@.service"
+
 # 4. a forking up (no --foreground) with NOTIFY_SOCKET set sends nothing:
 # whoever runs it waits for `up` to return, not for a notification
 rm -f "$T/notify.sock"
