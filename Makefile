@@ -3,6 +3,7 @@
 #   make check    ASan+UBSan build, unit + integration tests, short fuzz run
 #   make fuzz     libFuzzer targets (clang)      make bench   benchmarks
 #   make demo     two-namespace demo             make soak    long fault runs
+#   make install  PREFIX=/usr/local DESTDIR=     make package-test  the .deb, checked
 CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
