@@ -246,6 +246,18 @@ static int check_mount_point(const char *dir, char *out, const char *who)
 	/* systemd's automount point (autofs, fstab's x-systemd.automount) is
 	 * where the mount goes: only another filesystem makes it busy */
 	int mp = mounttop_busy(out);
+	/* Run by systemd for an automount's pending request (fstab's
+	 * x-systemd.automount): systemd runs mount units in its own process
+	 * group, which the automount point lets through, but the daemon
+	 * mounting there is not in it and would wait for the very mount it
+	 * is making (until systemd's mount timeout). Say so now. */
+	if (mp == 0 && mounttop_autofs_pgrp(out) == (long)getpgrp()) {
+		fprintf(stderr, "%s: %s is an automount point waiting for this mount (x-systemd.automount): dipole "
+				"cannot mount there yet (its daemon would wait for the automount, which waits for this "
+				"mount)\n  hint: mount it at boot instead: drop x-systemd.automount from the fstab line "
+				"(e.g. 'RES %s dipole _netdev,nofail 0 0'); docs/dipolefs.md \"At boot\"\n", who, out, out);
+		return EXIT_STATE;
+	}
 	if (mp == 1) {
 		fprintf(stderr, "%s: mount point %s is busy: something is mounted there already\n"
 				"  hint: umount %s, or pick another directory\n", who, out, out);
@@ -367,7 +379,7 @@ int mount_helper_main(int argc, char **argv)
 		case 'h':
 			printf("usage: mount.dipole RES DIR [-sfnv] [-o OPTIONS]\n\n"
 			       "The mount(8) helper for 'mount -t dipole RES DIR' and fstab lines\n"
-			       "('RES DIR dipole _netdev,x-systemd.automount 0 0'): mounts dipolefs as\n"
+			       "('RES DIR dipole _netdev,nofail 0 0'): mounts dipolefs as\n"
 			       "'dipole mount RES DIR' does. Options: config=FILE, node=NAME,\n"
 			       "run-dir=DIR (dipole's global options), noatime, relatime, nosuid,\n"
 			       "nodev, noexec; rw, defaults, _netdev, nofail, auto, noauto and x-*\n"

@@ -24,6 +24,7 @@ static void unescape(char *s)
 struct at_path {
 	long id, parent;
 	char type[64];
+	long autofs_pgrp; /* autofs: its pgrp= option (the automount daemon's); else -1 */
 };
 
 /* The mounts at `path` into m[max]: how many, or -errno. */
@@ -56,11 +57,31 @@ static int scan(const char *path, struct at_path *m, int max)
 		m[n].id = strtol(w[0], NULL, 10);
 		m[n].parent = strtol(w[1], NULL, 10);
 		snprintf(m[n].type, sizeof m[n].type, "%s", t);
+		m[n].autofs_pgrp = -1;
+		/* SOURCE, then the superblock options: autofs's carry pgrp=N */
+		char *src = strtok_r(NULL, " \n", &save);
+		char *super = src ? strtok_r(NULL, " \n", &save) : NULL;
+		char *pg = super && !strcmp(t, "autofs") ? strstr(super, "pgrp=") : NULL;
+		if (pg && (pg == super || pg[-1] == ','))
+			m[n].autofs_pgrp = strtol(pg + 5, NULL, 10);
 		n++;
 	}
 	free(line);
 	fclose(f);
 	return n;
+}
+
+/* The topmost of the n mounts at one path (nobody's parent there), or -1. */
+static int top(const struct at_path *m, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int covered = 0;
+		for (int j = 0; j < n && !covered; j++)
+			covered = j != i && m[j].parent == m[i].id;
+		if (!covered)
+			return i;
+	}
+	return -1;
 }
 
 int mounttop_type(const char *path, char *type, size_t len)
@@ -70,18 +91,17 @@ int mounttop_type(const char *path, char *type, size_t len)
 
 	if (n < 0)
 		return n;
-	/* stacked mounts at one path: the top one is nobody's parent there */
-	for (int i = 0; i < n; i++) {
-		int covered = 0;
-		for (int j = 0; j < n && !covered; j++)
-			covered = j != i && m[j].parent == m[i].id;
-		if (!covered) {
-			snprintf(type, len, "%s", m[i].type);
-			return 1;
-		}
-	}
-	snprintf(type, len, "%s", "");
-	return 0;
+	int t = top(m, n);
+	snprintf(type, len, "%s", t >= 0 ? m[t].type : "");
+	return t >= 0;
+}
+
+long mounttop_autofs_pgrp(const char *path)
+{
+	struct at_path m[32];
+	int n = scan(path, m, 32);
+	int t = n > 0 ? top(m, n) : -1;
+	return t >= 0 ? m[t].autofs_pgrp : -1;
 }
 
 int mounttop_busy(const char *path)

@@ -24,4 +24,9 @@ int mounttop_busy(const char *path);
  * another, else 0 (or -errno). */
 int mounttop_has_dipolefs(const char *path);
 
+/* When the topmost mount at `path` is an automount point (autofs): the
+ * process group of its automount daemon (its pgrp= option; systemd: 1),
+ * whose processes the kernel never makes wait for it. Else -1. */
+long mounttop_autofs_pgrp(const char *path);
+
 #endif

@@ -6,7 +6,11 @@
 # point as free and must not trigger it (that would deadlock a real boot:
 # systemd waits for the helper, the helper for systemd); a plain umount(8)
 # must still be seen by the daemon; and `down` right after the umount (what
-# systemd does: stop the mount unit, then ExecStop) must not be refused.
+# systemd does: stop the mount unit, then ExecStop) must not be refused. Run
+# the way systemd runs a mount for an automount request (in the
+# automounter's process group), the helper refuses at once: the daemon
+# could not mount there without waiting for that very request
+# (docs/dipolefs.md "At boot").
 . "$(dirname "$0")/lib.sh"
 mkres 64M
 mkdir -p "$T/mnt" "$T/plain"
@@ -20,8 +24,9 @@ python3 - "$T/mnt" "$T/autofs.log" "$T/autofs.stop" <<'PY' &
 # systemd's part: an autofs mount (direct) in a process group of its own;
 # every request is logged and failed at once (AUTOFS_IOC_FAIL), so that
 # nothing waits; on the stop file it unmounts it (exempt from triggering)
-import fcntl, os, select, struct, subprocess, sys
+import fcntl, json, os, select, struct, subprocess, sys
 d, log, stop = sys.argv[1:]
+run = stop + ".run"  # a command (JSON list) to run in this process group, as systemd runs mount(8)
 os.setsid()  # a process group of its own: every other process triggers
 r, w = os.pipe()
 subprocess.run(["mount", "-t", "autofs", "-o", "fd=%d,pgrp=%d,minproto=5,maxproto=5,direct" % (w, os.getpgrp()),
@@ -32,6 +37,11 @@ AUTOFS_IOC_FAIL = 0x9361
 with open(log, "a") as f:
     f.write("ready\n"); f.flush()
     while not os.path.exists(stop):
+        if os.path.exists(run):
+            cmd = json.load(open(run))
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            open(run + ".out", "w").write("rc %d\n%s" % (p.returncode, p.stderr))
+            os.unlink(run)
         rl, _, _ = select.select([r], [], [], 0.2)
         if rl:
             pkt = os.read(r, 4096)
@@ -56,6 +66,21 @@ check "status shows the mount" bash -c "dp() { $DIPOLE -c $T/r.res --node a --ru
 check "files go through it" bash -c "echo hello >$T/mnt/f && [ \"\$(cat $T/mnt/f)\" = hello ]"
 expect_rc "a second mount there is refused (busy: dipolefs is on top now)" 3 "is busy" \
 	timeout -s KILL 20 "$T/mount.dipole" r0 "$T/mnt" -o "$OPTS"
+
+# systemd runs mount(8), and so the helper, in its own process group, the
+# one the automount point lets through: the daemon, which is not in it,
+# would wait for the pending automount while mounting there (a deadlock
+# until systemd's mount timeout), so the helper refuses at once, saying why
+check "unmount to try as systemd would" umount "$T/mnt"
+wait_for 5 bash -c "$DIPOLE -c $T/r.res --node a --run-dir $RUN status r0 --json | grep -q '\"fs\":null'"
+printf '["%s", "r0", "%s", "-o", "%s"]' "$T/mount.dipole" "$T/mnt" "$OPTS,_netdev,x-systemd.automount" >"$T/autofs.stop.run"
+wait_for 30 test -f "$T/autofs.stop.run.out"
+check "the helper in the automounter's process group refuses at once (exit 3)" grep -qx 'rc 3' "$T/autofs.stop.run.out"
+check "saying the automount point waits for this mount, and to mount at boot instead" \
+	bash -c "grep -q 'automount point waiting for this mount' $T/autofs.stop.run.out &&
+		grep -q 'drop x-systemd.automount' $T/autofs.stop.run.out"
+check "nothing was mounted" bash -c "findmnt -n -o FSTYPE --mountpoint $T/mnt | grep -qx autofs"
+check "mounted again from another process group" timeout -s KILL 20 "$T/mount.dipole" r0 "$T/mnt" -o "$OPTS"
 
 # plain umount: the daemon lets go although autofs stays mounted there
 check "plain umount" umount "$T/mnt"

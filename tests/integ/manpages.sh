@@ -13,7 +13,7 @@ for c in $("$DIPOLE" --help | sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF { 
 	lit="\\fB${c//-/\\-} "   # as roff writes it: \fBcreate\-md RES...
 	check "dipole(8) describes '$c'" grep -qF -- "$lit" "$ROOT/man/dipole.8"
 done
-for o in _netdev x\\\\-systemd.automount '0 0'; do
+for o in _netdev nofail '0 0'; do
 	check "mount.dipole(8) explains '$o' of the fstab line" grep -q "^\\\\fB$o\\\\fR\$" "$ROOT/man/mount.dipole.8"
 done
 check "dipole.conf(5) shows the example swarm.res" grep -q 'become\\-primary\\-on both;' "$ROOT/man/dipole.conf.5"
