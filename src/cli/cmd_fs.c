@@ -209,6 +209,15 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 			cli->run_dir = w + 8;
 		else if (in(pass_opts, w))
 			strbuf_printf(&mo->pass, "%s%s", mo->pass.len ? "," : "", w);
+		else if (!strncmp(w, "cache=", 6)) {
+			char *end;
+			double t = strtod(w + 6, &end);
+			if (end == w + 6 || *end || !(t >= 0 && t <= 1e7)) {
+				fprintf(stderr, "%s: mount option '%s': seconds from 0 to 10000000 expected\n", who, w);
+				return EXIT_USAGE;
+			}
+			strbuf_printf(&mo->pass, "%s%s", mo->pass.len ? "," : "", w);
+		}
 		else if (in(ignored_opts, w) || !strncmp(w, "x-", 2) || !strncmp(w, "comment=", 8))
 			continue;
 		else if (!strcmp(w, "ro")) {
@@ -219,7 +228,7 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 			fprintf(stderr, "%s: ignoring unknown option '%s' (-s)\n", who, w);
 		} else {
 			fprintf(stderr, "%s: unknown mount option '%s'\n  known: config=FILE, node=NAME, run-dir=DIR, "
-					"noatime, relatime, nosuid, nodev, noexec; ignored: rw, defaults, _netdev, "
+					"noatime, relatime, nosuid, nodev, noexec, cache=SECONDS; ignored: rw, defaults, _netdev, "
 					"nofail, auto, noauto, x-*\n", who, w);
 			return EXIT_USAGE;
 		}
@@ -382,7 +391,9 @@ int mount_helper_main(int argc, char **argv)
 			       "('RES DIR dipole _netdev,nofail 0 0'): mounts dipolefs as\n"
 			       "'dipole mount RES DIR' does. Options: config=FILE, node=NAME,\n"
 			       "run-dir=DIR (dipole's global options), noatime, relatime, nosuid,\n"
-			       "nodev, noexec; rw, defaults, _netdev, nofail, auto, noauto and x-*\n"
+			       "nodev, noexec, cache=SECONDS (how long the kernel may cache names\n"
+			       "and attributes, 3600 by default; 0: no caching); rw, defaults,\n"
+			       "_netdev, nofail, auto, noauto and x-*\n"
 			       "are ignored. -f checks without mounting; -s ignores unknown options;\n"
 			       "-v says what was mounted; -n is accepted (no mtab).\n");
 			return EXIT_OK;

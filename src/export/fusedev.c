@@ -1,6 +1,7 @@
 /* fusedev — see fusedev.h. */
 #define FUSE_USE_VERSION 35
 #include "fusedev.h"
+#include "fusemount.h"
 #include "log.h"
 
 #include <errno.h>
@@ -17,8 +18,7 @@
 struct fusedev {
 	struct engine *e;
 	struct fuse *fuse;
-	pthread_t thr;
-	int running;
+	struct fusemount *fm;
 	char mnt[512];
 	char name[64];
 	char path[600];
@@ -167,14 +167,6 @@ static const struct fuse_operations ops = {
 	.fallocate = fd_fallocate,
 };
 
-static void *loop_main(void *arg)
-{
-	struct fusedev *f = arg;
-	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
-	fuse_loop_mt(f->fuse, &lc);
-	return NULL;
-}
-
 int fusedev_clean_stale(const char *mountpoint)
 {
 	char line[4096];
@@ -220,20 +212,14 @@ int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint
 		free(f);
 		return -EIO;
 	}
-	if (fuse_mount(f->fuse, mountpoint)) {
-		snprintf(err, 256, "cannot mount FUSE at %s (see the log for libfuse's reason)", mountpoint);
+	/* served by the session's loop: no `remember`, so fuse_loop_mt's
+	 * cleanup thread has nothing to do */
+	int rc = fusemount_start(&f->fm, fuse_get_session(f->fuse), mountpoint, err);
+	if (rc) {
 		fuse_destroy(f->fuse);
 		free(f);
-		return -EIO;
+		return rc;
 	}
-	if (pthread_create(&f->thr, NULL, loop_main, f)) {
-		snprintf(err, 256, "cannot start FUSE thread");
-		fuse_unmount(f->fuse);
-		fuse_destroy(f->fuse);
-		free(f);
-		return -EAGAIN;
-	}
-	f->running = 1;
 	*out = f;
 	return 0;
 }
@@ -242,11 +228,7 @@ void fusedev_stop(struct fusedev *f)
 {
 	if (!f)
 		return;
-	fuse_exit(f->fuse);
-	/* unmounting makes the kernel end the session, which ends the loop */
-	fuse_unmount(f->fuse);
-	if (f->running)
-		pthread_join(f->thr, NULL);
+	fusemount_stop(f->fm, 0);
 	fuse_destroy(f->fuse);
 	rmdir(f->mnt);
 	free(f);

@@ -41,6 +41,8 @@ struct dipolefs {
 	struct fs_notify own_n;            /* local.c → fuse_n, through notify_lk */
 	uint32_t node_id;        /* this node's */
 	char fsname[128];        /* "dipole:RES", the FUSE mounts' source */
+	struct fusefs_cache cache;         /* from the mount option cache=S */
+	char kopts[512];                   /* the other options: the kernel filesystem's */
 	char fstype[16];
 	char owner[64];          /* node name of the owner */
 	char reason[256];        /* why the mount is not serving, "" when it is */
@@ -75,6 +77,33 @@ static int apply_options(int fsfd, const char *options, char *err)
 			fs_context_msg(fsfd, err, 256);
 			return -e;
 		}
+	}
+	return 0;
+}
+
+/* Take dipolefs's own options out of `dipole mount -o`: cache=S (seconds
+ * the FUSE mount may cache names, negative names and attributes; 0: no
+ * caching, pages dropped at each open). The rest go to the kernel
+ * filesystem (owner). 0, or -EINVAL with err. */
+static int split_options(struct dipolefs *fs, const char *options, char *err)
+{
+	char buf[512];
+	fs->cache = fusefs_cache_default;
+	fs->kopts[0] = 0;
+	snprintf(buf, sizeof buf, "%s", options ? options : "");
+	for (char *save, *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		if (strncmp(o, "cache=", 6)) {
+			size_t used = strlen(fs->kopts);
+			snprintf(fs->kopts + used, sizeof fs->kopts - used, "%s%s", used ? "," : "", o);
+			continue;
+		}
+		char *end;
+		double t = strtod(o + 6, &end);
+		if (end == o + 6 || *end || !(t >= 0 && t <= 1e7)) {
+			snprintf(err, 256, "mount option %s: seconds from 0 to 10000000 expected", o);
+			return -EINVAL;
+		}
+		fs->cache = (struct fusefs_cache){ .entry_timeout = t, .attr_timeout = t, .keep_cache = t > 0 };
 	}
 	return 0;
 }
@@ -183,7 +212,7 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 		snprintf(err, 256, "%s holds a %s filesystem; dipolefs serves ext4 or xfs", c->device, fs->fstype);
 		return -EMEDIUMTYPE;
 	}
-	fs->mnt_fd = mount_detached(c->device, fs->fstype, c->options, err);
+	fs->mnt_fd = mount_detached(c->device, fs->fstype, fs->kopts, err);
 	if (fs->mnt_fd < 0)
 		return fs->mnt_fd;
 	if ((rc = local_open(&fs->local, fs->mnt_fd))) {
@@ -217,7 +246,7 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 /* The owner's FUSE mount at mountpoint, served by the local backend. */
 static int attach(struct dipolefs *fs, const char *mountpoint, char *err)
 {
-	int rc = fusefs_start(&fs->fuse, mountpoint, fs->fsname, &local_ops, fs->local, fs->node_id, err);
+	int rc = fusefs_start(&fs->fuse, mountpoint, fs->fsname, &local_ops, fs->local, fs->node_id, &fs->cache, err);
 	if (rc)
 		return rc;
 	pthread_rwlock_wrlock(&fs->notify_lk);
@@ -266,7 +295,8 @@ static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char
 	int rc = connect_owner(fs, c, err);
 	if (rc)
 		return rc;
-	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fs->fsname, &remote_ops, fs->remote, fs->node_id, err)))
+	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fs->fsname, &remote_ops, fs->remote, fs->node_id, &fs->cache,
+			       err)))
 		return rc;
 	/* before this the kernel had no mount to cache anything in: revocations
 	 * acked without effect lose nothing */
@@ -321,7 +351,9 @@ int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolef
 		snprintf(fs->mountpoint, sizeof fs->mountpoint, "%s", c->mountpoint);
 	if (role == FSR_OWNER)
 		snprintf(fs->owner, sizeof fs->owner, "%s", c->me->name ? c->me->name : "");
-	int rc = role == FSR_OWNER ? mount_owner(fs, c, err) : mount_client(fs, c, err);
+	int rc = split_options(fs, c->options, err);
+	if (!rc)
+		rc = role == FSR_OWNER ? mount_owner(fs, c, err) : mount_client(fs, c, err);
 	if (rc) {
 		teardown(fs);
 		pthread_rwlock_destroy(&fs->notify_lk);
@@ -434,6 +466,13 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 		server_status_json(fs->srv, sb);
 	else
 		strbuf_printf(sb, "[]");
+	uint64_t req = 0, rev = 0;
+	if (fs->srv)
+		server_counters(fs->srv, &req, &rev);
+	else if (fs->remote)
+		remote_counters(fs->remote, &req, &rev);
+	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu", (unsigned long long)req,
+		      (unsigned long long)rev);
 	strbuf_printf(sb, ",\"locks\":%u,\"grace\":false,\"reason\":", fs->local ? local_lock_count(fs->local) : 0);
 	strbuf_json_str(sb, reason(fs, why, sizeof why));
 	strbuf_printf(sb, "}");

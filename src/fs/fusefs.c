@@ -2,6 +2,7 @@
  * struct fs_caller from the request and makes one fs_ops call. */
 #define FUSE_USE_VERSION 35
 #include "fusefs.h"
+#include "fusemount.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,9 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 struct fusefs {
@@ -22,11 +21,10 @@ struct fusefs {
 	const struct fs_ops *ops;
 	void *ctx;
 	uint32_t node_id;
-	pthread_t loop;
-	dev_t dev;                /* the mount's device: its fusectl connection */
 	atomic_uint_fast64_t next_token; /* tokens of lock requests */
 	struct fs_notify notify;
-	char mnt[FS_PATH_MAX];
+	struct fusefs_cache cache;
+	struct fusemount *fm;
 };
 
 /* The caller; supplementary groups only where the backend creates as the
@@ -56,14 +54,29 @@ static void caller(fuse_req_t req, struct fs_caller *c, int with_groups)
 	struct fs_caller c;                        \
 	caller(req, &c, groups)
 
+/* An entry reply: the name is cached for entry_timeout, its attributes
+ * not at all. A revocation of the name waits for the kernel's lock of
+ * the parent, which a lookup holds until the entry is in place, so the
+ * name cannot miss it; a revocation of the node finds no inode in the
+ * kernel while the reply that creates it is on its way, so the
+ * attributes in the reply may be older than a change that returned
+ * (getattr's replies are safe: the kernel drops one that a revocation
+ * overtook, by its attr_version). */
+static void entry_param(const struct fusefs *f, const struct fs_entry *e, struct fuse_entry_param *p)
+{
+	*p = (struct fuse_entry_param){ .ino = e->ino, .generation = e->generation, .attr = e->attr,
+					.attr_timeout = 0, .entry_timeout = f->cache.entry_timeout };
+}
+
 static void reply_entry(fuse_req_t req, int rc, const struct fs_entry *e)
 {
+	struct fusefs *f = fuse_req_userdata(req);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	struct fuse_entry_param p = { .ino = e->ino, .generation = e->generation, .attr = e->attr,
-				      .attr_timeout = e->attr_timeout, .entry_timeout = e->entry_timeout };
+	struct fuse_entry_param p;
+	entry_param(f, e, &p);
 	fuse_reply_entry(req, &p);
 }
 
@@ -71,7 +84,14 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	SETUP(0);
 	struct fs_entry e;
-	reply_entry(req, f->ops->lookup(f->ctx, &c, parent, name, &e), &e);
+	int rc = f->ops->lookup(f->ctx, &c, parent, name, &e);
+	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
+		/* a negative entry: node id 0, kept until revoked by a create */
+		struct fuse_entry_param p = { .ino = 0, .entry_timeout = f->cache.entry_timeout };
+		fuse_reply_entry(req, &p);
+		return;
+	}
+	reply_entry(req, rc, &e);
 }
 
 static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -98,7 +118,7 @@ static void ff_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, 0.0);
+		fuse_reply_attr(req, &st, f->cache.attr_timeout);
 }
 
 static void ff_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
@@ -107,6 +127,8 @@ static void ff_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	/* FUSE_SET_ATTR_* and FS_SET_* share their values (fsops.h) */
 	int rc = f->ops->setattr(f->ctx, &c, ino, attr, to_set, fi ? fi->fh : 0, &st);
+	/* not cached: the kernel takes a setattr reply without checking
+	 * whether a revocation overtook it (no attr_version) */
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -181,7 +203,9 @@ static void ff_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = fh;
-	fi->keep_cache = 0; /* coherence first: another node may have written */
+	/* pages another node's write made stale were revoked before that
+	 * write returned, so what the page cache holds is current */
+	fi->keep_cache = f->cache.keep_cache;
 	fi->direct_io = 0;  /* shared mmap needs the page cache */
 	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
 		f->ops->release(f->ctx, ino, fh);
@@ -198,10 +222,10 @@ static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	fi->fh = fh;
-	fi->keep_cache = 0;
+	fi->keep_cache = f->cache.keep_cache;
 	fi->direct_io = 0;
-	struct fuse_entry_param p = { .ino = e.ino, .generation = e.generation, .attr = e.attr,
-				      .attr_timeout = e.attr_timeout, .entry_timeout = e.entry_timeout };
+	struct fuse_entry_param p;
+	entry_param(f, &e, &p);
 	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
 		f->ops->release(f->ctx, e.ino, fh);
 		f->ops->forget(f->ctx, e.ino, 1);
@@ -551,18 +575,14 @@ const struct fs_notify *fusefs_notify(struct fusefs *f)
 	return &f->notify;
 }
 
+const struct fusefs_cache fusefs_cache_default = {
+	.entry_timeout = FUSEFS_CACHE_TIMEOUT, .attr_timeout = FUSEFS_CACHE_TIMEOUT, .keep_cache = 1,
+};
+
 /* ---- life ------------------------------------------------------------- */
 
-static void *loop_main(void *arg)
-{
-	struct fusefs *f = arg;
-	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
-	fuse_session_loop_mt(f->se, &lc);
-	return NULL;
-}
-
 int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname, const struct fs_ops *ops,
-		 void *ctx, uint32_t node_id, char *err)
+		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, char *err)
 {
 	char opts[512];
 	struct stat st;
@@ -581,8 +601,8 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	f->ctx = ctx;
 	f->node_id = node_id;
 	f->next_token = 1;
+	f->cache = cache ? *cache : fusefs_cache_default;
 	f->notify = (struct fs_notify){ .inval_inode = nt_inode, .inval_entry = nt_entry, .arg = f };
-	snprintf(f->mnt, sizeof f->mnt, "%s", mountpoint);
 	snprintf(opts, sizeof opts, "default_permissions,allow_other,fsname=%s,subtype=dipole", fsname);
 	char *argv[] = { "dipole", "-o", opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
@@ -593,81 +613,22 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 		free(f);
 		return -EIO;
 	}
-	if (fuse_session_mount(f->se, mountpoint)) {
-		snprintf(err, 256, "cannot mount FUSE at %s (busy, or not permitted)", mountpoint);
+	int rc = fusemount_start(&f->fm, f->se, mountpoint, err);
+	if (rc) {
 		fuse_session_destroy(f->se);
 		free(f);
-		return -EIO;
+		return rc;
 	}
-	if (pthread_create(&f->loop, NULL, loop_main, f)) {
-		snprintf(err, 256, "cannot start the FUSE threads");
-		fuse_session_unmount(f->se);
-		fuse_session_destroy(f->se);
-		free(f);
-		return -EAGAIN;
-	}
-	/* only now: a stat of the mount is a request the threads must serve */
-	if (stat(mountpoint, &st) == 0)
-		f->dev = st.st_dev;
 	*out = f;
 	return 0;
-}
-
-/* End the kernel's side of the connection, so that the worker threads
- * return from read() even while the detached mount has files open. */
-static void abort_connection(struct fusefs *f)
-{
-	char p[96];
-	snprintf(p, sizeof p, "/sys/fs/fuse/connections/%u/abort", minor(f->dev));
-	if (access(p, F_OK))
-		(void)mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL);
-	FILE *a = fopen(p, "w");
-	if (a) {
-		fputs("1", a);
-		fclose(a);
-	}
-}
-
-/* Is this session's mount still mounted somewhere? Its device number (0:N,
- * N the connection) is its own. A plain umount(8) may have taken it off
- * already, and what is then at f->mnt is not ours: under systemd's
- * automount (x-systemd.automount) it is the autofs mount point, which an
- * unmount by path would take away from systemd. Unknown: yes. */
-static int still_mounted(const struct fusefs *f)
-{
-	char want[32], *line = NULL;
-	size_t cap = 0;
-	int found = 0;
-
-	if (!f->dev)
-		return 1;
-	FILE *m = fopen("/proc/self/mountinfo", "re");
-	if (!m)
-		return 1;
-	snprintf(want, sizeof want, " %u:%u ", major(f->dev), minor(f->dev));
-	/* ID PARENT MAJ:MIN ...: the third field */
-	while (!found && getline(&line, &cap, m) > 0) {
-		char *p = strchr(line, ' ');
-		p = p ? strchr(p + 1, ' ') : NULL;
-		found = p && !strncmp(p, want, strlen(want));
-	}
-	free(line);
-	fclose(m);
-	return found;
 }
 
 void fusefs_stop(struct fusefs *f)
 {
 	if (!f)
 		return;
-	fuse_session_exit(f->se);
-	/* lazy: processes with files open get ENOTCONN once aborted */
-	if (still_mounted(f))
-		(void)umount2(f->mnt, MNT_DETACH);
-	if (f->dev)
-		abort_connection(f);
-	pthread_join(f->loop, NULL);
-	fuse_session_unmount(f->se);
+	/* lazy, and aborted: processes with files open get ENOTCONN */
+	fusemount_stop(f->fm, 1);
 	fuse_session_destroy(f->se);
 	free(f);
 }

@@ -3,9 +3,14 @@
  * (local.c on the owner, remote.c on a client).
  *
  * The mount uses default_permissions (the kernel checks mode bits against
- * the caller) and allow_other; no attribute, entry or data cache outlives a
- * request (timeouts 0, no keep_cache) until cache revocation covers them,
- * but page-cache I/O stays on (no direct_io) so shared mmap works (SQLite).
+ * the caller) and allow_other. The kernel caches names (positive and
+ * negative entries), attributes and file pages across opens (keep_cache)
+ * for as long as struct fusefs_cache allows — long by default, because
+ * coherence comes from revocation (fusefs_notify: whoever serves changes
+ * calls it before a change returns), not from expiry. Attributes that
+ * come with an entry (lookup, create...) and setattr's are not cached:
+ * the kernel cannot tell that a revocation overtook them (fusefs.c says
+ * why); getattr's are. No direct_io, so shared mmap works (SQLite).
  * fcntl and flock locks go to the backend (FUSE_CAP_POSIX_LOCKS,
  * FUSE_CAP_FLOCK_LOCKS); a blocked F_SETLKW/flock is interrupted through
  * ops->interrupt with the request's token.
@@ -20,13 +25,24 @@
 
 struct fusefs;
 
+/* What the kernel may cache. Timeouts in seconds; 0: not at all. */
+struct fusefs_cache {
+	double entry_timeout; /* names, and names found absent (negative entries) */
+	double attr_timeout;  /* attributes from getattr */
+	int keep_cache;       /* 1: a file's pages survive its open (else dropped at each open) */
+};
+#define FUSEFS_CACHE_TIMEOUT 3600.0 /* the default timeouts, s (mount option cache=S) */
+extern const struct fusefs_cache fusefs_cache_default; /* both timeouts 3600 s, keep_cache */
+
 /* Mount at mountpoint (an existing directory) with fsname (e.g.
  * "dipole:r0", no commas) and serve it from ops/ctx; callers are tagged
- * node_id. 0, or -errno with err[256] saying why. */
+ * node_id; cache NULL: fusefs_cache_default. 0, or -errno with err[256]
+ * saying why. */
 int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname, const struct fs_ops *ops,
-		 void *ctx, uint32_t node_id, char *err);
-/* Unmount (lazily: processes with files open get ENOTCONN), stop the
- * threads, free. Returns once no request is being served. */
+		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, char *err);
+/* Unmount (lazily and aborted: processes with files open get ENOTCONN;
+ * never mounts fusectl), stop the threads, free. Returns once no request
+ * is being served. */
 void fusefs_stop(struct fusefs *f);
 /* The cache revocation hooks of this mount (valid until fusefs_stop). */
 const struct fs_notify *fusefs_notify(struct fusefs *f);

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -44,6 +45,7 @@ struct lfile {
 	int released;       /* release came: close at ref 0 */
 	int fd;
 	int is_dir;
+	int append;         /* O_APPEND: a write lands at the end, wherever off says */
 	pthread_mutex_t dir_mu; /* directory handles: lseek + getdents as one */
 };
 
@@ -309,6 +311,34 @@ static int enter_name(struct local *l, int dfd, const char *name, struct fs_entr
 	return rc;
 }
 
+/* The node id of the object behind fd if the table knows it (someone may
+ * cache it), else 0. Consumes fd (-1: none). */
+static uint64_t known_id(struct local *l, int fd)
+{
+	struct lnode key = { .fd = fd };
+	struct stat st;
+	uint64_t id = 0;
+	if (fd < 0)
+		return 0;
+	if (!fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) && !node_key(&key, &st)) {
+		pthread_mutex_lock(&l->nodes_mu);
+		struct lnode *n = l->by_key[key_hash(&key) & (l->nbuckets - 1)];
+		while (n && !key_eq(n, &key))
+			n = n->next_key;
+		id = n ? n->id : 0;
+		pthread_mutex_unlock(&l->nodes_mu);
+	}
+	close(fd);
+	return id;
+}
+
+/* An O_PATH fd on name in dfd, to learn after a change which object the
+ * name named (known_id); -1 if there is none. */
+static int name_fd(int dfd, const char *name)
+{
+	return openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+}
+
 /* Open what an O_PATH fd refers to for real I/O. fd or -errno. */
 static int reopen(int opath, int flags)
 {
@@ -332,6 +362,8 @@ static int file_add(struct local *l, const struct fs_caller *c, uint64_t ino, in
 		close(fd);
 		return -ENOMEM;
 	}
+	int fl = fcntl(fd, F_GETFL);
+	f->append = fl >= 0 && (fl & O_APPEND);
 	f->fd = fd;
 	f->ino = ino;
 	f->is_dir = is_dir;
@@ -712,14 +744,21 @@ static int lo_symlink(void *ctx, const struct fs_caller *c, const char *target, 
 	return make(ctx, c, parent, name, MK_SYMLINK, 0, 0, target, out);
 }
 
+/* unlink/rmdir: the name, the parent's attributes (mtime, nlink) and the
+ * removed object's (nlink, ctime: it may live on under another name or
+ * an open file) */
 static int remove_name(struct local *l, const struct fs_caller *c, uint64_t parent, const char *name, int flags)
 {
 	NODE(p, parent);
+	int victim = name_fd(p->fd, name);
 	int rc = unlinkat(p->fd, name, flags) ? -errno : 0;
 	node_put(l, p);
+	uint64_t gone = known_id(l, rc ? (close(victim), -1) : victim);
 	if (!rc) {
 		notify_entry(l, c, parent, name);
 		notify_inode(l, c, parent, 0, 0);
+		if (gone)
+			notify_inode(l, c, gone, 0, 0);
 	}
 	return rc;
 }
@@ -746,17 +785,31 @@ static int lo_rename(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 		node_put(l, p);
 		return -ESTALE;
 	}
+	/* besides both names and both parents: the moved object's ctime (and
+	 * a moved directory's "..") and the replaced one's nlink and ctime,
+	 * or with RENAME_EXCHANGE the other moved object's */
+	int moved_fd = name_fd(p->fd, name), over_fd = name_fd(np->fd, newname);
 	int rc = renameat2(p->fd, name, np->fd, newname, flags) ? -errno : 0;
 	node_put(l, np);
 	node_put(l, p);
-	if (!rc) {
-		notify_entry(l, c, parent, name);
-		notify_entry(l, c, newparent, newname);
-		notify_inode(l, c, parent, 0, 0);
-		if (newparent != parent)
-			notify_inode(l, c, newparent, 0, 0);
+	if (rc) {
+		if (moved_fd >= 0)
+			close(moved_fd);
+		if (over_fd >= 0)
+			close(over_fd);
+		return rc;
 	}
-	return rc;
+	uint64_t moved = known_id(l, moved_fd), over = known_id(l, over_fd);
+	notify_entry(l, c, parent, name);
+	notify_entry(l, c, newparent, newname);
+	notify_inode(l, c, parent, 0, 0);
+	if (newparent != parent)
+		notify_inode(l, c, newparent, 0, 0);
+	if (moved)
+		notify_inode(l, c, moved, 0, 0);
+	if (over && over != moved)
+		notify_inode(l, c, over, 0, 0);
+	return 0;
 }
 
 static int lo_link(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t newparent, const char *newname,
@@ -782,8 +835,9 @@ static int lo_link(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t 
 		rc = enter_name(l, np->fd, newname, out);
 	node_put(l, np);
 	node_put(l, n);
-	if (!rc) {
+	if (!rc) { /* the new name, the new parent's mtime, the node's nlink and ctime */
 		notify_entry(l, c, newparent, newname);
+		notify_inode(l, c, newparent, 0, 0);
 		notify_inode(l, c, ino, 0, 0);
 	}
 	return rc;
@@ -838,6 +892,10 @@ static int lo_create(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 	}
 	notify_entry(l, c, parent, name);
 	notify_inode(l, c, parent, 0, 0);
+	/* a create that found the name taken (another node made it meanwhile)
+	 * opened that file, and O_TRUNC emptied it */
+	if (flags & O_TRUNC)
+		notify_inode(l, c, out->ino, 0, INT64_MAX);
 	return 0;
 }
 
@@ -873,8 +931,11 @@ static ssize_t lo_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint
 	ssize_t r = pwrite(f->fd, buf, len, (off_t)off);
 	if (r < 0)
 		r = -errno;
+	int append = f->append;
 	file_put(l, f, 0);
-	if (r > 0)
+	if (r > 0 && append) /* where it landed is not known: all pages */
+		notify_inode(l, c, ino, 0, INT64_MAX);
+	else if (r > 0)
 		notify_inode(l, c, ino, (int64_t)off, r);
 	return r;
 }
@@ -1053,7 +1114,10 @@ static int lo_fallocate(void *ctx, const struct fs_caller *c, uint64_t ino, uint
 	FILE(f, ino, fh);
 	int rc = fallocate(f->fd, mode, (off_t)off, (off_t)len) ? -errno : 0;
 	file_put(l, f, 0);
-	if (!rc)
+	/* collapse and insert move everything after off */
+	if (!rc && (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)))
+		notify_inode(l, c, ino, (int64_t)off, INT64_MAX);
+	else if (!rc)
 		notify_inode(l, c, ino, (int64_t)off, (int64_t)len);
 	return rc;
 }

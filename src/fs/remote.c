@@ -55,6 +55,8 @@ struct remote {
 	struct inval queue[NQUEUE];
 	unsigned qhead, qlen;
 	struct fs_notify notify;
+	uint64_t requests;       /* sent to the owner (status) */
+	uint64_t revocations;    /* received from the owner (status) */
 
 	pthread_mutex_t send_lock;
 	uint8_t *rx;             /* the reader's frame buffer (reader thread only) */
@@ -157,6 +159,7 @@ static int on_inval(struct remote *rm, int fd, const struct fsp_hdr *h, char *wh
 	while (rm->qlen == NQUEUE && !rm->closing)
 		pthread_cond_wait(&rm->cv, &rm->lock);
 	struct inval *iv = &rm->queue[(rm->qhead + rm->qlen++) % NQUEUE];
+	rm->revocations++;
 	*iv = (struct inval){ .op = q.op, .id = h->id, .ino = q.ino, .off = q.inval_off, .len = q.inval_len, .fd = fd };
 	if (q.name_len)
 		memcpy(iv->name, q.name, q.name_len);
@@ -285,6 +288,7 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 	}
 	int fd = rm->fd;
 	uint64_t id = s->id;
+	rm->requests++;
 	/* sending under `lock` would stall the reader; the fd cannot be
 	 * closed (and its number reused) while send_lock is held and it is
 	 * still rm->fd: the reader closes it holding both */
@@ -800,6 +804,14 @@ void remote_set_notify(struct remote *rm, const struct fs_notify *n)
 {
 	pthread_mutex_lock(&rm->lock);
 	rm->notify = n ? *n : (struct fs_notify){ 0 };
+	pthread_mutex_unlock(&rm->lock);
+}
+
+void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations)
+{
+	pthread_mutex_lock(&rm->lock);
+	*requests = rm->requests;
+	*revocations = rm->revocations;
 	pthread_mutex_unlock(&rm->lock);
 }
 

@@ -31,6 +31,10 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 		const struct cfg_host *owner, char *err);
 /* Where the owner's revocations go; NULL: acknowledged without effect. */
 void remote_set_notify(struct remote *rm, const struct fs_notify *n);
+/* Requests sent to the owner (one per call this mount's kernel did not
+ * answer from its cache) and revocations received, since open (status:
+ * "requests", "revocations"). */
+void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations);
 /* 1 while connected to the owner. */
 int remote_connected(struct remote *rm);
 /* Disconnect (requests in flight fail with -ENOTCONN) and free. */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define NWAITERS 32u
+#define NAMES_MAX (1u << 18) /* names one client may cache, tracked one by one (then: by parent) */
 
 /* ------------------------------------------------------------ u64 map */
 
@@ -133,6 +134,12 @@ struct sconn {
 	struct job *jobs;
 	struct imap lookups;     /* node id -> lookup count */
 	struct imap files, dirs; /* handle -> node id */
+	/* what the client's kernel may cache, marked before a request runs
+	 * and cleared when a revocation is sent (docs/dipolefs.md, "What a
+	 * client caches"): */
+	struct imap cached;      /* node id -> 1: its attributes or pages */
+	struct imap names;       /* name_key(parent, name) -> 1: that entry, or its absence */
+	int names_overflow;      /* more than NAMES_MAX: every name under a parent it looked up */
 	struct waiter waiters[NWAITERS];
 	uint64_t next_wid;
 };
@@ -152,6 +159,8 @@ struct server {
 	int nconns;              /* threads running */
 	int closing;
 	char last_drop[256];
+	uint64_t requests;       /* requests served for clients (status) */
+	uint64_t revocations;    /* revocations sent to clients (status) */
 };
 
 static void conn_unref_locked(struct sconn *c)
@@ -161,6 +170,8 @@ static void conn_unref_locked(struct sconn *c)
 	imap_free(&c->lookups);
 	imap_free(&c->files);
 	imap_free(&c->dirs);
+	imap_free(&c->cached);
+	imap_free(&c->names);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->send_lock);
 	pthread_cond_destroy(&c->cv);
@@ -245,9 +256,43 @@ static void conn_inval(struct sconn *c, const struct fsp_req *q)
 	}
 }
 
-/* The clients but except_node that may cache ino (all of them for the
- * root, which nobody looks up), referenced; *n of them. */
-static struct sconn **targets(struct server *s, uint32_t except_node, uint64_t ino, int *n)
+/* The key of a name in the client's name table: FNV-1a over the parent
+ * and the name, never 0 (imap's empty key). A collision only costs a
+ * revocation too many or, once one of the two is revoked, one too few:
+ * 2^-64 per pair. */
+static uint64_t name_key(uint64_t parent, const char *name, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (int i = 0; i < 8; i++)
+		h = (h ^ ((parent >> (8 * i)) & 0xff)) * 1099511628211ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)name[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* Whether c may cache what q revokes; if so, forget that it does: the
+ * revocation about to be sent drops it all (a node's attributes and every
+ * page, an entry). Under c->lock. */
+static int takes_revocation(struct sconn *c, const struct fsp_req *q)
+{
+	if (q->op == FSP_INVAL_INODE) {
+		if (!imap_find(&c->cached, q->ino))
+			return 0;
+		imap_del(&c->cached, q->ino);
+		return 1;
+	}
+	if (c->names_overflow)
+		return q->ino == FS_ROOT_INO || imap_find(&c->lookups, q->ino) != NULL;
+	uint64_t k = name_key(q->ino, q->name, q->name_len);
+	if (!imap_find(&c->names, k))
+		return 0;
+	imap_del(&c->names, k);
+	return 1;
+}
+
+/* The clients but except_node that may cache what q revokes, referenced;
+ * *n of them. */
+static struct sconn **targets(struct server *s, uint32_t except_node, const struct fsp_req *q, int *n)
 {
 	pthread_mutex_lock(&s->lock);
 	struct sconn **v = calloc((size_t)s->nconns + 1, sizeof *v);
@@ -256,13 +301,14 @@ static struct sconn **targets(struct server *s, uint32_t except_node, uint64_t i
 		if (!c->host || (uint32_t)c->host->node_id == except_node)
 			continue;
 		pthread_mutex_lock(&c->lock);
-		int cached = !c->dead && (ino == FS_ROOT_INO || imap_find(&c->lookups, ino));
+		int cached = !c->dead && takes_revocation(c, q);
 		pthread_mutex_unlock(&c->lock);
 		if (cached) {
 			c->refs++;
 			v[(*n)++] = c;
 		}
 	}
+	s->revocations += (uint64_t)*n;
 	pthread_mutex_unlock(&s->lock);
 	return v;
 }
@@ -270,7 +316,7 @@ static struct sconn **targets(struct server *s, uint32_t except_node, uint64_t i
 static void fan_out(struct server *s, uint32_t except_node, const struct fsp_req *q)
 {
 	int n;
-	struct sconn **v = targets(s, except_node, q->ino, &n);
+	struct sconn **v = targets(s, except_node, q, &n);
 	for (int i = 0; i < n; i++)
 		conn_inval(v[i], q);
 	pthread_mutex_lock(&s->lock);
@@ -282,8 +328,11 @@ static void fan_out(struct server *s, uint32_t except_node, const struct fsp_req
 
 void server_inval_inode(struct server *s, uint32_t except_node, uint64_t ino, int64_t off, int64_t len)
 {
-	struct fsp_req q = { .op = FSP_INVAL_INODE, .ino = ino, .inval_off = off < -1 ? -1 : off,
-			     .inval_len = len < 0 ? 0 : len };
+	/* all of it, whatever changed: the client is marked as caching
+	 * nothing of the node afterwards (takes_revocation) */
+	(void)off;
+	(void)len;
+	struct fsp_req q = { .op = FSP_INVAL_INODE, .ino = ino, .inval_off = 0, .inval_len = INT64_MAX };
 	fan_out(s, except_node, &q);
 }
 
@@ -306,6 +355,53 @@ static int dir_fill(void *arg, const char *name, uint64_t ino, mode_t type, uint
 	if (rc == 0)
 		d->n++;
 	return rc == 1; /* a bad name from the backend is skipped */
+}
+
+static void mark_node(struct sconn *c, uint64_t ino)
+{
+	if (ino)
+		(void)imap_put(&c->cached, ino, 1);
+}
+
+static void mark_name(struct sconn *c, uint64_t parent, const char *name, size_t len)
+{
+	if (c->names_overflow)
+		return;
+	if (c->names.n >= NAMES_MAX) {
+		/* fall back to every name under a parent the client looked up */
+		c->names_overflow = 1;
+		imap_free(&c->names);
+		return;
+	}
+	if (imap_put(&c->names, name_key(parent, name, len), 1))
+		c->names_overflow = 1; /* no memory: the coarse rule, still correct */
+}
+
+/* What the client's kernel may cache once q is answered, marked before q
+ * runs: a change whose revocation looks after this sees the mark, and one
+ * that looked before had changed the filesystem before q ran, so q's
+ * answer is already current. Every node and name a request carries is
+ * marked, whatever the op: the kernel caches what its own calls return
+ * and what they did (its own write's pages, the negative entry an unlink
+ * leaves). Under c->lock. */
+static void mark_cached(struct sconn *c, const struct fsp_req *q)
+{
+	mark_node(c, q->ino);
+	switch (q->op) {
+	case FSP_LOOKUP: case FSP_MKNOD: case FSP_MKDIR: case FSP_SYMLINK: case FSP_CREATE: case FSP_UNLINK:
+	case FSP_RMDIR:
+		mark_name(c, q->ino, q->name, q->name_len);
+		break;
+	case FSP_RENAME:
+		mark_node(c, q->newparent);
+		mark_name(c, q->ino, q->name, q->name_len);
+		mark_name(c, q->newparent, q->name2, q->name2_len);
+		break;
+	case FSP_LINK:
+		mark_node(c, q->newparent);
+		mark_name(c, q->newparent, q->name, q->name_len);
+		break;
+	}
 }
 
 /* What a successful reply changes in the client's tables. Under c->lock. */
@@ -526,9 +622,10 @@ static int serve_frame(struct sconn *c, char *why)
 		pthread_mutex_lock(&c->lock);
 		uint64_t *cnt = imap_find(&c->lookups, j->q.ino);
 		uint64_t n = cnt ? (j->q.len < *cnt ? j->q.len : *cnt) : 0;
-		if (cnt && n == *cnt)
+		if (cnt && n == *cnt) {
 			imap_del(&c->lookups, j->q.ino);
-		else if (cnt)
+			imap_del(&c->cached, j->q.ino); /* the kernel dropped the inode */
+		} else if (cnt)
 			*cnt -= n;
 		pthread_mutex_unlock(&c->lock);
 		/* only what this client holds: a hostile forget cannot drop others' */
@@ -546,6 +643,7 @@ static int serve_frame(struct sconn *c, char *why)
 		return 0;
 	}
 	pthread_mutex_lock(&c->lock);
+	mark_cached(c, &j->q);
 	j->prev = NULL;
 	j->next = c->jobs;
 	if (c->jobs)
@@ -553,6 +651,9 @@ static int serve_frame(struct sconn *c, char *why)
 	c->jobs = j;
 	c->inflight++;
 	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&c->s->lock);
+	c->s->requests++;
+	pthread_mutex_unlock(&c->s->lock);
 	pthread_t t;
 	pthread_attr_t at;
 	pthread_attr_init(&at);
@@ -809,6 +910,14 @@ void server_status_json(struct server *s, struct strbuf *sb)
 		strbuf_json_str(sb, names[i]);
 	}
 	strbuf_printf(sb, "]");
+}
+
+void server_counters(struct server *s, uint64_t *requests, uint64_t *revocations)
+{
+	pthread_mutex_lock(&s->lock);
+	*requests = s->requests;
+	*revocations = s->revocations;
+	pthread_mutex_unlock(&s->lock);
 }
 
 void server_last_drop(struct server *s, char *buf, size_t len)

@@ -12,10 +12,16 @@
  * (server_last_drop, log).
  *
  * Per client the server tracks the node ids it looked up and the handles
- * it holds: revocations go only to clients that may cache the node, and
- * when a client goes away its lookups are forgotten, its handles released,
- * its blocked lock requests interrupted and the node-gone hook called (the
- * lock table drops that node's locks).
+ * it holds, and what its kernel may cache: the nodes and the names
+ * (parent, name) its requests carried since the last revocation of each,
+ * marked before the request runs. A revocation goes only to clients that
+ * may cache what it revokes, drops all of it there (a node's attributes
+ * and all its pages, whatever range changed) and clears the mark, so a
+ * stream of changes to one node costs one round trip per client that
+ * touched the node in between, not one per change. When a client goes
+ * away its lookups are forgotten, its handles released, its blocked lock
+ * requests interrupted and the node-gone hook called (the lock table
+ * drops that node's locks).
  *
  * Locking: server.lock guards the connection list and last_drop; each
  * connection's own lock guards its tables, requests in flight and
@@ -53,8 +59,9 @@ void server_accept(void *arg, int fd, const char *from);
 void server_set_node_gone(struct server *s, void (*fn)(void *arg, uint32_t node_id), void *arg);
 /* Revoke: tell every client but except_node (the change's origin; -1u:
  * none) that may cache the node (or entry) to drop it, and return once
- * each acknowledged or was dropped after SERVER_ACK_TIMEOUT_MS. len 0:
- * attributes only (struct fs_notify). */
+ * each acknowledged or was dropped after SERVER_ACK_TIMEOUT_MS. A node's
+ * revocation drops its attributes and all its pages at a client, whatever
+ * off and len (struct fs_notify) say changed. */
 void server_inval_inode(struct server *s, uint32_t except_node, uint64_t ino, int64_t off, int64_t len);
 void server_inval_entry(struct server *s, uint32_t except_node, uint64_t parent, const char *name);
 /* Connected clients: up to max node names (the config's strings) into
@@ -62,6 +69,9 @@ void server_inval_entry(struct server *s, uint32_t except_node, uint64_t parent,
 int server_clients(struct server *s, const char **names, int max);
 /* The clients as a JSON array of node names, for the "fs" status object. */
 void server_status_json(struct server *s, struct strbuf *sb);
+/* Requests served for clients and revocations sent to them, since open
+ * (status: "requests", "revocations"). */
+void server_counters(struct server *s, uint64_t *requests, uint64_t *revocations);
 /* Why the last client was dropped ("" none), into buf[len]. */
 void server_last_drop(struct server *s, char *buf, size_t len);
 /* Stop listening, drop every client (releasing what they hold) and free. */

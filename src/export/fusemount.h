@@ -1,0 +1,32 @@
+/* fusemount — one FUSE session mounted at a directory and served by
+ * threads of its own (libfuse's multi-threaded loop). The block device's
+ * file (fusedev.c, libfuse's high-level API) and dipolefs's mounts
+ * (fs/fusefs.c, the low-level API) both make a session their way and
+ * hand it here to be mounted, served and stopped.
+ *
+ * Stopping never mounts anything (no fusectl): a connection is ended with
+ * umount2(MNT_FORCE), which makes the kernel abort it (FUSE's
+ * umount_begin), so the serving threads return even while processes keep
+ * files open (they get ENOTCONN).
+ *
+ * Threads: start and stop from one thread; the struct is immutable in
+ * between.
+ */
+#ifndef DIPOLE_FUSEMOUNT_H
+#define DIPOLE_FUSEMOUNT_H
+
+struct fuse_session;
+struct fusemount;
+
+/* Mount se (from fuse_session_new, or fuse_get_session of fuse_new's) at
+ * mountpoint, an existing directory, and serve it on a new thread. 0, or
+ * -errno with err[256] saying why; on failure se is not mounted and stays
+ * the caller's to destroy. */
+int fusemount_start(struct fusemount **out, struct fuse_session *se, const char *mountpoint, char *err);
+/* Stop serving and unmount. abort 0: a plain unmount (the kernel ends the
+ * session once nothing uses the mount). abort 1: end the connection now
+ * and detach the mount lazily. Returns once the threads are joined; the
+ * session is then the caller's to destroy. NULL: nothing. */
+void fusemount_stop(struct fusemount *m, int abort);
+
+#endif

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# dipolefs's caches on two nodes (issue 13 "Coherence", docs/dipolefs.md
+# "What a node caches, and how it is revoked"): a owns, b is its client;
+# both FUSE mounts cache names, absent names, attributes and pages for an
+# hour. Each change on one node must be seen at once on the other, which
+# had the old state cached just before: sizes, times, modes, owners,
+# permissions as another uid, absent names then created, readdir, hard
+# link counts, rename over, xattrs. Then that the caches serve: a repeated
+# stat on b and a repeated lookup of an absent name reach no one (b's
+# "requests" counter), a stream of writes on a costs b one revocation,
+# not one per write (a's "revocations" counter); and cache=0 turns it off.
+# Outcomes and counters only, never timings.
+. "$(dirname "$0")/lib.sh"
+mknet2
+mkres2 64M 'protocol C; shared-secret "fs-cache-secret";'
+chmod 755 "$T" # uid 65534 must reach the mounts
+mkdir -p "$T/ma" "$T/mb"
+A=$T/ma B=$T/mb
+U="setpriv --reuid=65534 --regid=65534 --clear-groups"
+# fsn NODE FIELD: a number from the node's "fs" status object
+fsn() { "n$1" status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['fs']['$2'])"; }
+py() { timeout 120 python3 -c "$@"; }
+
+na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
+check "a and b up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null'
+check "connected" wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
+check "a Primary, b UpToDate" eval 'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
+expect_rc "mkfs on a" 0 "" na mkfs r0
+expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$A"
+expect_rc "mount on b: client" 0 "as client of a" nb mount r0 "$B"
+chmod 755 "$A"
+
+# ---- each change seen at once by the other node, which cached the old state
+# stat both sides before each change, so both kernels hold the old answer
+same() { [ "$(stat -c "$1" "$A/$2")" = "$(stat -c "$1" "$B/$2")" ]; }
+echo one >"$A/f"
+stat "$B/f" >/dev/null
+check "size: append on a, stat on b at once" eval 'echo two >>$A/f && [ $(stat -c %s $B/f) = 8 ]'
+check "size: truncate on b, stat on a at once" eval 'stat $A/f >/dev/null && truncate -s 3 $B/f && [ $(stat -c %s $A/f) = 3 ]'
+check "data: overwrite on b, read on a at once" eval 'cat $A/f >/dev/null && printf xyz >$B/f && [ "$(cat $A/f)" = xyz ]'
+check "mtime: touch -d on a, stat on b" eval 'stat $B/f >/dev/null && touch -d "2001-02-03 04:05:06" $A/f && same %Y f && [ $(stat -c %Y $B/f) = $(date -d "2001-02-03 04:05:06" +%s) ]'
+check "mode: chmod on b, stat on a" eval 'stat $A/f >/dev/null && chmod 0604 $B/f && [ $(stat -c %a $A/f) = 604 ]'
+check "owner: chown on a, stat on b" eval 'stat $B/f >/dev/null && chown 1234:4321 $A/f && [ $(stat -c %u:%g $B/f) = 1234:4321 ]'
+check "ctime: moves with the chown on both" same %Z f
+
+# permissions: b's kernel checks the mode it caches (default_permissions)
+echo secret >"$A/p"
+chmod 0600 "$A/p"
+check "perm: uid 65534 on b is denied a 0600 file" eval "! $U cat $B/p >/dev/null 2>&1"
+chmod 0644 "$A/p"
+check "perm: chmod 0644 on a, uid 65534 on b reads at once" eval "[ \"\$($U cat $B/p)\" = secret ]"
+chmod 0600 "$B/p"
+check "perm: chmod 0600 on b, uid 65534 on a denied at once" eval "! $U cat $A/p >/dev/null 2>&1"
+mkdir "$A/d"
+chmod 0755 "$A/d"
+check "perm: a directory searchable by uid 65534 on b" eval "$U ls $B/d >/dev/null"
+chmod 0700 "$A/d"
+check "perm: chmod 0700 on a, uid 65534 on b refused the directory at once" eval "! $U ls $B/d >/dev/null 2>&1"
+
+# names: an absent name cached (negative entry) and then created elsewhere
+check "negative: b looks up an absent name" eval "! stat $B/late 2>/dev/null && ! stat $B/late 2>/dev/null"
+check "negative: created on a, seen on b at once" eval "echo hi >$A/late && [ \"\$(cat $B/late)\" = hi ]"
+check "negative: a looks up an absent name" eval "! stat $A/late2 2>/dev/null"
+check "negative: made on b (mkdir), seen on a at once" eval "mkdir $B/late2 && [ -d $A/late2 ]"
+check "negative: symlink on b over a's cached absence" eval "! stat $A/sl 2>/dev/null; ln -s late $B/sl && [ \"\$(readlink $A/sl)\" = late ]"
+check "negative: mknod (fifo) on a over b's cached absence" eval "! stat $B/fifo 2>/dev/null; mkfifo $A/fifo && [ -p $B/fifo ]"
+check "readdir: create on a, listed on b" eval "ls $B >/dev/null && touch $A/new1 && ls $B | grep -qx new1"
+check "readdir: unlink on b, gone from a's listing and lookup" eval "ls $A >/dev/null && stat $A/new1 >/dev/null && rm $B/new1 && ! ls $A | grep -qx new1 && ! stat $A/new1 2>/dev/null"
+check "dir nlink: mkdir on a, parent's nlink on b" eval "stat $B/d >/dev/null && mkdir $A/d/sub && [ \$(stat -c %h $B/d) = 3 ]"
+
+# hard links: another name's nlink, the replaced file of a rename
+echo L >"$A/h1"
+stat "$B/h1" >/dev/null
+check "link on a: nlink 2 on b" eval "ln $A/h1 $A/h2 && [ \$(stat -c %h $B/h1) = 2 ]"
+check "unlink on b: nlink 1 on a (the other name)" eval "stat $A/h1 >/dev/null && rm $B/h2 && [ \$(stat -c %h $A/h1) = 1 ]"
+ln "$A/h1" "$A/h3"
+echo R >"$A/r"
+stat "$B/h1" "$B/h3" "$B/r" >/dev/null
+check "rename over on a: the replaced file's other name on b shows nlink 1" \
+	eval "mv $A/r $A/h3 && [ \$(stat -c %h $B/h1) = 1 ] && [ \"\$(cat $B/h3)\" = R ]"
+stat "$A/h1" "$A/h3" >/dev/null
+check "rename over on b: seen on a" eval "mv $B/h1 $B/h3 && [ \"\$(cat $A/h3)\" = L ] && ! stat $A/h1 2>/dev/null"
+
+# xattrs
+check "xattr: set on a, read on b" py "
+import os
+os.setxattr('$A/f', 'user.c', b'blue'); os.getxattr('$B/f', 'user.c')
+os.setxattr('$A/f', 'user.c', b'green'); assert os.getxattr('$B/f', 'user.c') == b'green'
+os.removexattr('$B/f', 'user.c')
+try: os.getxattr('$A/f', 'user.c'); raise SystemExit('still there on a')
+except OSError: pass
+assert 'user.c' not in os.listxattr('$B/f')"
+
+# O_APPEND writes: the bytes land at the end, whatever the offset said
+check "O_APPEND on b, pages on a revoked where the data landed" py "
+import os
+open('$A/ap', 'wb').write(b'0' * 5000)
+ra = os.open('$A/ap', os.O_RDONLY); os.pread(ra, 8192, 0)
+wb = os.open('$B/ap', os.O_WRONLY | os.O_APPEND); os.write(wb, b'tail')
+assert os.pread(ra, 8192, 0) == b'0' * 5000 + b'tail', 'stale page on a'"
+
+# ---- the caches serve
+stat "$B/f" >/dev/null
+R0=$(fsn b requests)
+for i in $(seq 20); do stat "$B/f" >/dev/null; done
+R1=$(fsn b requests)
+check "a repeated stat on b reaches no one (requests $R0 -> $R1)" test "$R0" = "$R1"
+! stat "$B/absent" 2>/dev/null
+R0=$(fsn b requests)
+for i in $(seq 20); do stat "$B/absent" 2>/dev/null; done
+R1=$(fsn b requests)
+check "a repeated lookup of an absent name on b reaches no one ($R0 -> $R1)" test "$R0" = "$R1"
+head -c 1M /dev/urandom >"$A/big"
+cmp -s "$A/big" "$B/big"
+R0=$(fsn b requests)
+for i in $(seq 10); do cmp -s "$A/big" "$B/big"; done
+R1=$(fsn b requests)
+# open, flush and release are requests (3 per cmp), the reads are not:
+# reading 1 MiB from the owner takes 8 or more (128 KiB each)
+check "re-reading 1 MiB on b 10 times reads no data from a (requests $R0 -> $R1)" test $((R1 - R0)) -le 40
+
+head -c 1M /dev/zero >"$A/stream"
+cat "$B/stream" >/dev/null
+V0=$(fsn a revocations)
+check "100 writes on a to a file b read once" py "
+import os
+fd = os.open('$A/stream', os.O_WRONLY)
+for i in range(100): os.pwrite(fd, b'%04d' % i, i * 4096)
+os.close(fd)"
+V1=$(fsn a revocations)
+check "... cost b one revocation, not one per write ($V0 -> $V1)" test $((V1 - V0)) -le 2
+check "... and b reads every write" py "
+import os
+fd = os.open('$B/stream', os.O_RDONLY)
+for i in range(100): assert os.pread(fd, 4, i * 4096) == b'%04d' % i, i"
+V1=$(fsn a revocations)
+printf 'x' | dd of="$A/stream" bs=1 seek=5 conv=notrunc status=none
+V2=$(fsn a revocations)
+check "b read again: the next write revokes again ($V1 -> $V2)" test $((V2 - V1)) -ge 1
+check "... and b sees it" eval "[ \"\$(dd if=$B/stream bs=1 skip=5 count=1 status=none)\" = x ]"
+
+# ---- cache=0: every stat asks the owner
+expect_rc "umount on b" 0 "" nb umount "$B"
+expect_rc "mount on b with -o cache=0" 0 "as client of a" nb mount r0 "$B" -o cache=0
+stat "$B/f" >/dev/null
+R0=$(fsn b requests)
+for i in $(seq 5); do stat "$B/f" >/dev/null; done
+R1=$(fsn b requests)
+check "cache=0: each stat on b is a request ($R0 -> $R1)" test $((R1 - R0)) -ge 5
+mkdir -p "$T/mc"
+expect_rc "cache=soon refused" 2 "cache=soon.*seconds" nb mount r0 "$T/mc" -o cache=soon
+
+expect_rc "umount on b" 0 "" nb umount "$B"
+expect_rc "umount on a" 0 "" na umount "$A"
+check "down a" na down r0
+check "down b" nb down r0
+finish
