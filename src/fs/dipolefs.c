@@ -153,15 +153,6 @@ static void own_inval_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 	pthread_rwlock_unlock(&fs->notify_lk);
 }
 
-static void own_inval_entry(void *arg, uint64_t parent, const char *name)
-{
-	struct dipolefs *fs = arg;
-	pthread_rwlock_rdlock(&fs->notify_lk);
-	if (fs->fuse_n)
-		fs->fuse_n->inval_entry(fs->fuse_n->arg, parent, name);
-	pthread_rwlock_unlock(&fs->notify_lk);
-}
-
 static void fan_inval_inode(void *arg, uint32_t origin, uint64_t ino, int64_t off, int64_t len)
 {
 	struct dipolefs *fs = arg;
@@ -219,8 +210,17 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 		snprintf(err, 256, "cannot serve the filesystem on %s: %s", c->device, strerror(-rc));
 		return rc;
 	}
+	/* The owner's own mount caches no names: revoking one takes its
+	 * kernel's lock of the directory, which the kernel holds while this
+	 * node's own change in that directory waits for a client's ack, and
+	 * the client's kernel, holding the same directory for its own change,
+	 * cannot ack before that change got past this revocation: a cycle,
+	 * broken only by the ack timeout dropping the client. Uncached names
+	 * cost the owner a local lookup (no round trip); attributes and pages
+	 * stay cached. */
+	fs->cache.entry_timeout = 0;
 	/* revocation targets are registered before anything is served */
-	fs->own_n = (struct fs_notify){ own_inval_inode, own_inval_entry, fs };
+	fs->own_n = (struct fs_notify){ own_inval_inode, NULL, fs };
 	(void)local_add_notify(fs->local, fs->node_id, &fs->own_n);
 	local_set_fanout(fs->local, &(struct local_fanout){ fan_inval_inode, fan_inval_entry, fs });
 	if ((rc = server_open(&fs->srv, c->r, c->me, &local_ops, fs->local, err)))
@@ -466,16 +466,17 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 		server_status_json(fs->srv, sb);
 	else
 		strbuf_printf(sb, "[]");
+	strbuf_printf(sb, ",\"locks\":%u,\"grace\":false,\"reason\":", fs->local ? local_lock_count(fs->local) : 0);
+	strbuf_json_str(sb, reason(fs, why, sizeof why));
+	/* owner: served for clients and revocations sent; client: sent to the
+	 * owner and revocations received */
 	uint64_t req = 0, rev = 0;
 	if (fs->srv)
 		server_counters(fs->srv, &req, &rev);
 	else if (fs->remote)
 		remote_counters(fs->remote, &req, &rev);
-	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu", (unsigned long long)req,
+	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu}", (unsigned long long)req,
 		      (unsigned long long)rev);
-	strbuf_printf(sb, ",\"locks\":%u,\"grace\":false,\"reason\":", fs->local ? local_lock_count(fs->local) : 0);
-	strbuf_json_str(sb, reason(fs, why, sizeof why));
-	strbuf_printf(sb, "}");
 	pthread_mutex_unlock(&fs->lock);
 }
 

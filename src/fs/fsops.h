@@ -54,7 +54,7 @@ struct fs_entry {
 	uint64_t ino;
 	uint64_t generation;   /* with ino: unique for the filesystem's lifetime */
 	struct stat attr;
-	double attr_timeout, entry_timeout; /* seconds the kernel may cache them */
+	double attr_timeout, entry_timeout; /* advisory: each FUSE mount applies its own cache policy (fusefs.h) */
 };
 
 /* setattr: which fields of `attr` to apply (FUSE_SET_ATTR_* meaning). */

@@ -99,6 +99,26 @@ ra = os.open('$A/ap', os.O_RDONLY); os.pread(ra, 8192, 0)
 wb = os.open('$B/ap', os.O_WRONLY | os.O_APPEND); os.write(wb, b'tail')
 assert os.pread(ra, 8192, 0) == b'0' * 5000 + b'tail', 'stale page on a'"
 
+# ---- names changed in one directory from both nodes at once: each node's
+# kernel holds the directory's lock while its own unlink is at the owner,
+# and each unlink revokes a name the other node cached; neither may wait
+# for the other (that cost b its connection: "did not acknowledge")
+mkdir "$A/both"
+for i in $(seq 0 99); do : >"$A/both/a$i"; : >"$A/both/b$i"; done
+stat "$A"/both/* "$B"/both/* >/dev/null
+unl() { python3 -c "
+import os
+for i in range(100): os.unlink('$1/both/$2%d' % i)"; }
+unl "$A" a >"$T/ua.out" 2>&1 &
+UA=$!
+unl "$B" b >"$T/ub.out" 2>&1
+RB=$?
+wait $UA
+RA=$?
+check "unlinks in one directory on a and b at once both finish ($RA, $RB)" eval "[ $RA = 0 ] && [ $RB = 0 ]" || cat "$T/ua.out" "$T/ub.out"
+check "... b was not dropped" eval "jcheck a \"o['fs']['clients'] == ['b']\" && ! grep -q 'did not acknowledge' $T/ra/r0.log"
+check "... the directory is empty on both" eval "[ -z \"\$(ls $A/both)\" ] && [ -z \"\$(ls $B/both)\" ]"
+
 # ---- the caches serve
 stat "$B/f" >/dev/null
 R0=$(fsn b requests)
@@ -150,7 +170,26 @@ check "cache=0: each stat on b is a request ($R0 -> $R1)" test $((R1 - R0)) -ge 
 mkdir -p "$T/mc"
 expect_rc "cache=soon refused" 2 "cache=soon.*seconds" nb mount r0 "$T/mc" -o cache=soon
 
-expect_rc "umount on b" 0 "" nb umount "$B"
+# ---- unmount with a file open: the connection is aborted, the holder gets
+# ENOTCONN (without fusectl: umount2 MNT_FORCE)
+python3 -c "
+import os, time, errno
+fd = os.open('$B/f', os.O_RDONLY); open('$T/holding', 'w').close()
+while not os.path.exists('$T/go'): time.sleep(0.05)
+try: os.fsync(fd); print('fsync ok')
+except OSError as e: print(errno.errorcode[e.errno])" >"$T/holder.out" 2>&1 &
+HOLDER=$!
+echo $HOLDER >>"$T/bg.pids"
+check "a process on b holds a file open" wait_for 10 test -f "$T/holding"
+nb umount "$B" >"$T/um.out" 2>&1 &
+UM=$!
+check "umount on b while it is open returns" wait_for 60 eval "! kill -0 $UM 2>/dev/null"
+wait $UM
+check "... exit 0" test $? = 0
+touch "$T/go"
+wait $HOLDER
+check "... the holder's next call (fsync) fails ENOTCONN" grep -qx ENOTCONN "$T/holder.out"
+check "... b is not mounted, its daemon serves" eval "! mountpoint -q $B && jcheck b \"o['fs'] is None\""
 expect_rc "umount on a" 0 "" na umount "$A"
 check "down a" na down r0
 check "down b" nb down r0
