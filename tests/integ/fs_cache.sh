@@ -99,6 +99,18 @@ ra = os.open('$A/ap', os.O_RDONLY); os.pread(ra, 8192, 0)
 wb = os.open('$B/ap', os.O_WRONLY | os.O_APPEND); os.write(wb, b'tail')
 assert os.pread(ra, 8192, 0) == b'0' * 5000 + b'tail', 'stale page on a'"
 
+check "O_APPEND on b after an append on a: b's own pages right too" py "
+import os
+open('$A/ap2', 'wb').write(b'0' * 4096)
+rb = os.open('$B/ap2', os.O_RDONLY); os.pread(rb, 8192, 0); os.fstat(rb)
+wb = os.open('$B/ap2', os.O_WRONLY | os.O_APPEND)
+with open('$A/ap2', 'ab') as f: f.write(b'A' * 100)
+os.write(wb, b'B' * 4096)
+want = b'0' * 4096 + b'A' * 100 + b'B' * 4096
+assert open('$A/ap2', 'rb').read() == want, 'owner has it wrong'
+got = os.pread(rb, 16384, 0)
+assert got == want, ('stale or misplaced pages on b', len(got), got[4090:4110])"
+
 # ---- names changed in one directory from both nodes at once: each node's
 # kernel holds the directory's lock while its own unlink is at the owner,
 # and each unlink revokes a name the other node cached; neither may wait
