@@ -753,14 +753,17 @@ static int remove_name(struct local *l, const struct fs_caller *c, uint64_t pare
 	int victim = name_fd(p->fd, name);
 	int rc = unlinkat(p->fd, name, flags) ? -errno : 0;
 	node_put(l, p);
-	uint64_t gone = known_id(l, rc ? (close(victim), -1) : victim);
-	if (!rc) {
-		notify_entry(l, c, parent, name);
-		notify_inode(l, c, parent, 0, 0);
-		if (gone)
-			notify_inode(l, c, gone, 0, 0);
+	if (rc) {
+		if (victim >= 0)
+			close(victim);
+		return rc;
 	}
-	return rc;
+	uint64_t gone = known_id(l, victim);
+	notify_entry(l, c, parent, name);
+	notify_inode(l, c, parent, 0, 0);
+	if (gone)
+		notify_inode(l, c, gone, 0, 0);
+	return 0;
 }
 
 static int lo_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
