@@ -50,13 +50,14 @@ static const struct cfg_resource *parse(struct cfg **cfg, int port, const char *
 	return cfg_find_res(*cfg, "r0");
 }
 
-struct seen { int inodes, entries; uint64_t ino; char name[256]; };
+struct seen { int inodes, entries; uint64_t ino; int64_t off, len; char name[256]; };
 static void n_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 {
 	struct seen *s = arg;
-	(void)off, (void)len;
 	s->inodes++;
 	s->ino = ino;
+	s->off = off;
+	s->len = len;
 }
 static void n_entry(void *arg, uint64_t parent, const char *name)
 {
@@ -280,14 +281,27 @@ int main(int argc, char **argv)
 
 	/* ---- revocation */
 	T(o->lookup(x, C, ed.ino, "f", &e2) == 0, "lookup (so the client caches the node)");
-	server_inval_inode(srv, (uint32_t)-1, fino, 0, 0);
+	server_inval_inode(srv, (uint32_t)-1, fino, 100, 10);
 	T(seen.inodes == 1 && seen.ino == fino, "inval_inode reaches the client's notify and is acked");
+	T(seen.off == 0 && seen.len == INT64_MAX, "... dropping all the node's pages, not just the range");
+	server_inval_inode(srv, (uint32_t)-1, fino, 0, 0);
+	T(seen.inodes == 1, "no second revocation before the client asks about the node again");
+	T(o->getattr(x, C, fino, &st) == 0, "getattr (the client may cache the node again)");
 	server_inval_inode(srv, 1, fino, 0, 0);
 	T(seen.inodes == 1, "no revocation to the change's origin");
+	server_inval_inode(srv, (uint32_t)-1, fino, 0, 0);
+	T(seen.inodes == 2, "after the getattr, the next change revokes again");
 	server_inval_inode(srv, (uint32_t)-1, 999999999, 0, 0);
-	T(seen.inodes == 1, "no revocation to a client that never looked the node up");
+	T(seen.inodes == 2, "no revocation to a client that never looked the node up");
 	server_inval_entry(srv, (uint32_t)-1, FS_ROOT_INO, "d");
 	T(seen.entries == 1 && seen.ino == FS_ROOT_INO && !strcmp(seen.name, "d"), "inval_entry on the root");
+	server_inval_entry(srv, (uint32_t)-1, FS_ROOT_INO, "d");
+	T(seen.entries == 1, "no second revocation of a name before the client looks it up again");
+	server_inval_entry(srv, (uint32_t)-1, FS_ROOT_INO, "never-asked");
+	T(seen.entries == 1, "no revocation of a name the client never asked about");
+	T(o->lookup(x, C, FS_ROOT_INO, "absent", &e2) == -ENOENT, "a lookup that finds nothing");
+	server_inval_entry(srv, (uint32_t)-1, FS_ROOT_INO, "absent");
+	T(seen.entries == 2 && !strcmp(seen.name, "absent"), "... its absence is revoked when the name is made");
 
 	/* ---- a malformed frame drops that client only */
 	int raw = raw_client(r, port, 2, "127.0.0.3:1");
