@@ -136,9 +136,10 @@ struct sconn {
 	struct imap files, dirs; /* handle -> node id */
 	/* what the client's kernel may cache, marked before a request runs
 	 * and cleared when a revocation is sent (docs/dipolefs.md, "What a
-	 * client caches"): */
+	 * node caches, and how it is revoked"): */
 	struct imap cached;      /* node id -> 1: its attributes or pages */
 	struct imap names;       /* name_key(parent, name) -> 1: that entry, or its absence */
+	int nodes_overflow;      /* a mark failed (no memory): every node it looked up, and the root */
 	int names_overflow;      /* more than NAMES_MAX: every name under a parent it looked up */
 	struct waiter waiters[NWAITERS];
 	uint64_t next_wid;
@@ -276,6 +277,8 @@ static uint64_t name_key(uint64_t parent, const char *name, size_t len)
 static int takes_revocation(struct sconn *c, const struct fsp_req *q)
 {
 	if (q->op == FSP_INVAL_INODE) {
+		if (c->nodes_overflow)
+			return q->ino == FS_ROOT_INO || imap_find(&c->lookups, q->ino) != NULL;
 		if (!imap_find(&c->cached, q->ino))
 			return 0;
 		imap_del(&c->cached, q->ino);
@@ -359,8 +362,8 @@ static int dir_fill(void *arg, const char *name, uint64_t ino, mode_t type, uint
 
 static void mark_node(struct sconn *c, uint64_t ino)
 {
-	if (ino)
-		(void)imap_put(&c->cached, ino, 1);
+	if (ino && !c->nodes_overflow && imap_put(&c->cached, ino, 1))
+		c->nodes_overflow = 1; /* no memory: the coarse rule, still correct */
 }
 
 static void mark_name(struct sconn *c, uint64_t parent, const char *name, size_t len)
