@@ -63,11 +63,12 @@ int fusemount_start(struct fusemount **out, struct fuse_session *se, const char 
 /* The mount point is still this mount (cached attributes only: no
  * request to the threads being stopped). After a plain umount(8) took
  * ours off, what is there is not ours: under systemd's automount
- * (x-systemd.automount) the autofs mount, which must stay. */
+ * (x-systemd.automount) the autofs mount, which must stay, and not be
+ * triggered by the look (AT_NO_AUTOMOUNT: statx, unlike stat, would). */
 static int still_mounted(const struct fusemount *m)
 {
 	struct statx sx;
-	if (!m->dev || statx(AT_FDCWD, m->mnt, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW, 0, &sx))
+	if (!m->dev || statx(AT_FDCWD, m->mnt, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, 0, &sx))
 		return 0;
 	return makedev(sx.stx_dev_major, sx.stx_dev_minor) == m->dev;
 }
