@@ -27,13 +27,14 @@ expect_rc "mkfs on a" 0 "" na mkfs r0
 expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
 expect_rc "mount on b: client of a" 0 "as client of a" nb mount r0 "$T/mb"
 
-# both NODE-LABEL CMD-WITH-@M: run CMD on a and on b at once, @M replaced by
-# that node's mount; output in $T/LABEL-a.out and $T/LABEL-b.out, exit
+# both_nodes LABEL CMD: run CMD on a and on b at once, @M replaced by that
+# node's mount and @N by its name; output in $T/LABEL-a.out and $T/LABEL-b.out, exit
 # status in $T/LABEL-a.rc and $T/LABEL-b.rc
 both_nodes() {
 	local label=$1 cmd=$2 n
 	for n in a b; do
-		(eval "${cmd//@M/$T/m$n}" >"$T/$label-$n.out" 2>&1; echo $? >"$T/$label-$n.rc") &
+		local c=${cmd//@M/$T/m$n}
+		(eval "${c//@N/$n}" >"$T/$label-$n.out" 2>&1; echo $? >"$T/$label-$n.rc") &
 		echo $! >>"$T/bg.pids"
 	done
 	wait
@@ -55,7 +56,7 @@ mkdir "$T/ma/shared"
 both_nodes shared "timeout 60 python3 -c '
 import os, sys
 for i in range(300):
-    p = \"@M/shared/\$n-%d\" % i
+    p = \"@M/shared/@N-%d\" % i
     os.mkdir(p); open(p + \".f\", \"w\").close()
     os.rename(p + \".f\", p + \".g\"); os.unlink(p + \".g\"); os.rmdir(p)
 '"
@@ -65,15 +66,35 @@ for n in a b; do
 done
 check "... and the client was never dropped" eval "! grep -q 'did not acknowledge' $T/ra/r0.log"
 
+# ---- one page written from both nodes at once: a known deadlock, broken
+# only by dropping the client (docs/dipolefs.md, "Load tools"); run with
+# FS_LOAD_KNOWN=1 until it is fixed
+if [ "${FS_LOAD_KNOWN:-0}" = 1 ]; then
+	echo x >"$T/ma/page"
+	both_nodes page "timeout 60 python3 -c '
+import os
+fd = os.open(\"@M/page\", os.O_RDWR)
+for i in range(2000):
+    os.pwrite(fd, bytes([i % 256]) * 6000, 1000); os.pread(fd, 4096, 0)
+'"
+	for n in a b; do
+		check "one page written from both nodes at once: $n ($(role $n))" ran_clean page $n 'error'
+	done
+	check "... and the client was never dropped" eval "! grep -q 'did not acknowledge' $T/ra/r0.log"
+fi
+
 # ---- stress-ng: every filesystem stressor that applies to FUSE, one at a time
 # The exclusions and their reasons are listed in docs/dipolefs.md.
 EXCLUDE=binderfs,fanotify,fiemap,verity
 # the file sizes of the stressors that default to 1 GB or more: both nodes
 # share one 768 MB filesystem, and ENOSPC is not what this test is after
 BYTES="--hdd-bytes 32M --iomix-bytes 32M --fallocate-bytes 32M --copy-file-bytes 128M --sync-file-bytes 32M"
+# and the counts that make a stressor's setup and cleanup outlast -t many
+# times through a client (8192 directories for chdir and dir, 20000 fds)
+COUNTS="--chdir-dirs 512 --dir-dirs 512 --dentries 512 --dirdeep-inodes 2000 --open-max 2000"
 mkdir -p "$T/ma/stress-a" "$T/mb/stress-b"
-both_nodes stress "timeout 150 stress-ng --class filesystem --sequential 1 -t $STRESS_T \
-	--exclude $EXCLUDE $BYTES --temp-path @M/stress-\$n --verify"
+both_nodes stress "timeout 240 stress-ng --class filesystem --sequential 1 -t $STRESS_T \
+	--exclude $EXCLUDE $BYTES $COUNTS --temp-path @M/stress-@N --verify --metrics-brief"
 for n in a b; do
 	check "stress-ng filesystem class on $n ($(role $n)): exit 0, nothing failed" \
 		ran_clean stress $n 'fail|error|skipping stressor'
@@ -83,14 +104,14 @@ check "stress-ng: each run reports a successful completion" \
 
 # ---- dbench: its standard load (client.txt), two clients per node
 mkdir -p "$T/ma/dbench-a" "$T/mb/dbench-b"
-both_nodes dbench "timeout 60 dbench -c /usr/share/dbench/client.txt -D @M/dbench-\$n -t 8 2"
+both_nodes dbench "timeout 60 dbench -c /usr/share/dbench/client.txt -D @M/dbench-@N -t 8 2"
 for n in a b; do
 	check "dbench on $n ($(role $n)): exit 0, no errors" ran_clean dbench $n 'error|failed|unexpected'
 	check "dbench on $n: reached its throughput line" grep -q '^Throughput .* 2 clients' "$T/dbench-$n.out"
 done
 
 # ---- fs_mark: small files created, written, fsynced
-both_nodes fsmark "timeout 90 fs_mark -d @M/fsmark-\$n -s 4096 -n 200 -L 2 -S 1"
+both_nodes fsmark "timeout 90 fs_mark -d @M/fsmark-@N -s 4096 -n 200 -L 2 -S 1"
 for n in a b; do
 	check "fs_mark on $n ($(role $n)): exit 0, both loops" ran_clean fsmark $n 'error|fail'
 	check "fs_mark on $n: 2 result lines of 200 files" \
@@ -98,7 +119,7 @@ for n in a b; do
 done
 
 # ---- fio: random writes read back and verified (crc32c), psync and libaio
-FIO="timeout 120 fio --directory=@M/fio-\$n --bs=4k --verify=crc32c --verify_fatal=1 --fsync=32"
+FIO="timeout 120 fio --directory=@M/fio-@N --bs=4k --verify=crc32c --verify_fatal=1 --fsync=32"
 mkdir -p "$T/ma/fio-a" "$T/mb/fio-b"
 both_nodes fio "$FIO --name=psync --ioengine=psync --rw=randrw --size=32M \
 	--name=libaio --stonewall --ioengine=libaio --iodepth=8 --rw=randwrite --do_verify=1 --size=16M"
