@@ -34,7 +34,8 @@ both_nodes() {
 	local label=$1 cmd=$2 n
 	for n in a b; do
 		local c=${cmd//@M/$T/m$n}
-		(eval "${c//@N/$n}" >"$T/$label-$n.out" 2>&1; echo $? >"$T/$label-$n.rc") &
+		# in $T: fio and fs_mark leave state and log files in their cwd
+		(cd "$T" && eval "${c//@N/$n}" >"$T/$label-$n.out" 2>&1; echo $? >"$T/$label-$n.rc") &
 		echo $! >>"$T/bg.pids"
 	done
 	wait
