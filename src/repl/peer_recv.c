@@ -43,7 +43,9 @@ static uint64_t oldest_unacked_ms(struct peer *p)
 		if (!pending_in_use(p, pd))
 			continue;
 		pthread_mutex_lock(&pd->m);
-		if (!pd->write_acked && !pd->failed && now - pd->sent_ns > oldest)
+		/* a request sent after `now` was read is not late (and
+		 * now - sent_ns would wrap) */
+		if (!pd->write_acked && !pd->failed && pd->sent_ns < now && now - pd->sent_ns > oldest)
 			oldest = now - pd->sent_ns;
 		pthread_mutex_unlock(&pd->m);
 	}
