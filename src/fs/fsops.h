@@ -49,6 +49,17 @@ struct fs_caller {
 	uint32_t groups[FS_GROUPS_MAX];
 };
 
+/* Set in the fh that open/create return for an open for writing while
+ * another node has the file open: that opener must not keep the file's
+ * pages (FUSE direct_io). Two nodes writing one page through their page
+ * caches would each wait, in the revocation of the other's write, on the
+ * page their own write keeps locked until the owner answers; this way at
+ * most one node writes a file through its page cache while others have it
+ * open, and no such cycle can form (readers lock pages only for a read,
+ * which waits on nothing). The owner's backend (local.c) decides; the bit
+ * is part of the handle, as is. */
+#define FS_FH_UNCACHED (1ull << 63)
+
 /* What lookup, mknod, mkdir, symlink, link and create return. */
 struct fs_entry {
 	uint64_t ino;

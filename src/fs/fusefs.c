@@ -193,6 +193,17 @@ static void ff_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), &e);
 }
 
+/* How an open file uses the page cache: pages another node's write made
+ * stale were revoked before that write returned, so what the cache holds
+ * is current and survives the open (keep_cache); shared mmap needs the
+ * cache. Not for a file another node has open (FS_FH_UNCACHED, fsops.h). */
+static void set_open_cache(const struct fusefs *f, struct fuse_file_info *fi, uint64_t fh)
+{
+	fi->fh = fh;
+	fi->direct_io = !!(fh & FS_FH_UNCACHED);
+	fi->keep_cache = fi->direct_io ? 0 : f->cache.keep_cache;
+}
+
 static void ff_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	SETUP(0);
@@ -202,11 +213,7 @@ static void ff_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = fh;
-	/* pages another node's write made stale were revoked before that
-	 * write returned, so what the page cache holds is current */
-	fi->keep_cache = f->cache.keep_cache;
-	fi->direct_io = 0;  /* shared mmap needs the page cache */
+	set_open_cache(f, fi, fh);
 	if (fuse_reply_open(req, fi) == -ENOENT) /* the opener was interrupted */
 		f->ops->release(f->ctx, ino, fh);
 }
@@ -221,9 +228,7 @@ static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = fh;
-	fi->keep_cache = f->cache.keep_cache;
-	fi->direct_io = 0;
+	set_open_cache(f, fi, fh);
 	struct fuse_entry_param p;
 	entry_param(f, &e, &p);
 	if (fuse_reply_create(req, &p, fi) == -ENOENT) {

@@ -355,6 +355,17 @@ static void proc_path(char *p, size_t len, int fd)
 
 /* ---- handle table ----------------------------------------------------- */
 
+/* Whether a node other than `node_id` has file ino open, under files_mu: a
+ * walk of every open file, paid at an open for writing only. */
+static int opened_elsewhere(const struct local *l, uint64_t ino, uint32_t node_id)
+{
+	for (size_t i = 0; i < l->nfbuckets; i++)
+		for (const struct lfile *x = l->files[i]; x; x = x->next)
+			if (x->ino == ino && !x->is_dir && !x->released && x->node_id != node_id)
+				return 1;
+	return 0;
+}
+
 static int file_add(struct local *l, const struct fs_caller *c, uint64_t ino, int fd, int is_dir, uint64_t *fh)
 {
 	struct lfile *f = calloc(1, sizeof *f);
@@ -386,6 +397,8 @@ static int file_add(struct local *l, const struct fs_caller *c, uint64_t ino, in
 		}
 	}
 	f->id = l->next_fh++;
+	if (!is_dir && fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && opened_elsewhere(l, ino, c->node_id))
+		f->id |= FS_FH_UNCACHED;
 	size_t b = mix(f->id) & (l->nfbuckets - 1);
 	f->next = l->files[b];
 	l->files[b] = f;

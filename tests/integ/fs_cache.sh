@@ -171,6 +171,46 @@ V2=$(fsn a revocations)
 check "b read again: the next write revokes again ($V1 -> $V2)" test $((V2 - V1)) -ge 1
 check "... and b sees it" eval "[ \"\$(dd if=$B/stream bs=1 skip=5 count=1 status=none)\" = x ]"
 
+# ---- a file open for writing on two nodes: only the first opener caches
+# (FS_FH_UNCACHED, fsops.h), else both nodes writing one page deadlock
+head -c 1M /dev/urandom >"$A/two"
+# the observable sign of an uncached open: no shared mapping (ENODEV)
+mapb() { timeout 60 python3 -c "
+import errno, mmap, os
+fd = os.open('$B/two', os.O_RDWR)
+try:
+    mmap.mmap(fd, 4096, mmap.MAP_SHARED); print('mapped')
+except OSError as e:
+    print(errno.errorcode[e.errno])"; }
+check "alone, b's open for writing is cached (a shared mapping works)" test "$(mapb)" = mapped
+python3 -c "import os, time; fd = os.open('$A/two', os.O_RDWR); print(flush=True); time.sleep(600)" >"$T/holder.out" &
+HOLDER=$!
+check "a holds it open for writing" wait_for 10 test -s "$T/holder.out"
+check "meanwhile b's open for writing is uncached (mmap: ENODEV)" test "$(mapb)" = ENODEV
+check "... and reads a's writes at once" py "
+import os
+fd = os.open('$B/two', os.O_RDWR); os.pread(fd, 4096, 0)
+a = os.open('$A/two', os.O_RDWR); os.pwrite(a, b'new', 0)
+assert os.pread(fd, 3, 0) == b'new'"
+kill $HOLDER; wait $HOLDER 2>/dev/null
+# its release reaches the owner after the process is gone
+check "once a closed it, b's opens for writing cache again" wait_for 10 eval '[ "$(mapb)" = mapped ]'
+echo x >"$A/page"
+pw() { timeout 120 python3 -c "
+import os
+fd = os.open('$1/page', os.O_RDWR)
+for i in range(2000):
+    os.pwrite(fd, bytes([i % 256]) * 6000, 1000); os.pread(fd, 4096, 0)"; }
+pw "$A" >"$T/pa.out" 2>&1 &
+PA=$!
+pw "$B" >"$T/pb.out" 2>&1
+RB=$?
+wait $PA
+RA=$?
+check "one page written from both nodes at once, 2000 times each ($RA, $RB)" eval "[ $RA = 0 ] && [ $RB = 0 ]" ||
+	cat "$T/pa.out" "$T/pb.out"
+check "... b was not dropped" eval "jcheck a \"o['fs']['clients'] == ['b']\" && ! grep -q 'did not acknowledge' $T/ra/r0.log"
+
 # ---- cache=0: every stat asks the owner
 expect_rc "umount on b" 0 "" nb umount "$B"
 expect_rc "mount on b with -o cache=0" 0 "as client of a" nb mount r0 "$B" -o cache=0

@@ -67,22 +67,7 @@ for n in a b; do
 done
 check "... and the client was never dropped" eval "! grep -q 'did not acknowledge' $T/ra/r0.log"
 
-# ---- one page written from both nodes at once: a known deadlock, broken
-# only by dropping the client (docs/dipolefs.md, "Load tools"); run with
-# FS_LOAD_KNOWN=1 until it is fixed
-if [ "${FS_LOAD_KNOWN:-0}" = 1 ]; then
-	echo x >"$T/ma/page"
-	both_nodes page "timeout 60 python3 -c '
-import os
-fd = os.open(\"@M/page\", os.O_RDWR)
-for i in range(2000):
-    os.pwrite(fd, bytes([i % 256]) * 6000, 1000); os.pread(fd, 4096, 0)
-'"
-	for n in a b; do
-		check "one page written from both nodes at once: $n ($(role $n))" ran_clean page $n 'error'
-	done
-	check "... and the client was never dropped" eval "! grep -q 'did not acknowledge' $T/ra/r0.log"
-fi
+# (one page written from both nodes at once: fs_cache.sh)
 
 # ---- stress-ng: every filesystem stressor that applies to FUSE, one at a time
 # The exclusions and their reasons are listed in docs/dipolefs.md.
