@@ -108,6 +108,12 @@ struct daemon {
 void startup_plan(struct daemon *d);
 void startup_tick(struct daemon *d);
 int startup_pending(struct daemon *d);
+/* 1 when this node may start a new data generation without a connected
+ * peer: it has no disk peer, or talked to one since startup, or the
+ * startup rule finds it cannot have fallen behind (docs/startup.md "The
+ * rule"); else 0 with why[len] saying which peer may have carried on.
+ * Main thread. */
+int startup_may_promote_alone(struct daemon *d, char *why, size_t len);
 void startup_json(struct daemon *d, struct strbuf *sb);
 void startup_text(struct daemon *d, struct strbuf *sb);
 void startup_state_line(struct daemon *d, struct strbuf *sb);

@@ -211,6 +211,17 @@ static int choose_role(struct daemon *d, enum dipolefs_role *role, int *promote,
 			 disk_state_name((enum disk_state)dstate), d->r->name);
 		return EXIT_STATE;
 	}
+	/* `mount` promotes by itself, unlike `dipole primary` by hand: a node
+	 * restarted while its peer owned the filesystem (fstab at boot, a
+	 * killed daemon) must not own a stale copy before it has talked to
+	 * that peer, or there are two owners and a split brain. */
+	char why[300];
+	if (!startup_may_promote_alone(d, why, sizeof why)) {
+		snprintf(msg, len, "no Primary is connected to own the filesystem, and this node has not talked to "
+			 "its peer since it started: %s; wait until it connects (dipole status %s), or make this node "
+			 "Primary by hand (dipole primary) if the peer is gone for good", why, d->r->name);
+		return EXIT_STATE;
+	}
 	*role = FSR_OWNER;
 	*promote = 1;
 	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", d->h->name);

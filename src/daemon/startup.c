@@ -208,6 +208,43 @@ static int safe_alone(struct daemon *d, const char *who, char *why, size_t len)
 	return 1;
 }
 
+/* Records that a disk peer's handshake completed since startup, also after
+ * the startup wait ended without one (a timeout), for
+ * startup_may_promote_alone. */
+static void note_talked(struct daemon *d)
+{
+	struct startup *s = &d->su;
+	pthread_mutex_lock(&s->lock);
+	int known = s->talked;
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; !known && i < d->npeers; i++) {
+		struct replica_view v;
+		peer_view(d->peers[i], &v);
+		if (v.connected) {
+			pthread_mutex_lock(&s->lock);
+			s->talked = known = 1;
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
+}
+
+int startup_may_promote_alone(struct daemon *d, char *why, size_t len)
+{
+	struct startup *s = &d->su;
+	char who[200];
+
+	if (!s->has_peers)
+		return 1;
+	note_talked(d);
+	pthread_mutex_lock(&s->lock);
+	int talked = s->talked;
+	pthread_mutex_unlock(&s->lock);
+	if (talked)
+		return 1;
+	peer_names(d, who, sizeof who);
+	return safe_alone(d, who, why, len);
+}
+
 void startup_tick(struct daemon *d)
 {
 	struct startup *s = &d->su;
@@ -215,8 +252,10 @@ void startup_tick(struct daemon *d)
 	char who[200], behind_of[64] = "", refused_by[64] = "", why[300];
 	int talked = 0, all = 1, behind = 0, refused = 0;
 
-	if (!startup_pending(d))
+	if (!startup_pending(d)) {
+		note_talked(d);
 		return;
+	}
 	peer_names(d, who, sizeof who);
 	for (int i = 0; i < d->npeers; i++) {
 		struct peer *p = d->peers[i];
