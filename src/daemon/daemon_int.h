@@ -79,6 +79,7 @@ struct daemon {
 	enum dipolefs_role fs_role;
 	char fs_dir[4096];        /* its mount point; "" on an owner serving without one */
 	char fs_owner[64];        /* the owner's host name (this node's when owner) */
+	int fs_owner_lost;        /* client: the owner's link was down at the last check */
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
 	int metrics_fd;           /* bound by `up` before it forks, until served; -1 none */

@@ -608,6 +608,27 @@ static void peers_check(struct daemon *d)
 		 "allow-two-primaries), and the device has one writer while it is mounted", op->name, d->r->name);
 }
 
+/* A client whose owner's replication link went down (ping-timeout: a
+ * power cut, a cut link) drops its filesystem connection once, so its
+ * callers get ENOTCONN instead of hanging on a silent socket; `umount` and
+ * a promotion by hand must not wait for TCP to give up either. */
+static void owner_check(struct daemon *d)
+{
+	const struct cfg_host *o;
+	int role, disk;
+	if (!d->fs || d->fs_role != FSR_CLIENT || !(o = cfg_find_host(d->r, d->fs_owner))) {
+		d->fs_owner_lost = 0;
+		return;
+	}
+	int lost = host_state(d, o, &role, &disk) != 0;
+	if (lost && !d->fs_owner_lost) {
+		char why[160];
+		snprintf(why, sizeof why, "%s is not connected to this node any more", d->fs_owner);
+		dipolefs_owner_lost(d->fs, why);
+	}
+	d->fs_owner_lost = lost;
+}
+
 int fsmount_start(struct daemon *d)
 {
 	pthread_mutex_init(&d->fs_qlock, NULL);
@@ -633,6 +654,7 @@ void fsmount_woken(struct daemon *d)
 	(void)!read(d->fs_wake, &n, sizeof n);
 	serve_queued(d);
 	peers_check(d);
+	owner_check(d);
 }
 
 /* Why the mount is not serving, "" when it is (the mount's own reason, a
@@ -674,6 +696,7 @@ int fsmount_tick(struct daemon *d)
 	serve_queued(d);
 	peers_check(d);
 	fsmount_check_unmounted(d);
+	owner_check(d);
 	return d->fs || d->npeers ? 1000 : -1;
 }
 

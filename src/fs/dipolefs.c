@@ -434,6 +434,12 @@ void dipolefs_set_reason(struct dipolefs *fs, const char *why)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+void dipolefs_owner_lost(struct dipolefs *fs, const char *why)
+{
+	if (fs->remote)
+		remote_drop(fs->remote, why);
+}
+
 static const char *role_name(enum dipolefs_role r)
 {
 	return r == FSR_OWNER ? "owner" : r == FSR_CLIENT ? "client" : "none";

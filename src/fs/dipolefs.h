@@ -70,6 +70,9 @@ void dipolefs_accept(struct dipolefs *fs, int fd, const char *from);
 /* Why the mount is not serving, as the daemon sees it ("" serving): shown
  * by status after the mount's own reason (a client reconnecting). */
 void dipolefs_set_reason(struct dipolefs *fs, const char *why);
+/* Client: the daemon saw the owner's replication link go down; requests
+ * waiting for it fail with ENOTCONN now (remote_drop). No-op on an owner. */
+void dipolefs_owner_lost(struct dipolefs *fs, const char *why);
 /* The "fs" object of `status --json` (../shared/design.md, dipolefs):
  * mountpoint null and mounted_here false on an owner serving without a
  * mount here. */

@@ -225,6 +225,18 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+void remote_drop(struct remote *rm, const char *why)
+{
+	pthread_mutex_lock(&rm->lock);
+	if (rm->fd >= 0) {
+		log_warn("%s: fs: dropping the connection to the owner %s: %s", rm->res, rm->owner_name, why);
+		/* the fd stays open (closing needs send_lock): the reader sees the
+		 * shutdown, fails what is in flight and closes it */
+		shutdown(rm->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&rm->lock);
+}
+
 static void *notifier_main(void *arg)
 {
 	struct remote *rm = arg;

@@ -37,6 +37,12 @@ void remote_set_notify(struct remote *rm, const struct fs_notify *n);
 void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations);
 /* 1 while connected to the owner. */
 int remote_connected(struct remote *rm);
+/* The owner is known to be gone (its replication link timed out): end the
+ * connection now, so requests in flight fail with -ENOTCONN instead of
+ * waiting on a socket nothing answers (TCP gives up after ~15 min), and
+ * reconnect as after any loss. Takes only `lock`: a sender blocked on the
+ * dead socket holds send_lock, and the shutdown is what wakes it. */
+void remote_drop(struct remote *rm, const char *why);
 /* Disconnect (requests in flight fail with -ENOTCONN) and free. */
 void remote_close(struct remote *rm);
 
