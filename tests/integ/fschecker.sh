@@ -9,6 +9,9 @@
 # target, fsck and byte-identical replicas. The seed is printed; rerun with
 # FSCHECK_SEED=N to replay the same schedule.
 . "$(dirname "$0")/lib.sh"
+FSCHECK_SEED=${FSCHECK_SEED:-$((RANDOM * 32768 + RANDOM))}
+echo "# fschecker: FSCHECK_SEED=$FSCHECK_SEED (rerun with it to replay the schedule)"
+export FSCHECK_SEED
 mknet2
 mkres2 128M 'protocol C; shared-secret "fschecker";'
 mkdir -p "$T/ma" "$T/mb"
@@ -38,7 +41,7 @@ cutb -I
 # a silent owner: once the replication link times out, a call through b
 # fails (ENOTCONN) instead of waiting for TCP to give up (~15 min)
 check "link cut: a call through b fails instead of hanging" eval \
-	"timeout 30 cat $T/mb/probe >$T/probe.out 2>&1; test \$? = 1 && grep -q 'not connected' $T/probe.out"
+	"timeout -k 5 30 cat $T/mb/probe >$T/probe.out 2>&1; test \$? = 1 && grep -q 'not connected' $T/probe.out"
 cutb -D
 check "healed: b reads through its mount again" wait_for 60 grep -q x "$T/mb/probe"
 T=$T NS_A=$NS_A NS_B=$NS_B VETH_A=$VETH_A VETH_B=$VETH_B DIPOLE=$DIPOLE CFG=$T/r.res MA=$T/ma MB=$T/mb \
