@@ -597,6 +597,9 @@ def final_owner_check(cl, wk, tag):
     """Every worker's model against what the mount of the current owner shows."""
     bad, counts = [], {}
     for w in wk.names:
+        top = "%s/%s" % (cl.mnt["b"], w)
+        if os.path.exists(top + "/db.sqlite-journal"):   # rolled back by the check's open
+            note("%s: a hot journal, %d bytes, is there after the power cut" % (w, os.path.getsize(top + "/db.sqlite-journal")))
         m = Model(w, wk.journal(w))
         for k, v in m.counts.items():
             counts[k] = counts.get(k, 0) + v
