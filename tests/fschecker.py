@@ -189,7 +189,9 @@ class Worker:
     def sql(self, s):
         db = sqlite3.connect("%s/db.sqlite" % self.top, timeout=30, isolation_level=None)
         try:
-            db.execute("PRAGMA synchronous=FULL")
+            # EXTRA: FULL does not sync the directory after the journal's unlink, so
+            # a power cut may roll back a COMMIT that returned (SQLite's docs)
+            db.execute("PRAGMA synchronous=EXTRA")
             db.execute("BEGIN IMMEDIATE")
             db.execute("INSERT INTO t VALUES (?, ?)", (s, "%s:%d" % (self.name, s)))
             db.execute("COMMIT")
