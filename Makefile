@@ -87,7 +87,7 @@ build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/o
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -DFIXTURES=\"$(CURDIR)/tests/fixtures\" -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 
 # the dipolefs client and server over loopback, with a passthrough backend
-FSNET_OBJS := fs/remote fs/server net/fsproto net/hs net/codec net/listener conf/config base/util base/log
+FSNET_OBJS := fs/remote fs/server net/fsproto net/hs net/hsauth net/codec net/listener conf/config base/util base/log
 build/fsnet-selftest: tests/fsnet/selftest.c tests/fsnet/passthrough.c tests/fsnet/passthrough.h \
 		$(patsubst %,build/san/obj/%.o,$(FSNET_OBJS))
 	@echo "  CC san  $@"
@@ -139,7 +139,7 @@ check:
 
 # serves a directory through the owner's dipolefs path (tests, POSIX suite)
 FSMOUNT_OBJS := $(addprefix build/obj/,fs/local.o fs/locks.o fs/fusefs.o export/fusemount.o fs/dipolefs.o fs/fsprobe.o fs/remote.o fs/server.o \
-	net/fsproto.o net/hs.o net/codec.o net/listener.o conf/config.o base/util.o base/log.o)
+	net/fsproto.o net/hs.o net/hsauth.o net/codec.o net/listener.o conf/config.o base/util.o base/log.o)
 build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(FSMOUNT_OBJS) $(PKG_LIBS)

@@ -4,6 +4,7 @@
 #include "fsconv.h"
 #include "fsproto.h"
 #include "hs.h"
+#include "hsauth.h"
 #include "listener.h"
 #include "log.h"
 #include "wire.h"
@@ -672,65 +673,19 @@ static int serve_frame(struct sconn *c, char *why)
 
 /* ------------------------------------------------------------ connections */
 
-static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family == AF_INET && b->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6 && b->ss_family == AF_INET6)
-		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
-			       16);
-	return 0;
-}
-
 /* Handshake as acceptor: the host the client proved to be, or NULL with
  * why set (and the client told). */
 static const struct cfg_host *authenticate(struct sconn *c, char *why)
 {
 	struct server *s = c->s;
-	uint8_t b[WIRE_HDR + HELLO_CHANNEL + 1];
 	struct timeval tv = { .tv_sec = 5 }; /* hs_handshake sets its own after */
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	ssize_t n = recv(c->fd, b, sizeof b, MSG_PEEK | MSG_WAITALL);
-	if (n != (ssize_t)sizeof b || get_be32(b) != WIRE_MAGIC || get_be16(b + 4) != P_HELLO) {
-		snprintf(why, 256, "connection from %s is not a dipole node (no HELLO)", c->from);
+	struct hs_conf hc;
+	const struct cfg_host *h = hs_identify(c->fd, s->r, s->me, c->from, &hc, why);
+	if (!h)
 		return NULL;
-	}
-	int id = (int)get_be32(b + WIRE_HDR + HELLO_NODE_ID);
-	const struct cfg_host *h = NULL;
-	for (int i = 0; i < s->r->nhosts; i++)
-		if (s->r->hosts[i].node_id == id && &s->r->hosts[i] != s->me)
-			h = &s->r->hosts[i];
-	if (!h) {
-		snprintf(why, 256, "connection from %s names node-id %d, not another host of %s", c->from, id, s->r->name);
-		hs_refuse(c->fd, why);
-		return NULL;
-	}
-	struct hs_conf hc = { .res = s->r->name, .my_id = s->me->node_id, .peer_id = h->node_id, .peer_name = h->name,
-			      .fs_only = 1, .timeout_ms = 30000 };
-	const char *v = cfg_conn_get(s->r, s->me->name, h->name, SECT_NET, "shared-secret");
-	if (v && *v) {
-		const char *alg = cfg_conn_get(s->r, s->me->name, h->name, SECT_NET, "cram-hmac-alg");
-		hc.md = EVP_get_digestbyname(alg ? alg : "sha256");
-		if (!hc.md) {
-			snprintf(why, 256, "cram-hmac-alg '%s' is not a digest this system knows", alg);
-			hs_refuse(c->fd, why);
-			return NULL;
-		}
-		hc.secret = v;
-		hc.has_secret = 1;
-	} else {
-		/* no secret: the source address is all that identifies a node */
-		struct sockaddr_storage peer, want;
-		socklen_t pl = sizeof peer, wl;
-		if (!h->address || getpeername(c->fd, (struct sockaddr *)&peer, &pl) ||
-		    parse_sockaddr(h->address, &want, &wl) || !same_ip(&peer, &want)) {
-			snprintf(why, 256, "connection from %s claims to be %s, whose address is %s; without a "
-				 "shared-secret only that address is served", c->from, h->name,
-				 h->address ? h->address : "not configured");
-			hs_refuse(c->fd, "without a shared-secret the owner serves only the configured nodes' addresses");
-			return NULL;
-		}
-	}
+	hc.fs_only = 1;
+	hc.timeout_ms = 30000;
 	int ch = -1;
 	struct pkt_hello peer, mine;
 	char reason[256];

@@ -2,6 +2,7 @@
 #include "confq.h"
 #include "codec.h"
 #include "hs.h"
+#include "hsauth.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -42,76 +43,6 @@ int confq_digest(const struct cfg_resource *r, uint8_t out[CONFQ_DIGEST])
 	return ok && n == CONFQ_DIGEST ? 0 : -ENOMEM;
 }
 
-/* The handshake settings for the link between me and h: the pair's
- * shared secret if it has one. 0, or -EINVAL with why (an unknown
- * cram-hmac-alg). */
-static int link_conf(const struct cfg_resource *r, const struct cfg_host *me, const struct cfg_host *h,
-		     struct hs_conf *hc, char *why)
-{
-	*hc = (struct hs_conf){ .res = r->name, .my_id = me->node_id, .peer_id = h->node_id, .peer_name = h->name,
-				.query_only = 1, .timeout_ms = 5000 };
-	const char *v = cfg_conn_get(r, me->name, h->name, SECT_NET, "shared-secret");
-	if (!v || !*v)
-		return 0;
-	const char *alg = cfg_conn_get(r, me->name, h->name, SECT_NET, "cram-hmac-alg");
-	hc->md = EVP_get_digestbyname(alg ? alg : "sha256");
-	if (!hc->md) {
-		snprintf(why, 256, "cram-hmac-alg '%s' is not a digest this system knows", alg);
-		return -EINVAL;
-	}
-	hc->secret = v;
-	hc->has_secret = 1;
-	return 0;
-}
-
-static int same_ip(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family == AF_INET && b->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6 && b->ss_family == AF_INET6)
-		return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
-			       16);
-	return 0;
-}
-
-/* Which host of r the asker says it is (from its HELLO, peeked), and
- * whether it may ask: with a shared secret the handshake proves it, without
- * one it must come from that host's address. NULL with why (told to it). */
-static const struct cfg_host *identify(struct query *x, struct hs_conf *hc, char *why)
-{
-	const struct confq *q = x->q;
-	uint8_t b[WIRE_HDR + HELLO_NODE_ID + 4];
-	ssize_t n = recv(x->fd, b, sizeof b, MSG_PEEK | MSG_WAITALL);
-	if (n != (ssize_t)sizeof b || get_be32(b) != WIRE_MAGIC || get_be16(b + 4) != P_HELLO) {
-		snprintf(why, 256, "query from %s: not a dipole node (no HELLO)", x->from);
-		return NULL;
-	}
-	int id = (int)get_be32(b + WIRE_HDR + HELLO_NODE_ID);
-	const struct cfg_host *h = NULL;
-	for (int i = 0; i < q->r->nhosts; i++)
-		if (q->r->hosts[i].node_id == id && &q->r->hosts[i] != q->me)
-			h = &q->r->hosts[i];
-	if (!h)
-		snprintf(why, 256, "query from %s names node-id %d, not another host of %s", x->from, id, q->r->name);
-	else if (link_conf(q->r, q->me, h, hc, why))
-		h = NULL;
-	else if (!hc->has_secret) {
-		struct sockaddr_storage peer, want;
-		socklen_t pl = sizeof peer;
-		unsigned wl;
-		if (!h->address || getpeername(x->fd, (struct sockaddr *)&peer, &pl) ||
-		    parse_sockaddr(h->address, &want, &wl) || !same_ip(&peer, &want)) {
-			snprintf(why, 256, "query from %s claims to be %s, whose address is %s; without a "
-				 "shared-secret only that address is answered", x->from, h->name,
-				 h->address ? h->address : "not configured");
-			h = NULL;
-		}
-	}
-	if (!h)
-		hs_refuse(x->fd, why);
-	return h;
-}
-
 static void answer(struct query *x)
 {
 	struct hs_conf hc;
@@ -121,7 +52,11 @@ static void answer(struct query *x)
 	int ch = -1;
 	struct timeval tv = { .tv_sec = 5 };
 	setsockopt(x->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	if (!identify(x, &hc, why) || hs_handshake(&hc, x->fd, &ch, x->from, &peer, &mine, why))
+	if (!hs_identify(x->fd, x->q->r, x->q->me, x->from, &hc, why))
+		return;
+	hc.query_only = 1;
+	hc.timeout_ms = 5000;
+	if (hs_handshake(&hc, x->fd, &ch, x->from, &peer, &mine, why))
 		return;
 	setsockopt(x->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (hs_recv_hdr(x->fd, &w) || w.type != P_CONF_QUERY || w.len)
@@ -244,9 +179,11 @@ int confq_ask(const struct cfg_resource *r, const struct cfg_host *me, const str
 		snprintf(why, 256, "no address configured");
 		return -EINVAL;
 	}
-	int rc = link_conf(r, me, peer, &hc, why);
+	int rc = hs_link_conf(r, me, peer, &hc, why);
 	if (rc)
 		return rc;
+	hc.query_only = 1;
+	hc.timeout_ms = 5000;
 	int fd = hs_dial_from(peer->address, me->address, -1);
 	if (fd < 0) {
 		snprintf(why, 256, "cannot reach %s: %s", peer->address, strerror(-fd));
