@@ -188,6 +188,7 @@ static void execute(struct nbd_server *s, struct nbd_req *r)
 
 static void *worker_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-nbd-wk"); /* perf and top show what it is */
 	struct nbd_server *s = arg;
 	for (;;) {
 		struct nbd_req *r;
@@ -571,6 +572,7 @@ static void conn_free(struct nbd_conn *c)
 
 static void *conn_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-nbd-rx"); /* perf and top show what it is */
 	struct nbd_conn *c = arg;
 	conn_run(c);
 	pthread_mutex_lock(&c->s->lock);

@@ -435,6 +435,7 @@ static void teardown(struct peer *p)
 
 static void *conn_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-peer-rx"); /* perf and top show what it is */
 	struct peer *p = arg;
 	struct pkt_hello hello, mine;
 	int backoff = 100;

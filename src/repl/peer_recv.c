@@ -238,6 +238,7 @@ static int meta_recv(struct rx_ctx *c, uint8_t *body)
 
 void *meta_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-peer-meta"); /* perf and top show what it is */
 	struct peer *p = arg;
 	struct rx_ctx c = { p, 0, now_ns() };
 	uint8_t body[CODEC_META_MAX];

@@ -145,6 +145,7 @@ static int need_test(struct peer *p, uint64_t b)
 
 static void *verify_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-verify"); /* perf and top show what it is */
 	struct peer *p = arg;
 	struct engine *e = p->e;
 	unsigned dl = digest_len(p);
@@ -240,6 +241,7 @@ void peer_verify_status(struct peer *p, struct strbuf *sb)
 
 static void *rs_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-resync"); /* perf and top show what it is */
 	struct peer *p = arg;
 	struct engine *e = p->e;
 	uint64_t cursor = 0;

@@ -448,6 +448,7 @@ static void vl_run(struct vlink *l, int fd)
 
 static void *vl_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-votelink"); /* perf and top show what it is */
 	struct vlink *l = arg;
 	int backoff = 100;
 	while (!atomic_load(&l->q->stopping)) {
@@ -725,6 +726,7 @@ static void evaluate(struct quorum *q)
 
 static void *q_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "dp-quorum"); /* perf and top show what it is */
 	struct quorum *q = arg;
 	while (!atomic_load(&q->stopping)) {
 		evaluate(q);
