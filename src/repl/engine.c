@@ -255,13 +255,38 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp)
 			engine_set_unsure(e, (int)i, 1);
 }
 
-/* An extent leaves the activity log: its bitmap bits go to disk first. */
-static int al_evict(void *arg, uint32_t extent)
+/* Extents leave the activity log (at most a few, one log record): what
+ * their writes marked goes to disk first, then one flush makes those pages
+ * and the data written in the extents durable, so a crash after the record
+ * that forgets them loses neither. An extent with no bit set in any slot
+ * (every peer has all of it: the connected case) writes no page; the flush
+ * is still needed for its data. One page holds 32 extents: a batch of
+ * neighbours writes it once. */
+static int al_evict(void *arg, const uint32_t *ext, unsigned n)
 {
 	struct engine *e = arg;
-	uint64_t per = MD_AL_EXTENT / MD_BLOCK, first = (uint64_t)extent * per;
-	/* the last extent may be short */
-	int rc = bitmap_save_blocks(e->bm, first, e->bm_bits - first < per ? e->bm_bits - first : per);
+	const uint64_t per = MD_AL_EXTENT / MD_BLOCK, page_blocks = (uint64_t)MD_BLOCK * 8;
+	uint64_t done[8];
+	unsigned ndone = 0;
+	int rc = 0;
+	for (unsigned i = 0; !rc && i < n; i++) {
+		uint64_t first = (uint64_t)ext[i] * per;
+		if (first >= e->bm_bits)
+			continue;
+		/* the last extent may be short */
+		uint64_t len = e->bm_bits - first < per ? e->bm_bits - first : per;
+		if (bitmap_any(e->bm, first, len) <= 0)
+			continue;
+		uint64_t page = first / page_blocks, seen = 0;
+		for (unsigned k = 0; k < ndone; k++)
+			seen |= done[k] == page;
+		if (seen)
+			continue;
+		uint64_t p0 = page * page_blocks;
+		rc = bitmap_save_blocks(e->bm, p0, e->bm_bits - p0 < page_blocks ? e->bm_bits - p0 : page_blocks);
+		if (ndone < 8)
+			done[ndone++] = page;
+	}
 	return rc ? rc : disk_flush(e->disk);
 }
 

@@ -24,12 +24,12 @@ struct al {
 	uint8_t *buf;
 	uint32_t *rec;
 	atomic_uint_fast64_t updates;
-	int (*evict)(void *arg, uint32_t extent);
+	int (*evict)(void *arg, const uint32_t *ext, unsigned n);
 	void *arg;
 };
 
 int al_new(struct al **out, struct disk *d, const struct md_super *sb, uint64_t size, unsigned nslots,
-	   uint64_t seq, int (*evict)(void *arg, uint32_t extent), void *arg)
+	   uint64_t seq, int (*evict)(void *arg, const uint32_t *ext, unsigned n), void *arg)
 {
 	struct al *a = calloc(1, sizeof *a);
 	if (!a)
@@ -85,7 +85,50 @@ static int write_log(struct al *a)
 	return rc;
 }
 
-/* Slow path: log extent x (under lock). Evicts a slot no write holds. */
+/* A sequential writer that reaches a cold extent will reach the next ones
+ * too: one record logs AL_AHEAD extents (32 MiB), so a stream pays one log
+ * update (and, with the log full, one flush) per 32 MiB instead of per
+ * 4 MiB. Logging an extent early only widens what a crash marks; small logs
+ * (tests, tiny al-extents) keep the one-extent behaviour. */
+#define AL_AHEAD           8u
+#define AL_AHEAD_MIN_SLOTS (4 * AL_AHEAD)
+
+struct take {
+	unsigned slot;
+	uint32_t ext, old;  /* old: the extent evicted from the slot, or NO_SLOT */
+};
+
+/* A slot for a new extent by the clock hand (under lock): a free one, or
+ * one no write holds, unpublished (its extent in t->old). 0, or -EBUSY
+ * when every slot is busy. Slots already taken in this round are skipped. */
+static int take_slot(struct al *a, struct take *t, const struct take *taken, unsigned ntaken)
+{
+	for (unsigned tries = 0; tries < 2 * a->nslots; tries++) {
+		unsigned i = a->hand++ % a->nslots, dup = 0;
+		for (unsigned k = 0; k < ntaken; k++)
+			dup |= taken[k].slot == i;
+		if (dup)
+			continue;
+		uint32_t old = a->ext[i];
+		if (old != NO_SLOT) {
+			/* unpublish, then check nobody took a reference meanwhile */
+			atomic_store(&a->map[old], NO_SLOT);
+			if (atomic_load(&a->refs[i])) {
+				atomic_store(&a->map[old], i);
+				continue;
+			}
+		}
+		t->slot = i;
+		t->old = old;
+		return 0;
+	}
+	return -EBUSY;
+}
+
+/* Slow path: log extent x (under lock), and the next ones after a
+ * sequential writer. Evicts slots no write holds: their bitmap bits (and
+ * the data written in them) are made durable by one evict call for all of
+ * them, then one record names the new set. */
 static int log_extent(struct al *a, uint32_t x)
 {
 	for (;;) {
@@ -94,41 +137,55 @@ static int log_extent(struct al *a, uint32_t x)
 			atomic_fetch_add(&a->refs[s], 1);
 			return 0;
 		}
-		for (unsigned tries = 0; tries < 2 * a->nslots; tries++) {
-			unsigned i = a->hand++ % a->nslots;
-			uint32_t old = a->ext[i];
-			if (old != NO_SLOT) {
-				/* unpublish, then check nobody took a reference meanwhile */
-				atomic_store(&a->map[old], NO_SLOT);
-				if (atomic_load(&a->refs[i])) {
-					atomic_store(&a->map[old], i);
-					continue;
-				}
-				/* what the extent's writes marked must be on disk before
-				 * the log forgets the extent */
-				int rc = a->evict ? a->evict(a->arg, old) : 0;
-				if (rc) {
-					atomic_store(&a->map[old], i);
-					return rc;
-				}
+		struct take t[AL_AHEAD];
+		unsigned n = 0;
+		if (take_slot(a, &t[0], t, 0) == 0) {
+			t[n++].ext = x;
+			int seq = a->nslots >= AL_AHEAD_MIN_SLOTS && x > 0 && atomic_load(&a->map[x - 1]) != NO_SLOT;
+			for (uint32_t y = x + 1; seq && n < AL_AHEAD && y < a->next; y++) {
+				if (atomic_load(&a->map[y]) != NO_SLOT || take_slot(a, &t[n], t, n))
+					break;
+				t[n++].ext = y;
 			}
-			a->ext[i] = x;
-			atomic_store(&a->refs[i], 1);
-			int rc = write_log(a);
-			if (rc) {
-				a->ext[i] = NO_SLOT;
-				atomic_store(&a->refs[i], 0);
-				return rc;
-			}
-			/* only now may writes in x proceed: the log names it on disk */
-			atomic_store(&a->map[x], i);
-			return 0;
 		}
-		/* every slot busy: wait for writes to drain */
-		pthread_mutex_unlock(&a->lock);
-		struct timespec ts = { 0, 200000 };
-		nanosleep(&ts, NULL);
-		pthread_mutex_lock(&a->lock);
+		if (!n) {
+			/* every slot busy: wait for writes to drain */
+			pthread_mutex_unlock(&a->lock);
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&a->lock);
+			continue;
+		}
+		/* what the evicted extents' writes marked must be on disk before
+		 * the log forgets them */
+		uint32_t victims[AL_AHEAD];
+		unsigned nv = 0;
+		for (unsigned k = 0; k < n; k++)
+			if (t[k].old != NO_SLOT)
+				victims[nv++] = t[k].old;
+		int rc = nv && a->evict ? a->evict(a->arg, victims, nv) : 0;
+		if (rc) {
+			for (unsigned k = 0; k < n; k++)
+				if (t[k].old != NO_SLOT)
+					atomic_store(&a->map[t[k].old], t[k].slot);
+			return rc;
+		}
+		for (unsigned k = 0; k < n; k++) {
+			a->ext[t[k].slot] = t[k].ext;
+			atomic_store(&a->refs[t[k].slot], k == 0 ? 1 : 0);
+		}
+		rc = write_log(a);
+		if (rc) {
+			for (unsigned k = 0; k < n; k++) {
+				a->ext[t[k].slot] = NO_SLOT;
+				atomic_store(&a->refs[t[k].slot], 0);
+			}
+			return rc;
+		}
+		/* only now may writes in them proceed: the log names them on disk */
+		for (unsigned k = 0; k < n; k++)
+			atomic_store(&a->map[t[k].ext], t[k].slot);
+		return 0;
 	}
 }
 

@@ -1,7 +1,7 @@
 /* al — the activity log: which extents of the device may have writes in
  * flight. Before a write touches an extent that is not in the log, the log
  * is updated on disk (one 4 KiB FUA write); extents leave it only when no
- * write is in flight in them. After a crash every block of every logged
+ * write is in flight in them, after their bitmap bits and data are flushed. After a crash every block of every logged
  * extent is marked out of sync, so whatever was in flight — written here
  * but not on the peer, or the other way round — is resynced when the nodes
  * meet again (docs/failures.md).
@@ -24,10 +24,15 @@ struct al;
 
 /* nslots: how many extents may be logged at once (al-extents), capped to
  * what one record holds. */
-/* seq: of the newest record on disk. evict(arg, extent) is called (under the
- * log's lock) before an extent leaves the log: persist its bitmap bits. */
+/* seq: of the newest record on disk. evict(arg, ext, n) is called (under
+ * the log's lock) before extents leave the log, once for all the extents
+ * one record drops (at most 8): make their bitmap bits and the data written
+ * in them durable. A nonzero return keeps them logged and fails the write.
+ * A writer reaching a cold extent right after a logged one (sequential)
+ * has the next extents logged by the same record when the log has at
+ * least 32 slots. */
 int al_new(struct al **out, struct disk *d, const struct md_super *sb, uint64_t size, unsigned nslots,
-	   uint64_t seq, int (*evict)(void *arg, uint32_t extent), void *arg);
+	   uint64_t seq, int (*evict)(void *arg, const uint32_t *ext, unsigned n), void *arg);
 void al_free(struct al *a);
 /* Around a write of [off, off+len). begin returns 0 or -errno (log update
  * failed: the write must not happen). */

@@ -189,6 +189,26 @@ uint64_t bitmap_next(struct bitmap *b, int slot, uint64_t from)
 	return UINT64_MAX;
 }
 
+int bitmap_any(struct bitmap *b, uint64_t first, uint64_t n)
+{
+	int rc = range_check(b, 0, first, n);
+	if (rc)
+		return rc;
+	uint64_t last = first + n - 1, w0 = first >> 6, w1 = last >> 6;
+	for (uint32_t s = 0; s < b->nslots; s++) {
+		for (uint64_t w = w0; w <= w1; w++) {
+			uint64_t v = atomic_load_explicit(&b->slot[s].words[w], memory_order_relaxed);
+			if (w == w0)
+				v &= ~0ULL << (first & 63);
+			if (w == w1 && (last & 63) != 63)
+				v &= (1ULL << ((last & 63) + 1)) - 1;
+			if (v)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 uint64_t bitmap_oos(struct bitmap *b, int slot)
 {
 	return slot_ok(b, slot) ? atomic_load(&b->slot[slot].oos) : 0;

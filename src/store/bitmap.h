@@ -58,6 +58,9 @@ int bitmap_merge_le(struct bitmap *b, int slot, uint64_t first_word, const uint8
 /* The first set block at or after block `from`; UINT64_MAX when there is
  * none (also for a slot that does not exist). */
 uint64_t bitmap_next(struct bitmap *b, int slot, uint64_t from);
+/* Whether any block of [first, first+n) is set in any slot: 1 or 0, or
+ * -EINVAL / -ERANGE. Reads only the words of the range. */
+int bitmap_any(struct bitmap *b, uint64_t first, uint64_t n);
 /* How many blocks are set in a slot (0 for a slot that does not exist). */
 uint64_t bitmap_oos(struct bitmap *b, int slot);
 /* A slot's words ((bits + 63) / 64 of them), NULL for no such slot: a

@@ -287,6 +287,32 @@ TEST(slots_are_independent)
 	rmdisk(d);
 }
 
+/* bitmap_any (what the activity log's eviction asks before it writes an
+ * extent's page): any slot, range edges inside and across words, the last
+ * block, refusals. */
+TEST(any_set_in_a_range)
+{
+	struct disk *d;
+	struct md_super sb;
+	struct bitmap *b = mkbitmap(3, &d, &sb);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	uint64_t bits = bitmap_bits(b);
+	CHECK(bitmap_any(b, 0, bits) == 0);
+	CHECK(bitmap_set(b, 2, 1000, 1, NULL) == 0); /* only in the third slot */
+	CHECK(bitmap_any(b, 0, bits) == 1 && bitmap_any(b, 1000, 1) == 1);
+	CHECK(bitmap_any(b, 0, 1000) == 0 && bitmap_any(b, 1001, 63) == 0);
+	CHECK(bitmap_any(b, 999, 2) == 1 && bitmap_any(b, 936, 64) == 0 && bitmap_any(b, 937, 64) == 1);
+	CHECK(bitmap_any(b, 1024, 1024) == 0);
+	CHECK(bitmap_set(b, 0, bits - 1, 1, NULL) == 0);
+	CHECK(bitmap_any(b, bits - 1, 1) == 1 && bitmap_any(b, bits - 65, 64) == 0);
+	CHECK(bitmap_any(b, 0, 0) == -EINVAL && bitmap_any(b, bits, 1) == -ERANGE && bitmap_any(b, 1, bits) == -ERANGE);
+	CHECK(bitmap_clear(b, 2, 1000, 1, NULL) == 0 && bitmap_any(b, 0, bits - 1) == 0);
+	bitmap_close(b);
+	rmdisk(d);
+}
+
 /* A pattern in three slots, saved and read by a second bitmap: the same
  * bits, and on disk the little-endian words of docs/metadata.md. */
 TEST(persistence_round_trip_and_disk_format)
