@@ -45,6 +45,17 @@ check "systemd/ ships dipole@.service" test -f "$ROOT/systemd/dipole@.service"
 check "the unit is Type=notify, started in the foreground, stopped by down" \
 	grep -qzE 'Type=notify.*ExecStart=/usr/sbin/dipole \$DIPOLE_OPTS up %i --foreground.*ExecStop=/usr/sbin/dipole \$DIPOLE_OPTS down %i' \
 	"$ROOT/systemd/dipole@.service"
+check "the unit runs the doctor before up (ExecStartPre), with the same options" \
+	awk '$0 == "ExecStartPre=/usr/sbin/dipole $DIPOLE_OPTS doctor %i" { pre = NR }
+		/^ExecStart=/ { start = NR } END { exit !(pre && start && pre < start) }' "$ROOT/systemd/dipole@.service"
+# what systemd runs there, run the same way: the doctor stops the start on
+# an error (exit 1) or an uncheckable configuration (exit 2), not on warnings
+printf 'resource swarm {\n on %s { address 127.0.0.1:%s; disk %s; }\n on other { address 127.0.0.2:%s; disk %s; }\n}\n' \
+	"$(uname -n)" "$(free_port)" "$T/missing.img" 7790 "$T/missing.img" >"$T/doc.res"
+expect_rc "ExecStartPre's doctor fails the start on an error, naming it (disk-missing)" 1 "disk-missing" \
+	"$DIPOLE" -c "$T/doc.res" doctor swarm
+expect_rc "and on a resource the configuration lacks (exit 2, resource-unknown)" 2 "resource-unknown" \
+	"$DIPOLE" -c "$T/doc.res" doctor nosuch
 check "the unit restarts on failure with a limit, after network-online.target" \
 	grep -qzE 'Wants=network-online.target.*After=network-online.target.*StartLimitBurst=[0-9]+.*Restart=on-failure' \
 	"$ROOT/systemd/dipole@.service"
