@@ -22,6 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* How long a mount waits for the peer at boot (s); systemd's mount timeout
+ * (x-systemd.mount-timeout, 90 s by default) is longer. */
+#define MOUNT_PEER_WAIT_S 60
+
 /* The value of the first "key":"value" in a status JSON object (our own
  * output: no escapes in what we look up but \" and \\), into out[len].
  * 0, or -ENOENT if absent or null. */
@@ -307,7 +311,21 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 	char sock[512], msg[512];
 	struct strbuf body = { 0 };
 	cli_path(cli, res, "ctl", sock, sizeof sock);
-	rc = ctl_request(sock, req.buf, msg, &body);
+	/* At boot the mount may come before the peer connected: a node that
+	 * has not talked to its peer since it started may not promote itself
+	 * to own the filesystem (the daemon's reply starts "startup: "). Wait
+	 * for the peer, asking again each second, for MOUNT_PEER_WAIT_S: by
+	 * then the handshake has settled who is current and who is Primary. */
+	for (int waited = 0;; waited++) {
+		rc = ctl_request(sock, req.buf, msg, &body);
+		if (rc != EXIT_STATE || strncmp(msg, "startup: ", 9) || waited >= MOUNT_PEER_WAIT_S)
+			break;
+		if (!waited)
+			fprintf(stderr, "%s: %s: waiting up to %d s for the peer: %s\n", who, res, MOUNT_PEER_WAIT_S,
+				msg + 9);
+		strbuf_free(&body);
+		sleep(1);
+	}
 	strbuf_free(&req);
 	strbuf_free(&body);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {

@@ -217,7 +217,8 @@ static int choose_role(struct daemon *d, enum dipolefs_role *role, int *promote,
 	 * that peer, or there are two owners and a split brain. */
 	char why[300];
 	if (!startup_may_promote_alone(d, why, sizeof why)) {
-		snprintf(msg, len, "no Primary is connected to own the filesystem, and this node has not talked to "
+		/* "startup: " tells mount.dipole (at boot) to wait for the peer */
+		snprintf(msg, len, "startup: no Primary is connected to own the filesystem, and this node has not talked to "
 			 "its peer since it started: %s; wait until it connects (dipole status %s), or make this node "
 			 "Primary by hand (dipole primary) if the peer is gone for good", why, d->r->name);
 		return EXIT_STATE;
