@@ -4,6 +4,7 @@
 #   make fuzz     libFuzzer targets (clang)      make bench   benchmarks
 #   make demo     two-namespace demo             make soak    long fault runs
 #   make install  PREFIX=/usr/local DESTDIR=     make package-test  the .deb, checked
+#   make boot-test  nodes booting systemd in containers, dipole from the .deb
 CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
@@ -34,7 +35,7 @@ OBJS    := $(SRCS:src/%.c=build/obj/%.o)
 SOBJS   := $(SRCS:src/%.c=build/san/obj/%.o)
 UNITS   := $(patsubst tests/unit/%.c,build/san/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all check unit fuzz fuzz-run demo bench soak clean install uninstall package-test
+.PHONY: all check unit fuzz fuzz-run demo bench soak clean install uninstall package-test boot-test
 all: build/dipole build/mount.dipole build/dipole-fstab-generator build/posix-suite build/fsmount-dir
 
 build/dipole: $(OBJS)
@@ -188,6 +189,13 @@ uninstall:
 # the Debian package alone: built, unpacked and checked (make check runs it too)
 package-test:
 	$(Q)TESTS=package bash tests/run
+
+# the guide's scenario under real systemd: each node a Debian container
+# booting systemd (systemd-nspawn over a cached debootstrap root), dipole
+# from the package (tests/boot.sh, docs/boot-test.md). Minutes, and the
+# first run downloads a root: not in make check; make soak runs it.
+boot-test:
+	$(Q)bash tests/boot.sh
 
 demo: build/dipole
 	$(Q)bash scripts/demo$(if $(filter 3,$(NODES)),3)
