@@ -28,6 +28,12 @@ PASS=0 FAIL=0
 ok()     { echo "ok - $SUITE: $1"; PASS=$((PASS + 1)); }
 notok()  { echo "not ok - $SUITE: $1"; FAILED=1; FAIL=$((FAIL + 1)); }
 finish() { echo "$PASS passed, $FAIL failed"; exit $FAILED; }
+# wait_for SECONDS CMD...: by the clock (lib.sh's counts tries, and each
+# try here enters a container: slow on a loaded machine)
+wait_for() {
+	local end=$((SECONDS + $1)); shift
+	until "$@" >/dev/null 2>&1; do [ $SECONDS -ge $end ] && return 1; sleep 0.5; done
+}
 
 BOOT_CACHE=${BOOT_CACHE:-/var/cache/dipole-boot-test}
 CODENAME=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
@@ -250,7 +256,8 @@ synced() { # NAME: connected to every peer, all disks UpToDate, nothing out of s
 mounted() { on "$1" findmnt -n -o FSTYPE -M /mnt/swarm 2>/dev/null | grep -q '^fuse'; }
 owner_of() { on "$1" dipole status swarm --json 2>/dev/null | python3 -c "
 import json, sys; f = json.loads(sys.stdin.read()).get('fs') or {}; print(f.get('owner') or '')"; }
-no_split_brain() { ! on "$1" journalctl -q -u dipole@swarm --no-pager 2>/dev/null | grep -qi 'split.brain'; }
+# a split brain detected, or one resolved by the after-sb policies (src/repl/peer_agree.c)
+no_split_brain() { ! on "$1" journalctl -q -u dipole@swarm --no-pager 2>/dev/null | grep -qE 'split brain: both nodes changed|split brain resolved'; }
 say() { echo "# boot: $*"; }
 show() { # NAME: what to look at when a check failed
 	say "---- $1: status, units, journal"
