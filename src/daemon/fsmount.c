@@ -205,22 +205,25 @@ static int choose_role(struct daemon *d, enum dipolefs_role *role, int *promote,
 			 "(a tiebreaker cannot own it): make a disk node Primary, or mount there");
 		return EXIT_STATE;
 	}
+	/* `mount` promotes by itself, unlike `dipole primary` by hand: a node
+	 * restarted while its peer owned the filesystem (fstab at boot, a
+	 * killed daemon) must not own a stale copy before it has talked to
+	 * that peer, or there are two owners and a split brain. Checked before
+	 * the disk state: with quorum a restarted disk is Consistent until it
+	 * meets its peer, and the Primary to be a client of may just not be
+	 * connected yet. "startup: " tells mount.dipole (at boot) to wait for
+	 * the peer and ask again. */
+	char why[300];
+	if (!startup_may_promote_alone(d, why, sizeof why)) {
+		snprintf(msg, len, "startup: no Primary is connected to own the filesystem, and this node has not talked to "
+			 "its peer since it started: %s; wait until it connects (dipole status %s), or make this node "
+			 "Primary by hand (dipole primary) if the peer is gone for good", why, d->r->name);
+		return EXIT_STATE;
+	}
 	if (dstate != DS_UPTODATE) {
 		snprintf(msg, len, "this node's disk is %s and no Primary is connected to own the filesystem: "
 			 "mount on a node with UpToDate data, or wait until this one is (dipole status %s)",
 			 disk_state_name((enum disk_state)dstate), d->r->name);
-		return EXIT_STATE;
-	}
-	/* `mount` promotes by itself, unlike `dipole primary` by hand: a node
-	 * restarted while its peer owned the filesystem (fstab at boot, a
-	 * killed daemon) must not own a stale copy before it has talked to
-	 * that peer, or there are two owners and a split brain. */
-	char why[300];
-	if (!startup_may_promote_alone(d, why, sizeof why)) {
-		/* "startup: " tells mount.dipole (at boot) to wait for the peer */
-		snprintf(msg, len, "startup: no Primary is connected to own the filesystem, and this node has not talked to "
-			 "its peer since it started: %s; wait until it connects (dipole status %s), or make this node "
-			 "Primary by hand (dipole primary) if the peer is gone for good", why, d->r->name);
 		return EXIT_STATE;
 	}
 	*role = FSR_OWNER;
