@@ -383,6 +383,23 @@ cp "$T/swarm.good" "$T/docker2/root/etc/drbd.d/swarm.res"
 check "fixed, the service and the mount start" \
 	on docker2 sh -c 'systemctl reset-failed dipole@swarm && systemctl start dipole@swarm mnt-swarm.mount'
 check "and docker2 is back in sync" wait_for 90 bash -c "$FN; synced docker1 && synced docker2"
+
+# x-systemd.automount: a known failure, marked as such (docs/dipolefs.md:
+# it needs mount.dipole to hand the FUSE descriptor to the daemon). What
+# is checked is that the first access fails at once, saying why.
+say "KNOWN FAILURE (not counted): x-systemd.automount; checked: refused at once, with the reason"
+on docker2 systemctl stop mnt-swarm.mount
+sed -i 's/_netdev,nofail /_netdev,nofail,x-systemd.automount /' "$T/docker2/root/etc/fstab"
+on docker2 sh -c 'systemctl daemon-reload && systemctl start mnt-swarm.automount'
+if on docker2 timeout 60 ls /mnt/swarm/one >/dev/null 2>&1; then
+	say "x-systemd.automount mounted on first access: the known failure is fixed, make it a check"
+else
+	check "known failure x-systemd.automount: the journal says why (an automount point waiting)" \
+		bash -c "$FN; on docker2 journalctl -q -b --no-pager -u mnt-swarm.mount | grep -q 'automount point waiting for this mount'"
+fi
+on docker2 systemctl stop mnt-swarm.automount mnt-swarm.mount
+sed -i 's/,x-systemd.automount / /' "$T/docker2/root/etc/fstab"
+on docker2 systemctl daemon-reload
 down_hard docker1; down_hard docker2
 
 # ======================= two nodes + tiebreaker ===================================
