@@ -318,7 +318,8 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 	 * then the handshake has settled who is current and who is Primary. */
 	for (int waited = 0;; waited++) {
 		rc = ctl_request(sock, req.buf, msg, &body);
-		if (rc != EXIT_STATE || strncmp(msg, "startup: ", 9) || waited >= MOUNT_PEER_WAIT_S)
+		if (rc != EXIT_STATE || strncmp(msg, "startup: ", 9) || waited >= MOUNT_PEER_WAIT_S ||
+		    strcmp(who, "mount.dipole")) /* `dipole mount` by hand: refused at once */
 			break;
 		if (!waited)
 			fprintf(stderr, "%s: %s: waiting up to %d s for the peer: %s\n", who, res, MOUNT_PEER_WAIT_S,
