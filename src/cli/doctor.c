@@ -249,16 +249,17 @@ static void print_json(const struct doctor *dr, int code)
 static int check_config(struct doctor *dr, const char *res)
 {
 	char err[CFG_ERR_MAX];
-	if (cli_parse(dr->cli, err)) {
-		config_error(dr, err);
-		return EXIT_USAGE;
-	}
 	struct cli *cli = dr->cli;
-	if (!cli->node) { /* as cli_load: the host name */
+	if (!cli->node) { /* as cli_load: the host name (named even when the
+			   * configuration does not parse) */
 		struct utsname u;
 		uname(&u);
 		snprintf(cli->node_buf, sizeof cli->node_buf, "%s", u.nodename);
 		cli->node = cli->node_buf;
+	}
+	if (cli_parse(cli, err)) {
+		config_error(dr, err);
+		return EXIT_USAGE;
 	}
 	for (int i = 0; i < cli->cfg->nwarnings; i++)
 		dr_add(dr, DR_WARNING, "config-warning", "", NULL, "see docs/config.md; remove or correct the option",

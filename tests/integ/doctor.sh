@@ -99,6 +99,8 @@ printf 'resource r0 {\n  on a { address 10.211.0.1:7790 disk /x; }\n}\n' >"$T/ba
 expect_rc "a configuration that does not parse: exit 2, file:line:col" 2 \
 	"config-parse: the configuration does not parse: .*bad.res:2:[0-9]+" \
 	nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/bad.res" --node a doctor r0
+expect_rc "... and its summary still names the node (the host name)" 2 "doctor: 1 error, 0 warnings on node $(uname -n)$" \
+	nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/bad.res" doctor r0
 expect_rc "an unknown resource: exit 2" 2 "resource-unknown" na doctor nosuch
 
 # ---- with a tiebreaker and quorum: no split-brain warning
