@@ -476,13 +476,13 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 	strbuf_json_str(sb, reason(fs, why, sizeof why));
 	/* owner: served for clients and revocations sent; client: sent to the
 	 * owner and revocations received */
-	uint64_t req = 0, rev = 0;
+	uint64_t req = 0, rev = 0, conns = 0;
 	if (fs->srv)
 		server_counters(fs->srv, &req, &rev);
 	else if (fs->remote)
-		remote_counters(fs->remote, &req, &rev);
-	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu}", (unsigned long long)req,
-		      (unsigned long long)rev);
+		remote_counters(fs->remote, &req, &rev, &conns);
+	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu,\"connections\":%llu}", (unsigned long long)req,
+		      (unsigned long long)rev, (unsigned long long)conns);
 	pthread_mutex_unlock(&fs->lock);
 }
 

@@ -57,6 +57,7 @@ struct remote {
 	struct fs_notify notify;
 	uint64_t requests;       /* sent to the owner (status) */
 	uint64_t revocations;    /* received from the owner (status) */
+	uint64_t connections;    /* made to the owner, the first included (status) */
 
 	pthread_mutex_t send_lock;
 	uint8_t *rx;             /* the reader's frame buffer (reader thread only) */
@@ -203,6 +204,7 @@ static void *reader_main(void *arg)
 				break;
 			}
 			rm->fd = fd;
+			rm->connections++;
 			pthread_mutex_unlock(&rm->lock);
 			log_info("%s: fs: connected to the owner %s", rm->res, rm->owner_name);
 			backoff = BACKOFF_MIN_MS;
@@ -791,6 +793,7 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 		return fd;
 	}
 	rm->fd = fd;
+	rm->connections = 1;
 	if (pthread_create(&rm->reader, NULL, reader_main, rm)) {
 		snprintf(err, 256, "cannot start a thread");
 		remote_close(rm);
@@ -819,9 +822,10 @@ void remote_set_notify(struct remote *rm, const struct fs_notify *n)
 	pthread_mutex_unlock(&rm->lock);
 }
 
-void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations)
+void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations, uint64_t *connections)
 {
 	pthread_mutex_lock(&rm->lock);
+	*connections = rm->connections;
 	*requests = rm->requests;
 	*revocations = rm->revocations;
 	pthread_mutex_unlock(&rm->lock);

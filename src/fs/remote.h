@@ -32,9 +32,10 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 /* Where the owner's revocations go; NULL: acknowledged without effect. */
 void remote_set_notify(struct remote *rm, const struct fs_notify *n);
 /* Requests sent to the owner (one per call this mount's kernel did not
- * answer from its cache) and revocations received, since open (status:
- * "requests", "revocations"). */
-void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations);
+ * answer from its cache), revocations received and connections made to
+ * the owner (the first one included), since open (status: "requests",
+ * "revocations", "connections"). */
+void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations, uint64_t *connections);
 /* 1 while connected to the owner. */
 int remote_connected(struct remote *rm);
 /* The owner is known to be gone (its replication link timed out): end the
