@@ -220,7 +220,7 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 	 * stay cached. */
 	fs->cache.entry_timeout = 0;
 	/* revocation targets are registered before anything is served */
-	fs->own_n = (struct fs_notify){ own_inval_inode, NULL, fs };
+	fs->own_n = (struct fs_notify){ .inval_inode = own_inval_inode, .arg = fs };
 	(void)local_add_notify(fs->local, fs->node_id, &fs->own_n);
 	local_set_fanout(fs->local, &(struct local_fanout){ fan_inval_inode, fan_inval_entry, fs });
 	if ((rc = server_open(&fs->srv, c->r, c->me, &local_ops, fs->local, err)))
@@ -295,6 +295,8 @@ static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char
 	int rc = connect_owner(fs, c, err);
 	if (rc)
 		return rc;
+	/* a reconnect loses revocations: remember what the kernel caches */
+	fs->cache.track = 1;
 	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fs->fsname, &remote_ops, fs->remote, fs->node_id, &fs->cache,
 			       err)))
 		return rc;

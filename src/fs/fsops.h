@@ -165,6 +165,11 @@ struct fs_notify {
 	void (*inval_inode)(void *arg, uint64_t ino, int64_t off, int64_t len); /* len 0: attributes only */
 	void (*inval_entry)(void *arg, uint64_t parent, const char *name);
 	void *arg;
+	/* Everything the kernel may cache: every node's attributes and pages,
+	 * every name (a client reconnecting: revocations were lost). Takes
+	 * directory locks: never from a thread a request waits on. NULL: the
+	 * mount does not track what it handed out. */
+	void (*inval_all)(void *arg);
 };
 
 #endif

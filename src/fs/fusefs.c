@@ -16,6 +16,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* What the kernel was handed (cache.track): each node id with the lookups
+ * it holds (entry replies minus forgets), each (parent, name) it may
+ * cache, positive or absent. A superset is harmless (revoking what the
+ * kernel does not hold is a no-op); a name leaves the set before its
+ * revocation reaches the kernel, so a lookup that races it is either
+ * added again or dropped by it. Both tables hash into chains. */
+struct tnode {
+	struct tnode *next;
+	uint64_t ino, nlookup;
+};
+struct tname {
+	struct tname *next;
+	uint64_t parent;
+	size_t len;
+	char name[];
+};
+#define TNODE_BUCKETS 16384u
+#define TNAME_BUCKETS 65536u
+struct track {
+	pthread_mutex_t lock; /* guards the tables; never held across a call into the kernel */
+	struct tnode *nodes[TNODE_BUCKETS];
+	struct tname *names[TNAME_BUCKETS];
+	size_t nnodes, nnames;
+};
+
 struct fusefs {
 	struct fuse_session *se;
 	const struct fs_ops *ops;
@@ -25,7 +50,119 @@ struct fusefs {
 	struct fs_notify notify;
 	struct fusefs_cache cache;
 	struct fusemount *fm;
+	struct track *track;             /* NULL unless cache.track */
 };
+
+/* ---- what the kernel holds (cache.track) ------------------------------- */
+
+static uint64_t name_hash(uint64_t parent, const char *name, size_t len)
+{
+	uint64_t h = 1469598103934665603ull ^ parent * 0x9e3779b97f4a7c15ull; /* FNV-1a, seeded */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Note an entry reply for ino; 0 when ino is 0 (an absent name). */
+static void track_node(struct fusefs *f, uint64_t ino)
+{
+	struct track *t = f->track;
+	if (!t || !ino)
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct tnode **b = &t->nodes[ino % TNODE_BUCKETS], *n = *b;
+	while (n && n->ino != ino)
+		n = n->next;
+	if (!n && (n = malloc(sizeof *n))) {
+		*n = (struct tnode){ .next = *b, .ino = ino };
+		*b = n;
+		t->nnodes++;
+	}
+	if (n)
+		n->nlookup++; /* without memory the node goes untracked: inval_all misses it */
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void track_forget(struct fusefs *f, uint64_t ino, uint64_t nlookup)
+{
+	struct track *t = f->track;
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	for (struct tnode **p = &t->nodes[ino % TNODE_BUCKETS]; *p; p = &(*p)->next) {
+		struct tnode *n = *p;
+		if (n->ino != ino)
+			continue;
+		if (n->nlookup > nlookup) {
+			n->nlookup -= nlookup;
+		} else {
+			*p = n->next;
+			free(n);
+			t->nnodes--;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Note that the kernel may cache (parent, name): 1, or 0 when it must not
+ * (the set is full or out of memory: the reply carries entry timeout 0). */
+static int track_name(struct fusefs *f, uint64_t parent, const char *name)
+{
+	struct track *t = f->track;
+	if (!t)
+		return 1;
+	size_t len = strlen(name);
+	pthread_mutex_lock(&t->lock);
+	struct tname **b = &t->names[name_hash(parent, name, len) % TNAME_BUCKETS], *n = *b;
+	while (n && !(n->parent == parent && n->len == len && !memcmp(n->name, name, len)))
+		n = n->next;
+	if (!n && t->nnames < FUSEFS_TRACK_NAMES && (n = malloc(sizeof *n + len + 1))) {
+		*n = (struct tname){ .next = *b, .parent = parent, .len = len };
+		memcpy(n->name, name, len + 1);
+		*b = n;
+		t->nnames++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return n != NULL;
+}
+
+static void untrack_name(struct fusefs *f, uint64_t parent, const char *name)
+{
+	struct track *t = f->track;
+	if (!t)
+		return;
+	size_t len = strlen(name);
+	pthread_mutex_lock(&t->lock);
+	for (struct tname **p = &t->names[name_hash(parent, name, len) % TNAME_BUCKETS]; *p; p = &(*p)->next) {
+		struct tname *n = *p;
+		if (n->parent == parent && n->len == len && !memcmp(n->name, name, len)) {
+			*p = n->next;
+			free(n);
+			t->nnames--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void track_free(struct track *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < TNODE_BUCKETS; i++)
+		for (struct tnode *n = t->nodes[i], *next; n; n = next) {
+			next = n->next;
+			free(n);
+		}
+	for (unsigned i = 0; i < TNAME_BUCKETS; i++)
+		for (struct tname *n = t->names[i], *next; n; n = next) {
+			next = n->next;
+			free(n);
+		}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
 
 /* The caller; supplementary groups only where the backend creates as the
  * caller (reading them costs a /proc read). */
@@ -62,13 +199,18 @@ static void caller(fuse_req_t req, struct fs_caller *c, int with_groups)
  * attributes in the reply may be older than a change that returned
  * (getattr's replies are safe: the kernel drops one that a revocation
  * overtook, by its attr_version). */
-static void entry_param(const struct fusefs *f, const struct fs_entry *e, struct fuse_entry_param *p)
+static void entry_param(struct fusefs *f, uint64_t parent, const char *name, const struct fs_entry *e,
+			struct fuse_entry_param *p)
 {
 	*p = (struct fuse_entry_param){ .ino = e->ino, .generation = e->generation, .attr = e->attr,
 					.attr_timeout = 0, .entry_timeout = f->cache.entry_timeout };
+	/* tracked before the reply: the sets stay a superset of the kernel's */
+	track_node(f, e->ino);
+	if (p->entry_timeout > 0 && !track_name(f, parent, name))
+		p->entry_timeout = 0;
 }
 
-static void reply_entry(fuse_req_t req, int rc, const struct fs_entry *e)
+static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *name, const struct fs_entry *e)
 {
 	struct fusefs *f = fuse_req_userdata(req);
 	if (rc) {
@@ -76,8 +218,9 @@ static void reply_entry(fuse_req_t req, int rc, const struct fs_entry *e)
 		return;
 	}
 	struct fuse_entry_param p;
-	entry_param(f, e, &p);
-	fuse_reply_entry(req, &p);
+	entry_param(f, parent, name, e, &p);
+	if (fuse_reply_entry(req, &p) == -ENOENT)
+		track_forget(f, e->ino, 1); /* interrupted: the kernel took no lookup */
 }
 
 static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -88,15 +231,18 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
 		/* a negative entry: node id 0, kept until revoked by a create */
 		struct fuse_entry_param p = { .ino = 0, .entry_timeout = f->cache.entry_timeout };
+		if (!track_name(f, parent, name))
+			p.entry_timeout = 0;
 		fuse_reply_entry(req, &p);
 		return;
 	}
-	reply_entry(req, rc, &e);
+	reply_entry(req, rc, parent, name, &e);
 }
 
 static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct fusefs *f = fuse_req_userdata(req);
+	track_forget(f, ino, nlookup);
 	f->ops->forget(f->ctx, ino, nlookup);
 	fuse_reply_none(req);
 }
@@ -104,8 +250,10 @@ static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 static void ff_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *fl)
 {
 	struct fusefs *f = fuse_req_userdata(req);
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
+		track_forget(f, fl[i].ino, fl[i].nlookup);
 		f->ops->forget(f->ctx, fl[i].ino, fl[i].nlookup);
+	}
 	fuse_reply_none(req);
 }
 
@@ -150,14 +298,14 @@ static void ff_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	SETUP(1);
 	struct fs_entry e;
-	reply_entry(req, f->ops->mknod(f->ctx, &c, parent, name, mode, rdev, &e), &e);
+	reply_entry(req, f->ops->mknod(f->ctx, &c, parent, name, mode, rdev, &e), parent, name, &e);
 }
 
 static void ff_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	SETUP(1);
 	struct fs_entry e;
-	reply_entry(req, f->ops->mkdir(f->ctx, &c, parent, name, mode, &e), &e);
+	reply_entry(req, f->ops->mkdir(f->ctx, &c, parent, name, mode, &e), parent, name, &e);
 }
 
 static void ff_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -176,7 +324,7 @@ static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 {
 	SETUP(1);
 	struct fs_entry e;
-	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), &e);
+	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), parent, name, &e);
 }
 
 static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -190,7 +338,7 @@ static void ff_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 {
 	SETUP(0);
 	struct fs_entry e;
-	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), &e);
+	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), newparent, newname, &e);
 }
 
 /* How an open file uses the page cache: pages another node's write made
@@ -230,8 +378,9 @@ static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	set_open_cache(f, fi, fh);
 	struct fuse_entry_param p;
-	entry_param(f, &e, &p);
+	entry_param(f, parent, name, &e, &p);
 	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
+		track_forget(f, e.ino, 1);
 		f->ops->release(f->ctx, e.ino, fh);
 		f->ops->forget(f->ctx, e.ino, 1);
 	}
@@ -572,7 +721,50 @@ static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 static void nt_entry(void *arg, uint64_t parent, const char *name)
 {
 	struct fusefs *f = arg;
+	untrack_name(f, parent, name); /* first: a lookup after this is tracked again */
 	(void)fuse_lowlevel_notify_inval_entry(f->se, parent, name, strlen(name));
+}
+
+/* Drop every tracked name and every tracked node's attributes and pages.
+ * The names are taken out of the set first (as nt_entry does); the nodes
+ * stay tracked (the kernel keeps its lookups). The caller makes sure no
+ * reply it must not cache arrives meanwhile (remote.c: none is answered
+ * through a new connection before this returns). */
+static void nt_all(void *arg)
+{
+	struct fusefs *f = arg;
+	struct track *t = f->track;
+	struct tname *names = NULL;
+	pthread_mutex_lock(&t->lock);
+	size_t nn = 0, cap = t->nnodes + 1;
+	uint64_t *inos = malloc(cap * sizeof *inos);
+	if (inos) {
+		inos[nn++] = FUSE_ROOT_ID;
+		for (unsigned i = 0; i < TNODE_BUCKETS; i++)
+			for (struct tnode *n = t->nodes[i]; n && nn < cap; n = n->next)
+				if (n->ino != FUSE_ROOT_ID)
+					inos[nn++] = n->ino;
+	}
+	for (unsigned i = 0; i < TNAME_BUCKETS; i++) {
+		while (t->names[i]) {
+			struct tname *n = t->names[i];
+			t->names[i] = n->next;
+			n->next = names;
+			names = n;
+		}
+	}
+	t->nnames = 0;
+	pthread_mutex_unlock(&t->lock);
+	for (struct tname *n = names, *next; n; n = next) {
+		next = n->next;
+		(void)fuse_lowlevel_notify_inval_entry(f->se, n->parent, n->name, n->len);
+		free(n);
+	}
+	for (size_t i = 0; i < nn; i++)
+		(void)fuse_lowlevel_notify_inval_inode(f->se, inos[i], 0, 0); /* attributes and all pages */
+	if (!inos) /* out of memory: at least the kernel's view of the root */
+		(void)fuse_lowlevel_notify_inval_inode(f->se, FUSE_ROOT_ID, 0, 0);
+	free(inos);
 }
 
 const struct fs_notify *fusefs_notify(struct fusefs *f)
@@ -608,6 +800,15 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	f->next_token = 1;
 	f->cache = cache ? *cache : fusefs_cache_default;
 	f->notify = (struct fs_notify){ .inval_inode = nt_inode, .inval_entry = nt_entry, .arg = f };
+	if (f->cache.track) {
+		if (!(f->track = calloc(1, sizeof *f->track))) {
+			snprintf(err, 256, "out of memory");
+			free(f);
+			return -ENOMEM;
+		}
+		pthread_mutex_init(&f->track->lock, NULL);
+		f->notify.inval_all = nt_all;
+	}
 	snprintf(opts, sizeof opts, "default_permissions,allow_other,fsname=%s,subtype=dipole", fsname);
 	char *argv[] = { "dipole", "-o", opts, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
@@ -615,12 +816,14 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	fuse_opt_free_args(&args);
 	if (!f->se) {
 		snprintf(err, 256, "cannot initialise FUSE (is /dev/fuse present and the fuse module loaded?)");
+		track_free(f->track);
 		free(f);
 		return -EIO;
 	}
 	int rc = fusemount_start(&f->fm, f->se, mountpoint, err);
 	if (rc) {
 		fuse_session_destroy(f->se);
+		track_free(f->track);
 		free(f);
 		return rc;
 	}
@@ -635,5 +838,6 @@ void fusefs_stop(struct fusefs *f)
 	/* lazy, and aborted: processes with files open get ENOTCONN */
 	fusemount_stop(f->fm, 1);
 	fuse_session_destroy(f->se);
+	track_free(f->track);
 	free(f);
 }

@@ -30,7 +30,11 @@ struct fusefs_cache {
 	double entry_timeout; /* names, and names found absent (negative entries) */
 	double attr_timeout;  /* attributes from getattr */
 	int keep_cache;       /* 1: a file's pages survive its open (else dropped at each open) */
+	int track;            /* 1: remember each node and name handed to the kernel, so that
+			       * notify->inval_all can drop them (a client: a reconnect loses
+			       * revocations); names beyond FUSEFS_TRACK_NAMES are not cached */
 };
+#define FUSEFS_TRACK_NAMES 262144u
 #define FUSEFS_CACHE_TIMEOUT 3600.0 /* the default timeouts, s (mount option cache=S) */
 extern const struct fusefs_cache fusefs_cache_default; /* both timeouts 3600 s, keep_cache */
 

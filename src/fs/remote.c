@@ -54,6 +54,7 @@ struct remote {
 	struct slot slots[NSLOTS];
 	struct inval queue[NQUEUE];
 	unsigned qhead, qlen;
+	int flush;               /* 1: the notifier is to drop all the kernel caches (a reconnect) */
 	struct fs_notify notify;
 	uint64_t requests;       /* sent to the owner (status) */
 	uint64_t revocations;    /* received from the owner (status) */
@@ -198,6 +199,19 @@ static void *reader_main(void *arg)
 				continue;
 			}
 			pthread_mutex_lock(&rm->lock);
+			/* Revocations sent while we were away are lost: before any
+			 * call is answered through this connection (calls fail with
+			 * ENOTCONN until rm->fd is set), the notifier drops all
+			 * the kernel caches. It, not this thread, because dropping
+			 * a name takes its directory's lock; no call holding one
+			 * waits for us meanwhile. The owner's revocations on the
+			 * new connection wait unread in the socket. */
+			if (rm->notify.inval_all) {
+				rm->flush = 1;
+				pthread_cond_broadcast(&rm->cv);
+				while (rm->flush && !rm->closing)
+					pthread_cond_wait(&rm->cv, &rm->lock);
+			}
 			if (rm->closing) {
 				pthread_mutex_unlock(&rm->lock);
 				close(fd);
@@ -245,10 +259,19 @@ static void *notifier_main(void *arg)
 	uint8_t head[FSP_HDR + 16];
 	pthread_mutex_lock(&rm->lock);
 	for (;;) {
-		while (!rm->qlen && !rm->closing)
+		while (!rm->qlen && !rm->flush && !rm->closing)
 			pthread_cond_wait(&rm->cv, &rm->lock);
 		if (rm->closing)
 			break;
+		if (rm->flush && !rm->qlen) { /* after what the old connection queued */
+			struct fs_notify n = rm->notify;
+			pthread_mutex_unlock(&rm->lock);
+			n.inval_all(n.arg);
+			pthread_mutex_lock(&rm->lock);
+			rm->flush = 0;
+			pthread_cond_broadcast(&rm->cv);
+			continue;
+		}
 		struct inval iv = rm->queue[rm->qhead];
 		rm->qhead = (rm->qhead + 1) % NQUEUE;
 		rm->qlen--;

@@ -167,7 +167,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return 1;
 	struct seen seen = { 0 };
-	remote_set_notify(rm, &(struct fs_notify){ n_inode, n_entry, &seen });
+	remote_set_notify(rm, &(struct fs_notify){ .inval_inode = n_inode, .inval_entry = n_entry, .arg = &seen });
 	const struct fs_ops *o = &remote_ops;
 	void *x = rm;
 	const char *names[4];
