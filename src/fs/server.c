@@ -24,6 +24,16 @@
 #include <unistd.h>
 
 #define NWAITERS 32u
+/* The worker pool of a connection: a worker per request at most, up to
+ * WORKERS_MAX (above the 128 requests a client keeps in flight, so one
+ * blocked in F_SETLKW or a revocation wait never delays another of a
+ * well-behaved client); one beyond the first that idles WORKER_IDLE_S
+ * exits. Job slots of up to JOB_SMALL payload bytes are kept for reuse
+ * (JOBS_KEPT of them): only large writes and xattrs allocate. */
+#define WORKERS_MAX 160u
+#define WORKER_IDLE_S 5
+#define JOB_SMALL 8192u
+#define JOBS_KEPT 32u
 #define NAMES_MAX (1u << 18) /* names one client may cache, tracked one by one (then: by parent) */
 
 /* ------------------------------------------------------------ u64 map */
@@ -113,6 +123,8 @@ struct job {                 /* one request being executed */
 	struct fsp_hdr h;
 	struct fsp_req q;
 	struct job *next, *prev; /* c->jobs, under c->lock */
+	struct job *qnext;       /* c->queue or c->spare, under c->lock */
+	size_t cap;              /* payload bytes */
 	uint8_t payload[];
 };
 
@@ -131,8 +143,13 @@ struct sconn {
 	pthread_mutex_t lock;    /* guards below */
 	pthread_cond_t cv;
 	int dead;                /* reading stopped: no new revocations */
-	int inflight;
-	struct job *jobs;
+	int inflight;            /* queued or running */
+	struct job *jobs;        /* the same, for conn_cleanup's interrupts */
+	struct job *queue, *queue_tail; /* waiting for a worker, in arrival order */
+	unsigned queued, nworkers, nidle;
+	pthread_cond_t work_cv;  /* a job queued, or the connection died (CLOCK_MONOTONIC) */
+	struct job *spare;       /* job slots of JOB_SMALL for reuse */
+	unsigned nspare;
 	struct imap lookups;     /* node id -> lookup count */
 	struct imap files, dirs; /* handle -> node id */
 	/* what the client's kernel may cache, marked before a request runs
@@ -174,6 +191,12 @@ static void conn_unref_locked(struct sconn *c)
 	imap_free(&c->dirs);
 	imap_free(&c->cached);
 	imap_free(&c->names);
+	while (c->spare) {
+		struct job *j = c->spare;
+		c->spare = j->qnext;
+		free(j);
+	}
+	pthread_cond_destroy(&c->work_cv);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->send_lock);
 	pthread_cond_destroy(&c->cv);
@@ -552,12 +575,59 @@ static void execute(struct job *j)
 	free(buf);
 }
 
-static void *job_main(void *arg)
+/* A slot for a frame of len payload bytes: a kept one, or allocated. */
+static struct job *job_get(struct sconn *c, size_t len)
 {
-	struct job *j = arg;
-	struct sconn *c = j->c;
-	execute(j);
+	struct job *j = NULL;
+	if (len <= JOB_SMALL) {
+		pthread_mutex_lock(&c->lock);
+		if ((j = c->spare)) {
+			c->spare = j->qnext;
+			c->nspare--;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!j && (j = malloc(sizeof *j + JOB_SMALL)))
+			j->cap = JOB_SMALL;
+	} else if ((j = malloc(sizeof *j + len))) {
+		j->cap = len;
+	}
+	return j;
+}
+
+/* Give a slot back; under c->lock. */
+static void job_put_locked(struct sconn *c, struct job *j)
+{
+	if (j->cap == JOB_SMALL && c->nspare < JOBS_KEPT) {
+		j->qnext = c->spare;
+		c->spare = j;
+		c->nspare++;
+	} else {
+		free(j);
+	}
+}
+
+static void job_put(struct sconn *c, struct job *j)
+{
 	pthread_mutex_lock(&c->lock);
+	job_put_locked(c, j);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The next queued job, or NULL; under c->lock. */
+static struct job *dequeue_locked(struct sconn *c)
+{
+	struct job *j = c->queue;
+	if (j) {
+		if (!(c->queue = j->qnext))
+			c->queue_tail = NULL;
+		c->queued--;
+	}
+	return j;
+}
+
+/* j ran: under c->lock. */
+static void job_done_locked(struct sconn *c, struct job *j)
+{
 	if (j->prev)
 		j->prev->next = j->next;
 	else
@@ -566,9 +636,81 @@ static void *job_main(void *arg)
 		j->next->prev = j->prev;
 	c->inflight--;
 	pthread_cond_broadcast(&c->cv);
+	job_put_locked(c, j);
+}
+
+/* A worker: runs queued jobs until the connection is dead and nothing is
+ * queued, or it idled WORKER_IDLE_S and is not the last one. */
+static void *worker_main(void *arg)
+{
+	struct sconn *c = arg;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct job *j = dequeue_locked(c);
+		if (!j) {
+			if (c->dead)
+				break;
+			struct timespec until;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += WORKER_IDLE_S;
+			c->nidle++;
+			int rc = pthread_cond_timedwait(&c->work_cv, &c->lock, &until);
+			c->nidle--;
+			if (rc == ETIMEDOUT && !c->queue && c->nworkers > 1)
+				break;
+			continue;
+		}
+		pthread_mutex_unlock(&c->lock);
+		execute(j);
+		pthread_mutex_lock(&c->lock);
+		job_done_locked(c, j);
+	}
+	c->nworkers--;
+	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
-	free(j);
 	return NULL;
+}
+
+/* Queue j (marked and listed in c->jobs) for a worker: an idle one, or a
+ * new one while every worker is busy. */
+static void dispatch(struct sconn *c, struct job *j)
+{
+	pthread_mutex_lock(&c->lock);
+	j->qnext = NULL;
+	if (c->queue_tail)
+		c->queue_tail->qnext = j;
+	else
+		c->queue = j;
+	c->queue_tail = j;
+	c->queued++;
+	/* each idle worker takes one queued job: more queued than idle, and
+	 * the last one would wait for a busy worker (maybe a blocked setlk) */
+	int spawn = c->queued > c->nidle && c->nworkers < WORKERS_MAX;
+	if (spawn)
+		c->nworkers++;
+	pthread_cond_signal(&c->work_cv);
+	pthread_mutex_unlock(&c->lock);
+	if (!spawn)
+		return;
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &at, worker_main, c);
+	pthread_attr_destroy(&at);
+	if (!rc)
+		return;
+	/* no thread: with no worker at all, run what is queued here (the
+	 * connection waits, but nothing is lost) */
+	pthread_mutex_lock(&c->lock);
+	c->nworkers--;
+	while (!c->nworkers && (j = dequeue_locked(c))) {
+		pthread_mutex_unlock(&c->lock);
+		execute(j);
+		pthread_mutex_lock(&c->lock);
+		job_done_locked(c, j);
+	}
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* One frame from the client: 0, or -errno with why[256] (drops it). */
@@ -583,7 +725,7 @@ static int serve_frame(struct sconn *c, char *why)
 	}
 	if ((rc = fsp_decode_hdr(hb, &h, why, 256)))
 		return rc;
-	struct job *j = malloc(sizeof *j + h.len);
+	struct job *j = job_get(c, h.len);
 	if (!j) {
 		snprintf(why, 256, "out of memory for a %u-byte frame", h.len);
 		return -ENOMEM;
@@ -592,13 +734,13 @@ static int serve_frame(struct sconn *c, char *why)
 	j->h = h;
 	if ((rc = read_full(c->fd, j->payload, h.len))) {
 		snprintf(why, 256, "truncated frame: %s", strerror(-rc));
-		free(j);
+		job_put(c, j);
 		return rc;
 	}
 	if (h.flags & FSPF_REPLY) { /* a revocation's ack */
 		struct fsp_reply r;
 		rc = fsp_decode_reply(&h, j->payload, &r, why, 256);
-		free(j);
+		job_put(c, j);
 		if (rc)
 			return rc;
 		if (r.op != FSP_INVAL_INODE && r.op != FSP_INVAL_ENTRY) {
@@ -618,7 +760,7 @@ static int serve_frame(struct sconn *c, char *why)
 	if ((rc = fsp_decode_req(&h, j->payload, &j->q, why, 256)) || j->q.op > FSP_OP_LAST) {
 		if (!rc)
 			snprintf(why, 256, "%s: an owner's message from a client", fsp_op_name(j->q.op));
-		free(j);
+		job_put(c, j);
 		return -EPROTO;
 	}
 	const struct fs_ops *ops = c->s->ops;
@@ -635,7 +777,7 @@ static int serve_frame(struct sconn *c, char *why)
 		/* only what this client holds: a hostile forget cannot drop others' */
 		if (n)
 			ops->forget(c->s->ctx, j->q.ino, n);
-		free(j);
+		job_put(c, j);
 		return 0;
 	}
 	if (j->q.op == FSP_INTERRUPT) {
@@ -643,7 +785,7 @@ static int serve_frame(struct sconn *c, char *why)
 		fsconv_caller_in(&caller, &j->q.caller);
 		caller.node_id = (uint32_t)c->host->node_id;
 		ops->interrupt(c->s->ctx, &caller, j->q.u64);
-		free(j);
+		job_put(c, j);
 		return 0;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -658,16 +800,7 @@ static int serve_frame(struct sconn *c, char *why)
 	pthread_mutex_lock(&c->s->lock);
 	c->s->requests++;
 	pthread_mutex_unlock(&c->s->lock);
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &at, job_main, j);
-	pthread_attr_destroy(&at);
-	if (rc) {
-		/* no thread: run it here (the connection waits, but nothing is lost) */
-		job_main(j);
-	}
+	dispatch(c, j);
 	return 0;
 }
 
@@ -705,6 +838,7 @@ static void conn_cleanup(struct sconn *c)
 	pthread_mutex_lock(&c->lock);
 	c->dead = 1;
 	pthread_cond_broadcast(&c->cv);
+	pthread_cond_broadcast(&c->work_cv);
 	for (struct job *j = c->jobs; j; j = j->next) {
 		if (j->q.op == FSP_SETLK && j->q.flags) {
 			struct fs_caller caller;
@@ -713,7 +847,8 @@ static void conn_cleanup(struct sconn *c)
 			ops->interrupt(s->ctx, &caller, j->q.u64);
 		}
 	}
-	while (c->inflight)
+	/* the workers run what is queued, then exit (dead) */
+	while (c->inflight || c->nworkers)
 		pthread_cond_wait(&c->cv, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	/* no job runs now: the tables are ours alone */
@@ -788,6 +923,11 @@ void server_accept(void *arg, int fd, const char *from)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->send_lock, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_lock(&s->lock);
 	if (s->closing) {
 		pthread_mutex_unlock(&s->lock);

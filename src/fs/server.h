@@ -6,10 +6,12 @@
  * resource's shared-secret, HMAC); without a secret only a connection
  * from the configured address of the node it claims to be is served
  * (anyone who can send from that address could still impersonate it: the
- * CLI warns). One thread per connection reads frames; each request runs
- * on a thread of its own, so a blocking setlk or a slow fsync never stalls
- * the connection. A malformed frame drops the connection with a reason
- * (server_last_drop, log).
+ * CLI warns). One thread per connection reads frames; its requests run on
+ * the connection's pool of worker threads, which grows whenever every
+ * worker is busy (up to more than the requests a client keeps in flight)
+ * and shrinks when idle, so a blocking setlk, a revocation wait or a slow
+ * fsync never stalls the connection. A malformed frame drops the
+ * connection with a reason (server_last_drop, log).
  *
  * Per client the server tracks the node ids it looked up and the handles
  * it holds, and what its kernel may cache: the nodes and the names

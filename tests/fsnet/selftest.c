@@ -86,12 +86,12 @@ static int has(const struct dirlist *d, const char *name)
 	return 0;
 }
 
-struct lockarg { void *rm; uint64_t ino, fh; int rc; };
+struct lockarg { void *rm; uint64_t ino, fh; int rc; uint64_t owner, token; };
 static void *blocked_setlk(void *arg)
 {
 	struct lockarg *a = arg;
-	struct fs_lock lk = { .start = 0, .end = 99, .type = F_WRLCK, .owner = 2, .node_id = 1 };
-	a->rc = remote_ops.setlk(a->rm, C, a->ino, a->fh, &lk, 1, 4242);
+	struct fs_lock lk = { .start = 0, .end = 99, .type = F_WRLCK, .owner = a->owner ? a->owner : 2, .node_id = 1 };
+	a->rc = remote_ops.setlk(a->rm, C, a->ino, a->fh, &lk, 1, a->token ? a->token : 4242);
 	return NULL;
 }
 static void *slow_fsync(void *arg)
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
 	  "getlk reports the holder");
 	q = (struct fs_lock){ .start = 50, .end = 60, .type = F_WRLCK, .owner = 2, .node_id = 1 };
 	T(o->setlk(x, C, fino, fh, &q, 0, 2) == -EAGAIN, "conflicting setlk: EAGAIN");
-	struct lockarg la = { rm, fino, fh, 1 };
+	struct lockarg la = { rm, fino, fh, 1, 0, 0 };
 	pthread_t t;
 	pthread_create(&t, NULL, blocked_setlk, &la);
 	usleep(200000);
@@ -278,6 +278,24 @@ int main(int argc, char **argv)
 	o->interrupt(x, C, 4242);
 	pthread_join(t, NULL);
 	T(la.rc == -EINTR, "interrupt ends the blocked setlk: EINTR (%d)", la.rc);
+	/* the owner's worker pool grows past every blocked request */
+	enum { NBLOCKED = 40 };
+	struct lockarg many[NBLOCKED];
+	pthread_t mt[NBLOCKED];
+	for (int i = 0; i < NBLOCKED; i++) {
+		many[i] = (struct lockarg){ rm, fino, fh, 1, 100 + (uint64_t)i, 5000 + (uint64_t)i };
+		pthread_create(&mt[i], NULL, blocked_setlk, &many[i]);
+	}
+	usleep(300000);
+	T(o->getattr(x, C, fino, &st) == 0, "%d blocked setlks do not stall the connection", NBLOCKED);
+	int eintr = 0;
+	for (int i = 0; i < NBLOCKED; i++) { /* one at a time: the test backend keeps one interrupt */
+		o->interrupt(x, C, 5000 + (uint64_t)i);
+		pthread_join(mt[i], NULL);
+		eintr += many[i].rc == -EINTR;
+	}
+	T(eintr == NBLOCKED, "interrupts end them all: %d of %d EINTR", eintr, NBLOCKED);
+	T(o->getattr(x, C, fino, &st) == 0, "the connection serves after them");
 
 	/* ---- revocation */
 	T(o->lookup(x, C, ed.ino, "f", &e2) == 0, "lookup (so the client caches the node)");
@@ -331,7 +349,7 @@ int main(int argc, char **argv)
 
 	/* ---- connection loss: in flight fails with ENOTCONN, then reconnects */
 	pt_stats.slow_fsync_ms = 800;
-	struct lockarg fa = { rm, fino, fh, 1 };
+	struct lockarg fa = { rm, fino, fh, 1, 0, 0 };
 	pthread_create(&t, NULL, slow_fsync, &fa);
 	usleep(200000);
 	uint64_t rel0 = pt_stats.releases;
