@@ -318,6 +318,8 @@ static void teardown(struct dipolefs *fs)
 	pthread_rwlock_unlock(&fs->notify_lk);
 	server_close(fs->srv);
 	fs->srv = NULL;
+	if (fs->remote) /* the notifier out of the mount before it goes */
+		remote_set_notify(fs->remote, NULL);
 	if (fs->fuse)
 		fusefs_stop(fs->fuse);
 	fs->fuse = NULL;

@@ -55,6 +55,7 @@ struct remote {
 	struct inval queue[NQUEUE];
 	unsigned qhead, qlen;
 	int flush;               /* 1: the notifier is to drop all the kernel caches (a reconnect) */
+	int notifying;           /* the notifier is inside a notify callback */
 	struct fs_notify notify;
 	uint64_t requests;       /* sent to the owner (status) */
 	uint64_t revocations;    /* received from the owner (status) */
@@ -265,9 +266,12 @@ static void *notifier_main(void *arg)
 			break;
 		if (rm->flush && !rm->qlen) { /* after what the old connection queued */
 			struct fs_notify n = rm->notify;
+			rm->notifying = 1;
 			pthread_mutex_unlock(&rm->lock);
-			n.inval_all(n.arg);
+			if (n.inval_all)
+				n.inval_all(n.arg);
 			pthread_mutex_lock(&rm->lock);
+			rm->notifying = 0;
 			rm->flush = 0;
 			pthread_cond_broadcast(&rm->cv);
 			continue;
@@ -276,12 +280,17 @@ static void *notifier_main(void *arg)
 		rm->qhead = (rm->qhead + 1) % NQUEUE;
 		rm->qlen--;
 		struct fs_notify n = rm->notify;
+		rm->notifying = 1;
 		pthread_cond_broadcast(&rm->cv);
 		pthread_mutex_unlock(&rm->lock);
 		if (iv.op == FSP_INVAL_INODE && n.inval_inode)
 			n.inval_inode(n.arg, iv.ino, iv.off, iv.len);
 		else if (iv.op == FSP_INVAL_ENTRY && n.inval_entry)
 			n.inval_entry(n.arg, iv.ino, iv.name);
+		pthread_mutex_lock(&rm->lock);
+		rm->notifying = 0;
+		pthread_cond_broadcast(&rm->cv);
+		pthread_mutex_unlock(&rm->lock);
 		int hl = fsp_encode_reply(head, sizeof head, iv.id, &(struct fsp_reply){ .op = iv.op });
 		/* the fd stays open while send_lock is held and it is rm->fd */
 		pthread_mutex_lock(&rm->send_lock);
@@ -842,6 +851,9 @@ void remote_set_notify(struct remote *rm, const struct fs_notify *n)
 {
 	pthread_mutex_lock(&rm->lock);
 	rm->notify = n ? *n : (struct fs_notify){ 0 };
+	/* the old hooks' owner may be freed once this returns */
+	while (rm->notifying)
+		pthread_cond_wait(&rm->cv, &rm->lock);
 	pthread_mutex_unlock(&rm->lock);
 }
 

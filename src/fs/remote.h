@@ -29,7 +29,9 @@ extern const struct fs_ops remote_ops; /* ctx: the struct remote */
  * owner unreachable, refused, wrong secret). */
 int remote_open(struct remote **out, const struct cfg_resource *r, const struct cfg_host *me,
 		const struct cfg_host *owner, char *err);
-/* Where the owner's revocations go; NULL: acknowledged without effect. */
+/* Where the owner's revocations go; NULL: acknowledged without effect.
+ * Returns once no call into the previous hooks is running (their owner
+ * may then be freed). */
 void remote_set_notify(struct remote *rm, const struct fs_notify *n);
 /* Requests sent to the owner (one per call this mount's kernel did not
  * answer from its cache), revocations received and connections made to
