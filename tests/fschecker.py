@@ -199,10 +199,16 @@ class Worker:
             db.close()
 
     def run(self):
-        for d in ("d0", "d1"):
-            os.makedirs("%s/%s" % (self.top, d), exist_ok=True)
         while True:
             try:
+                # never makedirs: the checker made self.top on the mount; if the
+                # mount is gone (the owner's power cut: lazily unmounted), the path
+                # names the host's bare mountpoint and nothing may be made there
+                for d in ("d0", "d1"):
+                    try:
+                        os.mkdir("%s/%s" % (self.top, d))
+                    except FileExistsError:
+                        pass
                 db = sqlite3.connect("%s/db.sqlite" % self.top, timeout=30, isolation_level=None)
                 db.execute("PRAGMA journal_mode=DELETE")
                 db.execute("CREATE TABLE IF NOT EXISTS t(seq INTEGER PRIMARY KEY, v TEXT NOT NULL)")
