@@ -71,7 +71,7 @@ check "... and the client was never dropped" eval "! grep -q 'did not acknowledg
 
 # ---- stress-ng: every filesystem stressor that applies to FUSE, one at a time
 # The exclusions and their reasons are listed in docs/dipolefs.md.
-EXCLUDE=binderfs,fanotify,fiemap,verity
+EXCLUDE=binderfs,fanotify,fiemap,getdent,verity
 # the file sizes of the stressors that default to 1 GB or more: both nodes
 # share one 768 MB filesystem, and ENOSPC is not what this test is after
 BYTES="--hdd-bytes 32M --iomix-bytes 32M --fallocate-bytes 32M --copy-file-bytes 128M --sync-file-bytes 32M"
