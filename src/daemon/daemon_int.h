@@ -48,6 +48,7 @@ struct startup {
 	const char *timeout_why;
 	int was_connected, carried_on, peer_outdated, crashed_primary, uptodate;
 	uint64_t start_ns, logged_ns;
+	uint64_t talked_ns;  /* when startup_tick first saw a handshake done */
 	char logged_key[32];
 	char note[160];      /* why become-primary-on was given up at startup, "" none */
 };

@@ -99,6 +99,10 @@ static void set_state(struct daemon *d, int phase, int over, int declined, const
 	}
 }
 
+/* How long become-primary-on waits, after the handshakes, for the quorum
+ * they bring to be counted (s). */
+#define STARTUP_QUORUM_WAIT_S 10
+
 static void promote(struct daemon *d, const char *because)
 {
 	char msg[256];
@@ -283,6 +287,8 @@ void startup_tick(struct daemon *d)
 		s->over = 1;
 		pthread_mutex_unlock(&s->lock);
 	}
+	if (talked && !s->talked_ns)
+		s->talked_ns = now_ns();
 	if (s->want && atomic_load(&e->role) == ROLE_PRIMARY) {
 		set_state(d, SU_DONE, 1, 0, "primary", "Primary already (made so by the administrator)");
 		return;
@@ -298,6 +304,14 @@ void startup_tick(struct daemon *d)
 			set_state(d, SU_WAIT_PEER, 1, 0, "wait-others",
 				  "talked to %d of %d peers; waiting for the others before becoming Primary", talked,
 				  d->npeers);
+		} else if (!quorum_have(d->quorum) &&
+			   now_ns() - s->talked_ns < STARTUP_QUORUM_WAIT_S * 1000000000ull) {
+			/* the votes of the links just made are counted a moment
+			 * after the handshake: promoting at once would be refused;
+			 * after the wait, promote() is refused with the reason */
+			set_state(d, SU_WAIT_PEER, 1, 0, "wait-quorum",
+				  "connected to %s; waiting for quorum before becoming Primary (become-primary-on)",
+				  who);
 		} else {
 			snprintf(why, sizeof why, "the handshake with %s found this node's data current", who);
 			promote(d, why);
