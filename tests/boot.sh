@@ -384,18 +384,19 @@ check "fixed, the service and the mount start" \
 	on docker2 sh -c 'systemctl reset-failed dipole@swarm && systemctl start dipole@swarm mnt-swarm.mount'
 check "and docker2 is back in sync" wait_for 90 bash -c "$FN; synced docker1 && synced docker2"
 
-# x-systemd.automount: a known failure, marked as such (docs/dipolefs.md:
-# it needs mount.dipole to hand the FUSE descriptor to the daemon). What
-# is checked is that the first access fails at once, saying why.
-say "KNOWN FAILURE (not counted): x-systemd.automount; checked: refused at once, with the reason"
+# x-systemd.automount: still marked a known failure. mount.dipole now
+# makes the mount itself and hands it to the daemon (docs/dipolefs.md);
+# tests/integ/automount.sh passes, but it has not yet passed here under
+# real systemd: on failure the journal is printed, to see why.
+say "KNOWN FAILURE (not counted): x-systemd.automount"
 on docker2 systemctl stop mnt-swarm.mount
 sed -i 's/_netdev,nofail /_netdev,nofail,x-systemd.automount /' "$T/docker2/root/etc/fstab"
 on docker2 sh -c 'systemctl daemon-reload && systemctl start mnt-swarm.automount'
 if on docker2 timeout 60 ls /mnt/swarm/one >/dev/null 2>&1; then
 	say "x-systemd.automount mounted on first access: the known failure is fixed, make it a check"
 else
-	check "known failure x-systemd.automount: the journal says why (an automount point waiting)" \
-		bash -c "$FN; on docker2 journalctl -q -b --no-pager -u mnt-swarm.mount | grep -q 'automount point waiting for this mount'"
+	on docker2 journalctl -q -b --no-pager -u mnt-swarm.mount -u mnt-swarm.automount -u dipole@swarm |
+		tail -25 | sed 's/^/#   /'
 fi
 on docker2 systemctl stop mnt-swarm.automount mnt-swarm.mount
 sed -i 's/,x-systemd.automount / /' "$T/docker2/root/etc/fstab"

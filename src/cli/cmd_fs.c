@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -241,10 +243,13 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 }
 
 /* DIR made absolute and canonical into out[PATH_MAX]; checks that it is a
- * directory and not a mount point already. Returns an exit code. */
-static int check_mount_point(const char *dir, char *out, const char *who)
+ * directory and not a mount point already. *self: the mount must be made
+ * here, not by the daemon (an automount point waiting for this mount).
+ * Returns an exit code. */
+static int check_mount_point(const char *dir, char *out, const char *who, int *self)
 {
 	struct stat st;
+	*self = 0;
 	if (!realpath(dir, out)) {
 		if (errno == ENOENT)
 			fprintf(stderr, "%s: mount point %s does not exist\n  hint: mkdir -p %s\n", who, dir, dir);
@@ -259,24 +264,42 @@ static int check_mount_point(const char *dir, char *out, const char *who)
 	/* systemd's automount point (autofs, fstab's x-systemd.automount) is
 	 * where the mount goes: only another filesystem makes it busy */
 	int mp = mounttop_busy(out);
-	/* Run by systemd for an automount's pending request (fstab's
-	 * x-systemd.automount): systemd runs mount units in its own process
-	 * group, which the automount point lets through, but the daemon
-	 * mounting there is not in it and would wait for the very mount it
-	 * is making (until systemd's mount timeout). Say so now. */
-	if (mp == 0 && mounttop_autofs_pgrp(out) == (long)getpgrp()) {
-		fprintf(stderr, "%s: %s is an automount point waiting for this mount (x-systemd.automount): dipole "
-				"cannot mount there yet (its daemon would wait for the automount, which waits for this "
-				"mount)\n  hint: mount it at boot instead: drop x-systemd.automount from the fstab line "
-				"(e.g. 'RES %s dipole _netdev,nofail 0 0'); docs/dipolefs.md \"At boot\"\n", who, out, out);
-		return EXIT_STATE;
-	}
 	if (mp == 1) {
 		fprintf(stderr, "%s: mount point %s is busy: something is mounted there already\n"
 				"  hint: umount %s, or pick another directory\n", who, out, out);
 		return EXIT_STATE;
 	}
+	/* Run by systemd for an automount's pending request (fstab's
+	 * x-systemd.automount): systemd runs mount units in its own process
+	 * group, which the automount point lets through, but the daemon is
+	 * not in it: mounting there, it would wait for the very mount it is
+	 * making (until systemd's mount timeout). So this process mounts. */
+	*self = mp == 0 && mounttop_autofs_pgrp(out) == (long)getpgrp();
 	return EXIT_OK;
+}
+
+/* The FUSE mount at path made here, as libfuse makes it for the daemon
+ * (lib/mount.c: fd=, rootmode= of the mount point, the mounter's ids,
+ * the kernel options dipolefs asks for, nosuid,nodev, source fsname,
+ * type fuse.SUBTYPE; fusefs_start): the open /dev/fuse descriptor, which
+ * the daemon then serves, or -1 with the reason said. */
+static int self_mount(const char *res, const char *path, const char *who)
+{
+	char data[256], src[256];
+	int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "%s: cannot open /dev/fuse: %s\n  hint: modprobe fuse\n", who, strerror(errno));
+		return -1;
+	}
+	snprintf(data, sizeof data, "fd=%d,rootmode=%o,user_id=%u,group_id=%u,default_permissions,allow_other", fd,
+		 (unsigned)S_IFDIR, (unsigned)getuid(), (unsigned)getgid());
+	snprintf(src, sizeof src, "dipole:%s", res);
+	if (mount(src, path, "fuse.dipole", MS_NOSUID | MS_NODEV, data)) {
+		fprintf(stderr, "%s: cannot mount FUSE at %s: %s\n", who, path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* The mount itself, for `dipole mount` and mount.dipole (cli's options set). */
@@ -285,11 +308,11 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 {
 	const struct cfg_resource *r;
 	char path[PATH_MAX];
-	int rc;
+	int rc, self;
 
 	if ((rc = cli_load(cli, 0)) || (rc = cli_resolve(cli, res, &r, NULL)))
 		return rc;
-	if ((rc = check_mount_point(dir, path, who)))
+	if ((rc = check_mount_point(dir, path, who, &self)))
 		return rc;
 	if (!cfg_get(r, SECT_NET, "shared-secret"))
 		fprintf(stderr, "%s: warning: resource '%s' has no shared-secret (%s:%d): anyone on the replication "
@@ -303,6 +326,8 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 	ctl_arg_encode(&req, path);
 	strbuf_printf(&req, " --options=");
 	ctl_arg_encode(&req, mo->pass.buf ? mo->pass.buf : "");
+	if (self)
+		strbuf_printf(&req, " --fuse-fd");
 	if (req.len >= CTL_REQ_MAX) {
 		strbuf_free(&req);
 		fprintf(stderr, "%s: mount point path %s is too long for the control request\n", who, path);
@@ -311,13 +336,22 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 	char sock[512], msg[512];
 	struct strbuf body = { 0 };
 	cli_path(cli, res, "ctl", sock, sizeof sock);
+	/* the daemon serves the mount made here (fs-mount --fuse-fd) */
+	int fuse_fd = self ? self_mount(r->name, path, who) : -1;
+	if (self && fuse_fd < 0) {
+		strbuf_free(&req);
+		return EXIT_FAIL;
+	}
+	if (self && verbose)
+		fprintf(stderr, "%s: %s is an automount point waiting for this mount: mounted FUSE there, for the "
+				"daemon to serve\n", who, path);
 	/* At boot the mount may come before the peer connected: a node that
 	 * has not talked to its peer since it started may not promote itself
 	 * to own the filesystem (the daemon's reply starts "startup: "). Wait
 	 * for the peer, asking again each second, for MOUNT_PEER_WAIT_S: by
 	 * then the handshake has settled who is current and who is Primary. */
 	for (int waited = 0;; waited++) {
-		rc = ctl_request(sock, req.buf, msg, &body);
+		rc = ctl_request_fd(sock, req.buf, fuse_fd, msg, &body);
 		if (rc != EXIT_STATE || strncmp(msg, "startup: ", 9) || waited >= MOUNT_PEER_WAIT_S ||
 		    strcmp(who, "mount.dipole")) /* `dipole mount` by hand: refused at once */
 			break;
@@ -329,6 +363,12 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 	}
 	strbuf_free(&req);
 	strbuf_free(&body);
+	if (fuse_fd >= 0) {
+		/* not served: take the mount away, or it hangs its users */
+		if (rc)
+			(void)umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
+		close(fuse_fd);
+	}
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
 		fprintf(stderr, "%s: resource '%s' is not up on this node (no daemon at %s)\n  hint: dipole up %s\n",
 			who, res, sock, res);

@@ -348,7 +348,7 @@ static int do_down(void *ctx, int fd, const struct ctl_req *req)
 
 static const char *const force_opt[] = { "--force", NULL };
 static const char *const discard_opt[] = { "--discard-my-data", NULL };
-static const char *const fs_mount_opts[] = { "--dir=", "--options=", NULL };
+static const char *const fs_mount_opts[] = { "--dir=", "--options=", "--fuse-fd", NULL };
 static const char *const fs_umount_opts[] = { "--dir=", NULL };
 
 static int do_fs_mount(void *ctx, int fd, const struct ctl_req *req)

@@ -22,7 +22,37 @@ static int mkaddr(const char *path, struct sockaddr_un *a)
 	return 0;
 }
 
+/* The request line, with `pass_fd` (>= 0) alongside its first byte. */
+static int send_req(int fd, const char *req, int pass_fd)
+{
+	if (pass_fd < 0)
+		return write_full(fd, req, strlen(req));
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = (void *)req, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+	memset(u.buf, 0, sizeof u.buf);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	ssize_t n;
+	while ((n = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		return n < 0 ? -errno : -EIO;
+	return write_full(fd, req + 1, strlen(req) - 1);
+}
+
 int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf *body)
+{
+	return ctl_request_fd(sock_path, req, -1, msg, body);
+}
+
+int ctl_request_fd(const char *sock_path, const char *req, int pass_fd, char *msg, struct strbuf *body)
 {
 	struct sockaddr_un a;
 	char buf[65536];
@@ -40,9 +70,9 @@ int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf
 		close(fd);
 		return rc;
 	}
-	if ((rc = write_full(fd, req, strlen(req))) || (rc = write_full(fd, "\n", 1))) {
+	if (!req[0] || (rc = send_req(fd, req, pass_fd)) || (rc = write_full(fd, "\n", 1))) {
 		close(fd);
-		return rc;
+		return rc ? rc : -EINVAL;
 	}
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -109,11 +139,12 @@ int ctl_listen(const char *sock_path)
 	return fd;
 }
 
-int ctl_accept(int lfd, char *req, size_t reqlen)
+int ctl_accept(int lfd, char *req, size_t reqlen, int *passed_fd)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	size_t n = 0;
 
+	*passed_fd = -1;
 	if (fd < 0)
 		return -errno;
 	/* a client that connects and says nothing must not wedge the daemon */
@@ -121,7 +152,27 @@ int ctl_accept(int lfd, char *req, size_t reqlen)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	while (n + 1 < reqlen) {
-		ssize_t r = read(fd, req + n, 1);
+		union {
+			char buf[CMSG_SPACE(sizeof(int))];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = { .iov_base = req + n, .iov_len = 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+				     .msg_controllen = sizeof u.buf };
+		ssize_t r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+		/* a descriptor sent along (fs-mount's FUSE mount): one at most */
+		for (struct cmsghdr *c = r > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+				int got;
+				memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+				if (*passed_fd < 0)
+					*passed_fd = got;
+				else
+					close(got);
+			}
+		}
 		if (r <= 0 || req[n] == '\n')
 			break;
 		n++;

@@ -24,6 +24,9 @@ enum exit_code { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STATE = 3 };
  * exit code (>= 0) with message in msg[512] and body appended to `body`.
  * -ENOENT / -ECONNREFUSED when no daemon is listening. */
 int ctl_request(const char *sock_path, const char *req, char *msg, struct strbuf *body);
+/* The same, with descriptor `pass_fd` (>= 0) sent along the request
+ * (SCM_RIGHTS): fs-mount --fuse-fd, the FUSE mount mount.dipole made. */
+int ctl_request_fd(const char *sock_path, const char *req, int pass_fd, char *msg, struct strbuf *body);
 
 /* Connect to the daemon at `sock_path` and send `req`, for a request whose
  * answer is a stream (events): returns the connected fd, to read the reply
@@ -33,8 +36,9 @@ int ctl_open(const char *sock_path, const char *req);
 /* Server side: listen on `sock_path` (removing a stale socket). */
 int ctl_listen(const char *sock_path);
 /* Accept one request: returns a connected fd and the request line in req[256],
- * or -errno. */
-int ctl_accept(int lfd, char *req, size_t reqlen);
+ * or -errno; *passed_fd: a descriptor the client sent along, -1 if none
+ * (the caller's to close). */
+int ctl_accept(int lfd, char *req, size_t reqlen, int *passed_fd);
 /* Send the reply and close fd. */
 void ctl_reply(int fd, int code, const char *msg, const char *body);
 

@@ -736,10 +736,14 @@ static int main_loop(struct up *u)
 			fsmount_woken(d);
 		if (p[0].revents) {
 			char req[CTL_REQ_MAX];
-			int fd = ctl_accept(d->ctl_fd, req, sizeof req);
+			int fd = ctl_accept(d->ctl_fd, req, sizeof req, &d->ctl_passed_fd);
 			if (fd < 0)
 				continue;
-			if (control_handle(d, fd, req)) {
+			int down = control_handle(d, fd, req);
+			if (d->ctl_passed_fd >= 0) /* not taken (by fs-mount --fuse-fd) */
+				close(d->ctl_passed_fd);
+			d->ctl_passed_fd = -1;
+			if (down) {
 				log_info("down requested");
 				service_stopping("stopping (dipole down)");
 				int rc = shutdown_all(u);
@@ -793,7 +797,7 @@ int daemon_up(const struct daemon_args *a)
 {
 	struct up u = {
 		.d = { .run_dir = a->run_dir, .r = a->r, .h = a->h, .nbd_tcp = a->nbd_tcp ? a->nbd_tcp : a->h->nbd_address,
-		       .loop_fd = -1, .ctl_fd = -1, .lock_fd = -1,
+		       .loop_fd = -1, .ctl_fd = -1, .ctl_passed_fd = -1, .lock_fd = -1,
 		       .metrics_fd = -1 },
 		.device = a->device ? a->device : a->h->device,
 		.metrics_listen = a->metrics_listen ? a->metrics_listen : a->h->metrics_address,

@@ -73,6 +73,7 @@ struct daemon {
 	char nbd_path[512], ctl_path[512], pid_path[512], fuse_path[512], log_path[512];
 	const char *nbd_tcp;
 	int ctl_fd;
+	int ctl_passed_fd;        /* a descriptor the request being served came with, -1: none */
 	int lock_fd;
 	struct startup su;
 	/* dipolefs on this node (fsmount.c): at most one mount per resource */

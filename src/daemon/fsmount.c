@@ -264,11 +264,12 @@ static int check_device(struct daemon *d, char *type, size_t tlen, char *msg, si
 /* Mount as owner: at dir, or (dir NULL) serving the other nodes only;
  * peers learn that this node owns the filesystem. 0, or -errno with
  * err[256]. */
-static int start_owner(struct daemon *d, const char *dir, const char *type, const char *opts, char *err)
+static int start_owner(struct daemon *d, const char *dir, const char *type, const char *opts, int fuse_fd,
+		       char *err)
 {
 	struct dipolefs_conf c = {
 		.r = d->r, .me = d->h, .lsn = d->lsn, .mountpoint = dir, .device = d->loop_dev,
-		.fstype = type[0] ? type : NULL, .options = opts,
+		.fstype = type[0] ? type : NULL, .options = opts, .fuse_fd = fuse_fd,
 	};
 	int rc = dipolefs_mount(&d->fs, d->e, &c, FSR_OWNER, err);
 	if (rc) {
@@ -282,10 +283,11 @@ static int start_owner(struct daemon *d, const char *dir, const char *type, cons
 	return 0;
 }
 
-static int start_client(struct daemon *d, const char *dir, const char *opts, char *err)
+static int start_client(struct daemon *d, const char *dir, const char *opts, int fuse_fd, char *err)
 {
 	struct dipolefs_conf c = {
 		.r = d->r, .me = d->h, .lsn = d->lsn, .mountpoint = dir, .options = opts, .owner = d->fs_owner,
+		.fuse_fd = fuse_fd,
 	};
 	int rc = dipolefs_mount(&d->fs, d->e, &c, FSR_CLIENT, err);
 	if (rc) {
@@ -317,10 +319,10 @@ static int check_dir(const char *dir, char *msg, size_t len)
 }
 
 /* This node serves the filesystem without a mount here: add the mount. */
-static int attach_request(struct daemon *d, int fd, const char *dir)
+static int attach_request(struct daemon *d, int fd, const char *dir, int fuse_fd)
 {
 	char msg[512], err[256] = "";
-	int rc = dipolefs_attach(d->fs, dir, err);
+	int rc = dipolefs_attach(d->fs, dir, fuse_fd, err);
 	if (rc) {
 		snprintf(msg, sizeof msg, "mounting %s at %.200s as owner failed: %s", d->r->name, dir,
 			 err[0] ? err : strerror(-rc));
@@ -332,6 +334,8 @@ static int attach_request(struct daemon *d, int fd, const char *dir)
 	log_info("fs: %s", msg);
 	return reply(fd, EXIT_OK, msg);
 }
+
+static void unmount_here(struct daemon *d, const char *why);
 
 /* Become what choose_role said: Primary first, or Secondary first. An
  * exit code with msg on failure. */
@@ -367,22 +371,42 @@ int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req)
 	if (ctl_req_value(req, "--dir=", dir, sizeof dir) || dir[0] != '/' ||
 	    ctl_req_value(req, "--options=", opts, sizeof opts))
 		return reply(fd, EXIT_USAGE, "fs-mount needs --dir=ABSOLUTE-PATH and --options=OPTIONS (encoded)");
+	/* a plain umount(8) just before (systemd: stop the mount unit, then
+	 * an automount request mounts again) that the once-a-second look has
+	 * not seen yet: not "already mounted". With --fuse-fd the helper's
+	 * new mount is there already, but it saw the automount point on top:
+	 * ours at the same place is gone. */
+	int fuse_req = ctl_req_has(req, "--fuse-fd");
+	if (fuse_req && d->fs && d->fs_dir[0] && !strcmp(d->fs_dir, dir)) {
+		dipolefs_mount_gone(d->fs);
+		unmount_here(d, "no longer mounted (umount; mount.dipole mounts there again)");
+	}
+	fsmount_check_unmounted(d);
 	if (d->fs && d->fs_dir[0]) {
 		snprintf(msg, sizeof msg, "%s is already mounted on this node at %.200s (as %s): one mount per "
 			 "resource and node; umount it first", d->r->name, d->fs_dir, role_word(d->fs_role));
 		return reply(fd, EXIT_STATE, msg);
 	}
-	if ((rc = check_dir(dir, msg, sizeof msg)))
+	/* --fuse-fd: mount.dipole made the mount (under systemd's automount,
+	 * where a lookup of dir from here would wait for this very mount) and
+	 * sent its /dev/fuse descriptor along; it checked dir. Else ours. */
+	int fuse_fd = 0;
+	if (fuse_req) {
+		if (d->ctl_passed_fd <= 0)
+			return reply(fd, EXIT_USAGE, "fs-mount --fuse-fd came without a descriptor");
+		fuse_fd = d->ctl_passed_fd;
+	} else if ((rc = check_dir(dir, msg, sizeof msg)))
 		return reply(fd, rc, msg);
 	if (d->fs) /* an owner serving without a mount here */
-		return attach_request(d, fd, dir);
+		return attach_request(d, fd, dir, fuse_fd);
 	if ((rc = choose_role(d, &role, &promote, &demote, msg, sizeof msg)))
 		return reply(fd, rc, msg);
 	if (role == FSR_OWNER && (rc = check_device(d, type, sizeof type, msg, sizeof msg)))
 		return reply(fd, rc, msg);
 	if ((rc = prepare_role(d, promote, demote, dir, msg, sizeof msg)))
 		return reply(fd, rc, msg);
-	rc = role == FSR_OWNER ? start_owner(d, dir, type, opts, err) : start_client(d, dir, opts, err);
+	rc = role == FSR_OWNER ? start_owner(d, dir, type, opts, fuse_fd, err)
+				: start_client(d, dir, opts, fuse_fd, err);
 	if (rc) {
 		if (promote) {
 			char why[256];
@@ -535,7 +559,7 @@ static void serve_one(struct daemon *d, int fd, const char *from)
 		return;
 	}
 	int rc = may_serve(d, type, sizeof type, msg, sizeof msg);
-	if (!rc && start_owner(d, NULL, type, "", msg))
+	if (!rc && start_owner(d, NULL, type, "", 0, msg))
 		rc = EXIT_FAIL;
 	if (rc) {
 		log_warn("fs: a client at %s asked this node to serve %s's filesystem: refused: %s", from, d->r->name,

@@ -214,7 +214,7 @@ int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint
 	}
 	/* served by the session's loop: no `remember`, so fuse_loop_mt's
 	 * cleanup thread has nothing to do */
-	int rc = fusemount_start(&f->fm, fuse_get_session(f->fuse), mountpoint, err);
+	int rc = fusemount_start(&f->fm, fuse_get_session(f->fuse), mountpoint, 0, err);
 	if (rc) {
 		fuse_destroy(f->fuse);
 		free(f);

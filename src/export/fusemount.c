@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@ struct fusemount {
 	struct fuse_session *se;
 	pthread_t loop;
 	dev_t dev;               /* the mount's device, 0 if unknown */
+	int adopted;             /* mounted by someone else (fuse_fd): libfuse does not unmount it */
+	int gone;                /* known to be unmounted (fusemount_gone) */
+	atomic_int ended;        /* the loop returned: the kernel ended the connection (or we did) */
 	char mnt[4096];
 };
 
@@ -26,12 +30,55 @@ static void *loop_main(void *arg)
 	struct fusemount *m = arg;
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 16 };
 	fuse_session_loop_mt(m->se, &lc);
+	/* not fuse_session_exited: the loop resets it on its way out */
+	atomic_store(&m->ended, 1);
 	return NULL;
 }
 
-int fusemount_start(struct fusemount **out, struct fuse_session *se, const char *mountpoint, char *err)
+/* mountinfo escapes ' ', '\t', '\n' and '\\' in paths as \ooo */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
+		    s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else
+			*o++ = *s;
+	}
+	*o = 0;
+}
+
+/* The device of the topmost FUSE mount at `path`, from mountinfo (no
+ * lookup of the path itself), 0 if none. */
+static dev_t mountinfo_dev(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	dev_t dev = 0;
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		unsigned maj, min;
+		char mnt[4096], *sep = strstr(line, " - ");
+		if (!sep || sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, mnt) != 3)
+			continue;
+		unescape(mnt);
+		if (!strcmp(mnt, path) && !strncmp(sep + 3, "fuse", 4))
+			dev = makedev(maj, min); /* later lines are mounted on top */
+	}
+	free(line);
+	fclose(f);
+	return dev;
+}
+
+int fusemount_start(struct fusemount **out, struct fuse_session *se, const char *mountpoint, int fuse_fd,
+		    char *err)
 {
 	struct stat st;
+	char fdpath[32];
 	struct fusemount *m = calloc(1, sizeof *m);
 	if (!m)
 		return -ENOMEM;
@@ -42,7 +89,23 @@ int fusemount_start(struct fusemount **out, struct fuse_session *se, const char 
 	}
 	m->se = se;
 	snprintf(m->mnt, sizeof m->mnt, "%s", mountpoint);
-	if (fuse_session_mount(se, mountpoint)) {
+	if (fuse_fd > 0) {
+		/* libfuse then closes its copy (fuse_session_destroy) */
+		int fd = fcntl(fuse_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			snprintf(err, 256, "cannot take the FUSE descriptor: %s", strerror(errno));
+			free(m);
+			return -EBADF;
+		}
+		m->adopted = 1;
+		snprintf(fdpath, sizeof fdpath, "/dev/fd/%d", fd);
+		if (fuse_session_mount(se, fdpath)) {
+			close(fd);
+			snprintf(err, 256, "cannot serve the FUSE mount made at %s (libfuse logs why)", mountpoint);
+			free(m);
+			return -EIO;
+		}
+	} else if (fuse_session_mount(se, mountpoint)) {
 		snprintf(err, 256, "cannot mount FUSE at %s (busy, or not permitted; libfuse logs why)", mountpoint);
 		free(m);
 		return -EIO;
@@ -54,23 +117,29 @@ int fusemount_start(struct fusemount **out, struct fuse_session *se, const char 
 		return -EAGAIN;
 	}
 	/* only now: a stat of the mount is a request the threads must serve */
-	if (stat(mountpoint, &st) == 0)
+	if (m->adopted)
+		m->dev = mountinfo_dev(mountpoint);
+	else if (stat(mountpoint, &st) == 0)
 		m->dev = st.st_dev;
 	*out = m;
 	return 0;
 }
 
-/* The mount point is still this mount (cached attributes only: no
- * request to the threads being stopped). After a plain umount(8) took
- * ours off, what is there is not ours: under systemd's automount
- * (x-systemd.automount) the autofs mount, which must stay, and not be
- * triggered by the look (AT_NO_AUTOMOUNT: statx, unlike stat, would). */
+/* The mount point still holds this mount: the connection is alive (so
+ * its device number is still ours) and mountinfo has it there. Never a
+ * lookup of the path: after a plain umount(8) what is there may be
+ * systemd's automount point (autofs), which must not be triggered, and
+ * which, with a request pending (mount.dipole mounting there again),
+ * would make the lookup wait for that mount. */
 static int still_mounted(const struct fusemount *m)
 {
-	struct statx sx;
-	if (!m->dev || statx(AT_FDCWD, m->mnt, AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, 0, &sx))
-		return 0;
-	return makedev(sx.stx_dev_major, sx.stx_dev_minor) == m->dev;
+	return m->dev && !m->gone && !atomic_load(&m->ended) && mountinfo_dev(m->mnt) == m->dev;
+}
+
+void fusemount_gone(struct fusemount *m)
+{
+	if (m)
+		m->gone = 1;
 }
 
 /* End the kernel's side of the connection, so the serving threads return
@@ -78,9 +147,19 @@ static int still_mounted(const struct fusemount *m)
  * this mount: on a foreign one it would abort that. Where the mount was
  * already taken away (umount(8) lazily) fusectl's abort file does it, if
  * someone mounted fusectl: never mounted from here. */
-static void abort_connection(struct fusemount *m)
+static void abort_connection(struct fusemount *m, int mounted)
 {
-	if (still_mounted(m)) {
+	/* Known unmounted: the kernel ended the connection with the mount,
+	 * and the threads see that at once; its device number may be a new
+	 * mount's already (mount.dipole's), whose connection the fusectl
+	 * abort below would end. Only a connection still alive after a
+	 * second (lazily unmounted, files open: its device is still its
+	 * own) is ended there. */
+	for (int i = 0; m->gone && i < 100 && !atomic_load(&m->ended); i++)
+		usleep(10000);
+	if (m->gone && atomic_load(&m->ended))
+		return;
+	if (mounted) {
 		(void)umount2(m->mnt, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
 		return;
 	}
@@ -97,10 +176,14 @@ void fusemount_stop(struct fusemount *m, int abort)
 {
 	if (!m)
 		return;
+	int mounted = still_mounted(m); /* before fuse_session_exit */
 	if (abort)
-		abort_connection(m);
+		abort_connection(m, mounted);
 	fuse_session_exit(m->se);
-	if (!abort) /* unmounting makes the kernel end the session, which ends the loop */
+	if (!abort && m->adopted) { /* libfuse did not mount it, and will not unmount it */
+		if (mounted)
+			(void)umount2(m->mnt, MNT_DETACH | UMOUNT_NOFOLLOW);
+	} else if (!abort) /* unmounting makes the kernel end the session, which ends the loop */
 		fuse_session_unmount(m->se);
 	pthread_join(m->loop, NULL);
 	fuse_session_unmount(m->se);

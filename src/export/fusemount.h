@@ -21,8 +21,20 @@ struct fusemount;
 /* Mount se (from fuse_session_new, or fuse_get_session of fuse_new's) at
  * mountpoint, an existing directory, and serve it on a new thread. 0, or
  * -errno with err[256] saying why; on failure se is not mounted and stays
- * the caller's to destroy. */
-int fusemount_start(struct fusemount **out, struct fuse_session *se, const char *mountpoint, char *err);
+ * the caller's to destroy.
+ *
+ * fuse_fd > 0: the mount is made already, by someone else (mount.dipole
+ * under systemd's automount, docs/dipolefs.md "At boot"): serve that open
+ * /dev/fuse descriptor (a copy of it: fuse_fd stays the caller's), which
+ * libfuse adopts as mountpoint "/dev/fd/N". The mount point's path is then
+ * never looked up before the threads serve (an automount point would make
+ * the lookup wait for the very mount): the mount is found in mountinfo. */
+int fusemount_start(struct fusemount **out, struct fuse_session *se, const char *mountpoint, int fuse_fd,
+		    char *err);
+/* The mount is known to be gone from its mount point (mount.dipole saw
+ * what is there now): stopping then never looks there, not even in
+ * mountinfo, where a new mount may have taken its device number. */
+void fusemount_gone(struct fusemount *m);
 /* Stop serving and unmount. abort 0: a plain unmount (the kernel ends the
  * session once nothing uses the mount). abort 1: end the connection now
  * and detach the mount lazily. Returns once the threads are joined; the

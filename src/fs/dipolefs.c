@@ -182,7 +182,7 @@ static void node_gone(void *arg, uint32_t node_id)
 
 /* ---- owner ------------------------------------------------------------- */
 
-static int attach(struct dipolefs *fs, const char *mountpoint, char *err);
+static int attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, char *err);
 
 static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
 {
@@ -227,7 +227,7 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 		return rc;
 	server_set_node_gone(fs->srv, node_gone, fs);
 	fs->fan = fs->srv;
-	if (c->mountpoint && (rc = attach(fs, c->mountpoint, err)))
+	if (c->mountpoint && (rc = attach(fs, c->mountpoint, c->fuse_fd, err)))
 		return rc;
 	/* clients last: everything they reach is up */
 	if (c->lsn)
@@ -244,9 +244,10 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 }
 
 /* The owner's FUSE mount at mountpoint, served by the local backend. */
-static int attach(struct dipolefs *fs, const char *mountpoint, char *err)
+static int attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, char *err)
 {
-	int rc = fusefs_start(&fs->fuse, mountpoint, fs->fsname, &local_ops, fs->local, fs->node_id, &fs->cache, err);
+	int rc = fusefs_start(&fs->fuse, mountpoint, fs->fsname, &local_ops, fs->local, fs->node_id, &fs->cache,
+			      fuse_fd, err);
 	if (rc)
 		return rc;
 	pthread_rwlock_wrlock(&fs->notify_lk);
@@ -298,7 +299,7 @@ static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char
 	/* a reconnect loses revocations: remember what the kernel caches */
 	fs->cache.track = 1;
 	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fs->fsname, &remote_ops, fs->remote, fs->node_id, &fs->cache,
-			       err)))
+			       c->fuse_fd, err)))
 		return rc;
 	/* before this the kernel had no mount to cache anything in: revocations
 	 * acked without effect lose nothing */
@@ -383,13 +384,18 @@ void dipolefs_unmount(struct dipolefs *fs)
 	free(fs);
 }
 
-int dipolefs_attach(struct dipolefs *fs, const char *mountpoint, char *err)
+void dipolefs_mount_gone(struct dipolefs *fs)
+{
+	fusefs_gone(fs->fuse);
+}
+
+int dipolefs_attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, char *err)
 {
 	if (fs->role != FSR_OWNER || fs->fuse) {
 		snprintf(err, 256, "only an owner serving without a mount here can add one");
 		return -EINVAL;
 	}
-	int rc = attach(fs, mountpoint, err);
+	int rc = attach(fs, mountpoint, fuse_fd, err);
 	if (!rc)
 		log_info("dipolefs: %s (%s) mounted at %s as owner", fs->fsname, fs->fstype, mountpoint);
 	return rc;

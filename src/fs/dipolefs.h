@@ -42,6 +42,10 @@ struct dipolefs_conf {
 	const char *device;      /* block device holding the kernel filesystem (the loop device), owner only */
 	const char *fstype;      /* "ext4" or "xfs"; NULL: detect */
 	const char *options;     /* mount options given to `dipole mount -o`, "" none */
+	int fuse_fd;             /* > 0: the FUSE mount at mountpoint is made already, on this
+				  * /dev/fuse descriptor (mount.dipole's, fs-mount --fuse-fd):
+				  * served, not mounted, and the path never looked up; stays
+				  * the caller's */
 	const char *owner;       /* client: the owner's node name (the connected Primary the daemon
 				  * sees in its peers' replica views); NULL: try each other disk host */
 };
@@ -54,9 +58,13 @@ int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolef
 /* Unmount the FUSE mount (lazily if busy: processes with open files get
  * ENOTCONN), then the kernel filesystem; frees fs. */
 void dipolefs_unmount(struct dipolefs *fs);
-/* Owner serving without a mount here: add the FUSE mount at mountpoint.
- * 0, or -errno with err[256]. Main thread (as mount/unmount). */
-int dipolefs_attach(struct dipolefs *fs, const char *mountpoint, char *err);
+/* This node's FUSE mount is known to be gone from its mount point
+ * (fusemount_gone): unmounting it then never looks there. */
+void dipolefs_mount_gone(struct dipolefs *fs);
+/* Owner serving without a mount here: add the FUSE mount at mountpoint
+ * (fuse_fd > 0: made already, as dipolefs_conf.fuse_fd). 0, or -errno
+ * with err[256]. Main thread (as mount/unmount). */
+int dipolefs_attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, char *err);
 /* Owner: remove this node's FUSE mount (as unmount does), keep serving the
  * other nodes. */
 void dipolefs_detach(struct dipolefs *fs);

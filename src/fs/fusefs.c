@@ -779,7 +779,7 @@ const struct fusefs_cache fusefs_cache_default = {
 /* ---- life ------------------------------------------------------------- */
 
 int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname, const struct fs_ops *ops,
-		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, char *err)
+		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, int fuse_fd, char *err)
 {
 	char opts[512];
 	struct stat st;
@@ -787,7 +787,9 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 		snprintf(err, 256, "bad file system name or mount point");
 		return -EINVAL;
 	}
-	if (stat(mountpoint, &st) || !S_ISDIR(st.st_mode)) {
+	/* an adopted mount: mount.dipole checked, and a lookup could wait
+	 * for the automount this mount is for */
+	if (fuse_fd <= 0 && (stat(mountpoint, &st) || !S_ISDIR(st.st_mode))) {
 		snprintf(err, 256, "mount point %s is not a directory", mountpoint);
 		return -ENOTDIR;
 	}
@@ -820,7 +822,7 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 		free(f);
 		return -EIO;
 	}
-	int rc = fusemount_start(&f->fm, f->se, mountpoint, err);
+	int rc = fusemount_start(&f->fm, f->se, mountpoint, fuse_fd, err);
 	if (rc) {
 		fuse_session_destroy(f->se);
 		track_free(f->track);
@@ -829,6 +831,12 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	}
 	*out = f;
 	return 0;
+}
+
+void fusefs_gone(struct fusefs *f)
+{
+	if (f)
+		fusemount_gone(f->fm);
 }
 
 void fusefs_stop(struct fusefs *f)

@@ -40,10 +40,14 @@ extern const struct fusefs_cache fusefs_cache_default; /* both timeouts 3600 s, 
 
 /* Mount at mountpoint (an existing directory) with fsname (e.g.
  * "dipole:r0", no commas) and serve it from ops/ctx; callers are tagged
- * node_id; cache NULL: fusefs_cache_default. 0, or -errno with err[256]
- * saying why. */
+ * node_id; cache NULL: fusefs_cache_default. fuse_fd > 0: the FUSE mount
+ * is made there already, on that /dev/fuse descriptor (mount.dipole's;
+ * fusemount_start): serve it, without looking the mount point up. 0, or
+ * -errno with err[256] saying why. */
 int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname, const struct fs_ops *ops,
-		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, char *err);
+		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, int fuse_fd, char *err);
+/* The mount is known to be gone (fusemount_gone). */
+void fusefs_gone(struct fusefs *f);
 /* Unmount (lazily and aborted: processes with files open get ENOTCONN;
  * never mounts fusectl), stop the threads, free. Returns once no request
  * is being served. */

@@ -6,11 +6,13 @@
 # point as free and must not trigger it (that would deadlock a real boot:
 # systemd waits for the helper, the helper for systemd); a plain umount(8)
 # must still be seen by the daemon; and `down` right after the umount (what
-# systemd does: stop the mount unit, then ExecStop) must not be refused. Run
-# the way systemd runs a mount for an automount request (in the
-# automounter's process group), the helper refuses at once: the daemon
-# could not mount there without waiting for that very request
-# (docs/dipolefs.md "At boot").
+# systemd does: stop the mount unit, then ExecStop) must not be refused.
+# And the real thing: a first access triggers the automount, the stand-in
+# runs the helper in its process group (as systemd runs mount(8)) and
+# answers the request once it is done; the helper makes the FUSE mount
+# itself and hands it to the daemon, which must never look at the path
+# while the request is pending (it would wait for it: docs/dipolefs.md
+# "At boot").
 . "$(dirname "$0")/lib.sh"
 mkres 64M
 mkdir -p "$T/mnt" "$T/plain"
@@ -20,34 +22,47 @@ dp create-md r0 >/dev/null 2>&1
 check "up" dp up r0
 check "primary --force" dp primary r0 --force
 check "mkfs" dp mkfs r0
+# the daemon's /dev/fuse descriptors with nothing mounted
+DPID=$(cat "$RUN/r0.pid")
+nfuse() { ls -l /proc/$DPID/fd | grep -c /dev/fuse; }
+FUSE0=$(nfuse)
 python3 - "$T/mnt" "$T/autofs.log" "$T/autofs.stop" <<'PY' &
 # systemd's part: an autofs mount (direct) in a process group of its own;
 # every request is logged and failed at once (AUTOFS_IOC_FAIL), so that
-# nothing waits; on the stop file it unmounts it (exempt from triggering)
+# nothing waits, unless an on-demand command is set: then, as systemd, it
+# runs that in its process group and answers (AUTOFS_IOC_READY on exit 0);
+# on the stop file it unmounts it (exempt from triggering)
 import fcntl, json, os, select, struct, subprocess, sys
 d, log, stop = sys.argv[1:]
-run = stop + ".run"  # a command (JSON list) to run in this process group, as systemd runs mount(8)
+ondemand = stop + ".ondemand"  # the mount command (JSON list), as systemd runs mount(8)
 os.setsid()  # a process group of its own: every other process triggers
 r, w = os.pipe()
 subprocess.run(["mount", "-t", "autofs", "-o", "fd=%d,pgrp=%d,minproto=5,maxproto=5,direct" % (w, os.getpgrp()),
                 "dipole-test-automount", d], pass_fds=[w], check=True)
 os.close(w)
 ioctl_fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-AUTOFS_IOC_FAIL = 0x9361
+AUTOFS_IOC_READY, AUTOFS_IOC_FAIL = 0x9360, 0x9361
 with open(log, "a") as f:
     f.write("ready\n"); f.flush()
     while not os.path.exists(stop):
-        if os.path.exists(run):
-            cmd = json.load(open(run))
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-            open(run + ".out", "w").write("rc %d\n%s" % (p.returncode, p.stderr))
-            os.unlink(run)
         rl, _, _ = select.select([r], [], [], 0.2)
         if rl:
             pkt = os.read(r, 4096)
             token = struct.unpack_from("=I", pkt, 8)[0]  # autofs_v5_packet.wait_queue_token
-            fcntl.ioctl(ioctl_fd, AUTOFS_IOC_FAIL, token)
-            f.write("triggered\n"); f.flush()
+            if os.path.exists(ondemand):
+                cmd = json.load(open(ondemand))
+                os.unlink(ondemand)
+                try:
+                    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+                    rc, err = p.returncode, p.stderr
+                except subprocess.TimeoutExpired:
+                    rc, err = "timeout", ""
+                fcntl.ioctl(ioctl_fd, AUTOFS_IOC_READY if rc == 0 else AUTOFS_IOC_FAIL, token)
+                open(ondemand + ".out", "w").write("rc %s\n%s" % (rc, err))
+                f.write("mounted on demand\n"); f.flush()
+            else:
+                fcntl.ioctl(ioctl_fd, AUTOFS_IOC_FAIL, token)
+                f.write("triggered\n"); f.flush()
     os.close(ioctl_fd)
     subprocess.run(["umount", d])
     f.write("stopped\n")
@@ -67,19 +82,33 @@ check "files go through it" bash -c "echo hello >$T/mnt/f && [ \"\$(cat $T/mnt/f
 expect_rc "a second mount there is refused (busy: dipolefs is on top now)" 3 "is busy" \
 	timeout -s KILL 20 "$T/mount.dipole" r0 "$T/mnt" -o "$OPTS"
 
-# systemd runs mount(8), and so the helper, in its own process group, the
-# one the automount point lets through: the daemon, which is not in it,
-# would wait for the pending automount while mounting there (a deadlock
-# until systemd's mount timeout), so the helper refuses at once, saying why
+# systemd's part for real: the first access triggers the automount; the
+# stand-in runs the helper in its own process group, as systemd runs
+# mount(8), and only then answers the pending request. The helper mounts
+# FUSE there itself and hands the descriptor to the daemon: a daemon that
+# looked the path up would wait for the pending request (and the stand-in
+# for the helper) until the 60 s timeout.
+# The first access comes right after the umount, as in `systemctl stop
+# mnt-swarm.mount; systemctl start mnt-swarm.automount; ls`: before the
+# daemon's once-a-second look has seen the umount.
 check "unmount to try as systemd would" umount "$T/mnt"
+printf '["%s", "r0", "%s", "-o", "%s"]' "$T/mount.dipole" "$T/mnt" "$OPTS,_netdev,x-systemd.automount" \
+	>"$T/autofs.stop.ondemand"
+check "the first access waits for the automount, then reads the file through dipolefs" \
+	bash -c "[ \"\$(timeout -s KILL 40 cat $T/mnt/f)\" = hello ]"
+check "the helper, run for the pending request, succeeded (exit 0)" \
+	bash -c "grep -qx 'rc 0' $T/autofs.stop.ondemand.out || { cat $T/autofs.stop.ondemand.out; false; }"
+check "dipolefs is on top of the autofs mount, as the helper's mount" \
+	bash -c "findmnt -n -o FSTYPE,SOURCE --mountpoint $T/mnt | tail -1 | grep -qx 'fuse.dipole *dipole:r0'"
+check "status shows the mount" bash -c "$DIPOLE -c $T/r.res --node a --run-dir $RUN status r0 --json | grep -q '\"mountpoint\":\"$T/mnt\"'"
+check "writes go through it" bash -c "echo again >$T/mnt/g && [ \"\$(cat $T/mnt/g)\" = again ]"
+check "the daemon holds the helper's /dev/fuse descriptor (one more)" test "$(nfuse)" = $((FUSE0 + 1))
+check "plain umount of the helper's mount" umount "$T/mnt"
 wait_for 5 bash -c "$DIPOLE -c $T/r.res --node a --run-dir $RUN status r0 --json | grep -q '\"fs\":null'"
-printf '["%s", "r0", "%s", "-o", "%s"]' "$T/mount.dipole" "$T/mnt" "$OPTS,_netdev,x-systemd.automount" >"$T/autofs.stop.run"
-wait_for 30 test -f "$T/autofs.stop.run.out"
-check "the helper in the automounter's process group refuses at once (exit 3)" grep -qx 'rc 3' "$T/autofs.stop.run.out"
-check "saying the automount point waits for this mount, and to mount at boot instead" \
-	bash -c "grep -q 'automount point waiting for this mount' $T/autofs.stop.run.out &&
-		grep -q 'drop x-systemd.automount' $T/autofs.stop.run.out"
-check "nothing was mounted" bash -c "findmnt -n -o FSTYPE --mountpoint $T/mnt | grep -qx autofs"
+check "the daemon saw it (fs null)" \
+	bash -c "$DIPOLE -c $T/r.res --node a --run-dir $RUN status r0 --json | grep -q '\"fs\":null'"
+check "and let go of the descriptor" test "$(nfuse)" = "$FUSE0"
+check "the autofs point stays" bash -c "findmnt -n -o FSTYPE --mountpoint $T/mnt | grep -qx autofs"
 check "mounted again from another process group" timeout -s KILL 20 "$T/mount.dipole" r0 "$T/mnt" -o "$OPTS"
 
 # plain umount: the daemon lets go although autofs stays mounted there
@@ -102,6 +131,17 @@ check "the mount helper, the daemon and dipolefs never triggered the automount" 
 # the control: a look inside does trigger it (so the check above can fail)
 timeout -s KILL 10 ls "$T/mnt/" >/dev/null 2>&1
 check "(control: listing the directory triggers the automount)" grep -q triggered "$T/autofs.log"
+# a first access with the resource down: the helper's own mount is not
+# left behind (a FUSE mount nobody serves would hang its users)
+printf '["%s", "r0", "%s", "-o", "%s"]' "$T/mount.dipole" "$T/mnt" "$OPTS,_netdev,x-systemd.automount" \
+	>"$T/autofs.stop.ondemand"
+rm -f "$T/autofs.stop.ondemand.out"
+timeout -s KILL 40 ls "$T/mnt/" >/dev/null 2>&1
+check "a first access with the resource down: the helper says it is not up (exit 3)" \
+	bash -c "grep -qx 'rc 3' $T/autofs.stop.ondemand.out && grep -q 'not up' $T/autofs.stop.ondemand.out"
+check "and took its FUSE mount away again: the autofs point is on top" \
+	bash -c "findmnt -n -o FSTYPE --mountpoint $T/mnt | tail -1 | grep -qx autofs &&
+		! findmnt -n -o FSTYPE --mountpoint $T/mnt | grep -q fuse"
 touch "$T/autofs.stop"
 wait_for 10 grep -q stopped "$T/autofs.log"
 check "(the autofs stand-in is gone)" bash -c "! findmnt --mountpoint $T/mnt >/dev/null"

@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	block_signals();
-	rc = fusefs_start(&f, argv[2], "dipole:dir", &local_ops, l, 1, NULL, err);
+	rc = fusefs_start(&f, argv[2], "dipole:dir", &local_ops, l, 1, NULL, 0, err);
 	if (rc) {
 		fprintf(stderr, "fsmount-dir: %s\n", err);
 		local_close(l);
