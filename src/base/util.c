@@ -289,6 +289,20 @@ int sendv_full(int fd, struct iovec *iov, int n)
 	return vec_full(fd, iov, n, 1);
 }
 
+void str_unescape_octal(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+		    p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else
+			*o++ = *p;
+	}
+	*o = 0;
+}
+
 int parse_sockaddr(const char *s, struct sockaddr_storage *ss, unsigned *sl)
 {
 	char ip[128];

@@ -40,6 +40,9 @@ void vmsg_prefixed(char *buf, size_t len, const char *prefix, const char *fmt, v
 	__attribute__((format(printf, 4, 0)));
 /* "1.2.3.4:80" or "[fd00::1]:80" into a socket address. 0 or -EINVAL. */
 int parse_sockaddr(const char *s, struct sockaddr_storage *ss, unsigned *sl);
+/* Decode, in place, the octal escapes \NNN (000-377) that fstab(5) and
+ * /proc/self/mountinfo (proc(5)) use for blanks and backslashes. */
+void str_unescape_octal(char *s);
 
 /* Little-endian and big-endian fixed-width codecs for on-disk/on-wire data. */
 static inline void put_le32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }

@@ -25,21 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* fstab(5) escapes blanks in its fields as octal \040 (and \011, \134):
- * decode them in place. */
-static void fstab_unescape(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
-		    p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else
-			*o++ = *p;
-	}
-	*o = 0;
-}
+#include "util.h"
 
 /* The unit name systemd gives the mount of absolute path `path` (what
  * `systemd-escape --path --suffix=mount` prints): the path simplified
@@ -197,8 +183,8 @@ int fstab_generator_main(int argc, char **argv)
 		}
 		if (nf < 3 || strcmp(f[2], "dipole"))
 			continue;
-		fstab_unescape(f[0]);
-		fstab_unescape(f[1]);
+		str_unescape_octal(f[0]); /* fstab(5) escapes blanks as \040 */
+		str_unescape_octal(f[1]);
 		char unit[300];
 		if (!instance_ok(f[0])) {
 			fprintf(stderr, "%s: %s:%d: resource name '%s' cannot name a unit dipole@%s.service (letters, "

@@ -6,20 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* mountinfo escapes ' ', '\t', '\n' and '\\' as octal \NNN */
-static void unescape(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
-		    p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else
-			*o++ = *p;
-	}
-	*o = 0;
-}
+#include "util.h"
 
 struct at_path {
 	long id, parent;
@@ -45,7 +32,7 @@ static int scan(const char *path, struct at_path *m, int max)
 			w[i++] = t;
 		if (i < 5)
 			continue;
-		unescape(w[4]);
+		str_unescape_octal(w[4]); /* mountinfo escapes blanks as \040 */
 		if (strcmp(w[4], path))
 			continue;
 		char *t;
