@@ -41,24 +41,25 @@ void service_status(const char *text)
 	sd_notifyf(0, "STATUS=%s", s);
 }
 
-void service_ready(const char *text)
+/* A state change (`change`: "READY=1" or "STOPPING=1") with its status. */
+static void notify_change(const char *change, const char *text)
 {
 	char s[sizeof last_status];
 	if (!enabled)
 		return;
 	clean(s, sizeof s, text);
 	memcpy(last_status, s, sizeof s);
-	sd_notifyf(0, "READY=1\nSTATUS=%s", s);
+	sd_notifyf(0, "%s\nSTATUS=%s", change, s);
+}
+
+void service_ready(const char *text)
+{
+	notify_change("READY=1", text);
 }
 
 void service_stopping(const char *text)
 {
-	char s[sizeof last_status];
-	if (!enabled)
-		return;
-	clean(s, sizeof s, text);
-	memcpy(last_status, s, sizeof s);
-	sd_notifyf(0, "STOPPING=1\nSTATUS=%s", s);
+	notify_change("STOPPING=1", text);
 }
 
 void service_failed(const char *text, int err)
