@@ -133,28 +133,14 @@ void hs_refuse(int fd, const char *why)
 	(void)!hs_send(fd, P_REFUSE, 0, why, (uint32_t)strlen(why));
 }
 
-/* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
- * the reason set (and logged). `from` names the remote address. */
-int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, struct pkt_hello *peer,
-		 struct pkt_hello *mine, char *reason)
+/* Receive and decode the other side's HELLO (a REFUSE instead: its text
+ * in the reason). 0 or <0 with the reason set. */
+static int recv_hello(int fd, const char *from, struct pkt_hello *peer, char *reason)
 {
-	int ch = *chp;
-	uint8_t chal[WIRE_CHALLENGE], hb[HELLO_BYTES];
+	uint8_t hb[HELLO_BYTES];
 	struct wire_hdr w;
 	char why[256], text[CODEC_REFUSE_MAX + 1];
-	int rc;
-
-	struct timeval tv = { .tv_sec = 5 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (getrandom(chal, sizeof chal, 0) != (ssize_t)sizeof chal)
-		return -EIO;
-	/* the dialer speaks first; the acceptor learns the channel from it */
-	if (ch >= 0 && (rc = send_hello(c, fd, ch, chal, mine))) {
-		RSN("handshake with %s: send failed: %s", from, strerror(-rc));
-		return rc;
-	}
-	rc = hs_recv_hdr(fd, &w);
+	int rc = hs_recv_hdr(fd, &w);
 	if (rc == -EPROTO || rc == -EMSGSIZE) {
 		RSN("handshake with %s: not a dipole peer (bad magic or size); dropped", from);
 		return rc;
@@ -178,83 +164,122 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, st
 	if ((rc = codec_decode_hello(hb, w.len, peer, why, sizeof why))) {
 		hs_refuse(fd, why);
 		RSN("handshake with %s: %s; dropped", from, why);
+	}
+	return rc;
+}
+
+/* Why the peer's HELLO on channel ch cannot be served ("" when it can):
+ * versions, resource, node-id, channel kind, then, on the block data
+ * channel, what both sides must configure alike (drbd.conf(5): protocol,
+ * allow-two-primaries, shared-secret). Different sizes are no refusal: the
+ * two agree on the smaller one after the handshake (repl/resize.h). */
+static void hello_mismatch(const struct hs_conf *c, const struct pkt_hello *peer, int ch, char *why, size_t n)
+{
+	why[0] = 0;
+	if (peer->vmax < WIRE_VERSION_MIN || peer->vmin > WIRE_VERSION_MAX)
+		snprintf(why, n, "protocol versions do not overlap: peer speaks %u-%u, this node %u-%u", peer->vmin,
+			 peer->vmax, WIRE_VERSION_MIN, WIRE_VERSION_MAX);
+	else if (strcmp(peer->res, c->res))
+		snprintf(why, n, "resource name differs: peer has '%s', this node '%s'", peer->res, c->res);
+	else if (peer->node_id != (uint32_t)c->peer_id)
+		snprintf(why, n, "peer says it is node-id %u, but '%s' is node-id %d in the config", peer->node_id,
+			 c->peer_name, c->peer_id);
+	else if (peer->channel != ch)
+		snprintf(why, n, "channel mismatch");
+	else if ((ch == CH_VOTE) != !!c->vote_only)
+		snprintf(why, n, "%s", c->vote_only ? "this node has a vote link with you, not a disk peer link"
+						    : "this node has a disk peer link with you, not a vote link");
+	else if ((ch == CH_FS) != !!c->fs_only)
+		snprintf(why, n, "%s", c->fs_only ? "this node serves the filesystem on this link, not a peer link"
+						  : "this node has a peer link with you, not a filesystem link "
+						    "(is the filesystem mounted as owner here?)");
+	else if ((ch == CH_QUERY) != !!c->query_only)
+		snprintf(why, n, "%s", c->query_only ? "this node answers configuration queries on this link only"
+						     : "this node has a peer link with you, not a query link");
+	else if (ch == CH_VOTE || ch == CH_FS || ch == CH_QUERY)
+		; /* no block data on these links: size and protocol do not matter */
+	else if (peer->protocol != c->protocol)
+		snprintf(why, n, "protocol differs: peer uses %c, this node %c", peer->protocol, c->protocol);
+	else if (!!(peer->flags & HF_TWO_PRIMARIES) != !!c->allow_two)
+		snprintf(why, n, "allow-two-primaries differs: set on %s only", c->allow_two ? "this node" : "the peer");
+	else if (!!(peer->flags & HF_AUTH) != c->has_secret)
+		snprintf(why, n, "%s",
+			 c->has_secret ? "peer has no shared-secret but this node requires one"
+				       : "peer requires a shared-secret but this node has none");
+}
+
+/* Both sides prove the shared-secret: each sends the HMAC of the other's
+ * challenge, its node-id and the channel, then AUTH_OK. 0 or -EACCES (or a
+ * send's error) with the reason set. */
+static int authenticate(const struct hs_conf *c, int fd, int ch, const uint8_t *chal, const struct pkt_hello *peer,
+			const char *from, char *reason)
+{
+	uint8_t m[WIRE_MAC_MAX], want[WIRE_MAC_MAX], pm[WIRE_MAC_MAX];
+	struct wire_hdr w;
+	char why[256], text[CODEC_REFUSE_MAX + 1];
+	unsigned ml = mac(c, peer->chal, c->my_id, ch, m);
+	int rc = hs_send(fd, P_AUTH, 0, m, ml);
+	if (rc)
+		return rc;
+	rc = hs_recv_hdr(fd, &w);
+	if (rc || codec_decode_auth(&w, why, sizeof why) || w.len != ml || read_full(fd, pm, w.len)) {
+		RSN("%s did not authenticate (no or malformed AUTH); refused, nothing changed", from);
+		hs_refuse(fd, "authentication failed");
+		return -EACCES;
+	}
+	mac(c, chal, c->peer_id, ch, want);
+	if (CRYPTO_memcmp(pm, want, ml)) {
+		RSN("%s failed authentication (wrong shared-secret?); refused, nothing changed", from);
+		hs_refuse(fd, "authentication failed: shared-secret does not match");
+		return -EACCES;
+	}
+	if ((rc = hs_send(fd, P_AUTH_OK, 0, NULL, 0)))
+		return rc;
+	rc = hs_recv_hdr(fd, &w);
+	if (!rc && w.type == P_AUTH_OK && !w.len)
+		return 0;
+	if (!rc && w.type == P_REFUSE && !hs_recv_refuse(fd, &w, text))
+		RSN("refused by %s: %s", from, text);
+	else
+		RSN("%s: authentication not confirmed", from);
+	return -EACCES;
+}
+
+/* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
+ * the reason set (and logged). `from` names the remote address. */
+int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, struct pkt_hello *peer,
+		 struct pkt_hello *mine, char *reason)
+{
+	int ch = *chp;
+	uint8_t chal[WIRE_CHALLENGE];
+	char why[256];
+	int rc;
+
+	struct timeval tv = { .tv_sec = 5 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (getrandom(chal, sizeof chal, 0) != (ssize_t)sizeof chal)
+		return -EIO;
+	/* the dialer speaks first; the acceptor learns the channel from it */
+	if (ch >= 0 && (rc = send_hello(c, fd, ch, chal, mine))) {
+		RSN("handshake with %s: send failed: %s", from, strerror(-rc));
 		return rc;
 	}
+	if ((rc = recv_hello(fd, from, peer, reason)))
+		return rc;
 	if (ch < 0) {
 		ch = *chp = peer->channel;
 		if ((rc = send_hello(c, fd, ch, chal, mine)))
 			return rc;
 	}
-	uint32_t vmin = peer->vmin, vmax = peer->vmax, pid = peer->node_id, pflags = peer->flags;
-	const char *pres = peer->res;
-	why[0] = 0;
-	if (vmax < WIRE_VERSION_MIN || vmin > WIRE_VERSION_MAX)
-		snprintf(why, sizeof why, "protocol versions do not overlap: peer speaks %u-%u, this node %u-%u",
-			 vmin, vmax, WIRE_VERSION_MIN, WIRE_VERSION_MAX);
-	else if (strcmp(pres, c->res))
-		snprintf(why, sizeof why, "resource name differs: peer has '%s', this node '%s'", pres, c->res);
-	else if (pid != (uint32_t)c->peer_id)
-		snprintf(why, sizeof why, "peer says it is node-id %u, but '%s' is node-id %d in the config", pid,
-			 c->peer_name, c->peer_id);
-	else if (peer->channel != ch)
-		snprintf(why, sizeof why, "channel mismatch");
-	else if ((ch == CH_VOTE) != !!c->vote_only)
-		snprintf(why, sizeof why, "%s", c->vote_only ? "this node has a vote link with you, not a disk peer link"
-							     : "this node has a disk peer link with you, not a vote link");
-	else if ((ch == CH_FS) != !!c->fs_only)
-		snprintf(why, sizeof why, "%s", c->fs_only ? "this node serves the filesystem on this link, not a peer link"
-							   : "this node has a peer link with you, not a filesystem link "
-							     "(is the filesystem mounted as owner here?)");
-	else if ((ch == CH_QUERY) != !!c->query_only)
-		snprintf(why, sizeof why, "%s", c->query_only ? "this node answers configuration queries on this link only"
-							      : "this node has a peer link with you, not a query link");
-	else if (ch == CH_VOTE || ch == CH_FS || ch == CH_QUERY)
-		; /* no block data on these links: size and protocol do not matter */
-	/* (different sizes are no refusal here: the two agree on the smaller
-	 * one after the handshake, repl/resize.h) */
-	else if (peer->protocol != c->protocol)
-		snprintf(why, sizeof why, "protocol differs: peer uses %c, this node %c", peer->protocol, c->protocol);
-	else if (!!(pflags & HF_TWO_PRIMARIES) != !!c->allow_two)
-		snprintf(why, sizeof why, "allow-two-primaries differs: set on %s only",
-			 c->allow_two ? "this node" : "the peer");
-	else if (!!(pflags & HF_AUTH) != c->has_secret)
-		snprintf(why, sizeof why, "%s",
-			 c->has_secret ? "peer has no shared-secret but this node requires one"
-				       : "peer requires a shared-secret but this node has none");
+	hello_mismatch(c, peer, ch, why, sizeof why);
 	if (why[0]) {
 		hs_refuse(fd, why);
 		RSN("%s: %s", from, why);
 		return -EPROTO;
 	}
-	if (c->has_secret) {
-		uint8_t m[WIRE_MAC_MAX], want[WIRE_MAC_MAX], pm[WIRE_MAC_MAX];
-		unsigned ml = mac(c, peer->chal, c->my_id, ch, m);
-		if ((rc = hs_send(fd, P_AUTH, 0, m, ml)))
-			return rc;
-		rc = hs_recv_hdr(fd, &w);
-		if (rc || codec_decode_auth(&w, why, sizeof why) || w.len != ml || read_full(fd, pm, w.len)) {
-			RSN("%s did not authenticate (no or malformed AUTH); refused, nothing changed", from);
-			hs_refuse(fd, "authentication failed");
-			return -EACCES;
-		}
-		mac(c, chal, c->peer_id, ch, want);
-		if (CRYPTO_memcmp(pm, want, ml)) {
-			RSN("%s failed authentication (wrong shared-secret?); refused, nothing changed", from);
-			hs_refuse(fd, "authentication failed: shared-secret does not match");
-			return -EACCES;
-		}
-		if ((rc = hs_send(fd, P_AUTH_OK, 0, NULL, 0)))
-			return rc;
-		rc = hs_recv_hdr(fd, &w);
-		if (rc || w.type != P_AUTH_OK || w.len) {
-			if (!rc && w.type == P_REFUSE && !hs_recv_refuse(fd, &w, text)) {
-				RSN("refused by %s: %s", from, text);
-			} else {
-				RSN("%s: authentication not confirmed", from);
-			}
-			return -EACCES;
-		}
-	}
+	if (c->has_secret && (rc = authenticate(c, fd, ch, chal, peer, from, reason)))
+		return rc;
 	tv.tv_sec = 0;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	/* a send that cannot make progress for `timeout` means a dead peer:
