@@ -37,11 +37,24 @@ struct lk_flock {
 	int type;
 };
 
+/* A lock of a node that left, kept for its reclaim (locks_set_keep) until
+ * a conflicting lock is granted to someone else, it is reclaimed, its
+ * node says it is done, or it expires. */
+struct lk_stale {
+	struct lk_stale *next;
+	uint64_t start, end;       /* POSIX range; a flock: 0..UINT64_MAX */
+	uint64_t owner, fh;        /* the POSIX owner; the flock's open file */
+	uint64_t until;            /* now_ns() it expires at */
+	uint32_t node;
+	int type, flock;
+};
+
 struct lk_inode {
 	struct lk_inode *next;     /* in the hash bucket */
 	uint64_t ino;
 	struct lk_range *posix;
 	struct lk_flock *flocks;
+	struct lk_stale *stale;
 	unsigned nwaiters;         /* waiters pointing here: keeps it allocated */
 	int one_node;              /* LOCKS_ONE_NODE: a shared-memory index */
 };
@@ -64,6 +77,9 @@ struct locks {
 	size_t count;              /* lk_range + lk_flock records */
 	int grace;
 	uint64_t grace_until;      /* now_ns() */
+	uint64_t expect, done;     /* bit n: node n is to reclaim / said it is done */
+	uint64_t keep_ns;          /* how long a gone node's locks stay reclaimable */
+	uint64_t reclaimed, refused; /* reclaims granted and refused, since open */
 	struct lk_early {          /* interrupts ahead of their request */
 		uint32_t node;
 		uint64_t token, at;    /* at: now_ns() */
@@ -102,6 +118,10 @@ void locks_close(struct locks *t)
 			for (struct lk_flock *f = in->flocks, *fn; f; f = fn) {
 				fn = f->next;
 				free(f);
+			}
+			for (struct lk_stale *x = in->stale, *xn; x; x = xn) {
+				xn = x->next;
+				free(x);
 			}
 			free(in);
 			in = n;
@@ -142,7 +162,7 @@ static struct lk_inode *inode_get(struct locks *t, uint64_t ino)
  * files locked now, not every file ever locked */
 static void inode_put(struct locks *t, struct lk_inode *in)
 {
-	if (in->posix || in->flocks || in->nwaiters)
+	if (in->posix || in->flocks || in->stale || in->nwaiters)
 		return;
 	struct lk_inode **pp = &t->bucket[bucket_of(in->ino)];
 	while (*pp != in)
@@ -366,6 +386,73 @@ static int flock_conflict(const struct lk_inode *in, uint32_t node, uint64_t fh,
 	return 0;
 }
 
+/* ---- a gone node's locks, kept for its reclaim ---- */
+
+static int stale_add(struct lk_inode *in, const struct lk_stale *x)
+{
+	struct lk_stale *n = malloc(sizeof *n);
+	if (!n)
+		return -ENOMEM;
+	*n = *x;
+	n->next = in->stale;
+	in->stale = n;
+	return 0;
+}
+
+/* node's locks on in, about to be dropped, stay reclaimable until `until`
+ * (a record that cannot be kept only makes its reclaim fail: EIO later) */
+static void stale_keep(struct lk_inode *in, uint32_t node, uint64_t until)
+{
+	for (const struct lk_range *r = in->posix; r; r = r->next)
+		if (r->node == node)
+			(void)stale_add(in, &(struct lk_stale){ .start = r->start, .end = r->end, .owner = r->owner,
+								 .until = until, .node = node, .type = r->type });
+	for (const struct lk_flock *f = in->flocks; f; f = f->next)
+		if (f->node == node)
+			(void)stale_add(in, &(struct lk_stale){ .end = UINT64_MAX, .fh = f->fh, .until = until,
+								 .node = node, .type = f->type, .flock = 1 });
+}
+
+static int stale_same_owner(const struct lk_stale *x, const struct fs_lock *lk, uint64_t fh)
+{
+	return x->node == lk->node_id && (x->flock ? x->fh == fh : x->owner == lk->owner);
+}
+
+/* Would granting lk (through fh) to its owner break x's claim? */
+static int stale_conflicts(const struct lk_stale *x, const struct fs_lock *lk, uint64_t fh)
+{
+	if (x->flock != lk->flock || stale_same_owner(x, lk, fh))
+		return 0;
+	return overlaps(x->start, x->end, lk->start, lk->end) && (x->type == F_WRLCK || lk->type == F_WRLCK);
+}
+
+/* Drops in's stale records that expired, or (lk != NULL) that lk, just
+ * granted, conflicts with, or (lk == NULL) those of `node`. */
+static void stale_drop(struct lk_inode *in, const struct fs_lock *lk, uint64_t fh, uint32_t node)
+{
+	uint64_t now = now_ns();
+	for (struct lk_stale **pp = &in->stale, *x; (x = *pp);) {
+		if (x->until <= now || (lk ? stale_conflicts(x, lk, fh) : x->node == node)) {
+			*pp = x->next;
+			free(x);
+		} else {
+			pp = &x->next;
+		}
+	}
+}
+
+/* 1 when lk (through fh) re-takes a lock its owner held when its node
+ * left, and nothing conflicting was granted since */
+static int stale_covers(struct lk_inode *in, const struct fs_lock *lk, uint64_t fh)
+{
+	uint64_t now = now_ns();
+	for (const struct lk_stale *x = in->stale; x; x = x->next)
+		if (x->until > now && x->flock == lk->flock && stale_same_owner(x, lk, fh) && x->type == lk->type &&
+		    (lk->flock || (x->start <= lk->start && lk->end <= x->end)))
+			return 1;
+	return 0;
+}
+
 /* ---- requests ---- */
 
 static int lock_valid(const struct fs_lock *lk)
@@ -375,22 +462,11 @@ static int lock_valid(const struct fs_lock *lk)
 	return lk->flock || lk->start <= lk->end;
 }
 
-/* One attempt at lk on in, under t->mu. 0: done; -EAGAIN: in conflict or
- * held off by grace (the caller may wait); -ENOLCK: a reclaim refused;
- * -ENOMEM. */
-static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const struct fs_lock *lk, unsigned flags,
-		    uint64_t shm_ino)
+/* lk on in, under t->mu, once grace allowed it. 0: done; -EAGAIN: in
+ * conflict; -ENOLCK: a reclaim in conflict; -ENOMEM. */
+static int try_apply(struct locks *t, struct lk_inode *in, uint64_t fh, const struct fs_lock *lk, int reclaim,
+		     uint64_t shm_ino)
 {
-	int grace = grace_now(t);
-	int reclaim = flags & LOCKS_RECLAIM;
-	if (lk->type != F_UNLCK) {
-		/* checked before any change, so a held-off flock conversion
-		 * keeps its old lock */
-		if (reclaim && !grace)
-			return -ENOLCK; /* a conflicting lock may have come and gone */
-		if (!reclaim && grace)
-			return -EAGAIN;
-	}
 	if (lk->flock) {
 		struct lk_flock **pp = flock_find(in, lk->node_id, fh), *f = *pp;
 		if (f && f->type == lk->type)
@@ -429,6 +505,29 @@ static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const str
 	/* an unlock, a downgrade or a shrunk range may unblock others */
 	wake(t, in);
 	return 0;
+}
+
+/* One attempt at lk on in, under t->mu. 0: done; -EAGAIN: in conflict or
+ * held off by grace (the caller may wait); -ENOLCK: a reclaim refused;
+ * -ENOMEM. */
+static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const struct fs_lock *lk, unsigned flags,
+		    uint64_t shm_ino)
+{
+	int grace = grace_now(t);
+	int reclaim = flags & LOCKS_RECLAIM;
+	if (lk->type != F_UNLCK) {
+		/* checked before any change, so a held-off flock conversion
+		 * keeps its old lock. Outside grace, a reclaim needs the
+		 * node's kept lock: a conflicting one may have come and gone */
+		if (reclaim && !grace && !stale_covers(in, lk, fh))
+			return -ENOLCK;
+		if (!reclaim && grace)
+			return -EAGAIN;
+	}
+	int rc = try_apply(t, in, fh, lk, reclaim, shm_ino);
+	if (!rc && lk->type != F_UNLCK && in->stale)
+		stale_drop(in, reclaim ? NULL : lk, fh, UINT32_MAX); /* prunes only, for a reclaim */
+	return rc;
 }
 
 int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flags, uint64_t shm_ino)
@@ -482,6 +581,8 @@ int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock
 		return -EINTR;
 	}
 	int rc = try_lock(t, in, fh, lk, flags, shm_ino);
+	if ((flags & LOCKS_RECLAIM) && lk->type != F_UNLCK)
+		*(rc ? &t->refused : &t->reclaimed) += 1;
 	if (rc != -EAGAIN || !(flags & LOCKS_WAIT) || (flags & LOCKS_RECLAIM)) {
 		inode_put(t, in);
 		pthread_mutex_unlock(&t->mu);
@@ -611,9 +712,13 @@ size_t locks_node_gone(struct locks *t, uint32_t node_id)
 	for (unsigned i = t->nearly; i-- > 0;)
 		if (t->early[i].node == node_id)
 			early_del(t, i);
+	uint64_t until = now_ns() + t->keep_ns;
 	for (size_t b = 0; b < LOCKS_BUCKETS; b++)
 		for (struct lk_inode *in = t->bucket[b], *next; in; in = next) {
 			next = in->next;
+			stale_drop(in, NULL, 0, node_id); /* an older departure's */
+			if (t->keep_ns)
+				stale_keep(in, node_id, until);
 			n += drop(t, in, node_id, 0, 0, 0, 0);
 			inode_put(t, in);
 		}
@@ -634,6 +739,7 @@ void locks_grace_begin(struct locks *t, uint64_t duration_ns)
 	pthread_mutex_lock(&t->mu);
 	t->grace = 1;
 	t->grace_until = now_ns() + duration_ns;
+	t->expect = t->done = 0;
 	/* waiters asleep without a deadline must learn the new one */
 	wake(t, NULL);
 	pthread_mutex_unlock(&t->mu);
@@ -653,4 +759,52 @@ int locks_in_grace(struct locks *t)
 	int g = grace_now(t);
 	pthread_mutex_unlock(&t->mu);
 	return g;
+}
+
+void locks_set_keep(struct locks *t, uint64_t keep_ns)
+{
+	pthread_mutex_lock(&t->mu);
+	t->keep_ns = keep_ns;
+	pthread_mutex_unlock(&t->mu);
+}
+
+static uint64_t node_bit(uint32_t node_id) { return node_id < 64 ? 1ull << node_id : 0; }
+
+/* Under t->mu: every expected node is done, so grace ends now. */
+static void grace_check_done(struct locks *t)
+{
+	if (grace_now(t) && t->expect && !(t->expect & ~t->done)) {
+		t->grace = 0;
+		wake(t, NULL);
+	}
+}
+
+void locks_grace_expect(struct locks *t, uint64_t nodes)
+{
+	pthread_mutex_lock(&t->mu);
+	t->expect |= nodes;
+	grace_check_done(t);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void locks_reclaim_done(struct locks *t, uint32_t node_id)
+{
+	pthread_mutex_lock(&t->mu);
+	for (size_t b = 0; b < LOCKS_BUCKETS; b++)
+		for (struct lk_inode *in = t->bucket[b], *next; in; in = next) {
+			next = in->next;
+			stale_drop(in, NULL, 0, node_id);
+			inode_put(t, in);
+		}
+	t->done |= node_bit(node_id);
+	grace_check_done(t);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void locks_reclaims(struct locks *t, uint64_t *granted, uint64_t *refused)
+{
+	pthread_mutex_lock(&t->mu);
+	*granted = t->reclaimed;
+	*refused = t->refused;
+	pthread_mutex_unlock(&t->mu);
 }

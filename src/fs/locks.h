@@ -55,9 +55,22 @@
  * false EDEADLK. flocks are never checked (Linux neither).
  *
  * Grace (failover, docs/dipolefs.md "Locks"): after locks_grace_begin, and
- * until the duration passes or locks_grace_end, only reclaims
- * (LOCKS_RECLAIM) are granted; other requests fail -EAGAIN or, with
- * LOCKS_WAIT, wait for the grace period to end. Unlocks always proceed.
+ * until the duration passes, locks_grace_end, or every node expected to
+ * reclaim (locks_grace_expect) said it is done (locks_reclaim_done), only
+ * reclaims (LOCKS_RECLAIM) are granted; other requests fail -EAGAIN or,
+ * with LOCKS_WAIT, wait for the grace period to end. Unlocks always
+ * proceed. In grace a reclaim is granted when nothing conflicts.
+ *
+ * Reclaim without grace (a client that reconnects to the same owner):
+ * with locks_set_keep(t, keep), locks_node_gone keeps what the node held
+ * for `keep` as stale records that conflict with nothing but are broken
+ * by any conflicting lock granted since (to another owner, whatever its
+ * node). Outside grace a reclaim is granted only when a stale record of
+ * the same owner (POSIX: node and owner; flock: node and fh) of the same
+ * type covers it and nothing conflicts now: a lock someone else held
+ * meanwhile, even briefly, makes it fail (-ENOLCK), so the process learns
+ * its lock was not held throughout. locks_reclaim_done drops the node's
+ * stale records. The one-node rule does not break stale records.
  *
  * Locking: one mutex for the whole table, held only for the table's own
  * short work (no I/O, no callbacks); waiters sleep without it. Every request
@@ -98,8 +111,9 @@ int locks_getlk(struct locks *t, uint64_t ino, struct fs_lock *lk, unsigned flag
  * open file an OFD lock dies with). F_UNLCK always succeeds. Without
  * LOCKS_WAIT a conflict is -EAGAIN (== -EWOULDBLOCK, flock's LOCK_NB);
  * with it, the call waits (see above) under `token`, unique among the
- * node's requests in flight. LOCKS_RECLAIM: granted only during grace and
- * without conflict, never waits, else -ENOLCK. LOCKS_ONE_NODE: ino is a
+ * node's requests in flight. LOCKS_RECLAIM: granted without conflict
+ * during grace, or outside it as a stale record allows (above); never
+ * waits; else -ENOLCK. LOCKS_ONE_NODE: ino is a
  * shared-memory index (the one-node rule above); shm_ino as for getlk.
  * Also -EINVAL, -ENOMEM. */
 int locks_setlk(struct locks *t, uint64_t ino, uint64_t fh, const struct fs_lock *lk, unsigned flags,
@@ -120,8 +134,9 @@ size_t locks_release_owner(struct locks *t, uint64_t ino, uint32_t node_id, uint
  * fh on ino (release: OFD locks; a classic lock set through fh is gone by
  * then, since its process's close flushed first). Returns how many went. */
 size_t locks_release_file(struct locks *t, uint64_t ino, uint32_t node_id, uint64_t fh);
-/* node_id left: all its locks go, its waiters end -ENOLCK, every other
- * waiter re-checks. Returns how many locks went. */
+/* node_id left: all its locks go (kept as stale records for its reclaim
+ * with locks_set_keep), its waiters end -ENOLCK, every other waiter
+ * re-checks. Returns how many locks went. */
 size_t locks_node_gone(struct locks *t, uint32_t node_id);
 
 /* Lock records held (POSIX ranges + flocks), for status. */
@@ -133,5 +148,18 @@ void locks_grace_begin(struct locks *t, uint64_t duration_ns);
 void locks_grace_end(struct locks *t);
 /* 1 while in grace, for status ("grace"). */
 int locks_in_grace(struct locks *t);
+/* The nodes (bit n: node id n) to reclaim in the current grace: grace
+ * ends early once every expected node called locks_reclaim_done (a call
+ * before counts). Node ids from 64 up cannot be named: a grace with such
+ * a node runs its duration. */
+void locks_grace_expect(struct locks *t, uint64_t nodes);
+/* node_id re-sent every lock it still held: its stale records go, and it
+ * counts as done for the grace period. */
+void locks_reclaim_done(struct locks *t, uint32_t node_id);
+/* How long locks_node_gone keeps a node's locks reclaimable, ns; 0 (the
+ * default): not at all. */
+void locks_set_keep(struct locks *t, uint64_t keep_ns);
+/* Reclaims granted and refused since open (status "reclaims"). */
+void locks_reclaims(struct locks *t, uint64_t *granted, uint64_t *refused);
 
 #endif

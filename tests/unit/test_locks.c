@@ -696,4 +696,87 @@ TEST(one_node_waiter)
 	locks_close(t);
 }
 
+/* Reclaim without grace (a reconnect to the same owner): only what the
+ * node held when it left, and only if nothing conflicting was granted
+ * meanwhile, even briefly. */
+TEST(reclaim_kept)
+{
+	struct locks *t;
+	CHECK(locks_open(&t) == 0);
+	locks_set_keep(t, 10ull * 1000000000u);
+	static const struct op ops[] = {
+		S(1, 1, W, 0, 9, 0), S(1, 2, R, 20, 29, 0), S(1, 3, W, 40, 49, 0), FL(1, 7, W, 0),
+		GN(1, 4), C(0),
+		SR(1, 1, W, 0, 9, 0),          /* nothing happened meanwhile */
+		SR(1, 1, W, 0, 4, 0),          /* a part of it, again */
+		SR(1, 1, W, 0, 19, -ENOLCK),   /* more than it held */
+		SR(1, 2, W, 20, 29, -ENOLCK),  /* not the type it held */
+		S(2, 9, R, 25, 25, 0),         /* a reader shares the read lock */
+		SR(1, 2, R, 20, 29, 0),
+		S(2, 9, W, 45, 45, 0), RO(2, 9, 2), /* took the write range and left */
+		SR(1, 3, W, 40, 49, -ENOLCK),  /* came and went: refused */
+		FLR(1, 7, W, 0),
+		FLR(1, 8, W, -ENOLCK),         /* a flock is its open file's */
+		SR(3, 1, W, 60, 69, -ENOLCK),  /* another node held nothing */
+		C(3), { 0 } };
+	run_ops(t, "reclaim after a reconnect", ops);
+	uint64_t ok, no;
+	locks_reclaims(t, &ok, &no);
+	CHECK(ok == 4 && no == 5);
+	/* done: what it did not reclaim is gone for good */
+	CHECK(set(t, 1, 1, U, 0, 9, 0) == 0);
+	CHECK(locks_node_gone(t, 1) == 2);
+	locks_reclaim_done(t, 1);
+	CHECK(set(t, 1, 2, R, 20, 29, LOCKS_RECLAIM) == -ENOLCK);
+	/* without keep, a node's locks are not reclaimable */
+	locks_set_keep(t, 0);
+	CHECK(set(t, 1, 1, W, 0, 9, 0) == 0 && locks_node_gone(t, 1) == 1);
+	CHECK(set(t, 1, 1, W, 0, 9, LOCKS_RECLAIM) == -ENOLCK);
+	CHECK(locks_count(t) == 0);
+	locks_close(t);
+}
+
+/* Kept locks expire; a later departure replaces the earlier one's. */
+TEST(reclaim_kept_expires)
+{
+	struct locks *t;
+	CHECK(locks_open(&t) == 0);
+	locks_set_keep(t, 50ull * 1000000u);
+	CHECK(set(t, 1, 1, W, 0, 9, 0) == 0 && locks_node_gone(t, 1) == 1);
+	sleep_ms(100);
+	CHECK(set(t, 1, 1, W, 0, 9, LOCKS_RECLAIM) == -ENOLCK);
+	locks_set_keep(t, 10ull * 1000000000u);
+	CHECK(set(t, 1, 1, W, 0, 9, 0) == 0 && locks_node_gone(t, 1) == 1);
+	CHECK(locks_node_gone(t, 1) == 0); /* gone again, holding nothing */
+	CHECK(set(t, 1, 1, W, 0, 9, LOCKS_RECLAIM) == -ENOLCK);
+	locks_close(t);
+}
+
+/* Grace ends early once every expected node said it is done, in any
+ * order; a node not expected does not end it. */
+TEST(grace_early_end)
+{
+	struct locks *t;
+	struct waiter w;
+	CHECK(locks_open(&t) == 0);
+	locks_grace_begin(t, 60ull * 1000000000u);
+	locks_reclaim_done(t, 2); /* before it was expected */
+	locks_grace_expect(t, 1u << 2 | 1u << 3);
+	CHECK(locks_in_grace(t));
+	start_wait(&w, t, 4, 1, W, 0, 9, 0, 1);
+	CHECK(set(t, 3, 1, W, 0, 9, LOCKS_RECLAIM) == 0);
+	locks_reclaim_done(t, 5);
+	CHECK(locks_in_grace(t) && still_waiting(&w));
+	locks_reclaim_done(t, 3);
+	CHECK(!locks_in_grace(t));
+	CHECK(set(t, 3, 1, U, 0, 9, 0) == 0);
+	CHECK(finish(&w) == 0); /* the new lock waited for grace's end, then for node 3 */
+	/* a new grace forgets who was done */
+	locks_grace_begin(t, 60ull * 1000000000u);
+	locks_grace_expect(t, 1u << 3);
+	CHECK(locks_in_grace(t));
+	locks_grace_end(t);
+	locks_close(t);
+}
+
 int main(void) { return unit_main("locks"); }
