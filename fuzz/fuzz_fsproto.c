@@ -3,7 +3,9 @@
  * both frame decoders see it. Nothing may crash or read outside the input,
  * and what a decoder accepts must hold the properties the server and the
  * client rely on: names valid, trailing bytes inside the payload, limits
- * kept, readdir batches walkable; and it encodes back to the same bytes. */
+ * kept, readdir batches walkable; and it encodes back to the same bytes,
+ * but for the version, which is the lowest the frame needs: no higher
+ * than the one it came with. */
 #include "fsproto.h"
 #include "util.h"
 
@@ -39,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 		if (q.op == FSP_READ && q.len > FSP_IO_MAX)
 			abort();
 		int m = fsp_encode_req(again, sizeof again, h.id, &q);
-		if (m < 0 || (size_t)m + q.dlen != FSP_HDR + h.len || memcmp(again + 4, in + 4, 4) || memcmp(again + 12, in + 12, (size_t)m - 12))
+		if (m < 0 || (size_t)m + q.dlen != FSP_HDR + h.len || again[4] > in[4] || memcmp(again + 5, in + 5, 3) ||
+		    memcmp(again + 12, in + 12, (size_t)m - 12))
 			abort();
 	}
 	struct fsp_reply r;
@@ -58,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t n)
 			abort();
 		int m = fsp_encode_reply(again, sizeof again, h.id, &r);
 		if (m < 0 || (size_t)m + (r.result >= 0 ? r.dlen : 0) != FSP_HDR + h.len ||
-		    memcmp(again + 4, in + 4, 4) || memcmp(again + 12, in + 12, (size_t)m - 12))
+		    again[4] > in[4] || memcmp(again + 5, in + 5, 3) || memcmp(again + 12, in + 12, (size_t)m - 12))
 			abort();
 	}
 	return 0;

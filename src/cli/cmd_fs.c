@@ -215,11 +215,11 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 			cli->run_dir = w + 8;
 		else if (in(pass_opts, w))
 			strbuf_printf(&mo->pass, "%s%s", mo->pass.len ? "," : "", w);
-		else if (!strncmp(w, "cache=", 6)) {
+		else if (!strncmp(w, "cache=", 6) || !strncmp(w, "grace=", 6)) {
 			char *end;
-			double t = strtod(w + 6, &end);
-			if (end == w + 6 || *end || !(t >= 0 && t <= 1e7)) {
-				fprintf(stderr, "%s: mount option '%s': seconds from 0 to 10000000 expected\n", who, w);
+			double t = strtod(w + 6, &end), max = w[0] == 'c' ? 1e7 : 3600;
+			if (end == w + 6 || *end || !(t >= 0 && t <= max)) {
+				fprintf(stderr, "%s: mount option '%s': seconds from 0 to %.0f expected\n", who, w, max);
 				return EXIT_USAGE;
 			}
 			strbuf_printf(&mo->pass, "%s%s", mo->pass.len ? "," : "", w);
@@ -234,7 +234,7 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 			fprintf(stderr, "%s: ignoring unknown option '%s' (-s)\n", who, w);
 		} else {
 			fprintf(stderr, "%s: unknown mount option '%s'\n  known: config=FILE, node=NAME, run-dir=DIR, "
-					"noatime, relatime, nosuid, nodev, noexec, cache=SECONDS; ignored: rw, defaults, _netdev, "
+					"noatime, relatime, nosuid, nodev, noexec, cache=SECONDS, grace=SECONDS; ignored: rw, defaults, _netdev, "
 					"nofail, auto, noauto, x-*\n", who, w);
 			return EXIT_USAGE;
 		}

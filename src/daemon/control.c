@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int device_in_use(struct daemon *d)
@@ -361,6 +362,31 @@ static int do_fs_umount(void *ctx, int fd, const struct ctl_req *req)
 	return fsmount_umount_request(ctx, fd, req);
 }
 
+static const char *const fs_grace_opts[] = { "--expect=", NULL };
+
+/* fs-grace [--expect=MASK]: the owner begins a lock grace period, as after
+ * a failover (dipolefs_grace_begin; MASK: node ids, bit n for node n, whose
+ * reclaims end it early). No CLI command sends it: the failover does, and
+ * tests (tests/integ/fs_reclaim.sh) over the control socket. */
+static int do_fs_grace(void *ctx, int fd, const struct ctl_req *req)
+{
+	struct daemon *d = ctx;
+	char v[32] = "0", *end;
+	if (!d->fs || d->fs_role != FSR_OWNER) {
+		ctl_reply(fd, EXIT_STATE, "not the filesystem's owner here", NULL);
+		return 0;
+	}
+	(void)ctl_req_value(req, "--expect=", v, sizeof v);
+	unsigned long long expect = strtoull(v, &end, 0);
+	if (end == v || *end) {
+		ctl_reply(fd, EXIT_USAGE, "--expect: a node mask (bit n: node id n) expected", NULL);
+		return 0;
+	}
+	dipolefs_grace_begin(d->fs, expect);
+	ctl_reply(fd, EXIT_OK, "lock grace period begun", NULL);
+	return 0;
+}
+
 /* What src/cli/cmd_ctl.c sends. */
 static const struct ctl_cmd commands[] = {
 	{ "status", NULL, do_status },
@@ -379,6 +405,7 @@ static const struct ctl_cmd commands[] = {
 	{ "resize", NULL, do_resize },
 	{ "fs-mount", fs_mount_opts, do_fs_mount },
 	{ "fs-umount", fs_umount_opts, do_fs_umount },
+	{ "fs-grace", fs_grace_opts, do_fs_grace },
 	{ "down", force_opt, do_down },
 };
 

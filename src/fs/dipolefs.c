@@ -42,6 +42,7 @@ struct dipolefs {
 	uint32_t node_id;        /* this node's */
 	char fsname[128];        /* "dipole:RES", the FUSE mounts' source */
 	struct fusefs_cache cache;         /* from the mount option cache=S */
+	uint64_t grace_ns;                 /* from the mount option grace=S (owner) */
 	char kopts[512];                   /* the other options: the kernel filesystem's */
 	char fstype[16];
 	char owner[64];          /* node name of the owner */
@@ -81,29 +82,45 @@ static int apply_options(int fsfd, const char *options, char *err)
 	return 0;
 }
 
+/* The seconds of option o ("name=S"), 0..max: 0, or -EINVAL with err. */
+static int option_seconds(const char *o, size_t namelen, double max, double *t, char *err)
+{
+	char *end;
+	*t = strtod(o + namelen, &end);
+	if (end == o + namelen || *end || !(*t >= 0 && *t <= max)) {
+		snprintf(err, 256, "mount option %s: seconds from 0 to %.0f expected", o, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Take dipolefs's own options out of `dipole mount -o`: cache=S (seconds
  * the FUSE mount may cache names, negative names and attributes; 0: no
- * caching, pages dropped at each open). The rest go to the kernel
+ * caching, pages dropped at each open), grace=S (the lock grace period,
+ * and how long the owner keeps a gone client's locks reclaimable and its
+ * files open; docs/dipolefs.md "Locks"). The rest go to the kernel
  * filesystem (owner). 0, or -EINVAL with err. */
 static int split_options(struct dipolefs *fs, const char *options, char *err)
 {
 	char buf[512];
+	double t;
 	fs->cache = fusefs_cache_default;
+	fs->grace_ns = DIPOLEFS_GRACE_S * 1000000000ull;
 	fs->kopts[0] = 0;
 	snprintf(buf, sizeof buf, "%s", options ? options : "");
 	for (char *save, *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
-		if (strncmp(o, "cache=", 6)) {
+		if (!strncmp(o, "cache=", 6)) {
+			if (option_seconds(o, 6, 1e7, &t, err))
+				return -EINVAL;
+			fs->cache = (struct fusefs_cache){ .entry_timeout = t, .attr_timeout = t, .keep_cache = t > 0 };
+		} else if (!strncmp(o, "grace=", 6)) {
+			if (option_seconds(o, 6, 3600, &t, err))
+				return -EINVAL;
+			fs->grace_ns = (uint64_t)(t * 1e9);
+		} else {
 			size_t used = strlen(fs->kopts);
 			snprintf(fs->kopts + used, sizeof fs->kopts - used, "%s%s", used ? "," : "", o);
-			continue;
 		}
-		char *end;
-		double t = strtod(o + 6, &end);
-		if (end == o + 6 || *end || !(t >= 0 && t <= 1e7)) {
-			snprintf(err, 256, "mount option %s: seconds from 0 to 10000000 expected", o);
-			return -EINVAL;
-		}
-		fs->cache = (struct fusefs_cache){ .entry_timeout = t, .attr_timeout = t, .keep_cache = t > 0 };
 	}
 	return 0;
 }
@@ -180,6 +197,29 @@ static void node_gone(void *arg, uint32_t node_id)
 	log_info("dipolefs: node %u gone: %zu locks dropped", node_id, n);
 }
 
+/* server.c's reclaim-done hook: node_id re-sent the locks it holds. */
+static void reclaim_done(void *arg, uint32_t node_id)
+{
+	struct dipolefs *fs = arg;
+	struct locks *t = local_locks(fs->local);
+	int was = locks_in_grace(t);
+	locks_reclaim_done(t, node_id);
+	if (was && !locks_in_grace(t))
+		log_info("dipolefs: lock grace period over: every node reclaimed (the last: node %u)", node_id);
+}
+
+void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
+{
+	pthread_mutex_lock(&fs->lock);
+	struct locks *t = fs->local ? local_locks(fs->local) : NULL;
+	if (t) {
+		locks_grace_begin(t, fs->grace_ns);
+		locks_grace_expect(t, expect);
+		log_info("dipolefs: lock grace period for %.0f s: only reclaims are granted", fs->grace_ns / 1e9);
+	}
+	pthread_mutex_unlock(&fs->lock);
+}
+
 /* ---- owner ------------------------------------------------------------- */
 
 static int attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, char *err);
@@ -226,6 +266,11 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 	if ((rc = server_open(&fs->srv, c->r, c->me, &local_ops, fs->local, err)))
 		return rc;
 	server_set_node_gone(fs->srv, node_gone, fs);
+	server_set_reclaim_done(fs->srv, reclaim_done, fs);
+	/* a client that comes back within grace=S finds its files open and
+	 * its locks reclaimable, unless someone took them meanwhile */
+	server_set_keep(fs->srv, fs->grace_ns);
+	locks_set_keep(local_locks(fs->local), fs->grace_ns);
 	fs->fan = fs->srv;
 	if (c->mountpoint && (rc = attach(fs, c->mountpoint, c->fuse_fd, err)))
 		return rc;
@@ -465,6 +510,21 @@ static const char *reason(struct dipolefs *fs, char *buf, size_t len)
 	return fs->reason;
 }
 
+/* "locks", "grace", and the reclaims: on the owner, granted and refused
+ * by its table; on a client, this node's reclaimed and lost. Under lock. */
+static void status_locks_json(struct dipolefs *fs, struct strbuf *sb)
+{
+	struct locks *t = fs->local ? local_locks(fs->local) : NULL;
+	uint64_t ok = 0, lost = 0;
+	if (t)
+		locks_reclaims(t, &ok, &lost);
+	else if (fs->remote)
+		remote_reclaims(fs->remote, &ok, &lost);
+	strbuf_printf(sb, ",\"locks\":%u,\"grace\":%s,\"reclaims\":%llu,\"locks_lost\":%llu",
+		      fs->local ? local_lock_count(fs->local) : 0, t && locks_in_grace(t) ? "true" : "false",
+		      (unsigned long long)ok, (unsigned long long)lost);
+}
+
 void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 {
 	char why[256];
@@ -482,7 +542,8 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 		server_status_json(fs->srv, sb);
 	else
 		strbuf_printf(sb, "[]");
-	strbuf_printf(sb, ",\"locks\":%u,\"grace\":false,\"reason\":", fs->local ? local_lock_count(fs->local) : 0);
+	status_locks_json(fs, sb);
+	strbuf_printf(sb, ",\"reason\":");
 	strbuf_json_str(sb, reason(fs, why, sizeof why));
 	/* owner: served for clients and revocations sent; client: sent to the
 	 * owner and revocations received */

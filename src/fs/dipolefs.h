@@ -81,6 +81,15 @@ void dipolefs_set_reason(struct dipolefs *fs, const char *why);
 /* Client: the daemon saw the owner's replication link go down; requests
  * waiting for it fail with ENOTCONN now (remote_drop). No-op on an owner. */
 void dipolefs_owner_lost(struct dipolefs *fs, const char *why);
+/* The lock grace period's default length, seconds (mount option grace=S;
+ * docs/dipolefs.md "Locks"): NFS's (Linux nfsd's grace and lease time). */
+#define DIPOLEFS_GRACE_S 90
+/* Owner: begin a lock grace period of grace=S seconds (after taking over
+ * from another owner: the failover), during which only reclaims are
+ * granted (locks.h); it ends early once every node of `expect` (bit n:
+ * node id n; this node's own mount included if it reclaims) sent its
+ * RECLAIM_DONE or called locks_reclaim_done. No-op on a client. */
+void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect);
 /* The "fs" object of `status --json` (../shared/design.md, dipolefs):
  * mountpoint null and mounted_here false on an owner serving without a
  * mount here. */

@@ -21,6 +21,7 @@ _Static_assert(FS_NAME_MAX == FSP_NAME_MAX && FS_PATH_MAX == FSP_PATH_MAX && FS_
 _Static_assert((FS_SET_MODE | FS_SET_UID | FS_SET_GID | FS_SET_SIZE | FS_SET_ATIME | FS_SET_MTIME |
 			       FS_SET_ATIME_NOW | FS_SET_MTIME_NOW | FS_SET_CTIME) == FSP_SETATTR_MASK,
 	       "setattr mask bits");
+_Static_assert(FS_SETLK_WAIT == FSP_SETLK_WAIT && FS_SETLK_RECLAIM == FSP_SETLK_RECLAIM, "setlk flags");
 
 static inline void fsconv_caller_out(struct fsp_caller *o, const struct fs_caller *c)
 {

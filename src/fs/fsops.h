@@ -75,6 +75,9 @@ enum fs_setattr_mask {
 	FS_SET_CTIME = 1 << 10,
 };
 
+#define FS_SETLK_WAIT    1 /* setlk: F_SETLKW, blocking flock */
+#define FS_SETLK_RECLAIM 2 /* setlk: a reclaim (docs/dipolefs.md "Locks") */
+
 /* A byte-range lock (fcntl F_GETLK/F_SETLK/F_SETLKW and OFD locks, as FUSE
  * passes them: the lock owner is the kernel's, an OFD lock's owner is its
  * open file) or a whole-file flock (FS_LOCK_FLOCK). */
@@ -145,8 +148,11 @@ struct fs_ops {
 	int (*fallocate)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int mode, uint64_t off,
 			 uint64_t len);
 	/* locks: getlk fills *lk with a conflicting lock (type F_UNLCK: none);
-	 * setlk with `wait` blocks until granted or until interrupt(token)
-	 * (-EINTR); token is unique among the caller's requests in flight */
+	 * setlk's `wait` is 0 or one FS_SETLK_* flag: with FS_SETLK_WAIT it
+	 * blocks until granted or until interrupt(token) (-EINTR); token is
+	 * unique among the caller's requests in flight. FS_SETLK_RECLAIM
+	 * re-takes a lock held before a reconnect or an owner change (locks.h
+	 * says when it is granted; else -ENOLCK) */
 	int (*getlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk);
 	int (*setlk)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
 		     int wait, uint64_t token);

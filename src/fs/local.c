@@ -1177,7 +1177,8 @@ static int lo_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t
 		if (!mine)
 			return -EBADF;
 	}
-	unsigned flags = lock_flags(l, ino, &shm_ino) | (wait ? LOCKS_WAIT : 0);
+	unsigned flags = lock_flags(l, ino, &shm_ino) | (wait & FS_SETLK_WAIT ? LOCKS_WAIT : 0) |
+			 (wait & FS_SETLK_RECLAIM ? LOCKS_RECLAIM : 0);
 	return locks_setlk(l->locks, ino, fh, lk, flags, shm_ino, token);
 }
 

@@ -38,8 +38,8 @@ struct lk_flock {
 };
 
 /* A lock of a node that left, kept for its reclaim (locks_set_keep) until
- * a conflicting lock is granted to someone else, it is reclaimed, its
- * node says it is done, or it expires. */
+ * its node says it is done, or it expires; broken once a conflicting lock
+ * was granted to someone else. */
 struct lk_stale {
 	struct lk_stale *next;
 	uint64_t start, end;       /* POSIX range; a flock: 0..UINT64_MAX */
@@ -47,6 +47,7 @@ struct lk_stale {
 	uint64_t until;            /* now_ns() it expires at */
 	uint32_t node;
 	int type, flock;
+	int broken;                /* a conflicting lock was granted since */
 };
 
 struct lk_inode {
@@ -426,13 +427,15 @@ static int stale_conflicts(const struct lk_stale *x, const struct fs_lock *lk, u
 	return overlaps(x->start, x->end, lk->start, lk->end) && (x->type == F_WRLCK || lk->type == F_WRLCK);
 }
 
-/* Drops in's stale records that expired, or (lk != NULL) that lk, just
- * granted, conflicts with, or (lk == NULL) those of `node`. */
+/* Drops in's stale records that expired, or those of `node`; marks those
+ * lk (just granted, through fh; NULL: none) conflicts with as broken. */
 static void stale_drop(struct lk_inode *in, const struct fs_lock *lk, uint64_t fh, uint32_t node)
 {
 	uint64_t now = now_ns();
 	for (struct lk_stale **pp = &in->stale, *x; (x = *pp);) {
-		if (x->until <= now || (lk ? stale_conflicts(x, lk, fh) : x->node == node)) {
+		if (lk && stale_conflicts(x, lk, fh))
+			x->broken = 1;
+		if (x->until <= now || x->node == node) {
 			*pp = x->next;
 			free(x);
 		} else {
@@ -442,13 +445,14 @@ static void stale_drop(struct lk_inode *in, const struct fs_lock *lk, uint64_t f
 }
 
 /* 1 when lk (through fh) re-takes a lock its owner held when its node
- * left, and nothing conflicting was granted since */
-static int stale_covers(struct lk_inode *in, const struct fs_lock *lk, uint64_t fh)
+ * left (broken: a conflicting lock was granted since; else: it was not) */
+static int stale_covers(struct lk_inode *in, const struct fs_lock *lk, uint64_t fh, int broken)
 {
 	uint64_t now = now_ns();
 	for (const struct lk_stale *x = in->stale; x; x = x->next)
-		if (x->until > now && x->flock == lk->flock && stale_same_owner(x, lk, fh) && x->type == lk->type &&
-		    (lk->flock || (x->start <= lk->start && lk->end <= x->end)))
+		if (x->until > now && x->broken == broken && x->flock == lk->flock && stale_same_owner(x, lk, fh) &&
+		    (broken ? overlaps(x->start, x->end, lk->start, lk->end)
+			    : x->type == lk->type && (lk->flock || (x->start <= lk->start && lk->end <= x->end))))
 			return 1;
 	return 0;
 }
@@ -518,15 +522,16 @@ static int try_lock(struct locks *t, struct lk_inode *in, uint64_t fh, const str
 	if (lk->type != F_UNLCK) {
 		/* checked before any change, so a held-off flock conversion
 		 * keeps its old lock. Outside grace, a reclaim needs the
-		 * node's kept lock: a conflicting one may have come and gone */
-		if (reclaim && !grace && !stale_covers(in, lk, fh))
+		 * node's kept lock: a conflicting one may have come and gone;
+		 * in grace too, one known to have come is refused */
+		if (reclaim && (grace ? stale_covers(in, lk, fh, 1) : !stale_covers(in, lk, fh, 0)))
 			return -ENOLCK;
 		if (!reclaim && grace)
 			return -EAGAIN;
 	}
 	int rc = try_apply(t, in, fh, lk, reclaim, shm_ino);
 	if (!rc && lk->type != F_UNLCK && in->stale)
-		stale_drop(in, reclaim ? NULL : lk, fh, UINT32_MAX); /* prunes only, for a reclaim */
+		stale_drop(in, lk, fh, UINT32_MAX);
 	return rc;
 }
 
@@ -807,4 +812,46 @@ void locks_reclaims(struct locks *t, uint64_t *granted, uint64_t *refused)
 	*granted = t->reclaimed;
 	*refused = t->refused;
 	pthread_mutex_unlock(&t->mu);
+}
+
+/* Appends one record to the snapshot being built; 0 or -ENOMEM. */
+static int held_add(struct locks_held **v, size_t *n, size_t *cap, const struct locks_held *h)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct locks_held *g = realloc(*v, nc * sizeof *g);
+		if (!g)
+			return -ENOMEM;
+		*v = g;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = *h;
+	return 0;
+}
+
+int locks_snapshot(struct locks *t, struct locks_held **out, size_t *count)
+{
+	struct locks_held *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	pthread_mutex_lock(&t->mu);
+	for (size_t b = 0; b < LOCKS_BUCKETS && !rc; b++)
+		for (const struct lk_inode *in = t->bucket[b]; in && !rc; in = in->next) {
+			for (const struct lk_range *r = in->posix; r && !rc; r = r->next)
+				rc = held_add(&v, &n, &cap, &(struct locks_held){ .ino = in->ino, .fh = r->fh,
+					.lk = { .start = r->start, .end = r->end, .type = r->type, .owner = r->owner,
+						.node_id = r->node, .pid = r->pid } });
+			for (const struct lk_flock *f = in->flocks; f && !rc; f = f->next)
+				rc = held_add(&v, &n, &cap, &(struct locks_held){ .ino = in->ino, .fh = f->fh,
+					.lk = { .end = UINT64_MAX, .type = f->type, .node_id = f->node, .pid = f->pid,
+						.flock = 1 } });
+		}
+	pthread_mutex_unlock(&t->mu);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*count = n;
+	return 0;
 }

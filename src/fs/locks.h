@@ -59,18 +59,21 @@
  * reclaim (locks_grace_expect) said it is done (locks_reclaim_done), only
  * reclaims (LOCKS_RECLAIM) are granted; other requests fail -EAGAIN or,
  * with LOCKS_WAIT, wait for the grace period to end. Unlocks always
- * proceed. In grace a reclaim is granted when nothing conflicts.
+ * proceed. In grace a reclaim is granted when nothing conflicts and the
+ * table does not know of a conflicting lock granted since (below).
  *
  * Reclaim without grace (a client that reconnects to the same owner):
  * with locks_set_keep(t, keep), locks_node_gone keeps what the node held
- * for `keep` as stale records that conflict with nothing but are broken
- * by any conflicting lock granted since (to another owner, whatever its
- * node). Outside grace a reclaim is granted only when a stale record of
- * the same owner (POSIX: node and owner; flock: node and fh) of the same
- * type covers it and nothing conflicts now: a lock someone else held
- * meanwhile, even briefly, makes it fail (-ENOLCK), so the process learns
- * its lock was not held throughout. locks_reclaim_done drops the node's
- * stale records. The one-node rule does not break stale records.
+ * for `keep` as stale records that conflict with nothing but are marked
+ * broken by any conflicting lock granted since (to another owner, whatever
+ * its node). Outside grace a reclaim is granted only when an unbroken
+ * stale record of the same owner (POSIX: node and owner; flock: node and
+ * fh) of the same type covers it and nothing conflicts now; one that a
+ * broken record of its owner overlaps is refused, in grace too: a lock
+ * someone else held meanwhile, even briefly, makes it fail (-ENOLCK), so
+ * the process learns its lock was not held throughout.
+ * locks_reclaim_done drops the node's stale records. The one-node rule
+ * does not break stale records.
  *
  * Locking: one mutex for the whole table, held only for the table's own
  * short work (no I/O, no callbacks); waiters sleep without it. Every request
@@ -159,6 +162,16 @@ void locks_reclaim_done(struct locks *t, uint32_t node_id);
 /* How long locks_node_gone keeps a node's locks reclaimable, ns; 0 (the
  * default): not at all. */
 void locks_set_keep(struct locks *t, uint64_t keep_ns);
+/* One lock record, as the table holds it: on node ino, set through open
+ * file fh (a flock's owner); lk->owner is 0 for a flock. */
+struct locks_held {
+	uint64_t ino, fh;
+	struct fs_lock lk;
+};
+/* Every record now (a client's list of the locks it holds, to reclaim):
+ * a malloc'd array into *out (the caller frees it, NULL when none) and its
+ * length. 0 or -ENOMEM. */
+int locks_snapshot(struct locks *t, struct locks_held **out, size_t *count);
 /* Reclaims granted and refused since open (status "reclaims"). */
 void locks_reclaims(struct locks *t, uint64_t *granted, uint64_t *refused);
 

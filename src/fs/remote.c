@@ -4,6 +4,7 @@
 #include "fsconv.h"
 #include "fsproto.h"
 #include "hs.h"
+#include "locks.h"
 #include "log.h"
 #include "util.h"
 #include "wire.h"
@@ -61,8 +62,19 @@ struct remote {
 	uint64_t revocations;    /* received from the owner (status) */
 	uint64_t connections;    /* made to the owner, the first included (status) */
 
+	uint64_t reclaim_gen;    /* connections that want a reclaim pass (reconnects) */
+	uint64_t *lost;          /* open files whose lock was not reclaimed: EIO */
+	size_t nlost, caplost;
+	uint64_t reclaimed, nlocks_lost; /* locks reclaimed and lost since open (status) */
+
 	pthread_mutex_t send_lock;
 	uint8_t *rx;             /* the reader's frame buffer (reader thread only) */
+	/* the locks this node's processes hold, as the owner granted them (a
+	 * table of their own, locks.c: its own mutex), to reclaim after a
+	 * reconnect; `reclaimer` runs the passes, reclaim_mu keeps them apart */
+	struct locks *held;
+	pthread_t reclaimer;
+	pthread_mutex_t reclaim_mu;
 };
 
 /* ------------------------------------------------------------ connection */
@@ -220,6 +232,8 @@ static void *reader_main(void *arg)
 			}
 			rm->fd = fd;
 			rm->connections++;
+			rm->reclaim_gen++; /* the owner dropped our locks, or never had them */
+			pthread_cond_broadcast(&rm->cv);
 			pthread_mutex_unlock(&rm->lock);
 			log_info("%s: fs: connected to the owner %s", rm->res, rm->owner_name);
 			backoff = BACKOFF_MIN_MS;
@@ -383,8 +397,143 @@ static void post(struct remote *rm, struct fsp_req *q)
 	pthread_mutex_unlock(&rm->send_lock);
 }
 
+/* ------------------------------------------------------------ held locks */
+
+
+/* 1 when fh lost a lock at a reclaim: its next uses fail with EIO, as
+ * NFSv4's do, until it is released. */
+static int fh_lost(struct remote *rm, uint64_t fh)
+{
+	int lost = 0;
+	pthread_mutex_lock(&rm->lock);
+	for (size_t i = 0; i < rm->nlost && !lost; i++)
+		lost = rm->lost[i] == fh;
+	pthread_mutex_unlock(&rm->lock);
+	return lost;
+}
+
+static void fh_set_lost(struct remote *rm, uint64_t fh)
+{
+	pthread_mutex_lock(&rm->lock);
+	size_t i = 0;
+	while (i < rm->nlost && rm->lost[i] != fh)
+		i++;
+	if (i == rm->nlost && rm->nlost == rm->caplost) {
+		size_t nc = rm->caplost ? rm->caplost * 2 : 8;
+		uint64_t *g = realloc(rm->lost, nc * sizeof *g);
+		if (g) {
+			rm->lost = g;
+			rm->caplost = nc;
+		}
+	}
+	if (i == rm->nlost && rm->nlost < rm->caplost) /* without memory: not reported (logged) */
+		rm->lost[rm->nlost++] = fh;
+	rm->nlocks_lost++;
+	pthread_mutex_unlock(&rm->lock);
+}
+
+static void fh_forget_lost(struct remote *rm, uint64_t fh)
+{
+	pthread_mutex_lock(&rm->lock);
+	for (size_t i = 0; i < rm->nlost; i++)
+		if (rm->lost[i] == fh)
+			rm->lost[i--] = rm->lost[--rm->nlost];
+	pthread_mutex_unlock(&rm->lock);
+}
+
+/* The owner answered rc to lk through fh: keep `held` as the owner has it.
+ * An unlock applies whatever the answer (without a connection the owner
+ * dropped the lock already); a refused flock lost its old lock (a
+ * conversion drops it first, locks.h). */
+static void held_note(struct remote *rm, uint64_t ino, uint64_t fh, const struct fs_lock *lk, int rc)
+{
+	struct fs_lock u = *lk;
+	if (rc && lk->type != F_UNLCK && !lk->flock)
+		return;
+	if (rc && lk->type != F_UNLCK)
+		u.type = F_UNLCK;
+	if (locks_setlk(rm->held, ino, fh, &u, 0, 0, 0))
+		log_warn("%s: fs: cannot record a lock on inode %llu: it would not be reclaimed", rm->res,
+			 (unsigned long long)ino);
+}
+
+static void reclaim_lost(struct remote *rm, const struct locks_held *h, int rc)
+{
+	log_warn("%s: fs: the owner %s refused to give back the %s %s lock of process %u on inode %llu "
+		 "(bytes %llu-%llu) held before the reconnect: %s; its next use of that file fails with EIO",
+		 rm->res, rm->owner_name, h->lk.flock ? "flock" : "byte-range", h->lk.type == F_WRLCK ? "write" : "read",
+		 h->lk.pid, (unsigned long long)h->ino, (unsigned long long)h->lk.start,
+		 (unsigned long long)h->lk.end, strerror(-rc));
+	struct fs_lock u = h->lk;
+	u.type = F_UNLCK;
+	(void)locks_setlk(rm->held, h->ino, h->fh, &u, 0, 0, 0);
+	fh_set_lost(rm, h->fh);
+}
+
+int remote_reclaim_to(struct remote *rm, const struct fs_ops *ops, void *ctx)
+{
+	struct locks_held *v = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&rm->reclaim_mu);
+	int rc = locks_snapshot(rm->held, &v, &n), lost = 0;
+	for (size_t i = 0; !rc && i < n; i++) {
+		struct fs_caller c = { .pid = v[i].lk.pid, .node_id = v[i].lk.node_id };
+		int r = ops->setlk(ctx, &c, v[i].ino, v[i].fh, &v[i].lk, FS_SETLK_RECLAIM, 0);
+		if (r == -ENOTCONN) {
+			rc = r; /* the next connection's pass tries again */
+		} else if (r) {
+			reclaim_lost(rm, &v[i], r);
+			lost++;
+		}
+	}
+	free(v);
+	pthread_mutex_lock(&rm->lock);
+	rm->reclaimed += rc ? 0 : n - (size_t)lost;
+	pthread_mutex_unlock(&rm->lock);
+	if (!rc && n)
+		log_info("%s: fs: %zu locks reclaimed, %d lost", rm->res, n - (size_t)lost, lost);
+	pthread_mutex_unlock(&rm->reclaim_mu);
+	return rc ? rc : lost;
+}
+
+int remote_reclaim(struct remote *rm)
+{
+	int rc = remote_reclaim_to(rm, &remote_ops, rm);
+	if (rc >= 0) {
+		struct fsp_req q = { .op = FSP_RECLAIM_DONE };
+		struct fsp_reply rep;
+		q.caller.node_id = rm->hs.my_id;
+		int r = (int)call(rm, &q, NULL, 0, &rep);
+		if (r)
+			rc = r;
+	}
+	return rc;
+}
+
+/* A reclaim pass after each reconnect (reader_main asks). */
+static void *reclaimer_main(void *arg)
+{
+	struct remote *rm = arg;
+	pthread_mutex_lock(&rm->lock);
+	uint64_t done = rm->reclaim_gen;
+	for (;;) {
+		while (done == rm->reclaim_gen && !rm->closing)
+			pthread_cond_wait(&rm->cv, &rm->lock);
+		if (rm->closing)
+			break;
+		done = rm->reclaim_gen;
+		pthread_mutex_unlock(&rm->lock);
+		(void)remote_reclaim(rm);
+		pthread_mutex_lock(&rm->lock);
+	}
+	pthread_mutex_unlock(&rm->lock);
+	return NULL;
+}
+
 #define RM ((struct remote *)ctx)
 #define REQ(o) struct fsp_req q = { .op = (o) }; struct fsp_reply rep; fsconv_caller_out(&q.caller, c)
+/* an open file that lost a lock at a reclaim (fh_lost) */
+#define LOST_EIO(fh) do { if (fh_lost(RM, (fh))) return -EIO; } while (0)
 #define NAME(f, s) do { q.f = (s); q.f##_len = (uint16_t)strnlen((s), FS_NAME_MAX + 1); \
 	if (q.f##_len > FS_NAME_MAX) return -ENAMETOOLONG; } while (0)
 
@@ -559,6 +708,7 @@ static int r_create(void *ctx, const struct fs_caller *c, uint64_t parent, const
 static ssize_t r_read(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, void *buf, size_t len,
 		      uint64_t off)
 {
+	LOST_EIO(fh);
 	REQ(FSP_READ);
 	q.ino = ino;
 	q.fh = fh;
@@ -570,6 +720,7 @@ static ssize_t r_read(void *ctx, const struct fs_caller *c, uint64_t ino, uint64
 static ssize_t r_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf, size_t len,
 		       uint64_t off)
 {
+	LOST_EIO(fh);
 	REQ(FSP_WRITE);
 	q.ino = ino;
 	q.fh = fh;
@@ -587,6 +738,8 @@ static int r_flush(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t 
 	q.ino = ino;
 	q.fh = fh;
 	q.u64 = lock_owner;
+	/* the owner drops the process's locks (if it still has them) */
+	(void)locks_release_owner(RM->held, ino, c->node_id, lock_owner);
 	return (int)call(RM, &q, NULL, 0, &rep);
 }
 
@@ -599,6 +752,8 @@ static int release_call(void *ctx, uint16_t op, uint64_t ino, uint64_t fh)
 
 static int r_release(void *ctx, uint64_t ino, uint64_t fh)
 {
+	(void)locks_release_file(RM->held, ino, RM->hs.my_id, fh);
+	fh_forget_lost(RM, fh);
 	return release_call(ctx, FSP_RELEASE, ino, fh);
 }
 
@@ -618,6 +773,7 @@ static int sync_call(void *ctx, const struct fs_caller *c, uint16_t op, uint64_t
 
 static int r_fsync(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
 {
+	LOST_EIO(fh);
 	return sync_call(ctx, c, FSP_FSYNC, ino, fh, datasync);
 }
 
@@ -713,6 +869,7 @@ static int r_removexattr(void *ctx, const struct fs_caller *c, uint64_t ino, con
 static int r_fallocate(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int mode, uint64_t off,
 		       uint64_t len)
 {
+	LOST_EIO(fh);
 	REQ(FSP_FALLOCATE);
 	q.ino = ino;
 	q.fh = fh;
@@ -724,6 +881,7 @@ static int r_fallocate(void *ctx, const struct fs_caller *c, uint64_t ino, uint6
 
 static int r_getlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, struct fs_lock *lk)
 {
+	LOST_EIO(fh);
 	REQ(FSP_GETLK);
 	q.ino = ino;
 	q.fh = fh;
@@ -738,12 +896,16 @@ static int r_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t 
 		   int wait, uint64_t token)
 {
 	REQ(FSP_SETLK);
+	if (lk->type != F_UNLCK)
+		LOST_EIO(fh);
 	q.ino = ino;
 	q.fh = fh;
 	fsconv_lock_out(&q.lock, lk);
-	q.flags = !!wait;
+	q.flags = (uint32_t)wait & (FSP_SETLK_WAIT | FSP_SETLK_RECLAIM);
 	q.u64 = token;
-	return (int)call(RM, &q, NULL, 0, &rep);
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	held_note(RM, ino, fh, lk, rc);
+	return rc;
 }
 
 static void r_interrupt(void *ctx, const struct fs_caller *c, uint64_t token)
@@ -755,6 +917,7 @@ static void r_interrupt(void *ctx, const struct fs_caller *c, uint64_t token)
 
 static int64_t r_lseek(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int64_t off, int whence)
 {
+	LOST_EIO(fh);
 	REQ(FSP_LSEEK);
 	q.ino = ino;
 	q.fh = fh;
@@ -812,7 +975,14 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 	rm->fd = -1;
 	pthread_mutex_init(&rm->lock, NULL);
 	pthread_mutex_init(&rm->send_lock, NULL);
+	pthread_mutex_init(&rm->reclaim_mu, NULL);
 	pthread_cond_init(&rm->cv, NULL);
+	if (locks_open(&rm->held)) {
+		snprintf(err, 256, "out of memory");
+		rm->wake[0] = rm->wake[1] = -1;
+		remote_close(rm);
+		return -ENOMEM;
+	}
 	if (pipe2(rm->wake, O_CLOEXEC)) {
 		snprintf(err, 256, "pipe: %s", strerror(errno));
 		rm->wake[0] = rm->wake[1] = -1;
@@ -831,7 +1001,8 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 		remote_close(rm);
 		return -EAGAIN;
 	}
-	if (pthread_create(&rm->notifier, NULL, notifier_main, rm)) {
+	if (pthread_create(&rm->notifier, NULL, notifier_main, rm) ||
+	    pthread_create(&rm->reclaimer, NULL, reclaimer_main, rm)) {
 		snprintf(err, 256, "cannot start a thread");
 		pthread_mutex_lock(&rm->lock);
 		rm->closing = 1;
@@ -866,6 +1037,14 @@ void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocation
 	pthread_mutex_unlock(&rm->lock);
 }
 
+void remote_reclaims(struct remote *rm, uint64_t *reclaimed, uint64_t *lost)
+{
+	pthread_mutex_lock(&rm->lock);
+	*reclaimed = rm->reclaimed;
+	*lost = rm->nlocks_lost;
+	pthread_mutex_unlock(&rm->lock);
+}
+
 int remote_connected(struct remote *rm)
 {
 	pthread_mutex_lock(&rm->lock);
@@ -890,6 +1069,8 @@ void remote_close(struct remote *rm)
 		pthread_join(rm->reader, NULL);
 	if (rm->notifier)
 		pthread_join(rm->notifier, NULL);
+	if (rm->reclaimer)
+		pthread_join(rm->reclaimer, NULL);
 	if (rm->fd >= 0) { /* threads are gone: no lock needed */
 		shutdown(rm->fd, SHUT_RDWR);
 		close(rm->fd);
@@ -900,7 +1081,10 @@ void remote_close(struct remote *rm)
 	}
 	pthread_mutex_destroy(&rm->lock);
 	pthread_mutex_destroy(&rm->send_lock);
+	pthread_mutex_destroy(&rm->reclaim_mu);
 	pthread_cond_destroy(&rm->cv);
+	locks_close(rm->held);
+	free(rm->lost);
 	free(rm->rx);
 	free(rm);
 }

@@ -10,6 +10,16 @@
  * new ones until the reader has reconnected (backoff 100 ms doubling to
  * 5 s); retrying them is the caller's choice (failover, later).
  *
+ * Locks (docs/dipolefs.md "Locks"): the client keeps its own record of the
+ * locks the owner granted its processes (a locks.c table: setlk granted,
+ * unlocks, flush and release applied as the owner applies them), and
+ * after every reconnect a reclaimer thread re-sends each as a reclaim
+ * (FSP_SETLK_RECLAIM), then RECLAIM_DONE (remote_reclaim). A reclaim the
+ * owner refuses is logged, and the open file it was set through gets EIO
+ * from every read, write, fsync, fallocate, lseek, getlk and lock request
+ * until it is released (as NFSv4's lost locks): the process learns it no
+ * longer holds what it believed it held.
+ *
  * Locking: `lock` guards the connection fd, the request slots and their
  * replies; `send_lock` keeps one frame's bytes together on the socket.
  */
@@ -38,6 +48,22 @@ void remote_set_notify(struct remote *rm, const struct fs_notify *n);
  * the owner (the first one included), since open (status: "requests",
  * "revocations", "connections"). */
 void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations, uint64_t *connections);
+/* Re-send every lock this node's processes hold as a reclaim, then
+ * RECLAIM_DONE: what a (re)connection to an owner runs (the reclaimer does
+ * after each reconnect; call it after switching to a new owner). Any
+ * thread but the reader's; passes do not overlap. Returns how many locks
+ * were refused (lost: their open files get EIO), or -ENOTCONN (the
+ * connection went meanwhile: the next one's pass reclaims), -ENOMEM. */
+int remote_reclaim(struct remote *rm);
+/* The same pass through another backend, without RECLAIM_DONE: ops->setlk
+ * with FS_SETLK_RECLAIM for each lock (a client turning owner reclaims into
+ * its own local backend, then calls locks_reclaim_done itself). The locks'
+ * fh are this mount's: a backend that numbers open files differently
+ * needs a translating ops. Returns as remote_reclaim. */
+int remote_reclaim_to(struct remote *rm, const struct fs_ops *ops, void *ctx);
+/* Locks reclaimed and lost (refused at a reclaim) since open (status:
+ * "reclaims", "locks_lost"). */
+void remote_reclaims(struct remote *rm, uint64_t *reclaimed, uint64_t *lost);
 /* 1 while connected to the owner. */
 int remote_connected(struct remote *rm);
 /* The owner is known to be gone (its replication link timed out): end the

@@ -171,6 +171,9 @@ struct server {
 	struct listener *lsn;
 	void (*node_gone)(void *arg, uint32_t node_id);
 	void *node_gone_arg;
+	void (*reclaim_done)(void *arg, uint32_t node_id);
+	void *reclaim_done_arg;
+	uint64_t keep_ns;        /* a gone client's handles wait this long for it (server_set_keep) */
 
 	pthread_mutex_t lock;    /* guards below */
 	pthread_cond_t cv;       /* a connection ended */
@@ -178,8 +181,19 @@ struct server {
 	int nconns;              /* threads running */
 	int closing;
 	char last_drop[256];
+	struct parked *parked;   /* gone clients' handles, waiting for them */
 	uint64_t requests;       /* requests served for clients (status) */
 	uint64_t revocations;    /* revocations sent to clients (status) */
+};
+
+/* A gone client's open files and directories, kept for it to come back
+ * (server_set_keep): its next connection adopts them, else they are
+ * released when the time is up. */
+struct parked {
+	struct parked *next;     /* s->parked, under s->lock */
+	uint32_t node;
+	int adopted;             /* under s->lock: the maps moved to a connection */
+	struct imap files, dirs;
 };
 
 static void conn_unref_locked(struct sconn *c)
@@ -553,6 +567,11 @@ static void execute(struct job *j)
 		res = ops->setlk(ctx, &caller, q->ino, q->fh, &lk, (int)q->flags, q->u64);
 		break;
 	case FSP_LSEEK: res = ops->lseek(ctx, &caller, q->ino, q->fh, (int64_t)q->off, (int)q->flags); break;
+	case FSP_RECLAIM_DONE:
+		if (c->s->reclaim_done)
+			c->s->reclaim_done(c->s->reclaim_done_arg, caller.node_id);
+		res = 0;
+		break;
 	default: res = -ENOSYS;
 	}
 	if (res < -FSP_ERRNO_MAX)
@@ -829,9 +848,83 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 	return h;
 }
 
+static void release_handles(struct server *s, struct imap *files, struct imap *dirs)
+{
+	for (size_t i = 0; i < files->cap; i++)
+		if (files->k[i])
+			s->ops->release(s->ctx, files->v[i], files->k[i]);
+	for (size_t i = 0; i < dirs->cap; i++)
+		if (dirs->k[i])
+			s->ops->releasedir(s->ctx, dirs->v[i], dirs->k[i]);
+	imap_free(files);
+	imap_free(dirs);
+}
+
+/* Under s->lock, c off the list: p waits for its node's next connection
+ * (adopt), the keep time or the server's close; released unless adopted.
+ * Drops s->lock meanwhile. */
+static void park_wait_locked(struct server *s, struct parked *p)
+{
+	p->next = s->parked;
+	s->parked = p;
+	pthread_cond_broadcast(&s->cv);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts); /* s->cv's clock */
+	uint64_t until = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + s->keep_ns;
+	ts = (struct timespec){ .tv_sec = (time_t)(until / 1000000000u), .tv_nsec = (long)(until % 1000000000u) };
+	while (!p->adopted && !s->closing && pthread_cond_timedwait(&s->cv, &s->lock, &ts) != ETIMEDOUT)
+		;
+	if (!p->adopted) {
+		struct parked **pp = &s->parked;
+		while (*pp != p)
+			pp = &(*pp)->next;
+		*pp = p->next;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!p->adopted && (p->files.n || p->dirs.n))
+		log_info("%s: fs: node %u did not come back: its %zu open files and %zu directories are closed",
+			 s->r->name, p->node, p->files.n, p->dirs.n);
+	release_handles(s, &p->files, &p->dirs);
+	free(p);
+	pthread_mutex_lock(&s->lock);
+}
+
+/* Under s->lock, c authenticated: a node has one connection, so an older
+ * one of c's node (a reconnect the server has not noticed yet) is ended
+ * and waited for; then c takes over the handles it left. */
+static void conn_take_over_locked(struct server *s, struct sconn *c)
+{
+	uint32_t node = (uint32_t)c->host->node_id;
+	for (;;) {
+		int old = 0;
+		for (struct sconn *o = s->conns; o; o = o->next)
+			if (o != c && o->host && o->host->node_id == c->host->node_id) {
+				conn_kill(o);
+				old = 1;
+			}
+		if (!old || s->closing)
+			break;
+		pthread_cond_wait(&s->cv, &s->lock);
+	}
+	for (struct parked **pp = &s->parked, *p; (p = *pp); pp = &p->next)
+		if (p->node == node && !p->adopted) {
+			*pp = p->next;
+			imap_free(&c->files);
+			imap_free(&c->dirs);
+			c->files = p->files;
+			c->dirs = p->dirs;
+			p->files = p->dirs = (struct imap){ 0 };
+			p->adopted = 1;
+			pthread_cond_broadcast(&s->cv);
+			log_info("%s: fs: client %s back: %zu open files kept", s->r->name, c->host->name, c->files.n);
+			break;
+		}
+}
+
 /* The client is gone: interrupt its blocked requests, wait for them, give
- * back what it held, tell the lock table. */
-static void conn_cleanup(struct sconn *c)
+ * back what it held (or keep its handles: the parked record returned),
+ * tell the lock table. */
+static struct parked *conn_cleanup(struct sconn *c)
 {
 	struct server *s = c->s;
 	const struct fs_ops *ops = s->ops;
@@ -852,17 +945,20 @@ static void conn_cleanup(struct sconn *c)
 		pthread_cond_wait(&c->cv, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	/* no job runs now: the tables are ours alone */
-	for (size_t i = 0; i < c->files.cap; i++)
-		if (c->files.k[i])
-			ops->release(s->ctx, c->files.v[i], c->files.k[i]);
-	for (size_t i = 0; i < c->dirs.cap; i++)
-		if (c->dirs.k[i])
-			ops->releasedir(s->ctx, c->dirs.v[i], c->dirs.k[i]);
+	struct parked *p = s->keep_ns ? calloc(1, sizeof *p) : NULL;
+	if (p) { /* conn_main hands them over once this connection is off the list */
+		p->node = (uint32_t)c->host->node_id;
+		p->files = c->files;
+		p->dirs = c->dirs;
+		c->files = c->dirs = (struct imap){ 0 };
+	}
+	release_handles(s, &c->files, &c->dirs);
 	for (size_t i = 0; i < c->lookups.cap; i++)
 		if (c->lookups.k[i])
 			ops->forget(s->ctx, c->lookups.k[i], c->lookups.v[i]);
 	if (s->node_gone)
 		s->node_gone(s->node_gone_arg, (uint32_t)c->host->node_id);
+	return p;
 }
 
 static void *conn_main(void *arg)
@@ -870,12 +966,14 @@ static void *conn_main(void *arg)
 	struct sconn *c = arg;
 	struct server *s = c->s;
 	char why[256];
+	struct parked *p = NULL;
 	const struct cfg_host *h = authenticate(c, why);
 	if (!h) {
 		set_drop(s, "%s", why);
 	} else {
 		pthread_mutex_lock(&s->lock);
 		c->host = h;
+		conn_take_over_locked(s, c);
 		pthread_mutex_unlock(&s->lock);
 		log_info("%s: fs: client %s connected from %s", s->r->name, h->name, c->from);
 		while (!serve_frame(c, why))
@@ -888,7 +986,7 @@ static void *conn_main(void *arg)
 		else
 			set_drop(s, "client %s dropped: %s", h->name, why);
 		shutdown(c->fd, SHUT_RDWR);
-		conn_cleanup(c);
+		p = conn_cleanup(c);
 	}
 	pthread_mutex_lock(&s->lock);
 	for (struct sconn **pp = &s->conns; *pp; pp = &(*pp)->next)
@@ -900,6 +998,8 @@ static void *conn_main(void *arg)
 	close(c->fd);
 	c->fd = -1;
 	pthread_mutex_unlock(&c->send_lock);
+	if (p)
+		park_wait_locked(s, p);
 	s->nconns--;
 	pthread_cond_broadcast(&s->cv);
 	conn_unref_locked(c);
@@ -983,6 +1083,19 @@ void server_set_node_gone(struct server *s, void (*fn)(void *arg, uint32_t node_
 	s->node_gone_arg = arg;
 }
 
+void server_set_reclaim_done(struct server *s, void (*fn)(void *arg, uint32_t node_id), void *arg)
+{
+	s->reclaim_done = fn;
+	s->reclaim_done_arg = arg;
+}
+
+void server_set_keep(struct server *s, uint64_t keep_ns)
+{
+	pthread_mutex_lock(&s->lock);
+	s->keep_ns = keep_ns;
+	pthread_mutex_unlock(&s->lock);
+}
+
 int server_clients(struct server *s, const char **names, int max)
 {
 	int n = 0;
@@ -1033,6 +1146,7 @@ void server_close(struct server *s)
 		listener_route_channel(s->lsn, CH_FS, NULL, NULL); /* no new ones */
 	pthread_mutex_lock(&s->lock);
 	s->closing = 1;
+	pthread_cond_broadcast(&s->cv); /* parked handles are released now */
 	for (struct sconn *c = s->conns; c; c = c->next)
 		conn_kill(c);
 	while (s->nconns)

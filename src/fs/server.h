@@ -21,9 +21,12 @@
  * and all its pages, whatever range changed) and clears the mark, so a
  * stream of changes to one node costs one round trip per client that
  * touched the node in between, not one per change. When a client goes
- * away its lookups are forgotten, its handles released, its blocked lock
- * requests interrupted and the node-gone hook called (the lock table
- * drops that node's locks).
+ * away its lookups are forgotten, its handles released (or, with
+ * server_set_keep, kept for its next connection, which takes them over),
+ * its blocked lock requests interrupted and the node-gone hook called
+ * (the lock table drops that node's locks). A node has one connection: a
+ * new one ends an older one of the same node (a reconnect the server had
+ * not noticed) and waits for its cleanup before serving anything.
  *
  * Locking: server.lock guards the connection list and last_drop; each
  * connection's own lock guards its tables, requests in flight and
@@ -59,6 +62,14 @@ void server_accept(void *arg, int fd, const char *from);
 /* Called (on the connection's thread) once a client node is gone and its
  * handles are released: the lock table drops the node's locks. */
 void server_set_node_gone(struct server *s, void (*fn)(void *arg, uint32_t node_id), void *arg);
+/* Called (on a worker thread) when a client says it re-sent every lock it
+ * holds (FSP_RECLAIM_DONE, after a reconnect). */
+void server_set_reclaim_done(struct server *s, void (*fn)(void *arg, uint32_t node_id), void *arg);
+/* A gone client's open files and directories stay open for keep_ns (0,
+ * the default: released at once) for its next connection to take over,
+ * so the locks held through them can be reclaimed (docs/dipolefs.md
+ * "Locks"). */
+void server_set_keep(struct server *s, uint64_t keep_ns);
 /* Revoke: tell every client but except_node (the change's origin; -1u:
  * none) that may cache the node (or entry) to drop it, and return once
  * each acknowledged or was dropped after SERVER_ACK_TIMEOUT_MS. A node's

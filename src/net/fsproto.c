@@ -60,6 +60,7 @@ static const struct opdesc ops[] = {
 	[FSP_SETLK] = { "SETLK", "CIHKFQ", "" },
 	[FSP_INTERRUPT] = { "INTERRUPT", "CQ", NULL },
 	[FSP_LSEEK] = { "LSEEK", "CIHOF", "" },
+	[FSP_RECLAIM_DONE] = { "RECLAIM_DONE", "C", "" },
 	[FSP_INVAL_INODE] = { "INVAL_INODE", "Iol", "" },
 	[FSP_INVAL_ENTRY] = { "INVAL_ENTRY", "IN", "" },
 };
@@ -122,8 +123,9 @@ int fsp_decode_hdr(const uint8_t *b, struct fsp_hdr *h, char *why, size_t whylen
 		snprintf(why, whylen, "bad frame magic 0x%08x (not a dipolefs frame)", magic);
 		return -EPROTO;
 	}
-	if (h->version != FSP_VERSION) {
-		snprintf(why, whylen, "frame version %u: this node speaks %u", h->version, FSP_VERSION);
+	if (h->version < FSP_VERSION_MIN || h->version > FSP_VERSION) {
+		snprintf(why, whylen, "frame version %u: this node speaks %u to %u", h->version, FSP_VERSION_MIN,
+			 FSP_VERSION);
 		return -EPROTO;
 	}
 	if (get_be32(b + 12))
@@ -217,11 +219,20 @@ static void wr_trailing(struct wr *w, uint32_t dlen, const uint8_t *data)
 	wr_u32(w, dlen);
 }
 
-static int wr_finish(struct wr *w, uint16_t op, uint8_t flags, uint64_t id, uint32_t dlen)
+/* The version a frame needs: the lowest that has what it uses, so a node
+ * speaks to an older one as long as it uses nothing new. */
+static uint8_t frame_version(uint16_t op, uint32_t req_flags)
+{
+	if (op == FSP_RECLAIM_DONE || (op == FSP_SETLK && (req_flags & FSP_SETLK_RECLAIM)))
+		return 2;
+	return 1;
+}
+
+static int wr_finish(struct wr *w, uint16_t op, uint8_t flags, uint32_t req_flags, uint64_t id, uint32_t dlen)
 {
 	if (w->over)
 		return -EMSGSIZE;
-	fsp_encode_hdr(w->b, &(struct fsp_hdr){ .version = FSP_VERSION, .flags = flags, .op = op,
+	fsp_encode_hdr(w->b, &(struct fsp_hdr){ .version = frame_version(op, req_flags), .flags = flags, .op = op,
 						 .len = (uint32_t)(w->n - FSP_HDR) + dlen, .id = id });
 	return (int)w->n;
 }
@@ -254,7 +265,7 @@ int fsp_encode_req(uint8_t *b, size_t cap, uint64_t id, const struct fsp_req *q)
 		case 'D': wr_trailing(&w, q->dlen, q->data); dlen = q->dlen; break;
 		}
 	}
-	return wr_finish(&w, q->op, 0, id, dlen);
+	return wr_finish(&w, q->op, 0, q->flags, id, dlen);
 }
 
 int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply *r)
@@ -290,7 +301,7 @@ int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply
 		case 'D': wr_trailing(&w, r->dlen, r->data); dlen = r->dlen; break;
 		}
 	}
-	return wr_finish(&w, r->op, FSPF_REPLY, id, dlen);
+	return wr_finish(&w, r->op, FSPF_REPLY, 0, id, dlen);
 }
 
 /* ------------------------------------------------------------ reader */
@@ -457,10 +468,12 @@ static int check_req(const struct fsp_req *q, char *why, size_t whylen)
 		break;
 	case FSP_FSYNC:
 	case FSP_FSYNCDIR:
-	case FSP_SETLK:
 		if (q->flags > 1)
-			return refuse(why, whylen, op, 0, "%s %u: expected 0 or 1", op == FSP_SETLK ? "wait" : "datasync",
-				      q->flags);
+			return refuse(why, whylen, op, 0, "datasync %u: expected 0 or 1", q->flags);
+		break;
+	case FSP_SETLK:
+		if (q->flags > FSP_SETLK_RECLAIM)
+			return refuse(why, whylen, op, 0, "flags %u: expected 0, WAIT (1) or RECLAIM (2)", q->flags);
 		break;
 	case FSP_LSEEK:
 		if (q->flags != SEEK_DATA && q->flags != SEEK_HOLE && q->flags > SEEK_END)
@@ -556,6 +569,9 @@ int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_r
 	if (r.n != r.len)
 		return refuse(why, whylen, h->op, 0, "payload %u bytes: %zu bytes more than its fields", h->len,
 			      r.len - r.n);
+	if (h->version < frame_version(out->op, out->flags))
+		return refuse(why, whylen, h->op, 0, "%s in a version %u frame: needs version %u",
+			      out->op == FSP_SETLK ? "flag RECLAIM" : "op", h->version, frame_version(out->op, out->flags));
 	return check_req(out, why, whylen);
 }
 
@@ -643,6 +659,9 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 		return refuse(why, whylen, h->op, 0, "a request where a reply was expected");
 	if (!d->rep)
 		return refuse(why, whylen, h->op, 1, "this op has no reply");
+	if (h->version < frame_version(h->op, 0))
+		return refuse(why, whylen, h->op, 1, "op in a version %u frame: needs version %u", h->version,
+			      frame_version(h->op, 0));
 	out->result = (int64_t)rd_u64(&r);
 	for (const char *f = d->rep; !r.short_ && out->result >= 0 && *f; f++) {
 		switch (*f) {

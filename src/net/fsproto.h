@@ -34,8 +34,14 @@
  * receive buffer (names are not NUL-terminated: name_len). No state, no
  * locking, no output.
  *
- * Version history:
+ * Version history (a node sends each frame with the lowest version that
+ * has what the frame uses, and accepts FSP_VERSION_MIN..FSP_VERSION: a
+ * node speaks to an older one until it needs something new, which the
+ * older one then refuses as an unknown version):
  *   1 (2026-11): first version.
+ *   2 (2026-11): lock reclaim (docs/dipolefs.md "Locks"): SETLK flag
+ *     FSP_SETLK_RECLAIM, op RECLAIM_DONE. A version 1 frame with either is
+ *     refused.
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -46,7 +52,8 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     1u
+#define FSP_VERSION     2u
+#define FSP_VERSION_MIN 1u
 #define FSP_HDR         24u
 
 /* Limits, as in fsops.h (FS_*) */
@@ -63,16 +70,21 @@
 
 #define FSPF_REPLY      1u
 
+/* setlk flags (struct fsp_req.flags); one at most */
+#define FSP_SETLK_WAIT    1u /* F_SETLKW, blocking flock */
+#define FSP_SETLK_RECLAIM 2u /* re-taking a lock held before a reconnect (version 2) */
+
 enum fsp_op {
 	FSP_LOOKUP = 1, FSP_FORGET, FSP_GETATTR, FSP_SETATTR, FSP_READLINK, FSP_MKNOD, FSP_MKDIR, FSP_UNLINK,
 	FSP_RMDIR, FSP_SYMLINK, FSP_RENAME, FSP_LINK, FSP_OPEN, FSP_CREATE, FSP_READ, FSP_WRITE, FSP_FLUSH,
 	FSP_RELEASE, FSP_FSYNC, FSP_OPENDIR, FSP_READDIR, FSP_RELEASEDIR, FSP_FSYNCDIR, FSP_STATFS, FSP_SETXATTR,
 	FSP_GETXATTR, FSP_LISTXATTR, FSP_REMOVEXATTR, FSP_FALLOCATE, FSP_GETLK, FSP_SETLK, FSP_INTERRUPT,
 	FSP_LSEEK,
+	FSP_RECLAIM_DONE, /* the client re-sent every lock it holds (no fields but the caller) */
 	/* owner -> client */
 	FSP_INVAL_INODE = 64, FSP_INVAL_ENTRY = 65,
 };
-#define FSP_OP_LAST FSP_LSEEK /* client ops are 1..FSP_OP_LAST */
+#define FSP_OP_LAST FSP_RECLAIM_DONE /* client ops are 1..FSP_OP_LAST */
 
 /* Lock types on the wire (the host's F_RDLCK.. values are not portable) */
 enum fsp_lock_type { FSP_RDLCK = 0, FSP_WRLCK = 1, FSP_UNLCK = 2 };
@@ -132,7 +144,7 @@ struct fsp_req {
 	uint64_t u64;         /* mknod rdev, flush lock owner, setlk/interrupt token */
 	uint32_t mode;        /* mknod, mkdir, create; fallocate's mode */
 	uint32_t flags;       /* open/create flags, rename, setxattr flags, fsync datasync,
-			       * setlk wait, lseek whence, setattr mask */
+			       * setlk FSP_SETLK_*, lseek whence, setattr mask */
 	const char *name;     /* FSP_NAME_MAX, no '/' or NUL (an xattr name may hold '/') */
 	uint16_t name_len;
 	const char *name2;    /* rename's new name, link's new name */

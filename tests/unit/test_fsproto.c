@@ -113,7 +113,7 @@ static const uint16_t all_ops[] = {
 	FSP_SYMLINK, FSP_RENAME, FSP_LINK, FSP_OPEN, FSP_CREATE, FSP_READ, FSP_WRITE, FSP_FLUSH, FSP_RELEASE,
 	FSP_FSYNC, FSP_OPENDIR, FSP_READDIR, FSP_RELEASEDIR, FSP_FSYNCDIR, FSP_STATFS, FSP_SETXATTR, FSP_GETXATTR,
 	FSP_LISTXATTR, FSP_REMOVEXATTR, FSP_FALLOCATE, FSP_GETLK, FSP_SETLK, FSP_INTERRUPT, FSP_LSEEK,
-	FSP_INVAL_INODE, FSP_INVAL_ENTRY,
+	FSP_RECLAIM_DONE, FSP_INVAL_INODE, FSP_INVAL_ENTRY,
 };
 
 TEST(every_request_round_trips)
@@ -263,6 +263,7 @@ static void f_tgtnul(struct fsp_req *q, struct fsp_reply *r) { (void)r; q->data 
 static void f_xval(struct fsp_req *q, struct fsp_reply *r) { (void)r; static uint8_t v[FSP_XATTR_MAX + 1]; q->data = v; q->dlen = sizeof v; }
 static void f_whence(struct fsp_req *q, struct fsp_reply *r) { (void)r; q->flags = 9; }
 static void f_two(struct fsp_req *q, struct fsp_reply *r) { (void)r; q->flags = 2; }
+static void f_three(struct fsp_req *q, struct fsp_reply *r) { (void)r; q->flags = 3; }
 static void f_mode(struct fsp_req *q, struct fsp_reply *r) { (void)r; q->mode = 0200000; }
 static void f_fal0(struct fsp_req *q, struct fsp_reply *r) { (void)r; q->len = 0; }
 static void f_offbig(struct fsp_req *q, struct fsp_reply *r) { (void)r; q->off = (uint64_t)INT64_MAX; }
@@ -307,7 +308,14 @@ static void f_r_link(struct fsp_req *q, struct fsp_reply *r) { (void)q; r->data 
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 2", 0, FSP_GETATTR, NULL, M_BYTE, 4, 2, "frame version 2" },
+	{ "version 3", 0, FSP_GETATTR, NULL, M_BYTE, 4, 3, "frame version 3: this node speaks 1 to 2" },
+	{ "version 0", 0, FSP_GETATTR, NULL, M_BYTE, 4, 0, "frame version 0" },
+	{ "reclaim in a version 1 frame", 0, FSP_SETLK, f_two, M_BYTE, 4, 1,
+	  "SETLK: flag RECLAIM in a version 1 frame: needs version 2" },
+	{ "reclaim done in a version 1 frame", 0, FSP_RECLAIM_DONE, NULL, M_BYTE, 4, 1,
+	  "RECLAIM_DONE: op in a version 1 frame" },
+	{ "reply: reclaim done in a version 1 frame", 1, FSP_RECLAIM_DONE, NULL, M_BYTE, 4, 1,
+	  "RECLAIM_DONE reply: op in a version 1 frame" },
 	{ "reserved set", 0, FSP_GETATTR, NULL, M_BE32, 12, 1, "GETATTR: reserved header field" },
 	{ "unknown flags", 0, FSP_GETATTR, NULL, M_BYTE, 5, 0x80, "GETATTR: unknown flags 0x80" },
 	{ "length beyond the maximum", 0, FSP_GETATTR, NULL, M_BE32, 8, FSP_PAYLOAD_MAX + 1, "more than" },
@@ -340,7 +348,7 @@ static const struct bad bads[] = {
 	{ "symlink target with NUL", 0, FSP_SYMLINK, f_tgtnul, M_NONE, 0, 0, "SYMLINK: target (3 bytes)" },
 	{ "lseek whence 9", 0, FSP_LSEEK, f_whence, M_NONE, 0, 0, "LSEEK: whence 9" },
 	{ "fsync datasync 2", 0, FSP_FSYNC, f_two, M_NONE, 0, 0, "FSYNC: datasync 2" },
-	{ "setlk wait 2", 0, FSP_SETLK, f_two, M_NONE, 0, 0, "SETLK: wait 2" },
+	{ "setlk wait and reclaim", 0, FSP_SETLK, f_three, M_NONE, 0, 0, "SETLK: flags 3: expected 0, WAIT (1) or RECLAIM (2)" },
 	{ "mkdir mode beyond 0177777", 0, FSP_MKDIR, f_mode, M_NONE, 0, 0, "MKDIR: mode 0200000" },
 	{ "fallocate 0 bytes", 0, FSP_FALLOCATE, f_fal0, M_NONE, 0, 0, "FALLOCATE: range" },
 	{ "inval negative length", 0, FSP_INVAL_INODE, f_inval, M_NONE, 0, 0, "INVAL_INODE: range 4096+-1" },
@@ -360,6 +368,32 @@ static const struct bad bads[] = {
 	{ "reply: readlink with NUL", 1, FSP_READLINK, f_r_link, M_NONE, 0, 0, "READLINK reply: target of 2 bytes" },
 	{ "reply: bytes after an errno", 1, FSP_GETATTR, f_r_errno, M_ADD, 0, 4, "more than its fields" },
 };
+
+/* Frames go out with the lowest version that has what they use, so a
+ * node still speaks to a version 1 one until it reclaims a lock. */
+TEST(frames_carry_the_lowest_version_they_need)
+{
+	char why[256];
+	struct fsp_req q = full_req(FSP_SETLK), d;
+	size_t n = req_frame(frame, &q); /* wait */
+	CHECK(frame[4] == 1);
+	q.flags = FSP_SETLK_RECLAIM;
+	n = req_frame(frame, &q);
+	CHECK(frame[4] == 2);
+	CHECK(decode_req(frame, n, &d, why) == 0 && d.flags == FSP_SETLK_RECLAIM);
+	q = full_req(FSP_RECLAIM_DONE);
+	n = req_frame(frame, &q);
+	CHECK(frame[4] == 2 && decode_req(frame, n, &d, why) == 0 && d.op == FSP_RECLAIM_DONE);
+	q = full_req(FSP_GETATTR);
+	n = req_frame(frame, &q);
+	CHECK(frame[4] == 1 && decode_req(frame, n, &d, why) == 0);
+	struct fsp_reply r = { .op = FSP_RECLAIM_DONE };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 2);
+	r.op = FSP_SETLK;
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 1);
+}
 
 TEST(malformed_frames_are_refused_with_a_reason)
 {
