@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """locker — one lock request per process, for the lock tests (fs_locks.sh).
 
-  locker.py hold  KIND TYPE PATH START LEN DIR   take it (no wait), DIR/held, hold until DIR/go
+  locker.py hold  KIND TYPE PATH START LEN DIR   take it (no wait), DIR/held, hold until DIR/go;
+                                                 each time DIR/probe appears: write a byte at
+                                                 START and request the lock again, then
+                                                 DIR/probed "write:R lock:R" (R: ok or the
+                                                 errno name) and DIR/probe is removed
   locker.py wait  KIND TYPE PATH START LEN DIR   DIR/waiting, then a blocking request:
                                                  DIR/granted, or DIR/interrupted on SIGUSR1
                                                  (EINTR); then hold until DIR/go
@@ -46,8 +50,25 @@ def mark(d, name, text=''):
     os.rename(os.path.join(d, name + '.tmp'), os.path.join(d, name))
 
 
-def hold_until_go(d):
+def outcome(fn):
+    try:
+        fn()
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def probe(d, fd, kind, typ, start, length):
+    w = outcome(lambda: os.pwrite(fd, b'p', start))
+    lk = outcome(lambda: request(fd, kind, typ, start, length, False))
+    os.unlink(os.path.join(d, 'probe'))
+    mark(d, 'probed', 'write:%s lock:%s' % (w, lk))
+
+
+def hold_until_go(d, fd=None, lock=None):
     while not os.path.exists(os.path.join(d, 'go')):
+        if lock and os.path.exists(os.path.join(d, 'probe')):
+            probe(d, fd, *lock)
         time.sleep(0.02)
 
 
@@ -80,7 +101,7 @@ def main(argv):
             print('hold: %s' % e, file=sys.stderr)
             return 3
         mark(d, 'held', str(os.getpid()))
-        hold_until_go(d)
+        hold_until_go(d, fd, (kind, typ, start, length))
         return 0
     if op == 'wait':
         def on_usr1(sig, frame):

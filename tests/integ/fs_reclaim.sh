@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Locks across a reconnect (docs/dipolefs.md "Locks", reclaim): a owns the
+# filesystem, b is its client. b's processes hold a classic fcntl lock, an
+# OFD lock and a flock on f and g, and a classic lock on x. b's link is cut
+# (iptables in b's namespace) until a drops b (a change b must revoke goes
+# unacknowledged), so a drops b's locks; meanwhile a's process takes x's
+# range and lets go (the lock came and went), and a begins a lock grace
+# period expecting b. In grace a new lock on a is refused or waits, even
+# without a conflict. Once the link heals b reconnects and reclaims: every
+# lock comes back but x's, whose holder gets EIO on its next use of the
+# file (write and lock), the others keep working; a's processes are
+# refused b's locks; b's reclaims end grace early and a's waiter is
+# granted. A second cut, without grace, gives b back what nobody took
+# meanwhile (the owner kept it for b). Outcomes only, never timings.
+. "$(dirname "$0")/lib.sh"
+LOCKER=$ROOT/tests/locker.py
+mknet2
+mkres2 64M 'protocol C; shared-secret "fs-reclaim-secret";'
+mkdir -p "$T/ma" "$T/mb"
+A=$T/ma B=$T/mb
+# fsn NODE FIELD: a value from the node's "fs" status object
+fsn() { "n$1" status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['fs']['$2'])"; }
+cut_b() { for c in INPUT OUTPUT; do ip netns exec "$NS_B" iptables "$1" "$c" -j DROP; done; }
+# ctl NODE REQUEST: a control request to the node's daemon (no CLI command
+# sends fs-grace); prints the reply line, exits with its code
+ctl() {
+	python3 - "$T/r$1/r0.ctl" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b'\n')
+reply = s.makefile().readline()
+print(reply.strip())
+sys.exit(int(reply.split()[0]))
+PY
+}
+
+na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
+check "a and b up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null'
+check "connected" wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
+check "a Primary, b UpToDate" eval 'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
+expect_rc "mkfs on a" 0 "" na mkfs r0
+expect_rc "mount on a: owner (grace 60 s)" 0 "as owner" na mount r0 "$A" -o grace=60
+expect_rc "mount on b: client" 0 "as client of a" nb mount r0 "$B"
+check "status a: b is a client" wait_for 10 jcheck a "o['fs']['clients'] == ['b']"
+for f in f g x c; do echo data >"$A/$f"; done
+
+# hold NAME PATH KIND TYPE START LEN: a process holding the lock on PATH,
+# its state in $T/NAME/, its pid in $NAME
+hold() {
+	rm -rf "$T/$1" && mkdir "$T/$1"
+	python3 "$LOCKER" hold "$3" "$4" "$2" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
+	eval "$1=$!"
+	echo $! >>"$T/bg.pids"
+	wait_for 10 test -f "$T/$1/held"
+}
+waiter() {
+	rm -rf "$T/$1" && mkdir "$T/$1"
+	python3 "$LOCKER" wait "$3" "$4" "$2" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
+	eval "$1=$!"
+	echo $! >>"$T/bg.pids"
+}
+gone() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+done_with() {
+	touch "$T/$1/go"
+	wait_for 20 gone "${!1}" || { echo "$1 (pid ${!1}) did not exit"; return 1; }
+	wait "${!1}" 2>/dev/null
+}
+blocked() { read -r nr _ <"/proc/$1/syscall" && { [ "$nr" = 72 ] || [ "$nr" = 73 ]; }; }
+# probe NAME: the holder writes and locks again; prints "write:R lock:R"
+probe() {
+	rm -f "$T/$1/probed"
+	touch "$T/$1/probe"
+	wait_for 20 test -f "$T/$1/probed" && cat "$T/$1/probed"
+}
+# try PATH KIND TYPE START LEN: 0 granted, 1 conflict (EAGAIN), 2 other
+try() { python3 "$LOCKER" try "$2" "$3" "$1" "$4" "$5"; }
+
+# ---- b's processes hold locks
+check "b: classic lock on f [0,10)" hold p1 "$B/f" posix w 0 10
+check "b: OFD lock on f [100,110)" hold p2 "$B/f" ofd w 100 10
+check "b: flock on g" hold p3 "$B/g" flock w 0 0
+check "b: classic lock on x [0,10)" hold p4 "$B/x" posix w 0 10
+check "a's table holds b's 4 locks" jcheck a "o['fs']['locks'] == 4"
+expect_rc "a's process is refused f [0,10)" 1 "" try "$A/f" posix w 0 10
+check "b reads c (caches it)" eval "[ \"\$(cat $B/c)\" = data ]"
+C0=$(fsn b connections)
+
+# ---- b cut off; a drops it (an unacknowledged revocation) and its locks
+cut_b -I
+printf changed >"$A/c" # waits for b's ack (5 s), then a drops b
+check "a dropped b" wait_for 30 eval "[ \"\$(fsn a clients)\" = '[]' ]"
+check "a's table dropped b's locks" jcheck a "o['fs']['locks'] == 0"
+expect_rc "meanwhile a's process takes x [0,10) and lets go" 0 "" try "$A/x" posix w 0 10
+check "a begins a grace period, expecting b (node id 1)" ctl a "fs-grace --expect=2"
+check "status a: grace" jcheck a "o['fs']['grace'] == True"
+expect_rc "in grace a's new lock on a free range is refused" 1 "" try "$A/f" posix w 50 10
+waiter w1 "$A/f" posix w 60 10
+check "in grace a's blocking request waits" wait_for 10 blocked "$w1"
+check "... and is not granted" test ! -f "$T/w1/granted"
+
+# ---- b comes back and reclaims
+cut_b -D
+check "b connected again" wait_for 90 eval "[ \$(fsn b connections) -gt $C0 ] && [ -z \"\$(fsn b reason)\" ]"
+check "b reclaimed 3 locks and lost 1" wait_for 20 eval "[ \$(fsn b reclaims) -ge 3 ] && [ \$(fsn b locks_lost) = 1 ]"
+check "grace ended early: b reclaimed" wait_for 20 jcheck a "o['fs']['grace'] == False"
+check "a's waiter granted after grace" wait_for 20 test -f "$T/w1/granted"
+check "status a: 3 reclaims granted (or more: a second reconnect), 1 refused" jcheck a "o['fs']['reclaims'] >= 3 and o['fs']['locks_lost'] == 1"
+check "a's table: b's 3 locks and a's waiter" jcheck a "o['fs']['locks'] == 4"
+expect_rc "a's process is refused f [0,10) (classic)" 1 "" try "$A/f" posix w 0 10
+expect_rc "a's process is refused f [100,110) (OFD)" 1 "" try "$A/f" ofd w 100 10
+expect_rc "a's process is refused g (flock)" 1 "" try "$A/g" flock w 0 0
+check "F_GETLK on a names b's holder of f" test "$(python3 "$LOCKER" getlk posix "$A/f" 0 10)" = "write 0 10 $p1"
+check "b's classic holder writes and locks as before" test "$(probe p1)" = "write:ok lock:ok"
+check "b's OFD holder writes and locks as before" test "$(probe p2)" = "write:ok lock:ok"
+check "b's flock holder writes and locks as before" test "$(probe p3)" = "write:ok lock:ok"
+check "b's holder of x, taken meanwhile, gets EIO on write and lock" test "$(probe p4)" = "write:EIO lock:EIO"
+check "... again on its next use" test "$(probe p4)" = "write:EIO lock:EIO"
+check "b's log names the lost lock" grep -q "refused to give back the byte-range write lock of process $p4" "$T/rb/r0.log"
+expect_rc "x is free for a's process" 0 "" try "$A/x" posix w 0 10
+
+# ---- again without grace: what nobody took meanwhile comes back
+R1=$(fsn a reclaims) C1=$(fsn b connections)
+check "b reads c again (caches it)" eval "[ \"\$(cat $B/c)\" = changed ]"
+cut_b -I
+printf again >"$A/c"
+check "a dropped b again" wait_for 30 eval "[ \"\$(fsn a clients)\" = '[]' ]"
+check "a's table: its own waiter's lock only" jcheck a "o['fs']['locks'] == 1 and o['fs']['grace'] == False"
+cut_b -D
+check "b connected again" wait_for 90 eval "[ \$(fsn b connections) -gt $C1 ] && [ -z \"\$(fsn b reason)\" ]"
+check "without grace, a granted b's 3 reclaims" wait_for 20 jcheck a "o['fs']['reclaims'] >= $R1 + 3 and o['fs']['locks'] == 4"
+expect_rc "a's process is refused f [0,10) (classic)" 1 "" try "$A/f" posix w 0 10
+expect_rc "a's process is refused g (flock)" 1 "" try "$A/g" flock w 0 0
+check "b's OFD holder writes and locks as before" test "$(probe p2)" = "write:ok lock:ok"
+check "b's lost lock was not reclaimed: still EIO" test "$(probe p4)" = "write:EIO lock:EIO"
+
+# ---- holders let go: nothing left
+for p in p1 p2 p3 p4 w1; do check "$p lets go" done_with $p; done
+check "no lock left" wait_for 10 jcheck a "o['fs']['locks'] == 0"
+check "x works on b again through a new open" eval "echo new >$B/x && [ \"\$(cat $A/x)\" = new ]"
+expect_rc "fs-grace on a client is refused" 3 "not the filesystem's owner" ctl b fs-grace
+
+expect_rc "umount on b" 0 "" nb umount "$B"
+expect_rc "umount on a" 0 "" na umount "$A"
+check "down a" na down r0
+check "down b" nb down r0
+finish
