@@ -63,6 +63,7 @@ struct remote {
 	uint64_t connections;    /* made to the owner, the first included (status) */
 
 	uint64_t reclaim_gen;    /* connections that want a reclaim pass (reconnects) */
+	int reclaiming;          /* a pass is due or running: lock changes wait (call) */
 	uint64_t *lost;          /* open files whose lock was not reclaimed: EIO */
 	size_t nlost, caplost;
 	uint64_t reclaimed, nlocks_lost; /* locks reclaimed and lost since open (status) */
@@ -233,6 +234,7 @@ static void *reader_main(void *arg)
 			rm->fd = fd;
 			rm->connections++;
 			rm->reclaim_gen++; /* the owner dropped our locks, or never had them */
+			rm->reclaiming = 1;
 			pthread_cond_broadcast(&rm->cv);
 			pthread_mutex_unlock(&rm->lock);
 			log_info("%s: fs: connected to the owner %s", rm->res, rm->owner_name);
@@ -322,6 +324,15 @@ static void *notifier_main(void *arg)
 
 /* ------------------------------------------------------------ requests */
 
+/* A request that changes the owner's locks (other than a reclaim): it
+ * waits for a reclaim pass, which must not re-take what it drops nor race
+ * what it takes. */
+static int changes_locks(const struct fsp_req *q)
+{
+	return (q->op == FSP_SETLK && !(q->flags & FSP_SETLK_RECLAIM)) || q->op == FSP_FLUSH ||
+	       q->op == FSP_RELEASE;
+}
+
 /* Send q and wait for its reply into *rep (trailing bytes into rbuf[rcap]).
  * Returns the reply's result: >= 0 or -errno, -ENOTCONN without owner. */
 static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rcap, struct fsp_reply *rep)
@@ -333,6 +344,10 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 		if (rm->fd < 0 || rm->closing) {
 			pthread_mutex_unlock(&rm->lock);
 			return -ENOTCONN;
+		}
+		if (rm->reclaiming && changes_locks(q)) {
+			pthread_cond_wait(&rm->cv, &rm->lock);
+			continue;
 		}
 		/* ids grow, so a slot's reuse never matches a late reply */
 		for (unsigned i = 0; i < NSLOTS && !s; i++) {
@@ -498,6 +513,10 @@ int remote_reclaim_to(struct remote *rm, const struct fs_ops *ops, void *ctx)
 
 int remote_reclaim(struct remote *rm)
 {
+	pthread_mutex_lock(&rm->lock);
+	rm->reclaiming = 1;
+	uint64_t gen = rm->reclaim_gen;
+	pthread_mutex_unlock(&rm->lock);
 	int rc = remote_reclaim_to(rm, &remote_ops, rm);
 	if (rc >= 0) {
 		struct fsp_req q = { .op = FSP_RECLAIM_DONE };
@@ -507,6 +526,11 @@ int remote_reclaim(struct remote *rm)
 		if (r)
 			rc = r;
 	}
+	pthread_mutex_lock(&rm->lock);
+	if (rm->reclaim_gen == gen) /* else a reconnect since: its pass is due */
+		rm->reclaiming = 0;
+	pthread_cond_broadcast(&rm->cv);
+	pthread_mutex_unlock(&rm->lock);
 	return rc;
 }
 

@@ -18,7 +18,9 @@
  * owner refuses is logged, and the open file it was set through gets EIO
  * from every read, write, fsync, fallocate, lseek, getlk and lock request
  * until it is released (as NFSv4's lost locks): the process learns it no
- * longer holds what it believed it held.
+ * longer holds what it believed it held. From a reconnect to the end of
+ * its pass, the processes' lock requests, flushes and releases wait, so
+ * the pass neither re-takes a lock they drop nor races one they take.
  *
  * Locking: `lock` guards the connection fd, the request slots and their
  * replies; `send_lock` keeps one frame's bytes together on the socket.

@@ -12,7 +12,6 @@
 # stressors on both nodes at once, and a node that leaves losing its
 # locks. Outcomes only, never timings.
 . "$(dirname "$0")/lib.sh"
-LOCKER=$ROOT/tests/locker.py
 mknet2
 mkres2 64M 'protocol C; shared-secret "fs-locks-secret";'
 mkdir -p "$T/ma" "$T/mb"
@@ -27,34 +26,9 @@ expect_rc "mount on b: client of a" 0 "as client of a" nb mount r0 "$T/mb"
 check "status a: b is a client" wait_for 10 jcheck a "o['fs']['clients'] == ['b']"
 echo data >"$T/ma/f"
 
-# hold NAME MOUNT KIND TYPE START LEN: a process on MOUNT's node holding the
-# lock on f, its state in $T/NAME/, its pid in $NAME
-hold() {
-	rm -rf "$T/$1" && mkdir "$T/$1"
-	python3 "$LOCKER" hold "$3" "$4" "$T/$2/f" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
-	eval "$1=$!"
-	echo $! >>"$T/bg.pids"
-	wait_for 10 test -f "$T/$1/held"
-}
-# waiter NAME MOUNT KIND TYPE START LEN: a blocking request, as hold
-waiter() {
-	rm -rf "$T/$1" && mkdir "$T/$1"
-	python3 "$LOCKER" wait "$3" "$4" "$T/$2/f" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
-	eval "$1=$!"
-	echo $! >>"$T/bg.pids"
-}
-# gone PID: exited (a zombie counts): a process stuck in a lock request
-# that never ends would hang the test in `wait`
-gone() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-# done_with NAME: it lets go (exits, closing the file) and is reaped
-done_with() {
-	touch "$T/$1/go"
-	wait_for 20 gone "${!1}" || { echo "$1 (pid ${!1}) did not exit"; return 1; }
-	wait "${!1}" 2>/dev/null
-}
-# blocked PID: asleep inside fcntl (72) or flock (73), i.e. in the lock
-# request the FUSE mount forwarded (x86-64 system call numbers)
-blocked() { read -r nr _ <"/proc/$1/syscall" && { [ "$nr" = 72 ] || [ "$nr" = 73 ]; }; }
+# hold / waiter NAME MOUNT KIND TYPE START LEN: lk_hold / lk_wait on f
+hold() { lk_hold "$1" "$T/$2/f" "${@:3}"; }
+waiter() { lk_wait "$1" "$T/$2/f" "${@:3}"; }
 getlk() { python3 "$LOCKER" getlk "$1" "$T/$2/f" "$3" "$4"; }
 try() { python3 "$LOCKER" try "$1" "$2" "$T/$3/f" "$4" "$5"; }
 locks_on_a() { jcheck a "o['fs']['locks'] == $1"; }

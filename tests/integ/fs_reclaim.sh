@@ -13,14 +13,10 @@
 # granted. A second cut, without grace, gives b back what nobody took
 # meanwhile (the owner kept it for b). Outcomes only, never timings.
 . "$(dirname "$0")/lib.sh"
-LOCKER=$ROOT/tests/locker.py
 mknet2
 mkres2 64M 'protocol C; shared-secret "fs-reclaim-secret";'
 mkdir -p "$T/ma" "$T/mb"
 A=$T/ma B=$T/mb
-# fsn NODE FIELD: a value from the node's "fs" status object
-fsn() { "n$1" status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['fs']['$2'])"; }
-cut_b() { for c in INPUT OUTPUT; do ip netns exec "$NS_B" iptables "$1" "$c" -j DROP; done; }
 # ctl NODE REQUEST: a control request to the node's daemon (no CLI command
 # sends fs-grace); prints the reply line, exits with its code
 ctl() {
@@ -45,28 +41,6 @@ expect_rc "mount on b: client" 0 "as client of a" nb mount r0 "$B"
 check "status a: b is a client" wait_for 10 jcheck a "o['fs']['clients'] == ['b']"
 for f in f g x c; do echo data >"$A/$f"; done
 
-# hold NAME PATH KIND TYPE START LEN: a process holding the lock on PATH,
-# its state in $T/NAME/, its pid in $NAME
-hold() {
-	rm -rf "$T/$1" && mkdir "$T/$1"
-	python3 "$LOCKER" hold "$3" "$4" "$2" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
-	eval "$1=$!"
-	echo $! >>"$T/bg.pids"
-	wait_for 10 test -f "$T/$1/held"
-}
-waiter() {
-	rm -rf "$T/$1" && mkdir "$T/$1"
-	python3 "$LOCKER" wait "$3" "$4" "$2" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
-	eval "$1=$!"
-	echo $! >>"$T/bg.pids"
-}
-gone() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-done_with() {
-	touch "$T/$1/go"
-	wait_for 20 gone "${!1}" || { echo "$1 (pid ${!1}) did not exit"; return 1; }
-	wait "${!1}" 2>/dev/null
-}
-blocked() { read -r nr _ <"/proc/$1/syscall" && { [ "$nr" = 72 ] || [ "$nr" = 73 ]; }; }
 # probe NAME: the holder writes and locks again; prints "write:R lock:R"
 probe() {
 	rm -f "$T/$1/probed"
@@ -77,10 +51,10 @@ probe() {
 try() { python3 "$LOCKER" try "$2" "$3" "$1" "$4" "$5"; }
 
 # ---- b's processes hold locks
-check "b: classic lock on f [0,10)" hold p1 "$B/f" posix w 0 10
-check "b: OFD lock on f [100,110)" hold p2 "$B/f" ofd w 100 10
-check "b: flock on g" hold p3 "$B/g" flock w 0 0
-check "b: classic lock on x [0,10)" hold p4 "$B/x" posix w 0 10
+check "b: classic lock on f [0,10)" lk_hold p1 "$B/f" posix w 0 10
+check "b: OFD lock on f [100,110)" lk_hold p2 "$B/f" ofd w 100 10
+check "b: flock on g" lk_hold p3 "$B/g" flock w 0 0
+check "b: classic lock on x [0,10)" lk_hold p4 "$B/x" posix w 0 10
 check "a's table holds b's 4 locks" jcheck a "o['fs']['locks'] == 4"
 expect_rc "a's process is refused f [0,10)" 1 "" try "$A/f" posix w 0 10
 check "b reads c (caches it)" eval "[ \"\$(cat $B/c)\" = data ]"
@@ -95,7 +69,7 @@ expect_rc "meanwhile a's process takes x [0,10) and lets go" 0 "" try "$A/x" pos
 check "a begins a grace period, expecting b (node id 1)" ctl a "fs-grace --expect=2"
 check "status a: grace" jcheck a "o['fs']['grace'] == True"
 expect_rc "in grace a's new lock on a free range is refused" 1 "" try "$A/f" posix w 50 10
-waiter w1 "$A/f" posix w 60 10
+lk_wait w1 "$A/f" posix w 60 10
 check "in grace a's blocking request waits" wait_for 10 blocked "$w1"
 check "... and is not granted" test ! -f "$T/w1/granted"
 

@@ -12,9 +12,6 @@ mknet2
 mkres2 64M 'protocol C; shared-secret "fs-reconnect-secret";'
 mkdir -p "$T/ma" "$T/mb"
 A=$T/ma B=$T/mb
-# fsn NODE FIELD: a value from the node's "fs" status object
-fsn() { "n$1" status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['fs']['$2'])"; }
-cut_b() { for c in INPUT OUTPUT; do ip netns exec "$NS_B" iptables "$1" "$c" -j DROP; done; }
 
 na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
 check "a and b up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null'

@@ -289,3 +289,40 @@ and not o['io_suspended']" "o['disk'] == 'UpToDate' and p['out_of_sync_bytes'] =
 }
 # no split brain, identical disks
 sane_end() { both "p['split_brains'] == 0" "p['split_brains'] == 0" && [ "$(img_md5 a)" = "$(img_md5 b)" ]; }
+
+# ---- dipolefs ---------------------------------------------------------------
+# fsn NODE FIELD: a value from the node's "fs" status object
+fsn() { "n$1" status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['fs']['$2'])"; }
+# cut_b -I|-D: drop every packet into and out of b's namespace / stop
+cut_b() { for c in INPUT OUTPUT; do ip netns exec "$NS_B" iptables "$1" "$c" -j DROP; done; }
+
+# Lock holders: one process per lock request (tests/locker.py).
+LOCKER=$ROOT/tests/locker.py
+# lk_hold NAME PATH KIND TYPE START LEN: a process holding the lock on PATH,
+# its state in $T/NAME/, its pid in $NAME; fails if it could not take it
+lk_hold() {
+	rm -rf "$T/$1" && mkdir "$T/$1"
+	python3 "$LOCKER" hold "$3" "$4" "$2" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
+	eval "$1=$!"
+	echo $! >>"$T/bg.pids"
+	wait_for 10 test -f "$T/$1/held"
+}
+# lk_wait NAME PATH KIND TYPE START LEN: a blocking request, as lk_hold
+lk_wait() {
+	rm -rf "$T/$1" && mkdir "$T/$1"
+	python3 "$LOCKER" wait "$3" "$4" "$2" "$5" "$6" "$T/$1" 2>"$T/$1.err" &
+	eval "$1=$!"
+	echo $! >>"$T/bg.pids"
+}
+# gone PID: exited (a zombie counts): a process stuck in a lock request
+# that never ends would hang the test in `wait`
+gone() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+# done_with NAME: it lets go (exits, closing the file) and is reaped
+done_with() {
+	touch "$T/$1/go"
+	wait_for 20 gone "${!1}" || { echo "$1 (pid ${!1}) did not exit"; return 1; }
+	wait "${!1}" 2>/dev/null
+}
+# blocked PID: asleep inside fcntl (72) or flock (73), i.e. in the lock
+# request the FUSE mount forwarded (x86-64 system call numbers)
+blocked() { read -r nr _ <"/proc/$1/syscall" && { [ "$nr" = 72 ] || [ "$nr" = 73 ]; }; }
