@@ -135,6 +135,7 @@ struct sconn {
 	int fd;
 	char from[96];
 	const struct cfg_host *host; /* the authenticated client node */
+	int replaced;            /* under s->lock: a newer connection of its node ends it */
 	pthread_t thr;
 	int refs;                /* under s->lock: the list's and fan-outs' */
 	struct sconn *next;      /* s->conns, under s->lock */
@@ -899,6 +900,10 @@ static void conn_take_over_locked(struct server *s, struct sconn *c)
 		int old = 0;
 		for (struct sconn *o = s->conns; o; o = o->next)
 			if (o != c && o->host && o->host->node_id == c->host->node_id) {
+				if (!o->replaced)
+					log_info("%s: fs: client %s connected again: its old connection from %s ends",
+						 s->r->name, c->host->name, o->from);
+				o->replaced = 1;
 				conn_kill(o);
 				old = 1;
 			}

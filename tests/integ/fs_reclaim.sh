@@ -11,7 +11,8 @@
 # file (write and lock), the others keep working; a's processes are
 # refused b's locks; b's reclaims end grace early and a's waiter is
 # granted. A second cut, without grace, gives b back what nobody took
-# meanwhile (the owner kept it for b). Outcomes only, never timings.
+# meanwhile (the owner kept it for b), and so does a reset of b's
+# connections (ss -K). Outcomes only, never timings.
 . "$(dirname "$0")/lib.sh"
 mknet2
 mkres2 64M 'protocol C; shared-secret "fs-reclaim-secret";'
@@ -107,6 +108,36 @@ expect_rc "a's process is refused f [0,10) (classic)" 1 "" try "$A/f" posix w 0 
 expect_rc "a's process is refused g (flock)" 1 "" try "$A/g" flock w 0 0
 check "b's OFD holder writes and locks as before" test "$(probe p2)" = "write:ok lock:ok"
 check "b's lost lock was not reclaimed: still EIO" test "$(probe p4)" = "write:EIO lock:EIO"
+
+# ---- b's connections reset (ss -K): b may be back before a noticed the
+# old connection die; its new one ends the old one and takes over
+C2=$(fsn b connections)
+check "b's TCP connections to a reset" ip netns exec "$NS_B" ss -K dst "$IP_A"
+check "b connected again" wait_for 90 eval "[ \$(fsn b connections) -gt $C2 ] && [ -z \"\$(fsn b reason)\" ]"
+check "a's table: b's 3 locks back, and a's waiter" wait_for 20 jcheck a "o['fs']['locks'] == 4 and o['fs']['clients'] == ['b']"
+expect_rc "a's process is refused f [100,110) (OFD)" 1 "" try "$A/f" ofd w 100 10
+check "b's classic holder writes and locks as before" test "$(probe p1)" = "write:ok lock:ok"
+check "b's flock holder writes and locks as before" test "$(probe p3)" = "write:ok lock:ok"
+
+# ---- a blip a's fs server does not notice (nothing for it to send b):
+# b gives up on its owner when their replication link times out, and its
+# new connection ends the old one on a, which b's locks outlive
+C3=$(fsn b connections)
+# the old connection's packets stay dropped after the heal, so that a
+# cannot learn of its end before b's new connection comes (b's FIN)
+P=$(grep -o "client b connected from $IP_B:[0-9]*" "$T/ra/r0.log" | tail -1 | cut -d: -f2)
+old_fs() { ip netns exec "$NS_B" iptables "$1" OUTPUT -p tcp --sport "$P" -j DROP; }
+cut_b -I
+check "b gave up on its connection to a" wait_for 30 eval "[ -n \"\$(fsn b reason)\" ]"
+check "a still counts b as a client" test "$(fsn a clients)" = "['b']"
+check "b's old fs connection (port $P) stays cut" old_fs -I
+cut_b -D
+check "b connected again" wait_for 90 eval "[ \$(fsn b connections) -gt $C3 ] && [ -z \"\$(fsn b reason)\" ]"
+check "a's table: b's 3 locks back, and a's waiter" wait_for 20 jcheck a "o['fs']['locks'] == 4 and o['fs']['clients'] == ['b']"
+check "a ended b's old connection for the new one" grep -q "fs: client b connected again: its old connection from $IP_B:$P ends" "$T/ra/r0.log"
+old_fs -D
+expect_rc "a's process is refused g (flock)" 1 "" try "$A/g" flock w 0 0
+check "b's OFD holder writes and locks as before" test "$(probe p2)" = "write:ok lock:ok"
 
 # ---- holders let go: nothing left
 for p in p1 p2 p3 p4 w1; do check "$p lets go" done_with $p; done
