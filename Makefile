@@ -88,7 +88,7 @@ build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/o
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -DFIXTURES=\"$(CURDIR)/tests/fixtures\" -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 
 # the dipolefs client and server over loopback, with a passthrough backend
-FSNET_OBJS := fs/remote fs/server net/fsproto net/hs net/hsauth net/codec net/listener conf/config base/util base/log
+FSNET_OBJS := fs/remote fs/locks fs/server net/fsproto net/hs net/hsauth net/codec net/listener conf/config base/util base/log
 build/fsnet-selftest: tests/fsnet/selftest.c tests/fsnet/passthrough.c tests/fsnet/passthrough.h \
 		$(patsubst %,build/san/obj/%.o,$(FSNET_OBJS))
 	@echo "  CC san  $@"
