@@ -414,7 +414,6 @@ static void post(struct remote *rm, struct fsp_req *q)
 
 /* ------------------------------------------------------------ held locks */
 
-
 /* 1 when fh lost a lock at a reclaim: its next uses fail with EIO, as
  * NFSv4's do, until it is released. */
 static int fh_lost(struct remote *rm, uint64_t fh)
