@@ -571,7 +571,8 @@ void dipolefs_status_text(struct dipolefs *fs, struct strbuf *sb)
 		strbuf_printf(sb, "  fs: owner serving without a local mount, owner %s, %d clients", fs->owner, n);
 	for (int i = 0; i < n && i < 16; i++)
 		strbuf_printf(sb, "%s%s", i ? "," : " (", names[i]);
-	strbuf_printf(sb, "%s, %u locks%s%s\n", n ? ")" : "", fs->local ? local_lock_count(fs->local) : 0,
-		      r[0] ? ", " : "", r);
+	int grace = fs->local && locks_in_grace(local_locks(fs->local));
+	strbuf_printf(sb, "%s, %u locks%s%s%s\n", n ? ")" : "", fs->local ? local_lock_count(fs->local) : 0,
+		      grace ? " (grace period: only reclaims granted)" : "", r[0] ? ", " : "", r);
 	pthread_mutex_unlock(&fs->lock);
 }

@@ -69,6 +69,7 @@ check "a's table dropped b's locks" jcheck a "o['fs']['locks'] == 0"
 expect_rc "meanwhile a's process takes x [0,10) and lets go" 0 "" try "$A/x" posix w 0 10
 check "a begins a grace period, expecting b (node id 1)" ctl a "fs-grace --expect=2"
 check "status a: grace" jcheck a "o['fs']['grace'] == True"
+check "status a (text) says so" eval "na status r0 | grep -q 'grace period: only reclaims granted'"
 expect_rc "in grace a's new lock on a free range is refused" 1 "" try "$A/f" posix w 50 10
 lk_wait w1 "$A/f" posix w 60 10
 check "in grace a's blocking request waits" wait_for 10 blocked "$w1"
