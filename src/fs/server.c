@@ -953,7 +953,7 @@ static struct parked *conn_cleanup(struct sconn *c)
 	pthread_mutex_lock(&s->lock);
 	uint64_t keep = s->keep_ns;
 	pthread_mutex_unlock(&s->lock);
-	struct parked *p = keep ? calloc(1, sizeof *p) : NULL;
+	struct parked *p = keep && (c->files.n || c->dirs.n) ? calloc(1, sizeof *p) : NULL;
 	if (p) { /* conn_main hands them over once this connection is off the list */
 		p->node = (uint32_t)c->host->node_id;
 		p->files = c->files;
