@@ -510,19 +510,17 @@ static const char *reason(struct dipolefs *fs, char *buf, size_t len)
 	return fs->reason;
 }
 
-/* "locks", "grace", and the reclaims: on the owner, granted and refused
- * by its table; on a client, this node's reclaimed and lost. Under lock. */
-static void status_locks_json(struct dipolefs *fs, struct strbuf *sb)
+/* "reclaims" and "locks_lost": on the owner, reclaims its table granted
+ * and refused; on a client, its locks reclaimed and lost. Under lock. */
+static void status_reclaims_json(struct dipolefs *fs, struct strbuf *sb)
 {
-	struct locks *t = fs->local ? local_locks(fs->local) : NULL;
 	uint64_t ok = 0, lost = 0;
-	if (t)
-		locks_reclaims(t, &ok, &lost);
+	if (fs->local)
+		locks_reclaims(local_locks(fs->local), &ok, &lost);
 	else if (fs->remote)
 		remote_reclaims(fs->remote, &ok, &lost);
-	strbuf_printf(sb, ",\"locks\":%u,\"grace\":%s,\"reclaims\":%llu,\"locks_lost\":%llu",
-		      fs->local ? local_lock_count(fs->local) : 0, t && locks_in_grace(t) ? "true" : "false",
-		      (unsigned long long)ok, (unsigned long long)lost);
+	strbuf_printf(sb, ",\"reclaims\":%llu,\"locks_lost\":%llu", (unsigned long long)ok,
+		      (unsigned long long)lost);
 }
 
 void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
@@ -542,8 +540,8 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 		server_status_json(fs->srv, sb);
 	else
 		strbuf_printf(sb, "[]");
-	status_locks_json(fs, sb);
-	strbuf_printf(sb, ",\"reason\":");
+	strbuf_printf(sb, ",\"locks\":%u,\"grace\":%s,\"reason\":", fs->local ? local_lock_count(fs->local) : 0,
+		      fs->local && locks_in_grace(local_locks(fs->local)) ? "true" : "false");
 	strbuf_json_str(sb, reason(fs, why, sizeof why));
 	/* owner: served for clients and revocations sent; client: sent to the
 	 * owner and revocations received */
@@ -552,8 +550,10 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 		server_counters(fs->srv, &req, &rev);
 	else if (fs->remote)
 		remote_counters(fs->remote, &req, &rev, &conns);
-	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu,\"connections\":%llu}", (unsigned long long)req,
+	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu,\"connections\":%llu", (unsigned long long)req,
 		      (unsigned long long)rev, (unsigned long long)conns);
+	status_reclaims_json(fs, sb);
+	strbuf_printf(sb, "}");
 	pthread_mutex_unlock(&fs->lock);
 }
 
