@@ -215,10 +215,10 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 			cli->run_dir = w + 8;
 		else if (in(pass_opts, w))
 			strbuf_printf(&mo->pass, "%s%s", mo->pass.len ? "," : "", w);
-		else if (!strncmp(w, "cache=", 6) || !strncmp(w, "grace=", 6)) {
-			char *end;
-			double t = strtod(w + 6, &end), max = w[0] == 'c' ? 1e7 : 3600;
-			if (end == w + 6 || *end || !(t >= 0 && t <= max)) {
+		else if (!strncmp(w, "cache=", 6) || !strncmp(w, "grace=", 6) || !strncmp(w, "io-timeout=", 11)) {
+			char *end, *v = strchr(w, '=') + 1;
+			double t = strtod(v, &end), max = w[0] == 'g' ? 3600 : 1e7;
+			if (end == v || *end || !(t >= 0 && t <= max)) {
 				fprintf(stderr, "%s: mount option '%s': seconds from 0 to %.0f expected\n", who, w, max);
 				return EXIT_USAGE;
 			}
@@ -234,7 +234,8 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 			fprintf(stderr, "%s: ignoring unknown option '%s' (-s)\n", who, w);
 		} else {
 			fprintf(stderr, "%s: unknown mount option '%s'\n  known: config=FILE, node=NAME, run-dir=DIR, "
-					"noatime, relatime, nosuid, nodev, noexec, cache=SECONDS, grace=SECONDS; ignored: rw, defaults, _netdev, "
+					"noatime, relatime, nosuid, nodev, noexec, cache=SECONDS, grace=SECONDS, io-timeout=SECONDS; "
+					"ignored: rw, defaults, _netdev, "
 					"nofail, auto, noauto, x-*\n", who, w);
 			return EXIT_USAGE;
 		}
@@ -451,7 +452,9 @@ int mount_helper_main(int argc, char **argv)
 			       "'dipole mount RES DIR' does. Options: config=FILE, node=NAME,\n"
 			       "run-dir=DIR (dipole's global options), noatime, relatime, nosuid,\n"
 			       "nodev, noexec, cache=SECONDS (how long the kernel may cache names\n"
-			       "and attributes, 3600 by default; 0: no caching); rw, defaults,\n"
+			       "and attributes, 3600 by default; 0: no caching), io-timeout=SECONDS\n"
+			       "(an owner cut off that long fails its calls with EIO, 30 by default;\n"
+			       "0: never); rw, defaults,\n"
 			       "_netdev, nofail, auto, noauto and x-*\n"
 			       "are ignored. -f checks without mounting; -s ignores unknown options;\n"
 			       "-v says what was mounted; -n is accepted (no mtab).\n");

@@ -82,6 +82,12 @@ struct daemon {
 	char fs_dir[4096];        /* its mount point; "" on an owner serving without one */
 	char fs_owner[64];        /* the owner's host name (this node's when owner) */
 	int fs_owner_lost;        /* client: the owner's link was down at the last check */
+	/* a cut-off owner (fsmount.c, docs/dipolefs.md "A cut-off owner"):
+	 * since when (now_ns) it has been cut off, 0 not; fs_fence: why its
+	 * mount was fenced, "" not; fs_dropped: its kernel mount is gone */
+	uint64_t fs_cut_ns;
+	char fs_fence[256];
+	int fs_dropped;
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
 	int metrics_fd;           /* bound by `up` before it forks, until served; -1 none */

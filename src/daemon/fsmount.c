@@ -280,6 +280,7 @@ static int start_owner(struct daemon *d, const char *dir, const char *type, cons
 	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", d->h->name);
 	snprintf(d->fs_dir, sizeof d->fs_dir, "%s", dir ? dir : "");
 	engine_set_fs_owner(d->e, 1);
+	engine_fs_arm(d->e);
 	return 0;
 }
 
@@ -441,6 +442,10 @@ static void unmount_now(struct daemon *d, const char *why)
 	d->fs_owner[0] = 0;
 	if (owner)
 		engine_set_fs_owner(d->e, 0);
+	engine_fs_disarm(d->e);
+	d->fs_cut_ns = 0;
+	d->fs_fence[0] = 0;
+	d->fs_dropped = 0;
 	if (d->lsn)
 		listener_route_channel(d->lsn, CH_FS, demand_accept, d);
 }
@@ -657,6 +662,89 @@ static void owner_check(struct daemon *d)
 	d->fs_owner_lost = lost;
 }
 
+/* ---- a cut-off owner (docs/dipolefs.md "A cut-off owner") ------------ */
+
+/* Has this owner lost the right to write? With quorum: it has no quorum.
+ * Without: its I/O is suspended (fencing, the two-Primary rule). why[len]
+ * says which. The winning side's hold while a peer's lease runs out has
+ * quorum, so it never counts. */
+static int cut_off(struct daemon *d, char *why, size_t len)
+{
+	if (quorum_enabled(d->quorum)) {
+		if (quorum_have(d->quorum))
+			return 0;
+		snprintf(why, len, "no quorum");
+		return 1;
+	}
+	if (!engine_is_suspended(d->e))
+		return 0;
+	pthread_mutex_lock(&d->e->lock);
+	snprintf(why, len, "I/O suspended: %.150s", d->e->suspend_reason);
+	pthread_mutex_unlock(&d->e->lock);
+	return 1;
+}
+
+/* The owner was cut off for io-timeout, or the engine fenced its epoch (a
+ * peer went on without it: peer_agree.c): the mount fails with EIO, the
+ * engine refuses the old epoch's I/O, the peers stop seeing an owner. */
+static void fence_owner(struct daemon *d, const char *why)
+{
+	snprintf(d->fs_fence, sizeof d->fs_fence, "this node lost the right to write: %.200s", why);
+	dipolefs_fence(d->fs, why);
+	engine_fs_fence(d->e, why);
+	engine_set_fs_owner(d->e, 0);
+}
+
+/* Fenced: drop the kernel mount once no call is inside it, then become
+ * Secondary (a Primary that may not write is what split brains are made
+ * of); the FUSE mount answers EIO until unmounted. */
+static void drop_fenced(struct daemon *d)
+{
+	char msg[256];
+	if (d->fs_dropped || dipolefs_drop_kernel(d->fs))
+		return;
+	d->fs_dropped = 1;
+	d->fs_role = FSR_NONE;
+	d->fs_owner[0] = 0;
+	engine_fs_disarm(d->e);
+	if (atomic_load(&d->e->role) == ROLE_PRIMARY && daemon_demote(d, msg))
+		log_warn("fs: a fenced owner stays Primary: %s", msg);
+	else
+		log_warn("fs: a fenced owner became Secondary; it rejoins as a SyncTarget when its peers are back");
+}
+
+static void cutoff_check(struct daemon *d)
+{
+	char why[200];
+	if (!d->fs || (d->fs_role != FSR_OWNER && !d->fs_fence[0])) {
+		d->fs_cut_ns = 0;
+		return;
+	}
+	if (!d->fs_fence[0] && engine_fs_stale(d->e, why))
+		fence_owner(d, why);
+	if (d->fs_fence[0]) {
+		drop_fenced(d);
+		return;
+	}
+	if (!cut_off(d, why, sizeof why)) {
+		d->fs_cut_ns = 0;
+		return;
+	}
+	uint64_t now = now_ns();
+	double limit = dipolefs_io_timeout(d->fs);
+	if (!d->fs_cut_ns) {
+		d->fs_cut_ns = now;
+		log_warn("fs: this owner is cut off (%s); its I/O fails with EIO after io-timeout=%g s unless that "
+			 "ends first", why, limit);
+	}
+	if (limit <= 0 || (double)(now - d->fs_cut_ns) < limit * 1e9)
+		return;
+	char r[200];
+	snprintf(r, sizeof r, "cut off (%.120s) for io-timeout=%g s", why, limit);
+	fence_owner(d, r);
+	drop_fenced(d);
+}
+
 int fsmount_start(struct daemon *d)
 {
 	pthread_mutex_init(&d->fs_qlock, NULL);
@@ -681,6 +769,7 @@ void fsmount_woken(struct daemon *d)
 	uint64_t n;
 	(void)!read(d->fs_wake, &n, sizeof n);
 	serve_queued(d);
+	cutoff_check(d);
 	peers_check(d);
 	owner_check(d);
 }
@@ -694,6 +783,11 @@ static void fs_reason(struct daemon *d, char *buf, size_t len)
 	char held[256];
 
 	buf[0] = 0;
+	if (d->fs_fence[0]) {
+		snprintf(buf, len, "fenced: %s; calls fail with EIO%s", d->fs_fence,
+			 d->fs_dropped ? ", the kernel mount is dropped; unmount, and mount again (as a client)" : "");
+		return;
+	}
 	if (d->fs_role == FSR_CLIENT && (!o || host_state(d, o, &role, &disk))) {
 		snprintf(buf, len, "no owner reachable: %s is not connected to this node", d->fs_owner);
 		return;
@@ -722,6 +816,7 @@ void fsmount_check_unmounted(struct daemon *d)
 int fsmount_tick(struct daemon *d)
 {
 	serve_queued(d);
+	cutoff_check(d);
 	peers_check(d);
 	fsmount_check_unmounted(d);
 	owner_check(d);

@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -43,6 +45,7 @@ struct dipolefs {
 	char fsname[128];        /* "dipole:RES", the FUSE mounts' source */
 	struct fusefs_cache cache;         /* from the mount option cache=S */
 	uint64_t grace_ns;                 /* from the mount option grace=S (owner) */
+	double io_timeout;                 /* mount option io-timeout=S (owner: docs "A cut-off owner") */
 	char kopts[512];                   /* the other options: the kernel filesystem's */
 	char fstype[16];
 	char owner[64];          /* node name of the owner */
@@ -98,7 +101,8 @@ static int option_seconds(const char *o, size_t namelen, double max, double *t, 
  * the FUSE mount may cache names, negative names and attributes; 0: no
  * caching, pages dropped at each open), grace=S (the lock grace period,
  * and how long the owner keeps a gone client's locks reclaimable and its
- * files open; docs/dipolefs.md "Locks"). The rest go to the kernel
+ * files open; docs/dipolefs.md "Locks"), io-timeout=S (an owner cut off
+ * that long fails its I/O with EIO; 0: never). The rest go to the kernel
  * filesystem (owner). 0, or -EINVAL with err. */
 static int split_options(struct dipolefs *fs, const char *options, char *err)
 {
@@ -106,6 +110,7 @@ static int split_options(struct dipolefs *fs, const char *options, char *err)
 	double t;
 	fs->cache = fusefs_cache_default;
 	fs->grace_ns = DIPOLEFS_GRACE_S * 1000000000ull;
+	fs->io_timeout = DIPOLEFS_IO_TIMEOUT;
 	fs->kopts[0] = 0;
 	snprintf(buf, sizeof buf, "%s", options ? options : "");
 	for (char *save, *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
@@ -117,6 +122,9 @@ static int split_options(struct dipolefs *fs, const char *options, char *err)
 			if (option_seconds(o, 6, 3600, &t, err))
 				return -EINVAL;
 			fs->grace_ns = (uint64_t)(t * 1e9);
+		} else if (!strncmp(o, "io-timeout=", 11)) {
+			if (option_seconds(o, 11, 1e7, &fs->io_timeout, err))
+				return -EINVAL;
 		} else {
 			size_t used = strlen(fs->kopts);
 			snprintf(fs->kopts + used, sizeof fs->kopts - used, "%s%s", used ? "," : "", o);
@@ -575,4 +583,85 @@ void dipolefs_status_text(struct dipolefs *fs, struct strbuf *sb)
 	strbuf_printf(sb, "%s, %u locks%s%s%s\n", n ? ")" : "", fs->local ? local_lock_count(fs->local) : 0,
 		      grace ? " (grace period: only reclaims granted)" : "", r[0] ? ", " : "", r);
 	pthread_mutex_unlock(&fs->lock);
+}
+
+/* ---- a cut-off owner (docs/dipolefs.md "A cut-off owner") -------------- */
+
+double dipolefs_io_timeout(struct dipolefs *fs)
+{
+	return fs->io_timeout;
+}
+
+/* The kernel filesystem shut down without writing anything more
+ * (FS_IOC_SHUTDOWN, NOLOGFLUSH: ext4's and XFS's "going down"): its calls
+ * fail with EIO at once, and its error handling (errors=panic) no longer
+ * runs on the I/O errors that follow. On a thread of its own: the journal
+ * abort writes the journal's superblock, which waits for held I/O until
+ * the engine's fence fails it. */
+#ifndef FS_IOC_SHUTDOWN
+#define FS_IOC_SHUTDOWN _IOR('X', 125, uint32_t)
+#endif
+#define FS_SHUTDOWN_NOLOGFLUSH 2u
+
+static void *shutdown_main(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	uint32_t how = FS_SHUTDOWN_NOLOGFLUSH;
+	if (ioctl(fd, FS_IOC_SHUTDOWN, &how))
+		log_warn("dipolefs: cannot shut the kernel filesystem down: %s", strerror(errno));
+	close(fd);
+	return NULL;
+}
+
+static void shutdown_kernel_fs(int mnt_fd)
+{
+	pthread_t t;
+	pthread_attr_t a;
+	int fd = openat(mnt_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("dipolefs: cannot open the kernel filesystem to shut it down: %s", strerror(errno));
+		return;
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &a, shutdown_main, (void *)(intptr_t)fd))
+		close(fd);
+	pthread_attr_destroy(&a);
+}
+
+void dipolefs_fence(struct dipolefs *fs, const char *why)
+{
+	if (fs->role != FSR_OWNER)
+		return;
+	fusefs_fail(fs->fuse, EIO);
+	if (fs->mnt_fd >= 0)
+		shutdown_kernel_fs(fs->mnt_fd);
+	log_err("dipolefs: %s fenced: %s; its calls fail with EIO", fs->fsname, why);
+}
+
+int dipolefs_drop_kernel(struct dipolefs *fs)
+{
+	if (fs->role != FSR_OWNER)
+		return 0;
+	if (!fusefs_drained(fs->fuse))
+		return -EBUSY;
+	pthread_rwlock_wrlock(&fs->notify_lk);
+	fs->fan = NULL;
+	pthread_rwlock_unlock(&fs->notify_lk);
+	pthread_mutex_lock(&fs->lock);
+	struct server *srv = fs->srv;
+	struct local *l = fs->local;
+	fs->srv = NULL;
+	fs->local = NULL;
+	fs->role = FSR_NONE;
+	fs->owner[0] = 0;
+	pthread_mutex_unlock(&fs->lock);
+	server_close(srv);
+	local_close(l);
+	if (fs->mnt_fd >= 0)
+		close(fs->mnt_fd); /* the last reference: the kernel filesystem is unmounted */
+	fs->mnt_fd = -1;
+	log_warn("dipolefs: %s: the kernel filesystem is unmounted here; the mount at %s answers EIO until "
+		 "unmounted", fs->fsname, fs->mountpoint[0] ? fs->mountpoint : "(none)");
+	return 0;
 }

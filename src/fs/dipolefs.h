@@ -90,6 +90,19 @@ void dipolefs_owner_lost(struct dipolefs *fs, const char *why);
  * node id n; this node's own mount included if it reclaims) sent its
  * RECLAIM_DONE or called locks_reclaim_done. No-op on a client. */
 void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect);
+/* A cut-off owner (docs/dipolefs.md "A cut-off owner"). io-timeout: the
+ * mount option io-timeout=S, seconds an owner may be cut off before its
+ * I/O fails (0: never; default DIPOLEFS_IO_TIMEOUT). fence: every call on
+ * this node's mount fails with EIO at once from now on, and the kernel
+ * filesystem is shut down (nothing more written); no-op on a client.
+ * drop_kernel: after the fence, once no call is inside the local backend,
+ * stop serving clients and unmount the kernel filesystem, keeping this
+ * node's FUSE mount (answering EIO); 0, or -EBUSY while a call is still
+ * inside (try again later). Main thread. */
+#define DIPOLEFS_IO_TIMEOUT 30.0
+double dipolefs_io_timeout(struct dipolefs *fs);
+void dipolefs_fence(struct dipolefs *fs, const char *why);
+int dipolefs_drop_kernel(struct dipolefs *fs);
 /* The "fs" object of `status --json` (../shared/design.md, dipolefs):
  * mountpoint null and mounted_here false on an owner serving without a
  * mount here. */

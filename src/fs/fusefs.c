@@ -51,6 +51,11 @@ struct fusefs {
 	struct fusefs_cache cache;
 	struct fusemount *fm;
 	struct track *track;             /* NULL unless cache.track */
+	/* the fence (fusefs_fail): from then on every request is answered
+	 * fail_errno before it reaches the backend; `busy` counts requests
+	 * inside the backend, so fusefs_drained tells when it may go */
+	atomic_int fail_errno;
+	atomic_int busy;
 };
 
 /* ---- what the kernel holds (cache.track) ------------------------------- */
@@ -186,9 +191,37 @@ static void caller(fuse_req_t req, struct fs_caller *c, int with_groups)
 	}
 }
 
-#define SETUP(groups)                              \
-	struct fusefs *f = fuse_req_userdata(req); \
-	struct fs_caller c;                        \
+/* A request enters the backend: f, or NULL when the mount is failed
+ * (fusefs_fail). The count rises before the check and the fence is set
+ * before the count is read (both sequentially consistent), so
+ * fusefs_drained never misses a request that got in. */
+static struct fusefs *enter(struct fusefs *f)
+{
+	atomic_fetch_add(&f->busy, 1);
+	if (!atomic_load(&f->fail_errno))
+		return f;
+	atomic_fetch_sub(&f->busy, 1);
+	return NULL;
+}
+
+/* cleanup of the variable enter() set: on every way out of a handler */
+static void leave(struct fusefs **in)
+{
+	if (*in)
+		atomic_fetch_sub(&(*in)->busy, 1);
+}
+
+/* Every handler's start: f, the caller c, and the fence's answer (the
+ * handler returns at once, the backend untouched) while the mount is
+ * failed. */
+#define SETUP(groups)                                                            \
+	struct fusefs *f = fuse_req_userdata(req);                               \
+	struct fs_caller c;                                                      \
+	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);    \
+	if (!in_backend) {                                                       \
+		fuse_reply_err(req, atomic_load(&f->fail_errno));                \
+		return;                                                          \
+	}                                                                        \
 	caller(req, &c, groups)
 
 /* An entry reply: the name is cached for entry_timeout, its attributes
@@ -239,20 +272,25 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_entry(req, rc, parent, name, &e);
 }
 
+/* (failed: the backend, and the lookups it counted, may be gone) */
 static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	struct fusefs *f = fuse_req_userdata(req);
+	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	track_forget(f, ino, nlookup);
-	f->ops->forget(f->ctx, ino, nlookup);
+	if (in_backend)
+		f->ops->forget(f->ctx, ino, nlookup);
 	fuse_reply_none(req);
 }
 
 static void ff_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *fl)
 {
 	struct fusefs *f = fuse_req_userdata(req);
+	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	for (size_t i = 0; i < count; i++) {
 		track_forget(f, fl[i].ino, fl[i].nlookup);
-		f->ops->forget(f->ctx, fl[i].ino, fl[i].nlookup);
+		if (in_backend)
+			f->ops->forget(f->ctx, fl[i].ino, fl[i].nlookup);
 	}
 	fuse_reply_none(req);
 }
@@ -489,7 +527,8 @@ static void ff_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 
 static void ff_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fusefs *f = fuse_req_userdata(req);
+	SETUP(0);
+	(void)c;
 	fuse_reply_err(req, -f->ops->releasedir(f->ctx, ino, fi->fh));
 }
 
@@ -831,6 +870,17 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	}
 	*out = f;
 	return 0;
+}
+
+void fusefs_fail(struct fusefs *f, int err)
+{
+	if (f)
+		atomic_store(&f->fail_errno, err > 0 ? err : EIO);
+}
+
+int fusefs_drained(struct fusefs *f)
+{
+	return !f || atomic_load(&f->busy) == 0;
 }
 
 void fusefs_gone(struct fusefs *f)

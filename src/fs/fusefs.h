@@ -46,6 +46,14 @@ extern const struct fusefs_cache fusefs_cache_default; /* both timeouts 3600 s, 
  * -errno with err[256] saying why. */
 int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname, const struct fs_ops *ops,
 		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, int fuse_fd, char *err);
+/* Fail the mount (a cut-off owner, docs/dipolefs.md "A cut-off owner"):
+ * from now on every request is answered err (EIO if err <= 0) without
+ * reaching the backend; forgets are dropped. The mount stays until
+ * fusefs_stop. Any thread. */
+void fusefs_fail(struct fusefs *f, int err);
+/* 1 once no request is inside the backend (after fusefs_fail: the
+ * backend may be closed while the mount stays). NULL: 1. */
+int fusefs_drained(struct fusefs *f);
 /* The mount is known to be gone (fusemount_gone). */
 void fusefs_gone(struct fusefs *f);
 /* Unmount (lazily and aborted: processes with files open get ENOTCONN;

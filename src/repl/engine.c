@@ -580,10 +580,23 @@ int engine_is_suspended(struct engine *e)
 	return atomic_load_explicit(&e->suspended, memory_order_acquire);
 }
 
+static int fs_stale(struct engine *e)
+{
+	uint64_t armed = atomic_load(&e->fs_armed);
+	return armed && armed != atomic_load(&e->fs_epoch);
+}
+
+/* No I/O now: on-no-quorum io-error, or a fenced dipolefs epoch */
+static int io_refused(struct engine *e)
+{
+	return atomic_load_explicit(&e->io_fail, memory_order_relaxed) || fs_stale(e);
+}
+
+/* (a fence ends the wait: what waited was submitted under the old epoch) */
 static void wait_resume(struct engine *e)
 {
 	pthread_mutex_lock(&e->lock);
-	while (atomic_load(&e->suspended))
+	while (atomic_load(&e->suspended) && !fs_stale(e))
 		pthread_cond_wait(&e->resume_cond, &e->lock);
 	pthread_mutex_unlock(&e->lock);
 }
@@ -712,7 +725,7 @@ int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
 		return -EINVAL;
 	if (engine_is_suspended(e))
 		wait_resume(e);
-	if (atomic_load_explicit(&e->io_fail, memory_order_relaxed))
+	if (io_refused(e))
 		return count_err(e, -EIO);
 	int rc;
 	if (diskless(e))
@@ -971,7 +984,7 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		return 0;
 	if (engine_is_suspended(e))
 		wait_resume(e);
-	if (atomic_load_explicit(&e->io_fail, memory_order_relaxed))
+	if (io_refused(e))
 		return -EIO;
 	if (!diskless(e) && (rc = al_begin(e->al, off, len)) && !io_error(e, rc, "activity log update", off, len))
 		return rc;
@@ -1009,8 +1022,9 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 			/* I/O is frozen (a peer's fate is open): this write is not
 			 * done until it can be replicated again, or I/O is resumed */
 			wait_resume(e);
-			if (!may_write(e)) {
-				rc = -EIO; /* demoted meanwhile: this write must not go out late */
+			if (!may_write(e) || fs_stale(e)) {
+				/* demoted or fenced meanwhile: this write must not go out late */
+				rc = -EIO;
 				break;
 			}
 			int back = 0;
@@ -1057,6 +1071,8 @@ int engine_flush(struct engine *e)
 {
 	if (engine_is_suspended(e))
 		wait_resume(e);
+	if (fs_stale(e))
+		return count_err(e, -EIO);
 	atomic_fetch_add_explicit(&e->st.flushes, 1, memory_order_relaxed);
 	/* the peer's flush covers every write it acknowledged before it; both
 	 * disks flush concurrently */
@@ -1422,4 +1438,51 @@ out:
 	if (!rc)
 		engine_notify_replicas(e);
 	return rc;
+}
+
+/* ---- dipolefs's write epoch ------------------------------------------- */
+
+uint64_t engine_fs_arm(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	uint64_t ep = atomic_load(&e->fs_epoch);
+	if (!ep) /* 0 means unarmed */
+		atomic_store(&e->fs_epoch, ep = 1);
+	atomic_store(&e->fs_armed, ep);
+	e->fs_fence_reason[0] = 0;
+	pthread_mutex_unlock(&e->lock);
+	return ep;
+}
+
+void engine_fs_disarm(struct engine *e)
+{
+	atomic_store(&e->fs_armed, 0);
+}
+
+int engine_fs_fence(struct engine *e, const char *why)
+{
+	pthread_mutex_lock(&e->lock);
+	int now = atomic_load(&e->fs_armed) && !fs_stale(e);
+	if (now) {
+		atomic_fetch_add(&e->fs_epoch, 1);
+		snprintf(e->fs_fence_reason, sizeof e->fs_fence_reason, "%s", why);
+		/* requests held by suspended I/O wake and fail */
+		pthread_cond_broadcast(&e->resume_cond);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (now)
+		log_err("fs: write epoch %llu fenced: %s; the mounted filesystem's I/O fails with EIO from now on",
+			(unsigned long long)atomic_load(&e->fs_armed), why);
+	return now;
+}
+
+int engine_fs_stale(struct engine *e, char *why)
+{
+	int stale = fs_stale(e);
+	if (why) {
+		pthread_mutex_lock(&e->lock);
+		snprintf(why, 200, "%s", stale ? e->fs_fence_reason : "");
+		pthread_mutex_unlock(&e->lock);
+	}
+	return stale;
 }

@@ -122,6 +122,15 @@ struct engine {
 	 * flags): new NBD clients are served read-only even while this node is
 	 * still Primary (its device was in use when the peer took ownership) */
 	_Atomic int fs_other_owner;
+	/* dipolefs's write epoch (docs/dipolefs.md "A cut-off owner"): the
+	 * owner's kernel mount is armed with the epoch it was made in
+	 * (engine_fs_arm); engine_fs_fence moves the epoch on when this node
+	 * loses the right to write for it (cut off for io-timeout, or a peer
+	 * went on without it). While armed and stale, every frontend read,
+	 * write and flush fails with EIO, held ones included: a write
+	 * submitted under the old ownership never goes out late. 0 unarmed. */
+	_Atomic uint64_t fs_epoch, fs_armed;
+	char fs_fence_reason[200];     /* why it was fenced, guarded by lock */
 	/* called (on a peer's thread, no lock held) when a peer's reported role,
 	 * disk or fs-owner flag changed or its connection went: the daemon
 	 * wakes its main thread. Set once before the peers start. */
@@ -210,6 +219,20 @@ int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, ui
 /* The resync this node sent to `slot` is complete: its bitmap generation
  * goes to history. */
 int engine_sync_source_done(struct engine *e, int slot);
+
+/* dipolefs's write epoch (see fs_epoch above). Arm: the owner mounted its
+ * kernel filesystem; returns the epoch it is armed with. Disarm: that
+ * mount is gone, the device serves as before. Any thread. */
+uint64_t engine_fs_arm(struct engine *e);
+void engine_fs_disarm(struct engine *e);
+/* This node lost the right to write for the armed mount: the epoch moves
+ * on, requests waiting for suspended I/O wake and fail with EIO, and so
+ * does every later one until disarmed. 1 when it fenced now, 0 when not
+ * armed or fenced already. Any thread; takes `lock`. */
+int engine_fs_fence(struct engine *e, const char *why);
+/* 1 while armed with an epoch that is no longer current; why[200] (may
+ * be NULL) gets the reason. Lock-free (why: takes `lock`). */
+int engine_fs_stale(struct engine *e, char *why);
 
 /* Flush, persist bitmap, mark clean, close. Returns the first error seen. */
 int engine_close(struct engine *e);

@@ -423,6 +423,16 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	 * is merged: until then a read would return its old data */
 	int target = d == D_TARGET_FULL || d == D_TARGET_BITMAP;
 	atomic_store(&p->sync_pending, target);
+	/* the filesystem this node mounted is about to change under it: the
+	 * peer has data it lacks, so it wrote without this node. Fence before
+	 * anything resumes: held writes of the old epoch must fail, not go
+	 * out on top of the peer's (docs/dipolefs.md "A cut-off owner") */
+	if (target) {
+		char why[160];
+		snprintf(why, sizeof why, "peer %s has data this node lacks (it went on without this node)",
+			 p->ph->name);
+		engine_fs_fence(e, why);
+	}
 	if (engine_is_suspended(e) && !target)
 		engine_resume(e, "the peer is back");
 	/* an Outdated (quorum lost) or Consistent (just started, with quorum)
