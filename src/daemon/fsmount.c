@@ -703,7 +703,10 @@ static void drop_fenced(struct daemon *d)
 	char msg[256];
 	if (d->fs_dropped || dipolefs_drop_kernel(d->fs))
 		return;
-	d->fs_dropped = 1;
+	if (!d->fs_dir[0]) /* served without a mount here: nothing is left to answer EIO */
+		unmount_now(d, "fenced");
+	else
+		d->fs_dropped = 1;
 	d->fs_role = FSR_NONE;
 	d->fs_owner[0] = 0;
 	engine_fs_disarm(d->e);
@@ -803,6 +806,20 @@ static void fs_reason(struct daemon *d, char *buf, size_t len)
 	else if (disk != DS_UPTODATE)
 		snprintf(buf, len, "owner's disk not UpToDate: %s's disk is %s", d->fs_owner,
 			 disk >= 0 ? disk_state_name((enum disk_state)disk) : "unknown");
+	double limit = d->fs ? dipolefs_io_timeout(d->fs) : 0;
+	if (d->fs_cut_ns && limit > 0) {
+		char cut[96];
+		double left = limit - (double)(now_ns() - d->fs_cut_ns) / 1e9;
+		int n = snprintf(cut, sizeof cut, "; cut off: calls fail with EIO in %.0f s (io-timeout=%g s)",
+				 left > 0 ? left : 0, limit);
+		size_t used = strlen(buf);
+		if (used + (size_t)n >= len && len > (size_t)n + 4) { /* the why of the hold gives way */
+			used = len - (size_t)n - 4;
+			memcpy(buf + used, "...", 4);
+			used += 3;
+		}
+		snprintf(buf + used, len - used, "%s", used ? cut : cut + 2);
+	}
 }
 
 void fsmount_check_unmounted(struct daemon *d)

@@ -11,8 +11,9 @@
 #     promotion. Healed: a is a SyncTarget, then Secondary and UpToDate,
 #     with b's data, no split brain; a's mount unmounts and mounts again as
 #     a client of b.
-#  2. the stale epoch: b owns it with io-timeout=0 (never gives up by
-#     itself), its writer's fsync is held when b is cut off; a takes over
+#  2. the stale epoch: b owns it with io-timeout=1000 (longer than the
+#     test), its writer's fsync is held when b is cut off, status says
+#     when it would give up; a takes over
 #     and writes; when the link heals, b learns in the handshake that a
 #     went on without it: its held writes fail with EIO instead of going
 #     out on top of a's filesystem, which fsck finds clean afterwards.
@@ -115,13 +116,16 @@ expect_rc "umount on b" 0 "" nb umount "$T/mb"
 check "a's data equals b's" eval '[ "$(img_md5 a)" = "$(img_md5 b)" ]'
 
 # ---- 2. the stale epoch: b cut off, healed before it gave up by itself
-expect_rc "mount on b with io-timeout=0 (never): owner" 0 "as owner" nb mount r0 "$T/mb" -o io-timeout=0
+expect_rc "mount on b with io-timeout=1000: owner" 0 "as owner" nb mount r0 "$T/mb" -o io-timeout=1000
 writer "$T/mb/log2" b
 check "b's writer acknowledges records" wait_for 30 acked_n b 20
 cut3 b a
 cut3 b c
 check "b's writer is held (no acknowledgement for 3 s)" eval \
 	"n=\$(wc -l <$T/acked.b); sleep 3; [ \"\$(wc -l <$T/acked.b)\" = \"\$n\" ] && [ ! -s $T/end.b ]"
+check "b's status: cut off, calls fail with EIO in so many seconds" wait_for 20 fsj b \
+	"o['fs']['reason'].startswith('I/O suspended on the owner') and 'cut off: calls fail with EIO in' in o['fs']['reason']"
+nb status r0 --json | python3 -c 'import json,sys; print("# reason:", json.load(sys.stdin)["fs"]["reason"])'
 check "a is promoted once it may" wait_for 60 eval 'na primary r0'
 expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
 check "a has every record b acknowledged" has_acked b "$T/ma/log2"
