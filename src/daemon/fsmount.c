@@ -337,6 +337,8 @@ static int attach_request(struct daemon *d, int fd, const char *dir, int fuse_fd
 }
 
 static void unmount_here(struct daemon *d, const char *why);
+static int cut_off(struct daemon *d, char *why, size_t len);
+static void fence_owner(struct daemon *d, const char *why);
 
 /* Become what choose_role said: Primary first, or Secondary first. An
  * exit code with msg on failure. */
@@ -435,6 +437,15 @@ static void unmount_now(struct daemon *d, const char *why)
 	log_info("fs: unmounting %s (%s): %s", d->fs_dir[0] ? d->fs_dir : "(served without a mount here)",
 		 role_word(d->fs_role), why);
 	int owner = d->fs_role == FSR_OWNER;
+	char held[200];
+	/* unmounting the kernel filesystem writes (journal, superblock): cut
+	 * off, that would wait in the kernel, on this thread, for ever. What
+	 * is held is given up instead (never acknowledged) */
+	if (owner && !d->fs_fence[0] && cut_off(d, held, sizeof held)) {
+		char r[240];
+		snprintf(r, sizeof r, "unmounted while cut off (%.150s)", held);
+		fence_owner(d, r);
+	}
 	dipolefs_unmount(d->fs);
 	d->fs = NULL;
 	d->fs_role = FSR_NONE;
@@ -664,15 +675,14 @@ static void owner_check(struct daemon *d)
 
 /* ---- a cut-off owner (docs/dipolefs.md "A cut-off owner") ------------ */
 
-/* Has this owner lost the right to write? With quorum: it has no quorum.
- * Without: its I/O is suspended (fencing, the two-Primary rule). why[len]
- * says which. The winning side's hold while a peer's lease runs out has
- * quorum, so it never counts. */
+/* Is this owner cut off: no quorum (quorum on; also with on-no-quorum
+ * io-error, where nothing is suspended), or its I/O suspended (fencing,
+ * the two-Primary rule, a peer's fate open: also with quorum, when the
+ * other side went on)? why[len] says which. The winning side's hold
+ * while a peer's lease runs out counts too: io-timeout must exceed it. */
 static int cut_off(struct daemon *d, char *why, size_t len)
 {
-	if (quorum_enabled(d->quorum)) {
-		if (quorum_have(d->quorum))
-			return 0;
+	if (quorum_enabled(d->quorum) && !quorum_have(d->quorum)) {
 		snprintf(why, len, "no quorum");
 		return 1;
 	}

@@ -143,5 +143,38 @@ expect_rc "umount on b" 0 "" nb umount "$T/mb"
 expect_rc "umount on a" 0 "" na umount "$T/ma"
 check "a's data equals b's" eval '[ "$(img_md5 a)" = "$(img_md5 b)" ]'
 check "fsck of the filesystem finds it clean" eval "fsck.ext4 -fn $(loop_of a)"
-check "down c, b, a" eval 'nc down r0 && nb down r0 && na down r0'
+
+# ---- 3. the owner on the winning side of a cut is not fenced: a (the
+# lower node-id) loses only its link to b and goes on with c's record
+expect_rc "mount on a with io-timeout=3: owner" 0 "as owner" na mount r0 "$T/ma" -o io-timeout=3
+rm -f "$T/acked.a" "$T/end.a"
+writer "$T/ma/log3" a
+check "a's writer acknowledges records" wait_for 30 acked_n a 20
+cut3 a b
+N_CUT=$(wc -l <"$T/acked.a")
+sleep 8 # io-timeout and then some: an outcome after it, not a timing
+check "a's writer goes on past io-timeout, no EIO" eval \
+	"[ ! -s $T/end.a ] && [ \$(wc -l <$T/acked.a) -gt \$((N_CUT + 20)) ]"
+check "... a is not fenced: owner, Primary" fsj a "not o['fs']['reason'].startswith('fenced') and o['fs']['role'] == 'owner'"
+heal3 a b
+check "healed: b UpToDate again, a still owner" wait_for 60 eval \
+	"all_connected && jcheck b \"o['disk'] == 'UpToDate'\" && fsj a \"o['fs']['role'] == 'owner'\""
+kill "$(tail -1 "$T/bg.pids")"
+expect_rc "umount on a" 0 "" na umount "$T/ma"
+check "b has every record a acknowledged" eval 'nb mount r0 "$T/mb" >/dev/null && has_acked a "$T/mb/log3" && nb umount "$T/mb"'
+
+# ---- 4. a cut-off owner goes down without hanging: the kernel
+# filesystem's unmount writes, which would wait for quorum for ever (the
+# daemon in D state); they are given up instead, never acknowledged
+check "a serves the filesystem (b's mount asked), not mounted here" fsj a "o['fs']['role'] == 'owner'"
+cut3 a b
+cut3 a c
+check "a loses quorum" wait_for 20 jcheck a "not o['quorum']['have']"
+( na down r0 >"$T/down.out" 2>&1; echo $? >"$T/down.rc" ) &
+echo $! >>"$T/bg.pids"
+check "down on the cut-off owner returns, exit 0" wait_for 60 eval '[ "$(cat $T/down.rc 2>/dev/null)" = 0 ]'
+check "... its log says why" grep -q "fenced: unmounted while cut off (no quorum)" "$T/ra/r0.log"
+heal3 a b
+heal3 a c
+check "down c, b" eval 'nc down r0 && nb down r0'
 finish
