@@ -627,8 +627,10 @@ static void peers_check(struct daemon *d)
 		return;
 	}
 	if (d->fs && d->fs_role == FSR_OWNER) {
-		snprintf(why, sizeof why, "%s claims to own the filesystem this node owns: a bug; unmount on one of "
-			 "them", op->name);
+		/* a cut-off owner back after this node went on claims it until the
+		 * handshake's fence reaches its daemon (a second at most) */
+		snprintf(why, sizeof why, "%s claims to own the filesystem this node owns: a stale owner coming "
+			 "back (fenced once it learns), else a bug; if it lasts, unmount on one of them", op->name);
 		tell_once(d, why);
 		return;
 	}
