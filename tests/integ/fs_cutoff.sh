@@ -84,8 +84,10 @@ writer "$T/ma/log" a
 check "a's writer acknowledges records" wait_for 30 acked_n a 20
 cut3 a b
 cut3 a c
+T_CUT=$(mono)
 check "b is promoted once it may (quorum with c)" wait_for 60 promote_b
 check "a's writer gets EIO" wait_for 60 ended_with a 5
+awk -v c="$T_CUT" -v p="$(cat "$T/t_promote")" '{ printf "# measured: cut to EIO on a %.1f s, cut to b promoted %.1f s (io-timeout=3, ping-int 1, ping-timeout 0.5 s)\n", ($2 - c) / 1e9, (p - c) / 1e9 }' "$T/end.a"
 check "a's daemon is alive and answers" eval "kill -0 \$(cat $T/ra/r0.pid) && na status r0 >/dev/null"
 check "status says why: fenced, cut off for io-timeout" wait_for 10 fsj a \
 	"o['fs']['reason'].startswith('fenced: this node lost the right to write: cut off (no quorum) for io-timeout=3 s')"
