@@ -79,6 +79,7 @@ UNIT_ctl    := daemon/ctl base/util base/log
 UNIT_codec  := net/codec base/util
 UNIT_fsproto := net/fsproto base/util
 UNIT_state  := repl/state repl/evlog
+UNIT_fsevents := fs/fsevents repl/evlog repl/state
 UNIT_quorum_rule := repl/quorum_rule
 UNIT_locks  := fs/locks base/util base/log
 UNIT_local  := fs/local fs/locks base/util base/log
@@ -89,7 +90,7 @@ build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/o
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -DFIXTURES=\"$(CURDIR)/tests/fixtures\" -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 
 # the dipolefs client and server over loopback, with a passthrough backend
-FSNET_OBJS := fs/remote fs/locks fs/server net/fsproto net/hs net/hsauth net/codec net/listener conf/config base/util base/log
+FSNET_OBJS := fs/remote fs/locks fs/server fs/fsevents repl/evlog repl/state net/fsproto net/hs net/hsauth net/codec net/listener conf/config base/util base/log
 build/fsnet-selftest: tests/fsnet/selftest.c tests/fsnet/passthrough.c tests/fsnet/passthrough.h \
 		$(patsubst %,build/san/obj/%.o,$(FSNET_OBJS))
 	@echo "  CC san  $@"
@@ -140,7 +141,7 @@ check:
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 # serves a directory through the owner's dipolefs path (tests, POSIX suite)
-FSMOUNT_OBJS := $(addprefix build/obj/,fs/local.o fs/locks.o fs/fusefs.o export/fusemount.o fs/dipolefs.o fs/fsprobe.o fs/remote.o fs/server.o \
+FSMOUNT_OBJS := $(addprefix build/obj/,fs/local.o fs/locks.o fs/fusefs.o export/fusemount.o fs/dipolefs.o fs/fsprobe.o fs/remote.o fs/server.o fs/fsevents.o repl/evlog.o repl/state.o \
 	net/fsproto.o net/hs.o net/hsauth.o net/codec.o net/listener.o conf/config.o base/util.o base/log.o)
 build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
 	@echo "  LD      $@"

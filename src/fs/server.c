@@ -2,6 +2,7 @@
 #include "server.h"
 #include "config.h"
 #include "fsconv.h"
+#include "fsevents.h"
 #include "fsproto.h"
 #include "hs.h"
 #include "hsauth.h"
@@ -984,6 +985,8 @@ static void *conn_main(void *arg)
 		conn_take_over_locked(s, c);
 		pthread_mutex_unlock(&s->lock);
 		log_info("%s: fs: client %s connected from %s", s->r->name, h->name, c->from);
+		snprintf(why, sizeof why, "from %s", c->from);
+		fsevents_client(s->r->name, h->name, 1, why);
 		while (!serve_frame(c, why))
 			;
 		pthread_mutex_lock(&s->lock);
@@ -995,6 +998,8 @@ static void *conn_main(void *arg)
 			set_drop(s, "client %s dropped: %s", h->name, why);
 		shutdown(c->fd, SHUT_RDWR);
 		p = conn_cleanup(c);
+		/* once its requests ended and what it held was released or parked */
+		fsevents_client(s->r->name, h->name, 0, closing ? "the server stops" : why);
 	}
 	pthread_mutex_lock(&s->lock);
 	for (struct sconn **pp = &s->conns; *pp; pp = &(*pp)->next)

@@ -34,7 +34,14 @@ static int efd_locked(void)
 	return L.efd;
 }
 
-void evlog_emit(enum state_obj obj, const char *res, const char *peer, int from, int to, const char *why)
+/* What an event carries besides its sequence number and time. */
+struct event_args {
+	enum state_obj obj;
+	int from, to;
+	const char *res, *peer, *why, *kind, *fields;
+};
+
+static void append(const struct event_args *a)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
@@ -44,18 +51,32 @@ void evlog_emit(enum state_obj obj, const char *res, const char *peer, int from,
 	if (L.next - L.first > EVLOG_RING)
 		L.first = L.next - EVLOG_RING;
 	ev->time_us = (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-	ev->obj = obj;
-	ev->from = from;
-	ev->to = to;
-	snprintf(ev->res, sizeof ev->res, "%s", res ? res : "");
-	snprintf(ev->peer, sizeof ev->peer, "%s", peer ? peer : "");
-	snprintf(ev->why, sizeof ev->why, "%s", why ? why : "");
+	ev->obj = a->obj;
+	ev->from = a->from;
+	ev->to = a->to;
+	snprintf(ev->res, sizeof ev->res, "%s", a->res ? a->res : "");
+	snprintf(ev->peer, sizeof ev->peer, "%s", a->peer ? a->peer : "");
+	snprintf(ev->why, sizeof ev->why, "%s", a->why ? a->why : "");
+	snprintf(ev->kind, sizeof ev->kind, "%s", a->kind ? a->kind : "");
+	snprintf(ev->fields, sizeof ev->fields, "%s", a->fields ? a->fields : "");
 	int fd = efd_locked();
 	pthread_mutex_unlock(&L.m);
 	if (fd >= 0) {
 		uint64_t one = 1;
 		(void)!write(fd, &one, sizeof one);
 	}
+}
+
+void evlog_emit(enum state_obj obj, const char *res, const char *peer, int from, int to, const char *why)
+{
+	struct event_args a = { .obj = obj, .from = from, .to = to, .res = res, .peer = peer, .why = why };
+	append(&a);
+}
+
+void evlog_emit_record(const char *kind, const char *res, const char *fields, const char *why)
+{
+	struct event_args a = { .obj = SO_COUNT, .res = res, .why = why, .kind = kind, .fields = fields };
+	append(&a);
 }
 
 uint64_t evlog_next_seq(void)
@@ -103,6 +124,10 @@ int evlog_format(const struct evlog_event *ev, char *buf, size_t len)
 		why[j++] = c == '\n' ? ' ' : c;
 	}
 	why[j] = 0;
+	if (ev->kind[0])
+		return snprintf(buf, len, "change %s name:%s%s%s why:\"%s\" seq:%llu time-us:%llu", ev->kind, ev->res,
+				ev->fields[0] ? " " : "", ev->fields, why, (unsigned long long)ev->seq,
+				(unsigned long long)ev->time_us);
 	return snprintf(buf, len, "change %s name:%s%s%s old:%s new:%s why:\"%s\" seq:%llu time-us:%llu",
 			state_obj_name(ev->obj), ev->res, ev->peer[0] ? " peer:" : "", ev->peer,
 			state_value_name(ev->obj, ev->from), state_value_name(ev->obj, ev->to), why,

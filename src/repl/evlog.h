@@ -30,11 +30,21 @@ struct evlog_event {
 	char res[64];          /* the resource */
 	char peer[64];         /* the peer host, "" for the resource's own states */
 	char why[160];
+	/* a record (evlog_emit_record) rather than a transition: its kind
+	 * ("fs:owner"), and its "key:value" words; kind "" for a transition */
+	char kind[16];
+	char fields[160];
 };
 
 /* Append a transition (from != to). Never fails: a full ring drops its
  * oldest event. peer may be NULL. */
 void evlog_emit(enum state_obj obj, const char *res, const char *peer, int from, int to, const char *why);
+/* Append a record that is not a transition of state.h's objects (the
+ * filesystem's events, src/fs/fsevents.h): formatted as
+ * "change KIND name:RES FIELDS why:"..." seq:N time-us:T". kind: up to 15
+ * characters; fields: "key:value" words, one space apart, no quotes (cut
+ * at 159 characters). Never fails, as evlog_emit. */
+void evlog_emit_record(const char *kind, const char *res, const char *fields, const char *why);
 /* The sequence number the next event will get: a reader starting "now"
  * reads from there. */
 uint64_t evlog_next_seq(void);
@@ -46,7 +56,8 @@ int evlog_read(uint64_t *cursor, struct evlog_event *out, uint64_t *lost);
  * poll(); the reader drains it. -errno when it cannot be made. */
 int evlog_fd(void);
 /* The event as one `events` line without the newline:
- * "change OBJ name:RES [peer:PEER] old:FROM new:TO why:"..." seq:N time-us:T".
+ * "change OBJ name:RES [peer:PEER] old:FROM new:TO why:"..." seq:N time-us:T",
+ * or a record's "change KIND name:RES FIELDS why:"..." seq:N time-us:T".
  * Returns what snprintf returns. */
 int evlog_format(const struct evlog_event *ev, char *buf, size_t len);
 
