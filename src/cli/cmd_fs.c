@@ -363,6 +363,10 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 		sleep(1);
 	}
 	strbuf_free(&req);
+	/* a mount made may carry a warning for the user (no automatic
+	 * failover): shown whether or not -v */
+	if (!rc && body.len)
+		fprintf(stderr, "%s: %s: %s", who, res, body.buf);
 	strbuf_free(&body);
 	if (fuse_fd >= 0) {
 		/* not served: take the mount away, or it hangs its users */

@@ -2145,6 +2145,43 @@ int cfg_disk_hosts(const struct cfg_resource *r)
 	return n;
 }
 
+/* Fencing set (not dont-care) between every pair of disk hosts. */
+static int fencing_everywhere(const struct cfg_resource *r)
+{
+	int pairs = 0;
+	for (int i = 0; i < r->nhosts; i++)
+		for (int j = i + 1; j < r->nhosts; j++) {
+			const char *a = r->hosts[i].name, *b = r->hosts[j].name, *v;
+			if (r->hosts[i].diskless || r->hosts[j].diskless)
+				continue;
+			if (!(v = cfg_conn_get(r, a, b, SECT_NET, "fencing")))
+				v = cfg_conn_get(r, a, b, SECT_DISK, "fencing");
+			if (!v || !strcmp(v, "dont-care"))
+				return 0;
+			pairs++;
+		}
+	return pairs > 0;
+}
+
+enum cfg_failover cfg_failover(const struct cfg_resource *r)
+{
+	if (r->quorum != Q_OFF) {
+		/* the votes of every host but a dead one must still suffice */
+		if (r->nhosts < 3 || r->nhosts - 1 < r->quorum_votes || cfg_disk_hosts(r) < 2)
+			return CFG_FO_NONE;
+		return cfg_disk_hosts(r) < r->nhosts ? CFG_FO_TIEBREAKER : CFG_FO_QUORUM;
+	}
+	if (cfg_disk_hosts(r) >= 2 && cfg_get(r, SECT_HANDLERS, "fence-peer") && fencing_everywhere(r))
+		return CFG_FO_FENCING;
+	return CFG_FO_NONE;
+}
+
+const char *cfg_failover_name(enum cfg_failover f)
+{
+	static const char *const n[] = { "none", "tiebreaker", "quorum", "fencing" };
+	return (unsigned)f < sizeof n / sizeof n[0] ? n[f] : "none";
+}
+
 /* Is `prog` (a path, or a name looked up in PATH as /bin/sh would) an
  * executable regular file? */
 static int executable(const char *prog)

@@ -147,6 +147,23 @@ int cfg_check_handlers(const struct cfg_resource *r, char *err);
 /* Number of hosts with a disk. */
 int cfg_disk_hosts(const struct cfg_resource *r);
 
+/* What lets a surviving node take over from a dead Primary without an
+ * operator, by the block layer's rules (docs/quorum.md, docs/fencing.md;
+ * docs/dipolefs.md "Which nodes can take over"):
+ *  CFG_FO_TIEBREAKER  quorum on, a diskless host among the voters, and the
+ *                     hosts less any one still reach the votes needed
+ *  CFG_FO_QUORUM      the same with three or more disks and no diskless host
+ *  CFG_FO_FENCING     quorum off, every pair of disk hosts has `fencing`
+ *                     (resource-only or resource-and-stonith, in net or
+ *                     disk) and a `fence-peer` handler is configured
+ *  CFG_FO_NONE        anything else (with two nodes, nothing decides which
+ *                     of them may go on: the survivor does not take over).
+ * Pure: reads the parsed resource only. */
+enum cfg_failover { CFG_FO_NONE, CFG_FO_TIEBREAKER, CFG_FO_QUORUM, CFG_FO_FENCING };
+enum cfg_failover cfg_failover(const struct cfg_resource *r);
+/* "none", "tiebreaker", "quorum", "fencing" (status's "failover"). */
+const char *cfg_failover_name(enum cfg_failover f);
+
 /* Print the normalized configuration (all resources if res == NULL) to a
  * malloc'd string. */
 char *cfg_dump(const struct cfg *cfg, const char *res);

@@ -88,6 +88,7 @@ struct daemon {
 	uint64_t fs_cut_ns;
 	char fs_fence[256];
 	int fs_dropped;
+	int fs_failover_warned;   /* a mount here was told there is no automatic failover */
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
 	int metrics_fd;           /* bound by `up` before it forks, until served; -1 none */

@@ -37,6 +37,7 @@
  * the peers' threads reach through demand_accept and wake.
  */
 #include "daemon_int.h"
+#include "fsevents.h"
 #include "fsprobe.h"
 #include "hs.h"
 #include "log.h"
@@ -281,6 +282,12 @@ static int start_owner(struct daemon *d, const char *dir, const char *type, cons
 	snprintf(d->fs_dir, sizeof d->fs_dir, "%s", dir ? dir : "");
 	engine_set_fs_owner(d->e, 1);
 	engine_fs_arm(d->e);
+	char why[sizeof d->fs_dir + 64];
+	if (dir)
+		snprintf(why, sizeof why, "mounted at %s as owner", dir);
+	else
+		snprintf(why, sizeof why, "a client asked: serving without a mount here");
+	fsevents_owner(d->r->name, d->h->name, FSEV_NONE, FSEV_SERVING, why);
 	return 0;
 }
 
@@ -319,6 +326,37 @@ static int check_dir(const char *dir, char *msg, size_t len)
 	return 0;
 }
 
+/* The first mount on this node since `up`, of a resource whose survivors
+ * cannot take over by themselves (cfg_failover: no tiebreaker, no
+ * fencing): 1 with the warning, one line ending in a newline, in buf[len],
+ * for the mount's reply (the user sees it) and the log. Once per daemon: it
+ * is about the configuration, which only a restart changes, and status
+ * always says it ("failover"). */
+static int failover_warning(struct daemon *d, char *buf, size_t len)
+{
+	if (d->fs_failover_warned || cfg_failover(d->r) != CFG_FO_NONE || cfg_disk_hosts(d->r) < 2)
+		return 0;
+	d->fs_failover_warned = 1;
+	snprintf(buf, len, "warning: no automatic failover for %s: it has no third vote (a diskless tiebreaker with "
+		 "quorum) and no fencing (a fence-peer handler), so if the owner %s dies no other node takes over; "
+		 "the mounts stop serving until it returns, or until a surviving node is made Primary by hand "
+		 "(dipole primary %s). Add a small third machine as tiebreaker (on NAME { address IP:PORT; disk "
+		 "none; } and options { quorum majority; }), or net { fencing resource-only; } with handlers { "
+		 "fence-peer \"...\"; }: docs/dipolefs.md \"Which nodes can take over\"\n",
+		 d->r->name, d->fs_owner, d->r->name);
+	log_warn("fs: %.*s", (int)strcspn(buf, "\n"), buf);
+	return 1;
+}
+
+/* A mount made: reply msg, with the failover warning when it is due. */
+static int reply_mounted(struct daemon *d, int fd, const char *msg)
+{
+	char warn[800];
+	log_info("fs: %s", msg);
+	ctl_reply(fd, EXIT_OK, msg, failover_warning(d, warn, sizeof warn) ? warn : NULL);
+	return 0;
+}
+
 /* This node serves the filesystem without a mount here: add the mount. */
 static int attach_request(struct daemon *d, int fd, const char *dir, int fuse_fd)
 {
@@ -332,8 +370,7 @@ static int attach_request(struct daemon *d, int fd, const char *dir, int fuse_fd
 	snprintf(d->fs_dir, sizeof d->fs_dir, "%s", dir);
 	snprintf(msg, sizeof msg, "mounted at %.200s as owner (already serving %d clients)", dir,
 		 dipolefs_clients(d->fs));
-	log_info("fs: %s", msg);
-	return reply(fd, EXIT_OK, msg);
+	return reply_mounted(d, fd, msg);
 }
 
 static void unmount_here(struct daemon *d, const char *why);
@@ -426,8 +463,7 @@ int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req)
 		snprintf(msg, sizeof msg, "mounted at %.200s as owner (%s on %s)", dir, type, d->loop_dev);
 	else
 		snprintf(msg, sizeof msg, "mounted at %.200s as client of %s", dir, d->fs_owner);
-	log_info("fs: %s", msg);
-	return reply(fd, EXIT_OK, msg);
+	return reply_mounted(d, fd, msg);
 }
 
 /* Stop serving altogether: the kernel filesystem goes, the peers learn this
@@ -451,8 +487,10 @@ static void unmount_now(struct daemon *d, const char *why)
 	d->fs_role = FSR_NONE;
 	d->fs_dir[0] = 0;
 	d->fs_owner[0] = 0;
-	if (owner)
+	if (owner) {
 		engine_set_fs_owner(d->e, 0);
+		fsevents_owner(d->r->name, d->h->name, FSEV_SERVING, FSEV_NONE, why);
+	}
 	engine_fs_disarm(d->e);
 	d->fs_cut_ns = 0;
 	d->fs_fence[0] = 0;
@@ -868,6 +906,25 @@ void fsmount_stop(struct daemon *d)
 	pthread_mutex_unlock(&d->fs_qlock);
 }
 
+/* Which case lets a survivor take over, for status's text. */
+static void failover_text(struct daemon *d, struct strbuf *sb)
+{
+	const struct cfg_resource *r = d->r;
+	enum cfg_failover fo = cfg_failover(r);
+	strbuf_printf(sb, "  fs failover: %s", cfg_failover_name(fo));
+	if (fo == CFG_FO_TIEBREAKER || fo == CFG_FO_QUORUM) {
+		for (int i = 0, n = 0; fo == CFG_FO_TIEBREAKER && i < r->nhosts; i++)
+			if (r->hosts[i].diskless)
+				strbuf_printf(sb, "%s%s", n++ ? "," : " (", r->hosts[i].name);
+		strbuf_printf(sb, "%s: if a node dies, the side with %d of %d votes may take over\n",
+			      fo == CFG_FO_TIEBREAKER ? ")" : "", r->quorum_votes, r->nhosts);
+	} else if (fo == CFG_FO_FENCING)
+		strbuf_printf(sb, ": if the owner dies, a survivor may take over once the fence-peer handler fenced it\n");
+	else
+		strbuf_printf(sb, ": no tiebreaker and no fencing; if the owner dies, no other node takes over by "
+			      "itself (docs/dipolefs.md \"Which nodes can take over\")\n");
+}
+
 void fsmount_status_json(struct daemon *d, struct strbuf *sb)
 {
 	char why[256];
@@ -879,6 +936,11 @@ void fsmount_status_json(struct daemon *d, struct strbuf *sb)
 	fs_reason(d, why, sizeof why);
 	dipolefs_set_reason(d->fs, why);
 	dipolefs_status_json(d->fs, sb);
+	/* the object is dipolefs's; the configuration's part is added here */
+	if (sb->len && sb->buf[sb->len - 1] == '}') {
+		sb->buf[--sb->len] = 0;
+		strbuf_printf(sb, ",\"failover\":\"%s\"}", cfg_failover_name(cfg_failover(d->r)));
+	}
 }
 
 void fsmount_status_text(struct daemon *d, struct strbuf *sb)
@@ -889,4 +951,5 @@ void fsmount_status_text(struct daemon *d, struct strbuf *sb)
 	fs_reason(d, why, sizeof why);
 	dipolefs_set_reason(d->fs, why);
 	dipolefs_status_text(d->fs, sb);
+	failover_text(d, sb);
 }

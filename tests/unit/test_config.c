@@ -561,6 +561,53 @@ TEST(connection_options_override_the_resource_for_that_pair)
 	cfg_free(c);
 }
 
+/* Which case lets a survivor take over (cfg_failover): status's "failover". */
+static const char *failover_of(const char *text)
+{
+	struct cfg *c = parse(text);
+	if (!c) {
+		fprintf(stderr, "    %s\n", err);
+		return "(parse error)";
+	}
+	const char *n = cfg_failover_name(cfg_failover(&c->res[0]));
+	cfg_free(c);
+	return n;
+}
+
+TEST(failover_case_from_the_configuration)
+{
+	const char *two = " on a { address 1.2.3.4:5; disk /x; } on b { address 1.2.3.5:5; disk /y; }";
+	const char *tb = " on c { address 1.2.3.6:5; disk none; }";
+	const char *third = " on c { address 1.2.3.6:5; disk /z; }";
+	const char *fp = " handlers { fence-peer \"/bin/true\"; }";
+	char buf[512];
+#define FO(want, ...) do { snprintf(buf, sizeof buf, __VA_ARGS__); CHECK_STR_HAS(failover_of(buf), want); } while (0)
+	FO("none", "resource r {%s }", two);
+	FO("none", "resource r { net { allow-two-primaries; } %s }", two);
+	FO("tiebreaker", "resource r { options { quorum majority; }%s%s }", two, tb);
+	FO("tiebreaker", "resource r { options { quorum 2; }%s%s }", two, tb);
+	/* every vote needed: losing any node stops the rest */
+	FO("none", "resource r { options { quorum all; }%s%s }", two, tb);
+	/* a tiebreaker without quorum is no vote */
+	FO("none", "resource r {%s%s }", two, tb);
+	/* quorum with two nodes: both votes needed */
+	FO("none", "resource r { options { quorum majority; }%s }", two);
+	FO("quorum", "resource r { options { quorum majority; }%s%s }", two, third);
+	FO("fencing", "resource r { net { fencing resource-only; }%s%s }", fp, two);
+	FO("fencing", "resource r { disk { fencing resource-and-stonith; }%s%s }", fp, two);
+	/* fencing without a handler freezes; dont-care is no fencing */
+	FO("none", "resource r { net { fencing resource-only; }%s }", two);
+	FO("none", "resource r { net { fencing dont-care; }%s%s }", fp, two);
+	/* with quorum on, fencing is ignored: quorum decides */
+	FO("none", "resource r { options { quorum majority; } net { fencing resource-only; }%s%s }", fp, two);
+	FO("tiebreaker", "resource r { options { quorum majority; } net { fencing resource-only; }%s%s%s }", fp,
+	   two, tb);
+	/* one disk: nothing to fail over to */
+	FO("none", "resource r { options { quorum majority; } on a { address 1.2.3.4:5; disk /x; }"
+	   " on b { address 1.2.3.5:5; disk none; }%s }", tb);
+#undef FO
+}
+
 int main(void)
 {
 	return unit_main("config");
