@@ -21,6 +21,7 @@
  */
 #include "daemon_int.h"
 #include "al.h"
+#include "fsevents.h"
 #include "httpd.h"
 #include "log.h"
 
@@ -236,6 +237,29 @@ void metrics_fs_refresh(struct daemon *d)
 	strbuf_free(&sb);
 }
 
+/* What the filesystem's events counted (fsevents.h), and the case that
+ * lets a survivor take over (served mounted or not: it is configuration). */
+static void fs_event_metrics(struct mctx *m, const struct fsevents_totals *ft)
+{
+	const char *modes[CFG_FO_FENCING + 1];
+	char l[300];
+	for (int i = 0; i <= CFG_FO_FENCING; i++)
+		modes[i] = cfg_failover_name((enum cfg_failover)i);
+	family(m, "dipole_fs_failover_mode", "gauge",
+	       "What lets a surviving node take over the filesystem (docs/dipolefs.md)");
+	enum_samples(m, "dipole_fs_failover_mode", m->res, modes, CFG_FO_FENCING + 1, (int)cfg_failover(m->d->r));
+	family(m, "dipole_fs_failovers_total", "counter", "Failovers this node took part in as the new owner");
+	sample(m, "dipole_fs_failovers_total", m->res, ft->failovers);
+	family(m, "dipole_fs_failover_last_milliseconds", "gauge",
+	       "The last failover's time from the owner's loss to the first request served (0: none)");
+	sample(m, "dipole_fs_failover_last_milliseconds", m->res, ft->last_failover_ms);
+	family(m, "dipole_fs_lock_reclaims_total", "counter", "Lock reclaims after a failover, by result");
+	snprintf(l, sizeof l, "%s,result=\"granted\"", m->res);
+	sample(m, "dipole_fs_lock_reclaims_total", l, ft->reclaims_granted);
+	snprintf(l, sizeof l, "%s,result=\"refused\"", m->res);
+	sample(m, "dipole_fs_lock_reclaims_total", l, ft->reclaims_refused);
+}
+
 static void fs_metrics(struct mctx *m)
 {
 	char view[sizeof m->d->fs_view], owner[64] = "", role[16] = "", l[400], o[128];
@@ -255,6 +279,9 @@ static void fs_metrics(struct mctx *m)
 	family(m, "dipole_fs_owner_changes_total", "counter",
 	       "Changes of the filesystem's owner under this node's mount (failovers and moves)");
 	sample(m, "dipole_fs_owner_changes_total", m->res, changes);
+	struct fsevents_totals ft;
+	fsevents_totals(&ft);
+	fs_event_metrics(m, &ft);
 	if (!mounted)
 		return;
 	static const char *const roles[] = { "owner", "client" };
@@ -270,7 +297,7 @@ static void fs_metrics(struct mctx *m)
 	family(m, "dipole_fs_locks", "gauge", "Cluster-wide file locks held (on the owner)");
 	sample(m, "dipole_fs_locks", m->res, lk ? strtoull(lk, NULL, 10) : 0);
 	family(m, "dipole_fs_grace", "gauge", "Boolean whether the lock grace period after a failover runs");
-	sample(m, "dipole_fs_grace", m->res, (unsigned long long)(gr && !strncmp(gr, "true", 4)));
+	sample(m, "dipole_fs_grace", m->res, (unsigned long long)((gr && !strncmp(gr, "true", 4)) || ft.grace_active));
 }
 
 /* ------------------------------------------------------------ render */
