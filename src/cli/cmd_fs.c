@@ -364,9 +364,10 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 	}
 	strbuf_free(&req);
 	/* a mount made may carry a warning for the user (no automatic
-	 * failover): shown whether or not -v */
+	 * failover): shown after the result, whether or not -v */
+	char warning[1024] = "";
 	if (!rc && body.len)
-		fprintf(stderr, "%s: %s: %s", who, res, body.buf);
+		snprintf(warning, sizeof warning, "%s", body.buf);
 	strbuf_free(&body);
 	if (fuse_fd >= 0) {
 		/* not served: take the mount away, or it hangs its users */
@@ -387,6 +388,8 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 		fprintf(stderr, "%s: %s: %s\n", who, res, msg);
 	else if (verbose)
 		fprintf(stderr, "%s: %s: %s\n", who, res, msg);
+	if (warning[0])
+		fprintf(stderr, "%s: %s: %s", who, res, warning);
 	return rc;
 }
 
