@@ -242,7 +242,6 @@ void metrics_fs_refresh(struct daemon *d)
 static void fs_event_metrics(struct mctx *m, const struct fsevents_totals *ft)
 {
 	const char *modes[CFG_FO_FENCING + 1];
-	char l[300];
 	for (int i = 0; i <= CFG_FO_FENCING; i++)
 		modes[i] = cfg_failover_name((enum cfg_failover)i);
 	family(m, "dipole_fs_failover_mode", "gauge",
@@ -253,11 +252,21 @@ static void fs_event_metrics(struct mctx *m, const struct fsevents_totals *ft)
 	family(m, "dipole_fs_failover_last_milliseconds", "gauge",
 	       "The last failover's time from the owner's loss to the first request served (0: none)");
 	sample(m, "dipole_fs_failover_last_milliseconds", m->res, ft->last_failover_ms);
-	family(m, "dipole_fs_lock_reclaims_total", "counter", "Lock reclaims after a failover, by result");
+}
+
+/* Lock reclaims as status's fs object counts them: on the owner, what its
+ * table granted ("reclaims") and refused ("locks_lost"); on a client, its
+ * locks reclaimed and lost. */
+static void fs_reclaim_metrics(struct mctx *m, const char *view)
+{
+	const char *ok = fs_field(view, "reclaims"), *lost = fs_field(view, "locks_lost");
+	char l[300];
+	family(m, "dipole_fs_lock_reclaims_total", "counter",
+	       "Lock reclaims after an owner change or a reconnect, by result");
 	snprintf(l, sizeof l, "%s,result=\"granted\"", m->res);
-	sample(m, "dipole_fs_lock_reclaims_total", l, ft->reclaims_granted);
+	sample(m, "dipole_fs_lock_reclaims_total", l, ok ? strtoull(ok, NULL, 10) : 0);
 	snprintf(l, sizeof l, "%s,result=\"refused\"", m->res);
-	sample(m, "dipole_fs_lock_reclaims_total", l, ft->reclaims_refused);
+	sample(m, "dipole_fs_lock_reclaims_total", l, lost ? strtoull(lost, NULL, 10) : 0);
 }
 
 static void fs_metrics(struct mctx *m)
@@ -298,6 +307,7 @@ static void fs_metrics(struct mctx *m)
 	sample(m, "dipole_fs_locks", m->res, lk ? strtoull(lk, NULL, 10) : 0);
 	family(m, "dipole_fs_grace", "gauge", "Boolean whether the lock grace period after a failover runs");
 	sample(m, "dipole_fs_grace", m->res, (unsigned long long)((gr && !strncmp(gr, "true", 4)) || ft.grace_active));
+	fs_reclaim_metrics(m, view);
 }
 
 /* ------------------------------------------------------------ render */
