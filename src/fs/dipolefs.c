@@ -9,6 +9,7 @@
  * and a change still in flight on the one must not call into the other
  * once it is freed (notify_lk). */
 #include "dipolefs.h"
+#include "fsevents.h"
 #include "config.h"
 #include "fsprobe.h"
 #include "fusefs.h"
@@ -205,6 +206,12 @@ static void node_gone(void *arg, uint32_t node_id)
 	log_info("dipolefs: node %u gone: %zu locks dropped", node_id, n);
 }
 
+/* The resource's name (fsname is "dipole:RES"), for events. */
+static const char *fs_res(const struct dipolefs *fs)
+{
+	return fs->fsname + strlen("dipole:");
+}
+
 /* server.c's reclaim-done hook: node_id re-sent the locks it holds. */
 static void reclaim_done(void *arg, uint32_t node_id)
 {
@@ -212,8 +219,12 @@ static void reclaim_done(void *arg, uint32_t node_id)
 	struct locks *t = local_locks(fs->local);
 	int was = locks_in_grace(t);
 	locks_reclaim_done(t, node_id);
-	if (was && !locks_in_grace(t))
+	if (was && !locks_in_grace(t)) {
+		uint64_t granted, refused;
 		log_info("dipolefs: lock grace period over: every node reclaimed (the last: node %u)", node_id);
+		locks_reclaims(t, &granted, &refused);
+		fsevents_grace_end(fs_res(fs), (unsigned)granted, (unsigned)refused, "every node reclaimed");
+	}
 }
 
 void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
@@ -224,6 +235,8 @@ void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
 		locks_grace_begin(t, fs->grace_ns);
 		locks_grace_expect(t, expect);
 		log_info("dipolefs: lock grace period for %.0f s: only reclaims are granted", fs->grace_ns / 1e9);
+		fsevents_grace_start(fs_res(fs), fs->grace_ns / 1000000u, (unsigned)__builtin_popcountll(expect),
+				     "only reclaims are granted");
 	}
 	pthread_mutex_unlock(&fs->lock);
 }

@@ -38,6 +38,8 @@ check "connected" wait_for 20 both "p['connection'] == 'Connected'" "p['connecti
 check "a Primary, b UpToDate" eval 'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
 expect_rc "mkfs on a" 0 "" na mkfs r0
 expect_rc "mount on a: owner (grace 60 s)" 0 "as owner" na mount r0 "$A" -o grace=60
+nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/r.res" --node a --run-dir "$T/ra" events r0 >"$T/ev.a" 2>&1 &
+echo $! >>"$T/bg.pids"
 expect_rc "mount on b: client" 0 "as client of a" nb mount r0 "$B"
 check "status a: b is a client" wait_for 10 jcheck a "o['fs']['clients'] == ['b']"
 for f in f g x c; do echo data >"$A/$f"; done
@@ -69,6 +71,8 @@ check "a's table dropped b's locks" jcheck a "o['fs']['locks'] == 0"
 expect_rc "meanwhile a's process takes x [0,10) and lets go" 0 "" try "$A/x" posix w 0 10
 check "a begins a grace period, expecting b (node id 1)" ctl a "fs-grace --expect=2"
 check "status a: grace" jcheck a "o['fs']['grace'] == True"
+check "events on a: fs:grace on, 60 s, expecting one node" wait_for 10 grep -q \
+	'change fs:grace name:r0 old:off new:on duration-ms:60000 clients:1 why:"only reclaims are granted"' "$T/ev.a"
 check "status a (text) says so" eval "na status r0 | grep -q 'grace period: only reclaims granted'"
 expect_rc "in grace a's new lock on a free range is refused" 1 "" try "$A/f" posix w 50 10
 lk_wait w1 "$A/f" posix w 60 10
@@ -80,6 +84,8 @@ cut_b -D
 check "b connected again" wait_for 90 eval "[ \$(fsn b connections) -gt $C0 ] && [ -z \"\$(fsn b reason)\" ]"
 check "b reclaimed 3 locks and lost 1" wait_for 20 eval "[ \$(fsn b reclaims) -ge 3 ] && [ \$(fsn b locks_lost) = 1 ]"
 check "grace ended early: b reclaimed" wait_for 20 jcheck a "o['fs']['grace'] == False"
+check "events on a: fs:grace off, with the table's reclaims (3 granted, 1 refused or more)" wait_for 10 grep -Eq \
+	'change fs:grace name:r0 old:on new:off reclaimed:[3-9][0-9]* refused:1 why:"every node reclaimed"' "$T/ev.a"
 check "a's waiter granted after grace" wait_for 20 test -f "$T/w1/granted"
 check "status a: 3 reclaims granted (or more: a second reconnect), 1 refused" jcheck a "o['fs']['reclaims'] >= 3 and o['fs']['locks_lost'] == 1"
 check "a's table: b's 3 locks and a's waiter" jcheck a "o['fs']['locks'] == 4"
