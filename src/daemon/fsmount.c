@@ -46,6 +46,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -880,8 +881,32 @@ void fsmount_check_unmounted(struct daemon *d)
 		unmount_here(d, "no longer mounted (umount)");
 }
 
+/* The number after "key": in our own JSON, 0 if absent. */
+static unsigned json_count(const char *j, const char *key)
+{
+	const char *p = j ? strstr(j, key) : NULL;
+	return p ? (unsigned)strtoul(p + strlen(key), NULL, 10) : 0;
+}
+
+/* A lock grace period that ran out its duration ends without a call
+ * (locks.c looks at the clock when asked): say so in the events. */
+static void grace_check(struct daemon *d)
+{
+	struct fsevents_totals ft;
+	fsevents_totals(&ft);
+	if (!ft.grace_active || !d->fs || d->fs_role != FSR_OWNER)
+		return;
+	struct strbuf sb = { 0 };
+	dipolefs_status_json(d->fs, &sb);
+	if (sb.buf && strstr(sb.buf, "\"grace\":false"))
+		fsevents_grace_end(d->r->name, json_count(sb.buf, "\"reclaims\":"), json_count(sb.buf, "\"locks_lost\":"),
+				   "expired");
+	strbuf_free(&sb);
+}
+
 int fsmount_tick(struct daemon *d)
 {
+	grace_check(d);
 	serve_queued(d);
 	cutoff_check(d);
 	peers_check(d);

@@ -71,14 +71,17 @@ void fsevents_grace_start(const char *res, uint64_t duration_ms, unsigned client
 	evlog_emit_record("fs:grace", res, f, why);
 }
 
-void fsevents_grace_end(const char *res, unsigned reclaimed, unsigned refused, const char *why)
+int fsevents_grace_end(const char *res, unsigned reclaimed, unsigned refused, const char *why)
 {
 	char f[160];
 	snprintf(f, sizeof f, "old:on new:off reclaimed:%u refused:%u", reclaimed, refused);
 	pthread_mutex_lock(&S.m);
+	int was = S.t.grace_active;
 	S.t.grace_active = 0;
 	pthread_mutex_unlock(&S.m);
-	evlog_emit_record("fs:grace", res, f, why);
+	if (was)
+		evlog_emit_record("fs:grace", res, f, why);
+	return was;
 }
 
 void fsevents_reclaim(const char *res, const char *node, unsigned granted, unsigned refused, const char *why)

@@ -60,10 +60,11 @@ void fsevents_failover(const char *res, const struct fsevents_failover *f, const
 
 /* fs:grace — the lock grace period (locks.h) began on the new owner, for
  * duration_ms, waiting for `clients` survivors to reclaim; and its end,
- * with the reclaims granted and refused during it (why: "every survivor
- * reclaimed", "expired"). Sets and clears the totals' grace flag. */
+ * with the reclaims granted and refused (why: "every node reclaimed",
+ * "expired"). Start sets the totals' grace flag; end clears it and emits
+ * only if it was set (1), so two who see the end report it once. */
 void fsevents_grace_start(const char *res, uint64_t duration_ms, unsigned clients, const char *why);
-void fsevents_grace_end(const char *res, unsigned reclaimed, unsigned refused, const char *why);
+int fsevents_grace_end(const char *res, unsigned reclaimed, unsigned refused, const char *why);
 
 /* fs:reclaim — client `node` finished reclaiming its locks: `granted`
  * reclaims granted, `refused` refused (a conflict, or after grace: its

@@ -2,10 +2,11 @@
 # `dipole events` streams the filesystem's events (issue 14 item 7,
 # src/fs/fsevents.h, docs/dipolefs.md "Events") in order with the block
 # layer's transitions: on the owner, fs:owner when it starts serving (on
-# demand for a client, or mounted here) and stops, with the reason, and
-# fs:client when a client connects and goes. Failover, grace and reclaim
-# events come from the failover and lock-reclaim code; their lines are
-# checked in tests/unit/test_fsevents.c.
+# demand for a client, or mounted here) and stops, with the reason,
+# fs:client when a client connects and goes, and fs:grace when a lock grace
+# period begins and runs out (its early end: fs_reclaim.sh). Failover and
+# per-client reclaim events come from the failover and lock-reclaim code;
+# their lines are checked in tests/unit/test_fsevents.c.
 . "$(dirname "$0")/lib.sh"
 mknet2
 mkres2 64M "protocol C; shared-secret \"ev\";"
@@ -44,9 +45,16 @@ check "a: fs:client b disconnected" wait_for 10 has_after \
 expect_rc "a unmounts" 0 "" na umount "$T/ma"
 check "a: fs:owner serving -> none, with the reason" wait_for 10 has_after \
 	'change fs:owner name:r0 node:a old:serving new:none why:"dipole umount"'
-expect_rc "a mounts again" 0 "as owner" na mount r0 "$T/ma"
+expect_rc "a mounts again (lock grace period 2 s)" 0 "as owner" na mount r0 "$T/ma" -o grace=2
 check "a: fs:owner none -> serving, mounted here" wait_for 10 has_after \
 	"change fs:owner name:r0 node:a old:none new:serving why:\"mounted at $T/ma as owner\""
+# a grace period expecting b, which never reclaims (it is not mounted): it runs out
+check "a begins a lock grace period expecting b" ctl a "fs-grace --expect=2"
+check "a: fs:grace on, 2 s, one node expected" wait_for 10 has_after \
+	'change fs:grace name:r0 old:off new:on duration-ms:2000 clients:1 why:"only reclaims are granted"'
+check "a: fs:grace off once it ran out, nothing reclaimed" wait_for 10 has_after \
+	'change fs:grace name:r0 old:on new:off reclaimed:0 refused:0 why:"expired"'
+check "... once" eval "[ \$(grep -c 'change fs:grace name:r0 old:on new:off' '$EV') = 1 ]"
 gapless() { grep -o ' seq:[0-9]*' "$EV" | cut -d: -f2 | awk 'NR > 1 && $1 != prev + 1 { bad = 1 } { prev = $1 } END { exit bad }'; }
 check "sequence numbers have no gaps: fs events share the block layer's log" \
 	bash -c "$(declare -f gapless); EV=$EV; gapless && ! grep -q ' lost ' $EV"

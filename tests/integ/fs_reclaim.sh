@@ -18,19 +18,6 @@ mknet2
 mkres2 64M 'protocol C; shared-secret "fs-reclaim-secret";'
 mkdir -p "$T/ma" "$T/mb"
 A=$T/ma B=$T/mb
-# ctl NODE REQUEST: a control request to the node's daemon (no CLI command
-# sends fs-grace); prints the reply line, exits with its code
-ctl() {
-	python3 - "$T/r$1/r0.ctl" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b'\n')
-reply = s.makefile().readline()
-print(reply.strip())
-sys.exit(int(reply.split()[0]))
-PY
-}
 
 na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
 check "a and b up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null'

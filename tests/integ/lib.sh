@@ -153,6 +153,20 @@ o = json.loads(sys.stdin.read()); p = o['peers'][0] if o['peers'] else {}
 sys.exit(0 if ($expr) else 1)"
 }
 
+# ctl NODE REQUEST: a control request no CLI command sends (fs-grace), to
+# the node's daemon; prints the reply line, exits with its code
+ctl() {
+	python3 - "$T/r$1/r0.ctl" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b'\n')
+reply = s.makefile().readline()
+print(reply.strip())
+sys.exit(int(reply.split()[0]))
+PY
+}
+
 # both A-EXPR B-EXPR: jcheck on a and on b
 both() { jcheck a "$1" && jcheck b "$2"; }
 

@@ -72,13 +72,16 @@ TEST(grace_and_reclaims)
 	fsevents_totals(&t1);
 	CHECK(t1.grace_active && t1.grace_periods == t0.grace_periods + 1);
 	fsevents_reclaim("r0", "c", 3, 1, "one conflict");
-	fsevents_grace_end("r0", 3, 1, "every survivor reclaimed");
+	CHECK(fsevents_grace_end("r0", 3, 1, "every survivor reclaimed") == 1);
+	/* a second end (the clock's, seen late) is no event */
+	CHECK(fsevents_grace_end("r0", 3, 1, "expired") == 0);
 	CHECK(next_line(&cur, line));
 	CHECK_STR_HAS(line, "change fs:grace name:r0 old:off new:on duration-ms:90000 clients:2 why:\"new owner\"");
 	CHECK(next_line(&cur, line));
 	CHECK_STR_HAS(line, "change fs:reclaim name:r0 peer:c granted:3 refused:1 why:\"one conflict\"");
 	CHECK(next_line(&cur, line));
 	CHECK_STR_HAS(line, "change fs:grace name:r0 old:on new:off reclaimed:3 refused:1 why:\"every survivor reclaimed\"");
+	CHECK(!next_line(&cur, line));
 	fsevents_totals(&t1);
 	CHECK(!t1.grace_active && t1.reclaims_granted == t0.reclaims_granted + 3 &&
 	      t1.reclaims_refused == t0.reclaims_refused + 1);
