@@ -42,11 +42,33 @@ expect_rc "no command prints usage and exits 2" 2 "usage: dipole" "$DIPOLE"
 expect_rc "missing resource argument exits 2" 2 "missing resource name" dp up
 expect_rc "bad flag exits 2" 2 "unexpected argument '--bogus'" dp up r0 --bogus
 
+# an option given last without its value is named as such, not as an
+# "unexpected argument" (a user who typed the option would not know why)
+expect_rc "up --device without a value says it needs one" 2 "dipole up: --device needs a value" dp up r0 --device
+expect_rc "up --nbd-tcp without a value says it needs one" 2 "dipole up: --nbd-tcp needs a value" dp up r0 --nbd-tcp
+expect_rc "up --metrics-listen without a value says it needs one" 2 "dipole up: --metrics-listen needs a value" \
+	dp up r0 --metrics-listen
+expect_rc "wait-connect --timeout abc names the bad value" 2 "--timeout needs seconds from 0 to 1000000 .got 'abc'" \
+	dp wait-connect r0 --timeout abc
+expect_rc "wait-connect --timeout without a value says it needs one" 2 "--timeout needs seconds" \
+	dp wait-connect r0 --timeout
+expect_rc "mkfs --type without a value says it needs one" 2 "dipole mkfs: --type needs a value" dp mkfs r0 --type
+expect_rc "mount -o without a value says it needs one" 2 "dipole mount: -o needs a value" dp mount r0 "$T" -o
+
+# every command `dipole --help` lists answers --help with its usage, exit 0
+cmds=$("$DIPOLE" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } /^$/ { on = 0 }')
 helpok=1
-for c in create-md dump-md dump up down primary secondary connect disconnect invalidate verify status events; do
-	out=$("$DIPOLE" "$c" --help 2>&1) && echo "$out" | grep -q "usage: dipole" || { helpok=0; echo "    | $c --help: $out"; }
+for c in $cmds; do
+	out=$("$DIPOLE" "$c" --help 2>&1) && echo "$out" | grep -q "usage: dipole .*$c" ||
+		{ helpok=0; echo "    | $c --help: $out"; }
 done
-[ $helpok = 1 ] && ok "--help works on every command" || notok "--help works on every command"
+[ $helpok = 1 ] && [ "$(echo $cmds | wc -w)" -ge 20 ] && ok "--help works on every command ($(echo $cmds | wc -w))" ||
+	notok "--help works on every command"
+check "global --help has no trailing spaces" bash -c '"$0" --help >"$1" && ! grep -n " $" "$1"' "$DIPOLE" "$T/help"
+expect_rc "mount --help names cache=, grace= and io-timeout=" 0 "cache=SECONDS.*grace=SECONDS.*io-timeout=SECONDS" \
+	bash -c '"$0" mount --help | tr "\n" " "' "$DIPOLE"
+ln -s "$DIPOLE" "$T/mount.dipole" # mount(8)'s helper: the same binary by that name
+expect_rc "mount.dipole -h names grace=" 0 "grace=SECONDS" bash -c '"$0" -h | tr "\\n" " "' "$T/mount.dipole"
 expect_rc "global --help lists the commands and exit codes" 0 "exit codes" "$DIPOLE" --help
 expect_rc "--version" 0 "^dipole [0-9]" "$DIPOLE" --version
 expect_rc "verify of a resource that is not up says so (exit 3)" 3 "not up" dp verify r0
