@@ -17,6 +17,15 @@ void cli_cmd_usage(const struct cli_cmd *cmd, int to_stderr)
 	fprintf(f, "usage: dipole [global options] %s\n\n%s\n", cmd->usage, cmd->help);
 }
 
+int cli_option_error(const char *cmd, const char *opt, const char *what, const char *got)
+{
+	fprintf(stderr, "dipole %s: %s needs %s", cmd, opt, what);
+	if (got)
+		fprintf(stderr, " (got '%s')", got);
+	fprintf(stderr, "\n  usage: dipole %s\n", cli_find(cmd)->usage);
+	return EXIT_USAGE;
+}
+
 int cli_want_help(const struct cli_cmd *cmd, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {

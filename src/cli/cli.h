@@ -33,6 +33,10 @@ int cli_load(struct cli *cli, int warn);
 /* Resolve resource `name` and this node's host section. Returns exit code. */
 int cli_resolve(struct cli *cli, const char *name, const struct cfg_resource **res, const struct cfg_host **host);
 /* Standard handling of "-h/--help" for a subcommand: returns 1 if help was printed. */
+/* An option without its value, or with a bad one (got, or NULL): says
+ * "dipole CMD: OPT needs WHAT (got 'GOT')" and CMD's usage on stderr.
+ * Returns EXIT_USAGE. */
+int cli_option_error(const char *cmd, const char *opt, const char *what, const char *got);
 int cli_want_help(const struct cli_cmd *cmd, int argc, char **argv);
 const struct cli_cmd *cli_find(const char *name);
 void cli_cmd_usage(const struct cli_cmd *cmd, int to_stderr);

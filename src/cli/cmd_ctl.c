@@ -236,7 +236,10 @@ int cmd_wait_connect(struct cli *cli, int argc, char **argv)
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--timeout") && i + 1 < argc && !parse_int(argv[i + 1], 0, 1000000, &limit)) {
+		if (!strcmp(argv[i], "--timeout")) {
+			if (i + 1 == argc || parse_int(argv[i + 1], 0, 1000000, &limit))
+				return cli_option_error(argv[0], "--timeout", "seconds from 0 to 1000000",
+							i + 1 < argc ? argv[i + 1] : NULL);
 			i++;
 		} else if (argv[i][0] == '-' || res) {
 			fprintf(stderr, "dipole wait-connect: unexpected argument '%s'\n  usage: dipole %s\n", argv[i],

@@ -79,6 +79,8 @@ int cmd_mkfs(struct cli *cli, int argc, char **argv)
 			type = argv[++i];
 		else if (!strncmp(argv[i], "--type=", 7))
 			type = argv[i] + 7;
+		else if (!strcmp(argv[i], "--type"))
+			return cli_option_error("mkfs", "--type", "a value (ext4 or xfs)", NULL); /* given last */
 		else if (argv[i][0] == '-' || res)
 			return usage_error("mkfs", "unexpected argument '%s'", argv[i]);
 		else
@@ -404,6 +406,8 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			rc = parse_mount_opts(cli, argv[++i], &mo, "dipole mount");
 		else if (!strncmp(argv[i], "-o", 2) && argv[i][2])
 			rc = parse_mount_opts(cli, argv[i] + 2, &mo, "dipole mount");
+		else if (!strcmp(argv[i], "-o"))
+			rc = cli_option_error("mount", "-o", "a value (OPTIONS, comma-separated)", NULL); /* given last */
 		else if (argv[i][0] == '-' || (res && dir))
 			rc = usage_error("mount", "unexpected argument '%s'", argv[i]);
 		else if (!res)
@@ -459,11 +463,11 @@ int mount_helper_main(int argc, char **argv)
 			       "'dipole mount RES DIR' does. Options: config=FILE, node=NAME,\n"
 			       "run-dir=DIR (dipole's global options), noatime, relatime, nosuid,\n"
 			       "nodev, noexec, cache=SECONDS (how long the kernel may cache names\n"
-			       "and attributes, 3600 by default; 0: no caching), io-timeout=SECONDS\n"
-			       "(an owner cut off that long fails its calls with EIO, 30 by default;\n"
-			       "0: never); rw, defaults,\n"
-			       "_netdev, nofail, auto, noauto and x-*\n"
-			       "are ignored. -f checks without mounting; -s ignores unknown options;\n"
+			       "and attributes, 3600 by default; 0: no caching), grace=SECONDS\n"
+			       "(how long the owner keeps a lost client's open files and locks,\n"
+			       "0 to 3600, 90 by default), io-timeout=SECONDS (an owner cut off\n"
+			       "that long fails its calls with EIO, 30 by default; 0: never); rw,\n"
+			       "defaults, _netdev, nofail, auto, noauto and x-* are ignored. -f checks without mounting; -s ignores unknown options;\n"
 			       "-v says what was mounted; -n is accepted (no mtab).\n");
 			return EXIT_OK;
 		case 'N':

@@ -21,6 +21,9 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 			a.nbd_tcp = argv[++i];
 		else if (!strcmp(argv[i], "--metrics-listen") && i + 1 < argc)
 			a.metrics_listen = argv[++i];
+		else if (!strcmp(argv[i], "--device") || !strcmp(argv[i], "--nbd-tcp") ||
+			 !strcmp(argv[i], "--metrics-listen"))
+			return cli_option_error("up", argv[i], "a value", NULL); /* given last */
 		else if (argv[i][0] == '-' || name) {
 			fprintf(stderr, "dipole up: unexpected argument '%s'\n  usage: %s\n", argv[i], cli_find("up")->usage);
 			return EXIT_USAGE;

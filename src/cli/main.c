@@ -87,9 +87,14 @@ static const struct cli_cmd cmds[] = {
 	  "becomes Primary first when no node is), else as a client of the\n"
 	  "Primary; a client stays Secondary and 'primary' is refused there.\n"
 	  "OPTIONS (comma-separated): config=FILE, node=NAME, run-dir=DIR (the\n"
-	  "global options), noatime, relatime, nosuid, nodev, noexec; rw,\n"
-	  "defaults, _netdev, nofail, auto, noauto and x-* are ignored; ro is\n"
-	  "refused. Also as 'mount -t dipole RES DIR' (mount.dipole)." },
+	  "global options), noatime, relatime, nosuid, nodev, noexec,\n"
+	  "cache=SECONDS (how long the kernel may cache names and attributes,\n"
+	  "3600 by default; 0: no caching), grace=SECONDS (how long the owner\n"
+	  "keeps a lost client's open files and locks, 0 to 3600, 90 by\n"
+	  "default), io-timeout=SECONDS (an owner cut off that long fails its\n"
+	  "calls with EIO, 30 by default; 0: never); rw, defaults, _netdev,\n"
+	  "nofail, auto, noauto and x-* are ignored; ro is refused. Also as\n"
+	  "'mount -t dipole RES DIR' (mount.dipole)." },
 	{ "umount", cmd_umount, "umount DIR",
 	  "Unmount the dipolefs mount at DIR (plain umount(8) works too; the\n"
 	  "daemon then releases the filesystem within a second)." },
@@ -135,7 +140,7 @@ static void usage(FILE *f)
 		"  -V, --version      print the version\n"
 		"\ncommands:\n");
 	for (const struct cli_cmd *c = cmds; c->name; c++)
-		fprintf(f, "  %-62s\n", c->usage);
+		fprintf(f, "  %s\n", c->usage);
 	fprintf(f, "\nexit codes: 0 ok, 1 operation failed, 2 usage or configuration error,\n"
 		   "3 refused by the current state\n");
 }
