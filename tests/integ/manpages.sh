@@ -16,5 +16,14 @@ done
 for o in _netdev nofail '0 0'; do
 	check "mount.dipole(8) explains '$o' of the fstab line" grep -q "^\\\\fB$o\\\\fR\$" "$ROOT/man/mount.dipole.8"
 done
+# the mount options the program takes (as its unknown-option error lists
+# them) are each described in both pages and in docs/dipole.8.md
+for o in $("$DIPOLE" mount r0 /nonexistent -o wibble 2>&1 | sed -n 's/^  known: \(.*\); ignored.*/\1/p' |
+	tr -d ' ' | tr ',' '\n' | sed 's/=.*//'); do
+	roff="\\fB${o//-/\\-}"
+	check "dipole(8) describes mount option '$o'" grep -qF -- "$roff" "$ROOT/man/dipole.8"
+	check "mount.dipole(8) describes mount option '$o'" grep -qF -- "$roff" "$ROOT/man/mount.dipole.8"
+	check "docs/dipole.8.md describes mount option '$o'" grep -qF -- "\`$o" "$ROOT/docs/dipole.8.md"
+done
 check "dipole.conf(5) shows the example swarm.res" grep -q 'become\\-primary\\-on both;' "$ROOT/man/dipole.conf.5"
 finish
