@@ -54,6 +54,12 @@ expect_rc "wait-connect --timeout without a value says it needs one" 2 "--timeou
 	dp wait-connect r0 --timeout
 expect_rc "mkfs --type without a value says it needs one" 2 "dipole mkfs: --type needs a value" dp mkfs r0 --type
 expect_rc "mount -o without a value says it needs one" 2 "dipole mount: -o needs a value" dp mount r0 "$T" -o
+expect_rc "mount -o config= (empty) says it needs a value, not 'unknown'" 2 "mount option 'config=' needs a value" \
+	dp mount r0 "$T" -o config=
+expect_rc "mount -o node= (empty) says it needs a value" 2 "mount option 'node=' needs a value" dp mount r0 "$T" -o node=
+expect_rc "events of an unknown resource says so (it printed nothing, exit 0)" 2 "no resource 'nosuch'" \
+	timeout 10 "$DIPOLE" -c "$T/r.res" --node a --run-dir "$RUN" events nosuch
+expect_rc "events --once of an unknown resource says so" 2 "no resource 'nosuch'" dp events nosuch --once
 
 # every command `dipole --help` lists answers --help with its usage, exit 0
 cmds=$("$DIPOLE" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } /^$/ { on = 0 }')
