@@ -145,7 +145,8 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 		} else
 			res = argv[i];
 	}
-	if ((rc = cli_load(cli, 0)))
+	const struct cfg_resource *r;
+	if ((rc = cli_load(cli, 0)) || (res && (rc = cli_resolve(cli, res, &r, NULL))))
 		return rc;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (only_once)

@@ -228,6 +228,11 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 		}
 		else if (in(ignored_opts, w) || !strncmp(w, "x-", 2) || !strncmp(w, "comment=", 8))
 			continue;
+		else if (!strcmp(w, "config=") || !strcmp(w, "node=") || !strcmp(w, "run-dir=")) {
+			fprintf(stderr, "%s: mount option '%s' needs a value (%s)\n", who, w,
+				w[0] == 'c' ? "FILE" : w[0] == 'n' ? "NAME" : "DIR");
+			return EXIT_USAGE;
+		}
 		else if (!strcmp(w, "ro")) {
 			fprintf(stderr, "%s: option 'ro' refused: dipolefs mounts are read-write on every node for "
 					"now (read-only mounts are not implemented)\n", who);
