@@ -70,6 +70,14 @@ for c in $cmds; do
 done
 [ $helpok = 1 ] && [ "$(echo $cmds | wc -w)" -ge 20 ] && ok "--help works on every command ($(echo $cmds | wc -w))" ||
 	notok "--help works on every command"
+badok=1
+for c in $cmds; do
+	out=$(dp "$c" --bogus 2>&1)
+	[ $? = 2 ] && echo "$out" | grep -q "dipole $c: unexpected argument '--bogus'" &&
+		echo "$out" | grep -q "^  usage: dipole $c" || { badok=0; echo "    | $c --bogus: $out"; }
+done
+[ $badok = 1 ] && ok "an unknown flag on every command: exit 2, named, with the usage" ||
+	notok "an unknown flag on every command: exit 2, named, with the usage"
 check "global --help has no trailing spaces" bash -c '"$0" --help >"$1" && ! grep -n " $" "$1"' "$DIPOLE" "$T/help"
 expect_rc "mount --help names cache=, grace= and io-timeout=" 0 "cache=SECONDS.*grace=SECONDS.*io-timeout=SECONDS" \
 	bash -c '"$0" mount --help | tr "\n" " "' "$DIPOLE"
