@@ -17,6 +17,12 @@ void cli_cmd_usage(const struct cli_cmd *cmd, int to_stderr)
 	fprintf(f, "usage: dipole [global options] %s\n\n%s\n", cmd->usage, cmd->help);
 }
 
+int cli_unexpected(const char *cmd, const char *arg)
+{
+	fprintf(stderr, "dipole %s: unexpected argument '%s'\n  usage: dipole %s\n", cmd, arg, cli_find(cmd)->usage);
+	return EXIT_USAGE;
+}
+
 int cli_option_error(const char *cmd, const char *opt, const char *what, const char *got)
 {
 	fprintf(stderr, "dipole %s: %s needs %s", cmd, opt, what);

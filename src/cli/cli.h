@@ -33,6 +33,9 @@ int cli_load(struct cli *cli, int warn);
 /* Resolve resource `name` and this node's host section. Returns exit code. */
 int cli_resolve(struct cli *cli, const char *name, const struct cfg_resource **res, const struct cfg_host **host);
 /* Standard handling of "-h/--help" for a subcommand: returns 1 if help was printed. */
+/* An argument cmd does not take: says "dipole CMD: unexpected argument
+ * 'ARG'" and CMD's usage on stderr. Returns EXIT_USAGE. */
+int cli_unexpected(const char *cmd, const char *arg);
 /* An option without its value, or with a bad one (got, or NULL): says
  * "dipole CMD: OPT needs WHAT (got 'GOT')" and CMD's usage on stderr.
  * Returns EXIT_USAGE. */

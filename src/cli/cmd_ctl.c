@@ -56,11 +56,9 @@ static int one_res_cmd(struct cli *cli, int argc, char **argv, const char *allow
 	for (int i = 1; i < argc; i++) {
 		if (allowed_flag && !strcmp(argv[i], allowed_flag))
 			*flag = 1;
-		else if (argv[i][0] == '-' || *res) {
-			fprintf(stderr, "dipole %s: unexpected argument '%s'\n  usage: dipole %s\n", argv[0], argv[i],
-				cli_find(argv[0])->usage);
-			return EXIT_USAGE;
-		} else
+		else if (argv[i][0] == '-' || *res)
+			return cli_unexpected(argv[0], argv[i]);
+		else
 			*res = argv[i];
 	}
 	if (!*res) {

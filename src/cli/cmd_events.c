@@ -139,10 +139,9 @@ int cmd_events(struct cli *cli, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--once"))
 			only_once = 1;
-		else if (argv[i][0] == '-' || res) {
-			fprintf(stderr, "dipole events: unexpected argument '%s'\n", argv[i]);
-			return EXIT_USAGE;
-		} else
+		else if (argv[i][0] == '-' || res)
+			return cli_unexpected("events", argv[i]);
+		else
 			res = argv[i];
 	}
 	const struct cfg_resource *r;

@@ -25,8 +25,7 @@ static int parse_args(const char *cmd, int argc, char **argv, const char **res, 
 			}
 			i++;
 		} else if (argv[i][0] == '-' || *res) {
-			fprintf(stderr, "dipole %s: unexpected argument '%s'\n", cmd, argv[i]);
-			return EXIT_USAGE;
+			return cli_unexpected(cmd, argv[i]);
 		} else
 			*res = argv[i];
 	}
@@ -208,10 +207,8 @@ int cmd_dump(struct cli *cli, int argc, char **argv)
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		if (argv[i][0] == '-' || name) {
-			fprintf(stderr, "dipole dump: unexpected argument '%s'\n", argv[i]);
-			return EXIT_USAGE;
-		}
+		if (argv[i][0] == '-' || name)
+			return cli_unexpected("dump", argv[i]);
 		name = argv[i];
 	}
 	if ((rc = cli_load(cli, 1)))

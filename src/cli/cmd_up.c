@@ -24,10 +24,9 @@ int cmd_up(struct cli *cli, int argc, char **argv)
 		else if (!strcmp(argv[i], "--device") || !strcmp(argv[i], "--nbd-tcp") ||
 			 !strcmp(argv[i], "--metrics-listen"))
 			return cli_option_error("up", argv[i], "a value", NULL); /* given last */
-		else if (argv[i][0] == '-' || name) {
-			fprintf(stderr, "dipole up: unexpected argument '%s'\n  usage: %s\n", argv[i], cli_find("up")->usage);
-			return EXIT_USAGE;
-		} else
+		else if (argv[i][0] == '-' || name)
+			return cli_unexpected("up", argv[i]);
+		else
 			name = argv[i];
 	}
 	if (!name) {
