@@ -29,6 +29,9 @@ for f in usr/sbin/dipole sbin/mount.dipole lib/systemd/system/dipole@.service \
 	usr/share/doc/dipole/copyright etc/default/dipole; do
 	check "the package installs /$f" test -e "$R/$f" -o -L "$R/$f"
 done
+# the README's service steps begin with `cp swarm.res /etc/drbd.d/`; on a
+# fresh machine without drbd-utils nothing else makes that directory
+check "the package makes /etc/drbd.d, where the README copies swarm.res" test -d "$R/etc/drbd.d"
 check "mount.dipole is a link to /usr/sbin/dipole" test "$(readlink "$R/sbin/mount.dipole")" = /usr/sbin/dipole
 check "the generator is a link to /usr/sbin/dipole" \
 	test "$(readlink "$R/lib/systemd/system-generators/dipole-fstab-generator")" = /usr/sbin/dipole
