@@ -168,7 +168,8 @@ INSTALL     ?= install
 install: build/dipole
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MOUNTDIR) $(DESTDIR)$(SYSTEMDDIR)/system \
 		$(DESTDIR)$(SYSTEMDDIR)/system-generators $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/default
+		$(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/default \
+		$(DESTDIR)$(SYSCONFDIR)/drbd.d
 	$(INSTALL) -m 0755 build/dipole $(DESTDIR)$(SBINDIR)/dipole
 	ln -sf $(SBINDIR)/dipole $(DESTDIR)$(MOUNTDIR)/mount.dipole
 	ln -sf $(SBINDIR)/dipole $(DESTDIR)$(SYSTEMDDIR)/system-generators/dipole-fstab-generator
