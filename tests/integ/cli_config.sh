@@ -61,6 +61,14 @@ expect_rc "events of an unknown resource says so (it printed nothing, exit 0)" 2
 	timeout 10 "$DIPOLE" -c "$T/r.res" --node a --run-dir "$RUN" events nosuch
 expect_rc "events --once of an unknown resource says so" 2 "no resource 'nosuch'" dp events nosuch --once
 
+# a tiebreaker (`disk none;`) keeps no metadata: create-md there is told so,
+# not "cannot open backing disk none"
+printf 'resource r0 {\n  on a { address 127.0.0.1:7790; disk %s; }\n  on t { address 127.0.0.3:7790; disk none; }\n}\n' \
+	"$T/a.img" >"$T/tb.res"
+expect_rc "create-md on a diskless node says it keeps no metadata" 2 "node 't' is diskless .disk none;, .*tb.res:3.*no metadata" \
+	"$DIPOLE" -c "$T/tb.res" --node t create-md r0
+expect_rc "dump-md on a diskless node says the same" 2 "node 't' is diskless" "$DIPOLE" -c "$T/tb.res" --node t dump-md r0
+
 # every command `dipole --help` lists answers --help with its usage, exit 0
 cmds=$("$DIPOLE" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } /^$/ { on = 0 }')
 helpok=1
