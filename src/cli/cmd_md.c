@@ -39,6 +39,13 @@ static int parse_args(const char *cmd, int argc, char **argv, const char **res, 
 
 static int open_disk(const struct cfg_host *h, int rdonly, struct disk **d)
 {
+	if (h->diskless) {
+		fprintf(stderr, "dipole: node '%s' is diskless (disk none;, %s:%d): it keeps no metadata; "
+				"create-md and dump-md are for the nodes with a disk\n",
+			h->name, h->disk_loc.file ? h->disk_loc.file : h->loc.file,
+			h->disk_loc.file ? h->disk_loc.line : h->loc.line);
+		return EXIT_USAGE;
+	}
 	int rc = disk_open(d, h->disk, rdonly);
 	if (rc) {
 		fprintf(stderr, "dipole: cannot open backing disk %s: %s%s\n", h->disk, strerror(-rc),
