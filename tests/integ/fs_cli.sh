@@ -30,6 +30,7 @@ expect_rc "mkfs: unknown --type named" 2 "unknown filesystem type 'btrfs'" na mk
 expect_rc "mount --help" 0 "usage: dipole .*mount RES DIR" na mount --help
 expect_rc "mkfs --help" 0 "--type ext4\|xfs" na mkfs --help
 expect_rc "mount.dipole -h" 0 "usage: mount.dipole RES DIR" "$T/mount.dipole" -h
+expect_rc "mount.dipole --help" 0 "usage: mount.dipole RES DIR" "$T/mount.dipole" --help
 
 # both up, fresh metadata: both Inconsistent, nobody Primary
 na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1

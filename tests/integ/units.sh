@@ -96,6 +96,8 @@ check "nothing is written for other filesystems or to the early/late dirs" \
 check "no fstab: nothing written, exit 0" \
 	bash -c "mkdir -p $T/g0 && SYSTEMD_FSTAB=$T/none $GEN $T/g0 $T/g0 $T/g0 && [ -z \"\$(ls -A $T/g0)\" ]"
 expect_rc "called wrongly: usage, exit 2" 2 "usage: dipole-fstab-generator" "$GEN"
+expect_rc "--help: usage, exit 0 (it was taken as the output directory)" 0 "usage: dipole-fstab-generator" "$GEN" --help
+expect_rc "an option for a directory: usage, exit 2" 2 "usage: dipole-fstab-generator" "$GEN" -x
 
 # unit names as systemd makes them, for awkward paths
 for p in /mnt/swarm /mnt/swarm/ //mnt///x/./y /srv/my-data /srv/.hidden/x '/srv/ü ñ' '/srv/a\b' /srv/x:y_z.w /; do
