@@ -439,7 +439,8 @@ int mount_helper_main(int argc, char **argv)
 
 	/* mount(8): mount.TYPE SPEC DIR [-sfnv] [-N NS] [-o OPTIONS] [-t TYPE];
 	 * "-" first: the operands come in order, wherever they are */
-	while ((o = getopt(argc, argv, "-sfnvho:t:N:")) != -1) {
+	static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	while ((o = getopt_long(argc, argv, "-sfnvho:t:N:", longopts, NULL)) != -1) {
 		if (o == 1) {
 			if (!res)
 				res = optarg;

@@ -152,12 +152,13 @@ int fstab_generator_main(int argc, char **argv)
 
 	/* systemd passes three directories (normal, early, late); we write
 	 * to the normal one, as systemd-fstab-generator does its units */
-	if (argc != 2 && argc != 4) {
-		fprintf(stderr, "usage: %s NORMAL-DIR [EARLY-DIR LATE-DIR]\n\n"
+	if ((argc != 2 && argc != 4) || argv[1][0] == '-') {
+		int help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+		fprintf(help ? stdout : stderr, "usage: %s NORMAL-DIR [EARLY-DIR LATE-DIR]\n\n"
 				"A systemd generator: for each /etc/fstab line of type dipole, makes the\n"
 				"mount unit require and come after dipole@RES.service.\n"
 				"$SYSTEMD_FSTAB names another fstab.\n", who);
-		return EXIT_USAGE;
+		return help ? EXIT_OK : EXIT_USAGE;
 	}
 	const char *dir = argv[1];
 	const char *fstab = getenv("SYSTEMD_FSTAB");
