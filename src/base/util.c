@@ -335,3 +335,17 @@ int parse_sockaddr(const char *s, struct sockaddr_storage *ss, unsigned *sl)
 	}
 	return 0;
 }
+
+void test_pause(const char *point)
+{
+	const char *v = getenv("DIPOLE_TEST_PAUSE");
+	size_t n = strlen(point);
+	for (const char *s = v; s && *s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+		if (strncmp(s, point, n) || s[n] != '=')
+			continue;
+		long ms = strtol(s + n + 1, NULL, 10);
+		if (ms > 0 && ms <= 60000)
+			nanosleep(&(struct timespec){ ms / 1000, (ms % 1000) * 1000000L }, NULL);
+		return;
+	}
+}

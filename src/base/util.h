@@ -73,4 +73,12 @@ uint32_t crc32c(const void *buf, size_t len);
 uint64_t now_ns(void);          /* monotonic */
 uint64_t now_realtime_ns(void); /* wall clock, for timestamps kept on disk */
 
+/* Testing hook: when the environment has DIPOLE_TEST_PAUSE=POINT=MS[,...]
+ * naming `point`, sleep MS milliseconds (at most 60000) here. Integration
+ * tests hold a race window open with it, so the race's outcome is checked
+ * every run; unset (always, outside tests) it only reads the variable.
+ * Points: "teardown" (peer.c: a lost link counts as down, the write policy
+ * has not yet decided whether writes wait). */
+void test_pause(const char *point);
+
 #endif

@@ -354,6 +354,8 @@ static void teardown(struct peer *p)
 	else
 		peer_set_cstate(p, CS_CONNECTING, "connection lost");
 	disconnect_sockets(p);
+	if (p->established && !atomic_load(&p->stopping))
+		test_pause("teardown");
 	rs_stop(p);
 	if (p->meta_running) {
 		pthread_join(p->meta_thr, NULL);
