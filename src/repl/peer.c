@@ -349,6 +349,14 @@ static void teardown(struct peer *p)
 			   atomic_load(&p->e->role) != ROLE_PRIMARY && !atomic_load(&p->stopping);
 	if (lost_primary)
 		mark_compare_due(p);
+	/* Recorded before the link counts as down, for the same reason: the
+	 * write policy reads "connected, or Primary when it was lost" (yields
+	 * in peer_io.c). Recorded after, a write failing in between saw
+	 * neither, completed with only the local copy while the two Primaries
+	 * were apart, and the resync from the lower node-id then overwrote it
+	 * on this node too (dual_primary_window.sh, docs/failures.md). */
+	if (p->established)
+		atomic_store(&p->primary_at_loss, atomic_load(&p->e->role) == ROLE_PRIMARY);
 	if (atomic_load(&p->stopping) || atomic_load(&p->admin_down))
 		peer_set_cstate(p, CS_DISCONNECTING, atomic_load(&p->stopping) ? "shutting down" : "disconnect");
 	else
@@ -361,8 +369,6 @@ static void teardown(struct peer *p)
 		pthread_join(p->meta_thr, NULL);
 		p->meta_running = 0;
 	}
-	if (p->established)
-		atomic_store(&p->primary_at_loss, atomic_load(&p->e->role) == ROLE_PRIMARY);
 	/* the write policy decides, before the writes in flight fail, whether
 	 * writes wait from now on (it suspends I/O itself then) */
 	int hold = 0, by_quorum = 0;
