@@ -17,7 +17,8 @@ r() { qemu-io -f raw -r -c "read -P $2 $(($3 * M)) 1M" "$(uri_$1)" >/dev/null 2>
 
 part -I
 # qemu-io prints "wrote" when the write completes, before its closing flush
-bg bash -c "qemu-io -f raw -c 'write -P 0x61 10M 1M' '$(uri_b)' >'$T/b.out' 2>&1 && touch '$T/b-done'"
+# (stdbuf: line by line, not when it exits)
+bg bash -c "stdbuf -oL qemu-io -f raw -c 'write -P 0x61 10M 1M' '$(uri_b)' >'$T/b.out' 2>&1 && touch '$T/b-done'"
 check "a (lower node-id) detects the loss and keeps writing" bash -c "$(declare -f w); M=$M; uri_a() { echo '$(uri_a)'; }; w a 0x71 20"
 check "b (higher node-id) froze its I/O, saying why" \
 	wait_for 20 jcheck b "o['io_suspended'] and 'lower node-id' in o['suspend_reason']"

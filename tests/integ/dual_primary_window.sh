@@ -27,7 +27,8 @@ part -I
 check "b sees the link down and has not decided yet (the window)" \
 	wait_for 20 jcheck b "p['connection'] != 'Connected' and not o['io_suspended']"
 # qemu-io prints "wrote" when the write completes, before its closing flush
-bg bash -c "qemu-io -f raw -c 'write -P 0x61 10M 1M' '$(uri_b)' >'$T/bw.out' 2>&1; echo \$? >'$T/bw.rc'"
+# (stdbuf: line by line, not when it exits)
+bg bash -c "stdbuf -oL qemu-io -f raw -c 'write -P 0x61 10M 1M' '$(uri_b)' >'$T/bw.out' 2>&1; echo \$? >'$T/bw.rc'"
 check "b freezes its I/O" wait_for 20 jcheck b "o['io_suspended'] and 'lower node-id' in o['suspend_reason']"
 sleep 1
 check "b's write in the window did not complete while apart" bash -c "! grep -q wrote '$T/bw.out'"
