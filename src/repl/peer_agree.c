@@ -455,7 +455,15 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
 	p->splitbrain_retried = p->splitbrain_retrying = 0;
-	atomic_store(&p->recheck_ns, 0);
+	/* a comparison due since a Primary was lost is done only if the two
+	 * compared: not while either still counts a third node as its Primary
+	 * (decide_multi leaves the data alone then), not when the resync was
+	 * deferred. Cleared anyway, `primary` here was allowed at once, and
+	 * as Primary this node was the source of the comparison that followed
+	 * once the peer saw the Primary gone too: writes of the lost Primary
+	 * that only the peer had were overwritten (three_disks_compare.sh) */
+	if (!p->deferred && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY))
+		atomic_store(&p->recheck_ns, 0);
 	/* nothing to compare: whatever was unsure between the two is settled */
 	if (d == D_NO_SYNC && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY) && !p->deferred &&
 	    me->disk == DS_UPTODATE && them->disk == DS_UPTODATE && !me->primary && !them->primary)
