@@ -112,6 +112,14 @@ check "... b's mount says no owner is reachable" wait_for 10 jcheck b "o['fs']['
 sleep 2 # a wrong takeover would come within ping-timeout; the check is of a state, not a time
 check "... b did not take over: Secondary, still a client of a, failover none" jcheck b \
 	"o['role'] == 'Secondary' and o['fs']['role'] == 'client' and o['fs']['owner'] == 'a' and o['fs']['failover'] == 'none'"
+# nor by mounting again: `mount` promotes only where `primary` by hand is
+# not needed, and a peer last seen Primary may be alive behind a cut link
+check "... b unmounts" nb umount "$T/mb"
+mkdir -p "$T/mb2"
+expect_rc "... mounting again on b is refused: a was Primary when b lost it" 3 \
+	"a was Primary when this node lost it" nb mount r0 "$T/mb2"
+check "... and says how to go on if a is gone for good" grep -q "dipole primary" "$T/out"
+check "... b is still Secondary, not mounted" jcheck b "o['role'] == 'Secondary' and o['fs'] is None"
 umount -l "$T/ma2" 2>/dev/null
 na down r0 --force >/dev/null 2>&1 # a killed daemon's leftovers
 stop b
