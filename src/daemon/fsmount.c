@@ -70,6 +70,19 @@ static const struct cfg_host *owner_peer(struct daemon *d)
 	return NULL;
 }
 
+/* A disk peer this node is not connected to and last saw as Primary (it
+ * may still be, behind a cut link), NULL if none. */
+static const char *lost_primary(struct daemon *d)
+{
+	for (int i = 0; i < d->npeers; i++) {
+		struct replica_view v;
+		peer_view(d->peers[i], &v);
+		if (!v.connected && v.was_primary)
+			return peer_name(d->peers[i]);
+	}
+	return NULL;
+}
+
 /* What this node knows of host h: 0 with its role and disk (a disk peer's
  * view, or on a diskless node its vote link's), -ENOENT if not connected. */
 static int host_state(struct daemon *d, const struct cfg_host *h, int *role, int *disk)
@@ -220,6 +233,17 @@ static int choose_role(struct daemon *d, enum dipolefs_role *role, int *promote,
 		snprintf(msg, len, "startup: no Primary is connected to own the filesystem, and this node has not talked to "
 			 "its peer since it started: %s; wait until it connects (dipole status %s), or make this node "
 			 "Primary by hand (dipole primary) if the peer is gone for good", why, d->r->name);
+		return EXIT_STATE;
+	}
+	/* nor past a peer it lost while that was Primary, unless quorum
+	 * decides (daemon_promote): without a third vote nothing tells a dead
+	 * owner from one behind a cut link */
+	const char *lost = quorum_enabled(d->quorum) ? NULL : lost_primary(d);
+	if (lost) {
+		snprintf(msg, len, "%s was Primary when this node lost it, and without quorum (a tiebreaker) nothing "
+			 "tells whether it still is: owning the filesystem here could make two owners (a split brain). "
+			 "Wait until %s is back (dipole status %s); if it is gone for good, make this node Primary by "
+			 "hand (dipole primary %s), then mount", lost, lost, d->r->name, d->r->name);
 		return EXIT_STATE;
 	}
 	if (dstate != DS_UPTODATE) {

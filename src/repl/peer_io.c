@@ -387,6 +387,7 @@ void peer_view(struct peer *p, struct replica_view *v)
 	v->conn_seq = atomic_load(&p->conn_seq);
 	v->role = atomic_load(&p->peer_role);
 	v->disk = atomic_load(&p->peer_disk);
+	v->was_primary = atomic_load(&p->peer_was_primary);
 	v->fs_owner = v->connected && atomic_load(&p->peer_fs_owner);
 	v->uuid = atomic_load(&p->peer_uuid);
 	v->established = atomic_load(&p->repl) == RS_ESTABLISHED;

@@ -35,6 +35,7 @@ struct replica_view {
 	uint64_t last_rx_ns;  /* last packet on the meta channel (now_ns), 0 never */
 	uint64_t conn_seq;    /* connections established so far */
 	int role, disk;       /* last known, -1 unknown */
+	int was_primary;      /* last known role Primary, kept across a loss of the link */
 	int fs_owner;         /* connected and owns the mounted dipolefs (STF_FS_OWNER) */
 	uint64_t uuid;        /* its current data generation, last known */
 	int established;      /* replicating, no resync in either direction */
