@@ -59,6 +59,13 @@ int peer_set_repl(struct peer *p, enum repl_state to, const char *why)
 {
 	pthread_mutex_lock(&p->lock);
 	int rc = state_to_locked(p, SO_REPL, &p->repl, (int)to, why);
+	/* this node's SyncTarget lacks what the resync has still to send: it
+	 * is Inconsistent until the resync finishes (rs_main says UpToDate
+	 * then), also after a resync that stopped short (this node's disk
+	 * failed), where it would otherwise still look UpToDate and serve
+	 * reads of old data (disk_errors_resync.sh) */
+	if (!rc && to == RS_SYNC_SOURCE && atomic_load(&p->peer_disk) > DS_INCONSISTENT)
+		state_to_locked(p, SO_PEER_DISK, &p->peer_disk, DS_INCONSISTENT, "SyncTarget of this node");
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }

@@ -247,6 +247,12 @@ void pending_ack(struct peer *p, uint64_t id, int type, int status);
 int pending_in_use(struct peer *p, struct pending *pd);
 void pending_fail_all(struct peer *p);
 int connected(struct peer *p);
+/* The peer's disk state as this node may rely on it: its last report,
+ * except that a peer this node is SyncSource of (or is about to be: the
+ * decision is made, the resync not yet started) is Inconsistent, whatever
+ * it reported before — it lacks what the resync has still to send
+ * (drbd.conf(5): the SyncTarget's disk is Inconsistent). -1 unknown. */
+int peer_disk_now(struct peer *p);
 
 struct pkt_sizes;
 /* peer_resize.c: P_SIZES on the data channel */

@@ -177,6 +177,13 @@ int connected(struct peer *p)
 	return atomic_load(&p->cstate) == CS_CONNECTED;
 }
 
+int peer_disk_now(struct peer *p)
+{
+	int d = atomic_load(&p->peer_disk);
+	int source = atomic_load(&p->repl) == RS_SYNC_SOURCE || atomic_load(&p->await_peer_bm);
+	return source && d > DS_INCONSISTENT ? DS_INCONSISTENT : d;
+}
+
 /* Send a write: its sequence number is assigned, and it is remembered in
  * hist, under the data channel's send lock, so seq order is wire order. */
 static int send_data(struct peer *p, struct pending *pd, unsigned dflags, const void *buf, size_t blen,
@@ -330,7 +337,7 @@ int peer_read(struct peer *p, void *buf, size_t len, uint64_t off)
 {
 	while (len) {
 		uint32_t n = len > READ_MAX ? READ_MAX : (uint32_t)len;
-		if (!connected(p) || atomic_load(&p->peer_disk) != DS_UPTODATE)
+		if (!connected(p) || peer_disk_now(p) != DS_UPTODATE)
 			return -EIO;
 		struct pending *pd = pending_get(p);
 		uint8_t b[RANGE_HDR];
@@ -359,7 +366,7 @@ int peer_read(struct peer *p, void *buf, size_t len, uint64_t off)
 
 int peer_can_read(struct peer *p)
 {
-	return connected(p) && atomic_load(&p->peer_disk) == DS_UPTODATE;
+	return connected(p) && peer_disk_now(p) == DS_UPTODATE;
 }
 
 int peer_is_sync_target(struct peer *p)
@@ -386,7 +393,7 @@ void peer_view(struct peer *p, struct replica_view *v)
 	v->last_rx_ns = atomic_load(&p->last_rx_ns);
 	v->conn_seq = atomic_load(&p->conn_seq);
 	v->role = atomic_load(&p->peer_role);
-	v->disk = atomic_load(&p->peer_disk);
+	v->disk = peer_disk_now(p);
 	v->was_primary = atomic_load(&p->peer_was_primary);
 	v->fs_owner = v->connected && atomic_load(&p->peer_fs_owner);
 	v->uuid = atomic_load(&p->peer_uuid);

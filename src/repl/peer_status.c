@@ -55,7 +55,7 @@ static const char *peer_role_name(struct peer *p)
 
 static const char *peer_disk_name(struct peer *p)
 {
-	int d = atomic_load(&p->peer_disk);
+	int d = peer_disk_now(p);
 	return connected(p) && d >= 0 ? disk_state_name((enum disk_state)d) : "DUnknown";
 }
 
