@@ -387,7 +387,11 @@ static int rx_data(struct rx_ctx *c, const struct wire_hdr *h, const union pkt *
 	struct peer *p = c->p;
 	struct engine *e = p->e;
 	const struct pkt_data *d = &k->data;
-	send_ack(p, P_RECV_ACK, h->id, 0);
+	/* only protocol B waits for it (both sides run one protocol: the
+	 * handshake refuses a difference); DRBD sends it for B alone too
+	 * (receive_Data: DP_SEND_RECEIVE_ACK) */
+	if (p->protocol == 'B')
+		send_ack(p, P_RECV_ACK, h->id, 0);
 	int rc = apply_peer_write(p, d->payload, d->len, d->off, h->flags, d->seq, d->seen);
 	/* from a peer without a disk: only this node has it */
 	if (!rc && atomic_load(&p->peer_disk) == DS_DISKLESS)

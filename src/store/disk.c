@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------ fault injection */
@@ -26,6 +27,8 @@ struct disk_faults {
 	struct timespec mtime;
 	int nrules;
 	struct { unsigned kinds; uint64_t off, len; } rule[16];
+	int nstalls;          /* "stall write OFF LEN": such writes wait while the rule stands */
+	struct { uint64_t off, len; } stall[4];
 	long after;           /* -1: off */
 	uint64_t ops;
 	int vol;              /* "volatile": a write cache that a crash loses */
@@ -166,6 +169,7 @@ static void faults_load(struct disk_faults *f)
 	struct stat st;
 	if (stat(f->path, &st) < 0) {
 		f->nrules = 0;
+		f->nstalls = 0;
 		f->after = -1;
 		f->mtime = (struct timespec){ 0, 0 };
 		return;
@@ -174,6 +178,7 @@ static void faults_load(struct disk_faults *f)
 		return;
 	f->mtime = st.st_mtim;
 	f->nrules = 0;
+	f->nstalls = 0;
 	f->after = -1;
 	int was_vol = f->vol;
 	f->vol = 0;
@@ -187,6 +192,10 @@ static void faults_load(struct disk_faults *f)
 		} else if (sscanf(line, "eio-after %ld", &n) == 1) {
 			f->after = n;
 			f->ops = 0;
+		} else if (sscanf(line, "stall write %llu %llu", &a, &b) == 2 && f->nstalls < 4) {
+			f->stall[f->nstalls].off = a;
+			f->stall[f->nstalls].len = b;
+			f->nstalls++;
 		} else if (sscanf(line, "eio %15s %llu %llu", kind, &a, &b) == 3 && f->nrules < 16) {
 			unsigned k = !strcmp(kind, "read") ? FK_READ : !strcmp(kind, "write") ? FK_WRITE :
 				     !strcmp(kind, "flush") ? FK_FLUSH : FK_READ | FK_WRITE | FK_FLUSH;
@@ -202,6 +211,15 @@ static void faults_load(struct disk_faults *f)
 		f->vol = 1; /* once on, the cache stays on: its blocks are not on disk yet */
 }
 
+/* A write in a stalled range (under f->lock, rules loaded): 1. */
+static int stalled(struct disk_faults *f, uint64_t off, uint64_t len)
+{
+	for (int i = 0; i < f->nstalls; i++)
+		if (off < f->stall[i].off + f->stall[i].len && f->stall[i].off < off + len)
+			return 1;
+	return 0;
+}
+
 static int fault(struct disk *d, unsigned kind, uint64_t off, uint64_t len)
 {
 	struct disk_faults *f = d->faults;
@@ -210,6 +228,14 @@ static int fault(struct disk *d, unsigned kind, uint64_t off, uint64_t len)
 		return 0;
 	pthread_mutex_lock(&f->lock);
 	faults_load(f);
+	/* a stalled write waits, the rules re-read every 10 ms, until its
+	 * range is no longer stalled (as a disk that stops answering) */
+	while (kind == FK_WRITE && stalled(f, off, len)) {
+		pthread_mutex_unlock(&f->lock);
+		nanosleep(&(struct timespec){ 0, 10000000L }, NULL);
+		pthread_mutex_lock(&f->lock);
+		faults_load(f);
+	}
 	if (f->after >= 0 && f->ops++ >= (uint64_t)f->after)
 		hit = 1;
 	for (int i = 0; i < f->nrules && !hit; i++)
