@@ -260,6 +260,7 @@ static void *rs_main(void *arg)
 	}
 	/* blocks [dirty_lo, dirty_hi) were cleared since persisted_ns */
 	uint64_t dirty_lo = UINT64_MAX, dirty_hi = 0, persisted_ns = now_ns();
+	int failed = 0;
 
 	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
 		return NULL;
@@ -346,6 +347,7 @@ static void *rs_main(void *arg)
 		pthread_rwlock_unlock(&p->sync_lock);
 		if (rc) {
 			engine_mark_oos(e, p->slot, off, len);
+			failed = rc;
 			break;
 		}
 		sent += len;
@@ -366,7 +368,14 @@ static void *rs_main(void *arg)
 		}
 	}
 	free(buf);
-	if (!atomic_load(&p->rs_stop) && connected(p)) {
+	if (failed && !atomic_load(&p->rs_stop) && connected(p)) {
+		/* a chunk this node could not read (its disk failed) or send:
+		 * never SYNC_DONE, the target would call itself UpToDate with the
+		 * rest missing; it stays Inconsistent (peer_set_repl) */
+		log_warn("peer %s: resync stopped: %s; the peer stays Inconsistent, %llu bytes still to send", p->addr,
+			 strerror(-failed), (unsigned long long)(engine_oos(e, p->slot) * MD_BLOCK));
+		peer_set_repl(p, RS_ESTABLISHED, "resync stopped: this node could not read or send its data");
+	} else if (!atomic_load(&p->rs_stop) && connected(p)) {
 		/* the bitmap generation becomes history; the target adopts ours */
 		engine_sync_source_done(e, p->slot);
 		uint8_t u[SYNC_DONE_BYTES];

@@ -33,6 +33,9 @@ check "a's disk failed during the resync: Diskless" wait_for 10 jcheck a "o['dis
 check "the read did not return b's old data" bash -c "! grep -q 'Pattern verification failed' '$T/read.out'"
 check "a read of a block b lacks fails or is right, never old" bash -c \
 	"qemu-io -f raw -r -c 'read -P 0x51 46M 64k' '$(uri_a)' 2>&1 | tee '$T/read2.out'; ! grep -q 'Pattern verification failed' '$T/read2.out'"
+check "a says the resync stopped, b stays Inconsistent" \
+	wait_for 10 bash -c "grep -q 'resync stopped' '$T/ra/r0.log'"
+check "... b's own disk is Inconsistent, not UpToDate with data missing" jcheck b "o['disk']=='Inconsistent'"
 na down r0 --force >/dev/null 2>&1
 : >"$FA"
 finish
