@@ -141,7 +141,7 @@ check:
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 # serves a directory through the owner's dipolefs path (tests, POSIX suite)
-FSMOUNT_OBJS := $(addprefix build/obj/,fs/local.o fs/locks.o fs/fusefs.o export/fusemount.o fs/dipolefs.o fs/fsprobe.o fs/remote.o fs/server.o fs/fsevents.o repl/evlog.o repl/state.o \
+FSMOUNT_OBJS := $(addprefix build/obj/,fs/local.o fs/locks.o fs/fusefs.o fs/fsswitch.o export/fusemount.o fs/dipolefs.o fs/fsprobe.o fs/remote.o fs/server.o fs/fsevents.o repl/evlog.o repl/state.o \
 	net/fsproto.o net/hs.o net/hsauth.o net/codec.o net/listener.o conf/config.o base/util.o base/log.o)
 build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
 	@echo "  LD      $@"

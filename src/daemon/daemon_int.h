@@ -89,6 +89,8 @@ struct daemon {
 	char fs_fence[256];
 	int fs_dropped;
 	int fs_failover_warned;   /* a mount here was told there is no automatic failover */
+	int fs_takeover;          /* a client promoting itself to take the filesystem over */
+	char fs_failover_told[200]; /* the failover state last logged (once per state) */
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
 	int metrics_fd;           /* bound by `up` before it forks, until served; -1 none */

@@ -53,6 +53,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* How long a client's calls wait for a failover once its owner is lost
+ * (then they fail ENOTCONN), ms: the survivor promotes within a tick of
+ * the loss, the kernel filesystem's journal replay takes seconds. */
+#define FAILOVER_HOLD_MS 30000
+
 static const char *role_word(enum dipolefs_role r)
 {
 	return r == FSR_OWNER ? "owner" : r == FSR_CLIENT ? "client" : "none";
@@ -167,7 +172,7 @@ static void demand_accept(void *arg, int fd, const char *from)
 int fsmount_refuses_primary(struct daemon *d, char *msg)
 {
 	const struct cfg_host *op = owner_peer(d);
-	if (d->fs && d->fs_role == FSR_CLIENT) {
+	if (d->fs && d->fs_role == FSR_CLIENT && !d->fs_takeover) {
 		snprintf(msg, 256, "this node mounts %s's filesystem as a client (at %.80s) of %s, which writes the "
 			 "device: one writer at a time; unmount it here first", d->r->name, d->fs_dir, d->fs_owner);
 		return 1;
@@ -733,8 +738,13 @@ static void owner_check(struct daemon *d)
 	if (lost && !d->fs_owner_lost) {
 		char why[160];
 		snprintf(why, sizeof why, "%s is not connected to this node any more", d->fs_owner);
+		/* calls wait for a switch rather than fail, where one may come */
+		if (quorum_enabled(d->quorum))
+			dipolefs_hold(d->fs, FAILOVER_HOLD_MS);
 		dipolefs_owner_lost(d->fs, why);
 	}
+	if (!lost && d->fs_owner_lost) /* back: no switch comes */
+		dipolefs_unhold(d->fs);
 	d->fs_owner_lost = lost;
 }
 
@@ -823,6 +833,116 @@ static void cutoff_check(struct daemon *d)
 	drop_fenced(d);
 }
 
+/* ---- failover (docs/dipolefs.md "Failover") ----------------------------- */
+
+/* Log the failover state once per state (the check runs every tick). */
+static void failover_tell(struct daemon *d, const char *why)
+{
+	if (!strcmp(d->fs_failover_told, why))
+		return;
+	snprintf(d->fs_failover_told, sizeof d->fs_failover_told, "%s", why);
+	log_warn("fs: %s", why);
+}
+
+/* Another node took the filesystem over: forward to it, same mount. */
+static void follow(struct daemon *d, const struct cfg_host *o)
+{
+	char err[256] = "", m[200];
+	struct dipolefs_conf c = { .r = d->r, .me = d->h, .lsn = d->lsn, .owner = o->name };
+	if (dipolefs_follow(d->fs, &c, err)) {
+		snprintf(m, sizeof m, "the owner %s is lost and %s is Primary; not reachable yet: %.120s", d->fs_owner,
+			 o->name, err);
+		failover_tell(d, m);
+		return;
+	}
+	log_info("fs: the owner %s is lost; %s took the filesystem over: this mount forwards to it", d->fs_owner,
+		 o->name);
+	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", o->name);
+	d->fs_owner_lost = 0;
+	d->fs_failover_told[0] = 0;
+}
+
+/* May this client node take the filesystem over? Only by the block
+ * layer's rules: quorum (a tiebreaker's vote) makes the other side freeze
+ * before this one may promote (quorum_may_promote, in daemon_promote).
+ * 0, or 1 with why. */
+static int takeover_refused(struct daemon *d, char *why, size_t len)
+{
+	if (d->h->diskless) {
+		snprintf(why, len, "the owner %s is lost; waiting for a disk node to take the filesystem over", d->fs_owner);
+		return 1;
+	}
+	if (!quorum_enabled(d->quorum)) {
+		snprintf(why, len, "the owner %s is lost; not taking the filesystem over: automatic failover needs a "
+			 "tiebreaker (quorum majority with a diskless third node), else two nodes that lost each other "
+			 "could both write; `dipole primary %s` here if %s is down for good", d->fs_owner, d->r->name,
+			 d->fs_owner);
+		return 1;
+	}
+	if (atomic_load(&d->e->dstate) != DS_UPTODATE) {
+		snprintf(why, len, "the owner %s is lost; this node's disk is %s: it cannot take the filesystem over",
+			 d->fs_owner, disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
+		return 1;
+	}
+	return 0;
+}
+
+/* Become the owner: promote (quorum permitting), mount the kernel
+ * filesystem (its journal replay is the recovery) and switch this node's
+ * mount to serving, without remounting it. */
+static void take_over(struct daemon *d)
+{
+	char why[256], m[300], type[64] = "";
+	int promoted = 0;
+	if (takeover_refused(d, why, sizeof why)) {
+		failover_tell(d, why);
+		return;
+	}
+	if (atomic_load(&d->e->role) != ROLE_PRIMARY) {
+		d->fs_takeover = 1;
+		int rc = daemon_promote(d, 0, why);
+		d->fs_takeover = 0;
+		if (rc) {
+			snprintf(m, sizeof m, "the owner %s is lost; not taking over (yet): %s", d->fs_owner, why);
+			failover_tell(d, m);
+			return;
+		}
+		promoted = 1;
+	}
+	int rc = check_device(d, type, sizeof type, why, sizeof why);
+	struct dipolefs_conf c = { .r = d->r, .me = d->h, .lsn = d->lsn, .device = d->loop_dev, .fstype = type };
+	if (!rc && (rc = dipolefs_take_over(d->fs, &c, why)) == 0) {
+		log_info("fs: the owner %s is lost; this node took the filesystem over%s: owner of %s", d->fs_owner,
+			 promoted ? " (promoted to Primary, with quorum)" : "", d->fs_dir);
+		d->fs_role = FSR_OWNER;
+		snprintf(d->fs_owner, sizeof d->fs_owner, "%s", d->h->name);
+		d->fs_owner_lost = 0;
+		d->fs_failover_told[0] = 0;
+		engine_set_fs_owner(d->e, 1);
+		return;
+	}
+	snprintf(m, sizeof m, "the owner %s is lost; taking the filesystem over failed: %s", d->fs_owner, why);
+	failover_tell(d, m);
+	if (promoted && !(d->loop_dev[0] && loopdev_busy(d->loop_dev)) && daemon_demote(d, why))
+		log_warn("fs: stays Primary after the failed take-over: %s", why);
+}
+
+/* A client whose owner is lost follows a node that took over, or takes
+ * over itself where the rules allow; else its calls fail (or wait, held,
+ * up to FAILOVER_HOLD_MS). */
+static void failover_check(struct daemon *d)
+{
+	if (!d->fs || d->fs_role != FSR_CLIENT || !d->fs_owner_lost) {
+		d->fs_failover_told[0] = 0;
+		return;
+	}
+	const struct cfg_host *op = owner_peer(d), *pp = op ? op : primary_peer(d);
+	if (pp && strcmp(pp->name, d->fs_owner))
+		follow(d, pp);
+	else if (!pp)
+		take_over(d);
+}
+
 int fsmount_start(struct daemon *d)
 {
 	pthread_mutex_init(&d->fs_qlock, NULL);
@@ -850,6 +970,7 @@ void fsmount_woken(struct daemon *d)
 	cutoff_check(d);
 	peers_check(d);
 	owner_check(d);
+	failover_check(d);
 }
 
 /* Why the mount is not serving, "" when it is (the mount's own reason, a
@@ -936,6 +1057,7 @@ int fsmount_tick(struct daemon *d)
 	peers_check(d);
 	fsmount_check_unmounted(d);
 	owner_check(d);
+	failover_check(d);
 	return d->fs || d->npeers ? 1000 : -1;
 }
 

@@ -12,6 +12,7 @@
 #include "fsevents.h"
 #include "config.h"
 #include "fsprobe.h"
+#include "fsswitch.h"
 #include "fusefs.h"
 #include "local.h"
 #include "locks.h"
@@ -38,6 +39,7 @@ struct dipolefs {
 	struct server *srv;      /* owner: serves the client nodes */
 	struct remote *remote;   /* client */
 	struct fusefs *fuse;
+	struct fsswitch *sw;     /* the backend fuse calls: local or remote, switched by a failover */
 	pthread_rwlock_t notify_lk;        /* see the header comment */
 	const struct fs_notify *fuse_n;    /* this node's mount; NULL once stopping */
 	struct server *fan;                /* the server while revocations may use it */
@@ -179,6 +181,15 @@ static void own_inval_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 	pthread_rwlock_unlock(&fs->notify_lk);
 }
 
+static void own_inval_entry(void *arg, uint64_t parent, const char *name)
+{
+	struct dipolefs *fs = arg;
+	pthread_rwlock_rdlock(&fs->notify_lk);
+	if (fs->fuse_n)
+		fs->fuse_n->inval_entry(fs->fuse_n->arg, parent, name);
+	pthread_rwlock_unlock(&fs->notify_lk);
+}
+
 static void fan_inval_inode(void *arg, uint32_t origin, uint64_t ino, int64_t off, int64_t len)
 {
 	struct dipolefs *fs = arg;
@@ -245,7 +256,11 @@ void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
 
 static int attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, char *err);
 
-static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+/* Mount the kernel filesystem and set up its serving (local backend,
+ * revocation targets, the server, not yet listening). names_cached: this
+ * node's FUSE mount caches names (a client's that took over), so its
+ * revocations include names. 0, or -errno with err. */
+static int serve_kernel(struct dipolefs *fs, const struct dipolefs_conf *c, int names_cached, char *err)
 {
 	int rc = 0;
 	if (!c->device) {
@@ -282,6 +297,8 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 	fs->cache.entry_timeout = 0;
 	/* revocation targets are registered before anything is served */
 	fs->own_n = (struct fs_notify){ .inval_inode = own_inval_inode, .arg = fs };
+	if (names_cached)
+		fs->own_n.inval_entry = own_inval_entry;
 	(void)local_add_notify(fs->local, fs->node_id, &fs->own_n);
 	local_set_fanout(fs->local, &(struct local_fanout){ fan_inval_inode, fan_inval_entry, fs });
 	if ((rc = server_open(&fs->srv, c->r, c->me, &local_ops, fs->local, err)))
@@ -293,6 +310,14 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 	server_set_keep(fs->srv, fs->grace_ns);
 	locks_set_keep(local_locks(fs->local), fs->grace_ns);
 	fs->fan = fs->srv;
+	return 0;
+}
+
+static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+{
+	int rc = serve_kernel(fs, c, 0, err);
+	if (rc)
+		return rc;
 	if (c->mountpoint && (rc = attach(fs, c->mountpoint, c->fuse_fd, err)))
 		return rc;
 	/* clients last: everything they reach is up */
@@ -312,10 +337,15 @@ static int mount_owner(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 /* The owner's FUSE mount at mountpoint, served by the local backend. */
 static int attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, char *err)
 {
-	int rc = fusefs_start(&fs->fuse, mountpoint, fs->fsname, &local_ops, fs->local, fs->node_id, &fs->cache,
-			      fuse_fd, err);
-	if (rc)
+	int rc = fsswitch_open(&fs->sw, &local_ops, fs->local, NULL, fs->node_id);
+	if (!rc)
+		rc = fusefs_start(&fs->fuse, mountpoint, fs->fsname, &fsswitch_ops, fs->sw, fs->node_id, &fs->cache,
+				  fuse_fd, err);
+	if (rc) {
+		fsswitch_close(fs->sw);
+		fs->sw = NULL;
 		return rc;
+	}
 	pthread_rwlock_wrlock(&fs->notify_lk);
 	fs->fuse_n = fusefs_notify(fs->fuse);
 	pthread_rwlock_unlock(&fs->notify_lk);
@@ -357,6 +387,11 @@ static int connect_owner(struct dipolefs *fs, const struct dipolefs_conf *c, cha
 	return rc;
 }
 
+static int remote_ready(void *ctx)
+{
+	return remote_connected(ctx);
+}
+
 static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
 {
 	int rc = connect_owner(fs, c, err);
@@ -364,7 +399,9 @@ static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char
 		return rc;
 	/* a reconnect loses revocations: remember what the kernel caches */
 	fs->cache.track = 1;
-	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fs->fsname, &remote_ops, fs->remote, fs->node_id, &fs->cache,
+	if ((rc = fsswitch_open(&fs->sw, &remote_ops, fs->remote, remote_ready, fs->node_id)))
+		return rc;
+	if ((rc = fusefs_start(&fs->fuse, c->mountpoint, fs->fsname, &fsswitch_ops, fs->sw, fs->node_id, &fs->cache,
 			       c->fuse_fd, err)))
 		return rc;
 	/* before this the kernel had no mount to cache anything in: revocations
@@ -390,6 +427,8 @@ static void teardown(struct dipolefs *fs)
 	if (fs->fuse)
 		fusefs_stop(fs->fuse);
 	fs->fuse = NULL;
+	fsswitch_close(fs->sw);
+	fs->sw = NULL;
 	if (fs->remote)
 		remote_close(fs->remote);
 	fs->remote = NULL;
@@ -477,6 +516,8 @@ void dipolefs_detach(struct dipolefs *fs)
 	pthread_rwlock_unlock(&fs->notify_lk);
 	fusefs_stop(fs->fuse);
 	fs->fuse = NULL;
+	fsswitch_close(fs->sw);
+	fs->sw = NULL;
 	log_info("dipolefs: %s unmounted on this node; still served to %d clients", fs->mountpoint,
 		 dipolefs_clients(fs));
 	pthread_mutex_lock(&fs->lock);
@@ -676,5 +717,99 @@ int dipolefs_drop_kernel(struct dipolefs *fs)
 	fs->mnt_fd = -1;
 	log_warn("dipolefs: %s: the kernel filesystem is unmounted here; the mount at %s answers EIO until "
 		 "unmounted", fs->fsname, fs->mountpoint[0] ? fs->mountpoint : "(none)");
+	return 0;
+}
+
+/* ---- failover (docs/dipolefs.md "Failover") ----------------------------- */
+
+void dipolefs_hold(struct dipolefs *fs, unsigned hold_ms)
+{
+	if (fs->sw && fs->role == FSR_CLIENT)
+		fsswitch_hold(fs->sw, hold_ms);
+}
+
+void dipolefs_unhold(struct dipolefs *fs)
+{
+	if (fs->sw)
+		fsswitch_unhold(fs->sw);
+}
+
+/* After a switch: what this node's kernel caches may be older than what
+ * the new backend serves (the dead owner's unsynced changes are gone,
+ * revocations were lost), so it all goes. Not while calls are held: a
+ * held call may hold a directory lock or a page this would wait for. */
+static void drop_caches(struct dipolefs *fs)
+{
+	const struct fs_notify *n = fusefs_notify(fs->fuse);
+	if (n->inval_all)
+		n->inval_all(n->arg);
+}
+
+/* Swap the client's remote for the next backend; the old one is closed. */
+static void switch_from_remote(struct dipolefs *fs, const struct fs_ops *ops, void *ctx, int (*ready)(void *),
+			       struct remote *next, const char *owner)
+{
+	struct remote *old = fs->remote;
+	int stale = fsswitch_set(fs->sw, ops, ctx, ready);
+	remote_set_notify(old, NULL);
+	pthread_mutex_lock(&fs->lock);
+	fs->remote = next;
+	fs->role = next ? FSR_CLIENT : FSR_OWNER;
+	snprintf(fs->owner, sizeof fs->owner, "%s", owner);
+	pthread_mutex_unlock(&fs->lock);
+	remote_close(old);
+	if (stale)
+		log_warn("dipolefs: %d open files could not be reopened after the owner changed: they answer ESTALE",
+			 stale);
+	drop_caches(fs);
+}
+
+int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+{
+	if (fs->role != FSR_CLIENT || !fs->fuse || !fs->remote) {
+		snprintf(err, 256, "only a client's mount takes over");
+		return -EINVAL;
+	}
+	struct fusefs_cache kept = fs->cache;
+	int rc = serve_kernel(fs, c, 1, err);
+	fs->cache = kept; /* the mount keeps the cache it was made with */
+	if (rc) {
+		/* undo: the server and backend go, the client mount stays */
+		server_close(fs->srv);
+		fs->srv = NULL;
+		fs->fan = NULL;
+		local_close(fs->local);
+		fs->local = NULL;
+		if (fs->mnt_fd >= 0)
+			close(fs->mnt_fd);
+		fs->mnt_fd = -1;
+		return rc;
+	}
+	pthread_rwlock_wrlock(&fs->notify_lk);
+	fs->fuse_n = fusefs_notify(fs->fuse);
+	pthread_rwlock_unlock(&fs->notify_lk);
+	switch_from_remote(fs, &local_ops, fs->local, NULL, NULL, c->me->name);
+	if (c->lsn)
+		server_listen(fs->srv, c->lsn);
+	log_info("dipolefs: %s (%s on %s) taken over at %s: now owner, serving", fs->fsname, fs->fstype, c->device,
+		 fs->mountpoint);
+	return 0;
+}
+
+int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+{
+	const struct cfg_host *o = c->owner ? cfg_find_host(c->r, c->owner) : NULL;
+	struct remote *next;
+	if (fs->role != FSR_CLIENT || !fs->fuse || !o) {
+		snprintf(err, 256, "only a client's mount follows a named owner");
+		return -EINVAL;
+	}
+	int rc = remote_open(&next, c->r, c->me, o, err);
+	if (rc)
+		return rc;
+	/* revocations from the new owner reach the mount from the first call on */
+	remote_set_notify(next, fusefs_notify(fs->fuse));
+	switch_from_remote(fs, &remote_ops, next, remote_ready, next, o->name);
+	log_info("dipolefs: %s at %s now forwards to the new owner %s", fs->fsname, fs->mountpoint, o->name);
 	return 0;
 }

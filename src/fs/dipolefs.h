@@ -103,6 +103,21 @@ void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect);
 double dipolefs_io_timeout(struct dipolefs *fs);
 void dipolefs_fence(struct dipolefs *fs, const char *why);
 int dipolefs_drop_kernel(struct dipolefs *fs);
+/* Failover (docs/dipolefs.md "Failover"). A client whose owner is lost:
+ * hold its calls (they wait, at most hold_ms, instead of failing
+ * ENOTCONN) while a switch may come; unhold: none comes. */
+void dipolefs_hold(struct dipolefs *fs, unsigned hold_ms);
+void dipolefs_unhold(struct dipolefs *fs);
+/* Client → owner without a remount: mount the kernel filesystem on
+ * c->device (c->fstype, c->lsn as for an owner; this node must be
+ * Primary), switch the FUSE mount's backend to it (open files reopened,
+ * ids kept), serve the other nodes. 0, or -errno with err[256] and the
+ * mount still a client. Main thread. */
+int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, char *err);
+/* Client: forward to another owner, c->owner (a node took the filesystem
+ * over), without a remount. 0, or -errno with err[256] (unreachable yet:
+ * still the old owner's client). Main thread. */
+int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, char *err);
 /* The "fs" object of `status --json` (../shared/design.md, dipolefs):
  * mountpoint null and mounted_here false on an owner serving without a
  * mount here. */

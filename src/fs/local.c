@@ -59,6 +59,8 @@ struct local {
 	struct lnode **by_id, **by_key;
 	size_t nbuckets, nnodes;
 	uint64_t next_id;
+	int id_format;      /* ID_* of the filesystem's handles (the root's): how ids are made */
+	int mount_fd;       /* the root's O_PATH fd, for open_by_handle_at */
 
 	pthread_mutex_t files_mu;
 	struct lfile **files;
@@ -162,9 +164,87 @@ static void node_remove(struct local *l, struct lnode *n)
 	l->nnodes--;
 }
 
+/* ---- node ids from file handles ---------------------------------------- */
+
+/* Every owner must give an object the same node id, or a failover would
+ * change the ids the kernels of the surviving mounts hold (docs/
+ * dipolefs.md, "Failover"). Where the filesystem's handles carry a 32-bit
+ * inode number and a 32-bit generation, the id is those two (generation
+ * high, inode number low): the same on every node, since the replicas are
+ * byte-identical, and never reused (a reused inode gets a new
+ * generation). An id is turned back into the handle when a call names an
+ * object this backend has not met (node_adopt). The root is always
+ * FS_ROOT_INO. Objects whose handle does not fit (an XFS inode number
+ * above 2^32), and every object of a filesystem with other handles, get
+ * the next number shifted up 32 bits (inode number 0 never exists), and
+ * do not survive a failover (-ESTALE). */
+enum { ID_COUNTER, ID_INO32 /* FILEID_INO32_GEN: u32 ino, u32 gen */, ID_INO64 /* XFS: u64 ino, u32 gen */ };
+#define FILEID_INO32_GEN 1
+#define XFS_FILEID_INO64_GEN 0x81
+
+static int id_format(const struct lnode *root)
+{
+	if (root->htype == FILEID_INO32_GEN && root->hlen == 8)
+		return ID_INO32;
+	if (root->htype == XFS_FILEID_INO64_GEN && root->hlen == 12)
+		return ID_INO64;
+	return ID_COUNTER;
+}
+
+/* The id derived from n's handle, 0 if it has none. */
+static uint64_t derived_id(const struct local *l, const struct lnode *n)
+{
+	uint32_t ino32, gen;
+	uint64_t ino64;
+	if (l->id_format == ID_INO32 && n->htype == FILEID_INO32_GEN && n->hlen == 8) {
+		memcpy(&ino32, n->handle, 4);
+		memcpy(&gen, n->handle + 4, 4);
+	} else if (l->id_format == ID_INO64 && n->htype == XFS_FILEID_INO64_GEN && n->hlen == 12) {
+		memcpy(&ino64, n->handle, 8);
+		memcpy(&gen, n->handle + 8, 4);
+		if (ino64 >> 32)
+			return 0;
+		ino32 = (uint32_t)ino64;
+	} else {
+		return 0;
+	}
+	return ino32 ? (uint64_t)gen << 32 | ino32 : 0;
+}
+
+/* The next id for an object without a derived one. nodes_mu held. */
+static uint64_t counter_id(struct local *l)
+{
+	uint64_t n = l->next_id++;
+	return l->id_format == ID_COUNTER ? n : n << 32;
+}
+
+/* The handle id was derived from, into n. 0, or -ESTALE: not a derived id. */
+static int id_handle(const struct local *l, uint64_t id, struct lnode *n)
+{
+	uint32_t ino32 = (uint32_t)id, gen = (uint32_t)(id >> 32);
+	uint64_t ino64 = ino32;
+	if (!ino32 || id == FS_ROOT_INO || l->id_format == ID_COUNTER)
+		return -ESTALE;
+	if (l->id_format == ID_INO32) {
+		n->htype = FILEID_INO32_GEN;
+		n->hlen = 8;
+		memcpy(n->handle, &ino32, 4);
+		memcpy(n->handle + 4, &gen, 4);
+	} else {
+		n->htype = XFS_FILEID_INO64_GEN;
+		n->hlen = 12;
+		memcpy(n->handle, &ino64, 8);
+		memcpy(n->handle + 8, &gen, 4);
+	}
+	return 0;
+}
+
 /* ---- inode table ------------------------------------------------------ */
 
-/* The node for id with a reference taken (node_put), or NULL: unknown. */
+static struct lnode *node_adopt(struct local *l, uint64_t id);
+
+/* The node for id with a reference taken (node_put), or NULL: unknown, or
+ * (a derived id this backend has not met) its object is gone. */
 static struct lnode *node_get(struct local *l, uint64_t id)
 {
 	pthread_mutex_lock(&l->nodes_mu);
@@ -174,7 +254,7 @@ static struct lnode *node_get(struct local *l, uint64_t id)
 	if (n)
 		n->ref++;
 	pthread_mutex_unlock(&l->nodes_mu);
-	return n;
+	return n ? n : node_adopt(l, id);
 }
 
 /* Free n once nothing refers to it. nodes_mu held; returns the fd to close
@@ -260,7 +340,9 @@ static int node_enter(struct local *l, int fd, const char *name, struct fs_entry
 		old->one_node |= is_shm_index(name); /* sticky: a hard link keeps it */
 		e->ino = old->id;
 	} else {
-		n->id = l->next_id++;
+		n->id = derived_id(l, n);
+		if (!n->id)
+			n->id = counter_id(l);
 		n->nlookup = 1;
 		n->one_node = is_shm_index(name);
 		node_insert(l, n);
@@ -272,6 +354,53 @@ static int node_enter(struct local *l, int fd, const char *name, struct fs_entry
 		free(n);
 	}
 	return 0;
+}
+
+/* An id a previous owner gave out (derived from the handle): reopen its
+ * object by handle and enter it with one lookup, held by the kernel that
+ * presents the id (its forget then drops it). The node with a reference
+ * taken, or NULL: not a derived id, or the object is gone. */
+static struct lnode *node_adopt(struct local *l, uint64_t id)
+{
+	union {
+		struct file_handle fh;
+		unsigned char raw[sizeof(struct file_handle) + HANDLE_MAX];
+	} h;
+	struct lnode *n = calloc(1, sizeof *n);
+	if (!n || id_handle(l, id, n)) {
+		free(n);
+		return NULL;
+	}
+	h.fh.handle_type = n->htype;
+	h.fh.handle_bytes = n->hlen;
+	memcpy(h.fh.f_handle, n->handle, n->hlen);
+	struct stat st;
+	n->fd = open_by_handle_at(l->mount_fd, &h.fh, O_PATH | O_CLOEXEC);
+	if (n->fd < 0 || fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) || node_key(n, &st) ||
+	    derived_id(l, n) != id) {
+		if (n->fd >= 0)
+			close(n->fd);
+		free(n);
+		return NULL;
+	}
+	pthread_mutex_lock(&l->nodes_mu);
+	struct lnode *old = l->by_id[mix(id) & (l->nbuckets - 1)];
+	while (old && old->id != id)
+		old = old->next_id;
+	if (old) { /* another call adopted it meanwhile */
+		old->ref++;
+	} else {
+		n->id = id;
+		n->nlookup = 1;
+		n->ref = 1;
+		node_insert(l, n);
+	}
+	pthread_mutex_unlock(&l->nodes_mu);
+	if (old) {
+		close(n->fd);
+		free(n);
+	}
+	return old ? old : n;
 }
 
 /* name (in the directory dfd) is DB-shm, node shm_ino: tell DB's node, if
@@ -560,6 +689,8 @@ int local_open(struct local **out, int root_fd)
 	root->id = FS_ROOT_INO;
 	root->nlookup = 1;
 	node_insert(l, root);
+	l->id_format = id_format(root);
+	l->mount_fd = root->fd;
 	l->next_id = FS_ROOT_INO + 1;
 	l->next_fh = 1;
 	pthread_mutex_init(&l->nodes_mu, NULL);
