@@ -60,7 +60,7 @@ struct local {
 	size_t nbuckets, nnodes;
 	uint64_t next_id;
 	int id_format;      /* ID_* of the filesystem's handles (the root's): how ids are made */
-	int mount_fd;       /* the root's O_PATH fd, for open_by_handle_at */
+	int mount_fd;       /* the root, opened for open_by_handle_at; -1: ids not adopted */
 
 	pthread_mutex_t files_mu;
 	struct lfile **files;
@@ -367,7 +367,7 @@ static struct lnode *node_adopt(struct local *l, uint64_t id)
 		unsigned char raw[sizeof(struct file_handle) + HANDLE_MAX];
 	} h;
 	struct lnode *n = calloc(1, sizeof *n);
-	if (!n || id_handle(l, id, n)) {
+	if (!n || l->mount_fd < 0 || id_handle(l, id, n)) {
 		free(n);
 		return NULL;
 	}
@@ -690,7 +690,8 @@ int local_open(struct local **out, int root_fd)
 	root->nlookup = 1;
 	node_insert(l, root);
 	l->id_format = id_format(root);
-	l->mount_fd = root->fd;
+	/* open_by_handle_at takes no O_PATH fd for its mount (EBADF) */
+	l->mount_fd = openat(root->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	l->next_id = FS_ROOT_INO + 1;
 	l->next_fh = 1;
 	pthread_mutex_init(&l->nodes_mu, NULL);
@@ -711,6 +712,8 @@ void local_close(struct local *l)
 {
 	if (!l)
 		return;
+	if (l->mount_fd >= 0)
+		close(l->mount_fd);
 	for (size_t i = 0; i < l->nbuckets; i++)
 		for (struct lnode *n = l->by_id[i], *nx; n; n = nx) {
 			nx = n->next_id;
