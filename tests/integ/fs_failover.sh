@@ -21,6 +21,19 @@ mkdir -p "$T/ma" "$T/mb" "$T/mc"
 fsj() { jcheck "$1" "o['fs'] is not None and $2"; }
 loop_of() { "n$1" status r0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"]["loop"])'; }
 pid_of() { cat "$T/r$1/r0.pid"; }
+# kill_daemon X: SIGKILL X's daemon. A thread of it that was inside the
+# kernel filesystem it owned (an fsync waiting for the journal) waits for
+# its own loop device, whose FUSE file the dead process no longer serves
+# but still holds open (the thread keeps the descriptor table alive): the
+# process stays a zombie holding its lock and sockets. Aborting that FUSE
+# connection (MNT_FORCE: FUSE's umount_begin; the unmount itself fails,
+# the loop device holds it) lets it finish; an operator does the same.
+kill_daemon() {
+	local pid
+	pid=$(pid_of "$1")
+	kill -9 "$pid"
+	wait_for 5 test ! -e "/proc/$pid" || { umount -f "$T/r$1/r0.fuse" 2>/dev/null; wait_for 30 test ! -e "/proc/$pid"; }
+}
 
 # writer NAME FILE: a process that opens FILE once and, until $T/NAME.stop
 # exists, writes record i (64 bytes at i*64) and fsyncs it, i = 0, 1, ...;
@@ -103,7 +116,7 @@ check "c writes a file, fsync'd, in a directory" eval "mkdir $T/mc/dir && dd if=
 check "c caches the directory it will use after the failover" eval "ls $T/mc/dir >/dev/null && cmp -s $T/src1 $T/mc/from-a"
 writer wb "$T/mb/held"
 check "b's writer runs through a (50 records fsync'd)" wait_for 60 acked_past wb 50
-kill -9 "$(pid_of a)"
+kill_daemon a
 AT_DEATH=$(acked wb)
 check "b takes the filesystem over: Primary, owner, serving" wait_for 60 fsj b \
 	"o['role'] == 'Primary' and o['fs']['role'] == 'owner' and o['fs']['owner'] == 'b' and o['fs']['reason'] == ''"
@@ -139,7 +152,7 @@ check "c reads a's records" records "$T/mc/held-a" 50
 check "c reads b's file written before the cut" cmp "$T/src2" "$T/mc/after-b"
 check "b, cut off, cannot write: no quorum" jcheck b "o['quorum']['have'] == False" 
 check "a's writer: stopped, records read back" stop_writer wa
-kill -9 "$(pid_of b)"
+kill_daemon b
 heal3 b a
 heal3 b c
 check "b comes back: resyncs from a" rejoin b
@@ -172,7 +185,7 @@ check "2 nodes: up, a Primary, b synced" eval 'na up r0 >/dev/null && nb up r0 >
 	na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
 check "2 nodes: mkfs, a owner, b client" eval "na mkfs r0 >/dev/null && na mount r0 $T/ma >/dev/null && nb mount r0 $T/mb >/dev/null"
 check "2 nodes: b writes a file" eval "dd if=$T/src1 of=$T/mb/two bs=64k conv=fsync status=none"
-kill -9 "$(pid_of a)"
+kill_daemon a
 check "2 nodes: b notices a is gone" wait_for 30 jcheck b "o['peers'][0]['connection'] != 'Connected'"
 check "... says why it does not take over" wait_for 10 grep -q "automatic failover needs a tiebreaker" "$T/rb/r0.log"
 check "... stays Secondary and client: no split brain" jcheck b "o['role'] == 'Secondary' and o['fs']['role'] == 'client'"
