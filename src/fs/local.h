@@ -3,12 +3,16 @@
  *
  * Node ids: an inode table maps each object the kernel filesystem knows
  * (keyed by its file handle, name_to_handle_at; by (st_dev, st_ino) on a
- * filesystem without handles) to a node id, FS_ROOT_INO for the root, the
- * next unused number for every other. An entry holds an O_PATH fd and the
- * handle, so it can be reopened (open_by_handle_at) after a remount. It
- * lives from the first lookup until forget drops its lookup count to 0 and
- * no call is using it; the same object keeps its id all that time, and a
- * number is never reused by one struct local (generation is 0).
+ * filesystem without handles) to a node id, FS_ROOT_INO for the root.
+ * Where handles are an inode number and a generation of 32 bits each
+ * (ext4, XFS) the id is derived from them, so every struct local over the
+ * same filesystem (a new owner after a failover) gives an object the same
+ * id, and an id it has not met is reopened by handle (open_by_handle_at)
+ * at its first use: -ESTALE if the object is gone. Other objects get the
+ * next unused number (above bit 32 where ids are derived). An entry holds
+ * an O_PATH fd and the handle. It lives from the first lookup until forget
+ * drops its lookup count to 0 and no call is using it; an id never names
+ * two objects (generation is 0).
  * File handles: open/create/opendir return an id into a table of open fds;
  * an unlinked file stays readable through them until release.
  *
