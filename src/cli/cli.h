@@ -74,6 +74,7 @@ int cmd_wait_connect(struct cli *cli, int argc, char **argv);
 int cmd_mkfs(struct cli *cli, int argc, char **argv);
 int cmd_mount(struct cli *cli, int argc, char **argv);
 int cmd_umount(struct cli *cli, int argc, char **argv);
+int cmd_fs(struct cli *cli, int argc, char **argv);
 int cmd_doctor(struct cli *cli, int argc, char **argv);
 /* `mount.dipole RES DIR [-sfnv] [-o OPTIONS]`: the same binary called by
  * mount(8) as its helper for type dipole (argv[0] named mount.dipole). */

@@ -545,3 +545,24 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
 			"the mounts)\n  hint: plain 'umount %s' unmounts any mount\n", path, dir);
 	return EXIT_STATE;
 }
+
+/* dipole fs move RES NODE: the planned handover (the owner's daemon does
+ * it, docs/dipolefs.md "Planned handover"). */
+int cmd_fs(struct cli *cli, int argc, char **argv)
+{
+	if (argc != 4 || strcmp(argv[1], "move") || argv[2][0] == '-' || argv[3][0] == '-')
+		return usage_error("fs", "%sexpected: fs move RES NODE", "");
+	int rc = cli_load(cli, 0);
+	if (rc)
+		return rc;
+	struct strbuf req = { 0 };
+	strbuf_printf(&req, "fs-move --node=");
+	ctl_arg_encode(&req, argv[3]);
+	struct strbuf out = { 0 };
+	rc = cli_request(cli, argv[2], req.buf, EXIT_STATE, &out);
+	if (out.buf && out.buf[0])
+		printf("%s\n", out.buf);
+	strbuf_free(&out);
+	strbuf_free(&req);
+	return rc;
+}

@@ -95,6 +95,11 @@ static const struct cli_cmd cmds[] = {
 	  "calls with EIO, 30 by default; 0: never); rw, defaults, _netdev,\n"
 	  "nofail, auto, noauto and x-* are ignored; ro is refused. Also as\n"
 	  "'mount -t dipole RES DIR' (mount.dipole)." },
+	{ "fs", cmd_fs, "fs move RES NODE",
+	  "Hand the filesystem over to NODE (planned, on the owner): NODE must be\n"
+	  "a connected disk node with UpToDate data that has it mounted. Calls\n"
+	  "on every node pause, none fails: this node drains, flushes, unmounts\n"
+	  "and becomes Secondary, NODE promotes, mounts and serves." },
 	{ "umount", cmd_umount, "umount DIR",
 	  "Unmount the dipolefs mount at DIR (plain umount(8) works too; the\n"
 	  "daemon then releases the filesystem within a second)." },

@@ -351,6 +351,12 @@ static const char *const force_opt[] = { "--force", NULL };
 static const char *const discard_opt[] = { "--discard-my-data", NULL };
 static const char *const fs_mount_opts[] = { "--dir=", "--options=", "--fuse-fd", NULL };
 static const char *const fs_umount_opts[] = { "--dir=", NULL };
+static const char *const fs_move_opts[] = { "--node=", NULL };
+
+static int do_fs_move(void *ctx, int fd, const struct ctl_req *req)
+{
+	return fsmount_move_request(ctx, fd, req);
+}
 
 static int do_fs_mount(void *ctx, int fd, const struct ctl_req *req)
 {
@@ -406,6 +412,7 @@ static const struct ctl_cmd commands[] = {
 	{ "fs-mount", fs_mount_opts, do_fs_mount },
 	{ "fs-umount", fs_umount_opts, do_fs_umount },
 	{ "fs-grace", fs_grace_opts, do_fs_grace },
+	{ "fs-move", fs_move_opts, do_fs_move },
 	{ "down", force_opt, do_down },
 };
 

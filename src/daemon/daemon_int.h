@@ -90,6 +90,7 @@ struct daemon {
 	int fs_dropped;
 	int fs_failover_warned;   /* a mount here was told there is no automatic failover */
 	int fs_takeover;          /* a client promoting itself to take the filesystem over */
+	int fs_owner_released;    /* client: the owner is connected but gave the filesystem up (fs move) */
 	char fs_failover_told[200]; /* the failover state last logged (once per state) */
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
@@ -154,6 +155,11 @@ int fsmount_wake_fd(struct daemon *d);
 void fsmount_woken(struct daemon *d);
 int fsmount_request(struct daemon *d, int fd, const struct ctl_req *req);
 int fsmount_umount_request(struct daemon *d, int fd, const struct ctl_req *req);
+/* `fs-move --node=NODE` (dipole fs move): on the owner, hand the
+ * filesystem over to NODE (a connected, UpToDate disk node that has it
+ * mounted): drain, flush, unmount, demote, then NODE promotes, mounts
+ * and serves; this node's mount forwards to it. Replies itself. */
+int fsmount_move_request(struct daemon *d, int fd, const struct ctl_req *req);
 int fsmount_refuses_primary(struct daemon *d, char *msg);
 int fsmount_refuses_secondary(struct daemon *d, char *msg);
 int fsmount_refuses_down(struct daemon *d, char *msg);

@@ -634,10 +634,20 @@ static void refuse_client(int fd, const char *why)
 	close(fd);
 }
 
+static void owner_check(struct daemon *d);
+static void take_over(struct daemon *d, int planned);
+
 /* One queued client connection: serve it, starting to serve if need be. */
 static void serve_one(struct daemon *d, int fd, const char *from)
 {
 	char msg[256], type[64] = "";
+	/* the owner handing the filesystem over (fs move) connects to the node
+	 * it chose: that node takes it over */
+	if (d->fs && d->fs_role == FSR_CLIENT) {
+		owner_check(d);
+		if (d->fs_owner_released)
+			take_over(d, 1);
+	}
 	if (d->fs && d->fs_role == FSR_OWNER) {
 		dipolefs_accept(d->fs, fd, from);
 		return;
@@ -731,10 +741,16 @@ static void owner_check(struct daemon *d)
 	const struct cfg_host *o;
 	int role, disk;
 	if (!d->fs || d->fs_role != FSR_CLIENT || !(o = cfg_find_host(d->r, d->fs_owner))) {
-		d->fs_owner_lost = 0;
+		d->fs_owner_lost = d->fs_owner_released = 0;
 		return;
 	}
 	int lost = host_state(d, o, &role, &disk) != 0;
+	/* a planned handover (fs move): the owner let go and is Secondary;
+	 * calls wait for the node it hands over to */
+	int released = !lost && role != ROLE_PRIMARY && !owner_peer(d);
+	if (released && !d->fs_owner_released)
+		dipolefs_hold(d->fs, FAILOVER_HOLD_MS);
+	d->fs_owner_released = released;
 	if (lost && !d->fs_owner_lost) {
 		char why[160];
 		snprintf(why, sizeof why, "%s is not connected to this node any more", d->fs_owner);
@@ -743,7 +759,7 @@ static void owner_check(struct daemon *d)
 			dipolefs_hold(d->fs, FAILOVER_HOLD_MS);
 		dipolefs_owner_lost(d->fs, why);
 	}
-	if (!lost && d->fs_owner_lost) /* back: no switch comes */
+	if (!lost && d->fs_owner_lost && !released) /* back: no switch comes */
 		dipolefs_unhold(d->fs);
 	d->fs_owner_lost = lost;
 }
@@ -845,18 +861,18 @@ static void failover_tell(struct daemon *d, const char *why)
 }
 
 /* Another node took the filesystem over: forward to it, same mount. */
-static void follow(struct daemon *d, const struct cfg_host *o)
+static void follow(struct daemon *d, const struct cfg_host *o, int planned)
 {
 	char err[256] = "", m[200];
 	struct dipolefs_conf c = { .r = d->r, .me = d->h, .lsn = d->lsn, .owner = o->name };
-	if (dipolefs_follow(d->fs, &c, err)) {
+	if (dipolefs_follow(d->fs, &c, planned, err)) {
 		snprintf(m, sizeof m, "the owner %s is lost and %s is Primary; not reachable yet: %.120s", d->fs_owner,
 			 o->name, err);
 		failover_tell(d, m);
 		return;
 	}
-	log_info("fs: the owner %s is lost; %s took the filesystem over: this mount forwards to it", d->fs_owner,
-		 o->name);
+	log_info("fs: the owner %s %s; %s took the filesystem over: this mount forwards to it", d->fs_owner,
+		 planned ? "handed it over" : "is lost", o->name);
 	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", o->name);
 	d->fs_owner_lost = 0;
 	d->fs_failover_told[0] = 0;
@@ -879,6 +895,12 @@ static int takeover_refused(struct daemon *d, char *why, size_t len)
 			 d->fs_owner);
 		return 1;
 	}
+	const struct cfg_host *o = cfg_find_host(d->r, d->fs_owner);
+	if (o && quorum_voter_sees(d->quorum, o->node_id)) {
+		snprintf(why, len, "the owner %s is lost to this node only: the tiebreaker still sees it, so it goes "
+			 "on and this node does not take the filesystem over", d->fs_owner);
+		return 1;
+	}
 	if (atomic_load(&d->e->dstate) != DS_UPTODATE) {
 		snprintf(why, len, "the owner %s is lost; this node's disk is %s: it cannot take the filesystem over",
 			 d->fs_owner, disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
@@ -890,11 +912,11 @@ static int takeover_refused(struct daemon *d, char *why, size_t len)
 /* Become the owner: promote (quorum permitting), mount the kernel
  * filesystem (its journal replay is the recovery) and switch this node's
  * mount to serving, without remounting it. */
-static void take_over(struct daemon *d)
+static void take_over(struct daemon *d, int planned)
 {
 	char why[256], m[300], type[64] = "";
 	int promoted = 0;
-	if (takeover_refused(d, why, sizeof why)) {
+	if (!planned && takeover_refused(d, why, sizeof why)) {
 		failover_tell(d, why);
 		return;
 	}
@@ -911,9 +933,10 @@ static void take_over(struct daemon *d)
 	}
 	int rc = check_device(d, type, sizeof type, why, sizeof why);
 	struct dipolefs_conf c = { .r = d->r, .me = d->h, .lsn = d->lsn, .device = d->loop_dev, .fstype = type };
-	if (!rc && (rc = dipolefs_take_over(d->fs, &c, why)) == 0) {
-		log_info("fs: the owner %s is lost; this node took the filesystem over%s: owner of %s", d->fs_owner,
-			 promoted ? " (promoted to Primary, with quorum)" : "", d->fs_dir);
+	if (!rc && (rc = dipolefs_take_over(d->fs, &c, planned, why)) == 0) {
+		log_info("fs: the owner %s %s; this node took the filesystem over%s: owner of %s", d->fs_owner,
+			 planned ? "handed it over" : "is lost",
+			 promoted && !planned ? " (promoted to Primary, with quorum)" : "", d->fs_dir);
 		d->fs_role = FSR_OWNER;
 		snprintf(d->fs_owner, sizeof d->fs_owner, "%s", d->h->name);
 		d->fs_owner_lost = 0;
@@ -932,15 +955,15 @@ static void take_over(struct daemon *d)
  * up to FAILOVER_HOLD_MS). */
 static void failover_check(struct daemon *d)
 {
-	if (!d->fs || d->fs_role != FSR_CLIENT || !d->fs_owner_lost) {
+	if (!d->fs || d->fs_role != FSR_CLIENT || !(d->fs_owner_lost || d->fs_owner_released)) {
 		d->fs_failover_told[0] = 0;
 		return;
 	}
 	const struct cfg_host *op = owner_peer(d), *pp = op ? op : primary_peer(d);
 	if (pp && strcmp(pp->name, d->fs_owner))
-		follow(d, pp);
-	else if (!pp)
-		take_over(d);
+		follow(d, pp, d->fs_owner_released);
+	else if (!pp && d->fs_owner_lost) /* a handover names its node: serve_one */
+		take_over(d, 0);
 }
 
 int fsmount_start(struct daemon *d)
@@ -1123,4 +1146,90 @@ void fsmount_status_text(struct daemon *d, struct strbuf *sb)
 	dipolefs_set_reason(d->fs, why);
 	dipolefs_status_text(d->fs, sb);
 	failover_text(d, sb);
+}
+
+/* ---- planned handover: dipole fs move RES NODE ------------------------- */
+
+/* Can NODE take the filesystem over from this owner? 0 with *h, or an
+ * exit code with msg. */
+static int move_target(struct daemon *d, const char *node, const struct cfg_host **h, char *msg, size_t len)
+{
+	int role, disk;
+	*h = cfg_find_host(d->r, node);
+	if (!*h) {
+		snprintf(msg, len, "%s is not a host of resource %s", node, d->r->name);
+		return EXIT_USAGE;
+	}
+	if (!d->fs || d->fs_role != FSR_OWNER) {
+		snprintf(msg, len, "this node does not own %s's filesystem%s%s: run fs move on the owner", d->r->name,
+			 d->fs ? "; the owner is " : "", d->fs ? d->fs_owner : "");
+		return EXIT_STATE;
+	}
+	if (*h == d->h || (*h)->diskless) {
+		snprintf(msg, len, "%s %s", node, *h == d->h ? "owns the filesystem already" :
+			 "has no disk (a tiebreaker cannot own the filesystem)");
+		return EXIT_STATE;
+	}
+	if (host_state(d, *h, &role, &disk)) {
+		snprintf(msg, len, "%s is not connected to this node", node);
+		return EXIT_STATE;
+	}
+	if (disk != DS_UPTODATE) {
+		snprintf(msg, len, "%s's disk is %s, not UpToDate: it cannot own the filesystem", node,
+			 disk >= 0 ? disk_state_name((enum disk_state)disk) : "unknown");
+		return EXIT_STATE;
+	}
+	if (!dipolefs_has_client(d->fs, node)) {
+		snprintf(msg, len, "%s has not mounted %s's filesystem (it takes over through its mount): mount it "
+			 "there first", node, d->r->name);
+		return EXIT_STATE;
+	}
+	return 0;
+}
+
+/* After the release: hand over to h, which takes the filesystem over when
+ * this node connects to it (serve_one there), for up to 20 s. */
+static int hand_over(struct daemon *d, const struct cfg_host *h, char *err)
+{
+	struct dipolefs_conf c = { .r = d->r, .me = d->h, .lsn = d->lsn, .owner = h->name };
+	int rc = -ETIMEDOUT;
+	for (int i = 0; i < 100 && rc; i++) {
+		if (i)
+			usleep(200000); /* its view of this node's demotion may lag */
+		rc = dipolefs_follow(d->fs, &c, 1, err);
+	}
+	return rc;
+}
+
+int fsmount_move_request(struct daemon *d, int fd, const struct ctl_req *req)
+{
+	char node[64], msg[512], why[256] = "";
+	const struct cfg_host *h;
+	int rc;
+	if (ctl_req_value(req, "--node=", node, sizeof node))
+		return reply(fd, EXIT_USAGE, "fs-move needs --node=NODE");
+	if ((rc = move_target(d, node, &h, msg, sizeof msg)))
+		return reply(fd, rc, msg);
+	log_info("fs: handing %s's filesystem over to %s (fs move): drain, flush, unmount, demote", d->r->name, node);
+	if ((rc = dipolefs_release(d->fs, why)))
+		return reply(fd, EXIT_FAIL, why);
+	engine_set_fs_owner(d->e, 0);
+	if (daemon_demote(d, why))
+		log_warn("fs: fs move: cannot become Secondary: %s", why);
+	d->fs_role = FSR_CLIENT;
+	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", node);
+	if (d->lsn)
+		listener_route_channel(d->lsn, CH_FS, demand_accept, d);
+	if ((rc = hand_over(d, h, why))) {
+		snprintf(msg, sizeof msg, "released, but %s did not take the filesystem over: %s; this node's mount "
+			 "waits (dipole status %s)", node, why, d->r->name);
+		log_warn("fs: %s", msg);
+		return reply(fd, EXIT_FAIL, msg);
+	}
+	if (!d->fs_dir[0]) /* it served without a mount here: nothing left to forward */
+		unmount_now(d, "handed over to another node (fs move)");
+	snprintf(msg, sizeof msg, "%s now owns %s's filesystem%s", node, d->r->name,
+		 d->fs_dir[0] ? "; mounted here as its client" : "");
+	log_info("fs: %s", msg);
+	return reply(fd, EXIT_OK, msg);
 }

@@ -530,6 +530,16 @@ int dipolefs_mounted_here(struct dipolefs *fs)
 	return fs->fuse != NULL;
 }
 
+int dipolefs_has_client(struct dipolefs *fs, const char *node)
+{
+	const char *names[64];
+	int n = fs->srv ? server_clients(fs->srv, names, 64) : 0;
+	for (int i = 0; i < n && i < 64; i++)
+		if (!strcmp(names[i], node))
+			return 1;
+	return 0;
+}
+
 int dipolefs_clients(struct dipolefs *fs)
 {
 	const char *names[1];
@@ -740,31 +750,34 @@ void dipolefs_unhold(struct dipolefs *fs)
  * held call may hold a directory lock or a page this would wait for. */
 static void drop_caches(struct dipolefs *fs)
 {
-	const struct fs_notify *n = fusefs_notify(fs->fuse);
-	if (n->inval_all)
+	const struct fs_notify *n = fs->fuse ? fusefs_notify(fs->fuse) : NULL;
+	if (n && n->inval_all)
 		n->inval_all(n->arg);
 }
 
-/* Swap the client's remote for the next backend; the old one is closed. */
+/* Swap the client's remote (none: a former owner, parked) for the next
+ * backend; the old one is closed. lost: the old owner died (fsswitch_set). */
 static void switch_from_remote(struct dipolefs *fs, const struct fs_ops *ops, void *ctx, int (*ready)(void *),
-			       struct remote *next, const char *owner)
+			       struct remote *next, const char *owner, int lost)
 {
 	struct remote *old = fs->remote;
-	int stale = fsswitch_set(fs->sw, ops, ctx, ready);
-	remote_set_notify(old, NULL);
+	int stale = fs->sw ? fsswitch_set(fs->sw, ops, ctx, ready, lost) : 0;
+	if (old)
+		remote_set_notify(old, NULL);
 	pthread_mutex_lock(&fs->lock);
 	fs->remote = next;
 	fs->role = next ? FSR_CLIENT : FSR_OWNER;
 	snprintf(fs->owner, sizeof fs->owner, "%s", owner);
 	pthread_mutex_unlock(&fs->lock);
-	remote_close(old);
+	if (old)
+		remote_close(old);
 	if (stale)
 		log_warn("dipolefs: %d open files could not be reopened after the owner changed: they answer ESTALE",
 			 stale);
 	drop_caches(fs);
 }
 
-int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int planned, char *err)
 {
 	if (fs->role != FSR_CLIENT || !fs->fuse || !fs->remote) {
 		snprintf(err, 256, "only a client's mount takes over");
@@ -788,7 +801,7 @@ int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 	pthread_rwlock_wrlock(&fs->notify_lk);
 	fs->fuse_n = fusefs_notify(fs->fuse);
 	pthread_rwlock_unlock(&fs->notify_lk);
-	switch_from_remote(fs, &local_ops, fs->local, NULL, NULL, c->me->name);
+	switch_from_remote(fs, &local_ops, fs->local, NULL, NULL, c->me->name, !planned);
 	if (c->lsn)
 		server_listen(fs->srv, c->lsn);
 	log_info("dipolefs: %s (%s on %s) taken over at %s: now owner, serving", fs->fsname, fs->fstype, c->device,
@@ -796,11 +809,11 @@ int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, char 
 	return 0;
 }
 
-int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, char *err)
+int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, int planned, char *err)
 {
 	const struct cfg_host *o = c->owner ? cfg_find_host(c->r, c->owner) : NULL;
 	struct remote *next;
-	if (fs->role != FSR_CLIENT || !fs->fuse || !o) {
+	if (fs->role != FSR_CLIENT || !o) {
 		snprintf(err, 256, "only a client's mount follows a named owner");
 		return -EINVAL;
 	}
@@ -808,8 +821,40 @@ int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, char *er
 	if (rc)
 		return rc;
 	/* revocations from the new owner reach the mount from the first call on */
-	remote_set_notify(next, fusefs_notify(fs->fuse));
-	switch_from_remote(fs, &remote_ops, next, remote_ready, next, o->name);
+	if (fs->fuse)
+		remote_set_notify(next, fusefs_notify(fs->fuse));
+	switch_from_remote(fs, &remote_ops, next, remote_ready, next, o->name, !planned);
 	log_info("dipolefs: %s at %s now forwards to the new owner %s", fs->fsname, fs->mountpoint, o->name);
+	return 0;
+}
+
+int dipolefs_release(struct dipolefs *fs, char *err)
+{
+	if (fs->role != FSR_OWNER) {
+		snprintf(err, 256, "only the owner hands the filesystem over");
+		return -EINVAL;
+	}
+	if (fs->sw) /* this node's calls wait for the next owner */
+		fsswitch_park(fs->sw);
+	pthread_rwlock_wrlock(&fs->notify_lk);
+	fs->fuse_n = NULL;
+	fs->fan = NULL;
+	pthread_rwlock_unlock(&fs->notify_lk);
+	/* the clients' calls in flight fail ENOTCONN there, and are retried
+	 * once they follow the next owner (their daemons hold them) */
+	server_close(fs->srv);
+	fs->srv = NULL;
+	int rc = syncfs(fs->mnt_fd) ? -errno : 0;
+	local_close(fs->local);
+	fs->local = NULL;
+	close(fs->mnt_fd); /* the last reference: the kernel filesystem is unmounted */
+	fs->mnt_fd = -1;
+	pthread_mutex_lock(&fs->lock);
+	fs->role = FSR_CLIENT;
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		log_warn("dipolefs: %s: flushing before the handover failed: %s", fs->fsname, strerror(-rc));
+	log_info("dipolefs: %s released: the kernel filesystem is unmounted here; this node's calls wait for the "
+		 "next owner", fs->fsname);
 	return 0;
 }

@@ -70,6 +70,8 @@ int dipolefs_attach(struct dipolefs *fs, const char *mountpoint, int fuse_fd, ch
 void dipolefs_detach(struct dipolefs *fs);
 /* 1 while this node has the FUSE mount (an owner may serve without one). */
 int dipolefs_mounted_here(struct dipolefs *fs);
+/* 1 if node (a host name) is a client connected to this owner. */
+int dipolefs_has_client(struct dipolefs *fs, const char *node);
 /* Client nodes connected to this owner (0 on a client). */
 int dipolefs_clients(struct dipolefs *fs);
 /* Owner: serve the CH_FS connection fd (owned from now on, its HELLO
@@ -111,13 +113,19 @@ void dipolefs_unhold(struct dipolefs *fs);
 /* Client → owner without a remount: mount the kernel filesystem on
  * c->device (c->fstype, c->lsn as for an owner; this node must be
  * Primary), switch the FUSE mount's backend to it (open files reopened,
- * ids kept), serve the other nodes. 0, or -errno with err[256] and the
- * mount still a client. Main thread. */
-int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, char *err);
+ * ids kept), serve the other nodes. planned: the old owner flushed and
+ * released it (else it died: unsynced writes are reported lost, EIO). 0,
+ * or -errno with err[256] and the mount still a client. Main thread. */
+int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int planned, char *err);
 /* Client: forward to another owner, c->owner (a node took the filesystem
  * over), without a remount. 0, or -errno with err[256] (unreachable yet:
  * still the old owner's client). Main thread. */
-int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, char *err);
+int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, int planned, char *err);
+/* Owner → parked client (a planned handover, `dipole fs move`): this
+ * node's calls are held, the clients disconnected, the kernel filesystem
+ * flushed and unmounted; then dipolefs_follow the next owner (planned: 1,
+ * nothing was lost). 0, or -EINVAL with err[256]. Main thread. */
+int dipolefs_release(struct dipolefs *fs, char *err);
 /* The "fs" object of `status --json` (../shared/design.md, dipolefs):
  * mountpoint null and mounted_here false on an owner serving without a
  * mount here. */

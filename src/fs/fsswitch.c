@@ -586,13 +586,27 @@ static int reopen(struct fsswitch *s, const struct slot *sl, uint64_t *bfh)
 	return s->ops->open(s->ctx, &root, sl->ino, sl->flags & ~(O_CREAT | O_EXCL | O_TRUNC), bfh);
 }
 
-int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswitch_ready ready)
+/* Hold new calls until the switch is done and wait for those in flight.
+ * mu held. */
+static void drain_locked(struct fsswitch *s)
 {
-	pthread_mutex_lock(&s->mu);
 	s->held = s->switching = 1;
 	ms_from_now(&s->hold_until, 3600 * 1000); /* until done */
 	while (s->inflight)
 		pthread_cond_wait(&s->cv, &s->mu);
+}
+
+void fsswitch_park(struct fsswitch *s)
+{
+	pthread_mutex_lock(&s->mu);
+	drain_locked(s);
+	pthread_mutex_unlock(&s->mu);
+}
+
+int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswitch_ready ready, int lost_unsynced)
+{
+	pthread_mutex_lock(&s->mu);
+	drain_locked(s);
 	s->ops = ops;
 	s->ctx = ctx;
 	s->ready = ready;
@@ -608,8 +622,8 @@ int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswit
 		int rc = reopen(s, sl, &bfh);
 		sl->stale = rc != 0;
 		sl->bfh = rc ? 0 : bfh;
-		sl->lost |= sl->dirty;
-		sl->dirty = 0;
+		sl->lost |= sl->dirty && lost_unsynced;
+		sl->dirty &= !lost_unsynced;
 		failed += rc != 0;
 	}
 	pthread_mutex_lock(&s->mu);

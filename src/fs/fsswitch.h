@@ -56,10 +56,15 @@ void fsswitch_hold(struct fsswitch *s, unsigned hold_ms);
 /* No switch is coming: waiting calls go to the current backend now. */
 void fsswitch_unhold(struct fsswitch *s);
 /* Replace the backend: waits for calls in flight, reopens every open file
- * through ops/ctx, marks files with unsynced writes, lets waiting calls go.
- * The previous backend gets no call after this returns. Returns the
- * number of open files that could not be reopened (they answer -ESTALE). */
-int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswitch_ready ready);
+ * through ops/ctx, lets waiting calls go. lost_unsynced: the previous
+ * backend died, so files written since their last fsync answer -EIO once;
+ * 0: it flushed everything (a planned handover). The previous backend
+ * gets no call after this returns. Returns the number of open files that
+ * could not be reopened (they answer -ESTALE). */
+int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswitch_ready ready, int lost_unsynced);
+/* A planned handover: hold new calls (until fsswitch_set) and wait for
+ * those in flight; the backend gets no call after this returns. */
+void fsswitch_park(struct fsswitch *s);
 /* Open files (slots) right now, and switches made since open (status). */
 void fsswitch_counters(struct fsswitch *s, unsigned *open_files, unsigned *switches);
 

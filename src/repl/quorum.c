@@ -1018,6 +1018,21 @@ int quorum_link_state(struct quorum *q, int node_id, int *role, int *disk)
 	return -ENOENT;
 }
 
+int quorum_voter_sees(struct quorum *q, int node_id)
+{
+	uint64_t now = now_ns();
+	int seen = 0;
+	for (int i = 0; q && i < q->nlinks && !seen; i++) {
+		struct vlink *l = &q->links[i];
+		if (!atomic_load(&l->connected) || !lease_fresh(atomic_load(&l->lease_until), now))
+			continue;
+		pthread_mutex_lock(&l->lock);
+		seen = l->have_st && node_id >= 0 && node_id < 32 && (l->st.seen & (1u << node_id));
+		pthread_mutex_unlock(&l->lock);
+	}
+	return seen;
+}
+
 void quorum_peers_json(struct quorum *q, struct strbuf *sb, int comma)
 {
 	uint64_t now = now_ns();

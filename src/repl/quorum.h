@@ -75,6 +75,13 @@ struct write_policy quorum_write_policy(struct quorum *q, struct engine *e);
  * filesystem's owner this way: it has no disk peers). Takes the link's lock. */
 int quorum_link_state(struct quorum *q, int node_id, int *role, int *disk);
 
+/* 1 if a vote link with a fresh lease reports that its node still sees
+ * node_id (connected, lease fresh there): a disk node that lost node_id
+ * only on its own link is then the side that stays behind (the rules
+ * above). dipolefs's take-over asks this (src/daemon/fsmount.c). Takes
+ * each link's lock. */
+int quorum_voter_sees(struct quorum *q, int node_id);
+
 /* Status pieces: the quorum object, the vote-link peers (each preceded by a
  * comma when `comma`), text lines, and the events line part. */
 void quorum_status_json(struct quorum *q, struct strbuf *sb);

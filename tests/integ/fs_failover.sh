@@ -35,64 +35,6 @@ kill_daemon() {
 	wait_for 5 test ! -e "/proc/$pid" || { umount -f "$T/r$1/r0.fuse" 2>/dev/null; wait_for 30 test ! -e "/proc/$pid"; }
 }
 
-# writer NAME FILE: a process that opens FILE once and, until $T/NAME.stop
-# exists, writes record i (64 bytes at i*64) and fsyncs it, i = 0, 1, ...;
-# $T/NAME.acked holds the last i whose fsync returned 0. An fsync failing
-# EIO (its writes were on the dead owner only, fsswitch.h) is answered by
-# writing the records since the last good fsync again; any other error
-# ends it with exit 1. At the end it reads every record back through the
-# same descriptor and exits 0 only if all are intact.
-writer() {
-	python3 - "$T/$1" "$2" <<'EOF' >"$T/$1.out" 2>&1 &
-import errno, os, sys, time
-base, path = sys.argv[1], sys.argv[2]
-fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-rec = lambda i: (b"record %08d of the failover writer" % i).ljust(63, b".") + b"\n"
-i = good = 0
-eio = 0
-last, pause = time.monotonic(), 0.0
-while not os.path.exists(base + ".stop"):
-	try:
-		os.pwrite(fd, rec(i), i * 64)
-		os.fsync(fd)
-	except OSError as e:
-		if e.errno != errno.EIO or eio > 3:
-			print("error at record", i, e); sys.exit(1)
-		eio += 1
-		print("fsync EIO at record", i, "(writes on the dead owner): writing again from", good)
-		i = good
-		continue
-	good = i + 1
-	now = time.monotonic()
-	pause, last = max(pause, now - last), now
-	with open(base + ".acked.tmp", "w") as f:
-		f.write(str(i))
-	os.rename(base + ".acked.tmp", base + ".acked")
-	i += 1
-	time.sleep(0.02)
-for j in range(good):
-	if os.pread(fd, 64, j * 64) != rec(j):
-		print("record", j, "read back wrong"); sys.exit(1)
-os.close(fd)
-print("ok", good, "records; longest pause between two fsyncs %.1f s" % pause)
-EOF
-	echo $! >"$T/$1.pid"
-	echo $! >>"$T/bg.pids"
-}
-acked() { cat "$T/$1.acked" 2>/dev/null || echo -1; }
-acked_past() { [ "$(acked "$1")" -gt "$2" ]; }
-stop_writer() { local rc; touch "$T/$1.stop"; wait "$(cat "$T/$1.pid")"; rc=$?; cat "$T/$1.out"; return $rc; }
-# records FILE N: the first N records of a writer's file are intact
-records() {
-	python3 - "$1" "$2" <<'EOF'
-import sys
-data = open(sys.argv[1], "rb").read()
-for i in range(int(sys.argv[2])):
-	want = (b"record %08d of the failover writer" % i).ljust(63, b".") + b"\n"
-	if data[i * 64:(i + 1) * 64] != want:
-		sys.exit("record %d wrong" % i)
-EOF
-}
 # rejoin X: X's daemon was killed; its FUSE mount goes, it comes up again,
 # resyncs from the new owner and mounts as a client
 rejoin() {

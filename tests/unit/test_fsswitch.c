@@ -75,7 +75,7 @@ TEST(open_file_survives_a_switch)
 	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "abc", 3, 0) == 3);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == 0);
 	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "d", 1, 3) == 1); /* not synced */
-	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL) == 0);
+	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == -EIO);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == 0); /* reported once */
 	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "e", 1, 4) == 1);
@@ -111,7 +111,7 @@ TEST(held_call_completes_on_the_new_backend)
 	CHECK(pthread_create(&t, NULL, getattr_root, &h) == 0);
 	usleep(100000);
 	CHECK(h.rc == 1); /* waiting, not failed */
-	CHECK(fsswitch_set(v.s, &local_ops, v.l1, NULL) == 0);
+	CHECK(fsswitch_set(v.s, &local_ops, v.l1, NULL, 1) == 0);
 	pthread_join(t, NULL);
 	CHECK(h.rc == 0);
 	env_close(&v);

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# dipole fs move (issue 14 item 5, docs/dipolefs.md "Planned handover"):
+# two disk nodes a and b and c, a diskless tiebreaker. a owns, b and c are
+# clients; a process on each node holds a file open and writes and fsyncs
+# records in a loop; `fs move r0 b` on a hands ownership to b (a drains,
+# flushes, unmounts, demotes; b promotes, mounts, serves; a and c follow):
+# no process sees an error, not even EIO, and every record reads back; then
+# back to a. Refusals: not the owner, a diskless node, this node, a node
+# that has not mounted, a disconnected node; each changes nothing.
+. "$(dirname "$0")/lib.sh"
+mknet3
+mkres3 96M
+mkdir -p "$T/ma" "$T/mb" "$T/mc"
+fsj() { jcheck "$1" "o['fs'] is not None and $2"; }
+owner_is() { fsj a "o['fs']['owner'] == '$1'" && fsj b "o['fs']['owner'] == '$1'" && fsj c "o['fs']['owner'] == '$1' and o['fs']['reason'] == ''"; }
+loop_of() { "n$1" status r0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"]["loop"])'; }
+
+na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
+check "a, b and c up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null && nc up r0 >/dev/null'
+check "all connected" wait_for 30 all_connected
+check "a Primary, b synced" eval \
+	'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
+expect_rc "mkfs on a" 0 "" na mkfs r0
+expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
+expect_rc "mount on c: client of a" 0 "as client of a" nc mount r0 "$T/mc"
+
+# ---- refusals, before b has mounted
+expect_rc "fs move to b, which has not mounted: refused" 3 "b has not mounted" na fs move r0 b
+expect_rc "fs move to c (diskless): refused" 3 "no disk" na fs move r0 c
+expect_rc "fs move to a itself: refused" 3 "owns the filesystem already" na fs move r0 a
+expect_rc "fs move on c (not the owner): refused" 3 "does not own" nc fs move r0 b
+expect_rc "fs move to an unknown node: usage" 2 "not a host" na fs move r0 zz
+expect_rc "fs move without a node: usage" 2 "fs move RES NODE" na fs move r0
+expect_rc "mount on b: client of a" 0 "as client of a" nb mount r0 "$T/mb"
+cut3 a b
+check "b disconnected from a" wait_for 30 jcheck a "any(x['name'] == 'b' and x['connection'] != 'Connected' for x in o['peers'])"
+expect_rc "fs move to b while it is disconnected: refused" 3 "not connected" na fs move r0 b
+heal3 a b
+check "b back" wait_for 60 eval "all_connected && jcheck b \"o['disk'] == 'UpToDate'\" && fsj b \"o['fs']['reason'] == ''\""
+check "... nothing changed: a owns, b and c are its clients" owner_is a
+
+# ---- the handover with a writer on every node
+export STRICT=1
+writer wa "$T/ma/from-a"
+writer wb "$T/mb/from-b"
+writer wc "$T/mc/from-c"
+check "the three writers run (30 records each)" wait_for 60 eval "acked_past wa 30 && acked_past wb 30 && acked_past wc 30"
+expect_rc "fs move r0 b on a" 0 "b now owns" na fs move r0 b
+AT=$(( $(acked wa) > $(acked wb) ? $(acked wa) : $(acked wb) ))
+check "b owns, a and c are its clients" wait_for 30 owner_is b
+check "... b Primary, a Secondary" eval "jcheck b \"o['role'] == 'Primary'\" && jcheck a \"o['role'] == 'Secondary'\""
+check "the writers go on (30 more records each)" wait_for 60 eval \
+	"acked_past wa $((AT + 30)) && acked_past wb $((AT + 30)) && acked_past wc $((AT + 30))"
+expect_rc "fs move r0 a on b: back" 0 "a now owns" nb fs move r0 a
+check "a owns again" wait_for 30 owner_is a
+AT=$(( $(acked wa) > $(acked wb) ? $(acked wa) : $(acked wb) ))
+check "the writers go on again" wait_for 60 eval \
+	"acked_past wa $((AT + 30)) && acked_past wb $((AT + 30)) && acked_past wc $((AT + 30))"
+for w in wa wb wc; do
+	check "writer $w: no error through both moves, every record read back" stop_writer $w
+	sed "s/^/# $w: /" "$T/$w.out"
+done
+check "every node reads every writer's records" eval \
+	"for m in ma mb mc; do records $T/\$m/from-a \$(acked wa) && records $T/\$m/from-b \$(acked wb) && records $T/\$m/from-c \$(acked wc) || exit 1; done"
+
+expect_rc "umount on c" 0 "" nc umount "$T/mc"
+expect_rc "umount on b" 0 "" nb umount "$T/mb"
+expect_rc "umount on a (owner)" 0 "" na umount "$T/ma"
+check "a Secondary" eval 'na secondary r0 >/dev/null 2>&1 && jcheck a "o[\"role\"] == \"Secondary\""'
+check "a's replica: ext4 clean (fsck.ext4 -fn)" fsck.ext4 -fn "$(loop_of a)"
+finish
