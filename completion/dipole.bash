@@ -23,7 +23,7 @@ _dipole()
 
 	local commands="create-md dump-md dump up down primary secondary connect
 		disconnect invalidate resize resume-io verify wait-connect mkfs mount
-		umount doctor status events"
+		umount fs doctor status events"
 	local globals="-c --config --node --run-dir -h --help -V --version"
 
 	case $prev in
@@ -105,6 +105,13 @@ _dipole()
 	case $cmd in
 	umount)
 		_filedir -d
+		;;
+	fs)
+		if ((nargs == 0)); then
+			COMPREPLY=($(compgen -W "move" -- "$cur"))
+		elif ((nargs == 1)); then
+			COMPREPLY=($(compgen -W "$(_dipole_resources)" -- "$cur"))
+		fi
 		;;
 	mount)
 		if ((nargs == 0)); then
