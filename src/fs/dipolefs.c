@@ -411,10 +411,8 @@ static int mount_client(struct dipolefs *fs, const struct dipolefs_conf *c, char
 	return 0;
 }
 
-/* Stop serving, in the order that keeps every target of a call in flight
- * alive: revocations off, then the server (client nodes' requests), the
- * FUSE mount (this node's), and last the backends they called. */
-static void teardown(struct dipolefs *fs)
+/* Revocations off, then the server: no client node's request runs after. */
+static void serving_off(struct dipolefs *fs)
 {
 	pthread_rwlock_wrlock(&fs->notify_lk);
 	fs->fuse_n = NULL;
@@ -422,6 +420,25 @@ static void teardown(struct dipolefs *fs)
 	pthread_rwlock_unlock(&fs->notify_lk);
 	server_close(fs->srv);
 	fs->srv = NULL;
+}
+
+/* The local backend, then the kernel filesystem: the last reference to a
+ * detached mount unmounts it. No call may be in flight. */
+static void kernel_off(struct dipolefs *fs)
+{
+	local_close(fs->local);
+	fs->local = NULL;
+	if (fs->mnt_fd >= 0)
+		close(fs->mnt_fd);
+	fs->mnt_fd = -1;
+}
+
+/* Stop serving, in the order that keeps every target of a call in flight
+ * alive: revocations off, then the server (client nodes' requests), the
+ * FUSE mount (this node's), and last the backends they called. */
+static void teardown(struct dipolefs *fs)
+{
+	serving_off(fs);
 	if (fs->remote) /* the notifier out of the mount before it goes */
 		remote_set_notify(fs->remote, NULL);
 	if (fs->fuse)
@@ -432,12 +449,7 @@ static void teardown(struct dipolefs *fs)
 	if (fs->remote)
 		remote_close(fs->remote);
 	fs->remote = NULL;
-	local_close(fs->local);
-	fs->local = NULL;
-	/* the last reference to a detached mount unmounts it */
-	if (fs->mnt_fd >= 0)
-		close(fs->mnt_fd);
-	fs->mnt_fd = -1;
+	kernel_off(fs);
 }
 
 int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolefs_conf *c, enum dipolefs_role role,
@@ -786,16 +798,9 @@ int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int p
 	struct fusefs_cache kept = fs->cache;
 	int rc = serve_kernel(fs, c, 1, err);
 	fs->cache = kept; /* the mount keeps the cache it was made with */
-	if (rc) {
-		/* undo: the server and backend go, the client mount stays */
-		server_close(fs->srv);
-		fs->srv = NULL;
-		fs->fan = NULL;
-		local_close(fs->local);
-		fs->local = NULL;
-		if (fs->mnt_fd >= 0)
-			close(fs->mnt_fd);
-		fs->mnt_fd = -1;
+	if (rc) { /* undo: the server and backend go, the client mount stays */
+		serving_off(fs);
+		kernel_off(fs);
 		return rc;
 	}
 	pthread_rwlock_wrlock(&fs->notify_lk);
@@ -836,19 +841,11 @@ int dipolefs_release(struct dipolefs *fs, char *err)
 	}
 	if (fs->sw) /* this node's calls wait for the next owner */
 		fsswitch_park(fs->sw);
-	pthread_rwlock_wrlock(&fs->notify_lk);
-	fs->fuse_n = NULL;
-	fs->fan = NULL;
-	pthread_rwlock_unlock(&fs->notify_lk);
 	/* the clients' calls in flight fail ENOTCONN there, and are retried
 	 * once they follow the next owner (their daemons hold them) */
-	server_close(fs->srv);
-	fs->srv = NULL;
+	serving_off(fs);
 	int rc = syncfs(fs->mnt_fd) ? -errno : 0;
-	local_close(fs->local);
-	fs->local = NULL;
-	close(fs->mnt_fd); /* the last reference: the kernel filesystem is unmounted */
-	fs->mnt_fd = -1;
+	kernel_off(fs);
 	pthread_mutex_lock(&fs->lock);
 	fs->role = FSR_CLIENT;
 	pthread_mutex_unlock(&fs->lock);

@@ -42,13 +42,7 @@ rejoin() {
 	"n$1" up r0 >/dev/null && wait_for 60 jcheck "$1" "o['disk'] == 'UpToDate' and all(x['connection'] == 'Connected' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
 }
 
-na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
-check "a, b and c up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null && nc up r0 >/dev/null'
-check "all connected" wait_for 30 all_connected
-check "a Primary, b synced" eval \
-	'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
-expect_rc "mkfs on a" 0 "" na mkfs r0
-expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
+fs3_start
 expect_rc "mount on b: client of a" 0 "as client of a" nb mount r0 "$T/mb"
 expect_rc "mount on c: client of a" 0 "as client of a" nc mount r0 "$T/mc"
 LA=$(loop_of a) LB=$(loop_of b)

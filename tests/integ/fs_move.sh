@@ -15,13 +15,7 @@ fsj() { jcheck "$1" "o['fs'] is not None and $2"; }
 owner_is() { fsj a "o['fs']['owner'] == '$1'" && fsj b "o['fs']['owner'] == '$1'" && fsj c "o['fs']['owner'] == '$1' and o['fs']['reason'] == ''"; }
 loop_of() { "n$1" status r0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"]["loop"])'; }
 
-na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
-check "a, b and c up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null && nc up r0 >/dev/null'
-check "all connected" wait_for 30 all_connected
-check "a Primary, b synced" eval \
-	'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
-expect_rc "mkfs on a" 0 "" na mkfs r0
-expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
+fs3_start
 expect_rc "mount on c: client of a" 0 "as client of a" nc mount r0 "$T/mc"
 
 # ---- refusals, before b has mounted

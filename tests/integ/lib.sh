@@ -401,3 +401,14 @@ for i in range(int(sys.argv[2])):
 		sys.exit("record %d wrong" % i)
 EOF
 }
+# fs3_start: on mknet3 + mkres3, a, b and c up and connected, a Primary
+# with b synced, mkfs and a mounted as owner at $T/ma (fs_failover, fs_move)
+fs3_start() {
+	na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
+	check "a, b and c up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null && nc up r0 >/dev/null'
+	check "all connected" wait_for 30 all_connected
+	check "a Primary, b synced" eval \
+		'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
+	expect_rc "mkfs on a" 0 "" na mkfs r0
+	expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
+}
