@@ -57,9 +57,14 @@ done
 check "every node reads every writer's records" eval \
 	"for m in ma mb mc; do records $T/\$m/from-a \$(acked wa) && records $T/\$m/from-b \$(acked wb) && records $T/\$m/from-c \$(acked wc) || exit 1; done"
 
+# ---- an owner serving without a mount of its own hands over too
+expect_rc "umount on a: it keeps serving b and c" 0 "" na umount "$T/ma"
+expect_rc "fs move r0 b on a (not mounted there)" 0 "b now owns" na fs move r0 b
+check "b owns; a serves nothing" wait_for 30 eval "fsj b \"o['fs']['role'] == 'owner'\" && jcheck a \"o['fs'] is None and o['role'] == 'Secondary'\""
+check "c follows b and reads every record" wait_for 30 eval "fsj c \"o['fs']['owner'] == 'b' and o['fs']['reason'] == ''\" && records $T/mc/from-a \$(acked wa)"
+
 expect_rc "umount on c" 0 "" nc umount "$T/mc"
-expect_rc "umount on b" 0 "" nb umount "$T/mb"
-expect_rc "umount on a (owner)" 0 "" na umount "$T/ma"
-check "a Secondary" eval 'na secondary r0 >/dev/null 2>&1 && jcheck a "o[\"role\"] == \"Secondary\""'
-check "a's replica: ext4 clean (fsck.ext4 -fn)" fsck.ext4 -fn "$(loop_of a)"
+expect_rc "umount on b (owner)" 0 "" nb umount "$T/mb"
+check "b Secondary" eval 'nb secondary r0 >/dev/null 2>&1 && jcheck b "o[\"role\"] == \"Secondary\""'
+check "b's replica: ext4 clean (fsck.ext4 -fn)" fsck.ext4 -fn "$(loop_of b)"
 finish
