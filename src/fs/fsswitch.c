@@ -377,11 +377,21 @@ static ssize_t sw_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint
 	return (ssize_t)rc;
 }
 
+/* flush and fsync report writes lost with a dead owner (-EIO, once):
+ * checked on every attempt, so a call that was in flight at the switch
+ * and is retried on the new backend reports them too. */
+static int flush_call(struct fsswitch *s, const struct attempt *a, const struct fs_caller *c, uint64_t ino,
+		      uint64_t fh, uint64_t lock_owner)
+{
+	int rc = a->ops->flush(a->ctx, c, ino, a->bfh, lock_owner);
+	return slot_mark(s, fh, -1, 1) ? -EIO : rc;
+}
+
 static int sw_flush(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t lock_owner)
 {
 	int64_t rc;
-	CALL(ctx, fh, 1, ops->flush(bctx, c, ino, a_.bfh, lock_owner));
-	return slot_mark(ctx, fh, -1, 1) ? -EIO : (int)rc;
+	CALL(ctx, fh, 1, flush_call(ctx, &a_, c, ino, fh, lock_owner));
+	return (int)rc;
 }
 
 static int release_call(struct fsswitch *s, uint64_t ino, uint64_t fh, int is_dir)
@@ -398,14 +408,21 @@ static int sw_release(void *ctx, uint64_t ino, uint64_t fh)
 	return release_call(ctx, ino, fh, 0);
 }
 
+static int fsync_call(struct fsswitch *s, const struct attempt *a, const struct fs_caller *c, uint64_t ino,
+		      uint64_t fh, int datasync)
+{
+	if (slot_mark(s, fh, -1, 1))
+		return -EIO; /* written to a dead owner only: reported once, as the kernel does */
+	int rc = a->ops->fsync(a->ctx, c, ino, a->bfh, datasync);
+	if (!rc)
+		slot_mark(s, fh, 0, 0);
+	return rc;
+}
+
 static int sw_fsync(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
 {
 	int64_t rc;
-	if (slot_mark(ctx, fh, -1, 1))
-		return -EIO; /* written to a dead owner only: reported once, as the kernel does */
-	CALL(ctx, fh, 1, ops->fsync(bctx, c, ino, a_.bfh, datasync));
-	if (!rc)
-		slot_mark(ctx, fh, 0, 0);
+	CALL(ctx, fh, 1, fsync_call(ctx, &a_, c, ino, fh, datasync));
 	return (int)rc;
 }
 

@@ -379,8 +379,9 @@ while not os.path.exists(base + ".stop"):
 	i += 1
 	time.sleep(0.02)
 for j in range(good):
-	if os.pread(fd, 64, j * 64) != rec(j):
-		print("record", j, "read back wrong"); sys.exit(1)
+	got = os.pread(fd, 64, j * 64)
+	if got != rec(j):
+		print("record", j, "read back wrong:", got[:40]); sys.exit(1)
 os.close(fd)
 print("ok", good, "records; longest pause between two fsyncs %.1f s" % pause)
 EOF

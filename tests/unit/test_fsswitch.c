@@ -117,6 +117,66 @@ TEST(held_call_completes_on_the_new_backend)
 	env_close(&v);
 }
 
+/* An owner that took writes and died before their fsync: its fsync fails
+ * ENOTCONN (the connection dropped). */
+static struct local *flaky_l;
+static int flaky_create(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode,
+			int flags, struct fs_entry *out, uint64_t *fh)
+{
+	(void)ctx;
+	return local_ops.create(flaky_l, c, parent, name, mode, flags, out, fh);
+}
+static ssize_t flaky_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf,
+			   size_t len, uint64_t off)
+{
+	(void)ctx;
+	return local_ops.write(flaky_l, c, ino, fh, buf, len, off);
+}
+static int flaky_fsync(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
+{
+	(void)ctx, (void)c, (void)ino, (void)fh, (void)datasync;
+	return -ENOTCONN;
+}
+static const struct fs_ops flaky_ops = { .create = flaky_create, .write = flaky_write, .fsync = flaky_fsync };
+
+struct held_fsync {
+	struct fsswitch *s;
+	uint64_t ino, fh;
+	int rc;
+};
+
+static void *fsync_file(void *arg)
+{
+	struct held_fsync *h = arg;
+	h->rc = fsswitch_ops.fsync(h->s, &caller, h->ino, h->fh, 0);
+	return NULL;
+}
+
+/* The fsync in flight when the owner died is retried on the new owner,
+ * which never had the write: it must fail EIO, not succeed (found by
+ * fs_failover.sh: a record whose fsync had returned 0 read back wrong). */
+TEST(fsync_in_flight_at_the_switch_reports_lost_writes)
+{
+	struct env v;
+	struct fs_entry e;
+	pthread_t t;
+	CHECK(env_open(&v, &flaky_ops, NULL) == 0);
+	flaky_l = v.l1;
+	struct held_fsync h = { .s = v.s, .rc = 1 };
+	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "f", 0644, O_RDWR, &e, &h.fh) == 0);
+	h.ino = e.ino;
+	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, h.fh, "abc", 3, 0) == 3);
+	fsswitch_hold(v.s, 60000);
+	CHECK(pthread_create(&t, NULL, fsync_file, &h) == 0);
+	usleep(100000);
+	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);
+	pthread_join(t, NULL);
+	CHECK(h.rc == -EIO);
+	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, h.fh, 0) == 0); /* reported once */
+	CHECK(fsswitch_ops.release(v.s, e.ino, h.fh) == 0);
+	env_close(&v);
+}
+
 TEST(name_change_in_flight_is_not_retried)
 {
 	struct env v;
