@@ -72,13 +72,7 @@ loop_free() { python3 -c "import os, sys; os.close(os.open(sys.argv[1], os.O_RDO
 # try to promote b, recording when the attempt that succeeded started
 promote_b() { mono >"$T/t_promote" && nb primary r0; }
 
-na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
-check "a, b and c up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null && nc up r0 >/dev/null'
-check "all connected" wait_for 30 all_connected
-check "a Primary, b synced" eval \
-	'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
-expect_rc "mkfs on a" 0 "" na mkfs r0
-expect_rc "mount on a with io-timeout=3: owner" 0 "as owner" na mount r0 "$T/ma" -o io-timeout=3
+fs3_start io-timeout=3
 check "b Secondary" wait_for 10 jcheck b "o['role'] == 'Secondary'"
 
 # ---- 1. a cut off past io-timeout

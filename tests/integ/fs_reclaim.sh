@@ -19,12 +19,7 @@ mkres2 64M 'protocol C; shared-secret "fs-reclaim-secret";'
 mkdir -p "$T/ma" "$T/mb"
 A=$T/ma B=$T/mb
 
-na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
-check "a and b up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null'
-check "connected" wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
-check "a Primary, b UpToDate" eval 'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
-expect_rc "mkfs on a" 0 "" na mkfs r0
-expect_rc "mount on a: owner (grace 60 s)" 0 "as owner" na mount r0 "$A" -o grace=60
+fs2_start "$A" grace=60
 nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/r.res" --node a --run-dir "$T/ra" events r0 >"$T/ev.a" 2>&1 &
 echo $! >>"$T/bg.pids"
 expect_rc "mount on b: client" 0 "as client of a" nb mount r0 "$B"

@@ -403,7 +403,8 @@ for i in range(int(sys.argv[2])):
 EOF
 }
 # fs3_start: on mknet3 + mkres3, a, b and c up and connected, a Primary
-# with b synced, mkfs and a mounted as owner at $T/ma (fs_failover, fs_move)
+# with b synced, mkfs and a mounted as owner at $T/ma, with -o $1 if given
+# (fs_failover, fs_move, fs_cutoff)
 fs3_start() {
 	na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
 	check "a, b and c up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null && nc up r0 >/dev/null'
@@ -411,5 +412,23 @@ fs3_start() {
 	check "a Primary, b synced" eval \
 		'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
 	expect_rc "mkfs on a" 0 "" na mkfs r0
-	expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
+	fs_mount_a "$T/ma" "$@"
+}
+# fs_mount_a DIR [OPTIONS]: mount on a as owner (with -o OPTIONS if given)
+fs_mount_a() {
+	if [ -n "${2:-}" ]; then
+		expect_rc "mount on a with $2: owner" 0 "as owner" na mount r0 "$1" -o "$2"
+	else
+		expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$1"
+	fi
+}
+# fs2_start DIR [OPTIONS]: on mknet2 + mkres2, a and b up and connected, a
+# Primary with b synced, mkfs and a mounted as owner at DIR
+fs2_start() {
+	na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
+	check "a and b up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null'
+	check "connected" wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
+	check "a Primary, b UpToDate" eval 'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
+	expect_rc "mkfs on a" 0 "" na mkfs r0
+	fs_mount_a "$@"
 }
