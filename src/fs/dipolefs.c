@@ -776,6 +776,12 @@ static void switch_from_remote(struct dipolefs *fs, const struct fs_ops *ops, vo
 	int stale = fs->sw ? fsswitch_set(fs->sw, ops, ctx, ready, lost) : 0;
 	if (old)
 		remote_set_notify(old, NULL);
+	/* the locks this node's processes held through the old owner, into
+	 * the next backend (as reclaims: granted in its grace period) */
+	int locks_lost = old && fs->sw ? remote_reclaim_to(old, &fsswitch_reclaim_ops, fs->sw) : 0;
+	if (locks_lost > 0)
+		log_warn("dipolefs: %d locks could not be taken to the new owner %s: their open files fail with EIO",
+			 locks_lost, owner);
 	pthread_mutex_lock(&fs->lock);
 	fs->remote = next;
 	fs->role = next ? FSR_CLIENT : FSR_OWNER;
@@ -806,7 +812,14 @@ int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int p
 	pthread_rwlock_wrlock(&fs->notify_lk);
 	fs->fuse_n = fusefs_notify(fs->fuse);
 	pthread_rwlock_unlock(&fs->notify_lk);
+	/* this node's locks are reclaimed in a grace period, so no new lock
+	 * request (this node's processes' included) can take one first; it
+	 * ends when this node is done: the other nodes' reclaims that come
+	 * later are granted only where nothing conflicts and the table knew
+	 * the lock (docs/dipolefs.md "Locks across a failover") */
+	dipolefs_grace_begin(fs, 1ULL << (c->me->node_id & 63));
 	switch_from_remote(fs, &local_ops, fs->local, NULL, NULL, c->me->name, !planned);
+	locks_reclaim_done(local_locks(fs->local), (uint32_t)c->me->node_id);
 	if (c->lsn)
 		server_listen(fs->srv, c->lsn);
 	log_info("dipolefs: %s (%s on %s) taken over at %s: now owner, serving", fs->fsname, fs->fstype, c->device,

@@ -22,6 +22,7 @@
 struct slot {
 	uint64_t ino;
 	uint64_t bfh;      /* the backend's handle */
+	uint64_t prev_bfh; /* the previous backend's, until the next switch (fsswitch_reclaim_ops) */
 	int flags;         /* open(2) flags, for the reopen */
 	int used, is_dir;
 	int dirty;         /* written since the last fsync that succeeded */
@@ -636,6 +637,7 @@ int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswit
 		if (!sl->used || sl->stale)
 			continue;
 		uint64_t bfh;
+		sl->prev_bfh = sl->bfh;
 		int rc = reopen(s, sl, &bfh);
 		sl->stale = rc != 0;
 		sl->bfh = rc ? 0 : bfh;
@@ -650,6 +652,44 @@ int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswit
 	pthread_mutex_unlock(&s->mu);
 	return failed;
 }
+
+/* ---- the previous backend's locks, into the current one */
+
+/* The slot that had handle prev in the previous backend, -1 if none (or it
+ * could not be reopened). mu held. */
+static long slot_by_prev(struct fsswitch *s, uint64_t ino, uint64_t prev)
+{
+	for (size_t i = 0; i < s->nslots; i++) {
+		const struct slot *sl = &s->slots[i];
+		if (sl->used && !sl->stale && sl->ino == ino && sl->prev_bfh == prev)
+			return (long)i;
+	}
+	return -1;
+}
+
+static int reclaim_setlk(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const struct fs_lock *lk,
+			 int wait, uint64_t token)
+{
+	struct fsswitch *s = ctx;
+	pthread_mutex_lock(&s->mu);
+	long i = slot_by_prev(s, ino, fh);
+	uint64_t bfh = i >= 0 ? s->slots[i].bfh : 0;
+	pthread_mutex_unlock(&s->mu);
+	if (i < 0)
+		return -ESTALE;
+	int rc = s->ops->setlk(s->ctx, c, ino, bfh, lk, wait, token);
+	if (rc && rc != -ENOTCONN) {
+		/* the process no longer holds what it believes it holds: its
+		 * next fsync or close says so (EIO), as for lost writes */
+		pthread_mutex_lock(&s->mu);
+		if ((size_t)i < s->nslots && s->slots[i].used && s->slots[i].ino == ino)
+			s->slots[i].lost = 1;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return rc;
+}
+
+const struct fs_ops fsswitch_reclaim_ops = { .setlk = reclaim_setlk };
 
 void fsswitch_counters(struct fsswitch *s, unsigned *open_files, unsigned *switches)
 {

@@ -65,6 +65,13 @@ int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswit
 /* A planned handover: hold new calls (until fsswitch_set) and wait for
  * those in flight; the backend gets no call after this returns. */
 void fsswitch_park(struct fsswitch *s);
+/* Reclaiming the previous backend's locks after fsswitch_set (ctx: the
+ * struct fsswitch): only setlk, for remote_reclaim_to, with the handle the
+ * lock was set through in the previous backend; it is sent to the current
+ * backend through the same open file's new handle. -ESTALE when no open
+ * file had that handle (or it could not be reopened); a refused reclaim
+ * marks the open file lost (-EIO at its next fsync or flush). */
+extern const struct fs_ops fsswitch_reclaim_ops;
 /* Open files (slots) right now, and switches made since open (status). */
 void fsswitch_counters(struct fsswitch *s, unsigned *open_files, unsigned *switches);
 

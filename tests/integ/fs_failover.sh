@@ -55,6 +55,9 @@ check "c writes a file, fsync'd, in a directory" eval "mkdir $T/mc/dir && dd if=
 check "c caches the directory it will use after the failover" eval "ls $T/mc/dir >/dev/null && cmp -s $T/src1 $T/mc/from-a"
 writer wb "$T/mb/held"
 check "b's writer runs through a (50 records fsync'd)" wait_for 60 acked_past wb 50
+: >"$T/mb/lk"
+check "b's processes hold a classic lock and a flock (in a's table)" eval \
+	'lk_hold p1 "$T/mb/lk" posix w 0 10 && lk_hold p3 "$T/mb/lk" flock w 0 0 && jcheck a "o[\"fs\"][\"locks\"] == 2"'
 kill_daemon a
 AT_DEATH=$(acked wb)
 check "b takes the filesystem over: Primary, owner, serving" wait_for 60 fsj b \
@@ -65,6 +68,12 @@ check "... its log says so" grep -q "this node took the filesystem over (promote
 check "b's writer goes on through the same open file (50 more records)" wait_for 60 acked_past wb $((AT_DEATH + 50))
 check "... and has not failed" eval "kill -0 $(cat "$T/wb.pid")"
 check "c follows b: client of b, serving" wait_for 60 fsj c "o['fs']['owner'] == 'b' and o['fs']['reason'] == ''"
+check "b's locks came along: b's table holds them, no grace left" wait_for 30 fsj b \
+	"o['fs']['locks'] == 2 and o['fs']['grace'] == False and o['fs']['locks_lost'] == 0"
+expect_rc "... c's process is refused b's classic lock" 1 "" try "$T/mc/lk" posix w 0 10
+expect_rc "... and b's flock" 1 "" try "$T/mc/lk" flock w 0 0
+check "... b's holders write and lock as before" eval '[ "$(probe p1)" = "write:ok lock:ok" ] && [ "$(probe p3)" = "write:ok lock:ok" ]'
+check "... and let go; c takes the lock then" eval 'done_with p1 && done_with p3 && try "$T/mc/lk" posix w 0 10'
 check "what was fsync'd before the death is there, on b and on c" eval \
 	"cmp -s $T/src1 $T/mb/from-a && cmp -s $T/src2 $T/mb/dir/from-c && cmp -s $T/src1 $T/mc/from-a && cmp -s $T/src2 $T/mc/dir/from-c"
 check "new files on b (fsync'd); c reads them" eval "dd if=$T/src2 of=$T/mb/after-b bs=64k conv=fsync status=none && cmp -s $T/src2 $T/mc/after-b"

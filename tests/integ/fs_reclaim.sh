@@ -26,14 +26,6 @@ expect_rc "mount on b: client" 0 "as client of a" nb mount r0 "$B"
 check "status a: b is a client" wait_for 10 jcheck a "o['fs']['clients'] == ['b']"
 for f in f g x c; do echo data >"$A/$f"; done
 
-# probe NAME: the holder writes and locks again; prints "write:R lock:R"
-probe() {
-	rm -f "$T/$1/probed"
-	touch "$T/$1/probe"
-	wait_for 20 test -f "$T/$1/probed" && cat "$T/$1/probed"
-}
-# try PATH KIND TYPE START LEN: 0 granted, 1 conflict (EAGAIN), 2 other
-try() { python3 "$LOCKER" try "$2" "$3" "$1" "$4" "$5"; }
 
 # ---- b's processes hold locks
 check "b: classic lock on f [0,10)" lk_hold p1 "$B/f" posix w 0 10

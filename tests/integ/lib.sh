@@ -328,6 +328,14 @@ lk_wait() {
 	eval "$1=$!"
 	echo $! >>"$T/bg.pids"
 }
+# probe NAME: the holder writes and locks again; prints "write:R lock:R"
+probe() {
+	rm -f "$T/$1/probed"
+	touch "$T/$1/probe"
+	wait_for 20 test -f "$T/$1/probed" && cat "$T/$1/probed"
+}
+# try PATH KIND TYPE START LEN: 0 granted, 1 conflict (EAGAIN), 2 other
+try() { python3 "$LOCKER" try "$2" "$3" "$1" "$4" "$5"; }
 # gone PID: exited (a zombie counts): a process stuck in a lock request
 # that never ends would hang the test in `wait`
 gone() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
