@@ -24,6 +24,7 @@ int engine_set_disk_locked(struct engine *e, enum disk_state to, const char *why
 		return -EINVAL;
 	}
 	atomic_store(&e->dstate, (int)to);
+	snprintf(e->disk_why, sizeof e->disk_why, "%s", why);
 	evlog_emit(SO_DISK, e->res, NULL, from, (int)to, why);
 	return 0;
 }
@@ -1363,6 +1364,22 @@ int engine_sync_target_abort(struct engine *e, void *src)
 	return 1;
 }
 
+/* The refusal of a promotion without an UpToDate disk, with the reason the
+ * disk left UpToDate: an Outdated disk lacks writes a peer acknowledged
+ * (quorum lost, or a voter recorded that the peer went on without it), so
+ * waiting for that peer beats forcing. Under e->lock; msg holds 256 bytes. */
+static void refuse_not_uptodate(struct engine *e, int ds, char *msg)
+{
+	if (ds == DS_OUTDATED)
+		snprintf(msg, 256, "refusing to become Primary: local disk is Outdated (%.90s); it lacks writes a "
+			 "peer has and is UpToDate again once resynced from it ('primary --force' discards them)",
+			 e->disk_why);
+	else
+		snprintf(msg, 256, "refusing to become Primary: local disk is %s, not UpToDate; "
+			 "use 'primary --force' to declare this node's data the good copy",
+			 disk_state_name((enum disk_state)ds));
+}
+
 int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 {
 	int rc = 0, rotate = 0;
@@ -1377,9 +1394,7 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 		/* a SyncTarget may be Primary: what it lacks is read from the peer */
 		int through = !force && ds == DS_INCONSISTENT && read_peer(e);
 		if (ds != DS_UPTODATE && !force && !through) {
-			snprintf(msg, 256, "refusing to become Primary: local disk is %s, not UpToDate; "
-				 "use 'primary --force' to declare this node's data the good copy",
-				 disk_state_name((enum disk_state)ds));
+			refuse_not_uptodate(e, ds, msg);
 			rc = -EPERM;
 			goto out;
 		}

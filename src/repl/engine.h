@@ -143,6 +143,7 @@ struct engine {
 	_Atomic int suspended;
 	pthread_cond_t resume_cond;    /* with lock */
 	char suspend_reason[256];      /* guarded by lock */
+	char disk_why[128];            /* why dstate last changed; guarded by lock */
 	int crashed_primary;           /* was Primary when it last went down uncleanly */
 	uint64_t al_marked;            /* blocks the activity log marked at attach */
 };
