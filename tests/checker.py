@@ -87,6 +87,38 @@ def parse(b):
     return struct.unpack(">IQ", b[4:16])
 
 
+# Refusals of a failover that are right with three nodes, by the words of
+# their reason (src/daemon/control.c, src/repl/engine.c, peer.c): without
+# quorum the other partition may be writing; an Outdated disk lacks writes
+# the dead Primary acknowledged after it lost this node (it went on alone
+# with the tiebreaker's record, e.g. when packet loss expired its lease on
+# this node) or while this node had no quorum; and the survivor first
+# compares data with the third node. Promoting would lose acknowledged
+# writes: the Primary is promoted later, once the old one is back and has
+# resynced it (a promote step, or settle()). docs/failures.md.
+RIGHT_REFUSALS = {
+    "no quorum": "no quorum",
+    "went on without this node": "Outdated: the old Primary went on without it",
+    "quorum lost": "Outdated: it lost quorum",
+    "comparing data with": "comparing data with the third node",
+}
+TRANSIENT = ("comparing data with the third node",)
+
+
+def refusal_right(out):
+    """The short reason of a promotion refusal that is right, or None."""
+    return next((why for words, why in RIGHT_REFUSALS.items() if words in out), None)
+
+
+def print_log(node, words, last=15):
+    """The node's daemon log lines holding any of words (the last few)."""
+    try:
+        lines = [l for l in open("%s/r%s/r0.log" % (T, node)) if any(w in l for w in words)]
+    except OSError:
+        return
+    print("".join("# %s: %s" % (node, l) for l in lines[-last:]), end="", flush=True)
+
+
 # ------------------------------------------------------------------ nodes
 async def run(*cmd, check=False):
     p = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -432,13 +464,25 @@ class Nemesis:
                 o, p = await status(other)
                 return bool(o) and p.get("connection") != "Connected"
             await wait(gone, 30)
-            rc, out = await dp(other, "primary", "r0")
-            if rc and not (THREE and "quorum" in out):
+            rc, out = await self.failover(other)
+            if rc and not (THREE and refusal_right(out)):
                 say(False, "failover: promoting %s failed: %s" % (other, out.strip()))
             elif rc:
-                self.log[-1] += "(no quorum: retried later)"
+                self.log[-1] += "(refused: %s; retried later)" % refusal_right(out)
+                print_log(other, ("Outdated", "quorum", "alone", "without"))
             wr.primary = other
             wr.ready.set()
+
+    async def failover(self, node):
+        """Promote the survivor as a careful operator would: retry for a
+        while a refusal that passes by itself (comparing data with the
+        third node); (rc, output) of the last try."""
+        end = time.monotonic() + 15
+        while True:
+            rc, out = await dp(node, "primary", "r0")
+            if rc == 0 or time.monotonic() > end or refusal_right(out) not in TRANSIENT:
+                return rc, out
+            await asyncio.sleep(0.5)
 
     async def repair(self):
         """A failed disk is replaced by the same disk (errors gone): the node
