@@ -82,6 +82,7 @@ struct daemon {
 	char fs_dir[4096];        /* its mount point; "" on an owner serving without one */
 	char fs_owner[64];        /* the owner's host name (this node's when owner) */
 	int fs_owner_lost;        /* client: the owner's link was down at the last check */
+	uint64_t fs_lost_ns;      /* client: when it saw the owner's link go down (now_ns), for fs:failover */
 	/* a cut-off owner (fsmount.c, docs/dipolefs.md "A cut-off owner"):
 	 * since when (now_ns) it has been cut off, 0 not; fs_fence: why its
 	 * mount was fenced, "" not; fs_dropped: its kernel mount is gone */

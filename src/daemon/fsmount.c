@@ -754,6 +754,7 @@ static void owner_check(struct daemon *d)
 	if (lost && !d->fs_owner_lost) {
 		char why[160];
 		snprintf(why, sizeof why, "%s is not connected to this node any more", d->fs_owner);
+		d->fs_lost_ns = now_ns();
 		/* calls wait for a switch rather than fail, where one may come */
 		if (quorum_enabled(d->quorum))
 			dipolefs_hold(d->fs, FAILOVER_HOLD_MS);
@@ -916,6 +917,8 @@ static void take_over(struct daemon *d, int planned)
 {
 	char why[256], m[300], type[64] = "";
 	int promoted = 0;
+	struct fsevents_failover fo = { .old_owner = d->fs_owner, .new_owner = d->h->name,
+					.lost_ns = planned ? 0 : d->fs_lost_ns };
 	if (!planned && takeover_refused(d, why, sizeof why)) {
 		failover_tell(d, why);
 		return;
@@ -930,6 +933,7 @@ static void take_over(struct daemon *d, int planned)
 			return;
 		}
 		promoted = 1;
+		fo.promoted_ns = now_ns();
 	}
 	int rc = check_device(d, type, sizeof type, why, sizeof why);
 	struct dipolefs_conf c = { .r = d->r, .me = d->h, .lsn = d->lsn, .device = d->loop_dev, .fstype = type };
@@ -937,6 +941,9 @@ static void take_over(struct daemon *d, int planned)
 		log_info("fs: the owner %s %s; this node took the filesystem over%s: owner of %s", d->fs_owner,
 			 planned ? "handed it over" : "is lost",
 			 promoted && !planned ? " (promoted to Primary, with quorum)" : "", d->fs_dir);
+		/* the switch let the held calls go: the first is served now */
+		fo.served_ns = now_ns();
+		fsevents_failover(d->r->name, &fo, planned ? "planned handover (fs move)" : "the owner is lost");
 		d->fs_role = FSR_OWNER;
 		snprintf(d->fs_owner, sizeof d->fs_owner, "%s", d->h->name);
 		d->fs_owner_lost = 0;
@@ -1117,6 +1124,11 @@ static void failover_text(struct daemon *d, struct strbuf *sb)
 	else
 		strbuf_printf(sb, ": no tiebreaker and no fencing; if the owner dies, no other node takes over by "
 			      "itself (docs/dipolefs.md \"Which nodes can take over\")\n");
+	struct fsevents_totals t;
+	fsevents_totals(&t);
+	if (t.failovers)
+		strbuf_printf(sb, "  fs takeovers here: %llu, the last served again %llu ms after the owner was lost\n",
+			      (unsigned long long)t.failovers, (unsigned long long)t.last_failover_ms);
 }
 
 void fsmount_status_json(struct daemon *d, struct strbuf *sb)
@@ -1133,7 +1145,11 @@ void fsmount_status_json(struct daemon *d, struct strbuf *sb)
 	/* the object is dipolefs's; the configuration's part is added here */
 	if (sb->len && sb->buf[sb->len - 1] == '}') {
 		sb->buf[--sb->len] = 0;
-		strbuf_printf(sb, ",\"failover\":\"%s\"}", cfg_failover_name(cfg_failover(d->r)));
+		struct fsevents_totals t;
+		fsevents_totals(&t);
+		strbuf_printf(sb, ",\"failover\":\"%s\",\"failovers\":%llu,\"last_failover_ms\":%llu}",
+			      cfg_failover_name(cfg_failover(d->r)), (unsigned long long)t.failovers,
+			      (unsigned long long)t.last_failover_ms);
 	}
 }
 

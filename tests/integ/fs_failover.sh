@@ -45,6 +45,8 @@ rejoin() {
 fs3_start
 expect_rc "mount on b: client of a" 0 "as client of a" nb mount r0 "$T/mb"
 expect_rc "mount on c: client of a" 0 "as client of a" nc mount r0 "$T/mc"
+nsenter --net=/run/netns/$NS_B "$DIPOLE" -c "$T/r.res" --node b --run-dir "$T/rb" events r0 >"$T/ev.b" 2>&1 &
+echo $! >>"$T/bg.pids"
 LA=$(loop_of a) LB=$(loop_of b)
 
 # ---- the owner's daemon is killed -----------------------------------------
@@ -65,6 +67,10 @@ check "b takes the filesystem over: Primary, owner, serving" wait_for 60 fsj b \
 check "... without a remount: the same FUSE mount at b's mount point" eval \
 	"grep -c ' $T/mb fuse.dipole' /proc/self/mounts | grep -qx 1"
 check "... its log says so" grep -q "this node took the filesystem over (promoted to Primary, with quorum)" "$T/rb/r0.log"
+check "... status counts the failover with its time" fsj b "o['fs']['failovers'] == 1 and o['fs']['last_failover_ms'] > 0"
+check "... and says it in text" eval 'nb status r0 | grep -q "fs takeovers here: 1, the last served again [0-9]* ms after"'
+check "... and as an event, with its phases" wait_for 10 grep -Eq \
+	'change fs:failover name:r0 node:b old-owner:a total-ms:[0-9]+ promote-ms:[0-9]+ why:"the owner is lost"' "$T/ev.b"
 check "b's writer goes on through the same open file (50 more records)" wait_for 60 acked_past wb $((AT_DEATH + 50))
 check "... and has not failed" eval "kill -0 $(cat "$T/wb.pid")"
 check "c follows b: client of b, serving" wait_for 60 fsj c "o['fs']['owner'] == 'b' and o['fs']['reason'] == ''"
