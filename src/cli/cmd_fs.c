@@ -550,7 +550,10 @@ int cmd_umount(struct cli *cli, int argc, char **argv)
  * it, docs/dipolefs.md "Planned handover"). */
 int cmd_fs(struct cli *cli, int argc, char **argv)
 {
-	if (argc != 4 || strcmp(argv[1], "move") || argv[2][0] == '-' || argv[3][0] == '-')
+	for (int i = 1; i < argc; i++)
+		if (argv[i][0] == '-')
+			return cli_unexpected("fs", argv[i]);
+	if (argc != 4 || strcmp(argv[1], "move"))
 		return usage_error("fs", "%sexpected: fs move RES NODE", "");
 	int rc = cli_load(cli, 0);
 	if (rc)
