@@ -2,6 +2,8 @@
 #define FUSE_USE_VERSION 35
 #include "fusemount.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
@@ -35,21 +37,6 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
-/* mountinfo escapes ' ', '\t', '\n' and '\\' in paths as \ooo */
-static void unescape(char *s)
-{
-	char *o = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
-		    s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else
-			*o++ = *s;
-	}
-	*o = 0;
-}
-
 /* The device of the topmost FUSE mount at `path`, from mountinfo (no
  * lookup of the path itself), 0 if none. */
 static dev_t mountinfo_dev(const char *path)
@@ -65,7 +52,7 @@ static dev_t mountinfo_dev(const char *path)
 		char mnt[4096], *sep = strstr(line, " - ");
 		if (!sep || sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, mnt) != 3)
 			continue;
-		unescape(mnt);
+		str_unescape_octal(mnt);
 		if (!strcmp(mnt, path) && !strncmp(sep + 3, "fuse", 4))
 			dev = makedev(maj, min); /* later lines are mounted on top */
 	}

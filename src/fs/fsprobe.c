@@ -1,6 +1,8 @@
 /* fsprobe — see fsprobe.h. */
 #include "fsprobe.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -101,22 +103,6 @@ int fsprobe_supported(const char *type)
 	return !strcmp(type, "ext4") || !strcmp(type, "xfs");
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo */
-static void unescape(char *s)
-{
-	char *o = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' &&
-		    s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = 0;
-}
-
 int fsprobe_is_mountpoint(const char *path)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
@@ -133,7 +119,7 @@ int fsprobe_is_mountpoint(const char *path)
 			w = strtok_r(NULL, " ", &save);
 		if (!w)
 			continue;
-		unescape(w);
+		str_unescape_octal(w);
 		found = !strcmp(w, path);
 	}
 	free(line);
