@@ -84,6 +84,7 @@ UNIT_quorum_rule := repl/quorum_rule
 UNIT_locks  := fs/locks base/util base/log
 UNIT_local  := fs/local fs/locks base/util base/log
 UNIT_engine_epoch := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
+UNIT_engine_resync := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
 UNIT_fsswitch := fs/fsswitch fs/local fs/locks base/util base/log
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))

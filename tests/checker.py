@@ -538,6 +538,39 @@ class Nemesis:
         return await wait(done, 90)
 
 
+def keep():
+    """CHECK_KEEP=DIR: copy the run directory (disks, logs) there to study it."""
+    if os.environ.get("CHECK_KEEP"):
+        os.system("cp -r --sparse=always %s %s" % (T, os.environ["CHECK_KEEP"]))
+
+
+def print_differing(size):
+    """Which 4 KiB blocks differ between the disks, as ranges, and what each
+    disk holds at the first of each range (seq of our block format)."""
+    files = {n: open("%s/%s.img" % (T, n), "rb") for n in DISKS}
+    ranges, start = [], None
+    for blk in range(size // BS + 1):
+        same = blk < size // BS and len({files[n].read(BS) for n in DISKS}) == 1
+        if not same and start is None and blk < size // BS:
+            start = blk
+        elif same or blk == size // BS:
+            if start is not None:
+                ranges.append((start, blk))
+            start = None
+    for lo, hi in ranges[:20]:
+        held = []
+        for n in DISKS:
+            files[n].seek(lo * BS)
+            try:
+                held.append("%s:%s" % (n, parse(files[n].read(BS))))
+            except ValueError as e:
+                held.append("%s:%s" % (n, e))
+        print("# differ: blocks %d-%d (%d): %s" % (lo, hi - 1, hi - lo, " ".join(held)), flush=True)
+    print("# differ: %d ranges, %d blocks" % (len(ranges), sum(h - l for l, h in ranges)), flush=True)
+    for f in files.values():
+        f.close()
+
+
 async def main():
     global BLOCKS
     o, _ = await status("a")
@@ -560,8 +593,8 @@ async def main():
         wt.cancel()
     settled = await nem.settle()
     say(settled, "after healing and restarting, both nodes are Connected, UpToDate, nothing out of sync")
-    if not settled and os.environ.get("CHECK_KEEP"):
-        os.system("cp -r %s %s" % (T, os.environ["CHECK_KEEP"]))
+    if not settled:
+        keep()
     if not settled:
         for n in NS:
             o, p = await status(n)
@@ -601,8 +634,8 @@ async def main():
     w.close()
     say(not bad, "every acknowledged write is readable on the Primary (%s)" % wr.primary +
         ("" if not bad else ": %d bad blocks, first: %s" % (len(bad), "; ".join(bad[:5]))))
-    if bad and os.environ.get("CHECK_KEEP"):
-        os.system("cp -r %s %s" % (T, os.environ["CHECK_KEEP"]))
+    if bad:
+        keep()
 
     # replicas byte-identical (data areas)
     o, _ = await status("a")
@@ -618,6 +651,9 @@ async def main():
                 left -= len(c)
         digests.append(h.hexdigest())
     say(size > 0 and len(set(digests)) == 1, "replicas byte-identical after resync (%s)" % " ".join(digests))
+    if size > 0 and len(set(digests)) > 1:
+        print_differing(size)
+        keep()
     print("# checker: %d passed checks, seed %d: reproduce with CHECK_SEED=%d" % (4 - failures, SEED, SEED))
     return failures
 

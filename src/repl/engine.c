@@ -85,6 +85,18 @@ uint64_t engine_clear_oos(struct engine *e, int slot, uint64_t first, uint64_t n
 	return cleared;
 }
 
+/* Blocks [first, last] were written here while SyncTarget (sync_wrote). */
+static void wrote_set(struct engine *e, uint64_t first, uint64_t last)
+{
+	for (uint64_t b = first; e->sync_wrote && b <= last && b < e->bm_bits; b++)
+		atomic_fetch_or_explicit(&e->sync_wrote[b >> 6], 1ULL << (b & 63), memory_order_relaxed);
+}
+
+static int wrote_test(struct engine *e, uint64_t b)
+{
+	return e->sync_wrote && (atomic_load_explicit(&e->sync_wrote[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
+}
+
 /* Block b is marked in slot (0 for no slot). */
 static int bm_test(struct engine *e, int slot, uint64_t b)
 {
@@ -413,6 +425,12 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		goto fail;
 	}
 	e->bm_bits = bitmap_bits(e->bm);
+	e->sync_wrote = calloc((e->bm_bits + 63) / 64, sizeof *e->sync_wrote);
+	if (!e->sync_wrote) {
+		rc = -ENOMEM;
+		snprintf(err, MD_MSG_MAX, "out of memory for the bitmap");
+		goto fail;
+	}
 	for (uint32_t s = 0; s < e->nslots; s++)
 		e->slot[s].bm = bitmap_words(e->bm, (int)s);
 	uint32_t bm_crc;
@@ -483,6 +501,7 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	return 0;
 fail:
 	bitmap_close(e->bm);
+	free((void *)e->sync_wrote);
 	disk_close(e->disk);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
@@ -539,6 +558,7 @@ void engine_forget(struct engine *e)
 		return;
 	disk_close(e->disk);
 	bitmap_close(e->bm);
+	free((void *)e->sync_wrote);
 	al_free(e->al);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
@@ -835,6 +855,7 @@ static int unsynced_local(struct engine *e, enum op k, const uint8_t *buf, uint6
 	for (int i = 0; i < 2; i++)
 		if (g->part[i] && bm_test(e, slot, g->blk[i]) && !g->have[i])
 			return -EAGAIN;
+	wrote_set(e, g->blk[0], g->blk[1]);
 	for (int i = 0; i < 2; i++) {
 		if (!g->part[i] || !bm_test(e, slot, g->blk[i]))
 			continue;
@@ -1161,13 +1182,13 @@ int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t 
 	uint64_t pos = off, end = off + len;
 	while (pos < end) {
 		uint64_t b = pos / MD_BLOCK;
-		int marked = bm_test(e, slot, b);
+		int apply = !wrote_test(e, b);
 		uint64_t run = (b + 1) * MD_BLOCK;
-		while (run < end && bm_test(e, slot, run / MD_BLOCK) == marked)
+		while (run < end && (!wrote_test(e, run / MD_BLOCK)) == apply)
 			run += MD_BLOCK;
 		if (run > end)
 			run = end;
-		if (marked) {
+		if (apply) {
 			int rc = disk_pwrite(e->disk, (const uint8_t *)buf + (pos - off), run - pos, pos);
 			if (rc)
 				return count_err(e, rc);
@@ -1202,6 +1223,8 @@ int engine_sync_target_begin(struct engine *e, void *src, int slot, int full, ui
 	int rc = md_write(e->disk, &nsb);
 	if (!rc) {
 		e->sb = nsb;
+		for (uint64_t w = 0; e->sync_wrote && w < (e->bm_bits + 63) / 64; w++)
+			atomic_store_explicit(&e->sync_wrote[w], 0, memory_order_relaxed);
 		if (full)
 			engine_mark_all_oos(e, slot);
 		atomic_store(&e->sync_slot, slot);

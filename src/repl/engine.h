@@ -97,6 +97,13 @@ struct engine {
 	uint32_t nslots;
 	_Atomic uint32_t unsure_mask;  /* slots with MDP_UNSURE (mirror, for lock-free reads) */
 	uint64_t bm_bits;              /* bitmap_bits(bm), set at open */
+	/* SyncTarget: blocks this node wrote itself (unsynced_local) since the
+	 * resync began, one bit per MD_BLOCK: resync data for them is older and
+	 * skipped; any other block's resync data is applied, marked here or
+	 * not (the source may mark a block after it sent its bitmap: a write
+	 * that began before the connection was up). Zeroed by
+	 * engine_sync_target_begin; NULL when diskless */
+	_Atomic uint64_t *sync_wrote;
 	/* more than one peer: every write goes to all of them in one order
 	 * (fanout), numbered by wstamp; a Secondary remembers the last stamp it
 	 * applied and whose it was, so two Secondaries can tell which of them
@@ -289,8 +296,11 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp);
 int engine_sync_target_begin(struct engine *e, void *src, int slot, int full, uint64_t sync_uuid);
 /* The source replica's ctx while SyncTarget, else NULL. */
 void *engine_sync_source(struct engine *e);
-/* Resync data for [off, off+len): written only to blocks still marked (a
- * block this node wrote since is newer), whose bits are then cleared. */
+/* Resync data for [off, off+len): written to every block this node has not
+ * written itself since engine_sync_target_begin (those are newer: skipped),
+ * marked or not (a block the source marked after sending its bitmap comes
+ * unannounced), and their bits are cleared. Caller holds the source peer's
+ * sync_lock exclusively (the write path holds it shared). */
 int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off);
 /* OR the source's bitmap words into a slot. */
 void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uint8_t *words_le, uint64_t n);
