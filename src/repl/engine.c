@@ -4,6 +4,7 @@
 #include "bitmap.h"
 #include "evlog.h"
 #include "log.h"
+#include "util.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -823,10 +824,14 @@ static int fan_end(struct engine *e, struct fan *f, uint64_t off, uint64_t len)
 	int n = 0;
 	for (int i = 0; i < e->npeers; i++) {
 		f->ok[i] = e->rep[i].ops->write_end(e->rep[i].ctx, f->pd[i]);
-		if (f->ok[i])
+		if (f->ok[i]) {
 			n++;
-		else
+		} else {
+			/* tests hold open the window in which the peer may
+			 * connect and get a bitmap without this mark */
+			test_pause("fan-mark");
 			engine_mark_oos(e, e->rep[i].slot, off, len);
+		}
 	}
 	return n;
 }

@@ -408,8 +408,9 @@ static int rx_rs_data(struct rx_ctx *c, const struct wire_hdr *h, const union pk
 {
 	struct peer *p = c->p;
 	const struct pkt_rs_data *d = &k->rs_data;
-	/* only blocks still marked: a block the target wrote since the bitmap
-	 * merge is newer than this */
+	/* every block but those this node wrote itself since the resync began
+	 * (newer than this); unmarked ones too: the source marks a block after
+	 * its bitmap when a write began before the connection was up */
 	pthread_rwlock_wrlock(&p->sync_lock);
 	int rc = engine_apply_resync(p->e, d->payload, d->len, d->off);
 	pthread_rwlock_unlock(&p->sync_lock);

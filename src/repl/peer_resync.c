@@ -77,9 +77,10 @@ int send_bitmap(struct peer *p, uint16_t type, uint16_t done)
  * is out of sync), P_BITMAP_DONE; then wait for its P_SYNC_ACK. The ack
  * travels on the target's data channel behind every write the target sent
  * before merging the bitmap, so by the time it arrives those writes are
- * applied here and every block read from now on includes them. Writes the
- * target makes afterwards to a block clear its bit there, and the target
- * skips resync data for blocks whose bit is clear (docs/replication.md). */
+ * applied here and every block read from now on includes them. Blocks the
+ * target writes itself afterwards are newer: it skips resync data for those
+ * only, so a block marked here after the bitmap went is still sent and
+ * applied (docs/replication.md). */
 static int rs_announce(struct peer *p, uint64_t total)
 {
 	struct engine *e = p->e;
