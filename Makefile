@@ -87,7 +87,7 @@ UNIT_engine_epoch := repl/engine repl/state repl/evlog store/al store/bitmap sto
 UNIT_engine_resync := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
 UNIT_fsswitch := fs/fsswitch fs/local fs/locks base/util base/log
 .SECONDEXPANSION:
-build/san/test_%: tests/unit/test_%.c tests/unit/unit.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
+build/san/test_%: tests/unit/test_%.c tests/unit/unit.h tests/unit/engine_env.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -DFIXTURES=\"$(CURDIR)/tests/fixtures\" -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 

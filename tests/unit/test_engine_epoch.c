@@ -12,37 +12,14 @@
 #include <unistd.h>
 
 #include "unit.h"
-#include "disk.h"
-#include "engine.h"
-#include "meta.h"
-
-struct env {
-	char path[64];
-	struct engine *e;
-};
+#include "engine_env.h"
 
 static int env_open(struct env *v)
 {
-	struct disk *d;
-	struct md_super sb;
-	char err[MD_MSG_MAX], msg[256];
-	int peer = -1, fd;
-	snprintf(v->path, sizeof v->path, "/tmp/dipole-test-epoch.XXXXXX");
-	if ((fd = mkstemp(v->path)) < 0 || ftruncate(fd, 16 << 20))
-		return -1;
-	close(fd);
-	if (disk_open(&d, v->path, 0) || md_create(d, 0, "r0", 1, &peer, &sb))
-		return -1;
-	disk_close(d);
-	if (engine_open(&v->e, "r0", "a", 0, v->path, err))
+	char msg[256];
+	if (env_open_peer(v, -1))
 		return -1;
 	return engine_set_role(v->e, ROLE_PRIMARY, 1, msg);
-}
-
-static void env_close(struct env *v)
-{
-	engine_close(v->e);
-	unlink(v->path);
 }
 
 struct held {

@@ -5,42 +5,16 @@
  * connection was up) and then sends it unannounced. A node with one peer
  * slot on a temporary backing file, made SyncTarget of a stand-in source. */
 #include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "unit.h"
-#include "disk.h"
-#include "engine.h"
-#include "meta.h"
+#include "engine_env.h"
 #include "replica.h"
-
-struct env {
-	char path[64];
-	struct engine *e;
-};
 
 static int env_open(struct env *v)
 {
-	struct disk *d;
-	struct md_super sb;
-	char err[MD_MSG_MAX];
-	int peer = 1, fd;
-	v->e = NULL;
-	snprintf(v->path, sizeof v->path, "/tmp/dipole-test-resync.XXXXXX");
-	if ((fd = mkstemp(v->path)) < 0 || ftruncate(fd, 16 << 20))
-		return -1;
-	close(fd);
-	if (disk_open(&d, v->path, 0) || md_create(d, 0, "r0", 1, &peer, &sb))
-		return -1;
-	disk_close(d);
-	return engine_open(&v->e, "r0", "a", 0, v->path, err);
-}
-
-static void env_close(struct env *v)
-{
-	engine_close(v->e);
-	unlink(v->path);
+	return env_open_peer(v, 1);
 }
 
 /* the first byte of block b on the backing file (the data area starts at 0) */
