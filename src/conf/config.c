@@ -1330,12 +1330,152 @@ static int conn_side_parse(struct parser *ps, const struct node *k, struct conn_
 
 /* connection [NAME] { host A ..; host B ..; [path { host A ..; host B ..; }]
  * net { } disk { } volume N { disk { } } }: runs once the hosts are known. */
+/* What a connection block names, before its hosts are resolved: the
+ * sides given by 'host' lines and those of its first 'path'. */
+struct conn_parts {
+	struct conn_side sd[2], pd[2];
+	int nsd, npd, npaths;
+};
+
+static void conn_path(struct parser *ps, const struct node *k, struct conn_parts *p)
+{
+	if (p->npaths++) {
+		pwarn(ps, k->loc, "a second path of a connection is not supported by dipole yet; ignored "
+				  "(the first path is used)");
+		return;
+	}
+	for (int j = 0; j < k->nkids && !ps->failed; j++) {
+		const struct node *pk = &k->kids[j];
+		if (strcmp(pk->key, "host"))
+			pwarn(ps, pk->loc, "unknown option '%s' in path ignored", pk->key);
+		else if (p->npd == 2)
+			perr(ps, pk->loc, NULL, "expected two hosts in a path, found a third");
+		else if (!conn_side_parse(ps, pk, &p->pd[p->npd]))
+			p->npd++;
+	}
+}
+
+/* One line of a connection block; errors are left in ps->failed. */
+static void conn_kid(struct parser *ps, const struct node *k, struct conn_parts *p, struct cfg_conn *c)
+{
+	int s = sect_from_name(k->key);
+	if (!strcmp(k->key, "host")) {
+		if (p->nsd == 2)
+			perr(ps, k->loc, "dipole connects every pair: write one connection per pair of hosts",
+			     "expected two hosts in a connection, found a third ('%s')", k->nargs ? k->args[0].text : "?");
+		else if (!conn_side_parse(ps, k, &p->sd[p->nsd]))
+			p->nsd++;
+	} else if (!strcmp(k->key, "path") && k->block) {
+		conn_path(ps, k, p);
+	} else if ((s == SECT_NET || s == SECT_DISK) && k->block) {
+		interp_section(ps, k, (enum cfg_sect)s, &c->sect[s]);
+	} else if (!strcmp(k->key, "volume") && k->block) {
+		/* peer-device options of a volume: with one volume, the pair's */
+		for (int j = 0; j < k->nkids && !ps->failed; j++) {
+			if (!strcmp(k->kids[j].key, "disk") && k->kids[j].block)
+				interp_section(ps, &k->kids[j], SECT_DISK, &c->sect[SECT_DISK]);
+			else
+				pwarn(ps, k->kids[j].loc, "unknown option '%s' in a connection's volume ignored",
+				      k->kids[j].key);
+		}
+	} else {
+		pwarn(ps, k->loc, "unknown option '%s' in connection ignored", k->key);
+	}
+}
+
+/* The connection's two sides: its host lines, completed by (or taken
+ * from) its path's.  0, or -1 with the error reported. */
+static int conn_sides(struct parser *ps, const struct node *n, struct conn_parts *p)
+{
+	if (p->nsd == 0 && p->npd == 2) {
+		p->sd[0] = p->pd[0];
+		p->sd[1] = p->pd[1];
+		p->nsd = 2;
+	} else if (p->npd == 2 && p->nsd == 2) {
+		/* the path's addresses, for the hosts the connection names */
+		for (int i = 0; i < 2; i++)
+			for (int j = 0; j < 2; j++)
+				if (!strcmp(p->sd[i].host->text, p->pd[j].host->text) && !p->sd[i].addr && !p->sd[i].port) {
+					p->sd[i].addr = p->pd[j].addr;
+					p->sd[i].fam = p->pd[j].fam;
+					p->sd[i].port = p->pd[j].port;
+				}
+	}
+	if (p->nsd != 2) {
+		perr(ps, n->loc, "write: connection { host a address 10.0.0.1:7790; host b address 10.0.0.2:7790; }",
+		     "expected two hosts in connection, found %d", p->nsd);
+		return -1;
+	}
+	return 0;
+}
+
+/* Resolves the sides' host names into c->host[], refusing an unknown
+ * host, one named twice, and a second connection of the same pair. */
+static int conn_hosts(struct parser *ps, const struct node *n, struct cfg_resource *r, const struct conn_side *sd,
+		      struct cfg_conn *c)
+{
+	for (int i = 0; i < 2; i++) {
+		c->host[i] = host_index(r, sd[i].host->text);
+		if (c->host[i] < 0) {
+			char hint[512], *hl = host_list(r);
+			snprintf(hint, sizeof hint, "a connection joins hosts that have an 'on HOST { }' section in "
+				 "resource '%s' (%s)", r->name, hl);
+			free(hl);
+			perr(ps, sd[i].host->loc, hint, "connection names unknown host '%s'", sd[i].host->text);
+			return -1;
+		}
+	}
+	if (c->host[0] == c->host[1]) {
+		perr(ps, sd[1].host->loc, NULL, "connection names host '%s' twice", sd[1].host->text);
+		return -1;
+	}
+	for (int i = 0; i < r->nconns; i++) {
+		const struct cfg_conn *o = &r->conns[i];
+		if ((o->host[0] == c->host[0] && o->host[1] == c->host[1]) ||
+		    (o->host[0] == c->host[1] && o->host[1] == c->host[0])) {
+			char hint[160];
+			snprintf(hint, sizeof hint, "the first is at %s:%d:%d", o->loc.file, o->loc.line, o->loc.col);
+			perr(ps, n->loc, hint, "a second connection between '%s' and '%s'", sd[0].host->text,
+			     sd[1].host->text);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A side's address for this connection: its own 'address', or its
+ * 'port' on the host's address.  Neither leaves i's address unset. */
+static int conn_side_address(struct parser *ps, const struct cfg_resource *r, const struct conn_side *sd,
+			     struct cfg_conn *c, int i)
+{
+	if (sd->addr)
+		return check_address(ps, sd->fam, sd->addr, &c->address[i], &c->af[i]);
+	if (!sd->port)
+		return 0;
+	const struct cfg_host *h = &r->hosts[c->host[i]];
+	long port;
+	if (parse_int(sd->port->text, 1, 65535, &port)) {
+		perr(ps, sd->port->loc, NULL, "expected a port 1-65535, found '%s'", sd->port->text);
+		return -1;
+	}
+	if (!h->address) {
+		perr(ps, sd->port->loc, "give the address: host NAME address IP:PORT;",
+		     "'port' needs the address of 'on %s', which has none", h->name);
+		return -1;
+	}
+	char buf[160];
+	snprintf(buf, sizeof buf, "%.*s:%ld", (int)(strrchr(h->address, ':') - h->address), h->address, port);
+	c->address[i] = xstrdup(buf);
+	c->af[i] = xstrdup(h->af);
+	return 0;
+}
+
 static void interp_conn(struct parser *ps, const struct node *n, struct cfg_resource *r)
 {
-	struct conn_side sd[2], pd[2];
-	int nsd = 0, npd = 0, npaths = 0;
+	struct conn_parts p;
 	struct cfg_conn c;
 
+	memset(&p, 0, sizeof p);
 	memset(&c, 0, sizeof c);
 	c.loc = n->loc;
 	if (!n->block || n->nargs > 1) {
@@ -1343,119 +1483,11 @@ static void interp_conn(struct parser *ps, const struct node *n, struct cfg_reso
 		     "address 10.0.0.2:7790; }", "expected 'connection [NAME] {'");
 		return;
 	}
-	for (int i = 0; i < n->nkids && !ps->failed; i++) {
-		const struct node *k = &n->kids[i];
-		int s = sect_from_name(k->key);
-		if (!strcmp(k->key, "host")) {
-			if (nsd == 2) {
-				perr(ps, k->loc, "dipole connects every pair: write one connection per pair of hosts",
-				     "expected two hosts in a connection, found a third ('%s')",
-				     k->nargs ? k->args[0].text : "?");
-				break;
-			}
-			if (conn_side_parse(ps, k, &sd[nsd]))
-				break;
-			nsd++;
-		} else if (!strcmp(k->key, "path") && k->block) {
-			if (npaths++) {
-				pwarn(ps, k->loc, "a second path of a connection is not supported by dipole yet; ignored "
-						  "(the first path is used)");
-				continue;
-			}
-			for (int j = 0; j < k->nkids && !ps->failed; j++) {
-				const struct node *pk = &k->kids[j];
-				if (strcmp(pk->key, "host")) {
-					pwarn(ps, pk->loc, "unknown option '%s' in path ignored", pk->key);
-				} else if (npd == 2) {
-					perr(ps, pk->loc, NULL, "expected two hosts in a path, found a third");
-				} else if (!conn_side_parse(ps, pk, &pd[npd])) {
-					npd++;
-				}
-			}
-		} else if ((s == SECT_NET || s == SECT_DISK) && k->block) {
-			interp_section(ps, k, (enum cfg_sect)s, &c.sect[s]);
-		} else if (!strcmp(k->key, "volume") && k->block) {
-			/* peer-device options of a volume: with one volume, the pair's */
-			for (int j = 0; j < k->nkids && !ps->failed; j++) {
-				if (!strcmp(k->kids[j].key, "disk") && k->kids[j].block)
-					interp_section(ps, &k->kids[j], SECT_DISK, &c.sect[SECT_DISK]);
-				else
-					pwarn(ps, k->kids[j].loc, "unknown option '%s' in a connection's volume ignored",
-					      k->kids[j].key);
-			}
-		} else {
-			pwarn(ps, k->loc, "unknown option '%s' in connection ignored", k->key);
-		}
-	}
-	if (ps->failed)
+	for (int i = 0; i < n->nkids && !ps->failed; i++)
+		conn_kid(ps, &n->kids[i], &p, &c);
+	if (ps->failed || conn_sides(ps, n, &p) || conn_hosts(ps, n, r, p.sd, &c) ||
+	    conn_side_address(ps, r, &p.sd[0], &c, 0) || conn_side_address(ps, r, &p.sd[1], &c, 1))
 		goto fail;
-	if (nsd == 0 && npd == 2) {
-		sd[0] = pd[0];
-		sd[1] = pd[1];
-		nsd = 2;
-	} else if (npd == 2 && nsd == 2) {
-		/* the path's addresses, for the hosts the connection names */
-		for (int i = 0; i < 2; i++)
-			for (int j = 0; j < 2; j++)
-				if (!strcmp(sd[i].host->text, pd[j].host->text) && !sd[i].addr && !sd[i].port) {
-					sd[i].addr = pd[j].addr;
-					sd[i].fam = pd[j].fam;
-					sd[i].port = pd[j].port;
-				}
-	}
-	if (nsd != 2) {
-		perr(ps, n->loc, "write: connection { host a address 10.0.0.1:7790; host b address 10.0.0.2:7790; }",
-		     "expected two hosts in connection, found %d", nsd);
-		goto fail;
-	}
-	for (int i = 0; i < 2; i++) {
-		c.host[i] = host_index(r, sd[i].host->text);
-		if (c.host[i] < 0) {
-			char hint[512], *hl = host_list(r);
-			snprintf(hint, sizeof hint, "a connection joins hosts that have an 'on HOST { }' section in "
-				 "resource '%s' (%s)", r->name, hl);
-			free(hl);
-			perr(ps, sd[i].host->loc, hint, "connection names unknown host '%s'", sd[i].host->text);
-			goto fail;
-		}
-	}
-	if (c.host[0] == c.host[1]) {
-		perr(ps, sd[1].host->loc, NULL, "connection names host '%s' twice", sd[1].host->text);
-		goto fail;
-	}
-	for (int i = 0; i < r->nconns; i++) {
-		const struct cfg_conn *o = &r->conns[i];
-		if ((o->host[0] == c.host[0] && o->host[1] == c.host[1]) ||
-		    (o->host[0] == c.host[1] && o->host[1] == c.host[0])) {
-			char hint[160];
-			snprintf(hint, sizeof hint, "the first is at %s:%d:%d", o->loc.file, o->loc.line, o->loc.col);
-			perr(ps, n->loc, hint, "a second connection between '%s' and '%s'", sd[0].host->text,
-			     sd[1].host->text);
-			goto fail;
-		}
-	}
-	for (int i = 0; i < 2; i++) {
-		if (sd[i].addr) {
-			if (check_address(ps, sd[i].fam, sd[i].addr, &c.address[i], &c.af[i]))
-				goto fail;
-		} else if (sd[i].port) {
-			const struct cfg_host *h = &r->hosts[c.host[i]];
-			long port;
-			if (parse_int(sd[i].port->text, 1, 65535, &port)) {
-				perr(ps, sd[i].port->loc, NULL, "expected a port 1-65535, found '%s'", sd[i].port->text);
-				goto fail;
-			}
-			if (!h->address) {
-				perr(ps, sd[i].port->loc, "give the address: host NAME address IP:PORT;",
-				     "'port' needs the address of 'on %s', which has none", h->name);
-				goto fail;
-			}
-			char buf[160];
-			snprintf(buf, sizeof buf, "%.*s:%ld", (int)(strrchr(h->address, ':') - h->address), h->address, port);
-			c.address[i] = xstrdup(buf);
-			c.af[i] = xstrdup(h->af);
-		}
-	}
 	if (n->nargs)
 		c.name = xstrdup(n->args[0].text);
 	r->conns = xrealloc(r->conns, sizeof(struct cfg_conn) * (size_t)(r->nconns + 1));
