@@ -1651,9 +1651,103 @@ static void interp_quorum(struct parser *ps, struct cfg_resource *r)
 				  "tiebreaker: 'disk none;') so one side can go on", r->nhosts);
 }
 
-static void interp_resource(struct parser *ps, const struct node *n, const struct cfg_section *common)
+/* A new resource named by n, or NULL (reported) when n is malformed or
+ * the name is taken. */
+static struct cfg_resource *res_new(struct parser *ps, const struct node *n)
 {
 	struct cfg *cfg = ps->cfg;
+	struct cfg_resource *r;
+
+	if (!n->block || n->nargs != 1) {
+		perr(ps, n->loc, "write: resource NAME { ... }", "expected 'resource NAME {', found %s",
+		     n->nargs != 1 ? "no name or several" : "';'");
+		return NULL;
+	}
+	for (int i = 0; i < cfg->nres; i++) {
+		if (!strcmp(cfg->res[i].name, n->args[0].text)) {
+			char hint[128];
+			snprintf(hint, sizeof hint, "first defined at %s:%d", cfg->res[i].loc.file, cfg->res[i].loc.line);
+			perr(ps, n->args[0].loc, hint, "resource '%s' defined twice", n->args[0].text);
+			return NULL;
+		}
+	}
+	cfg->res = xrealloc(cfg->res, sizeof(struct cfg_resource) * (size_t)(cfg->nres + 1));
+	r = &cfg->res[cfg->nres++];
+	memset(r, 0, sizeof *r);
+	r->name = xstrdup(n->args[0].text);
+	r->loc = n->loc;
+	return r;
+}
+
+/* Each host's volume, disk, meta-disk and node-id defaults, once the
+ * whole resource is read.  0, or -1 with the error reported. */
+static int res_hosts(struct parser *ps, struct cfg_resource *r, struct vols *hvols, const struct vols *rvols,
+		     const struct dev_disk *dd)
+{
+	const struct cfg_host *h0 = &r->hosts[0];
+	int v0 = 0;
+
+	for (int i = 0; i < r->nhosts; i++) {
+		struct cfg_host *h = &r->hosts[i];
+		if (resolve_volumes(ps, r, h, &hvols[i], rvols, dd))
+			return -1;
+		if (!h->meta_disk)
+			h->meta_disk = xstrdup("internal");
+		if (h->node_id < 0)
+			h->node_id = i;
+		if (!h->disk) {
+			perr(ps, h->loc, "set 'disk PATH;' (or 'disk none;' for a diskless tiebreaker) in this section, "
+			     "its 'volume N { }' or the resource",
+			     "'%s %s' has no backing disk", h->floating ? "floating" : "on", h->name);
+			return -1;
+		}
+		h->diskless = !strcmp(h->disk, "none");
+		int v = h->volume < 0 ? 0 : h->volume;
+		if (!i)
+			v0 = v;
+		if (v != v0) {
+			char hint[256];
+			snprintf(hint, sizeof hint, "'%s' has volume %d; give every host the same volume number, or each "
+				 "volume a resource of its own", h0->name, v0);
+			perr(ps, h->loc, hint, "resource '%s' has more than one volume ('%s' has volume %d); dipole supports "
+			     "one volume per resource for now", r->name, h->name, v);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Every host has an address, a name and a node-id of its own.  0, or -1
+ * with the error reported. */
+static int res_hosts_distinct(struct parser *ps, const struct cfg_resource *r)
+{
+	for (int i = 0; i < r->nhosts; i++) {
+		const struct cfg_host *h = &r->hosts[i];
+		if (!h->address) {
+			perr(ps, h->loc, "add 'address IP:PORT;' here, or 'host NAME address IP:PORT;' in a connection "
+			     "section (the replication address of this node)", "'on %s' has no address", h->name);
+			return -1;
+		}
+		for (int j = 0; j < i; j++) {
+			if (!strcmp(r->hosts[j].name, h->name)) {
+				perr(ps, h->loc, NULL, "host '%s' appears twice in resource '%s'", h->name, r->name);
+				return -1;
+			}
+			if (r->hosts[j].node_id == h->node_id) {
+				char hint[160];
+				snprintf(hint, sizeof hint, "give each host its own 'node-id N;' (%s has %d)",
+					 r->hosts[j].name, h->node_id);
+				perr(ps, h->loc, hint, "node-id %d of '%s' collides with host '%s'", h->node_id,
+				     h->name, r->hosts[j].name);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void interp_resource(struct parser *ps, const struct node *n, const struct cfg_section *common)
+{
 	struct cfg_resource *r;
 	struct cfg_section own[SECT_COUNT] = { 0 };
 	struct dev_disk dd = { 0 };
@@ -1663,24 +1757,8 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 	struct vols rvols = { 0 }, *hvols = NULL;
 	int nhvols = 0;
 
-	if (!n->block || n->nargs != 1) {
-		perr(ps, n->loc, "write: resource NAME { ... }", "expected 'resource NAME {', found %s",
-		     n->nargs != 1 ? "no name or several" : "';'");
+	if (!(r = res_new(ps, n)))
 		return;
-	}
-	for (int i = 0; i < cfg->nres; i++) {
-		if (!strcmp(cfg->res[i].name, n->args[0].text)) {
-			char hint[128];
-			snprintf(hint, sizeof hint, "first defined at %s:%d", cfg->res[i].loc.file, cfg->res[i].loc.line);
-			perr(ps, n->args[0].loc, hint, "resource '%s' defined twice", n->args[0].text);
-			return;
-		}
-	}
-	cfg->res = xrealloc(cfg->res, sizeof(struct cfg_resource) * (size_t)(cfg->nres + 1));
-	r = &cfg->res[cfg->nres++];
-	memset(r, 0, sizeof *r);
-	r->name = xstrdup(n->args[0].text);
-	r->loc = n->loc;
 
 	for (int i = 0; i < n->nkids && !ps->failed; i++) {
 		const struct node *k = &n->kids[i];
@@ -1721,57 +1799,15 @@ static void interp_resource(struct parser *ps, const struct node *n, const struc
 		     "resource '%s' has no 'on HOST' section", r->name);
 		goto out;
 	}
-	for (int i = 0; i < r->nhosts; i++) {
-		struct cfg_host *h = &r->hosts[i];
-		if (resolve_volumes(ps, r, h, &hvols[i], &rvols, &dd))
-			goto out;
-		if (!h->meta_disk)
-			h->meta_disk = xstrdup("internal");
-		if (h->node_id < 0)
-			h->node_id = i;
-		if (!h->disk) {
-			perr(ps, h->loc, "set 'disk PATH;' (or 'disk none;' for a diskless tiebreaker) in this section, "
-			     "its 'volume N { }' or the resource",
-			     "'%s %s' has no backing disk", h->floating ? "floating" : "on", h->name);
-			goto out;
-		}
-		h->diskless = !strcmp(h->disk, "none");
-		if (i && (h->volume < 0 ? 0 : h->volume) != (r->hosts[0].volume < 0 ? 0 : r->hosts[0].volume)) {
-			char hint[256];
-			snprintf(hint, sizeof hint, "'%s' has volume %d; give every host the same volume number, or each "
-				 "volume a resource of its own", r->hosts[0].name, r->hosts[0].volume < 0 ? 0 : r->hosts[0].volume);
-			perr(ps, h->loc, hint, "resource '%s' has more than one volume ('%s' has volume %d); dipole supports "
-			     "one volume per resource for now", r->name, h->name, h->volume < 0 ? 0 : h->volume);
-			goto out;
-		}
-	}
+	if (res_hosts(ps, r, hvols, &rvols, &dd))
+		goto out;
 	for (int i = 0; i < nconns && !ps->failed; i++)
 		interp_conn(ps, conns[i], r);
 	if (ps->failed)
 		goto out;
 	conn_addresses(ps, r);
-	for (int i = 0; i < r->nhosts; i++) {
-		struct cfg_host *h = &r->hosts[i];
-		if (!h->address) {
-			perr(ps, h->loc, "add 'address IP:PORT;' here, or 'host NAME address IP:PORT;' in a connection "
-			     "section (the replication address of this node)", "'on %s' has no address", h->name);
-			goto out;
-		}
-		for (int j = 0; j < i; j++) {
-			if (!strcmp(r->hosts[j].name, h->name)) {
-				perr(ps, h->loc, NULL, "host '%s' appears twice in resource '%s'", h->name, r->name);
-				goto out;
-			}
-			if (r->hosts[j].node_id == h->node_id) {
-				char hint[160];
-				snprintf(hint, sizeof hint, "give each host its own 'node-id N;' (%s has %d)",
-					 r->hosts[j].name, h->node_id);
-				perr(ps, h->loc, hint, "node-id %d of '%s' collides with host '%s'", h->node_id,
-				     h->name, r->hosts[j].name);
-				goto out;
-			}
-		}
-	}
+	if (res_hosts_distinct(ps, r))
+		goto out;
 	if (mesh && interp_mesh(ps, mesh, r))
 		goto out;
 	interp_quorum(ps, r);
