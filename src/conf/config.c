@@ -677,12 +677,13 @@ static const struct {
 
 /* Check one option statement against its table and store it. */
 static void interp_option(struct parser *ps, const char *where, const struct optspec *tab,
-			  const struct node *n, struct cfg_section *dst)
-{
-	const struct optspec *o;
-	char hint[512];
-	char *val = NULL;
+			  const struct node *n, struct cfg_section *dst);
 
+/* An option spelled as DRBD 8.3 did is taken in today's spelling, with a
+ * deprecation note.  Returns 1 if n was such an option (handled). */
+static int option_old_spelling(struct parser *ps, const char *where, const struct optspec *tab,
+			       const struct node *n, struct cfg_section *dst)
+{
 	for (size_t i = 0; i < sizeof old_spellings / sizeof old_spellings[0]; i++) {
 		if (strcmp(where, old_spellings[i].sect) || strcmp(n->key, old_spellings[i].old))
 			continue;
@@ -690,7 +691,7 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 		struct tok no = { .type = T_WORD, .text = (char *)old_spellings[i].val, .loc = n->loc };
 		if (old_spellings[i].val && (n->nargs || n->block)) {
 			perr(ps, n->nargs ? n->args[0].loc : n->loc, NULL, "expected '%s;', found a value", n->key);
-			return;
+			return 1;
 		}
 		now.key = (char *)old_spellings[i].now;
 		if (old_spellings[i].val) {
@@ -700,19 +701,14 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 		pwarn(ps, n->loc, "'%s' is the DRBD 8.3 spelling of '%s%s%s'; taken as such (deprecated)", n->key,
 		      now.key, old_spellings[i].val ? " " : "", old_spellings[i].val ? old_spellings[i].val : "");
 		interp_option(ps, where, tab, &now, dst);
-		return;
+		return 1;
 	}
-	for (o = tab; o->key; o++)
-		if (!strcmp(o->key, n->key))
-			break;
-	if (!o->key) {
-		pwarn(ps, n->loc, "unknown option '%s' in %s section ignored", n->key, where);
-		return;
-	}
-	if (n->block) {
-		perr(ps, n->loc, NULL, "expected '%s VALUE;', found a '{' section", n->key);
-		return;
-	}
+	return 0;
+}
+
+/* The number of values o's kind takes.  0, or -1 with the error reported. */
+static int option_arity(struct parser *ps, const struct optspec *o, const struct node *n)
+{
 	switch (o->kind) {
 	case K_FLAG:
 		if (n->nargs > 1 || (n->nargs == 1 && strcmp(n->args[0].text, "yes") && strcmp(n->args[0].text, "no"))) {
@@ -720,13 +716,13 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 			     "is a ';' missing after the previous option?",
 			     "expected '%s;' or '%s yes|no;', found '%s'", n->key, n->key,
 			     n->args[n->nargs > 1 ? 1 : 0].text);
-			return;
+			return -1;
 		}
 		break;
 	case K_ANY:
 		if (n->nargs < 1) {
 			perr(ps, n->loc, NULL, "expected a value after '%s', found ';'", n->key);
-			return;
+			return -1;
 		}
 		break;
 	default:
@@ -737,15 +733,23 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 				perr(ps, n->args[1].loc, "is a ';' missing after the value?",
 				     "expected ';' after '%s %s', found '%s'", n->key, n->args[0].text,
 				     n->args[1].text);
-			return;
+			return -1;
 		}
 		break;
 	}
-	const char *v = n->nargs ? n->args[0].text : "";
+	return 0;
+}
+
+/* Checks value v against o's kind; sizes and digests are normalized into
+ * *val (allocated), other kinds leave it NULL.  0, or -1 reported. */
+static int option_value(struct parser *ps, const struct optspec *o, const struct node *n, const char *v, char **val)
+{
+	char hint[512];
+
 	if (o->kind == K_ENUM && !enum_has(o->enums, v)) {
 		snprintf(hint, sizeof hint, "valid values: %s", o->enums);
 		perr(ps, n->args[0].loc, hint, "expected a valid value for '%s', found '%s'", n->key, v);
-		return;
+		return -1;
 	}
 	if (o->kind == K_INT) {
 		long lo, hi, x;
@@ -753,7 +757,7 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 		if (parse_int(v, lo, hi, &x)) {
 			snprintf(hint, sizeof hint, "'%s' takes a whole number from %ld to %ld", n->key, lo, hi);
 			perr(ps, n->args[0].loc, hint, "expected a number for '%s', found '%s'", n->key, v);
-			return;
+			return -1;
 		}
 	}
 	if (o->kind == K_SIZE) {
@@ -763,9 +767,9 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 				 "k, M, G; a bare number is in %s, as with drbdsetup",
 				 !strcmp(o->enums, "k") ? "KiB" : !strcmp(o->enums, "s") ? "sectors" : "bytes");
 			perr(ps, n->args[0].loc, hint, "expected a size for '%s', found '%s'", n->key, v);
-			return;
+			return -1;
 		}
-		val = size_norm(x, o->enums);
+		*val = size_norm(x, o->enums);
 	}
 	if (o->kind == K_ALG) {
 		int hmac = o->enums && !strcmp(o->enums, "hmac");
@@ -777,10 +781,37 @@ static void interp_option(struct parser *ps, const char *where, const struct opt
 				 hmac ? " (a checksum such as crc32c cannot key an HMAC)" : "");
 			perr(ps, n->args[0].loc, hint, "expected a digest dipole can compute for '%s', found '%s'",
 			     n->key, v);
-			return;
+			return -1;
 		}
-		val = xstrdup(as);
+		*val = xstrdup(as);
 	}
+	return 0;
+}
+
+static void interp_option(struct parser *ps, const char *where, const struct optspec *tab,
+			  const struct node *n, struct cfg_section *dst)
+{
+	const struct optspec *o;
+	char *val = NULL;
+
+	if (option_old_spelling(ps, where, tab, n, dst))
+		return;
+	for (o = tab; o->key; o++)
+		if (!strcmp(o->key, n->key))
+			break;
+	if (!o->key) {
+		pwarn(ps, n->loc, "unknown option '%s' in %s section ignored", n->key, where);
+		return;
+	}
+	if (n->block) {
+		perr(ps, n->loc, NULL, "expected '%s VALUE;', found a '{' section", n->key);
+		return;
+	}
+	if (option_arity(ps, o, n))
+		return;
+	const char *v = n->nargs ? n->args[0].text : "";
+	if (option_value(ps, o, n, v, &val))
+		return;
 	if (sect_get(dst, n->key))
 		pwarn(ps, n->loc, "'%s' set again in the same %s section; this value wins", n->key, where);
 	if (o->impl == NOT_YET)
