@@ -219,9 +219,84 @@ static char *join_args(const struct node *n);
 /* Parse statements until '}' (inner) or EOF (top). `open` is the location of
  * the statement that opened this block, for error messages. */
 static int parse_block(struct parser *ps, struct lexer *lx, int top, const struct node *open,
+		       const char *dir, struct node **out, int *nout);
+
+/* The rest of a statement whose key n holds: its arguments, then ';' or a
+ * '{ ... }' block.  0, or -1 reported (n is then freed). */
+static int parse_stmt(struct parser *ps, struct lexer *lx, struct node *n, const char *dir)
+{
+	char d2[64];
+	struct tok t;
+
+	for (;;) {
+		if (lex_next(ps, lx, &t)) {
+			node_free(n);
+			return -1;
+		}
+		if (t.type == T_WORD || t.type == T_STRING) {
+			n->args = xrealloc(n->args, sizeof(struct tok) * (size_t)(n->nargs + 1));
+			n->args[n->nargs++] = t;
+			continue;
+		}
+		break;
+	}
+	if (t.type == T_LBRACE) {
+		int skip = !strcmp(n->key, "skip");
+		n->block = 1;
+		ps->skipping += skip;
+		int rc = parse_block(ps, lx, 0, n, dir, &n->kids, &n->nkids);
+		ps->skipping -= skip;
+		if (rc) {
+			node_free(n);
+			return -1;
+		}
+	} else if (t.type != T_SEMI) {
+		char *what = join_args(n);
+		perr(ps, t.loc, "end every option with ';'", "expected ';' after '%s%s%.60s', found %s",
+		     n->key, *what ? " " : "", what, tok_desc(&t, d2, sizeof d2));
+		free(what);
+		node_free(n);
+		return -1;
+	}
+	return 0;
+}
+
+/* `include "GLOB";` at the top level: each matching file's statements are
+ * appended to out, as drbd.conf(5) says.  0, or -1 reported. */
+static int parse_include(struct parser *ps, const struct node *n, int top, const char *dir, struct node **out,
+			 int *nout)
+{
+	if (!top || n->block || n->nargs != 1) {
+		perr(ps, n->loc, "write: include \"/etc/drbd.d/*.res\"; at the top level",
+		     "expected include \"GLOB\"; at the top level of a file");
+		return -1;
+	}
+	if (!ps->allow_include) {
+		perr(ps, n->loc, NULL, "include is not allowed in this input");
+		return -1;
+	}
+	char pattern[4096];
+	const char *g = n->args[0].text;
+	glob_t gl;
+	if (g[0] == '/')
+		snprintf(pattern, sizeof pattern, "%s", g);
+	else
+		snprintf(pattern, sizeof pattern, "%s/%s", dir, g);
+	int rc = glob(pattern, 0, NULL, &gl);
+	if (rc == 0) {
+		for (size_t i = 0; i < gl.gl_pathc && !ps->failed; i++)
+			parse_file_nodes(ps, gl.gl_pathv[i], out, nout, n->loc);
+		globfree(&gl);
+	} else if (rc != GLOB_NOMATCH) {
+		perr(ps, n->loc, NULL, "cannot expand include pattern '%s'", pattern);
+	}
+	return ps->failed ? -1 : 0;
+}
+
+static int parse_block(struct parser *ps, struct lexer *lx, int top, const struct node *open,
 		       const char *dir, struct node **out, int *nout)
 {
-	char d1[64], d2[64];
+	char d1[64];
 	struct tok t;
 
 	for (;;) {
@@ -254,72 +329,17 @@ static int parse_block(struct parser *ps, struct lexer *lx, int top, const struc
 		}
 		n.key = t.text;
 		n.loc = t.loc;
-		for (;;) {
-			if (lex_next(ps, lx, &t)) {
-				node_free(&n);
-				return -1;
-			}
-			if (t.type == T_WORD || t.type == T_STRING) {
-				n.args = xrealloc(n.args, sizeof(struct tok) * (size_t)(n.nargs + 1));
-				n.args[n.nargs++] = t;
-				continue;
-			}
-			break;
-		}
-		if (t.type == T_SEMI) {
-			/* statement */
-		} else if (t.type == T_LBRACE) {
-			int skip = !strcmp(n.key, "skip");
-			n.block = 1;
-			ps->skipping += skip;
-			int rc = parse_block(ps, lx, 0, &n, dir, &n.kids, &n.nkids);
-			ps->skipping -= skip;
-			if (rc) {
-				node_free(&n);
-				return -1;
-			}
-		} else {
-			char *what = join_args(&n);
-			perr(ps, t.loc, "end every option with ';'", "expected ';' after '%s%s%.60s', found %s",
-			     n.key, *what ? " " : "", what, tok_desc(&t, d2, sizeof d2));
-			free(what);
-			node_free(&n);
+		if (parse_stmt(ps, lx, &n, dir))
 			return -1;
-		}
 		/* drbd.conf(5): `skip` comments out what follows it, anywhere */
 		if (!strcmp(n.key, "skip") || ps->skipping) {
 			node_free(&n);
 			continue;
 		}
 		if (!strcmp(n.key, "include")) {
-			if (!top || n.block || n.nargs != 1) {
-				perr(ps, n.loc, "write: include \"/etc/drbd.d/*.res\"; at the top level",
-				     "expected include \"GLOB\"; at the top level of a file");
-				node_free(&n);
-				return -1;
-			}
-			if (!ps->allow_include) {
-				perr(ps, n.loc, NULL, "include is not allowed in this input");
-				node_free(&n);
-				return -1;
-			}
-			char pattern[4096];
-			const char *g = n.args[0].text;
-			glob_t gl;
-			if (g[0] == '/')
-				snprintf(pattern, sizeof pattern, "%s", g);
-			else
-				snprintf(pattern, sizeof pattern, "%s/%s", dir, g);
-			int rc = glob(pattern, 0, NULL, &gl);
-			if (rc == 0) {
-				for (size_t i = 0; i < gl.gl_pathc && !ps->failed; i++)
-					parse_file_nodes(ps, gl.gl_pathv[i], out, nout, n.loc);
-				globfree(&gl);
-			} else if (rc != GLOB_NOMATCH) {
-				perr(ps, n.loc, NULL, "cannot expand include pattern '%s'", pattern);
-			}
+			int rc = parse_include(ps, &n, top, dir, out, nout);
 			node_free(&n);
-			if (ps->failed)
+			if (rc)
 				return -1;
 			continue;
 		}
