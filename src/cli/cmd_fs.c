@@ -67,6 +67,95 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 
 #define XFS_MIN_BYTES (300ull << 20)
 
+/* What `dipole mkfs` reads from the daemon's status before it writes. */
+struct mkfs_target {
+	char loop[256];          /* the loop device to format */
+	unsigned long long size; /* its size, bytes (0: unknown) */
+};
+
+/* The refusals that need the daemon's view: not Primary, mounted, no loop
+ * device, too small for XFS.  0 with t filled, or an exit code (said). */
+static int mkfs_target(struct cli *cli, const char *res, const char *type, struct mkfs_target *t)
+{
+	struct strbuf st = { 0 };
+	char role[32] = "", mnt[4096] = "";
+	int rc = get_status(cli, res, &st);
+	if (rc) {
+		strbuf_free(&st);
+		return rc;
+	}
+	json_str(st.buf, "role", role, sizeof role);
+	json_str(st.buf, "loop", t->loop, sizeof t->loop);
+	json_str(st.buf, "mountpoint", mnt, sizeof mnt);
+	const char *sz = st.buf ? strstr(st.buf, "\"size_bytes\":") : NULL;
+	t->size = sz ? strtoull(sz + 13, NULL, 10) : 0;
+	int mounted = st.buf && !strstr(st.buf, "\"fs\":null") && strstr(st.buf, "\"fs\":");
+	strbuf_free(&st);
+	if (strcmp(role, "Primary")) {
+		fprintf(stderr, "dipole mkfs: refused: this node is %s for '%s'; the filesystem is made on the Primary\n"
+				"  hint: run it on the Primary, or make this node Primary first: dipole primary %s\n",
+			role[0] ? role : "not Primary", res, res);
+		return EXIT_STATE;
+	}
+	if (mounted) {
+		fprintf(stderr, "dipole mkfs: refused: '%s' is mounted (dipolefs) at %s\n  hint: umount it first\n", res,
+			mnt[0] ? mnt : "?");
+		return EXIT_STATE;
+	}
+	if (!t->loop[0]) {
+		fprintf(stderr, "dipole mkfs: refused: '%s' has no loop device on this node (up with --device none)\n"
+				"  hint: dipole down %s && dipole up %s\n", res, res, res);
+		return EXIT_STATE;
+	}
+	/* mkfs.xfs (xfsprogs >= 5.19) refuses below 300 MiB: say it before */
+	if (!strcmp(type, "xfs") && t->size && t->size < XFS_MIN_BYTES) {
+		fprintf(stderr, "dipole mkfs: refused: XFS needs a device of at least 300 MiB; '%s' has %llu MiB; "
+				"nothing was written\n  hint: dipole mkfs %s --type ext4\n", res, t->size >> 20, res);
+		return EXIT_STATE;
+	}
+	return EXIT_OK;
+}
+
+/* Runs mkfs.TYPE on loop, labelled with the resource's name when it fits.
+ * An exit code, said. */
+static int mkfs_run(const char *res, const char *type, const char *loop)
+{
+	/* no discard: on the loop device it is a hole punched on every node,
+	 * slow and useless on a fresh device; -F/-f: the checks were ours */
+	char prog[32];
+	snprintf(prog, sizeof prog, "mkfs.%s", type);
+	char *ext4[] = { prog, "-F", "-E", "nodiscard", "-L", (char *)res, (char *)loop, NULL };
+	char *xfs[] = { prog, "-f", "-K", "-L", (char *)res, (char *)loop, NULL };
+	int is_xfs = !strcmp(type, "xfs");
+	char **args = is_xfs ? xfs : ext4;
+	char label[16] = "";
+	/* XFS labels hold 12 bytes, ext4's 16: a longer name goes unlabelled */
+	if (strlen(res) > (is_xfs ? 12u : 16u))
+		args[is_xfs ? 4 : 5] = label;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("dipole mkfs: fork");
+		return EXIT_FAIL;
+	}
+	if (pid == 0) {
+		execvp(prog, args);
+		fprintf(stderr, "dipole mkfs: cannot run %s: %s\n  hint: install %s\n", prog, strerror(errno),
+			is_xfs ? "xfsprogs" : "e2fsprogs");
+		_exit(127);
+	}
+	int ws;
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws)) {
+		if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 127)
+			fprintf(stderr, "dipole mkfs: %s failed (%s %d); the device may hold a partial filesystem\n", prog,
+				WIFEXITED(ws) ? "exit" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
 int cmd_mkfs(struct cli *cli, int argc, char **argv)
 {
 	const char *res = NULL, *type = "ext4";
@@ -91,93 +180,27 @@ int cmd_mkfs(struct cli *cli, int argc, char **argv)
 	if (strcmp(type, "ext4") && strcmp(type, "xfs"))
 		return usage_error("mkfs", "unknown filesystem type '%s' (--type ext4 or --type xfs)", type);
 	const struct cfg_resource *r;
-	if ((rc = cli_load(cli, 0)) || (rc = cli_resolve(cli, res, &r, NULL)))
+	struct mkfs_target t = { 0 };
+	char found[128], err[256];
+	if ((rc = cli_load(cli, 0)) || (rc = cli_resolve(cli, res, &r, NULL)) || (rc = mkfs_target(cli, res, type, &t)))
 		return rc;
-
-	struct strbuf st = { 0 };
-	char role[32] = "", loop[256] = "", mnt[4096] = "", found[128], err[256];
-	if ((rc = get_status(cli, res, &st))) {
-		strbuf_free(&st);
-		return rc;
-	}
-	json_str(st.buf, "role", role, sizeof role);
-	json_str(st.buf, "loop", loop, sizeof loop);
-	json_str(st.buf, "mountpoint", mnt, sizeof mnt);
-	const char *sz = st.buf ? strstr(st.buf, "\"size_bytes\":") : NULL;
-	unsigned long long size = sz ? strtoull(sz + 13, NULL, 10) : 0;
-	int mounted = st.buf && !strstr(st.buf, "\"fs\":null") && strstr(st.buf, "\"fs\":");
-	strbuf_free(&st);
-	if (strcmp(role, "Primary")) {
-		fprintf(stderr, "dipole mkfs: refused: this node is %s for '%s'; the filesystem is made on the Primary\n"
-				"  hint: run it on the Primary, or make this node Primary first: dipole primary %s\n",
-			role[0] ? role : "not Primary", res, res);
-		return EXIT_STATE;
-	}
-	if (mounted) {
-		fprintf(stderr, "dipole mkfs: refused: '%s' is mounted (dipolefs) at %s\n  hint: umount it first\n", res,
-			mnt[0] ? mnt : "?");
-		return EXIT_STATE;
-	}
-	if (!loop[0]) {
-		fprintf(stderr, "dipole mkfs: refused: '%s' has no loop device on this node (up with --device none)\n"
-				"  hint: dipole down %s && dipole up %s\n", res, res, res);
-		return EXIT_STATE;
-	}
-	/* mkfs.xfs (xfsprogs >= 5.19) refuses below 300 MiB: say it before */
-	if (!strcmp(type, "xfs") && size && size < XFS_MIN_BYTES) {
-		fprintf(stderr, "dipole mkfs: refused: XFS needs a device of at least 300 MiB; '%s' has %llu MiB; "
-				"nothing was written\n  hint: dipole mkfs %s --type ext4\n", res, size >> 20, res);
-		return EXIT_STATE;
-	}
-	if (fsprobe_type(loop, found, sizeof found, err)) {
+	if (fsprobe_type(t.loop, found, sizeof found, err)) {
 		fprintf(stderr, "dipole mkfs: %s\n", err);
 		return EXIT_FAIL;
 	}
 	if (found[0] && !force) {
 		fprintf(stderr, "dipole mkfs: refused: the device of '%s' (%s) already holds %s%s (blkid -p); nothing "
-				"was written\n  hint: dipole mkfs %s --force destroys it\n", res, loop,
+				"was written\n  hint: dipole mkfs %s --force destroys it\n", res, t.loop,
 			strncmp(found, "partition", 9) ? "a filesystem: " : "a ", found, res);
 		return EXIT_STATE;
 	}
-	/* no discard: on the loop device it is a hole punched on every node,
-	 * slow and useless on a fresh device; -F/-f: the checks were ours */
-	char prog[32];
-	snprintf(prog, sizeof prog, "mkfs.%s", type);
-	char *ext4[] = { prog, "-F", "-E", "nodiscard", "-L", (char *)res, loop, NULL };
-	char *xfs[] = { prog, "-f", "-K", "-L", (char *)res, loop, NULL };
-	char **args = !strcmp(type, "xfs") ? xfs : ext4;
-	char label[16];
-	/* XFS labels hold 12 bytes, ext4's 16: a longer name goes unlabelled */
-	if (strlen(res) > (strcmp(type, "xfs") ? 16u : 12u)) {
-		snprintf(label, sizeof label, "%s", "");
-		args[!strcmp(type, "xfs") ? 4 : 5] = label;
-	}
-	fprintf(stderr, "dipole mkfs: making %s on %s (%s%s)\n", type, loop, res, found[0] ? ", replacing " : "");
+	fprintf(stderr, "dipole mkfs: making %s on %s (%s%s)\n", type, t.loop, res, found[0] ? ", replacing " : "");
 	if (found[0])
 		fprintf(stderr, "  (it held %s)\n", found);
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("dipole mkfs: fork");
-		return EXIT_FAIL;
-	}
-	if (pid == 0) {
-		execvp(prog, args);
-		fprintf(stderr, "dipole mkfs: cannot run %s: %s\n  hint: install %s\n", prog, strerror(errno),
-			!strcmp(type, "xfs") ? "xfsprogs" : "e2fsprogs");
-		_exit(127);
-	}
-	int ws;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(ws) || WEXITSTATUS(ws)) {
-		if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 127)
-			fprintf(stderr, "dipole mkfs: %s failed (%s %d); the device may hold a partial filesystem\n", prog,
-				WIFEXITED(ws) ? "exit" : "signal", WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws));
-		return EXIT_FAIL;
-	}
+	if ((rc = mkfs_run(res, type, t.loop)))
+		return rc;
 	fprintf(stderr, "dipole mkfs: %s: %s made on %s, replicated to the peers; mount it with: dipole mount %s DIR\n",
-		res, type, loop, res);
+		res, type, t.loop, res);
 	return EXIT_OK;
 }
 
