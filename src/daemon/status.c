@@ -34,14 +34,17 @@ void status_json(struct daemon *d, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&e->st.written_bytes), (unsigned long long)atomic_load(&e->st.read_bytes),
 		  (unsigned long long)atomic_load(&e->st.io_errors));
 	startup_json(d, sb);
-	char dr[160], sr[256];
+	char dr[160], sr[256], why[sizeof e->disk_why];
 	pthread_mutex_lock(&e->lock);
 	uint64_t gc = e->sb.uuid[UUID_CURRENT], gb = e->sb.uuid[UUID_BITMAP];
 	snprintf(dr, sizeof dr, "%s", e->detach_reason);
 	snprintf(sr, sizeof sr, "%s", e->suspend_reason);
+	snprintf(why, sizeof why, "%s", e->disk_why);
 	pthread_mutex_unlock(&e->lock);
 	strbuf_printf(sb, "\"disk_reason\":");
 	strbuf_json_str(sb, dr);
+	strbuf_printf(sb, ",\"disk_state_reason\":");
+	strbuf_json_str(sb, why);
 	strbuf_printf(sb, ",\"io_suspended\":%s,\"suspend_reason\":", engine_is_suspended(e) ? "true" : "false");
 	strbuf_json_str(sb, sr);
 	strbuf_printf(sb, ",\"generation\":{\"current\":\"%016llx\",\"bitmap\":\"%016llx\"},"
@@ -81,6 +84,10 @@ void status_text(struct daemon *d, struct strbuf *sb)
 	strbuf_printf(sb, "  disk:%s size:%s\n", disk_state_name((enum disk_state)atomic_load(&e->dstate)),
 		  fmt_size(e->size, a, sizeof a));
 	pthread_mutex_lock(&e->lock);
+	int ds = atomic_load(&e->dstate);
+	/* a disk short of UpToDate says why, the cue to what brings it back */
+	if ((ds == DS_OUTDATED || ds == DS_INCONSISTENT || ds == DS_CONSISTENT) && e->disk_why[0])
+		strbuf_printf(sb, "  disk %s: %s\n", disk_state_name((enum disk_state)ds), e->disk_why);
 	if (e->detach_reason[0])
 		strbuf_printf(sb, "  disk detached: %s\n", e->detach_reason);
 	if (atomic_load(&e->suspended))

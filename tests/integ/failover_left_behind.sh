@@ -29,6 +29,10 @@ heal3 a b
 check "b sees a gone" wait_for 30 jcheck b "o['peers'][0]['connection'] != 'Connected'"
 expect_rc "b refuses promotion: Outdated, because c recorded that a went on without it" 3 \
 	"local disk is Outdated \(a voter recorded that the disk peer went on without this node\)" nb primary r0
+check "b's status says why its disk is Outdated (JSON)" jcheck b \
+	"o['disk_state_reason'] == 'a voter recorded that the disk peer went on without this node'"
+expect_rc "b's status says why its disk is Outdated (text)" 0 \
+	"disk Outdated: a voter recorded that the disk peer went on without this node" nb status r0
 sleep 3
 check "b stays Outdated while a is away (a's write exists only on a)" jcheck b "o['disk'] == 'Outdated' and \
 o['role'] == 'Secondary'"
