@@ -9,6 +9,9 @@
 #include <string.h>
 
 #define NO_SLOT UINT32_MAX
+/* Cold extents one record logs at most for writers that queued together
+ * (DRBD's AL_UPDATES_PER_TRANSACTION is 64 as well). */
+#define AL_BATCH 64u
 
 struct al {
 	struct disk *d;
@@ -26,6 +29,18 @@ struct al {
 	atomic_uint_fast64_t updates;
 	int (*evict)(void *arg, const uint32_t *ext, unsigned n);
 	void *arg;
+	pthread_cond_t cond;        /* a record was written (or failed) */
+	struct al_wait *waiting;    /* writers whose extents the next record logs */
+	int writing;                /* a leader writes a record, the lock dropped */
+};
+
+/* A writer waiting for its cold extent to be logged: its thread's own,
+ * linked into a->waiting under the lock; a leader sets rc and done and
+ * unlinks it. */
+struct al_wait {
+	uint32_t ext;
+	int rc, done;
+	struct al_wait *next;
 };
 
 int al_new(struct al **out, struct disk *d, const struct md_super *sb, uint64_t size, unsigned nslots,
@@ -58,6 +73,7 @@ int al_new(struct al **out, struct disk *d, const struct md_super *sb, uint64_t 
 	for (unsigned i = 0; i < nslots; i++)
 		a->ext[i] = NO_SLOT;
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
 	*out = a;
 	return 0;
 }
@@ -71,16 +87,24 @@ void al_free(struct al *a)
 	free(a->refs);
 	free(a->rec);
 	free(a->buf);
+	pthread_cond_destroy(&a->cond);
+	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
 
-static int write_log(struct al *a)
+/* The record naming every logged slot, into a->rec: its extent count. */
+static uint32_t fill_record(struct al *a)
 {
 	uint32_t n = 0;
 	for (unsigned i = 0; i < a->nslots; i++)
 		if (a->ext[i] != NO_SLOT)
 			a->rec[n++] = a->ext[i];
-	int rc = md_write_al(a->d, a->sb, a->buf, ++a->seq, a->rec, n);
+	return n;
+}
+
+static int write_log(struct al *a)
+{
+	int rc = md_write_al(a->d, a->sb, a->buf, ++a->seq, a->rec, fill_record(a));
 	atomic_fetch_add_explicit(&a->updates, 1, memory_order_relaxed);
 	return rc;
 }
@@ -125,68 +149,126 @@ static int take_slot(struct al *a, struct take *t, const struct take *taken, uns
 	return -EBUSY;
 }
 
-/* Slow path: log extent x (under lock), and the next ones after a
- * sequential writer. Evicts slots no write holds: their bitmap bits (and
- * the data written in them) are made durable by one evict call for all of
- * them, then one record names the new set. */
-static int log_extent(struct al *a, uint32_t x)
+static int batch_has(const struct take *t, unsigned n, uint32_t x)
 {
-	for (;;) {
-		uint32_t s = atomic_load(&a->map[x]);
-		if (s != NO_SLOT) {
-			atomic_fetch_add(&a->refs[s], 1);
-			return 0;
-		}
-		struct take t[AL_AHEAD];
-		unsigned n = 0;
-		if (take_slot(a, &t[0], t, 0) == 0) {
-			t[n++].ext = x;
-			int seq = a->nslots >= AL_AHEAD_MIN_SLOTS && x > 0 && atomic_load(&a->map[x - 1]) != NO_SLOT;
-			for (uint32_t y = x + 1; seq && n < AL_AHEAD && y < a->next; y++) {
-				if (atomic_load(&a->map[y]) != NO_SLOT || take_slot(a, &t[n], t, n))
-					break;
-				t[n++].ext = y;
-			}
-		}
-		if (!n) {
-			/* every slot busy: wait for writes to drain */
-			pthread_mutex_unlock(&a->lock);
-			struct timespec ts = { 0, 200000 };
-			nanosleep(&ts, NULL);
-			pthread_mutex_lock(&a->lock);
+	for (unsigned k = 0; k < n; k++)
+		if (t[k].ext == x)
+			return 1;
+	return 0;
+}
+
+/* Slots for the waiting writers' cold extents (under lock), at most
+ * AL_BATCH, and after a lone sequential writer the extents that follow
+ * its own. The number taken into t[]. */
+static unsigned take_batch(struct al *a, struct take *t)
+{
+	unsigned n = 0;
+	for (struct al_wait *w = a->waiting; w && n < AL_BATCH; w = w->next) {
+		if (atomic_load(&a->map[w->ext]) != NO_SLOT || batch_has(t, n, w->ext))
+			continue;
+		if (take_slot(a, &t[n], t, n))
+			break;
+		t[n++].ext = w->ext;
+	}
+	uint32_t x = n == 1 ? t[0].ext : 0;
+	int seq = n == 1 && a->nslots >= AL_AHEAD_MIN_SLOTS && x > 0 && atomic_load(&a->map[x - 1]) != NO_SLOT;
+	for (uint32_t y = x + 1; seq && n < AL_AHEAD && y < a->next; y++) {
+		if (atomic_load(&a->map[y]) != NO_SLOT || take_slot(a, &t[n], t, n))
+			break;
+		t[n++].ext = y;
+	}
+	return n;
+}
+
+/* Writes the record that logs t[0..n) (the lock dropped meanwhile): the
+ * evicted extents' bitmap bits and data made durable by one evict call,
+ * then one record naming the new set. On failure the slots are as before
+ * (an evicted extent stays evicted once its evict call succeeded). */
+static int write_batch(struct al *a, struct take *t, unsigned n)
+{
+	uint32_t victims[AL_BATCH];
+	unsigned nv = 0;
+	for (unsigned k = 0; k < n; k++) {
+		if (t[k].old != NO_SLOT)
+			victims[nv++] = t[k].old;
+		a->ext[t[k].slot] = t[k].ext;
+	}
+	uint32_t nrec = fill_record(a);
+	uint64_t seq = ++a->seq;
+	pthread_mutex_unlock(&a->lock);
+	/* what the evicted extents' writes marked must be on disk before the
+	 * log forgets them */
+	int rc = nv && a->evict ? a->evict(a->arg, victims, nv) : 0;
+	int evicted = !rc;
+	if (!rc)
+		rc = md_write_al(a->d, a->sb, a->buf, seq, a->rec, nrec);
+	pthread_mutex_lock(&a->lock);
+	if (evicted)
+		atomic_fetch_add_explicit(&a->updates, 1, memory_order_relaxed);
+	else
+		a->seq--; /* no record went out under that number */
+	for (unsigned k = 0; rc && k < n; k++) {
+		a->ext[t[k].slot] = evicted ? NO_SLOT : t[k].old;
+		if (!evicted && t[k].old != NO_SLOT)
+			atomic_store(&a->map[t[k].old], t[k].slot);
+	}
+	return rc;
+}
+
+/* Under lock, as the only leader: logs what the waiting writers need in
+ * one record and completes them. A writer whose extent is logged already
+ * gets its reference; one left out (batch full, slots busy) stays queued. */
+static void lead(struct al *a)
+{
+	struct take t[AL_BATCH];
+	a->writing = 1;
+	unsigned n = take_batch(a, t);
+	int rc = n ? write_batch(a, t, n) : 0;
+	/* only now may writes in them proceed: the log names them on disk */
+	for (unsigned k = 0; !rc && k < n; k++)
+		atomic_store(&a->map[t[k].ext], t[k].slot);
+	struct al_wait **pp = &a->waiting;
+	while (*pp) {
+		struct al_wait *w = *pp;
+		uint32_t s = atomic_load(&a->map[w->ext]);
+		if (s == NO_SLOT && !(rc && batch_has(t, n, w->ext))) {
+			pp = &w->next;
 			continue;
 		}
-		/* what the evicted extents' writes marked must be on disk before
-		 * the log forgets them */
-		uint32_t victims[AL_AHEAD];
-		unsigned nv = 0;
-		for (unsigned k = 0; k < n; k++)
-			if (t[k].old != NO_SLOT)
-				victims[nv++] = t[k].old;
-		int rc = nv && a->evict ? a->evict(a->arg, victims, nv) : 0;
-		if (rc) {
-			for (unsigned k = 0; k < n; k++)
-				if (t[k].old != NO_SLOT)
-					atomic_store(&a->map[t[k].old], t[k].slot);
-			return rc;
-		}
-		for (unsigned k = 0; k < n; k++) {
-			a->ext[t[k].slot] = t[k].ext;
-			atomic_store(&a->refs[t[k].slot], k == 0 ? 1 : 0);
-		}
-		rc = write_log(a);
-		if (rc) {
-			for (unsigned k = 0; k < n; k++) {
-				a->ext[t[k].slot] = NO_SLOT;
-				atomic_store(&a->refs[t[k].slot], 0);
-			}
-			return rc;
-		}
-		/* only now may writes in them proceed: the log names them on disk */
-		for (unsigned k = 0; k < n; k++)
-			atomic_store(&a->map[t[k].ext], t[k].slot);
-		return 0;
+		w->rc = s == NO_SLOT ? rc : 0;
+		if (s != NO_SLOT)
+			atomic_fetch_add(&a->refs[s], 1);
+		w->done = 1;
+		*pp = w->next;
 	}
+	a->writing = 0;
+	pthread_cond_broadcast(&a->cond);
+	if (!n && a->waiting) {
+		/* every slot busy: wait for writes to drain */
+		pthread_mutex_unlock(&a->lock);
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&a->lock);
+	}
+}
+
+/* Slow path: extent x is not logged. The writer queues; whoever finds no
+ * record being written leads, logging every queued extent in one record
+ * (group commit), so writers reaching cold extents together pay one flush
+ * and one FUA write, not one each in turn. */
+static int log_extent(struct al *a, uint32_t x)
+{
+	/* a thread waits for one extent at a time: its queue entry is its own */
+	static _Thread_local struct al_wait me;
+	me = (struct al_wait){ .ext = x, .next = a->waiting };
+	a->waiting = &me;
+	while (!me.done) {
+		if (!a->writing)
+			lead(a);
+		else
+			pthread_cond_wait(&a->cond, &a->lock);
+	}
+	return me.rc;
 }
 
 static int ref_extent(struct al *a, uint32_t x)
@@ -236,6 +318,8 @@ int al_clear(struct al *a)
 	if (!a)
 		return 0;
 	pthread_mutex_lock(&a->lock);
+	while (a->writing)
+		pthread_cond_wait(&a->cond, &a->lock);
 	for (unsigned i = 0; i < a->nslots; i++) {
 		if (a->ext[i] != NO_SLOT)
 			atomic_store(&a->map[a->ext[i]], NO_SLOT);

@@ -8,10 +8,14 @@
  *
  * Locking: the data path takes no lock when the extent is already logged:
  * a slot reference count (atomic) and a lookup table from extent to slot.
- * The log's own mutex guards the slot table, the clock hand and the record
- * being written; it is held across the record's FUA write and the evict
- * callback, so the callback may take the bitmap's save lock (the bitmap's
- * lock is taken after this one, never before) but never the engine lock.
+ * The log's own mutex guards the slot table, the clock hand and the queue
+ * of writers waiting for cold extents. Those writers are logged together
+ * (group commit): one of them leads, takes slots for every queued extent
+ * (at most 64 per record), drops the mutex across the evict callback and
+ * the record's FUA write, and completes the others; one leader at a time.
+ * The callback is thus called by one thread at a time, without the log's
+ * mutex held; it may take the bitmap's save lock but never the engine lock,
+ * and nothing may call al_begin while holding a lock the callback takes.
  */
 #ifndef DIPOLE_AL_H
 #define DIPOLE_AL_H
@@ -24,10 +28,11 @@ struct al;
 
 /* nslots: how many extents may be logged at once (al-extents), capped to
  * what one record holds. */
-/* seq: of the newest record on disk. evict(arg, ext, n) is called (under
- * the log's lock) before extents leave the log, once for all the extents
- * one record drops (at most 8): make their bitmap bits and the data written
- * in them durable. A nonzero return keeps them logged and fails the write.
+/* seq: of the newest record on disk. evict(arg, ext, n) is called before
+ * extents leave the log, once for all the extents one record drops (at most
+ * 64): make their bitmap bits and the data written in them durable. A
+ * nonzero return keeps them logged and fails the writes waiting for that
+ * record.
  * A writer reaching a cold extent right after a logged one (sequential)
  * has the next extents logged by the same record when the log has at
  * least 32 slots. */
