@@ -619,6 +619,35 @@ def final_owner_check(cl, wk, tag):
     return counts, acked
 
 
+def fsck_replicas(cl, nodes):
+    """fsck.ext4 -fn of each node's loop device (every node Secondary)."""
+    for n in nodes:
+        o, _ = cl.status(n)
+        loop = (o or {}).get("exports", {}).get("loop")
+        p = subprocess.run(["fsck.ext4", "-fn", loop or "/nonexistent"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        say(p.returncode == 0, "fsck.ext4 -fn of %s's replica (%s) is clean" % (n, loop))
+        if p.returncode:
+            for l in p.stdout.decode(errors="replace").splitlines()[:15]:
+                note("  " + l)
+
+
+def replicas_identical(cl):
+    """The data areas of a's and b's backing files ($T/a.img, $T/b.img) match."""
+    o, _ = cl.status("a")
+    size = (o or {}).get("size_bytes", 0)
+    sums = []
+    for n in "ab":
+        h = hashlib.md5()
+        with open("%s/%s.img" % (cl.T, n), "rb") as f:
+            left = size
+            while left:
+                c = f.read(min(left, 1 << 20))
+                h.update(c)
+                left -= len(c)
+        sums.append(h.hexdigest())
+    say(size > 0 and sums[0] == sums[1], "replicas byte-identical (%s)" % " ".join(sums))
+
+
 def main():
     seed = int(os.environ.get("FSCHECK_SEED") or random.randrange(1 << 30))
     if "--seed" in sys.argv:
@@ -683,27 +712,8 @@ def main():
     say(rc == 0, "b unmounts")
     rc, out = cl.dp("b", "secondary", "r0")
     say(rc == 0, "b demotes: both Secondary %s" % out.strip())
-    for n in "ab":
-        o, _ = cl.status(n)
-        loop = (o or {}).get("exports", {}).get("loop")
-        p = subprocess.run(["fsck.ext4", "-fn", loop or "/nonexistent"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        say(p.returncode == 0, "fsck.ext4 -fn of %s's replica (%s) is clean" % (n, loop))
-        if p.returncode:
-            for l in p.stdout.decode(errors="replace").splitlines()[:15]:
-                note("  " + l)
-    o, _ = cl.status("a")
-    size = (o or {}).get("size_bytes", 0)
-    sums = []
-    for n in "ab":
-        h = hashlib.md5()
-        with open("%s/%s.img" % (cl.T, n), "rb") as f:
-            left = size
-            while left:
-                c = f.read(min(left, 1 << 20))
-                h.update(c)
-                left -= len(c)
-        sums.append(h.hexdigest())
-    say(size > 0 and sums[0] == sums[1], "replicas byte-identical (%s)" % " ".join(sums))
+    fsck_replicas(cl, "ab")
+    replicas_identical(cl)
     print("# fschecker: %d failed checks, seed %d: reproduce with FSCHECK_SEED=%d" % (failures, seed, seed), flush=True)
     return failures
 
