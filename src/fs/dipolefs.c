@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct dipolefs {
@@ -134,6 +136,27 @@ static int split_options(struct dipolefs *fs, const char *options, char *err)
 		}
 	}
 	return 0;
+}
+
+/* Drop the kernel's page cache of device (BLKFLSBUF: write back, then
+ * invalidate). The daemon keeps its loop device open for the device's
+ * life, so what the kernel cached while this node owned the filesystem
+ * before outlives that unmount; since then another owner wrote the disk
+ * through replication, under that cache. Mounting on it would read the
+ * old blocks (fsfailover.py found it: fs_owner_cache.sh). Not a block
+ * device: nothing to do. 0 or -errno with err set. */
+static int drop_device_cache(const char *device, char *err)
+{
+	struct stat st;
+	if (stat(device, &st) == 0 && !S_ISBLK(st.st_mode))
+		return 0; /* an image file: the kernel's loop device is its own */
+	int fd = open(device, O_RDONLY | O_CLOEXEC);
+	int rc = fd < 0 || ioctl(fd, BLKFLSBUF, 0) ? -errno : 0;
+	if (rc)
+		snprintf(err, 256, "cannot drop the page cache of %s before mounting it: %s", device, strerror(-rc));
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 /* Mount the kernel filesystem on device, detached. The mount's fd or
@@ -267,6 +290,8 @@ static int serve_kernel(struct dipolefs *fs, const struct dipolefs_conf *c, int 
 		snprintf(err, 256, "the owner needs a device");
 		return -EINVAL;
 	}
+	if ((rc = drop_device_cache(c->device, err)))
+		return rc;
 	if (c->fstype) {
 		snprintf(fs->fstype, sizeof fs->fstype, "%s", c->fstype);
 	} else if ((rc = fsprobe_type(c->device, fs->fstype, sizeof fs->fstype, err))) {
