@@ -14,7 +14,8 @@ connected, in sync, both mounted, one owner serving):
                resync) and mounts again as a client
   kill-client  SIGKILL the non-owner's daemon, restart it, remount
   cut-link     drop everything between a and b (both still reach c);
-               healed at the next step
+               healed at the next step, when at most one of them may
+               own the filesystem
   move         `dipole fs move` ownership to the other disk node
   kill-worker  SIGKILL a worker mid-operation, start it again
 
@@ -169,6 +170,10 @@ class Nemesis3:
         self.cut = True
 
     def heal_link(self, own):
+        # the cut's partition shape: both reach c, so one of them goes on;
+        # never two nodes owning the filesystem at once
+        owners = [n for n in DISKS if self.cl.fs(n).get("role") == "owner"]
+        fc.say(len(owners) <= 1, "a-b link cut: at most one owner (%s)" % (" ".join(owners) or "none"))
         self.cl.cut_ab(False)
         self.cut = False
 
