@@ -648,12 +648,17 @@ def replicas_identical(cl):
     say(size > 0 and sums[0] == sums[1], "replicas byte-identical (%s)" % " ".join(sums))
 
 
-def main():
+def run_params(default_secs):
+    """(seed, seconds, workers per node): FSCHECK_SEED or --seed N (else a
+    random one), FSCHECK_SECONDS, FSCHECK_WORKERS."""
     seed = int(os.environ.get("FSCHECK_SEED") or random.randrange(1 << 30))
     if "--seed" in sys.argv:
         seed = int(sys.argv[sys.argv.index("--seed") + 1])
-    secs = float(os.environ.get("FSCHECK_SECONDS", "60"))
-    per_node = int(os.environ.get("FSCHECK_WORKERS", "2"))
+    return seed, float(os.environ.get("FSCHECK_SECONDS", default_secs)), int(os.environ.get("FSCHECK_WORKERS", "2"))
+
+
+def main():
+    seed, secs, per_node = run_params(60)
     brk = os.environ.get("FSCHECK_BREAK", "")
     print("# fschecker: FSCHECK_SEED=%d FSCHECK_SECONDS=%g workers=%d per node%s" %
           (seed, secs, per_node, " FSCHECK_BREAK=" + brk if brk else ""), flush=True)

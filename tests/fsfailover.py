@@ -212,11 +212,7 @@ def run_nemesis(cl, wk, nem, secs):
 
 
 def main():
-    seed = int(os.environ.get("FSCHECK_SEED") or random.randrange(1 << 30))
-    if "--seed" in sys.argv:
-        seed = int(sys.argv[sys.argv.index("--seed") + 1])
-    secs = float(os.environ.get("FSCHECK_SECONDS", "20"))
-    per_node = int(os.environ.get("FSCHECK_WORKERS", "2"))
+    seed, secs, per_node = fc.run_params(20)
     print("# fsfailover: FSCHECK_SEED=%d FSCHECK_SECONDS=%g workers=%d per node" % (seed, secs, per_node), flush=True)
     rng = random.Random(seed)
     cl = Cluster3()
