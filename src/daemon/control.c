@@ -333,7 +333,7 @@ static int do_down(void *ctx, int fd, const struct ctl_req *req)
 	 * runs the service's ExecStop): the main loop releases it within a
 	 * second; release it now instead of refusing */
 	fsmount_check_unmounted(d);
-	if (!ctl_req_has(req, "--force") && fsmount_refuses_down(d, msg)) {
+	if (fsmount_refuses_down(d, ctl_req_has(req, "--force"), msg)) {
 		ctl_reply(fd, EXIT_STATE, msg, NULL);
 		return 0;
 	}

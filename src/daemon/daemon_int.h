@@ -163,7 +163,11 @@ int fsmount_umount_request(struct daemon *d, int fd, const struct ctl_req *req);
 int fsmount_move_request(struct daemon *d, int fd, const struct ctl_req *req);
 int fsmount_refuses_primary(struct daemon *d, char *msg);
 int fsmount_refuses_secondary(struct daemon *d, char *msg);
-int fsmount_refuses_down(struct daemon *d, char *msg);
+/* `down` (force: --force): an owner whose client nodes have the
+ * filesystem mounted hands it over to one that can take it (fs move's
+ * rules) first; 1 with msg when down must be refused: mounted here and not
+ * forced, or no client can take over and not forced. */
+int fsmount_refuses_down(struct daemon *d, int force, char *msg);
 int fsmount_tick(struct daemon *d);
 /* Release a mount that a plain umount(8) took off (the main loop does it
  * within a second; `down` does it first). */

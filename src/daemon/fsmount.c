@@ -529,17 +529,29 @@ static void unmount_now(struct daemon *d, const char *why)
 		listener_route_channel(d->lsn, CH_FS, demand_accept, d);
 }
 
-/* The user unmounted here: an owner with clients keeps serving them. */
+static int leave_to_client(struct daemon *d, const char *cause, char *why, size_t len);
+
+/* The user unmounted here: an owner with clients hands the filesystem over
+ * to one that can take it (docs/dipolefs.md "Planned handover"), else
+ * keeps serving them. */
 static void unmount_here(struct daemon *d, const char *why)
 {
 	int n = d->fs_role == FSR_OWNER ? dipolefs_clients(d->fs) : 0;
+	char no[300];
 	if (!n) {
 		unmount_now(d, why);
 		return;
 	}
-	log_info("fs: unmounting %s here (%s); still serving the filesystem to %d client nodes", d->fs_dir, why, n);
+	log_info("fs: unmounting %s here (%s); %d client nodes still have the filesystem mounted", d->fs_dir, why, n);
 	dipolefs_detach(d->fs);
 	d->fs_dir[0] = 0;
+	int rc = leave_to_client(d, "umount", no, sizeof no);
+	if (rc > 0)
+		log_warn("fs: still serving the filesystem to %d client nodes, not mounted here: %s", n, no);
+	else if (rc < 0 && d->fs) {
+		log_warn("fs: %s; stops serving", no);
+		unmount_now(d, "the handover failed");
+	}
 }
 
 int fsmount_umount_request(struct daemon *d, int fd, const struct ctl_req *req)
@@ -576,18 +588,33 @@ int fsmount_refuses_secondary(struct daemon *d, char *msg)
 	return 0;
 }
 
-int fsmount_refuses_down(struct daemon *d, char *msg)
+int fsmount_refuses_down(struct daemon *d, int force, char *msg)
 {
+	char why[300];
 	if (!d->fs)
 		return 0;
 	int n = d->fs_role == FSR_OWNER ? dipolefs_clients(d->fs) : 0;
-	if (d->fs_dir[0])
-		snprintf(msg, 256, "refusing to go down: %s's filesystem is mounted at %.100s; umount it, or use "
-			 "'down --force' (its users then get errors)", d->r->name, d->fs_dir);
-	else if (n)
-		snprintf(msg, 256, "refusing to go down: this node serves %s's filesystem to %d client nodes; "
-			 "unmount it on them, or use 'down --force' (their users then get errors)", d->r->name, n);
-	return d->fs_dir[0] || n;
+	if (d->fs_dir[0] && !force) {
+		snprintf(msg, 256, "refusing to go down: %s's filesystem is mounted at %.100s; umount it (an owner "
+			 "hands it over to a client), or use 'down --force' (its users then get errors)", d->r->name,
+			 d->fs_dir);
+		return 1;
+	}
+	if (!n)
+		return 0;
+	if (d->fs_dir[0]) { /* forced: this node's users get errors, the clients' need not */
+		dipolefs_detach(d->fs);
+		d->fs_dir[0] = 0;
+	}
+	int rc = leave_to_client(d, "down", why, sizeof why);
+	if (rc < 0)
+		log_warn("fs: %s; going down anyway", why);
+	if (rc <= 0 || force)
+		return 0;
+	snprintf(msg, 256, "refusing to go down: this node serves %s's filesystem to %d client nodes and none can "
+		 "take it over (%.120s); unmount it on them, or use 'down --force' (their users then get errors)",
+		 d->r->name, n, why);
+	return 1;
 }
 
 /* ---- serving on demand and the peers' ownership --------------------- */
@@ -1217,35 +1244,80 @@ static int hand_over(struct daemon *d, const struct cfg_host *h, char *err)
 	return rc;
 }
 
+/* Hand this owner's filesystem over to h (cause: "fs move", "umount",
+ * "down"): drain, flush, unmount, demote, then h takes it over. 0; or -1
+ * with msg when released but h did not take over (this node's mount, if
+ * any, waits as a client). A node left without a mount here stops. */
+static int move_to(struct daemon *d, const struct cfg_host *h, const char *cause, char *msg, size_t len)
+{
+	char why[256] = "";
+	log_info("fs: handing %s's filesystem over to %s (%s): drain, flush, unmount, demote", d->r->name, h->name,
+		 cause);
+	if (dipolefs_release(d->fs, why)) {
+		snprintf(msg, len, "%s", why);
+		return -1;
+	}
+	engine_set_fs_owner(d->e, 0);
+	if (daemon_demote(d, why))
+		log_warn("fs: %s: cannot become Secondary: %s", cause, why);
+	d->fs_role = FSR_CLIENT;
+	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", h->name);
+	if (d->lsn)
+		listener_route_channel(d->lsn, CH_FS, demand_accept, d);
+	if (hand_over(d, h, why)) {
+		snprintf(msg, len, "released, but %s did not take the filesystem over: %.150s", h->name, why);
+		return -1;
+	}
+	if (!d->fs_dir[0]) { /* it served without a mount here: nothing left to forward */
+		char done[80];
+		snprintf(done, sizeof done, "handed over to another node (%s)", cause);
+		unmount_now(d, done);
+	}
+	snprintf(msg, len, "%s now owns %s's filesystem%s", h->name, d->r->name,
+		 d->fs_dir[0] ? "; mounted here as its client" : "");
+	log_info("fs: %s", msg);
+	return 0;
+}
+
+/* An owner leaving (umount, down) with clients: hand over to the first
+ * client that fs move would accept. 0 done; 1 with why when none can take
+ * it (nothing changed); -1 with why when the handover failed midway. */
+static int leave_to_client(struct daemon *d, const char *cause, char *why, size_t len)
+{
+	const struct cfg_host *h = NULL;
+	size_t used = 0;
+	why[0] = 0;
+	for (int i = 0; i < d->r->nhosts; i++) {
+		const struct cfg_host *c = &d->r->hosts[i];
+		char no[256];
+		if (c == d->h || !dipolefs_has_client(d->fs, c->name))
+			continue;
+		if (!move_target(d, c->name, &h, no, sizeof no))
+			return move_to(d, h, cause, why, len) ? -1 : 0;
+		used += (size_t)snprintf(why + used, len - used, "%s%s", used ? "; " : "", no);
+		if (used >= len)
+			used = len - 1;
+	}
+	if (!why[0])
+		snprintf(why, len, "no client node left");
+	return 1;
+}
+
 int fsmount_move_request(struct daemon *d, int fd, const struct ctl_req *req)
 {
-	char node[64], msg[512], why[256] = "";
+	char node[64], msg[512];
 	const struct cfg_host *h;
 	int rc;
 	if (ctl_req_value(req, "--node=", node, sizeof node))
 		return reply(fd, EXIT_USAGE, "fs-move needs --node=NODE");
 	if ((rc = move_target(d, node, &h, msg, sizeof msg)))
 		return reply(fd, rc, msg);
-	log_info("fs: handing %s's filesystem over to %s (fs move): drain, flush, unmount, demote", d->r->name, node);
-	if ((rc = dipolefs_release(d->fs, why)))
-		return reply(fd, EXIT_FAIL, why);
-	engine_set_fs_owner(d->e, 0);
-	if (daemon_demote(d, why))
-		log_warn("fs: fs move: cannot become Secondary: %s", why);
-	d->fs_role = FSR_CLIENT;
-	snprintf(d->fs_owner, sizeof d->fs_owner, "%s", node);
-	if (d->lsn)
-		listener_route_channel(d->lsn, CH_FS, demand_accept, d);
-	if ((rc = hand_over(d, h, why))) {
-		snprintf(msg, sizeof msg, "released, but %s did not take the filesystem over: %s; this node's mount "
-			 "waits (dipole status %s)", node, why, d->r->name);
+	if (move_to(d, h, "fs move", msg, sizeof msg)) {
+		if (d->fs_role == FSR_CLIENT)
+			snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "; this node's mount waits (dipole status %s)",
+				 d->r->name);
 		log_warn("fs: %s", msg);
 		return reply(fd, EXIT_FAIL, msg);
 	}
-	if (!d->fs_dir[0]) /* it served without a mount here: nothing left to forward */
-		unmount_now(d, "handed over to another node (fs move)");
-	snprintf(msg, sizeof msg, "%s now owns %s's filesystem%s", node, d->r->name,
-		 d->fs_dir[0] ? "; mounted here as its client" : "");
-	log_info("fs: %s", msg);
 	return reply(fd, EXIT_OK, msg);
 }
