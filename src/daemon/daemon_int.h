@@ -93,6 +93,12 @@ struct daemon {
 	int fs_takeover;          /* a client promoting itself to take the filesystem over */
 	int fs_owner_released;    /* client: the owner is connected but gave the filesystem up (fs move) */
 	char fs_failover_told[200]; /* the failover state last logged (once per state) */
+	/* fencing without quorum (fsmount.c owner_fenced): the owner's loss
+	 * (its fs_lost_ns) the fence-peer handler last ran for, 0 none, and
+	 * whether it fenced the owner, with the handler's word */
+	uint64_t fs_fenced_loss;
+	int fs_fence_ok;
+	char fs_fence_word[160];
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
 	int metrics_fd;           /* bound by `up` before it forks, until served; -1 none */

@@ -783,7 +783,7 @@ static void owner_check(struct daemon *d)
 		snprintf(why, sizeof why, "%s is not connected to this node any more", d->fs_owner);
 		d->fs_lost_ns = now_ns();
 		/* calls wait for a switch rather than fail, where one may come */
-		if (quorum_enabled(d->quorum))
+		if (quorum_enabled(d->quorum) || cfg_failover(d->r) == CFG_FO_FENCING)
 			dipolefs_hold(d->fs, FAILOVER_HOLD_MS);
 		dipolefs_owner_lost(d->fs, why);
 	}
@@ -906,25 +906,58 @@ static void follow(struct daemon *d, const struct cfg_host *o, int planned)
 	d->fs_failover_told[0] = 0;
 }
 
+/* Fencing without quorum: the lost owner may be alive behind a cut link;
+ * the fence-peer handler (the block layer's, peer_fence) decides, once per
+ * loss. 0 when it fenced the owner (writes then stop waiting for it), else
+ * 1 with why; a refusal lets the held calls fail (ENOTCONN). */
+static int owner_unfenced(struct daemon *d, char *why, size_t len)
+{
+	if (d->fs_fenced_loss != d->fs_lost_ns) {
+		struct peer *p = NULL;
+		for (int i = 0; i < d->npeers; i++)
+			if (!strcmp(peer_name(d->peers[i]), d->fs_owner))
+				p = d->peers[i];
+		d->fs_fenced_loss = d->fs_lost_ns;
+		log_info("fs: the owner %s is lost; running the fence-peer handler before taking the filesystem over",
+			 d->fs_owner);
+		d->fs_fence_ok = p && peer_fence(p, d->fs_fence_word, sizeof d->fs_fence_word);
+		if (!p)
+			snprintf(d->fs_fence_word, sizeof d->fs_fence_word, "%s is not a disk peer", d->fs_owner);
+		if (d->fs_fence_ok) {
+			log_info("fs: %s: the old owner %s cannot be writing", d->fs_fence_word, d->fs_owner);
+			peer_io_resumed(p);
+		} else
+			dipolefs_unhold(d->fs);
+	}
+	if (d->fs_fence_ok)
+		return 0;
+	snprintf(why, len, "the owner %s is lost; not taking the filesystem over: %s, so %s may still be writing "
+		 "behind a cut link; calls fail ENOTCONN until it returns (or `dipole primary %s` here if it is down "
+		 "for good)", d->fs_owner, d->fs_fence_word, d->fs_owner, d->r->name);
+	return 1;
+}
+
 /* May this client node take the filesystem over? Only by the block
  * layer's rules: quorum (a tiebreaker's vote) makes the other side freeze
- * before this one may promote (quorum_may_promote, in daemon_promote).
- * 0, or 1 with why. */
+ * before this one may promote (quorum_may_promote, in daemon_promote);
+ * without quorum, a fence-peer handler that fenced the owner. 0, or 1 with
+ * why. */
 static int takeover_refused(struct daemon *d, char *why, size_t len)
 {
+	int fencing = !quorum_enabled(d->quorum) && cfg_failover(d->r) == CFG_FO_FENCING;
 	if (d->h->diskless) {
 		snprintf(why, len, "the owner %s is lost; waiting for a disk node to take the filesystem over", d->fs_owner);
 		return 1;
 	}
-	if (!quorum_enabled(d->quorum)) {
+	if (!quorum_enabled(d->quorum) && !fencing) {
 		snprintf(why, len, "the owner %s is lost; not taking the filesystem over: automatic failover needs a "
-			 "tiebreaker (quorum majority with a diskless third node), else two nodes that lost each other "
-			 "could both write; `dipole primary %s` here if %s is down for good", d->fs_owner, d->r->name,
-			 d->fs_owner);
+			 "tiebreaker (quorum majority with a diskless third node) or fencing (a fence-peer handler), else "
+			 "two nodes that lost each other could both write; `dipole primary %s` here if %s is down for good",
+			 d->fs_owner, d->r->name, d->fs_owner);
 		return 1;
 	}
 	const struct cfg_host *o = cfg_find_host(d->r, d->fs_owner);
-	if (o && quorum_voter_sees(d->quorum, o->node_id)) {
+	if (!fencing && o && quorum_voter_sees(d->quorum, o->node_id)) {
 		snprintf(why, len, "the owner %s is lost to this node only: the tiebreaker still sees it, so it goes "
 			 "on and this node does not take the filesystem over", d->fs_owner);
 		return 1;
@@ -934,7 +967,7 @@ static int takeover_refused(struct daemon *d, char *why, size_t len)
 			 d->fs_owner, disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
 		return 1;
 	}
-	return 0;
+	return fencing && owner_unfenced(d, why, len);
 }
 
 /* Become the owner: promote (quorum permitting), mount the kernel
@@ -967,7 +1000,9 @@ static void take_over(struct daemon *d, int planned)
 	if (!rc && (rc = dipolefs_take_over(d->fs, &c, planned, why)) == 0) {
 		log_info("fs: the owner %s %s; this node took the filesystem over%s: owner of %s", d->fs_owner,
 			 planned ? "handed it over" : "is lost",
-			 promoted && !planned ? " (promoted to Primary, with quorum)" : "", d->fs_dir);
+			 !promoted || planned ? "" : d->fs_fenced_loss == d->fs_lost_ns && d->fs_fence_ok
+			 ? " (promoted to Primary: the fence-peer handler fenced the old owner)"
+			 : " (promoted to Primary, with quorum)", d->fs_dir);
 		/* the switch let the held calls go: the first is served now */
 		fo.served_ns = now_ns();
 		fsevents_failover(d->r->name, &fo, planned ? "planned handover (fs move)" : "the owner is lost");

@@ -315,32 +315,40 @@ static int establish(struct peer *p, struct pkt_hello *hello, struct pkt_hello *
 	return 0;
 }
 
-/* fence-peer handler (DRBD exit codes): 3 peer Inconsistent, 4 peer
- * Outdated, 5 peer down, 7 peer fenced (STONITH) let I/O resume; anything
- * else leaves it frozen. */
-static void fence_peer(struct peer *p)
+int peer_fence(struct peer *p, char *why, size_t len)
 {
 	atomic_store(&p->fencing_now, 1);
 	int rc = handler_run(p->r, "fence-peer", p->me, p->ph, 1);
 	atomic_store(&p->fencing_now, 0);
 	const char *what = rc == 3 ? "peer is Inconsistent" : rc == 4 ? "peer was outdated" : rc == 5 ? "peer is down"
 			 : rc == 7 ? "peer was fenced (STONITH)" : NULL;
-	if (what) {
-		char why[160];
-		/* an Outdated peer cannot have carried on: startup may promote
-		 * this node after outdated-wfc-timeout (docs/startup.md) */
-		if (rc == 4)
-			engine_set_md_flag(p->e, MDF_PEER_OUTDATED, 1);
-		snprintf(why, sizeof why, "fence-peer handler exited %d: %s", rc, what);
-		atomic_fetch_add(&p->fenced, 1);
+	if (!what) {
+		snprintf(why, len, "fence-peer handler %s (exit %d)", rc == -2 ? "is not configured" : "did not fence the peer",
+			 rc);
+		return 0;
+	}
+	/* an Outdated peer cannot have carried on: startup may promote this
+	 * node after outdated-wfc-timeout (docs/startup.md) */
+	if (rc == 4)
+		engine_set_md_flag(p->e, MDF_PEER_OUTDATED, 1);
+	snprintf(why, len, "fence-peer handler exited %d: %s", rc, what);
+	atomic_fetch_add(&p->fenced, 1);
+	return 1;
+}
+
+/* A Primary lost its peer, fencing configured: the handler decides
+ * whether I/O resumes (peer_fence) or stays frozen. */
+static void fence_peer(struct peer *p)
+{
+	char why[160], msg[256];
+	if (peer_fence(p, why, sizeof why)) {
 		engine_resume(p->e, why);
 		return;
 	}
-	char why[256];
-	snprintf(why, sizeof why, "fence-peer handler %s (exit %d); I/O stays frozen until the peer reconnects or "
-		 "'dipole resume-io %s'", rc == -2 ? "is not configured" : "did not fence the peer", rc, p->e->res);
-	engine_suspend(p->e, why);
-	set_reason(p, "%s", why);
+	snprintf(msg, sizeof msg, "%s; I/O stays frozen until the peer reconnects or 'dipole resume-io %s'", why,
+		 p->e->res);
+	engine_suspend(p->e, msg);
+	set_reason(p, "%s", msg);
 }
 
 static void teardown(struct peer *p)

@@ -81,6 +81,12 @@ int peer_behind(struct peer *p);
 const char *peer_name(struct peer *p);
 /* `resume-io` while disconnected: stop holding writes until the peer is back. */
 void peer_io_resumed(struct peer *p);
+/* Run the fence-peer handler against p (docs/fencing.md, drbd.conf(5)'s
+ * exit codes): 1 when it reports the peer Inconsistent (3), outdated (4),
+ * down (5) or fenced (7), with why[len] saying which; 0 otherwise (any
+ * other exit, or no handler: why says so). Blocks while it runs; status
+ * shows fencing_in_progress meanwhile. Any thread. */
+int peer_fence(struct peer *p, char *why, size_t len);
 /* Invalidate (`dipole invalidate`): become Inconsistent and get a full sync
  * from the connected UpToDate peer. -EBUSY with msg[256] when impossible. */
 int peer_invalidate(struct peer *p, char *msg);
