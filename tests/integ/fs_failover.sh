@@ -20,21 +20,6 @@ mkres3 96M
 mkdir -p "$T/ma" "$T/mb" "$T/mc"
 fsj() { jcheck "$1" "o['fs'] is not None and $2"; }
 loop_of() { "n$1" status r0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"]["loop"])'; }
-pid_of() { cat "$T/r$1/r0.pid"; }
-# kill_daemon X: SIGKILL X's daemon. A thread of it that was inside the
-# kernel filesystem it owned (an fsync waiting for the journal) waits for
-# its own loop device, whose FUSE file the dead process no longer serves
-# but still holds open (the thread keeps the descriptor table alive): the
-# process stays a zombie holding its lock and sockets. Aborting that FUSE
-# connection (MNT_FORCE: FUSE's umount_begin; the unmount itself fails,
-# the loop device holds it) lets it finish; an operator does the same.
-kill_daemon() {
-	local pid
-	pid=$(pid_of "$1")
-	kill -9 "$pid"
-	wait_for 5 test ! -e "/proc/$pid" || { umount -f "$T/r$1/r0.fuse" 2>/dev/null; wait_for 30 test ! -e "/proc/$pid"; }
-}
-
 # rejoin X: X's daemon was killed; its FUSE mount goes, it comes up again,
 # resyncs from the new owner and mounts as a client
 rejoin() {

@@ -349,6 +349,23 @@ done_with() {
 # request the FUSE mount forwarded (x86-64 system call numbers)
 blocked() { read -r nr _ <"/proc/$1/syscall" && { [ "$nr" = 72 ] || [ "$nr" = 73 ]; }; }
 
+# ---- dipolefs: an owner that dies ---------------------------------------
+# pid_of X: X's daemon's pid (fs_failover, fs_grace)
+pid_of() { cat "$T/r$1/r0.pid"; }
+# kill_daemon X: SIGKILL X's daemon. A thread of it that was inside the
+# kernel filesystem it owned (an fsync waiting for the journal) waits for
+# its own loop device, whose FUSE file the dead process no longer serves
+# but still holds open (the thread keeps the descriptor table alive): the
+# process stays a zombie holding its lock and sockets. Aborting that FUSE
+# connection (MNT_FORCE: FUSE's umount_begin; the unmount itself fails,
+# the loop device holds it) lets it finish; an operator does the same.
+kill_daemon() {
+	local pid
+	pid=$(pid_of "$1")
+	kill -9 "$pid"
+	wait_for 5 test ! -e "/proc/$pid" || { umount -f "$T/r$1/r0.fuse" 2>/dev/null; wait_for 30 test ! -e "/proc/$pid"; }
+}
+
 # ---- dipolefs: a process writing through an owner change ----------------
 # writer NAME FILE (fs_failover, fs_move): a process that opens FILE once
 # and, until $T/NAME.stop exists, writes record i (64 bytes at i*64) and fsyncs it, i = 0, 1, ...;
