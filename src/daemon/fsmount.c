@@ -1125,14 +1125,30 @@ static unsigned json_count(const char *j, const char *key)
 	return p ? (unsigned)strtoul(p + strlen(key), NULL, 10) : 0;
 }
 
+/* The hosts with a replication (or vote) link to this node now: bit n,
+ * node id n. */
+static uint64_t hosts_up(struct daemon *d)
+{
+	uint64_t up = 0;
+	for (int i = 0; i < d->r->nhosts; i++) {
+		const struct cfg_host *h = &d->r->hosts[i];
+		int role, disk;
+		if (h != d->h && h->node_id >= 0 && h->node_id < 64 && !host_state(d, h, &role, &disk))
+			up |= 1ULL << h->node_id;
+	}
+	return up;
+}
+
 /* A lock grace period that ran out its duration ends without a call
- * (locks.c looks at the clock when asked): say so in the events. */
+ * (locks.c looks at the clock when asked): say so in the events. A node
+ * it waits for that is gone at the block layer is not waited for. */
 static void grace_check(struct daemon *d)
 {
 	struct fsevents_totals ft;
 	fsevents_totals(&ft);
 	if (!ft.grace_active || !d->fs || d->fs_role != FSR_OWNER)
 		return;
+	dipolefs_grace_reachable(d->fs, hosts_up(d));
 	struct strbuf sb = { 0 };
 	dipolefs_status_json(d->fs, &sb);
 	if (sb.buf && strstr(sb.buf, "\"grace\":false"))

@@ -50,6 +50,7 @@ struct dipolefs {
 	char fsname[128];        /* "dipole:RES", the FUSE mounts' source */
 	struct fusefs_cache cache;         /* from the mount option cache=S */
 	uint64_t grace_ns;                 /* from the mount option grace=S (owner) */
+	uint64_t grace_waits;              /* under lock: the other nodes this grace still waits for */
 	double io_timeout;                 /* mount option io-timeout=S (owner: docs "A cut-off owner") */
 	char kopts[512];                   /* the other options: the kernel filesystem's */
 	char fstype[16];
@@ -246,12 +247,20 @@ static const char *fs_res(const struct dipolefs *fs)
 	return fs->fsname + strlen("dipole:");
 }
 
+static uint64_t node_bit(uint32_t node_id)
+{
+	return node_id < 64 ? 1ULL << node_id : 0;
+}
+
 /* server.c's reclaim-done hook: node_id re-sent the locks it holds. */
 static void reclaim_done(void *arg, uint32_t node_id)
 {
 	struct dipolefs *fs = arg;
 	struct locks *t = local_locks(fs->local);
 	int was = locks_in_grace(t);
+	pthread_mutex_lock(&fs->lock);
+	fs->grace_waits &= ~node_bit(node_id);
+	pthread_mutex_unlock(&fs->lock);
 	locks_reclaim_done(t, node_id);
 	if (was && !locks_in_grace(t)) {
 		uint64_t granted, refused;
@@ -266,6 +275,7 @@ void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
 	pthread_mutex_lock(&fs->lock);
 	struct locks *t = fs->local ? local_locks(fs->local) : NULL;
 	if (t) {
+		fs->grace_waits = expect & ~node_bit(fs->node_id);
 		locks_grace_begin(t, fs->grace_ns);
 		locks_grace_expect(t, expect);
 		log_info("dipolefs: lock grace period for %.0f s: only reclaims are granted", fs->grace_ns / 1e9);
@@ -273,6 +283,20 @@ void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
 				     "only reclaims are granted");
 	}
 	pthread_mutex_unlock(&fs->lock);
+}
+
+void dipolefs_grace_reachable(struct dipolefs *fs, uint64_t up)
+{
+	pthread_mutex_lock(&fs->lock);
+	uint64_t gone = fs->local && locks_in_grace(local_locks(fs->local)) ? fs->grace_waits & ~up : 0;
+	pthread_mutex_unlock(&fs->lock);
+	for (uint32_t n = 0; gone; n++)
+		if (gone & node_bit(n)) {
+			gone &= ~node_bit(n);
+			log_info("dipolefs: lock grace period: node %u is gone (no replication link): not waited for",
+				 n);
+			reclaim_done(fs, n);
+		}
 }
 
 /* ---- owner ------------------------------------------------------------- */
@@ -400,6 +424,10 @@ static int connect_owner(struct dipolefs *fs, const struct dipolefs_conf *c, cha
 		rc = remote_open(&fs->remote, c->r, c->me, h, why);
 		if (!rc)
 			snprintf(fs->owner, sizeof fs->owner, "%s", h->name);
+		/* nothing held yet: a grace period expecting this node (its
+		 * daemon restarted through a failover) need not wait for it */
+		if (!rc)
+			(void)remote_reclaim_done(fs->remote);
 		if (o)
 			break;
 	}
@@ -820,6 +848,21 @@ static void switch_from_remote(struct dipolefs *fs, const struct fs_ops *ops, vo
 	drop_caches(fs);
 }
 
+/* The nodes a grace period after this node takes over waits for: those
+ * the old owner last said had mounted, but this node and the old owner
+ * (dead, or in a planned handover holding no client locks). */
+static uint64_t followers(struct dipolefs *fs, const struct dipolefs_conf *c, int planned)
+{
+	const struct cfg_host *old = cfg_find_host(c->r, fs->owner);
+	uint64_t set = remote_mounted(fs->remote) & ~node_bit((uint32_t)c->me->node_id);
+	if (old)
+		set &= ~node_bit((uint32_t)old->node_id);
+	if (set)
+		log_info("dipolefs: the grace period waits for the nodes that %s said had mounted (0x%llx)",
+			 planned ? "the old owner" : "the lost owner", (unsigned long long)set);
+	return set;
+}
+
 int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int planned, char *err)
 {
 	if (fs->role != FSR_CLIENT || !fs->fuse || !fs->remote) {
@@ -837,12 +880,11 @@ int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int p
 	pthread_rwlock_wrlock(&fs->notify_lk);
 	fs->fuse_n = fusefs_notify(fs->fuse);
 	pthread_rwlock_unlock(&fs->notify_lk);
-	/* this node's locks are reclaimed in a grace period, so no new lock
-	 * request (this node's processes' included) can take one first; it
-	 * ends when this node is done: the other nodes' reclaims that come
-	 * later are granted only where nothing conflicts and the table knew
-	 * the lock (docs/dipolefs.md "Locks across a failover") */
-	dipolefs_grace_begin(fs, 1ULL << (c->me->node_id & 63));
+	/* the locks of this node and of every other node the old owner said
+	 * had mounted are reclaimed in a grace period, so no new lock request
+	 * (this node's processes' included) can take one first; it ends when
+	 * each of them is done (docs/dipolefs.md "Locks across a failover") */
+	dipolefs_grace_begin(fs, node_bit(c->me->node_id) | followers(fs, c, planned));
 	switch_from_remote(fs, &local_ops, fs->local, NULL, NULL, c->me->name, !planned);
 	locks_reclaim_done(local_locks(fs->local), (uint32_t)c->me->node_id);
 	if (c->lsn)
@@ -867,6 +909,10 @@ int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, int plan
 	if (fs->fuse)
 		remote_set_notify(next, fusefs_notify(fs->fuse));
 	switch_from_remote(fs, &remote_ops, next, remote_ready, next, o->name, !planned);
+	/* the locks went to the new owner as reclaims: its grace may wait for us */
+	if ((rc = remote_reclaim_done(next)))
+		log_warn("dipolefs: telling the new owner %s this node reclaimed its locks failed: %s", o->name,
+			 strerror(-rc));
 	log_info("dipolefs: %s at %s now forwards to the new owner %s", fs->fsname, fs->mountpoint, o->name);
 	return 0;
 }

@@ -92,6 +92,10 @@ void dipolefs_owner_lost(struct dipolefs *fs, const char *why);
  * node id n; this node's own mount included if it reclaims) sent its
  * RECLAIM_DONE or called locks_reclaim_done. No-op on a client. */
 void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect);
+/* Owner in grace: stop waiting for the expected nodes not in `up` (bit n:
+ * node id n has a replication link to this node): a node gone at the
+ * block layer cannot reclaim. The daemon's tick calls it. */
+void dipolefs_grace_reachable(struct dipolefs *fs, uint64_t up);
 /* A cut-off owner (docs/dipolefs.md "A cut-off owner"). io-timeout: the
  * mount option io-timeout=S, seconds an owner may be cut off before its
  * I/O fails (0: never; default DIPOLEFS_IO_TIMEOUT). fence: every call on

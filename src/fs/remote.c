@@ -67,6 +67,11 @@ struct remote {
 	uint64_t *lost;          /* open files whose lock was not reclaimed: EIO */
 	size_t nlost, caplost;
 	uint64_t reclaimed, nlocks_lost; /* locks reclaimed and lost since open (status) */
+	/* the mounted nodes (docs/dipolefs.md "Locks", grace period) */
+	const struct cfg_resource *r;   /* for the nodes' names */
+	int owner_mounted;       /* the connected owner answers MOUNTED (HF_FS_MOUNTED) */
+	uint64_t mounted;        /* bit n: node id n has the filesystem mounted; 0 unknown */
+	uint64_t mounted_failed; /* the connection (`connections`) a MOUNTED failed on */
 
 	pthread_mutex_t send_lock;
 	uint8_t *rx;             /* the reader's frame buffer (reader thread only) */
@@ -80,7 +85,8 @@ struct remote {
 
 /* ------------------------------------------------------------ connection */
 
-static int dial(struct remote *rm, char *reason)
+/* A connected owner's HELLO: whether it answers MOUNTED (fsproto 3). */
+static int dial(struct remote *rm, int *owner_mounted, char *reason)
 {
 	int fd = hs_dial_from(rm->owner_addr, rm->my_addr, rm->wake[0]);
 	if (fd < 0) {
@@ -95,6 +101,7 @@ static int dial(struct remote *rm, char *reason)
 		close(fd);
 		return rc;
 	}
+	*owner_mounted = !!(peer.flags & HF_FS_MOUNTED);
 	return fd;
 }
 
@@ -207,7 +214,8 @@ static void *reader_main(void *arg)
 			if (nap(rm, backoff))
 				break;
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-			fd = dial(rm, why);
+			int owner_mounted = 0;
+			fd = dial(rm, &owner_mounted, why);
 			if (fd < 0) {
 				log_warn("%s: fs: %s; retrying", rm->res, why);
 				continue;
@@ -232,6 +240,7 @@ static void *reader_main(void *arg)
 				break;
 			}
 			rm->fd = fd;
+			rm->owner_mounted = owner_mounted;
 			rm->connections++;
 			rm->reclaim_gen++; /* the owner dropped our locks, or never had them */
 			rm->reclaiming = 1;
@@ -510,6 +519,22 @@ int remote_reclaim_to(struct remote *rm, const struct fs_ops *ops, void *ctx)
 	return rc ? rc : lost;
 }
 
+static int reclaim_done(struct remote *rm)
+{
+	struct fsp_req q = { .op = FSP_RECLAIM_DONE };
+	struct fsp_reply rep;
+	q.caller.node_id = rm->hs.my_id;
+	return (int)call(rm, &q, NULL, 0, &rep);
+}
+
+int remote_reclaim_done(struct remote *rm)
+{
+	pthread_mutex_lock(&rm->lock);
+	int offered = rm->owner_mounted;
+	pthread_mutex_unlock(&rm->lock);
+	return offered ? reclaim_done(rm) : 0;
+}
+
 int remote_reclaim(struct remote *rm)
 {
 	pthread_mutex_lock(&rm->lock);
@@ -518,10 +543,7 @@ int remote_reclaim(struct remote *rm)
 	pthread_mutex_unlock(&rm->lock);
 	int rc = remote_reclaim_to(rm, &remote_ops, rm);
 	if (rc >= 0) {
-		struct fsp_req q = { .op = FSP_RECLAIM_DONE };
-		struct fsp_reply rep;
-		q.caller.node_id = rm->hs.my_id;
-		int r = (int)call(rm, &q, NULL, 0, &rep);
+		int r = reclaim_done(rm);
 		if (r)
 			rc = r;
 	}
@@ -533,17 +555,63 @@ int remote_reclaim(struct remote *rm)
 	return rc;
 }
 
-/* A reclaim pass after each reconnect (reader_main asks). */
+/* Log the mounted nodes by name. */
+static void mounted_log(struct remote *rm, uint64_t set)
+{
+	char names[256] = "";
+	size_t n = 0;
+	for (int i = 0; i < rm->r->nhosts && n < sizeof names; i++) {
+		const struct cfg_host *h = &rm->r->hosts[i];
+		if (h->node_id >= 0 && h->node_id < 63 && (set & (1ULL << h->node_id)))
+			n += (size_t)snprintf(names + n, sizeof names - n, " %s", h->name);
+	}
+	log_info("%s: fs: the owner %s says the nodes with the filesystem mounted:%s", rm->res, rm->owner_name,
+		 names);
+}
+
+/* Under lock: a MOUNTED question is due (the owner answers them, and none
+ * failed on this connection). */
+static int mounted_due(const struct remote *rm)
+{
+	return rm->fd >= 0 && rm->owner_mounted && rm->mounted_failed != rm->connections;
+}
+
+/* Ask the owner for the mounted set; it answers once the set differs from
+ * ours (or the connection ends). Called with lock held; drops it meanwhile. */
+static void mounted_ask_locked(struct remote *rm)
+{
+	struct fsp_req q = { .op = FSP_MOUNTED, .u64 = rm->mounted };
+	struct fsp_reply rep;
+	uint64_t on = rm->connections;
+	q.caller.node_id = rm->hs.my_id;
+	pthread_mutex_unlock(&rm->lock);
+	int64_t set = call(rm, &q, NULL, 0, &rep);
+	if (set > 0)
+		mounted_log(rm, (uint64_t)set);
+	pthread_mutex_lock(&rm->lock);
+	if (set > 0)
+		rm->mounted = (uint64_t)set;
+	else /* not again on this connection: the next one asks */
+		rm->mounted_failed = on;
+}
+
+/* A reclaim pass after each reconnect (reader_main asks); between them,
+ * one MOUNTED question at a time, each answered when the set changes (a
+ * reconnect's pass waits for the question in flight to fail). */
 static void *reclaimer_main(void *arg)
 {
 	struct remote *rm = arg;
 	pthread_mutex_lock(&rm->lock);
 	uint64_t done = rm->reclaim_gen;
 	for (;;) {
-		while (done == rm->reclaim_gen && !rm->closing)
+		while (done == rm->reclaim_gen && !rm->closing && !mounted_due(rm))
 			pthread_cond_wait(&rm->cv, &rm->lock);
 		if (rm->closing)
 			break;
+		if (done == rm->reclaim_gen) {
+			mounted_ask_locked(rm);
+			continue;
+		}
 		done = rm->reclaim_gen;
 		pthread_mutex_unlock(&rm->lock);
 		(void)remote_reclaim(rm);
@@ -551,6 +619,14 @@ static void *reclaimer_main(void *arg)
 	}
 	pthread_mutex_unlock(&rm->lock);
 	return NULL;
+}
+
+uint64_t remote_mounted(struct remote *rm)
+{
+	pthread_mutex_lock(&rm->lock);
+	uint64_t set = rm->mounted;
+	pthread_mutex_unlock(&rm->lock);
+	return set;
 }
 
 #define RM ((struct remote *)ctx)
@@ -1012,11 +1088,12 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 		remote_close(rm);
 		return -EMFILE;
 	}
-	int fd = dial(rm, err);
+	int fd = dial(rm, &rm->owner_mounted, err);
 	if (fd < 0) {
 		remote_close(rm);
 		return fd;
 	}
+	rm->r = r;
 	rm->fd = fd;
 	rm->connections = 1;
 	if (pthread_create(&rm->reader, NULL, reader_main, rm)) {

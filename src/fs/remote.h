@@ -21,6 +21,9 @@
  * longer holds what it believed it held. From a reconnect to the end of
  * its pass, the processes' lock requests, flushes and releases wait, so
  * the pass neither re-takes a lock they drop nor races one they take.
+ * Between passes the same thread keeps a MOUNTED question at the owner
+ * (when its HELLO offers it), answered at each change of the mounted set
+ * (remote_mounted).
  *
  * Locking: `lock` guards the connection fd, the request slots and their
  * replies; `send_lock` keeps one frame's bytes together on the socket.
@@ -57,6 +60,16 @@ void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocation
  * were refused (lost: their open files get EIO), or -ENOTCONN (the
  * connection went meanwhile: the next one's pass reclaims), -ENOMEM. */
 int remote_reclaim(struct remote *rm);
+/* Only RECLAIM_DONE, to an owner that answers MOUNTED (else nothing: an
+ * older owner expects no one): after remote_reclaim_to into this remote
+ * (a node following a new owner) or at a first mount (nothing held), so a
+ * grace period that expects this node ends. 0, or -errno. */
+int remote_reclaim_done(struct remote *rm);
+/* The nodes with the filesystem mounted (bit n: node id n), as the owner
+ * last said (FSP_MOUNTED: the reclaimer asks while connected, and the
+ * owner answers each change); 0 before it said. For the node that takes
+ * over after the owner's death: whom its grace period expects. */
+uint64_t remote_mounted(struct remote *rm);
 /* The same pass through another backend, without RECLAIM_DONE: ops->setlk
  * with FS_SETLK_RECLAIM for each lock (a client turning owner reclaims into
  * its own local backend, then calls locks_reclaim_done itself). The locks'

@@ -137,6 +137,7 @@ struct sconn {
 	char from[96];
 	const struct cfg_host *host; /* the authenticated client node */
 	int replaced;            /* under s->lock: a newer connection of its node ends it */
+	int leaving;             /* under s->lock: its reader stopped; its MOUNTED waits end */
 	pthread_t thr;
 	int refs;                /* under s->lock: the list's and fan-outs' */
 	struct sconn *next;      /* s->conns, under s->lock */
@@ -465,6 +466,41 @@ static void track(struct sconn *c, const struct fsp_req *q, const struct fsp_rep
 	}
 }
 
+/* ------------------------------------------------------------ mounted nodes */
+
+static uint64_t node_bit(uint32_t node_id)
+{
+	return node_id < 63 ? 1ULL << node_id : 0; /* a set fits a reply's non-negative result */
+}
+
+/* The nodes with the filesystem mounted, as the owner knows them: itself,
+ * its clients (connected, or gone with their handles kept for them).
+ * Under s->lock. */
+static uint64_t mounted_locked(const struct server *s)
+{
+	uint64_t set = node_bit((uint32_t)s->me->node_id);
+	for (const struct sconn *c = s->conns; c; c = c->next)
+		if (c->host)
+			set |= node_bit((uint32_t)c->host->node_id);
+	for (const struct parked *p = s->parked; p; p = p->next)
+		if (!p->adopted)
+			set |= node_bit(p->node);
+	return set;
+}
+
+/* FSP_MOUNTED: the set, once it differs from `known` (every change of it
+ * broadcasts s->cv); -ENOTCONN if the connection or the server ends first. */
+static int64_t mounted_wait(struct sconn *c, uint64_t known)
+{
+	struct server *s = c->s;
+	pthread_mutex_lock(&s->lock);
+	uint64_t now;
+	while ((now = mounted_locked(s)) == known && !c->leaving && !s->closing)
+		pthread_cond_wait(&s->cv, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	return now == known ? -ENOTCONN : (int64_t)now;
+}
+
 static void execute(struct job *j)
 {
 	struct sconn *c = j->c;
@@ -574,6 +610,7 @@ static void execute(struct job *j)
 			c->s->reclaim_done(c->s->reclaim_done_arg, caller.node_id);
 		res = 0;
 		break;
+	case FSP_MOUNTED: res = mounted_wait(c, q->u64); break;
 	default: res = -ENOSYS;
 	}
 	if (res < -FSP_ERRNO_MAX)
@@ -829,6 +866,13 @@ static int serve_frame(struct sconn *c, char *why)
 
 /* Handshake as acceptor: the host the client proved to be, or NULL with
  * why set (and the client told). */
+/* An owner's CH_FS HELLO says it answers MOUNTED (fsproto 3). */
+static void hello_fs_mounted(void *arg, struct pkt_hello *hello)
+{
+	(void)arg;
+	hello->flags |= HF_FS_MOUNTED;
+}
+
 static const struct cfg_host *authenticate(struct sconn *c, char *why)
 {
 	struct server *s = c->s;
@@ -840,6 +884,7 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 		return NULL;
 	hc.fs_only = 1;
 	hc.timeout_ms = 30000;
+	hc.fill = hello_fs_mounted;
 	int ch = -1;
 	struct pkt_hello peer, mine;
 	char reason[256];
@@ -934,6 +979,10 @@ static struct parked *conn_cleanup(struct sconn *c)
 {
 	struct server *s = c->s;
 	const struct fs_ops *ops = s->ops;
+	pthread_mutex_lock(&s->lock);
+	c->leaving = 1; /* its MOUNTED waits end */
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_lock(&c->lock);
 	c->dead = 1;
 	pthread_cond_broadcast(&c->cv);
@@ -983,6 +1032,7 @@ static void *conn_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		c->host = h;
 		conn_take_over_locked(s, c);
+		pthread_cond_broadcast(&s->cv); /* the mounted set may have changed */
 		pthread_mutex_unlock(&s->lock);
 		log_info("%s: fs: client %s connected from %s", s->r->name, h->name, c->from);
 		snprintf(why, sizeof why, "from %s", c->from);

@@ -28,6 +28,14 @@
  * new one ends an older one of the same node (a reconnect the server had
  * not noticed) and waits for its cleanup before serving anything.
  *
+ * Mounted nodes (docs/dipolefs.md "Locks", grace period): a client asks
+ * (FSP_MOUNTED, which the owner's CH_FS HELLO offers with HF_FS_MOUNTED)
+ * which nodes have the filesystem mounted — this owner, its clients, the
+ * gone ones whose handles it keeps — and the answer waits on a worker
+ * until the set differs from the one the client knows, so each client
+ * learns every change, and a node that takes over after this owner's
+ * death knows whom to expect in its grace period.
+ *
  * Locking: server.lock guards the connection list and last_drop; each
  * connection's own lock guards its tables, requests in flight and
  * revocation waiters (order: server.lock, then a connection's lock);

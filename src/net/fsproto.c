@@ -61,6 +61,7 @@ static const struct opdesc ops[] = {
 	[FSP_INTERRUPT] = { "INTERRUPT", "CQ", NULL },
 	[FSP_LSEEK] = { "LSEEK", "CIHOF", "" },
 	[FSP_RECLAIM_DONE] = { "RECLAIM_DONE", "C", "" },
+	[FSP_MOUNTED] = { "MOUNTED", "CQ", "" },
 	[FSP_INVAL_INODE] = { "INVAL_INODE", "Iol", "" },
 	[FSP_INVAL_ENTRY] = { "INVAL_ENTRY", "IN", "" },
 };
@@ -223,6 +224,8 @@ static void wr_trailing(struct wr *w, uint32_t dlen, const uint8_t *data)
  * speaks to an older one as long as it uses nothing new. */
 static uint8_t frame_version(uint16_t op, uint32_t req_flags)
 {
+	if (op == FSP_MOUNTED)
+		return 3;
 	if (op == FSP_RECLAIM_DONE || (op == FSP_SETLK && (req_flags & FSP_SETLK_RECLAIM)))
 		return 2;
 	return 1;
@@ -633,6 +636,7 @@ static int check_reply(const struct fsp_reply *out, char *why, size_t whylen)
 			return refuse(why, whylen, op, 1, "wrote %lld bytes: more than %u", (long long)res, FSP_IO_MAX);
 		break;
 	case FSP_LSEEK:
+	case FSP_MOUNTED: /* the node set */
 		break;
 	case FSP_READDIR:
 		return res ? refuse(why, whylen, op, 1, "result %lld: expected 0", (long long)res)

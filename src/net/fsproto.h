@@ -42,6 +42,11 @@
  *   2 (2026-11): lock reclaim (docs/dipolefs.md "Locks"): SETLK flag
  *     FSP_SETLK_RECLAIM, op RECLAIM_DONE. A version 1 frame with either is
  *     refused.
+ *   3 (2026-11): op MOUNTED (docs/dipolefs.md "Locks", grace period): the
+ *     client asks which nodes have the filesystem mounted, the owner
+ *     answers once the set differs from the one the client knows. A
+ *     client sends it only to an owner whose CH_FS HELLO carried
+ *     HF_FS_MOUNTED (wire.h), so a version 2 owner never sees it.
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -52,7 +57,7 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     2u
+#define FSP_VERSION     3u
 #define FSP_VERSION_MIN 1u
 #define FSP_HDR         24u
 
@@ -81,10 +86,12 @@ enum fsp_op {
 	FSP_GETXATTR, FSP_LISTXATTR, FSP_REMOVEXATTR, FSP_FALLOCATE, FSP_GETLK, FSP_SETLK, FSP_INTERRUPT,
 	FSP_LSEEK,
 	FSP_RECLAIM_DONE, /* the client re-sent every lock it holds (no fields but the caller) */
+	FSP_MOUNTED,      /* u64: the node set the client knows (0: none); the reply's
+			   * result: the set (bit n: node id n mounted), once it differs */
 	/* owner -> client */
 	FSP_INVAL_INODE = 64, FSP_INVAL_ENTRY = 65,
 };
-#define FSP_OP_LAST FSP_RECLAIM_DONE /* client ops are 1..FSP_OP_LAST */
+#define FSP_OP_LAST FSP_MOUNTED /* client ops are 1..FSP_OP_LAST */
 
 /* Lock types on the wire (the host's F_RDLCK.. values are not portable) */
 enum fsp_lock_type { FSP_RDLCK = 0, FSP_WRLCK = 1, FSP_UNLCK = 2 };
@@ -141,7 +148,8 @@ struct fsp_req {
 	uint64_t off;         /* read, write, readdir, fallocate; lseek's offset (as int64) */
 	uint64_t len;         /* read, fallocate, readdir batch bytes, readlink/xattr buffer,
 			       * forget's nlookup */
-	uint64_t u64;         /* mknod rdev, flush lock owner, setlk/interrupt token */
+	uint64_t u64;         /* mknod rdev, flush lock owner, setlk/interrupt token,
+			       * mounted's known node set */
 	uint32_t mode;        /* mknod, mkdir, create; fallocate's mode */
 	uint32_t flags;       /* open/create flags, rename, setxattr flags, fsync datasync,
 			       * setlk FSP_SETLK_*, lseek whence, setattr mask */

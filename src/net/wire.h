@@ -38,6 +38,7 @@
  *     doctor reports as "not checked".
  *   1, later: HF_FS_OWNER and the P_STATE flags byte (STF_FS_OWNER), in
  *     fields older nodes send as 0 and ignore, so the version stayed 1.
+ *     So did HF_FS_MOUNTED (an owner's CH_FS HELLO: it speaks fsproto 3).
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -163,6 +164,8 @@ enum wire_type {
 #define HF_UNSURE        16u  /* several peers: this side may differ from the other by a third node's writes */
 #define HF_THIRD_PRIMARY 32u  /* a third node is Primary and connected to this side */
 #define HF_BUSY_TARGET   64u  /* this side is SyncTarget of a third node */
+#define HF_FS_MOUNTED    512u /* on a CH_FS link, the owner's: it answers fsproto's MOUNTED
+			       * (fsproto.h version 3) */
 #define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
 			       * receiver keeps off its device (Secondary, refusing `primary`) */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer
