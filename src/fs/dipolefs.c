@@ -50,7 +50,7 @@ struct dipolefs {
 	char fsname[128];        /* "dipole:RES", the FUSE mounts' source */
 	struct fusefs_cache cache;         /* from the mount option cache=S */
 	uint64_t grace_ns;                 /* from the mount option grace=S (owner) */
-	uint64_t grace_waits;              /* under lock: the other nodes this grace still waits for */
+	uint64_t grace_waits;              /* under lock: the nodes a takeover's grace still waits for */
 	double io_timeout;                 /* mount option io-timeout=S (owner: docs "A cut-off owner") */
 	char kopts[512];                   /* the other options: the kernel filesystem's */
 	char fstype[16];
@@ -275,7 +275,6 @@ void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
 	pthread_mutex_lock(&fs->lock);
 	struct locks *t = fs->local ? local_locks(fs->local) : NULL;
 	if (t) {
-		fs->grace_waits = expect & ~node_bit(fs->node_id);
 		locks_grace_begin(t, fs->grace_ns);
 		locks_grace_expect(t, expect);
 		log_info("dipolefs: lock grace period for %.0f s: only reclaims are granted", fs->grace_ns / 1e9);
@@ -884,7 +883,11 @@ int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int p
 	 * had mounted are reclaimed in a grace period, so no new lock request
 	 * (this node's processes' included) can take one first; it ends when
 	 * each of them is done (docs/dipolefs.md "Locks across a failover") */
-	dipolefs_grace_begin(fs, node_bit(c->me->node_id) | followers(fs, c, planned));
+	uint64_t others = followers(fs, c, planned);
+	dipolefs_grace_begin(fs, node_bit(c->me->node_id) | others);
+	pthread_mutex_lock(&fs->lock);
+	fs->grace_waits = others; /* dipolefs_grace_reachable may give up on them */
+	pthread_mutex_unlock(&fs->lock);
 	switch_from_remote(fs, &local_ops, fs->local, NULL, NULL, c->me->name, !planned);
 	locks_reclaim_done(local_locks(fs->local), (uint32_t)c->me->node_id);
 	if (c->lsn)

@@ -92,9 +92,10 @@ void dipolefs_owner_lost(struct dipolefs *fs, const char *why);
  * node id n; this node's own mount included if it reclaims) sent its
  * RECLAIM_DONE or called locks_reclaim_done. No-op on a client. */
 void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect);
-/* Owner in grace: stop waiting for the expected nodes not in `up` (bit n:
- * node id n has a replication link to this node): a node gone at the
- * block layer cannot reclaim. The daemon's tick calls it. */
+/* Owner in the grace period of its takeover (not one dipolefs_grace_begin
+ * was asked for): stop waiting for the expected nodes not in `up` (bit n:
+ * node id n has a replication or vote link to this node): a node gone at
+ * the block layer cannot reclaim. The daemon's tick calls it. */
 void dipolefs_grace_reachable(struct dipolefs *fs, uint64_t up);
 /* A cut-off owner (docs/dipolefs.md "A cut-off owner"). io-timeout: the
  * mount option io-timeout=S, seconds an owner may be cut off before its
@@ -118,12 +119,15 @@ void dipolefs_unhold(struct dipolefs *fs);
  * c->device (c->fstype, c->lsn as for an owner; this node must be
  * Primary), switch the FUSE mount's backend to it (open files reopened,
  * ids kept), serve the other nodes. planned: the old owner flushed and
- * released it (else it died: unsynced writes are reported lost, EIO). 0,
+ * released it (else it died: unsynced writes are reported lost, EIO).
+ * Opens a lock grace period expecting this node and the nodes the old
+ * owner last said had mounted (remote_mounted), but the old owner. 0,
  * or -errno with err[256] and the mount still a client. Main thread. */
 int dipolefs_take_over(struct dipolefs *fs, const struct dipolefs_conf *c, int planned, char *err);
 /* Client: forward to another owner, c->owner (a node took the filesystem
- * over), without a remount. 0, or -errno with err[256] (unreachable yet:
- * still the old owner's client). Main thread. */
+ * over), without a remount; this node's locks go to it as reclaims, then
+ * RECLAIM_DONE. 0, or -errno with err[256] (unreachable yet: still the
+ * old owner's client). Main thread. */
 int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, int planned, char *err);
 /* Owner → parked client (a planned handover, `dipole fs move`): this
  * node's calls are held, the clients disconnected, the kernel filesystem

@@ -372,7 +372,8 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 	}
 	int fd = rm->fd;
 	uint64_t id = s->id;
-	rm->requests++;
+	if (q->op != FSP_MOUNTED) /* the mount's calls only (status) */
+		rm->requests++;
 	/* sending under `lock` would stall the reader; the fd cannot be
 	 * closed (and its number reused) while send_lock is held and it is
 	 * still rm->fd: the reader closes it holding both */

@@ -113,7 +113,7 @@ static const uint16_t all_ops[] = {
 	FSP_SYMLINK, FSP_RENAME, FSP_LINK, FSP_OPEN, FSP_CREATE, FSP_READ, FSP_WRITE, FSP_FLUSH, FSP_RELEASE,
 	FSP_FSYNC, FSP_OPENDIR, FSP_READDIR, FSP_RELEASEDIR, FSP_FSYNCDIR, FSP_STATFS, FSP_SETXATTR, FSP_GETXATTR,
 	FSP_LISTXATTR, FSP_REMOVEXATTR, FSP_FALLOCATE, FSP_GETLK, FSP_SETLK, FSP_INTERRUPT, FSP_LSEEK,
-	FSP_RECLAIM_DONE, FSP_INVAL_INODE, FSP_INVAL_ENTRY,
+	FSP_RECLAIM_DONE, FSP_MOUNTED, FSP_INVAL_INODE, FSP_INVAL_ENTRY,
 };
 
 TEST(every_request_round_trips)
@@ -308,7 +308,7 @@ static void f_r_link(struct fsp_req *q, struct fsp_reply *r) { (void)q; r->data 
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 3", 0, FSP_GETATTR, NULL, M_BYTE, 4, 3, "frame version 3: this node speaks 1 to 2" },
+	{ "version 4", 0, FSP_GETATTR, NULL, M_BYTE, 4, 4, "frame version 4: this node speaks 1 to 3" },
 	{ "version 0", 0, FSP_GETATTR, NULL, M_BYTE, 4, 0, "frame version 0" },
 	{ "reclaim in a version 1 frame", 0, FSP_SETLK, f_two, M_BYTE, 4, 1,
 	  "SETLK: flag RECLAIM in a version 1 frame: needs version 2" },
@@ -316,6 +316,10 @@ static const struct bad bads[] = {
 	  "RECLAIM_DONE: op in a version 1 frame" },
 	{ "reply: reclaim done in a version 1 frame", 1, FSP_RECLAIM_DONE, NULL, M_BYTE, 4, 1,
 	  "RECLAIM_DONE reply: op in a version 1 frame" },
+	{ "mounted in a version 2 frame", 0, FSP_MOUNTED, NULL, M_BYTE, 4, 2,
+	  "MOUNTED: op in a version 2 frame: needs version 3" },
+	{ "reply: mounted in a version 2 frame", 1, FSP_MOUNTED, NULL, M_BYTE, 4, 2,
+	  "MOUNTED reply: op in a version 2 frame" },
 	{ "reserved set", 0, FSP_GETATTR, NULL, M_BE32, 12, 1, "GETATTR: reserved header field" },
 	{ "unknown flags", 0, FSP_GETATTR, NULL, M_BYTE, 5, 0x80, "GETATTR: unknown flags 0x80" },
 	{ "length beyond the maximum", 0, FSP_GETATTR, NULL, M_BE32, 8, FSP_PAYLOAD_MAX + 1, "more than" },
@@ -393,6 +397,16 @@ TEST(frames_carry_the_lowest_version_they_need)
 	r.op = FSP_SETLK;
 	n = reply_frame(frame, &r);
 	CHECK(frame[4] == 1);
+	/* version 3: the mounted nodes, asked with the set known, answered
+	 * with the set as the result */
+	q = full_req(FSP_MOUNTED);
+	q.u64 = 0x5;
+	n = req_frame(frame, &q);
+	CHECK(frame[4] == 3 && decode_req(frame, n, &d, why) == 0 && d.op == FSP_MOUNTED && d.u64 == 0x5);
+	r = (struct fsp_reply){ .op = FSP_MOUNTED, .result = 0x7 };
+	n = reply_frame(frame, &r);
+	struct fsp_reply rd;
+	CHECK(frame[4] == 3 && decode_reply(frame, n, &rd, why) == 0 && rd.result == 0x7);
 }
 
 TEST(malformed_frames_are_refused_with_a_reason)
