@@ -1168,6 +1168,14 @@ void remote_close(struct remote *rm)
 		(void)!write(rm->wake[1], "x", 1);
 	if (rm->reader)
 		pthread_join(rm->reader, NULL);
+	/* the reader may have stopped before it saw the connection end: what
+	 * is still in flight (the reclaimer's MOUNTED question) fails now */
+	pthread_mutex_lock(&rm->send_lock);
+	pthread_mutex_lock(&rm->lock);
+	if (rm->fd >= 0)
+		drop_locked(rm, rm->fd);
+	pthread_mutex_unlock(&rm->lock);
+	pthread_mutex_unlock(&rm->send_lock);
 	if (rm->notifier)
 		pthread_join(rm->notifier, NULL);
 	if (rm->reclaimer)
