@@ -2065,6 +2065,18 @@ const struct cfg_host *cfg_find_host(const struct cfg_resource *res, const char 
 	return NULL;
 }
 
+void cfg_host_names(const struct cfg_resource *res, uint64_t nodes, char *buf, size_t len)
+{
+	size_t n = 0;
+	if (len)
+		buf[0] = 0;
+	for (int i = 0; i < res->nhosts && n < len; i++) {
+		int id = res->hosts[i].node_id;
+		if (id >= 0 && id < 64 && (nodes & (1ULL << id)))
+			n += (size_t)snprintf(buf + n, len - n, " %s", res->hosts[i].name);
+	}
+}
+
 const char *cfg_get(const struct cfg_resource *res, enum cfg_sect s, const char *key)
 {
 	return sect_get(&res->sect[s], key);

@@ -126,6 +126,9 @@ void cfg_free(struct cfg *cfg);
 const struct cfg_resource *cfg_find_res(const struct cfg *cfg, const char *name);
 /* Find the on-section for host `node`; NULL if absent. */
 const struct cfg_host *cfg_find_host(const struct cfg_resource *res, const char *node);
+/* The names of the hosts in `nodes` (bit n: node-id n, 0..63), each after
+ * a space (" a b c"), into buf[len] (cut to fit); "" for none. */
+void cfg_host_names(const struct cfg_resource *res, uint64_t nodes, char *buf, size_t len);
 /* Value of `key` in a section of the resource, or NULL. Flags return "". */
 const char *cfg_get(const struct cfg_resource *res, enum cfg_sect s, const char *key);
 /* The same option with where it was given (for messages), or NULL. */

@@ -252,10 +252,9 @@ static uint64_t node_bit(uint32_t node_id)
 	return node_id < 64 ? 1ULL << node_id : 0;
 }
 
-/* server.c's reclaim-done hook: node_id re-sent the locks it holds. */
-static void reclaim_done(void *arg, uint32_t node_id)
+/* node_id is done with the grace period; `end` says why, if it ends now. */
+static void grace_node_done(struct dipolefs *fs, uint32_t node_id, const char *end)
 {
-	struct dipolefs *fs = arg;
 	struct locks *t = local_locks(fs->local);
 	int was = locks_in_grace(t);
 	pthread_mutex_lock(&fs->lock);
@@ -264,10 +263,16 @@ static void reclaim_done(void *arg, uint32_t node_id)
 	locks_reclaim_done(t, node_id);
 	if (was && !locks_in_grace(t)) {
 		uint64_t granted, refused;
-		log_info("dipolefs: lock grace period over: every node reclaimed (the last: node %u)", node_id);
+		log_info("dipolefs: lock grace period over: %s (the last: node %u)", end, node_id);
 		locks_reclaims(t, &granted, &refused);
-		fsevents_grace_end(fs_res(fs), (unsigned)granted, (unsigned)refused, "every node reclaimed");
+		fsevents_grace_end(fs_res(fs), (unsigned)granted, (unsigned)refused, end);
 	}
+}
+
+/* server.c's reclaim-done hook: node_id re-sent the locks it holds. */
+static void reclaim_done(void *arg, uint32_t node_id)
+{
+	grace_node_done(arg, node_id, "every node reclaimed");
 }
 
 void dipolefs_grace_begin(struct dipolefs *fs, uint64_t expect)
@@ -294,7 +299,7 @@ void dipolefs_grace_reachable(struct dipolefs *fs, uint64_t up)
 			gone &= ~node_bit(n);
 			log_info("dipolefs: lock grace period: node %u is gone (no replication link): not waited for",
 				 n);
-			reclaim_done(fs, n);
+			grace_node_done(fs, n, "every node reclaimed or is gone");
 		}
 }
 
@@ -856,9 +861,11 @@ static uint64_t followers(struct dipolefs *fs, const struct dipolefs_conf *c, in
 	uint64_t set = remote_mounted(fs->remote) & ~node_bit((uint32_t)c->me->node_id);
 	if (old)
 		set &= ~node_bit((uint32_t)old->node_id);
+	char names[256];
+	cfg_host_names(c->r, set, names, sizeof names);
 	if (set)
-		log_info("dipolefs: the grace period waits for the nodes that %s said had mounted (0x%llx)",
-			 planned ? "the old owner" : "the lost owner", (unsigned long long)set);
+		log_info("dipolefs: the lock grace period waits for the nodes that %s said had mounted:%s",
+			 planned ? "the old owner" : "the lost owner", names);
 	return set;
 }
 

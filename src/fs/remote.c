@@ -559,13 +559,8 @@ int remote_reclaim(struct remote *rm)
 /* Log the mounted nodes by name. */
 static void mounted_log(struct remote *rm, uint64_t set)
 {
-	char names[256] = "";
-	size_t n = 0;
-	for (int i = 0; i < rm->r->nhosts && n < sizeof names; i++) {
-		const struct cfg_host *h = &rm->r->hosts[i];
-		if (h->node_id >= 0 && h->node_id < 63 && (set & (1ULL << h->node_id)))
-			n += (size_t)snprintf(names + n, sizeof names - n, " %s", h->name);
-	}
+	char names[256];
+	cfg_host_names(rm->r, set, names, sizeof names);
 	log_info("%s: fs: the owner %s says the nodes with the filesystem mounted:%s", rm->res, rm->owner_name,
 		 names);
 }

@@ -34,6 +34,8 @@ kill_daemon a
 check "b takes the filesystem over" wait_for 60 fsj b \
 	"o['role'] == 'Primary' and o['fs']['role'] == 'owner' and o['fs']['reason'] == ''"
 check "c follows b" wait_for 60 fsj c "o['fs']['owner'] == 'b' and o['fs']['reason'] == ''"
+check "b's grace period waits for c" grep -q "lock grace period waits for the nodes that the lost owner said had mounted: c\$" \
+	"$T/rb/r0.log"
 check "b's grace period ends: every node reclaimed" wait_for 30 grep -q \
 	"lock grace period over: every node reclaimed (the last: node 2)" "$T/rb/r0.log"
 check "c reclaimed its 2 locks, lost none" grep -q "fs: 2 locks reclaimed, 0 lost" "$T/rc/r0.log"

@@ -213,6 +213,24 @@ TEST(node_ids_explicit_and_colliding)
 	CHECK_STR_HAS(err, "t.res:2:2: node-id 1 of 'b' collides with host 'a'");
 }
 
+/* names of a node set, as dipolefs logs the mounted nodes */
+TEST(host_names_of_a_node_set)
+{
+	struct cfg *c = parse("resource r { on a { address 1.2.3.4:5; disk /x; node-id 7; }"
+			      " on b { address 1.2.3.5:5; disk /x; node-id 3; } }");
+	char buf[16];
+	CHECK(c);
+	cfg_host_names(&c->res[0], (1ULL << 7) | (1ULL << 3) | (1ULL << 5), buf, sizeof buf);
+	CHECK(!strcmp(buf, " a b"));
+	cfg_host_names(&c->res[0], 0, buf, sizeof buf);
+	CHECK(!strcmp(buf, ""));
+	cfg_host_names(&c->res[0], 1ULL << 3, buf, 3); /* cut to fit */
+	CHECK(!strcmp(buf, " b"));
+	cfg_host_names(&c->res[0], (1ULL << 7) | (1ULL << 3), buf, 3);
+	CHECK(!strcmp(buf, " a"));
+	cfg_free(c);
+}
+
 TEST(quorum_mesh_and_tiebreaker)
 {
 	const char *three = " on a { address 1.2.3.4:5; disk /x; } on b { address 1.2.3.5:5; disk /y; }"
