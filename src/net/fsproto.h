@@ -87,7 +87,8 @@ enum fsp_op {
 	FSP_LSEEK,
 	FSP_RECLAIM_DONE, /* the client re-sent every lock it holds (no fields but the caller) */
 	FSP_MOUNTED,      /* u64: the node set the client knows (0: none); the reply's
-			   * result: the set (bit n: node id n mounted), once it differs */
+			   * result: the set (bit n: node id n mounted, ids 0..62 so
+			   * the result stays >= 0), once it differs */
 	/* owner -> client */
 	FSP_INVAL_INODE = 64, FSP_INVAL_ENTRY = 65,
 };
