@@ -739,6 +739,16 @@ size_t locks_count(struct locks *t)
 	return n;
 }
 
+size_t locks_waiting(struct locks *t)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&t->mu);
+	for (const struct lk_waiter *w = t->waiters; w; w = w->next)
+		n++;
+	pthread_mutex_unlock(&t->mu);
+	return n;
+}
+
 void locks_grace_begin(struct locks *t, uint64_t duration_ns)
 {
 	pthread_mutex_lock(&t->mu);

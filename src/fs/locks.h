@@ -144,6 +144,8 @@ size_t locks_node_gone(struct locks *t, uint32_t node_id);
 
 /* Lock records held (POSIX ranges + flocks), for status. */
 size_t locks_count(struct locks *t);
+/* Requests blocked in locks_setlk (F_SETLKW, flock without LOCK_NB) now. */
+size_t locks_waiting(struct locks *t);
 
 /* Grace for duration_ns from now (restarts it if running). */
 void locks_grace_begin(struct locks *t, uint64_t duration_ns);

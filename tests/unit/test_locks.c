@@ -368,6 +368,7 @@ struct waiter {
 	unsigned flags;
 	atomic_int done;
 	int rc;
+	size_t waiting_before;  /* requests waiting in the table before this one */
 };
 
 static void *wait_main(void *arg)
@@ -389,6 +390,7 @@ static void prep_wait(struct waiter *w, struct locks *t, uint32_t node, uint64_t
 	w->flags = LOCKS_WAIT;
 	w->lk = (struct fs_lock){ .start = s, .end = e, .type = type, .owner = owner, .node_id = node,
 				  .pid = 1000 + (uint32_t)owner, .flock = flock };
+	w->waiting_before = locks_waiting(t);
 }
 
 static void start_wait(struct waiter *w, struct locks *t, uint32_t node, uint64_t owner, int type, uint64_t s,
@@ -404,10 +406,15 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* lets a waiter reach its wait; then it must still be waiting */
+/* lets a waiter reach its wait (the table counts it waiting, or it is
+ * done: a rule that granted or refused it at once); then it must still be
+ * waiting. A slow machine only makes this take longer. */
 static int still_waiting(struct waiter *w)
 {
-	sleep_ms(80);
+	size_t before = w->waiting_before;
+	for (int i = 0; i < 500 && !atomic_load(&w->done) && locks_waiting(w->t) <= before; i++)
+		sleep_ms(10);
+	sleep_ms(20);
 	return !atomic_load(&w->done);
 }
 
