@@ -361,24 +361,19 @@ int engine_open_diskless(struct engine **out, const char *res, const char *node)
 	return 0;
 }
 
-int engine_open(struct engine **out, const char *res, const char *node, int node_id, const char *disk_path,
-		char *err)
+/* Opens the backing disk and reads its metadata, refusing a disk without
+ * ours, with a corrupt superblock, or belonging to another resource or
+ * node. 0, or -errno with err (MD_MSG_MAX bytes) saying what to do. */
+static int open_md(struct engine *e, const char *res, int node_id, const char *disk_path, char *err)
 {
-	struct engine *e = engine_alloc(res, node);
 	char warn[MD_MSG_MAX], sz[32];
-	int rc;
-
-	err[0] = 0;
-	if (!e)
-		return -ENOMEM;
-	engine_set_disk(e, DS_ATTACHING, disk_path);
-	rc = disk_open(&e->disk, disk_path, 0);
+	int rc = disk_open(&e->disk, disk_path, 0);
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot open backing disk %s: %s%s", disk_path, strerror(-rc),
 			 rc == -ENOENT ? " (check 'disk' in the config)" :
 			 rc == -EROFS || rc == -EACCES || rc == -EPERM ? " (the disk must be writable)" :
 			 rc == -EINVAL || rc == -EISDIR ? " (not a regular file or block device)" : "");
-		goto fail;
+		return rc;
 	}
 	rc = md_read(e->disk, &e->sb, err, warn);
 	if (rc == -ENOENT) {
@@ -389,56 +384,56 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 		else
 			snprintf(err, MD_MSG_MAX, "no dipole metadata on %s; run 'dipole create-md %s' first",
 				 disk_path, res);
-		goto fail;
+		return rc;
 	}
 	if (rc == -EBADMSG) {
 		char tmp[MD_MSG_MAX];
 		snprintf(tmp, sizeof tmp, "%s", err);
 		snprintf(err, MD_MSG_MAX, "%s: %s; refusing to attach (nothing was changed)", disk_path, tmp);
-		goto fail;
+		return rc;
 	}
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot read metadata from %s: %s", disk_path, strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if (strcmp(e->sb.resource, res)) {
 		snprintf(err, MD_MSG_MAX, "%s holds metadata of resource '%s', not '%s' (wrong disk in the config?); "
 			 "refusing to attach, nothing was changed", disk_path, e->sb.resource, res);
-		rc = -EBADMSG;
-		goto fail;
+		return -EBADMSG;
 	}
 	if (node_id >= 0 && e->sb.node_id != node_id) {
 		snprintf(err, MD_MSG_MAX, "%s holds metadata created for node-id %d, but this node is node-id %d "
 			 "(the other node's disk?); refusing to attach, nothing was changed. If this disk really "
 			 "belongs here now: 'dipole create-md %s --force' and a full sync from the peer",
 			 disk_path, e->sb.node_id, node_id, res);
-		rc = -EBADMSG;
-		goto fail;
+		return -EBADMSG;
 	}
 	if (warn[0])
 		log_warn("%s: %s", disk_path, warn);
-	e->size = e->sb.lay.data_size;
-	e->nslots = e->sb.lay.nslots;
-	unsure_sync(e);
+	return 0;
+}
+
+/* Reads the out-of-sync bitmap, refusing one whose checksum no longer
+ * matches the one a clean detach recorded. 0, or -errno with err. */
+static int open_bitmap(struct engine *e, const char *res, const char *disk_path, char *err)
+{
 	if (bitmap_open(&e->bm, e->disk, &e->sb)) {
-		rc = -ENOMEM;
 		snprintf(err, MD_MSG_MAX, "out of memory for the bitmap");
-		goto fail;
+		return -ENOMEM;
 	}
 	e->bm_bits = bitmap_bits(e->bm);
 	e->sync_wrote = calloc((e->bm_bits + 63) / 64, sizeof *e->sync_wrote);
 	if (!e->sync_wrote) {
-		rc = -ENOMEM;
 		snprintf(err, MD_MSG_MAX, "out of memory for the bitmap");
-		goto fail;
+		return -ENOMEM;
 	}
 	for (uint32_t s = 0; s < e->nslots; s++)
 		e->slot[s].bm = bitmap_words(e->bm, (int)s);
 	uint32_t bm_crc;
-	rc = bitmap_read(e->bm, &bm_crc);
+	int rc = bitmap_read(e->bm, &bm_crc);
 	if (rc) {
 		snprintf(err, MD_MSG_MAX, "cannot read bitmap from %s: %s", disk_path, strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	/* after a clean detach the bitmap's checksum is in the superblock */
 	if (!(e->sb.flags & MDF_CRASHED) && (e->sb.flags & MDF_BM_CRC) && bm_crc != e->sb.bm_crc) {
@@ -447,9 +442,65 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 			 "from the peer is unknown. Refusing to attach (nothing was changed). To give up this "
 			 "node's data: 'dipole create-md %s --force' here, then a full sync from the peer",
 			 disk_path, (unsigned long long)e->sb.lay.bm_offset, (unsigned long long)e->sb.lay.bm_bytes, res);
-		rc = -EBADMSG;
-		goto fail;
+		return -EBADMSG;
 	}
+	return 0;
+}
+
+/* After a crash, every block of every extent the activity log names may
+ * differ from any peer: marked out of sync with all of them, and the marks
+ * saved before anything else happens. 0, or -errno with err. */
+static int replay_activity_log(struct engine *e, const char *res, const char *disk_path, char *err)
+{
+	uint32_t *ext = malloc(MD_AL_MAX * sizeof *ext);
+	uint64_t alseq;
+	int n = ext ? md_read_al(e->disk, &e->sb, ext, &alseq) : -ENOMEM;
+	if (n == -EBADMSG) {
+		snprintf(err, MD_MSG_MAX, "%s: the activity log (at byte %llu) is corrupt in both slots, so "
+			 "the blocks that were being written when it crashed are unknown; refusing to attach "
+			 "(nothing was changed). To give up this node's data: 'dipole create-md %s --force' "
+			 "here, then a full sync from the peer", disk_path,
+			 (unsigned long long)e->sb.lay.al_offset, res);
+		free(ext);
+		return -EBADMSG;
+	}
+	/* with every peer: which of them got those writes is unknown */
+	uint64_t before = bitmap_oos(e->bm, 0);
+	for (uint32_t s = 0; s < e->nslots; s++)
+		for (int i = 0; i < n; i++) /* (an extent past the end marks nothing) */
+			engine_mark_oos(e, (int)s, (uint64_t)ext[i] * MD_AL_EXTENT, MD_AL_EXTENT);
+	free(ext);
+	e->al_marked = bitmap_oos(e->bm, 0) - before;
+	if (n <= 0)
+		return 0;
+	log_warn("activity log: %d extent(s) were active; %llu block(s) marked out of sync", n,
+		 (unsigned long long)e->al_marked);
+	/* the marks must survive another crash before they are resynced */
+	int rc = bitmap_save(e->bm, NULL);
+	if (!rc)
+		rc = disk_flush(e->disk);
+	if (rc)
+		snprintf(err, MD_MSG_MAX, "cannot write the bitmap to %s: %s", disk_path, strerror(-rc));
+	return rc;
+}
+
+int engine_open(struct engine **out, const char *res, const char *node, int node_id, const char *disk_path,
+		char *err)
+{
+	struct engine *e = engine_alloc(res, node);
+	int rc;
+
+	err[0] = 0;
+	if (!e)
+		return -ENOMEM;
+	engine_set_disk(e, DS_ATTACHING, disk_path);
+	if ((rc = open_md(e, res, node_id, disk_path, err)))
+		goto fail;
+	e->size = e->sb.lay.data_size;
+	e->nslots = e->sb.lay.nslots;
+	unsure_sync(e);
+	if ((rc = open_bitmap(e, res, disk_path, err)))
+		goto fail;
 	if ((e->sb.flags & MDF_CONSISTENT) && (e->sb.flags & MDF_WAS_UP_TO_DATE))
 		engine_set_disk(e, DS_UPTODATE, "attached: metadata says consistent and up to date");
 	else if (e->sb.flags & MDF_CONSISTENT)
@@ -459,36 +510,8 @@ int engine_open(struct engine **out, const char *res, const char *node, int node
 	if (e->sb.flags & MDF_CRASHED) {
 		log_warn("%s was not detached cleanly last time (daemon killed or machine crashed)", disk_path);
 		e->crashed_primary = !!(e->sb.flags & MDF_PRIMARY_IND);
-		/* whatever may have been in flight is out of sync with the peer */
-		uint32_t *ext = malloc(MD_AL_MAX * sizeof *ext);
-		uint64_t alseq;
-		int n = ext ? md_read_al(e->disk, &e->sb, ext, &alseq) : -ENOMEM;
-		if (n == -EBADMSG) {
-			snprintf(err, MD_MSG_MAX, "%s: the activity log (at byte %llu) is corrupt in both slots, so "
-				 "the blocks that were being written when it crashed are unknown; refusing to attach "
-				 "(nothing was changed). To give up this node's data: 'dipole create-md %s --force' "
-				 "here, then a full sync from the peer", disk_path,
-				 (unsigned long long)e->sb.lay.al_offset, res);
-			free(ext);
-			rc = -EBADMSG;
+		if ((rc = replay_activity_log(e, res, disk_path, err)))
 			goto fail;
-		}
-		/* with every peer: which of them got those writes is unknown */
-		uint64_t before = bitmap_oos(e->bm, 0);
-		for (uint32_t s = 0; s < e->nslots; s++)
-			for (int i = 0; i < n; i++) /* (an extent past the end marks nothing) */
-				engine_mark_oos(e, (int)s, (uint64_t)ext[i] * MD_AL_EXTENT, MD_AL_EXTENT);
-		free(ext);
-		e->al_marked = bitmap_oos(e->bm, 0) - before;
-		if (n > 0) {
-			log_warn("activity log: %d extent(s) were active; %llu block(s) marked out of sync", n,
-				 (unsigned long long)e->al_marked);
-			/* the marks must survive another crash before they are resynced */
-			if ((rc = bitmap_save(e->bm, NULL)) || (rc = disk_flush(e->disk))) {
-				snprintf(err, MD_MSG_MAX, "cannot write the bitmap to %s: %s", disk_path, strerror(-rc));
-				goto fail;
-			}
-		}
 	}
 	/* (engine_alloc made it Secondary: every node starts as one) */
 	e->sb.flags |= MDF_CRASHED;
