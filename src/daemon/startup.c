@@ -249,106 +249,82 @@ int startup_may_promote_alone(struct daemon *d, char *why, size_t len)
 	return safe_alone(d, who, why, len);
 }
 
-void startup_tick(struct daemon *d)
-{
-	struct startup *s = &d->su;
-	struct engine *e = d->e;
-	char who[200], behind_of[64] = "", refused_by[64] = "", why[300];
-	int talked = 0, all = 1, behind = 0, refused = 0;
+/* What startup_tick learns from the peers on one tick. */
+struct survey {
+	int talked;            /* peers connected now */
+	int all;               /* every peer is */
+	char behind_of[64];    /* the first peer with newer data ("" if none) */
+	char refused_by[64];   /* the first peer that refused the connection */
+};
 
-	if (!startup_pending(d)) {
-		note_talked(d);
-		return;
-	}
-	peer_names(d, who, sizeof who);
+static void survey_peers(struct daemon *d, struct survey *sv)
+{
+	memset(sv, 0, sizeof *sv);
+	sv->all = 1;
 	for (int i = 0; i < d->npeers; i++) {
 		struct peer *p = d->peers[i];
 		/* behind first: it is settled before the peer counts as talked to */
-		if (peer_behind(p) && !behind_of[0]) {
-			behind = 1;
-			snprintf(behind_of, sizeof behind_of, "%s", peer_name(p));
-		}
+		if (peer_behind(p) && !sv->behind_of[0])
+			snprintf(sv->behind_of, sizeof sv->behind_of, "%s", peer_name(p));
 		struct replica_view v;
 		peer_view(p, &v);
 		if (v.connected)
-			talked++;
+			sv->talked++;
 		else
-			all = 0;
-		if (peer_is_standalone(p) && !refused_by[0]) {
-			refused = 1;
-			snprintf(refused_by, sizeof refused_by, "%s", peer_name(p));
-		}
+			sv->all = 0;
+		if (peer_is_standalone(p) && !sv->refused_by[0])
+			snprintf(sv->refused_by, sizeof sv->refused_by, "%s", peer_name(p));
 	}
-	uint64_t waited = (now_ns() - s->start_ns) / 1000000000ull;
-	int timed_out = s->timeout_s > 0 && waited >= (uint64_t)s->timeout_s;
-	if (talked && !s->talked) {
-		pthread_mutex_lock(&s->lock);
-		s->talked = 1;
-		s->over = 1;
-		pthread_mutex_unlock(&s->lock);
+}
+
+/* A peer is connected: done, or promote (become-primary-on) once this
+ * node's data is current, every peer talked (or the wait is over) and the
+ * votes are counted. */
+static void tick_connected(struct daemon *d, const struct survey *sv, const char *who, int timed_out)
+{
+	struct startup *s = &d->su;
+	char why[300];
+
+	if (!s->want) {
+		set_state(d, SU_DONE, 1, !!s->note[0], "connected", "connected to %s%s", who, s->note);
+	} else if (sv->behind_of[0] || atomic_load(&d->e->dstate) != DS_UPTODATE) {
+		set_state(d, SU_WAIT_SYNC, 1, 0, "sync",
+			  "SyncTarget of %s: becomes Primary (become-primary-on) when the resync is done",
+			  sv->behind_of[0] ? sv->behind_of : who);
+	} else if (!sv->all && !timed_out) {
+		set_state(d, SU_WAIT_PEER, 1, 0, "wait-others",
+			  "talked to %d of %d peers; waiting for the others before becoming Primary", sv->talked,
+			  d->npeers);
+	} else if (!quorum_have(d->quorum) && now_ns() - s->talked_ns < STARTUP_QUORUM_WAIT_S * 1000000000ull) {
+		/* the votes of the links just made are counted a moment after
+		 * the handshake: promoting at once would be refused; after the
+		 * wait, promote() is refused with the reason */
+		set_state(d, SU_WAIT_PEER, 1, 0, "wait-quorum",
+			  "connected to %s; waiting for quorum before becoming Primary (become-primary-on)", who);
+	} else {
+		snprintf(why, sizeof why, "the handshake with %s found this node's data current", who);
+		promote(d, why);
 	}
-	if (talked && !s->talked_ns)
-		s->talked_ns = now_ns();
-	if (s->want && atomic_load(&e->role) == ROLE_PRIMARY) {
-		set_state(d, SU_DONE, 1, 0, "primary", "Primary already (made so by the administrator)");
-		return;
-	}
-	if (talked) {
-		if (!s->want) {
-			set_state(d, SU_DONE, 1, !!s->note[0], "connected", "connected to %s%s", who, s->note);
-		} else if (behind || atomic_load(&e->dstate) != DS_UPTODATE) {
-			set_state(d, SU_WAIT_SYNC, 1, 0, "sync",
-				  "SyncTarget of %s: becomes Primary (become-primary-on) when the resync is done",
-				  behind_of[0] ? behind_of : who);
-		} else if (!all && !timed_out) {
-			set_state(d, SU_WAIT_PEER, 1, 0, "wait-others",
-				  "talked to %d of %d peers; waiting for the others before becoming Primary", talked,
-				  d->npeers);
-		} else if (!quorum_have(d->quorum) &&
-			   now_ns() - s->talked_ns < STARTUP_QUORUM_WAIT_S * 1000000000ull) {
-			/* the votes of the links just made are counted a moment
-			 * after the handshake: promoting at once would be refused;
-			 * after the wait, promote() is refused with the reason */
-			set_state(d, SU_WAIT_PEER, 1, 0, "wait-quorum",
-				  "connected to %s; waiting for quorum before becoming Primary (become-primary-on)",
-				  who);
-		} else {
-			snprintf(why, sizeof why, "the handshake with %s found this node's data current", who);
-			promote(d, why);
-		}
-		return;
-	}
-	if (refused && !s->wait_after_sb) {
-		set_state(d, SU_DONE, 1, !!s->want, "refused",
-			  "%s refused the connection (split brain, unrelated data or two Primaries: see 'dipole "
-			  "status'; wait-after-sb keeps waiting)%s", refused_by,
-			  s->want ? "; not promoting (become-primary-on): resolve it, then 'dipole primary'" : "");
-		return;
-	}
-	if (!timed_out) {
-		char left[64];
-		if (s->timeout_s)
-			snprintf(left, sizeof left, "%llu s left", (unsigned long long)(s->timeout_s - (long)waited));
-		else
-			snprintf(left, sizeof left, "0: until it connects");
-		set_state(d, SU_WAIT_PEER, 0, 0, "wait", "waiting for %s%s (%s %s; %s)%s", who,
-			  refused ? " (refused by state; wait-after-sb)" : "", s->timeout_opt, left, s->timeout_why,
-			  s->want ? " before becoming Primary (become-primary-on)" : "");
-		return;
-	}
-	/* the timeout passed and no peer answered */
+}
+
+/* The wait (wfc-timeout or degr-wfc-timeout) passed and no peer answered:
+ * go on, or promote alone when that cannot start a split brain. */
+static void tick_timed_out(struct daemon *d, const struct survey *sv, const char *who)
+{
+	struct startup *s = &d->su;
+	char why[300];
+
 	if (!s->want) {
 		set_state(d, SU_DONE, 1, !!s->note[0], "timeout", "no peer within %s %ld s; going on without it%s",
 			  s->timeout_opt, s->timeout_s, s->note);
 		return;
 	}
-	if (refused) {
+	if (sv->refused_by[0]) {
 		set_state(d, SU_DONE, 1, 1, "refused", "not promoting (become-primary-on): %s refused the connection "
-			  "(see 'dipole status'); resolve it, then 'dipole primary'", refused_by);
+			  "(see 'dipole status'); resolve it, then 'dipole primary'", sv->refused_by);
 		return;
 	}
-	int safe = safe_alone(d, who, why, sizeof why);
-	if (safe) {
+	if (safe_alone(d, who, why, sizeof why)) {
 		char because[400];
 		snprintf(because, sizeof because, "no peer within %s %ld s, and %s", s->timeout_opt, s->timeout_s, why);
 		promote(d, because);
@@ -358,6 +334,57 @@ void startup_tick(struct daemon *d)
 	set_state(d, SU_WAIT_PEER, 1, 1, "declined", "not promoting (become-primary-on) after %s %ld s: %s; waiting "
 		  "for %s ('dipole primary' promotes by hand if it is gone for good)", s->timeout_opt, s->timeout_s,
 		  why, who);
+}
+
+void startup_tick(struct daemon *d)
+{
+	struct startup *s = &d->su;
+	struct survey sv;
+	char who[200];
+
+	if (!startup_pending(d)) {
+		note_talked(d);
+		return;
+	}
+	peer_names(d, who, sizeof who);
+	survey_peers(d, &sv);
+	uint64_t waited = (now_ns() - s->start_ns) / 1000000000ull;
+	int timed_out = s->timeout_s > 0 && waited >= (uint64_t)s->timeout_s;
+	if (sv.talked && !s->talked) {
+		pthread_mutex_lock(&s->lock);
+		s->talked = 1;
+		s->over = 1;
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (sv.talked && !s->talked_ns)
+		s->talked_ns = now_ns();
+	if (s->want && atomic_load(&d->e->role) == ROLE_PRIMARY) {
+		set_state(d, SU_DONE, 1, 0, "primary", "Primary already (made so by the administrator)");
+		return;
+	}
+	if (sv.talked) {
+		tick_connected(d, &sv, who, timed_out);
+		return;
+	}
+	if (sv.refused_by[0] && !s->wait_after_sb) {
+		set_state(d, SU_DONE, 1, !!s->want, "refused",
+			  "%s refused the connection (split brain, unrelated data or two Primaries: see 'dipole "
+			  "status'; wait-after-sb keeps waiting)%s", sv.refused_by,
+			  s->want ? "; not promoting (become-primary-on): resolve it, then 'dipole primary'" : "");
+		return;
+	}
+	if (timed_out) {
+		tick_timed_out(d, &sv, who);
+		return;
+	}
+	char left[64];
+	if (s->timeout_s)
+		snprintf(left, sizeof left, "%llu s left", (unsigned long long)(s->timeout_s - (long)waited));
+	else
+		snprintf(left, sizeof left, "0: until it connects");
+	set_state(d, SU_WAIT_PEER, 0, 0, "wait", "waiting for %s%s (%s %s; %s)%s", who,
+		  sv.refused_by[0] ? " (refused by state; wait-after-sb)" : "", s->timeout_opt, left, s->timeout_why,
+		  s->want ? " before becoming Primary (become-primary-on)" : "");
 }
 
 static const char *phase_name(int phase)
