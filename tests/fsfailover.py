@@ -12,6 +12,9 @@ connected, in sync, both mounted, one owner serving):
                the filesystem over (promote with c's vote, mount, serve)
                without a remount; the killed node is restarted (`up`,
                resync) and mounts again as a client
+  power-cut-owner  the owner's links all go silent (nothing closed or
+               reset), then its daemon is SIGKILLed: the other takes over
+               once it notices the silence; the owner comes back as above
   kill-client  SIGKILL the non-owner's daemon, restart it, remount
   cut-link     drop everything between a and b (both still reach c);
                healed at the next step, when at most one of them may
@@ -19,12 +22,13 @@ connected, in sync, both mounted, one owner serving):
   move         `dipole fs move` ownership to the other disk node
   kill-worker  SIGKILL a worker mid-operation, start it again
 
-The first steps are the failover faults (kill-owner, cut-link, move) in a
-seeded order, so even a short run has each once. At the end everything is
-healed and in sync, the workers stop, and every acknowledged file, name,
-chunk and row must be there, read through both nodes' mounts (fschecker's
-Model); then both unmount, the owner demotes, `fsck.ext4 -fn` of both
-replicas is clean and their data areas are byte-identical.
+The first steps are the failover faults (kill-owner, power-cut-owner,
+cut-link, move) in a seeded order, so even a short run has each once. At
+the end everything is healed and in sync, the workers stop, and every
+acknowledged file, name, chunk and row must be there, read through both
+nodes' mounts (fschecker's Model); then both unmount, the owner demotes,
+`fsck.ext4 -fn` of both replicas is clean and their data areas are
+byte-identical.
 
 usage: fsfailover.py [--seed N]    (environment from
        tests/integ/fschecker_failover.sh: T NS_A NS_B NS_C LINK_AB LINK_BA
@@ -71,6 +75,13 @@ class Cluster3(fc.Cluster):
             subprocess.run(["ip", "netns", "exec", self.ns[n], "iptables", "-I" if cut else "-D", "INPUT",
                             "-i", self.link[n], "-j", "DROP"], stderr=subprocess.DEVNULL)
 
+    def isolate(self, n, cut):
+        """Drop (or stop dropping) everything n sends and receives but on
+        loopback: n's links all go silent at once, as at a power cut."""
+        for chain, way in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            subprocess.run(["ip", "netns", "exec", self.ns[n], "iptables", "-I" if cut else "-D", chain,
+                            "!", way, "lo", "-j", "DROP"], stderr=subprocess.DEVNULL)
+
     def synced(self, n):
         o, _ = self.status(n)
         if not o or (n in DISKS and o.get("disk") != "UpToDate") or len(o.get("peers") or []) != 2:
@@ -114,7 +125,7 @@ class Cluster3(fc.Cluster):
 
 
 class Nemesis3:
-    FAULTS = ["kill-owner", "cut-link", "move"]
+    FAULTS = ["kill-owner", "power-cut-owner", "cut-link", "move"]
 
     def __init__(self, cl, wk, rng):
         self.cl, self.wk, self.rng = cl, wk, rng
@@ -128,7 +139,8 @@ class Nemesis3:
             return "heal-link"
         if self.first:
             return self.first.pop(0)
-        return self.rng.choice(["kill-worker"] * 2 + ["kill-owner"] * 2 + ["kill-client", "cut-link", "move"])
+        return self.rng.choice(["kill-worker"] * 2 + ["kill-owner"] * 2 +
+                               ["power-cut-owner", "kill-client", "cut-link", "move"])
 
     def step(self):
         act = self.pick()
@@ -136,7 +148,7 @@ class Nemesis3:
             fc.say(False, "the cluster is healthy again before %s (after %s)" % (act, " ".join(self.log)))
             return False
         own = self.cl.owner()
-        self.log.append(act + ("@" + own if act in ("kill-owner", "move") else ""))
+        self.log.append(act + ("@" + own if act in ("kill-owner", "power-cut-owner", "move") else ""))
         fc.note("nemesis: %s" % self.log[-1])
         getattr(self, act.replace("-", "_"))(own)
         self.faults += act != "heal-link"
@@ -154,6 +166,20 @@ class Nemesis3:
         fc.say(cl.kill(own), "%s's daemon (owner) is gone after SIGKILL" % own)
         took = cl.wait(lambda: cl.owner() == sur, 60)
         fc.say(took, "%s takes the filesystem over after %s's SIGKILL, without a remount" % (sur, own))
+        time.sleep(self.rng.uniform(0.2, 2))
+        for bad in cl.rejoin(own):
+            fc.say(False, bad)
+
+    def power_cut_owner(self, own):
+        """The owner's machine loses power: its links go silent first (what
+        its sockets held is lost, nothing is closed or reset), then the
+        process dies. The survivor learns it only from the silence."""
+        cl, sur = self.cl, other(own)
+        cl.isolate(own, True)
+        fc.say(cl.kill(own), "%s's daemon (owner) is gone after its power cut" % own)
+        took = cl.wait(lambda: cl.owner() == sur, 60)
+        fc.say(took, "%s takes the filesystem over after %s's power cut, without a remount" % (sur, own))
+        cl.isolate(own, False)
         time.sleep(self.rng.uniform(0.2, 2))
         for bad in cl.rejoin(own):
             fc.say(False, bad)

@@ -4,10 +4,11 @@
 # diskless tiebreaker (quorum majority), both disk nodes mounted, workers
 # on both. FSCHECK_SECONDS (default 20) of the nemesis: the owner's daemon
 # SIGKILLed (the other takes over, the killed one restarts and mounts as a
-# client), the client's daemon SIGKILLed, the a-b link cut and healed,
-# `fs move`, workers killed; each of kill-owner, cut-link and move at least
-# once. Then every acknowledged operation is checked through both mounts,
-# fsck of both replicas, byte-identical replicas. The seed is printed;
+# client), the owner's power cut (its links silent, then SIGKILL), the
+# client's daemon SIGKILLed, the a-b link cut and healed, `fs move`,
+# workers killed; each of kill-owner, power-cut-owner, cut-link and move
+# at least once. Then every acknowledged operation is checked through both
+# mounts, fsck of both replicas, byte-identical replicas. The seed is printed;
 # rerun with FSCHECK_SEED=N to replay the same schedule.
 . "$(dirname "$0")/lib.sh"
 FSCHECK_SEED=${FSCHECK_SEED:-$((RANDOM * 32768 + RANDOM))}
