@@ -6,11 +6,13 @@
 # flushes, unmounts, demotes; b promotes, mounts, serves; a and c follow):
 # no process sees an error, not even EIO, and every record reads back; then
 # back to a. Refusals: not the owner, a diskless node, this node, a node
-# that has not mounted, a disconnected node; each changes nothing. Then
+# that has not mounted, a disconnected node, an Inconsistent one (resyncing
+# what a wrote without it); each changes nothing. Then
 # umount on a (owner) hands over to b (fs_handover.sh: umount and down).
 . "$(dirname "$0")/lib.sh"
 mknet3
-mkres3 96M
+# slow resync: b stays Inconsistent long enough to be refused as a target
+DISK_OPTS="resync-rate 8M; c-max-rate 8M;" mkres3 64M
 mkdir -p "$T/ma" "$T/mb" "$T/mc"
 fsj() { jcheck "$1" "o['fs'] is not None and $2"; }
 owner_is() { fsj a "o['fs']['owner'] == '$1'" && fsj b "o['fs']['owner'] == '$1'" && fsj c "o['fs']['owner'] == '$1' and o['fs']['reason'] == ''"; }
@@ -30,7 +32,11 @@ expect_rc "mount on b: client of a" 0 "as client of a" nb mount r0 "$T/mb"
 cut3 a b
 check "b disconnected from a" wait_for 30 jcheck a "any(x['name'] == 'b' and x['connection'] != 'Connected' for x in o['peers'])"
 expect_rc "fs move to b while it is disconnected: refused" 3 "not connected" na fs move r0 b
+check "a goes on without b (c's vote): 24 MiB written and synced" \
+	dd if=/dev/urandom of="$T/ma/bulk" bs=1M count=24 conv=fsync status=none
 heal3 a b
+check "b resyncs from a: Inconsistent meanwhile" wait_for 30 jcheck b "o['disk'] == 'Inconsistent'"
+expect_rc "fs move to b while it is Inconsistent: refused" 3 "Inconsistent, not UpToDate" na fs move r0 b
 check "b back" wait_for 60 eval "all_connected && jcheck b \"o['disk'] == 'UpToDate'\" && fsj b \"o['fs']['reason'] == ''\""
 check "... nothing changed: a owns, b and c are its clients" owner_is a
 

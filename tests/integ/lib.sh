@@ -228,13 +228,15 @@ cut3() { linkdrop "$1" "$2" -I; linkdrop "$2" "$1" -I; }
 heal3() { linkdrop "$1" "$2" -D; linkdrop "$2" "$1" -D; }
 
 # mkres3 SIZE [OPTIONS-SECTION-TEXT]: a and b with disks, c a diskless
-# tiebreaker, quorum majority, both may be Primary
+# tiebreaker, quorum majority, both may be Primary; NET_OPTS and DISK_OPTS
+# add to the net and disk sections
 mkres3() {
 	local size=$1; shift
 	truncate -s "$size" "$T/a.img" "$T/b.img"
 	cat >"$T/r.res" <<EOT
 resource r0 {
     net { connect-int 1; ping-int 1; ping-timeout 5; allow-two-primaries; ${NET_OPTS:-} }
+    disk { ${DISK_OPTS:-} }
     options { quorum majority; ${*:-} }
     on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
     on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
