@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A pair that agreed to "wait" (the Primary a Outdated, b Inconsistent:
+# neither is a sync source) compares again once a is UpToDate — here when
+# the third disk c connects and a counts every disk connected again. Before
+# the fix a told only c, b stayed Inconsistent for ever and its disk differed
+# (checker3d, CHECK_SEED=931169129: repair-disk restarted c mid-resync while
+# b had lost quorum; docs/failures.md "Three disks, a resync that never
+# restarts").
+. "$(dirname "$0")/lib.sh"
+mknet3
+truncate -s 64M "$T/a.img" "$T/b.img" "$T/c.img"
+cat >"$T/r.res" <<EOT
+resource r0 {
+    net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; }
+    disk { resync-rate 4M; c-max-rate 4M; }
+    options { quorum majority; }
+    on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
+    on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
+    on c { node-id 2; address $IP_C:7790; disk $T/c.img; }
+    connection-mesh { hosts a b c; }
+}
+EOT
+peer_of() { jcheck "$1" "[x for x in o['peers'] if x['name'] == '$2'][0]$3"; }
+up3() {
+	local n
+	for n in a b c; do "n$n" create-md r0 --force >/dev/null 2>&1 || return 1; done
+	na up r0 --device none && nb up r0 --device none && nc up r0 --device none &&
+		wait_for 20 all3 "len(o['peers']) == 2 and all(x['connection'] == 'Connected' for x in o['peers'])" &&
+		na primary r0 --force && wait_for 60 all3 "o['disk'] == 'UpToDate' and \
+all(x['disk'] == 'UpToDate' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
+}
+check "three disk nodes up, synced" up3
+nb disconnect r0 >/dev/null 2>&1
+check "b away" wait_for 20 peer_of a b "['connection'] != 'Connected'"
+check "a writes 32 MiB b lacks (8 s of resync at 4 MiB/s)" \
+	bash -c "qemu-io -f raw -c 'write -P 0x51 0 32M' -c flush '$(uri_a)' | grep -q '^wrote'"
+nb connect r0 >/dev/null 2>&1
+check "b is SyncTarget of a" wait_for 20 peer_of b a "['replication'] == 'SyncTarget'"
+# c leaves (a keeps quorum with b), then b stops mid-resync: a loses quorum
+nc disconnect r0 >/dev/null 2>&1
+check "c away" wait_for 20 peer_of a c "['connection'] != 'Connected'"
+nb down r0 >/dev/null 2>&1
+check "a is Outdated without quorum" wait_for 20 jcheck a "o['disk'] == 'Outdated'"
+nb up r0 --device none >/dev/null 2>&1
+check "b back Inconsistent, a still Outdated: they wait" wait_for 20 jcheck a "o['disk'] == 'Outdated' and \
+[(x['connection'], x['disk']) for x in o['peers'] if x['name'] == 'b'] == [('Connected', 'Inconsistent')]"
+nc connect r0 >/dev/null 2>&1
+check "c back: a UpToDate (every disk connected again)" wait_for 20 jcheck a "o['disk'] == 'UpToDate'"
+check "b is resynced: all UpToDate, connected, nothing out of sync" wait_for 20 all3 "o['disk'] == 'UpToDate' and \
+all(x['connection'] == 'Connected' and x['disk'] == 'UpToDate' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
+SIZE=$(na status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['size_bytes'])")
+# (the disks themselves: an Inconsistent b reads what it lacks from a)
+check "b's disk has a's write" bash -c "dd if=$T/b.img bs=1M skip=30 count=1 2>/dev/null | tr -d '\121' | wc -c | grep -qx 0"
+check "the data areas are byte-identical" test "$(data_md5 $SIZE "$T/a.img")" = "$(data_md5 $SIZE "$T/b.img")" -a \
+	"$(data_md5 $SIZE "$T/a.img")" = "$(data_md5 $SIZE "$T/c.img")"
+for n in a b c; do "n$n" down r0 --force >/dev/null 2>&1; done
+finish
