@@ -404,6 +404,20 @@ static int agree_settle(struct peer *p, struct agreement *a)
 	return 0;
 }
 
+/* This node's Outdated or Consistent disk is UpToDate again, settled by
+ * the handshake with p: every connected peer is told, not p only, and a
+ * peer it agreed to "wait" with (this disk was no sync source then) is
+ * compared again, or an Inconsistent peer such as a SyncTarget restarted
+ * mid-resync stays so for ever (docs/failures.md "Three disks, a resync
+ * that never restarts"). */
+static void uptodate_again(struct peer *p, const char *why)
+{
+	engine_set_uptodate(p->e, why);
+	send_state(p);
+	peers_state_changed(p->e, p);
+	kick_others(p, "this node's disk is UpToDate again");
+}
+
 /* The connection is established with decision a->d: the bookkeeping, the
  * disk state it settles, and the resync it starts. 0 or <0 to drop. */
 static int agree_apply(struct peer *p, struct agreement *a)
@@ -442,9 +456,8 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	if ((mine_ds == DS_OUTDATED || mine_ds == DS_CONSISTENT) &&
 	    (d == D_NO_SYNC || d == D_SOURCE_BITMAP || d == D_SOURCE_FULL) &&
 	    (them->disk == DS_UPTODATE || all_disks_here(p))) {
-		engine_set_uptodate(e, them->disk == DS_UPTODATE ? "the peer with the newest data is back"
-								 : "every disk of the resource is connected again");
-		send_state(p);
+		uptodate_again(p, them->disk == DS_UPTODATE ? "the peer with the newest data is back"
+							    : "every disk of the resource is connected again");
 	}
 	uint64_t t0 = now_ns();
 	atomic_store(&p->last_rx_ns, t0);
