@@ -262,6 +262,16 @@ resource r0 {
 EOT
 }
 all3() { jcheck a "$1" && jcheck b "$1" && jcheck c "$1"; }
+# up3_synced: fresh metadata on a, b and c, all up and connected, a Primary
+# (--force) and every disk UpToDate with nothing out of sync
+up3_synced() {
+	local n
+	for n in a b c; do "n$n" create-md r0 --force >/dev/null 2>&1 || return 1; done
+	na up r0 --device none && nb up r0 --device none && nc up r0 --device none &&
+		wait_for 20 all3 "len(o['peers']) == 2 and all(x['connection'] == 'Connected' for x in o['peers'])" &&
+		na primary r0 --force && wait_for 60 all3 "o['disk'] == 'UpToDate' and \
+all(x['disk'] == 'UpToDate' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
+}
 md5_all_equal() {
 	local x y z
 	x=$(img_md5 a) && y=$(img_md5 b) && z=$(img_md5 c) && [ "$x" = "$y" ] && [ "$y" = "$z" ]

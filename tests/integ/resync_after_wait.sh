@@ -21,15 +21,7 @@ resource r0 {
 }
 EOT
 peer_of() { jcheck "$1" "[x for x in o['peers'] if x['name'] == '$2'][0]$3"; }
-up3() {
-	local n
-	for n in a b c; do "n$n" create-md r0 --force >/dev/null 2>&1 || return 1; done
-	na up r0 --device none && nb up r0 --device none && nc up r0 --device none &&
-		wait_for 20 all3 "len(o['peers']) == 2 and all(x['connection'] == 'Connected' for x in o['peers'])" &&
-		na primary r0 --force && wait_for 60 all3 "o['disk'] == 'UpToDate' and \
-all(x['disk'] == 'UpToDate' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
-}
-check "three disk nodes up, synced" up3
+check "three disk nodes up, synced" up3_synced
 nb disconnect r0 >/dev/null 2>&1
 check "b away" wait_for 20 peer_of a b "['connection'] != 'Connected'"
 check "a writes 32 MiB b lacks (8 s of resync at 4 MiB/s)" \

@@ -27,15 +27,7 @@ rd() { qemu-io -r -f raw -c "read -P $2 $3 64k" "$(uri_$1)" >/dev/null 2>&1; }
 lacks() { ! rd "$@"; }
 all_have() { rd a "$@" && rd b "$@" && rd c "$@"; }
 a_on() { jcheck "$1" "[x['connection'] for x in o['peers'] if x['name'] == 'a'] $2 ['Connected']"; }
-up3() {
-	local n
-	for n in a b c; do "n$n" create-md r0 --force >/dev/null 2>&1 || return 1; done
-	na up r0 --device none && nb up r0 --device none && nc up r0 --device none &&
-		wait_for 20 all3 "len(o['peers']) == 2 and all(x['connection'] == 'Connected' for x in o['peers'])" &&
-		na primary r0 --force && wait_for 60 all3 "o['disk'] == 'UpToDate' and \
-all(x['disk'] == 'UpToDate' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
-}
-check "three disk nodes up, synced" up3
+check "three disk nodes up, synced" up3_synced
 check "a write before the fault is on all three" \
 	qemu-io -f raw -c "write -P 0x51 0 64k" -c flush "$(uri_a)"
 
