@@ -2307,6 +2307,12 @@ enum cfg_failover cfg_failover(const struct cfg_resource *r)
 	return CFG_FO_NONE;
 }
 
+int cfg_ping_ms(const struct cfg_resource *r, int ping_int_ms)
+{
+	int failover = r->quorum != Q_OFF || cfg_failover(r) == CFG_FO_FENCING;
+	return failover && ping_int_ms > CFG_FAILOVER_PING_MS ? CFG_FAILOVER_PING_MS : ping_int_ms;
+}
+
 const char *cfg_failover_name(enum cfg_failover f)
 {
 	static const char *const n[] = { "none", "tiebreaker", "quorum", "fencing" };

@@ -167,6 +167,20 @@ enum cfg_failover cfg_failover(const struct cfg_resource *r);
 /* "none", "tiebreaker", "quorum", "fencing" (status's "failover"). */
 const char *cfg_failover_name(enum cfg_failover f);
 
+/* Pings renew the leases (docs/quorum.md) and find a silent peer. On a
+ * resource where a survivor may take over from a dead Primary — quorum on
+ * (any mode), or CFG_FO_FENCING — they go out at least every
+ * CFG_FAILOVER_PING_MS, whatever ping-int says: a lease lasts the ping
+ * interval + ping-timeout, the survivor's writes wait it out, and a
+ * power-cut peer is noticed within it (issue 14: failover within
+ * ping-timeout + the mount's replay + 2 s with default settings). Anywhere
+ * else DRBD's ping-int (default 10 s) applies. Every node computes the same
+ * interval from the same configuration, as the lease rules need. */
+#define CFG_FAILOVER_PING_MS 1000
+/* The interval between pings in ms, given ping-int in ms (the resource's,
+ * or a connection's own). Pure. */
+int cfg_ping_ms(const struct cfg_resource *r, int ping_int_ms);
+
 /* Print the normalized configuration (all resources if res == NULL) to a
  * malloc'd string. */
 char *cfg_dump(const struct cfg *cfg, const char *res);

@@ -592,11 +592,16 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		log_warn("no shared-secret for resource %s: peers are not authenticated", r->name);
 	}
 
-	/* DRBD units: connect-int and ping-int in seconds, ping-timeout in 0.1 s */
+	/* DRBD units: connect-int and ping-int in seconds, ping-timeout in 0.1 s;
+	 * pings every second where failover can happen (cfg_ping_ms) */
 	p->connect_int_ms = conn_int(r, me, ph, "connect-int", 10) * 1000;
-	p->ping_int_ms = conn_int(r, me, ph, "ping-int", 10) * 1000;
+	p->ping_int_ms = cfg_ping_ms(r, conn_int(r, me, ph, "ping-int", 10) * 1000);
 	p->ping_timeout_ms = conn_int(r, me, ph, "ping-timeout", 5) * 100;
 	p->lease_ns = ((uint64_t)p->ping_int_ms + (uint64_t)p->ping_timeout_ms) * 1000000;
+	if (p->ping_int_ms < conn_int(r, me, ph, "ping-int", 10) * 1000)
+		log_info("peer %s: a ping every %d ms, not every ping-int: a survivor may take over here (quorum or "
+			 "fencing), and waits out a lease of %llu ms", ph->name, p->ping_int_ms,
+			 (unsigned long long)(p->lease_ns / 1000000));
 	/* DRBD: timeout in 0.1 s (default 6 s), times ko-count when set */
 	p->timeout_ms = conn_int(r, me, ph, "timeout", 60) * 100;
 	if (conn_int(r, me, ph, "ko-count", 0) > 0)

@@ -183,7 +183,7 @@ struct peer {
 	_Atomic int fencing_now;           /* the fence-peer handler is running */
 	char hold_reason[256];
 	/* lease (quorum.h): meta_main renews it, the quorum rules read it */
-	uint64_t lease_ns;             /* ping-int + ping-timeout */
+	uint64_t lease_ns;             /* the ping interval (cfg_ping_ms) + ping-timeout */
 	_Atomic uint64_t lease_until_ns, last_rx_ns;
 	_Atomic uint64_t conn_seq;     /* connections established */
 	_Atomic int sync_pending;      /* SyncTarget-to-be: the source's bitmap is not merged yet */

@@ -851,7 +851,7 @@ int quorum_start(struct quorum **out, struct engine *e, const struct cfg_resourc
 	q->need = r->quorum_votes;
 	q->hosts = r->nhosts;
 	q->io_error = r->quorum_io_error;
-	q->ping_int_ms = opt_int(r, SECT_NET, "ping-int", 10) * 1000;
+	q->ping_int_ms = cfg_ping_ms(r, opt_int(r, SECT_NET, "ping-int", 10) * 1000);
 	q->ping_timeout_ms = opt_int(r, SECT_NET, "ping-timeout", 5) * 100;
 	q->connect_int_ms = opt_int(r, SECT_NET, "connect-int", 10) * 1000;
 	q->lease_ns = ((uint64_t)q->ping_int_ms + (uint64_t)q->ping_timeout_ms) * 1000000;
@@ -995,7 +995,8 @@ void quorum_status_json(struct quorum *q, struct strbuf *sb)
 		  mode[q->r->quorum], atomic_load(&q->have) == 1 ? "true" : "false", atomic_load(&q->votes), q->need,
 		  q->hosts, q->io_error ? "io-error" : "suspend-io");
 	strbuf_json_str(sb, q->block);
-	strbuf_printf(sb, ",\"alone\":%s}", q->alone ? "true" : "false");
+	strbuf_printf(sb, ",\"alone\":%s,\"lease_ms\":%llu}", q->alone ? "true" : "false",
+		      (unsigned long long)(q->lease_ns / 1000000));
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -1073,8 +1074,9 @@ void quorum_status_text(struct quorum *q, struct strbuf *sb)
 	if (!quorum_enabled(q))
 		return;
 	pthread_mutex_lock(&q->lock);
-	strbuf_printf(sb, "  quorum:%s votes:%d/%d needed:%d on-no-quorum:%s\n", atomic_load(&q->have) == 1 ? "yes" : "NO",
-		  atomic_load(&q->votes), q->hosts, q->need, q->io_error ? "io-error" : "suspend-io");
+	strbuf_printf(sb, "  quorum:%s votes:%d/%d needed:%d on-no-quorum:%s lease:%llums\n",
+		  atomic_load(&q->have) == 1 ? "yes" : "NO", atomic_load(&q->votes), q->hosts, q->need,
+		  q->io_error ? "io-error" : "suspend-io", (unsigned long long)(q->lease_ns / 1000000));
 	if (q->block[0])
 		strbuf_printf(sb, "  writes held: %s\n", q->block);
 	pthread_mutex_unlock(&q->lock);

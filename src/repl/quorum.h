@@ -6,7 +6,9 @@
  * host (`disk none;`, a tiebreaker), which carries no data, only pings and
  * each side's view of the cluster (P_VSTATE). A vote counts only while its
  * lease is fresh: the last answered ping was sent less than
- * lease = ping-int + ping-timeout ago. A node has quorum when its votes
+ * lease = the ping interval + ping-timeout ago; with quorum on, the
+ * interval is at most a second whatever ping-int says (cfg_ping_ms,
+ * config.h), so the lease is 1.5 s by default. A node has quorum when its votes
  * reach the configured number (options { quorum majority|all|N; }).
  *
  * Rules, checked every 50 ms by the quorum thread and on every write the

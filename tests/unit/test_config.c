@@ -626,6 +626,41 @@ TEST(failover_case_from_the_configuration)
 #undef FO
 }
 
+/* The ping interval (cfg_ping_ms): a second at most where a survivor may
+ * take over (the lease it waits out), DRBD's ping-int elsewhere. */
+static int ping_ms_of(const char *text, int ping_int_ms)
+{
+	struct cfg *c = parse(text);
+	if (!c) {
+		fprintf(stderr, "    %s\n", err);
+		return -1;
+	}
+	int ms = cfg_ping_ms(&c->res[0], ping_int_ms);
+	cfg_free(c);
+	return ms;
+}
+
+TEST(ping_interval_short_where_failover_can_happen)
+{
+	const char *two = " on a { address 1.2.3.4:5; disk /x; } on b { address 1.2.3.5:5; disk /y; }";
+	const char *tb = " on c { address 1.2.3.6:5; disk none; }";
+	const char *fp = " handlers { fence-peer \"/bin/true\"; }";
+	char buf[512];
+#define PING(want, ping_int_ms, ...) do { snprintf(buf, sizeof buf, __VA_ARGS__); \
+		CHECK(ping_ms_of(buf, ping_int_ms) == (want)); } while (0)
+	PING(CFG_FAILOVER_PING_MS, 10000, "resource r { options { quorum majority; }%s%s }", two, tb);
+	/* any quorum: the lease decides when a cut-off Primary stops writing */
+	PING(CFG_FAILOVER_PING_MS, 10000, "resource r { options { quorum all; }%s }", two);
+	PING(CFG_FAILOVER_PING_MS, 10000, "resource r { net { fencing resource-only; }%s%s }", fp, two);
+	/* ping-int below the cap stays */
+	PING(1000, 1000, "resource r { options { quorum majority; }%s%s }", two, tb);
+	/* no quorum, no fencing: DRBD's ping-int, idle connections stay quiet */
+	PING(10000, 10000, "resource r {%s }", two);
+	PING(10000, 10000, "resource r { net { fencing resource-only; }%s }", two);
+	PING(7000, 7000, "resource r {%s%s }", two, tb);
+#undef PING
+}
+
 int main(void)
 {
 	return unit_main("config");
