@@ -236,6 +236,17 @@ static int meta_recv(struct rx_ctx *c, uint8_t *body)
 	return rx_dispatch(c, "meta", meta_ops, ARRAY_SIZE(meta_ops), &h, body);
 }
 
+/* ms until the next ping is due (0: now). Waiting for it exactly, not
+ * for the next 500 ms scan, sends it on time, so its answer renews the
+ * lease (the ping interval + ping-timeout, quorum.h) before the lease ends:
+ * a ping up to a scan late lapsed the lease of a healthy peer, and the
+ * quorum rules held I/O for that moment. */
+static int ping_due_ms(const struct peer *p, uint64_t last_ping, uint64_t now)
+{
+	uint64_t since = (now - last_ping) / 1000000; /* rounded down: never early */
+	return since >= (uint64_t)p->ping_int_ms ? 0 : p->ping_int_ms - (int)since;
+}
+
 void *meta_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "dp-peer-meta"); /* perf and top show what it is */
@@ -249,7 +260,7 @@ void *meta_main(void *arg)
 		scan_ms = 10;
 	for (;;) {
 		struct pollfd pf = { p->mfd, POLLIN, 0 };
-		int wait = c.ping_out ? p->ping_timeout_ms : p->ping_int_ms;
+		int wait = c.ping_out ? p->ping_timeout_ms : ping_due_ms(p, last_ping, now_ns());
 		if (wait > scan_ms)
 			wait = scan_ms;
 		int n = poll(&pf, 1, wait);
