@@ -3,9 +3,11 @@
 # second whatever ping-int says (CFG_FAILOVER_PING_MS, docs/quorum.md
 # "Leases"), so a silent peer is noticed and waited out in about 1.75 s,
 # not ping-int's default 10 s. Two disk nodes (a, b, both Primary) and a
-# diskless tiebreaker c, ping-int left at its default: every node reports
-# the 1.5 s lease; b's daemon stopped (SIGSTOP: its sockets stay open, it
-# answers nothing, as a hung or power-cut node): a reports b lost and
+# diskless tiebreaker c, ping-int and ping-timeout at their defaults: every
+# node reports the 1.5 s lease; connected and idle for a few rounds of
+# pings, a's lease on b never lapses (I/O is never held); b's daemon
+# stopped (SIGSTOP: its sockets stay open, it answers nothing, as a hung
+# or power-cut node): a reports b lost and
 # completes a write without it; b continued and written to at once: it
 # has lost quorum, so no split brain: both disks end with both writes.
 source "$(dirname "$0")/lib.sh"
@@ -25,6 +27,12 @@ check "initial sync to b" wait_for 60 jcheck b "o['disk'] == 'UpToDate'"
 check "b Primary too (allow-two-primaries)" nb primary r0
 wbg w0 a 0x10 0
 check "a write before the stop completes" wait_for 20 done_ok w0
+mark=$(wc -l <"$T/ra/r0.log")
+sleep 6 # idle, connected: six rounds of pings
+check "connected and idle, a's lease on b never lapsed: I/O never held" \
+	bash -c "! tail -n +$((mark + 1)) '$T/ra/r0.log' | grep 'I/O suspended'"
+wbg w0 a 0x10 0
+check "a write just before the stop completes" wait_for 20 done_ok w0
 
 # a last heard b just now (w0's acknowledgement): it waits out b's lease
 # from here, 1.75 s (with ping-int's 10 s between pings: 10.75 s)
