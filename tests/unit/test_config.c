@@ -579,15 +579,21 @@ TEST(connection_options_override_the_resource_for_that_pair)
 	cfg_free(c);
 }
 
-/* Which case lets a survivor take over (cfg_failover): status's "failover". */
-static const char *failover_of(const char *text)
+/* Which case lets a survivor take over (cfg_failover): status's
+ * "failover"; with ping_ms, also the ping interval for ping-int
+ * ping_int_ms there (cfg_ping_ms; -1 on a parse error). */
+static const char *failover_of(const char *text, int ping_int_ms, int *ping_ms)
 {
 	struct cfg *c = parse(text);
+	if (ping_ms)
+		*ping_ms = -1;
 	if (!c) {
 		fprintf(stderr, "    %s\n", err);
 		return "(parse error)";
 	}
 	const char *n = cfg_failover_name(cfg_failover(&c->res[0]));
+	if (ping_ms)
+		*ping_ms = cfg_ping_ms(&c->res[0], ping_int_ms);
 	cfg_free(c);
 	return n;
 }
@@ -599,7 +605,7 @@ TEST(failover_case_from_the_configuration)
 	const char *third = " on c { address 1.2.3.6:5; disk /z; }";
 	const char *fp = " handlers { fence-peer \"/bin/true\"; }";
 	char buf[512];
-#define FO(want, ...) do { snprintf(buf, sizeof buf, __VA_ARGS__); CHECK_STR_HAS(failover_of(buf), want); } while (0)
+#define FO(want, ...) do { snprintf(buf, sizeof buf, __VA_ARGS__); CHECK_STR_HAS(failover_of(buf, 0, NULL), want); } while (0)
 	FO("none", "resource r {%s }", two);
 	FO("none", "resource r { net { allow-two-primaries; } %s }", two);
 	FO("tiebreaker", "resource r { options { quorum majority; }%s%s }", two, tb);
@@ -628,26 +634,15 @@ TEST(failover_case_from_the_configuration)
 
 /* The ping interval (cfg_ping_ms): a second at most where a survivor may
  * take over (the lease it waits out), DRBD's ping-int elsewhere. */
-static int ping_ms_of(const char *text, int ping_int_ms)
-{
-	struct cfg *c = parse(text);
-	if (!c) {
-		fprintf(stderr, "    %s\n", err);
-		return -1;
-	}
-	int ms = cfg_ping_ms(&c->res[0], ping_int_ms);
-	cfg_free(c);
-	return ms;
-}
-
 TEST(ping_interval_short_where_failover_can_happen)
 {
 	const char *two = " on a { address 1.2.3.4:5; disk /x; } on b { address 1.2.3.5:5; disk /y; }";
 	const char *tb = " on c { address 1.2.3.6:5; disk none; }";
 	const char *fp = " handlers { fence-peer \"/bin/true\"; }";
 	char buf[512];
+	int ms;
 #define PING(want, ping_int_ms, ...) do { snprintf(buf, sizeof buf, __VA_ARGS__); \
-		CHECK(ping_ms_of(buf, ping_int_ms) == (want)); } while (0)
+		failover_of(buf, ping_int_ms, &ms); CHECK(ms == (want)); } while (0)
 	PING(CFG_FAILOVER_PING_MS, 10000, "resource r { options { quorum majority; }%s%s }", two, tb);
 	/* any quorum: the lease decides when a cut-off Primary stops writing */
 	PING(CFG_FAILOVER_PING_MS, 10000, "resource r { options { quorum all; }%s }", two);
