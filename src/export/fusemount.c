@@ -123,6 +123,23 @@ static int still_mounted(const struct fusemount *m)
 	return m->dev && !m->gone && !atomic_load(&m->ended) && mountinfo_dev(m->mnt) == m->dev;
 }
 
+int fusemount_set_readahead(const struct fusemount *m, unsigned kib)
+{
+	char path[64], val[16];
+	if (!m->dev)
+		return -ENODEV;
+	/* a FUSE mount's backing device info is named by its anonymous
+	 * device number, as in /sys/class/bdi/0:52 */
+	snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(m->dev), minor(m->dev));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int n = snprintf(val, sizeof val, "%u", kib);
+	int rc = write(fd, val, (size_t)n) == n ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
 void fusemount_gone(struct fusemount *m)
 {
 	if (m)

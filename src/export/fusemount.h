@@ -31,6 +31,11 @@ struct fusemount;
  * the lookup wait for the very mount): the mount is found in mountinfo. */
 int fusemount_start(struct fusemount **out, struct fuse_session *se, const char *mountpoint, int fuse_fd,
 		    char *err);
+/* The kernel's readahead for the mount, KiB (sysfs read_ahead_kb of its
+ * backing device info; FUSE starts it at 128 KiB, so a sequential read
+ * is a request per 128 KiB whatever max_pages allows). 0 or -errno (no
+ * sysfs, not root, device unknown). */
+int fusemount_set_readahead(const struct fusemount *m, unsigned kib);
 /* The mount is known to be gone from its mount point (mount.dipole saw
  * what is there now): stopping then never looks there, not even in
  * mountinfo, where a new mount may have taken its device number. */

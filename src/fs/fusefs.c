@@ -868,6 +868,10 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 		free(f);
 		return rc;
 	}
+	/* a sequential read in requests as large as a write's (max_pages
+	 * follows max_write, ff_init): one round trip per MiB on a client,
+	 * not eight; without sysfs the kernel's 128 KiB stay */
+	(void)fusemount_set_readahead(f->fm, FS_IO_MAX / 1024);
 	*out = f;
 	return 0;
 }
