@@ -37,7 +37,7 @@ struct dipolefs {
 	pthread_mutex_t lock;    /* guards role and the backend pointers */
 	enum dipolefs_role role;
 	int mnt_fd;              /* the detached kernel mount; -1 on a client */
-	struct local *local;     /* owner */
+	struct local *local;     /* owner; outlives srv (its hooks use it) */
 	struct server *srv;      /* owner: serves the client nodes */
 	struct remote *remote;   /* client */
 	struct fusefs *fuse;
@@ -783,13 +783,17 @@ int dipolefs_drop_kernel(struct dipolefs *fs)
 	pthread_rwlock_unlock(&fs->notify_lk);
 	pthread_mutex_lock(&fs->lock);
 	struct server *srv = fs->srv;
-	struct local *l = fs->local;
 	fs->srv = NULL;
-	fs->local = NULL;
 	fs->role = FSR_NONE;
 	fs->owner[0] = 0;
 	pthread_mutex_unlock(&fs->lock);
+	/* the server before the backend: closing a client's connection
+	 * releases its handles and drops its locks (node_gone) in fs->local */
 	server_close(srv);
+	pthread_mutex_lock(&fs->lock);
+	struct local *l = fs->local;
+	fs->local = NULL;
+	pthread_mutex_unlock(&fs->lock);
 	local_close(l);
 	if (fs->mnt_fd >= 0)
 		close(fs->mnt_fd); /* the last reference: the kernel filesystem is unmounted */

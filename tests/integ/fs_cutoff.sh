@@ -142,6 +142,30 @@ expect_rc "umount on a" 0 "" na umount "$T/ma"
 check "a's data equals b's" eval '[ "$(img_md5 a)" = "$(img_md5 b)" ]'
 check "fsck of the filesystem finds it clean" eval "fsck.ext4 -fn $(loop_of a)"
 
+# ---- 2b. a fenced owner with a client still connected: b's mount goes on
+# without a (takes over); the connection a still serves is closed when a
+# drops its kernel mount, and what it held is released in a's backend
+# before that goes (a crashed here: a null backend)
+expect_rc "mount on a with io-timeout=3: owner" 0 "as owner" na mount r0 "$T/ma" -o io-timeout=3
+expect_rc "mount on b: client of a" 0 "as client of a" nb mount r0 "$T/mb"
+exec {held}<"$T/mb/more" # an open handle of b's in a's server
+check "b writes through a" eval "cp $T/src $T/mb/via-a && sync $T/mb/via-a"
+cut3 a c # first: a must not go on with c's vote
+cut3 a b
+check "b takes the filesystem over" wait_for 60 fsj b "o['fs']['role'] == 'owner'"
+check "a dropped its kernel mount and became Secondary" wait_for 30 eval \
+	"jcheck a \"o['role'] == 'Secondary'\" && loop_free a"
+check "a's daemon is alive and answers" eval "kill -0 \$(cat $T/ra/r0.pid) && na status r0 >/dev/null"
+exec {held}<&-
+heal3 a b
+heal3 a c
+check "healed: a UpToDate Secondary, b Primary" wait_for 60 eval "all_connected && \
+jcheck a \"o['role'] == 'Secondary' and o['disk'] == 'UpToDate'\" && jcheck b \"o['role'] == 'Primary'\""
+check "b reads what it wrote through a" cmp -s "$T/src" "$T/mb/via-a"
+expect_rc "umount on a" 0 "" na umount "$T/ma"
+expect_rc "umount on b" 0 "" nb umount "$T/mb"
+check "b Secondary, a Primary again" eval 'nb secondary r0 && na primary r0'
+
 # ---- 3. the owner on the winning side of a cut is not fenced: a (the
 # lower node-id) loses only its link to b and goes on with c's record
 expect_rc "mount on a with io-timeout=3: owner" 0 "as owner" na mount r0 "$T/ma" -o io-timeout=3
