@@ -78,6 +78,7 @@ UNIT_decide := repl/decide
 UNIT_ctl    := daemon/ctl base/util base/log
 UNIT_codec  := net/codec base/util
 UNIT_fsproto := net/fsproto base/util
+UNIT_hs     := net/hs net/codec base/util
 UNIT_state  := repl/state repl/evlog
 UNIT_fsevents := fs/fsevents repl/evlog repl/state
 UNIT_quorum_rule := repl/quorum_rule

@@ -1089,6 +1089,10 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 		remote_close(rm);
 		return -EMFILE;
 	}
+	/* remote_close cancels a dial and a handshake alike: an owner that
+	 * accepts and says nothing (a zombie) must not hold a takeover */
+	rm->hs.has_wake = 1;
+	rm->hs.wake_fd = rm->wake[0];
 	int fd = dial(rm, &rm->owner_mounted, err);
 	if (fd < 0) {
 		remote_close(rm);

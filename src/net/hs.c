@@ -133,20 +133,44 @@ void hs_refuse(int fd, const char *why)
 	(void)!hs_send(fd, P_REFUSE, 0, why, (uint32_t)strlen(why));
 }
 
+/* Wait until fd has something to read (or an error to report) for the
+ * socket's receive timeout (5 s during the handshake): 0, -EAGAIN when it
+ * passed, -ECANCELED when c->wake_fd became readable first. */
+static int await_peer(const struct hs_conf *c, int fd)
+{
+	if (!c->has_wake)
+		return 0; /* the blocking read waits out SO_RCVTIMEO itself */
+	struct pollfd pf[2] = { { fd, POLLIN, 0 }, { c->wake_fd, POLLIN, 0 } };
+	int n;
+	while ((n = poll(pf, 2, 5000)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	return pf[1].revents ? -ECANCELED : n ? 0 : -EAGAIN;
+}
+
+/* The next packet header from the peer, cancellable (await_peer). */
+static int recv_hdr_wake(const struct hs_conf *c, int fd, struct wire_hdr *w)
+{
+	int rc = await_peer(c, fd);
+	return rc ? rc : hs_recv_hdr(fd, w);
+}
+
 /* Receive and decode the other side's HELLO (a REFUSE instead: its text
  * in the reason). 0 or <0 with the reason set. */
-static int recv_hello(int fd, const char *from, struct pkt_hello *peer, char *reason)
+static int recv_hello(const struct hs_conf *c, int fd, const char *from, struct pkt_hello *peer, char *reason)
 {
 	uint8_t hb[HELLO_BYTES];
 	struct wire_hdr w;
 	char why[256], text[CODEC_REFUSE_MAX + 1];
-	int rc = hs_recv_hdr(fd, &w);
+	int rc = recv_hdr_wake(c, fd, &w);
 	if (rc == -EPROTO || rc == -EMSGSIZE) {
 		RSN("handshake with %s: not a dipole peer (bad magic or size); dropped", from);
 		return rc;
 	}
 	if (rc) {
-		RSN("handshake with %s: %s", from, rc == -EAGAIN ? "timed out" : strerror(-rc));
+		RSN("handshake with %s: %s", from,
+		    rc == -EAGAIN ? "timed out" : rc == -ECANCELED ? "cancelled" : strerror(-rc));
 		return rc;
 	}
 	if (w.type == P_REFUSE && !hs_recv_refuse(fd, &w, text)) {
@@ -221,7 +245,10 @@ static int authenticate(const struct hs_conf *c, int fd, int ch, const uint8_t *
 	int rc = hs_send(fd, P_AUTH, 0, m, ml);
 	if (rc)
 		return rc;
-	rc = hs_recv_hdr(fd, &w);
+	if ((rc = recv_hdr_wake(c, fd, &w)) == -ECANCELED) {
+		RSN("handshake with %s: cancelled", from);
+		return rc;
+	}
 	if (rc || codec_decode_auth(&w, why, sizeof why) || w.len != ml || read_full(fd, pm, w.len)) {
 		RSN("%s did not authenticate (no or malformed AUTH); refused, nothing changed", from);
 		hs_refuse(fd, "authentication failed");
@@ -235,9 +262,13 @@ static int authenticate(const struct hs_conf *c, int fd, int ch, const uint8_t *
 	}
 	if ((rc = hs_send(fd, P_AUTH_OK, 0, NULL, 0)))
 		return rc;
-	rc = hs_recv_hdr(fd, &w);
+	rc = recv_hdr_wake(c, fd, &w);
 	if (!rc && w.type == P_AUTH_OK && !w.len)
 		return 0;
+	if (rc == -ECANCELED) {
+		RSN("handshake with %s: cancelled", from);
+		return rc;
+	}
 	if (!rc && w.type == P_REFUSE && !hs_recv_refuse(fd, &w, text))
 		RSN("refused by %s: %s", from, text);
 	else
@@ -265,7 +296,7 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, st
 		RSN("handshake with %s: send failed: %s", from, strerror(-rc));
 		return rc;
 	}
-	if ((rc = recv_hello(fd, from, peer, reason)))
+	if ((rc = recv_hello(c, fd, from, peer, reason)))
 		return rc;
 	if (ch < 0) {
 		ch = *chp = peer->channel;

@@ -26,13 +26,17 @@ struct hs_conf {
 	int fs_only;              /* a filesystem link: only CH_FS (protocol, allow-two
 				   * and size do not matter on it) */
 	int query_only;           /* a doctor's query: only CH_QUERY (confq.h) */
+	int has_wake, wake_fd;    /* has_wake: a byte readable on wake_fd cancels a
+				   * wait for the peer (as hs_dial_from's) */
 	void (*fill)(void *arg, struct pkt_hello *hello); /* state fields of this node's HELLO */
 	void *arg;
 };
 
 /* Handshake on fd. *chp: the channel to open (dialer) or -1 (acceptor:
  * learns it from the peer's HELLO). Fills the peer's HELLO and this node's
- * as sent (both decoded by the codec). Returns 0, or <0 with reason[256]. */
+ * as sent (both decoded by the codec). Returns 0, or <0 with reason[256]:
+ * -EAGAIN when the peer says nothing for 5 s, -ECANCELED when c->wake_fd
+ * (has_wake) became readable while waiting for it. */
 int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, struct pkt_hello *peer,
 		 struct pkt_hello *mine, char *reason);
 /* Read one packet header: -EPROTO bad magic, -EMSGSIZE oversized payload. */
