@@ -475,16 +475,22 @@ static void serving_off(struct dipolefs *fs)
 	fs->fuse_n = NULL;
 	fs->fan = NULL;
 	pthread_rwlock_unlock(&fs->notify_lk);
-	server_close(fs->srv);
+	pthread_mutex_lock(&fs->lock); /* status reads it under the lock */
+	struct server *srv = fs->srv;
 	fs->srv = NULL;
+	pthread_mutex_unlock(&fs->lock);
+	server_close(srv);
 }
 
 /* The local backend, then the kernel filesystem: the last reference to a
  * detached mount unmounts it. No call may be in flight. */
 static void kernel_off(struct dipolefs *fs)
 {
-	local_close(fs->local);
+	pthread_mutex_lock(&fs->lock); /* status reads it under the lock */
+	struct local *l = fs->local;
 	fs->local = NULL;
+	pthread_mutex_unlock(&fs->lock);
+	local_close(l);
 	if (fs->mnt_fd >= 0)
 		close(fs->mnt_fd);
 	fs->mnt_fd = -1;
@@ -778,26 +784,15 @@ int dipolefs_drop_kernel(struct dipolefs *fs)
 		return 0;
 	if (!fusefs_drained(fs->fuse))
 		return -EBUSY;
-	pthread_rwlock_wrlock(&fs->notify_lk);
-	fs->fan = NULL;
-	pthread_rwlock_unlock(&fs->notify_lk);
+	/* the server before the backend, as at unmount: closing a client's
+	 * connection releases its handles and drops its locks (node_gone) in
+	 * fs->local; the mount here answers EIO without calling either */
+	serving_off(fs);
+	kernel_off(fs); /* the last reference: the kernel filesystem is unmounted */
 	pthread_mutex_lock(&fs->lock);
-	struct server *srv = fs->srv;
-	fs->srv = NULL;
 	fs->role = FSR_NONE;
 	fs->owner[0] = 0;
 	pthread_mutex_unlock(&fs->lock);
-	/* the server before the backend: closing a client's connection
-	 * releases its handles and drops its locks (node_gone) in fs->local */
-	server_close(srv);
-	pthread_mutex_lock(&fs->lock);
-	struct local *l = fs->local;
-	fs->local = NULL;
-	pthread_mutex_unlock(&fs->lock);
-	local_close(l);
-	if (fs->mnt_fd >= 0)
-		close(fs->mnt_fd); /* the last reference: the kernel filesystem is unmounted */
-	fs->mnt_fd = -1;
 	log_warn("dipolefs: %s: the kernel filesystem is unmounted here; the mount at %s answers EIO until "
 		 "unmounted", fs->fsname, fs->mountpoint[0] ? fs->mountpoint : "(none)");
 	return 0;
