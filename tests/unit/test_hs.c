@@ -26,15 +26,26 @@ static int dial_side(int fd, int wake_fd, char *reason)
 	return hs_handshake(&c, fd, &ch, "peer", &peer, &mine, reason);
 }
 
+/* sv: the two ends of a connection; wk: a wake pipe */
+static void open_fds(int sv[2], int wk[2])
+{
+	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) && !pipe(wk));
+}
+
+static void close_fds(int sv[2], int wk[2])
+{
+	close(sv[0]), close(sv[1]), close(wk[0]), close(wk[1]);
+}
+
 TEST(woken_before_the_peer_says_anything_cancels)
 {
 	int sv[2], wk[2];
 	char reason[256] = "";
-	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) && !pipe(wk));
+	open_fds(sv, wk);
 	CHECK(write(wk[1], "x", 1) == 1);
 	CHECK(dial_side(sv[0], wk[0], reason) == -ECANCELED);
 	CHECK_STR_HAS(reason, "cancelled");
-	close(sv[0]), close(sv[1]), close(wk[0]), close(wk[1]);
+	close_fds(sv, wk);
 }
 
 static void *wake_later(void *arg)
@@ -49,11 +60,11 @@ TEST(woken_while_waiting_for_a_silent_peer_cancels)
 	int sv[2], wk[2];
 	char reason[256] = "";
 	pthread_t t;
-	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) && !pipe(wk));
+	open_fds(sv, wk);
 	CHECK(!pthread_create(&t, NULL, wake_later, &wk[1]));
 	CHECK(dial_side(sv[0], wk[0], reason) == -ECANCELED); /* not -EAGAIN: the 5 s receive timeout */
 	pthread_join(t, NULL);
-	close(sv[0]), close(sv[1]), close(wk[0]), close(wk[1]);
+	close_fds(sv, wk);
 }
 
 struct acceptor { int fd, rc; char reason[256]; };
@@ -73,13 +84,13 @@ TEST(a_wake_fd_that_stays_quiet_lets_the_handshake_finish)
 	int sv[2], wk[2];
 	char reason[256] = "";
 	pthread_t t;
-	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) && !pipe(wk));
+	open_fds(sv, wk);
 	struct acceptor a = { .fd = sv[1] };
 	CHECK(!pthread_create(&t, NULL, accept_side, &a));
 	CHECK(dial_side(sv[0], wk[0], reason) == 0);
 	pthread_join(t, NULL);
 	CHECK(a.rc == 0);
-	close(sv[0]), close(sv[1]), close(wk[0]), close(wk[1]);
+	close_fds(sv, wk);
 }
 
 int main(void)
