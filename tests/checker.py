@@ -29,6 +29,9 @@ seed: CHECK_SEED=<seed> reproduces the same nemesis schedule.
 """
 import asyncio, hashlib, json, os, random, struct, sys, time, zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dataarea  # noqa: E402
+
 T, NS_A, NS_B = os.environ["T"], os.environ["NS_A"], os.environ["NS_B"]
 VETH_A, VETH_B = os.environ["VETH_A"], os.environ["VETH_B"]
 DIPOLE = os.environ["DIPOLE"]
@@ -640,16 +643,7 @@ async def main():
     # replicas byte-identical (data areas)
     o, _ = await status("a")
     size = o["size_bytes"] if o else 0
-    digests = []
-    for n in DISKS:
-        h = hashlib.md5()
-        with open("%s/%s.img" % (T, n), "rb") as f:
-            left = size
-            while left:
-                c = f.read(min(left, 1 << 20))
-                h.update(c)
-                left -= len(c)
-        digests.append(h.hexdigest())
+    digests = [dataarea.md5("%s/%s.img" % (T, n), size) for n in DISKS]
     say(size > 0 and len(set(digests)) == 1, "replicas byte-identical after resync (%s)" % " ".join(digests))
     if size > 0 and len(set(digests)) > 1:
         print_differing(size)
