@@ -1187,6 +1187,7 @@ int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, un
 		return -EINVAL;
 	if (diskless(e))
 		return -EIO;
+	atomic_fetch_add_explicit(&e->wgen, 1, memory_order_relaxed);
 	if (dflags & DF_TRIM)
 		rc = disk_trim(e->disk, off, len);
 	else if (dflags & DF_ZERO)

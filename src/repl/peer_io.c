@@ -241,6 +241,8 @@ struct pending *peer_write_begin(struct peer *p, const void *buf, size_t len, ui
 	struct pending *pd;
 
 	pthread_rwlock_rdlock(&p->sync_lock);
+	/* before the local write: a resync read-ahead from before is stale */
+	atomic_fetch_add_explicit(&p->e->wgen, 1, memory_order_relaxed);
 	if (!connected(p) || atomic_load(&p->peer_disk) < DS_INCONSISTENT)
 		return NULL;
 	pd = pending_get(p);

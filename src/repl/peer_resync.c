@@ -240,31 +240,260 @@ void peer_verify_status(struct peer *p, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&p->vf_oos), (unsigned long long)atomic_load(&p->vf_blocks));
 }
 
-static void *rs_main(void *arg)
+/* The next chunk from block `from`: its first block (UINT64_MAX: none),
+ * *n blocks, and whether it goes as data or (csums-alg, blocks not yet
+ * compared) as checksums: a chunk is all one or all the other. */
+static uint64_t rs_pick(struct peer *p, uint64_t from, uint64_t *n, int *as_data)
 {
-	pthread_setname_np(pthread_self(), "dp-resync"); /* perf and top show what it is */
-	struct peer *p = arg;
 	struct engine *e = p->e;
-	uint64_t cursor = 0;
-	uint8_t *buf = NULL;
-	uint8_t h[RANGE_HDR];
-	/* bytes handed to the link in this run (the rate limit's measure: acked
-	 * bytes lag by the window, which let 16 chunks go at once) */
-	uint64_t sent = 0;
-	/* chunks in flight: a link that dies silently loses them (they are
-	 * sent again), so at a limited rate keep only ~RS_PERSIST_MS of it on
-	 * the wire; unlimited, the whole window keeps the link busy */
-	int win = RS_WINDOW;
-	if (p->rate) {
-		uint64_t w = p->rate * RS_PERSIST_MS / 1000 / ((uint64_t)RS_CHUNK_BLOCKS * MD_BLOCK);
-		win = w < 1 ? 1 : w > RS_WINDOW ? RS_WINDOW : (int)w;
-	}
-	/* blocks [dirty_lo, dirty_hi) were cleared since persisted_ns */
-	uint64_t dirty_lo = UINT64_MAX, dirty_hi = 0, persisted_ns = now_ns();
-	int failed = 0;
+	uint64_t b = engine_next_oos(e, p->slot, from);
+	if (b == UINT64_MAX)
+		return b;
+	*as_data = !p->has_csums || need_test(p, b);
+	*n = 1;
+	while (*n < RS_CHUNK_BLOCKS && b + *n < e->bm_bits && engine_next_oos(e, p->slot, b + *n) == b + *n &&
+	       (!p->has_csums || need_test(p, b + *n) == *as_data))
+		(*n)++;
+	return b;
+}
 
-	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
-		return NULL;
+/* The bytes of blocks [b, b + n), the last one cut at the device's end. */
+static uint64_t rs_len(struct engine *e, uint64_t b, uint64_t n)
+{
+	uint64_t off = b * MD_BLOCK, len = n * MD_BLOCK;
+	return off + len > e->size ? e->size - off : len;
+}
+
+/* Read-ahead: while one chunk goes to the link, a helper thread reads the
+ * next from the disk, so disk and link work at once instead of in turn.
+ * The read runs within the same hold of sync_lock as the send before it
+ * (no application write runs meanwhile), and is used in the next hold only
+ * for the same range and if no write to the local disk began since the
+ * read started (e->wgen); otherwise the chunk is read again. */
+enum { RA_IDLE, RA_ASKED, RA_DONE, RA_QUIT };
+
+struct rs_ahead {
+	pthread_t thr;
+	pthread_mutex_t m;         /* the fields below; a leaf */
+	pthread_cond_t c;
+	struct disk *disk;
+	uint8_t *buf;              /* a chunk, page-aligned; swapped with the sender's when used */
+	uint64_t off, len, gen;    /* the range asked for, e->wgen when asked */
+	int state, rc;
+};
+
+static void *ra_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "dp-resync-rd");
+	struct rs_ahead *ra = arg;
+	pthread_mutex_lock(&ra->m);
+	for (;;) {
+		while (ra->state != RA_ASKED && ra->state != RA_QUIT)
+			pthread_cond_wait(&ra->c, &ra->m);
+		if (ra->state == RA_QUIT)
+			break;
+		pthread_mutex_unlock(&ra->m);
+		int rc = disk_pread(ra->disk, ra->buf, ra->len, ra->off);
+		pthread_mutex_lock(&ra->m);
+		ra->rc = rc;
+		ra->state = RA_DONE;
+		pthread_cond_broadcast(&ra->c);
+	}
+	pthread_mutex_unlock(&ra->m);
+	return NULL;
+}
+
+/* 0, or -errno: no helper (the resync then reads each chunk itself). */
+static int ra_start(struct rs_ahead *ra, struct disk *disk)
+{
+	*ra = (struct rs_ahead){ .disk = disk, .state = RA_IDLE };
+	if (posix_memalign((void **)&ra->buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
+		return -ENOMEM;
+	pthread_mutex_init(&ra->m, NULL);
+	pthread_cond_init(&ra->c, NULL);
+	if (pthread_create(&ra->thr, NULL, ra_main, ra) == 0)
+		return 0;
+	pthread_mutex_destroy(&ra->m);
+	pthread_cond_destroy(&ra->c);
+	free(ra->buf);
+	ra->buf = NULL;
+	return -EAGAIN;
+}
+
+static void ra_stop(struct rs_ahead *ra)
+{
+	if (!ra->buf)
+		return;
+	pthread_mutex_lock(&ra->m);
+	while (ra->state == RA_ASKED)
+		pthread_cond_wait(&ra->c, &ra->m);
+	ra->state = RA_QUIT;
+	pthread_cond_broadcast(&ra->c);
+	pthread_mutex_unlock(&ra->m);
+	pthread_join(ra->thr, NULL);
+	pthread_mutex_destroy(&ra->m);
+	pthread_cond_destroy(&ra->c);
+	free(ra->buf);
+}
+
+static void ra_ask(struct rs_ahead *ra, uint64_t off, uint64_t len, uint64_t gen)
+{
+	if (!ra->buf)
+		return;
+	pthread_mutex_lock(&ra->m);
+	ra->off = off;
+	ra->len = len;
+	ra->gen = gen;
+	ra->state = RA_ASKED;
+	pthread_cond_signal(&ra->c);
+	pthread_mutex_unlock(&ra->m);
+}
+
+/* Wait for the read asked for (so it ends within this hold of sync_lock). */
+static void ra_wait(struct rs_ahead *ra)
+{
+	if (!ra->buf)
+		return;
+	pthread_mutex_lock(&ra->m);
+	while (ra->state == RA_ASKED)
+		pthread_cond_wait(&ra->c, &ra->m);
+	pthread_mutex_unlock(&ra->m);
+}
+
+/* Chunk [off, off + len) into *buf: the read-ahead's buffer if it holds
+ * exactly that and is fresh (swapped with *buf), else read now. */
+static int ra_take(struct rs_ahead *ra, uint8_t **buf, uint64_t off, uint64_t len, uint64_t gen)
+{
+	if (ra->buf) {
+		pthread_mutex_lock(&ra->m);
+		int fresh = ra->state == RA_DONE && !ra->rc && ra->off == off && ra->len == len && ra->gen == gen;
+		ra->state = RA_IDLE;
+		pthread_mutex_unlock(&ra->m);
+		if (fresh) {
+			uint8_t *t = *buf;
+			*buf = ra->buf;
+			ra->buf = t;
+			return 0;
+		}
+	}
+	return disk_pread(ra->disk, *buf, len, off);
+}
+
+/* Send chunk [b, b + n) in rs slot `slot`, under sync_lock held exclusive:
+ * its bits cleared, its data read (or taken from the read-ahead), the next
+ * chunk's read started, then the data or its checksums sent. */
+static int rs_send_chunk(struct peer *p, struct rs_ahead *ra, uint8_t **buf, int slot, uint64_t b, uint64_t n,
+			 int as_data)
+{
+	struct engine *e = p->e;
+	uint64_t off = b * MD_BLOCK, len = rs_len(e, b, n), nn;
+	uint8_t h[RANGE_HDR];
+	int nd;
+
+	pthread_rwlock_wrlock(&p->sync_lock);
+	uint64_t gen = atomic_load_explicit(&e->wgen, memory_order_relaxed);
+	engine_clear_oos(e, p->slot, b, n);
+	int rc = ra_take(ra, buf, off, len, gen);
+	uint64_t nb = rs_pick(p, b + n, &nn, &nd);
+	if (!rc && nb != UINT64_MAX)
+		ra_ask(ra, nb * MD_BLOCK, rs_len(e, nb, nn), gen);
+	if (!rc) {
+		pthread_mutex_lock(&p->rslock);
+		p->rs[slot] = (struct rs_slot){ off, (uint32_t)len, 1 };
+		p->rs_out++;
+		pthread_mutex_unlock(&p->rslock);
+		codec_encode_range(h, off, (uint32_t)len);
+		if (as_data) {
+			rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, sizeof h, *buf, len);
+			if (!rc)
+				atomic_fetch_add_explicit(&e->st.sent_bytes, len, memory_order_relaxed);
+			for (uint64_t i = 0; p->need && i < n; i++)
+				atomic_fetch_and(&p->need[(b + i) >> 6], ~(1ULL << ((b + i) & 63)));
+		} else {
+			uint8_t dg[RS_CHUNK_BLOCKS * EVP_MAX_MD_SIZE];
+			digests_md(p->cmd, *buf, (uint32_t)len, dg);
+			rc = send_pkt(p, CH_DATA, P_RS_CSUM, 0, (uint64_t)slot, h, sizeof h, dg, n * md_len(p->cmd));
+		}
+	}
+	ra_wait(ra);
+	pthread_rwlock_unlock(&p->sync_lock);
+	if (rc)
+		engine_mark_oos(e, p->slot, off, len);
+	return rc;
+}
+
+/* Wait for a free rs slot within the window: its index, or -1 (stopping). */
+static int rs_slot_get(struct peer *p, int win)
+{
+	int slot = -1;
+	pthread_mutex_lock(&p->rslock);
+	while (p->rs_out >= win && !atomic_load(&p->rs_stop))
+		pthread_cond_wait(&p->rscond, &p->rslock);
+	for (int i = 0; i < RS_WINDOW && slot < 0; i++)
+		if (!p->rs[i].used)
+			slot = i;
+	pthread_mutex_unlock(&p->rslock);
+	return slot;
+}
+
+/* Every chunk sent acknowledged; then 1 if blocks are marked again (writes
+ * that failed to replicate meanwhile), 0 when done or stopping. */
+static int rs_drain(struct peer *p)
+{
+	pthread_mutex_lock(&p->rslock);
+	while (p->rs_out && !atomic_load(&p->rs_stop))
+		pthread_cond_wait(&p->rscond, &p->rslock);
+	pthread_mutex_unlock(&p->rslock);
+	return !atomic_load(&p->rs_stop) && engine_next_oos(p->e, p->slot, 0) != UINT64_MAX;
+}
+
+/* The resync's window: chunks in flight. A link that dies silently loses
+ * them (they are sent again), so at a limited rate keep only
+ * ~RS_PERSIST_MS of it on the wire; unlimited, the whole window keeps the
+ * link busy. */
+static int rs_window(struct peer *p)
+{
+	if (!p->rate)
+		return RS_WINDOW;
+	uint64_t w = p->rate * RS_PERSIST_MS / 1000 / ((uint64_t)RS_CHUNK_BLOCKS * MD_BLOCK);
+	return w < 1 ? 1 : w > RS_WINDOW ? RS_WINDOW : (int)w;
+}
+
+/* A chunk this node could not read (its disk failed) or send: never
+ * SYNC_DONE, the target would call itself UpToDate with the rest missing;
+ * it stays Inconsistent (peer_set_repl). */
+static void rs_stopped(struct peer *p, int failed)
+{
+	log_warn("peer %s: resync stopped: %s; the peer stays Inconsistent, %llu bytes still to send", p->addr,
+		 strerror(-failed), (unsigned long long)(engine_oos(p->e, p->slot) * MD_BLOCK));
+	peer_set_repl(p, RS_ESTABLISHED, "resync stopped: this node could not read or send its data");
+}
+
+static void rs_finish(struct peer *p)
+{
+	struct engine *e = p->e;
+	/* the bitmap generation becomes history; the target adopts ours */
+	engine_sync_source_done(e, p->slot);
+	uint8_t u[SYNC_DONE_BYTES];
+	struct pkt_sync_done sd;
+	pthread_mutex_lock(&e->lock);
+	for (int i = 0; i < UUID_COUNT; i++)
+		sd.uuid[i] = e->sb.uuid[i];
+	sd.gen_time = e->sb.gen_time;
+	pthread_mutex_unlock(&e->lock);
+	codec_encode_sync_done(u, &sd);
+	send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, sizeof u, NULL, 0);
+	peer_set_peer_state(p, PEER_STATE_KEEP, DS_UPTODATE, "resync finished");
+	peer_set_repl(p, RS_ESTABLISHED, "resync finished");
+	uint64_t ms = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
+	log_info("peer %s: resync finished: %llu bytes in %llu ms", p->addr,
+		 (unsigned long long)atomic_load(&p->sync_done), (unsigned long long)ms);
+}
+
+/* Announce the resync and set its counters: 0, or -errno (not started). */
+static int rs_begin(struct peer *p)
+{
+	struct engine *e = p->e;
 	if (p->need)
 		for (uint64_t w = 0; w < (e->bm_bits + 63) / 64; w++)
 			atomic_store(&p->need[w], 0);
@@ -274,35 +503,49 @@ static void *rs_main(void *arg)
 	atomic_store(&p->sync_total, total);
 	atomic_store(&p->sync_done, 0);
 	atomic_store(&p->sync_start_ns, now_ns());
-	if (rs_announce(p, total)) {
+	int rc = rs_announce(p, total);
+	if (!rc)
+		log_info("peer %s: resync started as SyncSource, %llu bytes to send", p->addr,
+			 (unsigned long long)total);
+	return rc;
+}
+
+static void *rs_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "dp-resync"); /* perf and top show what it is */
+	struct peer *p = arg;
+	struct engine *e = p->e;
+	uint64_t cursor = 0;
+	uint8_t *buf = NULL;
+	struct rs_ahead ra;
+	/* bytes handed to the link in this run (the rate limit's measure: acked
+	 * bytes lag by the window, which let 16 chunks go at once) */
+	uint64_t sent = 0;
+	int win = rs_window(p);
+	/* blocks [dirty_lo, dirty_hi) were cleared since persisted_ns */
+	uint64_t dirty_lo = UINT64_MAX, dirty_hi = 0, persisted_ns = now_ns();
+	int failed = 0;
+
+	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
+		return NULL;
+	if (ra_start(&ra, e->disk))
+		log_warn("peer %s: resync without read-ahead (no helper thread)", p->addr);
+	if (rs_begin(p)) {
+		ra_stop(&ra);
 		free(buf);
 		return NULL;
 	}
-	log_info("peer %s: resync started as SyncSource, %llu bytes to send", p->addr, (unsigned long long)total);
-
 	while (!atomic_load(&p->rs_stop)) {
-		uint64_t b = engine_next_oos(e, p->slot, cursor);
+		uint64_t n;
+		int as_data;
+		uint64_t b = rs_pick(p, cursor, &n, &as_data);
 		if (b == UINT64_MAX) {
-			/* wait for the window to drain, then look again from the start:
-			 * writes that failed to replicate meanwhile are marked again */
-			pthread_mutex_lock(&p->rslock);
-			while (p->rs_out && !atomic_load(&p->rs_stop))
-				pthread_cond_wait(&p->rscond, &p->rslock);
-			pthread_mutex_unlock(&p->rslock);
-			if (atomic_load(&p->rs_stop))
-				break;
-			if (engine_next_oos(e, p->slot, 0) == UINT64_MAX)
+			/* look again from the start once the window drained */
+			if (!rs_drain(p))
 				break;
 			cursor = 0;
 			continue;
 		}
-		/* with csums-alg, a run is either checksums (blocks not yet
-		 * compared) or data (blocks whose checksum differed) */
-		int as_data = !p->has_csums || need_test(p, b);
-		uint64_t n = 1;
-		while (n < RS_CHUNK_BLOCKS && b + n < e->bm_bits && engine_next_oos(e, p->slot, b + n) == b + n &&
-		       (!p->has_csums || need_test(p, b + n) == as_data))
-			n++;
 		/* throttle to the configured resync rate */
 		if (p->rate) {
 			uint64_t el = now_ns() - atomic_load(&p->sync_start_ns);
@@ -310,48 +553,13 @@ static void *rs_main(void *arg)
 			if (due > el)
 				sleep_ms((int)((due - el) / 1000000 + 1));
 		}
-		int slot = -1;
-		pthread_mutex_lock(&p->rslock);
-		while (p->rs_out >= win && !atomic_load(&p->rs_stop))
-			pthread_cond_wait(&p->rscond, &p->rslock);
-		for (int i = 0; i < RS_WINDOW && slot < 0; i++)
-			if (!p->rs[i].used)
-				slot = i;
-		pthread_mutex_unlock(&p->rslock);
+		int slot = rs_slot_get(p, win);
 		if (slot < 0)
 			break;
-		uint64_t off = b * MD_BLOCK;
-		uint64_t len = n * MD_BLOCK;
-		if (off + len > e->size)
-			len = e->size - off;
-		pthread_rwlock_wrlock(&p->sync_lock);
-		engine_clear_oos(e, p->slot, b, n);
-		int rc = disk_pread(e->disk, buf, len, off);
-		if (!rc) {
-			pthread_mutex_lock(&p->rslock);
-			p->rs[slot] = (struct rs_slot){ off, (uint32_t)len, 1 };
-			p->rs_out++;
-			pthread_mutex_unlock(&p->rslock);
-			codec_encode_range(h, off, (uint32_t)len);
-			if (as_data) {
-				rc = send_pkt(p, CH_DATA, P_RS_DATA, 0, (uint64_t)slot, h, sizeof h, buf, len);
-				if (!rc)
-					atomic_fetch_add_explicit(&e->st.sent_bytes, len, memory_order_relaxed);
-				for (uint64_t i = 0; p->need && i < n; i++)
-					atomic_fetch_and(&p->need[(b + i) >> 6], ~(1ULL << ((b + i) & 63)));
-			} else {
-				uint8_t dg[RS_CHUNK_BLOCKS * EVP_MAX_MD_SIZE];
-				digests_md(p->cmd, buf, (uint32_t)len, dg);
-				rc = send_pkt(p, CH_DATA, P_RS_CSUM, 0, (uint64_t)slot, h, sizeof h, dg, n * md_len(p->cmd));
-			}
-		}
-		pthread_rwlock_unlock(&p->sync_lock);
-		if (rc) {
-			engine_mark_oos(e, p->slot, off, len);
-			failed = rc;
+		failed = rs_send_chunk(p, &ra, &buf, slot, b, n, as_data);
+		if (failed)
 			break;
-		}
-		sent += len;
+		sent += rs_len(e, b, n);
 		cursor = b + n;
 		/* cleared bits to disk now and then: after a crash here the
 		 * resync resumes from them (the target's copy keeps what it
@@ -368,32 +576,12 @@ static void *rs_main(void *arg)
 			persisted_ns = now_ns();
 		}
 	}
+	ra_stop(&ra);
 	free(buf);
-	if (failed && !atomic_load(&p->rs_stop) && connected(p)) {
-		/* a chunk this node could not read (its disk failed) or send:
-		 * never SYNC_DONE, the target would call itself UpToDate with the
-		 * rest missing; it stays Inconsistent (peer_set_repl) */
-		log_warn("peer %s: resync stopped: %s; the peer stays Inconsistent, %llu bytes still to send", p->addr,
-			 strerror(-failed), (unsigned long long)(engine_oos(e, p->slot) * MD_BLOCK));
-		peer_set_repl(p, RS_ESTABLISHED, "resync stopped: this node could not read or send its data");
-	} else if (!atomic_load(&p->rs_stop) && connected(p)) {
-		/* the bitmap generation becomes history; the target adopts ours */
-		engine_sync_source_done(e, p->slot);
-		uint8_t u[SYNC_DONE_BYTES];
-		struct pkt_sync_done sd;
-		pthread_mutex_lock(&e->lock);
-		for (int i = 0; i < UUID_COUNT; i++)
-			sd.uuid[i] = e->sb.uuid[i];
-		sd.gen_time = e->sb.gen_time;
-		pthread_mutex_unlock(&e->lock);
-		codec_encode_sync_done(u, &sd);
-		send_pkt(p, CH_DATA, P_SYNC_DONE, 0, 0, u, sizeof u, NULL, 0);
-		peer_set_peer_state(p, PEER_STATE_KEEP, DS_UPTODATE, "resync finished");
-		peer_set_repl(p, RS_ESTABLISHED, "resync finished");
-		uint64_t ms = (now_ns() - atomic_load(&p->sync_start_ns)) / 1000000;
-		log_info("peer %s: resync finished: %llu bytes in %llu ms", p->addr,
-			 (unsigned long long)atomic_load(&p->sync_done), (unsigned long long)ms);
-	}
+	if (failed && !atomic_load(&p->rs_stop) && connected(p))
+		rs_stopped(p, failed);
+	else if (!atomic_load(&p->rs_stop) && connected(p))
+		rs_finish(p);
 	return NULL;
 }
 
