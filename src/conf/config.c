@@ -472,7 +472,7 @@ static const struct optspec disk_opts[] = {
 	{ "fencing", K_ENUM, "dont-care resource-only resource-and-stonith", IMPL },
 	{ "resync-rate", K_SIZE, "k", IMPL },
 	{ "c-max-rate", K_SIZE, "k", IMPL },
-	{ "c-min-rate", K_SIZE, "k", NOT_YET },
+	{ "c-min-rate", K_SIZE, "k", IMPL },
 	{ "c-plan-ahead", K_INT, "0 300", NOT_YET },
 	{ "c-fill-target", K_SIZE, "s", NOT_YET },
 	{ "c-delay-target", K_INT, "1 100", NOT_YET },

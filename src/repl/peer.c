@@ -549,6 +549,16 @@ static int conn_bool(const struct cfg_resource *r, const struct cfg_host *me, co
 	return v && strcmp(v, "no") != 0;
 }
 
+/* A resync rate option's value in bytes/s (NULL or unparsable: 0); DRBD
+ * rates without a unit are KiB/s (drbd.conf(5)). */
+static uint64_t drbd_rate(const char *v)
+{
+	uint64_t rate = 0;
+	if (!v || parse_size(v, &rate))
+		return 0;
+	return rate && strspn(v, "0123456789") == strlen(v) ? rate * 1024 : rate;
+}
+
 static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
 			     const struct cfg_host *ph, char *err)
 {
@@ -617,14 +627,10 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 			return NULL;
 		}
 	}
-	uint64_t rate = 0;
 	if ((v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "c-max-rate")) ||
 	    (v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "resync-rate")))
-		parse_size(v, &rate);
-	/* DRBD rates without a unit are KiB/s */
-	if (v && rate && strspn(v, "0123456789") == strlen(v))
-		rate *= 1024;
-	p->rate = rate;
+		p->rate = drbd_rate(v);
+	p->min_rate = drbd_rate(cfg_conn_get(r, me->name, ph->name, SECT_DISK, "c-min-rate"));
 	p->dialer = me->node_id < ph->node_id;
 	p->hs = (struct hs_conf){ .res = e->res, .my_id = me->node_id, .peer_id = ph->node_id, .peer_name = ph->name,
 				  .size = e->size, .protocol = p->protocol, .allow_two = p->allow_two,

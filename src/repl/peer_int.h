@@ -77,6 +77,8 @@ struct peer {
 	const EVP_MD *md;
 	int connect_int_ms, ping_int_ms, ping_timeout_ms;
 	uint64_t rate;             /* resync bytes/s, 0 = unlimited */
+	uint64_t min_rate;         /* c-min-rate, bytes/s: the resync's share while
+				    * application writes go on; 0 = no yielding */
 
 	struct hs_conf hs;
 	int wake[2];

@@ -510,6 +510,42 @@ static int rs_begin(struct peer *p)
 	return rc;
 }
 
+/* c-min-rate (drbd.conf(5)): while application writes go on (a write to
+ * the local disk began within RS_APP_IDLE_MS, e->wgen), the resync keeps to
+ * c-min-rate and leaves the rest of the disk and the link to them; when
+ * they stop it goes on at full speed (or c-max-rate) at once. */
+#define RS_APP_IDLE_MS 100
+
+struct rs_yield {
+	uint64_t gen, app_ns;      /* e->wgen last seen, when it last moved */
+	uint64_t allow_ns;         /* with writes going on: when the next chunk may go */
+};
+
+/* Before a chunk of len bytes: wait while application writes have the
+ * resync's share used up. */
+static void rs_yield(struct peer *p, struct rs_yield *y, uint64_t len)
+{
+	if (!p->min_rate)
+		return;
+	for (;;) {
+		uint64_t g = atomic_load_explicit(&p->e->wgen, memory_order_relaxed), now = now_ns();
+		if (g != y->gen) {
+			y->gen = g;
+			y->app_ns = now;
+		}
+		if (now - y->app_ns >= RS_APP_IDLE_MS * 1000000ULL) {
+			y->allow_ns = now; /* idle: no debt carried into the next busy spell */
+			return;
+		}
+		if (now >= y->allow_ns || atomic_load(&p->rs_stop)) {
+			y->allow_ns = now + len * 1000000000ULL / p->min_rate;
+			return;
+		}
+		uint64_t ms = (y->allow_ns - now) / 1000000 + 1;
+		sleep_ms(ms > 10 ? 10 : (int)ms);
+	}
+}
+
 static void *rs_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "dp-resync"); /* perf and top show what it is */
@@ -518,13 +554,16 @@ static void *rs_main(void *arg)
 	uint64_t cursor = 0;
 	uint8_t *buf = NULL;
 	struct rs_ahead ra;
-	/* bytes handed to the link in this run (the rate limit's measure: acked
-	 * bytes lag by the window, which let 16 chunks go at once) */
-	uint64_t sent = 0;
+	/* c-max-rate: when the next chunk may go (paced by bytes handed to the
+	 * link: acked bytes lag by the window, which let 16 chunks go at once;
+	 * never earlier than now, so a pause, e.g. for application writes, is
+	 * not made up for by a burst afterwards) */
+	uint64_t next_ns = 0;
 	int win = rs_window(p);
 	/* blocks [dirty_lo, dirty_hi) were cleared since persisted_ns */
 	uint64_t dirty_lo = UINT64_MAX, dirty_hi = 0, persisted_ns = now_ns();
 	int failed = 0;
+	struct rs_yield yield = { atomic_load(&e->wgen), 0, 0 };
 
 	if (posix_memalign((void **)&buf, 4096, (size_t)RS_CHUNK_BLOCKS * MD_BLOCK))
 		return NULL;
@@ -546,20 +585,19 @@ static void *rs_main(void *arg)
 			cursor = 0;
 			continue;
 		}
-		/* throttle to the configured resync rate */
-		if (p->rate) {
-			uint64_t el = now_ns() - atomic_load(&p->sync_start_ns);
-			uint64_t due = sent * 1000000000ULL / p->rate;
-			if (due > el)
-				sleep_ms((int)((due - el) / 1000000 + 1));
-		}
+		uint64_t now = now_ns();
+		if (p->rate && next_ns > now)
+			sleep_ms((int)((next_ns - now) / 1000000 + 1));
+		rs_yield(p, &yield, rs_len(e, b, n));
 		int slot = rs_slot_get(p, win);
 		if (slot < 0)
 			break;
 		failed = rs_send_chunk(p, &ra, &buf, slot, b, n, as_data);
 		if (failed)
 			break;
-		sent += rs_len(e, b, n);
+		now = now_ns();
+		if (p->rate)
+			next_ns = (next_ns > now ? next_ns : now) + rs_len(e, b, n) * 1000000000ULL / p->rate;
 		cursor = b + n;
 		/* cleared bits to disk now and then: after a crash here the
 		 * resync resumes from them (the target's copy keeps what it
