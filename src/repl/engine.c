@@ -1218,6 +1218,8 @@ int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t 
 		if (run > end)
 			run = end;
 		if (apply) {
+			/* a resync source to another peer reading ahead must see it */
+			atomic_fetch_add_explicit(&e->wgen, 1, memory_order_relaxed);
 			int rc = disk_pwrite(e->disk, (const uint8_t *)buf + (pos - off), run - pos, pos);
 			if (rc)
 				return count_err(e, rc);

@@ -78,8 +78,8 @@ struct engine {
 	void *size_arg;
 	struct engine_stats st;
 	/* writes to the local disk begun so far (application writes, in each
-	 * peer's write_begin, and peer writes applied): a resync source's
-	 * read-ahead is stale once it moved (peer_resync.c). Relaxed. */
+	 * peer's write_begin; peer writes and resync data applied): a resync
+	 * source's read-ahead is stale once it moved (peer_resync.c). Relaxed. */
 	atomic_uint_fast64_t wgen;
 
 	/* lock: role, dstate and sb writes, detach_reason, suspend_reason, the
