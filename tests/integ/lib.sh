@@ -247,13 +247,14 @@ resource r0 {
 EOT
 }
 # mkres3d SIZE [OPTIONS-SECTION-TEXT]: a, b and c all with disks (protocol C,
-# full mesh); NET_OPTS adds to the net section
+# full mesh); NET_OPTS adds to the net section, DISK_OPTS to the disk section
 mkres3d() {
 	local size=$1; shift
 	truncate -s "$size" "$T/a.img" "$T/b.img" "$T/c.img"
 	cat >"$T/r.res" <<EOT
 resource r0 {
     net { protocol C; connect-int 1; ping-int 1; ping-timeout 10; ${NET_OPTS:-} }
+    disk { ${DISK_OPTS:-} }
     options { ${*:-} }
     on a { node-id 0; address $IP_A:7790; disk $T/a.img; }
     on b { node-id 1; address $IP_B:7790; disk $T/b.img; }
