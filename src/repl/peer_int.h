@@ -143,7 +143,10 @@ struct peer {
 	 * blocks: a write holds it shared from write_begin to write_end (taken
 	 * inside e->fanout, before dsend); a resync chunk (source: read through
 	 * send; target: apply), a bitmap merge and SyncTarget begin/done hold it
-	 * exclusive, the latter two taking e->lock inside it. */
+	 * exclusive, the latter two taking e->lock inside it. A writer may hold
+	 * it while it waits for another peer's ack (fan_end) or for a free
+	 * pending, which a teardown fails only after rs_stop: the resync
+	 * thread takes it with a timed wait that gives up on rs_stop (rs_lock). */
 	pthread_rwlock_t sync_lock;
 	pthread_mutex_t rsctl;     /* serializes rs_start/rs_stop (conn thread vs. role changes); before rslock */
 	pthread_t rs_thr;

@@ -25,6 +25,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------- resync */
@@ -379,9 +380,36 @@ static int ra_take(struct rs_ahead *ra, uint8_t **buf, uint64_t off, uint64_t le
 	return disk_pread(ra->disk, *buf, len, off);
 }
 
+/* How often a resync thread waiting for sync_lock looks at rs_stop. */
+#define RS_LOCK_POLL_MS 50
+
+/* sync_lock exclusively, for one chunk: 0, or -ECANCELED once rs_stop is
+ * set. Teardown stops (joins) this thread before it fails the writes in
+ * flight to the peer, and a writer may hold sync_lock shared while it waits
+ * for exactly those: for the ack of another peer being torn down (fan_end
+ * waits for each peer in turn with the later ones' sync_lock still held),
+ * or for a free pending. A thread asked to stop must not wait for the lock
+ * behind such a writer (three_disks_teardown.sh). */
+static int rs_lock(struct peer *p)
+{
+	while (!atomic_load(&p->rs_stop)) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		t.tv_nsec += RS_LOCK_POLL_MS * 1000000L;
+		if (t.tv_nsec >= 1000000000L) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000L;
+		}
+		if (!pthread_rwlock_clockwrlock(&p->sync_lock, CLOCK_MONOTONIC, &t))
+			return 0;
+	}
+	return -ECANCELED;
+}
+
 /* Send chunk [b, b + n) in rs slot `slot`, under sync_lock held exclusive:
  * its bits cleared, its data read (or taken from the read-ahead), the next
- * chunk's read started, then the data or its checksums sent. */
+ * chunk's read started, then the data or its checksums sent. -ECANCELED:
+ * stopping, nothing done. */
 static int rs_send_chunk(struct peer *p, struct rs_ahead *ra, uint8_t **buf, int slot, uint64_t b, uint64_t n,
 			 int as_data)
 {
@@ -390,7 +418,8 @@ static int rs_send_chunk(struct peer *p, struct rs_ahead *ra, uint8_t **buf, int
 	uint8_t h[RANGE_HDR];
 	int nd;
 
-	pthread_rwlock_wrlock(&p->sync_lock);
+	if (rs_lock(p))
+		return -ECANCELED;
 	uint64_t gen = atomic_load_explicit(&e->wgen, memory_order_relaxed);
 	engine_clear_oos(e, p->slot, b, n);
 	int rc = ra_take(ra, buf, off, len, gen);
