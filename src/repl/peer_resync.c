@@ -270,7 +270,13 @@ static uint64_t rs_len(struct engine *e, uint64_t b, uint64_t n)
  * The read runs within the same hold of sync_lock as the send before it
  * (no application write runs meanwhile), and is used in the next hold only
  * for the same range and if no write to the local disk began since the
- * read started (e->wgen); otherwise the chunk is read again. */
+ * read started (e->wgen); otherwise the chunk is read again. Only chunks
+ * of RA_MIN_BLOCKS or more are read ahead: for a short one (the scattered
+ * blocks a peer missed) the read is brief, and handing it to the helper
+ * and back costs two wake-ups per chunk, more than it overlaps on a busy
+ * machine (docs/performance.md). */
+#define RA_MIN_BLOCKS 64
+
 enum { RA_IDLE, RA_ASKED, RA_DONE, RA_QUIT };
 
 struct rs_ahead {
@@ -424,7 +430,7 @@ static int rs_send_chunk(struct peer *p, struct rs_ahead *ra, uint8_t **buf, int
 	engine_clear_oos(e, p->slot, b, n);
 	int rc = ra_take(ra, buf, off, len, gen);
 	uint64_t nb = rs_pick(p, b + n, &nn, &nd);
-	if (!rc && nb != UINT64_MAX)
+	if (!rc && nb != UINT64_MAX && nn >= RA_MIN_BLOCKS)
 		ra_ask(ra, nb * MD_BLOCK, rs_len(e, nb, nn), gen);
 	if (!rc) {
 		pthread_mutex_lock(&p->rslock);
