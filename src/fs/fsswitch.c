@@ -30,6 +30,15 @@ struct slot {
 	int stale;         /* could not be reopened after a switch: -ESTALE */
 };
 
+/* A directory whose names changed through this mount since its last
+ * fsyncdir that succeeded: those changes may have been on a dead owner
+ * only (in its kernel's memory, its journal not yet committed). */
+struct dirmark {
+	uint64_t ino;
+	uint64_t seq; /* of its last change (fsswitch.dirseq) */
+	int lost;     /* its owner died first: -EIO at the next fsyncdir */
+};
+
 struct fsswitch {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;       /* hold ended, switch done, in-flight count reached 0 */
@@ -44,6 +53,9 @@ struct fsswitch {
 	uint32_t node_id;
 	struct slot *slots;      /* kernel fh n (FS_FH_UNCACHED masked off) is slots[n - 1] */
 	size_t nslots, used;
+	struct dirmark *dirs;    /* directories changed since their last fsyncdir */
+	size_t ndirs, capdirs;
+	uint64_t dirseq;         /* changes counted, for dirmark.seq */
 };
 
 struct attempt {
@@ -220,6 +232,84 @@ static int slot_mark(struct fsswitch *s, uint64_t fh, int dirty, int take_lost)
 	return lost;
 }
 
+/* ---- directories changed since their last fsyncdir -------------------- */
+
+/* The mark of directory ino, or NULL. mu held. */
+static struct dirmark *dir_find(struct fsswitch *s, uint64_t ino)
+{
+	for (size_t i = 0; i < s->ndirs; i++)
+		if (s->dirs[i].ino == ino)
+			return &s->dirs[i];
+	return NULL;
+}
+
+/* A call that changes names in directory ino returned rc: mark it, unless
+ * the call surely changed nothing (an error other than -ENOTCONN, after
+ * which the dead owner may have applied it). Without memory the mark is
+ * not kept (the change is not reported if its owner dies). */
+static void dir_changed(struct fsswitch *s, uint64_t ino, int64_t rc)
+{
+	if (rc < 0 && rc != -ENOTCONN)
+		return;
+	pthread_mutex_lock(&s->mu);
+	struct dirmark *d = dir_find(s, ino);
+	if (!d && s->ndirs == s->capdirs) {
+		size_t n = s->capdirs ? s->capdirs * 2 : 16;
+		struct dirmark *g = realloc(s->dirs, n * sizeof *g);
+		if (g) {
+			s->dirs = g;
+			s->capdirs = n;
+		}
+	}
+	if (!d && s->ndirs < s->capdirs) {
+		d = &s->dirs[s->ndirs++];
+		d->ino = ino;
+		d->lost = 0;
+	}
+	if (d)
+		d->seq = ++s->dirseq;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Before an fsyncdir of ino: 1 if its changes were lost with a dead owner
+ * (the mark goes: reported once); *seq: the changes it will cover. */
+static int dir_take_lost(struct fsswitch *s, uint64_t ino, uint64_t *seq)
+{
+	pthread_mutex_lock(&s->mu);
+	struct dirmark *d = dir_find(s, ino);
+	int lost = d && d->lost;
+	if (lost)
+		*d = s->dirs[--s->ndirs];
+	*seq = s->dirseq;
+	pthread_mutex_unlock(&s->mu);
+	return lost;
+}
+
+/* An fsyncdir of ino succeeded: changes up to seq are durable. */
+static void dir_synced(struct fsswitch *s, uint64_t ino, uint64_t seq)
+{
+	pthread_mutex_lock(&s->mu);
+	struct dirmark *d = dir_find(s, ino);
+	if (d && !d->lost && d->seq <= seq)
+		*d = s->dirs[--s->ndirs];
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* At a switch (nothing in flight): the previous backend died (lost 1:
+ * every mark becomes lost) or flushed everything (0: unreported marks go). */
+static void dirs_switched(struct fsswitch *s, int lost)
+{
+	size_t i = 0;
+	while (i < s->ndirs) {
+		if (lost)
+			s->dirs[i++].lost = 1;
+		else if (!s->dirs[i].lost)
+			s->dirs[i] = s->dirs[--s->ndirs];
+		else
+			i++;
+	}
+}
+
 /* ---- operations ------------------------------------------------------- */
 
 static int sw_lookup(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_entry *out)
@@ -249,6 +339,8 @@ static int sw_setattr(void *ctx, const struct fs_caller *c, uint64_t ino, const 
 {
 	int64_t rc;
 	CALL(ctx, fh, 1, ops->setattr(bctx, c, ino, attr, mask, a_.bfh, out));
+	if (!rc && fh && (mask & FS_SET_SIZE))
+		slot_mark(ctx, fh, 1, 0); /* a truncate is a write: lost with a dead owner until fsync */
 	return (int)rc;
 }
 
@@ -266,6 +358,7 @@ static int sw_mknod(void *ctx, const struct fs_caller *c, uint64_t parent, const
 {
 	int64_t rc;
 	CALL(ctx, 0, 0, ops->mknod(bctx, c, parent, name, mode, rdev, out));
+	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }
 
@@ -274,6 +367,7 @@ static int sw_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const
 {
 	int64_t rc;
 	CALL(ctx, 0, 0, ops->mkdir(bctx, c, parent, name, mode, out));
+	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }
 
@@ -281,6 +375,7 @@ static int sw_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 {
 	int64_t rc;
 	CALL(ctx, 0, 0, ops->unlink(bctx, c, parent, name));
+	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }
 
@@ -288,6 +383,7 @@ static int sw_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const
 {
 	int64_t rc;
 	CALL(ctx, 0, 0, ops->rmdir(bctx, c, parent, name));
+	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }
 
@@ -296,6 +392,7 @@ static int sw_symlink(void *ctx, const struct fs_caller *c, const char *target, 
 {
 	int64_t rc;
 	CALL(ctx, 0, 0, ops->symlink(bctx, c, target, parent, name, out));
+	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }
 
@@ -304,6 +401,8 @@ static int sw_rename(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 {
 	int64_t rc;
 	CALL(ctx, 0, 0, ops->rename(bctx, c, parent, name, newparent, newname, flags));
+	dir_changed(ctx, parent, rc);
+	dir_changed(ctx, newparent, rc);
 	return (int)rc;
 }
 
@@ -312,6 +411,7 @@ static int sw_link(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t 
 {
 	int64_t rc;
 	CALL(ctx, 0, 0, ops->link(bctx, c, ino, newparent, newname, out));
+	dir_changed(ctx, newparent, rc);
 	return (int)rc;
 }
 
@@ -319,7 +419,10 @@ static int open_call(struct fsswitch *s, const struct attempt *a, const struct f
 		     uint64_t *fh)
 {
 	int rc = a->ops->open(a->ctx, c, ino, flags, fh);
-	return rc ? rc : slot_enter(s, a, ino, flags, 0, fh);
+	rc = rc ? rc : slot_enter(s, a, ino, flags, 0, fh);
+	if (!rc && (flags & O_TRUNC))
+		slot_mark(s, *fh, 1, 0); /* truncated: a write */
+	return rc;
 }
 
 static int sw_open(void *ctx, const struct fs_caller *c, uint64_t ino, int flags, uint64_t *fh)
@@ -346,6 +449,7 @@ static int sw_create(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 {
 	int64_t rc;
 	CALL(ctx, 0, !(flags & O_EXCL), create_call(ctx, &a_, c, parent, name, mode, flags, out, fh));
+	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }
 
@@ -454,10 +558,25 @@ static int sw_releasedir(void *ctx, uint64_t ino, uint64_t fh)
 	return release_call(ctx, ino, fh, 1);
 }
 
+/* As fsync_call for a directory's names: changes made through a dead
+ * owner that no fsyncdir had made durable answer -EIO once, also to an
+ * fsyncdir in flight at the switch and retried on the new backend. */
+static int fsyncdir_call(struct fsswitch *s, const struct attempt *a, const struct fs_caller *c, uint64_t ino,
+			 int datasync)
+{
+	uint64_t seq;
+	if (dir_take_lost(s, ino, &seq))
+		return -EIO;
+	int rc = a->ops->fsyncdir(a->ctx, c, ino, a->bfh, datasync);
+	if (!rc)
+		dir_synced(s, ino, seq);
+	return rc;
+}
+
 static int sw_fsyncdir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
 {
 	int64_t rc;
-	CALL(ctx, fh, 1, ops->fsyncdir(bctx, c, ino, a_.bfh, datasync));
+	CALL(ctx, fh, 1, fsyncdir_call(ctx, &a_, c, ino, datasync));
 	return (int)rc;
 }
 
@@ -573,6 +692,7 @@ void fsswitch_close(struct fsswitch *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->slots);
+	free(s->dirs);
 	free(s);
 }
 
@@ -645,6 +765,7 @@ int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswit
 		sl->dirty &= !lost_unsynced;
 		failed += rc != 0;
 	}
+	dirs_switched(s, lost_unsynced);
 	pthread_mutex_lock(&s->mu);
 	s->gen++;
 	s->held = s->switching = 0;

@@ -137,7 +137,28 @@ static int flaky_fsync(void *ctx, const struct fs_caller *c, uint64_t ino, uint6
 	(void)ctx, (void)c, (void)ino, (void)fh, (void)datasync;
 	return -ENOTCONN;
 }
-static const struct fs_ops flaky_ops = { .create = flaky_create, .write = flaky_write, .fsync = flaky_fsync };
+static int flaky_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+{
+	(void)ctx;
+	return local_ops.unlink(flaky_l, c, parent, name);
+}
+static int flaky_release(void *ctx, uint64_t ino, uint64_t fh)
+{
+	(void)ctx;
+	return local_ops.release(flaky_l, ino, fh);
+}
+static int flaky_opendir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t *fh)
+{
+	(void)ctx;
+	return local_ops.opendir(flaky_l, c, ino, fh);
+}
+static int flaky_fsyncdir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
+{
+	return flaky_fsync(ctx, c, ino, fh, datasync);
+}
+static const struct fs_ops flaky_ops = { .create = flaky_create, .write = flaky_write, .fsync = flaky_fsync,
+					 .unlink = flaky_unlink, .release = flaky_release, .opendir = flaky_opendir,
+					 .releasedir = flaky_release, .fsyncdir = flaky_fsyncdir };
 
 struct held_fsync {
 	struct fsswitch *s;
@@ -174,6 +195,77 @@ TEST(fsync_in_flight_at_the_switch_reports_lost_writes)
 	CHECK(h.rc == -EIO);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, h.fh, 0) == 0); /* reported once */
 	CHECK(fsswitch_ops.release(v.s, e.ino, h.fh) == 0);
+	env_close(&v);
+}
+
+static void *fsyncdir_root(void *arg)
+{
+	struct held_fsync *h = arg;
+	h->rc = fsswitch_ops.fsyncdir(h->s, &caller, FS_ROOT_INO, h->fh, 0);
+	return NULL;
+}
+
+/* fsync(2) of the root directory through a handle of its own. */
+static int fsync_root(struct fsswitch *s)
+{
+	uint64_t fh;
+	int rc = fsswitch_ops.opendir(s, &caller, FS_ROOT_INO, &fh);
+	if (rc)
+		return rc;
+	rc = fsswitch_ops.fsyncdir(s, &caller, FS_ROOT_INO, fh, 0);
+	fsswitch_ops.releasedir(s, FS_ROOT_INO, fh);
+	return rc;
+}
+
+/* An unlink the owner applied in memory, then its fsyncdir in flight when
+ * it died: retried on the new owner, which may still have the name, it
+ * must fail EIO (found by fschecker_failover: a SQLite journal's unlink
+ * lost, the next transaction rolled a committed one back). */
+TEST(fsyncdir_in_flight_at_the_switch_reports_lost_names)
+{
+	struct env v;
+	struct fs_entry e;
+	uint64_t fh;
+	pthread_t t;
+	CHECK(env_open(&v, &flaky_ops, NULL) == 0);
+	flaky_l = v.l1;
+	struct held_fsync h = { .s = v.s, .rc = 1 };
+	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "j", 0644, O_RDWR, &e, &fh) == 0);
+	CHECK(fsswitch_ops.release(v.s, e.ino, fh) == 0);
+	CHECK(fsswitch_ops.unlink(v.s, &caller, FS_ROOT_INO, "j") == 0);
+	CHECK(fsswitch_ops.opendir(v.s, &caller, FS_ROOT_INO, &h.fh) == 0);
+	fsswitch_hold(v.s, 60000);
+	CHECK(pthread_create(&t, NULL, fsyncdir_root, &h) == 0);
+	usleep(100000);
+	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);
+	pthread_join(t, NULL);
+	CHECK(h.rc == -EIO);
+	CHECK(fsswitch_ops.fsyncdir(v.s, &caller, FS_ROOT_INO, h.fh, 0) == 0); /* reported once */
+	CHECK(fsswitch_ops.releasedir(v.s, FS_ROOT_INO, h.fh) == 0);
+	env_close(&v);
+}
+
+/* Names made durable before the owner died, or handed over by a planned
+ * move, are no error; a truncate not yet fsync'd is a lost write. */
+TEST(synced_names_and_handovers_are_not_lost)
+{
+	struct env v;
+	struct fs_entry e;
+	uint64_t fh;
+	struct stat st = { .st_size = 0 };
+	CHECK(env_open(&v, NULL, NULL) == 0);
+	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "f", 0644, O_RDWR, &e, &fh) == 0);
+	CHECK(fsync_root(v.s) == 0);
+	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "abc", 3, 0) == 3);
+	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == 0);
+	CHECK(fsswitch_ops.setattr(v.s, &caller, e.ino, &st, FS_SET_SIZE, fh, &st) == 0);
+	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);
+	CHECK(fsync_root(v.s) == 0);
+	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == -EIO); /* the truncate */
+	CHECK(fsswitch_ops.rename(v.s, &caller, FS_ROOT_INO, "f", FS_ROOT_INO, "g", 0) == 0);
+	CHECK(fsswitch_set(v.s, &local_ops, v.l1, NULL, 0) == 0); /* planned: flushed */
+	CHECK(fsync_root(v.s) == 0);
+	CHECK(fsswitch_ops.release(v.s, e.ino, fh) == 0);
 	env_close(&v);
 }
 
