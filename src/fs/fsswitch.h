@@ -15,7 +15,14 @@
  *   O_EXCL, O_TRUNC dropped). A slot that cannot be reopened answers
  *   -ESTALE; a slot written since its last fsync answers -EIO once, at
  *   its next fsync or flush (close): those writes were on the dead owner
- *   only, like a writeback error the kernel reports (errseq).
+ *   only, like a writeback error the kernel reports (errseq). A truncate
+ *   through the file (setattr of the size, open with O_TRUNC) is a write.
+ * - directories' names: a directory whose names changed through this
+ *   mount (create, mknod, mkdir, unlink, rmdir, rename, link, symlink)
+ *   since its last fsyncdir that succeeded answers -EIO once at its next
+ *   fsyncdir (any handle) after a switch from a dead owner: the changes
+ *   were in its kernel's memory only (POSIX: fsync of the directory makes
+ *   its entries durable). A planned handover (lost_unsynced 0) clears them.
  *
  * Requests around a switch: fsswitch_hold makes new calls wait (at most
  * hold_ms) instead of failing; fsswitch_set waits for the calls in flight
@@ -57,8 +64,9 @@ void fsswitch_hold(struct fsswitch *s, unsigned hold_ms);
 void fsswitch_unhold(struct fsswitch *s);
 /* Replace the backend: waits for calls in flight, reopens every open file
  * through ops/ctx, lets waiting calls go. lost_unsynced: the previous
- * backend died, so files written since their last fsync answer -EIO once;
- * 0: it flushed everything (a planned handover). The previous backend
+ * backend died, so files written since their last fsync, and directories
+ * changed since their last fsyncdir, answer -EIO once; 0: it flushed
+ * everything (a planned handover). The previous backend
  * gets no call after this returns. Returns the number of open files that
  * could not be reopened (they answer -ESTALE). */
 int fsswitch_set(struct fsswitch *s, const struct fs_ops *ops, void *ctx, fsswitch_ready ready, int lost_unsynced);

@@ -19,6 +19,13 @@ mknet3
 mkres3 96M
 mkdir -p "$T/ma" "$T/mb" "$T/mc"
 fsj() { jcheck "$1" "o['fs'] is not None and $2"; }
+# dirsync DIR: fsync(2) of a directory: "ok" or the error's name
+dirsync() { python3 -c 'import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+try:
+    os.fsync(fd); print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$1"; }
 loop_of() { "n$1" status r0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["exports"]["loop"])'; }
 # rejoin X: X's daemon was killed; its FUSE mount goes, it comes up again,
 # resyncs from the new owner and mounts as a client
@@ -59,6 +66,8 @@ check "... and as an event, with its phases" wait_for 10 grep -Eq \
 check "b's writer goes on through the same open file (50 more records)" wait_for 60 acked_past wb $((AT_DEATH + 50))
 check "... and has not failed" eval "kill -0 $(cat "$T/wb.pid")"
 check "c follows b: client of b, serving" wait_for 60 fsj c "o['fs']['owner'] == 'b' and o['fs']['reason'] == ''"
+check "c's names made through a, never fsync'd: the directory's fsync says EIO, once" eval \
+	'[ "$(dirsync "$T/mc/dir")" = EIO ] && [ "$(dirsync "$T/mc/dir")" = ok ]'
 check "b's locks came along: b's table holds them, no grace left" wait_for 30 fsj b \
 	"o['fs']['locks'] == 2 and o['fs']['grace'] == False and o['fs']['locks_lost'] == 0"
 expect_rc "... c's process is refused b's classic lock" 1 "" try "$T/mc/lk" posix w 0 10

@@ -2,7 +2,8 @@
  * working across a switch to another backend over the same filesystem
  * (a failover's new owner: a second struct local over one directory), an
  * fsync after the switch reports writes that were on the old backend only
- * (EIO, once), a held idempotent call waits and completes on the new
+ * (EIO, once), an fsyncdir after it reports name changes that were on
+ * the old backend only (EIO, once), a held idempotent call waits and completes on the new
  * backend, and a call that changes names fails ENOTCONN rather than run
  * twice. Links fsswitch.o, local.o, locks.o and base. */
 #include <errno.h>
