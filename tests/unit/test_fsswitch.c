@@ -167,6 +167,20 @@ struct held_fsync {
 	int rc;
 };
 
+/* Run fn(h) in a thread while the backend is held, the old owner dead,
+ * and switch to v's second backend under it. 0, or -1. */
+static int call_across_a_death(struct env *v, void *(*fn)(void *), struct held_fsync *h)
+{
+	pthread_t t;
+	fsswitch_hold(v->s, 60000);
+	if (pthread_create(&t, NULL, fn, h))
+		return -1;
+	usleep(100000);
+	int rc = fsswitch_set(v->s, &local_ops, v->l2, NULL, 1);
+	pthread_join(t, NULL);
+	return rc ? -1 : 0;
+}
+
 static void *fsync_file(void *arg)
 {
 	struct held_fsync *h = arg;
@@ -181,18 +195,13 @@ TEST(fsync_in_flight_at_the_switch_reports_lost_writes)
 {
 	struct env v;
 	struct fs_entry e;
-	pthread_t t;
 	CHECK(env_open(&v, &flaky_ops, NULL) == 0);
 	flaky_l = v.l1;
 	struct held_fsync h = { .s = v.s, .rc = 1 };
 	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "f", 0644, O_RDWR, &e, &h.fh) == 0);
 	h.ino = e.ino;
 	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, h.fh, "abc", 3, 0) == 3);
-	fsswitch_hold(v.s, 60000);
-	CHECK(pthread_create(&t, NULL, fsync_file, &h) == 0);
-	usleep(100000);
-	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);
-	pthread_join(t, NULL);
+	CHECK(call_across_a_death(&v, fsync_file, &h) == 0);
 	CHECK(h.rc == -EIO);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, h.fh, 0) == 0); /* reported once */
 	CHECK(fsswitch_ops.release(v.s, e.ino, h.fh) == 0);
@@ -227,7 +236,6 @@ TEST(fsyncdir_in_flight_at_the_switch_reports_lost_names)
 	struct env v;
 	struct fs_entry e;
 	uint64_t fh;
-	pthread_t t;
 	CHECK(env_open(&v, &flaky_ops, NULL) == 0);
 	flaky_l = v.l1;
 	struct held_fsync h = { .s = v.s, .rc = 1 };
@@ -235,11 +243,7 @@ TEST(fsyncdir_in_flight_at_the_switch_reports_lost_names)
 	CHECK(fsswitch_ops.release(v.s, e.ino, fh) == 0);
 	CHECK(fsswitch_ops.unlink(v.s, &caller, FS_ROOT_INO, "j") == 0);
 	CHECK(fsswitch_ops.opendir(v.s, &caller, FS_ROOT_INO, &h.fh) == 0);
-	fsswitch_hold(v.s, 60000);
-	CHECK(pthread_create(&t, NULL, fsyncdir_root, &h) == 0);
-	usleep(100000);
-	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);
-	pthread_join(t, NULL);
+	CHECK(call_across_a_death(&v, fsyncdir_root, &h) == 0);
 	CHECK(h.rc == -EIO);
 	CHECK(fsswitch_ops.fsyncdir(v.s, &caller, FS_ROOT_INO, h.fh, 0) == 0); /* reported once */
 	CHECK(fsswitch_ops.releasedir(v.s, FS_ROOT_INO, h.fh) == 0);
