@@ -98,6 +98,31 @@ static int wrote_test(struct engine *e, uint64_t b)
 	return e->sync_wrote && (atomic_load_explicit(&e->sync_wrote[b >> 6], memory_order_relaxed) >> (b & 63)) & 1;
 }
 
+int engine_grow_sync_wrote(struct engine *e, uint64_t bits)
+{
+	uint64_t old = (e->bm_bits + 63) / 64, nwords = (bits + 63) / 64;
+	int r = -1;
+	if (!e->sync_wrote || nwords <= old)
+		return 0;
+	for (int i = 0; i < 4 && r < 0; i++)
+		if (!e->sync_wrote_retired[i])
+			r = i;
+	if (r < 0)
+		return -ENOSPC;
+	_Atomic uint64_t *nw = calloc(nwords, sizeof *nw), *ow = e->sync_wrote;
+	if (!nw)
+		return -ENOMEM;
+	for (uint64_t w = 0; w < old; w++)
+		atomic_store(&nw[w], atomic_load(&ow[w]));
+	e->sync_wrote = nw;
+	/* a block marked in the old array while it was copied: or it in again */
+	for (uint64_t w = 0; w < old; w++)
+		atomic_fetch_or(&nw[w], atomic_load(&ow[w]));
+	/* a writer may still hold the old pointer: it lives until close */
+	e->sync_wrote_retired[r] = ow;
+	return 0;
+}
+
 /* Block b is marked in slot (0 for no slot). */
 static int bm_test(struct engine *e, int slot, uint64_t b)
 {
@@ -583,6 +608,8 @@ void engine_forget(struct engine *e)
 	disk_close(e->disk);
 	bitmap_close(e->bm);
 	free((void *)e->sync_wrote);
+	for (int i = 0; i < 4; i++)
+		free((void *)e->sync_wrote_retired[i]);
 	al_free(e->al);
 	pthread_mutex_destroy(&e->lock);
 	free(e);

@@ -108,6 +108,7 @@ struct engine {
 	 * that began before the connection was up). Zeroed by
 	 * engine_sync_target_begin; NULL when diskless */
 	_Atomic uint64_t *sync_wrote;
+	_Atomic uint64_t *sync_wrote_retired[4]; /* arrays a resize replaced, freed at close */
 	/* more than one peer: every write goes to all of them in one order
 	 * (fanout), numbered by wstamp; a Secondary remembers the last stamp it
 	 * applied and whose it was, so two Secondaries can tell which of them
@@ -203,6 +204,12 @@ void engine_set_uptodate(struct engine *e, const char *why);
  * the caller holds e->lock. Lock order: q->lock (quorum) > e->lock > evlog. */
 int engine_set_disk(struct engine *e, enum disk_state to, const char *why);
 int engine_set_disk_locked(struct engine *e, enum disk_state to, const char *why);
+/* A resize grew the data area to bits blocks: the record of blocks this
+ * node wrote while SyncTarget (sync_wrote) grows with it, keeping its
+ * marks; the old array stays allocated until close, as the bitmap's do
+ * (a writer may still hold it). Under e->lock. 0, -ENOMEM, or -ENOSPC
+ * after four resizes in one attach ('down' and 'up' reset it). */
+int engine_grow_sync_wrote(struct engine *e, uint64_t bits);
 
 /* The local disk failed: go Diskless (I/O continues through the peer). */
 void engine_detach(struct engine *e, const char *why);

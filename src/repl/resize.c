@@ -169,7 +169,9 @@ int resize_prepare(struct engine *e, uint64_t *usable, char *err)
 				 "metadata stays valid)", e->disk->path, strerror(-rc));
 			goto out;
 		}
-		rc = bitmap_grow(e->bm, &nsb);
+		rc = engine_grow_sync_wrote(e, (nsb.lay.data_size + MD_BLOCK - 1) / MD_BLOCK);
+		if (!rc)
+			rc = bitmap_grow(e->bm, &nsb);
 		if (rc) {
 			/* the moved metadata is valid on disk; the next attach reads it */
 			snprintf(err, MD_MSG_MAX, "metadata moved, but the bitmap cannot grow in memory (%s): "
