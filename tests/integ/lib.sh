@@ -14,8 +14,21 @@ T=$(mktemp -d /tmp/dipole-t.XXXXXX)
 RUN=$T/run
 FAILED=0
 
+# show_logs: the last lines of every daemon log of this test, as "#" lines
+# (tests/run counts only ok/not ok lines), so a failure in CI, where $T is
+# gone afterwards, still says what the daemons were doing
+show_logs() {
+	local f
+	for f in "$T"/r?/*.log; do
+		[ -f "$f" ] || continue
+		echo "# ---- ${f#$T/} (last ${LOG_LINES:-40} lines)"
+		tail -n "${LOG_LINES:-40}" "$f" | sed 's/^/#   /'
+	done
+}
+
 cleanup() {
 	local f pid ns
+	[ "$FAILED" = 1 ] && show_logs
 	# globs, not find: find would enter a FUSE mount whose server is stuck
 	for f in "$T"/*.pid "$T"/r?/*.pid "$T/bg.pids"; do
 		[ -f "$f" ] || continue
@@ -44,7 +57,8 @@ cleanup() {
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
 		ip netns del "$ns" 2>/dev/null
 	done
-	rm -rf "$T"
+	# KEEP=1: keep the logs and configs for a look afterwards (the images go)
+	if [ "${KEEP:-0}" = 1 ]; then rm -f "$T"/*.img; echo "# kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 
@@ -66,10 +80,19 @@ expect_rc() {
 	else notok "$name (exit $rc, wanted $want and /$pat/)"; sed 's/^/    | /' "$T/out" | tail -15; fi
 }
 
-# wait_for SECONDS CMD... : poll until CMD succeeds
+# wait_for SECONDS CMD... : poll until CMD succeeds, every 0.1 s, at most
+# SECONDS*10 tries and never longer than 3*SECONDS of wall time (a status
+# call that takes seconds on a loaded machine must not stretch a one-minute
+# wait into half an hour). On giving up, the last try's output is printed,
+# so check() shows why.
 wait_for() {
-	local n=$(( $1 * 10 )); shift
-	while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; n=$((n - 1)); done
+	local n=$(( $1 * 10 )) start=$SECONDS end=$(( SECONDS + 3 * $1 )); shift
+	while [ $n -gt 0 ] && [ $SECONDS -lt $end ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1; n=$((n - 1))
+	done
+	"$@" 2>&1 && return 0
+	echo "wait_for: gave up after $(( SECONDS - start )) s: $*"
 	return 1
 }
 
@@ -151,7 +174,11 @@ jcheck() {
 	"n$node" status r0 --json 2>/dev/null | python3 -c "
 import json, sys
 o = json.loads(sys.stdin.read()); p = o['peers'][0] if o['peers'] else {}
-sys.exit(0 if ($expr) else 1)"
+if ($expr): sys.exit(0)
+print('$node:', 'role', o.get('role'), 'disk', o.get('disk'), 'quorum', o.get('quorum'), 'io_suspended', o.get('io_suspended'))
+for x in o['peers']: print('  peer', x.get('name'), x.get('connection'), x.get('replication'), x.get('disk'),
+	'oos', x.get('out_of_sync_bytes'))
+sys.exit(1)"
 }
 
 # ctl NODE REQUEST: a control request no CLI command sends (fs-grace), to
