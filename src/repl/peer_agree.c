@@ -437,11 +437,15 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	 * is merged: until then a read would return its old data */
 	int target = d == D_TARGET_FULL || d == D_TARGET_BITMAP;
 	atomic_store(&p->sync_pending, target);
-	/* the filesystem this node mounted is about to change under it: the
-	 * peer has data it lacks, so it wrote without this node. Fence before
-	 * anything resumes: held writes of the old epoch must fail, not go
-	 * out on top of the peer's (docs/dipolefs.md "A cut-off owner") */
-	if (target) {
+	/* the filesystem this node mounted is about to change under it when
+	 * the peer wrote without this node: a new generation, or a Primary.
+	 * Fence before anything resumes: held writes of the old epoch must
+	 * fail, not go out on top of the peer's (docs/dipolefs.md "A cut-off
+	 * owner"). The same generation and a Secondary peer is a resync of
+	 * this node's own writes in flight at the cut (and of the activity
+	 * log the peer marks for a lost Primary): nobody went on, the held
+	 * writes are sent again over it (fs_topo.sh) */
+	if (target && (me->uuid[G_CURRENT] != them->uuid[G_CURRENT] || them->primary)) {
 		char why[160];
 		snprintf(why, sizeof why, "peer %s has data this node lacks (it went on without this node)",
 			 p->ph->name);

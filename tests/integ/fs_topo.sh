@@ -142,16 +142,39 @@ check "... status text too" eval "nc status r0 | grep -q 'no owner reachable'"
 heal3 a c
 check "c reconnected: reason empty" wait_for 30 fsj c "o['fs']['reason'] == ''"
 check "... and reads again" cmp -s "$T/src1" "$T/mc/late"
-# the owner cut off from b and c: no quorum, its I/O is held
+# the owner cut off from b and c: no quorum, its I/O is held, with a
+# writer on a (write + fsync in a loop) across the cut. b stays Secondary
+# and writes nothing. The write in flight at the cut is on a's disk, not
+# b's, so on the heal a (Outdated) is a SyncTarget of b with the same
+# generation: nobody went on without a, it must not fence itself, and its
+# held fsync completes (the cut is shorter than io-timeout)
+rm -f "$T/held.stop"
+held_writer() {
+	local i=0
+	while [ ! -e "$T/held.stop" ]; do
+		i=$((i + 1))
+		dd if="$T/src2" of="$T/ma/held.$((i % 4))" bs=64k conv=fsync 2>/dev/null || { echo "$i" >"$T/held.rc"; return; }
+		echo $i >"$T/held.n"
+	done
+	echo 0 >"$T/held.rc"
+}
+bg held_writer
+check "a's writer runs" wait_for 20 eval "[ \"\$(cat $T/held.n 2>/dev/null)\" -ge 3 ]"
 cut3 a b
 cut3 a c
 check "a alone: no quorum, reason says its I/O is suspended" wait_for 20 fsj a \
 	"not o['quorum']['have'] and o['fs']['reason'].startswith('I/O suspended on the owner: I/O is held by the quorum rules')"
+n_cut=$(cat "$T/held.n")
+check "... a's writer is held" eval "sleep 1; [ \"\$(cat $T/held.n)\" = $n_cut ] && [ ! -s $T/held.rc ]"
 heal3 a b
 heal3 a c
 check "healed: all connected, a serves again" wait_for 60 eval \
 	"all_connected && fsj a \"o['quorum']['have'] and o['fs']['reason'] == '' and o['disk'] == 'UpToDate' and all(x['disk'] == 'UpToDate' for x in o['peers'] if x['name'] == 'b')\""
-check "... c too, and reads" eval "wait_for 40 fsj c \"o['fs']['reason'] == ''\" && cmp -s $T/src1 $T/mc/late"
+check "... a's writer goes on" wait_for 30 eval "[ \"\$(cat $T/held.n)\" -gt $((n_cut + 1)) ]"
+touch "$T/held.stop"
+check "... and never failed" wait_for 30 grep -qx 0 "$T/held.rc"
+check "... a was not fenced (b went on with nothing)" eval '! logged a "write epoch .* fenced"'
+check "... c too, and reads" eval "wait_for 40 fsj c \"o['fs']['reason'] == ''\" && cmp -s $T/src1 $T/mc/late && cmp -s $T/src2 $T/mc/held.1"
 # a's disk fails every write: on-io-error detach, a goes on through b
 printf 'eio write 0 %d\n' $((64 << 20)) >"$FA"
 check "a write through c after a's disk failed succeeds (b has it)" \
