@@ -463,6 +463,9 @@ static int agree_apply(struct peer *p, struct agreement *a)
 		uptodate_again(p, them->disk == DS_UPTODATE ? "the peer with the newest data is back"
 							    : "every disk of the resource is connected again");
 	}
+	/* (widens the window between the HELLO check and Established:
+	 * three_disks_handshake.sh) */
+	test_pause("agree-apply");
 	uint64_t t0 = now_ns();
 	atomic_store(&p->last_rx_ns, t0);
 	atomic_store(&p->lease_until_ns, t0 + p->lease_ns);
@@ -472,6 +475,11 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	atomic_store(&p->await_peer_bm, d == D_SOURCE_BITMAP);
 	p->established = 1;
 	p->splitbrain_retried = p->splitbrain_retrying = 0;
+	/* this node was forced UpToDate (`primary --force`) after its HELLO
+	 * was checked, while the link was not yet Established: the full sync
+	 * its promotion starts for Established peers skipped this one */
+	if (d == D_WAIT || d == D_NO_SYNC)
+		peer_state_changed(p);
 	/* a comparison due since a Primary was lost is done only if the two
 	 * compared: not while either still counts a third node as its Primary
 	 * (decide_multi leaves the data alone then), not when the resync was
