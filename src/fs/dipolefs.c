@@ -926,6 +926,19 @@ int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, int plan
 	return 0;
 }
 
+/* syncfs(2) of the detached kernel mount. fsmount(2) gives an O_PATH
+ * descriptor, which syncfs refuses (EBADF): a directory of it is opened
+ * for that. 0 or -errno. */
+static int sync_kernel_fs(int mnt_fd)
+{
+	int fd = openat(mnt_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = syncfs(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
 int dipolefs_release(struct dipolefs *fs, char *err)
 {
 	if (fs->role != FSR_OWNER) {
@@ -937,7 +950,7 @@ int dipolefs_release(struct dipolefs *fs, char *err)
 	/* the clients' calls in flight fail ENOTCONN there, and are retried
 	 * once they follow the next owner (their daemons hold them) */
 	serving_off(fs);
-	int rc = syncfs(fs->mnt_fd) ? -errno : 0;
+	int rc = sync_kernel_fs(fs->mnt_fd);
 	kernel_off(fs);
 	pthread_mutex_lock(&fs->lock);
 	fs->role = FSR_CLIENT;

@@ -44,6 +44,8 @@ check "b owns again; a serves nothing and is Secondary" wait_for 30 eval \
 check "... a's log says to whom and why" grep -q "handing r0's filesystem over to b (umount)" "$T/ra/r0.log"
 check "b's writer goes on through the umount" goes_on
 
+check "every old owner flushed its filesystem before handing it over" \
+	eval '! grep -h "flushing before the handover failed" "$T"/r?/r0.log'
 check "b's writer: no error through down, move and umount; every record read back" stop_writer wb
 sed "s/^/# wb: /" "$T/wb.out"
 check "the new owner's mount holds every record acknowledged" records "$T/mb/held" "$(acked wb)"
