@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault checker (tests/checker.py), bounded: two nodes, protocol C,
-# CHECK_SECONDS (default 60) of writes under a random nemesis (power cut =
+# CHECK_SECONDS (default 50) of writes under a random nemesis (power cut =
 # link cut + kill -9, restart, failover, partition, packet loss). The link
 # runs through the fault proxy with CHECK_DELAY_MS (default 20) each way, so
 # writes are really in flight when a node dies. The seed is printed; rerun
@@ -14,7 +14,7 @@ echo "${CHECK_DELAY_MS:-20}" >"$CTL/delay_ms"
 CFG_A=$T/r-a.res
 check "pair comes up and syncs" pair_up
 T=$T NS_A=$NS_A NS_B=$NS_B VETH_A=$VETH_A VETH_B=$VETH_B DIPOLE=$DIPOLE CFG_A=$T/r-a.res CFG_B=$T/r.res \
-	CHECK_SECONDS=${CHECK_SECONDS:-60} python3 "$ROOT/tests/checker.py" || FAILED=1
+	CHECK_SECONDS=${CHECK_SECONDS:-50} python3 "$ROOT/tests/checker.py" || FAILED=1
 na down r0 --force >/dev/null 2>&1
 nb down r0 --force >/dev/null 2>&1
 finish

@@ -2,7 +2,7 @@
 # The dipolefs fault checker (tests/fschecker.py, docs/dipolefs.md "Fault
 # checker"), bounded: two nodes, protocol C, a shared secret; a mounted as
 # owner with a volatile disk cache (a power cut loses what was not
-# flushed), b as client. FSCHECK_SECONDS (default 60) of workers on both
+# flushed), b as client. FSCHECK_SECONDS (default 50) of workers on both
 # mounts under the nemesis (b's daemon killed and remounted, the link cut
 # and healed, workers killed mid-operation), then a's power cut, b promoted
 # by hand, every acknowledged operation checked on b, a back as b's sync
@@ -53,7 +53,7 @@ check "link cut: a call through b fails instead of hanging" eval \
 cutb -D
 check "healed: b reads through its mount again" wait_for 60 grep -q x "$T/mb/probe"
 T=$T NS_A=$NS_A NS_B=$NS_B VETH_A=$VETH_A VETH_B=$VETH_B DIPOLE=$DIPOLE CFG=$T/r.res MA=$T/ma MB=$T/mb \
-	FSCHECK_SECONDS=${FSCHECK_SECONDS:-60} timeout 800 python3 "$ROOT/tests/fschecker.py" || FAILED=1
+	FSCHECK_SECONDS=${FSCHECK_SECONDS:-50} timeout 800 python3 "$ROOT/tests/fschecker.py" || FAILED=1
 if [ $FAILED = 1 ] && [ -n "${FSCHECK_KEEP:-}" ]; then
 	mkdir -p "$FSCHECK_KEEP" && cp "$T"/journal.* "$T"/worker.*.err "$FSCHECK_KEEP/" 2>/dev/null; cp "$T/ra/r0.log" "$FSCHECK_KEEP/a.log"; cp "$T/rb/r0.log" "$FSCHECK_KEEP/b.log"
 fi
