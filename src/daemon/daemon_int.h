@@ -92,7 +92,7 @@ struct daemon {
 	int fs_failover_warned;   /* a mount here was told there is no automatic failover */
 	int fs_takeover;          /* a client promoting itself to take the filesystem over */
 	int fs_owner_released;    /* client: the owner is connected but gave the filesystem up (fs move) */
-	char fs_failover_told[200]; /* the failover state last logged (once per state) */
+	char fs_failover_told[512]; /* the failover state last logged (once per state; holds any why) */
 	/* fencing without quorum (fsmount.c owner_fenced): the owner's loss
 	 * (its fs_lost_ns) the fence-peer handler last ran for, 0 none, and
 	 * whether it fenced the owner, with the handler's word */

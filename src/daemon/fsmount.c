@@ -880,12 +880,21 @@ static void cutoff_check(struct daemon *d)
 /* ---- failover (docs/dipolefs.md "Failover") ----------------------------- */
 
 /* Log the failover state once per state (the check runs every tick). */
-static void failover_tell(struct daemon *d, const char *why)
+static int failover_tell(struct daemon *d, const char *why)
 {
 	if (!strcmp(d->fs_failover_told, why))
-		return;
+		return 0;
 	snprintf(d->fs_failover_told, sizeof d->fs_failover_told, "%s", why);
 	log_warn("fs: %s", why);
+	return 1;
+}
+
+/* This node does not take the filesystem over, for why: a log line and an
+ * fs:takeover event, once per reason */
+static void takeover_refused_tell(struct daemon *d, const char *why)
+{
+	if (failover_tell(d, why))
+		fsevents_takeover_refused(d->r->name, d->h->name, d->fs_owner, why);
 }
 
 /* Another node took the filesystem over: forward to it, same mount. */
@@ -980,7 +989,7 @@ static void take_over(struct daemon *d, int planned)
 	struct fsevents_failover fo = { .old_owner = d->fs_owner, .new_owner = d->h->name,
 					.lost_ns = planned ? 0 : d->fs_lost_ns };
 	if (!planned && takeover_refused(d, why, sizeof why)) {
-		failover_tell(d, why);
+		takeover_refused_tell(d, why);
 		return;
 	}
 	if (atomic_load(&d->e->role) != ROLE_PRIMARY) {
@@ -989,7 +998,7 @@ static void take_over(struct daemon *d, int planned)
 		d->fs_takeover = 0;
 		if (rc) {
 			snprintf(m, sizeof m, "the owner %s is lost; not taking over (yet): %s", d->fs_owner, why);
-			failover_tell(d, m);
+			takeover_refused_tell(d, m);
 			return;
 		}
 		promoted = 1;

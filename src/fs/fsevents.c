@@ -60,6 +60,13 @@ void fsevents_failover(const char *res, const struct fsevents_failover *fo, cons
 	evlog_emit_record("fs:failover", res, f, why);
 }
 
+void fsevents_takeover_refused(const char *res, const char *node, const char *old_owner, const char *why)
+{
+	char f[160];
+	snprintf(f, sizeof f, "node:%s old-owner:%s result:refused", node, old_owner);
+	evlog_emit_record("fs:takeover", res, f, why);
+}
+
 void fsevents_grace_start(const char *res, uint64_t duration_ms, unsigned clients, const char *why)
 {
 	char f[160];

@@ -13,6 +13,7 @@
  *   change fs:grace name:RES old:off new:on duration-ms:N clients:N why:"..."
  *   change fs:grace name:RES old:on new:off reclaimed:N refused:N why:"..."
  *   change fs:reclaim name:RES peer:NODE granted:N refused:N why:"..."
+ *   change fs:takeover name:RES node:NODE old-owner:OLD result:refused why:"..."
  *
  * each followed by " seq:N time-us:T" (CLOCK_MONOTONIC, the event log's).
  * The process-wide totals (fsevents_totals) feed the metrics. A daemon
@@ -70,6 +71,13 @@ int fsevents_grace_end(const char *res, unsigned reclaimed, unsigned refused, co
  * reclaims granted, `refused` refused (a conflict, or after grace: its
  * processes get EIO, docs/dipolefs.md "Locks"). Added to the totals. */
 void fsevents_reclaim(const char *res, const char *node, unsigned granted, unsigned refused, const char *why);
+
+/* fs:takeover — the owner `old_owner` is lost and this node `node` does
+ * not take the filesystem over (the block layer's rules: quorum, the
+ * tiebreaker still sees the owner, the disk is not UpToDate, the
+ * fence-peer handler did not fence it, or promotion refused); why says
+ * which and what to do. The caller emits it once per reason. */
+void fsevents_takeover_refused(const char *res, const char *node, const char *old_owner, const char *why);
 
 /* What the events counted since the process started (the metrics). */
 struct fsevents_totals {

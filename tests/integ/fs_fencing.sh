@@ -68,11 +68,16 @@ umount -l "$T/ma" 2>/dev/null
 check "a back: resynced from b" eval 'na up r0 >/dev/null && wait_for 60 jcheck a "o[\"disk\"] == \"UpToDate\" and p[\"connection\"] == \"Connected\" and p[\"out_of_sync_bytes\"] == 0"'
 expect_rc "mount on a: client of b" 0 "as client of b" na mount r0 "$T/ma"
 echo 1 >"$T/fence.rc"
+nsenter --net=/run/netns/$NS_A "$DIPOLE" -c "$T/r.res" --node a --run-dir "$T/ra" events r0 >"$T/events.a" 2>&1 &
+echo $! >>"$T/bg.pids"
+check "events stream on a" wait_for 10 grep -q "r0 role:" "$T/events.a"
 kill_daemon b
 check "a ran the handler against b" wait_for 30 grep -qx "0 fences b ($IP_B)" "$T/fence.calls"
 check "... and did not take over: Secondary, still b's client, says why" wait_for 30 eval \
 	"fsj a \"o['role'] == 'Secondary' and o['fs']['role'] == 'client' and o['fs']['owner'] == 'b'\" && grep -q 'not taking the filesystem over: fence-peer handler did not fence the peer (exit 1)' $T/ra/r0.log"
 check "... its mount's calls fail ENOTCONN" wait_for 40 eval '[ "$(errno_of $T/ma/held)" = 107 ]'
+check "... logged once, not every second" eval "sleep 2; [ \$(grep -c 'not taking the filesystem over: fence-peer handler' $T/ra/r0.log) = 1 ]"
+check "... and the refusal is an event, once" eval "[ \$(grep -c 'change fs:takeover name:r0 node:a old-owner:b result:refused why:\".*fence-peer handler did not fence the peer (exit 1)' $T/events.a) = 1 ]"
 check "... and its status says no owner is reachable" fsj a "o['fs']['reason'].startswith('no owner reachable')"
 umount -l "$T/ma" 2>/dev/null
 na down r0 >/dev/null 2>&1
