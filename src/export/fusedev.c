@@ -8,10 +8,14 @@
 #include <fuse.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +26,7 @@ struct fusedev {
 	char mnt[512];
 	char name[64];
 	char path[600];
+	pid_t watchdog; /* the process that aborts the mount if this one dies; 0 none */
 };
 
 static struct fusedev *ctx(void)
@@ -188,6 +193,68 @@ int fusedev_clean_stale(const char *mountpoint)
 	return 1;
 }
 
+/* The watchdog's body, in a child forked from a multithreaded process:
+ * system calls only (no stdio, no malloc: another thread may have held
+ * their locks at the fork). It holds none of the daemon's descriptors,
+ * so it keeps no FUSE connection, lock or socket alive. */
+static _Noreturn void watchdog_main(const char *mnt, pid_t daemon, const sigset_t *death)
+{
+	syscall(SYS_close_range, 0u, ~0u, 0u);
+	prctl(PR_SET_NAME, "dipole-watchdog");
+	if (prctl(PR_SET_PDEATHSIG, SIGUSR1) == 0 && getppid() == daemon) {
+		siginfo_t si;
+		while (sigwaitinfo(death, &si) < 0 && errno == EINTR)
+			;
+	}
+	/* the daemon's main thread is gone. A clean exit stopped this
+	 * process before unmounting; here the daemon died: abort the FUSE
+	 * connection (MNT_FORCE), which fails the requests a thread of the
+	 * dead process may wait for in D state, so it can end. Its mount
+	 * point cannot be anyone else's yet: a new daemon waits for the pid
+	 * file's lock, which the dead one holds until it has ended. */
+	umount2(mnt, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
+	_exit(0);
+}
+
+/* A SIGKILLed daemon whose kernel filesystem (dipolefs's owner) was
+ * inside an fsync leaves a thread in D state waiting for journal writes
+ * the loop device sent here as FUSE requests: nobody serves them, the
+ * thread keeps the process's /dev/fuse descriptor alive, so the kernel
+ * never ends the connection (docs/dipolefs.md "A killed owner's last
+ * thread"). A child process aborts it when this process's main thread
+ * dies (PR_SET_PDEATHSIG: call from the main thread, which lives as long
+ * as the process). 0 when started, else -errno (logged; the device works
+ * without it). */
+static int watchdog_start(struct fusedev *f)
+{
+	sigset_t death, old;
+	sigemptyset(&death);
+	sigaddset(&death, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &death, &old);
+	pid_t daemon = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		watchdog_main(f->mnt, daemon, &death);
+	int rc = pid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		log_warn("no watchdog for %s (fork: %s): if this daemon is killed while a kernel filesystem on its "
+			 "device flushes, `umount -f %s` ends what is left of it", f->mnt, strerror(-rc), f->mnt);
+	else
+		f->watchdog = pid;
+	return rc;
+}
+
+static void watchdog_stop(struct fusedev *f)
+{
+	if (!f->watchdog)
+		return;
+	kill(f->watchdog, SIGKILL);
+	while (waitpid(f->watchdog, NULL, 0) < 0 && errno == EINTR)
+		;
+	f->watchdog = 0;
+}
+
 int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint, const char *name, char *err)
 {
 	char *argv[] = { "dipole", "-o", "fsname=dipole,subtype=dipole", NULL };
@@ -220,6 +287,7 @@ int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint
 		free(f);
 		return rc;
 	}
+	watchdog_start(f);
 	*out = f;
 	return 0;
 }
@@ -228,6 +296,7 @@ void fusedev_stop(struct fusedev *f)
 {
 	if (!f)
 		return;
+	watchdog_stop(f);
 	fusemount_stop(f->fm, 0);
 	fuse_destroy(f->fuse);
 	rmdir(f->mnt);

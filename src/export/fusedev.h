@@ -13,9 +13,12 @@
 
 struct fusedev;
 
-/* Mount and start serving. err[256] on failure. */
+/* Mount and start serving. err[256] on failure. Also forks a watchdog
+ * process that aborts the mount's FUSE connection if this process's
+ * calling thread dies without fusedev_stop (a SIGKILL): call it from the
+ * main thread. */
 int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint, const char *name, char *err);
-/* Unmount (lazily if busy) and join the service threads. */
+/* Stop the watchdog, unmount (lazily if busy) and join the service threads. */
 void fusedev_stop(struct fusedev *f);
 /* The engine's size changed: drop the kernel's cached attributes of the
  * file (cached for an hour otherwise), so stat and the loop device see it. */
