@@ -477,8 +477,11 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	p->splitbrain_retried = p->splitbrain_retrying = 0;
 	/* this node was forced UpToDate (`primary --force`) after its HELLO
 	 * was checked, while the link was not yet Established: the full sync
-	 * its promotion starts for Established peers skipped this one */
-	if (d == D_WAIT || d == D_NO_SYNC)
+	 * its promotion starts for Established peers skipped this one. Only
+	 * then: a peer that is Inconsistent for another reason (SyncTarget
+	 * of a third node, a deferred resync) has its source already */
+	if ((d == D_WAIT || d == D_NO_SYNC) && !p->deferred && !me->primary && me->disk != DS_UPTODATE &&
+	    atomic_load(&e->role) == ROLE_PRIMARY && atomic_load(&e->dstate) == DS_UPTODATE)
 		peer_state_changed(p);
 	/* a comparison due since a Primary was lost is done only if the two
 	 * compared: not while either still counts a third node as its Primary
