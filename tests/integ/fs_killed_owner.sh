@@ -18,12 +18,7 @@ mknet2
 mkres2 128M 'protocol C; shared-secret "killed-owner";'
 mkdir -p "$T/ma"
 : >"$T/faults.a"
-na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
-check "a and b up" eval 'DIPOLE_FAULTS=$T/faults.a na up r0 >/dev/null && nb up r0 >/dev/null'
-check "connected" wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
-check "a Primary, b UpToDate" eval 'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
-expect_rc "mkfs on a" 0 "" na mkfs r0
-expect_rc "mount on a: owner" 0 "as owner" na mount r0 "$T/ma"
+FAULTS_A=$T/faults.a fs2_start "$T/ma"
 PID=$(cat "$T/ra/r0.pid")
 check "a watchdog process runs beside the daemon (its child)" eval "[ -n \"\$(ps -o pid= --ppid $PID)\" ]"
 

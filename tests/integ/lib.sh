@@ -491,10 +491,11 @@ fs_mount_a() {
 	fi
 }
 # fs2_start DIR [OPTIONS]: on mknet2 + mkres2, a and b up and connected, a
-# Primary with b synced, mkfs and a mounted as owner at DIR
+# Primary with b synced, mkfs and a mounted as owner at DIR. FAULTS_A: a
+# fault file for a's disk (DIPOLE_FAULTS), none if unset
 fs2_start() {
 	na create-md r0 --force >/dev/null 2>&1 && nb create-md r0 --force >/dev/null 2>&1
-	check "a and b up" eval 'na up r0 >/dev/null && nb up r0 >/dev/null'
+	check "a and b up" eval 'DIPOLE_FAULTS=${FAULTS_A:-} na up r0 >/dev/null && nb up r0 >/dev/null'
 	check "connected" wait_for 20 both "p['connection'] == 'Connected'" "p['connection'] == 'Connected'"
 	check "a Primary, b UpToDate" eval 'na primary r0 --force >/dev/null 2>&1 && wait_for 60 jcheck b "o[\"disk\"] == \"UpToDate\""'
 	expect_rc "mkfs on a" 0 "" na mkfs r0
