@@ -36,17 +36,36 @@ check "mount again" mount "$DEV" "$T/mnt"
 check "every file intact" bash -c "cd $T/mnt && find . -type f -exec md5sum {} + | sort -k2 | diff - $T/sums"
 umount "$T/mnt"
 
-# a daemon killed with SIGKILL while its device is mounted
+# a daemon killed with SIGKILL while its device is mounted: its watchdog
+# (src/export/fusedev.c) unmounts the device's FUSE mount by itself
 mount "$DEV" "$T/mnt"
-kill -9 "$(cat "$RUN/r0.pid")"
-wait_for 10 bash -c "! kill -0 $(cat "$RUN/r0.pid") 2>/dev/null"
+PID=$(cat "$RUN/r0.pid")
+kill -9 "$PID"
+wait_for 10 bash -c "! kill -0 $PID 2>/dev/null"
 check "after SIGKILL the mounted filesystem sees I/O errors, not hangs" bash -c "! ls $T/mnt/conf >/dev/null 2>&1"
+check "... and the watchdog unmounted the device's FUSE mount" wait_for 10 eval "! grep -q ' $RUN/r0.fuse ' /proc/mounts"
 umount -l "$T/mnt"
-expect_rc "up after SIGKILL cleans the stale FUSE mount and sockets" 0 "unmounted stale FUSE mount" dp up r0 --device "$DEV"
+expect_rc "up after SIGKILL" 0 "" dp up r0 --device "$DEV"
 check "fsck -fn still clean after the crash (data was synced)" fsck.ext4 -fn "$DEV"
 dp primary r0 >/dev/null 2>&1
 mount "$DEV" "$T/mnt"
 check "files intact after the crash" bash -c "cd $T/mnt && find . -type f -exec md5sum {} + | sort -k2 | diff - $T/sums"
+umount "$T/mnt"
+
+# the daemon and its watchdog both SIGKILLed: `up` cleans what is left
+mount "$DEV" "$T/mnt"
+PID=$(cat "$RUN/r0.pid")
+W=$(ps -o pid= --ppid "$PID" | tr -d ' ')
+check "the daemon has its watchdog" test -n "$W"
+kill -9 $W "$PID"
+wait_for 10 bash -c "! kill -0 $PID 2>/dev/null"
+umount -l "$T/mnt"
+expect_rc "up after SIGKILL of both cleans the stale FUSE mount and sockets" 0 "unmounted stale FUSE mount" \
+	dp up r0 --device "$DEV"
+check "fsck -fn still clean after the second crash" fsck.ext4 -fn "$DEV"
+dp primary r0 >/dev/null 2>&1
+mount "$DEV" "$T/mnt"
+check "files intact after the second crash" bash -c "cd $T/mnt && find . -type f -exec md5sum {} + | sort -k2 | diff - $T/sums"
 umount "$T/mnt"
 expect_rc "down" 0 "" dp down r0
 check "no loop device left" bash -c "! losetup -a | grep -q '$T'"
