@@ -692,13 +692,20 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 	strbuf_json_str(sb, reason(fs, why, sizeof why));
 	/* owner: served for clients and revocations sent; client: sent to the
 	 * owner and revocations received */
-	uint64_t req = 0, rev = 0, conns = 0;
-	if (fs->srv)
-		server_counters(fs->srv, &req, &rev);
-	else if (fs->remote)
+	uint64_t req = 0, rev = 0, conns = 0, stale = 0;
+	uint32_t epoch = 0;
+	if (fs->srv) {
+		server_counters(fs->srv, &req, &rev, &stale);
+		epoch = server_epoch(fs->srv);
+	} else if (fs->remote) {
 		remote_counters(fs->remote, &req, &rev, &conns);
+		epoch = remote_epoch(fs->remote);
+	}
 	strbuf_printf(sb, ",\"requests\":%llu,\"revocations\":%llu,\"connections\":%llu", (unsigned long long)req,
 		      (unsigned long long)rev, (unsigned long long)conns);
+	/* owner: its epoch and the requests refused for another; client: the
+	 * owner's epoch as its connection learned it (0: none) */
+	strbuf_printf(sb, ",\"owner_epoch\":\"%08x\",\"stale_refused\":%llu", epoch, (unsigned long long)stale);
 	status_reclaims_json(fs, sb);
 	strbuf_printf(sb, "}");
 	pthread_mutex_unlock(&fs->lock);

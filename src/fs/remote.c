@@ -61,6 +61,7 @@ struct remote {
 	uint64_t requests;       /* sent to the owner (status) */
 	uint64_t revocations;    /* received from the owner (status) */
 	uint64_t connections;    /* made to the owner, the first included (status) */
+	uint32_t epoch;          /* the owner epoch its replies on this connection carry, 0 none yet */
 
 	uint64_t reclaim_gen;    /* connections that want a reclaim pass (reconnects) */
 	int reclaiming;          /* a pass is due or running: lock changes wait (call) */
@@ -84,6 +85,13 @@ struct remote {
 };
 
 /* ------------------------------------------------------------ connection */
+
+/* This node's CH_FS HELLO: it speaks owner epochs (fsproto 4). */
+static void hello_fs_client(void *arg, struct pkt_hello *hello)
+{
+	(void)arg;
+	hello->flags |= HF_FS_EPOCH;
+}
 
 /* A connected owner's HELLO: whether it answers MOUNTED (fsproto 3). */
 static int dial(struct remote *rm, int *owner_mounted, char *reason)
@@ -153,6 +161,14 @@ static int on_reply(struct remote *rm, int fd, const struct fsp_hdr *h, char *wh
 			 (unsigned long long)h->id);
 		return -EPROTO;
 	}
+	if (rep.epoch && rm->epoch && rep.epoch != rm->epoch) {
+		pthread_mutex_unlock(&rm->lock);
+		snprintf(why, 256, "%s reply with owner epoch %08x on a connection to epoch %08x", fsp_op_name(h->op),
+			 rep.epoch, rm->epoch);
+		return -EPROTO;
+	}
+	if (rep.epoch)
+		rm->epoch = rep.epoch; /* every later request carries it */
 	if (rep.dlen > s->rcap) {
 		pthread_mutex_unlock(&rm->lock);
 		snprintf(why, 256, "%s reply: %u bytes for a %zu-byte buffer", fsp_op_name(h->op), rep.dlen, s->rcap);
@@ -240,6 +256,7 @@ static void *reader_main(void *arg)
 				break;
 			}
 			rm->fd = fd;
+			rm->epoch = 0; /* learned from this connection's first reply */
 			rm->owner_mounted = owner_mounted;
 			rm->connections++;
 			rm->reclaim_gen++; /* the owner dropped our locks, or never had them */
@@ -372,6 +389,7 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 	}
 	int fd = rm->fd;
 	uint64_t id = s->id;
+	q->epoch = rm->epoch;
 	if (q->op != FSP_MOUNTED) /* the mount's calls only (status) */
 		rm->requests++;
 	/* sending under `lock` would stall the reader; the fd cannot be
@@ -400,6 +418,9 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 	while (!s->done)
 		pthread_cond_wait(&rm->cv, &rm->lock);
 	*rep = s->rep;
+	if (rep->result == -ESTALE && rep->epoch && rep->epoch != q->epoch)
+		log_warn("%s: fs: the owner %s refused %s: made for owner epoch %08x, the owner's is %08x", rm->res,
+			 rm->owner_name, fsp_op_name(q->op), q->epoch, rep->epoch);
 	s->busy = 0;
 	pthread_cond_broadcast(&rm->cv);
 	pthread_mutex_unlock(&rm->lock);
@@ -410,13 +431,16 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 static void post(struct remote *rm, struct fsp_req *q)
 {
 	uint8_t head[FSP_HDR + 256];
-	int hl = fsp_encode_req(head, sizeof head, 0, q);
-	if (hl < 0)
-		return;
 	pthread_mutex_lock(&rm->send_lock);
 	pthread_mutex_lock(&rm->lock);
 	int fd = rm->fd;
+	q->epoch = rm->epoch;
 	pthread_mutex_unlock(&rm->lock);
+	int hl = fsp_encode_req(head, sizeof head, 0, q);
+	if (hl < 0) {
+		pthread_mutex_unlock(&rm->send_lock);
+		return;
+	}
 	if (fd >= 0 && fsconv_send(fd, head, (size_t)hl))
 		shutdown(fd, SHUT_RDWR);
 	pthread_mutex_unlock(&rm->send_lock);
@@ -1057,7 +1081,8 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 	snprintf(rm->my_addr, sizeof rm->my_addr, "%s", me->address);
 	snprintf(rm->owner_name, sizeof rm->owner_name, "%s", owner->name);
 	rm->hs = (struct hs_conf){ .res = rm->res, .my_id = me->node_id, .peer_id = owner->node_id,
-				   .peer_name = rm->owner_name, .fs_only = 1, .timeout_ms = 30000 };
+				   .peer_name = rm->owner_name, .fs_only = 1, .timeout_ms = 30000,
+				   .fill = hello_fs_client };
 	const char *v = cfg_conn_get(r, me->name, owner->name, SECT_NET, "shared-secret");
 	if (v && *v) {
 		snprintf(rm->secret, sizeof rm->secret, "%s", v);
@@ -1131,6 +1156,14 @@ void remote_set_notify(struct remote *rm, const struct fs_notify *n)
 	while (rm->notifying)
 		pthread_cond_wait(&rm->cv, &rm->lock);
 	pthread_mutex_unlock(&rm->lock);
+}
+
+uint32_t remote_epoch(struct remote *rm)
+{
+	pthread_mutex_lock(&rm->lock);
+	uint32_t e = rm->fd >= 0 ? rm->epoch : 0;
+	pthread_mutex_unlock(&rm->lock);
+	return e;
 }
 
 void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations, uint64_t *connections)

@@ -53,6 +53,9 @@ void remote_set_notify(struct remote *rm, const struct fs_notify *n);
  * the owner (the first one included), since open (status: "requests",
  * "revocations", "connections"). */
 void remote_counters(struct remote *rm, uint64_t *requests, uint64_t *revocations, uint64_t *connections);
+/* The owner epoch this connection's replies carry (docs/dipolefs.md
+ * "Owner epochs"), 0 while not connected or not known yet. Takes lock. */
+uint32_t remote_epoch(struct remote *rm);
 /* Re-send every lock this node's processes hold as a reclaim, then
  * RECLAIM_DONE: what a (re)connection to an owner runs (the reclaimer does
  * after each reconnect; call it after switching to a new owner). Any

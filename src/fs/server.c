@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,6 +137,8 @@ struct sconn {
 	int fd;
 	char from[96];
 	const struct cfg_host *host; /* the authenticated client node */
+	int epochs;              /* its HELLO had HF_FS_EPOCH: replies carry the owner epoch */
+	int stale_told;          /* a stale epoch was logged for it (once per connection) */
 	int replaced;            /* under s->lock: a newer connection of its node ends it */
 	int leaving;             /* under s->lock: its reader stopped; its MOUNTED waits end */
 	pthread_t thr;
@@ -177,6 +180,7 @@ struct server {
 	void (*reclaim_done)(void *arg, uint32_t node_id);
 	void *reclaim_done_arg;
 	uint64_t keep_ns;        /* a gone client's handles wait this long for it (server_set_keep) */
+	uint32_t epoch;          /* owner epoch (fsproto 4): nonzero, chosen at server_open */
 
 	pthread_mutex_t lock;    /* guards below */
 	pthread_cond_t cv;       /* a connection ended */
@@ -187,6 +191,7 @@ struct server {
 	struct parked *parked;   /* gone clients' handles, waiting for them */
 	uint64_t requests;       /* requests served for clients (status) */
 	uint64_t revocations;    /* revocations sent to clients (status) */
+	uint64_t stale;          /* requests refused for a stale owner epoch (status) */
 };
 
 /* A gone client's open files and directories, kept for it to come back
@@ -507,7 +512,7 @@ static void execute(struct job *j)
 	const struct fs_ops *ops = c->s->ops;
 	void *ctx = c->s->ctx;
 	const struct fsp_req *q = &j->q;
-	struct fsp_reply r = { .op = q->op };
+	struct fsp_reply r = { .op = q->op, .epoch = c->epochs ? c->s->epoch : 0 };
 	struct fs_caller caller;
 	struct fs_entry e = { 0 };
 	struct fs_lock lk;
@@ -771,6 +776,31 @@ static void dispatch(struct sconn *c, struct job *j)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* A request stamped with another owner's epoch (docs/dipolefs.md "Owner
+ * epochs"): it was made for an earlier owner, so it is not run; the reply
+ * says ESTALE and carries this owner's epoch. Frees j. */
+static void refuse_stale(struct sconn *c, struct job *j)
+{
+	struct server *s = c->s;
+	pthread_mutex_lock(&s->lock);
+	s->stale++;
+	int tell = !c->stale_told;
+	c->stale_told = 1;
+	pthread_mutex_unlock(&s->lock);
+	if (tell)
+		log_warn("%s: fs: refused %s from %s: it carries owner epoch %08x, this owner's is %08x (it was "
+			 "made for an earlier owner); nothing done, the client gets ESTALE",
+			s->r->name, fsp_op_name(j->q.op), c->host->name, j->q.epoch, s->epoch);
+	if (!fsp_op_oneway(j->q.op)) {
+		struct fsp_reply r = { .op = j->q.op, .result = -ESTALE, .epoch = c->epochs ? s->epoch : 0 };
+		uint8_t head[FSP_HDR + 16];
+		int hl = fsp_encode_reply(head, sizeof head, j->h.id, &r);
+		if (hl > 0)
+			send_frame(c, head, (size_t)hl, NULL, 0);
+	}
+	job_put(c, j);
+}
+
 /* One frame from the client: 0, or -errno with why[256] (drops it). */
 static int serve_frame(struct sconn *c, char *why)
 {
@@ -821,6 +851,10 @@ static int serve_frame(struct sconn *c, char *why)
 		job_put(c, j);
 		return -EPROTO;
 	}
+	if (j->q.epoch && j->q.epoch != c->s->epoch) {
+		refuse_stale(c, j);
+		return 0;
+	}
 	const struct fs_ops *ops = c->s->ops;
 	if (j->q.op == FSP_FORGET) {
 		pthread_mutex_lock(&c->lock);
@@ -864,14 +898,16 @@ static int serve_frame(struct sconn *c, char *why)
 
 /* ------------------------------------------------------------ connections */
 
-/* Handshake as acceptor: the host the client proved to be, or NULL with
- * why set (and the client told). */
-/* An owner's CH_FS HELLO says it answers MOUNTED (fsproto 3). */
-static void hello_fs_mounted(void *arg, struct pkt_hello *hello)
+/* An owner's CH_FS HELLO says it answers MOUNTED (fsproto 3) and speaks
+ * owner epochs (fsproto 4). */
+static void hello_fs_owner(void *arg, struct pkt_hello *hello)
 {
 	(void)arg;
-	hello->flags |= HF_FS_MOUNTED;
+	hello->flags |= HF_FS_MOUNTED | HF_FS_EPOCH;
 }
+
+/* Handshake as acceptor: the host the client proved to be, or NULL with
+ * why set (and the client told). */
 
 static const struct cfg_host *authenticate(struct sconn *c, char *why)
 {
@@ -884,7 +920,7 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 		return NULL;
 	hc.fs_only = 1;
 	hc.timeout_ms = 30000;
-	hc.fill = hello_fs_mounted;
+	hc.fill = hello_fs_owner;
 	int ch = -1;
 	struct pkt_hello peer, mine;
 	char reason[256];
@@ -892,6 +928,7 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 		snprintf(why, 256, "%s", reason);
 		return NULL;
 	}
+	c->epochs = !!(peer.flags & HF_FS_EPOCH);
 	return h;
 }
 
@@ -1128,6 +1165,9 @@ int server_open(struct server **out, const struct cfg_resource *r, const struct 
 	s->me = me;
 	s->ops = ops;
 	s->ctx = ctx;
+	while (!s->epoch) /* unique per owner term; 0 is "none" on the wire */
+		if (getrandom(&s->epoch, sizeof s->epoch, 0) != (ssize_t)sizeof s->epoch)
+			s->epoch = (uint32_t)now_ns() ^ (uint32_t)getpid();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	*out = s;
@@ -1186,12 +1226,18 @@ void server_status_json(struct server *s, struct strbuf *sb)
 	strbuf_printf(sb, "]");
 }
 
-void server_counters(struct server *s, uint64_t *requests, uint64_t *revocations)
+void server_counters(struct server *s, uint64_t *requests, uint64_t *revocations, uint64_t *stale)
 {
 	pthread_mutex_lock(&s->lock);
 	*requests = s->requests;
 	*revocations = s->revocations;
+	*stale = s->stale;
 	pthread_mutex_unlock(&s->lock);
+}
+
+uint32_t server_epoch(const struct server *s)
+{
+	return s->epoch;
 }
 
 void server_last_drop(struct server *s, char *buf, size_t len)

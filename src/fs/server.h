@@ -90,9 +90,13 @@ void server_inval_entry(struct server *s, uint32_t except_node, uint64_t parent,
 int server_clients(struct server *s, const char **names, int max);
 /* The clients as a JSON array of node names, for the "fs" status object. */
 void server_status_json(struct server *s, struct strbuf *sb);
-/* Requests served for clients and revocations sent to them, since open
- * (status: "requests", "revocations"). */
-void server_counters(struct server *s, uint64_t *requests, uint64_t *revocations);
+/* Requests served for clients, revocations sent to them and requests
+ * refused for a stale owner epoch, since open (status: "requests",
+ * "revocations", "stale_refused"). */
+void server_counters(struct server *s, uint64_t *requests, uint64_t *revocations, uint64_t *stale);
+/* This owner's epoch (docs/dipolefs.md "Owner epochs"): chosen at
+ * server_open, nonzero, fixed for the server's life. Any thread. */
+uint32_t server_epoch(const struct server *s);
 /* Why the last client was dropped ("" none), into buf[len]. */
 void server_last_drop(struct server *s, char *buf, size_t len);
 /* Stop listening, drop every client (releasing what they hold) and free. */

@@ -108,7 +108,7 @@ void fsp_encode_hdr(uint8_t *b, const struct fsp_hdr *h)
 	b[5] = h->flags;
 	put_be16(b + 6, h->op);
 	put_be32(b + 8, h->len);
-	put_be32(b + 12, 0);
+	put_be32(b + 12, h->epoch);
 	put_be64(b + 16, h->id);
 }
 
@@ -119,6 +119,7 @@ int fsp_decode_hdr(const uint8_t *b, struct fsp_hdr *h, char *why, size_t whylen
 	h->flags = b[5];
 	h->op = get_be16(b + 6);
 	h->len = get_be32(b + 8);
+	h->epoch = get_be32(b + 12);
 	h->id = get_be64(b + 16);
 	if (magic != FSP_MAGIC) {
 		snprintf(why, whylen, "bad frame magic 0x%08x (not a dipolefs frame)", magic);
@@ -129,8 +130,9 @@ int fsp_decode_hdr(const uint8_t *b, struct fsp_hdr *h, char *why, size_t whylen
 			 FSP_VERSION);
 		return -EPROTO;
 	}
-	if (get_be32(b + 12))
-		return refuse(why, whylen, h->op, h->flags & FSPF_REPLY, "reserved header field not 0");
+	if (h->epoch && h->version < 4)
+		return refuse(why, whylen, h->op, h->flags & FSPF_REPLY, "owner epoch in a version %u frame: needs version 4",
+			      h->version);
 	if (h->flags & ~FSPF_REPLY)
 		return refuse(why, whylen, h->op, h->flags & FSPF_REPLY, "unknown flags 0x%x", h->flags);
 	if (h->len > FSP_PAYLOAD_MAX)
@@ -222,8 +224,10 @@ static void wr_trailing(struct wr *w, uint32_t dlen, const uint8_t *data)
 
 /* The version a frame needs: the lowest that has what it uses, so a node
  * speaks to an older one as long as it uses nothing new. */
-static uint8_t frame_version(uint16_t op, uint32_t req_flags)
+static uint8_t frame_version(uint16_t op, uint32_t req_flags, uint32_t epoch)
 {
+	if (epoch)
+		return 4;
 	if (op == FSP_MOUNTED)
 		return 3;
 	if (op == FSP_RECLAIM_DONE || (op == FSP_SETLK && (req_flags & FSP_SETLK_RECLAIM)))
@@ -231,12 +235,14 @@ static uint8_t frame_version(uint16_t op, uint32_t req_flags)
 	return 1;
 }
 
-static int wr_finish(struct wr *w, uint16_t op, uint8_t flags, uint32_t req_flags, uint64_t id, uint32_t dlen)
+static int wr_finish(struct wr *w, uint16_t op, uint8_t flags, uint32_t req_flags, uint32_t epoch, uint64_t id,
+		     uint32_t dlen)
 {
 	if (w->over)
 		return -EMSGSIZE;
-	fsp_encode_hdr(w->b, &(struct fsp_hdr){ .version = frame_version(op, req_flags), .flags = flags, .op = op,
-						 .len = (uint32_t)(w->n - FSP_HDR) + dlen, .id = id });
+	fsp_encode_hdr(w->b, &(struct fsp_hdr){ .version = frame_version(op, req_flags, epoch), .flags = flags,
+						 .op = op, .len = (uint32_t)(w->n - FSP_HDR) + dlen, .epoch = epoch,
+						 .id = id });
 	return (int)w->n;
 }
 
@@ -268,7 +274,7 @@ int fsp_encode_req(uint8_t *b, size_t cap, uint64_t id, const struct fsp_req *q)
 		case 'D': wr_trailing(&w, q->dlen, q->data); dlen = q->dlen; break;
 		}
 	}
-	return wr_finish(&w, q->op, 0, q->flags, id, dlen);
+	return wr_finish(&w, q->op, 0, q->flags, q->epoch, id, dlen);
 }
 
 int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply *r)
@@ -304,7 +310,7 @@ int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply
 		case 'D': wr_trailing(&w, r->dlen, r->data); dlen = r->dlen; break;
 		}
 	}
-	return wr_finish(&w, r->op, FSPF_REPLY, 0, id, dlen);
+	return wr_finish(&w, r->op, FSPF_REPLY, 0, r->epoch, id, dlen);
 }
 
 /* ------------------------------------------------------------ reader */
@@ -512,6 +518,7 @@ int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_r
 	int rc;
 
 	memset(out, 0, sizeof *out);
+	out->epoch = h->epoch;
 	out->op = h->op;
 	if (!d)
 		return refuse(why, whylen, h->op, 0, "no such op");
@@ -572,9 +579,10 @@ int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_r
 	if (r.n != r.len)
 		return refuse(why, whylen, h->op, 0, "payload %u bytes: %zu bytes more than its fields", h->len,
 			      r.len - r.n);
-	if (h->version < frame_version(out->op, out->flags))
+	if (h->version < frame_version(out->op, out->flags, 0))
 		return refuse(why, whylen, h->op, 0, "%s in a version %u frame: needs version %u",
-			      out->op == FSP_SETLK ? "flag RECLAIM" : "op", h->version, frame_version(out->op, out->flags));
+			      out->op == FSP_SETLK ? "flag RECLAIM" : "op", h->version,
+			      frame_version(out->op, out->flags, 0));
 	return check_req(out, why, whylen);
 }
 
@@ -656,6 +664,7 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 	int rc;
 
 	memset(out, 0, sizeof *out);
+	out->epoch = h->epoch;
 	out->op = h->op;
 	if (!d)
 		return refuse(why, whylen, h->op, 1, "no such op");
@@ -663,9 +672,9 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 		return refuse(why, whylen, h->op, 0, "a request where a reply was expected");
 	if (!d->rep)
 		return refuse(why, whylen, h->op, 1, "this op has no reply");
-	if (h->version < frame_version(h->op, 0))
+	if (h->version < frame_version(h->op, 0, 0))
 		return refuse(why, whylen, h->op, 1, "op in a version %u frame: needs version %u", h->version,
-			      frame_version(h->op, 0));
+			      frame_version(h->op, 0, 0));
 	out->result = (int64_t)rd_u64(&r);
 	for (const char *f = d->rep; !r.short_ && out->result >= 0 && *f; f++) {
 		switch (*f) {

@@ -8,7 +8,8 @@
  * Every frame starts with a 24-byte header, all fields big-endian:
  *
  *   0 magic u32 "DPFS"  4 version u8  5 flags u8 (FSPF_*)  6 op u16
- *   8 length u32 (payload bytes)  12 reserved u32 (0)  16 id u64
+ *   8 length u32 (payload bytes)  12 epoch u32 (0 before version 4)
+ *   16 id u64
  *
  * A request carries an id of its sender's choosing; the reply echoes the
  * op and id with FSPF_REPLY set. Client -> owner: every FSP_* op but the
@@ -47,6 +48,14 @@
  *     answers once the set differs from the one the client knows. A
  *     client sends it only to an owner whose CH_FS HELLO carried
  *     HF_FS_MOUNTED (wire.h), so a version 2 owner never sees it.
+ *   4 (2026-11): the owner epoch (docs/dipolefs.md "Owner epochs") in
+ *     the header's former reserved field: an owner stamps its replies
+ *     with the epoch it serves under (chosen when it began serving), a
+ *     client stamps its requests with the epoch it learned from the
+ *     replies on its connection (0 until the first one), and the owner
+ *     refuses a request stamped with any other epoch with ESTALE before
+ *     running it. A frame with a nonzero epoch is version 4; each side
+ *     sends one only to a peer whose CH_FS HELLO carried HF_FS_EPOCH.
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -57,7 +66,7 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     3u
+#define FSP_VERSION     4u
 #define FSP_VERSION_MIN 1u
 #define FSP_HDR         24u
 
@@ -112,6 +121,7 @@ struct fsp_hdr {
 	uint8_t version, flags;
 	uint16_t op;
 	uint32_t len;   /* payload bytes */
+	uint32_t epoch; /* owner epoch, 0: none (version 4) */
 	uint64_t id;
 };
 
@@ -142,6 +152,7 @@ struct fsp_dirent {
  * ignored by the encoder and zero after decoding). */
 struct fsp_req {
 	uint16_t op;
+	uint32_t epoch;       /* the owner epoch the client knows, 0: none (header) */
 	struct fsp_caller caller;
 	uint64_t ino;         /* the object, or the parent for name ops */
 	uint64_t newparent;   /* rename, link */
@@ -169,6 +180,7 @@ struct fsp_req {
 /* A reply: result, then the fields of its op when result >= 0. */
 struct fsp_reply {
 	uint16_t op;
+	uint32_t epoch;       /* the owner's epoch, 0: none (header) */
 	int64_t result;       /* >= 0, or -errno (-1..-FSP_ERRNO_MAX) */
 	struct fsp_entry entry; /* lookup, mknod, mkdir, symlink, link, create */
 	struct stat attr;     /* getattr, setattr */
@@ -186,8 +198,9 @@ const char *fsp_op_name(uint16_t op);
 /* 1: a client -> owner op without a reply (FORGET, INTERRUPT). */
 int fsp_op_oneway(uint16_t op);
 
-/* Header: encode into b[FSP_HDR]; decode checks magic, version, reserved,
- * flags and length <= FSP_PAYLOAD_MAX (-EPROTO, why set). */
+/* Header: encode into b[FSP_HDR]; decode checks magic, version, epoch
+ * (0 below version 4), flags and length <= FSP_PAYLOAD_MAX (-EPROTO, why
+ * set). */
 void fsp_encode_hdr(uint8_t *b, const struct fsp_hdr *h);
 int fsp_decode_hdr(const uint8_t *b, struct fsp_hdr *h, char *why, size_t whylen);
 

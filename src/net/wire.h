@@ -38,7 +38,8 @@
  *     doctor reports as "not checked".
  *   1, later: HF_FS_OWNER and the P_STATE flags byte (STF_FS_OWNER), in
  *     fields older nodes send as 0 and ignore, so the version stayed 1.
- *     So did HF_FS_MOUNTED (an owner's CH_FS HELLO: it speaks fsproto 3).
+ *     So did HF_FS_MOUNTED (an owner's CH_FS HELLO: it speaks fsproto 3)
+ *     and HF_FS_EPOCH (either side's CH_FS HELLO: it speaks fsproto 4).
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -166,6 +167,8 @@ enum wire_type {
 #define HF_BUSY_TARGET   64u  /* this side is SyncTarget of a third node */
 #define HF_FS_MOUNTED    512u /* on a CH_FS link, the owner's: it answers fsproto's MOUNTED
 			       * (fsproto.h version 3) */
+#define HF_FS_EPOCH      1024u /* on a CH_FS link, either side's: it speaks owner epochs
+				* (fsproto.h version 4), so frames to it may carry one */
 #define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
 			       * receiver keeps off its device (Secondary, refusing `primary`) */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer

@@ -137,6 +137,34 @@ static int raw_client(const struct cfg_resource *r, int port, int id, const char
 	return fd;
 }
 
+/* A MKDIR of `name` under the root stamped with owner epoch `epoch`, sent
+ * on a raw client's fd; its reply's result (-errno), and *rep_epoch the
+ * epoch the reply carries. -1000 when no reply came. */
+static int64_t raw_mkdir(int fd, const char *name, uint32_t epoch, uint32_t *rep_epoch)
+{
+	static uint64_t id;
+	uint8_t b[FSP_HDR + 512];
+	struct fsp_req q = { .op = FSP_MKDIR, .epoch = epoch, .ino = FS_ROOT_INO, .name = name,
+			     .name_len = (uint16_t)strlen(name), .mode = 0755, .caller = { .pid = 1, .node_id = 2 } };
+	int n = fsp_encode_req(b, sizeof b, ++id, &q);
+	struct fsp_hdr h;
+	struct fsp_reply r;
+	char why[256];
+	if (n < 0 || write_full(fd, b, (size_t)n) || read_full(fd, b, FSP_HDR) || fsp_decode_hdr(b, &h, why, sizeof why) ||
+	    h.len > sizeof b - FSP_HDR || read_full(fd, b + FSP_HDR, h.len) ||
+	    fsp_decode_reply(&h, b + FSP_HDR, &r, why, sizeof why) || h.id != id)
+		return -1000;
+	*rep_epoch = r.epoch;
+	return r.result;
+}
+
+static uint64_t stale_refused(struct server *s)
+{
+	uint64_t req, rev, stale;
+	server_counters(s, &req, &rev, &stale);
+	return stale;
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/fsnet.XXXXXX", err[256], why[256];
@@ -347,6 +375,20 @@ int main(int argc, char **argv)
 	if (raw >= 0)
 		close(raw);
 
+	/* ---- owner epochs (docs/dipolefs.md "Owner epochs") */
+	uint32_t e1 = server_epoch(srv), got = 0;
+	T(e1 != 0 && remote_epoch(rm) == e1, "the client learned the owner's epoch %08x from its replies", e1);
+	raw = raw_client(r, port, 2, "127.0.0.3:1");
+	T(raw >= 0 && raw_mkdir(raw, "stale1", e1 ^ 1, &got) == -ESTALE, "a request with another epoch: ESTALE");
+	T(o->lookup(x, C, FS_ROOT_INO, "stale1", &e2) == -ENOENT, "... and nothing was done");
+	T(stale_refused(srv) == 1, "the owner counts it (status: stale_refused)");
+	T(raw >= 0 && raw_mkdir(raw, "fresh1", e1, &got) == 0 && o->lookup(x, C, FS_ROOT_INO, "fresh1", &e2) == 0,
+	  "the same request with the owner's epoch is done");
+	T(raw >= 0 && raw_mkdir(raw, "fresh2", 0, &got) == 0, "and one with none (a client that knows none yet)");
+	T(got == 0, "a client whose HELLO lacks HF_FS_EPOCH gets replies without one (fsproto 3)");
+	if (raw >= 0)
+		close(raw);
+
 	/* ---- connection loss: in flight fails with ENOTCONN, then reconnects */
 	pt_stats.slow_fsync_ms = 800;
 	struct lockarg fa = { rm, fino, fh, 1, 0, 0 };
@@ -366,6 +408,15 @@ int main(int argc, char **argv)
 	server_listen(srv, lsn);
 	wait_until(connected, rm, 8000);
 	T(remote_connected(rm) && o->getattr(x, C, FS_ROOT_INO, &st) == 0, "the client reconnected by itself");
+	uint32_t e2nd = server_epoch(srv);
+	T(e2nd != e1 && remote_epoch(rm) == e2nd, "the new owner's epoch %08x differs, and the client learned it",
+	  e2nd);
+	raw = raw_client(r, port, 2, "127.0.0.3:1");
+	T(raw >= 0 && raw_mkdir(raw, "replayed", e1, &got) == -ESTALE,
+	  "a request made for the earlier owner, replayed to the new one: ESTALE");
+	T(o->lookup(x, C, FS_ROOT_INO, "replayed", &e2) == -ENOENT, "... and nothing was written");
+	if (raw >= 0)
+		close(raw);
 	T(o->open(x, C, fino, O_RDONLY, &fh2) == 0 && o->read(x, C, fino, fh2, back, 5, 0) == 5 &&
 	  !memcmp(back, big + 4096 - 4096, 0) && o->release(x, fino, fh2) == 0, "open, read, release after it");
 

@@ -52,6 +52,10 @@ check "b's writer runs through a (50 records fsync'd)" wait_for 60 acked_past wb
 : >"$T/mb/lk"
 check "b's processes hold a classic lock and a flock (in a's table)" eval \
 	'lk_hold p1 "$T/mb/lk" posix w 0 10 && lk_hold p3 "$T/mb/lk" flock w 0 0 && jcheck a "o[\"fs\"][\"locks\"] == 2"'
+# the owner epoch ("Owner epochs"): a's clients learned a's
+epoch_of() { "n$1" status r0 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fs"]["owner_epoch"])'; }
+EPOCH_A=$(epoch_of a)
+check "b and c carry owner a's epoch ($EPOCH_A)" eval '[ "$EPOCH_A" != 00000000 ] && [ "$(epoch_of b)" = "$EPOCH_A" ] && [ "$(epoch_of c)" = "$EPOCH_A" ]'
 kill_daemon a
 AT_DEATH=$(acked wb)
 check "b takes the filesystem over: Primary, owner, serving" wait_for 60 fsj b \
@@ -66,6 +70,9 @@ check "... and as an event, with its phases" wait_for 10 grep -Eq \
 check "b's writer goes on through the same open file (50 more records)" wait_for 60 acked_past wb $((AT_DEATH + 50))
 check "... and has not failed" eval "kill -0 $(cat "$T/wb.pid")"
 check "c follows b: client of b, serving" wait_for 60 fsj c "o['fs']['owner'] == 'b' and o['fs']['reason'] == ''"
+check "b serves under a new owner epoch, and c carries it" wait_for 20 eval \
+	'[ "$(epoch_of b)" != "$EPOCH_A" ] && [ "$(epoch_of c)" = "$(epoch_of b)" ]'
+check "... no request was refused as stale" fsj b "o['fs']['stale_refused'] == 0"
 check "c's names made through a, never fsync'd: the directory's fsync says EIO, once" eval \
 	'[ "$(dirsync "$T/mc/dir")" = EIO ] && [ "$(dirsync "$T/mc/dir")" = ok ]'
 check "b's locks came along: b's table holds them, no grace left" wait_for 30 fsj b \

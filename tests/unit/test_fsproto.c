@@ -308,7 +308,7 @@ static void f_r_link(struct fsp_req *q, struct fsp_reply *r) { (void)q; r->data 
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 4", 0, FSP_GETATTR, NULL, M_BYTE, 4, 4, "frame version 4: this node speaks 1 to 3" },
+	{ "version 5", 0, FSP_GETATTR, NULL, M_BYTE, 4, 5, "frame version 5: this node speaks 1 to 4" },
 	{ "version 0", 0, FSP_GETATTR, NULL, M_BYTE, 4, 0, "frame version 0" },
 	{ "reclaim in a version 1 frame", 0, FSP_SETLK, f_two, M_BYTE, 4, 1,
 	  "SETLK: flag RECLAIM in a version 1 frame: needs version 2" },
@@ -320,7 +320,10 @@ static const struct bad bads[] = {
 	  "MOUNTED: op in a version 2 frame: needs version 3" },
 	{ "reply: mounted in a version 2 frame", 1, FSP_MOUNTED, NULL, M_BYTE, 4, 2,
 	  "MOUNTED reply: op in a version 2 frame" },
-	{ "reserved set", 0, FSP_GETATTR, NULL, M_BE32, 12, 1, "GETATTR: reserved header field" },
+	{ "epoch in a version 1 frame", 0, FSP_GETATTR, NULL, M_BE32, 12, 1,
+	  "GETATTR: owner epoch in a version 1 frame: needs version 4" },
+	{ "reply: epoch in a version 1 frame", 1, FSP_GETATTR, NULL, M_BE32, 12, 7,
+	  "GETATTR reply: owner epoch in a version 1 frame" },
 	{ "unknown flags", 0, FSP_GETATTR, NULL, M_BYTE, 5, 0x80, "GETATTR: unknown flags 0x80" },
 	{ "length beyond the maximum", 0, FSP_GETATTR, NULL, M_BE32, 8, FSP_PAYLOAD_MAX + 1, "more than" },
 	{ "unknown op", 0, FSP_GETATTR, NULL, M_BE16, 6, 999, "op 999: no such op" },
@@ -407,6 +410,18 @@ TEST(frames_carry_the_lowest_version_they_need)
 	n = reply_frame(frame, &r);
 	struct fsp_reply rd;
 	CHECK(frame[4] == 3 && decode_reply(frame, n, &rd, why) == 0 && rd.result == 0x7);
+	/* version 4: an owner epoch, on any op, both ways; 0 is none */
+	q = full_req(FSP_WRITE);
+	q.epoch = 0xdeadbeef;
+	n = req_frame(frame, &q);
+	CHECK(frame[4] == 4 && get_be32(frame + 12) == 0xdeadbeef);
+	CHECK(decode_req(frame, n, &d, why) == 0 && d.epoch == 0xdeadbeef && d.op == FSP_WRITE);
+	q.epoch = 0;
+	n = req_frame(frame, &q);
+	CHECK(frame[4] == 1 && decode_req(frame, n, &d, why) == 0 && d.epoch == 0);
+	r = (struct fsp_reply){ .op = FSP_GETATTR, .result = -ESTALE, .epoch = 42 };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 4 && decode_reply(frame, n, &rd, why) == 0 && rd.epoch == 42 && rd.result == -ESTALE);
 }
 
 TEST(malformed_frames_are_refused_with_a_reason)
