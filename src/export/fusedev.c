@@ -223,9 +223,9 @@ static _Noreturn void watchdog_main(const char *mnt, pid_t daemon, const sigset_
  * never ends the connection (docs/dipolefs.md "A killed owner's last
  * thread"). A child process aborts it when this process's main thread
  * dies (PR_SET_PDEATHSIG: call from the main thread, which lives as long
- * as the process). 0 when started, else -errno (logged; the device works
- * without it). */
-static int watchdog_start(struct fusedev *f)
+ * as the process). Without it (fork failed: logged) the device works, and
+ * the log says how to end what a killed daemon leaves. */
+static void watchdog_start(struct fusedev *f)
 {
 	sigset_t death, old;
 	sigemptyset(&death);
@@ -242,7 +242,6 @@ static int watchdog_start(struct fusedev *f)
 			 "device flushes, `umount -f %s` ends what is left of it", f->mnt, strerror(-rc), f->mnt);
 	else
 		f->watchdog = pid;
-	return rc;
 }
 
 static void watchdog_stop(struct fusedev *f)

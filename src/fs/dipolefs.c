@@ -759,11 +759,18 @@ static void *shutdown_main(void *arg)
 	return NULL;
 }
 
+/* A readable descriptor of the detached kernel mount's root: fsmount(2)
+ * gives an O_PATH one, which ioctl and syncfs refuse (EBADF). */
+static int open_mount_root(int mnt_fd)
+{
+	return openat(mnt_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 static void shutdown_kernel_fs(int mnt_fd)
 {
 	pthread_t t;
 	pthread_attr_t a;
-	int fd = openat(mnt_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open_mount_root(mnt_fd);
 	if (fd < 0) {
 		log_warn("dipolefs: cannot open the kernel filesystem to shut it down: %s", strerror(errno));
 		return;
@@ -933,12 +940,10 @@ int dipolefs_follow(struct dipolefs *fs, const struct dipolefs_conf *c, int plan
 	return 0;
 }
 
-/* syncfs(2) of the detached kernel mount. fsmount(2) gives an O_PATH
- * descriptor, which syncfs refuses (EBADF): a directory of it is opened
- * for that. 0 or -errno. */
+/* syncfs(2) of the detached kernel mount: 0 or -errno. */
 static int sync_kernel_fs(int mnt_fd)
 {
-	int fd = openat(mnt_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open_mount_root(mnt_fd);
 	if (fd < 0)
 		return -errno;
 	int rc = syncfs(fd) ? -errno : 0;
