@@ -93,12 +93,21 @@ struct daemon {
 	int fs_takeover;          /* a client promoting itself to take the filesystem over */
 	int fs_owner_released;    /* client: the owner is connected but gave the filesystem up (fs move) */
 	char fs_failover_told[512]; /* the failover state last logged (once per state; holds any why) */
-	/* fencing without quorum (fsmount.c owner_fenced): the owner's loss
+	/* fencing without quorum (fsmount.c owner_unfenced): the owner's loss
 	 * (its fs_lost_ns) the fence-peer handler last ran for, 0 none, and
-	 * whether it fenced the owner, with the handler's word */
+	 * whether it fenced the owner, with the handler's word. The handler
+	 * runs on a thread of its own (fence_main) so that status and control
+	 * answer meanwhile: it writes ok and word, then clears running;
+	 * the main thread reads them only once running is 0, and joins it. */
 	uint64_t fs_fenced_loss;
 	int fs_fence_ok;
 	char fs_fence_word[160];
+	pthread_t fs_fence_thr;
+	int fs_fence_joinable;        /* main thread: fs_fence_thr is to be joined */
+	_Atomic int fs_fence_running;
+	int fs_fence_seen;            /* main thread: the result was acted on */
+	struct peer *fs_fence_peer;
+	uint64_t fs_fence_start_ns;
 	/* the Prometheus endpoint (metrics.c, docs/metrics.md) */
 	struct httpd *metrics;    /* NULL: off, or not serving yet */
 	int metrics_fd;           /* bound by `up` before it forks, until served; -1 none */

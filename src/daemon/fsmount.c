@@ -915,26 +915,68 @@ static void follow(struct daemon *d, const struct cfg_host *o, int planned)
 	d->fs_failover_told[0] = 0;
 }
 
+/* The fence-peer handler's thread: its word and verdict, then done. */
+static void *fence_main(void *arg)
+{
+	struct daemon *d = arg;
+	d->fs_fence_ok = peer_fence(d->fs_fence_peer, d->fs_fence_word, sizeof d->fs_fence_word);
+	atomic_store(&d->fs_fence_running, 0);
+	wake(d);
+	return NULL;
+}
+
+/* The handler's thread ended: join it. Main thread. */
+static void fence_join(struct daemon *d)
+{
+	if (d->fs_fence_joinable && !atomic_load(&d->fs_fence_running)) {
+		pthread_join(d->fs_fence_thr, NULL);
+		d->fs_fence_joinable = 0;
+	}
+}
+
 /* Fencing without quorum: the lost owner may be alive behind a cut link;
  * the fence-peer handler (the block layer's, peer_fence) decides, once per
- * loss. 0 when it fenced the owner (writes then stop waiting for it), else
- * 1 with why; a refusal lets the held calls fail (ENOTCONN). */
+ * loss, on a thread of its own. 0 when it fenced the owner (writes then
+ * stop waiting for it); 1 with why when it did not, and a refusal lets
+ * the held calls fail (ENOTCONN); 2 with why while it runs (calls stay
+ * held). */
 static int owner_unfenced(struct daemon *d, char *why, size_t len)
 {
+	if (atomic_load(&d->fs_fence_running)) {
+		snprintf(why, len, "the owner %s is lost; the fence-peer handler runs against it (for %llu s): this node "
+			 "takes the filesystem over once it fenced it", peer_name(d->fs_fence_peer),
+			 (unsigned long long)((now_ns() - d->fs_fence_start_ns) / 1000000000ull));
+		return 2;
+	}
+	fence_join(d);
 	if (d->fs_fenced_loss != d->fs_lost_ns) {
 		struct peer *p = NULL;
 		for (int i = 0; i < d->npeers; i++)
 			if (!strcmp(peer_name(d->peers[i]), d->fs_owner))
 				p = d->peers[i];
 		d->fs_fenced_loss = d->fs_lost_ns;
-		log_info("fs: the owner %s is lost; running the fence-peer handler before taking the filesystem over",
-			 d->fs_owner);
-		d->fs_fence_ok = p && peer_fence(p, d->fs_fence_word, sizeof d->fs_fence_word);
-		if (!p)
-			snprintf(d->fs_fence_word, sizeof d->fs_fence_word, "%s is not a disk peer", d->fs_owner);
+		d->fs_fence_seen = 0;
+		d->fs_fence_ok = 0;
+		snprintf(d->fs_fence_word, sizeof d->fs_fence_word, "%s is not a disk peer", d->fs_owner);
+		if (p) {
+			log_info("fs: the owner %s is lost; running the fence-peer handler before taking the filesystem "
+				 "over", d->fs_owner);
+			d->fs_fence_peer = p;
+			d->fs_fence_start_ns = now_ns();
+			atomic_store(&d->fs_fence_running, 1);
+			if (!pthread_create(&d->fs_fence_thr, NULL, fence_main, d)) {
+				d->fs_fence_joinable = 1;
+				return owner_unfenced(d, why, len);
+			}
+			atomic_store(&d->fs_fence_running, 0);
+			snprintf(d->fs_fence_word, sizeof d->fs_fence_word, "no thread for the fence-peer handler");
+		}
+	}
+	if (!d->fs_fence_seen) {
+		d->fs_fence_seen = 1;
 		if (d->fs_fence_ok) {
 			log_info("fs: %s: the old owner %s cannot be writing", d->fs_fence_word, d->fs_owner);
-			peer_io_resumed(p);
+			peer_io_resumed(d->fs_fence_peer);
 		} else
 			dipolefs_unhold(d->fs);
 	}
@@ -950,7 +992,7 @@ static int owner_unfenced(struct daemon *d, char *why, size_t len)
  * layer's rules: quorum (a tiebreaker's vote) makes the other side freeze
  * before this one may promote (quorum_may_promote, in daemon_promote);
  * without quorum, a fence-peer handler that fenced the owner. 0, or 1 with
- * why. */
+ * why, or 2 with why while the handler runs. */
 static int takeover_refused(struct daemon *d, char *why, size_t len)
 {
 	int fencing = !quorum_enabled(d->quorum) && cfg_failover(d->r) == CFG_FO_FENCING;
@@ -976,7 +1018,7 @@ static int takeover_refused(struct daemon *d, char *why, size_t len)
 			 d->fs_owner, disk_state_name((enum disk_state)atomic_load(&d->e->dstate)));
 		return 1;
 	}
-	return fencing && owner_unfenced(d, why, len);
+	return fencing ? owner_unfenced(d, why, len) : 0;
 }
 
 /* Become the owner: promote (quorum permitting), mount the kernel
@@ -988,10 +1030,13 @@ static void take_over(struct daemon *d, int planned)
 	int promoted = 0;
 	struct fsevents_failover fo = { .old_owner = d->fs_owner, .new_owner = d->h->name,
 					.lost_ns = planned ? 0 : d->fs_lost_ns };
-	if (!planned && takeover_refused(d, why, sizeof why)) {
+	int refused = planned ? 0 : takeover_refused(d, why, sizeof why);
+	if (refused == 2) /* the fence-peer handler runs: said, not refused */
+		failover_tell(d, why);
+	if (refused == 1)
 		takeover_refused_tell(d, why);
+	if (refused)
 		return;
-	}
 	if (atomic_load(&d->e->role) != ROLE_PRIMARY) {
 		d->fs_takeover = 1;
 		int rc = daemon_promote(d, 0, why);
@@ -1180,6 +1225,10 @@ int fsmount_tick(struct daemon *d)
 
 void fsmount_stop(struct daemon *d)
 {
+	if (d->fs_fence_joinable) { /* the handler ends by itself: wait for it */
+		pthread_join(d->fs_fence_thr, NULL);
+		d->fs_fence_joinable = 0;
+	}
 	if (d->fs)
 		unmount_now(d, "the resource goes down");
 	if (d->lsn)
@@ -1206,8 +1255,12 @@ static void failover_text(struct daemon *d, struct strbuf *sb)
 				strbuf_printf(sb, "%s%s", n++ ? "," : " (", r->hosts[i].name);
 		strbuf_printf(sb, "%s: if a node dies, the side with %d of %d votes may take over\n",
 			      fo == CFG_FO_TIEBREAKER ? ")" : "", r->quorum_votes, r->nhosts);
-	} else if (fo == CFG_FO_FENCING)
+	} else if (fo == CFG_FO_FENCING) {
 		strbuf_printf(sb, ": if the owner dies, a survivor may take over once the fence-peer handler fenced it\n");
+		char why[256];
+		if (atomic_load(&d->fs_fence_running) && owner_unfenced(d, why, sizeof why) == 2)
+			strbuf_printf(sb, "  fs failover now: %s\n", why);
+	}
 	else
 		strbuf_printf(sb, ": no tiebreaker and no fencing; if the owner dies, no other node takes over by "
 			      "itself (docs/dipolefs.md \"Which nodes can take over\")\n");

@@ -19,6 +19,8 @@ truncate -s 64M "$T/a.img" "$T/b.img"
 cat >"$T/fence.sh" <<EOT
 #!/bin/sh
 echo "\$DRBD_MY_NODE_ID fences \$DRBD_PEERS (\$DRBD_PEER_ADDRESS)" >>"$T/fence.calls"
+# held while fence.block exists, until the test makes fence.go
+if [ -e "$T/fence.block" ]; then while [ ! -e "$T/fence.go" ]; do sleep 0.1; done; fi
 exit \$(cat "$T/fence.rc")
 EOT
 chmod +x "$T/fence.sh"
@@ -51,8 +53,16 @@ writer wb "$T/mb/held"
 check "b's writer runs through a (20 records)" wait_for 30 acked_past wb 20
 
 # ---- the handler fences the dead owner: b takes over
+: >"$T/fence.block"
 kill_daemon a
 AT=$(acked wb)
+check "b runs its fence-peer handler (held by the test)" wait_for 30 grep -qx "1 fences a ($IP_A)" "$T/fence.calls"
+# the handler may take as long as it likes: the daemon answers meanwhile
+# (timeout only catches a hang)
+check "... status on b answers while the handler runs: Secondary, not the owner yet" eval \
+	"timeout 10 \"$DIPOLE\" -c $T/r.res --node b --run-dir $T/rb status r0 --json | python3 -c \"import json,sys; o=json.load(sys.stdin); sys.exit(0 if o['role'] == 'Secondary' and o['fs']['role'] == 'client' else 1)\""
+check "... and says the handler runs" eval "timeout 10 \"$DIPOLE\" -c $T/r.res --node b --run-dir $T/rb status r0 | grep -q 'fence-peer handler runs'"
+: >"$T/fence.go"
 check "b takes the filesystem over: Primary, owner, serving" wait_for 30 fsj b \
 	"o['role'] == 'Primary' and o['fs']['role'] == 'owner' and o['fs']['reason'] == ''"
 check "... after its fence-peer handler fenced a" grep -qx "1 fences a ($IP_A)" "$T/fence.calls"
