@@ -21,11 +21,9 @@ resource r0 {
 EOT
 n4() { local n=$1; shift; "$DIPOLE" -c "$T/r.res" --node "$n" --run-dir "$T/r$n" "$@"; }
 uri4() { echo "nbd+unix:///r0?socket=$T/r$1/r0.nbd"; }
-js() { n4 "$1" status r0 --json 2>/dev/null | python3 -c "
-import json, sys
-o = json.loads(sys.stdin.read())
-sys.exit(0 if ($2) else 1)"; }
-all4() { local n; for n in a b c d; do js $n "$1" || return 1; done; }
+na() { n4 a "$@"; }; nb() { n4 b "$@"; }; nc() { n4 c "$@"; }; nd() { n4 d "$@"; }
+js() { jcheck "$@"; } # (says the node's state when EXPR is false)
+all4() { local n rc=0; for n in a b c d; do js $n "$1" || rc=1; done; return $rc; }
 synced4() { all4 "o['disk'] == 'UpToDate' and len(o['peers']) == 3 and all(x['connection'] == 'Connected' and \
 x['out_of_sync_bytes'] == 0 and x['replication'] == 'Established' for x in o['peers'])"; }
 w4() { timeout 60 qemu-io -f raw -c "write -P $2 $3 $4" -c flush "$(uri4 $1)" >/dev/null 2>&1; }

@@ -177,7 +177,8 @@ o = json.loads(sys.stdin.read()); p = o['peers'][0] if o['peers'] else {}
 if ($expr): sys.exit(0)
 print('$node:', 'role', o.get('role'), 'disk', o.get('disk'), 'quorum', o.get('quorum'), 'io_suspended', o.get('io_suspended'))
 for x in o['peers']: print('  peer', x.get('name'), x.get('connection'), x.get('replication'), x.get('disk'),
-	'oos', x.get('out_of_sync_bytes'))
+	'oos', x.get('out_of_sync_bytes'), 'unsure', x.get('unsure'), 'deferred', x.get('resync_deferred'),
+	'reason', repr(x.get('reason')))
 sys.exit(1)"
 }
 
@@ -290,7 +291,9 @@ resource r0 {
 }
 EOT
 }
-all3() { jcheck a "$1" && jcheck b "$1" && jcheck c "$1"; }
+# all3 EXPR: a, b and c all satisfy EXPR (each is asked, so a failure
+# shows every node that does not)
+all3() { local n rc=0; for n in a b c; do jcheck $n "$1" || rc=1; done; return $rc; }
 # up3_synced: fresh metadata on a, b and c, all up and connected, a Primary
 # (--force) and every disk UpToDate with nothing out of sync
 up3_synced() {
