@@ -615,12 +615,17 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 					 : was_owner ? ", no longer owns the filesystem" : "");
 	engine_peer_changed(e);
 	/* several peers: a Secondary in sync with its Primary follows it into
-	 * the new generation it started without some other peer */
+	 * the new generation it started without some other peer, and tells
+	 * every peer, the Primary too: its quorum rule counts the disks that
+	 * have its generation (quorum.c), and a Primary Outdated by a moment
+	 * without quorum that still saw this node at the old one stayed
+	 * Outdated — and nobody resynced an Inconsistent fourth disk
+	 * (four_disks_follow.sh) */
 	if (e->npeers > 1 && s->role == ROLE_PRIMARY && s->disk == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY &&
 	    atomic_load(&p->repl) == RS_ESTABLISHED && s->uuid && s->uuid != e->sb.uuid[UUID_CURRENT] &&
 	    !engine_adopt_generation(e, p->slot, (const uint64_t[]){ s->uuid, 0, s->history[0], s->history[1] },
 				     now_realtime_ns()))
-		peers_state_changed(e, p);
+		peers_state_changed(e, NULL);
 	/* the peer's disk failed: what it writes from now on exists only here —
 	 * a new generation, and the bitmap tracks it for the peer's return */
 	if (s->disk == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)

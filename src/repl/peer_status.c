@@ -78,7 +78,7 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 		  "\"sync_speed_mib_s\":%.1f,\"sync_eta_s\":%.0f,\"write_conflicts\":%llu,"
 		  "\"epoch\":%llu,\"epoch_stable\":%llu,\"peer_epoch_stable\":%llu,\"split_brains\":%llu,"
 		  "\"csum_skipped_bytes\":%llu,\"fencing_in_progress\":%s,\"fenced\":%llu,"
-		  "\"bitmap_slot\":%d,\"unsure\":%s,\"resync_deferred\":%s,\"reason\":",
+		  "\"bitmap_slot\":%d,\"unsure\":%s,\"resync_deferred\":%s,\"generation\":\"%016llx\",\"reason\":",
 		  conn_state_name((enum conn_state)atomic_load(&p->cstate)), peer_role_name(p), peer_disk_name(p),
 		  repl_state_name((enum repl_state)r), p->protocol, (unsigned long long)oos_bytes(p), sync_percent(p),
 		  speed, speed > 0 ? (double)oos_bytes(p) / 1048576.0 / speed : 0.0,
@@ -86,7 +86,8 @@ void peer_status_json(struct peer *p, struct strbuf *sb)
 		  (unsigned long long)atomic_load(&p->epoch_acked), (unsigned long long)atomic_load(&p->rx_epoch),
 		  (unsigned long long)atomic_load(&p->split_brains), (unsigned long long)atomic_load(&p->csum_skipped),
 		  atomic_load(&p->fencing_now) ? "true" : "false", (unsigned long long)atomic_load(&p->fenced), p->slot,
-		  engine_unsure(p->e, p->slot) ? "true" : "false", p->deferred && connected(p) ? "true" : "false");
+		  engine_unsure(p->e, p->slot) ? "true" : "false", p->deferred && connected(p) ? "true" : "false",
+		  (unsigned long long)(connected(p) ? atomic_load(&p->peer_uuid) : 0));
 	strbuf_json_str(sb, reason);
 	strbuf_printf(sb, "}");
 }

@@ -229,17 +229,19 @@ data_md5() { head -c "$1" "$2" | md5sum | cut -d' ' -f1; }
 # mknet3: namespaces for a, b and c; each node's address ($IP_A/$IP_B/$IP_C,
 # 10.212.0.1-3) sits on its loopback and every pair has its own veth link
 # (v<x><y> in x's namespace), so one link can be cut (cut3/heal3) while the
-# others stay up. Deleted by cleanup().
-mknet3() {
-	NS_A=dpt$$a NS_B=dpt$$b NS_C=dpt$$c IP_A=10.212.0.1 IP_B=10.212.0.2 IP_C=10.212.0.3
+# others stay up. Deleted by cleanup(). mknetn NODE... does the same for
+# any of a, b, c and d ($NS_D, $IP_D: 10.212.0.4).
+mknet3() { mknetn a b c; }
+mknetn() {
+	NS_A=dpt$$a NS_B=dpt$$b NS_C=dpt$$c NS_D=dpt$$d IP_A=10.212.0.1 IP_B=10.212.0.2 IP_C=10.212.0.3 IP_D=10.212.0.4
 	local x y
-	for x in a b c; do
+	for x in "$@"; do
 		local ns=dpt$$$x
 		ip netns add "$ns" && echo "$ns" >>"$T/netns"
 		ip -n "$ns" link set lo up
 		ip -n "$ns" addr add "$(ip3 $x)/32" dev lo
 	done
-	for x in a b c; do for y in a b c; do
+	for x in "$@"; do for y in "$@"; do
 		[[ $x < $y ]] || continue
 		ip link add v$x$y$$ netns dpt$$$x type veth peer name v$y$x$$ netns dpt$$$y
 		ip -n dpt$$$x link set v$x$y$$ up
@@ -248,7 +250,7 @@ mknet3() {
 		ip -n dpt$$$y route add "$(ip3 $x)/32" dev v$y$x$$ src "$(ip3 $y)"
 	done; done
 }
-ip3() { case $1 in a) echo 10.212.0.1;; b) echo 10.212.0.2;; c) echo 10.212.0.3;; esac; }
+ip3() { case $1 in a) echo 10.212.0.1;; b) echo 10.212.0.2;; c) echo 10.212.0.3;; d) echo 10.212.0.4;; esac; }
 
 # cut3 X Y / heal3 X Y: silently drop everything between X and Y (both ways)
 # linkdrop X Y -I|-D: drop what X receives from Y only (a one-way stall)
