@@ -24,11 +24,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CONN_SLOTS     16                /* requests in flight per connection */
+#define CONN_SLOTS     64                /* requests in flight per connection */
 #define NBD_MAX_PAYLOAD (32u << 20)      /* advertised maximum block size */
 #define NBD_HARD_MAX   (64u << 20)       /* beyond this we drop the client */
 #define NBD_MAX_CLIENTS 64
-#define NBD_WORKERS    8
+#define NBD_WORKERS    32
 
 struct nbd_conn;
 
@@ -39,7 +39,9 @@ struct nbd_req {
 	uint32_t len;
 	uint8_t *buf;       /* grows to the largest request seen on this slot */
 	size_t cap;
-	struct nbd_req *next;
+	int rc;             /* the answer: 0, or -errno */
+	uint8_t reply[NBD_REPLY_BYTES];
+	struct nbd_req *next; /* free list, server queue or reply queue */
 };
 
 struct nbd_conn {
@@ -50,13 +52,18 @@ struct nbd_conn {
 	int has_thread;
 	pthread_t thr;
 	char peer[96];
-	pthread_mutex_t lock;       /* slots free list, inflight, closed */
+	pthread_mutex_t lock;       /* slots free list, inflight, closed, outq, sending */
 	pthread_cond_t cond;
 	struct nbd_req slots[CONN_SLOTS];
 	struct nbd_req *free;
-	int inflight;
-	pthread_mutex_t send_lock;  /* one reply on the wire at a time */
-	int dead;                   /* a send failed; guarded by send_lock */
+	int inflight;               /* slots taken: a request until its reply is written */
+	/* answered requests wait in outq for the one thread that writes
+	 * replies (`sending`): it writes all that queued meanwhile in one
+	 * writev, then frees their slots, so workers never wait in line for
+	 * the socket (a lock per reply convoyed them at QD32) */
+	struct nbd_req *outq, *outq_tail;
+	int sending;
+	int dead;                   /* a send failed; only the sending thread touches it */
 	struct nbd_conn *next;
 };
 
@@ -95,22 +102,69 @@ static uint32_t nbd_errno(int rc)
 	}
 }
 
-static void send_reply(struct nbd_conn *c, uint64_t cookie, int rc, const void *data, size_t len)
-{
-	uint8_t h[NBD_REPLY_BYTES];
-	struct iovec iov[2] = { { h, sizeof h }, { (void *)data, len } };
+#define SEND_BATCH 64 /* replies per writev (a header and a read's data each) */
 
-	put_be32(h, NBD_SIMPLE_REPLY_MAGIC);
-	put_be32(h + 4, nbd_errno(rc));
-	put_be64(h + 8, cookie);
-	pthread_mutex_lock(&c->send_lock);
-	if (!c->dead && writev_full(c->fd, iov, rc == 0 && len ? 2 : 1)) {
-		c->dead = 1;
-		shutdown(c->fd, SHUT_RDWR); /* wakes the reader */
+/* Write the replies of the list q (linked by next) on c's socket. Only
+ * the sending thread. */
+static void send_batch(struct nbd_conn *c, struct nbd_req *q)
+{
+	struct iovec iov[2 * SEND_BATCH];
+	while (q) {
+		int n = 0;
+		for (; q && n < 2 * SEND_BATCH; q = q->next) {
+			iov[n++] = (struct iovec){ q->reply, NBD_REPLY_BYTES };
+			if (q->type == NBD_CMD_READ && q->rc == 0)
+				iov[n++] = (struct iovec){ q->buf, q->len };
+		}
+		if (!c->dead && writev_full(c->fd, iov, n)) {
+			c->dead = 1;
+			shutdown(c->fd, SHUT_RDWR); /* wakes the reader */
+		}
 	}
-	pthread_mutex_unlock(&c->send_lock);
 }
 
+/* Answer r with rc (with a read's data when rc is 0); its slot is free
+ * again once the reply is written. The first thread to answer while
+ * nobody writes becomes the writer and also writes every reply queued
+ * until the queue is empty; the others only queue theirs. */
+static void answer(struct nbd_req *r, int rc)
+{
+	struct nbd_conn *c = r->c;
+	r->rc = rc;
+	put_be32(r->reply, NBD_SIMPLE_REPLY_MAGIC);
+	put_be32(r->reply + 4, nbd_errno(rc));
+	put_be64(r->reply + 8, r->cookie);
+	r->next = NULL;
+	pthread_mutex_lock(&c->lock);
+	if (c->outq_tail)
+		c->outq_tail->next = r;
+	else
+		c->outq = r;
+	c->outq_tail = r;
+	if (c->sending) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->sending = 1;
+	while (c->outq) {
+		struct nbd_req *batch = c->outq, *next;
+		c->outq = c->outq_tail = NULL;
+		pthread_mutex_unlock(&c->lock);
+		send_batch(c, batch);
+		pthread_mutex_lock(&c->lock);
+		for (struct nbd_req *q = batch; q; q = next) {
+			next = q->next;
+			q->next = c->free;
+			c->free = q;
+			c->inflight--;
+		}
+		pthread_cond_broadcast(&c->cond);
+	}
+	c->sending = 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* A slot taken but not answered (the connection ends): free again. */
 static void slot_release(struct nbd_req *r)
 {
 	struct nbd_conn *c = r->c;
@@ -161,8 +215,7 @@ static void execute(struct nbd_server *s, struct nbd_req *r)
 
 	switch (r->type) {
 	case NBD_CMD_READ:
-		rc = engine_read(e, r->buf, r->len, r->off);
-		send_reply(r->c, r->cookie, rc, r->buf, r->len);
+		answer(r, engine_read(e, r->buf, r->len, r->off));
 		return;
 	case NBD_CMD_WRITE:
 		rc = engine_write(e, r->buf, r->len, r->off, fl);
@@ -183,7 +236,7 @@ static void execute(struct nbd_server *s, struct nbd_req *r)
 		log_warn("nbd %s: %s of %u bytes at %llu failed: %s", r->c->peer,
 			 r->type == NBD_CMD_WRITE ? "write" : r->type == NBD_CMD_FLUSH ? "flush" : "request",
 			 r->len, (unsigned long long)r->off, strerror(-rc));
-	send_reply(r->c, r->cookie, rc, NULL, 0);
+	answer(r, rc);
 }
 
 static void *worker_main(void *arg)
@@ -204,8 +257,7 @@ static void *worker_main(void *arg)
 		if (!s->qhead)
 			s->qtail = NULL;
 		pthread_mutex_unlock(&s->lock);
-		execute(s, r);
-		slot_release(r);
+		execute(s, r); /* answers r: its slot goes back */
 	}
 }
 
@@ -511,15 +563,13 @@ static void transmission(struct nbd_conn *c)
 			}
 		}
 		if (err) {
-			send_reply(c, r->cookie, err, NULL, 0);
-			slot_release(r);
+			answer(r, err);
 			continue;
 		}
 		if (alone(c)) {
 			/* nothing else in flight or waiting: a hand-off to a worker would
 			 * only add a wake-up to this request's latency */
 			execute(s, r);
-			slot_release(r);
 			continue;
 		}
 		enqueue(s, r);
@@ -533,7 +583,6 @@ static void conn_init(struct nbd_conn *c, struct nbd_server *s, int fd, const ch
 	c->fd = fd;
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->send_lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	for (int i = 0; i < CONN_SLOTS; i++) {
 		c->slots[i].c = c;
@@ -565,7 +614,6 @@ static void conn_free(struct nbd_conn *c)
 	for (int i = 0; i < CONN_SLOTS; i++)
 		free(c->slots[i].buf);
 	pthread_mutex_destroy(&c->lock);
-	pthread_mutex_destroy(&c->send_lock);
 	pthread_cond_destroy(&c->cond);
 	free(c);
 }
