@@ -188,6 +188,41 @@ def t_pipelined():
            "acked %d" % len(got))
 
 
+def t_pipelined_large():
+    # 24 writes of 8 MiB sent before any reply is read: 192 MiB, more than
+    # a connection's buffer budget (CONN_BUF_MAX, 128 MiB). The disk stalls
+    # them (NBDRAW_FAULTS, a DIPOLE_FAULTS file) for 3 s, so the server
+    # holds 16 and must stop reading until they are answered: the sending
+    # cannot end before the stall is lifted. Then every write lands.
+    import threading
+    n, size, base = 24, 8 << 20, 16 << 20
+    faults = os.environ.get("NBDRAW_FAULTS")
+    lifted = threading.Event()
+    def lift():
+        open(faults, "w").close()
+        lifted.set()
+    if faults:
+        with open(faults, "w") as f:
+            f.write("stall write %d %d\n" % (base, n * size))
+        timer = threading.Timer(3.0, lift)
+        timer.start()
+    for i in range(n):
+        req(s, WRITE, 3000 + i, base + i * size, size, payload=bytes([i + 1]) * size)
+    held = lifted.is_set()
+    errs = [reply(s) for _ in range(n)]
+    good = sorted(c for e, c, _ in errs if e == 0) == list(range(3000, 3000 + n))
+    for i in range(n):
+        req(s, READ, 4000 + i, base + i * size, size)
+        err, _, d = reply(s, size)
+        good = good and err == 0 and d == bytes([i + 1]) * size
+    if faults:
+        timer.join()
+        result("the server stops taking large writes at its buffer budget (the sending waited for the stall)",
+               held)
+    result("24 pipelined 8 MiB writes (beyond the connection's buffer budget) acknowledged and read back",
+           good, repr([e for e, _, _ in errs]))
+
+
 def t_bad_magic():
     s2, _, _, _ = go()
     s2.sendall(struct.pack(">IHHQQI", 0xDEADBEEF, 0, READ, 1, 0, 512))
@@ -242,7 +277,7 @@ def t_handshake_abuse():
 
 
 for name, fn in [("bounds", t_bounds), ("zero-length", t_zero_len_and_unknown), ("misaligned", t_misaligned),
-                 ("trim", t_trim_zeroes_flush), ("pipelined", t_pipelined), ("bad-magic", t_bad_magic),
+                 ("trim", t_trim_zeroes_flush), ("pipelined", t_pipelined), ("pipelined-large", t_pipelined_large), ("bad-magic", t_bad_magic),
                  ("mid-write", t_mid_write_disconnect), ("handshake", t_handshake_abuse)]:
     check(name, fn)
 

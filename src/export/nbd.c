@@ -29,6 +29,8 @@
 #define NBD_HARD_MAX   (64u << 20)       /* beyond this we drop the client */
 #define NBD_MAX_CLIENTS 64
 #define NBD_WORKERS    32
+#define CONN_BUF_MAX   (128u << 20)      /* payload buffers of one connection, bytes */
+#define ALONE_MAX      (256u << 10)      /* requests the reader may run itself, bytes */
 
 struct nbd_conn;
 
@@ -57,6 +59,7 @@ struct nbd_conn {
 	struct nbd_req slots[CONN_SLOTS];
 	struct nbd_req *free;
 	int inflight;               /* slots taken: a request until its reply is written */
+	size_t buf_bytes;           /* the slots' buffers, bytes (<= CONN_BUF_MAX but for one) */
 	/* answered requests wait in outq for the one thread that writes
 	 * replies (`sending`): it writes all that queued meanwhile in one
 	 * writev, then frees their slots, so workers never wait in line for
@@ -189,17 +192,44 @@ static struct nbd_req *slot_get(struct nbd_conn *c)
 	return r;
 }
 
+/* Grow r's buffer to len bytes (reader thread). A connection's buffers
+ * stay within CONN_BUF_MAX: idle slots give theirs back first, then the
+ * reader waits for requests in flight to be answered, so a client that
+ * sends many large requests at once is slowed down, not served out of
+ * memory (64 slots of 32 MiB would be 2 GiB). 0 or -ENOMEM. */
 static int slot_reserve(struct nbd_req *r, size_t len)
 {
+	struct nbd_conn *c = r->c;
 	void *nb = NULL;
 
 	if (r->cap >= len)
 		return 0;
 	/* aligned, so the engine can hand it to O_DIRECT without bouncing */
 	len = ROUND_UP(len, 65536);
-	if (posix_memalign(&nb, 4096, len))
-		return -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	c->buf_bytes -= r->cap; /* r's old buffer goes */
+	while (c->buf_bytes + len > CONN_BUF_MAX) {
+		for (struct nbd_req *q = c->free; q; q = q->next) {
+			c->buf_bytes -= q->cap;
+			free(q->buf);
+			q->buf = NULL;
+			q->cap = 0;
+		}
+		if (c->buf_bytes + len <= CONN_BUF_MAX || c->inflight <= 1)
+			break; /* (r alone in flight: it gets its buffer anyway) */
+		pthread_cond_wait(&c->cond, &c->lock);
+	}
+	c->buf_bytes += len;
+	pthread_mutex_unlock(&c->lock);
 	free(r->buf);
+	r->buf = NULL;
+	r->cap = 0;
+	if (posix_memalign(&nb, 4096, len)) {
+		pthread_mutex_lock(&c->lock);
+		c->buf_bytes -= len;
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
 	r->buf = nb;
 	r->cap = len;
 	return 0;
@@ -566,9 +596,11 @@ static void transmission(struct nbd_conn *c)
 			answer(r, err);
 			continue;
 		}
-		if (alone(c)) {
+		if (r->len <= ALONE_MAX && alone(c)) {
 			/* nothing else in flight or waiting: a hand-off to a worker would
-			 * only add a wake-up to this request's latency */
+			 * only add a wake-up to this request's latency (a large one's
+			 * hand-off costs nothing next to its transfer, and this thread
+			 * stays free to read what comes next) */
 			execute(s, r);
 			continue;
 		}

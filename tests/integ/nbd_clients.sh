@@ -4,7 +4,11 @@
 . "$(dirname "$0")/lib.sh"
 mkres 256M
 dp create-md r0 >/dev/null 2>&1
-expect_rc "up returns once the export serves" 0 "up on a as Secondary" dp up r0 --device none
+# a fault file, empty for now: nbdraw.py stalls writes with it (its
+# pipelined-large check)
+: >"$T/faults"
+export NBDRAW_FAULTS=$T/faults
+DIPOLE_FAULTS=$T/faults expect_rc "up returns once the export serves" 0 "up on a as Secondary" dp up r0 --device none
 U=$(NBD_URI)
 SIZE=268386304
 
