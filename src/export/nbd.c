@@ -105,6 +105,18 @@ static uint32_t nbd_errno(int rc)
 	}
 }
 
+/* Append r to the list head..tail (linked by next); the caller holds
+ * the list's lock. */
+static void list_append(struct nbd_req **head, struct nbd_req **tail, struct nbd_req *r)
+{
+	r->next = NULL;
+	if (*tail)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
 #define SEND_BATCH 64 /* replies per writev (a header and a read's data each) */
 
 /* Write the replies of the list q (linked by next) on c's socket. Only
@@ -137,13 +149,8 @@ static void answer(struct nbd_req *r, int rc)
 	put_be32(r->reply, NBD_SIMPLE_REPLY_MAGIC);
 	put_be32(r->reply + 4, nbd_errno(rc));
 	put_be64(r->reply + 8, r->cookie);
-	r->next = NULL;
 	pthread_mutex_lock(&c->lock);
-	if (c->outq_tail)
-		c->outq_tail->next = r;
-	else
-		c->outq = r;
-	c->outq_tail = r;
+	list_append(&c->outq, &c->outq_tail, r);
 	if (c->sending) {
 		pthread_mutex_unlock(&c->lock);
 		return;
@@ -293,13 +300,8 @@ static void *worker_main(void *arg)
 
 static void enqueue(struct nbd_server *s, struct nbd_req *r)
 {
-	r->next = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (s->qtail)
-		s->qtail->next = r;
-	else
-		s->qhead = r;
-	s->qtail = r;
+	list_append(&s->qhead, &s->qtail, r);
 	pthread_cond_signal(&s->qcond);
 	pthread_mutex_unlock(&s->lock);
 }
