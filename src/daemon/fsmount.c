@@ -934,6 +934,18 @@ static void fence_join(struct daemon *d)
 	}
 }
 
+/* 1 with why while the fence-peer handler runs, else 0. Changes nothing
+ * (status asks it too). */
+static int fence_running(struct daemon *d, char *why, size_t len)
+{
+	if (!atomic_load(&d->fs_fence_running))
+		return 0;
+	snprintf(why, len, "the owner %s is lost; the fence-peer handler runs against it (for %llu s): this node takes "
+		 "the filesystem over once it fenced it", peer_name(d->fs_fence_peer),
+		 (unsigned long long)((now_ns() - d->fs_fence_start_ns) / 1000000000ull));
+	return 1;
+}
+
 /* Fencing without quorum: the lost owner may be alive behind a cut link;
  * the fence-peer handler (the block layer's, peer_fence) decides, once per
  * loss, on a thread of its own. 0 when it fenced the owner (writes then
@@ -942,12 +954,8 @@ static void fence_join(struct daemon *d)
  * held). */
 static int owner_unfenced(struct daemon *d, char *why, size_t len)
 {
-	if (atomic_load(&d->fs_fence_running)) {
-		snprintf(why, len, "the owner %s is lost; the fence-peer handler runs against it (for %llu s): this node "
-			 "takes the filesystem over once it fenced it", peer_name(d->fs_fence_peer),
-			 (unsigned long long)((now_ns() - d->fs_fence_start_ns) / 1000000000ull));
+	if (fence_running(d, why, len))
 		return 2;
-	}
 	fence_join(d);
 	if (d->fs_fenced_loss != d->fs_lost_ns) {
 		struct peer *p = NULL;
@@ -1225,7 +1233,9 @@ int fsmount_tick(struct daemon *d)
 
 void fsmount_stop(struct daemon *d)
 {
-	if (d->fs_fence_joinable) { /* the handler ends by itself: wait for it */
+	/* the handler ends by itself (like the block layer's, it has no
+	 * timeout of its own: docs/dipolefs.md): wait for it */
+	if (d->fs_fence_joinable) {
 		pthread_join(d->fs_fence_thr, NULL);
 		d->fs_fence_joinable = 0;
 	}
@@ -1258,7 +1268,7 @@ static void failover_text(struct daemon *d, struct strbuf *sb)
 	} else if (fo == CFG_FO_FENCING) {
 		strbuf_printf(sb, ": if the owner dies, a survivor may take over once the fence-peer handler fenced it\n");
 		char why[256];
-		if (atomic_load(&d->fs_fence_running) && owner_unfenced(d, why, sizeof why) == 2)
+		if (fence_running(d, why, sizeof why))
 			strbuf_printf(sb, "  fs failover now: %s\n", why);
 	}
 	else

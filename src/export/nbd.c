@@ -126,7 +126,7 @@ static void send_batch(struct nbd_conn *c, struct nbd_req *q)
 	struct iovec iov[2 * SEND_BATCH];
 	while (q) {
 		int n = 0;
-		for (; q && n < 2 * SEND_BATCH; q = q->next) {
+		for (; q && n + 2 <= 2 * SEND_BATCH; q = q->next) {
 			iov[n++] = (struct iovec){ q->reply, NBD_REPLY_BYTES };
 			if (q->type == NBD_CMD_READ && q->rc == 0)
 				iov[n++] = (struct iovec){ q->buf, q->len };

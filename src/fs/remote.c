@@ -388,20 +388,24 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 		pthread_cond_wait(&rm->cv, &rm->lock);
 	}
 	int fd = rm->fd;
-	uint64_t id = s->id;
+	uint64_t id = s->id, conn = rm->connections;
 	q->epoch = rm->epoch;
 	if (q->op != FSP_MOUNTED) /* the mount's calls only (status) */
 		rm->requests++;
 	/* sending under `lock` would stall the reader; the fd cannot be
 	 * closed (and its number reused) while send_lock is held and it is
-	 * still rm->fd: the reader closes it holding both */
+	 * still rm->fd: the reader closes it holding both. Still the same
+	 * connection means the same count of connections too (a new one may
+	 * get the old number) and this request not failed meanwhile: one the
+	 * caller is told failed (ENOTCONN) never goes out later, on a new
+	 * connection, with the old owner's epoch */
 	pthread_mutex_unlock(&rm->lock);
 	int hl = fsp_encode_req(head, sizeof head, id, q);
 	int rc = hl < 0 ? hl : 0;
 	if (!rc) {
 		pthread_mutex_lock(&rm->send_lock);
 		pthread_mutex_lock(&rm->lock);
-		int same = rm->fd == fd;
+		int same = rm->fd == fd && rm->connections == conn && !s->done;
 		pthread_mutex_unlock(&rm->lock);
 		struct iovec iov[2] = { { head, (size_t)hl }, { (void *)q->data, q->dlen } };
 		size_t trailing = get_be32(head + 8) - ((size_t)hl - FSP_HDR);
