@@ -8,7 +8,7 @@
 CC      ?= cc
 CSTD    := -std=c17 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
-PKGS    := fuse3 libcrypto libmicrohttpd libsystemd
+PKGS    := fuse3 libcrypto libmicrohttpd libsystemd liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lisal -lpthread
 CFLAGS  ?= -O2 -g
@@ -113,7 +113,7 @@ build/fuzz/fuzz_config: fuzz/fuzz_config.c $(FUZZ_SRCS) $(FUZZ_HDRS)
 build/fuzz/fuzz_nbd: fuzz/fuzz_nbd.c src/export/nbd.c $(ENGINE_SRCS) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZ    $@"
-	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto -lpthread
+	$(Q)$(FUZZ_CC) $(CSTD) -Wall -Wextra -Werror -g -O1 $(INC_ALL) -fsanitize=fuzzer,address,undefined -o $@ $(filter %.c,$^) -lisal -lcrypto -lpthread -luring
 
 build/fuzz/fuzz_peer: fuzz/fuzz_peer.c $(ENGINE_SRCS) $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)

@@ -60,7 +60,10 @@ void status_json(struct daemon *d, struct strbuf *sb)
 		strbuf_json_str(sb, d->nbd_tcp);
 	else
 		strbuf_printf(sb, "null");
-	strbuf_printf(sb, ",\"nbd_clients\":%d,\"loop\":", nbd_server_clients(d->nbd));
+	uint64_t ring_reads, ring_redone;
+	nbd_server_ring_counts(d->nbd, &ring_reads, &ring_redone);
+	strbuf_printf(sb, ",\"nbd_clients\":%d,\"nbd_ring_reads\":%llu,\"nbd_ring_redone\":%llu,\"loop\":",
+		      nbd_server_clients(d->nbd), (unsigned long long)ring_reads, (unsigned long long)ring_redone);
 	if (d->loop_dev[0])
 		strbuf_json_str(sb, d->loop_dev);
 	else

@@ -10,6 +10,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <liburing.h>
+#include <sys/eventfd.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,6 +33,7 @@
 #define NBD_WORKERS    32
 #define CONN_BUF_MAX   (128u << 20)      /* payload buffers of one connection, bytes */
 #define ALONE_MAX      (256u << 10)      /* requests the reader may run itself, bytes */
+#define RBUF_BYTES     (64u << 10)       /* the reader's receive buffer, bytes */
 
 struct nbd_conn;
 
@@ -42,6 +45,7 @@ struct nbd_req {
 	uint8_t *buf;       /* grows to the largest request seen on this slot */
 	size_t cap;
 	int rc;             /* the answer: 0, or -errno */
+	int dfd;            /* a read through the ring: the disk descriptor */
 	uint8_t reply[NBD_REPLY_BYTES];
 	struct nbd_req *next; /* free list, server queue or reply queue */
 };
@@ -67,7 +71,32 @@ struct nbd_conn {
 	struct nbd_req *outq, *outq_tail;
 	int sending;
 	int dead;                   /* a send failed; only the sending thread touches it */
+	struct nbd_ring *ring;      /* reads through io_uring, or NULL (see below) */
+	struct nbd_req *batch, *batch_tail; /* reads for the ring not handed over yet: reader only */
+	size_t rpos, rlen;          /* received, not parsed: rbuf[rpos, rlen); reader only */
 	struct nbd_conn *next;
+	uint8_t rbuf[RBUF_BYTES];   /* many requests per read(2) when the client sends many */
+};
+
+/* Reads the engine can serve with one pread (engine_read_fd) go through an
+ * io_uring per connection, owned by one thread ("dp-nbd-io") that submits
+ * them in batches and reaps their completions (DEFER_TASKRUN: the kernel
+ * completes them in that thread, when it waits) and writes the replies: no
+ * worker hand-off and no blocked thread per read. The reader gathers the
+ * reads of what one read(2) brought (conn->batch) and hands them over
+ * before it may block, waking the thread through an eventfd only when it
+ * waits with nothing to submit. Where io_uring is unavailable (an old
+ * kernel, a seccomp filter) reads go to the workers as before. */
+struct nbd_ring {
+	struct io_uring ring;
+	int efd;                    /* eventfd: the reader wakes the thread */
+	uint64_t ebuf;              /* the eventfd read's target */
+	pthread_t thr;
+	int state;                  /* 0 starting, 1 running, -errno failed; conn lock */
+	struct nbd_req *todo, *todo_tail; /* handed over, not submitted; conn lock */
+	int idle;                   /* the thread sleeps with todo empty; conn lock */
+	int stop;                   /* conn lock */
+	unsigned inflight;          /* submitted, not reaped: the thread only */
 };
 
 struct nbd_server {
@@ -86,7 +115,11 @@ struct nbd_server {
 	int nworkers;
 	struct nbd_conn *conns;
 	int nconns;
+	atomic_uint_fast64_t ring_reads, ring_redone; /* reads through io_uring; redone by engine_read */
+	int ring_warned;            /* io_uring unavailable: said once; lock */
 };
+
+static void handoff(struct nbd_conn *c);
 
 /* ------------------------------------------------------------ replies */
 
@@ -138,23 +171,27 @@ static void send_batch(struct nbd_conn *c, struct nbd_req *q)
 	}
 }
 
-/* Answer r with rc (with a read's data when rc is 0); its slot is free
- * again once the reply is written. The first thread to answer while
- * nobody writes becomes the writer and also writes every reply queued
- * until the queue is empty; the others only queue theirs. */
-static void answer(struct nbd_req *r, int rc)
+/* Queue r's reply with rc (a read's data goes with it when rc is 0).
+ * c->lock held. */
+static void reply_put(struct nbd_req *r, int rc)
 {
 	struct nbd_conn *c = r->c;
 	r->rc = rc;
 	put_be32(r->reply, NBD_SIMPLE_REPLY_MAGIC);
 	put_be32(r->reply + 4, nbd_errno(rc));
 	put_be64(r->reply + 8, r->cookie);
-	pthread_mutex_lock(&c->lock);
 	list_append(&c->outq, &c->outq_tail, r);
-	if (c->sending) {
-		pthread_mutex_unlock(&c->lock);
+}
+
+/* Write the queued replies unless another thread is writing them: the
+ * first thread to answer while nobody writes becomes the writer and also
+ * writes every reply queued meanwhile, until the queue is empty; the
+ * others only queue theirs. A slot is free again once its reply is
+ * written. Called and returns with c->lock held. */
+static void replies_send(struct nbd_conn *c)
+{
+	if (c->sending)
 		return;
-	}
 	c->sending = 1;
 	while (c->outq) {
 		struct nbd_req *batch = c->outq, *next;
@@ -171,6 +208,15 @@ static void answer(struct nbd_req *r, int rc)
 		pthread_cond_broadcast(&c->cond);
 	}
 	c->sending = 0;
+}
+
+/* Answer r with rc. */
+static void answer(struct nbd_req *r, int rc)
+{
+	struct nbd_conn *c = r->c;
+	pthread_mutex_lock(&c->lock);
+	reply_put(r, rc);
+	replies_send(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -190,6 +236,12 @@ static struct nbd_req *slot_get(struct nbd_conn *c)
 {
 	struct nbd_req *r;
 	pthread_mutex_lock(&c->lock);
+	if (!c->free && c->batch) {
+		/* the slots may be held by the reads gathered here */
+		pthread_mutex_unlock(&c->lock);
+		handoff(c);
+		pthread_mutex_lock(&c->lock);
+	}
 	while (!c->free)
 		pthread_cond_wait(&c->cond, &c->lock);
 	r = c->free;
@@ -211,6 +263,8 @@ static int slot_reserve(struct nbd_req *r, size_t len)
 
 	if (r->cap >= len)
 		return 0;
+	if (c->ring)
+		handoff(c); /* (below it may wait for requests to be answered) */
 	/* aligned, so the engine can hand it to O_DIRECT without bouncing */
 	len = ROUND_UP(len, 65536);
 	pthread_mutex_lock(&c->lock);
@@ -304,6 +358,189 @@ static void enqueue(struct nbd_server *s, struct nbd_req *r)
 	list_append(&s->qhead, &s->qtail, r);
 	pthread_cond_signal(&s->qcond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* ------------------------------------------------------- io_uring reads */
+
+#define RING_ENTRIES (2 * CONN_SLOTS) /* every slot's read and the eventfd's, with room */
+
+static void ring_arm_eventfd(struct nbd_ring *g)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&g->ring);
+	io_uring_prep_read(sqe, g->efd, &g->ebuf, sizeof g->ebuf, 0);
+	io_uring_sqe_set_data(sqe, g); /* (a request's data is its nbd_req) */
+}
+
+/* Set up the ring in the thread that will submit to it (SINGLE_ISSUER). */
+static int ring_init(struct nbd_ring *g)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN };
+	int rc = io_uring_queue_init_params(RING_ENTRIES, &g->ring, &p);
+	if (rc == -EINVAL) /* a kernel before 6.1 */
+		rc = io_uring_queue_init(RING_ENTRIES, &g->ring, 0);
+	return rc;
+}
+
+/* Reap what completed: answered, or redone by a worker through
+ * engine_read (short or failed: on-io-error and the peer apply there).
+ * Returns how many CQEs were seen. */
+static unsigned ring_reap(struct nbd_conn *c, struct nbd_ring *g)
+{
+	struct nbd_server *s = c->s;
+	struct io_uring_cqe *cqe;
+	struct nbd_req *redo = NULL, *redo_tail = NULL;
+	unsigned head, n = 0, done = 0;
+
+	pthread_mutex_lock(&c->lock);
+	io_uring_for_each_cqe(&g->ring, head, cqe) {
+		void *data = io_uring_cqe_get_data(cqe);
+		n++;
+		if (data == g) {
+			ring_arm_eventfd(g);
+			continue;
+		}
+		struct nbd_req *r = data;
+		g->inflight--;
+		if (engine_read_fd_done(s->e, r->buf, r->off, r->len, cqe->res) == 0) {
+			reply_put(r, 0);
+			done++;
+		} else {
+			list_append(&redo, &redo_tail, r);
+		}
+	}
+	io_uring_cq_advance(&g->ring, n);
+	if (done)
+		replies_send(c);
+	pthread_mutex_unlock(&c->lock);
+	atomic_fetch_add_explicit(&s->ring_reads, done, memory_order_relaxed);
+	for (struct nbd_req *r = redo, *next; r; r = next) {
+		next = r->next;
+		atomic_fetch_add_explicit(&s->ring_redone, 1, memory_order_relaxed);
+		enqueue(s, r);
+	}
+	return n;
+}
+
+static void *ring_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "dp-nbd-io"); /* perf and top show what it is */
+	struct nbd_conn *c = arg;
+	struct nbd_ring *g = c->ring;
+	int rc = ring_init(g);
+
+	pthread_mutex_lock(&c->lock);
+	g->state = rc ? rc : 1;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		return NULL;
+	ring_arm_eventfd(g);
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		struct nbd_req *todo = g->todo;
+		g->todo = g->todo_tail = NULL;
+		int stop = g->stop && !todo && !g->inflight;
+		g->idle = !todo;
+		pthread_mutex_unlock(&c->lock);
+		if (stop)
+			break;
+		for (struct nbd_req *r = todo; r; r = r->next) {
+			/* never NULL: at most CONN_SLOTS reads and one eventfd read */
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&g->ring);
+			io_uring_prep_read(sqe, r->dfd, r->buf, r->len, r->off);
+			io_uring_sqe_set_data(sqe, r);
+			g->inflight++;
+		}
+		/* what is not submitted now (EINTR, EAGAIN) stays in the queue
+		 * and goes with the next call */
+		rc = io_uring_submit_and_wait(&g->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+			log_err("nbd %s: io_uring_enter failed: %s; retrying", c->peer, strerror(-rc));
+			nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+		}
+		ring_reap(c, g);
+	}
+	io_uring_queue_exit(&g->ring);
+	return NULL;
+}
+
+static void ring_wake(struct nbd_ring *g)
+{
+	uint64_t one = 1;
+	while (write(g->efd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+}
+
+/* Hand the reads gathered so far to the ring thread (reader). */
+static void handoff(struct nbd_conn *c)
+{
+	struct nbd_ring *g = c->ring;
+	if (!c->batch)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (g->todo_tail)
+		g->todo_tail->next = c->batch;
+	else
+		g->todo = c->batch;
+	g->todo_tail = c->batch_tail;
+	int wake = g->idle;
+	g->idle = 0;
+	pthread_mutex_unlock(&c->lock);
+	c->batch = c->batch_tail = NULL;
+	if (wake)
+		ring_wake(g);
+}
+
+/* Start c's ring thread; without io_uring c->ring stays NULL (said once
+ * per server). */
+static void ring_start(struct nbd_conn *c)
+{
+	struct nbd_server *s = c->s;
+	struct nbd_ring *g = calloc(1, sizeof *g);
+	int rc = -ENOMEM;
+
+	if (g && (g->efd = eventfd(0, EFD_CLOEXEC)) >= 0) {
+		c->ring = g;
+		rc = -pthread_create(&g->thr, NULL, ring_main, c);
+		pthread_mutex_lock(&c->lock);
+		while (!rc && g->state == 0)
+			pthread_cond_wait(&c->cond, &c->lock);
+		if (!rc && g->state < 0)
+			rc = g->state;
+		pthread_mutex_unlock(&c->lock);
+		if (rc && g->state < 0)
+			pthread_join(g->thr, NULL);
+	} else if (g) {
+		rc = -errno;
+	}
+	if (!rc)
+		return;
+	if (g && g->efd >= 0)
+		close(g->efd);
+	free(g);
+	c->ring = NULL;
+	pthread_mutex_lock(&s->lock);
+	int warn = !s->ring_warned;
+	s->ring_warned = 1;
+	pthread_mutex_unlock(&s->lock);
+	if (warn)
+		log_info("nbd: io_uring is not available (%s); reads go through the worker threads", strerror(-rc));
+}
+
+/* Every read was answered (conn inflight 0): end the ring thread. */
+static void ring_stop(struct nbd_conn *c)
+{
+	struct nbd_ring *g = c->ring;
+	if (!g)
+		return;
+	pthread_mutex_lock(&c->lock);
+	g->stop = 1;
+	pthread_mutex_unlock(&c->lock);
+	ring_wake(g);
+	pthread_join(g->thr, NULL);
+	close(g->efd);
+	free(g);
+	c->ring = NULL;
 }
 
 /* ---------------------------------------------------------- handshake */
@@ -490,11 +727,66 @@ out:
 
 /* ------------------------------------------------------- transmission */
 
-static int discard_payload(int fd, uint32_t len, uint8_t *scratch, size_t cap)
+/* ------------------------------------------------------- transmission */
+
+static size_t rx_have(const struct nbd_conn *c)
+{
+	return c->rlen - c->rpos;
+}
+
+/* Receive more of the stream into rbuf (blocks; reads gathered for the
+ * ring are handed over first). 0, -EPIPE at its end, or -errno. */
+static int rx_fill(struct nbd_conn *c)
+{
+	if (c->ring)
+		handoff(c);
+	if (c->rpos) {
+		memmove(c->rbuf, c->rbuf + c->rpos, rx_have(c));
+		c->rlen -= c->rpos;
+		c->rpos = 0;
+	}
+	for (;;) {
+		ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
+		if (n > 0) {
+			c->rlen += (size_t)n;
+			return 0;
+		}
+		if (n == 0)
+			return -EPIPE;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* The next n bytes of the stream into dst: what rbuf holds, then a large
+ * rest (a write's payload) straight from the socket. 0 or -errno. */
+static int rx_read(struct nbd_conn *c, void *dst, size_t n)
+{
+	uint8_t *p = dst;
+	for (;;) {
+		size_t k = n < rx_have(c) ? n : rx_have(c);
+		memcpy(p, c->rbuf + c->rpos, k);
+		c->rpos += k;
+		p += k;
+		n -= k;
+		if (!n)
+			return 0;
+		if (n >= RBUF_BYTES / 2) {
+			if (c->ring)
+				handoff(c);
+			return read_full(c->fd, p, n);
+		}
+		int rc = rx_fill(c);
+		if (rc)
+			return rc;
+	}
+}
+
+static int discard_payload(struct nbd_conn *c, uint32_t len, uint8_t *scratch, size_t cap)
 {
 	while (len) {
 		size_t n = len < cap ? len : cap;
-		int rc = read_full(fd, scratch, n);
+		int rc = rx_read(c, scratch, n);
 		if (rc)
 			return rc;
 		len -= (uint32_t)n;
@@ -511,7 +803,7 @@ static int alone(struct nbd_conn *c)
 	pthread_mutex_lock(&c->lock);
 	inflight = c->inflight;
 	pthread_mutex_unlock(&c->lock);
-	if (inflight != 1)
+	if (inflight != 1 || rx_have(c))
 		return 0;
 	return ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0;
 }
@@ -523,7 +815,7 @@ static void transmission(struct nbd_conn *c)
 	int rc;
 
 	for (;;) {
-		if ((rc = read_full(c->fd, h, sizeof h))) {
+		if ((rc = rx_read(c, h, sizeof h))) {
 			if (rc != -EPIPE && rc != -ECONNRESET)
 				log_warn("nbd %s: receive failed: %s", c->peer, strerror(-rc));
 			else if (!c->dead)
@@ -554,7 +846,7 @@ static void transmission(struct nbd_conn *c)
 			}
 			if (r->len > NBD_MAX_PAYLOAD) {
 				/* answer EINVAL but keep the stream in step */
-				if (slot_reserve(r, 1 << 20) || discard_payload(c->fd, r->len, r->buf, r->cap)) {
+				if (slot_reserve(r, 1 << 20) || discard_payload(c, r->len, r->buf, r->cap)) {
 					slot_release(r);
 					return;
 				}
@@ -563,7 +855,7 @@ static void transmission(struct nbd_conn *c)
 				log_err("nbd %s: out of memory for a %u byte write; closing", c->peer, r->len);
 				slot_release(r);
 				return;
-			} else if ((rc = read_full(c->fd, r->buf, r->len))) {
+			} else if ((rc = rx_read(c, r->buf, r->len))) {
 				log_warn("nbd %s: client disconnected in the middle of a %u byte write at %llu; "
 					 "that write was not applied", c->peer, r->len, (unsigned long long)r->off);
 				slot_release(r);
@@ -606,6 +898,10 @@ static void transmission(struct nbd_conn *c)
 			execute(s, r);
 			continue;
 		}
+		if (type == NBD_CMD_READ && c->ring && (r->dfd = engine_read_fd(s->e, r->buf, r->len, r->off)) >= 0) {
+			list_append(&c->batch, &c->batch_tail, r);
+			continue;
+		}
 		enqueue(s, r);
 	}
 }
@@ -630,7 +926,10 @@ static void conn_run(struct nbd_conn *c)
 	int rc = handshake(c);
 	if (rc == 0) {
 		log_info("nbd %s: client connected", c->peer);
+		ring_start(c);
 		transmission(c);
+		if (c->ring)
+			handoff(c);
 	}
 	/* every admitted request is answered before the socket closes */
 	pthread_mutex_lock(&c->lock);
@@ -639,6 +938,7 @@ static void conn_run(struct nbd_conn *c)
 	close(c->fd);
 	c->closed = 1;
 	pthread_mutex_unlock(&c->lock);
+	ring_stop(c);
 	if (rc == 0)
 		log_info("nbd %s: client disconnected", c->peer);
 }
@@ -918,6 +1218,12 @@ void nbd_server_stop(struct nbd_server *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->qcond);
 	free(s);
+}
+
+void nbd_server_ring_counts(struct nbd_server *s, uint64_t *reads, uint64_t *redone)
+{
+	*reads = s ? atomic_load(&s->ring_reads) : 0;
+	*redone = s ? atomic_load(&s->ring_redone) : 0;
 }
 
 int nbd_server_clients(struct nbd_server *s)

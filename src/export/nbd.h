@@ -1,14 +1,19 @@
-/* nbd — NBD server frontend (fixed newstyle, simple replies).
+/* nbd — NBD server frontend (fixed newstyle, simple replies), per the NBD
+ * protocol spec (github.com/NetworkBlockDevice/nbd, doc/proto.md).
  *
  * Listens on a unix socket and optionally TCP. Each connection has a reader
- * thread that parses requests into one of a fixed set of per-connection slots
- * (buffers grow once to the largest request seen, then are reused: no per-I/O
- * allocation), and hands them to a shared pool of worker threads that call
- * the engine and send the reply. Many requests are in flight per connection;
- * replies may be sent out of order, as NBD allows.
+ * thread that parses requests (many per read(2)) into one of a fixed set of
+ * per-connection slots (buffers grow once to the largest request seen, then
+ * are reused: no per-I/O allocation). Reads the engine serves with one
+ * pread (engine_read_fd) go through the connection's io_uring, submitted
+ * and reaped in batches by its own thread; everything else goes to a
+ * shared pool of worker threads that call the engine. Many requests are in
+ * flight per connection; replies may be sent out of order, as NBD allows,
+ * several in one writev.
  *
  * Locking: server->lock guards the connection list and the work queue;
- * conn->lock guards the slot free list; conn->send_lock serializes replies.
+ * conn->lock guards the slot free list, the reply queue and the reads
+ * handed to the ring; one thread at a time writes replies (conn->sending).
  */
 #ifndef DIPOLE_NBD_H
 #define DIPOLE_NBD_H
@@ -24,6 +29,9 @@ int nbd_server_start(struct nbd_server **out, struct engine *e, const char *name
 /* Stop accepting, let in-flight requests finish and be answered, close all
  * connections, join all threads, remove the unix socket. */
 void nbd_server_stop(struct nbd_server *s);
+/* Reads served through io_uring since start, and those of them redone
+ * through engine_read (short or failed). s may be NULL. */
+void nbd_server_ring_counts(struct nbd_server *s, uint64_t *reads, uint64_t *redone);
 /* Number of connected clients. */
 int nbd_server_clients(struct nbd_server *s);
 

@@ -814,6 +814,24 @@ int engine_read(struct engine *e, void *buf, size_t len, uint64_t off)
 	return count_err(e, rc);
 }
 
+int engine_read_fd(struct engine *e, const void *buf, size_t len, uint64_t off)
+{
+	/* exactly the cases in which engine_read does nothing but disk_pread */
+	if (!range_ok(e, off, len) || engine_is_suspended(e) || io_refused(e) || diskless(e) ||
+	    (e->npeers && atomic_load_explicit(&e->dstate, memory_order_relaxed) == DS_INCONSISTENT))
+		return -1;
+	return disk_read_fd(e->disk, buf, len, off);
+}
+
+int engine_read_fd_done(struct engine *e, void *buf, uint64_t off, size_t len, long res)
+{
+	if (disk_read_result(e->disk, buf, off, len, res) != (long)len)
+		return -EAGAIN;
+	atomic_fetch_add_explicit(&e->st.read_bytes, len, memory_order_relaxed);
+	atomic_fetch_add_explicit(&e->st.reads, 1, memory_order_relaxed);
+	return 0;
+}
+
 static int may_write(struct engine *e)
 {
 	return atomic_load_explicit(&e->role, memory_order_acquire) == ROLE_PRIMARY;

@@ -260,6 +260,17 @@ int engine_close(struct engine *e);
 void engine_forget(struct engine *e);
 
 int engine_read(struct engine *e, void *buf, size_t len, uint64_t off);
+/* Asynchronous reads (the NBD server's io_uring): the descriptor to read
+ * [off, off+len) from straight into buf when engine_read would do nothing
+ * but that one pread (a local disk that is UpToDate, or the only replica;
+ * I/O neither suspended nor refused; offset, length and buffer aligned to
+ * DISK_ALIGN), else -1 and the caller uses engine_read. Lock-free. */
+int engine_read_fd(struct engine *e, const void *buf, size_t len, uint64_t off);
+/* Such a read into buf completed with res (bytes read, or -errno from the kernel):
+ * 0 when all len bytes came (counted as engine_read counts them), else
+ * -EAGAIN and the caller redoes it with engine_read, which completes short
+ * reads and applies on-io-error and the read from a peer. Lock-free. */
+int engine_read_fd_done(struct engine *e, void *buf, uint64_t off, size_t len, long res);
 /* -EPERM unless Primary. */
 int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags);
 int engine_flush(struct engine *e);

@@ -29,6 +29,8 @@ struct disk_faults {
 	struct { unsigned kinds; uint64_t off, len; } rule[16];
 	int nstalls;          /* "stall write OFF LEN": such writes wait while the rule stands */
 	struct { uint64_t off, len; } stall[4];
+	int nshorts;          /* "short read OFF LEN": asynchronous reads there come back short */
+	struct { uint64_t off, len; } shorts[4];
 	long after;           /* -1: off */
 	uint64_t ops;
 	int vol;              /* "volatile": a write cache that a crash loses */
@@ -170,6 +172,7 @@ static void faults_load(struct disk_faults *f)
 	if (stat(f->path, &st) < 0) {
 		f->nrules = 0;
 		f->nstalls = 0;
+		f->nshorts = 0;
 		f->after = -1;
 		f->mtime = (struct timespec){ 0, 0 };
 		return;
@@ -179,6 +182,7 @@ static void faults_load(struct disk_faults *f)
 	f->mtime = st.st_mtim;
 	f->nrules = 0;
 	f->nstalls = 0;
+	f->nshorts = 0;
 	f->after = -1;
 	int was_vol = f->vol;
 	f->vol = 0;
@@ -196,6 +200,10 @@ static void faults_load(struct disk_faults *f)
 			f->stall[f->nstalls].off = a;
 			f->stall[f->nstalls].len = b;
 			f->nstalls++;
+		} else if (sscanf(line, "short read %llu %llu", &a, &b) == 2 && f->nshorts < 4) {
+			f->shorts[f->nshorts].off = a;
+			f->shorts[f->nshorts].len = b;
+			f->nshorts++;
 		} else if (sscanf(line, "eio %15s %llu %llu", kind, &a, &b) == 3 && f->nrules < 16) {
 			unsigned k = !strcmp(kind, "read") ? FK_READ : !strcmp(kind, "write") ? FK_WRITE :
 				     !strcmp(kind, "flush") ? FK_FLUSH : FK_READ | FK_WRITE | FK_FLUSH;
@@ -385,6 +393,40 @@ int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 	if (!rc)
 		memcpy(buf, b, len);
 	return rc;
+}
+
+/* With faults armed, asynchronous reads are allowed only while no rule
+ * but "short read" and "stall write" stands: the others must see each
+ * read (an error rule, the eio-after count, the volatile cache's blocks). */
+static int faults_allow_async(struct disk_faults *f)
+{
+	pthread_mutex_lock(&f->lock);
+	faults_load(f);
+	int ok = f->nrules == 0 && f->after < 0 && !f->vol && !f->vcount;
+	pthread_mutex_unlock(&f->lock);
+	return ok;
+}
+
+int disk_read_fd(struct disk *d, const void *buf, size_t len, uint64_t off)
+{
+	if (!direct_ok(d, len, off) || !buf_aligned(buf) || (d->faults && !faults_allow_async(d->faults)))
+		return -1;
+	return d->fd;
+}
+
+long disk_read_result(struct disk *d, void *buf, uint64_t off, size_t len, long res)
+{
+	struct disk_faults *f = d->faults;
+	if (!f || res <= 0)
+		return res;
+	pthread_mutex_lock(&f->lock);
+	for (int i = 0; i < f->nshorts; i++)
+		if (off < f->shorts[i].off + f->shorts[i].len && f->shorts[i].off < off + len)
+			res /= 2;
+	pthread_mutex_unlock(&f->lock);
+	if (res < (long)len) /* what a short read did not bring is not there */
+		memset((uint8_t *)buf + res, 0xee, len - (size_t)res);
+	return res;
 }
 
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off)

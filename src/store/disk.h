@@ -36,6 +36,11 @@ struct disk {
  * it changes). Lines:
  *   eio read|write|flush|any OFFSET LEN   I/O touching [OFFSET, OFFSET+LEN) fails with EIO
  *   eio-after N                           every I/O after the next N fails
+ *   short read OFFSET LEN                 asynchronous reads (disk_read_fd) touching
+ *                                         the range come back with half their bytes,
+ *                                         as a short read would (disk_read_fd gives no
+ *                                         descriptor while another rule stands but
+ *                                         "stall write")
  *   volatile                              a write cache in this process's memory:
  *                                         writes reach the file only at a flush, a
  *                                         FUA write or past 64 MiB, so SIGKILL acts
@@ -48,6 +53,16 @@ int disk_open(struct disk **out, const char *path, int rdonly);
 void disk_close(struct disk *d);
 
 int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off);
+/* For a caller that reads asynchronously (io_uring): the O_DIRECT
+ * descriptor from which [off, off+len) may be read straight into buf, or
+ * -1 when that read must go through disk_pread (unaligned offset, length
+ * or buffer; no O_DIRECT here; fault rules other than "short read" armed).
+ * Lock-free unless faults are armed. */
+int disk_read_fd(struct disk *d, const void *buf, size_t len, uint64_t off);
+/* What such a read into buf returned (bytes, or -errno), as fault
+ * injection lets it through: a "short read" rule over the range halves a
+ * byte count and overwrites the bytes past it. */
+long disk_read_result(struct disk *d, void *buf, uint64_t off, size_t len, long res);
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off);
 /* Write and make that write durable (FUA): one RWF_DSYNC write where the
  * kernel supports it, which devices with FUA do without a full cache flush. */
