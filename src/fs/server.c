@@ -506,6 +506,91 @@ static int64_t mounted_wait(struct sconn *c, uint64_t known)
 	return now == known ? -ENOTCONN : (int64_t)now;
 }
 
+/* The ops that fill a buffer of the request's length (READ, READDIR,
+ * GETXATTR, LISTXATTR): *buf is allocated here, freed by the caller after
+ * the reply is sent. Returns the op's result. */
+static int64_t run_buffered(struct sconn *c, const struct fsp_req *q, const struct fs_caller *caller, const char *name,
+			    struct fsp_reply *r, uint8_t **buf)
+{
+	const struct fs_ops *ops = c->s->ops;
+	void *ctx = c->s->ctx;
+	int64_t res;
+
+	switch (q->op) {
+	case FSP_READ:
+		*buf = malloc(q->len ? q->len : 1);
+		res = !*buf ? -ENOMEM : ops->read(ctx, caller, q->ino, q->fh, *buf, q->len, q->off);
+		if (res > (int64_t)q->len)
+			res = -EIO;
+		if (res > 0) {
+			r->data = *buf;
+			r->dlen = (uint32_t)res;
+		}
+		return res;
+	case FSP_READDIR: {
+		struct dirbuf d = { .b = *buf = malloc(q->len), .cap = q->len };
+		res = !*buf ? -ENOMEM : ops->readdir(ctx, caller, q->ino, q->fh, q->off, dir_fill, &d);
+		r->data = *buf;
+		r->dlen = (uint32_t)d.used;
+		r->ndirents = d.n;
+		return res;
+	}
+	default: /* FSP_GETXATTR, FSP_LISTXATTR */
+		*buf = q->len ? malloc(q->len) : NULL;
+		res = q->len && !*buf ? -ENOMEM
+		    : q->op == FSP_GETXATTR ? ops->getxattr(ctx, caller, q->ino, name, *buf, q->len)
+					    : ops->listxattr(ctx, caller, q->ino, (char *)*buf, q->len);
+		if (res > FS_XATTR_MAX || (q->len && res > (int64_t)q->len))
+			res = -ERANGE;
+		if (res > 0 && q->len) {
+			r->data = *buf;
+			r->dlen = (uint32_t)res;
+		}
+		return res;
+	}
+}
+
+/* GETLK and SETLK: the lock's node is the caller's authenticated one. */
+static int64_t run_lock(struct sconn *c, const struct fsp_req *q, const struct fs_caller *caller, struct fsp_reply *r)
+{
+	struct fs_lock lk;
+	int64_t res;
+
+	fsconv_lock_in(&lk, &q->lock);
+	lk.node_id = caller->node_id;
+	if (q->op == FSP_SETLK)
+		return c->s->ops->setlk(c->s->ctx, caller, q->ino, q->fh, &lk, (int)q->flags, q->u64);
+	res = c->s->ops->getlk(c->s->ctx, caller, q->ino, q->fh, &lk);
+	fsconv_lock_out(&r->lock, &lk);
+	return res;
+}
+
+/* Reply to j with r (result res, entry e): what the client may cache from
+ * it is tracked first, so a later change revokes it. */
+static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct fs_entry *e)
+{
+	struct sconn *c = j->c;
+	const struct fsp_req *q = &j->q;
+
+	if (res < -FSP_ERRNO_MAX)
+		res = -EIO;
+	r->result = res;
+	if (res >= 0)
+		fsconv_entry_out(&r->entry, e);
+	if (res >= 0 && (q->op == FSP_LOOKUP || q->op == FSP_MKNOD || q->op == FSP_MKDIR || q->op == FSP_SYMLINK ||
+			 q->op == FSP_LINK || q->op == FSP_CREATE) && !e->ino)
+		r->result = -EIO; /* a backend bug must not reach the client as node 0 */
+	if (r->result >= 0) {
+		pthread_mutex_lock(&c->lock);
+		track(c, q, r);
+		pthread_mutex_unlock(&c->lock);
+	}
+	uint8_t head[FSP_HDR + FSP_HEAD_MAX];
+	int hl = fsp_encode_reply(head, sizeof head, j->h.id, r);
+	if (hl > 0)
+		send_frame(c, head, (size_t)hl, r->data, r->result >= 0 ? r->dlen : 0);
+}
+
 static void execute(struct job *j)
 {
 	struct sconn *c = j->c;
@@ -515,7 +600,6 @@ static void execute(struct job *j)
 	struct fsp_reply r = { .op = q->op, .epoch = c->epochs ? c->s->epoch : 0 };
 	struct fs_caller caller;
 	struct fs_entry e = { 0 };
-	struct fs_lock lk;
 	char name[FS_NAME_MAX + 1], name2[FS_NAME_MAX + 1], target[FS_PATH_MAX];
 	uint8_t *buf = NULL;
 	int64_t res;
@@ -553,15 +637,9 @@ static void execute(struct job *j)
 	case FSP_OPEN: res = ops->open(ctx, &caller, q->ino, (int)q->flags, &r.fh); break;
 	case FSP_CREATE: res = ops->create(ctx, &caller, q->ino, name, q->mode, (int)q->flags, &e, &r.fh); break;
 	case FSP_READ:
-		buf = malloc(q->len ? q->len : 1);
-		res = !buf ? -ENOMEM : ops->read(ctx, &caller, q->ino, q->fh, buf, q->len, q->off);
-		if (res > (int64_t)q->len)
-			res = -EIO;
-		if (res > 0) {
-			r.data = buf;
-			r.dlen = (uint32_t)res;
-		}
-		break;
+	case FSP_READDIR:
+	case FSP_GETXATTR:
+	case FSP_LISTXATTR: res = run_buffered(c, q, &caller, name, &r, &buf); break;
 	case FSP_WRITE:
 		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off);
 		if (res > (int64_t)q->dlen)
@@ -571,44 +649,14 @@ static void execute(struct job *j)
 	case FSP_RELEASE: res = ops->release(ctx, q->ino, q->fh); break;
 	case FSP_FSYNC: res = ops->fsync(ctx, &caller, q->ino, q->fh, (int)q->flags); break;
 	case FSP_OPENDIR: res = ops->opendir(ctx, &caller, q->ino, &r.fh); break;
-	case FSP_READDIR: {
-		struct dirbuf d = { .b = buf = malloc(q->len), .cap = q->len };
-		res = !buf ? -ENOMEM : ops->readdir(ctx, &caller, q->ino, q->fh, q->off, dir_fill, &d);
-		r.data = buf;
-		r.dlen = (uint32_t)d.used;
-		r.ndirents = d.n;
-		break;
-	}
 	case FSP_RELEASEDIR: res = ops->releasedir(ctx, q->ino, q->fh); break;
 	case FSP_FSYNCDIR: res = ops->fsyncdir(ctx, &caller, q->ino, q->fh, (int)q->flags); break;
 	case FSP_STATFS: res = ops->statfs(ctx, &caller, q->ino, &r.st); break;
 	case FSP_SETXATTR: res = ops->setxattr(ctx, &caller, q->ino, name, q->data, q->dlen, (int)q->flags); break;
-	case FSP_GETXATTR:
-	case FSP_LISTXATTR:
-		buf = q->len ? malloc(q->len) : NULL;
-		res = q->len && !buf ? -ENOMEM
-		    : q->op == FSP_GETXATTR ? ops->getxattr(ctx, &caller, q->ino, name, buf, q->len)
-					    : ops->listxattr(ctx, &caller, q->ino, (char *)buf, q->len);
-		if (res > FS_XATTR_MAX || (q->len && res > (int64_t)q->len))
-			res = -ERANGE;
-		if (res > 0 && q->len) {
-			r.data = buf;
-			r.dlen = (uint32_t)res;
-		}
-		break;
 	case FSP_REMOVEXATTR: res = ops->removexattr(ctx, &caller, q->ino, name); break;
 	case FSP_FALLOCATE: res = ops->fallocate(ctx, &caller, q->ino, q->fh, (int)q->mode, q->off, q->len); break;
 	case FSP_GETLK:
-		fsconv_lock_in(&lk, &q->lock);
-		lk.node_id = caller.node_id;
-		res = ops->getlk(ctx, &caller, q->ino, q->fh, &lk);
-		fsconv_lock_out(&r.lock, &lk);
-		break;
-	case FSP_SETLK:
-		fsconv_lock_in(&lk, &q->lock);
-		lk.node_id = caller.node_id;
-		res = ops->setlk(ctx, &caller, q->ino, q->fh, &lk, (int)q->flags, q->u64);
-		break;
+	case FSP_SETLK: res = run_lock(c, q, &caller, &r); break;
 	case FSP_LSEEK: res = ops->lseek(ctx, &caller, q->ino, q->fh, (int64_t)q->off, (int)q->flags); break;
 	case FSP_RECLAIM_DONE:
 		if (c->s->reclaim_done)
@@ -618,23 +666,7 @@ static void execute(struct job *j)
 	case FSP_MOUNTED: res = mounted_wait(c, q->u64); break;
 	default: res = -ENOSYS;
 	}
-	if (res < -FSP_ERRNO_MAX)
-		res = -EIO;
-	r.result = res;
-	if (res >= 0)
-		fsconv_entry_out(&r.entry, &e);
-	if (res >= 0 && (q->op == FSP_LOOKUP || q->op == FSP_MKNOD || q->op == FSP_MKDIR || q->op == FSP_SYMLINK ||
-			 q->op == FSP_LINK || q->op == FSP_CREATE) && !e.ino)
-		r.result = -EIO; /* a backend bug must not reach the client as node 0 */
-	if (r.result >= 0) {
-		pthread_mutex_lock(&c->lock);
-		track(c, q, &r);
-		pthread_mutex_unlock(&c->lock);
-	}
-	uint8_t head[FSP_HDR + FSP_HEAD_MAX];
-	int hl = fsp_encode_reply(head, sizeof head, j->h.id, &r);
-	if (hl > 0)
-		send_frame(c, head, (size_t)hl, r.data, r.result >= 0 ? r.dlen : 0);
+	reply(j, &r, res, &e);
 	free(buf);
 }
 
