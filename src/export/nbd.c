@@ -378,7 +378,16 @@ static int ring_init(struct nbd_ring *g)
 	int rc = io_uring_queue_init_params(RING_ENTRIES, &g->ring, &p);
 	if (rc == -EINVAL) /* a kernel before 6.1 */
 		rc = io_uring_queue_init(RING_ENTRIES, &g->ring, 0);
-	return rc;
+	if (rc)
+		return rc;
+	/* IORING_OP_READ came with 5.6: without it every read would fail */
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&g->ring);
+	int ok = probe && io_uring_opcode_supported(probe, IORING_OP_READ);
+	io_uring_free_probe(probe);
+	if (ok)
+		return 0;
+	io_uring_queue_exit(&g->ring);
+	return -EOPNOTSUPP;
 }
 
 /* Reap what completed: answered, or redone by a worker through
@@ -435,6 +444,7 @@ static void *ring_main(void *arg)
 	if (rc)
 		return NULL;
 	ring_arm_eventfd(g);
+	int warned = 0;
 	for (;;) {
 		pthread_mutex_lock(&c->lock);
 		struct nbd_req *todo = g->todo;
@@ -444,7 +454,15 @@ static void *ring_main(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		if (stop)
 			break;
-		for (struct nbd_req *r = todo; r; r = r->next) {
+		for (struct nbd_req *r = todo, *next; r; r = next) {
+			next = r->next;
+			/* checked again: the engine may have suspended or refused
+			 * I/O since the reader took it (this thread may have been
+			 * writing replies to a slow client meanwhile) */
+			if (engine_read_fd(c->s->e, r->buf, r->len, r->off) < 0) {
+				enqueue(c->s, r);
+				continue;
+			}
 			/* never NULL: at most CONN_SLOTS reads and one eventfd read */
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&g->ring);
 			io_uring_prep_read(sqe, r->dfd, r->buf, r->len, r->off);
@@ -454,9 +472,10 @@ static void *ring_main(void *arg)
 		/* what is not submitted now (EINTR, EAGAIN) stays in the queue
 		 * and goes with the next call */
 		rc = io_uring_submit_and_wait(&g->ring, 1);
-		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
-			log_err("nbd %s: io_uring_enter failed: %s; retrying", c->peer, strerror(-rc));
-			nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+		if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+			if (rc != -EAGAIN && rc != -EBUSY && !warned++)
+				log_err("nbd %s: io_uring_enter failed: %s; retrying", c->peer, strerror(-rc));
+			nanosleep(&(struct timespec){ 0, 1000000L }, NULL); /* (out of kernel memory: a moment) */
 		}
 		ring_reap(c, g);
 	}
@@ -515,10 +534,16 @@ static void ring_start(struct nbd_conn *c)
 	}
 	if (!rc)
 		return;
+	int unavailable = g && g->state < 0; /* io_uring itself, not this moment's memory or fds */
 	if (g && g->efd >= 0)
 		close(g->efd);
 	free(g);
 	c->ring = NULL;
+	if (!unavailable) {
+		log_warn("nbd %s: no io_uring for this connection (%s); its reads go through the worker threads",
+			 c->peer, strerror(-rc));
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	int warn = !s->ring_warned;
 	s->ring_warned = 1;
@@ -745,6 +770,8 @@ static int rx_fill(struct nbd_conn *c)
 		c->rlen -= c->rpos;
 		c->rpos = 0;
 	}
+	if (c->rlen == sizeof c->rbuf)
+		return -ENOBUFS; /* (callers take what is buffered first: not reached) */
 	for (;;) {
 		ssize_t n = read(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - c->rlen);
 		if (n > 0) {
@@ -887,6 +914,8 @@ static void transmission(struct nbd_conn *c)
 			}
 		}
 		if (err) {
+			if (c->ring)
+				handoff(c); /* (answering may block on a slow client) */
 			answer(r, err);
 			continue;
 		}

@@ -825,7 +825,12 @@ int engine_read_fd(struct engine *e, const void *buf, size_t len, uint64_t off)
 
 int engine_read_fd_done(struct engine *e, void *buf, uint64_t off, size_t len, long res)
 {
-	if (disk_read_result(e->disk, buf, off, len, res) != (long)len)
+	res = disk_read_result(e->disk, buf, off, len, res);
+	if (res < 0 && res != -EAGAIN && res != -EINTR && res != -ECANCELED)
+		/* the disk's error, as engine_read would meet it: counted and
+		 * on-io-error applied (after a detach the redo reads a peer) */
+		io_error(e, (int)res, "read", off, len);
+	if (res != (long)len)
 		return -EAGAIN;
 	atomic_fetch_add_explicit(&e->st.read_bytes, len, memory_order_relaxed);
 	atomic_fetch_add_explicit(&e->st.reads, 1, memory_order_relaxed);

@@ -269,7 +269,9 @@ int engine_read_fd(struct engine *e, const void *buf, size_t len, uint64_t off);
 /* Such a read into buf completed with res (bytes read, or -errno from the kernel):
  * 0 when all len bytes came (counted as engine_read counts them), else
  * -EAGAIN and the caller redoes it with engine_read, which completes short
- * reads and applies on-io-error and the read from a peer. Lock-free. */
+ * reads and reads from a peer after a detach. A disk error (res < 0) is
+ * counted and on-io-error applied here, as engine_read would (it may
+ * detach: takes `lock` then). */
 int engine_read_fd_done(struct engine *e, void *buf, uint64_t off, size_t len, long res);
 /* -EPERM unless Primary. */
 int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, unsigned flags);

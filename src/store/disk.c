@@ -19,7 +19,7 @@
 
 /* ------------------------------------------------------ fault injection */
 
-enum { FK_READ = 1, FK_WRITE = 2, FK_FLUSH = 4 };
+enum { FK_READ = 1, FK_WRITE = 2, FK_FLUSH = 4, FK_ASYNC = 8 /* async reads only */ };
 
 struct disk_faults {
 	pthread_mutex_t lock;
@@ -206,7 +206,8 @@ static void faults_load(struct disk_faults *f)
 			f->nshorts++;
 		} else if (sscanf(line, "eio %15s %llu %llu", kind, &a, &b) == 3 && f->nrules < 16) {
 			unsigned k = !strcmp(kind, "read") ? FK_READ : !strcmp(kind, "write") ? FK_WRITE :
-				     !strcmp(kind, "flush") ? FK_FLUSH : FK_READ | FK_WRITE | FK_FLUSH;
+				     !strcmp(kind, "flush") ? FK_FLUSH : !strcmp(kind, "async-read") ? FK_ASYNC :
+				     FK_READ | FK_WRITE | FK_FLUSH;
 			f->rule[f->nrules].kinds = k;
 			f->rule[f->nrules].off = a;
 			f->rule[f->nrules].len = b;
@@ -396,13 +397,17 @@ int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off)
 }
 
 /* With faults armed, asynchronous reads are allowed only while no rule
- * but "short read" and "stall write" stands: the others must see each
- * read (an error rule, the eio-after count, the volatile cache's blocks). */
+ * but "short read", "eio async-read" and "stall write" stands: the others
+ * must see each read (an error rule, the eio-after count, the volatile
+ * cache's blocks). */
 static int faults_allow_async(struct disk_faults *f)
 {
 	pthread_mutex_lock(&f->lock);
 	faults_load(f);
-	int ok = f->nrules == 0 && f->after < 0 && !f->vol && !f->vcount;
+	int ok = f->after < 0 && !f->vol && !f->vcount;
+	for (int i = 0; i < f->nrules; i++)
+		if (f->rule[i].kinds != FK_ASYNC)
+			ok = 0;
 	pthread_mutex_unlock(&f->lock);
 	return ok;
 }
@@ -417,14 +422,17 @@ int disk_read_fd(struct disk *d, const void *buf, size_t len, uint64_t off)
 long disk_read_result(struct disk *d, void *buf, uint64_t off, size_t len, long res)
 {
 	struct disk_faults *f = d->faults;
-	if (!f || res <= 0)
+	if (!f || res < 0)
 		return res;
 	pthread_mutex_lock(&f->lock);
 	for (int i = 0; i < f->nshorts; i++)
 		if (off < f->shorts[i].off + f->shorts[i].len && f->shorts[i].off < off + len)
 			res /= 2;
+	for (int i = 0; i < f->nrules; i++)
+		if (f->rule[i].kinds == FK_ASYNC && off < f->rule[i].off + f->rule[i].len && f->rule[i].off < off + len)
+			res = -EIO;
 	pthread_mutex_unlock(&f->lock);
-	if (res < (long)len) /* what a short read did not bring is not there */
+	if (res >= 0 && res < (long)len) /* what a short read did not bring is not there */
 		memset((uint8_t *)buf + res, 0xee, len - (size_t)res);
 	return res;
 }

@@ -35,12 +35,14 @@ struct disk {
  * names a file at disk_open, every I/O first consults it (re-read whenever
  * it changes). Lines:
  *   eio read|write|flush|any OFFSET LEN   I/O touching [OFFSET, OFFSET+LEN) fails with EIO
+ *   eio async-read OFFSET LEN             only asynchronous reads (disk_read_fd) there
+ *                                         fail with EIO (disk_read_result says so)
  *   eio-after N                           every I/O after the next N fails
  *   short read OFFSET LEN                 asynchronous reads (disk_read_fd) touching
  *                                         the range come back with half their bytes,
  *                                         as a short read would (disk_read_fd gives no
- *                                         descriptor while another rule stands but
- *                                         "stall write")
+ *                                         descriptor while a rule stands but these
+ *                                         two and "stall write")
  *   volatile                              a write cache in this process's memory:
  *                                         writes reach the file only at a flush, a
  *                                         FUA write or past 64 MiB, so SIGKILL acts
@@ -61,7 +63,8 @@ int disk_pread(struct disk *d, void *buf, size_t len, uint64_t off);
 int disk_read_fd(struct disk *d, const void *buf, size_t len, uint64_t off);
 /* What such a read into buf returned (bytes, or -errno), as fault
  * injection lets it through: a "short read" rule over the range halves a
- * byte count and overwrites the bytes past it. */
+ * byte count and overwrites the bytes past it, "eio async-read" makes it
+ * -EIO. */
 long disk_read_result(struct disk *d, void *buf, uint64_t off, size_t len, long res);
 int disk_pwrite(struct disk *d, const void *buf, size_t len, uint64_t off);
 /* Write and make that write durable (FUA): one RWF_DSYNC write where the

@@ -39,6 +39,26 @@ na down r0 >/dev/null 2>&1
 : >"$FA"
 check "a comes back with its disk and resyncs from b" bash -c "DIPOLE_FAULTS=$FA nsenter --net=/run/netns/$NS_A $DIPOLE -c $T/r.res --node a --run-dir $T/ra up r0 --device none >/dev/null 2>&1"
 check "in sync" wait_for 30 both "p['connection']=='Connected' and p['replication']=='Established' and o['disk']=='UpToDate'" "p['out_of_sync_bytes']==0"
+
+# the same for a read through the NBD server's io_uring (reads with
+# others in flight): its error is a disk error like any other (detach),
+# and the read is answered from b
+if dd if=/dev/zero of="$T/odirect" bs=4096 count=1 oflag=direct 2>/dev/null; then
+	na primary r0 >/dev/null 2>&1
+	qemu-io -f raw -c "write -P 0x46 30M 1M" "$(uri_a)" >/dev/null
+	printf 'eio async-read %d %d\n' $((30 * M)) $M >"$FA"
+	nbdcopy --requests=16 --request-size=65536 "$(uri_a)" "$T/copy" 2>/dev/null
+	check "a read failing in the ring detaches a's disk, saying why" \
+		wait_for 10 jcheck a "o['disk']=='Diskless' and 'read of' in o['disk_reason']"
+	check "... and it was answered from b: the data is intact" \
+		bash -c "head -c $M /dev/zero | tr '\\0' '\\106' | cmp -s -n $M -i $((30 * M)):0 $T/copy -"
+	na down r0 >/dev/null 2>&1
+	: >"$FA"
+	check "a comes back with its disk (after the ring's read error)" bash -c "DIPOLE_FAULTS=$FA nsenter --net=/run/netns/$NS_A $DIPOLE -c $T/r.res --node a --run-dir $T/ra up r0 --device none >/dev/null 2>&1"
+	check "in sync again" wait_for 30 both "p['connection']=='Connected' and p['replication']=='Established' and o['disk']=='UpToDate'" "p['out_of_sync_bytes']==0"
+else
+	ok "no O_DIRECT under $T: NBD reads take no io_uring here (ring error checks skipped)"
+fi
 nb disconnect r0 >/dev/null 2>&1
 check "apart" wait_for 20 jcheck a "p['connection']!='Connected'"
 na primary r0 >/dev/null 2>&1
