@@ -86,6 +86,7 @@ UNIT_locks  := fs/locks base/util base/log
 UNIT_local  := fs/local fs/locks base/util base/log
 UNIT_engine_epoch := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
 UNIT_engine_resync := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
+UNIT_engine_readfd := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
 UNIT_fsswitch := fs/fsswitch fs/local fs/locks base/util base/log
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h tests/unit/engine_env.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
