@@ -236,7 +236,7 @@ static struct nbd_req *slot_get(struct nbd_conn *c)
 {
 	struct nbd_req *r;
 	pthread_mutex_lock(&c->lock);
-	if (!c->free && c->batch) {
+	if (!c->free) {
 		/* the slots may be held by the reads gathered here */
 		pthread_mutex_unlock(&c->lock);
 		handoff(c);
@@ -263,8 +263,7 @@ static int slot_reserve(struct nbd_req *r, size_t len)
 
 	if (r->cap >= len)
 		return 0;
-	if (c->ring)
-		handoff(c); /* (below it may wait for requests to be answered) */
+	handoff(c); /* (below it may wait for requests to be answered) */
 	/* aligned, so the engine can hand it to O_DIRECT without bouncing */
 	len = ROUND_UP(len, 65536);
 	pthread_mutex_lock(&c->lock);
@@ -391,16 +390,16 @@ static int ring_init(struct nbd_ring *g)
 }
 
 /* Reap what completed: answered, or redone by a worker through
- * engine_read (short or failed: on-io-error and the peer apply there).
- * Returns how many CQEs were seen. */
-static unsigned ring_reap(struct nbd_conn *c, struct nbd_ring *g)
+ * engine_read (short or failed; engine_read_fd_done applied on-io-error
+ * to a failure). The engine is asked with no lock held: on-io-error may
+ * detach, or run a handler. */
+static void ring_reap(struct nbd_conn *c, struct nbd_ring *g)
 {
 	struct nbd_server *s = c->s;
 	struct io_uring_cqe *cqe;
-	struct nbd_req *redo = NULL, *redo_tail = NULL;
+	struct nbd_req *ok = NULL, *ok_tail = NULL, *redo = NULL, *redo_tail = NULL, *next;
 	unsigned head, n = 0, done = 0;
 
-	pthread_mutex_lock(&c->lock);
 	io_uring_for_each_cqe(&g->ring, head, cqe) {
 		void *data = io_uring_cqe_get_data(cqe);
 		n++;
@@ -411,23 +410,28 @@ static unsigned ring_reap(struct nbd_conn *c, struct nbd_ring *g)
 		struct nbd_req *r = data;
 		g->inflight--;
 		if (engine_read_fd_done(s->e, r->buf, r->off, r->len, cqe->res) == 0) {
-			reply_put(r, 0);
+			list_append(&ok, &ok_tail, r);
 			done++;
 		} else {
 			list_append(&redo, &redo_tail, r);
 		}
 	}
 	io_uring_cq_advance(&g->ring, n);
-	if (done)
+	if (done) {
+		pthread_mutex_lock(&c->lock);
+		for (struct nbd_req *r = ok; r; r = next) {
+			next = r->next;
+			reply_put(r, 0);
+		}
 		replies_send(c);
-	pthread_mutex_unlock(&c->lock);
-	atomic_fetch_add_explicit(&s->ring_reads, done, memory_order_relaxed);
-	for (struct nbd_req *r = redo, *next; r; r = next) {
+		pthread_mutex_unlock(&c->lock);
+		atomic_fetch_add_explicit(&s->ring_reads, done, memory_order_relaxed);
+	}
+	for (struct nbd_req *r = redo; r; r = next) {
 		next = r->next;
 		atomic_fetch_add_explicit(&s->ring_redone, 1, memory_order_relaxed);
 		enqueue(s, r);
 	}
-	return n;
 }
 
 static void *ring_main(void *arg)
@@ -456,10 +460,11 @@ static void *ring_main(void *arg)
 			break;
 		for (struct nbd_req *r = todo, *next; r; r = next) {
 			next = r->next;
-			/* checked again: the engine may have suspended or refused
-			 * I/O since the reader took it (this thread may have been
-			 * writing replies to a slow client meanwhile) */
-			if (engine_read_fd(c->s->e, r->buf, r->len, r->off) < 0) {
+			/* asked here, just before submitting, not when the reader
+			 * took it: the engine may have suspended or refused I/O
+			 * meanwhile (this thread may have been writing replies to a
+			 * slow client) */
+			if ((r->dfd = engine_read_fd(c->s->e, r->buf, r->len, r->off)) < 0) {
 				enqueue(c->s, r);
 				continue;
 			}
@@ -469,6 +474,11 @@ static void *ring_main(void *arg)
 			io_uring_sqe_set_data(sqe, r);
 			g->inflight++;
 		}
+		/* waiting needs a completion to come, or the reader to wake this
+		 * thread: with todo taken (not idle) and every read of it gone to
+		 * the workers, neither would */
+		if (todo && !g->inflight)
+			continue;
 		/* what is not submitted now (EINTR, EAGAIN) stays in the queue
 		 * and goes with the next call */
 		rc = io_uring_submit_and_wait(&g->ring, 1);
@@ -490,7 +500,8 @@ static void ring_wake(struct nbd_ring *g)
 		;
 }
 
-/* Hand the reads gathered so far to the ring thread (reader). */
+/* Hand the reads gathered so far to the ring thread (reader; nothing to
+ * do without a ring: nothing is gathered then). */
 static void handoff(struct nbd_conn *c)
 {
 	struct nbd_ring *g = c->ring;
@@ -752,8 +763,6 @@ out:
 
 /* ------------------------------------------------------- transmission */
 
-/* ------------------------------------------------------- transmission */
-
 static size_t rx_have(const struct nbd_conn *c)
 {
 	return c->rlen - c->rpos;
@@ -763,8 +772,7 @@ static size_t rx_have(const struct nbd_conn *c)
  * ring are handed over first). 0, -EPIPE at its end, or -errno. */
 static int rx_fill(struct nbd_conn *c)
 {
-	if (c->ring)
-		handoff(c);
+	handoff(c);
 	if (c->rpos) {
 		memmove(c->rbuf, c->rbuf + c->rpos, rx_have(c));
 		c->rlen -= c->rpos;
@@ -799,8 +807,7 @@ static int rx_read(struct nbd_conn *c, void *dst, size_t n)
 		if (!n)
 			return 0;
 		if (n >= RBUF_BYTES / 2) {
-			if (c->ring)
-				handoff(c);
+			handoff(c);
 			return read_full(c->fd, p, n);
 		}
 		int rc = rx_fill(c);
@@ -914,8 +921,7 @@ static void transmission(struct nbd_conn *c)
 			}
 		}
 		if (err) {
-			if (c->ring)
-				handoff(c); /* (answering may block on a slow client) */
+			handoff(c); /* (answering may block on a slow client) */
 			answer(r, err);
 			continue;
 		}
@@ -927,7 +933,9 @@ static void transmission(struct nbd_conn *c)
 			execute(s, r);
 			continue;
 		}
-		if (type == NBD_CMD_READ && c->ring && (r->dfd = engine_read_fd(s->e, r->buf, r->len, r->off)) >= 0) {
+		if (type == NBD_CMD_READ && c->ring) {
+			/* (the ring thread asks engine_read_fd, once, just before it
+			 * submits: what it refuses goes on to the workers) */
 			list_append(&c->batch, &c->batch_tail, r);
 			continue;
 		}
@@ -957,8 +965,7 @@ static void conn_run(struct nbd_conn *c)
 		log_info("nbd %s: client connected", c->peer);
 		ring_start(c);
 		transmission(c);
-		if (c->ring)
-			handoff(c);
+		handoff(c);
 	}
 	/* every admitted request is answered before the socket closes */
 	pthread_mutex_lock(&c->lock);

@@ -19,7 +19,8 @@
 
 /* ------------------------------------------------------ fault injection */
 
-enum { FK_READ = 1, FK_WRITE = 2, FK_FLUSH = 4, FK_ASYNC = 8 /* async reads only */ };
+/* FK_ASYNC and FK_SHORT act on asynchronous reads only (disk_read_result) */
+enum { FK_READ = 1, FK_WRITE = 2, FK_FLUSH = 4, FK_ASYNC = 8, FK_SHORT = 16 };
 
 struct disk_faults {
 	pthread_mutex_t lock;
@@ -29,8 +30,6 @@ struct disk_faults {
 	struct { unsigned kinds; uint64_t off, len; } rule[16];
 	int nstalls;          /* "stall write OFF LEN": such writes wait while the rule stands */
 	struct { uint64_t off, len; } stall[4];
-	int nshorts;          /* "short read OFF LEN": asynchronous reads there come back short */
-	struct { uint64_t off, len; } shorts[4];
 	long after;           /* -1: off */
 	uint64_t ops;
 	int vol;              /* "volatile": a write cache that a crash loses */
@@ -172,7 +171,6 @@ static void faults_load(struct disk_faults *f)
 	if (stat(f->path, &st) < 0) {
 		f->nrules = 0;
 		f->nstalls = 0;
-		f->nshorts = 0;
 		f->after = -1;
 		f->mtime = (struct timespec){ 0, 0 };
 		return;
@@ -182,7 +180,6 @@ static void faults_load(struct disk_faults *f)
 	f->mtime = st.st_mtim;
 	f->nrules = 0;
 	f->nstalls = 0;
-	f->nshorts = 0;
 	f->after = -1;
 	int was_vol = f->vol;
 	f->vol = 0;
@@ -200,14 +197,11 @@ static void faults_load(struct disk_faults *f)
 			f->stall[f->nstalls].off = a;
 			f->stall[f->nstalls].len = b;
 			f->nstalls++;
-		} else if (sscanf(line, "short read %llu %llu", &a, &b) == 2 && f->nshorts < 4) {
-			f->shorts[f->nshorts].off = a;
-			f->shorts[f->nshorts].len = b;
-			f->nshorts++;
-		} else if (sscanf(line, "eio %15s %llu %llu", kind, &a, &b) == 3 && f->nrules < 16) {
-			unsigned k = !strcmp(kind, "read") ? FK_READ : !strcmp(kind, "write") ? FK_WRITE :
-				     !strcmp(kind, "flush") ? FK_FLUSH : !strcmp(kind, "async-read") ? FK_ASYNC :
-				     FK_READ | FK_WRITE | FK_FLUSH;
+		} else if (f->nrules < 16 && (sscanf(line, "eio %15s %llu %llu", kind, &a, &b) == 3 ||
+					      sscanf(line, "short read %llu %llu", &a, &b) == 2)) {
+			unsigned k = line[0] == 's' /* short read */ ? FK_SHORT : !strcmp(kind, "read") ? FK_READ :
+				     !strcmp(kind, "write") ? FK_WRITE : !strcmp(kind, "flush") ? FK_FLUSH :
+				     !strcmp(kind, "async-read") ? FK_ASYNC : FK_READ | FK_WRITE | FK_FLUSH;
 			f->rule[f->nrules].kinds = k;
 			f->rule[f->nrules].off = a;
 			f->rule[f->nrules].len = b;
@@ -220,11 +214,17 @@ static void faults_load(struct disk_faults *f)
 		f->vol = 1; /* once on, the cache stays on: its blocks are not on disk yet */
 }
 
+/* [off, off + len) and [o2, o2 + l2) share a byte */
+static int overlaps(uint64_t off, uint64_t len, uint64_t o2, uint64_t l2)
+{
+	return off < o2 + l2 && o2 < off + len;
+}
+
 /* A write in a stalled range (under f->lock, rules loaded): 1. */
 static int stalled(struct disk_faults *f, uint64_t off, uint64_t len)
 {
 	for (int i = 0; i < f->nstalls; i++)
-		if (off < f->stall[i].off + f->stall[i].len && f->stall[i].off < off + len)
+		if (overlaps(off, len, f->stall[i].off, f->stall[i].len))
 			return 1;
 	return 0;
 }
@@ -249,7 +249,7 @@ static int fault(struct disk *d, unsigned kind, uint64_t off, uint64_t len)
 		hit = 1;
 	for (int i = 0; i < f->nrules && !hit; i++)
 		if ((f->rule[i].kinds & kind) &&
-		    (kind == FK_FLUSH || (off < f->rule[i].off + f->rule[i].len && f->rule[i].off < off + len)))
+		    (kind == FK_FLUSH || overlaps(off, len, f->rule[i].off, f->rule[i].len)))
 			hit = 1;
 	pthread_mutex_unlock(&f->lock);
 	return hit ? -EIO : 0;
@@ -406,7 +406,7 @@ static int faults_allow_async(struct disk_faults *f)
 	faults_load(f);
 	int ok = f->after < 0 && !f->vol && !f->vcount;
 	for (int i = 0; i < f->nrules; i++)
-		if (f->rule[i].kinds != FK_ASYNC)
+		if (f->rule[i].kinds & ~(unsigned)(FK_ASYNC | FK_SHORT))
 			ok = 0;
 	pthread_mutex_unlock(&f->lock);
 	return ok;
@@ -425,12 +425,9 @@ long disk_read_result(struct disk *d, void *buf, uint64_t off, size_t len, long 
 	if (!f || res < 0)
 		return res;
 	pthread_mutex_lock(&f->lock);
-	for (int i = 0; i < f->nshorts; i++)
-		if (off < f->shorts[i].off + f->shorts[i].len && f->shorts[i].off < off + len)
-			res /= 2;
-	for (int i = 0; i < f->nrules; i++)
-		if (f->rule[i].kinds == FK_ASYNC && off < f->rule[i].off + f->rule[i].len && f->rule[i].off < off + len)
-			res = -EIO;
+	for (int i = 0; i < f->nrules && res >= 0; i++)
+		if (overlaps(off, len, f->rule[i].off, f->rule[i].len))
+			res = f->rule[i].kinds == FK_SHORT ? res / 2 : f->rule[i].kinds == FK_ASYNC ? -EIO : res;
 	pthread_mutex_unlock(&f->lock);
 	if (res >= 0 && res < (long)len) /* what a short read did not bring is not there */
 		memset((uint8_t *)buf + res, 0xee, len - (size_t)res);
