@@ -318,23 +318,6 @@ static void agree_defer(struct peer *p, struct agreement *a)
 	}
 	if (outdate)
 		log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
-	/* Unsure of the peer, both UpToDate in one generation, a third node
-	 * Primary: that one is the reference, and the comparison due once it
-	 * is gone is a full one (this node stays unsure until it is done), so
-	 * the marks kept for the peer say nothing more — typically those of a
-	 * full resync to it that stopped when this node became SyncTarget of
-	 * the Primary. Kept, status showed two copies of the Primary as out
-	 * of sync for good (three_disks_quorum, "A|B|C healed"). */
-	uint64_t stale = 0;
-	if (related && (a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY &&
-	    !((a->my_flags | a->peer_flags) & HF_BUSY_TARGET) && engine_unsure(e, p->slot) &&
-	    a->me.disk == DS_UPTODATE && a->them.disk == DS_UPTODATE &&
-	    a->me.uuid[G_CURRENT] == a->them.uuid[G_CURRENT])
-		stale = engine_clear_oos(e, p->slot, 0, e->bm_bits);
-	if (stale)
-		log_info("peer %s: %llu KiB marked out of sync with it dropped: both are copies of the Primary, "
-			 "and the two compare in full once it is gone", p->addr,
-			 (unsigned long long)stale * (MD_BLOCK / 1024));
 	a->d = D_NO_SYNC;
 	a->verdict = D_NO_SYNC;
 }
