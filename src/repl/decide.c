@@ -88,14 +88,19 @@ enum decision decide_sync(const struct side *me, const struct side *peer)
 		return D_SOURCE_BITMAP;
 	if (p[G_BITMAP] && p[G_BITMAP] == m[G_CURRENT])
 		return D_TARGET_BITMAP;
-	/* both moved on from the same generation */
-	if (m[G_BITMAP] && m[G_BITMAP] == p[G_BITMAP])
-		return D_SPLIT_BRAIN;
-	/* the peer's data is an ancestor of mine the bitmap does not cover */
+	/* the peer's data is an ancestor of mine the bitmap does not cover.
+	 * Before "both moved on from the same generation", as drbd_uuid_compare
+	 * orders its rules: a node whose current generation the other has left
+	 * behind wrote nothing of its own since (a Primary writing without a
+	 * peer starts a new generation), even when both bitmaps still count
+	 * from the generation before it (checker3d.sh, seed 544721730) */
 	if (in_set(p[G_CURRENT], m + G_HIST0, 2))
 		return D_SOURCE_FULL;
 	if (in_set(m[G_CURRENT], p + G_HIST0, 2))
 		return D_TARGET_FULL;
+	/* both moved on from the same generation */
+	if (m[G_BITMAP] && m[G_BITMAP] == p[G_BITMAP])
+		return D_SPLIT_BRAIN;
 	/* a common ancestor somewhere, but both changed since */
 	for (int i = G_BITMAP; i < G_COUNT; i++)
 		if (in_set(m[i], p + G_BITMAP, 3))

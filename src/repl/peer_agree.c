@@ -455,9 +455,13 @@ static int agree_apply(struct peer *p, struct agreement *a)
 		engine_resume(e, "the peer is back");
 	/* an Outdated (quorum lost) or Consistent (just started, with quorum)
 	 * disk is current again once it meets a peer with the newest data, or
-	 * when the two of them are every disk of the resource */
+	 * when the two of them are every disk of the resource. Not by a
+	 * deferred resync: its "no sync" says only that a third node (the
+	 * Primary) syncs the one behind, not that the two agree; a node back
+	 * from down took it as agreement and could be promoted without the
+	 * Primary's writes (three_disks_return.sh) */
 	int mine_ds = atomic_load(&e->dstate);
-	if ((mine_ds == DS_OUTDATED || mine_ds == DS_CONSISTENT) &&
+	if ((mine_ds == DS_OUTDATED || mine_ds == DS_CONSISTENT) && !p->deferred &&
 	    (d == D_NO_SYNC || d == D_SOURCE_BITMAP || d == D_SOURCE_FULL) &&
 	    (them->disk == DS_UPTODATE || all_disks_here(p))) {
 		uptodate_again(p, them->disk == DS_UPTODATE ? "the peer with the newest data is back"

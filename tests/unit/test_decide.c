@@ -51,6 +51,8 @@ TEST(generations)
 		  "common ancestor only in history: diverged" },
 		{ S(UP, 0, 500, 0, 300, 100, 0, 0), S(UP, 0, 300, 0, 100, 0, 0, 1), D_SOURCE_FULL,
 		  "peer's data is my ancestor, not covered by a bitmap" },
+		{ S(UP, 1, 500, 100, 300, 100, 38903, 0), S(DS_CONSISTENT, 0, 300, 100, 0, 0, 0, 2), D_SOURCE_FULL,
+		  "three disks: the Primary went on from 300, which the peer still has; both bitmaps count from 100" },
 		{ S(UP, 0, 100, 0, 0, 0, 0, 0), S(UP, 0, 200, 0, 0, 0, 0, 1), D_UNRELATED, "different generations" },
 		{ S(UP, 0, 100, 0, 0, 0, 5, 0), S(UP, 0, 100, 0, 0, 0, 9, 1), D_SOURCE_BITMAP,
 		  "same generation, both marked: union, lower node-id sends" },
