@@ -1082,8 +1082,14 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 
 	if (!len)
 		return 0;
-	if (engine_is_suspended(e))
+	if (engine_is_suspended(e)) {
 		wait_resume(e);
+		/* demoted while held: the write was taken by a Primary that is
+		 * gone, and must not go out now, after its own demotion, to
+		 * peers that follow another Primary (three_disks_return.sh) */
+		if (!may_write(e))
+			return -EIO;
+	}
 	if (io_refused(e))
 		return -EIO;
 	if (!diskless(e) && (rc = al_begin(e->al, off, len)) && !io_error(e, rc, "activity log update", off, len))

@@ -65,16 +65,21 @@ static int all_disks_here(struct peer *p)
 	return 1;
 }
 
-/* A third node (not p) is Primary and connected to this one. */
-int third_primary(struct peer *p)
+/* A third node (not p) that is Primary and connected to this one, or NULL. */
+struct peer *other_primary(struct peer *p)
 {
 	struct engine *e = p->e;
 	for (int i = 0; i < e->npeers; i++) {
 		struct peer *q = sibling(e, i);
 		if (q != p && connected(q) && atomic_load(&q->repl) != RS_OFF && atomic_load(&q->peer_role) == ROLE_PRIMARY)
-			return 1;
+			return q;
 	}
-	return 0;
+	return NULL;
+}
+
+int third_primary(struct peer *p)
+{
+	return other_primary(p) != NULL;
 }
 
 /* May this node start a resync to p on its own (a peer became Inconsistent

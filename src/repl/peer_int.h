@@ -288,6 +288,7 @@ static inline struct peer *sibling(struct engine *e, int i)
 }
 
 /* peer_agree.c */
+struct peer *other_primary(struct peer *p);
 int third_primary(struct peer *p);
 int may_source(struct peer *p);
 void kick_others(struct peer *p, const char *why);

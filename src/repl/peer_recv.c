@@ -605,6 +605,21 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	struct engine *e = p->e;
 	const struct pkt_state *s = &k->state;
 	(void)h;
+	/* p became Primary while another peer connected here is Primary, and
+	 * two Primaries are not allowed: a partial partition (p cannot see
+	 * that one) let it promote with this node's vote. Serving both would
+	 * take writes of two Primaries onto this disk, and p's would complete
+	 * with this node's ack: drop p before any of its writes (they follow
+	 * this packet); its handshake keeps the two apart (V_THIRD_PRIMARY)
+	 * until one of them is Secondary (three_disks_return.sh) */
+	struct peer *q;
+	if (s->role == ROLE_PRIMARY && !p->allow_two && atomic_load(&p->peer_role) != ROLE_PRIMARY &&
+	    (q = other_primary(p))) {
+		set_reason(p, "became Primary while %s, connected here, is Primary and allow-two-primaries is "
+			   "not set; dropping the connection (retrying: it connects once one of them is Secondary)",
+			   q->ph->name);
+		return -EALREADY;
+	}
 	peer_set_peer_state(p, s->role, s->disk, "the peer reported its state");
 	atomic_store(&p->peer_was_primary, s->role == ROLE_PRIMARY);
 	atomic_store(&p->peer_uuid, s->uuid);
