@@ -664,13 +664,19 @@ static int io_refused(struct engine *e)
 	return atomic_load_explicit(&e->io_fail, memory_order_relaxed) || fs_stale(e);
 }
 
-/* (a fence ends the wait: what waited was submitted under the old epoch) */
-static void wait_resume(struct engine *e)
+/* (a fence ends the wait: what waited was submitted under the old epoch;
+ * so does a demotion for a write, which its caller then fails) */
+static void wait_resume_as(struct engine *e, int writer)
 {
 	pthread_mutex_lock(&e->lock);
-	while (atomic_load(&e->suspended) && !fs_stale(e))
+	while (atomic_load(&e->suspended) && !fs_stale(e) && !(writer && atomic_load(&e->role) != ROLE_PRIMARY))
 		pthread_cond_wait(&e->resume_cond, &e->lock);
 	pthread_mutex_unlock(&e->lock);
+}
+
+static void wait_resume(struct engine *e)
+{
+	wait_resume_as(e, 0);
 }
 
 void engine_detach(struct engine *e, const char *why)
@@ -1083,7 +1089,7 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 	if (!len)
 		return 0;
 	if (engine_is_suspended(e)) {
-		wait_resume(e);
+		wait_resume_as(e, 1);
 		/* demoted while held: the write was taken by a Primary that is
 		 * gone, and must not go out now, after its own demotion, to
 		 * peers that follow another Primary (three_disks_return.sh) */
@@ -1127,7 +1133,7 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		if (v != WV_COMPLETE) {
 			/* I/O is frozen (a peer's fate is open): this write is not
 			 * done until it can be replicated again, or I/O is resumed */
-			wait_resume(e);
+			wait_resume_as(e, 1);
 			if (!may_write(e) || fs_stale(e)) {
 				/* demoted or fenced meanwhile: this write must not go out late */
 				rc = -EIO;
@@ -1175,8 +1181,13 @@ int engine_write(struct engine *e, const void *buf, size_t len, uint64_t off, un
 
 int engine_flush(struct engine *e)
 {
-	if (engine_is_suspended(e))
-		wait_resume(e);
+	/* a Primary's flush covers its held writes: demoted, they fail (a
+	 * Secondary has none to wait for) */
+	if (engine_is_suspended(e) && may_write(e)) {
+		wait_resume_as(e, 1);
+		if (!may_write(e))
+			return count_err(e, -EIO);
+	}
 	if (fs_stale(e))
 		return count_err(e, -EIO);
 	atomic_fetch_add_explicit(&e->st.flushes, 1, memory_order_relaxed);
@@ -1370,12 +1381,14 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	return rc;
 }
 
-int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
+/* always: a new generation even where every peer in mask has its bitmap
+ * generation already (it was away before) */
+static int new_generation(struct engine *e, uint32_t mask, const char *why, int always)
 {
 	int rc = 0, need = 0;
 	pthread_mutex_lock(&e->lock);
 	for (uint32_t i = 0; i < e->nslots; i++)
-		need |= (mask >> i & 1) && !e->sb.peer[i].bitmap_uuid;
+		need |= (mask >> i & 1) && (always || !e->sb.peer[i].bitmap_uuid);
 	if (need && atomic_load(&e->dstate) == DS_UPTODATE) {
 		struct md_super nsb = e->sb;
 		uint64_t old = nsb.uuid[UUID_CURRENT];
@@ -1404,6 +1417,11 @@ int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 	if (need && e->npeers > 1)
 		engine_notify_replicas(e);
 	return rc;
+}
+
+int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
+{
+	return new_generation(e, mask, why, 0);
 }
 
 int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, uint64_t gen_time)
@@ -1502,11 +1520,25 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 			if ((rc = e->rep[i].ops->may_promote(e->rep[i].ctx, msg)))
 				goto out;
 		/* a SyncTarget may be Primary: what it lacks is read from the peer */
-		int through = !force && ds == DS_INCONSISTENT && read_peer(e);
+		const struct replica *src = ds == DS_INCONSISTENT ? read_peer(e) : NULL;
+		int through = !force && src;
 		if (ds != DS_UPTODATE && !force && !through) {
 			refuse_not_uptodate(e, ds, msg);
 			rc = -EPERM;
 			goto out;
+		}
+		/* ... but not while another peer is away: a SyncTarget's writes
+		 * start no new generation for the peers that miss them, so the
+		 * away one would later compare as equal with the source, which
+		 * has them, and could overwrite them (three_disks_return.sh) */
+		for (int i = 0; through && i < e->npeers; i++) {
+			if (&e->rep[i] != src && !e->rep[i].ops->is_connected(e->rep[i].ctx)) {
+				snprintf(msg, 256, "refusing to become Primary: local disk is Inconsistent (a resync "
+					 "to it is running) and another peer is not connected; wait until "
+					 "the resync is done");
+				rc = -EBUSY;
+				goto out;
+			}
 		}
 		struct md_super nsb = e->sb;
 		nsb.flags |= MDF_PRIMARY_IND;
@@ -1540,6 +1572,8 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 	} else {
 		if (e->role == ROLE_PRIMARY) {
 			role_set_locked(e, ROLE_SECONDARY, "secondary");
+			/* held writes fail now: they can never complete */
+			pthread_cond_broadcast(&e->resume_cond);
 			/* writes admitted before the switch must be durable before we say so */
 			rc = disk_flush(e->disk);
 			struct md_super nsb = e->sb;
@@ -1558,8 +1592,15 @@ out:
 	pthread_mutex_unlock(&e->lock);
 	/* Primary without a peer: what it writes from now on is a new
 	 * generation that peer does not have */
+	/* Several peers: always, as DRBD 9 does at a promotion with a peer
+	 * unreachable. A generation kept because that peer's bitmap counted
+	 * from an older one already let this Primary write under the current
+	 * generation of another node that went on without it; the two then
+	 * met as equals with marks on both sides, and the union went from the
+	 * lower node-id, over this node's acknowledged writes
+	 * (three_disks_return.sh) */
 	if (!rc && rotate)
-		engine_new_generation(e, (uint32_t)rotate, "Primary while a peer is not connected");
+		new_generation(e, (uint32_t)rotate, "Primary while a peer is not connected", e->npeers > 1);
 	if (!rc)
 		engine_notify_replicas(e);
 	return rc;

@@ -453,7 +453,10 @@ static void teardown(struct peer *p)
 	peer_set_repl(p, RS_OFF, "connection closed");
 	peer_set_peer_state(p, -1, -1, "connection closed");
 	atomic_store(&p->peer_fs_owner, 0);
+	atomic_store(&p->peer_third_primary, 0);
 	engine_peer_changed(p->e);
+	if (!atomic_load(&p->stopping))
+		third_primary_changed(p->e);
 }
 
 static void *conn_main(void *arg)
@@ -841,6 +844,12 @@ int peer_may_promote(struct peer *p, char *msg)
 	if (k && now_ns() - k < 2 * p->lease_ns + 2000000000ull && !atomic_load(&p->admin_down)) {
 		snprintf(msg, 256, "refusing to become Primary: comparing data with %s first (the Primary was lost "
 			 "and either may have more of its writes); try again in a moment", p->ph->name);
+		return -EBUSY;
+	}
+	/* a partial partition: p still sees a Primary this node does not */
+	if (connected(p) && atomic_load(&p->peer_third_primary) && !p->allow_two) {
+		snprintf(msg, 256, "refusing to become Primary: peer %s is connected to another node that is "
+			 "Primary, and allow-two-primaries is not set (demote that one first)", p->ph->name);
 		return -EBUSY;
 	}
 	if (connected(p) && atomic_load(&p->peer_role) == ROLE_PRIMARY && !p->allow_two) {

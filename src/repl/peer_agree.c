@@ -82,6 +82,28 @@ int third_primary(struct peer *p)
 	return other_primary(p) != NULL;
 }
 
+/* A peer's role or link changed: each other peer learns afresh, by a new
+ * handshake (HF_THIRD_PRIMARY), whether this node is connected to a
+ * Primary, where the last HELLO it got says otherwise. `primary` there is
+ * refused while it is (peer_may_promote), so the answer must not go stale
+ * either way: not a refusal kept after the Primary is gone or demoted,
+ * not a promotion allowed after this node met one. */
+void third_primary_changed(struct engine *e)
+{
+	if (e->npeers < 2)
+		return;
+	for (int i = 0; i < e->npeers; i++) {
+		struct peer *q = sibling(e, i);
+		if (!connected(q) || atomic_load(&q->repl) != RS_ESTABLISHED || atomic_load(&q->stopping) ||
+		    third_primary(q) == atomic_load(&q->told_third_primary))
+			continue;
+		atomic_store(&q->told_third_primary, third_primary(q));
+		log_info("peer %s: handshaking again (this node is %s connected to a Primary)", q->addr,
+			 third_primary(q) ? "now" : "no longer");
+		disconnect_sockets(q);
+	}
+}
+
 /* May this node start a resync to p on its own (a peer became Inconsistent
  * while connected)? With several peers only the Primary does. */
 int may_source(struct peer *p)
@@ -548,6 +570,8 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	if ((rc = confirm(p, a.verdict)))
 		return rc;
 	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
+	atomic_store(&p->peer_third_primary, !!(a.peer_flags & HF_THIRD_PRIMARY));
+	atomic_store(&p->told_third_primary, !!(a.my_flags & HF_THIRD_PRIMARY));
 	peer_set_peer_state(p, hello->role, hello->disk, "handshake");
 	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
 	if ((rc = agree_settle(p, &a)))
@@ -567,5 +591,8 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	if ((rc = agree_apply(p, &a)))
 		return rc;
 	engine_peer_changed(p->e);
+	/* (p's role counts for the others now: a Primary met here; and a
+	 * third node's role may have changed since this HELLO was sent) */
+	third_primary_changed(p->e);
 	return 0;
 }

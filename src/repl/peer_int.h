@@ -116,6 +116,8 @@ struct peer {
 	int no_confirm;                /* fuzzing: no P_DECISION exchange */
 	int fencing;                   /* fencing resource-only|resource-and-stonith */
 	_Atomic int peer_was_primary;  /* last known peer role was Primary (kept across a loss) */
+	_Atomic int peer_third_primary; /* its last HELLO: a third node is Primary and connected to it */
+	_Atomic int told_third_primary; /* this node's last HELLO to it said the same of this node */
 	_Atomic int peer_fs_owner;     /* the peer owns the mounted dipolefs (HELLO/P_STATE), 0 when lost */
 	_Atomic int primary_at_loss;   /* this node was Primary when the connection was lost */
 	_Atomic int hold_off;          /* `resume-io`: go on alone until the peer is back */
@@ -289,6 +291,7 @@ static inline struct peer *sibling(struct engine *e, int i)
 
 /* peer_agree.c */
 struct peer *other_primary(struct peer *p);
+void third_primary_changed(struct engine *e);
 int third_primary(struct peer *p);
 int may_source(struct peer *p);
 void kick_others(struct peer *p, const char *why);

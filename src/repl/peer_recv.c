@@ -629,6 +629,7 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 		 s->flags & STF_FS_OWNER ? ", owns the mounted filesystem"
 					 : was_owner ? ", no longer owns the filesystem" : "");
 	engine_peer_changed(e);
+	third_primary_changed(e);
 	/* several peers: a Secondary in sync with its Primary follows it into
 	 * the new generation it started without some other peer, and tells
 	 * every peer, the Primary too: its quorum rule counts the disks that

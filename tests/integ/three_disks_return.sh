@@ -6,15 +6,15 @@
 # returning disk is current: it must not become UpToDate at its old
 # generation, or it later meets the Primary as a split brain and a write
 # it missed is never resynced. Healed, it gets every write from the Primary.
-# Then a partial partition (a-c cut, b sees both) and c promoted: b must
-# not take writes of two Primaries.
+# Then a partial partition (a-c cut, b sees both): c is not promoted
+# while b serves Primary a, and when a and c are promoted at once b never
+# takes writes of two Primaries.
 source "$(dirname "$0")/lib.sh"
 mknet3
 mkres3d 64M "quorum majority; on-no-quorum suspend-io;"
 synced() { all3 "o['disk'] == 'UpToDate' and not o['io_suspended'] and all(x['connection'] == 'Connected' and \
 x['out_of_sync_bytes'] == 0 and x['replication'] == 'Established' for x in o['peers'])"; }
-all_have_a() { has a 0x5a@1M 0x6a@3M && has b 0x5a@1M 0x6a@3M && has c 0x5a@1M 0x6a@3M && ! rd a 0x6c 2M && \
-	! rd b 0x6c 2M && ! rd c 0x6c 2M; }
+all_have() { has a "$@" && has b "$@" && has c "$@"; }
 peer_conn() { jcheck "$1" "[x['connection'] for x in o['peers'] if x['name'] == '$2'] == ['$3']"; }
 
 check "three disks up, a Primary, synced" up3_synced
@@ -35,35 +35,57 @@ no_split_brain() { md5_all_equal && all3 "all(x['split_brains'] == 0 for x in o[
 check "identical disks, no split brain" no_split_brain
 
 # ---- a second Primary through a partial partition ---------------------------
-# Only a-c is cut: b still sees a, its Primary, and c sees b. c may be
-# promoted (it has quorum with b; nothing like DRBD 9's cluster-wide
-# two-phase state change asks b first), but b never serves two Primaries
-# without allow-two-primaries: it drops c, so c's writes reach no other
-# disk and cannot complete, while a's go on with b.
+# Only a-c is cut: b still sees a, its Primary, and c sees b. c has quorum
+# with b, but b's handshake says it is connected to a Primary: c's
+# promotion is refused until a is gone or demoted (b then handshakes
+# again and says so).
 cut3 a c
 check "a-c cut: c sees a gone" wait_for 30 peer_conn c a Connecting
 sleep 8 # (past c's wait to compare with b after losing the Primary)
-nc primary r0 >/dev/null 2>&1
-not_two() { ! jcheck b "len([x for x in o['peers'] if x['role'] == 'Primary' and x['connection'] == 'Connected']) > 1"; }
-check "b is never connected to two Primaries" not_two
-wbg s1c c 0x6c 2M
+expect_rc "c's promotion is refused: b is connected to Primary a" 3 "connected to another node that is Primary" \
+	nc primary r0
+expect_rc "... and again, after c asked b afresh" 3 "connected to another node that is Primary" nc primary r0
 check "a's write completes (on a and b)" qemu-io -f raw -c "write -P 0x6a 3M 64k" -c flush "$(uri_a)"
-check "b has a's write" has b 0x6a@3M
-sleep 2
-check "c's write has not completed (no other disk takes it)" pending s1c
-check "b stays apart from c while both a and c are Primary" not_two
-nc secondary r0 >/dev/null 2>&1
+check "a is demoted" na secondary r0
+check "c is promoted once a is Secondary (b told it)" wait_for 30 nc primary r0
+check "c's write completes (on c and b)" qemu-io -f raw -c "write -P 0x6c 2M 64k" -c flush "$(uri_c)"
+check "c is demoted" nc secondary r0
 heal3 a c
-# c started a generation of its own when it was promoted without a: a and
-# c see a split brain, in which only c's unacknowledged write is c's; the
-# administrator drops it as after any split brain
-sb_ac() { jcheck a "[x['split_brains'] for x in o['peers'] if x['name'] == 'c'] != [0]"; }
-check "healed: a and c report the split brain" wait_for 30 sb_ac
-nc connect r0 --discard-my-data >/dev/null 2>&1; na connect r0 >/dev/null 2>&1
-check "c connects discarding its data: converged with a as Primary" wait_for 60 synced
-failed() { [ -s "$T/$1.rc" ] && [ "$(cat "$T/$1.rc")" != 0 ]; }
-check "c's held write failed: c was demoted before it could complete" failed s1c
-check "a's writes on all three, c's unacknowledged one on none" all_have_a
+check "healed: converged" wait_for 60 synced
+check "every acknowledged write is on all three" all_have 0x5a@1M 0x6a@3M 0x6c@2M
 check "identical disks" md5_all_equal
+
+# ---- two promotions at once, a-c cut ----------------------------------------
+# Both may pass their check before b's handshakes tell them of the other;
+# b then drops the one that became Primary second, which has no quorum
+# alone: its writes are held and fail once it is demoted. Never are both
+# Primaries' writes on b.
+cut3 a c
+check "a-c cut again" wait_for 30 peer_conn c a Connecting
+sleep 8
+na primary r0 >/dev/null 2>&1 & nc primary r0 >/dev/null 2>&1 & wait
+not_two() { ! jcheck b "len([x for x in o['peers'] if x['role'] == 'Primary' and x['connection'] == 'Connected']) > 1"; }
+check "b is not connected to two Primaries" not_two
+wbg s7a a 0x7a 4M; wbg s7c c 0x7c 5M
+sleep 3
+check "b is still not connected to two Primaries" not_two
+one_ok() { [ "$( (done_ok s7a && echo a; done_ok s7c && echo c) | wc -l)" = 1 ]; }
+check "exactly one of the two writes completed" one_ok
+na secondary r0 >/dev/null 2>&1; nc secondary r0 >/dev/null 2>&1
+heal3 a c
+settled() { [ -s "$T/s7a.rc" ] && [ -s "$T/s7c.rc" ]; }
+check "the other write failed once its node was demoted" wait_for 30 settled
+sleep 3
+# the one that lost: after a split brain, its (unacknowledged) changes go
+if done_ok s7a; then win=a lose=c; else win=c lose=a; fi
+"n$lose" connect r0 --discard-my-data >/dev/null 2>&1; "n$win" connect r0 >/dev/null 2>&1
+nb connect r0 >/dev/null 2>&1
+check "converged" wait_for 60 synced
+acked7() { all_have 0x5a@1M 0x6a@3M 0x6c@2M && if [ $win = a ]; then all_have 0x7a@4M; else all_have 0x7c@5M; fi; }
+check "every acknowledged write is on all three" acked7
+nacked() { if [ $win = a ]; then ! rd a 0x7c 5M && ! rd b 0x7c 5M && ! rd c 0x7c 5M
+	else ! rd a 0x7a 4M && ! rd b 0x7a 4M && ! rd c 0x7a 4M; fi; }
+check "the failed write is on no disk" nacked
+check "identical disks, nothing lost" md5_all_equal
 for n in a b c; do "n$n" down r0 >/dev/null 2>&1; done
 finish
