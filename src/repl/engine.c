@@ -1591,14 +1591,12 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 out:
 	pthread_mutex_unlock(&e->lock);
 	/* Primary without a peer: what it writes from now on is a new
-	 * generation that peer does not have */
-	/* Several peers: always, as DRBD 9 does at a promotion with a peer
-	 * unreachable. A generation kept because that peer's bitmap counted
-	 * from an older one already let this Primary write under the current
-	 * generation of another node that went on without it; the two then
-	 * met as equals with marks on both sides, and the union went from the
-	 * lower node-id, over this node's acknowledged writes
-	 * (three_disks_return.sh) */
+	 * generation that peer does not have. With several peers always, as
+	 * DRBD 9 does, even when that peer's bitmap counts from an older one
+	 * already: keeping the generation let this Primary write under the
+	 * current one of another node that went on without it, the two met as
+	 * equals with marks on both sides, and the union went from the lower
+	 * node-id over this node's acknowledged writes (three_disks_return.sh) */
 	if (!rc && rotate)
 		new_generation(e, (uint32_t)rotate, "Primary while a peer is not connected", e->npeers > 1);
 	if (!rc)
