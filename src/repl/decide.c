@@ -174,6 +174,18 @@ static int rule0(const struct side *me, const struct side *peer, const struct sp
 		return victim ? -1 : 1;
 	}
 	case SB_DISCARD_ZERO:
+	case SB_DISCARD_LEAST:
+		if (me->unsure || peer->unsure) {
+			snprintf(why, 128, "%s not applied: with several disks the change counts miss writes of "
+				 "a Primary", splitbrain_rule_name(pol->p0));
+			return 0;
+		}
+		break;
+	default:
+		break;
+	}
+	switch (pol->p0) {
+	case SB_DISCARD_ZERO:
 		if (me->oos && peer->oos) {
 			snprintf(why, 128, "discard-zero-changes: both nodes changed data (%llu and %llu blocks)",
 				 (unsigned long long)me->oos, (unsigned long long)peer->oos);
@@ -198,7 +210,7 @@ static int rule0(const struct side *me, const struct side *peer, const struct sp
 			return 1;
 		return 0;
 	default:
-		snprintf(why, 128, "after-sb-0pri disconnect");
+		snprintf(why, 128, "disconnect");
 		return 0;
 	}
 }

@@ -30,6 +30,10 @@ struct side {
 	 * source's bitmap generation for it at the start, else its current);
 	 * 0 none. Its bitmap still holds every block it lacks. */
 	uint64_t resync_from;
+	/* several disk peers: its bitmap for the other side marks none of
+	 * the writes it applied from a Primary (HF_UNSURE), so its count of
+	 * changes says nothing */
+	int unsure;
 };
 
 enum decision {

@@ -243,6 +243,7 @@ static void side_of_hello(struct side *s, const struct pkt_hello *h)
 	for (int i = 0; i < G_COUNT; i++)
 		s->uuid[i] = h->uuid[i];
 	s->oos = h->oos;
+	s->unsure = !!(f & HF_UNSURE);
 	s->node_id = (int)h->node_id;
 	s->crashed_primary = !!(f & HF_CRASHED_PRIMARY);
 	s->discard_my_data = !!(f & HF_DISCARD_MY_DATA);

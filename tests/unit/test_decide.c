@@ -9,7 +9,7 @@
 #define mirror decision_mirror
 
 /* shorthand: disk, primary, current, bitmap, h0, h1, oos, node-id */
-#define S(d, pri, c, b, h0, h1, oos, id) { d, pri, { c, b, h0, h1 }, oos, id, 0, 0, 0, 0 }
+#define S(d, pri, c, b, h0, h1, oos, id) { d, pri, { c, b, h0, h1 }, oos, id, 0, 0, 0, 0, 0 }
 #define UP DS_UPTODATE
 #define INC DS_INCONSISTENT
 
@@ -131,6 +131,27 @@ TEST(split_brain_policies)
 			unit_failed_now = 1;
 		}
 	}
+}
+
+/* several disk peers: a Secondary's bitmap for another Secondary marks
+ * none of the Primary's writes it applied (unsure), so a count of changes
+ * must not pick the side to discard (helper's attack, 2026-12-01: b, 0
+ * blocks, overwrote c's acknowledged write under discard-zero-changes) */
+TEST(split_brain_counts_blind_when_unsure)
+{
+	struct side a = S(UP, 0, 200, 100, 0, 0, 0, 0), b = S(UP, 0, 300, 100, 0, 0, 0, 1);
+	const struct splitbrain_policy zero = { SB_DISCARD_ZERO, 0, 0, -1 }, least = { SB_DISCARD_LEAST, 0, 0, -1 };
+	char w[128];
+	int lost;
+	b.unsure = 1;
+	CHECK(resolve_split_brain(&a, &b, &zero, &lost, w) == D_SPLIT_BRAIN);
+	CHECK(strstr(w, "not applied") != NULL);
+	CHECK(resolve_split_brain(&b, &a, &least, &lost, w) == D_SPLIT_BRAIN);
+	b.unsure = 0;
+	CHECK(resolve_split_brain(&a, &b, &zero, &lost, w) == D_SOURCE_BITMAP);
+	const struct splitbrain_policy disc = { SB_DISCONNECT, 0, 0, -1 };
+	CHECK(resolve_split_brain(&a, &b, &disc, &lost, w) == D_SPLIT_BRAIN);
+	CHECK(!strcmp(w, "after-sb-0pri disconnect"));
 }
 
 TEST(policy_parse)
