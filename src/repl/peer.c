@@ -849,7 +849,8 @@ int peer_may_promote(struct peer *p, char *msg)
 	/* a partial partition: p still sees a Primary this node does not */
 	if (connected(p) && atomic_load(&p->peer_third_primary) && !p->allow_two) {
 		snprintf(msg, 256, "refusing to become Primary: peer %s is connected to another node that is "
-			 "Primary, and allow-two-primaries is not set (demote that one first)", p->ph->name);
+			 "Primary, and allow-two-primaries is not set; demote that one first (if it was just "
+			 "demoted, %s is being told: try again in a moment)", p->ph->name, p->ph->name);
 		return -EBUSY;
 	}
 	if (connected(p) && atomic_load(&p->peer_role) == ROLE_PRIMARY && !p->allow_two) {
