@@ -294,6 +294,11 @@ int decide_multi(enum decision d, const struct mside *me, const struct mside *pe
 			v = me->primary ? D_SOURCE_FULL : D_TARGET_FULL;
 		} else if (third) {
 			return D_NO_SYNC; /* the Primary is the reference; compared once it is gone */
+		} else if (me->stamp_from == peer->stamp_from && me->stamp_from >= 0 && me->stamp == peer->stamp) {
+			/* both applied the same Primary's writes to the same last one:
+			 * each has every write the other has (a clean switchover, or
+			 * nothing was in flight), so nothing moves */
+			return D_NO_SYNC;
 		} else {
 			int win;
 			if (me->disk != peer->disk)

@@ -612,12 +612,17 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	 * with this node's ack: drop p before any of its writes (they follow
 	 * this packet); its handshake keeps the two apart (V_THIRD_PRIMARY)
 	 * until one of them is Secondary (three_disks_return.sh) */
-	struct peer *q;
+	struct peer *q = NULL;
 	if (s->role == ROLE_PRIMARY && !p->allow_two && atomic_load(&p->peer_role) != ROLE_PRIMARY &&
-	    (q = other_primary(p))) {
-		set_reason(p, "became Primary while %s, connected here, is Primary and allow-two-primaries is "
-			   "not set; dropping the connection (retrying: it connects once one of them is Secondary)",
-			   q->ph->name);
+	    (atomic_load(&e->role) == ROLE_PRIMARY || (q = other_primary(p)))) {
+		/* (this node too: `primary` on both at the same moment passed
+		 * both checks; connected, their writes crossed and the disks
+		 * differed with nothing marked. Both drop the link: each goes on
+		 * as a Primary without that peer, as after a split) */
+		set_reason(p, "became Primary while %s is Primary and allow-two-primaries is not set; dropping "
+			   "the connection (%s)", q ? q->ph->name : "this node",
+			   q ? "retrying: it connects once one of them is Secondary"
+			     : "demote one of them, then 'dipole connect' on both");
 		return -EALREADY;
 	}
 	peer_set_peer_state(p, s->role, s->disk, "the peer reported its state");

@@ -87,5 +87,29 @@ nacked() { if [ $win = a ]; then ! rd a 0x7c 5M && ! rd b 0x7c 5M && ! rd c 0x7c
 	else ! rd a 0x7a 4M && ! rd b 0x7a 4M && ! rd c 0x7a 4M; fi; }
 check "the failed write is on no disk" nacked
 check "identical disks, nothing lost" md5_all_equal
+
+# ---- `primary` on a and b at the same moment, every link up -----------------
+# Both may pass their check; connected, their writes would cross with
+# nothing marked. Each drops the other instead, and c keeps one: the
+# other is alone, without quorum, and its write fails once demoted.
+check "converged before the race" wait_for 60 synced
+na primary r0 >/dev/null 2>&1 & nb primary r0 >/dev/null 2>&1 & wait
+apart() { ! jcheck a "o['role'] == 'Primary' and any(x['name'] == 'b' and x['role'] == 'Primary' and \
+x['connection'] == 'Connected' for x in o['peers'])"; }
+check "a and b are not two connected Primaries" apart
+wbg s9a a 0x9a 6M; wbg s9b b 0x9b 6M
+sleep 3
+check "a and b are still not two connected Primaries" apart
+na secondary r0 >/dev/null 2>&1; nb secondary r0 >/dev/null 2>&1
+settled9() { [ -s "$T/s9a.rc" ] && [ -s "$T/s9b.rc" ]; }
+check "both writes settled once demoted" wait_for 30 settled9
+one9() { [ "$( (done_ok s9a && echo a; done_ok s9b && echo b) | wc -l)" = 1 ]; }
+check "exactly one of the two writes completed" one9
+sleep 3
+if done_ok s9a; then win=a lose=b; else win=b lose=a; fi
+"n$lose" connect r0 --discard-my-data >/dev/null 2>&1; "n$win" connect r0 >/dev/null 2>&1; nc connect r0 >/dev/null 2>&1
+check "converged after the race" wait_for 60 synced
+check "the acknowledged one is on all three" all_have 0x9$win@6M
+check "identical disks after the race" md5_all_equal
 for n in a b c; do "n$n" down r0 >/dev/null 2>&1; done
 finish
