@@ -82,12 +82,13 @@ int third_primary(struct peer *p)
 	return other_primary(p) != NULL;
 }
 
-/* A peer's role or link changed: each other peer learns afresh, by a new
- * handshake (HF_THIRD_PRIMARY), whether this node is connected to a
- * Primary, where the last HELLO it got says otherwise. `primary` there is
- * refused while it is (peer_may_promote), so the answer must not go stale
- * either way: not a refusal kept after the Primary is gone or demoted,
- * not a promotion allowed after this node met one. */
+/* A peer's role or link changed: each other peer whose last HELLO from
+ * here said this node is connected to a Primary, and it no longer is,
+ * learns so by a new handshake. `primary` there is refused while the flag
+ * holds (peer_may_promote), so a stale one would refuse for ever after a
+ * demotion. The other way (a Primary met after the HELLO) is not worth a
+ * handshake with every peer at each promotion: a peer promoted meanwhile
+ * is dropped here (rx_state). */
 void third_primary_changed(struct engine *e)
 {
 	if (e->npeers < 2)
@@ -95,11 +96,10 @@ void third_primary_changed(struct engine *e)
 	for (int i = 0; i < e->npeers; i++) {
 		struct peer *q = sibling(e, i);
 		if (!connected(q) || atomic_load(&q->repl) != RS_ESTABLISHED || atomic_load(&q->stopping) ||
-		    third_primary(q) == atomic_load(&q->told_third_primary))
+		    !atomic_load(&q->told_third_primary) || third_primary(q))
 			continue;
-		atomic_store(&q->told_third_primary, third_primary(q));
-		log_info("peer %s: handshaking again (this node is %s connected to a Primary)", q->addr,
-			 third_primary(q) ? "now" : "no longer");
+		atomic_store(&q->told_third_primary, 0);
+		log_info("peer %s: handshaking again (this node is no longer connected to a Primary)", q->addr);
 		disconnect_sockets(q);
 	}
 }
