@@ -8,7 +8,9 @@
 # it missed is never resynced. Healed, it gets every write from the Primary.
 # Then a partial partition (a-c cut, b sees both): c is not promoted
 # while b serves Primary a, and when a and c are promoted at once b never
-# takes writes of two Primaries.
+# takes writes of two Primaries; last, a and b promoted at once with every
+# link up never stay connected as two Primaries. After each: every
+# acknowledged write on all three disks, identical disks.
 source "$(dirname "$0")/lib.sh"
 mknet3
 mkres3d 64M "quorum majority; on-no-quorum suspend-io;"
