@@ -351,6 +351,46 @@ static void fence_peer(struct peer *p)
 	set_reason(p, "%s", msg);
 }
 
+/* An established link is down (teardown): the degraded mark, durable
+ * bitmap marks, fencing or a new generation for a Primary, and the
+ * comparison due with the other Secondaries when the Primary was lost. */
+static void link_lost(struct peer *p, int hold, int by_quorum, int lost_primary)
+{
+	p->established = 0;
+	/* no disk peer left: this node is alone (degraded) from now on;
+	 * a shutdown keeps the mark: the peer outlives this node */
+	int alone = !atomic_load(&p->stopping);
+	for (int i = 0; alone && i < p->e->npeers; i++)
+		if (sibling(p->e, i) != p && peer_is_connected(sibling(p->e, i)))
+			alone = 0;
+	if (alone)
+		engine_set_md_flag(p->e, MDF_CONNECTED_IND, 0);
+	/* what failed to replicate is marked: make the marks durable */
+	engine_save_bitmap(p->e);
+	disk_flush(p->e->disk);
+	if (by_quorum) {
+		/* the quorum rules decide whether and when this node goes on */
+	} else if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping)) {
+		if (p->fencing)
+			fence_peer(p);
+		else if (hold)
+			log_err("peer %s: lost while both nodes were Primary and there is neither fencing nor "
+				"quorum: by the documented rule the lower node-id (%s) continues and this node's "
+				"I/O stays frozen until the peer reconnects or 'dipole resume-io %s'", p->addr,
+				p->ph->name, p->e->res);
+		else if (p->allow_two && atomic_load(&p->peer_was_primary))
+			log_err("peer %s: lost while both nodes were Primary and there is neither fencing nor "
+				"quorum: by the documented rule this node (lower node-id) continues; the peer's "
+				"I/O is frozen until they reconnect", p->addr);
+		/* (several peers: a new generation starts when a write
+		 * completes without this one, see engine.c) */
+		if ((!hold || !engine_is_suspended(p->e)) && p->e->npeers == 1)
+			engine_new_generation(p->e, 1u << p->slot, "Primary lost its peer");
+	}
+	if (lost_primary)
+		kick_others(p, "the Primary was lost");
+}
+
 static void teardown(struct peer *p)
 {
 	/* A Secondary that lost its Primary compares data again with the other
@@ -395,41 +435,8 @@ static void teardown(struct peer *p)
 		hold = engine_replica_lost(p->e, &v, &by_quorum) != WV_COMPLETE;
 	}
 	pending_fail_all(p);
-	if (p->established) {
-		p->established = 0;
-		/* no disk peer left: this node is alone (degraded) from now on;
-		 * a shutdown keeps the mark: the peer outlives this node */
-		int alone = !atomic_load(&p->stopping);
-		for (int i = 0; alone && i < p->e->npeers; i++)
-			if (sibling(p->e, i) != p && peer_is_connected(sibling(p->e, i)))
-				alone = 0;
-		if (alone)
-			engine_set_md_flag(p->e, MDF_CONNECTED_IND, 0);
-		/* what failed to replicate is marked: make the marks durable */
-		engine_save_bitmap(p->e);
-		disk_flush(p->e->disk);
-		if (by_quorum) {
-			/* the quorum rules decide whether and when this node goes on */
-		} else if (atomic_load(&p->e->role) == ROLE_PRIMARY && !atomic_load(&p->stopping)) {
-			if (p->fencing)
-				fence_peer(p);
-			else if (hold)
-				log_err("peer %s: lost while both nodes were Primary and there is neither fencing nor "
-					"quorum: by the documented rule the lower node-id (%s) continues and this node's "
-					"I/O stays frozen until the peer reconnects or 'dipole resume-io %s'", p->addr,
-					p->ph->name, p->e->res);
-			else if (p->allow_two && atomic_load(&p->peer_was_primary))
-				log_err("peer %s: lost while both nodes were Primary and there is neither fencing nor "
-					"quorum: by the documented rule this node (lower node-id) continues; the peer's "
-					"I/O is frozen until they reconnect", p->addr);
-			/* (several peers: a new generation starts when a write
-			 * completes without this one, see engine.c) */
-			if ((!hold || !engine_is_suspended(p->e)) && p->e->npeers == 1)
-				engine_new_generation(p->e, 1u << p->slot, "Primary lost its peer");
-		}
-		if (lost_primary)
-			kick_others(p, "the Primary was lost");
-	}
+	if (p->established)
+		link_lost(p, hold, by_quorum, lost_primary);
 	/* This node was SyncTarget of p and that resync stopped: the peers
 	 * that deferred its resync because of it ("SyncTarget of another
 	 * peer") must be asked again now, not when it finishes — it never

@@ -592,8 +592,7 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	if ((rc = agree_apply(p, &a)))
 		return rc;
 	engine_peer_changed(p->e);
-	/* (p's role counts for the others now: a Primary met here; and a
-	 * third node's role may have changed since this HELLO was sent) */
+	/* (a told Primary may have gone while this HELLO was on its way) */
 	third_primary_changed(p->e);
 	return 0;
 }
