@@ -337,6 +337,7 @@ void codec_encode_state(uint8_t *b, const struct pkt_state *s)
 	b[0] = s->role;
 	b[1] = s->disk;
 	b[2] = s->flags;
+	put_be32(b + 4, s->stamp);
 	put_be64(b + 8, s->uuid);
 	put_be64(b + 16, s->history[0]);
 	put_be64(b + 24, s->history[1]);
@@ -358,6 +359,7 @@ int codec_decode_state(const struct wire_hdr *h, const uint8_t *payload, struct 
 	out->flags = payload[2];
 	if (out->flags & ~STF_KNOWN)
 		return refuse(why, whylen, t, "flags 0x%02x: unknown bits 0x%02x", out->flags, out->flags & ~STF_KNOWN);
+	out->stamp = get_be32(payload + 4);
 	out->uuid = get_be64(payload + 8);
 	out->has_history = h->len == STATE_BYTES;
 	out->history[0] = out->has_history ? get_be64(payload + 16) : 0;

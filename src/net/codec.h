@@ -88,6 +88,7 @@ struct pkt_flush { uint64_t epoch; };
 struct pkt_state {
 	uint8_t role, disk;     /* enum role, enum disk_state (engine.h) */
 	uint8_t flags;          /* STF_* (wire.h); unknown bits are refused */
+	uint32_t stamp;         /* the sender's last fan-out stamp (engine.h wstamp); 0 from older senders */
 	uint64_t uuid, history[2];
 	int has_history;        /* 32-byte form */
 };

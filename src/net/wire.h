@@ -40,6 +40,7 @@
  *     fields older nodes send as 0 and ignore, so the version stayed 1.
  *     So did HF_FS_MOUNTED (an owner's CH_FS HELLO: it speaks fsproto 3)
  *     and HF_FS_EPOCH (either side's CH_FS HELLO: it speaks fsproto 4).
+ *     So did the P_STATE stamp, in pad bytes older nodes send as 0.
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -73,7 +74,8 @@ enum wire_type {
 	P_FLUSH_ACK = 14,/* id; status i32: every write of the epoch is on stable storage */
 	P_PING = 15,
 	P_PING_ACK = 16,
-	P_STATE = 17,    /* role u8, disk u8, flags u8 (STF_*), pad[5], uuid current u64,
+	P_STATE = 17,    /* role u8, disk u8, flags u8 (STF_*), pad u8, stamp u32 (the sender's
+			  * last fan-out stamp: a demoted Primary's last write), uuid current u64,
 			  * history u64 x2 (the history was added later: 16-byte packets are
 			  * accepted; so was flags, in a byte that was always sent 0). With several peers,
 			  * a Secondary in sync with a Primary follows it into a new current

@@ -55,6 +55,14 @@ static int in_set(uint64_t u, const uint64_t *set, int n)
 	return 0;
 }
 
+/* (the Primary it followed went on from the whole node's generation,
+ * follow_primary in peer_agree.c) */
+int decide_newer_partial(const struct side *partial, const struct side *whole_)
+{
+	return partial->disk == DS_INCONSISTENT && partial->uuid[G_CURRENT] != whole_->uuid[G_CURRENT] &&
+	       in_set(whole_->uuid[G_CURRENT], partial->uuid + G_HIST0, 2);
+}
+
 enum decision decide_sync(const struct side *me, const struct side *peer)
 {
 	int mw = whole(me), pw = whole(peer);
@@ -66,12 +74,12 @@ enum decision decide_sync(const struct side *me, const struct side *peer)
 	if (!mw && !pw)
 		return D_WAIT;
 	if (mw && !pw) {
-		if (!good(me))
+		if (!good(me) || decide_newer_partial(peer, me))
 			return D_WAIT; /* Outdated data is not a sync source */
 		return resumes(peer, me) ? D_SOURCE_BITMAP : D_SOURCE_FULL;
 	}
 	if (!mw && pw) {
-		if (!good(peer))
+		if (!good(peer) || decide_newer_partial(me, peer))
 			return D_WAIT;
 		return resumes(me, peer) ? D_TARGET_BITMAP : D_TARGET_FULL;
 	}

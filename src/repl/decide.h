@@ -43,12 +43,19 @@ enum decision {
 	D_SOURCE_BITMAP,   /* send the blocks marked in either bitmap (also: resume an
 			    * interrupted resync of an Inconsistent peer) */
 	D_TARGET_BITMAP,
-	D_WAIT,            /* neither side has good data yet (both Inconsistent) */
+	D_WAIT,            /* neither side is a source for the other: both Inconsistent,
+			    * Outdated data, or decide_newer_partial */
 	D_SPLIT_BRAIN,     /* both changed the same generation independently */
 	D_UNRELATED,       /* no common generation: refuse */
 };
 
 enum decision decide_sync(const struct side *me, const struct side *peer);
+/* 1 when `partial` (Inconsistent) is at a generation that went on from
+ * `whole`'s current one: it followed a Primary (several disks) and holds
+ * writes of it the whole disk lacks, perhaps acknowledged ones. Neither is
+ * a source for the other (DRBD: "I shall become SyncSource, but I am
+ * inconsistent"); decide_sync says D_WAIT. */
+int decide_newer_partial(const struct side *partial, const struct side *whole);
 /* The other side's view of a decision (source <-> target). */
 enum decision decision_mirror(enum decision d);
 

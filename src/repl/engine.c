@@ -294,6 +294,12 @@ void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp)
 			engine_set_unsure(e, (int)i, 1);
 }
 
+void engine_primary_demoted(struct engine *e, int from, uint32_t stamp)
+{
+	atomic_store_explicit(&e->applied_stamp, stamp, memory_order_relaxed);
+	atomic_store_explicit(&e->applied_from, from, memory_order_relaxed);
+}
+
 /* Extents leave the activity log (at most a few, one log record): what
  * their writes marked goes to disk first, then one flush makes those pages
  * and the data written in the extents durable, so a crash after the record
@@ -890,7 +896,7 @@ static void fan_begin(struct engine *e, struct fan *f, const void *buf, size_t l
 	 * writes are then a prefix of the Primary's, and the larger stamp has all
 	 * of the smaller's */
 	pthread_mutex_lock(&e->fanout);
-	uint32_t stamp = ++e->wstamp;
+	uint32_t stamp = atomic_fetch_add(&e->wstamp, 1) + 1;
 	for (int i = 0; i < e->npeers; i++)
 		f->pd[i] = e->rep[i].ops->write_begin(e->rep[i].ctx, buf, len, off, df, stamp);
 	pthread_mutex_unlock(&e->fanout);
@@ -1428,7 +1434,7 @@ int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, ui
 {
 	int rc = 0;
 	pthread_mutex_lock(&e->lock);
-	if (e->sb.uuid[UUID_CURRENT] != uuid[UUID_CURRENT] && atomic_load(&e->dstate) >= DS_OUTDATED) {
+	if (e->sb.uuid[UUID_CURRENT] != uuid[UUID_CURRENT] && atomic_load(&e->dstate) >= DS_INCONSISTENT) {
 		struct md_super nsb = e->sb;
 		uint64_t old = nsb.uuid[UUID_CURRENT];
 		for (uint32_t i = 0; i < e->nslots; i++) {

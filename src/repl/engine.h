@@ -118,7 +118,7 @@ struct engine {
 	 * order; the replicas take their sync_lock and send lock inside it.
 	 * Never together with `lock`. Not taken with a single replica. */
 	pthread_mutex_t fanout;
-	uint32_t wstamp;               /* guarded by fanout */
+	_Atomic uint32_t wstamp;       /* incremented under fanout; read by send_state */
 	_Atomic uint32_t applied_stamp;
 	_Atomic int applied_from;      /* node-id, -1 none */
 
@@ -308,6 +308,11 @@ int engine_apply(struct engine *e, const void *buf, size_t len, uint64_t off, un
  * than one peer, the other slots become unsure (this node may now hold
  * writes they lack). from_slot: the sender's slot. */
 void engine_applied(struct engine *e, int from_slot, int from, uint32_t stamp);
+/* Primary `from` demoted, its last fan-out stamp `stamp`, while this
+ * UpToDate node was in sync with it: this node holds every write of it up
+ * to that stamp, as does every other such node (decide_multi: no resync
+ * between two of them). */
+void engine_primary_demoted(struct engine *e, int from, uint32_t stamp);
 
 /* Resync target: the disk becomes Inconsistent (persisted) until done, then
  * UpToDate with the source's generation. While Inconsistent the bitmap holds

@@ -106,6 +106,26 @@ void third_primary_changed(struct engine *e)
 
 /* May this node start a resync to p on its own (a peer became Inconsistent
  * while connected)? With several peers only the Primary does. */
+void follow_primary(struct peer *p)
+{
+	struct engine *e = p->e;
+	int ds = atomic_load(&e->dstate), repl = atomic_load(&p->repl);
+	uint64_t cur = atomic_load(&p->peer_uuid);
+
+	if (e->npeers < 2 || atomic_load(&e->role) == ROLE_PRIMARY || atomic_load(&p->peer_role) != ROLE_PRIMARY ||
+	    atomic_load(&p->peer_disk) != DS_UPTODATE || !cur || cur == e->sb.uuid[UUID_CURRENT])
+		return;
+	/* in sync with it; or Inconsistent and taking its writes (its
+	 * SyncTarget, or deferred): those writes are of its generation */
+	if (ds == DS_INCONSISTENT ? repl == RS_OFF || repl == RS_SYNC_SOURCE
+				  : ds < DS_OUTDATED || repl != RS_ESTABLISHED)
+		return;
+	const uint64_t u[UUID_COUNT] = { [UUID_CURRENT] = cur, [UUID_HISTORY0] = atomic_load(&p->peer_history[0]),
+					 [UUID_HISTORY1] = atomic_load(&p->peer_history[1]) };
+	if (!engine_adopt_generation(e, p->slot, u, now_realtime_ns()))
+		peers_state_changed(e, NULL);
+}
+
 int may_source(struct peer *p)
 {
 	return p->e->npeers == 1 || atomic_load(&p->e->role) == ROLE_PRIMARY;
@@ -428,6 +448,17 @@ static int agree_settle(struct peer *p, struct agreement *a)
 			   (unsigned long long)me->uuid[G_CURRENT], (unsigned long long)them->uuid[G_CURRENT]);
 		return -EXDEV;
 	}
+	if (a->d == D_WAIT && (decide_newer_partial(me, them) || decide_newer_partial(them, me))) {
+		const struct side *part = decide_newer_partial(me, them) ? me : them;
+		char why[240];
+		snprintf(why, sizeof why, "%s Inconsistent disk holds writes of generation %016llx, newer than %s "
+			 "data: neither is a resync source; waiting for a node with that generation (or 'dipole "
+			 "primary --force' on the node whose data to keep)", part == me ? "this node's" : "the peer's",
+			 (unsigned long long)part->uuid[G_CURRENT], part == me ? "the peer's" : "this node's");
+		set_reason(p, "%s", why);
+		log_warn("peer %s: %s", p->addr, why);
+		return 0;
+	}
 	set_reason(p, "%s", "");
 	return 0;
 }
@@ -575,6 +606,8 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	atomic_store(&p->told_third_primary, !!(a.my_flags & HF_THIRD_PRIMARY));
 	peer_set_peer_state(p, hello->role, hello->disk, "handshake");
 	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
+	atomic_store(&p->peer_history[0], a.them.uuid[G_HIST0]);
+	atomic_store(&p->peer_history[1], a.them.uuid[G_HIST1]);
 	if ((rc = agree_settle(p, &a)))
 		return rc;
 	if (agreed != atomic_load(&p->e->size) || agreed != p->e->sb.la_size) {
@@ -591,6 +624,7 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 		log_info("peer %s: owns the mounted filesystem", p->addr);
 	if ((rc = agree_apply(p, &a)))
 		return rc;
+	follow_primary(p);
 	engine_peer_changed(p->e);
 	/* (a told Primary may have gone while this HELLO was on its way) */
 	third_primary_changed(p->e);

@@ -125,6 +125,7 @@ struct peer {
 	struct splitbrain_policy splitbrain;
 	int timeout_ms;                /* `timeout`: a request unacknowledged this long drops the link */
 	_Atomic uint64_t peer_uuid;
+	_Atomic uint64_t peer_history[2]; /* its history generations, as peer_uuid (HELLO, P_STATE) */
 
 	/* dsend: one sender at a time on the data channel, and the sender side
 	 * of epochs and my_seq; frontend threads (write/flush begin, under
@@ -292,6 +293,11 @@ static inline struct peer *sibling(struct engine *e, int i)
 /* peer_agree.c */
 struct peer *other_primary(struct peer *p);
 void third_primary_changed(struct engine *e);
+/* This node takes Primary p's writes (several peers): it follows p into
+ * p's current generation (peer_uuid, peer_history) when that differs from
+ * its own; an Inconsistent disk too, so that it is not later resynced
+ * from an older generation over those writes (three_disks_sync_switch.sh) */
+void follow_primary(struct peer *p);
 int third_primary(struct peer *p);
 int may_source(struct peer *p);
 void kick_others(struct peer *p, const char *why);

@@ -303,7 +303,7 @@ void send_state(struct peer *p)
 	hello_uuids(p, u);
 	codec_encode_state(b, &(struct pkt_state){
 		.role = (uint8_t)atomic_load(&p->e->role), .disk = (uint8_t)atomic_load(&p->e->dstate),
-		.flags = atomic_load(&p->e->fs_owner) ? STF_FS_OWNER : 0,
+		.flags = atomic_load(&p->e->fs_owner) ? STF_FS_OWNER : 0, .stamp = atomic_load(&p->e->wstamp),
 		.uuid = u[UUID_CURRENT], .history = { u[UUID_HISTORY0], u[UUID_HISTORY1] } });
 	send_pkt(p, CH_DATA, P_STATE, 0, 0, b, sizeof b, NULL, 0);
 }
@@ -625,9 +625,17 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 			     : "demote one of them, then 'dipole connect' on both");
 		return -EALREADY;
 	}
+	/* its Secondaries in sync with it have the same data now: they need
+	 * not compare once it is gone (a clean switchover costs no resync,
+	 * three_disks_sync_switch.sh) */
+	if (atomic_load(&p->peer_role) == ROLE_PRIMARY && s->role == ROLE_SECONDARY && e->npeers > 1 &&
+	    atomic_load(&p->repl) == RS_ESTABLISHED && atomic_load(&e->dstate) == DS_UPTODATE)
+		engine_primary_demoted(e, p->ph->node_id, s->stamp);
 	peer_set_peer_state(p, s->role, s->disk, "the peer reported its state");
 	atomic_store(&p->peer_was_primary, s->role == ROLE_PRIMARY);
 	atomic_store(&p->peer_uuid, s->uuid);
+	atomic_store(&p->peer_history[0], s->history[0]); /* (0: an older sender's 16-byte form) */
+	atomic_store(&p->peer_history[1], s->history[1]);
 	int was_owner = atomic_exchange(&p->peer_fs_owner, !!(s->flags & STF_FS_OWNER));
 	log_info("peer %s: now %s, disk %s%s", p->addr, role_name((enum role)s->role),
 		 disk_state_name((enum disk_state)s->disk),
@@ -635,18 +643,14 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 					 : was_owner ? ", no longer owns the filesystem" : "");
 	engine_peer_changed(e);
 	third_primary_changed(e);
-	/* several peers: a Secondary in sync with its Primary follows it into
-	 * the new generation it started without some other peer, and tells
-	 * every peer, the Primary too: its quorum rule counts the disks that
-	 * have its generation (quorum.c), and a Primary Outdated by a moment
+	/* several peers: a Secondary follows its Primary into the new
+	 * generation it started without some other peer, and tells every
+	 * peer, the Primary too: its quorum rule counts the disks that have
+	 * its generation (quorum.c), and a Primary Outdated by a moment
 	 * without quorum that still saw this node at the old one stayed
 	 * Outdated — and nobody resynced an Inconsistent fourth disk
 	 * (four_disks_follow.sh) */
-	if (e->npeers > 1 && s->role == ROLE_PRIMARY && s->disk == DS_UPTODATE && atomic_load(&e->role) != ROLE_PRIMARY &&
-	    atomic_load(&p->repl) == RS_ESTABLISHED && s->uuid && s->uuid != e->sb.uuid[UUID_CURRENT] &&
-	    !engine_adopt_generation(e, p->slot, (const uint64_t[]){ s->uuid, 0, s->history[0], s->history[1] },
-				     now_realtime_ns()))
-		peers_state_changed(e, NULL);
+	follow_primary(p);
 	/* the peer's disk failed: what it writes from now on exists only here —
 	 * a new generation, and the bitmap tracks it for the peer's return */
 	if (s->disk == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)
@@ -702,6 +706,8 @@ static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union
 	peer_set_repl(p, RS_STARTING_SYNC_T, "the source started a resync; its bitmap follows");
 	log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
 		 (unsigned long long)k->sync_start.total);
+	/* (a Primary's writes come with its resync: of its generation) */
+	follow_primary(p);
 	return 0;
 }
 

@@ -81,11 +81,14 @@ TEST(fixed_parts_round_trip)
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0);
 	CHECK(u.state.role == 1 && u.state.disk == 6 && u.state.uuid == 0x1111 && u.state.history[0] == 0x2222 &&
 	      u.state.history[1] == 0x3333 && u.state.has_history && u.state.flags == STF_FS_OWNER);
-	/* the fs-owner flag sits in a byte older senders always sent as 0 */
-	CHECK(b[2] == STF_FS_OWNER && !b[3] && !b[4] && !b[5] && !b[6] && !b[7]);
+	/* the fs-owner flag and the stamp sit in bytes older senders always
+	 * sent as 0 (no stamp: 0) */
+	CHECK(b[2] == STF_FS_OWNER && !b[3] && !b[4] && !b[5] && !b[6] && !b[7] && u.state.stamp == 0);
 	st.flags = 0;
+	st.stamp = 0x01020304;
 	codec_encode_state(b, &st);
-	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && u.state.flags == 0);
+	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && u.state.flags == 0 && u.state.stamp == 0x01020304);
+	CHECK(b[4] == 1 && b[7] == 4 && !b[3]);
 	codec_encode_state(b, &st);
 	h = hdr(P_STATE, 0, STATE_OLD_BYTES);
 	CHECK(codec_decode(&h, b, &dev, &u, why, sizeof why) == 0 && !u.state.has_history && !u.state.history[0]);
