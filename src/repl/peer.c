@@ -569,34 +569,28 @@ static uint64_t drbd_rate(const char *v)
 	return rate && strspn(v, "0123456789") == strlen(v) ? rate * 1024 : rate;
 }
 
-static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
-			     const struct cfg_host *ph, char *err)
+/* The connection's net section: protocol, two Primaries, fencing,
+ * authentication. -1 with err set on a value dipole cannot run with. */
+static int peer_conf_net(struct peer *p, char *err)
 {
-	struct peer *p = calloc(1, sizeof *p);
+	const struct cfg_resource *r = p->r;
+	const struct cfg_host *me = p->me, *ph = p->ph;
 	const char *v;
 
-	if (!p)
-		return NULL;
-	p->e = e;
-	p->r = r;
-	p->me = me;
-	p->ph = ph;
-	snprintf(p->addr, sizeof p->addr, "%s (%s)", ph->name, ph->address);
 	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "protocol");
 	p->protocol = v ? v[0] : 'C';
 	p->allow_two = conn_bool(r, me, ph, "allow-two-primaries");
 	if (p->allow_two && p->protocol != 'C') {
 		snprintf(err, 256, "allow-two-primaries needs protocol C (as with DRBD): with %c a write could complete "
 			 "on one Primary that the other never sees", p->protocol);
-		free(p);
-		return NULL;
+		return -1;
 	}
 	if (((v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "fencing")) ||
 	     (v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "fencing"))) && strcmp(v, "dont-care"))
 		p->fencing = 1;
 	snprintf(p->hold_reason, sizeof p->hold_reason, "lost peer %s while both were Primary (no fencing, no "
 		 "quorum): the lower node-id (%s) continues; I/O here is frozen until it reconnects or 'dipole "
-		 "resume-io %s'", ph->name, ph->name, e->res);
+		 "resume-io %s'", ph->name, ph->name, p->e->res);
 	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "shared-secret");
 	if (v && *v) {
 		snprintf(p->secret, sizeof p->secret, "%s", v);
@@ -605,12 +599,21 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		p->md = EVP_get_digestbyname(alg ? alg : "sha256");
 		if (!p->md) {
 			snprintf(err, 256, "cram-hmac-alg '%s' is not a digest this system knows (try sha256)", alg);
-			free(p);
-			return NULL;
+			return -1;
 		}
 	} else {
 		log_warn("no shared-secret for resource %s: peers are not authenticated", r->name);
 	}
+
+	return 0;
+}
+
+/* Timers (DRBD's units) and the split-brain policies. */
+static int peer_conf_timers(struct peer *p, char *err)
+{
+	const struct cfg_resource *r = p->r;
+	const struct cfg_host *me = p->me, *ph = p->ph;
+	const char *v;
 
 	/* DRBD units: connect-int and ping-int in seconds, ping-timeout in 0.1 s;
 	 * pings every second where failover can happen (cfg_ping_ms) */
@@ -633,10 +636,20 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		v = cfg_conn_get(r, me->name, ph->name, SECT_NET, sbk[i]);
 		if (splitbrain_rule_parse(i, v, sbr[i], &p->splitbrain.discard_node_id, host_node_id, (void *)r)) {
 			snprintf(err, 256, "%s %s: not a policy dipole knows here (see docs/split-brain.md)", sbk[i], v);
-			free(p);
-			return NULL;
+			return -1;
 		}
 	}
+	return 0;
+}
+
+/* Resync and verify: rates, the handshake's settings, digests. */
+static int peer_conf_sync(struct peer *p, char *err)
+{
+	struct engine *e = p->e;
+	const struct cfg_resource *r = p->r;
+	const struct cfg_host *me = p->me, *ph = p->ph;
+	const char *v;
+
 	if ((v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "c-max-rate")) ||
 	    (v = cfg_conn_get(r, me->name, ph->name, SECT_DISK, "resync-rate")))
 		p->rate = drbd_rate(v);
@@ -649,21 +662,22 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "csums-alg");
 	if (v && (p->has_csums = 1) && strcmp(v, "crc32c") && !(p->cmd = EVP_get_digestbyname(v))) {
 		snprintf(err, 256, "csums-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
-		free(p);
-		return NULL;
+		return -1;
 	}
 	if (p->has_csums && !(p->need = calloc((e->bm_bits + 63) / 64, sizeof *p->need))) {
 		snprintf(err, 256, "out of memory for the checksum bitmap");
-		free(p);
-		return NULL;
+		return -1;
 	}
 	v = cfg_conn_get(r, me->name, ph->name, SECT_NET, "verify-alg");
 	if (v && strcmp(v, "crc32c") && !(p->vmd = EVP_get_digestbyname(v))) {
 		snprintf(err, 256, "verify-alg '%s' is not a digest this system knows (try sha256 or crc32c)", v);
-		free(p->need);
-		free(p);
-		return NULL;
+		return -1;
 	}
+	return 0;
+}
+
+static void peer_locks_init(struct peer *p)
+{
 	p->dfd = p->mfd = -1;
 	p->in_dfd = p->in_mfd = -1;
 	pthread_mutex_init(&p->inq_lock, NULL);
@@ -695,6 +709,26 @@ static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, con
 		p->pend[i].next = p->pfree;
 		p->pfree = &p->pend[i];
 	}
+}
+
+static struct peer *peer_new(struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+			     const struct cfg_host *ph, char *err)
+{
+	struct peer *p = calloc(1, sizeof *p);
+
+	if (!p)
+		return NULL;
+	p->e = e;
+	p->r = r;
+	p->me = me;
+	p->ph = ph;
+	snprintf(p->addr, sizeof p->addr, "%s (%s)", ph->name, ph->address);
+	if (peer_conf_net(p, err) || peer_conf_timers(p, err) || peer_conf_sync(p, err)) {
+		free(p->need);
+		free(p);
+		return NULL;
+	}
+	peer_locks_init(p);
 	if (pipe2(p->wake, O_CLOEXEC) < 0) {
 		snprintf(err, 256, "cannot create a pipe: %s", strerror(errno));
 		peer_stop(p);
