@@ -1355,7 +1355,7 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	 * unsure, and their changes count from the generation this node had
 	 * (so a peer still at it is seen as behind, not as a split brain) */
 	uint64_t old = e->sb.uuid[UUID_CURRENT];
-	int real = old > 4 && old != uuid[UUID_CURRENT];
+	int real = old > MD_UUID_JUST_CREATED && old != uuid[UUID_CURRENT];
 	for (uint32_t i = 0; i < e->nslots; i++) {
 		if ((int)i == slot) {
 			nsb.peer[i].bitmap_uuid = 0;
@@ -1440,7 +1440,9 @@ int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, ui
 		for (uint32_t i = 0; i < e->nslots; i++) {
 			if ((int)i == keep)
 				continue;
-			if (!nsb.peer[i].bitmap_uuid)
+			/* (an Inconsistent disk fresh from create-md follows from
+			 * "just created", which is no generation to count from) */
+			if (!nsb.peer[i].bitmap_uuid && old > MD_UUID_JUST_CREATED)
 				nsb.peer[i].bitmap_uuid = old;
 			nsb.peer[i].flags |= MDP_UNSURE;
 		}

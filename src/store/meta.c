@@ -332,7 +332,7 @@ int md_write(struct disk *d, struct md_super *sb)
 uint64_t md_new_uuid(void)
 {
 	uint64_t u = 0;
-	while (u == 0 || u == 4 /* reserved like DRBD's UUID_JUST_CREATED */) {
+	while (u <= MD_UUID_JUST_CREATED + 1) { /* (0 none, 4 reserved; the low bit is cleared below) */
 		if (getrandom(&u, sizeof u, 0) != sizeof u)
 			u = (uint64_t)time(NULL) * 6364136223846793005ULL + (uint64_t)clock();
 	}
@@ -357,7 +357,7 @@ int md_create(struct disk *d, int node_id, const char *resource, uint32_t nslots
 	sb.node_id = node_id;
 	sb.created = (uint64_t)time(NULL);
 	snprintf(sb.resource, sizeof sb.resource, "%s", resource);
-	sb.uuid[UUID_CURRENT] = 4; /* "just created": no data generation yet */
+	sb.uuid[UUID_CURRENT] = MD_UUID_JUST_CREATED;
 	sb.slot = 1;               /* so the first write goes to slot 0 */
 	rc = md_write(d, &sb);
 	if (rc)

@@ -44,6 +44,9 @@ enum md_flags {
 };
 
 enum md_uuid { UUID_CURRENT, UUID_BITMAP, UUID_HISTORY0, UUID_HISTORY1, UUID_COUNT };
+/* The current generation of metadata just created (DRBD's "just created"):
+ * no data generation yet; real ones are random and larger. */
+#define MD_UUID_JUST_CREATED 4u
 
 struct md_layout {
 	uint64_t disk_size;  /* usable disk size (rounded down to 4 KiB) */
