@@ -21,8 +21,10 @@ refused while the survivor has no quorum (it is retried later).
 
 With DISKS3=1 all three nodes have disks (quorum majority): the nemesis cuts
 links, power-cuts and restarts any node, fails the Primary over to either
-survivor (refused until it has quorum and has compared with the third), and
-fails a Secondary's disk; at the end all three disks must be identical.
+survivor (refused until it has quorum and has compared with the third),
+hands the Primary over cleanly (demote, promote another: "switchover", which
+must cost no write and, between in-sync Secondaries, no resync), and fails a
+Secondary's disk; at the end all three disks must be identical.
 
 Prints "ok - checker: ..." / "not ok - checker: ..." lines and, first, the
 seed: CHECK_SEED=<seed> reproduces the same nemesis schedule.
@@ -207,11 +209,12 @@ class Writer:
                 raise ConnectionError("export refused: %x" % typ)
 
     async def session(self):
+        p0 = self.primary      # a switchover ends the session (nemesis "switchover")
         r, w = await self.connect()
         inflight = {}
 
         async def reader():
-            while inflight or not self.stop:
+            while inflight or (not self.stop and self.primary == p0 and self.ready.is_set()):
                 magic, err, cookie = struct.unpack(">IIQ", await r.readexactly(16))
                 blk, seq = inflight.pop(cookie)
                 self.busy.discard(blk)
@@ -223,7 +226,7 @@ class Writer:
         rt = asyncio.ensure_future(reader())
         t0, n0 = time.monotonic(), self.seq
         try:
-            while not self.stop and not rt.done():
+            while not self.stop and not rt.done() and self.primary == p0 and self.ready.is_set():
                 if self.seq - n0 > (time.monotonic() - t0) * RATE:
                     await asyncio.sleep(0.002)
                     continue
@@ -239,7 +242,9 @@ class Writer:
                 inflight[self.seq] = (blk, self.seq)
                 w.write(struct.pack(">IHHQQI", 0x25609513, 0, 1, self.seq, blk * BS, BS) + block(blk, self.seq))
                 await w.drain()
-            await asyncio.wait_for(rt, 30)
+            end = time.monotonic() + 30
+            while inflight and not rt.done() and time.monotonic() < end:
+                await asyncio.sleep(0.01)
         finally:
             rt.cancel()
             # whatever was in flight has an unknown outcome
@@ -327,6 +332,8 @@ class Nemesis:
             choices += ["kill-secondary"]
         if synced:
             choices += ["kill-primary"] * 2 + ["disk-error"]
+        if up and not self.faulty:
+            choices += ["switchover"]
         if self.faulty:
             choices += ["repair-disk"]
         o, _ = await status(wr.primary)
@@ -367,6 +374,21 @@ class Nemesis:
             wr.ready.clear()
             rc, out = await dp(wr.primary, "primary", "r0")
             self.log[-1] += "" if rc == 0 else "(refused)"
+            wr.ready.set()
+        elif act == "switchover":
+            # a clean handover: the Primary demotes (writes in flight fail
+            # or complete) and another node is promoted, as an operator or
+            # a cluster manager moves a service
+            wr.ready.clear()
+            old, new = wr.primary, rng.choice(up)
+            await dp(old, "secondary", "r0")
+            rc, out = await self.failover(new)
+            if rc == 0:
+                wr.primary = new
+            else:
+                self.log[-1] += "(refused: %s)" % (refusal_right(out) or out.strip()[-60:])
+                await self.failover(old)
+            self.log[-1] += "@%s->%s" % (old, new)
             wr.ready.set()
         elif act == "kill-primary":
             wr.ready.clear()
