@@ -2,8 +2,8 @@
 # The fault checker (tests/checker.py) with three nodes that all have disks,
 # quorum majority: link cuts, power cuts and restarts of any node, failover
 # of the Primary to either survivor, clean switchovers, a Secondary's disk
-# failing. Every
-# acknowledged write must survive and the three disks end identical.
+# failing. Every acknowledged write must survive and the three disks end
+# identical.
 # CHECK3D_SECONDS (default 45) of writes.
 . "$(dirname "$0")/lib.sh"
 mknet3
