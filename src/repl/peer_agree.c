@@ -119,10 +119,11 @@ void follow_primary(struct peer *p)
 	 * SyncTarget, or deferred): those writes are of its generation. Not
 	 * a whole disk about to be its SyncTarget: it lacks writes of that
 	 * generation until the resync starts (then it is Inconsistent), and
-	 * cut off before, it would meet a third node as its equal */
+	 * cut off before, it would meet a third node as its equal; nor one
+	 * whose resync from it was deferred (the source was busy) */
 	if (ds == DS_INCONSISTENT ? repl == RS_OFF || repl == RS_SYNC_SOURCE
 				  : ds < DS_OUTDATED || repl != RS_ESTABLISHED || atomic_load(&p->sync_pending) ||
-					    atomic_load(&p->expect_target))
+					    atomic_load(&p->expect_target) || p->deferred)
 		return;
 	const uint64_t u[UUID_COUNT] = { [UUID_CURRENT] = cur, [UUID_HISTORY0] = atomic_load(&p->peer_history[0]),
 					 [UUID_HISTORY1] = atomic_load(&p->peer_history[1]) };
