@@ -292,16 +292,22 @@ struct agreement {
 /* The HELLO may have waited a long time (the peer's side of the link was
  * down while the dialer's HELLO sat in a proxy or a socket): decide only on
  * what is still true here. (The out-of-sync count may grow meanwhile; only
- * whether it is zero changes decisions.) */
-static int hello_stale(struct peer *p, const struct side *me)
+ * whether it is zero changes decisions.) So for "SyncTarget of another
+ * peer": a SyncTarget whose source died during the handshake deferred its
+ * resync from this peer for a resync that no longer ran, and nothing asked
+ * again (its "resync stopped" came while this link was not up). A told
+ * Primary gone meanwhile: third_primary_changed after agree() */
+static int hello_stale(struct peer *p, const struct side *me, uint32_t my_flags)
 {
 	struct engine *e = p->e;
 	uint64_t u[UUID_COUNT];
 	int stale = 0;
+	void *src = engine_sync_source(e);
 
 	hello_uuids(p, u);
 	for (int i = 0; i < G_COUNT; i++)
 		stale |= me->uuid[i] != u[i];
+	stale |= !(my_flags & HF_BUSY_TARGET) != !(src && src != p);
 	return stale || me->disk != atomic_load(&e->dstate) ||
 	       me->primary != (atomic_load(&e->role) == ROLE_PRIMARY) || !me->oos != !engine_oos(e, p->slot) ||
 	       me->crashed_primary != e->crashed_primary;
@@ -590,7 +596,10 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	side_of_hello(&a.them, hello);
 	a.my_flags = mine->flags;
 	a.peer_flags = hello->flags;
-	if (hello_stale(p, &a.me)) {
+	/* (widens the window between the HELLO and its check:
+	 * three_disks_source_lost.sh) */
+	test_pause("agree");
+	if (hello_stale(p, &a.me, a.my_flags)) {
 		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
 		return -EAGAIN;
 	}
