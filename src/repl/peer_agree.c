@@ -106,7 +106,7 @@ void third_primary_changed(struct engine *e)
 
 /* May this node start a resync to p on its own (a peer became Inconsistent
  * while connected)? With several peers only the Primary does. */
-void follow_primary(struct peer *p)
+void follow_primary(struct peer *p, int handshake)
 {
 	struct engine *e = p->e;
 	int ds = atomic_load(&e->dstate), repl = atomic_load(&p->repl);
@@ -116,14 +116,12 @@ void follow_primary(struct peer *p)
 	    atomic_load(&p->peer_disk) != DS_UPTODATE || !cur || cur == e->sb.uuid[UUID_CURRENT])
 		return;
 	/* in sync with it; or Inconsistent and taking its writes (its
-	 * SyncTarget, or deferred): those writes are of its generation. Not
-	 * a whole disk about to be its SyncTarget: it lacks writes of that
-	 * generation until the resync starts (then it is Inconsistent), and
-	 * cut off before, it would meet a third node as its equal; nor one
-	 * whose resync from it was deferred (the source was busy) */
+	 * SyncTarget, or deferred): those writes are of its generation. At a
+	 * handshake only an Inconsistent disk: a whole one the handshake made
+	 * its SyncTarget lacks writes of that generation until the resync
+	 * starts (then it is Inconsistent, rx_sync_start) */
 	if (ds == DS_INCONSISTENT ? repl == RS_OFF || repl == RS_SYNC_SOURCE
-				  : ds < DS_OUTDATED || repl != RS_ESTABLISHED || atomic_load(&p->sync_pending) ||
-					    atomic_load(&p->expect_target) || p->deferred)
+				  : handshake || ds < DS_OUTDATED || repl != RS_ESTABLISHED)
 		return;
 	const uint64_t u[UUID_COUNT] = { [UUID_CURRENT] = cur, [UUID_HISTORY0] = atomic_load(&p->peer_history[0]),
 					 [UUID_HISTORY1] = atomic_load(&p->peer_history[1]) };
@@ -638,7 +636,7 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 		log_info("peer %s: owns the mounted filesystem", p->addr);
 	if ((rc = agree_apply(p, &a)))
 		return rc;
-	follow_primary(p);
+	follow_primary(p, 1);
 	engine_peer_changed(p->e);
 	/* (a told Primary may have gone while this HELLO was on its way) */
 	third_primary_changed(p->e);

@@ -296,8 +296,9 @@ void third_primary_changed(struct engine *e);
 /* This node takes Primary p's writes (several peers): it follows p into
  * p's current generation (peer_uuid, peer_history) when that differs from
  * its own; an Inconsistent disk too, so that it is not later resynced
- * from an older generation over those writes (three_disks_sync_switch.sh) */
-void follow_primary(struct peer *p);
+ * from an older generation over those writes (three_disks_sync_switch.sh).
+ * handshake: called at the end of agree() (only an Inconsistent disk) */
+void follow_primary(struct peer *p, int handshake);
 int third_primary(struct peer *p);
 int may_source(struct peer *p);
 void kick_others(struct peer *p, const char *why);

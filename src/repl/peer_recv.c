@@ -650,7 +650,7 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	 * without quorum that still saw this node at the old one stayed
 	 * Outdated — and nobody resynced an Inconsistent fourth disk
 	 * (four_disks_follow.sh) */
-	follow_primary(p);
+	follow_primary(p, 0);
 	/* the peer's disk failed: what it writes from now on exists only here —
 	 * a new generation, and the bitmap tracks it for the peer's return */
 	if (s->disk == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)
@@ -707,7 +707,7 @@ static int rx_sync_start(struct rx_ctx *c, const struct wire_hdr *h, const union
 	log_info("peer %s: resync started as SyncTarget, %llu bytes to receive", p->addr,
 		 (unsigned long long)k->sync_start.total);
 	/* (a Primary's writes come with its resync: of its generation) */
-	follow_primary(p);
+	follow_primary(p, 0);
 	return 0;
 }
 

@@ -655,14 +655,18 @@ static void evaluate_locked(struct quorum *q)
 	 * its only other whole peer was in sync with it and the fourth was
 	 * Inconsistent — which an Outdated disk may not resync, and a Secondary
 	 * may not while a Primary is there: nobody resynced it, found in
-	 * four_disks.sh.) */
+	 * four_disks.sh.) An Inconsistent disk counts too: it follows every
+	 * Primary whose writes it takes (follow_primary), so its generation
+	 * says as much; without it a Primary Outdated by a moment's loss of
+	 * quorum, next to its Inconsistent SyncTarget, stayed so for good
+	 * (three_disks_outdated_primary.sh). */
 	if (have && q->multi) {
 		int ds = atomic_load(&e->dstate), same = 1;
 		uint64_t cur = e->sb.uuid[UUID_CURRENT];
 		for (int i = 0; i < q->npeers && (ds == DS_OUTDATED || ds == DS_CONSISTENT); i++) {
 			struct replica_view v;
 			q->peers[i].ops->view(q->peers[i].ctx, &v);
-			same += v.usable && v.disk >= DS_OUTDATED && v.uuid == cur && v.established;
+			same += v.usable && v.disk >= DS_INCONSISTENT && v.uuid == cur && v.established;
 		}
 		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && quorum_gen_current(same, q->hosts, q->need)) {
 			engine_set_uptodate(e, "a quorum of disks has this node's data generation");
@@ -680,8 +684,17 @@ static void evaluate_locked(struct quorum *q)
 		snprintf(why, sizeof why, "no quorum: %d of %d votes, %d needed (on-no-quorum %s); resumes by itself "
 			 "when enough nodes are reachable", votes, q->hosts, q->need, q->io_error ? "io-error" : "suspend-io");
 	} else if (q->multi) {
-		/* a held write waits until a disk peer connects again */
-		if (q->short_seq && q->short_seq == conn_sum(q))
+		/* a Primary whose disk went Outdated (quorum lost) may be behind
+		 * another partition: its writes wait until its disk is UpToDate
+		 * again (the rule above). Taken, they started no new generation
+		 * for the disks that missed them (an Outdated disk starts none):
+		 * such a disk came back "at the same generation", went UpToDate
+		 * and resynced them away (three_disks_outdated_primary.sh) */
+		if (atomic_load(&e->role) == ROLE_PRIMARY && atomic_load(&e->dstate) == DS_OUTDATED)
+			snprintf(why, sizeof why, "this Primary's disk is Outdated (quorum was lost: another partition "
+				 "may have written); writes wait until enough disks show its data generation is the "
+				 "newest");
+		else if (q->short_seq && q->short_seq == conn_sum(q))
 			snprintf(why, sizeof why, "%s", q->short_why);
 		else
 			q->short_seq = 0;

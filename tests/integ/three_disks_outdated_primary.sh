@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# three_disks_outdated_primary — b is Primary, c its SyncTarget; b demotes,
+# a is promoted at once and b dies 0.1 s later (an attack round found it).
+# c's resync stopped, so it handshook again with a at the moment a lost b:
+# a saw 1 of 3 votes, its disk went Outdated, and with c Inconsistent
+# neither could be a source ("wait"): stuck until b returned. Worse, a
+# Primary with an Outdated disk took writes without starting a new
+# generation for b: b came back at "the same" generation as c, went
+# UpToDate by the quorum-generation rule and resynced a's acknowledged
+# write away everywhere. Now an Inconsistent disk that follows its
+# Primary counts for that rule (so a is UpToDate again once c is back),
+# and an Outdated Primary holds writes until its disk is UpToDate.
+source "$(dirname "$0")/lib.sh"
+DELAY=${DELAY:-0.1}
+mknet3
+DISK_OPTS="resync-rate 8M;" mkres3d 64M "quorum majority;"
+all_have() { has a "$@" && has b "$@" && has c "$@"; }
+synced() { all3 "o['disk'] == 'UpToDate' and not o['io_suspended'] and all(x['connection'] == 'Connected' and \
+x['out_of_sync_bytes'] == 0 and x['replication'] == 'Established' for x in o['peers'])"; }
+peer_conn() { jcheck "$1" "[x['connection'] for x in o['peers'] if x['name'] == '$2'] == ['$3']"; }
+check "three disks up, a Primary, synced" up3_synced
+check "a demoted" na secondary r0
+check "b promoted" nb primary r0
+sleep 1
+check "c goes down" nc down r0
+check "b writes 16 MiB while c is down" qemu-io -f raw -c "write -P 0x11 0 16M" -c flush "$(uri_b)"
+check "c comes back" nc up r0 --device none
+st() { jcheck c "any(x['name'] == 'b' and x['replication'] == 'SyncTarget' for x in o['peers'])"; }
+check "c is SyncTarget of b" wait_for 20 st
+sleep 0.5
+check "b demoted" nb secondary r0
+check "a promoted at once" na primary r0
+wbg w1 a 0x44 20M
+sleep "$DELAY"
+kill -9 "$(pid_of b)"
+check "c sees b gone" wait_for 20 peer_conn c b Connecting
+check "a's write w1 completed" wait_for 20 done_ok w1
+cup() { jcheck c "o['disk'] == 'UpToDate'"; }
+check "c resyncs from a (not stuck)" wait_for 60 cup
+check "a writes 0x45@44M" qemu-io -f raw -c "write -P 0x45 44M 64k" -c flush "$(uri_a)"
+kill -9 "$(pid_of a)"
+check "c sees a gone" wait_for 20 peer_conn c a Connecting
+check "b back" nb up r0 --device none
+check "a back" na up r0 --device none
+check "converged" wait_for 90 synced
+check "acked writes on all three" all_have 0x11@0 0x11@15M 0x44@20M 0x45@44M
+check "identical disks" md5_all_equal
+for n in a b c; do timeout 30 "n$n" down r0 >/dev/null 2>&1; done
+finish
