@@ -306,6 +306,23 @@ up3_synced() {
 		na primary r0 --force && wait_for 60 all3 "o['disk'] == 'UpToDate' and \
 all(x['disk'] == 'UpToDate' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
 }
+# all3_have BYTE@OFF...: a, b and c each read every pattern
+all3_have() { has a "$@" && has b "$@" && has c "$@"; }
+# synced3: a, b and c UpToDate, nothing suspended, every link Connected and
+# Established with nothing out of sync
+synced3() { all3 "o['disk'] == 'UpToDate' and not o['io_suspended'] and all(x['connection'] == 'Connected' and \
+x['out_of_sync_bytes'] == 0 and x['replication'] == 'Established' for x in o['peers'])"; }
+# peer_conn N PEER STATE: node N's connection to PEER is STATE
+peer_conn() { jcheck "$1" "[x['connection'] for x in o['peers'] if x['name'] == '$2'] == ['$3']"; }
+# c_synctarget_of_b (three disks, b Primary, resync-rate low): c goes down,
+# b writes 16 MiB of 0x11 at 0, c comes back and is b's SyncTarget
+c_synctarget_of_b() {
+	check "c goes down" nc down r0
+	check "b writes 16 MiB while c is down" qemu-io -f raw -c "write -P 0x11 0 16M" -c flush "$(uri_b)"
+	check "c comes back" nc up r0 --device none
+	check "c is SyncTarget of b" wait_for 20 jcheck c "any(x['name'] == 'b' and x['replication'] == 'SyncTarget' \
+for x in o['peers'])"
+}
 md5_all_equal() {
 	local x y z
 	x=$(img_md5 a) && y=$(img_md5 b) && z=$(img_md5 c) && [ "$x" = "$y" ] && [ "$y" = "$z" ]

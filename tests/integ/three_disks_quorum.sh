@@ -8,9 +8,6 @@
 source "$(dirname "$0")/lib.sh"
 mknet3
 mkres3d 64M "quorum majority; on-no-quorum suspend-io;"
-all_have() { has a "$@" && has b "$@" && has c "$@"; }
-synced() { all3 "o['disk'] == 'UpToDate' and not o['io_suspended'] and all(x['connection'] == 'Connected' and \
-x['out_of_sync_bytes'] == 0 and x['replication'] == 'Established' for x in o['peers'])"; }
 quorum_is() { local n; for n in $2; do jcheck "$n" "o['quorum']['have'] == $1" || return 1; done; }
 sees_gone() { jcheck "$1" "[x['connection'] for x in o['peers'] if x['name'] == '$2'] != ['Connected']"; }
 
@@ -22,7 +19,7 @@ check "three disk nodes with quorum come up" up3
 check "quorum 3 of 3 votes, 2 needed" wait_for 20 jcheck a "o['quorum']['have'] and o['quorum']['votes'] == 3 and \
 o['quorum']['needed'] == 2"
 na primary r0 --force >/dev/null
-check "initial sync" wait_for 60 synced
+check "initial sync" wait_for 60 synced3
 wbg w0 a 0x10 0
 check "a write with every disk connected completes" wait_for 20 done_ok w0
 
@@ -38,12 +35,12 @@ lone() {
 o['disk'] == 'Outdated'"
 	expect_rc "$5: $x cannot be promoted" 3 "no quorum" "n$x" primary r0
 	for y in a b c; do [ "$y" = "$x" ] || heal3 "$x" "$y"; done
-	check "$5 healed: converged" wait_for 60 synced
+	check "$5 healed: converged" wait_for 60 synced3
 }
 lone c 0x21 1M s1a "AB|C"
-check "AB|C: every acknowledged write is on all three" all_have 0x10@0 0x21@1M
+check "AB|C: every acknowledged write is on all three" all3_have 0x10@0 0x21@1M
 lone b 0x51 5M s5a "AC|B"
-check "AC|B: every acknowledged write is on all three" all_have 0x10@0 0x21@1M 0x51@5M
+check "AC|B: every acknowledged write is on all three" all3_have 0x10@0 0x21@1M 0x51@5M
 
 # ---- A | BC: the Primary alone ----------------------------------------------
 cut3 a b; cut3 a c
@@ -66,8 +63,8 @@ check "the administrator demotes a" na secondary r0
 na connect r0 >/dev/null; nb connect r0 >/dev/null; nc connect r0 >/dev/null
 failed() { [ -s "$T/$1.rc" ] && [ "$(cat "$T/$1.rc")" != 0 ]; }
 check "a's held write fails (it was never acknowledged)" wait_for 60 failed s2a
-check "A|BC: converged with b as Primary" wait_for 60 synced
-acked_not_held() { all_have 0x10@0 0x21@1M 0x32@3M && ! rd a 0x31 2M && ! rd b 0x31 2M && ! rd c 0x31 2M; }
+check "A|BC: converged with b as Primary" wait_for 60 synced3
+acked_not_held() { all3_have 0x10@0 0x21@1M 0x32@3M && ! rd a 0x31 2M && ! rd b 0x31 2M && ! rd c 0x31 2M; }
 check "A|BC: every acknowledged write is on all three, a's unacknowledged one on none" acked_not_held
 check "A|BC: identical disks" md5_all_equal
 
@@ -78,8 +75,8 @@ check "A|B|C: nobody has quorum" wait_for 30 quorum_is False "a b c"
 check "A|B|C: b's write is held" pending s3b
 heal3 a b; heal3 a c; heal3 b c
 check "A|B|C healed: b's write completes" wait_for 60 done_ok s3b
-check "A|B|C healed: converged" wait_for 60 synced
-check "every acknowledged write is on all three" all_have 0x10@0 0x21@1M 0x32@3M 0x41@4M 0x51@5M
+check "A|B|C healed: converged" wait_for 60 synced3
+check "every acknowledged write is on all three" all3_have 0x10@0 0x21@1M 0x32@3M 0x41@4M 0x51@5M
 no_split_brain() { md5_all_equal && all3 "all(x['split_brains'] == 0 for x in o['peers'])"; }
 check "identical disks, no split brain" no_split_brain
 for n in a b c; do "n$n" down r0 >/dev/null 2>&1; done

@@ -14,10 +14,6 @@
 source "$(dirname "$0")/lib.sh"
 mknet3
 mkres3d 64M "quorum majority; on-no-quorum suspend-io;"
-synced() { all3 "o['disk'] == 'UpToDate' and not o['io_suspended'] and all(x['connection'] == 'Connected' and \
-x['out_of_sync_bytes'] == 0 and x['replication'] == 'Established' for x in o['peers'])"; }
-all_have() { has a "$@" && has b "$@" && has c "$@"; }
-peer_conn() { jcheck "$1" "[x['connection'] for x in o['peers'] if x['name'] == '$2'] == ['$3']"; }
 
 check "three disks up, a Primary, synced" up3_synced
 check "c goes down" nc down r0
@@ -31,7 +27,7 @@ check "c is not UpToDate: it lacks a's write (a deferral is no agreement)" jchec
 refused() { ! nc primary r0; }
 check "c cannot be promoted" refused
 heal3 a c
-check "healed: converged" wait_for 60 synced
+check "healed: converged" wait_for 60 synced3
 check "c has a's write" has c 0x5a@1M
 no_split_brain() { md5_all_equal && all3 "all(x['split_brains'] == 0 for x in o['peers'])"; }
 check "identical disks, no split brain" no_split_brain
@@ -53,8 +49,8 @@ check "c is promoted once a is Secondary (b told it)" wait_for 30 nc primary r0
 check "c's write completes (on c and b)" qemu-io -f raw -c "write -P 0x6c 2M 64k" -c flush "$(uri_c)"
 check "c is demoted" nc secondary r0
 heal3 a c
-check "healed: converged" wait_for 60 synced
-check "every acknowledged write is on all three" all_have 0x5a@1M 0x6a@3M 0x6c@2M
+check "healed: converged" wait_for 60 synced3
+check "every acknowledged write is on all three" all3_have 0x5a@1M 0x6a@3M 0x6c@2M
 check "identical disks" md5_all_equal
 
 # ---- two promotions at once, a-c cut ----------------------------------------
@@ -82,8 +78,8 @@ sleep 3
 if done_ok s7a; then win=a lose=c; else win=c lose=a; fi
 "n$lose" connect r0 --discard-my-data >/dev/null 2>&1; "n$win" connect r0 >/dev/null 2>&1
 nb connect r0 >/dev/null 2>&1
-check "converged" wait_for 60 synced
-acked7() { all_have 0x5a@1M 0x6a@3M 0x6c@2M && if [ $win = a ]; then all_have 0x7a@4M; else all_have 0x7c@5M; fi; }
+check "converged" wait_for 60 synced3
+acked7() { all3_have 0x5a@1M 0x6a@3M 0x6c@2M && if [ $win = a ]; then all3_have 0x7a@4M; else all3_have 0x7c@5M; fi; }
 check "every acknowledged write is on all three" acked7
 nacked() { if [ $win = a ]; then ! rd a 0x7c 5M && ! rd b 0x7c 5M && ! rd c 0x7c 5M
 	else ! rd a 0x7a 4M && ! rd b 0x7a 4M && ! rd c 0x7a 4M; fi; }
@@ -94,7 +90,7 @@ check "identical disks, nothing lost" md5_all_equal
 # Both may pass their check; connected, their writes would cross with
 # nothing marked. Each drops the other instead, and c keeps one: the
 # other is alone, without quorum, and its write fails once demoted.
-check "converged before the race" wait_for 60 synced
+check "converged before the race" wait_for 60 synced3
 na primary r0 >/dev/null 2>&1 & nb primary r0 >/dev/null 2>&1 & wait
 apart() { ! jcheck a "o['role'] == 'Primary' and any(x['name'] == 'b' and x['role'] == 'Primary' and \
 x['connection'] == 'Connected' for x in o['peers'])"; }
@@ -110,8 +106,8 @@ check "exactly one of the two writes completed" one9
 sleep 3
 if done_ok s9a; then win=a lose=b; else win=b lose=a; fi
 "n$lose" connect r0 --discard-my-data >/dev/null 2>&1; "n$win" connect r0 >/dev/null 2>&1; nc connect r0 >/dev/null 2>&1
-check "converged after the race" wait_for 60 synced
-check "the acknowledged one is on all three" all_have 0x9$win@6M
+check "converged after the race" wait_for 60 synced3
+check "the acknowledged one is on all three" all3_have 0x9$win@6M
 check "identical disks after the race" md5_all_equal
 for n in a b c; do "n$n" down r0 >/dev/null 2>&1; done
 finish

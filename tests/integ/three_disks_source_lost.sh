@@ -12,7 +12,6 @@
 source "$(dirname "$0")/lib.sh"
 mknet3
 DISK_OPTS="resync-rate 4M;" mkres3d 64M # (no quorum: a stays UpToDate when b dies)
-peer_conn() { jcheck "$1" "[x['connection'] for x in o['peers'] if x['name'] == '$2'] == ['$3']"; }
 check "three disks up, a Primary, synced" up3_synced
 check "c goes down" nc down r0
 check "a writes 16 MiB while c is down" qemu-io -f raw -c "write -P 0x31 0 16M" -c flush "$(uri_a)"
@@ -31,9 +30,7 @@ x['out_of_sync_bytes'] == 0 for x in o['peers'])"; }
 check "c resyncs from a: UpToDate" wait_for 60 synced_ac
 check "c has a's writes" has c 0x31@0 0x31@15M
 check "b comes back" nb up r0 --device none
-all_synced() { all3 "o['disk'] == 'UpToDate' and all(x['connection'] == 'Connected' and \
-x['out_of_sync_bytes'] == 0 for x in o['peers'])"; }
-check "converged" wait_for 60 all_synced
+check "converged" wait_for 60 synced3
 check "identical disks" md5_all_equal
 for n in a b c; do timeout 30 "n$n" down r0 >/dev/null 2>&1; done
 finish

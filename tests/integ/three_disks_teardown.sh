@@ -48,8 +48,7 @@ rm -f "$FB"
 nb up r0 --device none >/dev/null 2>&1
 check "b back: resynced" wait_for 60 all3 "o['disk'] == 'UpToDate' and all(x['connection'] == 'Connected' and \
 x['out_of_sync_bytes'] == 0 for x in o['peers'])"
-all_have() { has a "$@" && has b "$@" && has c "$@"; }
-check "all three hold w0 and w1" all_have 0x41@32M 0x42@40M
+check "all three hold w0 and w1" all3_have 0x41@32M 0x42@40M
 check "identical images" md5_all_equal
 for n in a b c; do timeout 30 "n$n" down r0 >/dev/null 2>&1; done
 finish
