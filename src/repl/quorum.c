@@ -599,6 +599,54 @@ static void apply(struct quorum *q, const char *why)
 	snprintf(q->block, sizeof q->block, "%s", why);
 }
 
+/* With quorum: whether an Outdated or Consistent disk is current again
+ * (without a handshake with a peer that has newer data). */
+static void current_again(struct quorum *q)
+{
+	struct engine *e = q->e;
+
+	/* with quorum, an Outdated (or just restarted) disk whose only fellow
+	 * disk is Inconsistent holds the newest whole copy there is: nothing
+	 * else could have been written without it. Make it a sync source. */
+	if (q->peer && cfg_disk_hosts(q->r) == 2) {
+		int ds = atomic_load(&e->dstate);
+		struct replica_view v;
+		q->peer->ops->view(q->peer->ctx, &v);
+		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && v.connected && v.disk == DS_INCONSISTENT) {
+			engine_set_uptodate(e, "the only whole copy: the disk peer is Inconsistent");
+			q->peer->ops->state_changed(q->peer->ctx);
+		}
+	}
+	/* several disks: an Outdated (quorum was lost) or Consistent (just
+	 * started) disk is current again when enough disks, this one included,
+	 * have its generation that every partition with quorum includes one of
+	 * them: a newer one could only have been written by such a partition.
+	 * (That is hosts - need + 1 disks, not a quorum of them: with four
+	 * disks a Primary Outdated by a moment's loss of quorum stayed so while
+	 * its only other whole peer was in sync with it and the fourth was
+	 * Inconsistent — which an Outdated disk may not resync, and a Secondary
+	 * may not while a Primary is there: nobody resynced it, found in
+	 * four_disks.sh.) An Inconsistent disk counts too: it follows every
+	 * Primary whose writes it takes (follow_primary), so its generation
+	 * says as much; without it a Primary Outdated by a moment's loss of
+	 * quorum, next to its Inconsistent SyncTarget, stayed so for good
+	 * (three_disks_outdated_primary.sh). */
+	if (q->multi) {
+		int ds = atomic_load(&e->dstate), same = 1;
+		uint64_t cur = e->sb.uuid[UUID_CURRENT];
+		for (int i = 0; i < q->npeers && (ds == DS_OUTDATED || ds == DS_CONSISTENT); i++) {
+			struct replica_view v;
+			q->peers[i].ops->view(q->peers[i].ctx, &v);
+			same += v.usable && v.disk >= DS_INCONSISTENT && v.uuid == cur && v.established;
+		}
+		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && quorum_gen_current(same, q->hosts, q->need)) {
+			engine_set_uptodate(e, "a quorum of disks has this node's data generation");
+			for (int i = 0; i < q->npeers; i++)
+				q->peers[i].ops->state_changed(q->peers[i].ctx);
+		}
+	}
+}
+
 /* One evaluation of the rules (quorum thread, and writes that failed to
  * replicate), under eval_lock. */
 static void evaluate_locked(struct quorum *q)
@@ -634,46 +682,8 @@ static void evaluate_locked(struct quorum *q)
 	}
 	if (!quorum_enabled(q))
 		return;
-	/* with quorum, an Outdated (or just restarted) disk whose only fellow
-	 * disk is Inconsistent holds the newest whole copy there is: nothing
-	 * else could have been written without it. Make it a sync source. */
-	if (have && q->peer && cfg_disk_hosts(q->r) == 2) {
-		int ds = atomic_load(&e->dstate);
-		struct replica_view v;
-		q->peer->ops->view(q->peer->ctx, &v);
-		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && v.connected && v.disk == DS_INCONSISTENT) {
-			engine_set_uptodate(e, "the only whole copy: the disk peer is Inconsistent");
-			q->peer->ops->state_changed(q->peer->ctx);
-		}
-	}
-	/* several disks: an Outdated (quorum was lost) or Consistent (just
-	 * started) disk is current again when enough disks, this one included,
-	 * have its generation that every partition with quorum includes one of
-	 * them: a newer one could only have been written by such a partition.
-	 * (That is hosts - need + 1 disks, not a quorum of them: with four
-	 * disks a Primary Outdated by a moment's loss of quorum stayed so while
-	 * its only other whole peer was in sync with it and the fourth was
-	 * Inconsistent — which an Outdated disk may not resync, and a Secondary
-	 * may not while a Primary is there: nobody resynced it, found in
-	 * four_disks.sh.) An Inconsistent disk counts too: it follows every
-	 * Primary whose writes it takes (follow_primary), so its generation
-	 * says as much; without it a Primary Outdated by a moment's loss of
-	 * quorum, next to its Inconsistent SyncTarget, stayed so for good
-	 * (three_disks_outdated_primary.sh). */
-	if (have && q->multi) {
-		int ds = atomic_load(&e->dstate), same = 1;
-		uint64_t cur = e->sb.uuid[UUID_CURRENT];
-		for (int i = 0; i < q->npeers && (ds == DS_OUTDATED || ds == DS_CONSISTENT); i++) {
-			struct replica_view v;
-			q->peers[i].ops->view(q->peers[i].ctx, &v);
-			same += v.usable && v.disk >= DS_INCONSISTENT && v.uuid == cur && v.established;
-		}
-		if ((ds == DS_OUTDATED || ds == DS_CONSISTENT) && quorum_gen_current(same, q->hosts, q->need)) {
-			engine_set_uptodate(e, "a quorum of disks has this node's data generation");
-			for (int i = 0; i < q->npeers; i++)
-				q->peers[i].ops->state_changed(q->peers[i].ctx);
-		}
-	}
+	if (have)
+		current_again(q);
 	char why[256] = "";
 	pthread_mutex_lock(&q->lock);
 	struct replica_view pv = { 0 };
@@ -843,14 +853,9 @@ struct write_policy quorum_write_policy(struct quorum *q, struct engine *e)
 	return (struct write_policy){ plain_decide, e };
 }
 
-int quorum_start(struct quorum **out, struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
-		 struct listener *lsn, char *err)
+/* The settings: peers, options, the vote links' handshake. */
+static void quorum_conf(struct quorum *q, struct engine *e, const struct cfg_resource *r, const struct cfg_host *me)
 {
-	struct quorum *q = calloc(1, sizeof *q);
-	if (!q) {
-		snprintf(err, 256, "out of memory");
-		return -ENOMEM;
-	}
 	int npeers = e ? e->npeers : 0;
 	q->e = e;
 	q->npeers = npeers;
@@ -888,6 +893,18 @@ int quorum_start(struct quorum **out, struct engine *e, const struct cfg_resourc
 	q->hs.my_id = me->node_id;
 	q->hs.secret = q->secret;
 	q->hs.timeout_ms = q->ping_timeout_ms > 1000 ? q->ping_timeout_ms : 1000;
+}
+
+int quorum_start(struct quorum **out, struct engine *e, const struct cfg_resource *r, const struct cfg_host *me,
+		 struct listener *lsn, char *err)
+{
+	struct quorum *q = calloc(1, sizeof *q);
+	if (!q) {
+		snprintf(err, 256, "out of memory");
+		return -ENOMEM;
+	}
+	quorum_conf(q, e, r, me);
+	int npeers = q->npeers;
 	for (int i = 0; i < r->nhosts; i++) {
 		const struct cfg_host *h = &r->hosts[i];
 		if (h == me)
