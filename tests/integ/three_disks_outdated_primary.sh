@@ -13,7 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 DELAY=${DELAY:-0.1}
 mknet3
-DISK_OPTS="resync-rate 8M;" mkres3d 64M "quorum majority;"
+DISK_OPTS="resync-rate 8M;" mkres3d 32M "quorum majority;"
 check "three disks up, a Primary, synced" up3_synced
 check "a demoted" na secondary r0
 check "b promoted" nb primary r0
@@ -29,13 +29,13 @@ check "c sees b gone" wait_for 20 peer_conn c b Connecting
 check "a's write w1 completed" wait_for 20 done_ok w1
 cup() { jcheck c "o['disk'] == 'UpToDate'"; }
 check "c resyncs from a (not stuck)" wait_for 60 cup
-check "a writes 0x45@44M" qemu-io -f raw -c "write -P 0x45 44M 64k" -c flush "$(uri_a)"
+check "a writes 0x45@28M" qemu-io -f raw -c "write -P 0x45 28M 64k" -c flush "$(uri_a)"
 kill -9 "$(pid_of a)"
 check "c sees a gone" wait_for 20 peer_conn c a Connecting
 check "b back" nb up r0 --device none
 check "a back" na up r0 --device none
 check "converged" wait_for 90 synced3
-check "acked writes on all three" all3_have 0x11@0 0x11@15M 0x44@20M 0x45@44M
+check "acked writes on all three" all3_have 0x11@0 0x11@15M 0x44@20M 0x45@28M
 check "identical disks" md5_all_equal
 for n in a b c; do timeout 30 "n$n" down r0 >/dev/null 2>&1; done
 finish

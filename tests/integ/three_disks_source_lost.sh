@@ -11,7 +11,7 @@
 # resyncs from a.
 source "$(dirname "$0")/lib.sh"
 mknet3
-DISK_OPTS="resync-rate 4M;" mkres3d 64M # (no quorum: a stays UpToDate when b dies)
+DISK_OPTS="resync-rate 4M;" mkres3d 32M # (no quorum: a stays UpToDate when b dies)
 check "three disks up, a Primary, synced" up3_synced
 check "c goes down" nc down r0
 check "a writes 16 MiB while c is down" qemu-io -f raw -c "write -P 0x31 0 16M" -c flush "$(uri_a)"

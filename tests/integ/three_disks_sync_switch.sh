@@ -10,7 +10,7 @@
 # b promoted) costs no resync between the Secondaries.
 source "$(dirname "$0")/lib.sh"
 mknet3
-DISK_OPTS="resync-rate 4M;" mkres3d 64M "quorum majority;"
+DISK_OPTS="resync-rate 4M;" mkres3d 32M "quorum majority;"
 check "three disks up, a Primary, synced" up3_synced
 check "a demoted" na secondary r0
 check "b promoted" nb primary r0
@@ -24,7 +24,7 @@ kill -9 "$(pid_of b)"
 check "c sees b gone" wait_for 20 peer_conn c b Connecting
 sleep 2
 check "a promoted" na primary r0
-check "a writes" qemu-io -f raw -c "write -P 0x77 12M 64k" -c "write -P 0x78 40M 64k" -c flush "$(uri_a)"
+check "a writes" qemu-io -f raw -c "write -P 0x77 12M 64k" -c "write -P 0x78 28M 64k" -c flush "$(uri_a)"
 kill -9 "$(pid_of a)"
 check "c sees a gone" wait_for 20 peer_conn c a Connecting
 check "b back" nb up r0 --device none
@@ -34,7 +34,7 @@ check "b is not UpToDate: c holds writes of a newer generation" jcheck b "o['dis
 check "c is no SyncTarget of b" jcheck c "all(x['replication'] != 'SyncTarget' for x in o['peers'])"
 check "a comes back" na up r0 --device none
 check "converged" wait_for 90 synced3
-check "a's acknowledged writes are on all three" all3_have 0x77@12M 0x78@40M
+check "a's acknowledged writes are on all three" all3_have 0x77@12M 0x78@28M
 check "b's earlier writes too" all3_have 0x11@0 0x11@15M
 check "identical disks" md5_all_equal
 for n in a b c; do timeout 30 "n$n" down r0 >/dev/null 2>&1; done
