@@ -104,8 +104,6 @@ void third_primary_changed(struct engine *e)
 	}
 }
 
-/* May this node start a resync to p on its own (a peer became Inconsistent
- * while connected)? With several peers only the Primary does. */
 void follow_primary(struct peer *p, int handshake)
 {
 	struct engine *e = p->e;
@@ -129,6 +127,8 @@ void follow_primary(struct peer *p, int handshake)
 		peers_state_changed(e, NULL);
 }
 
+/* May this node start a resync to p on its own (a peer became Inconsistent
+ * while connected)? With several peers only the Primary does. */
 int may_source(struct peer *p)
 {
 	return p->e->npeers == 1 || atomic_load(&p->e->role) == ROLE_PRIMARY;
