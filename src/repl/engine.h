@@ -231,9 +231,12 @@ int engine_persist_bitmap(struct engine *e, uint64_t first, uint64_t n);
  * keeps one already. */
 int engine_new_generation(struct engine *e, uint32_t mask, const char *why);
 /* A Secondary follows its Primary into a new generation uuid[UUID_CURRENT],
- * with the Primary's history (while connected and in sync with it): slots
- * other than `keep` keep the old generation as bitmap generation and
- * become unsure. */
+ * with the Primary's history (while connected and in sync with it, or
+ * Inconsistent and taking its writes: follow_primary decides): slots other
+ * than `keep` keep the old generation as bitmap generation (none when the
+ * old one is MD_UUID_JUST_CREATED) and become unsure. No-op when diskless
+ * or failed, or already at that generation. 0 or -errno (metadata write);
+ * takes e->lock. */
 int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, uint64_t gen_time);
 /* The resync this node sent to `slot` is complete: its bitmap generation
  * goes to history. */
