@@ -41,9 +41,14 @@ both_nodes() {
 	wait
 }
 # ran_clean LABEL NODE PATTERN: exit status 0 and no line matching PATTERN
+# (dbench 4.00 prints "failed to create barrier semaphore" whenever semget
+# returns id 0, a valid id and the first one on a fresh machine, and goes
+# on: its own bug, not a failure of the filesystem)
 ran_clean() {
 	local rc; rc=$(cat "$T/$1-$2.rc")
-	if [ "$rc" = 0 ] && ! grep -Eiq "$3" "$T/$1-$2.out"; then return 0; fi
+	if [ "$rc" = 0 ] && ! grep -v 'failed to create barrier semaphore' "$T/$1-$2.out" | grep -Eiq "$3"; then
+		return 0
+	fi
 	echo "exit $rc"; grep -Ei "$3" "$T/$1-$2.out" | head -20; tail -5 "$T/$1-$2.out"
 	return 1
 }
