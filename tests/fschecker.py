@@ -702,7 +702,17 @@ def main():
     # ---- a comes back as b's sync target; both unmount and demote
     open(cl.faults("a"), "w").close()
     cl.netcut("a", False)
-    cl.abort_fuse("a")
+    # the killed daemon may linger as a zombie holding its files (and the
+    # resource's lock) while a thread of it leaves the kernel filesystem
+    # it owned; a power cut leaves no such process: wait until it is gone,
+    # aborting its FUSE connections again meanwhile
+    old = cl.pid("a")
+
+    def old_gone():
+        cl.abort_fuse("a")
+        return old is None or not os.path.exists("/proc/%d" % old)
+    if not cl.wait(old_gone, 30):
+        note("a's killed daemon (pid %d) still exists 30 s after its power cut" % old)
     rc, out = cl.dp("a", "up", "r0")
     say(rc == 0, "a comes back after its power cut: %s" % out.strip().replace("\n", " "))
     synced = cl.wait(lambda: cl.in_sync("b") and cl.status("a")[0] and cl.status("a")[0].get("disk") == "UpToDate", 120)
