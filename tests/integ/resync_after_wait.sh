@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A pair that agreed to "wait" (the Primary a Outdated, b Inconsistent:
-# neither is a sync source) compares again once a is UpToDate — here when
-# the third disk c connects and a counts every disk connected again. Before
-# the fix a told only c, b stayed Inconsistent for ever and its disk differed
+# neither is a sync source) compares again once a is UpToDate — now as soon
+# as b is back (b follows a's generation, and counts for a's quorum rule),
+# earlier when the third disk c connected. Before that fix a told only c,
+# b stayed Inconsistent for ever and its disk differed
 # (checker3d, CHECK_SEED=931169129: repair-disk restarted c mid-resync while
 # b had lost quorum; docs/failures.md "Three disks, a resync that never
 # restarts").
@@ -34,10 +35,12 @@ check "c away" wait_for 20 peer_of a c "['connection'] != 'Connected'"
 nb down r0 >/dev/null 2>&1
 check "a is Outdated without quorum" wait_for 20 jcheck a "o['disk'] == 'Outdated'"
 nb up r0 --device none >/dev/null 2>&1
-check "b back Inconsistent, a still Outdated: they wait" wait_for 20 jcheck a "o['disk'] == 'Outdated' and \
-[(x['connection'], x['disk']) for x in o['peers'] if x['name'] == 'b'] == [('Connected', 'Inconsistent')]"
+# (until 2026-12-01 the two waited here for c: an Inconsistent disk did
+# not count for the quorum-generation rule. It follows its Primary's
+# generation now, as b did when its resync from a began, so it counts)
+check "b back: a UpToDate again (b, Inconsistent at a's generation, counts)" wait_for 20 jcheck a \
+	"o['disk'] == 'UpToDate'"
 nc connect r0 >/dev/null 2>&1
-check "c back: a UpToDate (every disk connected again)" wait_for 20 jcheck a "o['disk'] == 'UpToDate'"
 check "b is resynced: all UpToDate, connected, nothing out of sync" wait_for 20 all3 "o['disk'] == 'UpToDate' and \
 all(x['connection'] == 'Connected' and x['disk'] == 'UpToDate' and x['out_of_sync_bytes'] == 0 for x in o['peers'])"
 SIZE=$(na status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['size_bytes'])")
