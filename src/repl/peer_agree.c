@@ -457,8 +457,9 @@ static int agree_settle(struct peer *p, struct agreement *a)
 			   (unsigned long long)me->uuid[G_CURRENT], (unsigned long long)them->uuid[G_CURRENT]);
 		return -EXDEV;
 	}
-	if (a->d == D_WAIT && (decide_newer_partial(me, them) || decide_newer_partial(them, me))) {
-		const struct side *part = decide_newer_partial(me, them) ? me : them;
+	const struct side *part = a->d != D_WAIT ? NULL : decide_newer_partial(me, them) ? me
+				 : decide_newer_partial(them, me) ? them : NULL;
+	if (part) {
 		char why[240];
 		snprintf(why, sizeof why, "%s Inconsistent disk holds writes of generation %016llx, newer than %s "
 			 "data: neither is a resync source; waiting for a node with that generation (or 'dipole "
