@@ -41,6 +41,22 @@ struct track {
 	size_t nnodes, nnames;
 };
 
+/* Nodes known to have no security.capability (cache.attr_timeout > 0).
+ * The kernel asks for that attribute before every write (to drop it, as
+ * it drops setuid bits: file_remove_privs), a round trip to the owner on
+ * a client; its answer is cached here until the node is revoked, changed
+ * through this mount, forgotten or everything is dropped. A slot holds
+ * one node id (0: empty); two nodes on one slot cost a request, never a
+ * wrong answer. An answer is cached only if no revocation ran while it
+ * was fetched (`seq`), so a setxattr on another node that returned
+ * cannot be undone by an older answer. */
+#define NOCAP_SLOTS 8192u
+struct nocap {
+	pthread_mutex_t lock; /* serialises changes; lookups read a slot atomically */
+	uint64_t seq;         /* revocations so far; guarded by lock */
+	_Atomic uint64_t slot[NOCAP_SLOTS];
+};
+
 struct fusefs {
 	struct fuse_session *se;
 	const struct fs_ops *ops;
@@ -56,6 +72,7 @@ struct fusefs {
 	 * inside the backend, so fusefs_drained tells when it may go */
 	atomic_int fail_errno;
 	atomic_int busy;
+	struct nocap nocap;
 };
 
 /* ---- what the kernel holds (cache.track) ------------------------------- */
@@ -169,6 +186,47 @@ static void track_free(struct track *t)
 	free(t);
 }
 
+static const char NOCAP_NAME[] = "security.capability";
+
+static int nocap_known(struct fusefs *f, uint64_t ino)
+{
+	return atomic_load_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], memory_order_acquire) == ino;
+}
+
+static uint64_t nocap_seq(struct fusefs *f)
+{
+	pthread_mutex_lock(&f->nocap.lock);
+	uint64_t s = f->nocap.seq;
+	pthread_mutex_unlock(&f->nocap.lock);
+	return s;
+}
+
+/* ino has no security.capability, as read by a call that began at seq */
+static void nocap_learn(struct fusefs *f, uint64_t ino, uint64_t seq)
+{
+	if (f->cache.attr_timeout <= 0 || !ino)
+		return;
+	pthread_mutex_lock(&f->nocap.lock);
+	if (f->nocap.seq == seq)
+		atomic_store_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], ino, memory_order_release);
+	pthread_mutex_unlock(&f->nocap.lock);
+}
+
+/* ino's attributes may have changed (a revocation, a setxattr here); ino
+ * 0: every node's. A forget (the kernel let ino go, and a node id may be
+ * reused) needs no new seq: the kernel asks nothing of a node it drops. */
+static void nocap_drop(struct fusefs *f, uint64_t ino, int revoked)
+{
+	pthread_mutex_lock(&f->nocap.lock);
+	f->nocap.seq += !!revoked;
+	if (!ino)
+		for (unsigned i = 0; i < NOCAP_SLOTS; i++)
+			atomic_store_explicit(&f->nocap.slot[i], 0, memory_order_relaxed);
+	else if (atomic_load_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], memory_order_relaxed) == ino)
+		atomic_store_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], 0, memory_order_release);
+	pthread_mutex_unlock(&f->nocap.lock);
+}
+
 /* The caller; supplementary groups only where the backend creates as the
  * caller (reading them costs a /proc read). */
 static void caller(fuse_req_t req, struct fs_caller *c, int with_groups)
@@ -278,6 +336,7 @@ static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	struct fusefs *f = fuse_req_userdata(req);
 	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	track_forget(f, ino, nlookup);
+	nocap_drop(f, ino, 0);
 	if (in_backend)
 		f->ops->forget(f->ctx, ino, nlookup);
 	fuse_reply_none(req);
@@ -289,6 +348,7 @@ static void ff_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	for (size_t i = 0; i < count; i++) {
 		track_forget(f, fl[i].ino, fl[i].nlookup);
+		nocap_drop(f, fl[i].ino, 0);
 		if (in_backend)
 			f->ops->forget(f->ctx, fl[i].ino, fl[i].nlookup);
 	}
@@ -553,7 +613,9 @@ static void ff_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			int flags)
 {
 	SETUP(0);
-	fuse_reply_err(req, -f->ops->setxattr(f->ctx, &c, ino, name, value, size, flags));
+	int rc = f->ops->setxattr(f->ctx, &c, ino, name, value, size, flags);
+	nocap_drop(f, ino, 1); /* this mount's own change: no revocation comes */
+	fuse_reply_err(req, -rc);
 }
 
 /* getxattr/listxattr share the size-probe protocol: size 0 asks for the
@@ -571,6 +633,11 @@ static void reply_xattr(fuse_req_t req, ssize_t r, const char *buf, size_t size)
 static void ff_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	SETUP(0);
+	int cap = !strcmp(name, NOCAP_NAME);
+	if (cap && nocap_known(f, ino)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
 	if (size > FS_XATTR_MAX)
 		size = FS_XATTR_MAX;
 	char *buf = size ? malloc(size) : NULL;
@@ -578,7 +645,11 @@ static void ff_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	reply_xattr(req, f->ops->getxattr(f->ctx, &c, ino, name, buf, size), buf, size);
+	uint64_t seq = cap ? nocap_seq(f) : 0;
+	ssize_t r = f->ops->getxattr(f->ctx, &c, ino, name, buf, size);
+	if (cap && r == -ENODATA)
+		nocap_learn(f, ino, seq);
+	reply_xattr(req, r, buf, size);
 	free(buf);
 }
 
@@ -599,7 +670,9 @@ static void ff_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void ff_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	SETUP(0);
-	fuse_reply_err(req, -f->ops->removexattr(f->ctx, &c, ino, name));
+	int rc = f->ops->removexattr(f->ctx, &c, ino, name);
+	nocap_drop(f, ino, 1);
+	fuse_reply_err(req, -rc);
 }
 
 static void ff_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
@@ -754,6 +827,7 @@ static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 		off = -1;
 	else if (len == INT64_MAX)
 		len = 0;
+	nocap_drop(f, ino, 1);
 	(void)fuse_lowlevel_notify_inval_inode(f->se, ino, off, len); /* -ENOENT: not cached */
 }
 
@@ -774,6 +848,7 @@ static void nt_all(void *arg)
 	struct fusefs *f = arg;
 	struct track *t = f->track;
 	struct tname *names = NULL;
+	nocap_drop(f, 0, 1);
 	pthread_mutex_lock(&t->lock);
 	size_t nn = 0, cap = t->nnodes + 1;
 	uint64_t *inos = malloc(cap * sizeof *inos);
@@ -840,6 +915,7 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	f->node_id = node_id;
 	f->next_token = 1;
 	f->cache = cache ? *cache : fusefs_cache_default;
+	pthread_mutex_init(&f->nocap.lock, NULL);
 	f->notify = (struct fs_notify){ .inval_inode = nt_inode, .inval_entry = nt_entry, .arg = f };
 	if (f->cache.track) {
 		if (!(f->track = calloc(1, sizeof *f->track))) {
@@ -901,5 +977,6 @@ void fusefs_stop(struct fusefs *f)
 	fusemount_stop(f->fm, 1);
 	fuse_session_destroy(f->se);
 	track_free(f->track);
+	pthread_mutex_destroy(&f->nocap.lock);
 	free(f);
 }

@@ -91,6 +91,27 @@ try: os.getxattr('$A/f', 'user.c'); raise SystemExit('still there on a')
 except OSError: pass
 assert 'user.c' not in os.listxattr('$B/f')"
 
+# security.capability: the kernel asks for it before each write (to drop
+# it, as it drops setuid bits), so each node caches "none" (fusefs.c,
+# nocap); a capability set on any node, this one included, must be seen
+# at once everywhere, and the next write on any node drops it
+capgone() { [ -z "$(getcap "$1")" ]; }
+capset() { [ -n "$(getcap "$1")" ]; }
+echo x >"$A/cap"
+check "capability: none on both, set on a: seen on b and a" eval \
+	'capgone $A/cap && capgone $B/cap && setcap cap_net_raw+ep $A/cap && capset $B/cap && capset $A/cap'
+check "capability: a write on b drops it, on both" eval 'echo w >>$B/cap && capgone $A/cap && capgone $B/cap'
+check "capability: none on both, set on b: seen on a and b" eval \
+	'capgone $A/cap && capgone $B/cap && setcap cap_net_raw+ep $B/cap && capset $A/cap && capset $B/cap'
+check "capability: a write on a drops it, on both" eval 'echo w >>$A/cap && capgone $B/cap && capgone $A/cap'
+exec 7>>"$B/cap"
+echo y >&7
+R0=$(fsn b requests)
+for i in $(seq 10); do echo y >&7; done
+R1=$(fsn b requests)
+exec 7>&-
+check "capability: 10 writes on b are 10 requests to a, not 20 ($R0 -> $R1)" test $((R1 - R0)) -le 12
+
 # O_APPEND writes: the bytes land at the end, whatever the offset said
 check "O_APPEND on b, pages on a revoked where the data landed" py "
 import os
