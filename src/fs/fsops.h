@@ -65,8 +65,14 @@ struct fs_entry {
 	uint64_t ino;
 	uint64_t generation;   /* with ino: unique for the filesystem's lifetime */
 	struct stat attr;
-	double attr_timeout, entry_timeout; /* advisory: each FUSE mount applies its own cache policy (fusefs.h) */
+	/* attr_timeout > 0 (FS_ATTR_REVOCABLE): `attr` was read when every
+	 * later change of the node revokes it where the reply goes, so it may
+	 * be cached until revoked (fusefs.c, the attribute cache); 0: it may
+	 * be older than a change that returned. The FUSE mount applies its
+	 * own timeouts (fusefs.h); entry_timeout is advisory. */
+	double attr_timeout, entry_timeout;
 };
+#define FS_ATTR_REVOCABLE 1.0
 
 /* setattr: which fields of `attr` to apply (FUSE_SET_ATTR_* meaning). */
 enum fs_setattr_mask {
@@ -172,9 +178,11 @@ struct fs_notify {
 	void (*inval_entry)(void *arg, uint64_t parent, const char *name);
 	void *arg;
 	/* Everything the kernel may cache: every node's attributes and pages,
-	 * every name (a client reconnecting: revocations were lost). Takes
-	 * directory locks: never from a thread a request waits on. NULL: the
-	 * mount does not track what it handed out. */
+	 * every name (a client reconnecting: revocations were lost), and what
+	 * the mount answers from its own tables; a mount that does not track
+	 * what it handed out (fusefs.h cache.track) drops only its tables and
+	 * the root's attributes. Takes directory locks: never from a thread a
+	 * request waits on. */
 	void (*inval_all)(void *arg);
 };
 

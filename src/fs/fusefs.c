@@ -41,20 +41,52 @@ struct track {
 	size_t nnodes, nnames;
 };
 
-/* Nodes known to have no security.capability (cache.attr_timeout > 0).
- * The kernel asks for that attribute before every write (to drop it, as
- * it drops setuid bits: file_remove_privs), a round trip to the owner on
- * a client; its answer is cached here until the node is revoked, changed
- * through this mount, forgotten or everything is dropped. A slot holds
- * one node id (0: empty); two nodes on one slot cost a request, never a
- * wrong answer. An answer is cached only if no revocation ran while it
- * was fetched (`seq`), so a setxattr on another node that returned
- * cannot be undone by an older answer. */
-#define NOCAP_SLOTS 8192u
-struct nocap {
-	pthread_mutex_t lock; /* serialises changes; lookups read a slot atomically */
-	uint64_t seq;         /* revocations so far; guarded by lock */
-	_Atomic uint64_t slot[NOCAP_SLOTS];
+/* Extended attributes known to be absent, for the few names asked of
+ * nearly every file (cache.attr_timeout > 0): the kernel asks for
+ * security.capability before every write (to drop it, as it drops setuid
+ * bits: file_remove_privs), `ls -l` for security.selinux and
+ * system.posix_acl_access of each entry, `cp -a` and friends for the
+ * default ACL too; each a round trip to the owner on a client. "None" is
+ * kept until the node is revoked, changed through this mount, forgotten
+ * or everything is dropped. A slot holds one node id (0: empty) and a bit
+ * per name of XNEG_NAMES; two nodes on one slot cost a request, never a
+ * wrong answer. An answer is kept only if no revocation ran while it was
+ * fetched (`seq`), so a setxattr on another node that returned cannot be
+ * undone by an older answer. */
+#define XNEG_SLOTS 8192u
+static const char *const XNEG_NAMES[] = { "security.capability", "security.selinux", "system.posix_acl_access",
+					  "system.posix_acl_default" };
+struct xneg_slot {
+	uint64_t ino;
+	unsigned absent; /* bit i: XNEG_NAMES[i] */
+};
+struct xneg {
+	pthread_mutex_t lock; /* guards all of it */
+	uint64_t seq;         /* revocations so far */
+	struct xneg_slot slot[XNEG_SLOTS];
+};
+
+/* Attributes this daemon answers getattr with (cache.attr_timeout > 0),
+ * for attr_timeout: the kernel asks again after every change it made
+ * itself and after every entry reply (whose attributes it must not cache:
+ * entry_param), each a round trip to the owner on a client. A slot holds
+ * what a getattr reply or an entry reply the backend calls revocable
+ * (FS_ATTR_REVOCABLE) said of one node; it goes when the node is revoked
+ * (nt_inode), changed through this mount (acache_after), forgotten, or
+ * everything is dropped. An answer is stored only if nothing was dropped
+ * while it was fetched (`seq`), so it cannot be older than a change whose
+ * revocation already ran. */
+#define ACACHE_SLOTS 4096u
+#define ACACHE_ALL UINT64_MAX /* acache_after: drop every node */
+struct acache_slot {
+	uint64_t ino;      /* 0: empty */
+	uint64_t until_ns; /* CLOCK_MONOTONIC */
+	struct stat st;
+};
+struct acache {
+	pthread_mutex_t lock; /* guards all of it */
+	uint64_t seq;         /* drops so far */
+	struct acache_slot slot[ACACHE_SLOTS];
 };
 
 struct fusefs {
@@ -72,7 +104,8 @@ struct fusefs {
 	 * inside the backend, so fusefs_drained tells when it may go */
 	atomic_int fail_errno;
 	atomic_int busy;
-	struct nocap nocap;
+	struct xneg *xneg;     /* NULL: attr_timeout 0, or no memory */
+	struct acache *acache; /* NULL: attr_timeout 0, or no memory */
 };
 
 /* ---- what the kernel holds (cache.track) ------------------------------- */
@@ -186,45 +219,155 @@ static void track_free(struct track *t)
 	free(t);
 }
 
-static const char NOCAP_NAME[] = "security.capability";
-
-static int nocap_known(struct fusefs *f, uint64_t ino)
+/* A node id's slot in a table of n (a power of two): ids may carry their
+ * information in either half (local.c: generation << 32 | inode, or a
+ * counter << 32), so they are mixed first */
+static unsigned slot_of(uint64_t ino, unsigned n)
 {
-	return atomic_load_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], memory_order_acquire) == ino;
+	return (unsigned)((ino * 0x9e3779b97f4a7c15ull) >> 40) & (n - 1);
 }
 
-static uint64_t nocap_seq(struct fusefs *f)
+/* The bit of XNEG_NAMES for name; 0: not one of them */
+static unsigned xneg_bit(const char *name)
 {
-	pthread_mutex_lock(&f->nocap.lock);
-	uint64_t s = f->nocap.seq;
-	pthread_mutex_unlock(&f->nocap.lock);
-	return s;
+	for (unsigned i = 0; i < sizeof XNEG_NAMES / sizeof *XNEG_NAMES; i++)
+		if (!strcmp(name, XNEG_NAMES[i]))
+			return 1u << i;
+	return 0;
 }
 
-/* ino has no security.capability, as read by a call that began at seq */
-static void nocap_learn(struct fusefs *f, uint64_t ino, uint64_t seq)
+/* 1: ino is known to have no attribute `bit`; else 0 and *seq for xneg_learn */
+static int xneg_known(struct fusefs *f, uint64_t ino, unsigned bit, uint64_t *seq)
 {
-	if (f->cache.attr_timeout <= 0 || !ino)
+	struct xneg *x = f->xneg;
+	if (!x || !bit)
+		return 0;
+	pthread_mutex_lock(&x->lock);
+	const struct xneg_slot *sl = &x->slot[slot_of(ino, XNEG_SLOTS)];
+	int known = sl->ino == ino && (sl->absent & bit);
+	*seq = x->seq;
+	pthread_mutex_unlock(&x->lock);
+	return known;
+}
+
+/* ino has no attribute `bit`, as read by a call that began at seq */
+static void xneg_learn(struct fusefs *f, uint64_t ino, unsigned bit, uint64_t seq)
+{
+	struct xneg *x = f->xneg;
+	if (!x || !bit || !ino)
 		return;
-	pthread_mutex_lock(&f->nocap.lock);
-	if (f->nocap.seq == seq)
-		atomic_store_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], ino, memory_order_release);
-	pthread_mutex_unlock(&f->nocap.lock);
+	pthread_mutex_lock(&x->lock);
+	struct xneg_slot *sl = &x->slot[slot_of(ino, XNEG_SLOTS)];
+	if (x->seq == seq) {
+		if (sl->ino != ino)
+			*sl = (struct xneg_slot){ .ino = ino };
+		sl->absent |= bit;
+	}
+	pthread_mutex_unlock(&x->lock);
 }
 
 /* ino's attributes may have changed (a revocation, a setxattr here); ino
  * 0: every node's. A forget (the kernel let ino go, and a node id may be
  * reused) needs no new seq: the kernel asks nothing of a node it drops. */
-static void nocap_drop(struct fusefs *f, uint64_t ino, int revoked)
+static void xneg_drop(struct fusefs *f, uint64_t ino, int revoked)
 {
-	pthread_mutex_lock(&f->nocap.lock);
-	f->nocap.seq += !!revoked;
+	struct xneg *x = f->xneg;
+	if (!x)
+		return;
+	pthread_mutex_lock(&x->lock);
+	x->seq += !!revoked;
 	if (!ino)
-		for (unsigned i = 0; i < NOCAP_SLOTS; i++)
-			atomic_store_explicit(&f->nocap.slot[i], 0, memory_order_relaxed);
-	else if (atomic_load_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], memory_order_relaxed) == ino)
-		atomic_store_explicit(&f->nocap.slot[ino % NOCAP_SLOTS], 0, memory_order_release);
-	pthread_mutex_unlock(&f->nocap.lock);
+		memset(x->slot, 0, sizeof x->slot);
+	else if (x->slot[slot_of(ino, XNEG_SLOTS)].ino == ino)
+		x->slot[slot_of(ino, XNEG_SLOTS)].ino = 0;
+	pthread_mutex_unlock(&x->lock);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* 1 and *st if ino's attributes are cached */
+static int acache_get(struct fusefs *f, uint64_t ino, struct stat *st)
+{
+	struct acache *a = f->acache;
+	if (!a)
+		return 0;
+	uint64_t now = mono_ns();
+	struct acache_slot *sl = &a->slot[slot_of(ino, ACACHE_SLOTS)];
+	pthread_mutex_lock(&a->lock);
+	int hit = sl->ino == ino && now < sl->until_ns;
+	if (hit)
+		*st = sl->st;
+	pthread_mutex_unlock(&a->lock);
+	return hit;
+}
+
+/* Taken before a call whose answer may be stored (acache_after) */
+static uint64_t acache_seq(struct fusefs *f)
+{
+	struct acache *a = f->acache;
+	if (!a)
+		return 0;
+	pthread_mutex_lock(&a->lock);
+	uint64_t s = a->seq;
+	pthread_mutex_unlock(&a->lock);
+	return s;
+}
+
+static void acache_clear_locked(struct acache *a, uint64_t ino)
+{
+	if (ino == ACACHE_ALL) {
+		for (unsigned i = 0; i < ACACHE_SLOTS; i++)
+			a->slot[i].ino = 0;
+	} else if (ino && a->slot[slot_of(ino, ACACHE_SLOTS)].ino == ino) {
+		a->slot[slot_of(ino, ACACHE_SLOTS)].ino = 0;
+	}
+}
+
+/* After a call that began at seq: drop d1 and d2 (0: none, ACACHE_ALL:
+ * every node; a drop counts in seq, so answers fetched meanwhile are not
+ * stored), then store st as ino's attributes (ino 0: nothing) unless some
+ * other drop came since seq. All at once, so a call's own change cannot
+ * keep its own fresh answer out. */
+static void acache_after(struct fusefs *f, uint64_t seq, uint64_t ino, const struct stat *st, uint64_t d1,
+			 uint64_t d2)
+{
+	struct acache *a = f->acache;
+	if (!a)
+		return;
+	uint64_t until = ino ? mono_ns() + (uint64_t)(f->cache.attr_timeout * 1e9) : 0;
+	pthread_mutex_lock(&a->lock);
+	int fresh = a->seq == seq;
+	if (d1 || d2) {
+		a->seq++;
+		acache_clear_locked(a, d1);
+		acache_clear_locked(a, d2);
+	}
+	if (ino && fresh)
+		a->slot[slot_of(ino, ACACHE_SLOTS)] = (struct acache_slot){ .ino = ino, .until_ns = until, .st = *st };
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ino's attributes may have changed (ACACHE_ALL: anyone's) */
+static void acache_drop(struct fusefs *f, uint64_t ino)
+{
+	acache_after(f, 0, 0, NULL, ino, 0);
+}
+
+/* The kernel let ino go: its slot may go without a new seq (the kernel
+ * asks nothing of a node it drops, and a node id may be reused) */
+static void acache_forget(struct fusefs *f, uint64_t ino)
+{
+	struct acache *a = f->acache;
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	acache_clear_locked(a, ino);
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* The caller; supplementary groups only where the backend creates as the
@@ -301,9 +444,19 @@ static void entry_param(struct fusefs *f, uint64_t parent, const char *name, con
 		p->entry_timeout = 0;
 }
 
-static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *name, const struct fs_entry *e)
+/* The attribute cache after an entry call that began at seq and changed
+ * d1 and d2 (acache_after) */
+static void entry_cache(struct fusefs *f, int rc, const struct fs_entry *e, uint64_t seq, uint64_t d1, uint64_t d2)
+{
+	int keep = !rc && e->attr_timeout > 0;
+	acache_after(f, seq, keep ? e->ino : 0, keep ? &e->attr : NULL, d1, d2);
+}
+
+static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *name, const struct fs_entry *e,
+			uint64_t seq, uint64_t d1, uint64_t d2)
 {
 	struct fusefs *f = fuse_req_userdata(req);
+	entry_cache(f, rc, e, seq, d1, d2);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -318,6 +471,7 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	SETUP(0);
 	struct fs_entry e;
+	uint64_t seq = acache_seq(f);
 	int rc = f->ops->lookup(f->ctx, &c, parent, name, &e);
 	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
 		/* a negative entry: node id 0, kept until revoked by a create */
@@ -327,7 +481,7 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &p);
 		return;
 	}
-	reply_entry(req, rc, parent, name, &e);
+	reply_entry(req, rc, parent, name, &e, seq, 0, 0);
 }
 
 /* (failed: the backend, and the lookups it counted, may be gone) */
@@ -336,7 +490,8 @@ static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	struct fusefs *f = fuse_req_userdata(req);
 	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	track_forget(f, ino, nlookup);
-	nocap_drop(f, ino, 0);
+	xneg_drop(f, ino, 0);
+	acache_forget(f, ino);
 	if (in_backend)
 		f->ops->forget(f->ctx, ino, nlookup);
 	fuse_reply_none(req);
@@ -348,7 +503,8 @@ static void ff_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	for (size_t i = 0; i < count; i++) {
 		track_forget(f, fl[i].ino, fl[i].nlookup);
-		nocap_drop(f, fl[i].ino, 0);
+		xneg_drop(f, fl[i].ino, 0);
+		acache_forget(f, fl[i].ino);
 		if (in_backend)
 			f->ops->forget(f->ctx, fl[i].ino, fl[i].nlookup);
 	}
@@ -360,7 +516,13 @@ static void ff_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	SETUP(0);
 	(void)fi;
 	struct stat st;
+	if (acache_get(f, ino, &st)) {
+		fuse_reply_attr(req, &st, f->cache.attr_timeout);
+		return;
+	}
+	uint64_t seq = acache_seq(f);
 	int rc = f->ops->getattr(f->ctx, &c, ino, &st);
+	acache_after(f, seq, rc ? 0 : ino, &st, 0, 0);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -371,8 +533,10 @@ static void ff_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	SETUP(0);
 	struct stat st;
+	uint64_t seq = acache_seq(f);
 	/* FUSE_SET_ATTR_* and FS_SET_* share their values (fsops.h) */
 	int rc = f->ops->setattr(f->ctx, &c, ino, attr, to_set, fi ? fi->fh : 0, &st);
+	acache_after(f, seq, rc ? 0 : ino, &st, ino, 0);
 	/* not cached: the kernel takes a setattr reply without checking
 	 * whether a revocation overtook it (no attr_version) */
 	if (rc)
@@ -386,6 +550,7 @@ static void ff_readlink(fuse_req_t req, fuse_ino_t ino)
 	SETUP(0);
 	char buf[FS_PATH_MAX + 1];
 	int rc = f->ops->readlink(f->ctx, &c, ino, buf, sizeof buf);
+	acache_drop(f, ino); /* its atime */
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -396,47 +561,58 @@ static void ff_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	SETUP(1);
 	struct fs_entry e;
-	reply_entry(req, f->ops->mknod(f->ctx, &c, parent, name, mode, rdev, &e), parent, name, &e);
+	uint64_t seq = acache_seq(f);
+	reply_entry(req, f->ops->mknod(f->ctx, &c, parent, name, mode, rdev, &e), parent, name, &e, seq, parent, 0);
 }
 
 static void ff_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	SETUP(1);
 	struct fs_entry e;
-	reply_entry(req, f->ops->mkdir(f->ctx, &c, parent, name, mode, &e), parent, name, &e);
+	uint64_t seq = acache_seq(f);
+	reply_entry(req, f->ops->mkdir(f->ctx, &c, parent, name, mode, &e), parent, name, &e, seq, parent, 0);
 }
 
 static void ff_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	SETUP(0);
-	fuse_reply_err(req, -f->ops->unlink(f->ctx, &c, parent, name));
+	int rc = f->ops->unlink(f->ctx, &c, parent, name);
+	acache_drop(f, ACACHE_ALL); /* the parent and the node behind the name, unknown here */
+	fuse_reply_err(req, -rc);
 }
 
 static void ff_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	SETUP(0);
-	fuse_reply_err(req, -f->ops->rmdir(f->ctx, &c, parent, name));
+	int rc = f->ops->rmdir(f->ctx, &c, parent, name);
+	acache_drop(f, ACACHE_ALL);
+	fuse_reply_err(req, -rc);
 }
 
 static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	SETUP(1);
 	struct fs_entry e;
-	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), parent, name, &e);
+	uint64_t seq = acache_seq(f);
+	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), parent, name, &e, seq, parent, 0);
 }
 
 static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
 	SETUP(0);
-	fuse_reply_err(req, -f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags));
+	int rc = f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags);
+	acache_drop(f, ACACHE_ALL); /* both parents, the moved and the replaced node */
+	fuse_reply_err(req, -rc);
 }
 
 static void ff_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	SETUP(0);
 	struct fs_entry e;
-	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), newparent, newname, &e);
+	uint64_t seq = acache_seq(f);
+	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), newparent, newname, &e, seq, newparent,
+		    ino);
 }
 
 /* How an open file uses the page cache: pages another node's write made
@@ -455,6 +631,8 @@ static void ff_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	SETUP(0);
 	uint64_t fh;
 	int rc = f->ops->open(f->ctx, &c, ino, fi->flags, &fh);
+	if (fi->flags & O_TRUNC)
+		acache_drop(f, ino);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -469,7 +647,9 @@ static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	SETUP(1);
 	struct fs_entry e;
 	uint64_t fh;
+	uint64_t seq = acache_seq(f);
 	int rc = f->ops->create(f->ctx, &c, parent, name, mode, fi->flags, &e, &fh);
+	entry_cache(f, rc, &e, seq, parent, 0);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -495,6 +675,7 @@ static void ff_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		return;
 	}
 	ssize_t r = f->ops->read(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off);
+	acache_drop(f, ino); /* its atime */
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -507,6 +688,7 @@ static void ff_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	SETUP(0);
 	ssize_t r = f->ops->write(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off);
+	acache_drop(f, ino);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -577,6 +759,7 @@ static void ff_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 		return;
 	}
 	int rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill, &d);
+	acache_drop(f, ino); /* its atime */
 	/* entries already taken are returned; the error shows on the next call */
 	if (rc && !d.used)
 		fuse_reply_err(req, -rc);
@@ -614,7 +797,8 @@ static void ff_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
 	SETUP(0);
 	int rc = f->ops->setxattr(f->ctx, &c, ino, name, value, size, flags);
-	nocap_drop(f, ino, 1); /* this mount's own change: no revocation comes */
+	xneg_drop(f, ino, 1); /* this mount's own change: no revocation comes */
+	acache_drop(f, ino);
 	fuse_reply_err(req, -rc);
 }
 
@@ -633,8 +817,9 @@ static void reply_xattr(fuse_req_t req, ssize_t r, const char *buf, size_t size)
 static void ff_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	SETUP(0);
-	int cap = !strcmp(name, NOCAP_NAME);
-	if (cap && nocap_known(f, ino)) {
+	unsigned bit = xneg_bit(name);
+	uint64_t seq = 0;
+	if (xneg_known(f, ino, bit, &seq)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -645,10 +830,9 @@ static void ff_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	uint64_t seq = cap ? nocap_seq(f) : 0;
 	ssize_t r = f->ops->getxattr(f->ctx, &c, ino, name, buf, size);
-	if (cap && r == -ENODATA)
-		nocap_learn(f, ino, seq);
+	if (r == -ENODATA)
+		xneg_learn(f, ino, bit, seq);
 	reply_xattr(req, r, buf, size);
 	free(buf);
 }
@@ -671,14 +855,17 @@ static void ff_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	SETUP(0);
 	int rc = f->ops->removexattr(f->ctx, &c, ino, name);
-	nocap_drop(f, ino, 1);
+	xneg_drop(f, ino, 1);
+	acache_drop(f, ino);
 	fuse_reply_err(req, -rc);
 }
 
 static void ff_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	SETUP(0);
-	fuse_reply_err(req, -f->ops->fallocate(f->ctx, &c, ino, fi->fh, mode, (uint64_t)off, (uint64_t)len));
+	int rc = f->ops->fallocate(f->ctx, &c, ino, fi->fh, mode, (uint64_t)off, (uint64_t)len);
+	acache_drop(f, ino);
+	fuse_reply_err(req, -rc);
 }
 
 static void ff_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
@@ -827,7 +1014,8 @@ static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 		off = -1;
 	else if (len == INT64_MAX)
 		len = 0;
-	nocap_drop(f, ino, 1);
+	xneg_drop(f, ino, 1);
+	acache_drop(f, ino);
 	(void)fuse_lowlevel_notify_inval_inode(f->se, ino, off, len); /* -ENOENT: not cached */
 }
 
@@ -848,7 +1036,12 @@ static void nt_all(void *arg)
 	struct fusefs *f = arg;
 	struct track *t = f->track;
 	struct tname *names = NULL;
-	nocap_drop(f, 0, 1);
+	xneg_drop(f, 0, 1);
+	acache_drop(f, ACACHE_ALL);
+	if (!t) { /* names are not cached (the owner's own mount): its root's attributes */
+		(void)fuse_lowlevel_notify_inval_inode(f->se, FUSE_ROOT_ID, 0, 0);
+		return;
+	}
 	pthread_mutex_lock(&t->lock);
 	size_t nn = 0, cap = t->nnodes + 1;
 	uint64_t *inos = malloc(cap * sizeof *inos);
@@ -892,6 +1085,20 @@ const struct fusefs_cache fusefs_cache_default = {
 
 /* ---- life ------------------------------------------------------------- */
 
+static void fusefs_free(struct fusefs *f)
+{
+	track_free(f->track);
+	if (f->acache) {
+		pthread_mutex_destroy(&f->acache->lock);
+		free(f->acache);
+	}
+	if (f->xneg) {
+		pthread_mutex_destroy(&f->xneg->lock);
+		free(f->xneg);
+	}
+	free(f);
+}
+
 int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname, const struct fs_ops *ops,
 		 void *ctx, uint32_t node_id, const struct fusefs_cache *cache, int fuse_fd, char *err)
 {
@@ -915,16 +1122,20 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	f->node_id = node_id;
 	f->next_token = 1;
 	f->cache = cache ? *cache : fusefs_cache_default;
-	pthread_mutex_init(&f->nocap.lock, NULL);
-	f->notify = (struct fs_notify){ .inval_inode = nt_inode, .inval_entry = nt_entry, .arg = f };
+	if (f->cache.attr_timeout > 0 && (f->xneg = calloc(1, sizeof *f->xneg)))
+		pthread_mutex_init(&f->xneg->lock, NULL);
+	if (f->cache.attr_timeout > 0 && (f->acache = calloc(1, sizeof *f->acache)))
+		pthread_mutex_init(&f->acache->lock, NULL);
+	f->notify = (struct fs_notify){
+		.inval_inode = nt_inode, .inval_entry = nt_entry, .inval_all = nt_all, .arg = f
+	};
 	if (f->cache.track) {
 		if (!(f->track = calloc(1, sizeof *f->track))) {
 			snprintf(err, 256, "out of memory");
-			free(f);
+			fusefs_free(f);
 			return -ENOMEM;
 		}
 		pthread_mutex_init(&f->track->lock, NULL);
-		f->notify.inval_all = nt_all;
 	}
 	snprintf(opts, sizeof opts, "default_permissions,allow_other,fsname=%s,subtype=dipole", fsname);
 	char *argv[] = { "dipole", "-o", opts, NULL };
@@ -933,15 +1144,13 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	fuse_opt_free_args(&args);
 	if (!f->se) {
 		snprintf(err, 256, "cannot initialise FUSE (is /dev/fuse present and the fuse module loaded?)");
-		track_free(f->track);
-		free(f);
+		fusefs_free(f);
 		return -EIO;
 	}
 	int rc = fusemount_start(&f->fm, f->se, mountpoint, fuse_fd, err);
 	if (rc) {
 		fuse_session_destroy(f->se);
-		track_free(f->track);
-		free(f);
+		fusefs_free(f);
 		return rc;
 	}
 	/* a sequential read in requests as large as a write's (max_pages
@@ -976,7 +1185,5 @@ void fusefs_stop(struct fusefs *f)
 	/* lazy, and aborted: processes with files open get ENOTCONN */
 	fusemount_stop(f->fm, 1);
 	fuse_session_destroy(f->se);
-	track_free(f->track);
-	pthread_mutex_destroy(&f->nocap.lock);
-	free(f);
+	fusefs_free(f);
 }

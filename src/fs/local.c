@@ -349,6 +349,9 @@ static int node_enter(struct local *l, int fd, const char *name, struct fs_entry
 		e->ino = n->id;
 	}
 	pthread_mutex_unlock(&l->nodes_mu);
+	/* the owner's own mount is revoked of every change other nodes make
+	 * (local_add_notify); the server marks for its clients (server.c) */
+	e->attr_timeout = FS_ATTR_REVOCABLE;
 	if (old) {
 		close(fd);
 		free(n);

@@ -565,25 +565,48 @@ static int64_t run_lock(struct sconn *c, const struct fsp_req *q, const struct f
 	return res;
 }
 
+/* An entry reply's node is not known before the request runs, so
+ * mark_cached could not mark it, and its attributes are not revocable as
+ * the backend read them. The caller marked it (with the lookup counted,
+ * so a forget of earlier lookups racing this one leaves the mark); read
+ * them again, and only then tell the client it may cache them until
+ * revoked (attr_timeout > 0; an older owner sends 0, and so does this one
+ * when the second read fails). */
+static void entry_reread(struct sconn *c, const struct fs_caller *caller, struct fsp_entry *o)
+{
+	struct stat st;
+	o->attr_timeout_ns = 0;
+	if (!c->s->ops->getattr(c->s->ctx, caller, o->ino, &st)) {
+		o->attr = st;
+		o->attr_timeout_ns = fsconv_sec_to_ns(FS_ATTR_REVOCABLE);
+	}
+}
+
 /* Reply to j with r (result res, entry e): what the client may cache from
  * it is tracked first, so a later change revokes it. */
-static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct fs_entry *e)
+static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct fs_entry *e,
+		  const struct fs_caller *caller)
 {
 	struct sconn *c = j->c;
 	const struct fsp_req *q = &j->q;
+	int entry = q->op == FSP_LOOKUP || q->op == FSP_MKNOD || q->op == FSP_MKDIR || q->op == FSP_SYMLINK ||
+		    q->op == FSP_LINK || q->op == FSP_CREATE;
 
 	if (res < -FSP_ERRNO_MAX)
 		res = -EIO;
 	r->result = res;
 	if (res >= 0)
 		fsconv_entry_out(&r->entry, e);
-	if (res >= 0 && (q->op == FSP_LOOKUP || q->op == FSP_MKNOD || q->op == FSP_MKDIR || q->op == FSP_SYMLINK ||
-			 q->op == FSP_LINK || q->op == FSP_CREATE) && !e->ino)
+	if (res >= 0 && entry && !e->ino)
 		r->result = -EIO; /* a backend bug must not reach the client as node 0 */
 	if (r->result >= 0) {
 		pthread_mutex_lock(&c->lock);
 		track(c, q, r);
+		if (entry)
+			mark_node(c, e->ino);
 		pthread_mutex_unlock(&c->lock);
+		if (entry)
+			entry_reread(c, caller, &r->entry);
 	}
 	uint8_t head[FSP_HDR + FSP_HEAD_MAX];
 	int hl = fsp_encode_reply(head, sizeof head, j->h.id, r);
@@ -666,7 +689,7 @@ static void execute(struct job *j)
 	case FSP_MOUNTED: res = mounted_wait(c, q->u64); break;
 	default: res = -ENOSYS;
 	}
-	reply(j, &r, res, &e);
+	reply(j, &r, res, &e, &caller);
 	free(buf);
 }
 

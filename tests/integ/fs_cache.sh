@@ -104,6 +104,24 @@ check "capability: a write on b drops it, on both" eval 'echo w >>$B/cap && capg
 check "capability: none on both, set on b: seen on a and b" eval \
 	'capgone $A/cap && capgone $B/cap && setcap cap_net_raw+ep $B/cap && capset $A/cap && capset $B/cap'
 check "capability: a write on a drops it, on both" eval 'echo w >>$A/cap && capgone $B/cap && capgone $A/cap'
+# the ACL and SELinux label `ls -l` asks of every entry: "none" cached,
+# an ACL set on either node seen at once on the other and on itself
+mkdir "$A/acl"
+for i in 1 2 3 4 5 6 7 8 9 10; do : >"$A/acl/f$i"; done
+ls -l "$B/acl" >/dev/null
+R0=$(fsn b requests)
+ls -l "$B/acl" >/dev/null
+R1=$(fsn b requests)
+check "xattr: a second ls -l of 10 files on b asks a at most 8 times, not 25 ($R0 -> $R1)" test $((R1 - R0)) -le 8
+acl() { getfacl -cpn "$1" 2>/dev/null | grep -c '^user:65534:'; }
+check "acl: none on both, set on a: seen on b and a" eval \
+	'[ $(acl $A/acl/f1) = 0 ] && [ $(acl $B/acl/f1) = 0 ] && setfacl -m u:65534:r $A/acl/f1 && [ $(acl $B/acl/f1) = 1 ] && [ $(acl $A/acl/f1) = 1 ]'
+check "acl: none on both, set on b: seen on a and b" eval \
+	'[ $(acl $A/acl/f2) = 0 ] && [ $(acl $B/acl/f2) = 0 ] && setfacl -m u:65534:r $B/acl/f2 && [ $(acl $A/acl/f2) = 1 ] && [ $(acl $B/acl/f2) = 1 ]'
+check "acl: removed on b, gone on a and b" eval 'setfacl -b $B/acl/f1 && [ $(acl $A/acl/f1) = 0 ] && [ $(acl $B/acl/f1) = 0 ]'
+check "acl: a default ACL set on b after a's ls -l, seen on a" eval \
+	'ls -l $A >/dev/null && getfacl -cdpn $A/acl >/dev/null && setfacl -d -m u:65534:r $B/acl && getfacl -cdpn $A/acl | grep -q "^user:65534:"'
+
 exec 7>>"$B/cap"
 echo y >&7
 R0=$(fsn b requests)
@@ -151,6 +169,27 @@ RA=$?
 check "unlinks in one directory on a and b at once both finish ($RA, $RB)" eval "[ $RA = 0 ] && [ $RB = 0 ]" || cat "$T/ua.out" "$T/ub.out"
 check "... b was not dropped" eval "jcheck a \"o['fs']['clients'] == ['b']\" && ! grep -q 'did not acknowledge' $T/ra/r0.log"
 check "... the directory is empty on both" eval "[ -z \"\$(ls $A/both)\" ] && [ -z \"\$(ls $B/both)\" ]"
+
+# ---- attributes that come with an entry (lookup, create) are cached too
+# (fusefs.c, the attribute cache): a stat of a name b never saw is one
+# request, the lookup; the owner marked the node before reading them
+# (server.c, entry_revocable), so a change on a still reaches b
+mkdir "$A/ent"
+for i in 1 2 3; do echo $i >"$A/ent/e$i"; done
+ls "$B/ent" >/dev/null
+stat "$B/ent" >/dev/null
+R0=$(fsn b requests)
+stat "$B/ent/e1" >/dev/null
+R1=$(fsn b requests)
+check "entry: a stat of a name b never saw is one request ($R0 -> $R1)" test $((R1 - R0)) = 1
+check "entry: chmod on a after b's lookup, seen on b" eval '[ $(stat -c %a $B/ent/e3) = 644 ] && chmod 0611 $A/ent/e3 && [ $(stat -c %a $B/ent/e3) = 611 ]'
+check "entry: chmod on b after a's lookup, seen on a" eval '[ $(stat -c %a $A/ent/e2) = 644 ] && chmod 0612 $B/ent/e2 && [ $(stat -c %a $A/ent/e2) = 612 ]'
+check "entry: created on b, appended on a, the size on b" eval 'echo x >$B/ent/n1 && [ $(stat -c %s $B/ent/n1) = 2 ] && echo more >>$A/ent/n1 && [ $(stat -c %s $B/ent/n1) = 7 ]'
+check "entry: created on a, appended on b, the size on a" eval 'echo x >$A/ent/n2 && [ $(stat -c %s $A/ent/n2) = 2 ] && echo more >>$B/ent/n2 && [ $(stat -c %s $A/ent/n2) = 7 ]'
+check "entry: b's own truncate and chmod, seen on b" eval 'truncate -s 1 $B/ent/n2 && chmod 0600 $B/ent/n2 && [ "$(stat -c %s:%a $B/ent/n2)" = 1:600 ]'
+check "entry: b's own append after a stat, seen on b" eval 'stat $B/ent/n2 >/dev/null && echo abc >>$B/ent/n2 && [ $(stat -c %s $B/ent/n2) = 5 ]'
+check "entry: b's own hard link: nlink 2 on b and a" eval 'ln $B/ent/n2 $B/ent/n3 && [ $(stat -c %h $B/ent/n2) = 2 ] && [ $(stat -c %h $A/ent/n2) = 2 ]'
+check "entry: b's own unlink of the link: nlink 1 on b" eval 'rm $B/ent/n3 && [ $(stat -c %h $B/ent/n2) = 1 ]'
 
 # ---- the caches serve
 stat "$B/f" >/dev/null
