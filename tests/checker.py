@@ -28,6 +28,10 @@ Secondary's disk; at the end all three disks must be identical.
 
 Prints "ok - checker: ..." / "not ok - checker: ..." lines and, first, the
 seed: CHECK_SEED=<seed> reproduces the same nemesis schedule.
+To study a failure: CHECK_KEEP=DIR copies the run directory (disks, logs)
+there; CHECK_TRACE=FILE writes one line per acknowledged write ("TIME ack
+SEQ BLOCK PRIMARY") and, at the end, one per lost one ("lost BLOCK WANTED
+holds SEQ"), to line the losses up with the logs by time.
 """
 import asyncio, hashlib, json, os, random, struct, sys, time, zlib
 
@@ -68,6 +72,9 @@ def ifaces(node):
 rng = random.Random(SEED)           # the nemesis schedule
 wrng = random.Random(SEED + 1)     # the writer's block choice
 failures = 0
+
+
+TRACE = open(os.environ["CHECK_TRACE"], "w", buffering=1) if os.environ.get("CHECK_TRACE") else None
 
 
 def say(good, what):
@@ -220,6 +227,8 @@ class Writer:
                 self.busy.discard(blk)
                 if err == 0:
                     self.acked[blk] = max(self.acked.get(blk, 0), seq)
+                    if TRACE:
+                        TRACE.write("%.3f ack %d %d %s\n" % (time.time(), seq, blk, p0))
                     self.n_acked += 1
                 else:
                     self.n_failed += 1   # an error: its outcome counts as unknown
@@ -650,6 +659,8 @@ async def main():
                 bad.append("block %d: %s" % (blk, e))
                 continue
             want = wr.acked.get(blk, 0)
+            if TRACE and seq < want:
+                TRACE.write("lost %d %d holds %d\n" % (blk, want, seq))
             if idx is not None and idx != blk:
                 bad.append("block %d holds block %d's data (seq %d)" % (blk, idx, seq))
             elif seq < want:

@@ -1083,6 +1083,8 @@ enum write_verdict engine_replica_lost(struct engine *e, const struct replica_vi
 	return wv;
 }
 
+static void regen_if_due(struct engine *e);
+
 /* Every write-like request: replicated, and on a SyncTarget the blocks it
  * completes stop needing resync data. */
 static int do_write(struct engine *e, enum op k, const void *buf, size_t len, uint64_t off, unsigned flags,
@@ -1108,6 +1110,8 @@ static int do_write(struct engine *e, enum op k, const void *buf, size_t len, ui
 		return rc;
 	int logged = !diskless(e);
 	for (;;) {
+		if (atomic_load_explicit(&e->regen_due, memory_order_relaxed))
+			regen_if_due(e);
 		if (diskless(e)) {
 			/* only the peers have a disk: the write is done when one has it */
 			struct fan f;
@@ -1428,6 +1432,35 @@ static int new_generation(struct engine *e, uint32_t mask, const char *why, int 
 int engine_new_generation(struct engine *e, uint32_t mask, const char *why)
 {
 	return new_generation(e, mask, why, 0);
+}
+
+void engine_peer_back(struct engine *e)
+{
+	if (e->npeers > 1)
+		atomic_store(&e->regen_due, 1);
+}
+
+/* A write is about to go out and a peer connected since this Primary last
+ * started a generation: the peers that are away get a new one before it,
+ * even those whose bitmap counts from an older generation already. The
+ * peer that came back may have resynced one of them to this node's current
+ * generation while this node could not write (held by quorum): the
+ * write would then be in a generation that node holds without it, the two
+ * Secondaries look equal and the one that lacks it could be promoted and
+ * resync it away everywhere (three_disks_relay.sh). Before the write is
+ * sent, so that the peers follow first (in order with it). */
+static void regen_if_due(struct engine *e)
+{
+	uint32_t away = 0;
+	if (atomic_load(&e->role) != ROLE_PRIMARY || atomic_load(&e->dstate) != DS_UPTODATE)
+		return; /* (due still: for when this node writes as a current Primary) */
+	for (int i = 0; i < e->npeers; i++)
+		if (!e->rep[i].ops->is_connected(e->rep[i].ctx))
+			away |= 1u << e->rep[i].slot;
+	if (!atomic_exchange(&e->regen_due, 0) || !away)
+		return;
+	if (new_generation(e, away, "writing without some peers after another came back", 1))
+		atomic_store(&e->regen_due, 1);
 }
 
 int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, uint64_t gen_time)

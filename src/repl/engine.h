@@ -65,6 +65,11 @@ struct engine {
 	_Atomic int sync_slot;         /* its slot, -1 none */
 	struct write_policy policy;    /* set by the daemon (engine_set_write_policy); decide NULL: complete */
 	_Atomic int io_fail;           /* no quorum with on-no-quorum io-error: I/O fails with EIO */
+	/* a peer connected (engine_peer_back): a Primary writing without some
+	 * other peer starts a new generation first, even for a peer whose
+	 * bitmap counts from an older one (the peer that came back may have
+	 * passed this node's current generation on to it) */
+	_Atomic int regen_due;
 	struct disk *disk;
 	/* the device's size in bytes (resize.h): what it exports now (the
 	 * agreed size, la_size); written under `lock` by resize.c only, read
@@ -186,6 +191,9 @@ void engine_notify_replicas(struct engine *e);
 void engine_set_fs_owner(struct engine *e, int on);
 /* A peer's reported state changed (peers call it): runs e->peer_hook. */
 void engine_peer_changed(struct engine *e);
+/* A disk peer's connection is established (peer_agree.c): see regen_due.
+ * Lock-free; takes no lock. */
+void engine_peer_back(struct engine *e);
 
 /* Start the activity log (a resource with a peer): nslots extents of 4 MiB. */
 int engine_al_start(struct engine *e, unsigned nslots);

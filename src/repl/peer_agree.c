@@ -127,6 +127,32 @@ void follow_primary(struct peer *p, int handshake)
 		peers_state_changed(e, NULL);
 }
 
+void outdate_behind(struct peer *p, const char *why)
+{
+	struct engine *e = p->e;
+	int outdate = 0;
+	if (atomic_load(&e->role) != ROLE_PRIMARY) {
+		pthread_mutex_lock(&e->lock);
+		outdate = atomic_load(&e->dstate) == DS_UPTODATE && !engine_set_disk_locked(e, DS_OUTDATED, why);
+		pthread_mutex_unlock(&e->lock);
+	}
+	if (outdate)
+		log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
+}
+
+void behind_secondary(struct peer *p)
+{
+	struct engine *e = p->e;
+	uint64_t cur = atomic_load(&p->peer_uuid), mine = e->sb.uuid[UUID_CURRENT];
+
+	if (e->npeers < 2 || atomic_load(&p->peer_role) != ROLE_SECONDARY ||
+	    atomic_load(&p->peer_disk) != DS_UPTODATE || atomic_load(&p->repl) != RS_ESTABLISHED || !cur ||
+	    cur == mine || third_primary(p) ||
+	    (atomic_load(&p->peer_history[0]) != mine && atomic_load(&p->peer_history[1]) != mine))
+		return;
+	outdate_behind(p, "a peer followed a Primary this node cannot reach into a newer generation");
+}
+
 /* May this node start a resync to p on its own (a peer became Inconsistent
  * while connected)? With several peers only the Primary does. */
 int may_source(struct peer *p)
@@ -356,7 +382,6 @@ static void agree_verdict(struct peer *p, struct agreement *a)
  * another peer first. The decision becomes "no sync". */
 static void agree_defer(struct peer *p, struct agreement *a)
 {
-	struct engine *e = p->e;
 	int related = a->d != D_SPLIT_BRAIN && a->d != D_UNRELATED;
 	/* (unrelated: the one apart from the Primary is the one behind) */
 	int behind = a->d == D_TARGET_FULL || a->d == D_TARGET_BITMAP ||
@@ -366,15 +391,8 @@ static void agree_defer(struct peer *p, struct agreement *a)
 		 !related ? "how the two relate is not known here; the Primary resyncs the one behind"
 		 : (a->my_flags | a->peer_flags) & HF_BUSY_TARGET ? "the node behind is SyncTarget of another peer"
 								 : "a third node is Primary and resyncs the node behind");
-	int outdate = 0;
-	if (behind && atomic_load(&e->role) != ROLE_PRIMARY) {
-		pthread_mutex_lock(&e->lock);
-		outdate = atomic_load(&e->dstate) == DS_UPTODATE &&
-			  !engine_set_disk_locked(e, DS_OUTDATED, "a peer has newer data (resync deferred)");
-		pthread_mutex_unlock(&e->lock);
-	}
-	if (outdate)
-		log_warn("disk UpToDate -> Outdated: peer %s has newer data", p->ph->name);
+	if (behind)
+		outdate_behind(p, "a peer has newer data (resync deferred)");
 	a->d = D_NO_SYNC;
 	a->verdict = D_NO_SYNC;
 }
@@ -500,6 +518,10 @@ static int agree_apply(struct peer *p, struct agreement *a)
 		 disk_state_name((enum disk_state)them->disk), (unsigned long long)them->uuid[G_CURRENT],
 		 decision_name(d));
 	atomic_store(&p->peer_was_primary, a->hello->role == ROLE_PRIMARY);
+	/* before any held write resumes: a Primary's next write without some
+	 * other peer is in a new generation (engine.h regen_due) */
+	if (atomic_load(&e->role) == ROLE_PRIMARY)
+		engine_peer_back(e);
 	atomic_store(&p->primary_at_loss, 0);
 	atomic_store(&p->hold_off, 0);
 	/* a node about to be SyncTarget resumes only once the source's bitmap

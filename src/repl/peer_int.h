@@ -299,6 +299,15 @@ void third_primary_changed(struct engine *e);
  * from an older generation over those writes (three_disks_sync_switch.sh).
  * handshake: called at the end of agree() (only an Inconsistent disk) */
 void follow_primary(struct peer *p, int handshake);
+/* This node's UpToDate disk goes Outdated (why: the event's reason), a
+ * Primary's never: a peer has data it lacks. Takes e->lock. */
+void outdate_behind(struct peer *p, const char *why);
+/* A Secondary peer p moved on from this node's current generation (it
+ * follows a Primary this node is not connected to, which writes without
+ * this node): this node's disk is behind it, Outdated, so it cannot be
+ * promoted without those writes (three_disks_relay.sh). The Primary, or
+ * p once it no longer follows one, resyncs it. From rx_state. */
+void behind_secondary(struct peer *p);
 int third_primary(struct peer *p);
 int may_source(struct peer *p);
 void kick_others(struct peer *p, const char *why);

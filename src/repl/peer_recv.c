@@ -651,6 +651,7 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	 * Outdated — and nobody resynced an Inconsistent fourth disk
 	 * (four_disks_follow.sh) */
 	follow_primary(p, 0);
+	behind_secondary(p);
 	/* the peer's disk failed: what it writes from now on exists only here —
 	 * a new generation, and the bitmap tracks it for the peer's return */
 	if (s->disk == DS_DISKLESS && atomic_load(&e->dstate) == DS_UPTODATE)
