@@ -284,6 +284,13 @@ enum decision decision_mirror(enum decision d)
 	}
 }
 
+int decide_in_sync_with_primary(const struct mside *me, const struct mside *peer)
+{
+	return !me->primary && !peer->primary && me->third_primary && peer->third_primary &&
+	       me->disk == DS_UPTODATE && peer->disk == DS_UPTODATE && me->current == peer->current &&
+	       !me->busy_target && !peer->busy_target;
+}
+
 int decide_multi(enum decision d, const struct mside *me, const struct mside *peer)
 {
 	int unsure = (me->unsure || peer->unsure) && me->disk >= DS_OUTDATED && peer->disk >= DS_OUTDATED;
@@ -326,6 +333,8 @@ int decide_multi(enum decision d, const struct mside *me, const struct mside *pe
 	if (!src_me && !src_peer)
 		return v;
 	const struct mside *src = src_me ? me : peer, *dst = src_me ? peer : me;
+	if (decide_in_sync_with_primary(me, peer))
+		return D_NO_SYNC;
 	if (dst->busy_target || src->busy_source || (!src->primary && third))
 		return D_DEFERRED;
 	return v;

@@ -78,10 +78,18 @@ struct mside {
  *    resync from a Primary among the two, else (no third Primary) from the
  *    one with more of the lost Primary's writes (larger stamp), else the
  *    better disk, else the lower node-id; with a third Primary it stays;
+ *  - a resync between two in-sync Secondaries of a Primary (below) is
+ *    D_NO_SYNC: the Primary resynced whichever was behind;
  *  - a resync is D_DEFERRED when its source is a Secondary while a third
  *    node is Primary, or when either side is SyncTarget of a third node.
  * Only two disks with whole data (Outdated or better) are unsure. */
 int decide_multi(enum decision d, const struct mside *me, const struct mside *peer);
+/* 1 when both sides are UpToDate Secondaries of a third node that is
+ * Primary, at one generation, neither a SyncTarget: each is a copy of that
+ * Primary, so what one's bitmap marks for the other is moot (a resync
+ * between them the Primary's own resync superseded, four_disks.sh) and is
+ * cleared at the handshake (peer_agree.c) instead of deferred for ever. */
+int decide_in_sync_with_primary(const struct mside *me, const struct mside *peer);
 const char *decision_name(enum decision d);
 
 /* Split-brain recovery policies (drbd.conf(5) meanings). */

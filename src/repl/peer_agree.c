@@ -587,10 +587,28 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	 * that only the peer had were overwritten (three_disks_compare.sh) */
 	if (!p->deferred && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY))
 		atomic_store(&p->recheck_ns, 0);
-	/* nothing to compare: whatever was unsure between the two is settled */
+	/* nothing to compare: whatever was unsure between the two is settled.
+	 * Both UpToDate, or both whole and with the same last write of one
+	 * Primary (decide_multi's equal stamps): an Outdated node about to be
+	 * promoted stayed unsure of its peer for good (four_disks.sh) */
+	struct mside ms, mt;
+	mside_of_hello(&ms, a->mine);
+	mside_of_hello(&mt, a->hello);
+	int same_last = ms.stamp_from >= 0 && ms.stamp_from == mt.stamp_from && ms.stamp == mt.stamp &&
+			me->disk >= DS_OUTDATED && them->disk >= DS_OUTDATED;
 	if (d == D_NO_SYNC && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY) && !p->deferred &&
-	    me->disk == DS_UPTODATE && them->disk == DS_UPTODATE && !me->primary && !them->primary)
+	    ((me->disk == DS_UPTODATE && them->disk == DS_UPTODATE) || same_last) && !me->primary && !them->primary)
 		engine_set_unsure(e, p->slot, 0);
+	/* two in-sync Secondaries of the Primary: what this node marked for the
+	 * peer is moot (decide.h); left, it stayed "out of sync" and deferred
+	 * for good, since the Primary has nothing to resync (four_disks.sh) */
+	uint64_t moot = d == D_NO_SYNC && !p->deferred && decide_in_sync_with_primary(&ms, &mt)
+				? engine_oos(e, p->slot) : 0;
+	if (moot) {
+		engine_clear_oos(e, p->slot, 0, e->bm_bits);
+		log_info("peer %s: both are in-sync Secondaries of the Primary: %llu blocks marked out of sync for it "
+			 "are moot, cleared", p->addr, (unsigned long long)moot);
+	}
 	/* the activity log's marks are in the bitmap now, part of this decision */
 	e->crashed_primary = 0;
 	if (d == D_SOURCE_FULL) {

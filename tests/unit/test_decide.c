@@ -227,6 +227,12 @@ TEST(several_disk_peers)
 		  "an Inconsistent Primary (a SyncTarget promoted) still syncs from the peer" },
 		{ M(UP, 0, 0, 0, 0, 1, 1, 9), M(UP, 0, 1, 0, 0, 0, 1, 5), D_SOURCE_BITMAP, D_DEFERRED,
 		  "a SyncTarget of a third node is no source" },
+		{ M(UP, 0, 0, 0, 1, 0, 1, 9), M(UP, 0, 1, 0, 1, 0, 1, 5), D_SOURCE_BITMAP, D_NO_SYNC,
+		  "two in-sync Secondaries of the Primary: the marks between them are moot" },
+		{ M(UP, 0, 0, 1, 1, 0, 1, 9), M(UP, 0, 1, 1, 1, 0, 1, 5), D_SOURCE_BITMAP, D_NO_SYNC,
+		  "... unsure too (it stays: compared once the Primary is gone)" },
+		{ M(UP, 0, 0, 0, 1, 0, 1, 9), M(OUT, 0, 1, 0, 1, 0, 1, 5), D_SOURCE_BITMAP, D_DEFERRED,
+		  "... not when one is Outdated: the Primary resyncs it" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int got = decide_multi(cases[i].d, &cases[i].me, &cases[i].peer);
