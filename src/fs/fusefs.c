@@ -687,8 +687,12 @@ static void ff_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	SETUP(0);
-	ssize_t r = f->ops->write(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off);
-	acache_drop(f, ino);
+	struct stat after = { 0 };
+	uint64_t seq = acache_seq(f);
+	ssize_t r = f->ops->write(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off, &after);
+	/* the kernel asks getattr after its own write (size, mtime): the
+	 * attributes the backend read after it, if it did */
+	acache_after(f, seq, r >= 0 && after.st_ino ? ino : 0, &after, ino, 0);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else

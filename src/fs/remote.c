@@ -90,7 +90,7 @@ struct remote {
 static void hello_fs_client(void *arg, struct pkt_hello *hello)
 {
 	(void)arg;
-	hello->flags |= HF_FS_EPOCH;
+	hello->flags |= HF_FS_EPOCH | HF_FS_WRITE_ATTR;
 }
 
 /* A connected owner's HELLO: whether it answers MOUNTED (fsproto 3). */
@@ -841,8 +841,10 @@ static ssize_t r_read(void *ctx, const struct fs_caller *c, uint64_t ino, uint64
 }
 
 static ssize_t r_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf, size_t len,
-		       uint64_t off)
+		       uint64_t off, struct stat *after)
 {
+	if (after)
+		after->st_ino = 0; /* an earlier try's (fsswitch) is not this one's */
 	LOST_EIO(fh);
 	REQ(FSP_WRITE);
 	q.ino = ino;
@@ -852,7 +854,11 @@ static ssize_t r_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint6
 	q.dlen = (uint32_t)(len > FS_IO_MAX ? FS_IO_MAX : len);
 	int64_t n = call(RM, &q, NULL, 0, &rep);
 	/* always-on: the owner cannot have written more than it was sent */
-	return n > (int64_t)q.dlen ? -EIO : (ssize_t)n;
+	if (n > (int64_t)q.dlen)
+		return -EIO;
+	if (n >= 0 && rep.has_attr && after) /* a version 5 owner (HF_FS_WRITE_ATTR) */
+		*after = rep.attr;
+	return (ssize_t)n;
 }
 
 static int r_flush(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t lock_owner)

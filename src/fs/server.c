@@ -138,6 +138,7 @@ struct sconn {
 	char from[96];
 	const struct cfg_host *host; /* the authenticated client node */
 	int epochs;              /* its HELLO had HF_FS_EPOCH: replies carry the owner epoch */
+	int write_attr;          /* its HELLO had HF_FS_WRITE_ATTR: write replies carry attributes */
 	int stale_told;          /* a stale epoch was logged for it (once per connection) */
 	int replaced;            /* under s->lock: a newer connection of its node ends it */
 	int leaving;             /* under s->lock: its reader stopped; its MOUNTED waits end */
@@ -664,9 +665,13 @@ static void execute(struct job *j)
 	case FSP_GETXATTR:
 	case FSP_LISTXATTR: res = run_buffered(c, q, &caller, name, &r, &buf); break;
 	case FSP_WRITE:
-		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off);
+		/* the attributes after it, for a client that takes them: read
+		 * after the write, the node marked before it (mark_cached) */
+		r.attr.st_ino = 0;
+		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off, &r.attr);
 		if (res > (int64_t)q->dlen)
 			res = -EIO;
+		r.has_attr = c->write_attr && r.attr.st_ino;
 		break;
 	case FSP_FLUSH: res = ops->flush(ctx, &caller, q->ino, q->fh, q->u64); break;
 	case FSP_RELEASE: res = ops->release(ctx, q->ino, q->fh); break;
@@ -984,6 +989,7 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 		return NULL;
 	}
 	c->epochs = !!(peer.flags & HF_FS_EPOCH);
+	c->write_attr = !!(peer.flags & HF_FS_WRITE_ATTR);
 	return h;
 }
 

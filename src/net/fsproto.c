@@ -235,12 +235,15 @@ static uint8_t frame_version(uint16_t op, uint32_t req_flags, uint32_t epoch)
 	return 1;
 }
 
+/* at_least: a version the frame's fields need beyond frame_version's (a
+ * write reply with attributes: 5) */
 static int wr_finish(struct wr *w, uint16_t op, uint8_t flags, uint32_t req_flags, uint32_t epoch, uint64_t id,
-		     uint32_t dlen)
+		     uint32_t dlen, uint8_t at_least)
 {
 	if (w->over)
 		return -EMSGSIZE;
-	fsp_encode_hdr(w->b, &(struct fsp_hdr){ .version = frame_version(op, req_flags, epoch), .flags = flags,
+	uint8_t v = frame_version(op, req_flags, epoch);
+	fsp_encode_hdr(w->b, &(struct fsp_hdr){ .version = v > at_least ? v : at_least, .flags = flags,
 						 .op = op, .len = (uint32_t)(w->n - FSP_HDR) + dlen, .epoch = epoch,
 						 .id = id });
 	return (int)w->n;
@@ -274,7 +277,7 @@ int fsp_encode_req(uint8_t *b, size_t cap, uint64_t id, const struct fsp_req *q)
 		case 'D': wr_trailing(&w, q->dlen, q->data); dlen = q->dlen; break;
 		}
 	}
-	return wr_finish(&w, q->op, 0, q->flags, q->epoch, id, dlen);
+	return wr_finish(&w, q->op, 0, q->flags, q->epoch, id, dlen, 0);
 }
 
 int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply *r)
@@ -310,7 +313,10 @@ int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply
 		case 'D': wr_trailing(&w, r->dlen, r->data); dlen = r->dlen; break;
 		}
 	}
-	return wr_finish(&w, r->op, FSPF_REPLY, 0, r->epoch, id, dlen);
+	int attr = r->op == FSP_WRITE && r->result >= 0 && r->has_attr;
+	if (attr)
+		wr_attr(&w, &r->attr); /* version 5 */
+	return wr_finish(&w, r->op, FSPF_REPLY, 0, r->epoch, id, dlen, attr ? 5 : 0);
 }
 
 /* ------------------------------------------------------------ reader */
@@ -718,6 +724,11 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 		case 'R': out->ndirents = rd_u32(&r); /* fall through */
 		case 'D': rd_trailing(&r, &out->data, &out->dlen); break;
 		}
+	}
+	if (h->op == FSP_WRITE && h->version >= 5 && !r.short_ && out->result >= 0) {
+		if ((rc = rd_attr(&r, &out->attr, h->op, 1, why, whylen)))
+			return rc;
+		out->has_attr = 1;
 	}
 	if (r.short_)
 		return refuse(why, whylen, h->op, 1, "payload %u bytes: too short", h->len);

@@ -56,6 +56,12 @@
  *     refuses a request stamped with any other epoch with ESTALE before
  *     running it. A frame with a nonzero epoch is version 4; each side
  *     sends one only to a peer whose CH_FS HELLO carried HF_FS_EPOCH.
+ *   5 (2026-12): a successful WRITE reply carries the file's attributes
+ *     after the write (`attr`, has_attr), read once the node was marked
+ *     as cached by the client, so the client may keep them until revoked
+ *     (docs/dipolefs.md, "dipolefs's own attribute cache"); a version 5
+ *     WRITE reply always has them. The owner sends one only to a client
+ *     whose CH_FS HELLO carried HF_FS_WRITE_ATTR (wire.h).
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -66,7 +72,7 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     4u
+#define FSP_VERSION     5u
 #define FSP_VERSION_MIN 1u
 #define FSP_HDR         24u
 
@@ -183,7 +189,8 @@ struct fsp_reply {
 	uint32_t epoch;       /* the owner's epoch, 0: none (header) */
 	int64_t result;       /* >= 0, or -errno (-1..-FSP_ERRNO_MAX) */
 	struct fsp_entry entry; /* lookup, mknod, mkdir, symlink, link, create */
-	struct stat attr;     /* getattr, setattr */
+	struct stat attr;     /* getattr, setattr; write when has_attr */
+	int has_attr;         /* write: the file's attributes after it follow (version 5) */
 	uint64_t fh;          /* open, create, opendir */
 	struct fsp_lock lock; /* getlk */
 	struct statvfs st;    /* statfs */

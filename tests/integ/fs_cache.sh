@@ -188,6 +188,18 @@ check "entry: created on b, appended on a, the size on b" eval 'echo x >$B/ent/n
 check "entry: created on a, appended on b, the size on a" eval 'echo x >$A/ent/n2 && [ $(stat -c %s $A/ent/n2) = 2 ] && echo more >>$B/ent/n2 && [ $(stat -c %s $A/ent/n2) = 7 ]'
 check "entry: b's own truncate and chmod, seen on b" eval 'truncate -s 1 $B/ent/n2 && chmod 0600 $B/ent/n2 && [ "$(stat -c %s:%a $B/ent/n2)" = 1:600 ]'
 check "entry: b's own append after a stat, seen on b" eval 'stat $B/ent/n2 >/dev/null && echo abc >>$B/ent/n2 && [ $(stat -c %s $B/ent/n2) = 5 ]'
+R0=$(fsn b requests)
+py "
+import os
+fd = os.open('$B/ent/n2', os.O_WRONLY)
+for i in range(10):
+    os.pwrite(fd, b'w' * 100, 100 * i)
+    assert os.fstat(fd).st_size == max(5, 100 * (i + 1)), os.fstat(fd).st_size
+os.close(fd)"
+R1=$(fsn b requests)
+check "write: 10 writes on b, each with an fstat, are 12 requests at most, not 22 ($R0 -> $R1)" test $((R1 - R0)) -le 12
+check "write: the size b kept after its writes, seen on a" eval '[ $(stat -c %s $A/ent/n2) = 1000 ]'
+check "write: a's append after b's, seen on b" eval 'echo x >>$A/ent/n2 && [ $(stat -c %s $B/ent/n2) = 1002 ]'
 check "entry: b's own hard link: nlink 2 on b and a" eval 'ln $B/ent/n2 $B/ent/n3 && [ $(stat -c %h $B/ent/n2) = 2 ] && [ $(stat -c %h $A/ent/n2) = 2 ]'
 check "entry: b's own unlink of the link: nlink 1 on b" eval 'rm $B/ent/n3 && [ $(stat -c %h $B/ent/n2) = 1 ]'
 

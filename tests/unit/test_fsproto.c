@@ -305,10 +305,21 @@ static void f_r_dtrunc(struct fsp_req *q, struct fsp_reply *r)
 }
 static void f_r_link(struct fsp_req *q, struct fsp_reply *r) { (void)q; r->data = (const uint8_t *)"a\0"; r->dlen = 2; r->result = 2; }
 
+static void f_r_wattr(struct fsp_req *q, struct fsp_reply *r)
+{
+	(void)q;
+	r->result = 4;
+	r->attr = some_attr();
+	r->has_attr = 1;
+}
+
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 5", 0, FSP_GETATTR, NULL, M_BYTE, 4, 5, "frame version 5: this node speaks 1 to 4" },
+	{ "version 6", 0, FSP_GETATTR, NULL, M_BYTE, 4, 6, "frame version 6: this node speaks 1 to 5" },
+	{ "reply: write attributes in a version 4 frame", 1, FSP_WRITE, f_r_wattr, M_BYTE, 4, 4,
+	  "WRITE reply: payload 100 bytes: 92 bytes more than its fields" },
+	{ "reply: write attributes cut short", 1, FSP_WRITE, f_r_wattr, M_CUT, 0, 1, "WRITE reply: payload 99 bytes: too short" },
 	{ "version 0", 0, FSP_GETATTR, NULL, M_BYTE, 4, 0, "frame version 0" },
 	{ "reclaim in a version 1 frame", 0, FSP_SETLK, f_two, M_BYTE, 4, 1,
 	  "SETLK: flag RECLAIM in a version 1 frame: needs version 2" },
@@ -422,6 +433,21 @@ TEST(frames_carry_the_lowest_version_they_need)
 	r = (struct fsp_reply){ .op = FSP_GETATTR, .result = -ESTALE, .epoch = 42 };
 	n = reply_frame(frame, &r);
 	CHECK(frame[4] == 4 && decode_reply(frame, n, &rd, why) == 0 && rd.epoch == 42 && rd.result == -ESTALE);
+	/* version 5: a write reply with the file's attributes after it; without
+	 * them (an older client), or failed, the version the rest needs */
+	r = (struct fsp_reply){ .op = FSP_WRITE, .result = 4096, .attr = some_attr(), .has_attr = 1 };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 5 && decode_reply(frame, n, &rd, why) == 0 && rd.has_attr && rd.result == 4096 &&
+	      rd.attr.st_size == 5000000000ll && rd.attr.st_mtim.tv_nsec == 999999999);
+	r.epoch = 9;
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 5 && decode_reply(frame, n, &rd, why) == 0 && rd.has_attr && rd.epoch == 9);
+	r = (struct fsp_reply){ .op = FSP_WRITE, .result = 4096, .attr = some_attr() };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 1 && n == FSP_HDR + 8 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_attr);
+	r = (struct fsp_reply){ .op = FSP_WRITE, .result = -ENOSPC, .has_attr = 1 };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 1 && n == FSP_HDR + 8 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_attr);
 }
 
 TEST(malformed_frames_are_refused_with_a_reason)

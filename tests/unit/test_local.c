@@ -159,7 +159,7 @@ TEST(ids_survive_a_second_backend)
 	CHECK(env_open(&v) == 0);
 	uint64_t ino = create(&v, &node1, "kept", &fh);
 	uint64_t gone = create(&v, &node1, "gone", &fh2);
-	CHECK(local_ops.write(v.l, &node1, ino, fh, "data", 4, 0) == 4);
+	CHECK(local_ops.write(v.l, &node1, ino, fh, "data", 4, 0, NULL) == 4);
 	struct local *l2;
 	int dfd2 = open(v.dir, O_RDONLY | O_DIRECTORY);
 	CHECK(dfd2 >= 0 && local_open(&l2, dfd2) == 0);
