@@ -505,6 +505,46 @@ static void uptodate_again(struct peer *p, const char *why)
 	kick_others(p, "this node's disk is UpToDate again");
 }
 
+/* After a connection decision (agree_apply): what was unsure between the
+ * two, or marked by one for the other, that the decision settles. */
+static void settle_unsure(struct peer *p, const struct agreement *a)
+{
+	struct engine *e = p->e;
+	const struct side *me = &a->me, *them = &a->them;
+
+	/* a comparison due since a Primary was lost is done only if the two
+	 * compared: not while either still counts a third node as its Primary
+	 * (decide_multi leaves the data alone then), not when the resync was
+	 * deferred. Cleared anyway, `primary` here was allowed at once, and
+	 * as Primary this node was the source of the comparison that followed
+	 * once the peer saw the Primary gone too: writes of the lost Primary
+	 * that only the peer had were overwritten (three_disks_compare.sh) */
+	if (!p->deferred && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY))
+		atomic_store(&p->recheck_ns, 0);
+	/* nothing to compare: whatever was unsure between the two is settled.
+	 * Both UpToDate, or both whole and with the same last write of one
+	 * Primary (decide_multi's equal stamps): an Outdated node about to be
+	 * promoted stayed unsure of its peer for good (four_disks.sh) */
+	struct mside ms, mt;
+	mside_of_hello(&ms, a->mine);
+	mside_of_hello(&mt, a->hello);
+	int same_last = ms.stamp_from >= 0 && ms.stamp_from == mt.stamp_from && ms.stamp == mt.stamp &&
+			me->disk >= DS_OUTDATED && them->disk >= DS_OUTDATED;
+	if (a->d == D_NO_SYNC && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY) && !p->deferred &&
+	    ((me->disk == DS_UPTODATE && them->disk == DS_UPTODATE) || same_last) && !me->primary && !them->primary)
+		engine_set_unsure(e, p->slot, 0);
+	/* two in-sync Secondaries of the Primary: what this node marked for the
+	 * peer is moot (decide.h); left, it stayed "out of sync" and deferred
+	 * for good, since the Primary has nothing to resync (four_disks.sh) */
+	uint64_t moot = a->d == D_NO_SYNC && !p->deferred && decide_in_sync_with_primary(&ms, &mt)
+				? engine_oos(e, p->slot) : 0;
+	if (moot) {
+		engine_clear_oos(e, p->slot, 0, e->bm_bits);
+		log_info("peer %s: both are in-sync Secondaries of the Primary: %llu blocks marked out of sync for it "
+			 "are moot, cleared", p->addr, (unsigned long long)moot);
+	}
+}
+
 /* The connection is established with decision a->d: the bookkeeping, the
  * disk state it settles, and the resync it starts. 0 or <0 to drop. */
 static int agree_apply(struct peer *p, struct agreement *a)
@@ -578,37 +618,7 @@ static int agree_apply(struct peer *p, struct agreement *a)
 	if ((d == D_WAIT || d == D_NO_SYNC) && !p->deferred && !me->primary && me->disk != DS_UPTODATE &&
 	    atomic_load(&e->role) == ROLE_PRIMARY && atomic_load(&e->dstate) == DS_UPTODATE)
 		peer_state_changed(p);
-	/* a comparison due since a Primary was lost is done only if the two
-	 * compared: not while either still counts a third node as its Primary
-	 * (decide_multi leaves the data alone then), not when the resync was
-	 * deferred. Cleared anyway, `primary` here was allowed at once, and
-	 * as Primary this node was the source of the comparison that followed
-	 * once the peer saw the Primary gone too: writes of the lost Primary
-	 * that only the peer had were overwritten (three_disks_compare.sh) */
-	if (!p->deferred && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY))
-		atomic_store(&p->recheck_ns, 0);
-	/* nothing to compare: whatever was unsure between the two is settled.
-	 * Both UpToDate, or both whole and with the same last write of one
-	 * Primary (decide_multi's equal stamps): an Outdated node about to be
-	 * promoted stayed unsure of its peer for good (four_disks.sh) */
-	struct mside ms, mt;
-	mside_of_hello(&ms, a->mine);
-	mside_of_hello(&mt, a->hello);
-	int same_last = ms.stamp_from >= 0 && ms.stamp_from == mt.stamp_from && ms.stamp == mt.stamp &&
-			me->disk >= DS_OUTDATED && them->disk >= DS_OUTDATED;
-	if (d == D_NO_SYNC && !((a->my_flags | a->peer_flags) & HF_THIRD_PRIMARY) && !p->deferred &&
-	    ((me->disk == DS_UPTODATE && them->disk == DS_UPTODATE) || same_last) && !me->primary && !them->primary)
-		engine_set_unsure(e, p->slot, 0);
-	/* two in-sync Secondaries of the Primary: what this node marked for the
-	 * peer is moot (decide.h); left, it stayed "out of sync" and deferred
-	 * for good, since the Primary has nothing to resync (four_disks.sh) */
-	uint64_t moot = d == D_NO_SYNC && !p->deferred && decide_in_sync_with_primary(&ms, &mt)
-				? engine_oos(e, p->slot) : 0;
-	if (moot) {
-		engine_clear_oos(e, p->slot, 0, e->bm_bits);
-		log_info("peer %s: both are in-sync Secondaries of the Primary: %llu blocks marked out of sync for it "
-			 "are moot, cleared", p->addr, (unsigned long long)moot);
-	}
+	settle_unsure(p, a);
 	/* the activity log's marks are in the bitmap now, part of this decision */
 	e->crashed_primary = 0;
 	if (d == D_SOURCE_FULL) {
