@@ -127,7 +127,9 @@ void follow_primary(struct peer *p, int handshake)
 		peers_state_changed(e, NULL);
 }
 
-void outdate_behind(struct peer *p, const char *why)
+/* This node's UpToDate disk goes Outdated (why: the event's reason), a
+ * Primary's never: a peer has data it lacks. Takes e->lock. */
+static void outdate_behind(struct peer *p, const char *why)
 {
 	struct engine *e = p->e;
 	int outdate = 0;

@@ -299,9 +299,6 @@ void third_primary_changed(struct engine *e);
  * from an older generation over those writes (three_disks_sync_switch.sh).
  * handshake: called at the end of agree() (only an Inconsistent disk) */
 void follow_primary(struct peer *p, int handshake);
-/* This node's UpToDate disk goes Outdated (why: the event's reason), a
- * Primary's never: a peer has data it lacks. Takes e->lock. */
-void outdate_behind(struct peer *p, const char *why);
 /* A Secondary peer p moved on from this node's current generation (it
  * follows a Primary this node is not connected to, which writes without
  * this node): this node's disk is behind it, Outdated, so it cannot be
