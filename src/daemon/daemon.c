@@ -60,6 +60,7 @@ static void exports_stop(struct daemon *d)
 		 * binding: left set, the next user of the device (a losetup)
 		 * would find it read-only */
 		loopdev_set_ro(d->loop_fd, 0);
+		fusedev_set_loop(d->fuse, "");
 		int rc = loopdev_detach(d->loop_fd);
 		if (rc)
 			log_warn("detaching %s: %s", d->loop_dev, strerror(-rc));
@@ -85,7 +86,9 @@ static int exports_start(struct daemon *d, const char *device, char *err)
 	rc = loopdev_attach(fusedev_file(d->fuse), 0, d->loop_dev, sizeof d->loop_dev, &d->loop_fd, err);
 	if (rc)
 		return rc;
-	/* Secondary: the block device refuses writes at the block layer too */
+	/* Secondary: the block device refuses writes at the block layer too
+	 * (a mark the watchdog clears if this process is killed) */
+	fusedev_set_loop(d->fuse, d->loop_dev);
 	loopdev_set_ro(d->loop_fd, 1);
 	if (device) {
 		if (symlink(d->loop_dev, device) < 0) {

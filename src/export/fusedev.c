@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -27,7 +30,11 @@ struct fusedev {
 	char name[64];
 	char path[600];
 	pid_t watchdog; /* the process that aborts the mount if this one dies; 0 none */
+	/* shared with the watchdog (one page, MAP_SHARED): the loop device
+	 * over the file ("/dev/loopN", "" none), fusedev_set_loop */
+	char *loop;
 };
+#define LOOP_NAME_MAX 64
 
 static struct fusedev *ctx(void)
 {
@@ -193,12 +200,53 @@ int fusedev_clean_stale(const char *mountpoint)
 	return 1;
 }
 
+/* dst = a + b, within dst[cap]; system calls' safety (no stdio) */
+static void cat2(char *dst, size_t cap, const char *a, const char *b)
+{
+	size_t n = 0;
+	for (const char *s = a; *s && n + 1 < cap; s++)
+		dst[n++] = *s;
+	for (const char *s = b; *s && n + 1 < cap; s++)
+		dst[n++] = *s;
+	dst[n] = 0;
+}
+
+/* The loop device over the dead daemon's file (dev "/dev/loopN") may be
+ * marked read-only (BLKROSET: a Secondary's), and that mark belongs to
+ * /dev/loopN, not to the binding: the device goes free when the dead
+ * process's last descriptor closes (LO_FLAGS_AUTOCLEAR), and whoever takes
+ * it next (a losetup, mkfs) would get EPERM for every write. Clear it,
+ * unless the device already serves someone else's file. System calls
+ * only, as the watchdog. */
+static void loop_writable_again(const char *dev, const char *file)
+{
+	char sys[128], back[700];
+	const char *base = strrchr(dev, '/');
+	cat2(sys, sizeof sys, "/sys/block/", base ? base + 1 : dev);
+	cat2(sys, sizeof sys, sys, "/loop/backing_file");
+	int fd = open(sys, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) { /* still bound: to our file (the kernel ends it soon), or someone else's */
+		ssize_t n = read(fd, back, sizeof back - 1);
+		close(fd);
+		size_t fl = strlen(file);
+		if (n < (ssize_t)fl || memcmp(back, file, fl))
+			return;
+	}
+	int d = open(dev, O_RDONLY | O_CLOEXEC);
+	if (d < 0)
+		return;
+	int ro = 0;
+	ioctl(d, BLKROSET, &ro);
+	close(d);
+}
+
 /* The watchdog's body, in a child forked from a multithreaded process:
  * system calls only (no stdio, no malloc: another thread may have held
  * their locks at the fork). It holds none of the daemon's descriptors,
  * so it keeps no FUSE connection, lock or socket alive. */
-static _Noreturn void watchdog_main(const char *mnt, pid_t daemon, const sigset_t *death)
+static _Noreturn void watchdog_main(const struct fusedev *f, pid_t daemon, const sigset_t *death)
 {
+	const char *mnt = f->mnt;
 	syscall(SYS_close_range, 0u, ~0u, 0u);
 	prctl(PR_SET_NAME, "dipole-watchdog");
 	if (prctl(PR_SET_PDEATHSIG, SIGUSR1) == 0 && getppid() == daemon) {
@@ -213,6 +261,11 @@ static _Noreturn void watchdog_main(const char *mnt, pid_t daemon, const sigset_
 	 * point cannot be anyone else's yet: a new daemon waits for the pid
 	 * file's lock, which the dead one holds until it has ended. */
 	umount2(mnt, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
+	if (f->loop && f->loop[0]) {
+		char dev[LOOP_NAME_MAX];
+		cat2(dev, sizeof dev, f->loop, "");
+		loop_writable_again(dev, f->path);
+	}
 	_exit(0);
 }
 
@@ -230,11 +283,13 @@ static void watchdog_start(struct fusedev *f)
 	sigset_t death, old;
 	sigemptyset(&death);
 	sigaddset(&death, SIGUSR1);
+	void *page = mmap(NULL, LOOP_NAME_MAX, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	f->loop = page == MAP_FAILED ? NULL : page; /* zeroed: no loop device yet */
 	pthread_sigmask(SIG_BLOCK, &death, &old);
 	pid_t daemon = getpid();
 	pid_t pid = fork();
 	if (pid == 0)
-		watchdog_main(f->mnt, daemon, &death);
+		watchdog_main(f, daemon, &death);
 	int rc = pid < 0 ? -errno : 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc)
@@ -252,6 +307,18 @@ static void watchdog_stop(struct fusedev *f)
 	while (waitpid(f->watchdog, NULL, 0) < 0 && errno == EINTR)
 		;
 	f->watchdog = 0;
+	if (f->loop)
+		munmap(f->loop, LOOP_NAME_MAX);
+	f->loop = NULL;
+}
+
+void fusedev_set_loop(struct fusedev *f, const char *dev)
+{
+	if (!f || !f->loop)
+		return;
+	/* the watchdog reads it only once this process is dead */
+	f->loop[0] = 0;
+	snprintf(f->loop, LOOP_NAME_MAX, "%s", dev);
 }
 
 int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint, const char *name, char *err)

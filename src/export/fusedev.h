@@ -23,6 +23,10 @@ void fusedev_stop(struct fusedev *f);
 /* The engine's size changed: drop the kernel's cached attributes of the
  * file (cached for an hour otherwise), so stat and the loop device see it. */
 void fusedev_resized(struct fusedev *f);
+/* The loop device over the file (dev "/dev/loopN", "" none): if this
+ * process dies, its watchdog clears the device's read-only mark (BLKROSET)
+ * so the next user of /dev/loopN can write to it. */
+void fusedev_set_loop(struct fusedev *f, const char *dev);
 /* Path of the exported file. */
 const char *fusedev_file(const struct fusedev *f);
 

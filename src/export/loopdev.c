@@ -61,6 +61,10 @@ int loopdev_attach(const char *file, int rdonly, char *dev, size_t devlen, int *
 		snprintf(err, 256, "cannot attach a loop device to %s: %s", file, strerror(e));
 		return -e;
 	}
+	/* a read-only mark (BLKROSET) belongs to /dev/loopN and outlives a
+	 * binding: one a killed user left must not make ours read-only */
+	if (!rdonly)
+		loopdev_set_ro(dfd, 0);
 	*fd_out = dfd;
 	return 0;
 }
@@ -121,6 +125,7 @@ int loopdev_clean_stale(const char *file, char *msg, size_t msglen)
 		int fd = open(dev, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
+		loopdev_set_ro(fd, 0); /* the mark outlives the binding (daemon.c) */
 		if (loopdev_detach(fd) == 0)
 			cleaned++;
 	}

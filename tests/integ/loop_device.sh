@@ -67,6 +67,19 @@ dp primary r0 >/dev/null 2>&1
 mount "$DEV" "$T/mnt"
 check "files intact after the second crash" bash -c "cd $T/mnt && find . -type f -exec md5sum {} + | sort -k2 | diff - $T/sums"
 umount "$T/mnt"
+
+# a Secondary's loop device is marked read-only (BLKROSET), a mark that
+# belongs to /dev/loopN and outlives the binding: a killed Secondary must
+# not leave it to the next user of the device (whose writes would fail
+# with EPERM: a losetup + mkfs, say)
+expect_rc "secondary" 0 "" dp secondary r0
+L=$(readlink "$DEV")
+check "Secondary: $L is read-only" bash -c "[ \$(blockdev --getro $L) = 1 ]"
+PID=$(cat "$RUN/r0.pid")
+kill -9 "$PID"
+wait_for 10 bash -c "! kill -0 $PID 2>/dev/null"
+check "after SIGKILL of the Secondary, $L is no longer read-only" wait_for 10 bash -c "[ \$(blockdev --getro $L) = 0 ]"
+expect_rc "up after SIGKILL of the Secondary" 0 "" dp up r0 --device "$DEV"
 expect_rc "down" 0 "" dp down r0
 check "no loop device left" bash -c "! losetup -a | grep -q '$T'"
 finish
