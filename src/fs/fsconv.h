@@ -65,6 +65,7 @@ static inline void fsconv_entry_in(struct fs_entry *o, const struct fsp_entry *e
 	o->attr = e->attr;
 	o->attr_timeout = (double)e->attr_timeout_ns / 1e9;
 	o->entry_timeout = (double)e->entry_timeout_ns / 1e9;
+	memset(&o->parent_attr, 0, sizeof o->parent_attr); /* not on the wire's entry (fsp_reply's pattr) */
 }
 
 static inline void fsconv_lock_out(struct fsp_lock *o, const struct fs_lock *l)

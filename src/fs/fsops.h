@@ -71,8 +71,22 @@ struct fs_entry {
 	 * be older than a change that returned. The FUSE mount applies its
 	 * own timeouts (fusefs.h); entry_timeout is advisory. */
 	double attr_timeout, entry_timeout;
+	/* the parent's attributes once the name was made (link: the new
+	 * parent's), st_ino 0 if not known; as revocable as `attr` when
+	 * attr_timeout > 0. A backend may leave them unknown. */
+	struct stat parent_attr;
 };
 #define FS_ATTR_REVOCABLE 1.0
+
+/* What unlink and rmdir may tell of their change, for the caller's caches */
+struct fs_removed {
+	/* the parent's attributes once the name was gone, st_ino 0 if not
+	 * known; as revocable as fs_entry's parent_attr */
+	struct stat dir_attr;
+	/* the node the name named, if someone may cache it (it changed:
+	 * nlink, ctime); 0 if not known, or if no node caches it */
+	uint64_t ino;
+};
 
 /* setattr: which fields of `attr` to apply (FUSE_SET_ATTR_* meaning). */
 enum fs_setattr_mask {
@@ -114,8 +128,10 @@ struct fs_ops {
 		     struct fs_entry *out);
 	int (*mkdir)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode,
 		     struct fs_entry *out);
-	int (*unlink)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name);
-	int (*rmdir)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name);
+	/* unlink/rmdir: `gone` (NULL: not wanted), zeroed by the caller, may
+	 * be filled (struct fs_removed) */
+	int (*unlink)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone);
+	int (*rmdir)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone);
 	int (*symlink)(void *ctx, const struct fs_caller *c, const char *target, uint64_t parent, const char *name,
 		       struct fs_entry *out);
 	int (*rename)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, uint64_t newparent,

@@ -371,18 +371,18 @@ static int sw_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const
 	return (int)rc;
 }
 
-static int sw_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int sw_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
 	int64_t rc;
-	CALL(ctx, 0, 0, ops->unlink(bctx, c, parent, name));
+	CALL(ctx, 0, 0, ops->unlink(bctx, c, parent, name, gone));
 	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }
 
-static int sw_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int sw_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
 	int64_t rc;
-	CALL(ctx, 0, 0, ops->rmdir(bctx, c, parent, name));
+	CALL(ctx, 0, 0, ops->rmdir(bctx, c, parent, name, gone));
 	dir_changed(ctx, parent, rc);
 	return (int)rc;
 }

@@ -266,6 +266,18 @@ static void xneg_learn(struct fusefs *f, uint64_t ino, unsigned bit, uint64_t se
 	pthread_mutex_unlock(&x->lock);
 }
 
+/* Taken before a call whose answer may be learned (xneg_learn) */
+static uint64_t xneg_seq(struct fusefs *f)
+{
+	struct xneg *x = f->xneg;
+	if (!x)
+		return 0;
+	pthread_mutex_lock(&x->lock);
+	uint64_t s = x->seq;
+	pthread_mutex_unlock(&x->lock);
+	return s;
+}
+
 /* ino's attributes may have changed (a revocation, a setxattr here); ino
  * 0: every node's. A forget (the kernel let ino go, and a node id may be
  * reused) needs no new seq: the kernel asks nothing of a node it drops. */
@@ -328,18 +340,24 @@ static void acache_clear_locked(struct acache *a, uint64_t ino)
 	}
 }
 
+/* Attributes a call learned of one node (ino 0: nothing) */
+struct acache_put {
+	uint64_t ino;
+	const struct stat *st;
+};
+
 /* After a call that began at seq: drop d1 and d2 (0: none, ACACHE_ALL:
  * every node; a drop counts in seq, so answers fetched meanwhile are not
- * stored), then store st as ino's attributes (ino 0: nothing) unless some
- * other drop came since seq. All at once, so a call's own change cannot
- * keep its own fresh answer out. */
-static void acache_after(struct fusefs *f, uint64_t seq, uint64_t ino, const struct stat *st, uint64_t d1,
-			 uint64_t d2)
+ * stored), then store put[0..n) unless some other drop came since seq.
+ * All at once, so a call's own change cannot keep its own fresh answer
+ * out. */
+static void acache_after_n(struct fusefs *f, uint64_t seq, const struct acache_put *put, int n, uint64_t d1,
+			   uint64_t d2)
 {
 	struct acache *a = f->acache;
 	if (!a)
 		return;
-	uint64_t until = ino ? mono_ns() + (uint64_t)(f->cache.attr_timeout * 1e9) : 0;
+	uint64_t until = mono_ns() + (uint64_t)(f->cache.attr_timeout * 1e9);
 	pthread_mutex_lock(&a->lock);
 	int fresh = a->seq == seq;
 	if (d1 || d2) {
@@ -347,9 +365,18 @@ static void acache_after(struct fusefs *f, uint64_t seq, uint64_t ino, const str
 		acache_clear_locked(a, d1);
 		acache_clear_locked(a, d2);
 	}
-	if (ino && fresh)
-		a->slot[slot_of(ino, ACACHE_SLOTS)] = (struct acache_slot){ .ino = ino, .until_ns = until, .st = *st };
+	for (int i = 0; fresh && i < n; i++)
+		if (put[i].ino)
+			a->slot[slot_of(put[i].ino, ACACHE_SLOTS)] =
+				(struct acache_slot){ .ino = put[i].ino, .until_ns = until, .st = *put[i].st };
 	pthread_mutex_unlock(&a->lock);
+}
+
+/* acache_after_n with one node's attributes: st as ino's (ino 0: none) */
+static void acache_after(struct fusefs *f, uint64_t seq, uint64_t ino, const struct stat *st, uint64_t d1,
+			 uint64_t d2)
+{
+	acache_after_n(f, seq, &(struct acache_put){ ino, st }, 1, d1, d2);
 }
 
 /* ino's attributes may have changed (ACACHE_ALL: anyone's) */
@@ -445,11 +472,15 @@ static void entry_param(struct fusefs *f, uint64_t parent, const char *name, con
 }
 
 /* The attribute cache after an entry call that began at seq and changed
- * d1 and d2 (acache_after) */
+ * d1 and d2 (acache_after_n); a call that made a name in d1 may tell the
+ * directory's attributes after it (parent_attr), which the next path walk
+ * through d1 asks for (the kernel dropped its own copy: it changed) */
 static void entry_cache(struct fusefs *f, int rc, const struct fs_entry *e, uint64_t seq, uint64_t d1, uint64_t d2)
 {
 	int keep = !rc && e->attr_timeout > 0;
-	acache_after(f, seq, keep ? e->ino : 0, keep ? &e->attr : NULL, d1, d2);
+	int dir = keep && d1 && d1 != ACACHE_ALL && e->parent_attr.st_ino;
+	struct acache_put put[2] = { { keep ? e->ino : 0, &e->attr }, { dir ? d1 : 0, &e->parent_attr } };
+	acache_after_n(f, seq, put, 2, d1, d2);
 }
 
 static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *name, const struct fs_entry *e,
@@ -470,7 +501,7 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *nam
 static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	SETUP(0);
-	struct fs_entry e;
+	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
 	int rc = f->ops->lookup(f->ctx, &c, parent, name, &e);
 	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
@@ -560,7 +591,7 @@ static void ff_readlink(fuse_req_t req, fuse_ino_t ino)
 static void ff_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	SETUP(1);
-	struct fs_entry e;
+	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
 	reply_entry(req, f->ops->mknod(f->ctx, &c, parent, name, mode, rdev, &e), parent, name, &e, seq, parent, 0);
 }
@@ -568,31 +599,42 @@ static void ff_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 static void ff_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	SETUP(1);
-	struct fs_entry e;
+	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
 	reply_entry(req, f->ops->mkdir(f->ctx, &c, parent, name, mode, &e), parent, name, &e, seq, parent, 0);
 }
 
-static void ff_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* unlink, rmdir: the parent and the node behind the name changed; when
+ * the backend does not tell which node that was, every slot goes. The
+ * parent's attributes after it, if told, answer the next path walk's
+ * getattr of the directory. */
+static void ff_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int dir)
 {
 	SETUP(0);
-	int rc = f->ops->unlink(f->ctx, &c, parent, name);
-	acache_drop(f, ACACHE_ALL); /* the parent and the node behind the name, unknown here */
+	struct fs_removed gone = { 0 };
+	uint64_t seq = acache_seq(f);
+	int rc = dir ? f->ops->rmdir(f->ctx, &c, parent, name, &gone)
+		     : f->ops->unlink(f->ctx, &c, parent, name, &gone);
+	int told = !rc && gone.dir_attr.st_ino;
+	acache_after(f, seq, told ? parent : 0, &gone.dir_attr, told && gone.ino ? parent : ACACHE_ALL,
+		     told ? gone.ino : 0);
 	fuse_reply_err(req, -rc);
+}
+
+static void ff_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	ff_remove(req, parent, name, 0);
 }
 
 static void ff_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	SETUP(0);
-	int rc = f->ops->rmdir(f->ctx, &c, parent, name);
-	acache_drop(f, ACACHE_ALL);
-	fuse_reply_err(req, -rc);
+	ff_remove(req, parent, name, 1);
 }
 
 static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	SETUP(1);
-	struct fs_entry e;
+	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
 	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), parent, name, &e, seq, parent, 0);
 }
@@ -609,7 +651,7 @@ static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void ff_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	SETUP(0);
-	struct fs_entry e;
+	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
 	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), newparent, newname, &e, seq, newparent,
 		    ino);
@@ -645,11 +687,17 @@ static void ff_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	SETUP(1);
-	struct fs_entry e;
+	struct fs_entry e = { 0 };
 	uint64_t fh;
-	uint64_t seq = acache_seq(f);
+	uint64_t seq = acache_seq(f), xseq = xneg_seq(f);
 	int rc = f->ops->create(f->ctx, &c, parent, name, mode, fi->flags, &e, &fh);
 	entry_cache(f, rc, &e, seq, parent, 0);
+	/* A file made now has no capability, and the kernel asks before the
+	 * first write. (A create that found another node's new file may open
+	 * one that got a capability meanwhile: the owner's own kernel drops it
+	 * at the first write anyway, as for every write: "What a node caches".) */
+	if (!rc)
+		xneg_learn(f, e.ino, xneg_bit("security.capability"), xseq);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -967,6 +1015,11 @@ static void ff_init(void *userdata, struct fuse_conn_info *conn)
 	/* the kernel must clear setuid bits on write: the backend writes as
 	 * root, which keeps them */
 	conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_EXPORT_SUPPORT);
+	/* Pages are revoked by whoever changes them ("What a node caches"),
+	 * so the kernel need not drop a file's pages whenever a getattr shows
+	 * a new mtime: that mtime is mostly this node's own write, and SQLite
+	 * would read back every page it had just written. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {

@@ -737,6 +737,15 @@ void local_close(struct local *l)
 	free(l);
 }
 
+/* The attributes of the directory behind p once a call changed it (the
+ * caller's fs_entry parent_attr, fs_removed's dir_attr): st_ino 0 if
+ * unknown. */
+static void dir_attr_after(const struct lnode *p, struct stat *out)
+{
+	if (out && fstatat(p->fd, "", out, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		out->st_ino = 0;
+}
+
 /* ---- operations ------------------------------------------------------- */
 
 #define NODE(var, id)                                  \
@@ -866,6 +875,8 @@ static int make(struct local *l, const struct fs_caller *c, uint64_t parent, con
 	}
 	if (!rc)
 		rc = enter_name(l, p->fd, name, out);
+	if (!rc)
+		dir_attr_after(p, &out->parent_attr);
 	node_put(l, p);
 	if (!rc) {
 		notify_entry(l, c, parent, name);
@@ -897,11 +908,14 @@ static int lo_symlink(void *ctx, const struct fs_caller *c, const char *target, 
 /* unlink/rmdir: the name, the parent's attributes (mtime, nlink) and the
  * removed object's (nlink, ctime: it may live on under another name or
  * an open file) */
-static int remove_name(struct local *l, const struct fs_caller *c, uint64_t parent, const char *name, int flags)
+static int remove_name(struct local *l, const struct fs_caller *c, uint64_t parent, const char *name, int flags,
+		       struct fs_removed *out)
 {
 	NODE(p, parent);
 	int victim = name_fd(p->fd, name);
 	int rc = unlinkat(p->fd, name, flags) ? -errno : 0;
+	if (!rc && out)
+		dir_attr_after(p, &out->dir_attr);
 	node_put(l, p);
 	if (rc) {
 		if (victim >= 0)
@@ -909,6 +923,8 @@ static int remove_name(struct local *l, const struct fs_caller *c, uint64_t pare
 		return rc;
 	}
 	uint64_t gone = known_id(l, victim);
+	if (out)
+		out->ino = gone;
 	notify_entry(l, c, parent, name);
 	notify_inode(l, c, parent, 0, 0);
 	if (gone)
@@ -916,14 +932,14 @@ static int remove_name(struct local *l, const struct fs_caller *c, uint64_t pare
 	return 0;
 }
 
-static int lo_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int lo_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
-	return remove_name(ctx, c, parent, name, 0);
+	return remove_name(ctx, c, parent, name, 0, gone);
 }
 
-static int lo_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int lo_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
-	return remove_name(ctx, c, parent, name, AT_REMOVEDIR);
+	return remove_name(ctx, c, parent, name, AT_REMOVEDIR, gone);
 }
 
 static int lo_rename(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, uint64_t newparent,
@@ -986,6 +1002,8 @@ static int lo_link(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t 
 	}
 	if (!rc)
 		rc = enter_name(l, np->fd, newname, out);
+	if (!rc)
+		dir_attr_after(np, &out->parent_attr);
 	node_put(l, np);
 	node_put(l, n);
 	if (!rc) { /* the new name, the new parent's mtime, the node's nlink and ctime */
@@ -1033,6 +1051,8 @@ static int lo_create(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 	int rc = opath < 0 ? opath : node_enter(l, opath, name, out);
 	if (!rc && is_shm_index(name))
 		note_wal_index(l, p->fd, name, out->ino);
+	if (!rc)
+		dir_attr_after(p, &out->parent_attr);
 	node_put(l, p);
 	if (rc) {
 		close(fd);

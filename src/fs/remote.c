@@ -90,7 +90,7 @@ struct remote {
 static void hello_fs_client(void *arg, struct pkt_hello *hello)
 {
 	(void)arg;
-	hello->flags |= HF_FS_EPOCH | HF_FS_WRITE_ATTR;
+	hello->flags |= HF_FS_EPOCH | HF_FS_WRITE_ATTR | HF_FS_PARENT_ATTR;
 }
 
 /* A connected owner's HELLO: whether it answers MOUNTED (fsproto 3). */
@@ -714,12 +714,21 @@ static int r_readlink(void *ctx, const struct fs_caller *c, uint64_t ino, char *
 	return n < 0 ? (int)n : 0;
 }
 
+/* An entry reply into out, with the parent's attributes from a version 6
+ * owner (HF_FS_PARENT_ATTR) */
+static void entry_in(struct fs_entry *out, const struct fsp_reply *rep)
+{
+	fsconv_entry_in(out, &rep->entry);
+	if (rep->has_pattr)
+		out->parent_attr = rep->pattr;
+}
+
 static int entry_call(void *ctx, struct fsp_req *q, struct fs_entry *out)
 {
 	struct fsp_reply rep;
 	int rc = (int)call(RM, q, NULL, 0, &rep);
 	if (!rc)
-		fsconv_entry_in(out, &rep.entry);
+		entry_in(out, &rep);
 	return rc;
 }
 
@@ -746,22 +755,30 @@ static int r_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const 
 	return entry_call(ctx, &q, out);
 }
 
-static int name_call(void *ctx, const struct fs_caller *c, uint16_t op, uint64_t parent, const char *name)
+static int name_call(void *ctx, const struct fs_caller *c, uint16_t op, uint64_t parent, const char *name,
+		     struct fs_removed *gone)
 {
+	if (gone)
+		memset(gone, 0, sizeof *gone); /* an earlier try's (fsswitch) is not this one's */
 	REQ(op);
 	q.ino = parent;
 	NAME(name, name);
-	return (int)call(RM, &q, NULL, 0, &rep);
+	int rc = (int)call(RM, &q, NULL, 0, &rep);
+	if (!rc && rep.has_pattr && gone) { /* a version 6 owner (HF_FS_PARENT_ATTR) */
+		gone->dir_attr = rep.pattr;
+		gone->ino = rep.removed_ino;
+	}
+	return rc;
 }
 
-static int r_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int r_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
-	return name_call(ctx, c, FSP_UNLINK, parent, name);
+	return name_call(ctx, c, FSP_UNLINK, parent, name, gone);
 }
 
-static int r_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int r_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
-	return name_call(ctx, c, FSP_RMDIR, parent, name);
+	return name_call(ctx, c, FSP_RMDIR, parent, name, gone);
 }
 
 static int r_symlink(void *ctx, const struct fs_caller *c, const char *target, uint64_t parent, const char *name,
@@ -822,7 +839,7 @@ static int r_create(void *ctx, const struct fs_caller *c, uint64_t parent, const
 	q.flags = (uint32_t)flags;
 	int rc = (int)call(RM, &q, NULL, 0, &rep);
 	if (!rc) {
-		fsconv_entry_in(out, &rep.entry);
+		entry_in(out, &rep);
 		*fh = rep.fh;
 	}
 	return rc;
@@ -997,7 +1014,7 @@ static ssize_t r_listxattr(void *ctx, const struct fs_caller *c, uint64_t ino, c
 
 static int r_removexattr(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name)
 {
-	return name_call(ctx, c, FSP_REMOVEXATTR, ino, name);
+	return name_call(ctx, c, FSP_REMOVEXATTR, ino, name, NULL);
 }
 
 static int r_fallocate(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int mode, uint64_t off,

@@ -139,6 +139,8 @@ struct sconn {
 	const struct cfg_host *host; /* the authenticated client node */
 	int epochs;              /* its HELLO had HF_FS_EPOCH: replies carry the owner epoch */
 	int write_attr;          /* its HELLO had HF_FS_WRITE_ATTR: write replies carry attributes */
+	int parent_attr;         /* its HELLO had HF_FS_PARENT_ATTR: replies of directory changes carry
+				  * the parent's attributes */
 	int stale_told;          /* a stale epoch was logged for it (once per connection) */
 	int replaced;            /* under s->lock: a newer connection of its node ends it */
 	int leaving;             /* under s->lock: its reader stopped; its MOUNTED waits end */
@@ -598,6 +600,12 @@ static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct 
 	r->result = res;
 	if (res >= 0)
 		fsconv_entry_out(&r->entry, e);
+	/* the parent's attributes, read after the change: the parent was
+	 * marked as cached by this client before it ran (mark_cached) */
+	if (res >= 0 && c->parent_attr && fsp_op_parent_attr(q->op) && e->parent_attr.st_ino) {
+		r->pattr = e->parent_attr;
+		r->has_pattr = 1;
+	}
 	if (res >= 0 && entry && !e->ino)
 		r->result = -EIO; /* a backend bug must not reach the client as node 0 */
 	if (r->result >= 0) {
@@ -624,6 +632,7 @@ static void execute(struct job *j)
 	struct fsp_reply r = { .op = q->op, .epoch = c->epochs ? c->s->epoch : 0 };
 	struct fs_caller caller;
 	struct fs_entry e = { 0 };
+	struct fs_removed gone = { 0 };
 	char name[FS_NAME_MAX + 1], name2[FS_NAME_MAX + 1], target[FS_PATH_MAX];
 	uint8_t *buf = NULL;
 	int64_t res;
@@ -649,8 +658,8 @@ static void execute(struct job *j)
 		break;
 	case FSP_MKNOD: res = ops->mknod(ctx, &caller, q->ino, name, q->mode, (dev_t)q->u64, &e); break;
 	case FSP_MKDIR: res = ops->mkdir(ctx, &caller, q->ino, name, q->mode, &e); break;
-	case FSP_UNLINK: res = ops->unlink(ctx, &caller, q->ino, name); break;
-	case FSP_RMDIR: res = ops->rmdir(ctx, &caller, q->ino, name); break;
+	case FSP_UNLINK: res = ops->unlink(ctx, &caller, q->ino, name, &gone); break;
+	case FSP_RMDIR: res = ops->rmdir(ctx, &caller, q->ino, name, &gone); break;
 	case FSP_SYMLINK:
 		memcpy(target, q->data, q->dlen);
 		target[q->dlen] = 0;
@@ -693,6 +702,10 @@ static void execute(struct job *j)
 		break;
 	case FSP_MOUNTED: res = mounted_wait(c, q->u64); break;
 	default: res = -ENOSYS;
+	}
+	if (q->op == FSP_UNLINK || q->op == FSP_RMDIR) {
+		e.parent_attr = gone.dir_attr;
+		r.removed_ino = gone.ino;
 	}
 	reply(j, &r, res, &e, &caller);
 	free(buf);
@@ -990,6 +1003,7 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 	}
 	c->epochs = !!(peer.flags & HF_FS_EPOCH);
 	c->write_attr = !!(peer.flags & HF_FS_WRITE_ATTR);
+	c->parent_attr = !!(peer.flags & HF_FS_PARENT_ATTR);
 	return h;
 }
 

@@ -83,6 +83,16 @@ int fsp_op_oneway(uint16_t op)
 	return d && !d->rep;
 }
 
+int fsp_op_parent_attr(uint16_t op)
+{
+	switch (op) {
+	case FSP_MKNOD: case FSP_MKDIR: case FSP_SYMLINK: case FSP_LINK: case FSP_CREATE: case FSP_UNLINK:
+	case FSP_RMDIR:
+		return 1;
+	}
+	return 0;
+}
+
 static int refuse(char *why, size_t whylen, uint16_t op, int reply, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 static int refuse(char *why, size_t whylen, uint16_t op, int reply, const char *fmt, ...)
@@ -316,7 +326,13 @@ int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply
 	int attr = r->op == FSP_WRITE && r->result >= 0 && r->has_attr;
 	if (attr)
 		wr_attr(&w, &r->attr); /* version 5 */
-	return wr_finish(&w, r->op, FSPF_REPLY, 0, r->epoch, id, dlen, attr ? 5 : 0);
+	int pattr = fsp_op_parent_attr(r->op) && r->result >= 0 && r->has_pattr;
+	if (pattr) { /* version 6 */
+		wr_attr(&w, &r->pattr);
+		if (r->op == FSP_UNLINK || r->op == FSP_RMDIR)
+			wr_u64(&w, r->removed_ino);
+	}
+	return wr_finish(&w, r->op, FSPF_REPLY, 0, r->epoch, id, dlen, pattr ? 6 : attr ? 5 : 0);
 }
 
 /* ------------------------------------------------------------ reader */
@@ -729,6 +745,13 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 		if ((rc = rd_attr(&r, &out->attr, h->op, 1, why, whylen)))
 			return rc;
 		out->has_attr = 1;
+	}
+	if (fsp_op_parent_attr(h->op) && h->version >= 6 && !r.short_ && out->result >= 0) {
+		if ((rc = rd_attr(&r, &out->pattr, h->op, 1, why, whylen)))
+			return rc;
+		if (h->op == FSP_UNLINK || h->op == FSP_RMDIR)
+			out->removed_ino = rd_u64(&r);
+		out->has_pattr = 1;
 	}
 	if (r.short_)
 		return refuse(why, whylen, h->op, 1, "payload %u bytes: too short", h->len);

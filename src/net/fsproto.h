@@ -62,6 +62,16 @@
  *     (docs/dipolefs.md, "dipolefs's own attribute cache"); a version 5
  *     WRITE reply always has them. The owner sends one only to a client
  *     whose CH_FS HELLO carried HF_FS_WRITE_ATTR (wire.h).
+ *   6 (2026-12): a successful MKNOD, MKDIR, SYMLINK, LINK, CREATE, UNLINK
+ *     or RMDIR reply carries the parent directory's attributes after the
+ *     change (`pattr`, has_pattr; LINK: the new parent's), read after the
+ *     change with the parent marked as cached by the client, so the
+ *     client may keep them until revoked instead of asking getattr for
+ *     the next path walk's permission check; a version 6 reply of these
+ *     ops always has them. An UNLINK or RMDIR reply then also carries the
+ *     node id the name named (`removed_ino`, 0: unknown), whose nlink and
+ *     ctime changed. The owner sends one only to a client whose
+ *     CH_FS HELLO carried HF_FS_PARENT_ATTR (wire.h).
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -72,7 +82,7 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     5u
+#define FSP_VERSION     6u
 #define FSP_VERSION_MIN 1u
 #define FSP_HDR         24u
 
@@ -191,6 +201,9 @@ struct fsp_reply {
 	struct fsp_entry entry; /* lookup, mknod, mkdir, symlink, link, create */
 	struct stat attr;     /* getattr, setattr; write when has_attr */
 	int has_attr;         /* write: the file's attributes after it follow (version 5) */
+	struct stat pattr;    /* mknod, mkdir, symlink, link, create, unlink, rmdir when has_pattr */
+	int has_pattr;        /* the parent's attributes after the change follow (version 6) */
+	uint64_t removed_ino; /* unlink, rmdir when has_pattr: the node the name named, 0: unknown */
 	uint64_t fh;          /* open, create, opendir */
 	struct fsp_lock lock; /* getlk */
 	struct statvfs st;    /* statfs */
@@ -201,6 +214,9 @@ struct fsp_reply {
 };
 
 /* The op's name for messages ("LOOKUP"); "?" for an unknown op. */
+/* 1: op's successful reply may carry the parent's attributes (pattr,
+ * version 6): MKNOD, MKDIR, SYMLINK, LINK, CREATE, UNLINK, RMDIR. */
+int fsp_op_parent_attr(uint16_t op);
 const char *fsp_op_name(uint16_t op);
 /* 1: a client -> owner op without a reply (FORGET, INTERRUPT). */
 int fsp_op_oneway(uint16_t op);

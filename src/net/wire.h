@@ -173,6 +173,8 @@ enum wire_type {
 				* (fsproto.h version 4), so frames to it may carry one */
 #define HF_FS_WRITE_ATTR 2048u /* on a CH_FS link, a client's: it takes WRITE replies with
 				* the file's attributes (fsproto.h version 5) */
+#define HF_FS_PARENT_ATTR 4096u /* on a CH_FS link, a client's: it takes replies of calls that
+				 * change a directory with its attributes (fsproto.h version 6) */
 #define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
 			       * receiver keeps off its device (Secondary, refusing `primary`) */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer

@@ -159,16 +159,16 @@ static int pt_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const
 	return mkdirat(rootfd, path, mode) ? -errno : entry_of(path, out);
 }
 
-static int pt_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int pt_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
-	(void)ctx, (void)c;
+	(void)ctx, (void)c, (void)gone;
 	CHILD(parent, name);
 	return ERR(unlinkat(rootfd, path, 0));
 }
 
-static int pt_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int pt_rmdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
-	(void)ctx, (void)c;
+	(void)ctx, (void)c, (void)gone;
 	CHILD(parent, name);
 	return ERR(unlinkat(rootfd, path, AT_REMOVEDIR));
 }

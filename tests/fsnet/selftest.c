@@ -257,8 +257,8 @@ int main(int argc, char **argv)
 	T(o->rename(x, C, ed.ino, "moved", ed.ino, "f", 1 /* RENAME_NOREPLACE */) == -EEXIST,
 	  "rename NOREPLACE over a name: EEXIST");
 	T(o->mknod(x, C, ed.ino, "fifo", S_IFIFO | 0600, 0, &e2) == 0 && S_ISFIFO(e2.attr.st_mode), "mknod a fifo");
-	T(o->rmdir(x, C, FS_ROOT_INO, "d") == -ENOTEMPTY, "rmdir of a full directory: ENOTEMPTY");
-	T(o->unlink(x, C, FS_ROOT_INO, "d") == -EISDIR, "unlink of a directory: EISDIR");
+	T(o->rmdir(x, C, FS_ROOT_INO, "d", NULL) == -ENOTEMPTY, "rmdir of a full directory: ENOTEMPTY");
+	T(o->unlink(x, C, FS_ROOT_INO, "d", NULL) == -EISDIR, "unlink of a directory: EISDIR");
 	/* the test backend knows a node by the path it was last found at */
 	T(o->lookup(x, C, ed.ino, "f", &e2) == 0 && e2.ino == fino && e2.attr.st_nlink == 2, "lookup after rename");
 	T(o->lookup(x, C, fino, "x", &e2) == -ENOTDIR, "lookup under a file: ENOTDIR");

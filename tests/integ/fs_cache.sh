@@ -203,6 +203,59 @@ check "write: a's append after b's, seen on b" eval 'echo x >>$A/ent/n2 && [ $(s
 check "entry: b's own hard link: nlink 2 on b and a" eval 'ln $B/ent/n2 $B/ent/n3 && [ $(stat -c %h $B/ent/n2) = 2 ] && [ $(stat -c %h $A/ent/n2) = 2 ]'
 check "entry: b's own unlink of the link: nlink 1 on b" eval 'rm $B/ent/n3 && [ $(stat -c %h $B/ent/n2) = 1 ]'
 
+# ---- replies that change a directory carry its attributes (fsproto 6), a
+# file b made has no capability, and b's own writes keep b's pages
+mkdir "$A/par"
+stat "$B/par" "$B/ent/n2" >/dev/null
+R0=$(fsn b requests)
+py "
+import os
+for i in range(10):
+    fd = os.open('$B/par/c%d' % i, os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b'x' * 4096)
+    os.fsync(fd)
+    os.close(fd)"
+R1=$(fsn b requests)
+check "parent: 10 creates+write+fsync on b are 5 requests each at most, not 7 ($R0 -> $R1)" test $((R1 - R0)) -le 50
+R0=$(fsn b requests)
+stat "$B/par" >/dev/null
+R1=$(fsn b requests)
+check "parent: the directory's stat after b's creates asks no one ($R0 -> $R1)" test "$R0" = "$R1"
+check "parent: its mtime and nlink on b are a's" eval 'same %y:%h par && mkdir $A/par/sub && [ $(stat -c %h $B/par) = 3 ]'
+stat "$B/par" "$B/ent/n2" >/dev/null
+R0=$(fsn b requests)
+rm "$B/par/c0"
+stat "$B/par" "$B/ent/n2" >/dev/null
+R1=$(fsn b requests)
+check "parent: after b's unlink, stat of the directory and of another file: 1 request ($R0 -> $R1)" test $((R1 - R0)) = 1
+check "parent: the directory's mtime after b's unlink, as on a" same %y par
+check "parent: a's create after b's unlink, seen in b's directory mtime" eval 'touch $A/par/late && same %y par'
+py "
+import os
+fd = os.open('$B/par/pages', os.O_CREAT | os.O_RDWR, 0o644)
+for i in range(64):
+    os.pwrite(fd, bytes([i]) * 4096, 4096 * i)
+os.close(fd)"
+R0=$(fsn b requests)
+check "pages: b reads back what it wrote, after a stat" py "
+import os
+fd = os.open('$B/par/pages', os.O_RDONLY)
+os.fstat(fd)
+for i in range(64):
+    assert os.pread(fd, 4096, 4096 * i) == bytes([i]) * 4096, i
+os.close(fd)"
+R1=$(fsn b requests)
+check "pages: ... from its own page cache: open and release only ($R0 -> $R1)" test $((R1 - R0)) -le 2
+check "pages: a's overwrite after that, read on b at once" py "
+import os
+fd = os.open('$A/par/pages', os.O_WRONLY)
+os.pwrite(fd, b'Z' * 10, 4096 * 7 + 5)
+os.close(fd)
+fd = os.open('$B/par/pages', os.O_RDONLY)
+d = os.pread(fd, 4096, 4096 * 7)
+assert d == bytes([7]) * 5 + b'Z' * 10 + bytes([7]) * 4081, d[:20]
+os.close(fd)"
+
 # ---- the caches serve
 stat "$B/f" >/dev/null
 R0=$(fsn b requests)

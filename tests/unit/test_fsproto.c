@@ -313,10 +313,23 @@ static void f_r_wattr(struct fsp_req *q, struct fsp_reply *r)
 	r->has_attr = 1;
 }
 
+static void f_r_pattr(struct fsp_req *q, struct fsp_reply *r)
+{
+	(void)q;
+	r->result = 0;
+	r->pattr = some_attr();
+	r->has_pattr = 1;
+	r->removed_ino = 77;
+}
+
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 6", 0, FSP_GETATTR, NULL, M_BYTE, 4, 6, "frame version 6: this node speaks 1 to 5" },
+	{ "version 7", 0, FSP_GETATTR, NULL, M_BYTE, 4, 7, "frame version 7: this node speaks 1 to 6" },
+	{ "reply: parent attributes in a version 5 frame", 1, FSP_UNLINK, f_r_pattr, M_BYTE, 4, 5,
+	  "UNLINK reply: payload 108 bytes: 100 bytes more than its fields" },
+	{ "reply: parent attributes cut short", 1, FSP_UNLINK, f_r_pattr, M_CUT, 0, 1,
+	  "UNLINK reply: payload 107 bytes: too short" },
 	{ "reply: write attributes in a version 4 frame", 1, FSP_WRITE, f_r_wattr, M_BYTE, 4, 4,
 	  "WRITE reply: payload 100 bytes: 92 bytes more than its fields" },
 	{ "reply: write attributes cut short", 1, FSP_WRITE, f_r_wattr, M_CUT, 0, 1, "WRITE reply: payload 99 bytes: too short" },
@@ -448,6 +461,27 @@ TEST(frames_carry_the_lowest_version_they_need)
 	r = (struct fsp_reply){ .op = FSP_WRITE, .result = -ENOSPC, .has_attr = 1 };
 	n = reply_frame(frame, &r);
 	CHECK(frame[4] == 1 && n == FSP_HDR + 8 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_attr);
+	/* version 6: replies of calls that change a directory with its
+	 * attributes after them (unlink, rmdir: and the removed node) */
+	r = (struct fsp_reply){ .op = FSP_CREATE, .result = 0, .pattr = some_attr(), .has_pattr = 1, .fh = 5 };
+	r.entry.ino = 12;
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 6 && decode_reply(frame, n, &rd, why) == 0 && rd.has_pattr && rd.fh == 5 &&
+	      rd.entry.ino == 12 && rd.pattr.st_size == 5000000000ll && rd.pattr.st_mtim.tv_nsec == 999999999);
+	r = (struct fsp_reply){ .op = FSP_RMDIR, .result = 0, .pattr = some_attr(), .has_pattr = 1, .removed_ino = 9 };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 6 && decode_reply(frame, n, &rd, why) == 0 && rd.has_pattr && rd.removed_ino == 9);
+	r.has_pattr = 0;
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 1 && n == FSP_HDR + 8 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_pattr &&
+	      !rd.removed_ino);
+	r = (struct fsp_reply){ .op = FSP_UNLINK, .result = -ENOENT, .has_pattr = 1 };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 1 && n == FSP_HDR + 8 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_pattr);
+	/* ops that do not change a directory never carry them */
+	r = (struct fsp_reply){ .op = FSP_GETATTR, .result = 0, .attr = some_attr(), .has_pattr = 1 };
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 1 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_pattr);
 }
 
 TEST(malformed_frames_are_refused_with_a_reason)

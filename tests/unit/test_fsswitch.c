@@ -138,10 +138,10 @@ static int flaky_fsync(void *ctx, const struct fs_caller *c, uint64_t ino, uint6
 	(void)ctx, (void)c, (void)ino, (void)fh, (void)datasync;
 	return -ENOTCONN;
 }
-static int flaky_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name)
+static int flaky_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
 {
 	(void)ctx;
-	return local_ops.unlink(flaky_l, c, parent, name);
+	return local_ops.unlink(flaky_l, c, parent, name, gone);
 }
 static int flaky_release(void *ctx, uint64_t ino, uint64_t fh)
 {
@@ -241,7 +241,7 @@ TEST(fsyncdir_in_flight_at_the_switch_reports_lost_names)
 	struct held_fsync h = { .s = v.s, .rc = 1 };
 	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "j", 0644, O_RDWR, &e, &fh) == 0);
 	CHECK(fsswitch_ops.release(v.s, e.ino, fh) == 0);
-	CHECK(fsswitch_ops.unlink(v.s, &caller, FS_ROOT_INO, "j") == 0);
+	CHECK(fsswitch_ops.unlink(v.s, &caller, FS_ROOT_INO, "j", NULL) == 0);
 	CHECK(fsswitch_ops.opendir(v.s, &caller, FS_ROOT_INO, &h.fh) == 0);
 	CHECK(call_across_a_death(&v, fsyncdir_root, &h) == 0);
 	CHECK(h.rc == -EIO);

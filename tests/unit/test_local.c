@@ -172,7 +172,7 @@ TEST(ids_survive_a_second_backend)
 		CHECK(local_ops.read(l2, &node2, ino, nfh, buf, sizeof buf, 0) == 4 && !memcmp(buf, "data", 4));
 		CHECK(local_ops.lookup(l2, &node2, FS_ROOT_INO, "kept", &e) == 0 && e.ino == ino);
 		CHECK(local_ops.release(l2, ino, nfh) == 0);
-		CHECK(local_ops.unlink(v.l, &node1, FS_ROOT_INO, "gone") == 0);
+		CHECK(local_ops.unlink(v.l, &node1, FS_ROOT_INO, "gone", NULL) == 0);
 		CHECK(local_ops.release(v.l, gone, fh2) == 0);
 		local_ops.forget(v.l, gone, 1);
 		struct stat st;
