@@ -260,12 +260,12 @@ static _Noreturn void watchdog_main(const struct fusedev *f, pid_t daemon, const
 	 * dead process may wait for in D state, so it can end. Its mount
 	 * point cannot be anyone else's yet: a new daemon waits for the pid
 	 * file's lock, which the dead one holds until it has ended. */
-	umount2(mnt, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
-	if (f->loop && f->loop[0]) {
+	if (f->loop && f->loop[0]) { /* first: once detached, the file's path reads differently */
 		char dev[LOOP_NAME_MAX];
 		cat2(dev, sizeof dev, f->loop, "");
 		loop_writable_again(dev, f->path);
 	}
+	umount2(mnt, MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW);
 	_exit(0);
 }
 
