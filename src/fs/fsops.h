@@ -145,9 +145,10 @@ struct fs_ops {
 	/* read: bytes read (0 at EOF) or -errno; write: bytes written or -errno */
 	ssize_t (*read)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, void *buf, size_t len,
 			uint64_t off);
-	/* write: `after`, zeroed by the caller, may be filled with the file's
-	 * attributes once written (st_ino != 0), as revocable as a getattr's
-	 * (fs_entry's FS_ATTR_REVOCABLE); a backend that does not leaves it */
+	/* write: `after` (NULL: not wanted), zeroed by the caller, may be
+	 * filled with the file's attributes once written (st_ino != 0), as
+	 * revocable as a getattr's (fs_entry's FS_ATTR_REVOCABLE); a backend
+	 * that does not leaves it */
 	ssize_t (*write)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf,
 			 size_t len, uint64_t off, struct stat *after);
 	/* flush: at each close(2) of a descriptor (drops the owner's POSIX locks) */

@@ -266,16 +266,19 @@ static void xneg_learn(struct fusefs *f, uint64_t ino, unsigned bit, uint64_t se
 	pthread_mutex_unlock(&x->lock);
 }
 
+/* A table's drop count, read under its lock */
+static uint64_t seq_read(pthread_mutex_t *lock, const uint64_t *seq)
+{
+	pthread_mutex_lock(lock);
+	uint64_t s = *seq;
+	pthread_mutex_unlock(lock);
+	return s;
+}
+
 /* Taken before a call whose answer may be learned (xneg_learn) */
 static uint64_t xneg_seq(struct fusefs *f)
 {
-	struct xneg *x = f->xneg;
-	if (!x)
-		return 0;
-	pthread_mutex_lock(&x->lock);
-	uint64_t s = x->seq;
-	pthread_mutex_unlock(&x->lock);
-	return s;
+	return f->xneg ? seq_read(&f->xneg->lock, &f->xneg->seq) : 0;
 }
 
 /* ino's attributes may have changed (a revocation, a setxattr here); ino
@@ -321,13 +324,7 @@ static int acache_get(struct fusefs *f, uint64_t ino, struct stat *st)
 /* Taken before a call whose answer may be stored (acache_after) */
 static uint64_t acache_seq(struct fusefs *f)
 {
-	struct acache *a = f->acache;
-	if (!a)
-		return 0;
-	pthread_mutex_lock(&a->lock);
-	uint64_t s = a->seq;
-	pthread_mutex_unlock(&a->lock);
-	return s;
+	return f->acache ? seq_read(&f->acache->lock, &f->acache->seq) : 0;
 }
 
 static void acache_clear_locked(struct acache *a, uint64_t ino)

@@ -674,10 +674,11 @@ static void execute(struct job *j)
 	case FSP_GETXATTR:
 	case FSP_LISTXATTR: res = run_buffered(c, q, &caller, name, &r, &buf); break;
 	case FSP_WRITE:
-		/* the attributes after it, for a client that takes them: read
-		 * after the write, the node marked before it (mark_cached) */
+		/* the attributes after it, for a client that takes them (no
+		 * fstat for one that does not): read after the write, the node
+		 * marked before it (mark_cached) */
 		r.attr.st_ino = 0;
-		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off, &r.attr);
+		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off, c->write_attr ? &r.attr : NULL);
 		if (res > (int64_t)q->dlen)
 			res = -EIO;
 		r.has_attr = c->write_attr && r.attr.st_ino;
