@@ -316,9 +316,7 @@ void fusedev_set_loop(struct fusedev *f, const char *dev)
 {
 	if (!f || !f->loop)
 		return;
-	/* the watchdog reads it only once this process is dead */
-	f->loop[0] = 0;
-	snprintf(f->loop, LOOP_NAME_MAX, "%s", dev);
+	snprintf(f->loop, LOOP_NAME_MAX, "%s", dev); /* the watchdog reads it once this process is dead */
 }
 
 int fusedev_start(struct fusedev **out, struct engine *e, const char *mountpoint, const char *name, char *err)

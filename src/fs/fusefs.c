@@ -613,8 +613,12 @@ static void ff_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int d
 	int rc = dir ? f->ops->rmdir(f->ctx, &c, parent, name, &gone)
 		     : f->ops->unlink(f->ctx, &c, parent, name, &gone);
 	int told = !rc && gone.dir_attr.st_ino;
-	acache_after(f, seq, told ? parent : 0, &gone.dir_attr, told && gone.ino ? parent : ACACHE_ALL,
-		     told ? gone.ino : 0);
+	uint64_t d1 = ACACHE_ALL, d2 = 0;
+	if (told && gone.ino) {
+		d1 = parent;
+		d2 = gone.ino;
+	}
+	acache_after(f, seq, told ? parent : 0, &gone.dir_attr, d1, d2);
 	fuse_reply_err(req, -rc);
 }
 
