@@ -88,13 +88,14 @@ UNIT_engine_epoch := repl/engine repl/state repl/evlog store/al store/bitmap sto
 UNIT_engine_resync := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
 UNIT_engine_readfd := repl/engine repl/state repl/evlog store/al store/bitmap store/meta store/disk base/util base/log
 UNIT_fsswitch := fs/fsswitch fs/local fs/locks base/util base/log
+UNIT_dirsplit := fs/dirsplit
 .SECONDEXPANSION:
 build/san/test_%: tests/unit/test_%.c tests/unit/unit.h tests/unit/engine_env.h $$(addprefix build/san/obj/,$$(addsuffix .o,$$(UNIT_$$*)))
 	@echo "  CC san  $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -O1 $(SAN) -Itests/unit -DFIXTURES=\"$(CURDIR)/tests/fixtures\" -o $@ $< $(filter %.o,$^) $(PKG_LIBS)
 
 # the dipolefs client and server over loopback, with a passthrough backend
-FSNET_OBJS := fs/remote fs/locks fs/server fs/fsevents repl/evlog repl/state net/fsproto net/hs net/hsauth net/codec net/listener conf/config base/util base/log
+FSNET_OBJS := fs/remote fs/locks fs/server fs/dirsplit fs/fsevents repl/evlog repl/state net/fsproto net/hs net/hsauth net/codec net/listener conf/config base/util base/log
 build/fsnet-selftest: tests/fsnet/selftest.c tests/fsnet/passthrough.c tests/fsnet/passthrough.h \
 		$(patsubst %,build/san/obj/%.o,$(FSNET_OBJS))
 	@echo "  CC san  $@"
@@ -145,7 +146,7 @@ check:
 	$(Q)DIPOLE=$(CURDIR)/build/san/dipole bash tests/run
 
 # serves a directory through the owner's dipolefs path (tests, POSIX suite)
-FSMOUNT_OBJS := $(addprefix build/obj/,fs/local.o fs/locks.o fs/fusefs.o fs/fsswitch.o export/fusemount.o fs/dipolefs.o fs/fsprobe.o fs/remote.o fs/server.o fs/fsevents.o repl/evlog.o repl/state.o \
+FSMOUNT_OBJS := $(addprefix build/obj/,fs/local.o fs/locks.o fs/fusefs.o fs/fsswitch.o export/fusemount.o fs/dipolefs.o fs/fsprobe.o fs/remote.o fs/server.o fs/dirsplit.o fs/fsevents.o repl/evlog.o repl/state.o \
 	net/fsproto.o net/hs.o net/hsauth.o net/codec.o net/listener.o conf/config.o base/util.o base/log.o)
 build/fsmount-dir: tests/tools/fsmount-dir.c $(FSMOUNT_OBJS)
 	@echo "  LD      $@"

@@ -9,6 +9,7 @@
  * and a change still in flight on the one must not call into the other
  * once it is freed (notify_lk). */
 #include "dipolefs.h"
+#include "dirsplit.h"
 #include "fsevents.h"
 #include "config.h"
 #include "fsprobe.h"
@@ -49,6 +50,7 @@ struct dipolefs {
 	uint32_t node_id;        /* this node's */
 	char fsname[128];        /* "dipole:RES", the FUSE mounts' source */
 	struct fusefs_cache cache;         /* from the mount option cache=S */
+	struct dirsplit *split;            /* a mount started as owner: whose names it caches */
 	uint64_t grace_ns;                 /* from the mount option grace=S (owner) */
 	uint64_t grace_waits;              /* under lock: the nodes a takeover's grace still waits for */
 	double io_timeout;                 /* mount option io-timeout=S (owner: docs "A cut-off owner") */
@@ -214,6 +216,12 @@ static void own_inval_entry(void *arg, uint64_t parent, const char *name)
 	pthread_rwlock_unlock(&fs->notify_lk);
 }
 
+static void own_revoke_moved(void *arg, uint64_t parent, const char *name)
+{
+	struct dipolefs *fs = arg;
+	dirsplit_revoke_name(fs->split, parent, name);
+}
+
 static void fan_inval_inode(void *arg, uint32_t origin, uint64_t ino, int64_t off, int64_t len)
 {
 	struct dipolefs *fs = arg;
@@ -339,23 +347,31 @@ static int serve_kernel(struct dipolefs *fs, const struct dipolefs_conf *c, int 
 		snprintf(err, 256, "cannot serve the filesystem on %s: %s", c->device, strerror(-rc));
 		return rc;
 	}
-	/* The owner's own mount caches no names: revoking one takes its
-	 * kernel's lock of the directory, which the kernel holds while this
-	 * node's own change in that directory waits for a client's ack, and
-	 * the client's kernel, holding the same directory for its own change,
-	 * cannot ack before that change got past this revocation: a cycle,
-	 * broken only by the ack timeout dropping the client. Uncached names
-	 * cost the owner a local lookup (no round trip); attributes and pages
-	 * stay cached. */
-	fs->cache.entry_timeout = 0;
 	/* revocation targets are registered before anything is served */
 	fs->own_n = (struct fs_notify){ .inval_inode = own_inval_inode, .arg = fs };
-	if (names_cached)
+	if (names_cached) { /* a client's mount that took over: every name, every time */
 		fs->own_n.inval_entry = own_inval_entry;
+	} else {
+		/* The owner's own mount caches a directory's names only while no
+		 * client does: revoking a name takes its kernel's lock of the
+		 * directory, which it holds while its own change there may wait
+		 * for a client's ack (docs/dipolefs.md "Names on the owner's
+		 * mount"); a client's change settles first, and revokes here only
+		 * what a rename moved in (dirsplit_revoke_name). */
+		if (!fs->split && dirsplit_open(&fs->split, own_inval_entry, fs)) {
+			snprintf(err, 256, "out of memory");
+			return -ENOMEM;
+		}
+		fs->cache.split = fs->split;
+		fs->cache.track = 1; /* a handover drops what it handed out */
+		fs->own_n.inval_entry = own_revoke_moved;
+	}
 	(void)local_add_notify(fs->local, fs->node_id, &fs->own_n);
 	local_set_fanout(fs->local, &(struct local_fanout){ fan_inval_inode, fan_inval_entry, fs });
 	if ((rc = server_open(&fs->srv, c->r, c->me, &local_ops, fs->local, err)))
 		return rc;
+	if (!names_cached)
+		server_set_split(fs->srv, fs->split);
 	server_set_node_gone(fs->srv, node_gone, fs);
 	server_set_reclaim_done(fs->srv, reclaim_done, fs);
 	/* a client that comes back within grace=S finds its files open and
@@ -496,6 +512,17 @@ static void kernel_off(struct dipolefs *fs)
 	fs->mnt_fd = -1;
 }
 
+/* This node's FUSE mount goes (unmounted, its threads stopped). */
+static void mount_off(struct dipolefs *fs)
+{
+	pthread_mutex_lock(&fs->lock); /* status reads it under the lock */
+	struct fusefs *fuse = fs->fuse;
+	fs->fuse = NULL;
+	pthread_mutex_unlock(&fs->lock);
+	if (fuse)
+		fusefs_stop(fuse);
+}
+
 /* Stop serving, in the order that keeps every target of a call in flight
  * alive: revocations off, then the server (client nodes' requests), the
  * FUSE mount (this node's), and last the backends they called. */
@@ -504,15 +531,15 @@ static void teardown(struct dipolefs *fs)
 	serving_off(fs);
 	if (fs->remote) /* the notifier out of the mount before it goes */
 		remote_set_notify(fs->remote, NULL);
-	if (fs->fuse)
-		fusefs_stop(fs->fuse);
-	fs->fuse = NULL;
+	mount_off(fs);
 	fsswitch_close(fs->sw);
 	fs->sw = NULL;
 	if (fs->remote)
 		remote_close(fs->remote);
 	fs->remote = NULL;
 	kernel_off(fs);
+	dirsplit_close(fs->split);
+	fs->split = NULL;
 }
 
 int dipolefs_mount(struct dipolefs **out, struct engine *e, const struct dipolefs_conf *c, enum dipolefs_role role,
@@ -589,8 +616,7 @@ void dipolefs_detach(struct dipolefs *fs)
 	pthread_rwlock_wrlock(&fs->notify_lk);
 	fs->fuse_n = NULL;
 	pthread_rwlock_unlock(&fs->notify_lk);
-	fusefs_stop(fs->fuse);
-	fs->fuse = NULL;
+	mount_off(fs);
 	fsswitch_close(fs->sw);
 	fs->sw = NULL;
 	log_info("dipolefs: %s unmounted on this node; still served to %d clients", fs->mountpoint,
@@ -706,6 +732,10 @@ void dipolefs_status_json(struct dipolefs *fs, struct strbuf *sb)
 	/* owner: its epoch and the requests refused for another; client: the
 	 * owner's epoch as its connection learned it (0: none) */
 	strbuf_printf(sb, ",\"owner_epoch\":\"%08x\",\"stale_refused\":%llu", epoch, (unsigned long long)stale);
+	/* this node's own mount: what its kernel asked, and (owner) the names
+	 * it may cache (dirsplit.h) */
+	strbuf_printf(sb, ",\"mount_requests\":%llu,\"owner_names\":%zu", (unsigned long long)fusefs_requests(fs->fuse),
+		      fs->split && fs->srv ? dirsplit_names(fs->split) : (size_t)0);
 	status_reclaims_json(fs, sb);
 	strbuf_printf(sb, "}");
 	pthread_mutex_unlock(&fs->lock);
@@ -962,6 +992,10 @@ int dipolefs_release(struct dipolefs *fs, char *err)
 	/* the clients' calls in flight fail ENOTCONN there, and are retried
 	 * once they follow the next owner (their daemons hold them) */
 	serving_off(fs);
+	/* a client from now on: its mount caches every name (the follow drops
+	 * what it cached as owner) */
+	if (fs->split)
+		dirsplit_disable(fs->split);
 	int rc = sync_kernel_fs(fs->mnt_fd);
 	kernel_off(fs);
 	pthread_mutex_lock(&fs->lock);

@@ -2,6 +2,7 @@
  * struct fs_caller from the request and makes one fs_ops call. */
 #define FUSE_USE_VERSION 35
 #include "fusefs.h"
+#include "dirsplit.h"
 #include "fusemount.h"
 
 #include <errno.h>
@@ -104,6 +105,7 @@ struct fusefs {
 	 * inside the backend, so fusefs_drained tells when it may go */
 	atomic_int fail_errno;
 	atomic_int busy;
+	atomic_uint_fast64_t requests; /* from the kernel, every kind (status) */
 	struct xneg *xneg;     /* NULL: attr_timeout 0, or no memory */
 	struct acache *acache; /* NULL: attr_timeout 0, or no memory */
 };
@@ -422,6 +424,7 @@ static void caller(fuse_req_t req, struct fs_caller *c, int with_groups)
  * fusefs_drained never misses a request that got in. */
 static struct fusefs *enter(struct fusefs *f)
 {
+	atomic_fetch_add_explicit(&f->requests, 1, memory_order_relaxed);
 	atomic_fetch_add(&f->busy, 1);
 	if (!atomic_load(&f->fail_errno))
 		return f;
@@ -449,6 +452,15 @@ static void leave(struct fusefs **in)
 	}                                                                        \
 	caller(req, &c, groups)
 
+/* May the kernel cache (parent, name), positive or absent? Tracked first
+ * (a superset, for inval_all), then asked of the owner's split. */
+static int may_cache_name(struct fusefs *f, uint64_t parent, const char *name)
+{
+	if (f->cache.entry_timeout <= 0 || !track_name(f, parent, name))
+		return 0;
+	return !f->cache.split || dirsplit_owner_may_cache(f->cache.split, parent, name);
+}
+
 /* An entry reply: the name is cached for entry_timeout, its attributes
  * not at all. A revocation of the name waits for the kernel's lock of
  * the parent, which a lookup holds until the entry is in place, so the
@@ -464,7 +476,7 @@ static void entry_param(struct fusefs *f, uint64_t parent, const char *name, con
 					.attr_timeout = 0, .entry_timeout = f->cache.entry_timeout };
 	/* tracked before the reply: the sets stay a superset of the kernel's */
 	track_node(f, e->ino);
-	if (p->entry_timeout > 0 && !track_name(f, parent, name))
+	if (!may_cache_name(f, parent, name))
 		p->entry_timeout = 0;
 }
 
@@ -504,7 +516,7 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
 		/* a negative entry: node id 0, kept until revoked by a create */
 		struct fuse_entry_param p = { .ino = 0, .entry_timeout = f->cache.entry_timeout };
-		if (!track_name(f, parent, name))
+		if (!may_cache_name(f, parent, name))
 			p.entry_timeout = 0;
 		fuse_reply_entry(req, &p);
 		return;
@@ -619,6 +631,8 @@ static void ff_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int d
 		d2 = gone.ino;
 	}
 	acache_after(f, seq, told ? parent : 0, &gone.dir_attr, d1, d2);
+	if (!rc && f->cache.split) /* the kernel expires the entry itself */
+		dirsplit_owner_dropped(f->cache.split, parent, name);
 	fuse_reply_err(req, -rc);
 }
 
@@ -640,12 +654,32 @@ static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), parent, name, &e, seq, parent, 0);
 }
 
+/* The kernel moves a renamed name's entry with its timeout to the new
+ * name (both ways for RENAME_EXCHANGE): what it may cache now. */
+static void renamed(struct fusefs *f, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+		    unsigned flags)
+{
+	int both = !!(flags & RENAME_EXCHANGE);
+	(void)track_name(f, newparent, newname);
+	if (both)
+		(void)track_name(f, parent, name);
+	if (!f->cache.split)
+		return;
+	dirsplit_owner_moved(f->cache.split, newparent, newname);
+	if (both)
+		dirsplit_owner_moved(f->cache.split, parent, name);
+	else
+		dirsplit_owner_dropped(f->cache.split, parent, name);
+}
+
 static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
 	SETUP(0);
 	int rc = f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags);
 	acache_drop(f, ACACHE_ALL); /* both parents, the moved and the replaced node */
+	if (!rc)
+		renamed(f, parent, name, newparent, newname, flags);
 	fuse_reply_err(req, -rc);
 }
 
@@ -1130,6 +1164,11 @@ static void nt_all(void *arg)
 	if (!inos) /* out of memory: at least the kernel's view of the root */
 		(void)fuse_lowlevel_notify_inval_inode(f->se, FUSE_ROOT_ID, 0, 0);
 	free(inos);
+}
+
+uint64_t fusefs_requests(struct fusefs *f)
+{
+	return f ? atomic_load_explicit(&f->requests, memory_order_relaxed) : 0;
 }
 
 const struct fs_notify *fusefs_notify(struct fusefs *f)

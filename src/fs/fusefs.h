@@ -24,6 +24,7 @@
 #include "fsops.h"
 
 struct fusefs;
+struct dirsplit;
 
 /* What the kernel may cache. Timeouts in seconds; 0: not at all. */
 struct fusefs_cache {
@@ -33,6 +34,9 @@ struct fusefs_cache {
 	int track;            /* 1: remember each node and name handed to the kernel, so that
 			       * notify->inval_all can drop them (a client: a reconnect loses
 			       * revocations); names beyond FUSEFS_TRACK_NAMES are not cached */
+	struct dirsplit *split; /* the owner's mount: a name is cached only where this says
+				 * the clients cache none of its directory (dirsplit.h);
+				 * NULL: wherever entry_timeout allows */
 };
 #define FUSEFS_TRACK_NAMES 262144u
 #define FUSEFS_CACHE_TIMEOUT 3600.0 /* the default timeouts, s (mount option cache=S) */
@@ -60,6 +64,8 @@ void fusefs_gone(struct fusefs *f);
  * never mounts fusectl), stop the threads, free. Returns once no request
  * is being served. */
 void fusefs_stop(struct fusefs *f);
+/* Requests the kernel sent this mount so far (status; NULL: 0). Any thread. */
+uint64_t fusefs_requests(struct fusefs *f);
 /* The cache revocation hooks of this mount (valid until fusefs_stop). */
 const struct fs_notify *fusefs_notify(struct fusefs *f);
 

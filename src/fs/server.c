@@ -1,6 +1,7 @@
 /* server — the owner's dipolefs server; see server.h. */
 #include "server.h"
 #include "config.h"
+#include "dirsplit.h"
 #include "fsconv.h"
 #include "fsevents.h"
 #include "fsproto.h"
@@ -165,7 +166,7 @@ struct sconn {
 	 * and cleared when a revocation is sent (docs/dipolefs.md, "What a
 	 * node caches, and how it is revoked"): */
 	struct imap cached;      /* node id -> 1: its attributes or pages */
-	struct imap names;       /* name_key(parent, name) -> 1: that entry, or its absence */
+	struct imap names;       /* name_key(parent, name) -> parent: that entry, or its absence */
 	int nodes_overflow;      /* a mark failed (no memory): every node it looked up, and the root */
 	int names_overflow;      /* more than NAMES_MAX: every name under a parent it looked up */
 	struct waiter waiters[NWAITERS];
@@ -184,6 +185,7 @@ struct server {
 	void *reclaim_done_arg;
 	uint64_t keep_ns;        /* a gone client's handles wait this long for it (server_set_keep) */
 	uint32_t epoch;          /* owner epoch (fsproto 4): nonzero, chosen at server_open */
+	struct dirsplit *split;  /* the owner's mount caches names where no client does (or NULL) */
 
 	pthread_mutex_t lock;    /* guards below */
 	pthread_cond_t cv;       /* a connection ended */
@@ -336,8 +338,11 @@ static int takes_revocation(struct sconn *c, const struct fsp_req *q)
 	if (c->names_overflow)
 		return q->ino == FS_ROOT_INO || imap_find(&c->lookups, q->ino) != NULL;
 	uint64_t k = name_key(q->ino, q->name, q->name_len);
-	if (!imap_find(&c->names, k))
+	uint64_t *parent = imap_find(&c->names, k);
+	if (!parent)
 		return 0;
+	if (c->s->split)
+		dirsplit_client_unmark(c->s->split, *parent);
 	imap_del(&c->names, k);
 	return 1;
 }
@@ -415,18 +420,37 @@ static void mark_node(struct sconn *c, uint64_t ino)
 		c->nodes_overflow = 1; /* no memory: the coarse rule, still correct */
 }
 
+/* The client's name marks go (it is gone, or tracked by parent now):
+ * the owner's split forgets them. Under c->lock. */
+static void unmark_names(struct sconn *c)
+{
+	for (size_t i = 0; c->s->split && i < c->names.cap; i++)
+		if (c->names.k[i])
+			dirsplit_client_unmark(c->s->split, c->names.v[i]);
+	imap_free(&c->names);
+}
+
+/* From now on c counts as caching every name under a parent it looked up. */
+static void names_by_parent(struct sconn *c)
+{
+	c->names_overflow = 1;
+	if (c->s->split) /* first: the owner's mount caches no name from here on */
+		dirsplit_client_every(c->s->split, 1);
+	unmark_names(c);
+}
+
 static void mark_name(struct sconn *c, uint64_t parent, const char *name, size_t len)
 {
 	if (c->names_overflow)
 		return;
-	if (c->names.n >= NAMES_MAX) {
-		/* fall back to every name under a parent the client looked up */
-		c->names_overflow = 1;
-		imap_free(&c->names);
+	uint64_t k = name_key(parent, name, len);
+	if (imap_find(&c->names, k))
 		return;
-	}
-	if (imap_put(&c->names, name_key(parent, name, len), 1))
-		c->names_overflow = 1; /* no memory: the coarse rule, still correct */
+	/* beyond NAMES_MAX or without memory: the coarse rule, still correct */
+	if (c->names.n >= NAMES_MAX || imap_put(&c->names, k, parent))
+		names_by_parent(c);
+	else if (c->s->split)
+		dirsplit_client_mark(c->s->split, parent);
 }
 
 /* What the client's kernel may cache once q is answered, marked before q
@@ -623,6 +647,27 @@ static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct 
 		send_frame(c, head, (size_t)hl, r->data, r->result >= 0 ? r->dlen : 0);
 }
 
+/* Before q runs: the owner's mount caches no name under a directory q
+ * names something in (marked as the client's before q was queued). */
+static void settle_names(struct server *s, const struct fsp_req *q)
+{
+	if (!s->split)
+		return;
+	switch (q->op) {
+	case FSP_LOOKUP: case FSP_MKNOD: case FSP_MKDIR: case FSP_SYMLINK: case FSP_CREATE: case FSP_UNLINK:
+	case FSP_RMDIR:
+		dirsplit_settle(s->split, q->ino);
+		break;
+	case FSP_RENAME:
+		dirsplit_settle(s->split, q->ino);
+		dirsplit_settle(s->split, q->newparent);
+		break;
+	case FSP_LINK:
+		dirsplit_settle(s->split, q->newparent);
+		break;
+	}
+}
+
 static void execute(struct job *j)
 {
 	struct sconn *c = j->c;
@@ -644,6 +689,7 @@ static void execute(struct job *j)
 	name[q->name_len] = 0;
 	memcpy(name2, q->name2 ? q->name2 : "", q->name2_len);
 	name2[q->name2_len] = 0;
+	settle_names(c->s, q);
 
 	switch (q->op) {
 	case FSP_LOOKUP: res = ops->lookup(ctx, &caller, q->ino, name, &e); break;
@@ -1111,6 +1157,11 @@ static struct parked *conn_cleanup(struct sconn *c)
 	/* the workers run what is queued, then exit (dead) */
 	while (c->inflight || c->nworkers)
 		pthread_cond_wait(&c->cv, &c->lock);
+	/* no revocation reaches it any more (dead): nor does it cache */
+	unmark_names(c);
+	if (c->names_overflow && s->split)
+		dirsplit_client_every(s->split, -1);
+	c->names_overflow = 0;
 	pthread_mutex_unlock(&c->lock);
 	/* no job runs now: the tables are ours alone */
 	pthread_mutex_lock(&s->lock);
@@ -1266,6 +1317,11 @@ void server_set_reclaim_done(struct server *s, void (*fn)(void *arg, uint32_t no
 {
 	s->reclaim_done = fn;
 	s->reclaim_done_arg = arg;
+}
+
+void server_set_split(struct server *s, struct dirsplit *split)
+{
+	s->split = split;
 }
 
 void server_set_keep(struct server *s, uint64_t keep_ns)

@@ -78,6 +78,12 @@ void server_set_reclaim_done(struct server *s, void (*fn)(void *arg, uint32_t no
  * so the locks held through them can be reclaimed (docs/dipolefs.md
  * "Locks"). */
 void server_set_keep(struct server *s, uint64_t keep_ns);
+struct dirsplit;
+/* The owner's mount caches names of a directory only while no client
+ * does (dirsplit.h): each client's name marks are counted there, and a
+ * request naming something under a directory settles it before it runs.
+ * Before server_listen; split outlives the server. */
+void server_set_split(struct server *s, struct dirsplit *split);
 /* Revoke: tell every client but except_node (the change's origin; -1u:
  * none) that may cache the node (or entry) to drop it, and return once
  * each acknowledged or was dropped after SERVER_ACK_TIMEOUT_MS. A node's

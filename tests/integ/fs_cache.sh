@@ -153,20 +153,71 @@ assert got == want, ('stale or misplaced pages on b', len(got), got[4090:4110])"
 # and each unlink revokes a name the other node cached; neither may wait
 # for the other (that cost b its connection: "did not acknowledge")
 mkdir "$A/both"
-for i in $(seq 0 99); do : >"$A/both/a$i"; : >"$A/both/b$i"; done
+for i in $(seq 0 299); do : >"$A/both/a$i"; : >"$A/both/b$i"; done
 stat "$A"/both/* "$B"/both/* >/dev/null
-unl() { python3 -c "
-import os
-for i in range(100): os.unlink('$1/both/$2%d' % i)"; }
-unl "$A" a >"$T/ua.out" 2>&1 &
-UA=$!
-unl "$B" b >"$T/ub.out" 2>&1
-RB=$?
-wait $UA
-RA=$?
+# unl_both DIR N: a unlinks DIR/a0.., b DIR/b0.. at once (both start
+# together: each waits for $T/unl.go); RA and RB their exit codes
+unl_both() {
+	rm -f "$T/unl.go"
+	local u="import os, sys, time
+d, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+while not os.path.exists('$T/unl.go'): time.sleep(0.001)
+for i in range(n): os.unlink('%s/%s%d' % (d, who, i))"
+	python3 -c "$u" "$A/$1" a "$2" >"$T/ua.out" 2>&1 &
+	local ua=$!
+	python3 -c "$u" "$B/$1" b "$2" >"$T/ub.out" 2>&1 &
+	local ub=$!
+	sleep 0.3
+	: >"$T/unl.go"
+	wait $ua; RA=$?
+	wait $ub; RB=$?
+}
+unl_both both 300
 check "unlinks in one directory on a and b at once both finish ($RA, $RB)" eval "[ $RA = 0 ] && [ $RB = 0 ]" || cat "$T/ua.out" "$T/ub.out"
 check "... b was not dropped" eval "jcheck a \"o['fs']['clients'] == ['b']\" && ! grep -q 'did not acknowledge' $T/ra/r0.log"
 check "... the directory is empty on both" eval "[ -z \"\$(ls $A/both)\" ] && [ -z \"\$(ls $B/both)\" ]"
+
+# ---- names on the owner's mount (dirsplit.h): a's kernel caches the names
+# of a directory no client caches names in; b's first request naming
+# something there revokes them before it runs, so a sees b's changes at once
+mkdir "$A/on" "$A/on/sub"
+for i in 1 2 3; do echo $i >"$A/on/f$i"; done
+# (from inside the directory: b caches names in the root, so a does not)
+stat_on() { (cd "$A/on" && stat f1 f2 f3 sub >/dev/null && ! stat absent 2>/dev/null); }
+stat_on
+R0=$(settled a mount_requests)
+(cd "$A/on")
+R1=$(settled a mount_requests)
+stat_on
+R2=$(settled a mount_requests)
+check "owner names: a repeated stat on a costs what the cd costs ($R0 -> $R1 -> $R2)" \
+	test $((R2 - R1)) = $((R1 - R0))
+check "... a may cache names" eval "[ \$(fsn a owner_names) -gt 0 ]"
+check "owner names: created on b, seen on a (it had cached the name absent)" \
+	eval "echo b >$B/on/absent && [ \"\$(cat $A/on/absent)\" = b ]"
+check "owner names: unlinked on b, gone on a" eval "rm $B/on/f1 && ! stat $A/on/f1 2>/dev/null"
+check "owner names: renamed on b, seen on a" \
+	eval "mv $B/on/f2 $B/on/g2 && ! stat $A/on/f2 2>/dev/null && [ \$(cat $A/on/g2) = 2 ]"
+check "owner names: rmdir on b, gone on a" eval "rmdir $B/on/sub && ! stat $A/on/sub 2>/dev/null"
+# a rename on a moves a's cached entry (with its timeout) into a directory
+# b caches names in: a change there on b revokes it on a
+mkdir "$A/mv1" "$A/mv2"
+echo m >"$A/mv1/m"
+stat "$A/mv1/m" >/dev/null
+ls "$B/mv2" >/dev/null; stat "$B/mv2/x" 2>/dev/null
+mv "$A/mv1/m" "$A/mv2/m"
+check "owner names: moved into b's directory on a, unlinked on b, gone on a" \
+	eval "rm $B/mv2/m && ! stat $A/mv2/m 2>/dev/null"
+# the same race as above, from a directory only a cached names of: b's
+# first unlink there waits for a's kernel, which is busy with a's unlinks
+mkdir "$A/both2"
+for i in $(seq 0 299); do : >"$A/both2/a$i"; : >"$A/both2/b$i"; done
+stat "$A"/both2/* >/dev/null
+unl_both both2 300
+check "owner names: unlinks on a and b at once in a directory a cached ($RA, $RB)" \
+	eval "[ $RA = 0 ] && [ $RB = 0 ]" || cat "$T/ua.out" "$T/ub.out"
+check "... b was not dropped, the directory is empty on both" eval "jcheck a \"o['fs']['clients'] == ['b']\" && \
+	! grep -q 'did not acknowledge' $T/ra/r0.log && [ -z \"\$(ls $A/both2)\" ] && [ -z \"\$(ls $B/both2)\" ]"
 
 # ---- attributes that come with an entry (lookup, create) are cached too
 # (fusefs.c, the attribute cache): a stat of a name b never saw is one

@@ -370,14 +370,15 @@ sane_end() { both "p['split_brains'] == 0" "p['split_brains'] == 0" && [ "$(img_
 # ---- dipolefs ---------------------------------------------------------------
 # fsn NODE FIELD: a value from the node's "fs" status object
 fsn() { "n$1" status r0 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['fs']['$2'])"; }
-# settled NODE: the node's fs `requests` count once it stopped moving. The
+# settled NODE [FIELD]: the node's fs `requests` count (or FIELD's, e.g.
+# mount_requests) once it stopped moving. The
 # kernel sends the RELEASE of a closed file without waiting for it, so a
 # count read right after a close may still miss that request: read until
 # two reads 0.2 s apart agree (a wait, not a timed assertion)
 settled() {
-	local a b
-	a=$(fsn "$1" requests)
-	while sleep 0.2; b=$(fsn "$1" requests); [ "$a" != "$b" ]; do a=$b; done
+	local a b f=${2:-requests}
+	a=$(fsn "$1" "$f")
+	while sleep 0.2; b=$(fsn "$1" "$f"); [ "$a" != "$b" ]; do a=$b; done
 	echo "$a"
 }
 # cut_b -I|-D: drop every packet into and out of b's namespace / stop
