@@ -17,15 +17,19 @@ struct dsname {
 	struct dsname *dnext, **dpprev; /* its directory's names */
 	uint64_t parent;
 	size_t len;
+	int stray;                      /* moved into a directory clients hold */
 	char name[];
 };
 
 struct dsdir {
 	struct dsdir *next;
 	uint64_t parent;
-	uint64_t marks;       /* names under it marked as cached by a client */
+	uint64_t marks;       /* names under it a client caches (until it acked their revocation),
+			       * and settles running */
 	struct dsname *names; /* the owner's kernel may cache these */
-	unsigned revoking;    /* threads revoking names of it now */
+	size_t owned;         /* of them, not strays */
+	unsigned draining;    /* settles revoking its owned names now */
+	unsigned revoking;    /* and dirsplit_revoke_name calls */
 };
 
 #define DIR_BUCKETS 4096u
@@ -37,6 +41,7 @@ struct dirsplit {
 	struct dsdir *dirs[DIR_BUCKETS];
 	struct dsname *names[NAME_BUCKETS];
 	size_t nnames;
+	unsigned draining;    /* settles revoking, all directories */
 	unsigned revoking;    /* revocations running, all directories */
 	unsigned every;       /* clients that count as caching under every directory */
 	int broken;           /* a mark could not be counted (no memory): as if every */
@@ -76,7 +81,7 @@ static struct dsdir *dir_find(struct dirsplit *d, uint64_t parent, int create)
 /* x goes once nothing is left of it */
 static void dir_tidy(struct dirsplit *d, struct dsdir *x)
 {
-	if (x->marks || x->names || x->revoking)
+	if (x->marks || x->names || x->draining || x->revoking)
 		return;
 	for (struct dsdir **p = &d->dirs[mix(x->parent) % DIR_BUCKETS]; *p; p = &(*p)->next)
 		if (*p == x) {
@@ -94,18 +99,20 @@ static struct dsname *name_find(struct dirsplit *d, uint64_t parent, const char 
 	return n;
 }
 
-/* Record name under x: 1, or 0 when it cannot be (full, no memory; unless
- * past the limit is allowed). */
-static int record(struct dirsplit *d, struct dsdir *x, const char *name, int past_limit)
+/* Record name under x (moved: past the limit, as a stray if so): the
+ * record, or NULL when it cannot be (full, no memory). */
+static struct dsname *record(struct dirsplit *d, struct dsdir *x, const char *name, int moved, int stray)
 {
 	size_t len = strlen(name);
-	if (name_find(d, x->parent, name, len))
-		return 1;
-	struct dsname *n = d->nnames < DIRSPLIT_NAMES || past_limit ? malloc(sizeof *n + len + 1) : NULL;
-	if (!n)
-		return 0;
+	struct dsname *n = name_find(d, x->parent, name, len);
+	if (n)
+		return n;
+	if (!(n = d->nnames < DIRSPLIT_NAMES || moved ? malloc(sizeof *n + len + 1) : NULL))
+		return NULL;
 	n->parent = x->parent;
 	n->len = len;
+	n->stray = stray;
+	x->owned += !stray;
 	memcpy(n->name, name, len + 1);
 	struct dsname **b = &d->names[name_bucket(x->parent, name, len)];
 	if ((n->hnext = *b))
@@ -117,11 +124,12 @@ static int record(struct dirsplit *d, struct dsdir *x, const char *name, int pas
 	n->dpprev = &x->names;
 	x->names = n;
 	d->nnames++;
-	return 1;
+	return n;
 }
 
-static void unrecord(struct dirsplit *d, struct dsname *n)
+static void unrecord(struct dirsplit *d, struct dsdir *x, struct dsname *n)
 {
+	x->owned -= !n->stray;
 	if ((*n->hpprev = n->hnext))
 		n->hnext->hpprev = n->hpprev;
 	if ((*n->dpprev = n->dnext))
@@ -162,7 +170,7 @@ static void free_all(struct dirsplit *d)
 void dirsplit_disable(struct dirsplit *d)
 {
 	pthread_mutex_lock(&d->lock);
-	while (d->revoking)
+	while (d->revoking || d->draining)
 		pthread_cond_wait(&d->cv, &d->lock);
 	d->disabled = 1;
 	free_all(d);
@@ -185,44 +193,55 @@ int dirsplit_owner_may_cache(struct dirsplit *d, uint64_t parent, const char *na
 	int yes = d->disabled;
 	struct dsdir *x = yes || d->every || d->broken ? NULL : dir_find(d, parent, 1);
 	if (x) {
-		yes = !x->marks && !x->revoking && record(d, x, name, 0);
+		yes = !x->marks && !x->draining && record(d, x, name, 0, 0);
 		dir_tidy(d, x);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return yes;
 }
 
-void dirsplit_owner_moved(struct dirsplit *d, uint64_t parent, const char *name)
+int dirsplit_owner_moved(struct dirsplit *d, uint64_t parent, const char *name)
 {
 	pthread_mutex_lock(&d->lock);
 	struct dsdir *x = d->disabled ? NULL : dir_find(d, parent, 1);
+	int stray = x && (x->marks || x->draining || d->every || d->broken);
 	/* without memory the name goes unrecorded: its revocation is missed
 	 * if a client changes it before the kernel's entry expires */
-	if (x && !record(d, x, name, 1))
+	struct dsname *n = x ? record(d, x, name, 1, stray) : NULL;
+	if (x && !n)
 		dir_tidy(d, x);
+	stray = n && n->stray;
 	pthread_mutex_unlock(&d->lock);
+	return stray;
 }
 
 void dirsplit_owner_dropped(struct dirsplit *d, uint64_t parent, const char *name)
 {
 	pthread_mutex_lock(&d->lock);
 	struct dsname *n = name_find(d, parent, name, strlen(name));
-	if (n) {
-		unrecord(d, n);
+	struct dsdir *x = n ? dir_find(d, parent, 0) : NULL;
+	if (x) {
+		unrecord(d, x, n);
 		free(n);
-		dir_tidy(d, dir_find(d, parent, 0));
+		dir_tidy(d, x);
 	}
 	pthread_mutex_unlock(&d->lock);
 }
 
-void dirsplit_client_mark(struct dirsplit *d, uint64_t parent)
+/* A client caches (or is about to) a name under parent. Under d->lock. */
+static void hold(struct dirsplit *d, uint64_t parent)
 {
-	pthread_mutex_lock(&d->lock);
 	struct dsdir *x = d->disabled ? NULL : dir_find(d, parent, 1);
 	if (x)
 		x->marks++;
 	else if (!d->disabled)
 		d->broken = 1; /* from now on the owner caches no name, and settles all */
+}
+
+void dirsplit_client_mark(struct dirsplit *d, uint64_t parent)
+{
+	pthread_mutex_lock(&d->lock);
+	hold(d, parent);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -245,19 +264,22 @@ void dirsplit_client_every(struct dirsplit *d, int delta)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Revoke every name recorded under x, the mutex dropped meanwhile (x
- * stays: dir_tidy spares a directory being revoked). */
+/* Revoke the names the owner's kernel cached under x while no client did
+ * (not the strays: the rename that moved each revokes it), the mutex
+ * dropped meanwhile (x stays: dir_tidy spares a directory being drained). */
 static void drain(struct dirsplit *d, struct dsdir *x)
 {
-	struct dsname *list = x->names;
-	for (struct dsname *n = list; n; n = n->dnext) {
-		if ((*n->hpprev = n->hnext))
-			n->hnext->hpprev = n->hpprev;
-		d->nnames--;
+	struct dsname *list = NULL;
+	for (struct dsname *n = x->names, *next; n; n = next) {
+		next = n->dnext;
+		if (n->stray)
+			continue;
+		unrecord(d, x, n);
+		n->dnext = list;
+		list = n;
 	}
-	x->names = NULL;
-	x->revoking++;
-	d->revoking++;
+	x->draining++;
+	d->draining++;
 	pthread_mutex_unlock(&d->lock);
 	for (struct dsname *n = list, *next; n; n = next) {
 		next = n->dnext;
@@ -265,25 +287,25 @@ static void drain(struct dirsplit *d, struct dsdir *x)
 		free(n);
 	}
 	pthread_mutex_lock(&d->lock);
-	x->revoking--;
-	d->revoking--;
+	x->draining--;
+	d->draining--;
 	pthread_cond_broadcast(&d->cv);
 	dir_tidy(d, x);
 }
 
 /* The directory to settle next for parent: parent's own, or while a
- * client caches everywhere any with names or a revocation running */
+ * client caches everywhere any, with owned names or a drain running */
 static struct dsdir *unsettled(struct dirsplit *d, uint64_t parent)
 {
 	if (!d->every && !d->broken) {
 		struct dsdir *x = dir_find(d, parent, 0);
-		return x && (x->names || x->revoking) ? x : NULL;
+		return x && (x->owned || x->draining) ? x : NULL;
 	}
-	if (!d->nnames && !d->revoking)
+	if (!d->nnames && !d->draining)
 		return NULL;
 	for (unsigned i = 0; i < DIR_BUCKETS; i++)
 		for (struct dsdir *x = d->dirs[i]; x; x = x->next)
-			if (x->names || x->revoking)
+			if (x->owned || x->draining)
 				return x;
 	return NULL;
 }
@@ -291,14 +313,20 @@ static struct dsdir *unsettled(struct dirsplit *d, uint64_t parent)
 void dirsplit_settle(struct dirsplit *d, uint64_t parent)
 {
 	pthread_mutex_lock(&d->lock);
+	hold(d, parent); /* until dirsplit_settled */
 	struct dsdir *x;
 	while ((x = unsettled(d, parent))) {
-		if (x->names)
+		if (x->owned)
 			drain(d, x);
 		else
 			pthread_cond_wait(&d->cv, &d->lock);
 	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+void dirsplit_settled(struct dirsplit *d, uint64_t parent)
+{
+	dirsplit_client_unmark(d, parent);
 }
 
 void dirsplit_revoke_name(struct dirsplit *d, uint64_t parent, const char *name)
@@ -307,7 +335,7 @@ void dirsplit_revoke_name(struct dirsplit *d, uint64_t parent, const char *name)
 	struct dsname *n = name_find(d, parent, name, strlen(name));
 	struct dsdir *x = n ? dir_find(d, parent, 0) : NULL;
 	if (x) {
-		unrecord(d, n);
+		unrecord(d, x, n);
 		x->revoking++;
 		d->revoking++;
 		pthread_mutex_unlock(&d->lock);

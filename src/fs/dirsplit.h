@@ -26,6 +26,10 @@
  * is raised before the names are taken for revocation, both under one
  * mutex; so a reply that found no marks recorded its name before a
  * settle took the names, and a reply that found marks caches nothing.
+ * A client's mark counts until the client acked its revocation, not
+ * until it was sent: until then the client's kernel may still hold the
+ * name, and may hold the directory's lock for a request of its own that
+ * a settle would make wait for the owner's kernel.
  *
  * Locking: one mutex inside, never held across the revoke callback; the
  * callback runs on the thread of dirsplit_settle/dirsplit_revoke_name,
@@ -60,9 +64,11 @@ void dirsplit_close(struct dirsplit *d);
  * records are full or out of memory): reply with entry timeout 0. */
 int dirsplit_owner_may_cache(struct dirsplit *d, uint64_t parent, const char *name);
 /* The owner's mount renamed a name to (parent, name): its kernel moved the
- * dentry with its timeout, whoever caches names there; recorded (a later
- * settle or dirsplit_revoke_name revokes it). */
-void dirsplit_owner_moved(struct dirsplit *d, uint64_t parent, const char *name);
+ * dentry with its timeout, whoever caches names there; recorded. 1: the
+ * clients hold that directory (a stray): the caller revokes it with
+ * dirsplit_revoke_name once it replied to the rename (its kernel holds the
+ * directory until then); settles do not wait for strays. */
+int dirsplit_owner_moved(struct dirsplit *d, uint64_t parent, const char *name);
 /* The owner's own unlink, rmdir or rename took (parent, name) away: its
  * kernel expired that entry itself, the record goes. */
 void dirsplit_owner_dropped(struct dirsplit *d, uint64_t parent, const char *name);
@@ -75,13 +81,18 @@ void dirsplit_client_unmark(struct dirsplit *d, uint64_t parent);
  * looked up (its name set overflowed); -1: that client is gone. */
 void dirsplit_client_every(struct dirsplit *d, int delta);
 
-/* Before a client request naming something under parent runs: returns
- * once the owner's kernel caches no recorded name under parent (under no
- * directory while a client counts as caching everywhere), revoking them
- * or waiting for the thread revoking them. */
+/* Before a client request naming something under parent runs, and
+ * before its names are marked: returns once the owner's kernel caches no
+ * recorded name under parent (under no directory while a client counts
+ * as caching everywhere), revoking them or waiting for the thread
+ * revoking them, with parent held as if a client marked a name there,
+ * so the owner records none meanwhile; the caller marks its names, then
+ * calls dirsplit_settled(parent). */
 void dirsplit_settle(struct dirsplit *d, uint64_t parent);
-/* A client's change of (parent, name) is made: if the owner's kernel may
- * cache that name (a rename moved it there), revoke it now. */
+void dirsplit_settled(struct dirsplit *d, uint64_t parent);
+/* (parent, name) is to go from the owner's kernel: a client changed it
+ * (local.c's revocation hook, before the change returns), or it is a
+ * stray whose rename was answered. If recorded, revoke it now. */
 void dirsplit_revoke_name(struct dirsplit *d, uint64_t parent, const char *name);
 
 /* The mount stopped being the owner's (a handover): from now on every

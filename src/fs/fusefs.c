@@ -655,21 +655,25 @@ static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 }
 
 /* The kernel moves a renamed name's entry with its timeout to the new
- * name (both ways for RENAME_EXCHANGE): what it may cache now. */
-static void renamed(struct fusefs *f, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
-		    unsigned flags)
+ * name (both ways for RENAME_EXCHANGE): what it may cache now. The names
+ * that landed where clients cache names (strays) are in stray[], for
+ * stray_revoke once the rename is answered. */
+static int renamed(struct fusefs *f, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
+		   unsigned flags, int stray[2])
 {
 	int both = !!(flags & RENAME_EXCHANGE);
+	stray[0] = stray[1] = 0;
 	(void)track_name(f, newparent, newname);
 	if (both)
 		(void)track_name(f, parent, name);
 	if (!f->cache.split)
-		return;
-	dirsplit_owner_moved(f->cache.split, newparent, newname);
+		return 0;
+	stray[0] = dirsplit_owner_moved(f->cache.split, newparent, newname);
 	if (both)
-		dirsplit_owner_moved(f->cache.split, parent, name);
+		stray[1] = dirsplit_owner_moved(f->cache.split, parent, name);
 	else
 		dirsplit_owner_dropped(f->cache.split, parent, name);
+	return stray[0] || stray[1];
 }
 
 static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -678,9 +682,21 @@ static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	SETUP(0);
 	int rc = f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags);
 	acache_drop(f, ACACHE_ALL); /* both parents, the moved and the replaced node */
-	if (!rc)
-		renamed(f, parent, name, newparent, newname, flags);
-	fuse_reply_err(req, -rc);
+	int stray[2];
+	if (rc || !renamed(f, parent, name, newparent, newname, flags, stray)) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* the names are the request's: copied before the reply frees them */
+	char n0[FS_NAME_MAX + 1], n1[FS_NAME_MAX + 1];
+	snprintf(n0, sizeof n0, "%s", newname);
+	snprintf(n1, sizeof n1, "%s", name);
+	fuse_reply_err(req, 0);
+	/* the kernel lets the directories go once answered: revoke now */
+	if (stray[0])
+		dirsplit_revoke_name(f->cache.split, newparent, n0);
+	if (stray[1])
+		dirsplit_revoke_name(f->cache.split, parent, n1);
 }
 
 static void ff_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)

@@ -49,7 +49,7 @@ void local_close(struct local *l);
 /* Register a mount to revoke caches on (at most 8): after each change
  * made by a caller of another node than node_id, the matching inval_* is
  * called before the change's call returns (a NULL hook: that kind is not
- * revoked there; the owner's own mount caches no names). What each change
+ * revoked there). What each change
  * revokes: docs/dipolefs.md, "What a node caches". 0 or -ENOSPC. */
 int local_add_notify(struct local *l, uint32_t node_id, const struct fs_notify *n);
 

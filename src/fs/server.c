@@ -324,9 +324,12 @@ static uint64_t name_key(uint64_t parent, const char *name, size_t len)
 
 /* Whether c may cache what q revokes; if so, forget that it does: the
  * revocation about to be sent drops it all (a node's attributes and every
- * page, an entry). Under c->lock. */
-static int takes_revocation(struct sconn *c, const struct fsp_req *q)
+ * page, an entry). A name mark it clears is told in *parent (else 0): the
+ * owner's split counts it until the client acked (fan_out), because until
+ * then the client's kernel may still hold the name. Under c->lock. */
+static int takes_revocation(struct sconn *c, const struct fsp_req *q, uint64_t *parent)
 {
+	*parent = 0;
 	if (q->op == FSP_INVAL_INODE) {
 		if (c->nodes_overflow)
 			return q->ino == FS_ROOT_INO || imap_find(&c->lookups, q->ino) != NULL;
@@ -338,31 +341,35 @@ static int takes_revocation(struct sconn *c, const struct fsp_req *q)
 	if (c->names_overflow)
 		return q->ino == FS_ROOT_INO || imap_find(&c->lookups, q->ino) != NULL;
 	uint64_t k = name_key(q->ino, q->name, q->name_len);
-	uint64_t *parent = imap_find(&c->names, k);
-	if (!parent)
+	uint64_t *p = imap_find(&c->names, k);
+	if (!p)
 		return 0;
-	if (c->s->split)
-		dirsplit_client_unmark(c->s->split, *parent);
+	*parent = *p;
 	imap_del(&c->names, k);
 	return 1;
 }
 
-/* The clients but except_node that may cache what q revokes, referenced;
- * *n of them. */
-static struct sconn **targets(struct server *s, uint32_t except_node, const struct fsp_req *q, int *n)
+struct target {
+	struct sconn *c;  /* referenced */
+	uint64_t parent;  /* a name mark cleared under it (takes_revocation), or 0 */
+};
+
+/* The clients but except_node that may cache what q revokes; *n of them. */
+static struct target *targets(struct server *s, uint32_t except_node, const struct fsp_req *q, int *n)
 {
 	pthread_mutex_lock(&s->lock);
-	struct sconn **v = calloc((size_t)s->nconns + 1, sizeof *v);
+	struct target *v = calloc((size_t)s->nconns + 1, sizeof *v);
 	*n = 0;
 	for (struct sconn *c = s->conns; v && c; c = c->next) {
 		if (!c->host || (uint32_t)c->host->node_id == except_node)
 			continue;
+		uint64_t parent;
 		pthread_mutex_lock(&c->lock);
-		int cached = !c->dead && takes_revocation(c, q);
+		int cached = !c->dead && takes_revocation(c, q, &parent);
 		pthread_mutex_unlock(&c->lock);
 		if (cached) {
 			c->refs++;
-			v[(*n)++] = c;
+			v[(*n)++] = (struct target){ c, parent };
 		}
 	}
 	s->revocations += (uint64_t)*n;
@@ -373,12 +380,16 @@ static struct sconn **targets(struct server *s, uint32_t except_node, const stru
 static void fan_out(struct server *s, uint32_t except_node, const struct fsp_req *q)
 {
 	int n;
-	struct sconn **v = targets(s, except_node, q, &n);
-	for (int i = 0; i < n; i++)
-		conn_inval(v[i], q);
+	struct target *v = targets(s, except_node, q, &n);
+	for (int i = 0; i < n; i++) {
+		conn_inval(v[i].c, q);
+		/* acked (or the client dropped): its kernel holds the name no more */
+		if (v[i].parent && s->split)
+			dirsplit_client_unmark(s->split, v[i].parent);
+	}
 	pthread_mutex_lock(&s->lock);
 	for (int i = 0; i < n; i++)
-		conn_unref_locked(v[i]);
+		conn_unref_locked(v[i].c);
 	pthread_mutex_unlock(&s->lock);
 	free(v);
 }
@@ -459,25 +470,56 @@ static void mark_name(struct sconn *c, uint64_t parent, const char *name, size_t
  * answer is already current. Every node and name a request carries is
  * marked, whatever the op: the kernel caches what its own calls return
  * and what they did (its own write's pages, the negative entry an unlink
- * leaves). Under c->lock. */
+ * leaves). Nodes here, as q is queued (under c->lock); names by the
+ * worker just before q runs (mark_names). */
 static void mark_cached(struct sconn *c, const struct fsp_req *q)
 {
 	mark_node(c, q->ino);
+	if (q->op == FSP_RENAME || q->op == FSP_LINK)
+		mark_node(c, q->newparent);
+}
+
+struct qname { uint64_t parent; const char *name; size_t len; };
+
+/* The (parent, name)s q carries: 0, 1 or 2 of them in v. */
+static int names_of(const struct fsp_req *q, struct qname v[2])
+{
 	switch (q->op) {
 	case FSP_LOOKUP: case FSP_MKNOD: case FSP_MKDIR: case FSP_SYMLINK: case FSP_CREATE: case FSP_UNLINK:
 	case FSP_RMDIR:
-		mark_name(c, q->ino, q->name, q->name_len);
-		break;
+		v[0] = (struct qname){ q->ino, q->name, q->name_len };
+		return 1;
 	case FSP_RENAME:
-		mark_node(c, q->newparent);
-		mark_name(c, q->ino, q->name, q->name_len);
-		mark_name(c, q->newparent, q->name2, q->name2_len);
-		break;
+		v[0] = (struct qname){ q->ino, q->name, q->name_len };
+		v[1] = (struct qname){ q->newparent, q->name2, q->name2_len };
+		return 2;
 	case FSP_LINK:
-		mark_node(c, q->newparent);
-		mark_name(c, q->newparent, q->name, q->name_len);
-		break;
+		v[0] = (struct qname){ q->newparent, q->name, q->name_len };
+		return 1;
 	}
+	return 0;
+}
+
+/* The names q carries, marked as cached by the client just before q runs,
+ * once the owner's mount caches no name under their directories
+ * (dirsplit_settle, which waits for the owner's kernel there). Not
+ * earlier: a change the owner's kernel is making in the directory,
+ * holding its lock, would revoke the fresh mark from the client, whose
+ * kernel cannot apply that while it holds the same directory for q, and
+ * q would be waiting for the owner's lock: a cycle. */
+static void mark_names(struct sconn *c, const struct fsp_req *q)
+{
+	struct qname v[2];
+	int n = names_of(q, v);
+	struct dirsplit *split = c->s->split;
+	for (int i = 0; split && i < n; i++)
+		dirsplit_settle(split, v[i].parent);
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < n; i++)
+		mark_name(c, v[i].parent, v[i].name, v[i].len);
+	pthread_mutex_unlock(&c->lock);
+	for (int i = 0; split && i < n; i++)
+		dirsplit_settled(split, v[i].parent);
 }
 
 /* What a successful reply changes in the client's tables. Under c->lock. */
@@ -647,27 +689,6 @@ static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct 
 		send_frame(c, head, (size_t)hl, r->data, r->result >= 0 ? r->dlen : 0);
 }
 
-/* Before q runs: the owner's mount caches no name under a directory q
- * names something in (marked as the client's before q was queued). */
-static void settle_names(struct server *s, const struct fsp_req *q)
-{
-	if (!s->split)
-		return;
-	switch (q->op) {
-	case FSP_LOOKUP: case FSP_MKNOD: case FSP_MKDIR: case FSP_SYMLINK: case FSP_CREATE: case FSP_UNLINK:
-	case FSP_RMDIR:
-		dirsplit_settle(s->split, q->ino);
-		break;
-	case FSP_RENAME:
-		dirsplit_settle(s->split, q->ino);
-		dirsplit_settle(s->split, q->newparent);
-		break;
-	case FSP_LINK:
-		dirsplit_settle(s->split, q->newparent);
-		break;
-	}
-}
-
 static void execute(struct job *j)
 {
 	struct sconn *c = j->c;
@@ -689,7 +710,7 @@ static void execute(struct job *j)
 	name[q->name_len] = 0;
 	memcpy(name2, q->name2 ? q->name2 : "", q->name2_len);
 	name2[q->name2_len] = 0;
-	settle_names(c->s, q);
+	mark_names(c, q);
 
 	switch (q->op) {
 	case FSP_LOOKUP: res = ops->lookup(ctx, &caller, q->ino, name, &e); break;

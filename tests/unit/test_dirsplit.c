@@ -49,14 +49,17 @@ TEST(owner_caches_where_no_client_does)
 	CHECK(dirsplit_owner_may_cache(d, Q, "a") == 1);
 	CHECK(dirsplit_names(d) == 3); /* a repeated lookup records nothing twice */
 
-	dirsplit_client_mark(d, P);
-	CHECK(dirsplit_owner_may_cache(d, P, "c") == 0);
-	CHECK(dirsplit_owner_may_cache(d, Q, "b") == 1);
 	dirsplit_settle(d, P); /* P's names only, each once */
 	CHECK(r.n == 2);
 	CHECK(was_revoked(&r, P, "a") && was_revoked(&r, P, "b"));
-	CHECK(dirsplit_names(d) == 2);
+	CHECK(dirsplit_names(d) == 1);
+	CHECK(dirsplit_owner_may_cache(d, P, "c") == 0); /* held */
+	CHECK(dirsplit_owner_may_cache(d, Q, "b") == 1);
+	dirsplit_client_mark(d, P); /* the request's name, marked */
+	dirsplit_settled(d, P);
+	CHECK(dirsplit_owner_may_cache(d, P, "c") == 0);
 	dirsplit_settle(d, P);
+	dirsplit_settled(d, P);
 	CHECK(r.n == 2);
 
 	dirsplit_client_mark(d, P); /* two names of P marked */
@@ -80,6 +83,7 @@ TEST(a_client_caching_everywhere_settles_every_directory)
 	dirsplit_client_every(d, 1);
 	CHECK(dirsplit_owner_may_cache(d, 12, "c") == 0);
 	dirsplit_settle(d, 12);
+	dirsplit_settled(d, 12);
 	CHECK(r.n == 2 && was_revoked(&r, P, "a") && was_revoked(&r, Q, "b"));
 	CHECK(dirsplit_names(d) == 0);
 	dirsplit_client_every(d, -1);
@@ -95,22 +99,31 @@ TEST(moved_dropped_and_revoke_name)
 	struct dirsplit *d;
 	CHECK(dirsplit_open(&d, note, &r) == 0);
 	dirsplit_client_mark(d, Q);
-	/* a rename moves the owner's entry into a directory a client caches */
-	dirsplit_owner_moved(d, Q, "m");
+	/* a rename moves the owner's entry into a directory a client caches:
+	 * a stray, which a settle does not wait for */
+	CHECK(dirsplit_owner_moved(d, Q, "m") == 1);
 	CHECK(dirsplit_names(d) == 1);
+	dirsplit_settle(d, Q);
+	dirsplit_settled(d, Q);
+	CHECK(r.n == 0);
 	dirsplit_revoke_name(d, Q, "other");
 	CHECK(r.n == 0);
 	dirsplit_revoke_name(d, Q, "m");
 	CHECK(r.n == 1 && was_revoked(&r, Q, "m"));
 	dirsplit_revoke_name(d, Q, "m");
 	CHECK(r.n == 1);
+	/* moved into a directory only the owner caches: an owned name */
+	CHECK(dirsplit_owner_moved(d, 12, "o") == 0);
+	dirsplit_settle(d, 12);
+	dirsplit_settled(d, 12);
+	CHECK(r.n == 2 && was_revoked(&r, 12, "o"));
 	/* the owner's own unlink: the record goes, nothing revoked */
 	CHECK(dirsplit_owner_may_cache(d, P, "u") == 1);
 	dirsplit_owner_dropped(d, P, "u");
 	CHECK(dirsplit_names(d) == 0);
-	dirsplit_client_mark(d, P);
 	dirsplit_settle(d, P);
-	CHECK(r.n == 1);
+	dirsplit_settled(d, P);
+	CHECK(r.n == 2);
 	dirsplit_close(d);
 }
 
@@ -127,13 +140,14 @@ TEST(limit_and_disable)
 	}
 	CHECK(refused == 1);
 	CHECK(dirsplit_names(d) == DIRSPLIT_NAMES);
-	dirsplit_owner_moved(d, P, "past"); /* a moved name is recorded past it */
+	CHECK(dirsplit_owner_moved(d, P, "past") == 0); /* a moved name is recorded past it */
 	CHECK(dirsplit_names(d) == DIRSPLIT_NAMES + 1);
 	dirsplit_disable(d);
 	CHECK(dirsplit_names(d) == 0);
 	dirsplit_client_mark(d, P);
 	CHECK(dirsplit_owner_may_cache(d, P, "x") == 1);
 	dirsplit_settle(d, P);
+	dirsplit_settled(d, P);
 	CHECK(r.n == 0 && dirsplit_names(d) == 0);
 	dirsplit_close(d);
 }
@@ -156,6 +170,7 @@ static void slow(void *arg, uint64_t parent, const char *name)
 static void *settler(void *arg)
 {
 	dirsplit_settle(arg, P);
+	dirsplit_settled(arg, P);
 	return NULL;
 }
 
@@ -166,7 +181,6 @@ TEST(a_settle_waits_for_one_running)
 	sem_init(&go_on, 0, 0);
 	CHECK(dirsplit_open(&d, slow, NULL) == 0);
 	CHECK(dirsplit_owner_may_cache(d, P, "a") == 1);
-	dirsplit_client_mark(d, P);
 	pthread_t a, b;
 	pthread_create(&a, NULL, settler, d);
 	sem_wait(&in_revoke); /* a revokes, the record already gone */
