@@ -215,17 +215,34 @@ int dirsplit_owner_moved(struct dirsplit *d, uint64_t parent, const char *name)
 	return stray;
 }
 
-void dirsplit_owner_dropped(struct dirsplit *d, uint64_t parent, const char *name)
+/* (parent, name)'s record goes; revoked on the owner's kernel first if
+ * revoke (the mutex dropped meanwhile). */
+static void take_name(struct dirsplit *d, uint64_t parent, const char *name, int revoke)
 {
 	pthread_mutex_lock(&d->lock);
 	struct dsname *n = name_find(d, parent, name, strlen(name));
 	struct dsdir *x = n ? dir_find(d, parent, 0) : NULL;
 	if (x) {
 		unrecord(d, x, n);
+		if (revoke) {
+			x->revoking++;
+			d->revoking++;
+			pthread_mutex_unlock(&d->lock);
+			d->revoke(d->arg, parent, n->name);
+			pthread_mutex_lock(&d->lock);
+			x->revoking--;
+			d->revoking--;
+			pthread_cond_broadcast(&d->cv);
+		}
 		free(n);
 		dir_tidy(d, x);
 	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+void dirsplit_owner_dropped(struct dirsplit *d, uint64_t parent, const char *name)
+{
+	take_name(d, parent, name, 0);
 }
 
 /* A client caches (or is about to) a name under parent. Under d->lock. */
@@ -331,23 +348,7 @@ void dirsplit_settled(struct dirsplit *d, uint64_t parent)
 
 void dirsplit_revoke_name(struct dirsplit *d, uint64_t parent, const char *name)
 {
-	pthread_mutex_lock(&d->lock);
-	struct dsname *n = name_find(d, parent, name, strlen(name));
-	struct dsdir *x = n ? dir_find(d, parent, 0) : NULL;
-	if (x) {
-		unrecord(d, x, n);
-		x->revoking++;
-		d->revoking++;
-		pthread_mutex_unlock(&d->lock);
-		d->revoke(d->arg, parent, n->name);
-		free(n);
-		pthread_mutex_lock(&d->lock);
-		x->revoking--;
-		d->revoking--;
-		pthread_cond_broadcast(&d->cv);
-		dir_tidy(d, x);
-	}
-	pthread_mutex_unlock(&d->lock);
+	take_name(d, parent, name, 1);
 }
 
 size_t dirsplit_names(struct dirsplit *d)

@@ -90,6 +90,26 @@ struct acache {
 	struct acache_slot slot[ACACHE_SLOTS];
 };
 
+/* Names this mount itself removed (unlink, rmdir, renamed away), known
+ * absent until that name is revoked (a client's mount): the kernel
+ * expires the negative entry its own removal leaves and asks again at the
+ * next use (SQLite's hot-journal check after every transaction), but the
+ * owner holds the name marked as this client's since the removal carried
+ * it, so a create of it on another node revokes it here first. A slot per
+ * hash of (parent, name), the name kept to compare; a removal is learned
+ * only if no name was revoked while it was at the owner (`seq`). */
+#define GONE_SLOTS 256u
+struct gone_slot {
+	uint64_t parent; /* 0: empty */
+	size_t len;
+	char name[FS_NAME_MAX + 1];
+};
+struct gone {
+	pthread_mutex_t lock; /* guards all of it */
+	uint64_t seq;         /* name revocations so far */
+	struct gone_slot slot[GONE_SLOTS];
+};
+
 struct fusefs {
 	struct fuse_session *se;
 	const struct fs_ops *ops;
@@ -108,6 +128,7 @@ struct fusefs {
 	atomic_uint_fast64_t requests; /* from the kernel, every kind (status) */
 	struct xneg *xneg;     /* NULL: attr_timeout 0, or no memory */
 	struct acache *acache; /* NULL: attr_timeout 0, or no memory */
+	struct gone *gone;     /* NULL: not a client's mount, or no memory */
 };
 
 /* ---- what the kernel holds (cache.track) ------------------------------- */
@@ -229,6 +250,84 @@ static unsigned slot_of(uint64_t ino, unsigned n)
 	return (unsigned)((ino * 0x9e3779b97f4a7c15ull) >> 40) & (n - 1);
 }
 
+/* A table's drop count, read under its lock */
+static uint64_t seq_read(pthread_mutex_t *lock, const uint64_t *seq)
+{
+	pthread_mutex_lock(lock);
+	uint64_t s = *seq;
+	pthread_mutex_unlock(lock);
+	return s;
+}
+
+static struct gone_slot *gone_slot(struct gone *g, uint64_t parent, const char *name, size_t len)
+{
+	return &g->slot[name_hash(parent, name, len) % GONE_SLOTS];
+}
+
+/* Taken before a removal whose success may be learned (gone_learn) */
+static uint64_t gone_seq(struct fusefs *f)
+{
+	return f->gone ? seq_read(&f->gone->lock, &f->gone->seq) : 0;
+}
+
+/* This mount removed (parent, name) by a call that began at seq */
+static void gone_learn(struct fusefs *f, uint64_t parent, const char *name, uint64_t seq)
+{
+	struct gone *g = f->gone;
+	size_t len = strlen(name);
+	if (!g || !parent || len > FS_NAME_MAX)
+		return;
+	pthread_mutex_lock(&g->lock);
+	if (g->seq == seq) {
+		struct gone_slot *sl = gone_slot(g, parent, name, len);
+		sl->parent = parent;
+		sl->len = len;
+		memcpy(sl->name, name, len + 1);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Whether (parent, name) is known absent; if so, forget it (the kernel
+ * is about to hold it as a negative entry, tracked and revocable). */
+static int gone_take(struct fusefs *f, uint64_t parent, const char *name)
+{
+	struct gone *g = f->gone;
+	size_t len = strlen(name);
+	if (!g || len > FS_NAME_MAX)
+		return 0;
+	pthread_mutex_lock(&g->lock);
+	struct gone_slot *sl = gone_slot(g, parent, name, len);
+	int known = sl->parent == parent && sl->len == len && !memcmp(sl->name, name, len);
+	if (known)
+		sl->parent = 0;
+	pthread_mutex_unlock(&g->lock);
+	return known;
+}
+
+/* (parent, name) may exist now: revoked (a change elsewhere), or made
+ * here; name NULL: every name under parent (the kernel forgot it: a
+ * client tracking names by directory is revoked under it no more), or
+ * under every directory (parent 0: everything is dropped). */
+static void gone_drop(struct fusefs *f, uint64_t parent, const char *name, int revoked)
+{
+	struct gone *g = f->gone;
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->seq += !!revoked;
+	if (!name) {
+		for (unsigned i = 0; i < GONE_SLOTS; i++)
+			if (!parent || g->slot[i].parent == parent)
+				g->slot[i].parent = 0;
+	} else {
+		size_t len = strlen(name);
+		struct gone_slot *sl = gone_slot(g, parent, name, len);
+		if (sl->parent == parent && sl->len == len && !memcmp(sl->name, name, len))
+			sl->parent = 0;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
 /* The bit of XNEG_NAMES for name; 0: not one of them */
 static unsigned xneg_bit(const char *name)
 {
@@ -266,15 +365,6 @@ static void xneg_learn(struct fusefs *f, uint64_t ino, unsigned bit, uint64_t se
 		sl->absent |= bit;
 	}
 	pthread_mutex_unlock(&x->lock);
-}
-
-/* A table's drop count, read under its lock */
-static uint64_t seq_read(pthread_mutex_t *lock, const uint64_t *seq)
-{
-	pthread_mutex_lock(lock);
-	uint64_t s = *seq;
-	pthread_mutex_unlock(lock);
-	return s;
 }
 
 /* Taken before a call whose answer may be learned (xneg_learn) */
@@ -497,6 +587,8 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *nam
 {
 	struct fusefs *f = fuse_req_userdata(req);
 	entry_cache(f, rc, e, seq, d1, d2);
+	if (!rc) /* made here (or found) */
+		gone_drop(f, parent, name, 0);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -512,7 +604,7 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	SETUP(0);
 	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
-	int rc = f->ops->lookup(f->ctx, &c, parent, name, &e);
+	int rc = gone_take(f, parent, name) ? -ENOENT : f->ops->lookup(f->ctx, &c, parent, name, &e);
 	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
 		/* a negative entry: node id 0, kept until revoked by a create */
 		struct fuse_entry_param p = { .ino = 0, .entry_timeout = f->cache.entry_timeout };
@@ -530,6 +622,7 @@ static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	struct fusefs *f = fuse_req_userdata(req);
 	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	track_forget(f, ino, nlookup);
+	gone_drop(f, ino, NULL, 0);
 	xneg_drop(f, ino, 0);
 	acache_forget(f, ino);
 	if (in_backend)
@@ -543,6 +636,7 @@ static void ff_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	for (size_t i = 0; i < count; i++) {
 		track_forget(f, fl[i].ino, fl[i].nlookup);
+		gone_drop(f, fl[i].ino, NULL, 0);
 		xneg_drop(f, fl[i].ino, 0);
 		acache_forget(f, fl[i].ino);
 		if (in_backend)
@@ -621,9 +715,11 @@ static void ff_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int d
 {
 	SETUP(0);
 	struct fs_removed gone = { 0 };
-	uint64_t seq = acache_seq(f);
+	uint64_t seq = acache_seq(f), gseq = gone_seq(f);
 	int rc = dir ? f->ops->rmdir(f->ctx, &c, parent, name, &gone)
 		     : f->ops->unlink(f->ctx, &c, parent, name, &gone);
+	if (!rc)
+		gone_learn(f, parent, name, gseq);
 	int told = !rc && gone.dir_attr.st_ino;
 	uint64_t d1 = ACACHE_ALL, d2 = 0;
 	if (told && gone.ino) {
@@ -680,8 +776,14 @@ static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		      const char *newname, unsigned int flags)
 {
 	SETUP(0);
+	uint64_t gseq = gone_seq(f);
 	int rc = f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags);
 	acache_drop(f, ACACHE_ALL); /* both parents, the moved and the replaced node */
+	if (!rc) {
+		gone_drop(f, newparent, newname, 0);
+		if (!(flags & RENAME_EXCHANGE))
+			gone_learn(f, parent, name, gseq);
+	}
 	int stray[2];
 	if (rc || !renamed(f, parent, name, newparent, newname, flags, stray)) {
 		fuse_reply_err(req, -rc);
@@ -1130,6 +1232,7 @@ static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 static void nt_entry(void *arg, uint64_t parent, const char *name)
 {
 	struct fusefs *f = arg;
+	gone_drop(f, parent, name, 1);
 	untrack_name(f, parent, name); /* first: a lookup after this is tracked again */
 	(void)fuse_lowlevel_notify_inval_entry(f->se, parent, name, strlen(name));
 }
@@ -1144,6 +1247,7 @@ static void nt_all(void *arg)
 	struct fusefs *f = arg;
 	struct track *t = f->track;
 	struct tname *names = NULL;
+	gone_drop(f, 0, NULL, 1);
 	xneg_drop(f, 0, 1);
 	acache_drop(f, ACACHE_ALL);
 	if (!t) { /* names are not cached (the owner's own mount): its root's attributes */
@@ -1209,6 +1313,10 @@ static void fusefs_free(struct fusefs *f)
 		pthread_mutex_destroy(&f->xneg->lock);
 		free(f->xneg);
 	}
+	if (f->gone) {
+		pthread_mutex_destroy(&f->gone->lock);
+		free(f->gone);
+	}
 	free(f);
 }
 
@@ -1239,6 +1347,10 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 		pthread_mutex_init(&f->xneg->lock, NULL);
 	if (f->cache.attr_timeout > 0 && (f->acache = calloc(1, sizeof *f->acache)))
 		pthread_mutex_init(&f->acache->lock, NULL);
+	/* a client's mount: names are tracked and revoked by the owner (the
+	 * owner's own lookups are local) */
+	if (f->cache.track && !f->cache.split && f->cache.entry_timeout > 0 && (f->gone = calloc(1, sizeof *f->gone)))
+		pthread_mutex_init(&f->gone->lock, NULL);
 	f->notify = (struct fs_notify){
 		.inval_inode = nt_inode, .inval_entry = nt_entry, .inval_all = nt_all, .arg = f
 	};

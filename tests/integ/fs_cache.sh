@@ -316,6 +316,24 @@ R0=$(settled b)
 for i in $(seq 20); do stat "$B/absent" 2>/dev/null; done
 R1=$(settled b)
 check "a repeated lookup of an absent name on b reaches no one ($R0 -> $R1)" test "$R0" = "$R1"
+# a name b itself removed is known absent (the kernel expires the negative
+# entry its own unlink leaves: SQLite's hot-journal check), until a
+# create elsewhere revokes it
+echo x >"$B/gone1"
+mkdir "$B/gone2"
+echo x >"$B/gone3"
+mv "$B/gone3" "$B/gone3b"
+rm "$B/gone1"
+rmdir "$B/gone2"
+R0=$(settled b)
+! stat "$B/gone1" 2>/dev/null && ! stat "$B/gone2" 2>/dev/null && ! stat "$B/gone3" 2>/dev/null
+R1=$(settled b)
+check "names b itself removed or renamed away: their lookups reach no one ($R0 -> $R1)" test "$R0" = "$R1"
+check "... created on a, seen on b at once" eval 'echo a1 >$A/gone1 && [ "$(cat $B/gone1)" = a1 ] && mkdir $A/gone3 && [ -d $B/gone3 ]'
+check "... created on b again, seen on a" eval 'echo b2 >$B/gone2 && [ "$(cat $A/gone2)" = b2 ]'
+rm "$B/gone1"
+check "... removed on b again, recreated on a while b did not look: seen on b" \
+	eval 'echo a2 >$A/gone1 && [ "$(cat $B/gone1)" = a2 ]'
 head -c 1M /dev/urandom >"$A/big"
 cmp -s "$A/big" "$B/big"
 R0=$(settled b)
