@@ -750,15 +750,19 @@ static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), parent, name, &e, seq, parent, 0);
 }
 
-/* The kernel moves a renamed name's entry with its timeout to the new
- * name (both ways for RENAME_EXCHANGE): what it may cache now. The names
+/* A rename that began at gseq (gone_seq) succeeded. The kernel moves the
+ * name's entry with its timeout to the new name (both ways for
+ * RENAME_EXCHANGE): what it may cache now, and what is gone. The names
  * that landed where clients cache names (strays) are in stray[], for
- * stray_revoke once the rename is answered. */
+ * ff_rename to revoke once the rename is answered. */
 static int renamed(struct fusefs *f, uint64_t parent, const char *name, uint64_t newparent, const char *newname,
-		   unsigned flags, int stray[2])
+		   unsigned flags, uint64_t gseq, int stray[2])
 {
 	int both = !!(flags & RENAME_EXCHANGE);
 	stray[0] = stray[1] = 0;
+	gone_drop(f, newparent, newname, 0);
+	if (!both)
+		gone_learn(f, parent, name, gseq);
 	(void)track_name(f, newparent, newname);
 	if (both)
 		(void)track_name(f, parent, name);
@@ -779,13 +783,8 @@ static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	uint64_t gseq = gone_seq(f);
 	int rc = f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags);
 	acache_drop(f, ACACHE_ALL); /* both parents, the moved and the replaced node */
-	if (!rc) {
-		gone_drop(f, newparent, newname, 0);
-		if (!(flags & RENAME_EXCHANGE))
-			gone_learn(f, parent, name, gseq);
-	}
 	int stray[2];
-	if (rc || !renamed(f, parent, name, newparent, newname, flags, stray)) {
+	if (rc || !renamed(f, parent, name, newparent, newname, flags, gseq, stray)) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
