@@ -289,8 +289,8 @@ static void tick_connected(struct daemon *d, const struct survey *sv, const char
 		set_state(d, SU_DONE, 1, !!s->note[0], "connected", "connected to %s%s", who, s->note);
 	} else if (sv->behind_of[0] || atomic_load(&d->e->dstate) != DS_UPTODATE) {
 		set_state(d, SU_WAIT_SYNC, 1, 0, "sync",
-			  "SyncTarget of %s: becomes Primary (become-primary-on) when the resync is done",
-			  sv->behind_of[0] ? sv->behind_of : who);
+			  "connected to %s; SyncTarget of %s: becomes Primary (become-primary-on) when the resync is done",
+			  who, sv->behind_of[0] ? sv->behind_of : who);
 	} else if (!sv->all && !timed_out) {
 		set_state(d, SU_WAIT_PEER, 1, 0, "wait-others",
 			  "talked to %d of %d peers; waiting for the others before becoming Primary", sv->talked,
