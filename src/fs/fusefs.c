@@ -4,6 +4,7 @@
 #include "fusefs.h"
 #include "dirsplit.h"
 #include "fusemount.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What the kernel was handed (cache.track): each node id with the lookups
@@ -439,13 +441,15 @@ struct acache_put {
  * every node; a drop counts in seq, so answers fetched meanwhile are not
  * stored), then store put[0..n) unless some other drop came since seq.
  * All at once, so a call's own change cannot keep its own fresh answer
- * out. */
-static void acache_after_n(struct fusefs *f, uint64_t seq, const struct acache_put *put, int n, uint64_t d1,
-			   uint64_t d2)
+ * out. Returns the seq after the call's own drops if no other drop came
+ * (the call's answers are current as of it), else ACACHE_STALE. */
+#define ACACHE_STALE UINT64_MAX
+static uint64_t acache_after_n(struct fusefs *f, uint64_t seq, const struct acache_put *put, int n, uint64_t d1,
+			       uint64_t d2)
 {
 	struct acache *a = f->acache;
 	if (!a)
-		return;
+		return ACACHE_STALE;
 	uint64_t until = mono_ns() + (uint64_t)(f->cache.attr_timeout * 1e9);
 	pthread_mutex_lock(&a->lock);
 	int fresh = a->seq == seq;
@@ -458,14 +462,16 @@ static void acache_after_n(struct fusefs *f, uint64_t seq, const struct acache_p
 		if (put[i].ino)
 			a->slot[slot_of(put[i].ino, ACACHE_SLOTS)] =
 				(struct acache_slot){ .ino = put[i].ino, .until_ns = until, .st = *put[i].st };
+	uint64_t now = fresh ? a->seq : ACACHE_STALE;
 	pthread_mutex_unlock(&a->lock);
+	return now;
 }
 
 /* acache_after_n with one node's attributes: st as ino's (ino 0: none) */
 static void acache_after(struct fusefs *f, uint64_t seq, uint64_t ino, const struct stat *st, uint64_t d1,
 			 uint64_t d2)
 {
-	acache_after_n(f, seq, &(struct acache_put){ ino, st }, 1, d1, d2);
+	(void)acache_after_n(f, seq, &(struct acache_put){ ino, st }, 1, d1, d2);
 }
 
 /* ino's attributes may have changed (ACACHE_ALL: anyone's) */
@@ -551,21 +557,25 @@ static int may_cache_name(struct fusefs *f, uint64_t parent, const char *name)
 	return !f->cache.split || dirsplit_owner_may_cache(f->cache.split, parent, name);
 }
 
-/* An entry reply: the name is cached for entry_timeout, its attributes
- * not at all. A revocation of the name waits for the kernel's lock of
- * the parent, which a lookup holds until the entry is in place, so the
- * name cannot miss it; a revocation of the node finds no inode in the
- * kernel while the reply that creates it is on its way, so the
- * attributes in the reply may be older than a change that returned
- * (getattr's replies are safe: the kernel drops one that a revocation
- * overtook, by its attr_version). */
+/* An entry reply: the name is cached for entry_timeout, and so are its
+ * attributes (attr_timeout) where this mount tracks the nodes it handed
+ * out and the backend calls them revocable. A revocation of the name
+ * waits for the kernel's lock of the parent, which a lookup holds until
+ * the entry is in place, so the name cannot miss it. A revocation of the
+ * node finds no inode in the kernel while the reply that creates it is on
+ * its way: one that ran before the node was tracked here shows in the
+ * attribute cache's seq (the call began at seq), and the reply's
+ * attributes are not cached (seq: entry_cache's answer); one after it is
+ * retried until the kernel holds the inode or forgot it (inval_node). */
 static void entry_param(struct fusefs *f, uint64_t parent, const char *name, const struct fs_entry *e,
-			struct fuse_entry_param *p)
+			uint64_t seq, struct fuse_entry_param *p)
 {
 	*p = (struct fuse_entry_param){ .ino = e->ino, .generation = e->generation, .attr = e->attr,
 					.attr_timeout = 0, .entry_timeout = f->cache.entry_timeout };
 	/* tracked before the reply: the sets stay a superset of the kernel's */
 	track_node(f, e->ino);
+	if (f->track && e->attr_timeout > 0 && seq != ACACHE_STALE && acache_seq(f) == seq)
+		p->attr_timeout = f->cache.attr_timeout;
 	if (!may_cache_name(f, parent, name))
 		p->entry_timeout = 0;
 }
@@ -574,19 +584,20 @@ static void entry_param(struct fusefs *f, uint64_t parent, const char *name, con
  * d1 and d2 (acache_after_n); a call that made a name in d1 may tell the
  * directory's attributes after it (parent_attr), which the next path walk
  * through d1 asks for (the kernel dropped its own copy: it changed) */
-static void entry_cache(struct fusefs *f, int rc, const struct fs_entry *e, uint64_t seq, uint64_t d1, uint64_t d2)
+static uint64_t entry_cache(struct fusefs *f, int rc, const struct fs_entry *e, uint64_t seq, uint64_t d1,
+			    uint64_t d2)
 {
 	int keep = !rc && e->attr_timeout > 0;
 	int dir = keep && d1 && d1 != ACACHE_ALL && e->parent_attr.st_ino;
 	struct acache_put put[2] = { { keep ? e->ino : 0, &e->attr }, { dir ? d1 : 0, &e->parent_attr } };
-	acache_after_n(f, seq, put, 2, d1, d2);
+	return acache_after_n(f, seq, put, 2, d1, d2);
 }
 
 static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *name, const struct fs_entry *e,
 			uint64_t seq, uint64_t d1, uint64_t d2)
 {
 	struct fusefs *f = fuse_req_userdata(req);
-	entry_cache(f, rc, e, seq, d1, d2);
+	seq = entry_cache(f, rc, e, seq, d1, d2);
 	if (!rc) /* made here (or found) */
 		gone_drop(f, parent, name, 0);
 	if (rc) {
@@ -594,7 +605,7 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *nam
 		return;
 	}
 	struct fuse_entry_param p;
-	entry_param(f, parent, name, e, &p);
+	entry_param(f, parent, name, e, seq, &p);
 	if (fuse_reply_entry(req, &p) == -ENOENT)
 		track_forget(f, e->ino, 1); /* interrupted: the kernel took no lookup */
 }
@@ -843,7 +854,7 @@ static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	uint64_t fh;
 	uint64_t seq = acache_seq(f), xseq = xneg_seq(f);
 	int rc = f->ops->create(f->ctx, &c, parent, name, mode, fi->flags, &e, &fh);
-	entry_cache(f, rc, &e, seq, parent, 0);
+	seq = entry_cache(f, rc, &e, seq, parent, 0);
 	/* A file made now has no capability, and the kernel asks before the
 	 * first write. (A create that found another node's new file may open
 	 * one that got a capability meanwhile: the owner's own kernel drops it
@@ -856,7 +867,7 @@ static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	set_open_cache(f, fi, fh);
 	struct fuse_entry_param p;
-	entry_param(f, parent, name, &e, &p);
+	entry_param(f, parent, name, &e, seq, &p);
 	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
 		track_forget(f, e.ino, 1);
 		f->ops->release(f->ctx, e.ino, fh);
@@ -1214,6 +1225,47 @@ static const struct fuse_lowlevel_ops ll_ops = {
 
 /* ---- notify ----------------------------------------------------------- */
 
+/* The lookups the kernel holds of ino, by this mount's count (cache.track) */
+static uint64_t track_lookups(struct fusefs *f, uint64_t ino)
+{
+	struct track *t = f->track;
+	uint64_t n = 0;
+	pthread_mutex_lock(&t->lock);
+	for (struct tnode *x = t->nodes[ino % TNODE_BUCKETS]; x; x = x->next)
+		if (x->ino == ino)
+			n = x->nlookup;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+/* Revoke ino's attributes (off < 0) or pages (libfuse's meaning). An
+ * entry reply whose attributes the kernel caches (entry_param) may have
+ * been handed out with the inode not made yet: the kernel makes it as soon
+ * as the requester runs again, or sends a forget if it cannot. So while
+ * this mount counts lookups of ino and the kernel finds no inode, the
+ * revocation is retried; FUSEFS_INVAL_WAIT_NS bounds it (a forget stuck
+ * behind a request that waits on this caller would otherwise hang it). */
+#define FUSEFS_INVAL_WAIT_NS 1000000000ull
+static void inval_node(struct fusefs *f, uint64_t ino, int64_t off, int64_t len)
+{
+	int rc = fuse_lowlevel_notify_inval_inode(f->se, ino, off, len);
+	if (rc != -ENOENT || !f->track || f->cache.attr_timeout <= 0)
+		return;
+	uint64_t t0 = mono_ns();
+	long pause_ns = 1000;
+	while (rc == -ENOENT && track_lookups(f, ino)) {
+		if (mono_ns() - t0 > FUSEFS_INVAL_WAIT_NS) {
+			log_warn("dipolefs: node %#llx: the kernel neither made nor forgot it within %.1f s of a "
+				 "revocation; its attributes may be stale until it asks again",
+				 (unsigned long long)ino, FUSEFS_INVAL_WAIT_NS / 1e9);
+			return;
+		}
+		nanosleep(&(struct timespec){ 0, pause_ns }, NULL);
+		pause_ns = pause_ns < 1000000 ? pause_ns * 2 : pause_ns;
+		rc = fuse_lowlevel_notify_inval_inode(f->se, ino, off, len);
+	}
+}
+
 static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 {
 	struct fusefs *f = arg;
@@ -1225,7 +1277,7 @@ static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 		len = 0;
 	xneg_drop(f, ino, 1);
 	acache_drop(f, ino);
-	(void)fuse_lowlevel_notify_inval_inode(f->se, ino, off, len); /* -ENOENT: not cached */
+	inval_node(f, ino, off, len);
 }
 
 static void nt_entry(void *arg, uint64_t parent, const char *name)
@@ -1279,7 +1331,7 @@ static void nt_all(void *arg)
 		free(n);
 	}
 	for (size_t i = 0; i < nn; i++)
-		(void)fuse_lowlevel_notify_inval_inode(f->se, inos[i], 0, 0); /* attributes and all pages */
+		inval_node(f, inos[i], 0, 0); /* attributes and all pages */
 	if (!inos) /* out of memory: at least the kernel's view of the root */
 		(void)fuse_lowlevel_notify_inval_inode(f->se, FUSE_ROOT_ID, 0, 0);
 	free(inos);

@@ -199,6 +199,19 @@ check "owner names: unlinked on b, gone on a" eval "rm $B/on/f1 && ! stat $A/on/
 check "owner names: renamed on b, seen on a" \
 	eval "mv $B/on/f2 $B/on/g2 && ! stat $A/on/f2 2>/dev/null && [ \$(cat $A/on/g2) = 2 ]"
 check "owner names: rmdir on b, gone on a" eval "rmdir $B/on/sub && ! stat $A/on/sub 2>/dev/null"
+# the attributes in an entry reply are cached (docs/dipolefs.md "Replies
+# racing revocations"): a's first stat of a name is its LOOKUP alone, and
+# b's later change of the node still reaches a
+for i in 1 2 3 4; do : >"$B/on/e$i"; done
+R0=$(settled a mount_requests)
+(cd "$A/on")
+R1=$(settled a mount_requests)
+(cd "$A/on" && stat e1 e2 e3 e4 >/dev/null)
+R2=$(settled a mount_requests)
+check "entry attributes: a's first stat of 4 names b made is 4 requests more than the cd ($R0 -> $R1 -> $R2)" \
+	test $((R2 - R1)) = $((R1 - R0 + 4))
+check "... b's chmod and write after it seen on a" \
+	eval "chmod 600 $B/on/e1 && echo xy >$B/on/e2 && [ \$(stat -c %a $A/on/e1) = 600 ] && [ \$(stat -c %s $A/on/e2) = 3 ]"
 # a rename on a moves a's cached entry (with its timeout) into a directory
 # b caches names in: a change there on b revokes it on a
 mkdir "$A/mv1" "$A/mv2"

@@ -116,6 +116,13 @@ NRA=$?
 check "random name changes on both nodes at once: no errors ($(cat "$T/nra.out"); $(cat "$T/nrb.out"))" \
 	eval "[ $NRA = 0 ] && [ $NRB = 0 ]"
 check "... b was not dropped" eval "jcheck a \"o['fs']['clients'] == ['b']\" && ! grep -q 'did not acknowledge' $T/ra/r0.log"
+# a first stat on one node (its LOOKUP reply makes the inode there, with
+# attributes the kernel caches) racing a chmod on the other: once the
+# chmod returned, the first node shows the new mode (fusefs.c inval_node)
+mkdir "$T/ma/ar"
+AR=$(timeout 400 python3 "$ROOT/tests/attrrace.py" "$T/ma/ar" "$T/mb/ar" 300 2>&1)
+ARC=$?
+check "first lookups racing a change on the other node: never stale ($AR)" test $ARC = 0
 listing() { (cd "$1/nr" && find . -type f | sort | while read -r f; do echo "$f $(cat "$f")"; done); }
 check "... both nodes list the same names and contents" eval "[ \"\$(listing $T/ma)\" = \"\$(listing $T/mb)\" ]"
 
