@@ -41,6 +41,7 @@
 #include <linux/loop.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -796,6 +797,23 @@ int daemon_clean_stale(const char *run_dir, const char *res, int quiet)
 	return rc;
 }
 
+/* The soft limit of open files up to the hard one: systemd starts a
+ * service with 1024 (its hard limit is far higher, the soft one is low
+ * for programs that still use select(2)), and the owner of a dipolefs
+ * holds an O_PATH descriptor for every node the kernels hold (local.c),
+ * so `ls -l` of a directory of 2,000 files would fail with EMFILE. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		log_warn("cannot raise the limit of open files from %llu to %llu: %s", (unsigned long long)was,
+			 (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 int daemon_up(const struct daemon_args *a)
 {
 	struct up u = {
@@ -816,6 +834,7 @@ int daemon_up(const struct daemon_args *a)
 	daemon_path(d->run_dir, name, "fuse", d->fuse_path, sizeof d->fuse_path);
 	daemon_path(d->run_dir, name, "log", d->log_path, sizeof d->log_path);
 	service_init(a->foreground);
+	raise_nofile();
 	for (size_t i = 0; i < ARRAY_SIZE(up_steps); i++) {
 		char st[160];
 		snprintf(st, sizeof st, "starting: %s", up_steps[i].name);
