@@ -4,9 +4,9 @@ change on the other node (tests/integ/fs_two.sh, docs/dipolefs.md
 "Replies racing revocations"). DIR_A and DIR_B are one directory seen
 through two nodes' mounts. COUNT times, each way round: a new file made
 through one mount, then at once a first stat of it through the other (a
-LOOKUP whose reply makes the inode there) while the first mount changes
-its mode; once the change returned, the other mount must show the new
-mode. A mount that cached the reply's attributes after it missed the
+LOOKUP whose reply makes the inode there), or a first listing of its
+directory (READDIRPLUS), while the first mount changes its mode; once
+the change returned, the other mount must show the new mode. A mount that cached the reply's attributes after it missed the
 revocation shows the old one. Prints the count of rounds and the stale
 answers; exit 1 if any."""
 import os
@@ -25,13 +25,21 @@ def first_stat(path, barrier):
         pass
 
 
-def round_trip(maker, looker, name):
+def first_listing(path, barrier):
+    barrier.wait()
+    os.listdir(os.path.dirname(path))
+
+
+def round_trip(maker, looker, name, listing=False):
+    if listing:  # the inode made by a READDIRPLUS entry instead
+        os.mkdir(os.path.join(maker, name))
+        name = os.path.join(name, 'f')
     made, seen = os.path.join(maker, name), os.path.join(looker, name)
     with open(made, 'w') as f:
         f.write('x')
     os.chmod(made, 0o600)
     barrier = threading.Barrier(2)
-    t = threading.Thread(target=first_stat, args=(seen, barrier))
+    t = threading.Thread(target=first_listing if listing else first_stat, args=(seen, barrier))
     t.start()
     barrier.wait()
     os.chmod(made, 0o644)
@@ -44,5 +52,7 @@ def round_trip(maker, looker, name):
 for i in range(count):
     round_trip(dir_b, dir_a, 'b%d' % i)
     round_trip(dir_a, dir_b, 'a%d' % i)
-print('%d rounds, %d stale%s' % (2 * count, len(stale), (': ' + ', '.join(stale[:5])) if stale else ''))
+    round_trip(dir_b, dir_a, 'lb%d' % i, True)
+    round_trip(dir_a, dir_b, 'la%d' % i, True)
+print('%d rounds, %d stale%s' % (4 * count, len(stale), (': ' + ', '.join(stale[:5])) if stale else ''))
 sys.exit(1 if stale else 0)

@@ -22,6 +22,9 @@ _Static_assert((FS_SET_MODE | FS_SET_UID | FS_SET_GID | FS_SET_SIZE | FS_SET_ATI
 			       FS_SET_ATIME_NOW | FS_SET_MTIME_NOW | FS_SET_CTIME) == FSP_SETATTR_MASK,
 	       "setattr mask bits");
 _Static_assert(FS_SETLK_WAIT == FSP_SETLK_WAIT && FS_SETLK_RECLAIM == FSP_SETLK_RECLAIM, "setlk flags");
+_Static_assert(FS_DIRENTPLUS_ROOM(1) == FSP_DIRENTPLUS_ROOM(1) && FS_DIRENTPLUS_ROOM(255) == FSP_DIRENTPLUS_ROOM(255),
+	       "READDIRPLUS room");
+_Static_assert(FS_XATTR_COMMON == 4 && FSP_XATTR_ABSENT_MASK == 0xf, "xattr_absent bits");
 
 static inline void fsconv_caller_out(struct fsp_caller *o, const struct fs_caller *c)
 {
@@ -56,6 +59,7 @@ static inline void fsconv_entry_out(struct fsp_entry *o, const struct fs_entry *
 	o->attr = e->attr;
 	o->attr_timeout_ns = fsconv_sec_to_ns(e->attr_timeout);
 	o->entry_timeout_ns = fsconv_sec_to_ns(e->entry_timeout);
+	o->xattr_absent = e->xattr_absent & FSP_XATTR_ABSENT_MASK;
 }
 
 static inline void fsconv_entry_in(struct fs_entry *o, const struct fsp_entry *e)
@@ -66,6 +70,7 @@ static inline void fsconv_entry_in(struct fs_entry *o, const struct fsp_entry *e
 	o->attr_timeout = (double)e->attr_timeout_ns / 1e9;
 	o->entry_timeout = (double)e->entry_timeout_ns / 1e9;
 	memset(&o->parent_attr, 0, sizeof o->parent_attr); /* not on the wire's entry (fsp_reply's pattr) */
+	o->xattr_absent = e->xattr_absent;
 }
 
 static inline void fsconv_lock_out(struct fsp_lock *o, const struct fs_lock *l)

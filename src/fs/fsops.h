@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -75,8 +76,30 @@ struct fs_entry {
 	 * parent's), st_ino 0 if not known; as revocable as `attr` when
 	 * attr_timeout > 0. A backend may leave them unknown. */
 	struct stat parent_attr;
+	/* readdirplus: bit i set if the node had no fs_xattr_common[i] when
+	 * its attributes were read (as revocable as `attr`); 0: not known */
+	unsigned xattr_absent;
 };
 #define FS_ATTR_REVOCABLE 1.0
+
+/* The extended attributes the kernel asks of nearly every file and that
+ * nearly every file lacks: security.capability before each write (to drop
+ * it), the SELinux label and the ACLs for each entry `ls -l` shows */
+static const char *const fs_xattr_common[] = { "security.capability", "security.selinux",
+					       "system.posix_acl_access", "system.posix_acl_default" };
+#define FS_XATTR_COMMON 4u
+
+/* The bits of fs_xattr_common missing from a listxattr answer of len
+ * bytes (NUL-separated names); len < 0 (an error): 0, nothing known */
+static inline unsigned fs_xattr_absent(const char *list, long len)
+{
+	unsigned absent = len < 0 ? 0 : (1u << FS_XATTR_COMMON) - 1;
+	for (long at = 0; at < len; at += (long)strnlen(list + at, (size_t)(len - at)) + 1)
+		for (unsigned i = 0; i < FS_XATTR_COMMON; i++)
+			if (!strncmp(list + at, fs_xattr_common[i], (size_t)(len - at)))
+				absent &= ~(1u << i);
+	return absent;
+}
 
 /* What unlink and rmdir may tell of their change, for the caller's caches */
 struct fs_removed {
@@ -114,6 +137,17 @@ struct fs_lock {
  * is full (stop; the entry was not taken), else 0. `next` is the offset of
  * the entry after this one. */
 typedef int (*fs_dirfill)(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next);
+
+/* readdirplus: one entry with its lookup done, as lookup returns it
+ * (FUSE's READDIRPLUS). An entry with e->ino != 0 counts as one lookup of
+ * that node once the filler took it (returned 0); the callee forgets one
+ * the filler refused (1: full). "." and "..", and a name whose lookup
+ * failed other than with ENOENT, come with e->ino 0 and only e->attr's
+ * st_ino and st_mode's type set: no lookup. */
+typedef int (*fs_dirfill_plus)(void *arg, const char *name, const struct fs_entry *e, uint64_t next);
+/* The room an entry of a name of len bytes takes in a FUSE READDIRPLUS
+ * reply (fuse_kernel.h: struct fuse_direntplus and the name, 8-aligned) */
+#define FS_DIRENTPLUS_ROOM(len) ((152u + (len) + 7u) & ~7u)
 
 struct fs_ops {
 	int (*lookup)(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_entry *out);
@@ -161,6 +195,13 @@ struct fs_ops {
 	/* readdir from offset `off` (0: start; else a `next` given before) */
 	int (*readdir)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t off, fs_dirfill fill,
 		       void *arg);
+	/* readdirplus: as readdir, each name with its lookup (fs_dirfill_plus);
+	 * a name gone before its lookup is left out. `room`: the bytes the
+	 * filler takes, as FUSE counts these entries (FS_DIRENTPLUS_ROOM), so
+	 * a backend that looks up remotely looks up no more. NULL, or -ENOSYS
+	 * (an owner that does not offer it): the caller lists names with readdir */
+	int (*readdirplus)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t off,
+			   size_t room, fs_dirfill_plus fill, void *arg);
 	int (*releasedir)(void *ctx, uint64_t ino, uint64_t fh);
 	int (*fsyncdir)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync);
 	int (*statfs)(void *ctx, const struct fs_caller *c, uint64_t ino, struct statvfs *out);

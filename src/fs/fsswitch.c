@@ -553,6 +553,14 @@ static int sw_readdir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64
 	return (int)rc;
 }
 
+static int sw_readdirplus(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t off,
+			  size_t room, fs_dirfill_plus fill, void *arg)
+{
+	int64_t rc;
+	CALL(ctx, fh, 1, ops->readdirplus ? ops->readdirplus(bctx, c, ino, a_.bfh, off, room, fill, arg) : -ENOSYS);
+	return (int)rc;
+}
+
 static int sw_releasedir(void *ctx, uint64_t ino, uint64_t fh)
 {
 	return release_call(ctx, ino, fh, 1);
@@ -661,7 +669,8 @@ const struct fs_ops fsswitch_ops = {
 	.readlink = sw_readlink, .mknod = sw_mknod, .mkdir = sw_mkdir, .unlink = sw_unlink, .rmdir = sw_rmdir,
 	.symlink = sw_symlink, .rename = sw_rename, .link = sw_link, .open = sw_open, .create = sw_create,
 	.read = sw_read, .write = sw_write, .flush = sw_flush, .release = sw_release, .fsync = sw_fsync,
-	.opendir = sw_opendir, .readdir = sw_readdir, .releasedir = sw_releasedir, .fsyncdir = sw_fsyncdir,
+	.opendir = sw_opendir, .readdir = sw_readdir, .readdirplus = sw_readdirplus,
+	.releasedir = sw_releasedir, .fsyncdir = sw_fsyncdir,
 	.statfs = sw_statfs, .setxattr = sw_setxattr, .getxattr = sw_getxattr, .listxattr = sw_listxattr,
 	.removexattr = sw_removexattr, .fallocate = sw_fallocate, .getlk = sw_getlk, .setlk = sw_setlk,
 	.interrupt = sw_interrupt, .lseek = sw_lseek,

@@ -51,17 +51,16 @@ struct track {
  * system.posix_acl_access of each entry, `cp -a` and friends for the
  * default ACL too; each a round trip to the owner on a client. "None" is
  * kept until the node is revoked, changed through this mount, forgotten
- * or everything is dropped. A slot holds one node id (0: empty) and a bit
- * per name of XNEG_NAMES; two nodes on one slot cost a request, never a
- * wrong answer. An answer is kept only if no revocation ran while it was
+ * or everything is dropped; a READDIRPLUS entry may tell it too
+ * (fs_entry's xattr_absent). A slot holds one node id (0: empty) and a
+ * bit per name of fs_xattr_common (fsops.h); two nodes on one slot cost a
+ * request, never a wrong answer. An answer is kept only if no revocation ran while it was
  * fetched (`seq`), so a setxattr on another node that returned cannot be
  * undone by an older answer. */
 #define XNEG_SLOTS 8192u
-static const char *const XNEG_NAMES[] = { "security.capability", "security.selinux", "system.posix_acl_access",
-					  "system.posix_acl_default" };
 struct xneg_slot {
 	uint64_t ino;
-	unsigned absent; /* bit i: XNEG_NAMES[i] */
+	unsigned absent; /* bit i: fs_xattr_common[i] */
 };
 struct xneg {
 	pthread_mutex_t lock; /* guards all of it */
@@ -330,11 +329,11 @@ static void gone_drop(struct fusefs *f, uint64_t parent, const char *name, int r
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* The bit of XNEG_NAMES for name; 0: not one of them */
+/* The bit of fs_xattr_common for name; 0: not one of them */
 static unsigned xneg_bit(const char *name)
 {
-	for (unsigned i = 0; i < sizeof XNEG_NAMES / sizeof *XNEG_NAMES; i++)
-		if (!strcmp(name, XNEG_NAMES[i]))
+	for (unsigned i = 0; i < FS_XATTR_COMMON; i++)
+		if (!strcmp(name, fs_xattr_common[i]))
 			return 1u << i;
 	return 0;
 }
@@ -353,7 +352,8 @@ static int xneg_known(struct fusefs *f, uint64_t ino, unsigned bit, uint64_t *se
 	return known;
 }
 
-/* ino has no attribute `bit`, as read by a call that began at seq */
+/* ino has none of the attributes `bit` (a mask), as read by a call that
+ * began at seq */
 static void xneg_learn(struct fusefs *f, uint64_t ino, unsigned bit, uint64_t seq)
 {
 	struct xneg *x = f->xneg;
@@ -983,6 +983,73 @@ static void ff_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 	free(d.buf);
 }
 
+/* READDIRPLUS: each entry is an entry reply (entry_param: tracked, its
+ * name and attributes cached as a lookup's would be); the kernel counts a
+ * lookup of every entry with a node id it takes, and forgets those it
+ * cannot link. `taken` holds them, to forget if the reply goes nowhere. */
+struct dirplus {
+	fuse_req_t req;
+	struct fusefs *f;
+	uint64_t parent;
+	uint64_t seq, xseq; /* the attribute cache's and xneg's, when the call began */
+	char *buf;
+	size_t size, used;
+	uint64_t *taken;
+	size_t ntaken;
+};
+
+static int dir_fill_plus(void *arg, const char *name, const struct fs_entry *e, uint64_t next)
+{
+	struct dirplus *d = arg;
+	struct fusefs *f = d->f;
+	size_t need = fuse_add_direntry_plus(d->req, NULL, 0, name, NULL, 0);
+	if (need > d->size - d->used)
+		return 1;
+	struct fuse_entry_param p = { .attr = e->attr };
+	if (e->ino) {
+		struct acache_put put = { e->attr_timeout > 0 ? e->ino : 0, &e->attr };
+		entry_param(f, d->parent, name, e, acache_after_n(f, d->seq, &put, 1, 0, 0), &p);
+		gone_drop(f, d->parent, name, 0);
+		xneg_learn(f, e->ino, e->xattr_absent & ((1u << FS_XATTR_COMMON) - 1), d->xseq);
+		d->taken[d->ntaken++] = e->ino;
+	}
+	fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used, name, &p, (off_t)next);
+	d->used += need;
+	return 0;
+}
+
+/* an owner that offers no READDIRPLUS: names only (node id 0: no lookup) */
+static int dir_fill_names(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
+{
+	struct fs_entry e = { .attr = { .st_ino = ino, .st_mode = type } };
+	return dir_fill_plus(arg, name, &e, next);
+}
+
+static void ff_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	SETUP(0);
+	size_t least = fuse_add_direntry_plus(req, NULL, 0, "", NULL, 0);
+	struct dirplus d = { .req = req, .f = f, .parent = ino, .seq = acache_seq(f), .xseq = xneg_seq(f), .size = size,
+			     .buf = malloc(size ? size : 1), .taken = malloc((size / least + 1) * sizeof *d.taken) };
+	int rc = -ENOMEM;
+	if (d.buf && d.taken)
+		rc = f->ops->readdirplus(f->ctx, &c, ino, fi->fh, (uint64_t)off, size, dir_fill_plus, &d);
+	if (rc == -ENOSYS && !d.used)
+		rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill_names, &d);
+	acache_drop(f, ino); /* its atime */
+	/* entries already taken are returned; the error shows on the next call */
+	if (rc && !d.used) {
+		fuse_reply_err(req, -rc);
+	} else if (fuse_reply_buf(req, d.buf, d.used) == -ENOENT) {
+		for (size_t i = 0; i < d.ntaken; i++) { /* interrupted: the kernel took no lookup */
+			track_forget(f, d.taken[i], 1);
+			f->ops->forget(f->ctx, d.taken[i], 1);
+		}
+	}
+	free(d.buf);
+	free(d.taken);
+}
+
 static void ff_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	SETUP(0);
@@ -1172,7 +1239,7 @@ static void ff_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 
 static void ff_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct fusefs *f = userdata;
 	conn->max_write = FS_IO_MAX;
 	conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_ATOMIC_O_TRUNC);
 	/* the kernel must clear setuid bits on write: the backend writes as
@@ -1183,6 +1250,12 @@ static void ff_init(void *userdata, struct fuse_conn_info *conn)
 	 * a new mtime: that mtime is mostly this node's own write, and SQLite
 	 * would read back every page it had just written. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* READDIRPLUS for every listing (not only the first batch, as the
+	 * kernel's auto mode would): where the backend offers it, and the
+	 * mount tracks what it hands out and caches names */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	if (!f->ops->readdirplus || !f->track || f->cache.entry_timeout <= 0)
+		conn->want &= ~FUSE_CAP_READDIRPLUS;
 }
 
 static const struct fuse_lowlevel_ops ll_ops = {
@@ -1209,6 +1282,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
 	.fsync = ff_fsync,
 	.opendir = ff_opendir,
 	.readdir = ff_readdir,
+	.readdirplus = ff_readdirplus,
 	.releasedir = ff_releasedir,
 	.fsyncdir = ff_fsyncdir,
 	.statfs = ff_statfs,

@@ -1269,6 +1269,46 @@ static ssize_t lo_listxattr(void *ctx, const struct fs_caller *c, uint64_t ino, 
 	return r;
 }
 
+/* readdirplus: readdir, and a lookup of each name as the filler gets it
+ * (the directory's lock is held: lookups take the node table's), with
+ * which of fs_xattr_common it lacks */
+struct plus {
+	void *ctx;
+	const struct fs_caller *c;
+	uint64_t dir;
+	fs_dirfill_plus fill;
+	void *arg;
+};
+
+static int plus_fill(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
+{
+	struct plus *p = arg;
+	struct fs_entry e = { 0 };
+	int rc = -EINVAL;
+	if (strcmp(name, ".") && strcmp(name, ".."))
+		rc = lo_lookup(p->ctx, p->c, p->dir, name, &e);
+	if (rc == -ENOENT) /* gone since the listing was read */
+		return 0;
+	if (rc) {
+		e = (struct fs_entry){ .attr = { .st_ino = ino, .st_mode = type } };
+		return p->fill(p->arg, name, &e, next);
+	}
+	char list[4096];
+	e.xattr_absent = fs_xattr_absent(list, lo_listxattr(p->ctx, p->c, e.ino, list, sizeof list));
+	if (!p->fill(p->arg, name, &e, next))
+		return 0;
+	lo_forget(p->ctx, e.ino, 1);
+	return 1;
+}
+
+static int lo_readdirplus(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t off,
+			  size_t room, fs_dirfill_plus fill, void *arg)
+{
+	(void)room; /* the filler says when it is full: a lookup here is cheap */
+	struct plus p = { .ctx = ctx, .c = c, .dir = ino, .fill = fill, .arg = arg };
+	return lo_readdir(ctx, c, ino, fh, off, plus_fill, &p);
+}
+
 static int lo_removexattr(void *ctx, const struct fs_caller *c, uint64_t ino, const char *name)
 {
 	struct local *l = ctx;
@@ -1382,6 +1422,7 @@ const struct fs_ops local_ops = {
 	.fsync = lo_fsync,
 	.opendir = lo_opendir,
 	.readdir = lo_readdir,
+	.readdirplus = lo_readdirplus,
 	.releasedir = lo_releasedir,
 	.fsyncdir = lo_fsyncdir,
 	.statfs = lo_statfs,

@@ -70,7 +70,8 @@ struct remote {
 	uint64_t reclaimed, nlocks_lost; /* locks reclaimed and lost since open (status) */
 	/* the mounted nodes (docs/dipolefs.md "Locks", grace period) */
 	const struct cfg_resource *r;   /* for the nodes' names */
-	int owner_mounted;       /* the connected owner answers MOUNTED (HF_FS_MOUNTED) */
+	uint32_t owner_flags;    /* the connected owner's CH_FS HELLO flags: it answers MOUNTED
+				  * (HF_FS_MOUNTED), READDIRPLUS (HF_FS_READDIRPLUS) */
 	uint64_t mounted;        /* bit n: node id n has the filesystem mounted; 0 unknown */
 	uint64_t mounted_failed; /* the connection (`connections`) a MOUNTED failed on */
 
@@ -93,8 +94,9 @@ static void hello_fs_client(void *arg, struct pkt_hello *hello)
 	hello->flags |= HF_FS_EPOCH | HF_FS_WRITE_ATTR | HF_FS_PARENT_ATTR;
 }
 
-/* A connected owner's HELLO: whether it answers MOUNTED (fsproto 3). */
-static int dial(struct remote *rm, int *owner_mounted, char *reason)
+/* A connected owner's HELLO flags: what it answers (MOUNTED, fsproto 3;
+ * READDIRPLUS, fsproto 7). */
+static int dial(struct remote *rm, uint32_t *owner_flags, char *reason)
 {
 	int fd = hs_dial_from(rm->owner_addr, rm->my_addr, rm->wake[0]);
 	if (fd < 0) {
@@ -109,7 +111,7 @@ static int dial(struct remote *rm, int *owner_mounted, char *reason)
 		close(fd);
 		return rc;
 	}
-	*owner_mounted = !!(peer.flags & HF_FS_MOUNTED);
+	*owner_flags = peer.flags;
 	return fd;
 }
 
@@ -230,8 +232,8 @@ static void *reader_main(void *arg)
 			if (nap(rm, backoff))
 				break;
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-			int owner_mounted = 0;
-			fd = dial(rm, &owner_mounted, why);
+			uint32_t owner_flags = 0;
+			fd = dial(rm, &owner_flags, why);
 			if (fd < 0) {
 				log_warn("%s: fs: %s; retrying", rm->res, why);
 				continue;
@@ -257,7 +259,7 @@ static void *reader_main(void *arg)
 			}
 			rm->fd = fd;
 			rm->epoch = 0; /* learned from this connection's first reply */
-			rm->owner_mounted = owner_mounted;
+			rm->owner_flags = owner_flags;
 			rm->connections++;
 			rm->reclaim_gen++; /* the owner dropped our locks, or never had them */
 			rm->reclaiming = 1;
@@ -559,7 +561,7 @@ static int reclaim_done(struct remote *rm)
 int remote_reclaim_done(struct remote *rm)
 {
 	pthread_mutex_lock(&rm->lock);
-	int offered = rm->owner_mounted;
+	int offered = !!(rm->owner_flags & HF_FS_MOUNTED);
 	pthread_mutex_unlock(&rm->lock);
 	return offered ? reclaim_done(rm) : 0;
 }
@@ -597,7 +599,7 @@ static void mounted_log(struct remote *rm, uint64_t set)
  * failed on this connection). */
 static int mounted_due(const struct remote *rm)
 {
-	return rm->fd >= 0 && rm->owner_mounted && rm->mounted_failed != rm->connections;
+	return rm->fd >= 0 && (rm->owner_flags & HF_FS_MOUNTED) && rm->mounted_failed != rm->connections;
 }
 
 /* Ask the owner for the mounted set; it answers once the set differs from
@@ -971,6 +973,46 @@ static int r_readdir(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_
 	return rc;
 }
 
+/* READDIRPLUS (fsproto 7): a batch of names with their lookups, no more
+ * than the kernel's room takes; an entry the filler does not take all the
+ * same (an owner that counted room differently) is forgotten at once. */
+static int r_readdirplus(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t off,
+			 size_t room, fs_dirfill_plus fill, void *arg)
+{
+	pthread_mutex_lock(&RM->lock);
+	int offered = !!(RM->owner_flags & HF_FS_READDIRPLUS);
+	pthread_mutex_unlock(&RM->lock);
+	if (!offered)
+		return -ENOSYS;
+	REQ(FSP_READDIRPLUS);
+	q.ino = ino;
+	q.fh = fh;
+	q.off = off;
+	q.len = room < FSP_DIRBATCH_MAX ? room : FSP_DIRBATCH_MAX;
+	if (!q.len)
+		return -EINVAL;
+	uint8_t *batch = malloc(q.len);
+	if (!batch)
+		return -ENOMEM;
+	int rc = (int)call(RM, &q, batch, q.len, &rep), full = 0;
+	size_t pos = 0;
+	struct fsp_dirent de;
+	char name[FS_NAME_MAX + 1];
+	while (!rc && fsp_dirent_next(&rep, &pos, &de)) {
+		struct fs_entry e = { .attr = { .st_ino = de.ino, .st_mode = de.type } };
+		if (de.entry.ino)
+			fsconv_entry_in(&e, &de.entry);
+		memcpy(name, de.name, de.name_len);
+		name[de.name_len] = 0;
+		if (!full)
+			full = fill(arg, name, &e, de.next);
+		if (full && e.ino)
+			r_forget(ctx, e.ino, 1);
+	}
+	free(batch);
+	return rc;
+}
+
 static int r_statfs(void *ctx, const struct fs_caller *c, uint64_t ino, struct statvfs *out)
 {
 	REQ(FSP_STATFS);
@@ -1082,6 +1124,7 @@ const struct fs_ops remote_ops = {
 	.mknod = r_mknod, .mkdir = r_mkdir, .unlink = r_unlink, .rmdir = r_rmdir, .symlink = r_symlink,
 	.rename = r_rename, .link = r_link, .open = r_open, .create = r_create, .read = r_read, .write = r_write,
 	.flush = r_flush, .release = r_release, .fsync = r_fsync, .opendir = r_opendir, .readdir = r_readdir,
+	.readdirplus = r_readdirplus,
 	.releasedir = r_releasedir, .fsyncdir = r_fsyncdir, .statfs = r_statfs, .setxattr = r_setxattr,
 	.getxattr = r_getxattr, .listxattr = r_listxattr, .removexattr = r_removexattr, .fallocate = r_fallocate,
 	.getlk = r_getlk, .setlk = r_setlk, .interrupt = r_interrupt, .lseek = r_lseek,
@@ -1145,7 +1188,7 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 	 * accepts and says nothing (a zombie) must not hold a takeover */
 	rm->hs.has_wake = 1;
 	rm->hs.wake_fd = rm->wake[0];
-	int fd = dial(rm, &rm->owner_mounted, err);
+	int fd = dial(rm, &rm->owner_flags, err);
 	if (fd < 0) {
 		remote_close(rm);
 		return fd;

@@ -522,14 +522,40 @@ static void mark_names(struct sconn *c, const struct fsp_req *q)
 		dirsplit_settled(split, v[i].parent);
 }
 
+/* One more lookup of ino the client's kernel holds (a FORGET drops it).
+ * Under c->lock. */
+static void count_lookup(struct sconn *c, uint64_t ino)
+{
+	uint64_t *cnt = imap_find(&c->lookups, ino);
+	imap_put(&c->lookups, ino, (cnt ? *cnt : 0) + 1);
+}
+
+/* The client's kernel let go of n lookups of ino: at most what it holds
+ * (a hostile forget cannot drop others'). Not under c->lock. */
+static void forget_lookups(struct sconn *c, uint64_t ino, uint64_t n)
+{
+	pthread_mutex_lock(&c->lock);
+	uint64_t *cnt = imap_find(&c->lookups, ino);
+	if (!cnt) {
+		n = 0;
+	} else if (n >= *cnt) {
+		n = *cnt;
+		imap_del(&c->lookups, ino);
+		imap_del(&c->cached, ino); /* the kernel dropped the inode */
+	} else {
+		*cnt -= n;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (n)
+		c->s->ops->forget(c->s->ctx, ino, n);
+}
+
 /* What a successful reply changes in the client's tables. Under c->lock. */
 static void track(struct sconn *c, const struct fsp_req *q, const struct fsp_reply *r)
 {
-	uint64_t *cnt;
 	switch (q->op) {
 	case FSP_LOOKUP: case FSP_MKNOD: case FSP_MKDIR: case FSP_SYMLINK: case FSP_LINK: case FSP_CREATE:
-		cnt = imap_find(&c->lookups, r->entry.ino);
-		imap_put(&c->lookups, r->entry.ino, (cnt ? *cnt : 0) + 1);
+		count_lookup(c, r->entry.ino);
 		if (q->op == FSP_CREATE)
 			imap_put(&c->files, r->fh, r->entry.ino);
 		break;
@@ -651,6 +677,121 @@ static void entry_reread(struct sconn *c, const struct fs_caller *caller, struct
 	}
 }
 
+/* READDIRPLUS (fsproto 7): one batch of names as READDIR reads them, as
+ * many as the client's room takes; then, as for a LOOKUP of each
+ * (mark_names), the names are marked as cached by the client in a
+ * settled directory, and only then looked up, each entry counted as a
+ * lookup and its node marked (entry_reread). A name gone meanwhile is left
+ * out; one that cannot be looked up otherwise goes without a lookup. */
+struct plusname {
+	uint64_t ino, next;
+	uint32_t type;
+	uint16_t len;
+	uint32_t at; /* in names */
+};
+struct pluslist {
+	struct plusname *v;
+	size_t n, cap;
+	char *names;
+	size_t nused, room, room_used;
+};
+
+static int plus_collect(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
+{
+	struct pluslist *l = arg;
+	size_t len = strlen(name), room = FSP_DIRENTPLUS_ROOM(len);
+	if (!len || len > FS_NAME_MAX)
+		return 0; /* a bad name from the backend is skipped */
+	if (l->n == l->cap || room > l->room - l->room_used)
+		return 1;
+	memcpy(l->names + l->nused, name, len);
+	l->v[l->n++] = (struct plusname){ ino, next, (uint32_t)type, (uint16_t)len, (uint32_t)l->nused };
+	l->nused += len;
+	l->room_used += room;
+	return 0;
+}
+
+static int is_dots(const char *name, size_t len)
+{
+	return (len == 1 || len == 2) && name[0] == '.' && name[len - 1] == '.';
+}
+
+static void plus_mark(struct sconn *c, uint64_t dir, const struct pluslist *l)
+{
+	struct dirsplit *split = c->s->split;
+	if (split)
+		dirsplit_settle(split, dir);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < l->n; i++)
+		if (!is_dots(l->names + l->v[i].at, l->v[i].len))
+			mark_name(c, dir, l->names + l->v[i].at, l->v[i].len);
+	pthread_mutex_unlock(&c->lock);
+	if (split)
+		dirsplit_settled(split, dir);
+}
+
+/* One name of the batch looked up into o: 0, or -ENOENT (leave it out) */
+static int plus_lookup(struct sconn *c, const struct fs_caller *caller, uint64_t dir, const struct pluslist *l,
+		       size_t i, struct fsp_entry *o)
+{
+	const struct plusname *v = &l->v[i];
+	char name[FS_NAME_MAX + 1];
+	struct fs_entry e = { 0 };
+	memcpy(name, l->names + v->at, v->len);
+	name[v->len] = 0;
+	int rc = is_dots(name, v->len) ? -EINVAL : c->s->ops->lookup(c->s->ctx, caller, dir, name, &e);
+	memset(o, 0, sizeof *o);
+	if (rc == -ENOENT)
+		return rc;
+	if (rc || !e.ino) {
+		o->attr.st_ino = v->ino;
+		o->attr.st_mode = v->type;
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	count_lookup(c, e.ino);
+	mark_node(c, e.ino);
+	pthread_mutex_unlock(&c->lock);
+	fsconv_entry_out(o, &e);
+	entry_reread(c, caller, o);
+	/* read after the node was marked, as the attributes are */
+	char list[4096];
+	o->xattr_absent = o->attr_timeout_ns ? fs_xattr_absent(list, c->s->ops->listxattr(c->s->ctx, caller, e.ino,
+											    list, sizeof list))
+					     : 0;
+	return 0;
+}
+
+static int64_t run_readdirplus(struct sconn *c, const struct fsp_req *q, const struct fs_caller *caller,
+			       struct fsp_reply *r, uint8_t **buf)
+{
+	struct pluslist l = { .room = q->len, .cap = q->len / FSP_DIRENTPLUS_ROOM(1) + 1 };
+	l.v = malloc(l.cap * sizeof *l.v);
+	l.names = malloc(q->len);
+	*buf = malloc(q->len);
+	int64_t res = -ENOMEM;
+	if (l.v && l.names && *buf)
+		res = c->s->ops->readdir(c->s->ctx, caller, q->ino, q->fh, q->off, plus_collect, &l);
+	plus_mark(c, q->ino, &l);
+	size_t used = 0;
+	for (size_t i = 0; i < l.n; i++) {
+		struct fsp_entry o;
+		const struct plusname *v = &l.v[i];
+		if (plus_lookup(c, caller, q->ino, &l, i, &o))
+			continue;
+		/* fits: an entry's bytes are less than its room */
+		if (fsp_direntplus_put(*buf, q->len, &used, v->next, v->type, l.names + v->at, v->len, &o) == 0)
+			r->ndirents++;
+		else if (o.ino)
+			forget_lookups(c, o.ino, 1);
+	}
+	r->data = *buf;
+	r->dlen = (uint32_t)used;
+	free(l.v);
+	free(l.names);
+	return r->ndirents ? 0 : res;
+}
+
 /* Reply to j with r (result res, entry e): what the client may cache from
  * it is tracked first, so a later change revokes it. */
 static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct fs_entry *e,
@@ -740,6 +881,7 @@ static void execute(struct job *j)
 	case FSP_READDIR:
 	case FSP_GETXATTR:
 	case FSP_LISTXATTR: res = run_buffered(c, q, &caller, name, &r, &buf); break;
+	case FSP_READDIRPLUS: res = run_readdirplus(c, q, &caller, &r, &buf); break;
 	case FSP_WRITE:
 		/* the attributes after it, for a client that takes them (no
 		 * fstat for one that does not): read after the write, the node
@@ -998,18 +1140,7 @@ static int serve_frame(struct sconn *c, char *why)
 	}
 	const struct fs_ops *ops = c->s->ops;
 	if (j->q.op == FSP_FORGET) {
-		pthread_mutex_lock(&c->lock);
-		uint64_t *cnt = imap_find(&c->lookups, j->q.ino);
-		uint64_t n = cnt ? (j->q.len < *cnt ? j->q.len : *cnt) : 0;
-		if (cnt && n == *cnt) {
-			imap_del(&c->lookups, j->q.ino);
-			imap_del(&c->cached, j->q.ino); /* the kernel dropped the inode */
-		} else if (cnt)
-			*cnt -= n;
-		pthread_mutex_unlock(&c->lock);
-		/* only what this client holds: a hostile forget cannot drop others' */
-		if (n)
-			ops->forget(c->s->ctx, j->q.ino, n);
+		forget_lookups(c, j->q.ino, j->q.len);
 		job_put(c, j);
 		return 0;
 	}
@@ -1039,12 +1170,12 @@ static int serve_frame(struct sconn *c, char *why)
 
 /* ------------------------------------------------------------ connections */
 
-/* An owner's CH_FS HELLO says it answers MOUNTED (fsproto 3) and speaks
- * owner epochs (fsproto 4). */
+/* An owner's CH_FS HELLO says it answers MOUNTED (fsproto 3) and
+ * READDIRPLUS (fsproto 7) and speaks owner epochs (fsproto 4). */
 static void hello_fs_owner(void *arg, struct pkt_hello *hello)
 {
 	(void)arg;
-	hello->flags |= HF_FS_MOUNTED | HF_FS_EPOCH;
+	hello->flags |= HF_FS_MOUNTED | HF_FS_EPOCH | HF_FS_READDIRPLUS;
 }
 
 /* Handshake as acceptor: the host the client proved to be, or NULL with

@@ -62,6 +62,7 @@ static const struct opdesc ops[] = {
 	[FSP_LSEEK] = { "LSEEK", "CIHOF", "" },
 	[FSP_RECLAIM_DONE] = { "RECLAIM_DONE", "C", "" },
 	[FSP_MOUNTED] = { "MOUNTED", "CQ", "" },
+	[FSP_READDIRPLUS] = { "READDIRPLUS", "CIHOL", "R" },
 	[FSP_INVAL_INODE] = { "INVAL_INODE", "Iol", "" },
 	[FSP_INVAL_ENTRY] = { "INVAL_ENTRY", "IN", "" },
 };
@@ -199,6 +200,15 @@ static void wr_attr(struct wr *w, const struct stat *st)
 	}
 }
 
+static void wr_entry(struct wr *w, const struct fsp_entry *e)
+{
+	wr_u64(w, e->ino);
+	wr_u64(w, e->generation);
+	wr_attr(w, &e->attr);
+	wr_u64(w, e->attr_timeout_ns);
+	wr_u64(w, e->entry_timeout_ns);
+}
+
 static void wr_lock(struct wr *w, const struct fsp_lock *lk)
 {
 	wr_u64(w, lk->start);
@@ -236,6 +246,8 @@ static void wr_trailing(struct wr *w, uint32_t dlen, const uint8_t *data)
  * speaks to an older one as long as it uses nothing new. */
 static uint8_t frame_version(uint16_t op, uint32_t req_flags, uint32_t epoch)
 {
+	if (op == FSP_READDIRPLUS)
+		return 7;
 	if (epoch)
 		return 4;
 	if (op == FSP_MOUNTED)
@@ -301,13 +313,7 @@ int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply
 	wr_u64(&w, (uint64_t)r->result);
 	for (const char *f = d->rep; r->result >= 0 && *f; f++) {
 		switch (*f) {
-		case 'E':
-			wr_u64(&w, r->entry.ino);
-			wr_u64(&w, r->entry.generation);
-			wr_attr(&w, &r->entry.attr);
-			wr_u64(&w, r->entry.attr_timeout_ns);
-			wr_u64(&w, r->entry.entry_timeout_ns);
-			break;
+		case 'E': wr_entry(&w, &r->entry); break;
 		case 'A': wr_attr(&w, &r->attr); break;
 		case 'H': wr_u64(&w, r->fh); break;
 		case 'K': wr_lock(&w, &r->lock); break;
@@ -416,6 +422,21 @@ static int rd_attr(struct rd *r, struct stat *st, uint16_t op, int reply, char *
 	return 0;
 }
 
+/* An entry (node id 0 allowed: the caller decides) */
+static int rd_entry(struct rd *r, struct fsp_entry *e, uint16_t op, char *why, size_t whylen)
+{
+	e->ino = rd_u64(r);
+	e->generation = rd_u64(r);
+	int rc = rd_attr(r, &e->attr, op, 1, why, whylen);
+	if (rc)
+		return rc;
+	e->attr_timeout_ns = rd_u64(r);
+	e->entry_timeout_ns = rd_u64(r);
+	if (!r->short_ && (e->attr_timeout_ns > TIMEOUT_MAX_NS || e->entry_timeout_ns > TIMEOUT_MAX_NS))
+		return refuse(why, whylen, op, 1, "entry: cache timeout beyond a year");
+	return 0;
+}
+
 static int rd_lock(struct rd *r, struct fsp_lock *lk, uint16_t op, int reply, char *why, size_t whylen)
 {
 	lk->start = rd_u64(r);
@@ -471,6 +492,7 @@ static int check_req(const struct fsp_req *q, char *why, size_t whylen)
 			return refuse(why, whylen, op, 0, "buffer %llu bytes: more than %u", LLU(q->len), FSP_XATTR_MAX);
 		break;
 	case FSP_READDIR:
+	case FSP_READDIRPLUS:
 		if (!q->len || q->len > FSP_DIRBATCH_MAX)
 			return refuse(why, whylen, op, 0, "batch %llu bytes: expected 1..%u", LLU(q->len),
 				      FSP_DIRBATCH_MAX);
@@ -610,25 +632,40 @@ int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_r
 
 static int check_dirents(const struct fsp_reply *out, char *why, size_t whylen)
 {
-	size_t pos = 0;
+	int plus = out->op == FSP_READDIRPLUS;
+	size_t pos = 0, least = plus ? FSP_DIRENTPLUS_MIN : FSP_DIRENT_MIN;
 	uint32_t n = 0;
 	if (out->dlen > FSP_DIRBATCH_MAX)
 		return refuse(why, whylen, out->op, 1, "batch %u bytes: more than %u", out->dlen, FSP_DIRBATCH_MAX);
 	while (pos < out->dlen) {
 		const uint8_t *p = out->data + pos;
-		if (out->dlen - pos < FSP_DIRENT_MIN)
+		if (out->dlen - pos < least)
 			return refuse(why, whylen, out->op, 1, "entry %u: truncated", n);
 		uint32_t type = get_be32(p + 16);
 		uint16_t nl = get_be16(p + 20);
-		if (nl > out->dlen - pos - FSP_DIRENT_MIN)
+		if (nl > out->dlen - pos - least)
 			return refuse(why, whylen, out->op, 1, "entry %u: name runs past the batch", n);
 		const char *bad = bad_name((const char *)p + FSP_DIRENT_MIN, nl, 0);
-		/* readdir does report "." and ".." */
-		if (bad && !((nl == 1 || nl == 2) && p[FSP_DIRENT_MIN] == '.' && p[FSP_DIRENT_MIN + nl - 1] == '.'))
+		/* readdir does report "." and ".." (never with a lookup) */
+		int dots = (nl == 1 || nl == 2) && p[FSP_DIRENT_MIN] == '.' && p[FSP_DIRENT_MIN + nl - 1] == '.';
+		if (bad && !dots)
 			return refuse(why, whylen, out->op, 1, "entry %u: name %s", n, bad);
 		if (type & ~(uint32_t)S_IFMT)
 			return refuse(why, whylen, out->op, 1, "entry %u: type 0%o is not a file type", n, type);
-		pos += FSP_DIRENT_MIN + nl;
+		if (plus) {
+			struct rd r = { p + FSP_DIRENT_MIN + nl, FSP_ENTRY_BYTES + 4, 0, 0 };
+			struct fsp_entry e;
+			int rc = rd_entry(&r, &e, out->op, why, whylen);
+			if (rc)
+				return rc;
+			uint32_t absent = rd_u32(&r);
+			if (e.ino && dots)
+				return refuse(why, whylen, out->op, 1, "entry %u: a lookup of '.' or '..'", n);
+			if (absent & ~FSP_XATTR_ABSENT_MASK)
+				return refuse(why, whylen, out->op, 1, "entry %u: xattr_absent 0x%x: unknown bits", n,
+					      absent);
+		}
+		pos += least + nl;
 		n++;
 	}
 	if (n != out->ndirents)
@@ -669,6 +706,7 @@ static int check_reply(const struct fsp_reply *out, char *why, size_t whylen)
 	case FSP_MOUNTED: /* the node set */
 		break;
 	case FSP_READDIR:
+	case FSP_READDIRPLUS:
 		return res ? refuse(why, whylen, op, 1, "result %lld: expected 0", (long long)res)
 			   : check_dirents(out, why, whylen);
 	default:
@@ -701,15 +739,8 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 	for (const char *f = d->rep; !r.short_ && out->result >= 0 && *f; f++) {
 		switch (*f) {
 		case 'E':
-			out->entry.ino = rd_u64(&r);
-			out->entry.generation = rd_u64(&r);
-			if ((rc = rd_attr(&r, &out->entry.attr, h->op, 1, why, whylen)))
+			if ((rc = rd_entry(&r, &out->entry, h->op, why, whylen)))
 				return rc;
-			out->entry.attr_timeout_ns = rd_u64(&r);
-			out->entry.entry_timeout_ns = rd_u64(&r);
-			if (!r.short_ && (out->entry.attr_timeout_ns > TIMEOUT_MAX_NS ||
-					  out->entry.entry_timeout_ns > TIMEOUT_MAX_NS))
-				return refuse(why, whylen, h->op, 1, "entry: cache timeout beyond a year");
 			if (!r.short_ && !out->entry.ino)
 				return refuse(why, whylen, h->op, 1, "entry: node id 0");
 			break;
@@ -780,9 +811,28 @@ int fsp_dirent_put(uint8_t *b, size_t cap, size_t *used, uint64_t ino, uint64_t 
 	return 0;
 }
 
+int fsp_direntplus_put(uint8_t *b, size_t cap, size_t *used, uint64_t next, uint32_t type, const char *name,
+		       size_t name_len, const struct fsp_entry *e)
+{
+	if (!name_len || name_len > FSP_NAME_MAX || memchr(name, 0, name_len))
+		return -EINVAL;
+	if (*used > cap || FSP_DIRENTPLUS_MIN + name_len > cap - *used)
+		return 1;
+	size_t at = *used;
+	int rc = fsp_dirent_put(b, cap, used, e->attr.st_ino, next, type, name, name_len);
+	if (rc)
+		return rc;
+	struct wr w = { b + at + FSP_DIRENT_MIN + name_len, FSP_ENTRY_BYTES + 4, 0, 0 };
+	wr_entry(&w, e);
+	wr_u32(&w, e->xattr_absent & FSP_XATTR_ABSENT_MASK);
+	*used += FSP_ENTRY_BYTES + 4;
+	return 0;
+}
+
 int fsp_dirent_next(const struct fsp_reply *r, size_t *pos, struct fsp_dirent *out)
 {
-	if (*pos + FSP_DIRENT_MIN > r->dlen)
+	int plus = r->op == FSP_READDIRPLUS;
+	if (*pos + (plus ? FSP_DIRENTPLUS_MIN : FSP_DIRENT_MIN) > r->dlen)
 		return 0;
 	const uint8_t *p = r->data + *pos;
 	out->ino = get_be64(p);
@@ -791,5 +841,13 @@ int fsp_dirent_next(const struct fsp_reply *r, size_t *pos, struct fsp_dirent *o
 	out->name_len = get_be16(p + 20);
 	out->name = (const char *)p + FSP_DIRENT_MIN;
 	*pos += FSP_DIRENT_MIN + out->name_len;
+	memset(&out->entry, 0, sizeof out->entry);
+	if (plus) {
+		char why[8];
+		struct rd rd = { r->data + *pos, FSP_ENTRY_BYTES + 4, 0, 0 };
+		(void)rd_entry(&rd, &out->entry, r->op, why, sizeof why); /* checked by the decoder */
+		out->entry.xattr_absent = rd_u32(&rd);
+		*pos += FSP_ENTRY_BYTES + 4;
+	}
 	return 1;
 }

@@ -72,6 +72,17 @@
  *     node id the name named (`removed_ino`, 0: unknown), whose nlink and
  *     ctime changed. The owner sends one only to a client whose
  *     CH_FS HELLO carried HF_FS_PARENT_ATTR (wire.h).
+ *   7 (2026-12): op READDIRPLUS: READDIR's request, whose reply's batch
+ *     holds each name with its lookup done (an entry, as LOOKUP's reply;
+ *     node id 0: none, for "." and ".." and a name that could not be
+ *     looked up), and which of four extended attributes the kernel
+ *     asks of every file the node lacks (xattr_absent). The owner marks
+ *     every name as cached by the client
+ *     before looking it up, and counts each entry as a lookup the client
+ *     forgets (FUSE's READDIRPLUS). The request's length is the room in
+ *     the client's buffer as FUSE counts these entries
+ *     (FSP_DIRENTPLUS_ROOM); the batch is never longer. A client sends
+ *     one only to an owner whose CH_FS HELLO carried HF_FS_READDIRPLUS.
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -82,7 +93,7 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     6u
+#define FSP_VERSION     7u
 #define FSP_VERSION_MIN 1u
 #define FSP_HDR         24u
 
@@ -114,10 +125,11 @@ enum fsp_op {
 	FSP_MOUNTED,      /* u64: the node set the client knows (0: none); the reply's
 			   * result: the set (bit n: node id n mounted, ids 0..62 so
 			   * the result stays >= 0), once it differs */
+	FSP_READDIRPLUS,  /* version 7 */
 	/* owner -> client */
 	FSP_INVAL_INODE = 64, FSP_INVAL_ENTRY = 65,
 };
-#define FSP_OP_LAST FSP_MOUNTED /* client ops are 1..FSP_OP_LAST */
+#define FSP_OP_LAST FSP_READDIRPLUS /* client ops are 1..FSP_OP_LAST */
 
 /* Lock types on the wire (the host's F_RDLCK.. values are not portable) */
 enum fsp_lock_type { FSP_RDLCK = 0, FSP_WRLCK = 1, FSP_UNLCK = 2 };
@@ -132,6 +144,14 @@ enum fsp_lock_type { FSP_RDLCK = 0, FSP_WRLCK = 1, FSP_UNLCK = 2 };
 #define FSP_LOCK_BYTES  34u  /* start, end, type u8, flock u8, owner, node_id, pid */
 #define FSP_STATVFS_BYTES 88u
 #define FSP_DIRENT_MIN  22u  /* ino u64, next u64, type u32, name u16, then the name */
+/* and after the name: the entry, and u32 xattr_absent */
+#define FSP_DIRENTPLUS_MIN (FSP_DIRENT_MIN + FSP_ENTRY_BYTES + 4u)
+#define FSP_XATTR_ABSENT_MASK 0xfu /* fsops.h fs_xattr_common: 4 names */
+/* The room a READDIRPLUS entry of a name of len bytes takes in a FUSE
+ * buffer (fuse_kernel.h: struct fuse_direntplus with the name, 8-byte
+ * aligned): what READDIRPLUS's length counts. Always more than its bytes
+ * in a batch. */
+#define FSP_DIRENTPLUS_ROOM(len) ((152u + (len) + 7u) & ~7u)
 
 struct fsp_hdr {
 	uint8_t version, flags;
@@ -149,6 +169,9 @@ struct fsp_entry {    /* struct fs_entry; timeouts in ns */
 	uint64_t ino, generation;
 	struct stat attr;
 	uint64_t attr_timeout_ns, entry_timeout_ns;
+	uint32_t xattr_absent; /* READDIRPLUS entries only: bit i, the node has no
+				* security.capability, security.selinux,
+				* system.posix_acl_access, system.posix_acl_default */
 };
 struct fsp_lock {     /* struct fs_lock */
 	uint64_t start, end;  /* end inclusive; start <= end */
@@ -162,6 +185,7 @@ struct fsp_dirent {
 	uint32_t type;        /* S_IFMT bits */
 	uint16_t name_len;
 	const char *name;     /* into the batch, not terminated */
+	struct fsp_entry entry; /* READDIRPLUS: the name's lookup (ino 0: none) */
 };
 
 /* A request: the fields its op uses (fsproto.c's table; the others are
@@ -246,8 +270,13 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
  * does not fit (nothing written), -EINVAL for a bad name. */
 int fsp_dirent_put(uint8_t *b, size_t cap, size_t *used, uint64_t ino, uint64_t next, uint32_t type,
 		   const char *name, size_t name_len);
+/* READDIRPLUS batches: the same, with the name's lookup e (e->ino 0: none;
+ * the entry's ino is e->attr.st_ino) */
+int fsp_direntplus_put(uint8_t *b, size_t cap, size_t *used, uint64_t next, uint32_t type, const char *name,
+		       size_t name_len, const struct fsp_entry *e);
 /* The next entry of a decoded batch at *pos (start 0): 1 and *out, or 0 at
- * the end. Only on batches fsp_decode_reply accepted. */
+ * the end (READDIRPLUS's: with out->entry). Only on batches
+ * fsp_decode_reply accepted. */
 int fsp_dirent_next(const struct fsp_reply *r, size_t *pos, struct fsp_dirent *out);
 
 #endif

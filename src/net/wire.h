@@ -175,6 +175,8 @@ enum wire_type {
 				* the file's attributes (fsproto.h version 5) */
 #define HF_FS_PARENT_ATTR 4096u /* on a CH_FS link, a client's: it takes replies of calls that
 				 * change a directory with its attributes (fsproto.h version 6) */
+#define HF_FS_READDIRPLUS 8192u /* on a CH_FS link, the owner's: it answers READDIRPLUS
+				 * (fsproto.h version 7) */
 #define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
 			       * receiver keeps off its device (Secondary, refusing `primary`) */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer

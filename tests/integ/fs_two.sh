@@ -120,7 +120,7 @@ check "... b was not dropped" eval "jcheck a \"o['fs']['clients'] == ['b']\" && 
 # attributes the kernel caches) racing a chmod on the other: once the
 # chmod returned, the first node shows the new mode (fusefs.c inval_node)
 mkdir "$T/ma/ar"
-AR=$(timeout 400 python3 "$ROOT/tests/attrrace.py" "$T/ma/ar" "$T/mb/ar" 300 2>&1)
+AR=$(timeout 400 python3 "$ROOT/tests/attrrace.py" "$T/ma/ar" "$T/mb/ar" 150 2>&1)
 ARC=$?
 check "first lookups racing a change on the other node: never stale ($AR)" test $ARC = 0
 listing() { (cd "$1/nr" && find . -type f | sort | while read -r f; do echo "$f $(cat "$f")"; done); }

@@ -113,7 +113,7 @@ static const uint16_t all_ops[] = {
 	FSP_SYMLINK, FSP_RENAME, FSP_LINK, FSP_OPEN, FSP_CREATE, FSP_READ, FSP_WRITE, FSP_FLUSH, FSP_RELEASE,
 	FSP_FSYNC, FSP_OPENDIR, FSP_READDIR, FSP_RELEASEDIR, FSP_FSYNCDIR, FSP_STATFS, FSP_SETXATTR, FSP_GETXATTR,
 	FSP_LISTXATTR, FSP_REMOVEXATTR, FSP_FALLOCATE, FSP_GETLK, FSP_SETLK, FSP_INTERRUPT, FSP_LSEEK,
-	FSP_RECLAIM_DONE, FSP_MOUNTED, FSP_INVAL_INODE, FSP_INVAL_ENTRY,
+	FSP_RECLAIM_DONE, FSP_MOUNTED, FSP_READDIRPLUS, FSP_INVAL_INODE, FSP_INVAL_ENTRY,
 };
 
 TEST(every_request_round_trips)
@@ -172,6 +172,17 @@ TEST(every_reply_round_trips)
 	CHECK(fsp_dirent_put(batch, sizeof batch, &used, 8, 3, S_IFLNK, "link", 4) == 0);
 	CHECK(fsp_dirent_put(batch, 40, &(size_t){ 30 }, 8, 3, S_IFLNK, "link", 4) == 1);
 	CHECK(fsp_dirent_put(batch, sizeof batch, &used, 8, 3, S_IFLNK, "", 0) == -EINVAL);
+	/* READDIRPLUS: "." without a lookup, a file with one */
+	static uint8_t plus[4096];
+	size_t pused = 0;
+	struct fsp_entry dot = { .attr = { .st_ino = 1, .st_mode = S_IFDIR } };
+	struct fsp_entry file = { .ino = 9, .generation = 3, .attr = some_attr(), .attr_timeout_ns = 1000000000,
+				  .xattr_absent = 0xd };
+	CHECK(fsp_direntplus_put(plus, sizeof plus, &pused, 1, S_IFDIR, ".", 1, &dot) == 0);
+	CHECK(fsp_direntplus_put(plus, sizeof plus, &pused, 2, S_IFREG, "file", 4, &file) == 0);
+	CHECK(pused == 2 * FSP_DIRENTPLUS_MIN + 5);
+	CHECK(fsp_direntplus_put(plus, FSP_DIRENTPLUS_MIN + 3, &(size_t){ 0 }, 2, S_IFREG, "file", 4, &file) == 1);
+	CHECK(FSP_DIRENTPLUS_MIN + 4 < FSP_DIRENTPLUS_ROOM(4)); /* a batch never outgrows the room it was asked */
 
 	for (size_t i = 0; i < ARRAY_SIZE(all_ops); i++) {
 		uint16_t op = all_ops[i];
@@ -200,6 +211,10 @@ TEST(every_reply_round_trips)
 			r.data = batch;
 			r.dlen = (uint32_t)used;
 			r.ndirents = 3;
+		} else if (op == FSP_READDIRPLUS) {
+			r.data = plus;
+			r.dlen = (uint32_t)pused;
+			r.ndirents = 2;
 		} else if (op == FSP_WRITE || op == FSP_LSEEK) {
 			r.result = 12345;
 		}
@@ -224,6 +239,14 @@ TEST(every_reply_round_trips)
 	CHECK(fsp_dirent_next(&d, &pos, &de) && de.ino == 1 && de.name_len == 1 && de.type == S_IFDIR);
 	CHECK(fsp_dirent_next(&d, &pos, &de) && de.ino == 7 && de.next == 2 && !memcmp(de.name, "file", 4));
 	CHECK(fsp_dirent_next(&d, &pos, &de) && de.type == S_IFLNK);
+	CHECK(!fsp_dirent_next(&d, &pos, &de));
+	r = (struct fsp_reply){ .op = FSP_READDIRPLUS, .data = plus, .dlen = (uint32_t)pused, .ndirents = 2 };
+	CHECK(decode_reply(frame, reply_frame(frame, &r), &d, why) == 0);
+	pos = 0;
+	CHECK(fsp_dirent_next(&d, &pos, &de) && de.ino == 1 && de.name_len == 1 && !de.entry.ino);
+	CHECK(fsp_dirent_next(&d, &pos, &de) && de.next == 2 && !memcmp(de.name, "file", 4) && de.entry.ino == 9 &&
+	      de.ino == file.attr.st_ino && de.entry.attr.st_size == file.attr.st_size &&
+	      de.entry.attr_timeout_ns == 1000000000 && de.entry.xattr_absent == 0xd);
 	CHECK(!fsp_dirent_next(&d, &pos, &de));
 	r = (struct fsp_reply){ .op = FSP_LOOKUP, .entry = { .ino = 9, .attr = some_attr(), .attr_timeout_ns = 1500000000 } };
 	CHECK(decode_reply(frame, reply_frame(frame, &r), &d, why) == 0);
@@ -303,6 +326,39 @@ static void f_r_dtrunc(struct fsp_req *q, struct fsp_reply *r)
 	bad_batch[FSP_DIRENT_MIN + 1] = 'z';
 	put_be16(bad_batch + 20, 40);
 }
+static uint8_t bad_plus[512];
+static void f_r_plusdot(struct fsp_req *q, struct fsp_reply *r)
+{
+	(void)q;
+	size_t used = 0;
+	struct fsp_entry e = { .ino = 4, .attr = { .st_ino = 4, .st_mode = S_IFDIR } };
+	fsp_direntplus_put(bad_plus, sizeof bad_plus, &used, 1, S_IFDIR, "..", 2, &e);
+	r->data = bad_plus;
+	r->dlen = (uint32_t)used;
+	r->ndirents = 1;
+}
+static void f_r_plustmo(struct fsp_req *q, struct fsp_reply *r)
+{
+	(void)q;
+	size_t used = 0;
+	struct fsp_entry e = { .ino = 4, .attr = { .st_ino = 4, .st_mode = S_IFREG }, .attr_timeout_ns = UINT64_MAX };
+	fsp_direntplus_put(bad_plus, sizeof bad_plus, &used, 1, S_IFREG, "f", 1, &e);
+	r->data = bad_plus;
+	r->dlen = (uint32_t)used;
+	r->ndirents = 1;
+}
+static void f_r_pluscut(struct fsp_req *q, struct fsp_reply *r)
+{
+	f_r_plustmo(q, r);
+	put_be64(bad_plus + FSP_DIRENT_MIN + 1 + 16 + FSP_ATTR_BYTES, 0); /* a good timeout */
+	r->dlen -= 1; /* the entry's last byte missing */
+}
+static void f_r_plusbits(struct fsp_req *q, struct fsp_reply *r)
+{
+	f_r_plustmo(q, r);
+	put_be64(bad_plus + FSP_DIRENT_MIN + 1 + 16 + FSP_ATTR_BYTES, 0);
+	put_be32(bad_plus + FSP_DIRENT_MIN + 1 + FSP_ENTRY_BYTES, 0x10);
+}
 static void f_r_link(struct fsp_req *q, struct fsp_reply *r) { (void)q; r->data = (const uint8_t *)"a\0"; r->dlen = 2; r->result = 2; }
 
 static void f_r_wattr(struct fsp_req *q, struct fsp_reply *r)
@@ -325,7 +381,16 @@ static void f_r_pattr(struct fsp_req *q, struct fsp_reply *r)
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 7", 0, FSP_GETATTR, NULL, M_BYTE, 4, 7, "frame version 7: this node speaks 1 to 6" },
+	{ "version 8", 0, FSP_GETATTR, NULL, M_BYTE, 4, 8, "frame version 8: this node speaks 1 to 7" },
+	{ "readdirplus in a version 6 frame", 0, FSP_READDIRPLUS, NULL, M_BYTE, 4, 6,
+	  "READDIRPLUS: op in a version 6 frame: needs version 7" },
+	{ "readdirplus batch 0", 0, FSP_READDIRPLUS, f_len0, M_NONE, 0, 0, "READDIRPLUS: batch 0 bytes" },
+	{ "reply: readdirplus looks '..' up", 1, FSP_READDIRPLUS, f_r_plusdot, M_NONE, 0, 0,
+	  "entry 0: a lookup of '.' or '..'" },
+	{ "reply: readdirplus entry timeout", 1, FSP_READDIRPLUS, f_r_plustmo, M_NONE, 0, 0, "beyond a year" },
+	{ "reply: readdirplus xattr bits", 1, FSP_READDIRPLUS, f_r_plusbits, M_NONE, 0, 0,
+	  "entry 0: xattr_absent 0x10: unknown bits" },
+	{ "reply: readdirplus entry cut short", 1, FSP_READDIRPLUS, f_r_pluscut, M_NONE, 0, 0, "entry 0: name runs past the batch" },
 	{ "reply: parent attributes in a version 5 frame", 1, FSP_UNLINK, f_r_pattr, M_BYTE, 4, 5,
 	  "UNLINK reply: payload 108 bytes: 100 bytes more than its fields" },
 	{ "reply: parent attributes cut short", 1, FSP_UNLINK, f_r_pattr, M_CUT, 0, 1,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -183,6 +184,72 @@ TEST(ids_survive_a_second_backend)
 	close(dfd2);
 	CHECK(local_ops.release(v.l, ino, fh) == 0);
 	env_close(&v);
+}
+
+/* READDIRPLUS on the owner: every name with its lookup, "." and ".."
+ * without one; a filler that is full stops the listing there */
+struct plusseen {
+	int n, dots, files, stop_after;
+	uint64_t ino[8];
+	off_t size[8];
+};
+
+static int plus_take(void *arg, const char *name, const struct fs_entry *e, uint64_t next)
+{
+	struct plusseen *p = arg;
+	(void)next;
+	if (p->stop_after && p->n == p->stop_after)
+		return 1;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		p->dots += !e->ino && S_ISDIR(e->attr.st_mode);
+	else if (p->files < 8 && e->ino && e->attr_timeout > 0) {
+		p->ino[p->files] = e->ino;
+		p->size[p->files++] = e->attr.st_size;
+	}
+	p->n++;
+	return 0;
+}
+
+TEST(readdirplus_looks_every_name_up)
+{
+	struct env v;
+	uint64_t fh, dfh;
+	struct fs_entry e;
+	CHECK(env_open(&v) == 0);
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "f%d", i);
+		uint64_t ino = create(&v, &node1, name, &fh);
+		CHECK(local_ops.write(v.l, &node1, ino, fh, "abcdef", (size_t)i + 1, 0, NULL) == i + 1);
+		CHECK(local_ops.release(v.l, ino, fh) == 0);
+	}
+	CHECK(local_ops.opendir(v.l, &node1, FS_ROOT_INO, &dfh) == 0);
+	struct plusseen all = { 0 };
+	CHECK(local_ops.readdirplus(v.l, &node1, FS_ROOT_INO, dfh, 0, 65536, plus_take, &all) == 0);
+	CHECK(all.n == 5 && all.dots == 2 && all.files == 3);
+	for (int i = 0; i < all.files; i++) {
+		CHECK(all.size[i] >= 1 && all.size[i] <= 3);
+		char name[8];
+		snprintf(name, sizeof name, "f%lld", (long long)all.size[i] - 1);
+		CHECK(local_ops.lookup(v.l, &node1, FS_ROOT_INO, name, &e) == 0 && e.ino == all.ino[i]);
+		local_ops.forget(v.l, e.ino, 2); /* this lookup and the listing's */
+	}
+	struct plusseen two = { .stop_after = 2 };
+	CHECK(local_ops.readdirplus(v.l, &node1, FS_ROOT_INO, dfh, 0, 65536, plus_take, &two) == 0);
+	CHECK(two.n == 2);
+	CHECK(local_ops.releasedir(v.l, FS_ROOT_INO, dfh) == 0);
+	env_close(&v);
+}
+
+/* which of the common extended attributes a listxattr answer lacks */
+TEST(xattr_absent_bits)
+{
+	static const char list[] = "user.a\0security.selinux\0system.posix_acl_access_not\0";
+	CHECK(fs_xattr_absent(list, sizeof list - 1) == (1u | 4u | 8u));
+	CHECK(fs_xattr_absent("", 0) == 0xf);
+	CHECK(fs_xattr_absent(list, -61) == 0);
+	static const char cut[] = "security.capab"; /* a cut answer: not known absent */
+	CHECK(!(fs_xattr_absent(cut, sizeof cut - 1) & 1u));
 }
 
 int main(void) { return unit_main("local"); }
