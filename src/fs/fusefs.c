@@ -32,6 +32,7 @@ struct tnode {
 struct tname {
 	struct tname *next;
 	uint64_t parent;
+	uint64_t ino; /* the node it was handed out naming, 0: absent or not known */
 	size_t len;
 	char name[];
 };
@@ -184,6 +185,14 @@ static void track_forget(struct fusefs *f, uint64_t ino, uint64_t nlookup)
 	pthread_mutex_unlock(&t->lock);
 }
 
+static struct tname *tname_find(struct track *t, uint64_t parent, const char *name, size_t len)
+{
+	struct tname *n = t->names[name_hash(parent, name, len) % TNAME_BUCKETS];
+	while (n && !(n->parent == parent && n->len == len && !memcmp(n->name, name, len)))
+		n = n->next;
+	return n;
+}
+
 /* Note that the kernel may cache (parent, name): 1, or 0 when it must not
  * (the set is full or out of memory: the reply carries entry timeout 0). */
 static int track_name(struct fusefs *f, uint64_t parent, const char *name)
@@ -193,9 +202,7 @@ static int track_name(struct fusefs *f, uint64_t parent, const char *name)
 		return 1;
 	size_t len = strlen(name);
 	pthread_mutex_lock(&t->lock);
-	struct tname **b = &t->names[name_hash(parent, name, len) % TNAME_BUCKETS], *n = *b;
-	while (n && !(n->parent == parent && n->len == len && !memcmp(n->name, name, len)))
-		n = n->next;
+	struct tname **b = &t->names[name_hash(parent, name, len) % TNAME_BUCKETS], *n = tname_find(t, parent, name, len);
 	if (!n && t->nnames < FUSEFS_TRACK_NAMES && (n = malloc(sizeof *n + len + 1))) {
 		*n = (struct tname){ .next = *b, .parent = parent, .len = len };
 		memcpy(n->name, name, len + 1);
@@ -204,6 +211,35 @@ static int track_name(struct fusefs *f, uint64_t parent, const char *name)
 	}
 	pthread_mutex_unlock(&t->lock);
 	return n != NULL;
+}
+
+/* (parent, name) was handed out naming ino (entry_param) */
+static void track_name_ino(struct fusefs *f, uint64_t parent, const char *name, uint64_t ino)
+{
+	struct track *t = f->track;
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct tname *n = tname_find(t, parent, name, strlen(name));
+	if (n)
+		n->ino = ino;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* 1 if the kernel likely holds (parent, name) with its node: handed out
+ * naming a node and not revoked since, and that node not forgotten (the
+ * kernel drops a name silently, but forgets the node of a name it drops
+ * under memory pressure, as `drop_caches` does) */
+static int held_name(struct fusefs *f, uint64_t parent, const char *name)
+{
+	struct track *t = f->track;
+	pthread_mutex_lock(&t->lock);
+	struct tname *n = tname_find(t, parent, name, strlen(name));
+	struct tnode *x = n && n->ino ? t->nodes[n->ino % TNODE_BUCKETS] : NULL;
+	while (x && x->ino != n->ino)
+		x = x->next;
+	pthread_mutex_unlock(&t->lock);
+	return x != NULL;
 }
 
 static void untrack_name(struct fusefs *f, uint64_t parent, const char *name)
@@ -578,6 +614,7 @@ static void entry_param(struct fusefs *f, uint64_t parent, const char *name, con
 		p->attr_timeout = f->cache.attr_timeout;
 	if (!may_cache_name(f, parent, name))
 		p->entry_timeout = 0;
+	track_name_ino(f, parent, name, e->ino);
 }
 
 /* The attribute cache after an entry call that began at seq and changed
@@ -621,6 +658,7 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		struct fuse_entry_param p = { .ino = 0, .entry_timeout = f->cache.entry_timeout };
 		if (!may_cache_name(f, parent, name))
 			p.entry_timeout = 0;
+		track_name_ino(f, parent, name, 0);
 		fuse_reply_entry(req, &p);
 		return;
 	}
@@ -986,7 +1024,10 @@ static void ff_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 /* READDIRPLUS: each entry is an entry reply (entry_param: tracked, its
  * name and attributes cached as a lookup's would be); the kernel counts a
  * lookup of every entry with a node id it takes, and forgets those it
- * cannot link. `taken` holds them, to forget if the reply goes nowhere. */
+ * cannot link. `taken` holds them, to forget if the reply goes nowhere.
+ * A batch whose names the kernel was all handed before (a listing read
+ * again: `ls -l` twice) is answered with names only: looking them up
+ * again would cost the backend a lookup each for what the kernel has. */
 struct dirplus {
 	fuse_req_t req;
 	struct fusefs *f;
@@ -996,6 +1037,7 @@ struct dirplus {
 	size_t size, used;
 	uint64_t *taken;
 	size_t ntaken;
+	size_t untracked; /* names listed that the kernel was not handed */
 };
 
 static int dir_fill_plus(void *arg, const char *name, const struct fs_entry *e, uint64_t next)
@@ -1018,11 +1060,16 @@ static int dir_fill_plus(void *arg, const char *name, const struct fs_entry *e, 
 	return 0;
 }
 
-/* an owner that offers no READDIRPLUS: names only (node id 0: no lookup) */
+/* names only (node id 0: no lookup), counting those the kernel was not
+ * handed (for an owner that offers no READDIRPLUS: all there is) */
 static int dir_fill_names(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
 {
+	struct dirplus *d = arg;
 	struct fs_entry e = { .attr = { .st_ino = ino, .st_mode = type } };
-	return dir_fill_plus(arg, name, &e, next);
+	int rc = dir_fill_plus(arg, name, &e, next);
+	if (!rc && strcmp(name, ".") && strcmp(name, "..") && !held_name(d->f, d->parent, name))
+		d->untracked++;
+	return rc;
 }
 
 static void ff_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -1032,10 +1079,16 @@ static void ff_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	struct dirplus d = { .req = req, .f = f, .parent = ino, .seq = acache_seq(f), .xseq = xneg_seq(f), .size = size,
 			     .buf = malloc(size ? size : 1), .taken = malloc((size / least + 1) * sizeof *d.taken) };
 	int rc = -ENOMEM;
+	/* the names first: a batch the kernel was handed every name of (a
+	 * listing again) goes without lookups, as a READDIR would */
 	if (d.buf && d.taken)
-		rc = f->ops->readdirplus(f->ctx, &c, ino, fi->fh, (uint64_t)off, size, dir_fill_plus, &d);
-	if (rc == -ENOSYS && !d.used)
 		rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill_names, &d);
+	if (!rc && d.untracked) {
+		d.used = 0;
+		rc = f->ops->readdirplus(f->ctx, &c, ino, fi->fh, (uint64_t)off, size, dir_fill_plus, &d);
+		if (rc == -ENOSYS && !d.used)
+			rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill_names, &d);
+	}
 	acache_drop(f, ino); /* its atime */
 	/* entries already taken are returned; the error shows on the next call */
 	if (rc && !d.used) {
