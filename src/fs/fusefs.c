@@ -58,7 +58,7 @@ struct track {
  * request, never a wrong answer. An answer is kept only if no revocation ran while it was
  * fetched (`seq`), so a setxattr on another node that returned cannot be
  * undone by an older answer. */
-#define XNEG_SLOTS 8192u
+#define XNEG_SLOTS 32768u
 struct xneg_slot {
 	uint64_t ino;
 	unsigned absent; /* bit i: fs_xattr_common[i] */
