@@ -327,25 +327,25 @@ static void f_r_dtrunc(struct fsp_req *q, struct fsp_reply *r)
 	put_be16(bad_batch + 20, 40);
 }
 static uint8_t bad_plus[512];
-static void f_r_plusdot(struct fsp_req *q, struct fsp_reply *r)
+/* a READDIRPLUS batch of one entry: name with e */
+static void plus_one(struct fsp_reply *r, const char *name, const struct fsp_entry *e)
 {
-	(void)q;
 	size_t used = 0;
-	struct fsp_entry e = { .ino = 4, .attr = { .st_ino = 4, .st_mode = S_IFDIR } };
-	fsp_direntplus_put(bad_plus, sizeof bad_plus, &used, 1, S_IFDIR, "..", 2, &e);
+	fsp_direntplus_put(bad_plus, sizeof bad_plus, &used, 1, e->attr.st_mode & S_IFMT, name, strlen(name), e);
 	r->data = bad_plus;
 	r->dlen = (uint32_t)used;
 	r->ndirents = 1;
 }
+static void f_r_plusdot(struct fsp_req *q, struct fsp_reply *r)
+{
+	(void)q;
+	plus_one(r, "..", &(struct fsp_entry){ .ino = 4, .attr = { .st_ino = 4, .st_mode = S_IFDIR } });
+}
 static void f_r_plustmo(struct fsp_req *q, struct fsp_reply *r)
 {
 	(void)q;
-	size_t used = 0;
-	struct fsp_entry e = { .ino = 4, .attr = { .st_ino = 4, .st_mode = S_IFREG }, .attr_timeout_ns = UINT64_MAX };
-	fsp_direntplus_put(bad_plus, sizeof bad_plus, &used, 1, S_IFREG, "f", 1, &e);
-	r->data = bad_plus;
-	r->dlen = (uint32_t)used;
-	r->ndirents = 1;
+	plus_one(r, "f", &(struct fsp_entry){ .ino = 4, .attr = { .st_ino = 4, .st_mode = S_IFREG },
+					    .attr_timeout_ns = UINT64_MAX });
 }
 static void f_r_pluscut(struct fsp_req *q, struct fsp_reply *r)
 {
