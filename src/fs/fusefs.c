@@ -55,9 +55,9 @@ struct track {
  * or everything is dropped; a READDIRPLUS entry may tell it too
  * (fs_entry's xattr_absent). A slot holds one node id (0: empty) and a
  * bit per name of fs_xattr_common (fsops.h); two nodes on one slot cost a
- * request, never a wrong answer. An answer is kept only if no revocation ran while it was
- * fetched (`seq`), so a setxattr on another node that returned cannot be
- * undone by an older answer. */
+ * request, never a wrong answer. An answer is kept only if no revocation
+ * ran while it was fetched (`seq`), so a setxattr on another node that
+ * returned cannot be undone by an older answer. */
 #define XNEG_SLOTS 32768u
 struct xneg_slot {
 	uint64_t ino;
