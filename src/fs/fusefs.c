@@ -1025,9 +1025,10 @@ static void ff_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
  * name and attributes cached as a lookup's would be); the kernel counts a
  * lookup of every entry with a node id it takes, and forgets those it
  * cannot link. `taken` holds them, to forget if the reply goes nowhere.
- * A batch whose names the kernel was all handed before (a listing read
- * again: `ls -l` twice) is answered with names only: looking them up
- * again would cost the backend a lookup each for what the kernel has. */
+ * A batch whose names the kernel all holds with their nodes (held_name: a
+ * listing read again, `ls -l` twice) is answered with names only: looking
+ * them up again would cost the backend a lookup each for what the kernel
+ * has. */
 struct dirplus {
 	fuse_req_t req;
 	struct fusefs *f;
@@ -1037,7 +1038,7 @@ struct dirplus {
 	size_t size, used;
 	uint64_t *taken;
 	size_t ntaken;
-	size_t untracked; /* names listed that the kernel was not handed */
+	size_t unheld; /* names listed that the kernel may not hold (held_name) */
 };
 
 static int dir_fill_plus(void *arg, const char *name, const struct fs_entry *e, uint64_t next)
@@ -1060,15 +1061,15 @@ static int dir_fill_plus(void *arg, const char *name, const struct fs_entry *e, 
 	return 0;
 }
 
-/* names only (node id 0: no lookup), counting those the kernel was not
- * handed (for an owner that offers no READDIRPLUS: all there is) */
+/* names only (node id 0: no lookup), counting those the kernel may not
+ * hold (for an owner that offers no READDIRPLUS: all there is) */
 static int dir_fill_names(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
 {
 	struct dirplus *d = arg;
 	struct fs_entry e = { .attr = { .st_ino = ino, .st_mode = type } };
 	int rc = dir_fill_plus(arg, name, &e, next);
 	if (!rc && strcmp(name, ".") && strcmp(name, "..") && !held_name(d->f, d->parent, name))
-		d->untracked++;
+		d->unheld++;
 	return rc;
 }
 
@@ -1079,11 +1080,11 @@ static void ff_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	struct dirplus d = { .req = req, .f = f, .parent = ino, .seq = acache_seq(f), .xseq = xneg_seq(f), .size = size,
 			     .buf = malloc(size ? size : 1), .taken = malloc((size / least + 1) * sizeof *d.taken) };
 	int rc = -ENOMEM;
-	/* the names first: a batch the kernel was handed every name of (a
-	 * listing again) goes without lookups, as a READDIR would */
+	/* the names first: a batch the kernel holds every name of (a listing
+	 * again) goes without lookups, as a READDIR would */
 	if (d.buf && d.taken)
 		rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill_names, &d);
-	if (!rc && d.untracked) {
+	if (!rc && d.unheld) {
 		d.used = 0;
 		rc = f->ops->readdirplus(f->ctx, &c, ino, fi->fh, (uint64_t)off, size, dir_fill_plus, &d);
 		if (rc == -ENOSYS && !d.used)
