@@ -1073,6 +1073,7 @@ static void take_over(struct daemon *d, int planned)
 		d->fs_owner_lost = 0;
 		d->fs_failover_told[0] = 0;
 		engine_set_fs_owner(d->e, 1);
+		engine_fs_arm(d->e);
 		return;
 	}
 	snprintf(m, sizeof m, "the owner %s is lost; taking the filesystem over failed: %s", d->fs_owner, why);
@@ -1297,9 +1298,14 @@ void fsmount_status_json(struct daemon *d, struct strbuf *sb)
 		sb->buf[--sb->len] = 0;
 		struct fsevents_totals t;
 		fsevents_totals(&t);
-		strbuf_printf(sb, ",\"failover\":\"%s\",\"failovers\":%llu,\"last_failover_ms\":%llu}",
+		strbuf_printf(sb, ",\"failover\":\"%s\",\"failovers\":%llu,\"last_failover_ms\":%llu",
 			      cfg_failover_name(cfg_failover(d->r)), (unsigned long long)t.failovers,
 			      (unsigned long long)t.last_failover_ms);
+		/* the engine's write epoch this node's kernel mount is armed
+		 * with (0: none here) and whether it was fenced */
+		strbuf_printf(sb, ",\"write_epoch\":%llu,\"write_epoch_fenced\":%s}",
+			      (unsigned long long)atomic_load(&d->e->fs_armed),
+			      engine_fs_stale(d->e, NULL) ? "true" : "false");
 	}
 }
 
@@ -1381,6 +1387,7 @@ static int move_to(struct daemon *d, const struct cfg_host *h, const char *cause
 		return -1;
 	}
 	engine_set_fs_owner(d->e, 0);
+	engine_fs_disarm(d->e); /* the kernel mount is gone */
 	if (daemon_demote(d, why))
 		log_warn("fs: %s: cannot become Secondary: %s", cause, why);
 	d->fs_role = FSR_CLIENT;

@@ -64,6 +64,26 @@ done
 check "every node reads every writer's records" eval \
 	"for m in ma mb mc; do records $T/\$m/from-a \$(acked wa) && records $T/\$m/from-b \$(acked wb) && records $T/\$m/from-c \$(acked wc) || exit 1; done"
 
+# ---- a move leaves no write epoch behind (docs/dipolefs.md "A cut-off
+# owner"): a's kernel mount is gone, so its epoch is disarmed, and b's
+# take-over armed one. Once b went on without a during a cut, a is not
+# fenced for it (its device reads as before) and takes the filesystem back
+expect_rc "fs move r0 b on a, again" 0 "b now owns" na fs move r0 b
+check "b owns, its mount armed with a write epoch; a's epoch disarmed" wait_for 30 eval \
+	"owner_is b && fsj b \"o['fs']['write_epoch'] > 0\" && fsj a \"o['fs']['write_epoch'] == 0\""
+cut3 a b
+check "a disconnected from b" wait_for 30 jcheck b "any(x['name'] == 'a' and x['connection'] != 'Connected' for x in o['peers'])"
+check "b goes on without a (c's vote): 2 MiB written and synced" \
+	dd if=/dev/urandom of="$T/mb/while-cut" bs=1M count=2 conv=fsync status=none
+heal3 a b
+check "a resyncs and follows b again" wait_for 60 eval \
+	"all_connected && jcheck a \"o['disk'] == 'UpToDate'\" && fsj a \"o['fs']['owner'] == 'b' and o['fs']['reason'] == ''\""
+check "... a was not fenced: it owns no mount" fsj a "o['fs']['write_epoch'] == 0 and not o['fs']['write_epoch_fenced']"
+expect_rc "fs move r0 a on b: a takes it back" 0 "a now owns" nb fs move r0 a
+check "a owns again" wait_for 30 owner_is a
+check "a and c read what b wrote during the cut" eval \
+	"cmp $T/ma/while-cut $T/mb/while-cut && cmp $T/mc/while-cut $T/mb/while-cut"
+
 # ---- umount of the owner's mount hands over to a client that can take it
 expect_rc "umount on a: hands over to b (c has no disk)" 0 "" na umount "$T/ma"
 check "b owns; a serves nothing" wait_for 30 eval "fsj b \"o['fs']['role'] == 'owner'\" && jcheck a \"o['fs'] is None and o['role'] == 'Secondary'\""
