@@ -235,6 +235,26 @@ static int sees(struct quorum *q, int id)
 	return 0;
 }
 
+/* Could node id be asking this voter for the opposite record? While its
+ * vote link is fresh and it reported itself Primary, or asking to go on
+ * without a peer. A Secondary that lost its disk peer has nothing to
+ * write and does not ask. q->lock held (then the link's lock). */
+static int rival(struct quorum *q, int id)
+{
+	for (int i = 0; i < q->nlinks; i++) {
+		struct vlink *l = &q->links[i];
+		if (l->h->node_id != id)
+			continue;
+		if (!sees(q, id))
+			return 0;
+		pthread_mutex_lock(&l->lock);
+		int r = l->have_st && (l->st.role == ROLE_PRIMARY || l->st.going_on_without != NONE);
+		pthread_mutex_unlock(&l->lock);
+		return r;
+	}
+	return 0;
+}
+
 /* As a voter, take in node x's report (q->lock held): record "x went on
  * without y" when x asks and this voter may endorse it; forget a record
  * once the two report each other connected again. */
@@ -264,10 +284,11 @@ static void vote_record(struct quorum *q, int x, const struct vstate *s)
 			host_by_id(q, y)->name);
 	/* a claim is a fact (x wrote alone); a request is granted only by a
 	 * voter that knows every disk host's claims and no conflicting record,
-	 * and, while this voter still sees y, only to the lower node-id (when
-	 * both lost each other but reach this voter, both ask: one goes on) */
+	 * and, while this voter still sees y Primary or asking too, only to
+	 * the lower node-id (when both lost each other but reach this voter,
+	 * both may ask: one goes on) */
 	if (!s->claim && (!q->complete || q->outdated_by[x] >= 0 || q->outdated_by[y] >= 0 ||
-			  (y < x && sees(q, y))))
+			  (y < x && rival(q, y))))
 		return;
 	q->outdated_by[y] = x;
 	log_warn("vote: %s goes on without %s; %s may not go on alone until they meet again",

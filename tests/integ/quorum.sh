@@ -73,6 +73,19 @@ check "AC|B healed: b's held write completes" wait_for 60 done_ok s3b
 check "AC|B healed: converged" wait_for 60 converged
 check "AC|B: each write on both" both_have 0x41@6M 0x42@7M
 
+# ---- the a-b link only, one Primary: b goes on ---------------------------
+# a (the lower node-id) is Secondary: it has nothing to write and asks c for
+# nothing, so the lower-node-id rule for two askers must not hold b's writes
+# (a filesystem owner that is the higher node-id: docs/quorum.md rule 2)
+check "a Secondary" na secondary r0
+cut3 a b
+wbg s6b b 0x71 13M
+check "A-B cut, a Secondary: b (Primary, higher node-id) completes its write" wait_for 30 done_ok s6b
+check "... c recorded that b goes on without a" jcheck b "o['quorum']['alone']"
+heal3 a b
+check "A-B healed: converged, a Primary again" wait_for 60 eval "converged && na primary r0 >/dev/null"
+check "A-B: b's write on both" both_have 0x71@13M
+
 # ---- A | B | C: nobody has quorum ------------------------------------------
 # c first, and only once a and b no longer count its vote, the a-b link: cut
 # all at once, a node may still count c's fresh lease for a moment and go on
