@@ -131,6 +131,12 @@ struct fusefs {
 	struct xneg *xneg;     /* NULL: attr_timeout 0, or no memory */
 	struct acache *acache; /* NULL: attr_timeout 0, or no memory */
 	struct gone *gone;     /* NULL: not a client's mount, or no memory */
+	/* where the last READDIRPLUS batch that needed its lookups ended
+	 * (directory, offset of its next entry): the batch asked there goes
+	 * to readdirplus at once, without the names first (a cold listing's
+	 * second round trip per batch). A hint: a torn pair only picks the
+	 * other way, and both answer alike */
+	_Atomic uint64_t plus_dir, plus_next;
 };
 
 /* ---- what the kernel holds (cache.track) ------------------------------- */
@@ -1039,6 +1045,7 @@ struct dirplus {
 	uint64_t *taken;
 	size_t ntaken;
 	size_t unheld; /* names listed that the kernel may not hold (held_name) */
+	uint64_t next; /* the offset after the last entry added */
 };
 
 static int dir_fill_plus(void *arg, const char *name, const struct fs_entry *e, uint64_t next)
@@ -1058,6 +1065,7 @@ static int dir_fill_plus(void *arg, const char *name, const struct fs_entry *e, 
 	}
 	fuse_add_direntry_plus(d->req, d->buf + d->used, d->size - d->used, name, &p, (off_t)next);
 	d->used += need;
+	d->next = next;
 	return 0;
 }
 
@@ -1081,12 +1089,19 @@ static void ff_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			     .buf = malloc(size ? size : 1), .taken = malloc((size / least + 1) * sizeof *d.taken) };
 	int rc = -ENOMEM;
 	/* the names first: a batch the kernel holds every name of (a listing
-	 * again) goes without lookups, as a READDIR would */
-	if (d.buf && d.taken)
+	 * again) goes without lookups, as a READDIR would; not after a batch
+	 * that needed them (plus_dir) */
+	if (d.buf && d.taken && off && atomic_load(&f->plus_dir) == ino && atomic_load(&f->plus_next) == (uint64_t)off)
+		rc = 0, d.unheld = 1;
+	else if (d.buf && d.taken)
 		rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill_names, &d);
 	if (!rc && d.unheld) {
 		d.used = 0;
 		rc = f->ops->readdirplus(f->ctx, &c, ino, fi->fh, (uint64_t)off, size, dir_fill_plus, &d);
+		if (!rc && d.used) {
+			atomic_store(&f->plus_dir, ino);
+			atomic_store(&f->plus_next, d.next);
+		}
 		if (rc == -ENOSYS && !d.used)
 			rc = f->ops->readdir(f->ctx, &c, ino, fi->fh, (uint64_t)off, dir_fill_names, &d);
 	}
