@@ -95,6 +95,12 @@ $U sh -c "echo g >$M/sgid/f; mkdir $M/sgid/sub"
 check "a setgid directory gives its group (and the bit to subdirectories)" bash -c \
 	"[ \$(stat -c %g $S/sgid/f) = 1234 ] && [ \$(stat -c %u $S/sgid/f) = 1000 ] && [ -g $S/sgid/sub ]"
 check "chown by a non-owner is refused (EPERM)" bash -c "! $U chown 1000 $M/pub/rootfile 2>/dev/null"
+# a supplementary group is what lets uid 1000 create here: the caller's
+# groups reach the backend (fusefs.c reads them for a caller not root)
+mkdir "$M/grp"; chgrp 1235 "$M/grp"; chmod 0770 "$M/grp"
+check "a supplementary group's directory: create, mkdir, symlink, mknod" \
+	setpriv --reuid=1000 --regid=1000 --groups=1235 sh -c "echo s >$M/grp/f && mkdir $M/grp/d && ln -s f $M/grp/l && mkfifo $M/grp/p"
+check "... not without the group (EACCES)" bash -c "! $U sh -c 'echo s >$M/grp/g' 2>/dev/null && [ ! -e $S/grp/g ]"
 
 # times, sizes, holes, xattrs
 touch -d "2001-02-03 04:05:06.123456789" "$M/mode"
