@@ -79,6 +79,11 @@ struct fs_entry {
 	/* readdirplus: bit i set if the node had no fs_xattr_common[i] when
 	 * its attributes were read (as revocable as `attr`); 0: not known */
 	unsigned xattr_absent;
+	/* mkdir: 1 if the new directory held no name once every later change
+	 * of it revokes it where the reply goes (as attr_timeout > 0 says of
+	 * `attr`), so the caller knows every name in it until then; 0: not
+	 * known. A backend may leave it 0. */
+	int dir_empty;
 };
 #define FS_ATTR_REVOCABLE 1.0
 

@@ -112,6 +112,31 @@ struct gone {
 	struct gone_slot slot[GONE_SLOTS];
 };
 
+/* Directories this mount made itself while the owner said they were
+ * empty once revocable (mkdir's dir_empty): it knows every name there, so
+ * a lookup of a name it did not make there is answered "absent" without
+ * asking the owner (a create's LOOKUP; Ceph's "complete" directory), until
+ * the owner revokes the directory (nt_inode: a name made or moved there
+ * on another node revokes the directory before that call returns), the
+ * kernel forgets it, or everything is dropped. The names made here are
+ * bits of a hash, set before the call that makes the name: a set bit only
+ * sends the lookup to the owner. The answer is not cached by the kernel
+ * (no negative entry: the owner marked no such name as this client's). A
+ * directory is learned only if no directory was revoked while its mkdir
+ * was at the owner (`seq`); a 17th one takes the oldest's slot. */
+#define KNOWN_DIRS 16u
+#define KNOWN_BITS 65536u
+struct known_dir {
+	uint64_t ino; /* 0: empty */
+	uint64_t bits[KNOWN_BITS / 64];
+};
+struct known {
+	pthread_mutex_t lock; /* guards all of it */
+	uint64_t seq;         /* revocations so far */
+	unsigned next;        /* the slot the next directory takes */
+	struct known_dir dir[KNOWN_DIRS];
+};
+
 struct fusefs {
 	struct fuse_session *se;
 	const struct fs_ops *ops;
@@ -131,6 +156,7 @@ struct fusefs {
 	struct xneg *xneg;     /* NULL: attr_timeout 0, or no memory */
 	struct acache *acache; /* NULL: attr_timeout 0, or no memory */
 	struct gone *gone;     /* NULL: not a client's mount, or no memory */
+	struct known *known;   /* NULL: not a client's mount, or no memory */
 	/* where the last READDIRPLUS batch that needed its lookups ended
 	 * (directory, offset of its next entry): the batch asked there goes
 	 * to readdirplus at once, without the names first (a cold listing's
@@ -369,6 +395,84 @@ static void gone_drop(struct fusefs *f, uint64_t parent, const char *name, int r
 			sl->parent = 0;
 	}
 	pthread_mutex_unlock(&g->lock);
+}
+
+static struct known_dir *known_find(struct known *k, uint64_t ino)
+{
+	for (unsigned i = 0; ino && i < KNOWN_DIRS; i++)
+		if (k->dir[i].ino == ino)
+			return &k->dir[i];
+	return NULL;
+}
+
+/* Taken before a mkdir whose answer may be learned (known_learn) */
+static uint64_t known_seq(struct fusefs *f)
+{
+	return f->known ? seq_read(&f->known->lock, &f->known->seq) : 0;
+}
+
+/* This mount made directory ino, empty when it became revocable, by a
+ * call that began at seq */
+static void known_learn(struct fusefs *f, uint64_t ino, uint64_t seq)
+{
+	struct known *k = f->known;
+	if (!k || !ino)
+		return;
+	pthread_mutex_lock(&k->lock);
+	if (k->seq == seq && !known_find(k, ino)) {
+		struct known_dir *d = &k->dir[k->next++ % KNOWN_DIRS];
+		memset(d->bits, 0, sizeof d->bits);
+		d->ino = ino;
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+static unsigned known_bit(uint64_t parent, const char *name)
+{
+	return (unsigned)(name_hash(parent, name, strlen(name)) % KNOWN_BITS);
+}
+
+/* (parent, name) may exist from now on: this mount is making it */
+static void known_made(struct fusefs *f, uint64_t parent, const char *name)
+{
+	struct known *k = f->known;
+	if (!k)
+		return;
+	unsigned b = known_bit(parent, name);
+	pthread_mutex_lock(&k->lock);
+	struct known_dir *d = known_find(k, parent);
+	if (d)
+		d->bits[b / 64] |= 1ull << (b % 64);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* 1: parent is known whole here and name was never made in it */
+static int known_absent(struct fusefs *f, uint64_t parent, const char *name)
+{
+	struct known *k = f->known;
+	if (!k || !strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	unsigned b = known_bit(parent, name);
+	pthread_mutex_lock(&k->lock);
+	struct known_dir *d = known_find(k, parent);
+	int absent = d && !(d->bits[b / 64] & (1ull << (b % 64)));
+	pthread_mutex_unlock(&k->lock);
+	return absent;
+}
+
+/* Directory ino may hold names made elsewhere (revoked), or the kernel
+ * forgot it; ino 0: every directory */
+static void known_drop(struct fusefs *f, uint64_t ino, int revoked)
+{
+	struct known *k = f->known;
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->seq += !!revoked;
+	for (unsigned i = 0; i < KNOWN_DIRS; i++)
+		if (!ino || k->dir[i].ino == ino)
+			k->dir[i].ino = 0;
+	pthread_mutex_unlock(&k->lock);
 }
 
 /* The bit of fs_xattr_common for name; 0: not one of them */
@@ -662,6 +766,10 @@ static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	SETUP(0);
 	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
+	if (known_absent(f, parent, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
 	int rc = gone_take(f, parent, name) ? -ENOENT : f->ops->lookup(f->ctx, &c, parent, name, &e);
 	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
 		/* a negative entry: node id 0, kept until revoked by a create */
@@ -682,6 +790,7 @@ static void ff_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	struct fusefs *in_backend __attribute__((cleanup(leave))) = enter(f);
 	track_forget(f, ino, nlookup);
 	gone_drop(f, ino, NULL, 0);
+	known_drop(f, ino, 0);
 	xneg_drop(f, ino, 0);
 	acache_forget(f, ino);
 	if (in_backend)
@@ -696,6 +805,7 @@ static void ff_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	for (size_t i = 0; i < count; i++) {
 		track_forget(f, fl[i].ino, fl[i].nlookup);
 		gone_drop(f, fl[i].ino, NULL, 0);
+		known_drop(f, fl[i].ino, 0);
 		xneg_drop(f, fl[i].ino, 0);
 		acache_forget(f, fl[i].ino);
 		if (in_backend)
@@ -755,6 +865,7 @@ static void ff_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	SETUP(1);
 	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
+	known_made(f, parent, name);
 	reply_entry(req, f->ops->mknod(f->ctx, &c, parent, name, mode, rdev, &e), parent, name, &e, seq, parent, 0);
 }
 
@@ -762,8 +873,12 @@ static void ff_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	SETUP(1);
 	struct fs_entry e = { 0 };
-	uint64_t seq = acache_seq(f);
-	reply_entry(req, f->ops->mkdir(f->ctx, &c, parent, name, mode, &e), parent, name, &e, seq, parent, 0);
+	uint64_t seq = acache_seq(f), kseq = known_seq(f);
+	known_made(f, parent, name);
+	int rc = f->ops->mkdir(f->ctx, &c, parent, name, mode, &e);
+	if (!rc && e.dir_empty)
+		known_learn(f, e.ino, kseq);
+	reply_entry(req, rc, parent, name, &e, seq, parent, 0);
 }
 
 /* unlink, rmdir: the parent and the node behind the name changed; when
@@ -806,6 +921,7 @@ static void ff_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	SETUP(1);
 	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
+	known_made(f, parent, name);
 	reply_entry(req, f->ops->symlink(f->ctx, &c, link, parent, name, &e), parent, name, &e, seq, parent, 0);
 }
 
@@ -840,6 +956,7 @@ static void ff_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	SETUP(0);
 	uint64_t gseq = gone_seq(f);
+	known_made(f, newparent, newname);
 	int rc = f->ops->rename(f->ctx, &c, parent, name, newparent, newname, flags);
 	acache_drop(f, ACACHE_ALL); /* both parents, the moved and the replaced node */
 	int stray[2];
@@ -864,6 +981,7 @@ static void ff_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	SETUP(0);
 	struct fs_entry e = { 0 };
 	uint64_t seq = acache_seq(f);
+	known_made(f, newparent, newname);
 	reply_entry(req, f->ops->link(f->ctx, &c, ino, newparent, newname, &e), newparent, newname, &e, seq, newparent,
 		    ino);
 }
@@ -901,6 +1019,7 @@ static void ff_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fs_entry e = { 0 };
 	uint64_t fh;
 	uint64_t seq = acache_seq(f), xseq = xneg_seq(f);
+	known_made(f, parent, name);
 	int rc = f->ops->create(f->ctx, &c, parent, name, mode, fi->flags, &e, &fh);
 	seq = entry_cache(f, rc, &e, seq, parent, 0);
 	/* A file made now has no capability, and the kernel asks before the
@@ -1422,6 +1541,7 @@ static void nt_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
 		off = -1;
 	else if (len == INT64_MAX)
 		len = 0;
+	known_drop(f, ino, 1); /* first: a name may be made there once this returns */
 	xneg_drop(f, ino, 1);
 	acache_drop(f, ino);
 	inval_node(f, ino, off, len);
@@ -1446,6 +1566,7 @@ static void nt_all(void *arg)
 	struct track *t = f->track;
 	struct tname *names = NULL;
 	gone_drop(f, 0, NULL, 1);
+	known_drop(f, 0, 1);
 	xneg_drop(f, 0, 1);
 	acache_drop(f, ACACHE_ALL);
 	if (!t) { /* names are not cached (the owner's own mount): its root's attributes */
@@ -1515,6 +1636,10 @@ static void fusefs_free(struct fusefs *f)
 		pthread_mutex_destroy(&f->gone->lock);
 		free(f->gone);
 	}
+	if (f->known) {
+		pthread_mutex_destroy(&f->known->lock);
+		free(f->known);
+	}
 	free(f);
 }
 
@@ -1549,6 +1674,8 @@ int fusefs_start(struct fusefs **out, const char *mountpoint, const char *fsname
 	 * owner's own lookups are local) */
 	if (f->cache.track && !f->cache.split && f->cache.entry_timeout > 0 && (f->gone = calloc(1, sizeof *f->gone)))
 		pthread_mutex_init(&f->gone->lock, NULL);
+	if (f->cache.track && !f->cache.split && (f->known = calloc(1, sizeof *f->known)))
+		pthread_mutex_init(&f->known->lock, NULL);
 	f->notify = (struct fs_notify){
 		.inval_inode = nt_inode, .inval_entry = nt_entry, .inval_all = nt_all, .arg = f
 	};

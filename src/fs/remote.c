@@ -91,7 +91,7 @@ struct remote {
 static void hello_fs_client(void *arg, struct pkt_hello *hello)
 {
 	(void)arg;
-	hello->flags |= HF_FS_EPOCH | HF_FS_WRITE_ATTR | HF_FS_PARENT_ATTR;
+	hello->flags |= HF_FS_EPOCH | HF_FS_WRITE_ATTR | HF_FS_PARENT_ATTR | HF_FS_DIR_EMPTY;
 }
 
 /* A connected owner's HELLO flags: what it answers (MOUNTED, fsproto 3;
@@ -717,12 +717,14 @@ static int r_readlink(void *ctx, const struct fs_caller *c, uint64_t ino, char *
 }
 
 /* An entry reply into out, with the parent's attributes from a version 6
- * owner (HF_FS_PARENT_ATTR) */
+ * owner (HF_FS_PARENT_ATTR), and a new directory's emptiness from a
+ * version 8 one */
 static void entry_in(struct fs_entry *out, const struct fsp_reply *rep)
 {
 	fsconv_entry_in(out, &rep->entry);
 	if (rep->has_pattr)
 		out->parent_attr = rep->pattr;
+	out->dir_empty = rep->has_empty && rep->new_empty; /* a version 8 owner (HF_FS_DIR_EMPTY) */
 }
 
 static int entry_call(void *ctx, struct fsp_req *q, struct fs_entry *out)

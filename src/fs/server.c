@@ -142,6 +142,8 @@ struct sconn {
 	int write_attr;          /* its HELLO had HF_FS_WRITE_ATTR: write replies carry attributes */
 	int parent_attr;         /* its HELLO had HF_FS_PARENT_ATTR: replies of directory changes carry
 				  * the parent's attributes */
+	int dir_empty;           /* its HELLO had HF_FS_DIR_EMPTY: mkdir replies say if the new directory
+				  * is empty */
 	int stale_told;          /* a stale epoch was logged for it (once per connection) */
 	int replaced;            /* under s->lock: a newer connection of its node ends it */
 	int leaving;             /* under s->lock: its reader stopped; its MOUNTED waits end */
@@ -792,6 +794,32 @@ static int64_t run_readdirplus(struct sconn *c, const struct fsp_req *q, const s
 	return r->ndirents ? 0 : res;
 }
 
+static int count_name(void *arg, const char *name, uint64_t ino, mode_t type, uint64_t next)
+{
+	(void)ino;
+	(void)type;
+	(void)next;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	*(int *)arg = 1;
+	return 1; /* one is enough */
+}
+
+/* 1 if directory ino holds no name: listed as the caller, after the
+ * client's mark of ino (reply), so any name made there later revokes it
+ * at the client; 0 if it holds one or cannot be listed. */
+static uint32_t dir_is_empty(struct sconn *c, const struct fs_caller *caller, uint64_t ino)
+{
+	const struct fs_ops *ops = c->s->ops;
+	uint64_t fh;
+	int named = 0;
+	if (ops->opendir(c->s->ctx, caller, ino, &fh))
+		return 0;
+	int rc = ops->readdir(c->s->ctx, caller, ino, fh, 0, count_name, &named);
+	ops->releasedir(c->s->ctx, ino, fh);
+	return !rc && !named;
+}
+
 /* Reply to j with r (result res, entry e): what the client may cache from
  * it is tracked first, so a later change revokes it. */
 static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct fs_entry *e,
@@ -823,6 +851,10 @@ static void reply(struct job *j, struct fsp_reply *r, int64_t res, const struct 
 		pthread_mutex_unlock(&c->lock);
 		if (entry)
 			entry_reread(c, caller, &r->entry);
+		if (q->op == FSP_MKDIR && r->has_pattr && c->dir_empty) {
+			r->has_empty = 1;
+			r->new_empty = dir_is_empty(c, caller, e->ino);
+		}
 	}
 	uint8_t head[FSP_HDR + FSP_HEAD_MAX];
 	int hl = fsp_encode_reply(head, sizeof head, j->h.id, r);
@@ -1203,6 +1235,7 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 	c->epochs = !!(peer.flags & HF_FS_EPOCH);
 	c->write_attr = !!(peer.flags & HF_FS_WRITE_ATTR);
 	c->parent_attr = !!(peer.flags & HF_FS_PARENT_ATTR);
+	c->dir_empty = !!(peer.flags & HF_FS_DIR_EMPTY);
 	return h;
 }
 

@@ -338,7 +338,10 @@ int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply
 		if (r->op == FSP_UNLINK || r->op == FSP_RMDIR)
 			wr_u64(&w, r->removed_ino);
 	}
-	return wr_finish(&w, r->op, FSPF_REPLY, 0, r->epoch, id, dlen, pattr ? 6 : attr ? 5 : 0);
+	int empty = pattr && r->op == FSP_MKDIR && r->has_empty;
+	if (empty) /* version 8 */
+		wr_u32(&w, r->new_empty);
+	return wr_finish(&w, r->op, FSPF_REPLY, 0, r->epoch, id, dlen, empty ? 8 : pattr ? 6 : attr ? 5 : 0);
 }
 
 /* ------------------------------------------------------------ reader */
@@ -783,6 +786,12 @@ int fsp_decode_reply(const struct fsp_hdr *h, const uint8_t *payload, struct fsp
 		if (h->op == FSP_UNLINK || h->op == FSP_RMDIR)
 			out->removed_ino = rd_u64(&r);
 		out->has_pattr = 1;
+	}
+	if (h->op == FSP_MKDIR && h->version >= 8 && !r.short_ && out->result >= 0) {
+		out->new_empty = rd_u32(&r);
+		out->has_empty = 1;
+		if (out->new_empty > 1)
+			return refuse(why, whylen, h->op, 1, "new_empty %u: must be 0 or 1", out->new_empty);
 	}
 	if (r.short_)
 		return refuse(why, whylen, h->op, 1, "payload %u bytes: too short", h->len);

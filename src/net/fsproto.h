@@ -83,6 +83,15 @@
  *     the client's buffer as FUSE counts these entries
  *     (FSP_DIRENTPLUS_ROOM); the batch is never longer. A client sends
  *     one only to an owner whose CH_FS HELLO carried HF_FS_READDIRPLUS.
+ *   8 (2026-12): a successful MKDIR reply carries, after the parent's
+ *     attributes, u32 `new_empty`: 1 if the new directory held no name
+ *     once it was marked as cached by the client, so every name made in
+ *     it later by another node revokes it there (INVAL_INODE of the new
+ *     directory) and the client may answer a lookup of a name it did not
+ *     make there itself as absent until then (docs/dipolefs.md, "What a
+ *     node caches"); 0: not known. A version 8 MKDIR reply always has
+ *     it (and the parent's attributes). The owner sends one only to a
+ *     client whose CH_FS HELLO carried HF_FS_DIR_EMPTY (wire.h).
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -93,7 +102,7 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     7u
+#define FSP_VERSION     8u
 #define FSP_VERSION_MIN 1u
 #define FSP_HDR         24u
 
@@ -228,6 +237,8 @@ struct fsp_reply {
 	struct stat pattr;    /* mknod, mkdir, symlink, link, create, unlink, rmdir when has_pattr */
 	int has_pattr;        /* the parent's attributes after the change follow (version 6) */
 	uint64_t removed_ino; /* unlink, rmdir when has_pattr: the node the name named, 0: unknown */
+	int has_empty;        /* mkdir with has_pattr: new_empty follows (version 8) */
+	uint32_t new_empty;   /* 1: the new directory was empty once revocable, 0: not known */
 	uint64_t fh;          /* open, create, opendir */
 	struct fsp_lock lock; /* getlk */
 	struct statvfs st;    /* statfs */

@@ -177,6 +177,8 @@ enum wire_type {
 				 * change a directory with its attributes (fsproto.h version 6) */
 #define HF_FS_READDIRPLUS 8192u /* on a CH_FS link, the owner's: it answers READDIRPLUS
 				 * (fsproto.h version 7) */
+#define HF_FS_DIR_EMPTY  16384u /* on a CH_FS link, a client's: it takes MKDIR replies saying
+				 * whether the new directory is empty (fsproto.h version 8) */
 #define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
 			       * receiver keeps off its device (Secondary, refusing `primary`) */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer

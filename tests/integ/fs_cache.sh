@@ -372,6 +372,64 @@ d = os.pread(fd, 4096, 4096 * 7)
 assert d == bytes([7]) * 5 + b'Z' * 10 + bytes([7]) * 4081, d[:20]
 os.close(fd)"
 
+# ---- a directory b made itself, empty, is known whole on b (fsproto 8):
+# the lookup before each create there is answered by b, until a name made
+# there on another node revokes the directory (docs/dipolefs.md)
+mkdir "$B/own"
+R0=$(settled b)
+py "
+import os
+for i in range(20):
+    os.close(os.open('$B/own/k%d' % i, os.O_CREAT | os.O_WRONLY, 0o644))"
+R1=$(settled b)
+check "own dir: 20 creates on b in a directory b made: create and release each, no lookup ($R0 -> $R1)" \
+	test $((R1 - R0)) -le 44
+R0=$(settled b)
+! stat "$B/own/nothere" 2>/dev/null
+R1=$(settled b)
+check "own dir: a name b never made there is absent without asking a ($R0 -> $R1)" test "$R0" = "$R1"
+check "own dir: one it made there is there" test -f "$B/own/k7"
+check "own dir: b's files are on a" eval '[ $(ls $A/own | wc -l) = 20 ]'
+# each way a name lands in such a directory from another node, seen on b
+# at once (b answered the name absent just before)
+i=0
+for how in create mkdir symlink link rename fifo; do
+	i=$((i + 1))
+	mkdir "$B/own$i"
+	! stat "$B/own$i/n" 2>/dev/null
+	case $how in
+	create) echo hi >"$A/own$i/n" ;;
+	mkdir) mkdir "$A/own$i/n" ;;
+	symlink) ln -s hi "$A/own$i/n" ;;
+	link) ln "$A/f" "$A/own$i/n" ;;
+	rename) echo hi >"$A/mv$i" && mv "$A/mv$i" "$A/own$i/n" ;;
+	fifo) mkfifo "$A/own$i/n" ;;
+	esac
+	check "own dir: a name made there on a by $how is seen on b at once" eval "[ -e $B/own$i/n ] || [ -L $B/own$i/n ]"
+	check "... and b's creates there after it work and show on a" eval "echo b >$B/own$i/m && [ \"\$(cat $A/own$i/m)\" = b ]"
+done
+# names made on a one after another, each looked up on b as soon as a's
+# call returned; and b's own creates in between
+mkdir "$B/race"
+check "own dir: 40 names made on a, each seen on b at once; b's own creates too" py "
+import os
+for i in range(40):
+    open('$A/race/a%d' % i, 'w').close()
+    os.stat('$B/race/a%d' % i)
+    try:
+        os.stat('$B/race/b%d' % i); raise SystemExit('b%d exists on b before anyone made it' % i)
+    except FileNotFoundError: pass
+    open('$B/race/b%d' % i, 'w').close()
+    os.stat('$A/race/b%d' % i)
+assert len(os.listdir('$B/race')) == 80"
+# the kernel lets b's directory go (drop_caches): b forgets it is whole,
+# and the owner stops revoking it there
+mkdir "$B/forgot"
+sync
+echo 2 >/proc/sys/vm/drop_caches
+check "own dir: after b's kernel dropped it, a name made on a is seen on b" \
+	eval 'echo a >$A/forgot/n && [ "$(cat $B/forgot/n)" = a ]'
+
 # ---- the caches serve
 stat "$B/f" >/dev/null
 R0=$(settled b)

@@ -378,10 +378,26 @@ static void f_r_pattr(struct fsp_req *q, struct fsp_reply *r)
 	r->removed_ino = 77;
 }
 
+static void f_r_empty(struct fsp_req *q, struct fsp_reply *r)
+{
+	f_r_pattr(q, r);
+	r->has_empty = 1;
+	r->new_empty = 1;
+}
+static void f_r_empty2(struct fsp_req *q, struct fsp_reply *r)
+{
+	f_r_empty(q, r);
+	r->new_empty = 2;
+}
+
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 8", 0, FSP_GETATTR, NULL, M_BYTE, 4, 8, "frame version 8: this node speaks 1 to 7" },
+	{ "version 9", 0, FSP_GETATTR, NULL, M_BYTE, 4, 9, "frame version 9: this node speaks 1 to 8" },
+	{ "reply: mkdir emptiness in a version 7 frame", 1, FSP_MKDIR, f_r_empty, M_BYTE, 4, 7,
+	  "4 bytes more than its fields" },
+	{ "reply: mkdir emptiness 2", 1, FSP_MKDIR, f_r_empty2, M_NONE, 0, 0, "MKDIR reply: new_empty 2: must be 0 or 1" },
+	{ "reply: mkdir emptiness cut short", 1, FSP_MKDIR, f_r_empty, M_CUT, 0, 1, "too short" },
 	{ "readdirplus in a version 6 frame", 0, FSP_READDIRPLUS, NULL, M_BYTE, 4, 6,
 	  "READDIRPLUS: op in a version 6 frame: needs version 7" },
 	{ "readdirplus batch 0", 0, FSP_READDIRPLUS, f_len0, M_NONE, 0, 0, "READDIRPLUS: batch 0 bytes" },
@@ -543,6 +559,22 @@ TEST(frames_carry_the_lowest_version_they_need)
 	r = (struct fsp_reply){ .op = FSP_UNLINK, .result = -ENOENT, .has_pattr = 1 };
 	n = reply_frame(frame, &r);
 	CHECK(frame[4] == 1 && n == FSP_HDR + 8 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_pattr);
+	/* version 8: a mkdir reply says whether the new directory was empty */
+	for (uint32_t v = 0; v < 2; v++) {
+		r = (struct fsp_reply){ .op = FSP_MKDIR, .result = 0, .pattr = some_attr(), .has_pattr = 1,
+					.has_empty = 1, .new_empty = v };
+		r.entry.ino = 13;
+		n = reply_frame(frame, &r);
+		CHECK(frame[4] == 8 && decode_reply(frame, n, &rd, why) == 0 && rd.has_pattr && rd.has_empty &&
+		      rd.new_empty == v && rd.entry.ino == 13);
+	}
+	r.has_empty = 0;
+	n = reply_frame(frame, &r);
+	CHECK(frame[4] == 6 && decode_reply(frame, n, &rd, why) == 0 && rd.has_pattr && !rd.has_empty);
+	r = (struct fsp_reply){ .op = FSP_CREATE, .result = 0, .pattr = some_attr(), .has_pattr = 1, .has_empty = 1 };
+	r.entry.ino = 13;
+	n = reply_frame(frame, &r); /* only mkdir carries it */
+	CHECK(frame[4] == 6 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_empty);
 	/* ops that do not change a directory never carry them */
 	r = (struct fsp_reply){ .op = FSP_GETATTR, .result = 0, .attr = some_attr(), .has_pattr = 1 };
 	n = reply_frame(frame, &r);
