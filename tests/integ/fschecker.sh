@@ -54,6 +54,10 @@ cutb -D
 check "healed: b reads through its mount again" wait_for 60 grep -q x "$T/mb/probe"
 T=$T NS_A=$NS_A NS_B=$NS_B VETH_A=$VETH_A VETH_B=$VETH_B DIPOLE=$DIPOLE CFG=$T/r.res MA=$T/ma MB=$T/mb \
 	FSCHECK_SECONDS=${FSCHECK_SECONDS:-50} timeout 800 python3 "$ROOT/tests/fschecker.py" || FAILED=1
+# a failure in CI leaves only this output: the daemons' last words with it
+if [ $FAILED = 1 ]; then
+	for n in a b; do tail -n 60 "$T/r$n/r0.log" 2>/dev/null | sed "s/^/# $n.log: /"; done
+fi
 if [ $FAILED = 1 ] && [ -n "${FSCHECK_KEEP:-}" ]; then
 	mkdir -p "$FSCHECK_KEEP" && cp "$T"/journal.* "$T"/worker.*.err "$FSCHECK_KEEP/" 2>/dev/null; cp "$T/ra/r0.log" "$FSCHECK_KEEP/a.log"; cp "$T/rb/r0.log" "$FSCHECK_KEEP/b.log"
 fi
