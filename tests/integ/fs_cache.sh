@@ -42,38 +42,35 @@ check "... listed with their attributes on a and on b" \
 # directory on sys.path would look names up of their own)
 PYBIN=$(python3 -c 'import sys; print(sys.executable)')
 lstat_all() { "$PYBIN" -I -c "import os; fd = os.open('$1', os.O_RDONLY); [os.lstat(n, dir_fd=fd) for n in os.listdir(fd)]"; }
-echo 3 >/proc/sys/vm/drop_caches
-R0=$(settled b)
-lstat_all "$B/many"
-R1=$(settled b)
-check "a cold listing of 600 files with a stat of each on b asks a at most 10 times ($R0 -> $R1)" \
-	test $((R1 - R0)) -le 10
+# cold NODE FIELD CMD...: how far NODE's FIELD count moves for CMD run
+# with every cache dropped (FIELD: requests, a client's to the owner, or
+# mount_requests, its own mount's)
+cold() {
+	local node=$1 field=$2 r0 r1
+	shift 2
+	echo 3 >/proc/sys/vm/drop_caches
+	r0=$(settled "$node" "$field")
+	"$@" >/dev/null
+	r1=$(settled "$node" "$field")
+	echo $((r1 - r0))
+}
+N=$(cold b requests lstat_all "$B/many")
+check "a cold listing of 600 files with a stat of each on b asks a at most 10 times ($N)" test "$N" -le 10
 # ... and one request per batch, not two (its names, then the names with
 # their attributes): after a batch that needed its lookups, fusefs asks
 # for the next with its attributes at once (plus_dir)
 check "3000 files made on a" bash -c "mkdir $A/wide && for i in \$(seq 1 3000); do : >$A/wide/w\$i || exit 1; done"
-echo 3 >/proc/sys/vm/drop_caches
-R0=$(settled b)
-lstat_all "$B/wide"
-R1=$(settled b)
-check "a cold listing of 3000 files with a stat of each on b asks a at most 30 times ($R0 -> $R1)" \
-	test $((R1 - R0)) -le 30
-echo 3 >/proc/sys/vm/drop_caches
-R0=$(settled b)
-ls -l "$B/many" >/dev/null
-R1=$(settled b)
+N=$(cold b requests lstat_all "$B/wide")
+check "a cold listing of 3000 files with a stat of each on b asks a at most 30 times ($N)" test "$N" -le 30
+N=$(cold b requests ls -l "$B/many")
 # (fusefs.c keeps "absent" in 32768 slots: two of 600 nodes on one slot
 # cost their questions again, ~6 such pairs; one per name: 1,200)
-check "a cold ls -l of them on b too: their ACLs and labels are known absent ($R0 -> $R1)" \
-	test $((R1 - R0)) -le 60
+check "a cold ls -l of them on b too: their ACLs and labels are known absent ($N)" test "$N" -le 60
 # (on a, in a directory b never looked into: a caches no name where b does)
 mkdir "$A/mine"
 for i in $(seq 1 300); do : >"$A/mine/f$i"; done
-echo 3 >/proc/sys/vm/drop_caches
-R0=$(settled a mount_requests)
-lstat_all "$A/mine"
-R1=$(settled a mount_requests)
-check "... on a, 300 files: at most 20 requests to its own mount ($R0 -> $R1)" test $((R1 - R0)) -le 20
+N=$(cold a mount_requests lstat_all "$A/mine")
+check "... on a, 300 files: at most 20 requests to its own mount ($N)" test "$N" -le 20
 check "... a change on a after b's listing is seen on b" \
 	eval "chmod 600 $A/many/f7 && rm $A/many/f8 && [ \$(stat -c %a $B/many/f7) = 600 ] && ! stat $B/many/f8 2>/dev/null"
 
