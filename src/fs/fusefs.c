@@ -764,12 +764,12 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t parent, const char *nam
 static void ff_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	SETUP(0);
-	struct fs_entry e = { 0 };
-	uint64_t seq = acache_seq(f);
 	if (known_absent(f, parent, name)) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	struct fs_entry e = { 0 };
+	uint64_t seq = acache_seq(f);
 	int rc = gone_take(f, parent, name) ? -ENOENT : f->ops->lookup(f->ctx, &c, parent, name, &e);
 	if (rc == -ENOENT && f->cache.entry_timeout > 0) {
 		/* a negative entry: node id 0, kept until revoked by a create */
