@@ -184,12 +184,11 @@ struct fs_ops {
 	/* read: bytes read (0 at EOF) or -errno; write: bytes written or -errno */
 	ssize_t (*read)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, void *buf, size_t len,
 			uint64_t off);
-	/* write: `after` (NULL: not wanted), zeroed by the caller, may be
-	 * filled with the file's attributes once written (st_ino != 0), as
-	 * revocable as a getattr's (fs_entry's FS_ATTR_REVOCABLE); a backend
-	 * that does not leaves it */
+	/* write: reads none of the file's attributes after it (nobody asked:
+	 * on Linux >= 6.13 a read ctime makes ext4's and XFS's next write
+	 * take a fine-grained time, so every fsync commits the journal) */
 	ssize_t (*write)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf,
-			 size_t len, uint64_t off, struct stat *after);
+			 size_t len, uint64_t off);
 	/* flush: at each close(2) of a descriptor (drops the owner's POSIX locks) */
 	int (*flush)(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t lock_owner);
 	int (*release)(void *ctx, uint64_t ino, uint64_t fh);

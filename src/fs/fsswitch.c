@@ -471,12 +471,12 @@ static int slot_flags(struct fsswitch *s, uint64_t fh)
 }
 
 static ssize_t sw_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf, size_t len,
-			uint64_t off, struct stat *after)
+			uint64_t off)
 {
 	int64_t rc;
 	/* a write at an offset lands the same twice; an append would not */
 	int idem = !(slot_flags(ctx, fh) & O_APPEND);
-	CALL(ctx, fh, idem, ops->write(bctx, c, ino, a_.bfh, buf, len, off, after));
+	CALL(ctx, fh, idem, ops->write(bctx, c, ino, a_.bfh, buf, len, off));
 	if (rc > 0)
 		slot_mark(ctx, fh, 1, 0);
 	return (ssize_t)rc;

@@ -1065,12 +1065,10 @@ static void ff_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	SETUP(0);
-	struct stat after = { 0 };
-	uint64_t seq = acache_seq(f);
-	ssize_t r = f->ops->write(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off, &after);
-	/* the kernel asks getattr after its own write (size, mtime): the
-	 * attributes the backend read after it, if it did */
-	acache_after(f, seq, r >= 0 && after.st_ino ? ino : 0, &after, ino, 0);
+	ssize_t r = f->ops->write(f->ctx, &c, ino, fi->fh, buf, size, (uint64_t)off);
+	/* its size and times changed; the kernel asks getattr when someone
+	 * wants them, not before (fsops.h: why the backend does not read them) */
+	acache_drop(f, ino);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else

@@ -1093,7 +1093,7 @@ static ssize_t lo_read(void *ctx, const struct fs_caller *c, uint64_t ino, uint6
 }
 
 static ssize_t lo_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf,
-			size_t len, uint64_t off, struct stat *after)
+			size_t len, uint64_t off)
 {
 	struct local *l = ctx;
 	if (len > FS_IO_MAX)
@@ -1104,8 +1104,6 @@ static ssize_t lo_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint
 	ssize_t r = pwrite(f->fd, buf, len, (off_t)off);
 	if (r < 0)
 		r = -errno;
-	else if (after && fstat(f->fd, after))
-		after->st_ino = 0; /* not known */
 	int append = f->append;
 	file_put(l, f, 0);
 	if (r > 0 && append) /* where it landed is not known: all pages */

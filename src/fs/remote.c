@@ -91,7 +91,7 @@ struct remote {
 static void hello_fs_client(void *arg, struct pkt_hello *hello)
 {
 	(void)arg;
-	hello->flags |= HF_FS_EPOCH | HF_FS_WRITE_ATTR | HF_FS_PARENT_ATTR | HF_FS_DIR_EMPTY;
+	hello->flags |= HF_FS_EPOCH | HF_FS_PARENT_ATTR | HF_FS_DIR_EMPTY;
 }
 
 /* A connected owner's HELLO flags: what it answers (MOUNTED, fsproto 3;
@@ -862,10 +862,8 @@ static ssize_t r_read(void *ctx, const struct fs_caller *c, uint64_t ino, uint64
 }
 
 static ssize_t r_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf, size_t len,
-		       uint64_t off, struct stat *after)
+		       uint64_t off)
 {
-	if (after)
-		after->st_ino = 0; /* an earlier try's (fsswitch) is not this one's */
 	LOST_EIO(fh);
 	REQ(FSP_WRITE);
 	q.ino = ino;
@@ -877,9 +875,7 @@ static ssize_t r_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint6
 	/* always-on: the owner cannot have written more than it was sent */
 	if (n > (int64_t)q.dlen)
 		return -EIO;
-	if (n >= 0 && rep.has_attr && after) /* a version 5 owner (HF_FS_WRITE_ATTR) */
-		*after = rep.attr;
-	return (ssize_t)n;
+	return (ssize_t)n; /* attributes a version 5-8 owner sent (rep.has_attr): not kept */
 }
 
 static int r_flush(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, uint64_t lock_owner)

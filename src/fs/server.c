@@ -139,7 +139,6 @@ struct sconn {
 	char from[96];
 	const struct cfg_host *host; /* the authenticated client node */
 	int epochs;              /* its HELLO had HF_FS_EPOCH: replies carry the owner epoch */
-	int write_attr;          /* its HELLO had HF_FS_WRITE_ATTR: write replies carry attributes */
 	int parent_attr;         /* its HELLO had HF_FS_PARENT_ATTR: replies of directory changes carry
 				  * the parent's attributes */
 	int dir_empty;           /* its HELLO had HF_FS_DIR_EMPTY: mkdir replies say if the new directory
@@ -915,14 +914,12 @@ static void execute(struct job *j)
 	case FSP_LISTXATTR: res = run_buffered(c, q, &caller, name, &r, &buf); break;
 	case FSP_READDIRPLUS: res = run_readdirplus(c, q, &caller, &r, &buf); break;
 	case FSP_WRITE:
-		/* the attributes after it, for a client that takes them (no
-		 * fstat for one that does not): read after the write, the node
-		 * marked before it (mark_cached) */
-		r.attr.st_ino = 0;
-		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off, c->write_attr ? &r.attr : NULL);
+		/* no attributes after it, even for a client that takes them
+		 * (HF_FS_WRITE_ATTR): reading them would make every fsync a
+		 * journal commit (fsops.h) */
+		res = ops->write(ctx, &caller, q->ino, q->fh, q->data, q->dlen, q->off);
 		if (res > (int64_t)q->dlen)
 			res = -EIO;
-		r.has_attr = c->write_attr && r.attr.st_ino;
 		break;
 	case FSP_FLUSH: res = ops->flush(ctx, &caller, q->ino, q->fh, q->u64); break;
 	case FSP_RELEASE: res = ops->release(ctx, q->ino, q->fh); break;
@@ -1233,7 +1230,6 @@ static const struct cfg_host *authenticate(struct sconn *c, char *why)
 		return NULL;
 	}
 	c->epochs = !!(peer.flags & HF_FS_EPOCH);
-	c->write_attr = !!(peer.flags & HF_FS_WRITE_ATTR);
 	c->parent_attr = !!(peer.flags & HF_FS_PARENT_ATTR);
 	c->dir_empty = !!(peer.flags & HF_FS_DIR_EMPTY);
 	return h;

@@ -61,7 +61,11 @@
  *     as cached by the client, so the client may keep them until revoked
  *     (docs/dipolefs.md, "dipolefs's own attribute cache"); a version 5
  *     WRITE reply always has them. The owner sends one only to a client
- *     whose CH_FS HELLO carried HF_FS_WRITE_ATTR (wire.h).
+ *     whose CH_FS HELLO carried HF_FS_WRITE_ATTR (wire.h). Since
+ *     2026-12-03 clients do not ask and owners do not send them: reading
+ *     a file's ctime after each write made its next write take a
+ *     fine-grained time (Linux >= 6.13), so every fsync committed the
+ *     journal. The codec still reads and writes them.
  *   6 (2026-12): a successful MKNOD, MKDIR, SYMLINK, LINK, CREATE, UNLINK
  *     or RMDIR reply carries the parent directory's attributes after the
  *     change (`pattr`, has_pattr; LINK: the new parent's), read after the

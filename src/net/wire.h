@@ -172,7 +172,8 @@ enum wire_type {
 #define HF_FS_EPOCH      1024u /* on a CH_FS link, either side's: it speaks owner epochs
 				* (fsproto.h version 4), so frames to it may carry one */
 #define HF_FS_WRITE_ATTR 2048u /* on a CH_FS link, a client's: it takes WRITE replies with
-				* the file's attributes (fsproto.h version 5) */
+				* the file's attributes (fsproto.h version 5); no longer
+				* sent, and ignored by owners since 2026-12-03 */
 #define HF_FS_PARENT_ATTR 4096u /* on a CH_FS link, a client's: it takes replies of calls that
 				 * change a directory with its attributes (fsproto.h version 6) */
 #define HF_FS_READDIRPLUS 8192u /* on a CH_FS link, the owner's: it answers READDIRPLUS

@@ -237,9 +237,8 @@ static ssize_t pt_read(void *ctx, const struct fs_caller *c, uint64_t ino, uint6
 }
 
 static ssize_t pt_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf, size_t len,
-			uint64_t off, struct stat *after)
+			uint64_t off)
 {
-	(void)after;
 	(void)ctx, (void)c, (void)ino;
 	ssize_t n = pwrite((int)fh - 1, buf, len, (off_t)off);
 	return n < 0 ? -errno : n;

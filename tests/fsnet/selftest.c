@@ -228,7 +228,7 @@ int main(int argc, char **argv)
 	static uint8_t big[FS_IO_MAX], back[FS_IO_MAX];
 	for (size_t i = 0; i < sizeof big; i++)
 		big[i] = (uint8_t)(i * 7 + 3);
-	T(o->write(x, C, fino, fh, big, sizeof big, 4096, NULL) == (ssize_t)sizeof big, "write 1 MiB at 4096");
+	T(o->write(x, C, fino, fh, big, sizeof big, 4096) == (ssize_t)sizeof big, "write 1 MiB at 4096");
 	T(o->read(x, C, fino, fh, back, sizeof back, 4096) == (ssize_t)sizeof back && !memcmp(big, back, sizeof big),
 	  "read it back, same bytes");
 	T(o->read(x, C, fino, fh, back, 100, (1u << 20) + 4096) == 0, "read at EOF: 0");

@@ -73,13 +73,13 @@ TEST(open_file_survives_a_switch)
 	char buf[8] = "";
 	CHECK(env_open(&v, NULL, NULL) == 0);
 	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "f", 0644, O_RDWR, &e, &fh) == 0);
-	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "abc", 3, 0, NULL) == 3);
+	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "abc", 3, 0) == 3);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == 0);
-	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "d", 1, 3, NULL) == 1); /* not synced */
+	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "d", 1, 3) == 1); /* not synced */
 	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == -EIO);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == 0); /* reported once */
-	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "e", 1, 4, NULL) == 1);
+	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "e", 1, 4) == 1);
 	CHECK(fsswitch_ops.read(v.s, &caller, e.ino, fh, buf, sizeof buf, 0) == 5 && !memcmp(buf, "abcde", 5));
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == 0);
 	CHECK(fsswitch_ops.release(v.s, e.ino, fh) == 0);
@@ -128,10 +128,10 @@ static int flaky_create(void *ctx, const struct fs_caller *c, uint64_t parent, c
 	return local_ops.create(flaky_l, c, parent, name, mode, flags, out, fh);
 }
 static ssize_t flaky_write(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, const void *buf,
-			   size_t len, uint64_t off, struct stat *after)
+			   size_t len, uint64_t off)
 {
 	(void)ctx;
-	return local_ops.write(flaky_l, c, ino, fh, buf, len, off, after);
+	return local_ops.write(flaky_l, c, ino, fh, buf, len, off);
 }
 static int flaky_fsync(void *ctx, const struct fs_caller *c, uint64_t ino, uint64_t fh, int datasync)
 {
@@ -200,7 +200,7 @@ TEST(fsync_in_flight_at_the_switch_reports_lost_writes)
 	struct held_fsync h = { .s = v.s, .rc = 1 };
 	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "f", 0644, O_RDWR, &e, &h.fh) == 0);
 	h.ino = e.ino;
-	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, h.fh, "abc", 3, 0, NULL) == 3);
+	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, h.fh, "abc", 3, 0) == 3);
 	CHECK(call_across_a_death(&v, fsync_file, &h) == 0);
 	CHECK(h.rc == -EIO);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, h.fh, 0) == 0); /* reported once */
@@ -261,7 +261,7 @@ TEST(synced_names_and_handovers_are_not_lost)
 	CHECK(env_open(&v, NULL, NULL) == 0);
 	CHECK(fsswitch_ops.create(v.s, &caller, FS_ROOT_INO, "f", 0644, O_RDWR, &e, &fh) == 0);
 	CHECK(fsync_root(v.s) == 0);
-	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "abc", 3, 0, NULL) == 3);
+	CHECK(fsswitch_ops.write(v.s, &caller, e.ino, fh, "abc", 3, 0) == 3);
 	CHECK(fsswitch_ops.fsync(v.s, &caller, e.ino, fh, 0) == 0);
 	CHECK(fsswitch_ops.setattr(v.s, &caller, e.ino, &st, FS_SET_SIZE, fh, &st) == 0);
 	CHECK(fsswitch_set(v.s, &local_ops, v.l2, NULL, 1) == 0);

@@ -160,7 +160,7 @@ TEST(ids_survive_a_second_backend)
 	CHECK(env_open(&v) == 0);
 	uint64_t ino = create(&v, &node1, "kept", &fh);
 	uint64_t gone = create(&v, &node1, "gone", &fh2);
-	CHECK(local_ops.write(v.l, &node1, ino, fh, "data", 4, 0, NULL) == 4);
+	CHECK(local_ops.write(v.l, &node1, ino, fh, "data", 4, 0) == 4);
 	struct local *l2;
 	int dfd2 = open(v.dir, O_RDONLY | O_DIRECTORY);
 	CHECK(dfd2 >= 0 && local_open(&l2, dfd2) == 0);
@@ -220,7 +220,7 @@ TEST(readdirplus_looks_every_name_up)
 		char name[8];
 		snprintf(name, sizeof name, "f%d", i);
 		uint64_t ino = create(&v, &node1, name, &fh);
-		CHECK(local_ops.write(v.l, &node1, ino, fh, "abcdef", (size_t)i + 1, 0, NULL) == i + 1);
+		CHECK(local_ops.write(v.l, &node1, ino, fh, "abcdef", (size_t)i + 1, 0) == i + 1);
 		CHECK(local_ops.release(v.l, ino, fh) == 0);
 	}
 	CHECK(local_ops.opendir(v.l, &node1, FS_ROOT_INO, &dfh) == 0);
