@@ -48,6 +48,11 @@ struct fs_caller {
 	uint32_t node_id;      /* the node the process runs on */
 	uint32_t ngroups;
 	uint32_t groups[FS_GROUPS_MAX];
+	/* mknod, mkdir, create: the caller's umask, applied by the backend's
+	 * kernel filesystem where the parent has no default ACL (acl(5)); the
+	 * caller's kernel leaves the mode unmasked (FUSE_CAP_DONT_MASK). 0:
+	 * the mode came masked already. */
+	uint32_t umask;
 };
 
 /* Set in the fh that open/create return for an open for writing while

@@ -649,6 +649,7 @@ static void caller(fuse_req_t req, struct fs_caller *c, int with_groups)
 	c->gid = x->gid;
 	c->pid = (uint32_t)x->pid;
 	c->node_id = f->node_id;
+	c->umask = x->umask & 0777; /* FUSE_CAP_DONT_MASK: mknod, mkdir, create */
 	/* the groups (a read of /proc/PID/task/TID/status, ~20 µs a create)
 	 * only matter to the backend's checks as that caller: root's fsuid
 	 * keeps the capabilities that override them, and the caller's kernel
@@ -1432,6 +1433,13 @@ static void ff_init(void *userdata, struct fuse_conn_info *conn)
 	struct fusefs *f = userdata;
 	conn->max_write = FS_IO_MAX;
 	conn->want |= conn->capable & (FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_ATOMIC_O_TRUNC);
+	/* POSIX ACLs as the kernel filesystem has them (acl(5)): the kernel
+	 * checks permissions with the ACL it fetched (GETXATTR, kept until
+	 * the node is revoked or changed here), and leaves the umask to the
+	 * backend, whose filesystem ignores it under a default ACL. Both or
+	 * neither: the kernel masks by itself without DONT_MASK. */
+	if ((conn->capable & (FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK)) == (FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK))
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 	/* the kernel must clear setuid bits on write: the backend writes as
 	 * root, which keeps them */
 	conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_EXPORT_SUPPORT);

@@ -584,9 +584,11 @@ static void file_put(struct local *l, struct lfile *f, int release)
 /* ---- callers' credentials --------------------------------------------- */
 
 static __thread int thread_fs_private;
+static __thread mode_t thread_umask;
 
-/* Run the next calls as the caller: fsuid, fsgid, groups; umask 0 on this
- * thread. 0 or -errno (then nothing changed). */
+/* Run the next calls as the caller: fsuid, fsgid, groups, and its umask on
+ * this thread (its own fs_struct: the process's stays). 0 or -errno (then
+ * nothing changed). */
 static int as_caller(const struct fs_caller *c)
 {
 	if (!thread_fs_private) {
@@ -594,6 +596,10 @@ static int as_caller(const struct fs_caller *c)
 			return -errno;
 		umask(0);
 		thread_fs_private = 1;
+	}
+	if (thread_umask != (c->umask & 0777)) {
+		thread_umask = c->umask & 0777;
+		umask(thread_umask);
 	}
 	gid_t g[FS_GROUPS_MAX];
 	unsigned ng = c->ngroups > FS_GROUPS_MAX ? FS_GROUPS_MAX : c->ngroups;

@@ -662,6 +662,16 @@ uint64_t remote_mounted(struct remote *rm)
 #define NAME(f, s) do { q.f = (s); q.f##_len = (uint16_t)strnlen((s), FS_NAME_MAX + 1); \
 	if (q.f##_len > FS_NAME_MAX) return -ENAMETOOLONG; } while (0)
 
+/* A new node's mode, and the caller's umask for an owner that applies it
+ * (fsproto 9, HF_FS_UMASK: not under a default ACL, acl(5)); an older
+ * owner gets the mode masked here, as the caller's kernel used to. */
+static void mode_out(struct remote *rm, struct fsp_req *q, mode_t mode, const struct fs_caller *c)
+{
+	q->has_umask = !!(rm->owner_flags & HF_FS_UMASK);
+	q->umask = c->umask & 0777;
+	q->mode = q->has_umask ? mode : mode & ~q->umask;
+}
+
 static int r_lookup(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_entry *out)
 {
 	REQ(FSP_LOOKUP);
@@ -743,7 +753,7 @@ static int r_mknod(void *ctx, const struct fs_caller *c, uint64_t parent, const 
 	(void)rep;
 	q.ino = parent;
 	NAME(name, name);
-	q.mode = mode;
+	mode_out(RM, &q, mode, c);
 	q.u64 = rdev;
 	return entry_call(ctx, &q, out);
 }
@@ -755,7 +765,7 @@ static int r_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const 
 	(void)rep;
 	q.ino = parent;
 	NAME(name, name);
-	q.mode = mode;
+	mode_out(RM, &q, mode, c);
 	return entry_call(ctx, &q, out);
 }
 
@@ -839,7 +849,7 @@ static int r_create(void *ctx, const struct fs_caller *c, uint64_t parent, const
 	REQ(FSP_CREATE);
 	q.ino = parent;
 	NAME(name, name);
-	q.mode = mode;
+	mode_out(RM, &q, mode, c);
 	q.flags = (uint32_t)flags;
 	int rc = (int)call(RM, &q, NULL, 0, &rep);
 	if (!rc) {

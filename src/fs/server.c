@@ -876,6 +876,7 @@ static void execute(struct job *j)
 	int64_t res;
 
 	fsconv_caller_in(&caller, &q->caller);
+	caller.umask = q->has_umask ? q->umask : 0; /* fsproto 9: MKNOD, MKDIR, CREATE */
 	/* the node is who authenticated, whatever the frame claims */
 	caller.node_id = (uint32_t)c->host->node_id;
 	memcpy(name, q->name ? q->name : "", q->name_len);
@@ -1200,11 +1201,12 @@ static int serve_frame(struct sconn *c, char *why)
 /* ------------------------------------------------------------ connections */
 
 /* An owner's CH_FS HELLO says it answers MOUNTED (fsproto 3) and
- * READDIRPLUS (fsproto 7) and speaks owner epochs (fsproto 4). */
+ * READDIRPLUS (fsproto 7), speaks owner epochs (fsproto 4) and applies a
+ * umask sent with a new node's mode (fsproto 9). */
 static void hello_fs_owner(void *arg, struct pkt_hello *hello)
 {
 	(void)arg;
-	hello->flags |= HF_FS_MOUNTED | HF_FS_EPOCH | HF_FS_READDIRPLUS;
+	hello->flags |= HF_FS_MOUNTED | HF_FS_EPOCH | HF_FS_READDIRPLUS | HF_FS_UMASK;
 }
 
 /* Handshake as acceptor: the host the client proved to be, or NULL with

@@ -288,7 +288,7 @@ int fsp_encode_req(uint8_t *b, size_t cap, uint64_t id, const struct fsp_req *q)
 		case 'O': wr_u64(&w, q->off); break;
 		case 'L': wr_u64(&w, q->len); break;
 		case 'Q': wr_u64(&w, q->u64); break;
-		case 'M': wr_u32(&w, q->mode); break;
+		case 'M': wr_u32(&w, q->mode | (q->has_umask ? FSP_MODE_UMASK | (q->umask & 0777) << 16 : 0)); break;
 		case 'F': wr_u32(&w, q->flags); break;
 		case 'N': case 'X': wr_name(&w, q->name, q->name_len); break;
 		case 'n': wr_name(&w, q->name2, q->name2_len); break;
@@ -299,7 +299,7 @@ int fsp_encode_req(uint8_t *b, size_t cap, uint64_t id, const struct fsp_req *q)
 		case 'D': wr_trailing(&w, q->dlen, q->data); dlen = q->dlen; break;
 		}
 	}
-	return wr_finish(&w, q->op, 0, q->flags, q->epoch, id, dlen, 0);
+	return wr_finish(&w, q->op, 0, q->flags, q->epoch, id, dlen, q->has_umask ? 9 : 0);
 }
 
 int fsp_encode_reply(uint8_t *b, size_t cap, uint64_t id, const struct fsp_reply *r)
@@ -558,6 +558,22 @@ static int check_req(const struct fsp_req *q, char *why, size_t whylen)
 	return 0;
 }
 
+/* MKNOD, MKDIR, CREATE (version 9): the caller's umask out of the mode */
+static int check_umask(uint8_t version, struct fsp_req *q, char *why, size_t whylen)
+{
+	int makes = q->op == FSP_MKNOD || q->op == FSP_MKDIR || q->op == FSP_CREATE;
+	if (!makes || !(q->mode & FSP_MODE_UMASK))
+		return 0;
+	if (version < 9)
+		return refuse(why, whylen, q->op, 0, "a umask in a version %u frame: needs version 9", version);
+	if (q->mode & ~(FSP_MODE_UMASK | 0777u << 16 | 0xffffu))
+		return refuse(why, whylen, q->op, 0, "mode 0x%x: bits beyond the file mode and the umask", q->mode);
+	q->has_umask = 1;
+	q->umask = (q->mode >> 16) & 0777;
+	q->mode &= 0xffff;
+	return 0;
+}
+
 int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_req *out, char *why, size_t whylen)
 {
 	const struct opdesc *d = desc(h->op);
@@ -593,7 +609,7 @@ int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_r
 		case 'O': out->off = rd_u64(&r); break;
 		case 'L': out->len = rd_u64(&r); break;
 		case 'Q': out->u64 = rd_u64(&r); break;
-		case 'M': out->mode = rd_u32(&r); break;
+		case 'M': out->mode = rd_u32(&r); break; /* a umask in it: check_umask */
 		case 'F': out->flags = rd_u32(&r); break;
 		case 'N':
 		case 'X':
@@ -630,6 +646,8 @@ int fsp_decode_req(const struct fsp_hdr *h, const uint8_t *payload, struct fsp_r
 		return refuse(why, whylen, h->op, 0, "%s in a version %u frame: needs version %u",
 			      out->op == FSP_SETLK ? "flag RECLAIM" : "op", h->version,
 			      frame_version(out->op, out->flags, 0));
+	if ((rc = check_umask(h->version, out, why, whylen)))
+		return rc;
 	return check_req(out, why, whylen);
 }
 

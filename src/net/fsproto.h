@@ -96,6 +96,14 @@
  *     node caches"); 0: not known. A version 8 MKDIR reply always has
  *     it (and the parent's attributes). The owner sends one only to a
  *     client whose CH_FS HELLO carried HF_FS_DIR_EMPTY (wire.h).
+ *   9 (2026-12): a MKNOD, MKDIR or CREATE request may carry the caller's
+ *     umask in its mode field: FSP_MODE_UMASK set, the umask in bits
+ *     16..24, the file mode in bits 0..15 (no other bit). The owner
+ *     applies it as the caller's own kernel would have: not where the
+ *     parent directory has a default ACL (acl(5)); the client's kernel
+ *     leaves the mode unmasked (FUSE_CAP_DONT_MASK). A client sends one
+ *     only to an owner whose CH_FS HELLO carried HF_FS_UMASK, and masks
+ *     the mode itself for an older one.
  */
 #ifndef DIPOLE_FSPROTO_H
 #define DIPOLE_FSPROTO_H
@@ -106,8 +114,9 @@
 #include <sys/statvfs.h>
 
 #define FSP_MAGIC       0x44504653u /* "DPFS" */
-#define FSP_VERSION     8u
+#define FSP_VERSION     9u
 #define FSP_VERSION_MIN 1u
+#define FSP_MODE_UMASK  (1u << 31) /* version 9: a umask in bits 16..24 of a MKNOD/MKDIR/CREATE mode */
 #define FSP_HDR         24u
 
 /* Limits, as in fsops.h (FS_*) */
@@ -216,6 +225,8 @@ struct fsp_req {
 	uint64_t u64;         /* mknod rdev, flush lock owner, setlk/interrupt token,
 			       * mounted's known node set */
 	uint32_t mode;        /* mknod, mkdir, create; fallocate's mode */
+	int has_umask;        /* mknod, mkdir, create: umask follows (version 9) */
+	uint32_t umask;       /* the caller's, 0..0777 */
 	uint32_t flags;       /* open/create flags, rename, setxattr flags, fsync datasync,
 			       * setlk FSP_SETLK_*, lseek whence, setattr mask */
 	const char *name;     /* FSP_NAME_MAX, no '/' or NUL (an xattr name may hold '/') */

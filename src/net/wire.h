@@ -180,6 +180,8 @@ enum wire_type {
 				 * (fsproto.h version 7) */
 #define HF_FS_DIR_EMPTY  16384u /* on a CH_FS link, a client's: it takes MKDIR replies saying
 				 * whether the new directory is empty (fsproto.h version 8) */
+#define HF_FS_UMASK      32768u /* on a CH_FS link, the owner's: it applies the umask a MKNOD,
+				 * MKDIR or CREATE carries in its mode (fsproto.h version 9) */
 #define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
 			       * receiver keeps off its device (Secondary, refusing `primary`) */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer

@@ -148,7 +148,7 @@ static int pt_mknod(void *ctx, const struct fs_caller *c, uint64_t parent, const
 {
 	(void)ctx, (void)c;
 	CHILD(parent, name);
-	return mknodat(rootfd, path, mode, rdev) ? -errno : entry_of(path, out);
+	return mknodat(rootfd, path, mode & ~c->umask, rdev) ? -errno : entry_of(path, out);
 }
 
 static int pt_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, mode_t mode,
@@ -156,7 +156,7 @@ static int pt_mkdir(void *ctx, const struct fs_caller *c, uint64_t parent, const
 {
 	(void)ctx, (void)c;
 	CHILD(parent, name);
-	return mkdirat(rootfd, path, mode) ? -errno : entry_of(path, out);
+	return mkdirat(rootfd, path, mode & ~c->umask) ? -errno : entry_of(path, out);
 }
 
 static int pt_unlink(void *ctx, const struct fs_caller *c, uint64_t parent, const char *name, struct fs_removed *gone)
@@ -221,7 +221,7 @@ static int pt_create(void *ctx, const struct fs_caller *c, uint64_t parent, cons
 {
 	(void)ctx, (void)c;
 	CHILD(parent, name);
-	int fd = openat(rootfd, path, flags | O_CREAT, mode);
+	int fd = openat(rootfd, path, flags | O_CREAT, mode & ~c->umask); /* the umask is the backend's (fsops.h) */
 	if (fd < 0)
 		return -errno;
 	*fh = (uint64_t)fd + 1;

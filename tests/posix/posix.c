@@ -68,10 +68,11 @@ enum {
 	NEED_PUNCH    = 1 << 4, /* FALLOC_FL_PUNCH_HOLE */
 	NEED_SEEKHOLE = 1 << 5, /* SEEK_HOLE reports holes inside a file */
 	NEED_SPARSE   = 1 << 6, /* holes take no blocks (st_blocks < size) */
+	NEED_ACL      = 1 << 7, /* POSIX ACLs (system.posix_acl_* xattrs; acl(5)) */
 };
 static const char *const cap_names[] = {
 	"other-uid", "second-mount", "user-xattr", "fallocate",
-	"punch-hole", "seek-hole", "sparse",
+	"punch-hole", "seek-hole", "sparse", "acl",
 };
 
 struct ctx {
@@ -1602,6 +1603,109 @@ static int perm_setxattr_others(struct ctx *c)
 	return as_other(c, o_setxattr_public);
 }
 
+/* ---- POSIX ACLs (acl(5)) ------------------------------------------------- */
+
+/* An ACL in the kernel's xattr form (posix_acl_xattr.h): a version, then
+ * (tag, perm, id) entries sorted by tag and id. */
+enum { A_USER_OBJ = 1, A_USER = 2, A_GROUP_OBJ = 4, A_MASK = 0x10, A_OTHER = 0x20 };
+struct acl_entry { uint16_t tag, perm; uint32_t id; };
+struct acl_xattr { uint32_t version; struct acl_entry e[5]; };
+
+/* owner PERM_OWNER, one named user UID with PERM, group and other nothing */
+static size_t acl_named(struct acl_xattr *a, unsigned perm_owner, uid_t uid, unsigned perm)
+{
+	*a = (struct acl_xattr){ 2, { { A_USER_OBJ, (uint16_t)perm_owner, ~0u }, { A_USER, (uint16_t)perm, uid },
+				      { A_GROUP_OBJ, 0, ~0u }, { A_MASK, (uint16_t)perm, ~0u }, { A_OTHER, 0, ~0u } } };
+	return sizeof *a;
+}
+
+static int acl_grant(struct ctx *c, int dfd, const char *name, unsigned perm)
+{
+	struct acl_xattr a;
+	size_t len = acl_named(&a, 6, c->other_uid, perm);
+	char path[64];
+	int fd = openat(dfd, name, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int rc = setxattr(path, "system.posix_acl_access", &a, len, 0);
+	close(fd);
+	return rc;
+}
+
+static int acl_read_granted(struct ctx *c)
+{
+	TRY(mkfile(c->dfd, "secret", 0600, "root only"));
+	TRY(acl_grant(c, c->dfd, "secret", 4));
+	return as_other(c, o_open_secret);
+}
+
+static int o_write_secret(struct ctx *c) { return outcome(openat(c->dfd, "secret", O_WRONLY)); }
+static int acl_write_not_granted(struct ctx *c)
+{
+	TRY(mkfile(c->dfd, "secret", 0600, "root only"));
+	TRY(acl_grant(c, c->dfd, "secret", 4));
+	return as_other(c, o_write_secret);
+}
+
+static int acl_mode_shows_mask(struct ctx *c)
+{
+	TRY(mkfile(c->dfd, "f", 0600, "x"));
+	TRY(acl_grant(c, c->dfd, "f", 6));
+	struct stat st;
+	TRY(fstatat(c->dfd, "f", &st, 0));
+	CHECK((st.st_mode & 0777) == 0660, "expected mode 0660 (group bits show the ACL mask rw), got 0%o",
+	      st.st_mode & 0777);
+	return 0;
+}
+
+/* make DIR/d with a default ACL of rwx for owner, group and other, then
+ * create a file and a directory in it under umask 077 */
+static int acl_default_vs_umask(struct ctx *c, int with_default)
+{
+	TRY(mkdirat(c->dfd, "d", 0755));
+	if (with_default) {
+		struct acl_xattr a = { 2, { { A_USER_OBJ, 7, ~0u }, { A_GROUP_OBJ, 7, ~0u }, { A_OTHER, 7, ~0u } } };
+		int fd;
+		char path[64];
+		TRY(fd = openat(c->dfd, "d", O_RDONLY | O_DIRECTORY));
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		TRY(setxattr(path, "system.posix_acl_default", &a, 4 + 3 * sizeof(struct acl_entry), 0));
+		close(fd);
+	}
+	mode_t old = umask(077);
+	int fd = openat(c->dfd, "d/f", O_WRONLY | O_CREAT, 0666);
+	int e = errno, rc = fd < 0 ? -1 : mkdirat(c->dfd, "d/sub", 0777);
+	e = rc ? errno : e;
+	umask(old);
+	if (fd < 0 || rc) {
+		errno = e;
+		return -1;
+	}
+	struct stat f, d;
+	TRY(fstatat(c->dfd, "d/f", &f, 0));
+	TRY(fstatat(c->dfd, "d/sub", &d, 0));
+	mode_t want_f = with_default ? 0666 : 0600, want_d = with_default ? 0777 : 0700;
+	CHECK((f.st_mode & 0777) == want_f && (d.st_mode & 0777) == want_d,
+	      "expected file 0%o and directory 0%o under umask 077, got 0%o and 0%o", want_f, want_d,
+	      f.st_mode & 0777, d.st_mode & 0777);
+	return 0;
+}
+static int acl_default_beats_umask(struct ctx *c) { return acl_default_vs_umask(c, 1); }
+static int acl_umask_without_default(struct ctx *c) { return acl_default_vs_umask(c, 0); }
+
+/* other uid is refused through DIR2, then an ACL set through DIR lets it
+ * in through DIR2 at once (a node caching the ACL is told) */
+static int o_open_secret2(struct ctx *c) { return outcome(openat(c->dfd2, "secret", O_RDONLY)); }
+static int co_acl(struct ctx *c)
+{
+	TRY(mkfile(c->dfd, "secret", 0600, "root only"));
+	CHECK(as_other(c, o_open_secret2) == -1 && errno == EACCES,
+	      "expected EACCES through DIR2 before the ACL, got %s", errname(errno));
+	TRY(acl_grant(c, c->dfd, "secret", 4));
+	return as_other(c, o_open_secret2);
+}
+
 /* ---- xattrs ------------------------------------------------------------- */
 
 static int xattr_file(struct ctx *c, int flags)
@@ -2166,6 +2270,11 @@ static const struct posix_case cases[] = {
 	{ "perm",      "other uid writes root's 0644 file",                perm_write_0644,           EACCES,        0,        NEED_OTHER },
 	{ "perm",      "other uid creates in root's 0755 dir",             perm_create_0755,          EACCES,        0,        NEED_OTHER },
 	{ "perm",      "other uid mkdirs in root's 0755 dir",              perm_mkdir_0755,           EACCES,        0,        NEED_OTHER },
+	{ "acl",       "other uid reads a 0600 file its ACL entry allows",  acl_read_granted,          0,             0,        NEED_OTHER | NEED_ACL },
+	{ "acl",       "other uid writes where its ACL entry allows read",  acl_write_not_granted,     EACCES,        0,        NEED_OTHER | NEED_ACL },
+	{ "acl",       "an ACL's mask shows as the group mode bits",       acl_mode_shows_mask,       0,             0,        NEED_OTHER | NEED_ACL },
+	{ "acl",       "a default ACL, not the umask, sets new modes",     acl_default_beats_umask,   0,             0,        NEED_ACL },
+	{ "acl",       "without a default ACL the umask (077) applies",    acl_umask_without_default, 0,             0,        0 },
 	{ "perm",      "other uid opens a file in root's 0700 dir",        perm_search_0700,          EACCES,        0,        NEED_OTHER },
 	{ "perm",      "other uid chmods root's file",                     perm_chmod_others,         EPERM,         0,        NEED_OTHER },
 	{ "perm",      "other uid chowns its file to root",                perm_chown_give_away,      EPERM,         0,        NEED_OTHER },
@@ -2212,6 +2321,7 @@ static const struct posix_case cases[] = {
 	{ "coherence", "owner after chown",                                co_chown,                  0,             0,        NEED_SECOND },
 	{ "coherence", "times after utimensat",                            co_utimens,                0,             0,        NEED_SECOND },
 	{ "coherence", "xattr set and removed",                            co_xattr,                  0,             0,        NEED_SECOND | NEED_XATTR },
+	{ "coherence", "an ACL set through DIR lets other uid in via DIR2", co_acl,                   0,             0,        NEED_SECOND | NEED_OTHER | NEED_ACL },
 	{ "coherence", "O_APPEND through both mounts interleaves",         co_append,                 0,             0,        NEED_SECOND },
 	{ "coherence", "a file open through DIR2 outlives unlink in DIR",  co_unlinked_open,          0,             0,        NEED_SECOND },
 };
@@ -2230,6 +2340,9 @@ static unsigned probe_caps(int dfd)
 		return 0;
 	if (fsetxattr(fd, "user.probe", "1", 1, 0) == 0 || errno != EOPNOTSUPP)
 		caps |= NEED_XATTR;
+	char acl[64];
+	if (fgetxattr(fd, "system.posix_acl_access", acl, sizeof acl) >= 0 || errno != EOPNOTSUPP)
+		caps |= NEED_ACL;
 	if (fallocate(fd, 0, 0, 64 * KiB) == 0 || errno != EOPNOTSUPP)
 		caps |= NEED_FALLOC;
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4 * KiB) == 0 || errno != EOPNOTSUPP)

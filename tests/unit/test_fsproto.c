@@ -393,7 +393,7 @@ static void f_r_empty2(struct fsp_req *q, struct fsp_reply *r)
 #define P (FSP_HDR) /* payload start */
 static const struct bad bads[] = {
 	{ "bad magic", 0, FSP_GETATTR, NULL, M_BYTE, 0, 'X', "bad frame magic" },
-	{ "version 9", 0, FSP_GETATTR, NULL, M_BYTE, 4, 9, "frame version 9: this node speaks 1 to 8" },
+	{ "version 10", 0, FSP_GETATTR, NULL, M_BYTE, 4, 10, "frame version 10: this node speaks 1 to 9" },
 	{ "reply: mkdir emptiness in a version 7 frame", 1, FSP_MKDIR, f_r_empty, M_BYTE, 4, 7,
 	  "4 bytes more than its fields" },
 	{ "reply: mkdir emptiness 2", 1, FSP_MKDIR, f_r_empty2, M_NONE, 0, 0, "MKDIR reply: new_empty 2: must be 0 or 1" },
@@ -579,6 +579,36 @@ TEST(frames_carry_the_lowest_version_they_need)
 	r = (struct fsp_reply){ .op = FSP_GETATTR, .result = 0, .attr = some_attr(), .has_pattr = 1 };
 	n = reply_frame(frame, &r);
 	CHECK(frame[4] == 1 && decode_reply(frame, n, &rd, why) == 0 && !rd.has_pattr);
+}
+
+TEST(a_new_nodes_umask_rides_in_its_mode_from_version_9)
+{
+	uint16_t ops[] = { FSP_MKNOD, FSP_MKDIR, FSP_CREATE };
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
+		struct fsp_req q = full_req(ops[i]), d;
+		char why[256] = "";
+		q.mode = S_IFREG | 0666;
+		q.has_umask = 1;
+		q.umask = 077;
+		size_t n = req_frame(frame, &q);
+		CHECK(frame[4] == 9 && decode_req(frame, n, &d, why) == 0 && d.has_umask && d.umask == 077 &&
+		      d.mode == (S_IFREG | 0666));
+		q.umask = 0; /* umask 0 is still a umask: the owner applies none */
+		n = req_frame(frame, &q);
+		CHECK(frame[4] == 9 && decode_req(frame, n, &d, why) == 0 && d.has_umask && d.umask == 0);
+		q.has_umask = 0;
+		n = req_frame(frame, &q);
+		CHECK(frame[4] == 1 && decode_req(frame, n, &d, why) == 0 && !d.has_umask && d.mode == (S_IFREG | 0666));
+		/* a umask in an older frame, or bits beyond mode and umask: refused */
+		q.has_umask = 1;
+		q.umask = 022;
+		n = req_frame(frame, &q);
+		frame[4] = 8;
+		CHECK(decode_req(frame, n, &d, why) == -EPROTO && strstr(why, "needs version 9"));
+		q.mode |= 1u << 28;
+		n = req_frame(frame, &q);
+		CHECK(decode_req(frame, n, &d, why) == -EPROTO && strstr(why, "beyond the file mode"));
+	}
 }
 
 TEST(malformed_frames_are_refused_with_a_reason)
