@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +28,13 @@
 #include <unistd.h>
 
 #define NWAITERS 32u
-/* The worker pool of a connection: a worker per request at most, up to
- * WORKERS_MAX (above the 128 requests a client keeps in flight, so one
- * blocked in F_SETLKW or a revocation wait never delays another of a
- * well-behaved client); one beyond the first that idles WORKER_IDLE_S
- * exits. Job slots of up to JOB_SMALL payload bytes are kept for reuse
+/* The worker pool of a connection (worker_main): one worker at a time
+ * reads frames and runs the request it read itself once another took
+ * over reading; a worker per request at most, up to WORKERS_MAX (above
+ * the 128 requests a client keeps in flight, so one blocked in F_SETLKW
+ * or a revocation wait never delays another of a well-behaved client);
+ * a worker that idles WORKER_IDLE_S exits while the reader and another
+ * idle one are left. Job slots of up to JOB_SMALL payload bytes are kept for reuse
  * (JOBS_KEPT of them): only large writes and xattrs allocate. */
 #define WORKERS_MAX 160u
 #define WORKER_IDLE_S 5
@@ -153,7 +156,10 @@ struct sconn {
 	pthread_mutex_t send_lock;
 	pthread_mutex_t lock;    /* guards below */
 	pthread_cond_t cv;
-	int dead;                /* reading stopped: no new revocations */
+	int dead;                /* conn_cleanup began: no new revocations */
+	int reading;             /* a worker reads the next frame (worker_main) */
+	int rx_done;             /* reading ended, for good: why in rx_why */
+	char rx_why[256];
 	int inflight;            /* queued or running */
 	struct job *jobs;        /* the same, for conn_cleanup's interrupts */
 	struct job *queue, *queue_tail; /* waiting for a worker, in arrival order */
@@ -185,6 +191,7 @@ struct server {
 	void (*reclaim_done)(void *arg, uint32_t node_id);
 	void *reclaim_done_arg;
 	uint64_t keep_ns;        /* a gone client's handles wait this long for it (server_set_keep) */
+	atomic_uint workers_max; /* per connection (server_set_workers_max) */
 	uint32_t epoch;          /* owner epoch (fsproto 4): nonzero, chosen at server_open */
 	struct dirsplit *split;  /* the owner's mount caches names where no client does (or NULL) */
 
@@ -1011,28 +1018,112 @@ static void job_done_locked(struct sconn *c, struct job *j)
 	if (j->next)
 		j->next->prev = j->prev;
 	c->inflight--;
-	pthread_cond_broadcast(&c->cv);
+	if (c->dead) /* conn_cleanup waits for the last; before it, nobody does */
+		pthread_cond_broadcast(&c->cv);
 	job_put_locked(c, j);
 }
 
-/* A worker: runs queued jobs until the connection is dead and nothing is
- * queued, or it idled WORKER_IDLE_S and is not the last one. */
+/* Queue j for whichever worker is free first; under c->lock. */
+static void enqueue_locked(struct sconn *c, struct job *j)
+{
+	j->qnext = NULL;
+	if (c->queue_tail)
+		c->queue_tail->qnext = j;
+	else
+		c->queue = j;
+	c->queue_tail = j;
+	c->queued++;
+}
+
+static void *worker_main(void *arg);
+static int serve_frame(struct sconn *c, struct job **run, char *why);
+
+/* One more worker; under c->lock (dropped while the thread starts).
+ * 0, or -errno when no thread could be made. */
+static int spawn_locked(struct sconn *c)
+{
+	c->nworkers++;
+	pthread_mutex_unlock(&c->lock);
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&t, &at, worker_main, c);
+	pthread_attr_destroy(&at);
+	pthread_mutex_lock(&c->lock);
+	if (rc) {
+		c->nworkers--;
+		pthread_cond_broadcast(&c->cv);
+	}
+	return -rc;
+}
+
+/* The reader's turn (under c->lock, dropped while reading): one frame.
+ * Returns the request to run, or NULL (handled here, or reading ended:
+ * rx_done, with why in rx_why, and conn_main told). */
+static struct job *read_next_locked(struct sconn *c)
+{
+	char why[256];
+	struct job *j = NULL;
+	c->reading = 1;
+	pthread_mutex_unlock(&c->lock);
+	int rc = serve_frame(c, &j, why);
+	pthread_mutex_lock(&c->lock);
+	c->reading = 0;
+	if (rc) {
+		c->rx_done = 1;
+		memcpy(c->rx_why, why, sizeof c->rx_why);
+		pthread_cond_broadcast(&c->cv);
+	}
+	return j;
+}
+
+/* The reader read j: 1 when another worker now reads (an idle one woken,
+ * or a new one) so this one may run j; 0 when it queued j for a busy
+ * worker and must read on (WORKERS_MAX reached: somebody must be there
+ * for an INTERRUPT of a blocked F_SETLKW). Under c->lock. */
+static int hand_over_locked(struct sconn *c, struct job *j)
+{
+	if (c->nidle) {
+		pthread_cond_signal(&c->work_cv);
+		return 1;
+	}
+	if (c->nworkers < atomic_load_explicit(&c->s->workers_max, memory_order_relaxed) && !spawn_locked(c))
+		return 1;
+	if (c->nworkers == 1)
+		return 1; /* no thread to be had: run it, nobody reads meanwhile */
+	enqueue_locked(c, j);
+	return 0;
+}
+
+/* A worker, leader/follower: the one holding `reading` reads the next
+ * frame and runs the request it brought itself, once another worker took
+ * over reading, so no thread hand-off lies between a request's arrival
+ * and its start; the others run what is queued or idle. Exits when
+ * reading ended, the connection is dead and nothing is queued, or after
+ * idling WORKER_IDLE_S with a reader and another idle worker left. */
 static void *worker_main(void *arg)
 {
 	struct sconn *c = arg;
 	pthread_mutex_lock(&c->lock);
 	for (;;) {
 		struct job *j = dequeue_locked(c);
+		while (!j && !c->reading && !c->rx_done) {
+			if ((j = read_next_locked(c)) && !hand_over_locked(c, j))
+				j = NULL;
+		}
 		if (!j) {
-			if (c->dead)
+			if (c->dead && c->rx_done)
 				break;
+			if (!c->rx_done && !c->reading)
+				continue;
 			struct timespec until;
 			clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_sec += WORKER_IDLE_S;
 			c->nidle++;
 			int rc = pthread_cond_timedwait(&c->work_cv, &c->lock, &until);
 			c->nidle--;
-			if (rc == ETIMEDOUT && !c->queue && c->nworkers > 1)
+			if (rc == ETIMEDOUT && !c->queue && c->reading && c->nidle)
 				break;
 			continue;
 		}
@@ -1045,48 +1136,6 @@ static void *worker_main(void *arg)
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
-}
-
-/* Queue j (marked and listed in c->jobs) for a worker: an idle one, or a
- * new one while every worker is busy. */
-static void dispatch(struct sconn *c, struct job *j)
-{
-	pthread_mutex_lock(&c->lock);
-	j->qnext = NULL;
-	if (c->queue_tail)
-		c->queue_tail->qnext = j;
-	else
-		c->queue = j;
-	c->queue_tail = j;
-	c->queued++;
-	/* each idle worker takes one queued job: more queued than idle, and
-	 * the last one would wait for a busy worker (maybe a blocked setlk) */
-	int spawn = c->queued > c->nidle && c->nworkers < WORKERS_MAX;
-	if (spawn)
-		c->nworkers++;
-	pthread_cond_signal(&c->work_cv);
-	pthread_mutex_unlock(&c->lock);
-	if (!spawn)
-		return;
-	pthread_t t;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	int rc = pthread_create(&t, &at, worker_main, c);
-	pthread_attr_destroy(&at);
-	if (!rc)
-		return;
-	/* no thread: with no worker at all, run what is queued here (the
-	 * connection waits, but nothing is lost) */
-	pthread_mutex_lock(&c->lock);
-	c->nworkers--;
-	while (!c->nworkers && (j = dequeue_locked(c))) {
-		pthread_mutex_unlock(&c->lock);
-		execute(j);
-		pthread_mutex_lock(&c->lock);
-		job_done_locked(c, j);
-	}
-	pthread_mutex_unlock(&c->lock);
 }
 
 /* A request stamped with another owner's epoch (docs/dipolefs.md "Owner
@@ -1115,7 +1164,7 @@ static void refuse_stale(struct sconn *c, struct job *j)
 }
 
 /* One frame from the client: 0, or -errno with why[256] (drops it). */
-static int serve_frame(struct sconn *c, char *why)
+static int serve_frame(struct sconn *c, struct job **run, char *why)
 {
 	uint8_t hb[FSP_HDR];
 	struct fsp_hdr h;
@@ -1194,7 +1243,7 @@ static int serve_frame(struct sconn *c, char *why)
 	pthread_mutex_lock(&c->s->lock);
 	c->s->requests++;
 	pthread_mutex_unlock(&c->s->lock);
-	dispatch(c, j);
+	*run = j;
 	return 0;
 }
 
@@ -1384,8 +1433,15 @@ static void *conn_main(void *arg)
 		log_info("%s: fs: client %s connected from %s", s->r->name, h->name, c->from);
 		snprintf(why, sizeof why, "from %s", c->from);
 		fsevents_client(s->r->name, h->name, 1, why);
-		while (!serve_frame(c, why))
-			;
+		pthread_mutex_lock(&c->lock);
+		if (spawn_locked(c)) { /* the first worker reads */
+			c->rx_done = 1;
+			snprintf(c->rx_why, sizeof c->rx_why, "cannot start a thread to serve it");
+		}
+		while (!c->rx_done)
+			pthread_cond_wait(&c->cv, &c->lock);
+		memcpy(why, c->rx_why, sizeof why);
+		pthread_mutex_unlock(&c->lock);
 		pthread_mutex_lock(&s->lock);
 		int closing = s->closing;
 		pthread_mutex_unlock(&s->lock);
@@ -1473,6 +1529,7 @@ int server_open(struct server **out, const struct cfg_resource *r, const struct 
 	}
 	s->r = r;
 	s->me = me;
+	atomic_init(&s->workers_max, WORKERS_MAX);
 	s->ops = ops;
 	s->ctx = ctx;
 	while (!s->epoch) /* unique per owner term; 0 is "none" on the wire */
@@ -1512,6 +1569,11 @@ void server_set_keep(struct server *s, uint64_t keep_ns)
 	pthread_mutex_lock(&s->lock);
 	s->keep_ns = keep_ns;
 	pthread_mutex_unlock(&s->lock);
+}
+
+void server_set_workers_max(struct server *s, unsigned n)
+{
+	atomic_store(&s->workers_max, n < 2 ? 2 : n);
 }
 
 int server_clients(struct server *s, const char **names, int max)

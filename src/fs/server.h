@@ -78,6 +78,12 @@ void server_set_reclaim_done(struct server *s, void (*fn)(void *arg, uint32_t no
  * so the locks held through them can be reclaimed (docs/dipolefs.md
  * "Locks"). */
 void server_set_keep(struct server *s, uint64_t keep_ns);
+/* Workers a connection may run at once, readers included (default 160,
+ * above the 128 requests a client keeps in flight; at least 2). Beyond
+ * it requests wait in arrival order for a busy worker while one worker
+ * keeps reading (INTERRUPTs, revocation acks). For tests of that branch;
+ * a connection's pool above a new limit shrinks as its workers idle. */
+void server_set_workers_max(struct server *s, unsigned n);
 struct dirsplit;
 /* The owner's mount caches names of a directory only while no client
  * does (dirsplit.h): each client's name marks are counted there, and a

@@ -101,6 +101,14 @@ static void *slow_fsync(void *arg)
 	return NULL;
 }
 
+static void *getattr_thr(void *arg)
+{
+	struct lockarg *a = arg;
+	struct stat st;
+	a->rc = remote_ops.getattr(a->rm, C, a->ino, &st);
+	return NULL;
+}
+
 static void wait_until(int (*cond)(void *), void *arg, int ms)
 {
 	for (int i = 0; i < ms / 10 && !cond(arg); i++)
@@ -405,6 +413,7 @@ int main(int argc, char **argv)
 	T(pt_stats.gone == gone0 + 1 && pt_stats.gone_node == 1, "and called node-gone for node 1");
 	T(server_open(&srv, r, a, &pt_ops, NULL, err) == 0, "the owner serves again");
 	server_set_node_gone(srv, pt_node_gone, NULL);
+	server_set_workers_max(srv, 3); /* the limit case below */
 	server_listen(srv, lsn);
 	wait_until(connected, rm, 8000);
 	T(remote_connected(rm) && o->getattr(x, C, FS_ROOT_INO, &st) == 0, "the client reconnected by itself");
@@ -419,6 +428,27 @@ int main(int argc, char **argv)
 		close(raw);
 	T(o->open(x, C, fino, O_RDONLY, &fh2) == 0 && o->read(x, C, fino, fh2, back, 5, 0) == 5 &&
 	  !memcmp(back, big + 4096 - 4096, 0) && o->release(x, fino, fh2) == 0, "open, read, release after it");
+	/* at its worker limit (3 here: the client's MOUNTED question, which
+	 * waits for a change, one blocked setlk, one reading) the
+	 * connection queues a request and reads on, so an INTERRUPT still
+	 * gets through; the queued request runs once a worker is free */
+	lk = (struct fs_lock){ .start = 0, .end = 99, .type = F_WRLCK, .owner = 1, .node_id = 1, .pid = 5 };
+	T(o->open(x, C, fino, O_RDWR, &fh2) == 0 && o->setlk(x, C, fino, fh2, &lk, 0, 1) == 0,
+	  "limit case: a lock held");
+	struct lockarg lb = { rm, fino, fh2, 1, 0, 7777 }, ga = { rm, fino, 0, 1, 0, 0 };
+	pthread_t tb, tg;
+	pthread_create(&tb, NULL, blocked_setlk, &lb);
+	usleep(200000);
+	pthread_create(&tg, NULL, getattr_thr, &ga);
+	usleep(200000);
+	T(ga.rc == 1, "... a getattr behind the blocked setlk waits for a worker");
+	o->interrupt(x, C, 7777);
+	pthread_join(tb, NULL);
+	pthread_join(tg, NULL);
+	T(lb.rc == -EINTR && ga.rc == 0, "... the interrupt was read: setlk EINTR (%d), then the getattr ran (%d)",
+	  lb.rc, ga.rc);
+	lk.type = F_UNLCK;
+	T(o->setlk(x, C, fino, fh2, &lk, 0, 1) == 0 && o->release(x, fino, fh2) == 0, "... unlock, release");
 
 	remote_close(rm);
 	wait_until(gone_seen, NULL, 0);
