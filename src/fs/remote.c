@@ -48,11 +48,15 @@ struct remote {
 	pthread_t reader, notifier;
 
 	pthread_mutex_t lock;    /* guards everything below but send_lock and rx */
-	pthread_cond_t cv;       /* slot done, slot free, queue changes */
+	pthread_cond_t cv;       /* slot free, queue changes, connection state */
 	int fd;                  /* -1: not connected */
 	int closing;
 	uint64_t seq;
 	struct slot slots[NSLOTS];
+	/* slot i done: only its caller wakes (rm->cv would wake the notifier,
+	 * the reclaimer's MOUNTED wait and every other caller per reply) */
+	pthread_cond_t slot_cv[NSLOTS];
+	unsigned nbusy;          /* slots busy: one freed at NSLOTS wakes rm->cv */
 	struct inval queue[NQUEUE];
 	unsigned qhead, qlen;
 	int flush;               /* 1: the notifier is to drop all the kernel caches (a reconnect) */
@@ -129,6 +133,7 @@ static void drop_locked(struct remote *rm, int fd)
 		if (s->busy && !s->done) {
 			s->rep.result = -ENOTCONN;
 			s->done = 1;
+			pthread_cond_signal(&rm->slot_cv[i]);
 		}
 	}
 	pthread_cond_broadcast(&rm->cv);
@@ -181,8 +186,11 @@ static int on_reply(struct remote *rm, int fd, const struct fsp_hdr *h, char *wh
 	rep.data = s->rbuf;
 	s->rep = rep;
 	s->done = 1;
-	pthread_cond_broadcast(&rm->cv);
 	pthread_mutex_unlock(&rm->lock);
+	/* after unlocking, so the caller does not wake into a held lock; a
+	 * late signal to a reused slot is a spurious wake-up, which its
+	 * caller's loop absorbs */
+	pthread_cond_signal(&rm->slot_cv[h->id % NSLOTS]);
 	return 0;
 }
 
@@ -383,6 +391,7 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 			if (!rm->slots[id % NSLOTS].busy) {
 				s = &rm->slots[id % NSLOTS];
 				*s = (struct slot){ .busy = 1, .id = id, .rbuf = rbuf, .rcap = rbuf ? rcap : 0 };
+				rm->nbusy++;
 			}
 		}
 		if (s)
@@ -422,13 +431,14 @@ static int64_t call(struct remote *rm, struct fsp_req *q, void *rbuf, size_t rca
 		s->done = 1;
 	}
 	while (!s->done)
-		pthread_cond_wait(&rm->cv, &rm->lock);
+		pthread_cond_wait(&rm->slot_cv[s - rm->slots], &rm->lock);
 	*rep = s->rep;
 	if (rep->result == -ESTALE && rep->epoch && rep->epoch != q->epoch)
 		log_warn("%s: fs: the owner %s refused %s: made for owner epoch %08x, the owner's is %08x", rm->res,
 			 rm->owner_name, fsp_op_name(q->op), q->epoch, rep->epoch);
 	s->busy = 0;
-	pthread_cond_broadcast(&rm->cv);
+	if (rm->nbusy-- == NSLOTS)
+		pthread_cond_broadcast(&rm->cv);
 	pthread_mutex_unlock(&rm->lock);
 	return rep->result;
 }
@@ -1180,6 +1190,8 @@ int remote_open(struct remote **out, const struct cfg_resource *r, const struct 
 	pthread_mutex_init(&rm->send_lock, NULL);
 	pthread_mutex_init(&rm->reclaim_mu, NULL);
 	pthread_cond_init(&rm->cv, NULL);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		pthread_cond_init(&rm->slot_cv[i], NULL);
 	if (locks_open(&rm->held)) {
 		snprintf(err, 256, "out of memory");
 		rm->wake[0] = rm->wake[1] = -1;
@@ -1307,6 +1319,8 @@ void remote_close(struct remote *rm)
 	pthread_mutex_destroy(&rm->send_lock);
 	pthread_mutex_destroy(&rm->reclaim_mu);
 	pthread_cond_destroy(&rm->cv);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		pthread_cond_destroy(&rm->slot_cv[i]);
 	locks_close(rm->held);
 	free(rm->lost);
 	free(rm->rx);
