@@ -109,6 +109,17 @@ static void *getattr_thr(void *arg)
 	return NULL;
 }
 
+/* many calls in flight at once: each reply must wake its own caller */
+static void *getattr_many(void *arg)
+{
+	struct lockarg *a = arg;
+	struct stat st;
+	a->rc = 0;
+	for (int i = 0; i < 500 && !a->rc; i++)
+		a->rc = remote_ops.getattr(a->rm, C, a->ino, &st);
+	return NULL;
+}
+
 static void wait_until(int (*cond)(void *), void *arg, int ms)
 {
 	for (int i = 0; i < ms / 10 && !cond(arg); i++)
@@ -297,6 +308,21 @@ int main(int argc, char **argv)
 		T(o->removexattr(x, C, fino, "user.dipole") == 0 &&
 		  o->getxattr(x, C, fino, "user.dipole", buf, sizeof buf) == -ENODATA, "removexattr, then ENODATA");
 	}
+
+	enum { NCONC = 8 };
+	struct lockarg conc[NCONC];
+	pthread_t ct[NCONC];
+	for (int i = 0; i < NCONC; i++) {
+		conc[i] = (struct lockarg){ rm, fino, 0, 1, 0, 0 };
+		pthread_create(&ct[i], NULL, getattr_many, &conc[i]);
+	}
+	int conc_ok = 0;
+	for (int i = 0; i < NCONC; i++) {
+		pthread_join(ct[i], NULL);
+		conc_ok += conc[i].rc == 0;
+	}
+	T(conc_ok == NCONC, "%d threads x 500 getattrs at once: every reply reached its caller (%d ok)", NCONC,
+	  conc_ok);
 
 	/* ---- locks */
 	struct fs_lock lk = { .start = 0, .end = 99, .type = F_WRLCK, .owner = 1, .node_id = 1, .pid = 5 };
