@@ -47,6 +47,7 @@ struct startup {
 	const char *timeout_opt; /* which option chose it */
 	const char *timeout_why;
 	int was_connected, carried_on, peer_outdated, crashed_primary, uptodate;
+	int fresh;             /* the metadata is as create-md left it (never connected) */
 	uint64_t start_ns, logged_ns;
 	uint64_t talked_ns;  /* when startup_tick first saw a handshake done */
 	char logged_key[32];

@@ -128,6 +128,7 @@ void startup_plan(struct daemon *d)
 		 * read before any peer connects (and changes it) */
 		pthread_mutex_lock(&e->lock);
 		s->was_connected = !!(e->sb.flags & MDF_CONNECTED_IND);
+		s->fresh = e->sb.uuid[UUID_CURRENT] == MD_UUID_JUST_CREATED;
 		s->peer_outdated = !!(e->sb.flags & MDF_PEER_OUTDATED);
 		for (uint32_t i = 0; i < e->nslots; i++)
 			s->carried_on |= e->sb.peer[i].bitmap_uuid != 0;
@@ -141,7 +142,8 @@ void startup_plan(struct daemon *d)
 		s->timeout_why = "the peer was Outdated when this node went down";
 	} else if (!s->was_connected) {
 		s->timeout_opt = "degr-wfc-timeout";
-		s->timeout_why = "this node was alone (degraded) when it went down";
+		s->timeout_why = s->fresh ? "this node has not been connected since create-md"
+					  : "this node was alone (degraded) when it went down";
 	} else {
 		s->timeout_opt = "wfc-timeout";
 		s->timeout_why = "this node was connected when it went down";
@@ -406,12 +408,18 @@ void startup_json(struct daemon *d, struct strbuf *sb)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static int primary_now(struct daemon *d)
+{
+	return d->e && atomic_load(&d->e->role) == ROLE_PRIMARY;
+}
+
 void startup_text(struct daemon *d, struct strbuf *sb)
 {
 	struct startup *s = &d->su;
 	pthread_mutex_lock(&s->lock);
-	/* once it is over and nothing was declined, there is nothing to say */
-	if (s->why[0] && (s->phase != SU_DONE || s->declined))
+	/* once it is over and nothing was declined, there is nothing to say;
+	 * nor about a declined promotion once the node is Primary anyway */
+	if (s->why[0] && (s->phase != SU_DONE || (s->declined && !primary_now(d))))
 		strbuf_printf(sb, "  startup: %s\n", s->why);
 	pthread_mutex_unlock(&s->lock);
 }
@@ -422,7 +430,7 @@ void startup_state_line(struct daemon *d, struct strbuf *sb)
 	pthread_mutex_lock(&s->lock);
 	if (s->phase != SU_DONE)
 		strbuf_printf(sb, " startup:%s", phase_name(s->phase));
-	else if (s->declined)
+	else if (s->declined && !primary_now(d))
 		strbuf_printf(sb, " startup:not-promoted");
 	pthread_mutex_unlock(&s->lock);
 }

@@ -27,7 +27,12 @@ settled() { both "o['role']=='Primary' and p['replication']=='Established' and p
 check "pair comes up and syncs" pair_up
 check "become-primary-on did not promote b's fresh (Inconsistent) disk, and says so" \
 	jcheck b "o['role']=='Secondary' and 'was Inconsistent at startup' in o['startup']['reason']"
+check "b's log says it waits as a node never connected since create-md" grep -q 'not been connected since create-md' "$T"/rb/*.log
 expect_rc "b becomes Primary too" 0 "" nb primary r0
+# the declined promotion is history once b is Primary by hand: status
+# (text and state line) no longer reports it; --json keeps the record
+check "b, Primary now, no longer says it was not promoted" bash -c "$(declare -f nb); NS_B=$NS_B DIPOLE=$DIPOLE T=$T; \
+	s=\$(nb status r0) && ! grep -q 'not promoting\|not-promoted' <<<\"\$s\" && grep -q Primary <<<\"\$s\""
 
 # --- the guide's scenario (case 07): b crashes, a carries on, b comes back ---
 kill_b
