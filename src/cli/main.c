@@ -171,16 +171,24 @@ int main(int argc, char **argv)
 	if (!strcmp(base ? base + 1 : argv[0], "dipole-fstab-generator"))
 		return fstab_generator_main(argc, argv);
 
-	/* stop at the first non-option: the subcommand owns the rest */
-	while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+	/* stop at the first non-option: the subcommand owns the rest; our
+	 * own messages (getopt's would name the program by its full path) */
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "+:c:hV", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': cli.config_path = optarg; break;
 		case 'n': cli.node = optarg; break;
 		case 'r': cli.run_dir = optarg; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("dipole %s\n", DIPOLE_VERSION); return EXIT_OK;
+		case ':':
+			fprintf(stderr, "dipole: option '%s' needs a value; try 'dipole --help'\n", argv[optind - 1]);
+			return EXIT_USAGE;
 		default:
-			fprintf(stderr, "dipole: try 'dipole --help'\n");
+			if (optopt)
+				fprintf(stderr, "dipole: unknown option '-%c'; try 'dipole --help'\n", optopt);
+			else
+				fprintf(stderr, "dipole: unknown option '%s'; try 'dipole --help'\n", argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}

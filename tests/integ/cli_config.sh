@@ -39,6 +39,9 @@ expect_rc "unknown resource lists the resources" 2 "resources known: r0" \
 	"$DIPOLE" -c "$T/r.res" --node a dump nope
 expect_rc "unknown command exits 2" 2 "unknown command 'frob'" "$DIPOLE" frob
 expect_rc "no command prints usage and exits 2" 2 "usage: dipole" "$DIPOLE"
+expect_rc "an unknown global option is named, by 'dipole:', not the binary's path" 2 \
+	"^dipole: unknown option '--bogus'; try 'dipole --help'" "$DIPOLE" --bogus status
+expect_rc "a global option without its value says so" 2 "dipole: option '-c' needs a value" "$DIPOLE" -c
 expect_rc "missing resource argument exits 2" 2 "missing resource name" dp up
 expect_rc "bad flag exits 2" 2 "unexpected argument '--bogus'" dp up r0 --bogus
 
