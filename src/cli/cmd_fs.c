@@ -265,8 +265,8 @@ static int parse_mount_opts(struct cli *cli, char *list, struct mount_opts *mo, 
 		} else {
 			fprintf(stderr, "%s: unknown mount option '%s'\n  known: config=FILE, node=NAME, run-dir=DIR, "
 					"noatime, relatime, nosuid, nodev, noexec, cache=SECONDS, grace=SECONDS, io-timeout=SECONDS; "
-					"ignored: rw, defaults, _netdev, "
-					"nofail, auto, noauto, x-*\n", who, w);
+					"ignored: rw, defaults, _netdev, nofail, auto, noauto, user, nouser, users, "
+					"owner, group, comment=, x-*\n", who, w);
 			return EXIT_USAGE;
 		}
 	}
@@ -496,7 +496,9 @@ int mount_helper_main(int argc, char **argv)
 			       "(how long the owner keeps a lost client's open files and locks,\n"
 			       "0 to 3600, 90 by default), io-timeout=SECONDS (an owner cut off\n"
 			       "that long fails its calls with EIO, 30 by default; 0: never); rw,\n"
-			       "defaults, _netdev, nofail, auto, noauto and x-* are ignored. -f checks without mounting; -s ignores unknown options;\n"
+			       "defaults, _netdev, nofail, auto, noauto, user, nouser, users, owner,\n"
+			       "group, comment= and x-* are ignored (they are mount(8)'s and\n"
+			       "systemd's). -f checks without mounting; -s ignores unknown options;\n"
 			       "-v says what was mounted; -n is accepted (no mtab).\n");
 			return EXIT_OK;
 		case 'N':

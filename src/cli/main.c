@@ -93,7 +93,8 @@ static const struct cli_cmd cmds[] = {
 	  "keeps a lost client's open files and locks, 0 to 3600, 90 by\n"
 	  "default), io-timeout=SECONDS (an owner cut off that long fails its\n"
 	  "calls with EIO, 30 by default; 0: never); rw, defaults, _netdev,\n"
-	  "nofail, auto, noauto and x-* are ignored; ro is refused. Also as\n"
+	  "nofail, auto, noauto, user, nouser, users, owner, group, comment=\n"
+	  "and x-* are ignored; ro is refused. Also as\n"
 	  "'mount -t dipole RES DIR' (mount.dipole)." },
 	{ "fs", cmd_fs, "fs move RES NODE",
 	  "Hand the filesystem over to NODE (planned, on the owner): NODE must be\n"
