@@ -1043,8 +1043,9 @@ static int interp_dev_disk(struct parser *ps, const struct node *n, struct dev_d
 		if (n->key[0] == 'f')
 			pwarn(ps, n->loc, "'flexible-meta-disk' is the DRBD 8.3 spelling of 'meta-disk'; taken as such "
 					  "(deprecated)");
-		if (n->block || n->nargs < 1)
-			perr(ps, n->loc, NULL, "expected 'meta-disk internal;'");
+		if (n->nargs < 1 || (n->block && n->nargs == 1))
+			perr(ps, n->loc, "end every option with ';'", "expected 'meta-disk internal;'%s",
+			     n->nargs ? ", found '{'" : "");
 		else if (strcmp(n->args[0].text, "internal"))
 			perr(ps, n->args[0].loc,
 			     "dipole keeps its metadata at the end of the backing disk: use meta-disk internal;",

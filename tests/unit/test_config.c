@@ -521,6 +521,8 @@ static const struct {
 	  "floating 10.0.0.2:1 { disk /b; } }", "t.res:2:2:", "no 'address' in a floating" },
 	{ "external flexible-meta-disk", "resource r {\n flexible-meta-disk /dev/sdb1; " H2 " }", "t.res:2:21:",
 	  "external metadata" },
+	{ "meta-disk without ';' before a section", "resource r {\n meta-disk internal\n " H2 " }", "t.res:3:2:",
+	  "found extra value 'on'" },
 };
 
 TEST(refused_shapes_name_the_place_and_the_cause)
