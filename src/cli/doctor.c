@@ -84,7 +84,7 @@ static void check_split_brain_risk(struct doctor *dr, const struct cfg_resource 
 	int two = cfg_get_bool(r, SECT_NET, "allow-two-primaries");
 	dr_add(dr, DR_WARNING, "split-brain-risk", r->name, &r->loc,
 	       "add a third node as a diskless tiebreaker (on NODE { address IP:PORT; disk none; } and options { "
-	       "quorum majority; }), or set net { fencing resource-and-stonith; } with a fence-peer handler "
+	       "quorum majority; }), or set net { fencing resource-only; } (or resource-and-stonith) with a fence-peer handler "
 	       "(docs/quorum.md, docs/fencing.md)",
 	       "two nodes with no tiebreaker (quorum) and no fencing: when the link between them fails while both "
 	       "run, each goes on alone%s, and after it heals the after-sb policies discard one side's writes "

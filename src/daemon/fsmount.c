@@ -371,7 +371,7 @@ static int failover_warning(struct daemon *d, char *buf, size_t len)
 		 "quorum) and no fencing (a fence-peer handler), so if the owner %s dies no other node takes over; "
 		 "the mounts stop serving until it returns, or until a surviving node is made Primary by hand "
 		 "(dipole primary %s). Add a small third machine as tiebreaker (on NAME { address IP:PORT; disk "
-		 "none; } and options { quorum majority; }), or net { fencing resource-only; } with handlers { "
+		 "none; } and options { quorum majority; }), or net { fencing resource-only; } (or resource-and-stonith) with handlers { "
 		 "fence-peer \"...\"; }: docs/dipolefs.md \"Which nodes can take over\"\n",
 		 d->r->name, d->fs_owner, d->r->name);
 	log_warn("fs: %.*s", (int)strcspn(buf, "\n"), buf);
