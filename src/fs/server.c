@@ -1115,8 +1115,6 @@ static void *worker_main(void *arg)
 		if (!j) {
 			if (c->dead && c->rx_done)
 				break;
-			if (!c->rx_done && !c->reading)
-				continue;
 			struct timespec until;
 			clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_sec += WORKER_IDLE_S;
