@@ -83,6 +83,12 @@ def say(good, what):
     failures += 0 if good else 1
 
 
+def utc_now():
+    """The time as the daemons' logs write it, to find a fault there."""
+    t = time.time()
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (t * 1000 % 1000)
+
+
 def block(idx, seq):
     head = MAGIC + struct.pack(">IQ", idx, seq)
     body = hashlib.blake2b(head, digest_size=64).digest() * ((BS - len(head) - 4) // 64 + 1)
@@ -353,7 +359,7 @@ class Nemesis:
         act = rng.choice(choices)
         self.log.append(act)
         self.faults += act in ("kill-secondary", "kill-primary", "disk-error", "cut-link")
-        print("# nemesis: %s (primary %s)" % (act, wr.primary), flush=True)
+        print("# nemesis: %s (primary %s) at %s" % (act, wr.primary, utc_now()), flush=True)
         if act == "cut-link":
             xy = rng.choice(sorted(set(LINKS) - self.links))
             await self.link(xy, True)
@@ -447,7 +453,7 @@ class Nemesis:
         self.log.append(act)
         self.faults += act in ("partition", "loss", "kill-secondary", "kill-primary", "disk-error", "cut-link",
                                "kill-tiebreaker")
-        print("# nemesis: %s (primary %s)" % (act, wr.primary), flush=True)
+        print("# nemesis: %s (primary %s) at %s" % (act, wr.primary, utc_now()), flush=True)
         if act == "partition":
             await self.ipt(True, "-j", "DROP")
             self.partitioned = True

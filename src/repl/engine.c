@@ -25,6 +25,8 @@ int engine_set_disk_locked(struct engine *e, enum disk_state to, const char *why
 		return -EINVAL;
 	}
 	atomic_store(&e->dstate, (int)to);
+	if ((to == DS_UPTODATE || to == DS_INCONSISTENT) && atomic_load(&e->behind) & 1)
+		atomic_fetch_add(&e->behind, 1);
 	snprintf(e->disk_why, sizeof e->disk_why, "%s", why);
 	evlog_emit(SO_DISK, e->res, NULL, from, (int)to, why);
 	return 0;

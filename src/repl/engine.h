@@ -70,6 +70,13 @@ struct engine {
 	 * bitmap counts from an older one (the peer that came back may have
 	 * passed this node's current generation on to it) */
 	_Atomic int regen_due;
+	/* this disk lacks writes a peer has (peer_agree.c outdate_behind):
+	 * odd while that holds, made even again when the disk next goes
+	 * UpToDate or Inconsistent (a resync); so each spell behind has its
+	 * own value. A disk that is behind follows no Primary into its
+	 * generation: it asks for a comparison instead (follow_primary).
+	 * Changed under `lock` */
+	_Atomic unsigned behind;
 	struct disk *disk;
 	/* the device's size in bytes (resize.h): what it exports now (the
 	 * agreed size, la_size); written under `lock` by resize.c only, read

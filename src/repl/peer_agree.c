@@ -121,6 +121,23 @@ void follow_primary(struct peer *p, int handshake)
 	if (ds == DS_INCONSISTENT ? repl == RS_OFF || repl == RS_SYNC_SOURCE
 				  : handshake || ds < DS_OUTDATED || repl != RS_ESTABLISHED)
 		return;
+	/* Outdated because a peer has writes this disk lacks (often the peer
+	 * just promoted, which took them in a resync from a Primary this node
+	 * could not reach): being connected does not make it a copy. Following
+	 * would call those writes present, the quorum rule would make the disk
+	 * UpToDate, and a later resync from it would erase them everywhere
+	 * (three_disks_behind.sh). A handshake with the Primary resyncs it;
+	 * asked once per time this node was told it is behind */
+	unsigned behind = atomic_load(&e->behind);
+	if (ds == DS_OUTDATED && behind & 1) {
+		if (atomic_exchange(&p->behind_asked, behind) != behind) {
+			atomic_store(&p->recheck_ns, now_ns());
+			log_info("peer %s: comparing data again (this node lacks writes of the Primary's generation)",
+				 p->addr);
+			disconnect_sockets(p);
+		}
+		return;
+	}
 	const uint64_t u[UUID_COUNT] = { [UUID_CURRENT] = cur, [UUID_HISTORY0] = atomic_load(&p->peer_history[0]),
 					 [UUID_HISTORY1] = atomic_load(&p->peer_history[1]) };
 	if (!engine_adopt_generation(e, p->slot, u, now_realtime_ns()))
@@ -135,6 +152,8 @@ static void outdate_behind(struct peer *p, const char *why)
 	int outdate = 0;
 	if (atomic_load(&e->role) != ROLE_PRIMARY) {
 		pthread_mutex_lock(&e->lock);
+		if (!(atomic_load(&e->behind) & 1))
+			atomic_fetch_add(&e->behind, 1);
 		outdate = atomic_load(&e->dstate) == DS_UPTODATE && !engine_set_disk_locked(e, DS_OUTDATED, why);
 		pthread_mutex_unlock(&e->lock);
 	}
