@@ -120,6 +120,13 @@ int cli_resolve(struct cli *cli, const char *name, const struct cfg_resource **r
 	return EXIT_OK;
 }
 
+void cli_not_up(const char *who, const char *res, const char *sock)
+{
+	fprintf(stderr, "%s: resource '%s' is not up on this node (no daemon at %s)\n  hint: dipole up %s\n"
+			"  hint: a daemon started with --run-dir DIR is reached with the same --run-dir DIR\n",
+		who, res, sock, res);
+}
+
 void cli_path(const struct cli *cli, const char *res, const char *suffix, char *out, size_t len)
 {
 	daemon_path(cli->run_dir, res, suffix, out, len);

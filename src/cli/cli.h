@@ -51,6 +51,11 @@ void cli_cmd_usage(const struct cli_cmd *cmd, int to_stderr);
  * quietly. */
 int cli_request(struct cli *cli, const char *res, const char *req, int not_up_code, struct strbuf *out);
 
+/* "WHO: resource 'RES' is not up on this node (no daemon at SOCK)" and the
+ * hints (`up` it; a daemon started with another --run-dir is found with
+ * that one) on stderr. */
+void cli_not_up(const char *who, const char *res, const char *sock);
+
 /* Paths of a resource's runtime files. */
 void cli_path(const struct cli *cli, const char *res, const char *suffix, char *out, size_t len);
 

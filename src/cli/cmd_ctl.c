@@ -23,8 +23,7 @@ static int request(struct cli *cli, const char *res, const char *req, int not_up
 	int rc = ctl_request(sock, req, msg, &body);
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
 		if (not_up_code >= 0)
-			fprintf(stderr, "dipole: resource '%s' is not up on this node (no daemon at %s)\n"
-					"  hint: dipole up %s\n", res, sock, res);
+			cli_not_up("dipole", res, sock);
 		return not_up_code >= 0 ? not_up_code : EXIT_STATE;
 	}
 	if (rc < 0) {

@@ -406,8 +406,7 @@ static int do_mount(struct cli *cli, const char *res, const char *dir, struct mo
 		close(fuse_fd);
 	}
 	if (rc == -ENOENT || rc == -ECONNREFUSED) {
-		fprintf(stderr, "%s: resource '%s' is not up on this node (no daemon at %s)\n  hint: dipole up %s\n",
-			who, res, sock, res);
+		cli_not_up(who, res, sock);
 		return EXIT_STATE;
 	}
 	if (rc < 0) {

@@ -387,7 +387,8 @@ static int parse_file_nodes(struct parser *ps, const char *path, struct node **o
 		else
 			snprintf(ps->err, CFG_ERR_MAX, "%s: cannot read configuration: %s%s", path,
 				 strerror(errno),
-				 errno == ENOENT ? "\n  hint: pass the file with -c FILE" : ""),
+				 errno == ENOENT ? "\n  hint: check the path (without -c, dipole reads "
+						  "/etc/dipole/dipole.conf, else /etc/drbd.d/*.res)" : ""),
 				ps->failed = 1;
 		ps->depth--;
 		return -errno;

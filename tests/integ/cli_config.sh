@@ -31,6 +31,7 @@ expect_rc "trailing spaces and CRLF are fine; unknown option warned" 0 "ws.res:4
 	"$DIPOLE" -c "$T/ws.res" dump
 expect_rc "missing config file is a clear error" 2 "cannot read configuration: No such file" \
 	"$DIPOLE" -c "$T/nonexistent.res" dump
+expect_rc "... whose hint is to check the path given" 2 "hint: check the path" "$DIPOLE" -c "$T/nonexistent.res" dump
 
 mkres
 expect_rc "unknown node lists the hosts the file knows" 2 "hosts known: a, b" \
@@ -97,4 +98,5 @@ expect_rc "mount.dipole -h names grace=" 0 "grace=SECONDS" bash -c '"$0" -h | tr
 expect_rc "global --help lists the commands and exit codes" 0 "exit codes" "$DIPOLE" --help
 expect_rc "--version" 0 "^dipole [0-9]" "$DIPOLE" --version
 expect_rc "verify of a resource that is not up says so (exit 3)" 3 "not up" dp verify r0
+expect_rc "... and that another --run-dir finds another daemon" 3 "the same --run-dir DIR" dp status r0
 finish
