@@ -184,8 +184,11 @@ int cmd_dump_md(struct cli *cli, int argc, char **argv)
 	       (unsigned long long)sb.lay.al_bytes);
 	printf("bm-offset %llu; bm-bytes %llu;\n", (unsigned long long)sb.lay.bm_offset,
 	       (unsigned long long)sb.lay.bm_bytes);
-	printf("uuid current %016llX; history %016llX %016llX;\n", (unsigned long long)sb.uuid[UUID_CURRENT],
+	printf("uuid current %016llX; history %016llX %016llX", (unsigned long long)sb.uuid[UUID_CURRENT],
 	       (unsigned long long)sb.uuid[UUID_HISTORY0], (unsigned long long)sb.uuid[UUID_HISTORY1]);
+	for (int i = UUID_HISTORY1 + 1; i < UUID_COUNT && sb.uuid[i]; i++)
+		printf(" %016llX", (unsigned long long)sb.uuid[i]);
+	printf(";\n");
 	printf("flags 0x%x;%s%s%s%s%s%s%s\n", sb.flags, sb.flags & MDF_CONSISTENT ? " consistent" : "",
 	       sb.flags & MDF_WAS_UP_TO_DATE ? " was-up-to-date" : "", sb.flags & MDF_PRIMARY_IND ? " primary" : "",
 	       sb.flags & MDF_CRASHED ? " attached-or-crashed" : "", sb.flags & MDF_FULL_SYNC ? " full-sync" : "",

@@ -608,6 +608,23 @@ int codec_decode_hello(const uint8_t *payload, uint32_t len, struct pkt_hello *o
 	return 0;
 }
 
+void codec_encode_history(uint8_t *b, const struct pkt_hello *hl)
+{
+	for (int i = 4; i < HELLO_UUIDS; i++)
+		put_be64(b + 8 * (i - 4), hl->uuid[i]);
+}
+
+int codec_decode_history(const struct wire_hdr *h, const uint8_t *payload, struct pkt_hello *hl, char *why,
+			 size_t whylen)
+{
+	if (h->type != P_HISTORY || h->len != HISTORY_BYTES)
+		return refuse(why, whylen, P_HISTORY, "got packet type %u of %u bytes: expected P_HISTORY of %u",
+			      h->type, h->len, HISTORY_BYTES);
+	for (int i = 4; i < HELLO_UUIDS; i++)
+		hl->uuid[i] = get_be64(payload + 8 * (i - 4));
+	return 0;
+}
+
 void codec_encode_decision(uint8_t *b, uint32_t verdict)
 {
 	put_be32(b, verdict);

@@ -125,7 +125,8 @@ struct pkt_hello {
 	uint32_t flags;         /* HF_* */
 	uint64_t size;          /* exported bytes */
 	uint64_t oos;           /* out-of-sync blocks for the receiver's slot */
-	uint64_t uuid[4];       /* current, bitmap, history x2 */
+	uint64_t uuid[HELLO_UUIDS]; /* current, bitmap, history x2; with HF_HISTORY more
+				     * history from P_HISTORY (hs.c), else 0 */
 	char res[HELLO_RES_MAX + 1];
 	uint8_t chal[WIRE_CHALLENGE];
 	uint64_t gen_time;      /* unix ns when the current generation began */
@@ -136,6 +137,12 @@ struct pkt_hello {
 void codec_encode_hello(uint8_t *b, const struct pkt_hello *hl);
 /* Decode a HELLO of len payload bytes: 0, or -EPROTO with why. */
 int codec_decode_hello(const uint8_t *payload, uint32_t len, struct pkt_hello *out, char *why, size_t whylen);
+/* P_HISTORY: hl->uuid[4..HELLO_UUIDS) into b[HISTORY_BYTES]; the decoder
+ * wants exactly that length and fills hl->uuid[4..]. Any values are
+ * accepted (generations are opaque). */
+void codec_encode_history(uint8_t *b, const struct pkt_hello *hl);
+int codec_decode_history(const struct wire_hdr *h, const uint8_t *payload, struct pkt_hello *hl, char *why,
+			 size_t whylen);
 /* P_DECISION: the verdict u32 of the handshake. */
 void codec_encode_decision(uint8_t *b, uint32_t verdict);
 int codec_decode_decision(const struct wire_hdr *h, const uint8_t *payload, uint32_t *verdict, char *why,

@@ -276,6 +276,41 @@ static int authenticate(const struct hs_conf *c, int fd, int ch, const uint8_t *
 	return -EACCES;
 }
 
+/* Both data-channel HELLOs say HF_HISTORY: each side sends its older
+ * history (P_HISTORY) and reads the peer's into peer->uuid[4..]. Without
+ * it (an older peer) those stay 0: a shallower history, as before. */
+static int exchange_history(const struct hs_conf *c, int fd, const struct pkt_hello *mine, struct pkt_hello *peer,
+			    const char *from, char *reason)
+{
+	uint8_t b[HISTORY_BYTES];
+	struct wire_hdr w;
+	char why[256], text[CODEC_REFUSE_MAX + 1];
+	codec_encode_history(b, mine);
+	int rc = hs_send(fd, P_HISTORY, 0, b, sizeof b);
+	if (!rc)
+		rc = recv_hdr_wake(c, fd, &w);
+	if (rc == -ECANCELED) {
+		RSN("handshake with %s: cancelled", from);
+		return rc;
+	}
+	if (!rc && w.type == P_REFUSE && !hs_recv_refuse(fd, &w, text)) {
+		RSN("refused by %s: %s", from, text);
+		return -EPROTO;
+	}
+	if (!rc && w.len != HISTORY_BYTES)
+		rc = -EPROTO;
+	if (!rc)
+		rc = read_full(fd, b, sizeof b);
+	if (!rc && codec_decode_history(&w, b, peer, why, sizeof why))
+		rc = -EPROTO;
+	if (rc) {
+		RSN("handshake with %s: no history of generations after HF_HISTORY (%s)", from,
+		    rc == -EPROTO ? "unexpected packet" : strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
 /* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with
  * the reason set (and logged). `from` names the remote address. */
 int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, struct pkt_hello *peer,
@@ -310,6 +345,9 @@ int hs_handshake(const struct hs_conf *c, int fd, int *chp, const char *from, st
 		return -EPROTO;
 	}
 	if (c->has_secret && (rc = authenticate(c, fd, ch, chal, peer, from, reason)))
+		return rc;
+	if (ch == CH_DATA && (mine->flags & peer->flags & HF_HISTORY) &&
+	    (rc = exchange_history(c, fd, mine, peer, from, reason)))
 		return rc;
 	tv.tv_sec = 0;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

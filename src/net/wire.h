@@ -41,6 +41,8 @@
  *     So did HF_FS_MOUNTED (an owner's CH_FS HELLO: it speaks fsproto 3)
  *     and HF_FS_EPOCH (either side's CH_FS HELLO: it speaks fsproto 4).
  *     So did the P_STATE stamp, in pad bytes older nodes send as 0.
+ *     So did the deep history (HF_HISTORY, P_HISTORY): sent only to a
+ *     peer whose data-channel HELLO says it takes it.
  */
 #ifndef DIPOLE_WIRE_H
 #define DIPOLE_WIRE_H
@@ -113,7 +115,14 @@ enum wire_type {
 	P_CONF_QUERY = 36, /* CH_QUERY, asker -> daemon, empty: answer now */
 	P_CONF_INFO = 37,  /* CH_QUERY, daemon -> asker: digest u8[32] (sha256 of the
 			    * resource as `dump` prints it), wall clock u64 (unix ns) */
+	P_HISTORY = 38,    /* data channel, both ways, right after the HELLOs (and AUTH)
+			    * when both HELLOs carry HF_HISTORY: the sender's older
+			    * history generations, HELLO_UUIDS - 4 u64 (hs.c) */
 };
+/* generations a HELLO stands for: current, bitmap and history 0..7 (the
+ * first four in the HELLO itself, the rest in P_HISTORY) */
+#define HELLO_UUIDS 10
+#define HISTORY_BYTES (8u * (HELLO_UUIDS - 4))
 #define CONF_INFO_BYTES 40u
 
 /* P_STATE flags (its byte 2, always 0 before it was added: older peers send
@@ -184,6 +193,7 @@ enum wire_type {
 				 * MKDIR or CREATE carries in its mode (fsproto.h version 9) */
 #define HF_FS_OWNER      256u /* this side owns the mounted dipolefs (docs/dipolefs.md): the
 			       * receiver keeps off its device (Secondary, refusing `primary`) */
+#define HF_HISTORY       65536u /* on a data channel: this side sends and takes P_HISTORY */
 #define HF_RESUMABLE     128u /* this side is an Inconsistent SyncTarget of the receiving peer
 			       * whose resync was interrupted; its HELLO bitmap UUID names the
 			       * source's generation its bitmap counts from (decide.h) */

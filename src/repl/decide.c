@@ -60,7 +60,7 @@ static int in_set(uint64_t u, const uint64_t *set, int n)
 int decide_newer_partial(const struct side *partial, const struct side *whole_)
 {
 	return partial->disk == DS_INCONSISTENT && partial->uuid[G_CURRENT] != whole_->uuid[G_CURRENT] &&
-	       in_set(whole_->uuid[G_CURRENT], partial->uuid + G_HIST0, 2);
+	       in_set(whole_->uuid[G_CURRENT], partial->uuid + G_HIST0, G_HISTORY);
 }
 
 enum decision decide_sync(const struct side *me, const struct side *peer)
@@ -102,16 +102,16 @@ enum decision decide_sync(const struct side *me, const struct side *peer)
 	 * behind wrote nothing of its own since (a Primary writing without a
 	 * peer starts a new generation), even when both bitmaps still count
 	 * from the generation before it (checker3d.sh, seed 544721730) */
-	if (in_set(p[G_CURRENT], m + G_HIST0, 2))
+	if (in_set(p[G_CURRENT], m + G_HIST0, G_HISTORY))
 		return D_SOURCE_FULL;
-	if (in_set(m[G_CURRENT], p + G_HIST0, 2))
+	if (in_set(m[G_CURRENT], p + G_HIST0, G_HISTORY))
 		return D_TARGET_FULL;
 	/* both moved on from the same generation */
 	if (m[G_BITMAP] && m[G_BITMAP] == p[G_BITMAP])
 		return D_SPLIT_BRAIN;
 	/* a common ancestor somewhere, but both changed since */
 	for (int i = G_BITMAP; i < G_COUNT; i++)
-		if (in_set(m[i], p + G_BITMAP, 3))
+		if (in_set(m[i], p + G_BITMAP, G_COUNT - G_BITMAP))
 			return D_SPLIT_BRAIN;
 	return D_UNRELATED;
 }

@@ -14,7 +14,9 @@
 
 #include <stdint.h>
 
-enum { G_CURRENT, G_BITMAP, G_HIST0, G_HIST1, G_COUNT };
+/* as the store's uuid[] (meta.h: UUID_*, MD_HISTORY history entries) */
+enum { G_CURRENT, G_BITMAP, G_HIST0, G_HIST1, G_COUNT = G_HIST0 + 8 };
+#define G_HISTORY (G_COUNT - G_HIST0)
 
 struct side {
 	int disk;          /* enum disk_state */

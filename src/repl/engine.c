@@ -1353,8 +1353,8 @@ int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen
 	/* the same data as the source now: the same generations */
 	int slot = atomic_load(&e->sync_slot);
 	nsb.uuid[UUID_CURRENT] = uuid[UUID_CURRENT];
-	nsb.uuid[UUID_HISTORY0] = uuid[UUID_HISTORY0];
-	nsb.uuid[UUID_HISTORY1] = uuid[UUID_HISTORY1];
+	for (int i = UUID_HISTORY0; i < UUID_COUNT; i++)
+		nsb.uuid[i] = uuid[i];
 	nsb.gen_time = gen_time;
 	nsb.flags |= MDF_CONSISTENT | MDF_WAS_UP_TO_DATE;
 	/* what other peers lack of this (new) data is unknown here: they are
@@ -1407,13 +1407,11 @@ static int new_generation(struct engine *e, uint32_t mask, const char *why, int 
 		for (uint32_t i = 0; i < e->nslots; i++)
 			if ((mask >> i & 1) && !nsb.peer[i].bitmap_uuid)
 				nsb.peer[i].bitmap_uuid = old;
+		nsb.uuid[UUID_CURRENT] = md_new_uuid();
 		/* several peers: the lineage goes to history too, so two nodes that
 		 * followed this one at different times see which is older */
-		if (e->nslots > 1 && nsb.uuid[UUID_HISTORY0] != old) {
-			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
-			nsb.uuid[UUID_HISTORY0] = old;
-		}
-		nsb.uuid[UUID_CURRENT] = md_new_uuid();
+		if (e->nslots > 1)
+			md_history_push(nsb.uuid, old);
 		nsb.gen_time = now_realtime_ns();
 		rc = super_commit(e, &nsb);
 		if (!rc)
@@ -1483,10 +1481,18 @@ int engine_adopt_generation(struct engine *e, int keep, const uint64_t *uuid, ui
 		}
 		nsb.uuid[UUID_CURRENT] = uuid[UUID_CURRENT];
 		/* the Primary's lineage (it holds this node's old generation, when
-		 * the Primary's history is not longer than two) */
+		 * the Primary's history is not longer than two), newest first; a
+		 * whole disk keeps its own after it (a copy of the Primary, its
+		 * data went through both), so a deep history survives following
+		 * a Primary whose P_STATE carries two. An Inconsistent one has
+		 * the Primary's only: its old data is being replaced */
 		if (uuid[UUID_HISTORY0]) {
-			nsb.uuid[UUID_HISTORY0] = uuid[UUID_HISTORY0];
-			nsb.uuid[UUID_HISTORY1] = uuid[UUID_HISTORY1];
+			if (atomic_load(&e->dstate) == DS_INCONSISTENT)
+				memset(nsb.uuid + UUID_HISTORY0, 0, MD_HISTORY * sizeof *nsb.uuid);
+			else
+				md_history_push(nsb.uuid, old);
+			md_history_push(nsb.uuid, uuid[UUID_HISTORY1]);
+			md_history_push(nsb.uuid, uuid[UUID_HISTORY0]);
 		}
 		nsb.gen_time = gen_time;
 		rc = super_commit(e, &nsb);
@@ -1504,11 +1510,7 @@ int engine_sync_source_done(struct engine *e, int slot)
 	int rc = 0;
 	if (e->sb.peer[slot].bitmap_uuid && !engine_oos(e, slot)) {
 		struct md_super nsb = e->sb;
-		uint64_t b = nsb.peer[slot].bitmap_uuid;
-		if (nsb.uuid[UUID_HISTORY0] != b) {
-			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
-			nsb.uuid[UUID_HISTORY0] = b;
-		}
+		md_history_push(nsb.uuid, nsb.peer[slot].bitmap_uuid);
 		nsb.peer[slot].bitmap_uuid = 0;
 		nsb.peer[slot].flags &= ~(uint32_t)MDP_UNSURE;
 		rc = super_commit(e, &nsb);
@@ -1587,9 +1589,9 @@ int engine_set_role(struct engine *e, enum role r, int force, char *msg)
 		nsb.flags |= MDF_PRIMARY_IND;
 		if (ds != DS_UPTODATE && !through) {
 			/* forced: this data becomes a new generation */
-			nsb.uuid[UUID_HISTORY1] = nsb.uuid[UUID_HISTORY0];
-			nsb.uuid[UUID_HISTORY0] = nsb.uuid[UUID_CURRENT];
+			uint64_t was = nsb.uuid[UUID_CURRENT];
 			nsb.uuid[UUID_CURRENT] = md_new_uuid();
+			md_history_push(nsb.uuid, was);
 			for (uint32_t i = 0; i < e->nslots; i++)
 				nsb.peer[i].bitmap_uuid = 0;
 			nsb.gen_time = now_realtime_ns();

@@ -351,8 +351,8 @@ void *engine_sync_source(struct engine *e);
 int engine_apply_resync(struct engine *e, const void *buf, size_t len, uint64_t off);
 /* OR the source's bitmap words into a slot. */
 void engine_merge_oos(struct engine *e, int slot, uint64_t first_word, const uint8_t *words_le, uint64_t n);
-/* The target adopts the source's generations (uuid[1] is ignored); its
- * other slots become unsure of their peers. */
+/* The target adopts the source's generations (uuid[UUID_COUNT]; [1] is
+ * ignored); its other slots become unsure of their peers. */
 int engine_sync_target_done(struct engine *e, const uint64_t *uuid, uint64_t gen_time);
 /* The SyncTarget's source went away: no slot holds what this node lacks.
  * 1 when this node was SyncTarget of src (the resync stopped), else 0. */

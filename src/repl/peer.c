@@ -110,6 +110,8 @@ void disconnect_sockets(struct peer *p)
 
 /* The generations this node shows peer p: its own, with p's slot's bitmap
  * generation in the bitmap place. */
+_Static_assert((int)UUID_COUNT == HELLO_UUIDS && (int)UUID_COUNT == (int)G_COUNT, "a HELLO carries every generation kept");
+
 void hello_uuids(struct peer *p, uint64_t *u)
 {
 	struct engine *e = p->e;
@@ -149,6 +151,8 @@ static void hello_fill(void *arg, struct pkt_hello *hl)
 	hl->gen_time = e->sb.gen_time;
 	hl->oos = engine_oos(e, p->slot);
 	hello_uuids(p, hl->uuid);
+	if (hl->channel == CH_DATA)
+		hl->flags |= HF_HISTORY;
 	hl->stamp = atomic_load(&e->applied_stamp);
 	hl->stamp_from = atomic_load(&e->applied_from);
 }

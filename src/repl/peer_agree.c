@@ -673,6 +673,10 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 		set_reason(p, "local state changed during the handshake with %s; connecting again", p->ph->name);
 		return -EAGAIN;
 	}
+	/* an older peer saw two history entries of this node's, not eight: the
+	 * verdict rests on what both sides saw, or they would disagree */
+	if (!(a.my_flags & a.peer_flags & HF_HISTORY))
+		memset(a.me.uuid + G_HIST1 + 1, 0, (G_COUNT - G_HIST1 - 1) * sizeof *a.me.uuid);
 	/* sizes: both sides compute the same verdict from the two HELLOs */
 	uint64_t agreed;
 	char why[256];
@@ -692,6 +696,7 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
 	atomic_store(&p->peer_history[0], a.them.uuid[G_HIST0]);
 	atomic_store(&p->peer_history[1], a.them.uuid[G_HIST1]);
+	memcpy(p->hs_uuid, a.them.uuid, sizeof p->hs_uuid);
 	if ((rc = agree_settle(p, &a)))
 		return rc;
 	if (agreed != atomic_load(&p->e->size) || agreed != p->e->sb.la_size) {

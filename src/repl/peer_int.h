@@ -119,6 +119,10 @@ struct peer {
 	_Atomic int peer_third_primary; /* its last HELLO: a third node is Primary and connected to it */
 	_Atomic int told_third_primary; /* this node's last HELLO to it said the same of this node */
 	_Atomic unsigned behind_asked; /* engine.behind when this node last asked it (a Primary) to compare */
+	/* its generations at the last handshake (HELLO and P_HISTORY): what a
+	 * resync from it makes this node's history (rx_sync_done). Written by
+	 * agree(), read by the data channel's receiver after it, one thread */
+	uint64_t hs_uuid[UUID_COUNT];
 	_Atomic int peer_fs_owner;     /* the peer owns the mounted dipolefs (HELLO/P_STATE), 0 when lost */
 	_Atomic int primary_at_loss;   /* this node was Primary when the connection was lost */
 	_Atomic int hold_off;          /* `resume-io`: go on alone until the peer is back */

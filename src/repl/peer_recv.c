@@ -721,7 +721,14 @@ static int rx_sync_done(struct rx_ctx *c, const struct wire_hdr *h, const union 
 		return 0;
 	disk_flush(e->disk);
 	pthread_rwlock_wrlock(&p->sync_lock);
-	engine_sync_target_done(e, k->sync_done.uuid, k->sync_done.gen_time);
+	/* the source's history: the two P_SYNC_DONE carries, then where its
+	 * data came from at the handshake (older: it may have gone on since) */
+	uint64_t u[UUID_COUNT] = { 0 };
+	memcpy(u, k->sync_done.uuid, sizeof k->sync_done.uuid);
+	for (int i = 0; i < UUID_COUNT; i++)
+		if (i != UUID_BITMAP)
+			md_history_append(u, p->hs_uuid[i]);
+	engine_sync_target_done(e, u, k->sync_done.gen_time);
 	pthread_rwlock_unlock(&p->sync_lock);
 	peer_set_repl(p, RS_ESTABLISHED, "resync finished");
 	log_info("peer %s: resync finished, disk UpToDate", p->addr);

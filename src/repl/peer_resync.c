@@ -512,7 +512,7 @@ static void rs_finish(struct peer *p)
 	uint8_t u[SYNC_DONE_BYTES];
 	struct pkt_sync_done sd;
 	pthread_mutex_lock(&e->lock);
-	for (int i = 0; i < UUID_COUNT; i++)
+	for (int i = 0; i < UUID_SHORT; i++)
 		sd.uuid[i] = e->sb.uuid[i];
 	sd.gen_time = e->sb.gen_time;
 	pthread_mutex_unlock(&e->lock);

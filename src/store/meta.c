@@ -5,13 +5,16 @@
  *  16 seq u64              24 flags u32    28 node_id i32
  *  32 disk_size u64        40 data_size    48 al_offset   56 al_bytes
  *  64 bm_offset            72 bm_bytes     80 super_offset   88 block size u32
- *  96 uuid[4] u64         128 created u64 136 resource[64]
+ *  96 uuid[4] u64 (current, bitmap, history 0 and 1)  128 created u64
+ * 136 resource[64]
  * 200 gen_time u64 (unix ns when uuid[current] began)  208 bm_crc u32
  * v1: 252 crc32c u32 over bytes 0..251; one bitmap, its generation in uuid[1].
  * v2: 212 nslots u32; 216 + 16*i for each peer slot i < 7: node_id i32,
  *     flags u32, bitmap_uuid u64 (uuid[1] is 0); 328 la_size u64 (last agreed
  *     device size in bytes; 0 in metadata written before it existed, which
  *     reads as "never agreed", so no version change was needed);
+ *     336 history 2..7 u64 x6 (the older history: 0, none, in metadata
+ *     written before it existed; older dipoles ignore it);
  *     508 crc32c over 0..507.
  * The rest of the 4 KiB slot is zero. bm_crc covers all slots' bitmaps.
  */
@@ -72,7 +75,7 @@ static void super_encode(const struct md_super *sb, uint8_t *p)
 	put_le64(p + 80, sb->lay.super_offset);
 	put_le32(p + 88, MD_BLOCK);
 	for (int i = 0; i < UUID_COUNT; i++)
-		put_le64(p + 96 + 8 * i, sb->uuid[i]);
+		put_le64(p + (i < UUID_SHORT ? 96 + 8 * i : 336 + 8 * (i - UUID_SHORT)), sb->uuid[i]);
 	put_le64(p + 128, sb->created);
 	put_le64(p + 200, sb->gen_time);
 	put_le32(p + 208, sb->bm_crc);
@@ -127,7 +130,7 @@ static int super_decode(const uint8_t *p, struct md_super *sb, char *why, size_t
 	sb->lay.bm_offset = get_le64(p + 64);
 	sb->lay.bm_bytes = get_le64(p + 72);
 	sb->lay.super_offset = get_le64(p + 80);
-	for (int i = 0; i < UUID_COUNT; i++)
+	for (int i = 0; i < UUID_SHORT; i++)
 		sb->uuid[i] = get_le64(p + 96 + 8 * i);
 	sb->created = get_le64(p + 128);
 	sb->gen_time = get_le64(p + 200);
@@ -157,6 +160,8 @@ static int super_decode(const uint8_t *p, struct md_super *sb, char *why, size_t
 			}
 		}
 		sb->la_size = get_le64(p + 328);
+		for (int i = UUID_SHORT; i < UUID_COUNT; i++)
+			sb->uuid[i] = get_le64(p + 336 + 8 * (i - UUID_SHORT));
 	}
 	sb->lay.bm_slot_bytes = sb->lay.bm_bytes / sb->lay.nslots;
 	if (get_le32(p + 88) != MD_BLOCK) {
@@ -327,6 +332,34 @@ int md_write(struct disk *d, struct md_super *sb)
 	}
 	sb->slot = slot;
 	return 0;
+}
+
+void md_history_push(uint64_t *uuid, uint64_t u)
+{
+	if (!u || u == uuid[UUID_CURRENT])
+		return;
+	int at = UUID_COUNT - 1; /* where u is, else the oldest (it drops off) */
+	for (int i = UUID_HISTORY0; i < UUID_COUNT; i++)
+		if (uuid[i] == u) {
+			at = i;
+			break;
+		}
+	memmove(uuid + UUID_HISTORY0 + 1, uuid + UUID_HISTORY0, (size_t)(at - UUID_HISTORY0) * sizeof *uuid);
+	uuid[UUID_HISTORY0] = u;
+}
+
+void md_history_append(uint64_t *uuid, uint64_t u)
+{
+	if (!u || u == uuid[UUID_CURRENT])
+		return;
+	for (int i = UUID_HISTORY0; i < UUID_COUNT; i++) {
+		if (uuid[i] == u)
+			return;
+		if (!uuid[i]) {
+			uuid[i] = u;
+			return;
+		}
+	}
 }
 
 uint64_t md_new_uuid(void)

@@ -43,7 +43,27 @@ enum md_flags {
 	MDF_CONNECTED_IND  = 1 << 7,
 };
 
-enum md_uuid { UUID_CURRENT, UUID_BITMAP, UUID_HISTORY0, UUID_HISTORY1, UUID_COUNT };
+/* Generations: the current one, the (unused since v2) bitmap one, and the
+ * history, newest first: generations this node's data went through, so
+ * the handshake sees one node's data is an older state of the other's
+ * (decide.c). Several peers need more than two: each promotion without a
+ * peer and each peer lost starts one, and a node that was away through
+ * three of them looked like a split brain (checker3d, seed 760031304).
+ * DRBD 9 keeps a deep history for the same reason. The first two history
+ * entries are where they always were; the rest are in bytes older
+ * dipoles wrote as 0 (meta.c). */
+#define MD_HISTORY 8
+enum md_uuid { UUID_CURRENT, UUID_BITMAP, UUID_HISTORY0, UUID_HISTORY1, UUID_COUNT = UUID_HISTORY0 + MD_HISTORY };
+/* the first UUID_SHORT of them: what a HELLO and P_SYNC_DONE carry */
+#define UUID_SHORT 4
+
+/* Put u at the front of the history of uuid[UUID_COUNT] unless it is
+ * there already: each other entry moves one older, the oldest drops off.
+ * 0 or a generation equal to the current one is not history. */
+void md_history_push(uint64_t *uuid, uint64_t u);
+/* Put u at the oldest free place of that history unless it is there
+ * already, is 0 or the current generation, or the history is full. */
+void md_history_append(uint64_t *uuid, uint64_t u);
 /* The current generation of metadata just created (DRBD's "just created"):
  * no data generation yet; real ones are random and larger. */
 #define MD_UUID_JUST_CREATED 4u

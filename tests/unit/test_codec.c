@@ -326,6 +326,24 @@ TEST(hello_round_trip)
 	CHECK(!memcmp(&in, &out, sizeof in));
 }
 
+TEST(history_round_trip_and_length)
+{
+	struct pkt_hello in = { 0 }, out = { 0 };
+	uint8_t b[HISTORY_BYTES];
+	char why[160];
+	for (int i = 0; i < HELLO_UUIDS; i++)
+		in.uuid[i] = 0x1111111111111111ull * (uint64_t)(i + 1);
+	codec_encode_history(b, &in);
+	struct wire_hdr h = { .type = P_HISTORY, .len = HISTORY_BYTES };
+	CHECK(codec_decode_history(&h, b, &out, why, sizeof why) == 0);
+	CHECK(out.uuid[3] == 0 && out.uuid[4] == in.uuid[4] && out.uuid[HELLO_UUIDS - 1] == in.uuid[HELLO_UUIDS - 1]);
+	h.len = HISTORY_BYTES - 8;
+	CHECK(codec_decode_history(&h, b, &out, why, sizeof why) != 0);
+	CHECK_STR_HAS(why, "expected P_HISTORY of 48");
+	h = (struct wire_hdr){ .type = P_DECISION, .len = HISTORY_BYTES };
+	CHECK(codec_decode_history(&h, b, &out, why, sizeof why) != 0);
+}
+
 TEST(hello_malformed_refused)
 {
 	static const struct { int at; uint8_t val; const char *reason; } bad_hello[] = {

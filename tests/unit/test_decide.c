@@ -90,6 +90,26 @@ static int ids(const char *name, void *arg)
 	return !strcmp(name, "alpha") ? 0 : !strcmp(name, "beta") ? 1 : -1;
 }
 
+/* A node that was away through more generations than two history entries
+ * hold (each switchover without it starts one): its current generation is
+ * deep in the other's history, so it is behind, not a split brain
+ * (checker3d, seed 760031304). */
+TEST(deep_history)
+{
+	struct side a = S(DS_CONSISTENT, 0, 0x766b, 0xeb97, 0xeb97, 0, 40, 0);
+	struct side c = S(UP, 1, 0x8c6a, 0xeb97, 0x37ef, 0x3181, 9, 2);
+	check_pair(&c, &a, D_SPLIT_BRAIN, "a history of two does not reach a's generation");
+	c.uuid[G_HIST1 + 1] = 0x766b;
+	check_pair(&c, &a, D_SOURCE_FULL, "the third history entry does");
+	c.uuid[G_HIST1 + 1] = 0;
+	c.uuid[G_COUNT - 1] = 0x766b;
+	check_pair(&c, &a, D_SOURCE_FULL, "so does the last");
+	/* an Inconsistent node that followed a Primary past the whole one */
+	struct side w = S(UP, 0, 0x300, 0, 0, 0, 0, 1), p = S(INC, 0, 0x500, 0, 0x401, 0x400, 0, 2);
+	p.uuid[G_COUNT - 1] = 0x300;
+	check_pair(&w, &p, D_WAIT, "its deep history names the whole node's generation: it waits");
+}
+
 TEST(split_brain_policies)
 {
 	/* a: node 0, b: node 1; gen_time: a became Primary first (older) */

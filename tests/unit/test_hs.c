@@ -93,6 +93,60 @@ TEST(a_wake_fd_that_stays_quiet_lets_the_handshake_finish)
 	close_fds(sv, wk);
 }
 
+/* A data channel: each side's HELLO has its generations; with HF_HISTORY
+ * on both, the older history crosses in P_HISTORY. */
+struct data_side { int fd, me, history, rc; struct pkt_hello peer; char reason[256]; };
+
+static void fill_history(void *arg, struct pkt_hello *hl)
+{
+	struct data_side *s = arg;
+	for (int i = 0; i < HELLO_UUIDS; i++)
+		hl->uuid[i] = (uint64_t)(s->me + 1) << 32 | (uint64_t)i;
+	if (s->history)
+		hl->flags |= HF_HISTORY;
+}
+
+static void *data_side(void *arg)
+{
+	struct data_side *s = arg;
+	struct hs_conf c = { .res = "r0", .my_id = s->me, .peer_id = !s->me, .peer_name = "peer", .protocol = 'C',
+			     .timeout_ms = 1000, .fill = fill_history, .arg = s };
+	struct pkt_hello mine;
+	int ch = s->me ? -1 : CH_DATA;
+	s->rc = hs_handshake(&c, s->fd, &ch, "peer", &s->peer, &mine, s->reason);
+	return NULL;
+}
+
+static void data_pair(struct data_side *d, struct data_side *a)
+{
+	int sv[2];
+	pthread_t t;
+	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	d->fd = sv[0], a->fd = sv[1], d->me = 0, a->me = 1;
+	CHECK(!pthread_create(&t, NULL, data_side, a));
+	data_side(d);
+	pthread_join(t, NULL);
+	close(sv[0]), close(sv[1]);
+}
+
+TEST(the_deep_history_crosses_when_both_take_it)
+{
+	struct data_side d = { .history = 1 }, a = { .history = 1 };
+	data_pair(&d, &a);
+	CHECK(d.rc == 0 && a.rc == 0);
+	CHECK(d.peer.uuid[3] == (2ull << 32 | 3) && d.peer.uuid[HELLO_UUIDS - 1] == (2ull << 32 | (HELLO_UUIDS - 1)));
+	CHECK(a.peer.uuid[4] == (1ull << 32 | 4) && a.peer.uuid[HELLO_UUIDS - 1] == (1ull << 32 | (HELLO_UUIDS - 1)));
+}
+
+TEST(an_older_peer_gets_no_history_and_sends_none)
+{
+	struct data_side d = { .history = 1 }, a = { .history = 0 };
+	data_pair(&d, &a);
+	CHECK(d.rc == 0 && a.rc == 0);
+	CHECK(d.peer.uuid[3] == (2ull << 32 | 3) && d.peer.uuid[4] == 0 && d.peer.uuid[HELLO_UUIDS - 1] == 0);
+	CHECK(a.peer.uuid[3] == (1ull << 32 | 3) && a.peer.uuid[4] == 0);
+}
+
 int main(void)
 {
 	return unit_main("hs");

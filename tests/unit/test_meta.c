@@ -162,6 +162,58 @@ TEST(peer_slots_layout_and_roundtrip)
 	rmdisk(d);
 }
 
+/* The history past its first two entries lives in bytes 336.. that older
+ * dipoles wrote as 0 (and ignore): it round-trips, and metadata without it
+ * reads as a history of two. */
+TEST(deep_history_roundtrip)
+{
+	struct disk *d = mkdisk(64ull << 20);
+	struct md_super sb, rd;
+	char err[MD_MSG_MAX], warn[MD_MSG_MAX];
+	int ids[2] = { 1, 2 };
+	CHECK(d && md_create(d, 0, "r", 2, ids, &sb) == 0);
+	for (int i = UUID_HISTORY0; i < UUID_COUNT; i++)
+		sb.uuid[i] = 0x1000u + (uint64_t)i;
+	CHECK(md_write(d, &sb) == 0 && md_read(d, &rd, err, warn) == 0);
+	for (int i = UUID_HISTORY0; i < UUID_COUNT; i++)
+		CHECK(rd.uuid[i] == 0x1000u + (uint64_t)i);
+	/* an older dipole's superblock: zeros there, a history of two */
+	uint8_t blk[MD_SB_BYTES];
+	off_t at = (off_t)(rd.lay.super_offset + (uint64_t)rd.slot * MD_SB_BYTES);
+	CHECK(pread(d->bfd, blk, sizeof blk, at) == (ssize_t)sizeof blk);
+	CHECK(get_le64(blk + 96 + 8 * UUID_HISTORY1) == 0x1000u + UUID_HISTORY1 && get_le64(blk + 336) == 0x1004u);
+	memset(blk + 336, 0, 8 * (UUID_COUNT - UUID_SHORT));
+	put_le32(blk + 508, crc32c(blk, 508));
+	CHECK(pwrite(d->bfd, blk, sizeof blk, at) == (ssize_t)sizeof blk);
+	CHECK(md_read(d, &rd, err, warn) == 0);
+	CHECK(rd.uuid[UUID_HISTORY0] == 0x1002u && rd.uuid[UUID_HISTORY1] == 0x1003u && rd.uuid[UUID_SHORT] == 0);
+	rmdisk(d);
+}
+
+TEST(history_push_and_append)
+{
+	uint64_t u[UUID_COUNT] = { [UUID_CURRENT] = 50 };
+	md_history_push(u, 40);
+	md_history_push(u, 30);
+	CHECK(u[UUID_HISTORY0] == 30 && u[UUID_HISTORY1] == 40 && u[UUID_HISTORY1 + 1] == 0);
+	md_history_push(u, 40); /* there already: moves to the front, no duplicate */
+	CHECK(u[UUID_HISTORY0] == 40 && u[UUID_HISTORY1] == 30 && u[UUID_HISTORY1 + 1] == 0);
+	md_history_push(u, 0);
+	md_history_push(u, 50); /* the current generation is no history */
+	CHECK(u[UUID_HISTORY0] == 40);
+	for (uint64_t g = 1; g <= MD_HISTORY; g++)
+		md_history_push(u, 100 + g);
+	CHECK(u[UUID_HISTORY0] == 100 + MD_HISTORY && u[UUID_COUNT - 1] == 101); /* the oldest dropped off */
+	uint64_t v[UUID_COUNT] = { [UUID_CURRENT] = 9, [UUID_HISTORY0] = 8 };
+	md_history_append(v, 7);
+	md_history_append(v, 8);
+	md_history_append(v, 9);
+	CHECK(v[UUID_HISTORY0] == 8 && v[UUID_HISTORY1] == 7 && v[UUID_HISTORY1 + 1] == 0);
+	for (uint64_t g = 1; g <= MD_HISTORY; g++)
+		md_history_append(v, 200 + g);
+	CHECK(v[UUID_COUNT - 1] == 200 + MD_HISTORY - 2); /* full: the rest is not kept */
+}
+
 /* Metadata written by the first format (one peer) is read as one unbound
  * slot holding the old bitmap generation. */
 TEST(version1_superblock_is_read)
