@@ -121,7 +121,8 @@ void follow_primary(struct peer *p, int handshake)
 	if (ds == DS_INCONSISTENT ? repl == RS_OFF || repl == RS_SYNC_SOURCE
 				  : handshake || ds < DS_OUTDATED || repl != RS_ESTABLISHED)
 		return;
-	/* Outdated because a peer has writes this disk lacks (often the peer
+	/* Told a peer has writes this disk lacks (Outdated, or Consistent
+	 * after a restart; often the peer
 	 * just promoted, which took them in a resync from a Primary this node
 	 * could not reach): being connected does not make it a copy. Following
 	 * would call those writes present, the quorum rule would make the disk
@@ -129,7 +130,7 @@ void follow_primary(struct peer *p, int handshake)
 	 * (three_disks_behind.sh). A handshake with the Primary resyncs it;
 	 * asked once per time this node was told it is behind */
 	unsigned behind = atomic_load(&e->behind);
-	if (ds == DS_OUTDATED && behind & 1) {
+	if (ds != DS_INCONSISTENT && behind & 1) {
 		if (atomic_exchange(&p->behind_asked, behind) != behind) {
 			atomic_store(&p->recheck_ns, now_ns());
 			log_info("peer %s: comparing data again (this node lacks writes of the Primary's generation)",
