@@ -146,14 +146,18 @@ void follow_primary(struct peer *p, int handshake)
 }
 
 /* This node's UpToDate disk goes Outdated (why: the event's reason), a
- * Primary's never: a peer has data it lacks. Takes e->lock. */
+ * Primary's never: a peer has data it lacks. And it is behind (engine.h)
+ * unless a Primary is connected here: then the peer's newer generation is
+ * that Primary's, whose writes this node takes too (a handshake with a
+ * Secondary that followed it a moment earlier); following it is right,
+ * a resync would be for nothing (four_disks_follow.sh). Takes e->lock. */
 static void outdate_behind(struct peer *p, const char *why)
 {
 	struct engine *e = p->e;
 	int outdate = 0;
 	if (atomic_load(&e->role) != ROLE_PRIMARY) {
 		pthread_mutex_lock(&e->lock);
-		if (!(atomic_load(&e->behind) & 1))
+		if (!(atomic_load(&e->behind) & 1) && !third_primary(p))
 			atomic_fetch_add(&e->behind, 1);
 		outdate = atomic_load(&e->dstate) == DS_UPTODATE && !engine_set_disk_locked(e, DS_OUTDATED, why);
 		pthread_mutex_unlock(&e->lock);

@@ -323,6 +323,15 @@ c_synctarget_of_b() {
 	check "c is SyncTarget of b" wait_for 20 jcheck c "any(x['name'] == 'b' and x['replication'] == 'SyncTarget' \
 for x in o['peers'])"
 }
+# converge3 WHAT BYTE@OFF...: a, b and c (healed) converge, each reads every
+# pattern (the check says WHAT), the disks are identical; then all go down
+converge3() {
+	local what=$1 n; shift
+	check "converged" wait_for 90 synced3
+	check "$what" all3_have "$@"
+	check "identical disks" md5_all_equal
+	for n in a b c; do timeout 30 "n$n" down r0 >/dev/null 2>&1; done
+}
 md5_all_equal() {
 	local x y z
 	x=$(img_md5 a) && y=$(img_md5 b) && z=$(img_md5 c) && [ "$x" = "$y" ] && [ "$y" = "$z" ]

@@ -34,8 +34,5 @@ kill -9 "$(pid_of a)"
 check "c sees a gone" wait_for 20 peer_conn c a Connecting
 check "b back" nb up r0 --device none
 check "a back" na up r0 --device none
-check "converged" wait_for 90 synced3
-check "acked writes on all three" all3_have 0x11@0 0x11@15M 0x44@20M 0x45@28M
-check "identical disks" md5_all_equal
-for n in a b c; do timeout 30 "n$n" down r0 >/dev/null 2>&1; done
+converge3 "acked writes on all three" 0x11@0 0x11@15M 0x44@20M 0x45@28M
 finish
