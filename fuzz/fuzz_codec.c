@@ -80,6 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* an accepted HELLO names a terminated resource */
 	(void)codec_decode_decision(&h, payload, &verdict, why, sizeof why);
 	(void)codec_decode_auth(&h, why, sizeof why);
+	struct wire_hdr hh = h;
+	hh.type = P_HISTORY;
+	if (codec_decode_history(&hh, payload, &hl, why, sizeof why) == 0 && h.len != HISTORY_BYTES)
+		abort(); /* only exactly the older history */
 	if (codec_decode_refuse(&h, payload, text, why, sizeof why) == 0 && strlen(text) != h.len)
 		abort(); /* a refusal's text is printable, NUL-free */
 	/* as the header says, then as every type (with the header's flags) */
