@@ -65,6 +65,7 @@ struct remote {
 	uint64_t requests;       /* sent to the owner (status) */
 	uint64_t revocations;    /* received from the owner (status) */
 	uint64_t connections;    /* made to the owner, the first included (status) */
+	uint64_t drops;          /* remote_drop calls: one during a dial drops what it makes */
 	uint32_t epoch;          /* the owner epoch its replies on this connection carry, 0 none yet */
 
 	uint64_t reclaim_gen;    /* connections that want a reclaim pass (reconnects) */
@@ -241,6 +242,9 @@ static void *reader_main(void *arg)
 				break;
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 			uint32_t owner_flags = 0;
+			pthread_mutex_lock(&rm->lock);
+			uint64_t drops = rm->drops;
+			pthread_mutex_unlock(&rm->lock);
 			fd = dial(rm, &owner_flags, why);
 			if (fd < 0) {
 				log_warn("%s: fs: %s; retrying", rm->res, why);
@@ -264,6 +268,19 @@ static void *reader_main(void *arg)
 				pthread_mutex_unlock(&rm->lock);
 				close(fd);
 				break;
+			}
+			/* the owner was declared lost while this dial ran (its
+			 * replication link went down): this connection may be to
+			 * a node that is gone, and nothing would drop it again —
+			 * callers, `umount` and `primary` by hand hung on it until
+			 * the owner returned (fschecker, seed 952692660). Dial
+			 * again: a gone owner does not answer, a live one does */
+			if (rm->drops != drops) {
+				pthread_mutex_unlock(&rm->lock);
+				close(fd);
+				log_warn("%s: fs: a connection to the owner %s made as it was being dropped is closed; "
+					 "retrying", rm->res, rm->owner_name);
+				continue;
 			}
 			rm->fd = fd;
 			rm->epoch = 0; /* learned from this connection's first reply */
@@ -297,6 +314,7 @@ static void *reader_main(void *arg)
 void remote_drop(struct remote *rm, const char *why)
 {
 	pthread_mutex_lock(&rm->lock);
+	rm->drops++;
 	if (rm->fd >= 0) {
 		log_warn("%s: fs: dropping the connection to the owner %s: %s", rm->res, rm->owner_name, why);
 		/* the fd stays open (closing needs send_lock): the reader sees the

@@ -87,7 +87,8 @@ int remote_connected(struct remote *rm);
 /* The owner is known to be gone (its replication link timed out): end the
  * connection now, so requests in flight fail with -ENOTCONN instead of
  * waiting on a socket nothing answers (TCP gives up after ~15 min), and
- * reconnect as after any loss. Takes only `lock`: a sender blocked on the
+ * reconnect as after any loss; a connection a dial makes meanwhile is
+ * closed and dialed again. Takes only `lock`: a sender blocked on the
  * dead socket holds send_lock, and the shutdown is what wakes it. */
 void remote_drop(struct remote *rm, const char *why);
 /* Disconnect (requests in flight fail with -ENOTCONN) and free. */
