@@ -297,18 +297,20 @@ static int exchange_history(const struct hs_conf *c, int fd, const struct pkt_he
 		RSN("refused by %s: %s", from, text);
 		return -EPROTO;
 	}
-	if (!rc && w.len != HISTORY_BYTES)
-		rc = -EPROTO;
+	/* (the decoder refuses a wrong type or length before it reads b) */
+	if (!rc && w.len != HISTORY_BYTES && codec_decode_history(&w, b, peer, why, sizeof why)) {
+		RSN("handshake with %s: %s", from, why);
+		return -EPROTO;
+	}
 	if (!rc)
 		rc = read_full(fd, b, sizeof b);
-	if (!rc && codec_decode_history(&w, b, peer, why, sizeof why))
-		rc = -EPROTO;
-	if (rc) {
-		RSN("handshake with %s: no history of generations after HF_HISTORY (%s)", from,
-		    rc == -EPROTO ? "unexpected packet" : strerror(-rc));
-		return rc;
+	if (!rc && codec_decode_history(&w, b, peer, why, sizeof why)) {
+		RSN("handshake with %s: %s", from, why);
+		return -EPROTO;
 	}
-	return 0;
+	if (rc)
+		RSN("handshake with %s: no history of generations after HF_HISTORY: %s", from, strerror(-rc));
+	return rc;
 }
 
 /* Exchange HELLO (and AUTH) on fd. Fills peer_hello. Returns 0, or <0 with

@@ -57,8 +57,9 @@ enum md_uuid { UUID_CURRENT, UUID_BITMAP, UUID_HISTORY0, UUID_HISTORY1, UUID_COU
 /* the first UUID_SHORT of them: what a HELLO and P_SYNC_DONE carry */
 #define UUID_SHORT 4
 
-/* Put u at the front of the history of uuid[UUID_COUNT] unless it is
- * there already: each other entry moves one older, the oldest drops off.
+/* Put u at the front of the history of uuid[UUID_COUNT]: the entries
+ * before it move one older and the oldest drops off; if u is there
+ * already it moves to the front (no duplicate), and nothing else drops.
  * 0 or a generation equal to the current one is not history. */
 void md_history_push(uint64_t *uuid, uint64_t u);
 /* Put u at the oldest free place of that history unless it is there
