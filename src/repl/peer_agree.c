@@ -65,21 +65,42 @@ static int all_disks_here(struct peer *p)
 	return 1;
 }
 
-/* A third node (not p) that is Primary and connected to this one, or NULL. */
-struct peer *other_primary(struct peer *p)
+/* A third node (not p) is Primary and connected to this one. */
+int third_primary(struct peer *p)
 {
 	struct engine *e = p->e;
 	for (int i = 0; i < e->npeers; i++) {
 		struct peer *q = sibling(e, i);
-		if (q != p && connected(q) && atomic_load(&q->repl) != RS_OFF && atomic_load(&q->peer_role) == ROLE_PRIMARY)
-			return q;
+		if (q != p && connected(q) && atomic_load(&q->repl) != RS_OFF &&
+		    atomic_load(&q->peer_role) == ROLE_PRIMARY)
+			return 1;
 	}
-	return NULL;
+	return 0;
 }
 
-int third_primary(struct peer *p)
+int peer_take_state(struct peer *p, int role, int disk, const char *why, struct peer **other)
 {
-	return other_primary(p) != NULL;
+	struct engine *e = p->e;
+	int rc = 0;
+	*other = NULL;
+	pthread_mutex_lock(&e->lock);
+	if (role == ROLE_PRIMARY && !p->allow_two && atomic_load(&p->peer_role) != ROLE_PRIMARY) {
+		/* (a peer still in its handshake counts: its repl is Off until
+		 * agree() applies the verdict) */
+		for (int i = 0; i < e->npeers && !*other; i++) {
+			struct peer *q = sibling(e, i);
+			if (q != p && connected(q) && atomic_load(&q->peer_role) == ROLE_PRIMARY)
+				*other = q;
+		}
+		rc = *other || atomic_load(&e->role) == ROLE_PRIMARY ? -EALREADY : 0;
+		/* (widens the window between the check and the store:
+		 * three_disks_two_primaries.sh) */
+		test_pause("take-primary");
+	}
+	if (!rc)
+		peer_set_peer_state(p, role, disk, why);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
 }
 
 /* A peer's role or link changed: each other peer whose last HELLO from
@@ -697,7 +718,15 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	atomic_store(&p->discard_my_data, 0); /* used up by this handshake */
 	atomic_store(&p->peer_third_primary, !!(a.peer_flags & HF_THIRD_PRIMARY));
 	atomic_store(&p->told_third_primary, !!(a.my_flags & HF_THIRD_PRIMARY));
-	peer_set_peer_state(p, hello->role, hello->disk, "handshake");
+	struct peer *q;
+	if (peer_take_state(p, hello->role, hello->disk, "handshake", &q) && a.verdict != V_TWO_PRIMARIES &&
+	    a.verdict != V_THIRD_PRIMARY) {
+		/* (promoted here, or another peer reported its promotion, after
+		 * the HELLOs: the next ones say so) */
+		set_reason(p, "Primary while %s became Primary during the handshake, and allow-two-primaries is "
+			   "not set; connecting again", q ? q->ph->name : "this node");
+		return -EAGAIN;
+	}
 	atomic_store(&p->peer_uuid, a.them.uuid[G_CURRENT]);
 	atomic_store(&p->peer_history[0], a.them.uuid[G_HIST0]);
 	atomic_store(&p->peer_history[1], a.them.uuid[G_HIST1]);

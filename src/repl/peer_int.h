@@ -296,8 +296,18 @@ static inline struct peer *sibling(struct engine *e, int i)
 }
 
 /* peer_agree.c */
-struct peer *other_primary(struct peer *p);
 void third_primary_changed(struct engine *e);
+/* Store p's reported role and disk (its HELLO or a P_STATE), as
+ * peer_set_peer_state. A peer that becomes Primary while this node or
+ * another connected peer (one in its handshake too) is Primary is refused
+ * unless allow-two-primaries: -EALREADY, nothing stored, *other the peer
+ * that is Primary (NULL: this node). The check and the store are one step
+ * under e->lock, as engine_set_role's may_promote checks and its role
+ * change are: of two promotions that race (two peers' reports on their
+ * receiver threads, or one and `primary` here) the later one always sees
+ * the earlier (three_disks_two_primaries.sh). 0 otherwise. Takes e->lock,
+ * then p->lock. */
+int peer_take_state(struct peer *p, int role, int disk, const char *why, struct peer **other);
 /* This node takes Primary p's writes (several peers): it follows p into
  * p's current generation (peer_uuid, peer_history) when that differs from
  * its own; an Inconsistent disk too, so that it is not later resynced

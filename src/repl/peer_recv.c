@@ -605,6 +605,12 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	struct engine *e = p->e;
 	const struct pkt_state *s = &k->state;
 	(void)h;
+	/* its Secondaries in sync with it have the same data now: they need
+	 * not compare once it is gone (a clean switchover costs no resync,
+	 * three_disks_sync_switch.sh) */
+	if (atomic_load(&p->peer_role) == ROLE_PRIMARY && s->role == ROLE_SECONDARY && e->npeers > 1 &&
+	    atomic_load(&p->repl) == RS_ESTABLISHED && atomic_load(&e->dstate) == DS_UPTODATE)
+		engine_primary_demoted(e, p->ph->node_id, s->stamp);
 	/* p became Primary while another peer connected here is Primary, and
 	 * two Primaries are not allowed: a partial partition (p cannot see
 	 * that one) let it promote with this node's vote. Serving both would
@@ -612,9 +618,8 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	 * with this node's ack: drop p before any of its writes (they follow
 	 * this packet); its handshake keeps the two apart (V_THIRD_PRIMARY)
 	 * until one of them is Secondary (three_disks_return.sh) */
-	struct peer *q = NULL;
-	if (s->role == ROLE_PRIMARY && !p->allow_two && atomic_load(&p->peer_role) != ROLE_PRIMARY &&
-	    (atomic_load(&e->role) == ROLE_PRIMARY || (q = other_primary(p)))) {
+	struct peer *q;
+	if (peer_take_state(p, s->role, s->disk, "the peer reported its state", &q)) {
 		/* (this node too: `primary` on both at the same moment passed
 		 * both checks; connected, their writes crossed and the disks
 		 * differed with nothing marked. Both drop the link: each goes on
@@ -625,13 +630,6 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 			     : "demote one of them, then 'dipole connect' on both");
 		return -EALREADY;
 	}
-	/* its Secondaries in sync with it have the same data now: they need
-	 * not compare once it is gone (a clean switchover costs no resync,
-	 * three_disks_sync_switch.sh) */
-	if (atomic_load(&p->peer_role) == ROLE_PRIMARY && s->role == ROLE_SECONDARY && e->npeers > 1 &&
-	    atomic_load(&p->repl) == RS_ESTABLISHED && atomic_load(&e->dstate) == DS_UPTODATE)
-		engine_primary_demoted(e, p->ph->node_id, s->stamp);
-	peer_set_peer_state(p, s->role, s->disk, "the peer reported its state");
 	atomic_store(&p->peer_was_primary, s->role == ROLE_PRIMARY);
 	atomic_store(&p->peer_uuid, s->uuid);
 	atomic_store(&p->peer_history[0], s->history[0]); /* (0: an older sender's 16-byte form) */

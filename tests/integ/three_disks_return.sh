@@ -13,6 +13,12 @@
 # acknowledged write on all three disks, identical disks.
 source "$(dirname "$0")/lib.sh"
 mknet3
+# Every node holds a peer's promotion for 1.5 s between the check that no
+# other Primary is connected and the store of the new role: two peers'
+# promotions arrive together on two receiver threads at b below, and both
+# passed their check before either was stored (CI: b took both Primaries'
+# writes). With the window open every run meets that race.
+export DIPOLE_TEST_PAUSE=take-primary=1500
 mkres3d 64M "quorum majority; on-no-quorum suspend-io;"
 
 check "three disks up, a Primary, synced" up3_synced
