@@ -125,6 +125,23 @@ void third_primary_changed(struct engine *e)
 	}
 }
 
+/* The Primary p started its current generation itself, from this node's,
+ * over this connection: p reported this node's generation on it (nothing
+ * deferred at the handshake), then the new one while Primary, with this
+ * node's as its parent. Every write of that generation crossed this link
+ * (a Primary starts a new generation for the peers it writes without),
+ * so another peer's report of it, overtaking p's own on another link, is
+ * no sign that this node lacks writes: b promoted, c followed and told d
+ * before b's report reached d (four_disks_follow.sh, CI). Not so for a
+ * generation p followed as a Secondary: its writes came to p from
+ * another Primary, not over this link (three_disks_behind.sh). */
+static int moved_on_here(struct peer *p)
+{
+	uint64_t mine = p->e->sb.uuid[UUID_CURRENT];
+	return !atomic_load(&p->deferred) && p->moved_as_primary && p->uuid_before == mine &&
+	       atomic_load(&p->peer_history[0]) == mine;
+}
+
 void follow_primary(struct peer *p, int handshake)
 {
 	struct engine *e = p->e;
@@ -151,7 +168,7 @@ void follow_primary(struct peer *p, int handshake)
 	 * (three_disks_behind.sh). A handshake with the Primary resyncs it;
 	 * asked once per time this node was told it is behind */
 	unsigned behind = atomic_load(&e->behind);
-	if (ds != DS_INCONSISTENT && behind & 1) {
+	if (ds != DS_INCONSISTENT && behind & 1 && !moved_on_here(p)) {
 		if (atomic_exchange(&p->behind_asked, behind) != behind) {
 			atomic_store(&p->recheck_ns, now_ns());
 			log_info("peer %s: comparing data again (this node lacks writes of the Primary's generation)",
@@ -731,6 +748,8 @@ int agree(struct peer *p, const struct pkt_hello *hello, const struct pkt_hello 
 	atomic_store(&p->peer_history[0], a.them.uuid[G_HIST0]);
 	atomic_store(&p->peer_history[1], a.them.uuid[G_HIST1]);
 	memcpy(p->hs_uuid, a.them.uuid, sizeof p->hs_uuid);
+	p->uuid_before = 0;
+	p->moved_as_primary = 0;
 	if ((rc = agree_settle(p, &a)))
 		return rc;
 	if (agreed != atomic_load(&p->e->size) || agreed != p->e->sb.la_size) {

@@ -123,6 +123,12 @@ struct peer {
 	 * resync from it makes this node's history (rx_sync_done). Written by
 	 * agree(), read by the data channel's receiver after it, one thread */
 	uint64_t hs_uuid[UUID_COUNT];
+	/* its generation before its last change of it, and whether it was
+	 * Primary when it reported that change (rx_state; 0 from agree()):
+	 * a Primary's own new generation, not one it followed as a Secondary
+	 * (moved_on_here). The data channel's receiver only, after agree() */
+	uint64_t uuid_before;
+	int moved_as_primary;
 	_Atomic int peer_fs_owner;     /* the peer owns the mounted dipolefs (HELLO/P_STATE), 0 when lost */
 	_Atomic int primary_at_loss;   /* this node was Primary when the connection was lost */
 	_Atomic int hold_off;          /* `resume-io`: go on alone until the peer is back */

@@ -605,6 +605,10 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 	struct engine *e = p->e;
 	const struct pkt_state *s = &k->state;
 	(void)h;
+	/* (holds a promotion back, so that another peer's report of it
+	 * overtakes it: four_disks_follow.sh) */
+	if (s->role == ROLE_PRIMARY && atomic_load(&p->peer_role) != ROLE_PRIMARY)
+		test_pause("rx-promoted");
 	/* its Secondaries in sync with it have the same data now: they need
 	 * not compare once it is gone (a clean switchover costs no resync,
 	 * three_disks_sync_switch.sh) */
@@ -631,7 +635,11 @@ static int rx_state(struct rx_ctx *c, const struct wire_hdr *h, const union pkt 
 		return -EALREADY;
 	}
 	atomic_store(&p->peer_was_primary, s->role == ROLE_PRIMARY);
-	atomic_store(&p->peer_uuid, s->uuid);
+	uint64_t was = atomic_exchange(&p->peer_uuid, s->uuid);
+	if (was != s->uuid) {
+		p->uuid_before = was;
+		p->moved_as_primary = s->role == ROLE_PRIMARY;
+	}
 	atomic_store(&p->peer_history[0], s->history[0]); /* (0: an older sender's 16-byte form) */
 	atomic_store(&p->peer_history[1], s->history[1]);
 	int was_owner = atomic_exchange(&p->peer_fs_owner, !!(s->flags & STF_FS_OWNER));

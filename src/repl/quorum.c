@@ -653,6 +653,10 @@ static void current_again(struct quorum *q)
 	 * quorum, next to its Inconsistent SyncTarget, stayed so for good
 	 * (three_disks_outdated_primary.sh). */
 	if (q->multi) {
+		/* (lets a Primary's report overtake the count of a disk just
+		 * told it is behind: four_disks_follow.sh) */
+		if (atomic_load(&e->behind) & 1 && atomic_load(&e->dstate) == DS_OUTDATED)
+			test_pause("recount-behind");
 		int ds = atomic_load(&e->dstate), same = 1;
 		uint64_t cur = e->sb.uuid[UUID_CURRENT];
 		for (int i = 0; i < q->npeers && (ds == DS_OUTDATED || ds == DS_CONSISTENT); i++) {
