@@ -65,17 +65,24 @@ static int all_disks_here(struct peer *p)
 	return 1;
 }
 
-/* A third node (not p) is Primary and connected to this one. */
-int third_primary(struct peer *p)
+/* A node other than p that is Primary and connected to this one, or
+ * NULL; handshaking: one still in its handshake counts too (its repl is
+ * Off until agree() applies the verdict). */
+static struct peer *primary_besides(struct peer *p, int handshaking)
 {
 	struct engine *e = p->e;
 	for (int i = 0; i < e->npeers; i++) {
 		struct peer *q = sibling(e, i);
-		if (q != p && connected(q) && atomic_load(&q->repl) != RS_OFF &&
+		if (q != p && connected(q) && (handshaking || atomic_load(&q->repl) != RS_OFF) &&
 		    atomic_load(&q->peer_role) == ROLE_PRIMARY)
-			return 1;
+			return q;
 	}
-	return 0;
+	return NULL;
+}
+
+int third_primary(struct peer *p)
+{
+	return primary_besides(p, 0) != NULL;
 }
 
 int peer_take_state(struct peer *p, int role, int disk, const char *why, struct peer **other)
@@ -85,16 +92,10 @@ int peer_take_state(struct peer *p, int role, int disk, const char *why, struct 
 	*other = NULL;
 	pthread_mutex_lock(&e->lock);
 	if (role == ROLE_PRIMARY && !p->allow_two && atomic_load(&p->peer_role) != ROLE_PRIMARY) {
-		/* (a peer still in its handshake counts: its repl is Off until
-		 * agree() applies the verdict) */
-		for (int i = 0; i < e->npeers && !*other; i++) {
-			struct peer *q = sibling(e, i);
-			if (q != p && connected(q) && atomic_load(&q->peer_role) == ROLE_PRIMARY)
-				*other = q;
-		}
+		*other = primary_besides(p, 1);
 		rc = *other || atomic_load(&e->role) == ROLE_PRIMARY ? -EALREADY : 0;
 		/* (widens the window between the check and the store:
-		 * three_disks_two_primaries.sh) */
+		 * three_disks_return.sh) */
 		test_pause("take-primary");
 	}
 	if (!rc)

@@ -311,7 +311,7 @@ void third_primary_changed(struct engine *e);
  * under e->lock, as engine_set_role's may_promote checks and its role
  * change are: of two promotions that race (two peers' reports on their
  * receiver threads, or one and `primary` here) the later one always sees
- * the earlier (three_disks_two_primaries.sh). 0 otherwise. Takes e->lock,
+ * the earlier (three_disks_return.sh). 0 otherwise. Takes e->lock,
  * then p->lock. */
 int peer_take_state(struct peer *p, int role, int disk, const char *why, struct peer **other);
 /* This node takes Primary p's writes (several peers): it follows p into
